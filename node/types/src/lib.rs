@@ -1,1 +1,27 @@
-//! placeholder
+//! Stele's I/O-free core, shared by the node, the SDK, the client and the CLI:
+//! addresses, hashes, transactions, blocks, receipts, commit certificates, the
+//! canonical codec, and signing and verification.
+//!
+//! Architecture invariant: nothing here does I/O or depends on tokio, RocksDB
+//! or wasmtime, so any client can verify what it reads from a node.
+
+pub mod address;
+pub mod block;
+pub mod codec;
+pub mod crypto;
+pub mod hash;
+pub mod hex;
+pub mod proof;
+pub mod receipt;
+pub mod tx;
+
+pub use address::{Address, AddressError};
+pub use block::{
+    Block, BlockHeader, CertificateError, CommitCertificate, CommitSignature, ConsensusKind,
+    Validator, ValidatorSet, ValidatorSetError, consensus_digest,
+};
+pub use codec::{Decode, DecodeError, Encode, Limits, decode};
+pub use crypto::{CryptoError, PublicKey, SecretKey, Signature};
+pub use hash::{Hash, keccak256, keccak256_parts, list_root};
+pub use receipt::{Event, ExecStatus, Receipt};
+pub use tx::{Amount, SignedTransaction, Transaction, TxError, TxPayload};

@@ -1,0 +1,225 @@
+//! secp256k1 ECDSA keys and recoverable signatures (k256).
+//!
+//! A [`Signature`] is 65 bytes: `r || s || v`, with `s` in the lower half of
+//! the curve order (high-S signatures are malleable copies and are rejected)
+//! and `v` the recovery id (0 or 1). Every signed digest is built by the
+//! caller from a domain tag, so a signature is bound to one kind of message.
+
+use std::fmt;
+
+use k256::ecdsa::{RecoveryId, SigningKey, VerifyingKey};
+use thiserror::Error;
+
+use crate::address::Address;
+use crate::hash::Hash;
+use crate::hex::hex_newtype;
+
+/// Why a key or signature was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CryptoError {
+    #[error("invalid secret key")]
+    InvalidSecretKey,
+    #[error("invalid public key")]
+    InvalidPublicKey,
+    #[error("malformed signature")]
+    MalformedSignature,
+    #[error("signature s value is in the upper half of the curve order (high-S)")]
+    HighS,
+    #[error("invalid recovery id {0}")]
+    InvalidRecoveryId(u8),
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
+/// A 65-byte recoverable ECDSA signature `r || s || v`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signature(pub [u8; 65]);
+
+hex_newtype!(Signature, 65);
+
+/// A compressed SEC1 secp256k1 public key (33 bytes).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PublicKey(pub [u8; 33]);
+
+hex_newtype!(PublicKey, 33);
+
+/// A secp256k1 signing key. Its `Debug` form never shows the secret.
+#[derive(Clone)]
+pub struct SecretKey(SigningKey);
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey({})", self.address())
+    }
+}
+
+impl SecretKey {
+    /// Parses a 32-byte big-endian scalar; zero and values >= n are rejected.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<SecretKey, CryptoError> {
+        SigningKey::from_slice(bytes)
+            .map(SecretKey)
+            .map_err(|_| CryptoError::InvalidSecretKey)
+    }
+
+    /// A fresh key from the operating system's random source.
+    pub fn generate() -> SecretKey {
+        SecretKey(SigningKey::random(&mut rand_core::OsRng))
+    }
+
+    /// The 32-byte big-endian scalar. Handle with care.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes().into()
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey::from_verifying_key(self.0.verifying_key())
+    }
+
+    pub fn address(&self) -> Address {
+        self.public_key().address()
+    }
+
+    /// Signs a 32-byte digest, returning a low-S recoverable signature.
+    pub fn sign_digest(&self, digest: &Hash) -> Signature {
+        let (sig, recid) = self
+            .0
+            .sign_prehash_recoverable(&digest.0)
+            .expect("invariant: signing a 32-byte prehash with a valid key cannot fail");
+        let (sig, recid) = match sig.normalize_s() {
+            Some(low) => (
+                low,
+                RecoveryId::new(!recid.is_y_odd(), recid.is_x_reduced()),
+            ),
+            None => (sig, recid),
+        };
+        let mut out = [0u8; 65];
+        out[..64].copy_from_slice(&sig.to_bytes());
+        out[64] = recid.to_byte();
+        Signature(out)
+    }
+}
+
+impl PublicKey {
+    fn from_verifying_key(vk: &VerifyingKey) -> PublicKey {
+        let point = vk.to_encoded_point(true);
+        let mut out = [0u8; 33];
+        out.copy_from_slice(point.as_bytes());
+        PublicKey(out)
+    }
+
+    fn verifying_key(&self) -> Result<VerifyingKey, CryptoError> {
+        VerifyingKey::from_sec1_bytes(&self.0).map_err(|_| CryptoError::InvalidPublicKey)
+    }
+
+    /// Checks that the bytes are a point on the curve.
+    pub fn validate(&self) -> Result<(), CryptoError> {
+        self.verifying_key().map(|_| ())
+    }
+
+    /// The account address of this key. An invalid key (which `validate`
+    /// rejects) maps to the zero address, which no valid key has.
+    pub fn address(&self) -> Address {
+        match self.verifying_key() {
+            Ok(vk) => {
+                let point = vk.to_encoded_point(false);
+                let mut uncompressed = [0u8; 65];
+                uncompressed.copy_from_slice(point.as_bytes());
+                Address::from_uncompressed_pubkey(&uncompressed)
+            }
+            Err(_) => Address::default(),
+        }
+    }
+
+    /// Verifies `sig` over `digest` against this key.
+    pub fn verify(&self, digest: &Hash, sig: &Signature) -> Result<(), CryptoError> {
+        let recovered = sig.recover(digest)?;
+        if recovered == *self {
+            Ok(())
+        } else {
+            Err(CryptoError::BadSignature)
+        }
+    }
+}
+
+impl Signature {
+    fn parts(&self) -> Result<(k256::ecdsa::Signature, RecoveryId), CryptoError> {
+        let sig = k256::ecdsa::Signature::from_slice(&self.0[..64])
+            .map_err(|_| CryptoError::MalformedSignature)?;
+        if sig.normalize_s().is_some() {
+            return Err(CryptoError::HighS);
+        }
+        let v = self.0[64];
+        let recid = RecoveryId::from_byte(v).ok_or(CryptoError::InvalidRecoveryId(v))?;
+        if recid.is_x_reduced() {
+            // r >= n happens with negligible probability; refusing it keeps
+            // one signature per (key, digest) pair.
+            return Err(CryptoError::InvalidRecoveryId(v));
+        }
+        Ok((sig, recid))
+    }
+
+    /// Recovers the public key that made this signature over `digest`, after
+    /// checking the signature is canonical (low-S, v in {0, 1}) and valid.
+    pub fn recover(&self, digest: &Hash) -> Result<PublicKey, CryptoError> {
+        let (sig, recid) = self.parts()?;
+        let vk = VerifyingKey::recover_from_prehash(&digest.0, &sig, recid)
+            .map_err(|_| CryptoError::BadSignature)?;
+        Ok(PublicKey::from_verifying_key(&vk))
+    }
+
+    /// Recovers the signer's address.
+    pub fn recover_address(&self, digest: &Hash) -> Result<Address, CryptoError> {
+        self.recover(digest).map(|pk| pk.address())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::keccak256;
+
+    fn key(n: u8) -> SecretKey {
+        let mut b = [0u8; 32];
+        b[31] = n;
+        SecretKey::from_bytes(&b).unwrap()
+    }
+
+    #[test]
+    fn private_key_one_gives_the_known_address() {
+        assert_eq!(
+            key(1).address().to_string(),
+            "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"
+        );
+    }
+
+    #[test]
+    fn sign_then_recover_gives_the_signer() {
+        let k = key(7);
+        let d = keccak256(b"message");
+        let sig = k.sign_digest(&d);
+        assert_eq!(sig.recover(&d), Ok(k.public_key()));
+        assert_eq!(k.public_key().verify(&d, &sig), Ok(()));
+        assert_ne!(sig.recover(&keccak256(b"other")), Ok(k.public_key()));
+    }
+
+    #[test]
+    fn high_s_signature_is_rejected() {
+        let k = key(9);
+        let d = keccak256(b"m");
+        let sig = k.sign_digest(&d);
+        let parsed = k256::ecdsa::Signature::from_slice(&sig.0[..64]).unwrap();
+        // s' = n - s is the malleable twin of the same signature.
+        let (r, s) = parsed.split_scalars();
+        let high = k256::ecdsa::Signature::from_scalars(r, -*s).unwrap();
+        let mut bytes = sig.0;
+        bytes[..64].copy_from_slice(&high.to_bytes());
+        bytes[64] ^= 1;
+        assert_eq!(Signature(bytes).recover(&d), Err(CryptoError::HighS));
+    }
+
+    #[test]
+    fn zero_and_overflowing_secret_keys_are_rejected() {
+        assert!(SecretKey::from_bytes(&[0; 32]).is_err());
+        assert!(SecretKey::from_bytes(&[0xff; 32]).is_err());
+    }
+}

@@ -1,0 +1,29 @@
+# Shared set-up for the scripts in this folder; source it, don't run it.
+
+# One target dir outside the clone, so CI runs and sessions reuse the build.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/stele-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# libclang for RocksDB's bindgen step, and the toolchain named by
+# rust-toolchain.toml with its wasm32 target. Safe to run again.
+stele_install_deps() {
+  if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 &&
+     ! ldconfig -p 2>/dev/null | grep -q 'libclang.*\.so'; then
+    step "installing clang and libclang (apt-get)"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq clang libclang-dev >/dev/null
+  fi
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    step "installing the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if ! rustup component list --installed | grep -q '^clippy'; then
+    rustup component add clippy rustfmt
+  fi
+}
