@@ -1,0 +1,8 @@
+//! The Stele validator node: mempool, execution, block store, networking,
+//! RPC and the `stele-node` binary.
+//!
+//! Architecture invariant: the mempool and the executor are plain data
+//! structures and functions driven by their callers; locks, tasks, sockets
+//! and clocks live in the node's service modules.
+
+pub mod mempool;
