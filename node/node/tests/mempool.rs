@@ -1,6 +1,6 @@
 //! Mempool tests: admission errors, replacement, eviction, selection, a
-#![allow(clippy::unwrap_used)] // test helpers: a failure here is a test failure
 //! model-based property test and a bounded-memory flood.
+#![allow(clippy::unwrap_used)] // test helpers: a failure here is a test failure
 
 use std::collections::BTreeMap;
 
