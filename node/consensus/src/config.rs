@@ -1,0 +1,106 @@
+//! Replica configuration and message size limits.
+
+use stele_types::{Hash, Limits, ValidatorSet};
+
+/// Maximum sizes accepted when decoding a consensus message from a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageLimits {
+    /// Largest encoded message; anything longer is dropped before decoding.
+    pub message_bytes_max: usize,
+    /// Largest block payload in a PRE-PREPARE or prepared certificate.
+    pub payload_bytes_max: usize,
+    /// Most signatures in a proof, and most view changes in a NEW-VIEW.
+    pub validators_max: usize,
+    /// Most prepared certificates in a VIEW-CHANGE (the watermark window).
+    pub window_seqs_max: u64,
+}
+
+impl MessageLimits {
+    /// The per-field limits as a count usable for decoding.
+    pub fn window_max(&self) -> usize {
+        usize::try_from(self.window_seqs_max).unwrap_or(usize::MAX)
+    }
+
+    /// Limits for the underlying codec reader.
+    pub fn codec_limits(&self) -> Limits {
+        Limits {
+            input_bytes_max: self.message_bytes_max,
+            validators_max: self.validators_max,
+            ..Limits::DEFAULT
+        }
+    }
+}
+
+/// Everything a replica needs to know that does not change while it runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub chain_id: u64,
+    pub validators: ValidatorSet,
+    /// Hash of the genesis block (sequence 0), the parent of block 1.
+    pub genesis_hash: Hash,
+    /// K: a checkpoint is taken every K committed blocks (§4.3).
+    pub checkpoint_interval_seqs: u64,
+    /// L: the primary assigns sequence numbers in (h, h + L] where h is the
+    /// stable checkpoint (the watermarks of §4.2). At least 2K, so the
+    /// window never closes while the next checkpoint stabilises.
+    pub window_seqs: u64,
+    /// Most blocks the primary has proposed but not committed.
+    pub pipeline_blocks_max: u64,
+    /// View timer for the first attempt; doubled on every view change that
+    /// does not lead to a commit (§4.5.2).
+    pub view_timeout_ms: u64,
+    /// Cap on the doubled view timer.
+    pub view_timeout_max_ms: u64,
+    /// How far ahead of its current view a replica buffers messages.
+    pub views_ahead_max: u64,
+    /// Limits on decoding peer messages.
+    pub limits: MessageLimits,
+}
+
+impl Config {
+    /// A configuration with the defaults used by the node; only the chain,
+    /// the validator set and the genesis hash must be given.
+    pub fn new(chain_id: u64, validators: ValidatorSet, genesis_hash: Hash) -> Config {
+        let n = validators.len();
+        Config {
+            chain_id,
+            validators,
+            genesis_hash,
+            checkpoint_interval_seqs: 16,
+            window_seqs: 32,
+            pipeline_blocks_max: 4,
+            view_timeout_ms: 2_000,
+            view_timeout_max_ms: 60_000,
+            views_ahead_max: 8,
+            limits: MessageLimits {
+                message_bytes_max: 32 << 20,
+                payload_bytes_max: 8 << 20,
+                validators_max: n,
+                window_seqs_max: 32,
+            },
+        }
+    }
+
+    /// Checks the relations between the parameters.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.checkpoint_interval_seqs == 0 {
+            return Err("checkpoint interval must be positive");
+        }
+        if self.window_seqs < 2 * self.checkpoint_interval_seqs {
+            return Err("window must be at least twice the checkpoint interval");
+        }
+        if self.pipeline_blocks_max == 0 || self.pipeline_blocks_max > self.window_seqs {
+            return Err("pipeline depth must be in 1..=window");
+        }
+        if self.view_timeout_ms == 0 || self.view_timeout_max_ms < self.view_timeout_ms {
+            return Err("view timeouts must be positive and max >= base");
+        }
+        if self.limits.window_seqs_max < self.window_seqs {
+            return Err("message limits must admit a full window of certificates");
+        }
+        if self.limits.validators_max < self.validators.len() {
+            return Err("message limits must admit every validator");
+        }
+        Ok(())
+    }
+}

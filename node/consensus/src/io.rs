@@ -1,0 +1,168 @@
+//! What goes into and comes out of [`Replica::handle`](crate::Replica::handle).
+
+use stele_types::codec::{DecodeError, Encode, Reader, put_bytes};
+use stele_types::{CommitCertificate, Hash};
+
+use crate::config::MessageLimits;
+use crate::message::{CheckpointProof, PreparedCertificate, ReplicaIndex, SignedMessage};
+
+/// An event the node feeds to the replica.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// First start with an empty log, at genesis.
+    Start,
+    /// Start after a crash: the records the replica asked to persist, in
+    /// order, and the last block the node committed to its store.
+    Restart {
+        records: Vec<Record>,
+        committed: Option<(u64, Hash)>,
+    },
+    /// Bytes received from a peer. Decoded and checked inside the replica.
+    Message(Vec<u8>),
+    /// A timer set by [`Action::SetTimer`] fired.
+    Timer(TimerId),
+    /// The node built the block requested by [`Action::RequestProposal`].
+    ProposalReady {
+        view: u64,
+        seq: u64,
+        block_hash: Hash,
+        payload: Vec<u8>,
+    },
+    /// The node executed a block requested by [`Action::ValidateBlock`].
+    BlockValidated {
+        seq: u64,
+        block_hash: Hash,
+        valid: bool,
+    },
+    /// A committed block fetched by state transfer after
+    /// [`Action::RequestSync`]; the replica checks the certificate.
+    Synced {
+        certificate: CommitCertificate,
+        payload: Vec<u8>,
+    },
+}
+
+/// Identifies one arming of the view timer; a firing with an older id is
+/// ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimerId(pub u64);
+
+/// Something the node must do. Actions are executed in order: a
+/// [`Action::Persist`] must be durable before any later action runs.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Send to every other validator.
+    Broadcast(Vec<u8>),
+    /// Send to one validator.
+    Send { to: ReplicaIndex, bytes: Vec<u8> },
+    /// Durably append to the replica's log, before the actions after it.
+    Persist(Record),
+    /// The block at `seq` is final: apply it and store it with its
+    /// certificate. Emitted exactly once per height, in height order.
+    Commit {
+        seq: u64,
+        block_hash: Hash,
+        payload: Vec<u8>,
+        certificate: CommitCertificate,
+    },
+    /// Fire [`Input::Timer`] with `id` after `after_ms`. Replaces any
+    /// earlier timer.
+    SetTimer { id: TimerId, after_ms: u64 },
+    /// Build a block at `seq` on top of `parent` and answer with
+    /// [`Input::ProposalReady`].
+    RequestProposal { view: u64, seq: u64, parent: Hash },
+    /// Execute the proposed block (on top of `parent`, which was validated or
+    /// committed before) and answer with [`Input::BlockValidated`]: valid
+    /// iff `payload` decodes to a block with hash `block_hash`, height `seq`,
+    /// parent `parent`, and a correct state root.
+    ValidateBlock {
+        seq: u64,
+        block_hash: Hash,
+        parent: Hash,
+        payload: Vec<u8>,
+    },
+    /// Fetch committed blocks `from..=to` with their certificates from
+    /// peers and feed them back as [`Input::Synced`], in order.
+    RequestSync { from: u64, to: u64 },
+    /// A peer signed two conflicting messages.
+    Evidence(Evidence),
+}
+
+/// Two messages from one signer with the same kind, view and sequence but
+/// different contents: proof of Byzantine behaviour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    pub first: SignedMessage,
+    pub second: SignedMessage,
+}
+
+/// An entry of the replica's safety log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// A message this replica signed, persisted before it is sent.
+    Signed(SignedMessage),
+    /// A prepared certificate this replica holds (before it sends COMMIT),
+    /// so a view change after a restart still reports it.
+    Prepared(PreparedCertificate),
+    /// A new stable checkpoint.
+    Stable(CheckpointProof),
+    /// A NEW-VIEW this replica accepted.
+    NewView(SignedMessage),
+}
+
+impl Encode for Record {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Record::Signed(m) => {
+                out.push(1);
+                put_bytes(out, &m.to_bytes());
+            }
+            Record::Prepared(c) => {
+                out.push(2);
+                put_bytes(out, &c.to_bytes());
+            }
+            Record::Stable(p) => {
+                out.push(3);
+                put_bytes(out, &p.to_bytes());
+            }
+            Record::NewView(m) => {
+                out.push(4);
+                put_bytes(out, &m.to_bytes());
+            }
+        }
+    }
+}
+
+impl Record {
+    /// Reads a record written by this replica's node.
+    pub fn decode(bytes: &[u8], lim: &MessageLimits) -> Result<Record, DecodeError> {
+        let codec_limits = lim.codec_limits();
+        let mut r = Reader::new(bytes, &codec_limits);
+        let tag = r.u8("record kind")?;
+        let inner = r.bytes(lim.message_bytes_max, "record body")?;
+        r.finish()?;
+        let inner_reader = || Reader::new(&inner, &codec_limits);
+        Ok(match tag {
+            1 => Record::Signed(SignedMessage::decode(&inner, lim)?),
+            2 => {
+                let mut r = inner_reader();
+                let c = PreparedCertificate::decode(&mut r, lim)?;
+                r.finish()?;
+                Record::Prepared(c)
+            }
+            3 => {
+                let mut r = inner_reader();
+                let p = CheckpointProof::decode(&mut r, lim)?;
+                r.finish()?;
+                Record::Stable(p)
+            }
+            4 => Record::NewView(SignedMessage::decode(&inner, lim)?),
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    what: "record kind",
+                    tag,
+                });
+            }
+        })
+    }
+}

@@ -1,0 +1,30 @@
+//! Counters of dropped and suspicious messages, exposed for the node's metrics.
+
+/// Why messages were dropped, and how often; read with
+/// [`Replica::counters`](crate::Replica::counters).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Messages over `MessageLimits::message_bytes_max`.
+    pub dropped_oversized: u64,
+    /// Messages that were not a canonical encoding within the limits.
+    pub dropped_malformed: u64,
+    /// Signer index outside the validator set.
+    pub dropped_non_validator: u64,
+    /// Signature that does not verify for the claimed signer.
+    pub dropped_bad_signature: u64,
+    /// Message for a view this replica is not in (older, or too far ahead).
+    pub dropped_wrong_view: u64,
+    /// Sequence number outside the watermark window.
+    pub dropped_out_of_window: u64,
+    /// Well-formed and signed but invalid content (e.g. a PRE-PREPARE from a
+    /// backup, a VIEW-CHANGE with a bad certificate, a NEW-VIEW whose O does
+    /// not follow from its V).
+    pub dropped_invalid: u64,
+    /// Duplicates of messages already counted.
+    pub duplicates: u64,
+    /// Conflicting signed messages from one signer (reported as evidence).
+    pub equivocations: u64,
+    /// Times this replica refused to sign a second value for one
+    /// (view, seq, phase); nonzero only after a bug or a bad restart.
+    pub double_sign_refused: u64,
+}

@@ -1,0 +1,1073 @@
+//! The replica: normal-case operation (§4.2), checkpoints and garbage
+//! collection (§4.3), state transfer, safety log and restart. View changes
+//! (§4.4, §4.5.2) are in `view_change.rs`.
+
+use std::collections::BTreeMap;
+
+use stele_types::codec::Encode;
+use stele_types::{CommitCertificate, CommitSignature, Hash, SecretKey, Signature};
+
+use crate::config::Config;
+use crate::io::{Action, Evidence, Input, Record, TimerId};
+use crate::message::{
+    Checkpoint, CheckpointProof, Commit, Message, PrePrepare, Prepare, PreparedCertificate,
+    ReplicaIndex, SignedMessage, Vote,
+};
+use crate::metrics::Counters;
+use crate::verify::{K256Verifier, Verifier};
+
+/// Whether the node has checked a proposed block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Validation {
+    Pending,
+    Valid,
+    Invalid,
+}
+
+/// A PRE-PREPARE accepted for one view of a slot.
+#[derive(Debug, Clone)]
+pub(crate) struct Accepted {
+    pub block_hash: Hash,
+    pub parent: Hash,
+    pub payload: Vec<u8>,
+}
+
+/// Everything the replica knows about one sequence number in the window.
+#[derive(Debug, Default)]
+pub(crate) struct Slot {
+    /// Accepted PRE-PREPAREs by view (current view and buffered later ones).
+    pub pre_prepares: BTreeMap<u64, Accepted>,
+    /// The node's verdict on each block proposed here.
+    pub validation: BTreeMap<Hash, Validation>,
+    /// PREPARE signatures by (view, block, parent), then signer.
+    pub prepares: BTreeMap<(u64, Hash, Hash), BTreeMap<ReplicaIndex, Signature>>,
+    /// COMMIT signatures by (view, block), then signer.
+    pub commits: BTreeMap<(u64, Hash), BTreeMap<ReplicaIndex, Signature>>,
+    /// The prepared certificate of the highest view this replica holds.
+    pub prepared: Option<PreparedCertificate>,
+    /// Committed-local (§4.2): a quorum of COMMITs.
+    pub certificate: Option<CommitCertificate>,
+    /// Hash of the block committed here, once it is.
+    pub committed: Option<Hash>,
+}
+
+impl Slot {
+    /// The payload of `block_hash`, from any PRE-PREPARE or certificate here.
+    pub fn payload(&self, block_hash: &Hash) -> Option<&Vec<u8>> {
+        self.pre_prepares
+            .values()
+            .find(|a| a.block_hash == *block_hash)
+            .map(|a| &a.payload)
+            .or_else(|| {
+                self.prepared
+                    .as_ref()
+                    .filter(|c| c.block_hash == *block_hash)
+                    .map(|c| &c.payload)
+            })
+    }
+}
+
+/// Key of the "never sign two values" rule: (kind, view, seq).
+pub(crate) type VoteKey = (u8, u64, u64);
+
+pub(crate) fn vote_key(m: &Message) -> VoteKey {
+    match m {
+        // One VIEW-CHANGE and one NEW-VIEW per view, whatever checkpoint.
+        Message::ViewChange(_) | Message::NewView(_) => (m.kind() as u8, m.view(), 0),
+        _ => (m.kind() as u8, m.view(), m.seq()),
+    }
+}
+
+/// A PBFT replica. Feed it [`Input`]s with [`Replica::handle`] and carry out
+/// the returned [`Action`]s in order.
+#[derive(Debug)]
+pub struct Replica {
+    pub(crate) cfg: Config,
+    key: SecretKey,
+    pub(crate) me: ReplicaIndex,
+    pub(crate) verifier: Box<dyn Verifier>,
+
+    /// Current view; while `active` is false the replica is changing into it.
+    pub(crate) view: u64,
+    pub(crate) active: bool,
+    /// View changes since the last commit; the timer doubles with each.
+    pub(crate) attempts: u32,
+    pub(crate) timer: u64,
+
+    pub(crate) stable: CheckpointProof,
+    pub(crate) committed_seq: u64,
+    pub(crate) committed_hash: Hash,
+    pub(crate) slots: BTreeMap<u64, Slot>,
+    /// CHECKPOINT votes by seq: hash and signature per signer.
+    pub(crate) checkpoint_votes: BTreeMap<u64, BTreeMap<ReplicaIndex, (Hash, Signature)>>,
+    /// Latest valid VIEW-CHANGE of each replica (highest view).
+    pub(crate) latest_view_change: BTreeMap<ReplicaIndex, SignedMessage>,
+    /// The NEW-VIEW that installed the current view, resent to laggards.
+    pub(crate) new_view_message: Option<SignedMessage>,
+
+    /// What this replica signed, by (kind, view, seq): never two values.
+    signed: BTreeMap<VoteKey, Hash>,
+    /// First message seen per (kind, view, seq, signer), for equivocation.
+    seen: BTreeMap<(u8, u64, u64, ReplicaIndex), SignedMessage>,
+
+    /// The proposal asked of the node: (view, seq, parent).
+    pub(crate) proposal_pending: Option<(u64, u64, Hash)>,
+    /// Next sequence number the primary assigns in this view.
+    pub(crate) next_seq: u64,
+    /// Highest height asked of state transfer.
+    pub(crate) sync_requested_to: u64,
+    replaying: bool,
+    pub(crate) counters: Counters,
+    pub(crate) out: Vec<Action>,
+}
+
+impl Replica {
+    /// A replica for the validator holding `key`. Fails if the key is not in
+    /// the validator set or the configuration is inconsistent.
+    pub fn new(
+        cfg: Config,
+        key: SecretKey,
+        verifier: Box<dyn Verifier>,
+    ) -> Result<Replica, &'static str> {
+        cfg.validate()?;
+        let me = cfg
+            .validators
+            .index_of(&key.address())
+            .ok_or("key is not in the validator set")?;
+        let me = ReplicaIndex::try_from(me).map_err(|_| "validator index overflows")?;
+        let genesis = cfg.genesis_hash;
+        Ok(Replica {
+            cfg,
+            key,
+            me,
+            verifier,
+            view: 0,
+            active: true,
+            attempts: 0,
+            timer: 0,
+            stable: CheckpointProof {
+                seq: 0,
+                block_hash: genesis,
+                votes: Vec::new(),
+            },
+            committed_seq: 0,
+            committed_hash: genesis,
+            slots: BTreeMap::new(),
+            checkpoint_votes: BTreeMap::new(),
+            latest_view_change: BTreeMap::new(),
+            new_view_message: None,
+            signed: BTreeMap::new(),
+            seen: BTreeMap::new(),
+            proposal_pending: None,
+            next_seq: 1,
+            sync_requested_to: 0,
+            replaying: false,
+            counters: Counters::default(),
+            out: Vec::new(),
+        })
+    }
+
+    /// A replica with plain k256 signature verification.
+    pub fn with_k256(cfg: Config, key: SecretKey) -> Result<Replica, &'static str> {
+        Replica::new(cfg, key, Box::new(K256Verifier))
+    }
+
+    /// Processes one input and returns what the node must do, in order.
+    pub fn handle(&mut self, input: Input) -> Vec<Action> {
+        match input {
+            Input::Start => {
+                self.arm_timer();
+                self.advance();
+            }
+            Input::Restart { records, committed } => self.restart(records, committed),
+            Input::Message(bytes) => self.on_bytes(&bytes),
+            Input::Timer(id) => {
+                if id.0 == self.timer {
+                    self.on_timeout();
+                }
+            }
+            Input::ProposalReady {
+                view,
+                seq,
+                block_hash,
+                payload,
+            } => self.on_proposal_ready(view, seq, block_hash, payload),
+            Input::BlockValidated {
+                seq,
+                block_hash,
+                valid,
+            } => self.on_validated(seq, block_hash, valid),
+            Input::Synced {
+                certificate,
+                payload,
+            } => self.on_synced(certificate, payload),
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// Drop and equivocation counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// This replica's index in the validator set.
+    pub fn index(&self) -> ReplicaIndex {
+        self.me
+    }
+
+    /// The current view, and whether it is installed (false while changing).
+    pub fn view(&self) -> (u64, bool) {
+        (self.view, self.active)
+    }
+
+    /// Height of the last committed block.
+    pub fn committed_seq(&self) -> u64 {
+        self.committed_seq
+    }
+
+    /// Sequence number of the stable checkpoint (the low watermark h).
+    pub fn stable_seq(&self) -> u64 {
+        self.stable.seq
+    }
+
+    // ---- helpers ---------------------------------------------------------
+
+    pub(crate) fn is_primary(&self, view: u64) -> bool {
+        self.cfg.validators.primary(view).address == self.key.address()
+    }
+
+    pub(crate) fn primary_index(&self, view: u64) -> ReplicaIndex {
+        (view % self.cfg.validators.len() as u64) as ReplicaIndex
+    }
+
+    pub(crate) fn high_watermark(&self) -> u64 {
+        self.stable.seq.saturating_add(self.cfg.window_seqs)
+    }
+
+    pub(crate) fn in_window(&self, seq: u64) -> bool {
+        seq > self.stable.seq && seq <= self.high_watermark()
+    }
+
+    fn power_of(&self, signer: ReplicaIndex) -> u64 {
+        self.cfg
+            .validators
+            .get(signer as usize)
+            .map_or(0, |v| v.power)
+    }
+
+    pub(crate) fn power<'a>(&self, signers: impl Iterator<Item = &'a ReplicaIndex>) -> u64 {
+        signers.map(|s| self.power_of(*s)).sum()
+    }
+
+    pub(crate) fn is_quorum(&self, power: u64) -> bool {
+        power >= self.cfg.validators.quorum_power()
+    }
+
+    /// Verifies one signature by `signer` over `digest`.
+    pub(crate) fn verify_vote(&self, signer: ReplicaIndex, digest: &Hash, sig: &Signature) -> bool {
+        match self.cfg.validators.get(signer as usize) {
+            Some(v) => self.verifier.verify(&v.public_key, digest, sig),
+            None => false,
+        }
+    }
+
+    /// Votes sorted by signer without duplicates, all valid over `digest`,
+    /// holding a quorum of power.
+    pub(crate) fn valid_quorum(&self, digest: &Hash, votes: &[Vote]) -> bool {
+        let sorted = votes.windows(2).all(|w| w[0].signer < w[1].signer);
+        sorted
+            && self.is_quorum(self.power(votes.iter().map(|v| &v.signer)))
+            && votes
+                .iter()
+                .all(|v| self.verify_vote(v.signer, digest, &v.signature))
+    }
+
+    /// The committed hash at `seq`, if this replica knows it.
+    pub(crate) fn committed_hash_at(&self, seq: u64) -> Option<Hash> {
+        if seq == self.committed_seq {
+            Some(self.committed_hash)
+        } else if seq == self.stable.seq && seq <= self.committed_seq {
+            Some(self.stable.block_hash)
+        } else {
+            self.slots.get(&seq).and_then(|s| s.committed)
+        }
+    }
+
+    /// Signs `message` unless this replica already signed a different value
+    /// for the same (kind, view, seq); during replay it signs nothing new.
+    pub(crate) fn sign(&mut self, message: Message) -> Option<SignedMessage> {
+        let key = vote_key(&message);
+        let body = message.body_hash();
+        match self.signed.get(&key) {
+            Some(b) if *b == body => {}
+            Some(_) => {
+                self.counters.double_sign_refused += 1;
+                return None;
+            }
+            None if self.replaying => return None,
+            None => {
+                self.signed.insert(key, body);
+            }
+        }
+        let digest = message.digest(self.cfg.chain_id);
+        Some(SignedMessage {
+            signature: self.key.sign_digest(&digest),
+            signer: self.me,
+            message,
+        })
+    }
+
+    /// Persist, then broadcast (persist before you speak).
+    pub(crate) fn sign_persist_broadcast(&mut self, message: Message) -> Option<SignedMessage> {
+        let m = self.sign(message)?;
+        self.out.push(Action::Persist(Record::Signed(m.clone())));
+        self.out.push(Action::Broadcast(m.to_bytes()));
+        Some(m)
+    }
+
+    pub(crate) fn view_timeout_ms(&self) -> u64 {
+        let shift = self.attempts.min(32);
+        self.cfg
+            .view_timeout_ms
+            .saturating_mul(1u64 << shift)
+            .min(self.cfg.view_timeout_max_ms)
+    }
+
+    pub(crate) fn arm_timer(&mut self) {
+        self.timer += 1;
+        let after_ms = self.view_timeout_ms();
+        self.out.push(Action::SetTimer {
+            id: TimerId(self.timer),
+            after_ms,
+        });
+    }
+
+    // ---- receiving ------------------------------------------------------
+
+    fn on_bytes(&mut self, bytes: &[u8]) {
+        if bytes.len() > self.cfg.limits.message_bytes_max {
+            self.counters.dropped_oversized += 1;
+            return;
+        }
+        let m = match SignedMessage::decode(bytes, &self.cfg.limits) {
+            Ok(m) => m,
+            Err(_) => {
+                self.counters.dropped_malformed += 1;
+                return;
+            }
+        };
+        let Some(validator) = self.cfg.validators.get(m.signer as usize) else {
+            self.counters.dropped_non_validator += 1;
+            return;
+        };
+        let digest = m.message.digest(self.cfg.chain_id);
+        if !self
+            .verifier
+            .verify(&validator.public_key, &digest, &m.signature)
+        {
+            self.counters.dropped_bad_signature += 1;
+            return;
+        }
+        if m.signer == self.me {
+            // Our own messages are applied when sent; a copy from the
+            // network (or from a twin holding our key) adds nothing.
+            self.counters.duplicates += 1;
+            return;
+        }
+        match m.message.clone() {
+            Message::PrePrepare(pp) => self.on_pre_prepare(m, pp),
+            Message::Prepare(p) => self.on_prepare(m, p),
+            Message::Commit(c) => self.on_commit(m, c),
+            Message::Checkpoint(c) => self.on_checkpoint(m, c),
+            Message::ViewChange(vc) => self.on_view_change(m, vc),
+            Message::NewView(nv) => self.on_new_view(m, nv),
+        }
+    }
+
+    /// Views a replica accepts normal-case messages for: its own, and a few
+    /// ahead (buffered until it gets there).
+    fn view_acceptable(&mut self, view: u64) -> bool {
+        let ok = view >= self.view && view <= self.view.saturating_add(self.cfg.views_ahead_max);
+        if !ok {
+            self.counters.dropped_wrong_view += 1;
+        }
+        ok
+    }
+
+    fn seq_acceptable(&mut self, seq: u64) -> bool {
+        let ok = self.in_window(seq);
+        if !ok {
+            self.counters.dropped_out_of_window += 1;
+        }
+        ok
+    }
+
+    /// Records the first message per (kind, view, seq, signer). Returns false
+    /// for a duplicate, and for a conflicting second message, which is
+    /// reported as evidence.
+    fn first_of_its_kind(&mut self, m: &SignedMessage) -> bool {
+        let (kind, view, seq) = vote_key(&m.message);
+        let key = (kind, view, seq, m.signer);
+        match self.seen.get(&key) {
+            None => {
+                self.seen.insert(key, m.clone());
+                true
+            }
+            Some(first) if first.message.body_hash() == m.message.body_hash() => {
+                self.counters.duplicates += 1;
+                false
+            }
+            Some(first) => {
+                self.counters.equivocations += 1;
+                let evidence = Evidence {
+                    first: first.clone(),
+                    second: m.clone(),
+                };
+                self.out.push(Action::Evidence(evidence));
+                false
+            }
+        }
+    }
+
+    /// §4.2: a backup accepts a PRE-PREPARE from the primary of its view,
+    /// in the window, and no other for the same view and sequence.
+    fn on_pre_prepare(&mut self, m: SignedMessage, pp: PrePrepare) {
+        if m.signer != self.primary_index(pp.view) {
+            self.counters.dropped_invalid += 1;
+            return;
+        }
+        if !self.view_acceptable(pp.view)
+            || !self.seq_acceptable(pp.seq)
+            || !self.first_of_its_kind(&m)
+        {
+            return;
+        }
+        let slot = self.slots.entry(pp.seq).or_default();
+        slot.pre_prepares.entry(pp.view).or_insert(Accepted {
+            block_hash: pp.block_hash,
+            parent: pp.parent,
+            payload: pp.payload,
+        });
+        self.advance();
+    }
+
+    /// §4.2: collect PREPAREs for the prepared predicate.
+    fn on_prepare(&mut self, m: SignedMessage, p: Prepare) {
+        if !self.view_acceptable(p.view)
+            || !self.seq_acceptable(p.seq)
+            || !self.first_of_its_kind(&m)
+        {
+            return;
+        }
+        let slot = self.slots.entry(p.seq).or_default();
+        slot.prepares
+            .entry((p.view, p.block_hash, p.parent))
+            .or_default()
+            .insert(m.signer, m.signature);
+        self.advance();
+    }
+
+    /// §4.2: collect COMMITs for the committed-local predicate.
+    fn on_commit(&mut self, m: SignedMessage, c: Commit) {
+        if !self.view_acceptable(c.view)
+            || !self.seq_acceptable(c.seq)
+            || !self.first_of_its_kind(&m)
+        {
+            return;
+        }
+        let slot = self.slots.entry(c.seq).or_default();
+        slot.commits
+            .entry((c.view, c.block_hash))
+            .or_default()
+            .insert(m.signer, m.signature);
+        self.advance();
+    }
+
+    // ---- normal case ----------------------------------------------------
+
+    /// Drives every slot as far as it can go in the current view, commits in
+    /// order, and asks for the next proposal when primary.
+    pub(crate) fn advance(&mut self) {
+        if self.active {
+            let seqs: Vec<u64> = self.slots.keys().copied().collect();
+            for seq in seqs {
+                self.advance_slot(seq);
+            }
+        }
+        self.commit_in_order();
+        self.maybe_request_proposal();
+    }
+
+    /// Whether block `seq` with `parent` can be executed now: its parent is
+    /// committed or is the accepted and validated (or validating) proposal at
+    /// `seq - 1` in this view. Blocks at or below the committed height are
+    /// checked by the node against its store.
+    fn parent_ready(&self, seq: u64, parent: &Hash) -> bool {
+        if seq <= self.committed_seq {
+            return true;
+        }
+        let below = seq - 1;
+        if below == self.committed_seq {
+            return self.committed_hash == *parent;
+        }
+        let Some(slot) = self.slots.get(&below) else {
+            return false;
+        };
+        match slot.pre_prepares.get(&self.view) {
+            Some(a) if a.block_hash == *parent => matches!(
+                slot.validation.get(parent),
+                Some(Validation::Pending | Validation::Valid)
+            ),
+            _ => false,
+        }
+    }
+
+    fn advance_slot(&mut self, seq: u64) {
+        let view = self.view;
+        let Some(accepted) = self
+            .slots
+            .get(&seq)
+            .and_then(|s| s.pre_prepares.get(&view))
+            .cloned()
+        else {
+            return;
+        };
+        let d = accepted.block_hash;
+        let p = accepted.parent;
+
+        // Validation by the node (the backups execute the block, §4.2 step
+        // "accept the pre-prepare" strengthened with execution).
+        let validation = self
+            .slots
+            .get(&seq)
+            .and_then(|s| s.validation.get(&d))
+            .copied();
+        if validation.is_none() {
+            if let Some(h) = self.committed_hash_at(seq) {
+                let v = if h == d {
+                    Validation::Valid
+                } else {
+                    Validation::Invalid
+                };
+                self.slot_mut(seq).validation.insert(d, v);
+            } else if self.parent_ready(seq, &p) {
+                self.slot_mut(seq).validation.insert(d, Validation::Pending);
+                self.out.push(Action::ValidateBlock {
+                    seq,
+                    block_hash: d,
+                    parent: p,
+                    payload: accepted.payload.clone(),
+                });
+            }
+        }
+        let validated = self
+            .slots
+            .get(&seq)
+            .and_then(|s| s.validation.get(&d))
+            .copied()
+            == Some(Validation::Valid);
+        if !validated {
+            return;
+        }
+
+        // Send PREPARE.
+        let prepare = Prepare {
+            view,
+            seq,
+            block_hash: d,
+            parent: p,
+        };
+        let key = vote_key(&Message::Prepare(prepare));
+        if !self.signed.contains_key(&key) {
+            if let Some(m) = self.sign_persist_broadcast(Message::Prepare(prepare)) {
+                let me = self.me;
+                self.slot_mut(seq)
+                    .prepares
+                    .entry((view, d, p))
+                    .or_default()
+                    .insert(me, m.signature);
+            }
+        }
+        let sent_prepare = self.signed.get(&key) == Some(&prepare_body(&prepare));
+        if !sent_prepare {
+            return;
+        }
+
+        // prepared(m, v, n, i): a quorum of matching PREPAREs.
+        let commit = Commit {
+            view,
+            seq,
+            block_hash: d,
+        };
+        let commit_key = vote_key(&Message::Commit(commit));
+        if !self.signed.contains_key(&commit_key) {
+            let votes: Vec<Vote> = self
+                .slots
+                .get(&seq)
+                .and_then(|s| s.prepares.get(&(view, d, p)))
+                .map(|m| {
+                    m.iter()
+                        .map(|(s, sig)| Vote {
+                            signer: *s,
+                            signature: *sig,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !self.is_quorum(self.power(votes.iter().map(|v| &v.signer))) {
+                return;
+            }
+            let cert = PreparedCertificate {
+                view,
+                seq,
+                block_hash: d,
+                parent: p,
+                payload: accepted.payload.clone(),
+                votes,
+            };
+            let replaying = self.replaying;
+            let slot = self.slot_mut(seq);
+            if slot.prepared.as_ref().is_none_or(|c| c.view < view) {
+                slot.prepared = Some(cert.clone());
+                if !replaying {
+                    self.out.push(Action::Persist(Record::Prepared(cert)));
+                }
+            }
+            if let Some(m) = self.sign_persist_broadcast(Message::Commit(commit)) {
+                let me = self.me;
+                self.slot_mut(seq)
+                    .commits
+                    .entry((view, d))
+                    .or_default()
+                    .insert(me, m.signature);
+            }
+        }
+        if self.signed.get(&commit_key) != Some(&d) {
+            return;
+        }
+
+        // committed-local(m, v, n, i): a quorum of matching COMMITs.
+        let slot = self.slot_mut(seq);
+        if slot.certificate.is_some() {
+            return;
+        }
+        let signatures: Vec<CommitSignature> = slot
+            .commits
+            .get(&(view, d))
+            .map(|m| {
+                m.iter()
+                    .map(|(s, sig)| CommitSignature {
+                        validator: *s,
+                        signature: *sig,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if self.is_quorum(self.power(signatures.iter().map(|s| &s.validator))) {
+            self.slot_mut(seq).certificate = Some(CommitCertificate {
+                height: seq,
+                view,
+                block_hash: d,
+                signatures,
+            });
+        }
+    }
+
+    pub(crate) fn slot_mut(&mut self, seq: u64) -> &mut Slot {
+        self.slots.entry(seq).or_default()
+    }
+
+    /// Executes committed-local blocks strictly in sequence order (§4.2).
+    fn commit_in_order(&mut self) {
+        loop {
+            let seq = self.committed_seq + 1;
+            let Some(slot) = self.slots.get(&seq) else {
+                return;
+            };
+            let Some(cert) = slot.certificate.clone() else {
+                return;
+            };
+            let Some(payload) = slot.payload(&cert.block_hash).cloned() else {
+                return;
+            };
+            self.apply_commit(cert, payload);
+        }
+    }
+
+    /// Emits the commit of the next height and takes a checkpoint every K.
+    fn apply_commit(&mut self, cert: CommitCertificate, payload: Vec<u8>) {
+        let seq = cert.height;
+        assert_eq!(
+            seq,
+            self.committed_seq + 1,
+            "invariant: blocks commit strictly in height order"
+        );
+        let block_hash = cert.block_hash;
+        self.committed_seq = seq;
+        self.committed_hash = block_hash;
+        if self.in_window(seq) {
+            self.slot_mut(seq).committed = Some(block_hash);
+        }
+        self.out.push(Action::Commit {
+            seq,
+            block_hash,
+            payload,
+            certificate: cert,
+        });
+        // Progress: the view works, so the backoff starts over.
+        if self.active {
+            self.attempts = 0;
+            self.arm_timer();
+        }
+        if seq % self.cfg.checkpoint_interval_seqs == 0 {
+            self.send_checkpoint(seq, block_hash);
+        }
+    }
+
+    /// §4.2: the primary asks the node for the next block while the window
+    /// and the pipeline have room.
+    fn maybe_request_proposal(&mut self) {
+        if !self.active || !self.is_primary(self.view) || self.proposal_pending.is_some() {
+            return;
+        }
+        if self.committed_seq < self.stable.seq {
+            return; // still catching up by state transfer
+        }
+        let seq = self.next_seq.max(self.committed_seq + 1);
+        if seq > self.high_watermark()
+            || seq - 1 - self.committed_seq >= self.cfg.pipeline_blocks_max
+        {
+            return;
+        }
+        let parent = if seq - 1 == self.committed_seq {
+            self.committed_hash
+        } else {
+            match self
+                .slots
+                .get(&(seq - 1))
+                .and_then(|s| s.pre_prepares.get(&self.view))
+            {
+                Some(a) => a.block_hash,
+                None => return,
+            }
+        };
+        self.next_seq = seq;
+        self.proposal_pending = Some((self.view, seq, parent));
+        self.out.push(Action::RequestProposal {
+            view: self.view,
+            seq,
+            parent,
+        });
+    }
+
+    fn on_proposal_ready(&mut self, view: u64, seq: u64, block_hash: Hash, payload: Vec<u8>) {
+        let Some((pview, pseq, parent)) = self.proposal_pending else {
+            return;
+        };
+        if (pview, pseq) != (view, seq) {
+            return;
+        }
+        self.proposal_pending = None;
+        if view != self.view || !self.active || payload.len() > self.cfg.limits.payload_bytes_max {
+            return;
+        }
+        let pp = PrePrepare {
+            view,
+            seq,
+            block_hash,
+            parent,
+            payload: payload.clone(),
+        };
+        if self
+            .sign_persist_broadcast(Message::PrePrepare(pp))
+            .is_none()
+        {
+            return;
+        }
+        let slot = self.slot_mut(seq);
+        slot.pre_prepares.insert(
+            view,
+            Accepted {
+                block_hash,
+                parent,
+                payload,
+            },
+        );
+        // The node built and executed this block itself.
+        slot.validation.insert(block_hash, Validation::Valid);
+        self.next_seq = seq + 1;
+        self.advance();
+    }
+
+    fn on_validated(&mut self, seq: u64, block_hash: Hash, valid: bool) {
+        let Some(slot) = self.slots.get_mut(&seq) else {
+            return;
+        };
+        if let Some(v @ Validation::Pending) = slot.validation.get_mut(&block_hash) {
+            *v = if valid {
+                Validation::Valid
+            } else {
+                Validation::Invalid
+            };
+            self.advance();
+        }
+    }
+
+    // ---- checkpoints and garbage collection (§4.3) -----------------------
+
+    fn send_checkpoint(&mut self, seq: u64, block_hash: Hash) {
+        let c = Checkpoint { seq, block_hash };
+        if let Some(m) = self.sign_persist_broadcast(Message::Checkpoint(c)) {
+            self.add_checkpoint_vote(self.me, c, m.signature);
+        }
+    }
+
+    fn on_checkpoint(&mut self, m: SignedMessage, c: Checkpoint) {
+        if c.seq <= self.stable.seq || c.seq % self.cfg.checkpoint_interval_seqs != 0 {
+            self.counters.dropped_out_of_window += 1;
+            return;
+        }
+        if self.in_window(c.seq) && !self.first_of_its_kind(&m) {
+            return;
+        }
+        self.add_checkpoint_vote(m.signer, c, m.signature);
+    }
+
+    /// Keeps votes inside the window, plus each signer's highest vote beyond
+    /// it, which is how a lagging replica learns it must catch up.
+    fn add_checkpoint_vote(&mut self, signer: ReplicaIndex, c: Checkpoint, sig: Signature) {
+        let high = self.high_watermark();
+        if c.seq > high {
+            let older: Vec<u64> = self
+                .checkpoint_votes
+                .iter()
+                .filter(|(s, v)| **s > high && v.contains_key(&signer))
+                .map(|(s, _)| *s)
+                .collect();
+            if older.iter().any(|s| *s >= c.seq) {
+                return;
+            }
+            for s in older {
+                if let Some(v) = self.checkpoint_votes.get_mut(&s) {
+                    v.remove(&signer);
+                }
+            }
+        }
+        self.checkpoint_votes
+            .entry(c.seq)
+            .or_default()
+            .insert(signer, (c.block_hash, sig));
+        self.check_stable(c.seq, c.block_hash);
+        self.check_lagging();
+    }
+
+    /// A checkpoint with a quorum of matching votes becomes stable.
+    fn check_stable(&mut self, seq: u64, block_hash: Hash) {
+        if seq <= self.stable.seq {
+            return;
+        }
+        let votes: Vec<Vote> = self
+            .checkpoint_votes
+            .get(&seq)
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, (h, _))| *h == block_hash)
+                    .map(|(s, (_, sig))| Vote {
+                        signer: *s,
+                        signature: *sig,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !self.is_quorum(self.power(votes.iter().map(|v| &v.signer))) {
+            return;
+        }
+        let proof = CheckpointProof {
+            seq,
+            block_hash,
+            votes,
+        };
+        self.out
+            .push(Action::Persist(Record::Stable(proof.clone())));
+        self.adopt_stable(proof);
+    }
+
+    /// Moves the low watermark to `proof` and discards everything below it.
+    pub(crate) fn adopt_stable(&mut self, proof: CheckpointProof) {
+        if proof.seq <= self.stable.seq {
+            return;
+        }
+        let seq = proof.seq;
+        self.stable = proof;
+        self.slots = self.slots.split_off(&(seq + 1));
+        self.checkpoint_votes = self.checkpoint_votes.split_off(&(seq + 1));
+        self.seen.retain(|(_, _, s, _), _| *s > seq || *s == 0);
+        self.signed.retain(|(_, _, s), _| *s > seq || *s == 0);
+        if self.committed_seq < seq {
+            self.request_sync(seq);
+        }
+        self.advance();
+    }
+
+    /// A weak quorum of checkpoints beyond the window means this replica
+    /// fell behind: fetch the certified blocks.
+    fn check_lagging(&mut self) {
+        let high = self.high_watermark();
+        let mut beyond: Vec<(u64, ReplicaIndex)> = self
+            .checkpoint_votes
+            .range(high + 1..)
+            .flat_map(|(seq, v)| v.keys().map(move |s| (*seq, *s)))
+            .collect();
+        beyond.sort_by(|a, b| b.cmp(a));
+        let weak = self.cfg.validators.weak_quorum_power();
+        let mut power = 0;
+        for (seq, signer) in beyond {
+            power += self.power_of(signer);
+            if power >= weak {
+                self.request_sync(seq);
+                return;
+            }
+        }
+    }
+
+    pub(crate) fn request_sync(&mut self, to: u64) {
+        if to <= self.committed_seq || to <= self.sync_requested_to {
+            return;
+        }
+        self.sync_requested_to = to;
+        self.out.push(Action::RequestSync {
+            from: self.committed_seq + 1,
+            to,
+        });
+    }
+
+    /// State transfer: a committed block with a certificate from a peer.
+    fn on_synced(&mut self, cert: CommitCertificate, payload: Vec<u8>) {
+        if cert.height != self.committed_seq + 1 {
+            return;
+        }
+        let digest = cert.digest(self.cfg.chain_id);
+        let votes: Vec<Vote> = cert
+            .signatures
+            .iter()
+            .map(|s| Vote {
+                signer: s.validator,
+                signature: s.signature,
+            })
+            .collect();
+        if !self.valid_quorum(&digest, &votes) {
+            self.counters.dropped_invalid += 1;
+            return;
+        }
+        self.apply_commit(cert, payload);
+        self.advance();
+    }
+
+    // ---- restart ---------------------------------------------------------
+
+    /// Rebuilds the safety state from the log without emitting any message:
+    /// what was signed stays signed, and nothing new is signed during replay.
+    fn restart(&mut self, records: Vec<Record>, committed: Option<(u64, Hash)>) {
+        self.replaying = true;
+        if let Some((seq, hash)) = committed {
+            self.committed_seq = seq;
+            self.committed_hash = hash;
+        }
+        for record in records {
+            match record {
+                Record::Stable(p) => {
+                    if p.seq > self.stable.seq {
+                        self.stable = p;
+                    }
+                }
+                Record::Prepared(c) => {
+                    let slot = self.slot_mut(c.seq);
+                    if slot.prepared.as_ref().is_none_or(|p| p.view < c.view) {
+                        slot.prepared = Some(c);
+                    }
+                }
+                Record::Signed(m) => self.replay_signed(m),
+                Record::NewView(m) => self.replay_new_view(m),
+            }
+        }
+        let stable_seq = self.stable.seq;
+        self.slots = self.slots.split_off(&(stable_seq + 1));
+        // Validations in flight died with the node: ask again.
+        for slot in self.slots.values_mut() {
+            slot.validation.retain(|_, v| *v != Validation::Pending);
+        }
+        if let Some(h) = self.committed_hash_at(self.committed_seq) {
+            self.committed_hash = h;
+        }
+        self.next_seq = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.pre_prepares.contains_key(&self.view))
+            .map(|(seq, _)| seq + 1)
+            .max()
+            .unwrap_or(0)
+            .max(self.committed_seq + 1);
+        self.replaying = false;
+        self.sync_requested_to = 0;
+        self.out.clear();
+        self.arm_timer();
+        if self.committed_seq < self.stable.seq {
+            self.request_sync(self.stable.seq);
+        }
+        self.advance();
+    }
+
+    fn replay_signed(&mut self, m: SignedMessage) {
+        let key = vote_key(&m.message);
+        self.signed.insert(key, m.message.body_hash());
+        match m.message.clone() {
+            Message::PrePrepare(pp) => {
+                let slot = self.slot_mut(pp.seq);
+                slot.validation.insert(pp.block_hash, Validation::Valid);
+                slot.pre_prepares.insert(
+                    pp.view,
+                    Accepted {
+                        block_hash: pp.block_hash,
+                        parent: pp.parent,
+                        payload: pp.payload,
+                    },
+                );
+            }
+            Message::Prepare(p) => {
+                let me = self.me;
+                self.slot_mut(p.seq)
+                    .prepares
+                    .entry((p.view, p.block_hash, p.parent))
+                    .or_default()
+                    .insert(me, m.signature);
+            }
+            Message::Commit(c) => {
+                let me = self.me;
+                self.slot_mut(c.seq)
+                    .commits
+                    .entry((c.view, c.block_hash))
+                    .or_default()
+                    .insert(me, m.signature);
+            }
+            Message::Checkpoint(c) => {
+                self.checkpoint_votes
+                    .entry(c.seq)
+                    .or_default()
+                    .insert(self.me, (c.block_hash, m.signature));
+            }
+            Message::ViewChange(vc) => {
+                if vc.new_view >= self.view {
+                    self.view = vc.new_view;
+                    self.active = false;
+                }
+                self.latest_view_change.insert(self.me, m);
+            }
+            Message::NewView(_) => self.replay_new_view(m),
+        }
+    }
+}
+
+/// The body hash a PREPARE signs.
+fn prepare_body(p: &Prepare) -> Hash {
+    Message::Prepare(*p).body_hash()
+}
