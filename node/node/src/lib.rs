@@ -6,3 +6,4 @@
 //! and clocks live in the node's service modules.
 
 pub mod mempool;
+pub mod net;

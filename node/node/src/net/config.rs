@@ -1,0 +1,70 @@
+//! Transport limits and timings.
+
+use std::time::Duration;
+
+/// Limits and timings of the validator transport. Every queue, frame and
+/// window is bounded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetConfig {
+    /// Largest consensus frame (a PRE-PREPARE carries a whole block).
+    pub consensus_frame_bytes_max: usize,
+    /// Largest gossiped transaction frame.
+    pub gossip_frame_bytes_max: usize,
+    /// Largest block-sync request.
+    pub sync_request_bytes_max: usize,
+    /// Largest block-sync response.
+    pub sync_response_bytes_max: usize,
+    /// Outbound consensus messages queued per peer before new ones drop.
+    pub consensus_queue_max: usize,
+    /// Outbound gossip messages queued per peer before new ones drop.
+    pub gossip_queue_max: usize,
+    /// Inbound messages queued for the node before readers wait.
+    pub inbound_queue_max: usize,
+    /// Sustained inbound messages per second per peer and channel, and the
+    /// burst allowed above it; excess messages are dropped and counted.
+    pub peer_msgs_per_sec: u32,
+    pub peer_msgs_burst: u32,
+    /// Concurrent block-sync requests a peer may have open with us.
+    pub sync_streams_max: u32,
+    /// QUIC connection receive window (quinn's default is unbounded).
+    pub conn_receive_window_bytes: u32,
+    /// QUIC per-stream receive window.
+    pub stream_receive_window_bytes: u32,
+    /// QUIC send window per connection.
+    pub send_window_bytes: u64,
+    pub keep_alive: Duration,
+    pub idle_timeout: Duration,
+    /// Time allowed for the TLS handshake plus the key-binding exchange.
+    pub handshake_timeout: Duration,
+    /// Time allowed for one block-sync round trip.
+    pub sync_timeout: Duration,
+    /// First and largest delay between reconnection attempts.
+    pub reconnect_backoff_min: Duration,
+    pub reconnect_backoff_max: Duration,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            consensus_frame_bytes_max: 32 << 20,
+            gossip_frame_bytes_max: (1 << 20) + (4 << 10),
+            sync_request_bytes_max: 1 << 10,
+            sync_response_bytes_max: 64 << 20,
+            consensus_queue_max: 4096,
+            gossip_queue_max: 16_384,
+            inbound_queue_max: 16_384,
+            peer_msgs_per_sec: 20_000,
+            peer_msgs_burst: 40_000,
+            sync_streams_max: 8,
+            conn_receive_window_bytes: 64 << 20,
+            stream_receive_window_bytes: 32 << 20,
+            send_window_bytes: 64 << 20,
+            keep_alive: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(5),
+            sync_timeout: Duration::from_secs(20),
+            reconnect_backoff_min: Duration::from_millis(100),
+            reconnect_backoff_max: Duration::from_secs(5),
+        }
+    }
+}

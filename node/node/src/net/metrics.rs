@@ -1,0 +1,99 @@
+//! Transport counters, read by the node's metrics endpoint.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::frame::Channel;
+
+/// Why a message was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The peer's outbound queue was full.
+    QueueFull,
+    /// The peer sent faster than its rate limit.
+    RateLimited,
+    /// The frame was over the channel's maximum.
+    Oversized,
+    /// No connection to the peer.
+    NotConnected,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 4] = [
+        DropReason::QueueFull,
+        DropReason::RateLimited,
+        DropReason::Oversized,
+        DropReason::NotConnected,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::Oversized => "oversized",
+            DropReason::NotConnected => "not_connected",
+        }
+    }
+}
+
+/// Monotonic counters of the transport.
+#[derive(Debug, Default)]
+pub struct NetMetrics {
+    msgs_in: [AtomicU64; 3],
+    msgs_out: [AtomicU64; 3],
+    bytes_in: [AtomicU64; 3],
+    bytes_out: [AtomicU64; 3],
+    dropped: [AtomicU64; 4],
+    /// Connections refused because the peer's key is not a validator's or
+    /// it failed to prove its key.
+    pub handshake_failures: AtomicU64,
+    /// Validators currently connected.
+    pub peers_connected: AtomicU64,
+}
+
+fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+impl NetMetrics {
+    pub(crate) fn inbound(&self, ch: Channel, bytes: usize) {
+        self.msgs_in[ch as usize].fetch_add(1, Ordering::Relaxed);
+        self.bytes_in[ch as usize].fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn outbound(&self, ch: Channel, bytes: usize) {
+        self.msgs_out[ch as usize].fetch_add(1, Ordering::Relaxed);
+        self.bytes_out[ch as usize].fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_drop(&self, reason: DropReason) {
+        self.dropped[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn msgs_in(&self, ch: Channel) -> u64 {
+        get(&self.msgs_in[ch as usize])
+    }
+
+    pub fn msgs_out(&self, ch: Channel) -> u64 {
+        get(&self.msgs_out[ch as usize])
+    }
+
+    pub fn bytes_in(&self, ch: Channel) -> u64 {
+        get(&self.bytes_in[ch as usize])
+    }
+
+    pub fn bytes_out(&self, ch: Channel) -> u64 {
+        get(&self.bytes_out[ch as usize])
+    }
+
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        get(&self.dropped[reason as usize])
+    }
+
+    pub fn handshake_failures(&self) -> u64 {
+        get(&self.handshake_failures)
+    }
+
+    pub fn peers_connected(&self) -> u64 {
+        get(&self.peers_connected)
+    }
+}

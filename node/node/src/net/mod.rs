@@ -1,0 +1,19 @@
+//! Validator-to-validator transport over QUIC (quinn).
+//!
+//! Architecture invariant: only this module knows about QUIC, TLS and
+//! sockets. The rest of the node sees authenticated validator addresses,
+//! channels and byte payloads.
+
+mod config;
+mod frame;
+mod handshake;
+mod metrics;
+mod rate;
+mod service;
+mod tls;
+
+pub use config::NetConfig;
+pub use frame::Channel;
+pub use handshake::HandshakeError;
+pub use metrics::{DropReason, NetMetrics};
+pub use service::{Inbound, NetError, Network, PeerInfo, SyncResponder};

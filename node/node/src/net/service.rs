@@ -1,0 +1,633 @@
+//! The running transport: a QUIC endpoint, one authenticated connection per
+//! validator, bounded outbound queues, and inbound delivery to the node.
+//!
+//! Connection rule: of two validators, the one with the lower address dials
+//! and keeps redialling with exponential backoff; the other only accepts. A
+//! new authenticated connection from a peer replaces the old one (the peer
+//! restarted).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{Connection, Endpoint, IdleTimeout, TransportConfig, VarInt};
+use stele_types::{Address, SecretKey, ValidatorSet};
+use thiserror::Error;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+
+use super::config::NetConfig;
+use super::frame::{Channel, ReadError, code, read_frame, write_frame};
+use super::handshake::{self, HandshakeError};
+use super::metrics::{DropReason, NetMetrics};
+use super::rate::TokenBucket;
+use super::tls;
+
+/// A validator's network address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub address: Address,
+    pub socket: SocketAddr,
+}
+
+/// What the transport delivers to the node.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A consensus or gossip message from an authenticated validator.
+    Message {
+        from: Address,
+        channel: Channel,
+        payload: Vec<u8>,
+    },
+    /// A block-sync request; answer through `respond`.
+    SyncRequest {
+        from: Address,
+        request: Vec<u8>,
+        respond: SyncResponder,
+    },
+    PeerConnected(Address),
+    PeerDisconnected(Address),
+}
+
+/// Answers one block-sync request. Dropping it without answering closes the
+/// request stream.
+#[derive(Debug)]
+pub struct SyncResponder(oneshot::Sender<Vec<u8>>);
+
+impl SyncResponder {
+    pub fn respond(self, response: Vec<u8>) {
+        // The requester may have given up; nothing to do then.
+        let _ = self.0.send(response);
+    }
+}
+
+/// Transport failures the node sees.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NetError {
+    #[error("cannot start the transport: {0}")]
+    Setup(String),
+    #[error("not connected to {0}")]
+    NotConnected(Address),
+    #[error("sync request to {peer} failed: {reason}")]
+    Request { peer: Address, reason: String },
+    #[error("sync request to {0} timed out")]
+    Timeout(Address),
+}
+
+type Payload = Arc<[u8]>;
+
+struct PeerHandle {
+    conn: Connection,
+    generation: u64,
+    consensus: mpsc::Sender<Payload>,
+    gossip: mpsc::Sender<Payload>,
+}
+
+struct Inner {
+    config: NetConfig,
+    key: SecretKey,
+    me: Address,
+    chain_id: u64,
+    validators: ValidatorSet,
+    endpoint: Endpoint,
+    peers: Mutex<BTreeMap<Address, PeerHandle>>,
+    generation: AtomicU64,
+    inbound: mpsc::Sender<Inbound>,
+    metrics: Arc<NetMetrics>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Handle to the running transport; cheap to clone.
+#[derive(Clone)]
+pub struct Network {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("me", &self.inner.me)
+            .finish_non_exhaustive()
+    }
+}
+
+fn transport(config: &NetConfig) -> Result<Arc<TransportConfig>, NetError> {
+    let mut t = TransportConfig::default();
+    t.max_concurrent_bidi_streams(VarInt::from_u32(config.sync_streams_max + 1));
+    t.max_concurrent_uni_streams(VarInt::from_u32(8));
+    t.receive_window(VarInt::from_u32(config.conn_receive_window_bytes));
+    t.stream_receive_window(VarInt::from_u32(config.stream_receive_window_bytes));
+    t.send_window(config.send_window_bytes);
+    t.keep_alive_interval(Some(config.keep_alive));
+    t.max_idle_timeout(Some(
+        IdleTimeout::try_from(config.idle_timeout).map_err(|e| NetError::Setup(e.to_string()))?,
+    ));
+    Ok(Arc::new(t))
+}
+
+impl Network {
+    /// Binds `listen`, starts accepting validators and dialling `peers`
+    /// (those with a higher address than ours), and returns the handle and
+    /// the stream of inbound events. Must run inside a tokio runtime.
+    pub fn start(
+        config: NetConfig,
+        key: SecretKey,
+        chain_id: u64,
+        validators: ValidatorSet,
+        listen: SocketAddr,
+        peers: Vec<PeerInfo>,
+    ) -> Result<(Network, mpsc::Receiver<Inbound>), NetError> {
+        let socket = std::net::UdpSocket::bind(listen)
+            .map_err(|e| NetError::Setup(format!("cannot bind {listen}: {e}")))?;
+        Self::start_on(config, key, chain_id, validators, socket, peers)
+    }
+
+    /// As [`start`](Self::start), on an already bound UDP socket.
+    pub fn start_on(
+        config: NetConfig,
+        key: SecretKey,
+        chain_id: u64,
+        validators: ValidatorSet,
+        socket: std::net::UdpSocket,
+        peers: Vec<PeerInfo>,
+    ) -> Result<(Network, mpsc::Receiver<Inbound>), NetError> {
+        let setup = NetError::Setup;
+        let transport = transport(&config)?;
+        let server_tls = QuicServerConfig::try_from(tls::server_config().map_err(setup)?)
+            .map_err(|e| NetError::Setup(e.to_string()))?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_tls));
+        server.transport_config(transport.clone());
+        let client_tls = QuicClientConfig::try_from(tls::client_config().map_err(setup)?)
+            .map_err(|e| NetError::Setup(e.to_string()))?;
+        let mut client = quinn::ClientConfig::new(Arc::new(client_tls));
+        client.transport_config(transport);
+        let mut endpoint = Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|e| NetError::Setup(e.to_string()))?;
+        endpoint.set_default_client_config(client);
+
+        let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue_max);
+        let (shutdown, _) = watch::channel(false);
+        let me = key.address();
+        let net = Network {
+            inner: Arc::new(Inner {
+                config,
+                key,
+                me,
+                chain_id,
+                validators,
+                endpoint,
+                peers: Mutex::new(BTreeMap::new()),
+                generation: AtomicU64::new(0),
+                inbound: inbound_tx,
+                metrics: Arc::new(NetMetrics::default()),
+                shutdown,
+            }),
+        };
+        tokio::spawn(net.clone().accept_loop());
+        for peer in peers {
+            if peer.address > me {
+                tokio::spawn(net.clone().dial_loop(peer));
+            }
+        }
+        Ok((net, inbound_rx))
+    }
+
+    /// The bound socket address.
+    pub fn local_addr(&self) -> Result<SocketAddr, NetError> {
+        self.inner
+            .endpoint
+            .local_addr()
+            .map_err(|e| NetError::Setup(e.to_string()))
+    }
+
+    pub fn metrics(&self) -> Arc<NetMetrics> {
+        self.inner.metrics.clone()
+    }
+
+    /// Validators connected now, in address order.
+    pub fn connected(&self) -> Vec<Address> {
+        self.peers().keys().copied().collect()
+    }
+
+    /// Queues `payload` for `to` on `channel` (consensus or gossip). Never
+    /// waits: if the peer is not connected or its queue is full, the message
+    /// is dropped and counted.
+    pub fn send(&self, to: &Address, channel: Channel, payload: Payload) {
+        let peers = self.peers();
+        match peers.get(to) {
+            Some(peer) => self.enqueue(peer, channel, payload),
+            None => self.inner.metrics.record_drop(DropReason::NotConnected),
+        }
+    }
+
+    /// Queues `payload` for every connected validator.
+    pub fn broadcast(&self, channel: Channel, payload: Payload) {
+        let peers = self.peers();
+        for peer in peers.values() {
+            self.enqueue(peer, channel, payload.clone());
+        }
+    }
+
+    fn enqueue(&self, peer: &PeerHandle, channel: Channel, payload: Payload) {
+        let metrics = &self.inner.metrics;
+        let queue = match channel {
+            Channel::Consensus => &peer.consensus,
+            Channel::Gossip => &peer.gossip,
+            Channel::Sync => {
+                debug_assert!(false, "sync goes through request()");
+                return;
+            }
+        };
+        if payload.len() > channel.frame_bytes_max(&self.inner.config) {
+            metrics.record_drop(DropReason::Oversized);
+            return;
+        }
+        if queue.try_send(payload).is_err() {
+            metrics.record_drop(DropReason::QueueFull);
+        }
+    }
+
+    /// Sends a block-sync request to `to` and waits for its response.
+    pub async fn request(&self, to: &Address, request: &[u8]) -> Result<Vec<u8>, NetError> {
+        let conn = self
+            .peers()
+            .get(to)
+            .map(|p| p.conn.clone())
+            .ok_or(NetError::NotConnected(*to))?;
+        let peer = *to;
+        let config = &self.inner.config;
+        let fail = |reason: String| NetError::Request { peer, reason };
+        let exchange = async {
+            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| fail(e.to_string()))?;
+            send.set_priority(Channel::Sync.priority()).ok();
+            send.write_all(&[Channel::Sync as u8])
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            write_frame(&mut send, request).await.map_err(fail)?;
+            send.finish().map_err(|e| fail(e.to_string()))?;
+            match read_frame(&mut recv, config.sync_response_bytes_max).await {
+                Ok(response) => Ok(response),
+                Err(ReadError::Oversized { len, max }) => {
+                    self.inner.metrics.record_drop(DropReason::Oversized);
+                    Err(fail(format!("response of {len} bytes over {max}")))
+                }
+                Err(ReadError::Finished) => Err(fail("peer closed the request".into())),
+                Err(ReadError::Stream(e)) => Err(fail(e)),
+            }
+        };
+        let response = tokio::time::timeout(config.sync_timeout, exchange)
+            .await
+            .map_err(|_| NetError::Timeout(peer))??;
+        self.inner.metrics.inbound(Channel::Sync, response.len());
+        Ok(response)
+    }
+
+    /// Closes every connection and stops accepting and dialling.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+        self.inner
+            .endpoint
+            .close(VarInt::from_u32(code::SHUTDOWN), b"shutdown");
+        self.peers().clear();
+        self.inner.endpoint.wait_idle().await;
+    }
+
+    fn peers(&self) -> MutexGuard<'_, BTreeMap<Address, PeerHandle>> {
+        // A panic while holding this lock cannot leave the map inconsistent
+        // (every update is a single insert or remove), so poisoning is moot.
+        self.inner
+            .peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn is_shut_down(&self) -> bool {
+        *self.inner.shutdown.borrow()
+    }
+
+    async fn accept_loop(self) {
+        while let Some(incoming) = self.inner.endpoint.accept().await {
+            let net = self.clone();
+            tokio::spawn(async move {
+                let timeout = net.inner.config.handshake_timeout;
+                let result = tokio::time::timeout(timeout, async {
+                    let conn = incoming
+                        .await
+                        .map_err(|e| HandshakeError::Connection(e.to_string()))?;
+                    let inner = &net.inner;
+                    let peer =
+                        handshake::accept(&conn, &inner.key, inner.chain_id, &inner.validators)
+                            .await;
+                    Ok::<_, HandshakeError>((conn, peer))
+                })
+                .await;
+                match result {
+                    Ok(Ok((conn, Ok(peer)))) => net.register(peer, conn),
+                    Ok(Ok((conn, Err(e)))) => net.refuse(&conn, &e),
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "inbound connection failed");
+                    }
+                    Err(_) => {
+                        net.inner
+                            .metrics
+                            .handshake_failures
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    }
+
+    fn refuse(&self, conn: &Connection, e: &HandshakeError) {
+        tracing::warn!(remote = %conn.remote_address(), error = %e, "refused peer");
+        self.inner
+            .metrics
+            .handshake_failures
+            .fetch_add(1, Ordering::Relaxed);
+        conn.close(
+            VarInt::from_u32(code::HANDSHAKE_FAILED),
+            b"handshake failed",
+        );
+    }
+
+    async fn dial_loop(self, peer: PeerInfo) {
+        let config = self.inner.config.clone();
+        let mut backoff = config.reconnect_backoff_min;
+        let mut shutdown = self.inner.shutdown.subscribe();
+        while !self.is_shut_down() {
+            let existing = self.peers().get(&peer.address).map(|p| p.conn.clone());
+            if let Some(conn) = existing {
+                tokio::select! {
+                    _ = conn.closed() => {}
+                    _ = shutdown.changed() => return,
+                }
+                continue;
+            }
+            match self.dial(&peer).await {
+                Ok(conn) => {
+                    backoff = config.reconnect_backoff_min;
+                    self.register(peer.address, conn);
+                }
+                Err(e) => {
+                    tracing::debug!(peer = %peer.address, error = %e, "dial failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    backoff = (backoff * 2).min(config.reconnect_backoff_max);
+                }
+            }
+        }
+    }
+
+    async fn dial(&self, peer: &PeerInfo) -> Result<Connection, HandshakeError> {
+        let inner = &self.inner;
+        let attempt = async {
+            let conn = inner
+                .endpoint
+                .connect(peer.socket, tls::SERVER_NAME)
+                .map_err(|e| HandshakeError::Connection(e.to_string()))?
+                .await
+                .map_err(|e| HandshakeError::Connection(e.to_string()))?;
+            match handshake::dial(
+                &conn,
+                &inner.key,
+                inner.chain_id,
+                &inner.validators,
+                &peer.address,
+            )
+            .await
+            {
+                Ok(_) => Ok(conn),
+                Err(e) => {
+                    self.refuse(&conn, &e);
+                    Err(e)
+                }
+            }
+        };
+        tokio::time::timeout(inner.config.handshake_timeout, attempt)
+            .await
+            .map_err(|_| HandshakeError::Timeout)?
+    }
+
+    /// Makes `conn` the connection to `peer`, replacing any older one, and
+    /// starts its reader and writer tasks.
+    fn register(&self, peer: Address, conn: Connection) {
+        if self.is_shut_down() {
+            conn.close(VarInt::from_u32(code::SHUTDOWN), b"shutdown");
+            return;
+        }
+        let config = &self.inner.config;
+        let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
+        let (consensus_tx, consensus_rx) = mpsc::channel(config.consensus_queue_max);
+        let (gossip_tx, gossip_rx) = mpsc::channel(config.gossip_queue_max);
+        let old = self.peers().insert(
+            peer,
+            PeerHandle {
+                conn: conn.clone(),
+                generation,
+                consensus: consensus_tx,
+                gossip: gossip_tx,
+            },
+        );
+        match old {
+            Some(old) => old
+                .conn
+                .close(VarInt::from_u32(code::REPLACED), b"replaced"),
+            None => {
+                self.inner
+                    .metrics
+                    .peers_connected
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        tracing::info!(%peer, remote = %conn.remote_address(), "validator connected");
+        let _ = self.inner.inbound.try_send(Inbound::PeerConnected(peer));
+        tokio::spawn(writer(
+            self.clone(),
+            conn.clone(),
+            Channel::Consensus,
+            consensus_rx,
+        ));
+        tokio::spawn(writer(
+            self.clone(),
+            conn.clone(),
+            Channel::Gossip,
+            gossip_rx,
+        ));
+        tokio::spawn(self.clone().uni_acceptor(peer, conn.clone()));
+        tokio::spawn(self.clone().sync_server(peer, conn.clone()));
+        tokio::spawn(self.clone().watch_close(peer, conn, generation));
+    }
+
+    async fn watch_close(self, peer: Address, conn: Connection, generation: u64) {
+        let reason = conn.closed().await;
+        let removed = {
+            let mut peers = self.peers();
+            if peers.get(&peer).is_some_and(|p| p.generation == generation) {
+                peers.remove(&peer);
+                true
+            } else {
+                false
+            }
+        };
+        if removed {
+            self.inner
+                .metrics
+                .peers_connected
+                .fetch_sub(1, Ordering::Relaxed);
+            tracing::info!(%peer, %reason, "validator disconnected");
+            let _ = self.inner.inbound.try_send(Inbound::PeerDisconnected(peer));
+        }
+    }
+
+    /// Accepts the peer's unidirectional channel streams.
+    async fn uni_acceptor(self, peer: Address, conn: Connection) {
+        while let Ok(mut recv) = conn.accept_uni().await {
+            let net = self.clone();
+            tokio::spawn(async move {
+                let mut first = [0u8; 1];
+                if recv.read_exact(&mut first).await.is_err() {
+                    return;
+                }
+                match Channel::from_byte(first[0]) {
+                    Some(ch @ (Channel::Consensus | Channel::Gossip)) => {
+                        net.read_channel(peer, ch, recv).await;
+                    }
+                    _ => {
+                        let _ = recv.stop(VarInt::from_u32(code::BAD_CHANNEL));
+                    }
+                }
+            });
+        }
+    }
+
+    async fn read_channel(&self, peer: Address, channel: Channel, mut recv: quinn::RecvStream) {
+        let config = &self.inner.config;
+        let metrics = &self.inner.metrics;
+        let max = channel.frame_bytes_max(config);
+        let mut bucket = TokenBucket::new(
+            config.peer_msgs_per_sec,
+            config.peer_msgs_burst,
+            Instant::now(),
+        );
+        loop {
+            match read_frame(&mut recv, max).await {
+                Ok(payload) => {
+                    if !bucket.try_take(Instant::now()) {
+                        metrics.record_drop(DropReason::RateLimited);
+                        continue;
+                    }
+                    metrics.inbound(channel, payload.len());
+                    let msg = Inbound::Message {
+                        from: peer,
+                        channel,
+                        payload,
+                    };
+                    // Waiting here pushes back on the peer through QUIC flow
+                    // control instead of buffering without bound.
+                    if self.inner.inbound.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+                Err(ReadError::Oversized { len, max }) => {
+                    tracing::warn!(%peer, channel = channel.name(), len, max, "oversized frame");
+                    metrics.record_drop(DropReason::Oversized);
+                    let _ = recv.stop(VarInt::from_u32(code::OVERSIZED_FRAME));
+                    return;
+                }
+                Err(ReadError::Finished | ReadError::Stream(_)) => return,
+            }
+        }
+    }
+
+    /// Serves the peer's block-sync requests, a bounded number at a time.
+    async fn sync_server(self, peer: Address, conn: Connection) {
+        let config = self.inner.config.clone();
+        let permits = Arc::new(Semaphore::new(config.sync_streams_max as usize));
+        while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                let _ = recv.stop(VarInt::from_u32(code::TOO_MANY_STREAMS));
+                continue;
+            };
+            let net = self.clone();
+            let config = config.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let mut first = [0u8; 1];
+                if recv.read_exact(&mut first).await.is_err() {
+                    return;
+                }
+                if first[0] != Channel::Sync as u8 {
+                    let _ = recv.stop(VarInt::from_u32(code::BAD_CHANNEL));
+                    return;
+                }
+                let request = match read_frame(&mut recv, config.sync_request_bytes_max).await {
+                    Ok(r) => r,
+                    Err(ReadError::Oversized { .. }) => {
+                        net.inner.metrics.record_drop(DropReason::Oversized);
+                        let _ = recv.stop(VarInt::from_u32(code::OVERSIZED_FRAME));
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                net.inner.metrics.inbound(Channel::Sync, request.len());
+                let (tx, rx) = oneshot::channel();
+                let event = Inbound::SyncRequest {
+                    from: peer,
+                    request,
+                    respond: SyncResponder(tx),
+                };
+                if net.inner.inbound.send(event).await.is_err() {
+                    return;
+                }
+                let Ok(Ok(response)) = tokio::time::timeout(config.sync_timeout, rx).await else {
+                    return;
+                };
+                send.set_priority(Channel::Sync.priority()).ok();
+                if write_frame(&mut send, &response).await.is_ok() {
+                    net.inner.metrics.outbound(Channel::Sync, response.len());
+                    let _ = send.finish();
+                }
+            });
+        }
+    }
+}
+
+/// Writes queued messages for one channel to one peer on a long-lived
+/// stream, reopening the stream if the peer stopped it.
+async fn writer(net: Network, conn: Connection, channel: Channel, mut rx: mpsc::Receiver<Payload>) {
+    let mut stream: Option<quinn::SendStream> = None;
+    while let Some(payload) = rx.recv().await {
+        if stream.is_none() {
+            let Ok(mut s) = conn.open_uni().await else {
+                return;
+            };
+            s.set_priority(channel.priority()).ok();
+            if s.write_all(&[channel as u8]).await.is_err() {
+                return;
+            }
+            stream = Some(s);
+        }
+        let Some(s) = stream.as_mut() else {
+            continue;
+        };
+        match write_frame(s, &payload).await {
+            Ok(()) => net.inner.metrics.outbound(channel, payload.len()),
+            Err(e) => {
+                tracing::debug!(channel = channel.name(), error = %e, "stream write failed");
+                stream = None;
+                if conn.close_reason().is_some() {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! The validator transport on real QUIC sockets on loopback.
+#![allow(clippy::unwrap_used)] // test set-up: a failure here is a test failure
+
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stele_node::net::*;
+use stele_types::{SecretKey, Validator, ValidatorSet};
+use tokio::sync::mpsc::Receiver;
+use tokio::time::{Instant, sleep, timeout};
+
+const CHAIN: u64 = 77;
+const WAIT: Duration = Duration::from_secs(15);
+
+fn key(n: u16) -> SecretKey {
+    let mut b = [0u8; 32];
+    b[30..].copy_from_slice(&(n + 1).to_be_bytes());
+    SecretKey::from_bytes(&b).unwrap()
+}
+
+fn set_of(keys: &[SecretKey]) -> ValidatorSet {
+    let mut v: Vec<Validator> = keys
+        .iter()
+        .map(|k| Validator {
+            address: k.address(),
+            public_key: k.public_key(),
+            power: 1,
+        })
+        .collect();
+    v.sort_by_key(|v| v.address);
+    ValidatorSet::new(v).unwrap()
+}
+
+struct Node {
+    net: Network,
+    rx: Receiver<Inbound>,
+}
+
+fn sockets(n: usize) -> Vec<UdpSocket> {
+    (0..n)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect()
+}
+
+fn start_all(keys: &[SecretKey], set: &ValidatorSet, configs: &[NetConfig]) -> Vec<Node> {
+    let socks = sockets(keys.len());
+    let infos: Vec<PeerInfo> = keys
+        .iter()
+        .zip(&socks)
+        .map(|(k, s)| PeerInfo {
+            address: k.address(),
+            socket: s.local_addr().unwrap(),
+        })
+        .collect();
+    keys.iter()
+        .zip(socks)
+        .zip(configs)
+        .map(|((k, sock), cfg)| {
+            let (net, rx) = Network::start_on(
+                cfg.clone(),
+                k.clone(),
+                CHAIN,
+                set.clone(),
+                sock,
+                infos.clone(),
+            )
+            .unwrap();
+            Node { net, rx }
+        })
+        .collect()
+}
+
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Next message on `channel`, skipping connection events.
+async fn next_message(rx: &mut Receiver<Inbound>) -> (stele_types::Address, Channel, Vec<u8>) {
+    loop {
+        match timeout(WAIT, rx.recv()).await.unwrap().unwrap() {
+            Inbound::Message {
+                from,
+                channel,
+                payload,
+            } => return (from, channel, payload),
+            Inbound::SyncRequest { .. } => panic!("unexpected sync request"),
+            Inbound::PeerConnected(_) | Inbound::PeerDisconnected(_) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validators_exchange_consensus_gossip_and_sync() {
+    let keys: Vec<SecretKey> = (0..4).map(key).collect();
+    let set = set_of(&keys);
+    let mut nodes = start_all(&keys, &set, &vec![NetConfig::default(); 4]);
+    until("full mesh", || {
+        nodes.iter().all(|n| n.net.connected().len() == 3)
+    })
+    .await;
+
+    for (i, node) in nodes.iter().enumerate() {
+        node.net
+            .broadcast(Channel::Consensus, Arc::from(vec![i as u8; 100]));
+        node.net
+            .broadcast(Channel::Gossip, Arc::from(vec![i as u8; 10]));
+    }
+    for (i, node) in nodes.iter_mut().enumerate() {
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            let (from, channel, payload) = next_message(&mut node.rx).await;
+            let sender = keys.iter().position(|k| k.address() == from).unwrap();
+            assert_ne!(sender, i, "a node never hears itself");
+            assert!(payload.iter().all(|b| *b == sender as u8));
+            seen.push((sender, channel));
+        }
+        seen.sort();
+        let mut expected: Vec<(usize, Channel)> = (0..4)
+            .filter(|s| *s != i)
+            .flat_map(|s| [(s, Channel::Consensus), (s, Channel::Gossip)])
+            .collect();
+        expected.sort();
+        assert_eq!(seen, expected);
+    }
+
+    // Block sync: node 0 asks node 1, which answers from its event loop.
+    let (first, rest) = nodes.split_at_mut(1);
+    let server = &mut rest[0];
+    let responder = tokio::spawn({
+        let mut rx = std::mem::replace(&mut server.rx, tokio::sync::mpsc::channel(1).1);
+        async move {
+            loop {
+                if let Some(Inbound::SyncRequest {
+                    request, respond, ..
+                }) = rx.recv().await
+                {
+                    let mut response = request.clone();
+                    response.reverse();
+                    respond.respond(response);
+                    return;
+                }
+            }
+        }
+    });
+    let response = first[0]
+        .net
+        .request(&keys[1].address(), b"height 7")
+        .await
+        .unwrap();
+    assert_eq!(response, b"7 thgieh");
+    responder.await.unwrap();
+    for n in &nodes {
+        n.net.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_outside_the_validator_set_cannot_connect() {
+    let validator = key(0);
+    // The outsider must be the dialer: the lower address dials.
+    let outsider = (1..500)
+        .map(key)
+        .find(|k| k.address() < validator.address())
+        .unwrap();
+    let real_set = set_of(std::slice::from_ref(&validator));
+    // The outsider believes it is a validator.
+    let fake_set = set_of(&[validator.clone(), outsider.clone()]);
+    let socks = sockets(2);
+    let v_addr = socks[0].local_addr().unwrap();
+    let mut socks = socks.into_iter();
+    let (v_net, mut v_rx) = Network::start_on(
+        NetConfig::default(),
+        validator.clone(),
+        CHAIN,
+        real_set,
+        socks.next().unwrap(),
+        vec![],
+    )
+    .unwrap();
+    let (o_net, _o_rx) = Network::start_on(
+        NetConfig::default(),
+        outsider.clone(),
+        CHAIN,
+        fake_set,
+        socks.next().unwrap(),
+        vec![PeerInfo {
+            address: validator.address(),
+            socket: v_addr,
+        }],
+    )
+    .unwrap();
+    let metrics = v_net.metrics();
+    until("refused handshakes", || metrics.handshake_failures() >= 2).await;
+    assert!(v_net.connected().is_empty());
+    assert!(o_net.connected().is_empty());
+    o_net.broadcast(Channel::Consensus, Arc::from(vec![1u8; 10]));
+    sleep(Duration::from_millis(200)).await;
+    assert!(
+        v_rx.try_recv().is_err(),
+        "nothing from the outsider arrives"
+    );
+    o_net.shutdown().await;
+    v_net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_frame_stops_the_stream_and_is_counted() {
+    let keys: Vec<SecretKey> = (0..2).map(key).collect();
+    let set = set_of(&keys);
+    let strict = NetConfig {
+        consensus_frame_bytes_max: 1024,
+        ..NetConfig::default()
+    };
+    let mut nodes = start_all(&keys, &set, &[NetConfig::default(), strict]);
+    until("connection", || {
+        nodes.iter().all(|n| n.net.connected().len() == 1)
+    })
+    .await;
+    let to = keys[1].address();
+    nodes[0]
+        .net
+        .send(&to, Channel::Consensus, Arc::from(vec![9u8; 4096]));
+    let metrics = nodes[1].net.metrics();
+    until("oversized drop", || {
+        metrics.dropped(DropReason::Oversized) == 1
+    })
+    .await;
+    // The sender reopens its stream; small messages flow again.
+    let deadline = Instant::now() + WAIT;
+    let got = loop {
+        nodes[0]
+            .net
+            .send(&to, Channel::Consensus, Arc::from(vec![1u8; 10]));
+        if let Ok(Some(Inbound::Message { payload, .. })) =
+            timeout(Duration::from_millis(100), nodes[1].rx.recv()).await
+        {
+            break payload;
+        }
+        assert!(Instant::now() < deadline, "no message after the reset");
+    };
+    assert_eq!(got, vec![1u8; 10]);
+    assert_eq!(metrics.dropped(DropReason::Oversized), 1);
+    for n in &nodes {
+        n.net.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_validator_is_reconnected() {
+    let keys: Vec<SecretKey> = (0..2).map(key).collect();
+    let set = set_of(&keys);
+    let mut nodes = start_all(&keys, &set, &vec![NetConfig::default(); 2]);
+    until("connection", || {
+        nodes.iter().all(|n| n.net.connected().len() == 1)
+    })
+    .await;
+    // Restart whichever node is not the dialer, on the same port.
+    let (dialer, listener) = if keys[0].address() < keys[1].address() {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    let port = nodes[listener].net.local_addr().unwrap();
+    let old = nodes.remove(listener);
+    let dialer = if dialer > listener {
+        dialer - 1
+    } else {
+        dialer
+    };
+    old.net.shutdown().await;
+    drop(old);
+    until("disconnect", || nodes[dialer].net.connected().is_empty()).await;
+    // The old endpoint releases its socket once its last task has ended.
+    let deadline = Instant::now() + WAIT;
+    let (restarted, mut rx) = loop {
+        match Network::start(
+            NetConfig::default(),
+            keys[listener].clone(),
+            CHAIN,
+            set.clone(),
+            port,
+            vec![],
+        ) {
+            Ok(started) => break started,
+            Err(e) => assert!(Instant::now() < deadline, "{e}"),
+        }
+        sleep(Duration::from_millis(20)).await;
+    };
+    until("reconnect", || restarted.connected().len() == 1).await;
+    nodes[dialer].net.send(
+        &keys[listener].address(),
+        Channel::Consensus,
+        Arc::from(vec![5u8; 5]),
+    );
+    let (from, channel, payload) = next_message(&mut rx).await;
+    assert_eq!(
+        (from, channel, payload),
+        (
+            keys[1 - listener].address(),
+            Channel::Consensus,
+            vec![5u8; 5]
+        )
+    );
+    restarted.shutdown().await;
+    nodes[dialer].net.shutdown().await;
+}
