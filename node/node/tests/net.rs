@@ -291,7 +291,10 @@ async fn a_restarted_validator_is_reconnected() {
         }
         sleep(Duration::from_millis(20)).await;
     };
-    until("reconnect", || restarted.connected().len() == 1).await;
+    until("reconnect", || {
+        restarted.connected().len() == 1 && nodes[dialer].net.connected().len() == 1
+    })
+    .await;
     nodes[dialer].net.send(
         &keys[listener].address(),
         Channel::Consensus,
