@@ -522,6 +522,24 @@ impl Replica {
         }
     }
 
+    /// The parent of block `seq` is committed, or prepared in this view.
+    /// This is where a chain differs from the paper's independent requests:
+    /// without it a block could gather a certificate while its parent at
+    /// `seq - 1` never prepares, and the next NEW-VIEW, which must re-propose
+    /// a chain, would have a hole below a committed block (ADR 0002).
+    fn parent_prepared(&self, seq: u64, parent: &Hash) -> bool {
+        if seq <= self.committed_seq {
+            return true;
+        }
+        if seq - 1 == self.committed_seq {
+            return self.committed_hash == *parent;
+        }
+        self.slots
+            .get(&(seq - 1))
+            .and_then(|s| s.prepared.as_ref())
+            .is_some_and(|c| c.view == self.view && c.block_hash == *parent)
+    }
+
     fn advance_slot(&mut self, seq: u64) {
         let view = self.view;
         let Some(accepted) = self
@@ -570,7 +588,13 @@ impl Replica {
             return;
         }
 
-        // Send PREPARE.
+        // Send PREPARE, but only on a prepared parent (see
+        // `parent_prepared`): a block's certificate then implies its whole
+        // chain is prepared at f + 1 honest replicas, so every later NEW-VIEW
+        // re-proposes that chain intact.
+        if !self.parent_prepared(seq, &p) {
+            return;
+        }
         let prepare = Prepare {
             view,
             seq,
@@ -690,6 +714,17 @@ impl Replica {
             let Some(payload) = slot.payload(&cert.block_hash).cloned() else {
                 return;
             };
+            let parent = slot
+                .pre_prepares
+                .values()
+                .map(|a| (a.block_hash, a.parent))
+                .chain(slot.prepared.iter().map(|c| (c.block_hash, c.parent)))
+                .find(|(h, _)| *h == cert.block_hash)
+                .map(|(_, p)| p);
+            assert!(
+                parent.is_none_or(|p| p == self.committed_hash),
+                "invariant: a committed block extends the committed chain (seq {seq})"
+            );
             self.apply_commit(cert, payload);
         }
     }

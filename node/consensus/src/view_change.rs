@@ -18,12 +18,32 @@ pub(crate) struct NewViewPlan {
 }
 
 impl Replica {
-    /// §4.4: the view timer expired. In the current view the primary is
-    /// suspected; while changing views the new primary is. Either way move to
-    /// the next view, with a doubled timer (§4.5.2).
+    /// §4.4: the view timer expired. In an installed view the primary is
+    /// suspected: move to the next view. While changing views, move on only
+    /// if a quorum is changing to this view or beyond (the new primary is
+    /// then the one failing); a replica that is alone ahead of the others
+    /// waits for them instead of racing away, and resends its VIEW-CHANGE in
+    /// case it was lost. Either way the timer doubles (§4.5.2).
     pub(crate) fn on_timeout(&mut self) {
-        let next = self.view + 1;
-        self.start_view_change(next);
+        if self.active {
+            self.start_view_change(self.view + 1);
+            return;
+        }
+        let view = self.view;
+        let support = self.power(
+            self.latest_view_change
+                .iter()
+                .filter(|(_, m)| m.message.view() >= view)
+                .map(|(s, _)| s),
+        );
+        if self.is_quorum(support) {
+            self.start_view_change(view + 1);
+            return;
+        }
+        if let Some(m) = self.latest_view_change.get(&self.me) {
+            self.out.push(Action::Broadcast(m.to_bytes()));
+        }
+        self.arm_timer();
     }
 
     /// Sends VIEW-CHANGE for `new_view` with the stable checkpoint and the
@@ -84,10 +104,10 @@ impl Replica {
     /// sender's newest.
     pub(crate) fn on_view_change(&mut self, m: SignedMessage, vc: ViewChange) {
         if vc.new_view < self.view || (vc.new_view == self.view && self.active) {
-            // A laggard still asking for a view we already installed: the
-            // primary of that view sends it the NEW-VIEW again.
-            if vc.new_view == self.view
-                && self.is_primary(self.view)
+            // A laggard still asking for a view at or below ours: forward the
+            // NEW-VIEW that installed our view. It is self-certifying, so any
+            // replica may relay it.
+            if self.active
                 && let Some(nv) = &self.new_view_message
             {
                 self.out.push(Action::Send {
