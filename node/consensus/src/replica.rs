@@ -233,7 +233,7 @@ impl Replica {
     // ---- helpers ---------------------------------------------------------
 
     pub(crate) fn is_primary(&self, view: u64) -> bool {
-        self.cfg.validators.primary(view).address == self.key.address()
+        self.primary_index(view) == self.me
     }
 
     pub(crate) fn primary_index(&self, view: u64) -> ReplicaIndex {
@@ -602,15 +602,15 @@ impl Replica {
             parent: p,
         };
         let key = vote_key(&Message::Prepare(prepare));
-        if !self.signed.contains_key(&key) {
-            if let Some(m) = self.sign_persist_broadcast(Message::Prepare(prepare)) {
-                let me = self.me;
-                self.slot_mut(seq)
-                    .prepares
-                    .entry((view, d, p))
-                    .or_default()
-                    .insert(me, m.signature);
-            }
+        if !self.signed.contains_key(&key)
+            && let Some(m) = self.sign_persist_broadcast(Message::Prepare(prepare))
+        {
+            let me = self.me;
+            self.slot_mut(seq)
+                .prepares
+                .entry((view, d, p))
+                .or_default()
+                .insert(me, m.signature);
         }
         let sent_prepare = self.signed.get(&key) == Some(&prepare_body(&prepare));
         if !sent_prepare {
@@ -754,7 +754,7 @@ impl Replica {
             self.attempts = 0;
             self.arm_timer();
         }
-        if seq % self.cfg.checkpoint_interval_seqs == 0 {
+        if seq.is_multiple_of(self.cfg.checkpoint_interval_seqs) {
             self.send_checkpoint(seq, block_hash);
         }
     }
@@ -858,7 +858,7 @@ impl Replica {
     }
 
     fn on_checkpoint(&mut self, m: SignedMessage, c: Checkpoint) {
-        if c.seq <= self.stable.seq || c.seq % self.cfg.checkpoint_interval_seqs != 0 {
+        if c.seq <= self.stable.seq || !c.seq.is_multiple_of(self.cfg.checkpoint_interval_seqs) {
             self.counters.dropped_out_of_window += 1;
             return;
         }

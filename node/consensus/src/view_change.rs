@@ -163,7 +163,7 @@ impl Replica {
         if p.seq == 0 {
             return p.block_hash == self.cfg.genesis_hash && p.votes.is_empty();
         }
-        if p.seq % self.cfg.checkpoint_interval_seqs != 0 {
+        if !p.seq.is_multiple_of(self.cfg.checkpoint_interval_seqs) {
             return false;
         }
         let digest = Checkpoint {

@@ -19,7 +19,9 @@ use super::rng::Rng;
 /// message broadcast to n replicas is verified once. Results are the real
 /// k256 results, so forged signatures still fail.
 #[derive(Debug, Clone, Default)]
-pub struct CachedVerifier(Arc<Mutex<HashMap<(PublicKey, Hash, Signature), bool>>>);
+pub struct CachedVerifier(Arc<Mutex<VerifyCache>>);
+
+type VerifyCache = HashMap<(PublicKey, Hash, Signature), bool>;
 
 impl Verifier for CachedVerifier {
     fn verify(&self, key: &PublicKey, digest: &Hash, signature: &Signature) -> bool {
@@ -532,8 +534,7 @@ impl World {
             }
             Action::RequestSync { from, to } => {
                 let epoch = self.nodes[node].epoch;
-                let mut at = self.time_ms + 5;
-                for h in from..=to {
+                for (at, h) in (self.time_ms + 5..).zip(from..=to) {
                     let Some((_, cert, payload)) = self.committed.get(&h).cloned() else {
                         break;
                     };
@@ -548,7 +549,6 @@ impl World {
                             },
                         },
                     );
-                    at += 1;
                 }
             }
             Action::Commit {
@@ -878,28 +878,14 @@ impl World {
                         message: Message::Prepare(p),
                         ..
                     }) => Some(Message::Prepare(Prepare {
-                        block_hash: Hash(
-                            self.rng
-                                .next_u64()
-                                .to_le_bytes()
-                                .repeat(4)
-                                .try_into()
-                                .unwrap(),
-                        ),
+                        block_hash: keccak256(&self.rng.next_u64().to_le_bytes()),
                         ..*p
                     })),
                     Some(SignedMessage {
                         message: Message::Commit(c),
                         ..
                     }) => Some(Message::Commit(Commit {
-                        block_hash: Hash(
-                            self.rng
-                                .next_u64()
-                                .to_le_bytes()
-                                .repeat(4)
-                                .try_into()
-                                .unwrap(),
-                        ),
+                        block_hash: keccak256(&self.rng.next_u64().to_le_bytes()),
                         ..*c
                     })),
                     _ => None,

@@ -1,0 +1,291 @@
+//! Focused tests of one replica's behaviour and of the message codec.
+
+mod sim;
+
+use stele_consensus::{
+    Action, Commit, Input, Message, MessageLimits, Prepare, Record, Replica, SignedMessage,
+};
+use stele_types::codec::Encode;
+use stele_types::{DecodeError, Hash, keccak256};
+
+use sim::world::{Byzantine, Faults, World, sim_config, validator_keys};
+
+fn block(seq: u64) -> (Hash, Vec<u8>) {
+    let payload = format!("block {seq}").into_bytes();
+    (keccak256(&payload), payload)
+}
+
+/// Drives a single-validator replica through `blocks` proposals, returning
+/// its log and every action.
+fn run_single(blocks: u64) -> (Replica, Vec<Record>, Vec<Action>) {
+    let (keys, set) = validator_keys(1);
+    let mut r = Replica::with_k256(sim_config(set), keys[0].clone()).expect("valid config");
+    let mut all = r.handle(Input::Start);
+    let mut records = Vec::new();
+    for _ in 0..blocks {
+        let Some((view, seq)) = all.iter().rev().find_map(|a| match a {
+            Action::RequestProposal { view, seq, .. } => Some((*view, *seq)),
+            _ => None,
+        }) else {
+            break;
+        };
+        let (block_hash, payload) = block(seq);
+        let out = r.handle(Input::ProposalReady {
+            view,
+            seq,
+            block_hash,
+            payload,
+        });
+        all.extend(out);
+    }
+    for a in &all {
+        if let Action::Persist(rec) = a {
+            records.push(rec.clone());
+        }
+    }
+    (r, records, all)
+}
+
+#[test]
+fn single_validator_commits_alone_with_a_valid_certificate() {
+    let (r, _, actions) = run_single(6);
+    let (_, set) = validator_keys(1);
+    let commits: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Commit {
+                seq, certificate, ..
+            } => Some((*seq, certificate.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        commits.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5, 6]
+    );
+    for (_, cert) in &commits {
+        cert.verify(7, &set).expect("certificate verifies");
+    }
+    assert_eq!(r.committed_seq(), 6);
+    assert_eq!(r.stable_seq(), 4, "checkpoint every 4 blocks became stable");
+}
+
+#[test]
+fn every_broadcast_is_preceded_by_persisting_it() {
+    let (_, _, actions) = run_single(5);
+    let mut persisted = Vec::new();
+    for a in &actions {
+        match a {
+            Action::Persist(Record::Signed(m)) => persisted.push(m.to_bytes()),
+            Action::Broadcast(b) => assert!(persisted.contains(b), "broadcast before persist"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn restart_replays_the_log_without_sending_and_resumes_at_the_next_height() {
+    let (_, records, _) = run_single(5);
+    let (keys, set) = validator_keys(1);
+    let mut r = Replica::with_k256(sim_config(set), keys[0].clone()).expect("valid config");
+    let (h5, _) = block(5);
+    let out = r.handle(Input::Restart {
+        records,
+        committed: Some((5, h5)),
+    });
+    assert!(
+        out.iter()
+            .all(|a| !matches!(a, Action::Broadcast(_) | Action::Send { .. })),
+        "replay emitted a message: {out:?}"
+    );
+    assert_eq!(r.committed_seq(), 5);
+    // It carries on from height 6, not from a height it already signed.
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::RequestProposal { seq: 6, .. })),
+        "{out:?}"
+    );
+    assert_eq!(r.counters().double_sign_refused, 0);
+}
+
+fn four_replicas() -> (Vec<stele_types::SecretKey>, Replica) {
+    let (keys, set) = validator_keys(4);
+    let mut r = Replica::with_k256(sim_config(set), keys[1].clone()).expect("valid config");
+    let _ = r.handle(Input::Start);
+    (keys, r)
+}
+
+fn signed(key: &stele_types::SecretKey, signer: u32, message: Message) -> SignedMessage {
+    let digest = message.digest(7);
+    SignedMessage {
+        signature: key.sign_digest(&digest),
+        signer,
+        message,
+    }
+}
+
+#[test]
+fn forged_unknown_oversized_and_malformed_messages_are_dropped_and_counted() {
+    let (keys, mut r) = four_replicas();
+    let prepare = Message::Prepare(Prepare {
+        view: 0,
+        seq: 1,
+        block_hash: Hash([1; 32]),
+        parent: Hash::ZERO,
+    });
+    // Signed by validator 2 but claims to be validator 3.
+    let forged = signed(&keys[2], 3, prepare.clone());
+    let unknown = signed(&keys[2], 9, prepare.clone());
+    let out = r.handle(Input::Message(forged.to_bytes()));
+    assert!(out.is_empty());
+    let _ = r.handle(Input::Message(unknown.to_bytes()));
+    let _ = r.handle(Input::Message(vec![0; (1 << 20) + 1]));
+    let _ = r.handle(Input::Message(vec![2, 0, 0]));
+    let mut trailing = signed(&keys[2], 2, prepare).to_bytes();
+    trailing.push(0);
+    let _ = r.handle(Input::Message(trailing));
+    let c = r.counters();
+    assert_eq!(c.dropped_bad_signature, 1);
+    assert_eq!(c.dropped_non_validator, 1);
+    assert_eq!(c.dropped_oversized, 1);
+    assert_eq!(c.dropped_malformed, 2);
+}
+
+#[test]
+fn conflicting_commits_from_one_validator_are_reported_as_evidence() {
+    let (keys, mut r) = four_replicas();
+    let commit = |b: u8| {
+        Message::Commit(Commit {
+            view: 0,
+            seq: 1,
+            block_hash: Hash([b; 32]),
+        })
+    };
+    let first = signed(&keys[2], 2, commit(1));
+    let second = signed(&keys[2], 2, commit(2));
+    assert!(r.handle(Input::Message(first.to_bytes())).is_empty());
+    let out = r.handle(Input::Message(second.to_bytes()));
+    let evidence: Vec<_> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Evidence(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evidence.len(), 1);
+    assert_eq!(evidence[0].first, first);
+    assert_eq!(evidence[0].second, second);
+    assert_eq!(r.counters().equivocations, 1);
+}
+
+#[test]
+fn stale_and_far_future_views_are_dropped() {
+    let (keys, mut r) = four_replicas();
+    let far = signed(
+        &keys[2],
+        2,
+        Message::Commit(Commit {
+            view: 1_000,
+            seq: 1,
+            block_hash: Hash([1; 32]),
+        }),
+    );
+    let _ = r.handle(Input::Message(far.to_bytes()));
+    let out_of_window = signed(
+        &keys[2],
+        2,
+        Message::Commit(Commit {
+            view: 0,
+            seq: 1_000,
+            block_hash: Hash([1; 32]),
+        }),
+    );
+    let _ = r.handle(Input::Message(out_of_window.to_bytes()));
+    assert_eq!(r.counters().dropped_wrong_view, 1);
+    assert_eq!(r.counters().dropped_out_of_window, 1);
+}
+
+#[test]
+fn messages_round_trip_and_decoding_is_bounded() {
+    let (keys, _) = validator_keys(4);
+    let m = signed(
+        &keys[0],
+        0,
+        Message::PrePrepare(stele_consensus::PrePrepare {
+            view: 3,
+            seq: 9,
+            block_hash: Hash([5; 32]),
+            parent: Hash([6; 32]),
+            payload: vec![7; 100],
+        }),
+    );
+    let limits = MessageLimits {
+        message_bytes_max: 1 << 20,
+        payload_bytes_max: 100,
+        validators_max: 4,
+        window_seqs_max: 8,
+    };
+    let bytes = m.to_bytes();
+    assert_eq!(SignedMessage::decode(&bytes, &limits), Ok(m));
+    let tight = MessageLimits {
+        payload_bytes_max: 99,
+        ..limits.clone()
+    };
+    assert!(matches!(
+        SignedMessage::decode(&bytes, &tight),
+        Err(DecodeError::LengthOverLimit { .. })
+    ));
+    let small = MessageLimits {
+        message_bytes_max: bytes.len() - 1,
+        ..limits
+    };
+    assert!(matches!(
+        SignedMessage::decode(&bytes, &small),
+        Err(DecodeError::InputTooLong { .. })
+    ));
+}
+
+#[test]
+fn records_round_trip() {
+    let (_, records, _) = run_single(5);
+    let limits = sim_config(validator_keys(1).1).limits;
+    for rec in records {
+        assert_eq!(Record::decode(&rec.to_bytes(), &limits), Ok(rec));
+    }
+}
+
+#[test]
+fn view_change_elects_next_primary_when_primary_silent() {
+    let faults = Faults {
+        heal_ms: 0,
+        ..Faults::default()
+    };
+    let mut w = World::new(1, 4, &[(0, Byzantine::Silent)], faults);
+    w.run(60_000, |w| w.min_live_honest_height() >= 5)
+        .expect("no invariant violation");
+    assert!(w.min_live_honest_height() >= 5);
+    assert_eq!(
+        w.max_honest_view(),
+        1,
+        "one view change reaches an honest primary"
+    );
+}
+
+#[test]
+fn crashed_primary_is_replaced_and_rejoins_after_restart() {
+    let faults = Faults {
+        crashes: vec![(0, 1_000, 20_000)],
+        heal_ms: 0,
+        ..Faults::default()
+    };
+    let mut w = World::new(2, 4, &[], faults);
+    w.run(60_000, |w| {
+        w.time_ms > 20_000 && w.min_live_honest_height() >= 40
+    })
+    .expect("no invariant violation");
+    assert!(
+        w.min_live_honest_height() >= 40,
+        "{}",
+        w.min_live_honest_height()
+    );
+}
