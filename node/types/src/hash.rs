@@ -54,6 +54,12 @@ pub mod domain {
     /// Prefix of every consensus message the replicas sign; the message kind
     /// follows as one byte.
     pub const CONSENSUS: &[u8] = b"STELE/v1/consensus\0";
+    /// Hashed state key: the tag, the namespace encoding, then the raw key.
+    pub const STATE_KEY: &[u8] = b"STELE/v1/state-key\0";
+    /// Leaf of the state tree: the tag, the key hash, then the value hash.
+    pub const STATE_LEAF: &[u8] = b"STELE/v1/state-leaf\0";
+    /// Binary inner node of the state tree: the tag, then left and right.
+    pub const STATE_NODE: &[u8] = b"STELE/v1/state-node\0";
 }
 
 /// Root of a binary Merkle tree over an ordered list of hashes (transactions
