@@ -1,6 +1,24 @@
 //! Replica configuration and message size limits.
 
 use stele_types::{Hash, Limits, ValidatorSet};
+use thiserror::Error;
+
+/// Why a replica could not be built from its configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    #[error("checkpoint interval must be positive")]
+    ZeroCheckpointInterval,
+    #[error("window of {window} must be at least twice the checkpoint interval {interval}")]
+    WindowTooSmall { window: u64, interval: u64 },
+    #[error("pipeline depth {0} must be in 1..=window")]
+    BadPipeline(u64),
+    #[error("view timeouts must be positive with max >= base")]
+    BadTimeouts,
+    #[error("message limits must admit a full window of certificates and every validator")]
+    LimitsTooSmall,
+    #[error("the key is not in the validator set")]
+    NotAValidator,
+}
 
 /// Maximum sizes accepted when decoding a consensus message from a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,24 +100,26 @@ impl Config {
     }
 
     /// Checks the relations between the parameters.
-    pub fn validate(&self) -> Result<(), &'static str> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.checkpoint_interval_seqs == 0 {
-            return Err("checkpoint interval must be positive");
+            return Err(ConfigError::ZeroCheckpointInterval);
         }
         if self.window_seqs < 2 * self.checkpoint_interval_seqs {
-            return Err("window must be at least twice the checkpoint interval");
+            return Err(ConfigError::WindowTooSmall {
+                window: self.window_seqs,
+                interval: self.checkpoint_interval_seqs,
+            });
         }
         if self.pipeline_blocks_max == 0 || self.pipeline_blocks_max > self.window_seqs {
-            return Err("pipeline depth must be in 1..=window");
+            return Err(ConfigError::BadPipeline(self.pipeline_blocks_max));
         }
         if self.view_timeout_ms == 0 || self.view_timeout_max_ms < self.view_timeout_ms {
-            return Err("view timeouts must be positive and max >= base");
+            return Err(ConfigError::BadTimeouts);
         }
-        if self.limits.window_seqs_max < self.window_seqs {
-            return Err("message limits must admit a full window of certificates");
-        }
-        if self.limits.validators_max < self.validators.len() {
-            return Err("message limits must admit every validator");
+        if self.limits.window_seqs_max < self.window_seqs
+            || self.limits.validators_max < self.validators.len()
+        {
+            return Err(ConfigError::LimitsTooSmall);
         }
         Ok(())
     }

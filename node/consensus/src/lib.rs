@@ -13,7 +13,7 @@ mod replica;
 pub mod verify;
 mod view_change;
 
-pub use config::{Config, MessageLimits};
+pub use config::{Config, ConfigError, MessageLimits};
 pub use io::{Action, Evidence, Input, Record, TimerId};
 pub use message::{
     Checkpoint, CheckpointProof, Commit, Message, NewView, NewViewEntry, PrePrepare, Prepare,

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use stele_types::codec::Encode;
-use stele_types::{CommitCertificate, CommitSignature, Hash, SecretKey, Signature};
+use stele_types::{CommitCertificate, CommitSignature, ConsensusKind, Hash, SecretKey, Signature};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::io::{Action, Evidence, Input, Record, TimerId};
 use crate::message::{
     Checkpoint, CheckpointProof, Commit, Message, PrePrepare, Prepare, PreparedCertificate,
@@ -128,13 +128,14 @@ impl Replica {
         cfg: Config,
         key: SecretKey,
         verifier: Box<dyn Verifier>,
-    ) -> Result<Replica, &'static str> {
+    ) -> Result<Replica, ConfigError> {
         cfg.validate()?;
         let me = cfg
             .validators
             .index_of(&key.address())
-            .ok_or("key is not in the validator set")?;
-        let me = ReplicaIndex::try_from(me).map_err(|_| "validator index overflows")?;
+            .ok_or(ConfigError::NotAValidator)?;
+        // At most `ValidatorSet::VALIDATORS_MAX` validators, so it fits.
+        let me = ReplicaIndex::try_from(me).map_err(|_| ConfigError::NotAValidator)?;
         let genesis = cfg.genesis_hash;
         Ok(Replica {
             cfg,
@@ -168,7 +169,7 @@ impl Replica {
     }
 
     /// A replica with plain k256 signature verification.
-    pub fn with_k256(cfg: Config, key: SecretKey) -> Result<Replica, &'static str> {
+    pub fn with_k256(cfg: Config, key: SecretKey) -> Result<Replica, ConfigError> {
         Replica::new(cfg, key, Box::new(K256Verifier))
     }
 
@@ -315,6 +316,17 @@ impl Replica {
             signer: self.me,
             message,
         })
+    }
+
+    /// Drops equivocation and signing records of views below `view`, which
+    /// this replica will never accept or sign again. CHECKPOINTs have no
+    /// view and are dropped with the stable checkpoint instead.
+    pub(crate) fn forget_views_below(&mut self, view: u64) {
+        let checkpoint = ConsensusKind::Checkpoint as u8;
+        self.seen
+            .retain(|(kind, v, _, _), _| *kind == checkpoint || *v >= view);
+        self.signed
+            .retain(|(kind, v, _), _| *kind == checkpoint || *v >= view);
     }
 
     /// Persist, then broadcast (persist before you speak).

@@ -23,7 +23,8 @@ impl Replica {
     /// if a quorum is changing to this view or beyond (the new primary is
     /// then the one failing); a replica that is alone ahead of the others
     /// waits for them instead of racing away, and resends its VIEW-CHANGE in
-    /// case it was lost. Either way the timer doubles (§4.5.2).
+    /// case it was lost. Each view change doubles the timer (§4.5.2); waiting
+    /// does not.
     pub(crate) fn on_timeout(&mut self) {
         if self.active {
             self.start_view_change(self.view + 1);
@@ -94,10 +95,15 @@ impl Replica {
         self.check_join();
     }
 
+    /// Forgets normal-case state of views below `view`; prepared
+    /// certificates, commit certificates and validations are kept.
     fn drop_pre_prepares_below(&mut self, view: u64) {
         for slot in self.slots.values_mut() {
             slot.pre_prepares = slot.pre_prepares.split_off(&view);
+            slot.prepares.retain(|(v, _, _), _| *v >= view);
+            slot.commits.retain(|(v, _), _| *v >= view);
         }
+        self.forget_views_below(view);
     }
 
     /// A VIEW-CHANGE from a peer: checked in full, kept if it is the
