@@ -4,7 +4,7 @@ use stele_types::codec::{DecodeError, Encode, Reader, put_bytes};
 use stele_types::{CommitCertificate, Hash};
 
 use crate::config::MessageLimits;
-use crate::message::{CheckpointProof, PreparedCertificate, ReplicaIndex, SignedMessage};
+use crate::message::{CheckpointProof, Message, PreparedCertificate, ReplicaIndex, SignedMessage};
 
 /// An event the node feeds to the replica.
 #[derive(Debug, Clone)]
@@ -86,6 +86,10 @@ pub enum Action {
     RequestSync { from: u64, to: u64 },
     /// A peer signed two conflicting messages.
     Evidence(Evidence),
+    /// The log may be rewritten without the records for which
+    /// [`Record::obsolete`] holds with these arguments (after the persists
+    /// before this action are durable).
+    CompactLog { stable_seq: u64, view: u64 },
 }
 
 /// Two messages from one signer with the same kind, view and sequence but
@@ -134,6 +138,24 @@ impl Encode for Record {
 }
 
 impl Record {
+    /// Whether a replica with stable checkpoint `stable_seq` in `view` can
+    /// forget this record: it will never sign anything at or below the
+    /// stable checkpoint or in a lower view again, and it keeps the newest
+    /// stable proof, its prepared certificates above it (for VIEW-CHANGE)
+    /// and the view-change records of its current view.
+    pub fn obsolete(&self, stable_seq: u64, view: u64) -> bool {
+        match self {
+            Record::Signed(m) => match &m.message {
+                Message::Checkpoint(c) => c.seq <= stable_seq,
+                Message::ViewChange(_) | Message::NewView(_) => m.message.view() < view,
+                other => other.seq() <= stable_seq || other.view() < view,
+            },
+            Record::Prepared(c) => c.seq <= stable_seq,
+            Record::Stable(p) => p.seq < stable_seq,
+            Record::NewView(m) => m.message.view() < view,
+        }
+    }
+
     /// Reads a record written by this replica's node.
     pub fn decode(bytes: &[u8], lim: &MessageLimits) -> Result<Record, DecodeError> {
         let codec_limits = lim.codec_limits();

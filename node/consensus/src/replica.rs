@@ -934,8 +934,6 @@ impl Replica {
             block_hash,
             votes,
         };
-        self.out
-            .push(Action::Persist(Record::Stable(proof.clone())));
         self.adopt_stable(proof);
     }
 
@@ -945,7 +943,13 @@ impl Replica {
             return;
         }
         let seq = proof.seq;
+        self.out
+            .push(Action::Persist(Record::Stable(proof.clone())));
         self.stable = proof;
+        self.out.push(Action::CompactLog {
+            stable_seq: seq,
+            view: self.view,
+        });
         self.slots = self.slots.split_off(&(seq + 1));
         self.checkpoint_votes = self.checkpoint_votes.split_off(&(seq + 1));
         self.seen.retain(|(_, _, s, _), _| *s > seq || *s == 0);

@@ -351,6 +351,11 @@ impl Replica {
         self.drop_pre_prepares_below(view);
         if plan.checkpoint.seq > self.stable.seq {
             self.adopt_stable(plan.checkpoint.clone());
+        } else {
+            self.out.push(Action::CompactLog {
+                stable_seq: self.stable.seq,
+                view,
+            });
         }
         let mut last = plan.checkpoint.seq.max(self.committed_seq);
         for (e, payload) in plan.entries {

@@ -557,6 +557,11 @@ impl World {
                 payload,
                 certificate,
             } => self.on_commit(node, seq, block_hash, payload, certificate)?,
+            Action::CompactLog { stable_seq, view } => {
+                self.nodes[node]
+                    .records
+                    .retain(|r| !r.obsolete(stable_seq, view));
+            }
             Action::Evidence(e) => {
                 self.evidence += 1;
                 let signer = e.first.signer;
