@@ -1,0 +1,578 @@
+//! Executing calls and deploys: frames, gas budgets, checkpoints, outcomes.
+
+use std::sync::Arc;
+
+use stele_types::{Address, Amount, Event, ExecStatus, Hash, keccak256};
+use wasmtime::{
+    AsContextMut, Memory, Store, StoreContextMut, StoreLimits, StoreLimitsBuilder, Trap, Val,
+};
+
+use crate::abi;
+use crate::error::{FailKind, Failure, TrapKind, VmError};
+use crate::vm::{EPOCH_TICK_MS, LoadError, Shared, Vm};
+use crate::world::World;
+
+/// The block and transaction a call runs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecContext {
+    /// The account that signed the transaction.
+    pub origin: Address,
+    /// The direct caller of the top-level frame (the origin for a
+    /// transaction).
+    pub caller: Address,
+    /// Native tokens attached, moved from `caller` to the contract first.
+    pub value: Amount,
+    pub block_height: u64,
+    /// Block timestamp in milliseconds since the Unix epoch.
+    pub block_timestamp_ms: u64,
+    pub chain_id: u64,
+    pub tx_hash: Hash,
+    /// Record a trace of nested calls with gas per frame.
+    pub debug: bool,
+}
+
+/// What to execute.
+#[derive(Debug, Clone, Copy)]
+pub enum Action<'a> {
+    /// Call exported `method` of `contract` with `args`.
+    Call {
+        contract: Address,
+        method: &'a str,
+        args: &'a [u8],
+    },
+    /// Deploy `code` at `Address::contract(caller, nonce)` and run its
+    /// `init` export (if any) with `init_args`. The caller's account nonce
+    /// is the node's to manage; the VM does not change it.
+    Deploy {
+        code: &'a [u8],
+        init_args: &'a [u8],
+        nonce: u64,
+    },
+}
+
+/// One frame of the debug trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallTrace {
+    pub caller: Address,
+    pub contract: Address,
+    pub method: String,
+    pub value: Amount,
+    pub gas_budget: u64,
+    pub gas_used: u64,
+    pub status: ExecStatus,
+    /// Return data, revert payload or failure message.
+    pub output: Vec<u8>,
+    pub calls: Vec<CallTrace>,
+}
+
+/// The result of an execution. The world passed to `execute` already holds
+/// the writes if `status` is `Success`, and none of them otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: ExecStatus,
+    pub gas_used: u64,
+    /// Return data on success, the revert payload or the deterministic
+    /// failure message otherwise.
+    pub output: Vec<u8>,
+    /// Events, empty unless `status` is `Success`.
+    pub events: Vec<Event>,
+    /// Why it did not succeed.
+    pub failure: Option<Failure>,
+    /// The new contract, for a successful deploy.
+    pub contract_address: Option<Address>,
+    /// Nested calls with gas per frame, if `ExecContext::debug` was set.
+    pub trace: Option<CallTrace>,
+}
+
+pub(crate) struct Frame {
+    pub(crate) contract: Address,
+    pub(crate) caller: Address,
+    pub(crate) value: Amount,
+    pub(crate) input: Vec<u8>,
+    pub(crate) memory: Option<Memory>,
+    pub(crate) return_data: Vec<u8>,
+    pub(crate) last_result: Vec<u8>,
+}
+
+/// Store data of one execution.
+pub struct HostState<W: World + 'static> {
+    pub(crate) world: W,
+    pub(crate) shared: Arc<Shared<W>>,
+    pub(crate) ctx: ExecContext,
+    pub(crate) frames: Vec<Frame>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) fatal: Option<VmError>,
+    trace: Vec<CallTrace>,
+    store_limits: StoreLimits,
+}
+
+impl<W: World + 'static> std::fmt::Debug for HostState<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostState")
+            .field("depth", &self.frames.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: World + 'static> HostState<W> {
+    pub(crate) fn frame(&self) -> Result<&Frame, VmError> {
+        self.frames
+            .last()
+            .ok_or(VmError::Invariant("host call outside a frame"))
+    }
+    pub(crate) fn frame_mut(&mut self) -> Result<&mut Frame, VmError> {
+        self.frames
+            .last_mut()
+            .ok_or(VmError::Invariant("host call outside a frame"))
+    }
+}
+
+/// The error a host function returns to stop its frame.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HostExit {
+    #[error("{0}")]
+    Fail(Failure),
+    #[error("fatal")]
+    Fatal,
+}
+
+/// A call of one frame.
+pub(crate) struct FrameCall {
+    pub(crate) caller: Address,
+    pub(crate) contract: Address,
+    pub(crate) method: String,
+    pub(crate) args: Vec<u8>,
+    pub(crate) value: Amount,
+    pub(crate) gas_budget: u64,
+    /// For a deploy: the code to install at `contract` first.
+    pub(crate) deploy: Option<Vec<u8>>,
+}
+
+/// How a frame ended.
+pub(crate) struct FrameResult {
+    pub(crate) result: Result<Vec<u8>, Failure>,
+    pub(crate) gas_used: u64,
+}
+
+impl<W: World + 'static> Vm<W> {
+    /// Executes `action` against `world` with `gas_limit` and returns the
+    /// outcome and the world (which holds the writes iff the outcome is a
+    /// success). Must run on a thread with at least
+    /// [`EXEC_THREAD_STACK_BYTES`](crate::EXEC_THREAD_STACK_BYTES) of stack.
+    ///
+    /// `Err` means the node itself failed (state backend error): no receipt
+    /// may be produced and the world must be discarded.
+    pub fn execute(
+        &self,
+        ctx: &ExecContext,
+        action: Action<'_>,
+        gas_limit: u64,
+        world: W,
+    ) -> (Result<Outcome, VmError>, W) {
+        self.run(ctx, action, gas_limit, world, None)
+    }
+
+    /// A read-only query (or dry run): like `execute`, but every write is
+    /// reverted, and a wall-clock `timeout_ms` stops runaway code (epoch
+    /// interruption, which is not deterministic and therefore never used
+    /// for blocks).
+    pub fn query(
+        &self,
+        ctx: &ExecContext,
+        action: Action<'_>,
+        gas_limit: u64,
+        timeout_ms: u64,
+        mut world: W,
+    ) -> (Result<Outcome, VmError>, W) {
+        world.checkpoint();
+        let ticks = timeout_ms.div_ceil(EPOCH_TICK_MS).max(1);
+        let (outcome, mut world) = self.run(ctx, action, gas_limit, world, Some(ticks));
+        world.revert();
+        (outcome, world)
+    }
+
+    fn run(
+        &self,
+        ctx: &ExecContext,
+        action: Action<'_>,
+        gas_limit: u64,
+        world: W,
+        epoch_ticks: Option<u64>,
+    ) -> (Result<Outcome, VmError>, W) {
+        let limits = &self.shared.limits;
+        let state = HostState {
+            world,
+            shared: self.shared.clone(),
+            ctx: ctx.clone(),
+            frames: Vec::new(),
+            events: Vec::new(),
+            fatal: None,
+            trace: Vec::new(),
+            store_limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes_max())
+                .table_elements(limits.table_elements_max as usize)
+                .instances(limits.call_depth_max as usize + 1)
+                .build(),
+        };
+        let mut store = Store::new(&self.shared.engine, state);
+        store.limiter(|s| &mut s.store_limits);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(epoch_ticks.unwrap_or(u64::MAX / 2));
+        let result = self.run_in(&mut store, ctx, action, gas_limit);
+        let mut state = store.into_data();
+        let outcome = result.map(|(frame, contract_address)| {
+            let trace = if ctx.debug { state.trace.pop() } else { None };
+            let events = std::mem::take(&mut state.events);
+            match frame.result {
+                Ok(output) => Outcome {
+                    status: ExecStatus::Success,
+                    gas_used: frame.gas_used,
+                    output,
+                    events,
+                    failure: None,
+                    contract_address,
+                    trace,
+                },
+                Err(f) => Outcome {
+                    status: f.status(),
+                    gas_used: frame.gas_used,
+                    output: f.output(),
+                    events: Vec::new(),
+                    failure: Some(f),
+                    contract_address: None,
+                    trace,
+                },
+            }
+        });
+        (outcome, state.world)
+    }
+
+    fn run_in(
+        &self,
+        store: &mut Store<HostState<W>>,
+        ctx: &ExecContext,
+        action: Action<'_>,
+        gas_limit: u64,
+    ) -> Result<(FrameResult, Option<Address>), VmError> {
+        let limits = &self.shared.limits;
+        let gas = &self.shared.gas;
+        set_fuel(store, gas_limit)?;
+        let fail = |kind: FailKind| FrameResult {
+            result: Err(Failure::Failed(kind)),
+            gas_used: 0,
+        };
+        match action {
+            Action::Call {
+                contract,
+                method,
+                args,
+            } => {
+                if args.len() > limits.args_bytes_max as usize {
+                    return Ok((fail(FailKind::ArgsTooLarge), None));
+                }
+                if !valid_method(method, limits.method_bytes_max) {
+                    return Ok((fail(FailKind::InvalidMethodName), None));
+                }
+                let call = FrameCall {
+                    caller: ctx.caller,
+                    contract,
+                    method: method.to_string(),
+                    args: args.to_vec(),
+                    value: ctx.value,
+                    gas_budget: gas_limit,
+                    deploy: None,
+                };
+                Ok((run_frame(&mut store.as_context_mut(), call)?, None))
+            }
+            Action::Deploy {
+                code,
+                init_args,
+                nonce,
+            } => {
+                let cost = deploy_cost(gas, code.len());
+                if cost > gas_limit {
+                    return Ok((
+                        FrameResult {
+                            result: Err(Failure::OutOfGas),
+                            gas_used: gas_limit,
+                        },
+                        None,
+                    ));
+                }
+                if init_args.len() > limits.args_bytes_max as usize {
+                    return Ok((fail(FailKind::ArgsTooLarge), None));
+                }
+                set_fuel(store, gas_limit - cost)?;
+                let address = Address::contract(&ctx.caller, nonce);
+                let call = FrameCall {
+                    caller: ctx.caller,
+                    contract: address,
+                    method: abi::INIT_EXPORT.to_string(),
+                    args: init_args.to_vec(),
+                    value: ctx.value,
+                    gas_budget: gas_limit - cost,
+                    deploy: Some(code.to_vec()),
+                };
+                let mut frame = run_frame(&mut store.as_context_mut(), call)?;
+                frame.gas_used += cost;
+                let ok = frame.result.is_ok();
+                Ok((frame, ok.then_some(address)))
+            }
+        }
+    }
+}
+
+/// Gas charged for deploying `code_len` bytes, before the constructor runs.
+pub(crate) fn deploy_cost(gas: &crate::gas::GasSchedule, code_len: usize) -> u64 {
+    gas.deploy_base
+        .saturating_add(gas.deploy_code_byte.saturating_mul(code_len as u64))
+}
+
+pub(crate) fn valid_method(method: &str, max: u32) -> bool {
+    stele_types::tx::validate_method_name(method, max as usize).is_ok()
+}
+
+fn set_fuel<T: 'static>(store: &mut impl AsContextMut<Data = T>, fuel: u64) -> Result<(), VmError> {
+    store
+        .as_context_mut()
+        .set_fuel(fuel)
+        .map_err(|_| VmError::Invariant("fuel is enabled"))
+}
+
+fn get_fuel<T: 'static>(store: &mut impl AsContextMut<Data = T>) -> Result<u64, VmError> {
+    store
+        .as_context_mut()
+        .get_fuel()
+        .map_err(|_| VmError::Invariant("fuel is enabled"))
+}
+
+/// Runs one contract frame in its own checkpoint with `call.gas_budget`
+/// (which the caller's remaining fuel must cover). On return the store's
+/// fuel is the caller's fuel minus what the frame used.
+pub(crate) fn run_frame<W: World + 'static>(
+    store: &mut StoreContextMut<'_, HostState<W>>,
+    call: FrameCall,
+) -> Result<FrameResult, VmError> {
+    let caller_fuel = get_fuel(store)?;
+    if call.gas_budget > caller_fuel {
+        return Err(VmError::Invariant("frame budget exceeds the caller's gas"));
+    }
+    let state = store.data_mut();
+    let debug = state.ctx.debug;
+    if debug {
+        state.trace.push(CallTrace {
+            caller: call.caller,
+            contract: call.contract,
+            method: call.method.clone(),
+            value: call.value,
+            gas_budget: call.gas_budget,
+            gas_used: 0,
+            status: ExecStatus::Success,
+            output: Vec::new(),
+            calls: Vec::new(),
+        });
+    }
+    state.world.checkpoint();
+    let events_mark = state.events.len();
+    let outcome = frame_body(store, &call);
+    let state = store.data_mut();
+    let result = match outcome {
+        Ok(r) => r,
+        Err(fatal) => {
+            state.world.revert();
+            return Err(fatal);
+        }
+    };
+    if result.result.is_ok() {
+        state.world.commit();
+    } else {
+        state.world.revert();
+        state.events.truncate(events_mark);
+    }
+    set_fuel(store, caller_fuel - result.gas_used)?;
+    if debug {
+        let state = store.data_mut();
+        if let Some(mut t) = state.trace.pop() {
+            t.gas_used = result.gas_used;
+            let (status, output) = match &result.result {
+                Ok(out) => (ExecStatus::Success, out.clone()),
+                Err(f) => (f.status(), f.output()),
+            };
+            t.status = status;
+            t.output = output;
+            match state.trace.last_mut() {
+                Some(parent) => parent.calls.push(t),
+                None => state.trace.push(t),
+            }
+        }
+    }
+    Ok(result)
+}
+
+fn frame_body<W: World + 'static>(
+    store: &mut StoreContextMut<'_, HostState<W>>,
+    call: &FrameCall,
+) -> Result<FrameResult, VmError> {
+    let fail = |kind: FailKind| {
+        Ok(FrameResult {
+            result: Err(Failure::Failed(kind)),
+            gas_used: 0,
+        })
+    };
+    let state = store.data_mut();
+    let shared = state.shared.clone();
+    let limits = &shared.limits;
+    if state.frames.len() >= limits.call_depth_max as usize {
+        return fail(FailKind::CallDepthExceeded);
+    }
+    // Install the code first for a deploy.
+    let compiled = if let Some(code) = &call.deploy {
+        if state.world.code_hash(&call.contract)?.is_some() {
+            return fail(FailKind::ContractExists);
+        }
+        let hash = keccak256(code);
+        let compiled = match shared.load(&hash, Some(code), None) {
+            Ok(c) => c,
+            Err(LoadError::Invalid(e)) => return fail(FailKind::InvalidCode(e)),
+            Err(LoadError::Fatal(e)) => return Err(e),
+        };
+        state.world.create_contract(&call.contract, &hash, code)?;
+        compiled
+    } else {
+        let Some(hash) = state.world.code_hash(&call.contract)? else {
+            return fail(FailKind::NoSuchContract);
+        };
+        match shared.load(&hash, None, Some(&state.world)) {
+            Ok(c) => c,
+            Err(LoadError::Invalid(_)) => return Err(VmError::CorruptCode),
+            Err(LoadError::Fatal(e)) => return Err(e),
+        }
+    };
+    let info = &compiled.info;
+    let is_method = info.methods.contains(&call.method);
+    let run_code = if call.deploy.is_some() {
+        is_method
+    } else {
+        if !is_method || call.method == abi::INIT_EXPORT {
+            return fail(FailKind::NoSuchMethod);
+        }
+        true
+    };
+    if !info.reentrant && state.frames.iter().any(|f| f.contract == call.contract) {
+        return fail(FailKind::ReentrancyBlocked);
+    }
+    if call.value > 0
+        && !state
+            .world
+            .transfer(&call.caller, &call.contract, call.value)?
+    {
+        return fail(FailKind::InsufficientBalance);
+    }
+    if !run_code {
+        return Ok(FrameResult {
+            result: Ok(Vec::new()),
+            gas_used: 0,
+        });
+    }
+
+    let gas = &shared.gas;
+    let instantiate_cost = gas
+        .instantiate_base
+        .saturating_add(gas.instantiate_page.saturating_mul(info.initial_pages))
+        .saturating_add(gas.instantiate_data_byte.saturating_mul(info.data_bytes));
+    if instantiate_cost > call.gas_budget {
+        return Ok(FrameResult {
+            result: Err(Failure::OutOfGas),
+            gas_used: call.gas_budget,
+        });
+    }
+    let budget_after_instantiate = call.gas_budget - instantiate_cost;
+    set_fuel(store, budget_after_instantiate)?;
+    let instance = compiled
+        .pre
+        .instantiate(&mut *store)
+        .map_err(|e| VmError::Instantiate(e.to_string()))?;
+    // Whatever fuel the engine may have used while instantiating is
+    // replaced by the VM's own deterministic charge above.
+    set_fuel(store, budget_after_instantiate)?;
+    let memory = instance.get_memory(&mut *store, abi::MEMORY_EXPORT);
+    let func = instance
+        .get_typed_func::<(), ()>(&mut *store, &call.method)
+        .map_err(|_| VmError::Invariant("validated method has type () -> ()"))?;
+    store.data_mut().frames.push(Frame {
+        contract: call.contract,
+        caller: call.caller,
+        value: call.value,
+        input: call.args.clone(),
+        memory,
+        return_data: Vec::new(),
+        last_result: Vec::new(),
+    });
+    let run = func.call(&mut *store, ());
+    let frame = store
+        .as_context_mut()
+        .data_mut()
+        .frames
+        .pop()
+        .ok_or(VmError::Invariant("frame stack is balanced"))?;
+    // wasmtime checks fuel at loop headers and function entries, so a
+    // straight run to the end may overdraw by part of a basic block, and an
+    // overdraft reads as 0. Every successful frame therefore pays one unit
+    // on exit, which it can only do with fuel strictly left: a frame that
+    // used its whole budget is out of gas, exactly as at a check point.
+    let mut remaining = get_fuel(store)?.min(call.gas_budget);
+    let result = match run {
+        Ok(()) if remaining == 0 => Err(Failure::OutOfGas),
+        Ok(()) => {
+            remaining -= 1;
+            Ok(frame.return_data)
+        }
+        Err(e) => {
+            if let Some(exit) = e.downcast_ref::<HostExit>() {
+                match exit {
+                    HostExit::Fail(f) => Err(f.clone()),
+                    HostExit::Fatal => {
+                        let state = store.data_mut();
+                        return Err(state
+                            .fatal
+                            .take()
+                            .unwrap_or(VmError::Invariant("fatal exit records its error")));
+                    }
+                }
+            } else if let Some(trap) = e.downcast_ref::<Trap>() {
+                Err(classify_trap(*trap, || {
+                    let height = instance
+                        .get_global(&mut *store, abi::STACK_HEIGHT_EXPORT)
+                        .map(|g| g.get(&mut *store));
+                    matches!(height, Some(Val::I32(h)) if h as u32 > limits.stack_height_max)
+                }))
+            } else {
+                Err(Failure::Trapped(TrapKind::Other))
+            }
+        }
+    };
+    let gas_used = match &result {
+        Err(Failure::OutOfGas) => call.gas_budget,
+        _ => call.gas_budget - remaining,
+    };
+    Ok(FrameResult { result, gas_used })
+}
+
+fn classify_trap(trap: Trap, stack_limit_hit: impl FnOnce() -> bool) -> Failure {
+    let kind = match trap {
+        Trap::OutOfFuel => return Failure::OutOfGas,
+        Trap::Interrupt => return Failure::Failed(FailKind::Timeout),
+        Trap::UnreachableCodeReached if stack_limit_hit() => TrapKind::StackLimit,
+        Trap::UnreachableCodeReached => TrapKind::Unreachable,
+        Trap::MemoryOutOfBounds => TrapKind::MemoryOutOfBounds,
+        Trap::TableOutOfBounds => TrapKind::TableOutOfBounds,
+        Trap::IndirectCallToNull => TrapKind::UninitializedElement,
+        Trap::BadSignature => TrapKind::IndirectCallType,
+        Trap::IntegerOverflow => TrapKind::IntegerOverflow,
+        Trap::IntegerDivisionByZero => TrapKind::DivisionByZero,
+        Trap::BadConversionToInteger => TrapKind::BadConversion,
+        Trap::StackOverflow => TrapKind::NativeStackOverflow,
+        _ => TrapKind::Other,
+    };
+    Failure::Trapped(kind)
+}

@@ -1,0 +1,164 @@
+//! The gas schedule: what every Wasm operator and every host call costs. One
+//! versioned table; gas results are part of the protocol, so any change to a
+//! number here is a protocol upgrade and bumps `version`.
+//!
+//! Unit: 1 gas is about 1 ns of work on the reference machine (2 cores,
+//! x86_64). Wasm operators cost 1 gas each (wasmtime fuel, 1:1), which the
+//! calibration bench (`cargo bench -p stele-vm --bench vm`) shows is about
+//! right for cranelift-compiled integer code; host calls are priced from
+//! their measured cost. Storage is priced above its CPU cost because it also
+//! costs Merkle hashing and disk at commit.
+
+use wasmtime::OperatorCost;
+
+/// Gas costs, versioned. Use [`GasSchedule::V1`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GasSchedule {
+    /// Version of this table; part of the compiled-module cache key.
+    pub version: u32,
+
+    // --- Wasm operators (fuel) ---
+    /// `call` (the callee's instrumented prologue is charged separately).
+    pub op_call: u8,
+    /// `call_indirect`.
+    pub op_call_indirect: u8,
+    /// Integer division and remainder.
+    pub op_int_div: u8,
+    /// Float division and square root.
+    pub op_float_div_sqrt: u8,
+    /// `memory.grow`, flat part.
+    pub op_memory_grow: u8,
+    /// `memory.grow`, per page requested.
+    pub memory_grow_per_page: u8,
+    /// `memory.copy` / `memory.fill` / `memory.init`, per byte.
+    pub memory_bulk_per_byte: u8,
+
+    // --- Host calls ---
+    /// Every host call, before anything else.
+    pub host_call_base: u64,
+    /// Per byte copied between guest memory and the host, either way.
+    pub host_byte: u64,
+    /// Storage read (`storage_read`, `storage_has`), flat.
+    pub storage_read_base: u64,
+    /// Storage read, per byte of key and value.
+    pub storage_read_byte: u64,
+    /// Storage write, flat.
+    pub storage_write_base: u64,
+    /// Storage write, per byte of key and value.
+    pub storage_write_byte: u64,
+    /// Storage delete, flat (plus `storage_read_byte` per key byte).
+    pub storage_delete_base: u64,
+    /// Each item returned by prefix iteration (plus `storage_read_byte` per
+    /// byte of its key and value).
+    pub storage_iter_item: u64,
+    /// Balance query.
+    pub balance_read: u64,
+    /// Native transfer.
+    pub transfer: u64,
+    /// Emitting an event, flat.
+    pub event_base: u64,
+    /// Per event topic.
+    pub event_topic: u64,
+    /// Per byte of event data.
+    pub event_byte: u64,
+    /// Keccak-256 / SHA3-256, flat.
+    pub hash_base: u64,
+    /// Keccak-256 / SHA3-256, per input byte.
+    pub hash_byte: u64,
+    /// secp256k1 public-key recovery or verification.
+    pub secp256k1: u64,
+    /// Instantiating a contract (each frame), flat.
+    pub instantiate_base: u64,
+    /// Instantiating, per byte of data segments copied into memory.
+    pub instantiate_data_byte: u64,
+    /// Instantiating, per initial page of linear memory.
+    pub instantiate_page: u64,
+    /// A cross-contract call, flat (plus `instantiate_*`).
+    pub call_base: u64,
+    /// Deploying code from a contract or a transaction, flat.
+    pub deploy_base: u64,
+    /// Deploying, per byte of code (validation, instrumentation, compilation).
+    pub deploy_code_byte: u64,
+}
+
+impl GasSchedule {
+    /// Schedule of protocol version 1.
+    pub const V1: GasSchedule = GasSchedule {
+        version: 1,
+        op_call: 4,
+        op_call_indirect: 6,
+        op_int_div: 4,
+        op_float_div_sqrt: 6,
+        op_memory_grow: 100,
+        memory_grow_per_page: 200,
+        memory_bulk_per_byte: 1,
+        host_call_base: 60,
+        host_byte: 1,
+        storage_read_base: 2_000,
+        storage_read_byte: 4,
+        storage_write_base: 10_000,
+        storage_write_byte: 40,
+        storage_delete_base: 5_000,
+        storage_iter_item: 2_000,
+        balance_read: 1_000,
+        transfer: 5_000,
+        event_base: 1_000,
+        event_topic: 400,
+        event_byte: 8,
+        hash_base: 300,
+        hash_byte: 6,
+        secp256k1: 60_000,
+        instantiate_base: 10_000,
+        instantiate_data_byte: 1,
+        instantiate_page: 500,
+        call_base: 10_000,
+        deploy_base: 100_000,
+        deploy_code_byte: 40,
+    };
+
+    /// The wasmtime fuel table for Wasm operators under this schedule.
+    pub fn operator_cost(&self) -> OperatorCost {
+        let mut c = OperatorCost::new();
+        c.Call = self.op_call;
+        c.CallIndirect = self.op_call_indirect;
+        for op in [
+            &mut c.I32DivS,
+            &mut c.I32DivU,
+            &mut c.I32RemS,
+            &mut c.I32RemU,
+            &mut c.I64DivS,
+            &mut c.I64DivU,
+            &mut c.I64RemS,
+            &mut c.I64RemU,
+        ] {
+            *op = self.op_int_div;
+        }
+        for op in [&mut c.F32Div, &mut c.F64Div, &mut c.F32Sqrt, &mut c.F64Sqrt] {
+            *op = self.op_float_div_sqrt;
+        }
+        c.MemoryGrow = self.op_memory_grow;
+        c.variable.memory_grow_per_page = self.memory_grow_per_page;
+        c.variable.memory_copy_per_byte = self.memory_bulk_per_byte;
+        c.variable.memory_fill_per_byte = self.memory_bulk_per_byte;
+        c.variable.memory_init_per_byte = self.memory_bulk_per_byte;
+        c
+    }
+
+    /// Cost of a host call that copies `bytes` across the boundary.
+    pub fn host(&self, bytes: u64) -> u64 {
+        self.host_call_base
+            .saturating_add(self.host_byte.saturating_mul(bytes))
+    }
+
+    /// Cost of hashing `len` bytes.
+    pub fn hash(&self, len: u64) -> u64 {
+        self.hash_base
+            .saturating_add(self.hash_byte.saturating_mul(len))
+    }
+}
+
+impl Default for GasSchedule {
+    fn default() -> Self {
+        GasSchedule::V1
+    }
+}

@@ -1,0 +1,109 @@
+//! Every cap the VM enforces, in one versioned struct. The values are part of
+//! the protocol: changing one is a protocol upgrade and bumps `version`.
+
+/// Deploy-time and run-time caps on contracts. Units are in the name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmLimits {
+    /// Version of this table; part of the compiled-module cache key.
+    pub version: u32,
+
+    // --- Deploy-time (upload validation) ---
+    /// Largest contract code accepted.
+    pub code_bytes_max: usize,
+    /// Most imports (all from the `stele` host module).
+    pub imports_max: u32,
+    /// Most exports.
+    pub exports_max: u32,
+    /// Most functions defined by the module (imports excluded).
+    pub functions_max: u32,
+    /// Most parameters of any function type.
+    pub params_max: u32,
+    /// Most results of any function type.
+    pub results_max: u32,
+    /// Most locals declared by one function (parameters excluded).
+    pub locals_max: u32,
+    /// Most globals.
+    pub globals_max: u32,
+    /// Most tables.
+    pub tables_max: u32,
+    /// Most elements in a table, initial or maximum.
+    pub table_elements_max: u64,
+    /// Most data segments.
+    pub data_segments_max: u32,
+    /// Most element segments.
+    pub element_segments_max: u32,
+    /// Most types in the type section.
+    pub types_max: u32,
+    /// Largest function body.
+    pub function_body_bytes_max: u32,
+    /// Most 64 KiB pages of linear memory, initial, declared maximum and at
+    /// run time (`memory.grow` beyond it returns -1).
+    pub memory_pages_max: u64,
+
+    // --- Run-time ---
+    /// Deterministic stack limit per contract frame, in the instrumented
+    /// stack-height units (value slots; see `instrument`).
+    pub stack_height_max: u32,
+    /// Most nested contract frames (a top-level call is depth 1).
+    pub call_depth_max: u32,
+    /// Largest storage key.
+    pub storage_key_bytes_max: u32,
+    /// Largest storage value.
+    pub storage_value_bytes_max: u32,
+    /// Most topics in one event.
+    pub event_topics_max: u32,
+    /// Largest event data.
+    pub event_data_bytes_max: u32,
+    /// Most events in one top-level execution (all frames together).
+    pub events_max: u32,
+    /// Largest return data or revert payload.
+    pub return_data_bytes_max: u32,
+    /// Largest call argument blob (top-level or cross-contract).
+    pub args_bytes_max: u32,
+    /// Longest method name.
+    pub method_bytes_max: u32,
+}
+
+impl VmLimits {
+    /// The limits of protocol version 1.
+    pub const V1: VmLimits = VmLimits {
+        version: 1,
+        code_bytes_max: 1 << 20,
+        imports_max: 64,
+        exports_max: 128,
+        functions_max: 10_000,
+        params_max: 32,
+        results_max: 1,
+        locals_max: 2_048,
+        globals_max: 256,
+        tables_max: 1,
+        table_elements_max: 4_096,
+        data_segments_max: 512,
+        element_segments_max: 64,
+        types_max: 512,
+        function_body_bytes_max: 256 << 10,
+        memory_pages_max: 256,
+        stack_height_max: 32_768,
+        call_depth_max: 16,
+        storage_key_bytes_max: 256,
+        storage_value_bytes_max: 64 << 10,
+        event_topics_max: 4,
+        event_data_bytes_max: 16 << 10,
+        events_max: 1_024,
+        return_data_bytes_max: 128 << 10,
+        args_bytes_max: 128 << 10,
+        method_bytes_max: 64,
+    };
+
+    /// Linear memory cap in bytes.
+    pub fn memory_bytes_max(&self) -> usize {
+        // 256 pages: fits any target's usize.
+        (self.memory_pages_max as usize) * 65_536
+    }
+}
+
+impl Default for VmLimits {
+    fn default() -> Self {
+        VmLimits::V1
+    }
+}

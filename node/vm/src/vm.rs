@@ -1,0 +1,332 @@
+//! The engine: wasmtime configured for determinism, the host linker, and
+//! compiled-module loading through the caches.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use stele_types::{Hash, keccak256, keccak256_parts};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    PoolingAllocationConfig, WasmFeatures,
+};
+
+use crate::cache::{DiskCache, Lru};
+use crate::error::VmError;
+use crate::exec::HostState;
+use crate::gas::GasSchedule;
+use crate::instrument::instrument;
+use crate::limits::VmLimits;
+use crate::validate::{ModuleInfo, ValidationError, validate};
+use crate::world::World;
+
+/// Version of the instrumentation pass; part of the artifact cache key.
+pub const INSTRUMENTATION_VERSION: u32 = 1;
+
+/// Native stack wasmtime lets one execution use (all nested frames
+/// together). The deterministic limits (`stack_height_max` x
+/// `call_depth_max`) stay well below it; see `docs/vm.md`.
+pub const NATIVE_WASM_STACK_BYTES: usize = 24 << 20;
+
+/// Stack the thread calling `execute` must have: the wasm stack plus room
+/// for the host frames between nested calls.
+pub const EXEC_THREAD_STACK_BYTES: usize = 32 << 20;
+
+/// Epoch ticker period for the read-only query backstop.
+pub const EPOCH_TICK_MS: u64 = 10;
+
+/// Node-local settings of the VM (none of them affect results or gas).
+#[derive(Debug, Clone)]
+pub struct VmConfig {
+    /// Protocol limits.
+    pub limits: VmLimits,
+    /// Protocol gas schedule.
+    pub gas: GasSchedule,
+    /// Most compiled modules kept in memory.
+    pub module_cache_entries_max: usize,
+    /// Most bytes of compiled code kept in memory.
+    pub module_cache_bytes_max: usize,
+    /// Directory for compiled artifacts, if any.
+    pub artifact_dir: Option<PathBuf>,
+    /// Most instances alive at once in the pooling allocator (each
+    /// execution needs up to `call_depth_max`).
+    pub pool_instances_max: u32,
+    /// Whether to run the epoch ticker thread (needed only for `query`).
+    pub epoch_ticker: bool,
+}
+
+impl Default for VmConfig {
+    fn default() -> Self {
+        VmConfig {
+            limits: VmLimits::V1,
+            gas: GasSchedule::V1,
+            module_cache_entries_max: 1_024,
+            module_cache_bytes_max: 512 << 20,
+            artifact_dir: None,
+            pool_instances_max: 128,
+            epoch_ticker: true,
+        }
+    }
+}
+
+/// A contract ready to instantiate.
+pub(crate) struct Compiled<W: World + 'static> {
+    pub(crate) pre: InstancePre<HostState<W>>,
+    pub(crate) info: ModuleInfo,
+}
+
+/// Why code could not be loaded.
+pub(crate) enum LoadError {
+    Invalid(ValidationError),
+    Fatal(VmError),
+}
+
+pub(crate) struct Shared<W: World + 'static> {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<HostState<W>>,
+    pub(crate) limits: VmLimits,
+    pub(crate) gas: GasSchedule,
+    cache: Mutex<Lru<Arc<Compiled<W>>>>,
+    disk: Option<DiskCache>,
+    stop: Arc<AtomicBool>,
+}
+
+/// The Stele VM over world type `W`. Cheap to share by reference across
+/// threads; compiled modules are cached inside.
+pub struct Vm<W: World + 'static> {
+    pub(crate) shared: Arc<Shared<W>>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl<W: World + 'static> std::fmt::Debug for Vm<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vm")
+            .field("limits_version", &self.shared.limits.version)
+            .field("gas_version", &self.shared.gas.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The wasmtime configuration every validator uses.
+pub fn engine_config(config: &VmConfig) -> Config {
+    let mut c = Config::new();
+    c.consume_fuel(true)
+        .operator_cost(config.gas.operator_cost())
+        .cranelift_nan_canonicalization(true)
+        // Data segments are copied eagerly, never mapped copy-on-write, so
+        // instantiation does the same work everywhere (wasmtime #14331);
+        // its gas is charged by the VM, not by fuel.
+        .memory_init_cow(false)
+        .epoch_interruption(true)
+        .max_wasm_stack(NATIVE_WASM_STACK_BYTES)
+        // Async is never used, but when another crate enables wasmtime's
+        // `async` feature the engine insists on this ordering.
+        .async_stack_size(EXEC_THREAD_STACK_BYTES)
+        .wasm_backtrace_max_frames(None)
+        .wasm_multi_value(true)
+        .wasm_extended_const(true)
+        .wasm_bulk_memory(true)
+        .wasm_relaxed_simd(false)
+        .wasm_simd(false)
+        .wasm_tail_call(false)
+        .wasm_multi_memory(false)
+        .wasm_memory64(false)
+        .wasm_custom_page_sizes(false)
+        .wasm_wide_arithmetic(false)
+        .wasm_stack_switching(false);
+    for feature in [
+        WasmFeatures::GC,
+        WasmFeatures::FUNCTION_REFERENCES,
+        WasmFeatures::EXCEPTIONS,
+        WasmFeatures::LEGACY_EXCEPTIONS,
+        WasmFeatures::REFERENCE_TYPES,
+        WasmFeatures::THREADS,
+        WasmFeatures::SHARED_EVERYTHING_THREADS,
+        WasmFeatures::COMPONENT_MODEL,
+    ] {
+        c.wasm_features(feature, false);
+    }
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_core_instances(config.pool_instances_max)
+        .total_memories(config.pool_instances_max)
+        .total_tables(config.pool_instances_max)
+        .max_memories_per_module(1)
+        .max_tables_per_module(config.limits.tables_max)
+        .table_elements(config.limits.table_elements_max as usize)
+        .max_memory_size(config.limits.memory_bytes_max());
+    c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    c
+}
+
+impl<W: World + 'static> Vm<W> {
+    /// A VM with `config`.
+    pub fn new(config: VmConfig) -> Result<Self, VmError> {
+        let engine =
+            Engine::new(&engine_config(&config)).map_err(|e| VmError::Engine(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        crate::host::link(&mut linker).map_err(|e| VmError::Engine(e.to_string()))?;
+        let disk = match &config.artifact_dir {
+            Some(dir) => Some(
+                DiskCache::new(dir, engine_key(&engine, &config))
+                    .map_err(|e| VmError::Engine(format!("artifact dir: {e}")))?,
+            ),
+            None => None,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = if config.epoch_ticker {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            Some(std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(EPOCH_TICK_MS));
+                    engine.increment_epoch();
+                }
+            }))
+        } else {
+            None
+        };
+        Ok(Vm {
+            shared: Arc::new(Shared {
+                engine,
+                linker,
+                limits: config.limits,
+                gas: config.gas,
+                cache: Mutex::new(Lru::new(
+                    config.module_cache_entries_max,
+                    config.module_cache_bytes_max,
+                )),
+                disk,
+                stop,
+            }),
+            ticker,
+        })
+    }
+
+    /// The protocol limits in force.
+    pub fn limits(&self) -> &VmLimits {
+        &self.shared.limits
+    }
+
+    /// The gas schedule in force.
+    pub fn gas_schedule(&self) -> &GasSchedule {
+        &self.shared.gas
+    }
+
+    /// Validates, instruments and compiles `code` without deploying it
+    /// (e.g. to pre-warm the cache or check an upload).
+    pub fn prepare(&self, code: &[u8]) -> Result<(), ValidationError> {
+        match self.shared.load(&keccak256(code), Some(code), None) {
+            Ok(_) => Ok(()),
+            Err(LoadError::Invalid(e)) => Err(e),
+            Err(LoadError::Fatal(e)) => Err(ValidationError::InvalidWasm {
+                offset: 0,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Number of modules in the in-memory cache.
+    pub fn cached_modules(&self) -> usize {
+        self.shared.cache.lock().map(|c| c.len()).unwrap_or(0)
+    }
+}
+
+impl<W: World + 'static> Drop for Vm<W> {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn engine_key(engine: &Engine, config: &VmConfig) -> Hash {
+    use std::hash::{Hash as _, Hasher};
+    // DefaultHasher::new() has fixed keys, so this is stable for a given
+    // build; the cache is node-local and a changed key only costs a compile.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    keccak256_parts(&[
+        b"stele-vm artifact",
+        &h.finish().to_le_bytes(),
+        &config.gas.version.to_le_bytes(),
+        &config.limits.version.to_le_bytes(),
+        &INSTRUMENTATION_VERSION.to_le_bytes(),
+    ])
+}
+
+impl<W: World + 'static> Shared<W> {
+    /// The compiled contract for `code_hash`, from the memory cache, the
+    /// artifact directory, or by compiling `code` (or the world's copy).
+    pub(crate) fn load(
+        &self,
+        code_hash: &Hash,
+        code: Option<&[u8]>,
+        world: Option<&W>,
+    ) -> Result<Arc<Compiled<W>>, LoadError> {
+        if let Some(c) = self.cache.lock().ok().and_then(|mut c| c.get(code_hash)) {
+            return Ok(c);
+        }
+        let stored;
+        let code = match (code, world) {
+            (Some(c), _) => c,
+            (None, Some(w)) => {
+                stored = w
+                    .code(code_hash)
+                    .map_err(|e| LoadError::Fatal(e.into()))?
+                    .ok_or(LoadError::Fatal(VmError::CorruptCode))?;
+                &stored[..]
+            }
+            (None, None) => return Err(LoadError::Fatal(VmError::Invariant("no code to load"))),
+        };
+        let info = validate(code, &self.limits).map_err(LoadError::Invalid)?;
+        let module = match self.load_artifact(code_hash) {
+            Some(m) => m,
+            None => {
+                let instrumented = instrument(code, &info, self.limits.stack_height_max)
+                    .map_err(LoadError::Invalid)?;
+                let module = Module::from_binary(&self.engine, &instrumented).map_err(|_| {
+                    LoadError::Invalid(ValidationError::InvalidWasm {
+                        offset: 0,
+                        message: "rejected by the compiler".to_string(),
+                    })
+                })?;
+                if let (Some(disk), Ok(bytes)) = (&self.disk, module.serialize()) {
+                    disk.store(code_hash, &bytes);
+                }
+                module
+            }
+        };
+        let size = {
+            let r = module.image_range();
+            (r.end as usize).saturating_sub(r.start as usize)
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| LoadError::Fatal(VmError::Instantiate(e.to_string())))?;
+        let compiled = Arc::new(Compiled { pre, info });
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(*code_hash, compiled.clone(), size.max(code.len()));
+        }
+        Ok(compiled)
+    }
+
+    fn load_artifact(&self, code_hash: &Hash) -> Option<Module> {
+        let bytes = self.disk.as_ref()?.load(code_hash)?;
+        // SAFETY: `Module::deserialize` trusts its input to be an artifact
+        // this wasmtime produced. `DiskCache::load` only returns bytes whose
+        // Keccak-256 checksum (written beside them by `DiskCache::store`
+        // after `Module::serialize`) matches, and whose header names this
+        // code hash and this engine key (wasmtime's compatibility hash, the
+        // gas, limits and instrumentation versions). A torn write, bit rot or
+        // an artifact from another engine or schedule is therefore detected
+        // and recompiled, never deserialized. The directory is the node's own
+        // and is as trusted as its binary.
+        #[allow(unsafe_code)]
+        let module = unsafe { Module::deserialize(&self.engine, &bytes) };
+        module.ok()
+    }
+}

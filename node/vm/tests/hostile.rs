@@ -1,0 +1,413 @@
+//! Hostile modules: each must fail (or succeed) the same way, with the same
+//! gas, on every run and on fresh engines, and never harm the node.
+
+mod common;
+
+use common::*;
+use stele_types::ExecStatus;
+use stele_vm::{
+    Action, FailKind, Failure, MemoryWorld, Outcome, TrapKind, ValidationError, VmLimits,
+};
+
+/// Runs `method` of `wat` three times: twice on one VM (the second from the
+/// module cache) and once on a fresh engine; asserts identical outcomes.
+fn run_deterministic(wat: &str, method: &str, args: &[u8], gas: u64) -> Outcome {
+    let vm1 = vm();
+    let (addr, world) = deploy(&vm1, MemoryWorld::new(), wat, 0);
+    let (a, _) = call(&vm1, world.clone(), addr, method, args, gas);
+    let (b, _) = call(&vm1, world.clone(), addr, method, args, gas);
+    let vm2 = vm();
+    let (c, _) = call(&vm2, world, addr, method, args, gas);
+    assert_eq!(a, b, "repeated run differs");
+    assert_eq!(a, c, "fresh engine differs");
+    a
+}
+
+fn deploy_error(wat_or_wasm: &[u8]) -> ValidationError {
+    let vm = vm();
+    let (out, _) = vm.execute(
+        &ctx(ALICE),
+        Action::Deploy {
+            code: wat_or_wasm,
+            init_args: &[],
+            nonce: 0,
+        },
+        // Enough for the deploy cost of the largest fixture (1 MiB).
+        1_000_000_000,
+        MemoryWorld::new(),
+    );
+    match out.expect("no node error").failure {
+        Some(Failure::Failed(FailKind::InvalidCode(e))) => e,
+        other => panic!("expected invalid code, got {other:?}"),
+    }
+}
+
+#[test]
+fn infinite_loop_runs_out_of_gas_at_the_limit() {
+    on_exec_stack(|| {
+        let wat = r#"(module (memory (export "memory") 1)
+            (func (export "run") (loop $l (br $l))))"#;
+        let out = run_deterministic(wat, "run", &[], 2_000_000);
+        assert_eq!(out.status, ExecStatus::OutOfGas);
+        assert_eq!(out.gas_used, 2_000_000);
+    });
+}
+
+#[test]
+fn deep_recursion_hits_the_deterministic_stack_limit() {
+    on_exec_stack(|| {
+        let wat = r#"(module (memory (export "memory") 1)
+            (func $f (param i64) (call $f (i64.add (local.get 0) (i64.const 1))))
+            (func (export "run") (call $f (i64.const 0))))"#;
+        let out = run_deterministic(wat, "run", &[], 50_000_000);
+        assert_eq!(out.failure, Some(Failure::Trapped(TrapKind::StackLimit)));
+        assert_eq!(out.output, b"trapped: stack height limit exceeded");
+        assert!(out.gas_used < 50_000_000);
+    });
+}
+
+#[test]
+fn memory_grow_past_the_cap_fails_the_same_way_every_time() {
+    on_exec_stack(|| {
+        // Grows one page at a time until refused; returns the final size.
+        let wat = r#"(module
+            (import "stele" "set_return" (func $set_return (param i32 i32)))
+            (memory (export "memory") 1)
+            (func (export "run")
+              (if (i32.ne (memory.grow (i32.const 100000)) (i32.const -1)) (then unreachable))
+              (block $done (loop $l
+                (br_if $done (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
+                (br $l)))
+              (i32.store (i32.const 0) (memory.size))
+              (call $set_return (i32.const 0) (i32.const 4))))"#;
+        let out = run_deterministic(wat, "run", &[], 50_000_000);
+        assert_eq!(out.status, ExecStatus::Success, "{out:?}");
+        let pages = u32::from_le_bytes(out.output[..4].try_into().unwrap());
+        assert_eq!(u64::from(pages), VmLimits::V1.memory_pages_max);
+
+        let declared = wasm(r#"(module (memory (export "memory") 1 100000))"#);
+        assert!(matches!(
+            deploy_error(&declared),
+            ValidationError::MemoryTooLarge {
+                what: "maximum size",
+                ..
+            }
+        ));
+        let initial = wasm(r#"(module (memory (export "memory") 1000))"#);
+        assert!(matches!(
+            deploy_error(&initial),
+            ValidationError::MemoryTooLarge {
+                what: "initial size",
+                ..
+            }
+        ));
+    });
+}
+
+#[test]
+fn huge_table_is_rejected_at_deploy() {
+    let code = wasm(r#"(module (memory (export "memory") 1) (table 1000000 funcref))"#);
+    assert!(matches!(
+        deploy_error(&code),
+        ValidationError::TableTooLarge {
+            elements: 1_000_000,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn hundred_thousand_functions_are_rejected_at_deploy() {
+    let mut wat = String::from(r#"(module (memory (export "memory") 1)"#);
+    for _ in 0..100_000 {
+        wat.push_str("(func)");
+    }
+    wat.push(')');
+    let code = wasm(&wat);
+    assert_eq!(
+        deploy_error(&code),
+        ValidationError::TooMany {
+            what: "functions",
+            count: 100_000,
+            max: 10_000
+        }
+    );
+}
+
+#[test]
+fn huge_parameter_count_is_rejected_before_compilation() {
+    let params = "i32 ".repeat(1000);
+    let code = wasm(&format!(
+        r#"(module (memory (export "memory") 1) (func (param {params})))"#
+    ));
+    assert!(matches!(
+        deploy_error(&code),
+        ValidationError::TooMany {
+            what: "function parameters",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn unknown_and_foreign_imports_are_rejected() {
+    let unknown =
+        wasm(r#"(module (import "stele" "launch_missiles" (func)) (memory (export "memory") 1))"#);
+    assert_eq!(
+        deploy_error(&unknown),
+        ValidationError::UnknownHostFunction {
+            name: "launch_missiles".into()
+        }
+    );
+    let foreign = wasm(r#"(module (import "env" "abort" (func)) (memory (export "memory") 1))"#);
+    assert!(matches!(
+        deploy_error(&foreign),
+        ValidationError::ImportOutsideHostModule { .. }
+    ));
+    let wrong_sig = wasm(
+        r#"(module (import "stele" "gas_left" (func (result i32))) (memory (export "memory") 1))"#,
+    );
+    assert!(matches!(
+        deploy_error(&wrong_sig),
+        ValidationError::HostFunctionSignature { .. }
+    ));
+    let memory_import =
+        wasm(r#"(module (import "stele" "memory" (memory 1)) (export "memory" (memory 0)))"#);
+    assert!(matches!(
+        deploy_error(&memory_import),
+        ValidationError::NonFunctionImport { .. }
+    ));
+}
+
+#[test]
+fn start_function_missing_memory_and_features_are_rejected() {
+    let start = wasm(r#"(module (memory (export "memory") 1) (func $s) (start $s))"#);
+    assert_eq!(deploy_error(&start), ValidationError::StartFunction);
+    let no_memory = wasm(r#"(module (func (export "run")))"#);
+    assert_eq!(
+        deploy_error(&no_memory),
+        ValidationError::MissingExport("memory")
+    );
+    let simd = wasm(
+        r#"(module (memory (export "memory") 1)
+        (func (result v128) (v128.const i64x2 0 0)))"#,
+    );
+    assert!(matches!(
+        deploy_error(&simd),
+        ValidationError::InvalidWasm { .. }
+    ));
+    let reserved = wasm(r#"(module (memory (export "memory") 1) (func (export "__stele_x")))"#);
+    assert!(matches!(
+        deploy_error(&reserved),
+        ValidationError::ReservedExport(_)
+    ));
+    let too_big = vec![0u8; VmLimits::V1.code_bytes_max + 1];
+    assert!(matches!(
+        deploy_error(&too_big),
+        ValidationError::CodeTooLarge { .. }
+    ));
+}
+
+#[test]
+fn float_nans_are_canonical() {
+    on_exec_stack(|| {
+        let wat = r#"(module
+            (import "stele" "set_return" (func $set_return (param i32 i32)))
+            (memory (export "memory") 1)
+            (func (export "run")
+              (f64.store (i32.const 0) (f64.div (f64.const 0) (f64.const 0)))
+              (f32.store (i32.const 8)
+                (f32.add (f32.reinterpret_i32 (i32.const 0x7fc00001)) (f32.const 1)))
+              (f64.store (i32.const 12) (f64.sqrt (f64.const -1)))
+              (f32.store (i32.const 20)
+                (f32.mul (f32.reinterpret_i32 (i32.const 0xffc12345)) (f32.const 2)))
+              (call $set_return (i32.const 0) (i32.const 24))))"#;
+        let out = run_deterministic(wat, "run", &[], GAS);
+        let o = &out.output;
+        assert_eq!(
+            u64::from_le_bytes(o[0..8].try_into().unwrap()),
+            0x7ff8_0000_0000_0000
+        );
+        assert_eq!(
+            u32::from_le_bytes(o[8..12].try_into().unwrap()),
+            0x7fc0_0000
+        );
+        assert_eq!(
+            u64::from_le_bytes(o[12..20].try_into().unwrap()),
+            0x7ff8_0000_0000_0000
+        );
+        assert_eq!(
+            u32::from_le_bytes(o[20..24].try_into().unwrap()),
+            0x7fc0_0000
+        );
+    });
+}
+
+#[test]
+fn out_of_bounds_host_pointers_trap_the_contract() {
+    on_exec_stack(|| {
+        for body in [
+            "(call $caller (i32.const 65530))",
+            "(call $storage_write (i32.const -16) (i32.const 8) (i32.const 0) (i32.const 1))",
+            "(call $storage_write (i32.const 0) (i32.const 8) (i32.const 65535) (i32.const 100))",
+            "(call $set_return (i32.const 65000) (i32.const 1000))",
+            "(call $input_read (i32.const 65535))",
+        ] {
+            let wat = format!(
+                r#"(module {IMPORTS} (memory (export "memory") 1)
+                   (func (export "run") {body}))"#
+            );
+            let out = run_deterministic(&wat, "run", b"four", GAS);
+            assert_eq!(
+                out.failure,
+                Some(Failure::Trapped(TrapKind::HostPointerOutOfBounds)),
+                "{body}"
+            );
+        }
+    });
+}
+
+#[test]
+fn oversized_events_and_return_data_trap() {
+    on_exec_stack(|| {
+        let cases = [
+            (
+                "(call $emit_event (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 16385))",
+                TrapKind::EventDataTooLarge,
+            ),
+            (
+                "(call $emit_event (i32.const 0) (i32.const 5) (i32.const 0) (i32.const 0))",
+                TrapKind::EventTopics,
+            ),
+            (
+                "(call $set_return (i32.const 0) (i32.const 131073))",
+                TrapKind::ReturnDataTooLarge,
+            ),
+            (
+                "(call $revert (i32.const 0) (i32.const 131073))",
+                TrapKind::ReturnDataTooLarge,
+            ),
+            (
+                "(loop $l (call $emit_event (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)) (br $l))",
+                TrapKind::TooManyEvents,
+            ),
+        ];
+        for (body, kind) in cases {
+            let wat = format!(
+                r#"(module {IMPORTS} (memory (export "memory") 4)
+                   (func (export "run") {body}))"#
+            );
+            let out = run_deterministic(&wat, "run", &[], 100_000_000);
+            assert_eq!(out.failure, Some(Failure::Trapped(kind)), "{body}");
+            assert!(out.events.is_empty());
+        }
+    });
+}
+
+/// Re-entrant contract that calls itself until the depth limit; at each
+/// level it first recurses in Wasm to near the stack limit, so the native
+/// stack is at its deterministic worst case at every depth.
+fn bomb_wat(recurse: u32) -> String {
+    format!(
+        r#"(module {IMPORTS}
+  (memory (export "memory") 1)
+  (data (i32.const 100) "run")
+  (func $deep (param $n i32)
+    (if (i32.eqz (local.get $n))
+      (then
+        (call $self_address (i32.const 0))
+        (i32.store8 (i32.const 200)
+          (call $call (i32.const 0) (i32.const 100) (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 300) (i64.const 0)))
+        ;; count depth in storage via the result chain: return 1 + callee's
+        (call $result_read (i32.const 201)))
+      (else (call $deep (i32.sub (local.get $n) (i32.const 1))))))
+  (func (export "run")
+    (call $deep (i32.const {recurse}))
+    (call $set_return (i32.const 200) (i32.add (i32.const 1) (call $result_len))))
+  (@custom "stele_reentrant" "")
+)"#
+    )
+}
+
+#[test]
+fn call_depth_bomb_stops_at_the_depth_limit_deterministically() {
+    on_exec_stack(|| {
+        // `run` costs 9 units and each `$deep` frame 17 (1 param + 8
+        // operand slots + 8 overhead): 9 + 1_901 * 17 = 32_326 of 32_768.
+        let out = run_deterministic(&bomb_wat(1_900), "run", &[], 2_000_000_000);
+        assert_eq!(out.status, ExecStatus::Success, "{:?}", out.failure);
+        // Output: status of each level's call, innermost failure message last.
+        let depth = VmLimits::V1.call_depth_max as usize;
+        assert!(
+            out.output[..depth - 1].iter().all(|s| *s == 0),
+            "{:?}",
+            &out.output[..depth]
+        );
+        assert_eq!(out.output[depth - 1], ExecStatus::Failed as u8);
+        assert_eq!(&out.output[depth..], b"failed: call depth limit exceeded");
+    });
+}
+
+#[test]
+fn reentrancy_is_blocked_unless_the_contract_opts_in() {
+    on_exec_stack(|| {
+        // `ping` calls the proxy-style callee given in its input, which calls
+        // `pong` back on the first contract.
+        let victim = format!(
+            r#"(module {IMPORTS}
+  (memory (export "memory") 1)
+  (data (i32.const 100) "bounce")
+  (func (export "ping")
+    (call $input_read (i32.const 0))
+    (i32.store8 (i32.const 200)
+      (call $call (i32.const 0) (i32.const 100) (i32.const 6) (i32.const 0) (i32.const 0) (i32.const 300) (i64.const 0)))
+    (call $result_read (i32.const 201))
+    (call $set_return (i32.const 200) (i32.add (i32.const 1) (call $result_len))))
+  (func (export "pong") (call $set_return (i32.const 100) (i32.const 2)))
+)"#
+        );
+        let attacker = format!(
+            r#"(module {IMPORTS}
+  (memory (export "memory") 1)
+  (data (i32.const 100) "pong")
+  (func (export "bounce")
+    (call $caller (i32.const 0))
+    (i32.store8 (i32.const 200)
+      (call $call (i32.const 0) (i32.const 100) (i32.const 4) (i32.const 0) (i32.const 0) (i32.const 300) (i64.const 0)))
+    (call $result_read (i32.const 201))
+    (call $set_return (i32.const 200) (i32.add (i32.const 1) (call $result_len))))
+)"#
+        );
+        let vm = vm();
+        let (v, world) = deploy(&vm, MemoryWorld::new(), &victim, 0);
+        let (a, world) = deploy(&vm, world, &attacker, 1);
+        let (out, world) = call(&vm, world, v, "ping", &a.0, GAS);
+        assert_eq!(out.status, ExecStatus::Success, "{out:?}");
+        assert_eq!(out.output[0], 0, "the attacker ran");
+        assert_eq!(out.output[1], ExecStatus::Failed as u8);
+        assert_eq!(&out.output[2..], b"failed: reentrant call blocked");
+
+        let opted_in = victim.replacen(")\n)", ")\n  (@custom \"stele_reentrant\" \"\")\n)", 1);
+        let opted_in = if opted_in == victim {
+            victim.trim_end().trim_end_matches(')').to_string()
+                + "(@custom \"stele_reentrant\" \"\"))"
+        } else {
+            opted_in
+        };
+        let (v2, world) = deploy(&vm, world, &opted_in, 2);
+        let (out, _) = call(&vm, world, v2, "ping", &a.0, GAS);
+        assert_eq!(out.output[..2], [0, 0], "{out:?}");
+        // `pong` returns the first two bytes at 100 in the victim: "bo".
+        assert_eq!(&out.output[2..], b"bo");
+    });
+}
+
+#[test]
+fn outcomes_and_gas_are_identical_across_fresh_engines() {
+    on_exec_stack(|| {
+        let a = run_once(&token_wat(), "transfer", &transfer_args(BOB, 5), GAS);
+        let b = run_once(&token_wat(), "transfer", &transfer_args(BOB, 5), GAS);
+        assert_eq!(a, b);
+        assert_eq!(a.status, ExecStatus::Success);
+    });
+}
