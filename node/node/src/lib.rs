@@ -5,5 +5,8 @@
 //! structures and functions driven by their callers; locks, tasks, sockets
 //! and clocks live in the node's service modules.
 
+pub mod exec;
+pub mod genesis;
 pub mod mempool;
 pub mod net;
+pub mod store;

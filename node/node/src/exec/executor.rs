@@ -1,0 +1,360 @@
+//! Executing a block: a deterministic function of (state at the parent,
+//! block) -> (write set, receipts, receipts root). The caller commits the
+//! write set to get the state root.
+//!
+//! Per transaction: check chain id and signature (verified once per node,
+//! cached by hash), nonce, and that the sender can pay `gas_limit *
+//! gas_price + value`; buy the gas up front and bump the nonce; run the
+//! transfer, deploy or call; refund unused gas. A failed call reverts its own
+//! writes but still pays for its gas and keeps the nonce bump. Fees go to the
+//! block's proposer.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use stele_types::codec::Encode;
+use stele_types::{
+    Address, Amount, ExecStatus, Hash, Receipt, SignedTransaction, TxError, TxPayload, list_root,
+};
+use stele_vm::{Action, ExecContext, Vm, World};
+use thiserror::Error;
+
+use super::account::Account;
+use super::world::{StateBase, StateWorld};
+
+/// Protocol parameters of execution, fixed by the genesis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutorConfig {
+    pub chain_id: u64,
+    /// Most gas a block's transactions may reserve (sum of gas limits).
+    pub block_gas_max: u64,
+    /// Most encoded transaction bytes in a block.
+    pub block_bytes_max: usize,
+    pub block_txs_max: usize,
+    /// Gas every transaction pays before any code runs...
+    pub tx_gas_base: u64,
+    /// ...plus this much per byte of its encoding.
+    pub tx_gas_per_byte: u64,
+    /// Signatures remembered as verified.
+    pub sig_cache_entries_max: usize,
+}
+
+impl ExecutorConfig {
+    /// Gas charged for `tx` before any code runs.
+    pub fn intrinsic_gas(&self, encoded_len: usize) -> u64 {
+        self.tx_gas_base
+            .saturating_add(self.tx_gas_per_byte.saturating_mul(encoded_len as u64))
+    }
+}
+
+/// The block a transaction list executes in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockEnv {
+    pub height: u64,
+    pub timestamp_ms: u64,
+    pub proposer: Address,
+}
+
+/// Why a transaction cannot be in a block at all (the block is invalid).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TxRejection {
+    #[error("{0}")]
+    Signature(TxError),
+    #[error("nonce {got} does not follow the account's nonce {expected}")]
+    NonceMismatch { expected: u64, got: u64 },
+    #[error("balance {balance} cannot cover the maximum cost {cost}")]
+    CannotPay { balance: Amount, cost: String },
+    #[error("gas limit {gas_limit} is below the intrinsic gas {intrinsic}")]
+    GasBelowIntrinsic { gas_limit: u64, intrinsic: u64 },
+}
+
+/// Why a block could not be executed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ExecError {
+    #[error("block has {count} transactions, over the maximum of {max}")]
+    TooManyTxs { count: usize, max: usize },
+    #[error("block has {bytes} bytes of transactions, over the maximum of {max}")]
+    TooManyBytes { bytes: usize, max: usize },
+    #[error("block reserves {gas} gas, over the maximum of {max}")]
+    TooMuchGas { gas: u128, max: u64 },
+    #[error("transaction {index} ({hash}) is invalid: {reason}")]
+    InvalidTx {
+        index: usize,
+        hash: Hash,
+        reason: TxRejection,
+    },
+    /// The node itself failed (state backend); not the block's fault.
+    #[error("state backend failed: {0}")]
+    Backend(String),
+}
+
+/// The result of executing a block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockExecution {
+    /// Everything the block changes, to commit as the next version.
+    pub writes: stele_state::WriteSet,
+    pub receipts: Vec<Receipt>,
+    pub receipts_root: Hash,
+    pub gas_used: u64,
+    /// Senders recovered from the signatures, in block order.
+    pub senders: Vec<Address>,
+}
+
+/// Executes blocks with one VM and a signature cache.
+pub struct Executor {
+    vm: Vm<StateWorld>,
+    config: ExecutorConfig,
+    /// tx hash -> sender, for signatures already verified on this node.
+    sig_cache: Mutex<BTreeMap<Hash, Address>>,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Executor {
+    pub fn new(vm: Vm<StateWorld>, config: ExecutorConfig) -> Self {
+        Executor {
+            vm,
+            config,
+            sig_cache: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn config(&self) -> &ExecutorConfig {
+        &self.config
+    }
+
+    pub fn vm(&self) -> &Vm<StateWorld> {
+        &self.vm
+    }
+
+    /// The verified sender of `tx`, from the cache when possible.
+    pub fn sender(&self, tx: &SignedTransaction, hash: &Hash) -> Result<Address, TxRejection> {
+        let cache = |f: &mut dyn FnMut(&mut BTreeMap<Hash, Address>)| {
+            let mut guard = self
+                .sig_cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(&mut guard);
+        };
+        let mut hit = None;
+        cache(&mut |c| hit = c.get(hash).copied());
+        if let Some(sender) = hit {
+            return Ok(sender);
+        }
+        let sender = tx
+            .verify(self.config.chain_id)
+            .map_err(TxRejection::Signature)?;
+        let max = self.config.sig_cache_entries_max;
+        cache(&mut |c| {
+            if c.len() >= max {
+                // Cheap bounded eviction: forget the smallest hashes, which
+                // are as good as random.
+                let drop: Vec<Hash> = c.keys().take(max / 4 + 1).copied().collect();
+                for h in drop {
+                    c.remove(&h);
+                }
+            }
+            c.insert(*hash, sender);
+        });
+        Ok(sender)
+    }
+
+    /// Executes `txs` in a block described by `env` on top of `base`.
+    /// Must run on a thread with at least
+    /// [`stele_vm::EXEC_THREAD_STACK_BYTES`] of stack.
+    pub fn execute_block(
+        &self,
+        base: StateBase,
+        env: &BlockEnv,
+        txs: &[SignedTransaction],
+    ) -> Result<BlockExecution, ExecError> {
+        let cfg = &self.config;
+        if txs.len() > cfg.block_txs_max {
+            return Err(ExecError::TooManyTxs {
+                count: txs.len(),
+                max: cfg.block_txs_max,
+            });
+        }
+        let encoded: Vec<Vec<u8>> = txs.iter().map(Encode::to_bytes).collect();
+        let bytes: usize = encoded.iter().map(Vec::len).sum();
+        if bytes > cfg.block_bytes_max {
+            return Err(ExecError::TooManyBytes {
+                bytes,
+                max: cfg.block_bytes_max,
+            });
+        }
+        let gas: u128 = txs.iter().map(|t| u128::from(t.tx.gas_limit)).sum();
+        if gas > u128::from(cfg.block_gas_max) {
+            return Err(ExecError::TooMuchGas {
+                gas,
+                max: cfg.block_gas_max,
+            });
+        }
+
+        let mut world = StateWorld::new(base);
+        let mut receipts = Vec::with_capacity(txs.len());
+        let mut senders = Vec::with_capacity(txs.len());
+        let mut gas_used: u64 = 0;
+        let mut fees: Amount = 0;
+        for (index, (tx, bytes)) in txs.iter().zip(&encoded).enumerate() {
+            let hash = stele_types::keccak256(bytes);
+            let invalid = |reason| ExecError::InvalidTx {
+                index,
+                hash,
+                reason,
+            };
+            let sender = self.sender(tx, &hash).map_err(invalid)?;
+            let (receipt, w) = self
+                .execute_tx(world, env, tx, hash, sender, bytes.len())
+                .map_err(|e| match e {
+                    TxFailure::Invalid(reason) => invalid(reason),
+                    TxFailure::Backend(e) => ExecError::Backend(e),
+                })?;
+            world = w;
+            gas_used += receipt.gas_used;
+            fees += Amount::from(receipt.gas_used) * Amount::from(tx.tx.gas_price);
+            receipts.push(receipt);
+            senders.push(sender);
+        }
+        if fees > 0 {
+            let mut proposer = world.account(&env.proposer).map_err(backend)?;
+            proposer.balance = proposer.balance.saturating_add(fees);
+            world.set_account(&env.proposer, &proposer);
+        }
+        let hashes: Vec<Hash> = receipts.iter().map(Receipt::hash).collect();
+        Ok(BlockExecution {
+            writes: world.into_writes(),
+            receipts_root: list_root(&hashes),
+            receipts,
+            gas_used,
+            senders,
+        })
+    }
+
+    fn execute_tx(
+        &self,
+        mut world: StateWorld,
+        env: &BlockEnv,
+        stx: &SignedTransaction,
+        hash: Hash,
+        sender: Address,
+        encoded_len: usize,
+    ) -> Result<(Receipt, StateWorld), TxFailure> {
+        let tx = &stx.tx;
+        let mut account: Account = world.account(&sender).map_err(backend_tx)?;
+        if tx.nonce != account.nonce {
+            return Err(TxFailure::Invalid(TxRejection::NonceMismatch {
+                expected: account.nonce,
+                got: tx.nonce,
+            }));
+        }
+        let intrinsic = self.config.intrinsic_gas(encoded_len);
+        if tx.gas_limit < intrinsic {
+            return Err(TxFailure::Invalid(TxRejection::GasBelowIntrinsic {
+                gas_limit: tx.gas_limit,
+                intrinsic,
+            }));
+        }
+        let max_cost = tx.max_cost().filter(|c| *c <= account.balance);
+        let Some(_) = max_cost else {
+            return Err(TxFailure::Invalid(TxRejection::CannotPay {
+                balance: account.balance,
+                cost: tx
+                    .max_cost()
+                    .map_or_else(|| "more than 2^128".into(), |c| c.to_string()),
+            }));
+        };
+        // Buy all the gas and use the nonce, whatever happens next.
+        let price = Amount::from(tx.gas_price);
+        let nonce = account.nonce;
+        account.balance -= Amount::from(tx.gas_limit) * price;
+        account.nonce += 1;
+        world.set_account(&sender, &account);
+
+        let ctx = |value| ExecContext {
+            origin: sender,
+            caller: sender,
+            value,
+            block_height: env.height,
+            block_timestamp_ms: env.timestamp_ms,
+            chain_id: self.config.chain_id,
+            tx_hash: hash,
+            debug: false,
+        };
+        let vm_gas = tx.gas_limit - intrinsic;
+        let (status, vm_gas_used, output, events, contract_address) = match &tx.payload {
+            TxPayload::Transfer { to, amount } => {
+                let moved = world.transfer(&sender, to, *amount).map_err(backend_tx)?;
+                // The balance check above covers the amount, so this holds.
+                assert!(moved, "a paid-for transfer must succeed");
+                (ExecStatus::Success, 0, Vec::new(), Vec::new(), None)
+            }
+            TxPayload::Deploy {
+                code,
+                init_args,
+                value,
+            } => {
+                let action = Action::Deploy {
+                    code,
+                    init_args,
+                    nonce,
+                };
+                let (outcome, w) = self.vm.execute(&ctx(*value), action, vm_gas, world);
+                world = w;
+                let o = outcome.map_err(|e| TxFailure::Backend(e.to_string()))?;
+                (o.status, o.gas_used, o.output, o.events, o.contract_address)
+            }
+            TxPayload::Call {
+                contract,
+                method,
+                args,
+                value,
+            } => {
+                let action = Action::Call {
+                    contract: *contract,
+                    method,
+                    args,
+                };
+                let (outcome, w) = self.vm.execute(&ctx(*value), action, vm_gas, world);
+                world = w;
+                let o = outcome.map_err(|e| TxFailure::Backend(e.to_string()))?;
+                (o.status, o.gas_used, o.output, o.events, None)
+            }
+        };
+        let gas_used = intrinsic + vm_gas_used.min(vm_gas);
+        let refund = Amount::from(tx.gas_limit - gas_used) * price;
+        if refund > 0 {
+            let mut account = world.account(&sender).map_err(backend_tx)?;
+            account.balance += refund;
+            world.set_account(&sender, &account);
+        }
+        let receipt = Receipt {
+            tx_hash: hash,
+            status,
+            gas_used,
+            events,
+            output,
+            contract_address,
+        };
+        Ok((receipt, world))
+    }
+}
+
+enum TxFailure {
+    Invalid(TxRejection),
+    Backend(String),
+}
+
+fn backend(e: impl std::fmt::Display) -> ExecError {
+    ExecError::Backend(e.to_string())
+}
+
+fn backend_tx(e: impl std::fmt::Display) -> TxFailure {
+    TxFailure::Backend(e.to_string())
+}

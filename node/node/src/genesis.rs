@@ -1,0 +1,214 @@
+//! The genesis: chain id, validators, initial balances and the protocol
+//! parameters, read from `genesis.json`. Its state is version 0; block `h`
+//! commits version `h`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use stele_state::WriteSet;
+use stele_types::codec::Encode;
+use stele_types::hex::serde_u128;
+use stele_types::proof::{Namespace, StateKey};
+use stele_types::{Address, Amount, Hash, ValidatorSet, keccak256};
+use stele_vm::{GasSchedule, VmLimits};
+use thiserror::Error;
+
+use crate::exec::{Account, ExecutorConfig};
+
+/// Why a genesis file was rejected.
+#[derive(Debug, Error)]
+pub enum GenesisError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid genesis JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("account {0} is allocated twice")]
+    DuplicateAllocation(Address),
+    #[error("total supply overflows u128")]
+    SupplyOverflow,
+    #[error("{field} must be positive")]
+    NotPositive { field: &'static str },
+    #[error("gas schedule version {got} is not supported (this node runs {supported})")]
+    GasSchedule { got: u32, supported: u32 },
+    #[error("VM limits version {got} is not supported (this node runs {supported})")]
+    VmLimits { got: u32, supported: u32 },
+}
+
+/// Block and transaction parameters, fixed for the chain's life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainParams {
+    pub gas_schedule_version: u32,
+    pub vm_limits_version: u32,
+    /// Sum of the gas limits of a block's transactions.
+    pub block_gas_max: u64,
+    pub block_bytes_max: usize,
+    pub block_txs_max: usize,
+    pub tx_gas_base: u64,
+    pub tx_gas_per_byte: u64,
+}
+
+impl Default for ChainParams {
+    fn default() -> Self {
+        ChainParams {
+            gas_schedule_version: GasSchedule::V1.version,
+            vm_limits_version: VmLimits::V1.version,
+            block_gas_max: 2_000_000_000,
+            block_bytes_max: 8 << 20,
+            block_txs_max: 10_000,
+            tx_gas_base: 21_000,
+            tx_gas_per_byte: 16,
+        }
+    }
+}
+
+impl Encode for ChainParams {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.gas_schedule_version.encode_to(out);
+        self.vm_limits_version.encode_to(out);
+        self.block_gas_max.encode_to(out);
+        (self.block_bytes_max as u64).encode_to(out);
+        (self.block_txs_max as u64).encode_to(out);
+        self.tx_gas_base.encode_to(out);
+        self.tx_gas_per_byte.encode_to(out);
+    }
+}
+
+/// An initial balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Allocation {
+    pub address: Address,
+    #[serde(with = "serde_u128")]
+    pub balance: Amount,
+}
+
+/// The contents of `genesis.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    pub chain_id: u64,
+    /// Milliseconds since the Unix epoch; the first block's timestamp must
+    /// be later.
+    pub genesis_time_ms: u64,
+    pub validators: ValidatorSet,
+    pub allocations: Vec<Allocation>,
+    pub params: ChainParams,
+}
+
+/// System keys written at genesis.
+pub const KEY_VALIDATORS: &[u8] = b"validators";
+pub const KEY_PARAMS: &[u8] = b"params";
+pub const KEY_GENESIS: &[u8] = b"genesis";
+
+impl Genesis {
+    /// Reads and validates a genesis file.
+    pub fn load(path: &Path) -> Result<Genesis, GenesisError> {
+        let text = std::fs::read_to_string(path).map_err(|source| GenesisError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let genesis: Genesis = serde_json::from_str(&text)?;
+        genesis.validate()?;
+        Ok(genesis)
+    }
+
+    /// Checks the parameters and allocations.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        let mut seen = BTreeSet::new();
+        let mut supply: Amount = 0;
+        for a in &self.allocations {
+            if !seen.insert(a.address) {
+                return Err(GenesisError::DuplicateAllocation(a.address));
+            }
+            supply = supply
+                .checked_add(a.balance)
+                .ok_or(GenesisError::SupplyOverflow)?;
+        }
+        let p = &self.params;
+        for (field, value) in [
+            ("block_gas_max", p.block_gas_max),
+            ("block_bytes_max", p.block_bytes_max as u64),
+            ("block_txs_max", p.block_txs_max as u64),
+        ] {
+            if value == 0 {
+                return Err(GenesisError::NotPositive { field });
+            }
+        }
+        if p.gas_schedule_version != GasSchedule::V1.version {
+            return Err(GenesisError::GasSchedule {
+                got: p.gas_schedule_version,
+                supported: GasSchedule::V1.version,
+            });
+        }
+        if p.vm_limits_version != VmLimits::V1.version {
+            return Err(GenesisError::VmLimits {
+                got: p.vm_limits_version,
+                supported: VmLimits::V1.version,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sum of the initial balances.
+    pub fn total_supply(&self) -> Amount {
+        self.allocations.iter().map(|a| a.balance).sum()
+    }
+
+    /// The writes of version 0: accounts, the validator set, the parameters.
+    pub fn writes(&self) -> WriteSet {
+        let mut writes = WriteSet::new();
+        for a in &self.allocations {
+            let account = Account {
+                nonce: 0,
+                balance: a.balance,
+                code_hash: None,
+            };
+            writes.insert(StateKey::account(&a.address), Some(account.to_bytes()));
+        }
+        let system = |k: &[u8]| StateKey::new(Namespace::System, k.to_vec());
+        writes.insert(system(KEY_VALIDATORS), Some(self.validators.to_bytes()));
+        writes.insert(system(KEY_PARAMS), Some(self.params.to_bytes()));
+        let mut header = self.chain_id.to_le_bytes().to_vec();
+        header.extend_from_slice(&self.genesis_time_ms.to_le_bytes());
+        writes.insert(system(KEY_GENESIS), Some(header));
+        writes
+    }
+
+    /// Identifies this genesis: nodes with different genesis hashes are on
+    /// different chains.
+    pub fn hash(&self) -> Hash {
+        let mut bytes = Vec::new();
+        for (k, v) in self.writes() {
+            k.encode_to(&mut bytes);
+            stele_types::codec::put_option(&mut bytes, &v.map(Bytes));
+        }
+        keccak256(&bytes)
+    }
+
+    /// The executor parameters this genesis fixes.
+    pub fn executor_config(&self) -> ExecutorConfig {
+        let p = &self.params;
+        ExecutorConfig {
+            chain_id: self.chain_id,
+            block_gas_max: p.block_gas_max,
+            block_bytes_max: p.block_bytes_max,
+            block_txs_max: p.block_txs_max,
+            tx_gas_base: p.tx_gas_base,
+            tx_gas_per_byte: p.tx_gas_per_byte,
+            sig_cache_entries_max: 100_000,
+        }
+    }
+}
+
+struct Bytes(Vec<u8>);
+
+impl Encode for Bytes {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        stele_types::codec::put_bytes(out, &self.0);
+    }
+}

@@ -1,0 +1,428 @@
+//! Block execution on the real VM against the real Merkle state on RocksDB:
+//! transfers, deploys, calls, reverts, fees, block limits, the block store,
+//! and determinism across fresh processes and data dirs.
+#![allow(clippy::unwrap_used)] // test set-up: a failure here is a test failure
+
+use std::sync::{Arc, RwLock};
+
+use stele_node::exec::*;
+use stele_node::genesis::{Allocation, ChainParams, Genesis};
+use stele_node::store::{BLOCK_STORE_CFS, BlockReader, prepare_block_commit};
+use stele_state::{State, StateConfig};
+use stele_types::*;
+use stele_vm::{EXEC_THREAD_STACK_BYTES, Vm, VmConfig, World};
+
+const CHAIN: u64 = 4242;
+
+const COUNTER_WAT: &str = r#"(module
+  (import "stele" "storage_read" (func $read (param i32 i32 i32 i32) (result i64)))
+  (import "stele" "storage_write" (func $write (param i32 i32 i32 i32)))
+  (import "stele" "set_return" (func $ret (param i32 i32)))
+  (import "stele" "revert" (func $revert (param i32 i32)))
+  (import "stele" "emit_event" (func $emit (param i32 i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "n")
+  (data (i32.const 16) "no")
+  (func (export "increment")
+    (drop (call $read (i32.const 0) (i32.const 1) (i32.const 8) (i32.const 8)))
+    (i64.store (i32.const 8) (i64.add (i64.load (i32.const 8)) (i64.const 1)))
+    (call $write (i32.const 0) (i32.const 1) (i32.const 8) (i32.const 8))
+    (call $emit (i32.const 32) (i32.const 0) (i32.const 8) (i32.const 8))
+    (call $ret (i32.const 8) (i32.const 8)))
+  (func (export "fail")
+    (call $write (i32.const 0) (i32.const 1) (i32.const 16) (i32.const 2))
+    (call $revert (i32.const 16) (i32.const 2)))
+)"#;
+
+fn key(n: u8) -> SecretKey {
+    let mut b = [0u8; 32];
+    b[31] = n;
+    SecretKey::from_bytes(&b).unwrap()
+}
+
+fn genesis() -> Genesis {
+    let v = key(100);
+    Genesis {
+        chain_id: CHAIN,
+        genesis_time_ms: 1_700_000_000_000,
+        validators: ValidatorSet::new(vec![Validator {
+            address: v.address(),
+            public_key: v.public_key(),
+            power: 1,
+        }])
+        .unwrap(),
+        allocations: (1..=3)
+            .map(|n| Allocation {
+                address: key(n).address(),
+                balance: 10u128.pow(24),
+            })
+            .collect(),
+        params: ChainParams::default(),
+    }
+}
+
+struct Chain {
+    state: SharedState,
+    executor: Executor,
+    genesis: Genesis,
+    _dir: tempfile::TempDir,
+}
+
+impl Chain {
+    fn new() -> Chain {
+        let dir = tempfile::tempdir().unwrap();
+        let genesis = genesis();
+        let mut state =
+            State::open_with_column_families(dir.path(), StateConfig::default(), &BLOCK_STORE_CFS)
+                .unwrap();
+        state.commit(0, &genesis.writes()).unwrap();
+        let vm = Vm::new(VmConfig {
+            epoch_ticker: false,
+            ..VmConfig::default()
+        })
+        .unwrap();
+        Chain {
+            state: Arc::new(RwLock::new(state)),
+            executor: Executor::new(vm, genesis.executor_config()),
+            genesis,
+            _dir: dir,
+        }
+    }
+
+    fn height(&self) -> u64 {
+        self.state.read().unwrap().latest_version().unwrap()
+    }
+
+    fn base(&self) -> StateBase {
+        StateBase {
+            state: self.state.clone(),
+            version: Some(self.height()),
+        }
+    }
+
+    fn env(&self) -> BlockEnv {
+        BlockEnv {
+            height: self.height() + 1,
+            timestamp_ms: self.genesis.genesis_time_ms + 1000 * (self.height() + 1),
+            proposer: key(100).address(),
+        }
+    }
+
+    /// Executes and commits a block; returns its receipts.
+    fn apply(&self, txs: Vec<SignedTransaction>) -> Result<Vec<Receipt>, ExecError> {
+        let env = self.env();
+        let out = self.executor.execute_block(self.base(), &env, &txs)?;
+        let mut state = self.state.write().unwrap();
+        let parent = state.latest_version().unwrap();
+        let prepared_root = state
+            .prepare_commit(env.height, &out.writes)
+            .unwrap()
+            .root();
+        let block = Block {
+            header: BlockHeader {
+                chain_id: CHAIN,
+                height: env.height,
+                view: 0,
+                parent_hash: Hash([parent as u8; 32]),
+                tx_root: list_root(&txs.iter().map(SignedTransaction::hash).collect::<Vec<_>>()),
+                state_root: prepared_root,
+                receipts_root: out.receipts_root,
+                timestamp_ms: env.timestamp_ms,
+                proposer: env.proposer,
+            },
+            txs,
+        };
+        let cert = CommitCertificate {
+            height: env.height,
+            view: 0,
+            block_hash: block.hash(),
+            signatures: vec![],
+        };
+        let prepared =
+            prepare_block_commit(&state, &block, &out.receipts, &cert, &out.writes).unwrap();
+        state.apply(prepared).unwrap();
+        Ok(out.receipts)
+    }
+
+    fn account(&self, a: &Address) -> Account {
+        StateWorld::new(self.base()).account(a).unwrap()
+    }
+
+    fn storage(&self, contract: &Address, k: &[u8]) -> Option<Vec<u8>> {
+        StateWorld::new(self.base())
+            .storage_get(contract, k)
+            .unwrap()
+    }
+}
+
+fn signed(from: u8, nonce: u64, payload: TxPayload) -> SignedTransaction {
+    Transaction {
+        chain_id: CHAIN,
+        nonce,
+        gas_limit: 2_000_000,
+        gas_price: 3,
+        payload,
+    }
+    .sign(&key(from))
+}
+
+fn transfer(from: u8, nonce: u64, to: u8, amount: Amount) -> SignedTransaction {
+    signed(
+        from,
+        nonce,
+        TxPayload::Transfer {
+            to: key(to).address(),
+            amount,
+        },
+    )
+}
+
+fn call(from: u8, nonce: u64, contract: Address, method: &str) -> SignedTransaction {
+    signed(
+        from,
+        nonce,
+        TxPayload::Call {
+            contract,
+            method: method.into(),
+            args: vec![],
+            value: 0,
+        },
+    )
+}
+
+/// The VM needs a deep native stack; tests run their body on such a thread.
+fn on_exec_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(EXEC_THREAD_STACK_BYTES)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+fn supply(chain: &Chain, accounts: &[Address]) -> Amount {
+    accounts.iter().map(|a| chain.account(a).balance).sum()
+}
+
+#[test]
+fn transfers_move_value_pay_fees_to_the_proposer_and_keep_supply() {
+    on_exec_stack(|| {
+        let chain = Chain::new();
+        let everyone: Vec<Address> = [1, 2, 3, 100].map(|n| key(n).address()).to_vec();
+        let before = supply(&chain, &everyone);
+        let receipts = chain
+            .apply(vec![transfer(1, 0, 2, 500), transfer(1, 1, 3, 7)])
+            .unwrap();
+        assert!(receipts.iter().all(|r| r.status == ExecStatus::Success));
+        let intrinsic = chain
+            .executor
+            .config()
+            .intrinsic_gas(transfer(1, 0, 2, 500).to_bytes().len());
+        assert_eq!(receipts[0].gas_used, intrinsic);
+        let fees: Amount = receipts.iter().map(|r| Amount::from(r.gas_used) * 3).sum();
+        let a1 = chain.account(&key(1).address());
+        assert_eq!(a1.nonce, 2);
+        assert_eq!(a1.balance, 10u128.pow(24) - 507 - fees);
+        assert_eq!(
+            chain.account(&key(2).address()).balance,
+            10u128.pow(24) + 500
+        );
+        assert_eq!(chain.account(&key(100).address()).balance, fees);
+        assert_eq!(supply(&chain, &everyone), before);
+        let reader_state = chain.state.read().unwrap();
+        let reader = BlockReader::new(&reader_state);
+        let (loc, receipt) = reader.receipt(&receipts[1].tx_hash).unwrap().unwrap();
+        assert_eq!((loc.height, loc.index), (1, 1));
+        assert_eq!(receipt, receipts[1]);
+        assert_eq!(reader.committed(1).unwrap().unwrap().block.txs.len(), 2);
+    });
+}
+
+#[test]
+fn deploy_call_and_revert_on_the_real_vm() {
+    on_exec_stack(|| {
+        let chain = Chain::new();
+        let code = wat::parse_str(COUNTER_WAT).unwrap();
+        let deploy = signed(
+            1,
+            0,
+            TxPayload::Deploy {
+                code,
+                init_args: vec![],
+                value: 0,
+            },
+        );
+        let r = chain.apply(vec![deploy]).unwrap();
+        assert_eq!(r[0].status, ExecStatus::Success, "{:?}", r[0]);
+        let contract = r[0].contract_address.unwrap();
+        assert_eq!(contract, Address::contract(&key(1).address(), 0));
+
+        let r = chain
+            .apply(vec![
+                call(1, 1, contract, "increment"),
+                call(2, 0, contract, "increment"),
+            ])
+            .unwrap();
+        assert_eq!(r[1].status, ExecStatus::Success, "{:?}", r[1]);
+        assert_eq!(r[1].output, 2u64.to_le_bytes().to_vec());
+        assert_eq!(r[1].events.len(), 1);
+        assert_eq!(r[1].events[0].contract, contract);
+        assert_eq!(
+            chain.storage(&contract, b"n"),
+            Some(2u64.to_le_bytes().to_vec())
+        );
+
+        let before = chain.account(&key(2).address());
+        let r = chain.apply(vec![call(2, 1, contract, "fail")]).unwrap();
+        assert_eq!(r[0].status, ExecStatus::Reverted);
+        assert_eq!(r[0].output, b"no".to_vec());
+        // The revert rolled back the write but the gas was paid and the
+        // nonce used.
+        assert_eq!(
+            chain.storage(&contract, b"n"),
+            Some(2u64.to_le_bytes().to_vec())
+        );
+        let after = chain.account(&key(2).address());
+        assert_eq!(after.nonce, before.nonce + 1);
+        assert_eq!(
+            after.balance,
+            before.balance - Amount::from(r[0].gas_used) * 3
+        );
+        assert!(r[0].gas_used > chain.executor.config().tx_gas_base);
+    });
+}
+
+#[test]
+fn invalid_transactions_and_oversized_blocks_make_the_block_invalid() {
+    on_exec_stack(|| {
+        let chain = Chain::new();
+        let err = chain.apply(vec![transfer(1, 5, 2, 1)]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ExecError::InvalidTx {
+                    index: 0,
+                    reason: TxRejection::NonceMismatch {
+                        expected: 0,
+                        got: 5
+                    },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let broke = transfer(50, 0, 2, 1);
+        assert!(matches!(
+            chain.apply(vec![broke]).unwrap_err(),
+            ExecError::InvalidTx {
+                reason: TxRejection::CannotPay { .. },
+                ..
+            }
+        ));
+        let mut greedy = transfer(1, 0, 2, 1).tx;
+        greedy.gas_limit = chain.executor.config().block_gas_max + 1;
+        assert!(matches!(
+            chain.apply(vec![greedy.sign(&key(1))]).unwrap_err(),
+            ExecError::TooMuchGas { .. }
+        ));
+        let mut stingy = transfer(1, 0, 2, 1).tx;
+        stingy.gas_limit = 10;
+        assert!(matches!(
+            chain.apply(vec![stingy.sign(&key(1))]).unwrap_err(),
+            ExecError::InvalidTx {
+                reason: TxRejection::GasBelowIntrinsic { .. },
+                ..
+            }
+        ));
+        // Nothing was committed by the invalid blocks.
+        assert_eq!(chain.height(), 0);
+    });
+}
+
+/// Runs a fixed scenario in a fresh data dir and returns every block's
+/// state root, receipts root and encoded receipts.
+fn scenario() -> Vec<String> {
+    let chain = Chain::new();
+    let code = wat::parse_str(COUNTER_WAT).unwrap();
+    let blocks = vec![
+        vec![
+            transfer(1, 0, 2, 11),
+            signed(
+                3,
+                0,
+                TxPayload::Deploy {
+                    code,
+                    init_args: vec![],
+                    value: 0,
+                },
+            ),
+        ],
+        vec![
+            call(2, 0, Address::contract(&key(3).address(), 0), "increment"),
+            call(1, 1, Address::contract(&key(3).address(), 0), "fail"),
+            transfer(2, 1, 1, 3),
+        ],
+    ];
+    let mut out = Vec::new();
+    for txs in blocks {
+        let receipts = chain.apply(txs).unwrap();
+        let state = chain.state.read().unwrap();
+        let h = state.latest_version().unwrap();
+        out.push(format!(
+            "{} {} {}",
+            h,
+            state.root(h).unwrap(),
+            hex::encode(
+                &receipts
+                    .iter()
+                    .flat_map(|r| r.to_bytes())
+                    .collect::<Vec<u8>>()
+            )
+        ));
+    }
+    out
+}
+
+const SCENARIO_ENV: &str = "STELE_EXEC_SCENARIO_CHILD";
+
+/// The child side of the determinism test: prints the scenario's results.
+#[test]
+fn determinism_child() {
+    if std::env::var_os(SCENARIO_ENV).is_none() {
+        return;
+    }
+    for line in on_exec_stack(scenario) {
+        println!("SCENARIO {line}");
+    }
+}
+
+#[test]
+fn same_blocks_give_the_same_bytes_in_fresh_processes() {
+    let run = || {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "determinism_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(SCENARIO_ENV, "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("SCENARIO ").map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    let first = run();
+    let second = run();
+    assert_eq!(first.len(), 2);
+    assert_eq!(first, second);
+    assert_eq!(first, on_exec_stack(scenario));
+}
