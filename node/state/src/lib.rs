@@ -1,1 +1,31 @@
-//! placeholder
+//! Stele's authenticated, versioned Merkle state on RocksDB.
+//!
+//! A sparse Merkle tree in the Jellyfish family: 16-ary nodes over Keccak-256
+//! key hashes, single-leaf subtrees collapsed, one version per block height,
+//! nodes stored under version-prefixed keys (`docs/adr/0003-merkle-state.md`).
+//! Around it: atomic synced commits the node can add its own writes to,
+//! pruning through a stale-node index, proofs checkable with `stele-types`
+//! alone, an ordered flat index for prefix listing, and the executor's
+//! overlay with nested checkpoints.
+
+mod cache;
+mod error;
+mod flat;
+mod node;
+mod overlay;
+mod prune;
+mod store;
+mod tree;
+
+pub use error::StateError;
+pub use flat::Page;
+pub use node::NodeKey;
+pub use overlay::{Checkpoint, Overlay, Snapshot, StateRead, WriteSet};
+pub use prune::PruneStats;
+pub use stele_types::proof::{Namespace, ProofError, SparseMerkleProof, StateKey};
+pub use store::{
+    CF_FLAT, CF_META, CF_NODES, CF_ROOTS, CF_STALE, PreparedCommit, State, StateConfig,
+};
+
+/// Re-exported so callers can build their own writes into a commit's batch.
+pub use rocksdb;

@@ -1,0 +1,54 @@
+//! The one error type of `stele-state`.
+
+use stele_types::Hash;
+use thiserror::Error;
+
+use crate::node::NodeKey;
+
+/// Why a state operation failed. Corrupt or missing data on disk is always
+/// reported here, never by a panic or a wrong answer.
+#[derive(Debug, Error)]
+pub enum StateError {
+    #[error("RocksDB error: {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("tree node {node} is missing from the database")]
+    MissingNode { node: NodeKey },
+    #[error("tree node {node} is corrupt: {reason}")]
+    CorruptNode { node: NodeKey, reason: &'static str },
+    #[error("tree node {node} hashes to {computed}, but its parent records {expected}")]
+    NodeHashMismatch {
+        node: NodeKey,
+        expected: Hash,
+        computed: Hash,
+    },
+    #[error("state metadata {what} is corrupt: {reason}")]
+    CorruptMeta {
+        what: &'static str,
+        reason: &'static str,
+    },
+    #[error("version {version} was never committed (latest: {latest:?})")]
+    UnknownVersion { version: u64, latest: Option<u64> },
+    #[error("version {version} was pruned (oldest kept: {oldest})")]
+    VersionPruned { version: u64, oldest: u64 },
+    #[error("cannot commit version {version}: the latest version is {latest}")]
+    VersionNotIncreasing { version: u64, latest: u64 },
+    #[error("prepared commit was built on version {base:?}, but the latest is now {latest:?}")]
+    StalePreparedCommit {
+        base: Option<u64>,
+        latest: Option<u64>,
+    },
+    #[error("state key is {len} bytes, over the maximum of {max}")]
+    KeyTooLong { len: usize, max: usize },
+    #[error("value is {len} bytes, over the maximum of {max}")]
+    ValueTooLarge { len: usize, max: usize },
+    #[error("{len} writes in one commit, over the maximum of {max}")]
+    TooManyWrites { len: usize, max: usize },
+    #[error("iteration limit {limit} is over the maximum of {max}")]
+    IterLimitTooLarge { limit: usize, max: usize },
+    #[error("column family {name} is not open")]
+    MissingColumnFamily { name: String },
+    #[error("column family name {name} is reserved for the state")]
+    ReservedColumnFamily { name: String },
+    #[error("checkpoint at depth {depth} is not open ({open} checkpoints are)")]
+    UnknownCheckpoint { depth: usize, open: usize },
+}

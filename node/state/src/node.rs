@@ -1,0 +1,314 @@
+//! Tree nodes and their storage encoding.
+//!
+//! The tree is stored 16-ary: an internal node covers one nibble of the key
+//! hash and holds up to 16 children. Its hash is the root of the binary tree
+//! (four levels) over those children with single-leaf subtrees collapsed, so
+//! the stored tree commits to exactly the binary tree defined in
+//! `stele_types::proof`.
+//!
+//! Nodes are stored under `NodeKey = version (u64 BE) || nibble count || packed
+//! nibbles`: a commit writes keys that all start with its version, which keeps
+//! RocksDB writes near-sequential, and no node is ever overwritten.
+
+use std::fmt;
+
+use stele_types::Hash;
+use stele_types::proof::{leaf_hash, node_hash, value_hash};
+
+/// Most nibbles in a path: 64 nibbles make up a 256-bit key hash.
+pub const NIBBLES_MAX: usize = 64;
+
+/// Where a node is stored: the version that wrote it and its nibble path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeKey {
+    pub version: u64,
+    /// One nibble (0..16) per byte, at most [`NIBBLES_MAX`].
+    pub path: Vec<u8>,
+}
+
+impl NodeKey {
+    /// The database key: version big-endian, nibble count, packed nibbles.
+    pub fn to_db_key(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(9 + self.path.len().div_ceil(2));
+        out.extend_from_slice(&self.version.to_be_bytes());
+        out.push(u8::try_from(self.path.len()).expect("invariant: paths are at most 64 nibbles"));
+        for pair in self.path.chunks(2) {
+            let low = pair.get(1).copied().unwrap_or(0);
+            out.push((pair[0] << 4) | low);
+        }
+        out
+    }
+
+    /// Parses a database key, rejecting anything [`Self::to_db_key`] would not
+    /// produce.
+    pub fn from_db_key(bytes: &[u8]) -> Option<NodeKey> {
+        let version = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+        let len = *bytes.get(8)? as usize;
+        let packed = bytes.get(9..)?;
+        if len > NIBBLES_MAX || packed.len() != len.div_ceil(2) {
+            return None;
+        }
+        let mut path = Vec::with_capacity(len);
+        for (i, byte) in packed.iter().enumerate() {
+            path.push(byte >> 4);
+            if 2 * i + 1 < len {
+                path.push(byte & 0x0f);
+            } else if byte & 0x0f != 0 {
+                return None;
+            }
+        }
+        Some(NodeKey { version, path })
+    }
+}
+
+impl fmt::Display for NodeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}/", self.version)?;
+        for nibble in &self.path {
+            write!(f, "{nibble:x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Nibble `depth` of `key`, high nibble of byte 0 first.
+pub fn nibble(key: &Hash, depth: usize) -> u8 {
+    let byte = key.0[depth / 2];
+    if depth % 2 == 0 {
+        byte >> 4
+    } else {
+        byte & 0x0f
+    }
+}
+
+/// A child pointer: the child lives at `(version, parent path + nibble)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Child {
+    pub version: u64,
+    pub hash: Hash,
+    pub leaf: bool,
+}
+
+/// A node with up to 16 children, one per nibble.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InternalNode {
+    pub children: [Option<Child>; 16],
+}
+
+/// A key hash and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafNode {
+    pub key: Hash,
+    pub value: Vec<u8>,
+}
+
+/// A stored tree node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Internal(InternalNode),
+    Leaf(LeafNode),
+}
+
+const TAG_INTERNAL: u8 = 0;
+const TAG_LEAF: u8 = 1;
+
+impl LeafNode {
+    pub fn hash(&self) -> Hash {
+        leaf_hash(&self.key, &value_hash(&self.value))
+    }
+}
+
+impl InternalNode {
+    /// Root of the binary tree over the children (see the module docs).
+    pub fn hash(&self) -> Hash {
+        self.range_hash(0, 16)
+    }
+
+    /// Number of children in `lo..lo + width`, and the last one seen.
+    pub fn range_count(&self, lo: usize, width: usize) -> (usize, Option<(usize, Child)>) {
+        let mut count = 0;
+        let mut last = None;
+        for (i, child) in self.children[lo..lo + width].iter().enumerate() {
+            if let Some(c) = child {
+                count += 1;
+                last = Some((lo + i, *c));
+            }
+        }
+        (count, last)
+    }
+
+    /// Hash of the binary subtree over children `lo..lo + width` (`width` a
+    /// power of two): empty is zero, a lone leaf is the leaf itself.
+    pub fn range_hash(&self, lo: usize, width: usize) -> Hash {
+        match self.range_count(lo, width) {
+            (0, _) => Hash::ZERO,
+            (1, Some((_, child))) if child.leaf || width == 1 => child.hash,
+            _ => {
+                let half = width / 2;
+                node_hash(
+                    &self.range_hash(lo, half),
+                    &self.range_hash(lo + half, half),
+                )
+            }
+        }
+    }
+
+    pub fn child_count(&self) -> usize {
+        self.children.iter().flatten().count()
+    }
+}
+
+impl Node {
+    pub fn hash(&self) -> Hash {
+        match self {
+            Node::Internal(n) => n.hash(),
+            Node::Leaf(n) => n.hash(),
+        }
+    }
+
+    /// Storage encoding. Internal: tag, present-children bitmap (u16 LE),
+    /// leaf-children bitmap (u16 LE), then per child in nibble order its
+    /// version (u64 LE) and hash. Leaf: tag, key hash, then the value to the
+    /// end.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Node::Internal(n) => {
+                let mut present = 0u16;
+                let mut leaves = 0u16;
+                let mut out = Vec::with_capacity(5 + 40 * n.child_count());
+                out.extend_from_slice(&[TAG_INTERNAL, 0, 0, 0, 0]);
+                for (i, child) in n.children.iter().enumerate() {
+                    if let Some(c) = child {
+                        present |= 1 << i;
+                        if c.leaf {
+                            leaves |= 1 << i;
+                        }
+                        out.extend_from_slice(&c.version.to_le_bytes());
+                        out.extend_from_slice(&c.hash.0);
+                    }
+                }
+                out[1..3].copy_from_slice(&present.to_le_bytes());
+                out[3..5].copy_from_slice(&leaves.to_le_bytes());
+                out
+            }
+            Node::Leaf(n) => {
+                let mut out = Vec::with_capacity(33 + n.value.len());
+                out.push(TAG_LEAF);
+                out.extend_from_slice(&n.key.0);
+                out.extend_from_slice(&n.value);
+                out
+            }
+        }
+    }
+
+    /// Parses [`Self::encode`]'s output; the reason says what was wrong.
+    pub fn decode(bytes: &[u8]) -> Result<Node, &'static str> {
+        match bytes.first() {
+            Some(&TAG_INTERNAL) => {
+                let header = bytes.get(1..5).ok_or("truncated internal node header")?;
+                let present = u16::from_le_bytes([header[0], header[1]]);
+                let leaves = u16::from_le_bytes([header[2], header[3]]);
+                if leaves & !present != 0 {
+                    return Err("leaf bitmap marks an absent child");
+                }
+                let mut body = &bytes[5..];
+                if body.len() != 40 * present.count_ones() as usize {
+                    return Err("internal node length does not match its bitmap");
+                }
+                let mut node = InternalNode::default();
+                for (i, slot) in node.children.iter_mut().enumerate() {
+                    if present & (1 << i) != 0 {
+                        let (entry, rest) = body.split_at(40);
+                        body = rest;
+                        let mut version = [0u8; 8];
+                        version.copy_from_slice(&entry[..8]);
+                        let mut hash = [0u8; 32];
+                        hash.copy_from_slice(&entry[8..]);
+                        *slot = Some(Child {
+                            version: u64::from_le_bytes(version),
+                            hash: Hash(hash),
+                            leaf: leaves & (1 << i) != 0,
+                        });
+                    }
+                }
+                Ok(Node::Internal(node))
+            }
+            Some(&TAG_LEAF) => {
+                let key = bytes.get(1..33).ok_or("truncated leaf key")?;
+                let mut k = [0u8; 32];
+                k.copy_from_slice(key);
+                Ok(Node::Leaf(LeafNode {
+                    key: Hash(k),
+                    value: bytes[33..].to_vec(),
+                }))
+            }
+            Some(_) => Err("unknown node tag"),
+            None => Err("empty node"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_key_round_trips_and_rejects_bad_padding() {
+        for len in [0usize, 1, 2, 7, 64] {
+            let key = NodeKey {
+                version: 42,
+                path: (0..len).map(|i| (i % 16) as u8).collect(),
+            };
+            let bytes = key.to_db_key();
+            assert_eq!(NodeKey::from_db_key(&bytes), Some(key));
+        }
+        let mut odd = NodeKey {
+            version: 1,
+            path: vec![3],
+        }
+        .to_db_key();
+        *odd.last_mut().unwrap() |= 1;
+        assert_eq!(NodeKey::from_db_key(&odd), None);
+    }
+
+    #[test]
+    fn node_encoding_round_trips() {
+        let mut internal = InternalNode::default();
+        internal.children[3] = Some(Child {
+            version: 7,
+            hash: Hash([1; 32]),
+            leaf: true,
+        });
+        internal.children[15] = Some(Child {
+            version: 9,
+            hash: Hash([2; 32]),
+            leaf: false,
+        });
+        let leaf = LeafNode {
+            key: Hash([5; 32]),
+            value: b"value".to_vec(),
+        };
+        for node in [Node::Internal(internal), Node::Leaf(leaf)] {
+            assert_eq!(Node::decode(&node.encode()), Ok(node));
+        }
+        assert!(Node::decode(&[0, 1, 0, 2, 0]).is_err());
+        assert!(Node::decode(&[9]).is_err());
+    }
+
+    #[test]
+    fn lone_leaf_child_collapses_into_its_parent_hash() {
+        let mut node = InternalNode::default();
+        let child = Child {
+            version: 1,
+            hash: Hash([9; 32]),
+            leaf: true,
+        };
+        node.children[6] = Some(child);
+        assert_eq!(node.hash(), child.hash);
+        node.children[6] = Some(Child {
+            leaf: false,
+            ..child
+        });
+        assert_ne!(node.hash(), child.hash);
+    }
+}

@@ -1,0 +1,97 @@
+//! Pruning: drop versions older than the last `versions_kept`, deleting only
+//! nodes the stale-node index proves unreachable from every kept version.
+//!
+//! A node listed as stale since version `s` belongs to version `s - 1` and to
+//! no later version (node keys are never reused), so once the oldest kept
+//! version is at least `s`, nothing can reach it.
+
+use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
+
+use crate::error::StateError;
+use crate::node::NodeKey;
+use crate::store::{CF_META, CF_NODES, CF_ROOTS, CF_STALE, META_OLDEST, State};
+
+/// What one call to [`State::prune`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneStats {
+    /// The oldest version still readable afterwards.
+    pub oldest_version: Option<u64>,
+    /// Tree nodes deleted.
+    pub nodes_deleted: usize,
+}
+
+impl State {
+    /// Keeps the last `versions_kept` versions readable and deletes the rest.
+    pub fn prune(&mut self) -> Result<PruneStats, StateError> {
+        let (Some(latest), Some(oldest)) = (self.latest, self.oldest) else {
+            return Ok(PruneStats::default());
+        };
+        let kept = self.config.versions_kept.max(1);
+        let new_oldest = latest.saturating_sub(kept - 1).max(oldest);
+        if new_oldest > oldest {
+            // Retire the versions first (synced): if we crash while deleting
+            // nodes below, the stale entries are still there to finish with.
+            let mut batch = WriteBatch::default();
+            batch.put_cf(self.cf(CF_META)?, META_OLDEST, new_oldest.to_le_bytes());
+            batch.delete_range_cf(
+                self.cf(CF_ROOTS)?,
+                oldest.to_be_bytes(),
+                new_oldest.to_be_bytes(),
+            );
+            let mut opts = WriteOptions::default();
+            opts.set_sync(true);
+            self.db.write_opt(batch, &opts)?;
+            self.oldest = Some(new_oldest);
+        }
+        let nodes_deleted = self.delete_stale_nodes(new_oldest)?;
+        Ok(PruneStats {
+            oldest_version: self.oldest,
+            nodes_deleted,
+        })
+    }
+
+    /// Deletes every node stale since a version `<= oldest`, with its index
+    /// entry, in batches of at most `prune_batch_nodes_max`.
+    fn delete_stale_nodes(&self, oldest: u64) -> Result<usize, StateError> {
+        let stale_cf = self.cf(CF_STALE)?;
+        let nodes_cf = self.cf(CF_NODES)?;
+        let batch_max = self.config.prune_batch_nodes_max.max(1);
+        let mut deleted = 0;
+        loop {
+            let mut batch = WriteBatch::default();
+            let mut in_batch = 0;
+            for entry in self.db.iterator_cf(stale_cf, IteratorMode::Start) {
+                let (key, _) = entry?;
+                let corrupt = StateError::CorruptMeta {
+                    what: "stale-node index entry",
+                    reason: "malformed key",
+                };
+                let since_bytes: [u8; 8] = key
+                    .get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or(corrupt)?;
+                if u64::from_be_bytes(since_bytes) > oldest {
+                    break;
+                }
+                let node = NodeKey::from_db_key(&key[8..]).ok_or(StateError::CorruptMeta {
+                    what: "stale-node index entry",
+                    reason: "malformed node key",
+                })?;
+                batch.delete_cf(nodes_cf, node.to_db_key());
+                batch.delete_cf(stale_cf, &key);
+                in_batch += 1;
+                if in_batch == batch_max {
+                    break;
+                }
+            }
+            if in_batch == 0 {
+                return Ok(deleted);
+            }
+            self.db.write(batch)?;
+            deleted += in_batch;
+            if in_batch < batch_max {
+                return Ok(deleted);
+            }
+        }
+    }
+}

@@ -1,0 +1,520 @@
+//! The RocksDB shell around the tree: column families, atomic synced commits,
+//! reads and proofs at any retained version.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
+    WriteBatch, WriteOptions,
+};
+use stele_types::Hash;
+use stele_types::codec::Encode;
+use stele_types::proof::{STATE_KEY_BYTES_MAX, SparseMerkleProof, StateKey};
+
+use crate::cache::NodeCache;
+use crate::error::StateError;
+use crate::node::{Child, InternalNode, Node, NodeKey};
+use crate::tree::{self, NodeSource};
+
+/// Tree nodes, keyed by [`NodeKey::to_db_key`].
+pub const CF_NODES: &str = "state_nodes";
+/// Stale-node index: `stale_since (u64 BE) || node key` for pruning.
+pub const CF_STALE: &str = "state_stale";
+/// Root pointer of every retained version, keyed by version (u64 BE).
+pub const CF_ROOTS: &str = "state_roots";
+/// Flat index at the latest version: `namespace || raw key -> value`.
+pub const CF_FLAT: &str = "state_flat";
+/// Latest and oldest retained versions.
+pub const CF_META: &str = "state_meta";
+
+const STATE_CFS: [&str; 5] = [CF_NODES, CF_STALE, CF_ROOTS, CF_FLAT, CF_META];
+const META_LATEST: &[u8] = b"latest";
+pub(crate) const META_OLDEST: &[u8] = b"oldest";
+
+/// Tunables of the state store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateConfig {
+    /// How many of the most recent versions [`State::prune`] keeps readable.
+    pub versions_kept: u64,
+    /// Largest value stored under one key (contract code is the largest).
+    pub value_bytes_max: usize,
+    /// Most writes in one commit.
+    pub commit_writes_max: usize,
+    /// Most entries returned by one [`State::iter_prefix`] page.
+    pub iter_limit_max: usize,
+    /// Most stale nodes deleted per write batch while pruning.
+    pub prune_batch_nodes_max: usize,
+    /// RocksDB block cache size.
+    pub block_cache_bytes: usize,
+    /// Most internal nodes kept decoded and verified in memory (about 1 KB
+    /// each); 0 disables the cache.
+    pub node_cache_nodes_max: usize,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            versions_kept: 1000,
+            value_bytes_max: 2 << 20,
+            commit_writes_max: 1 << 20,
+            iter_limit_max: 10_000,
+            prune_batch_nodes_max: 100_000,
+            block_cache_bytes: 256 << 20,
+            node_cache_nodes_max: 200_000,
+        }
+    }
+}
+
+/// The versioned state on RocksDB. Reads take `&self`; commits and pruning
+/// take `&mut self`, so only one writer exists.
+#[derive(Debug)]
+pub struct State {
+    pub(crate) db: DB,
+    pub(crate) config: StateConfig,
+    pub(crate) latest: Option<u64>,
+    pub(crate) oldest: Option<u64>,
+    cache: NodeCache,
+}
+
+/// A block's state changes, applied to the tree but not yet written. The node
+/// may add its own writes (block store, receipts) to [`Self::batch_mut`] so
+/// that [`State::apply`] makes all of them durable in one synced batch.
+pub struct PreparedCommit {
+    version: u64,
+    base: Option<u64>,
+    root: Hash,
+    batch: WriteBatch,
+    /// The new internal nodes, for the node cache once the batch is durable.
+    internal_nodes: Vec<(NodeKey, InternalNode)>,
+    /// Tree nodes written by this commit.
+    pub nodes_written: usize,
+    /// Tree nodes this commit made stale.
+    pub nodes_stale: usize,
+}
+
+impl std::fmt::Debug for PreparedCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedCommit")
+            .field("version", &self.version)
+            .field("base", &self.base)
+            .field("root", &self.root)
+            .field("batch_writes", &self.batch.len())
+            .field("nodes_written", &self.nodes_written)
+            .field("nodes_stale", &self.nodes_stale)
+            .finish()
+    }
+}
+
+impl PreparedCommit {
+    /// The version this commit creates.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The state root of the new version.
+    pub fn root(&self) -> Hash {
+        self.root
+    }
+
+    /// The write batch, for adding writes to the caller's column families.
+    pub fn batch_mut(&mut self) -> &mut WriteBatch {
+        &mut self.batch
+    }
+}
+
+/// Reads nodes from the nodes column family, verifying every node against the
+/// hash its parent records so corruption is an error, not a wrong answer.
+pub(crate) struct DbNodes<'a> {
+    db: &'a DB,
+    cf: &'a ColumnFamily,
+    cache: &'a NodeCache,
+}
+
+impl NodeSource for DbNodes<'_> {
+    fn node(&self, key: &NodeKey, expected: &Hash) -> Result<Node, StateError> {
+        if let Some(node) = self.cache.get(key) {
+            return Ok(Node::Internal(node));
+        }
+        let bytes = self
+            .db
+            .get_pinned_cf(self.cf, key.to_db_key())?
+            .ok_or_else(|| StateError::MissingNode { node: key.clone() })?;
+        let node = Node::decode(&bytes).map_err(|reason| StateError::CorruptNode {
+            node: key.clone(),
+            reason,
+        })?;
+        let computed = node.hash();
+        if computed != *expected {
+            return Err(StateError::NodeHashMismatch {
+                node: key.clone(),
+                expected: *expected,
+                computed,
+            });
+        }
+        if let Node::Internal(internal) = &node {
+            self.cache.insert(key.clone(), internal.clone());
+        }
+        Ok(node)
+    }
+}
+
+impl State {
+    /// Opens (or creates) the state at `path` with only the state's own
+    /// column families.
+    pub fn open(path: impl AsRef<Path>, config: StateConfig) -> Result<State, StateError> {
+        State::open_with_column_families(path, config, &[])
+    }
+
+    /// Opens (or creates) the state at `path`, also opening the caller's
+    /// `extra` column families so its writes can join state commits.
+    pub fn open_with_column_families(
+        path: impl AsRef<Path>,
+        config: StateConfig,
+        extra: &[&str],
+    ) -> Result<State, StateError> {
+        for name in extra {
+            if STATE_CFS.contains(name) || *name == rocksdb::DEFAULT_COLUMN_FAMILY_NAME {
+                return Err(StateError::ReservedColumnFamily {
+                    name: (*name).to_owned(),
+                });
+            }
+        }
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_background_jobs(2);
+        let cache = Cache::new_lru_cache(config.block_cache_bytes);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_bloom_filter(10.0, false);
+        table.set_cache_index_and_filter_blocks(true);
+        let mut cf_opts = Options::default();
+        cf_opts.set_block_based_table_factory(&table);
+        cf_opts.set_compression_type(DBCompressionType::Lz4);
+        // RocksDB must open every existing column family; keep ones a caller
+        // registered earlier even if not named this time.
+        let mut names: Vec<String> = STATE_CFS.iter().map(|s| (*s).to_owned()).collect();
+        names.extend(extra.iter().map(|s| (*s).to_owned()));
+        if let Ok(existing) = DB::list_cf(&db_opts, path.as_ref()) {
+            names.extend(existing);
+        }
+        names.sort();
+        names.dedup();
+        let descriptors: Vec<ColumnFamilyDescriptor> = names
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, cf_opts.clone()))
+            .collect();
+        let db = DB::open_cf_descriptors(&db_opts, path, descriptors)?;
+        let cache = NodeCache::new(config.node_cache_nodes_max);
+        let mut state = State {
+            db,
+            config,
+            latest: None,
+            oldest: None,
+            cache,
+        };
+        state.latest = state.read_meta(META_LATEST, "latest version")?;
+        state.oldest = state.read_meta(META_OLDEST, "oldest version")?;
+        if state.latest.is_some() != state.oldest.is_some() {
+            return Err(StateError::CorruptMeta {
+                what: "versions",
+                reason: "only one of latest and oldest is recorded",
+            });
+        }
+        Ok(state)
+    }
+
+    fn read_meta(&self, key: &[u8], what: &'static str) -> Result<Option<u64>, StateError> {
+        let Some(bytes) = self.db.get_pinned_cf(self.cf(CF_META)?, key)? else {
+            return Ok(None);
+        };
+        let array: [u8; 8] = bytes
+            .as_ref()
+            .try_into()
+            .map_err(|_| StateError::CorruptMeta {
+                what,
+                reason: "not 8 bytes",
+            })?;
+        Ok(Some(u64::from_le_bytes(array)))
+    }
+
+    /// The underlying database, for reads of the caller's column families.
+    pub fn db(&self) -> &DB {
+        &self.db
+    }
+
+    /// A column family opened with this state (the caller's or the state's).
+    pub fn column_family(&self, name: &str) -> Result<&ColumnFamily, StateError> {
+        self.cf(name)
+    }
+
+    pub(crate) fn cf(&self, name: &str) -> Result<&ColumnFamily, StateError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StateError::MissingColumnFamily {
+                name: name.to_owned(),
+            })
+    }
+
+    pub(crate) fn nodes(&self) -> Result<DbNodes<'_>, StateError> {
+        Ok(DbNodes {
+            db: &self.db,
+            cf: self.cf(CF_NODES)?,
+            cache: &self.cache,
+        })
+    }
+
+    /// The configuration the state was opened with.
+    pub fn config(&self) -> &StateConfig {
+        &self.config
+    }
+
+    /// The newest committed version, `None` before the first commit.
+    pub fn latest_version(&self) -> Option<u64> {
+        self.latest
+    }
+
+    /// The oldest version still readable, `None` before the first commit.
+    pub fn oldest_version(&self) -> Option<u64> {
+        self.oldest
+    }
+
+    /// The root pointer of `version`, after checking it is retained.
+    pub(crate) fn root_child(&self, version: u64) -> Result<Option<Child>, StateError> {
+        let unknown = StateError::UnknownVersion {
+            version,
+            latest: self.latest,
+        };
+        let (Some(latest), Some(oldest)) = (self.latest, self.oldest) else {
+            return Err(unknown);
+        };
+        if version > latest {
+            return Err(unknown);
+        }
+        if version < oldest {
+            return Err(StateError::VersionPruned { version, oldest });
+        }
+        let bytes = self
+            .db
+            .get_pinned_cf(self.cf(CF_ROOTS)?, version.to_be_bytes())?
+            .ok_or(unknown)?;
+        decode_root(&bytes)
+    }
+
+    /// The state root of `version`.
+    pub fn root(&self, version: u64) -> Result<Hash, StateError> {
+        Ok(self.root_child(version)?.map_or(Hash::ZERO, |c| c.hash))
+    }
+
+    /// The value of `key` at `version`.
+    pub fn get(&self, key: &StateKey, version: u64) -> Result<Option<Vec<u8>>, StateError> {
+        self.get_hashed(&key.hash(), version)
+    }
+
+    /// The value at key hash `key` at `version`.
+    pub fn get_hashed(&self, key: &Hash, version: u64) -> Result<Option<Vec<u8>>, StateError> {
+        tree::get(&self.nodes()?, self.root_child(version)?, key)
+    }
+
+    /// The value of `key` at `version` and a proof of it against
+    /// [`Self::root`], checkable with `stele_types::proof` alone.
+    pub fn prove(
+        &self,
+        key: &StateKey,
+        version: u64,
+    ) -> Result<(Option<Vec<u8>>, SparseMerkleProof), StateError> {
+        tree::prove(&self.nodes()?, self.root_child(version)?, &key.hash())
+    }
+
+    /// Applies `writes` (`None` deletes) on top of the latest version as
+    /// `version` and makes it durable; returns the new root.
+    pub fn commit(
+        &mut self,
+        version: u64,
+        writes: &BTreeMap<StateKey, Option<Vec<u8>>>,
+    ) -> Result<Hash, StateError> {
+        let prepared = self.prepare_commit(version, writes)?;
+        self.apply(prepared)
+    }
+
+    /// Computes `version` from `writes` without writing anything yet.
+    pub fn prepare_commit(
+        &self,
+        version: u64,
+        writes: &BTreeMap<StateKey, Option<Vec<u8>>>,
+    ) -> Result<PreparedCommit, StateError> {
+        if let Some(latest) = self.latest {
+            if version <= latest {
+                return Err(StateError::VersionNotIncreasing { version, latest });
+            }
+        }
+        if writes.len() > self.config.commit_writes_max {
+            return Err(StateError::TooManyWrites {
+                len: writes.len(),
+                max: self.config.commit_writes_max,
+            });
+        }
+        for (key, value) in writes {
+            if key.key.len() > STATE_KEY_BYTES_MAX {
+                return Err(StateError::KeyTooLong {
+                    len: key.key.len(),
+                    max: STATE_KEY_BYTES_MAX,
+                });
+            }
+            let len = value.as_ref().map_or(0, Vec::len);
+            if len > self.config.value_bytes_max {
+                return Err(StateError::ValueTooLarge {
+                    len,
+                    max: self.config.value_bytes_max,
+                });
+            }
+        }
+        let mut hashed: Vec<(Hash, Option<&[u8]>)> = writes
+            .iter()
+            .map(|(k, v)| (k.hash(), v.as_deref()))
+            .collect();
+        hashed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        assert!(
+            hashed.windows(2).all(|w| w[0].0 != w[1].0),
+            "invariant: distinct state keys have distinct Keccak-256 hashes"
+        );
+        let root = match self.latest {
+            Some(latest) => self.root_child(latest)?,
+            None => None,
+        };
+        let update = tree::update(&self.nodes()?, root, version, &hashed)?;
+
+        let mut batch = WriteBatch::default();
+        let nodes_cf = self.cf(CF_NODES)?;
+        let mut internal_nodes = Vec::new();
+        for (key, node) in &update.new_nodes {
+            batch.put_cf(nodes_cf, key.to_db_key(), node.encode());
+            if let Node::Internal(internal) = node {
+                internal_nodes.push((key.clone(), internal.clone()));
+            }
+        }
+        let stale_cf = self.cf(CF_STALE)?;
+        for key in &update.stale {
+            batch.put_cf(stale_cf, stale_key(version, key), b"");
+        }
+        batch.put_cf(
+            self.cf(CF_ROOTS)?,
+            version.to_be_bytes(),
+            encode_root(update.root),
+        );
+        let flat_cf = self.cf(CF_FLAT)?;
+        for (key, value) in writes {
+            match value {
+                Some(v) => batch.put_cf(flat_cf, flat_key(key), v),
+                None => batch.delete_cf(flat_cf, flat_key(key)),
+            }
+        }
+        let meta_cf = self.cf(CF_META)?;
+        batch.put_cf(meta_cf, META_LATEST, version.to_le_bytes());
+        if self.oldest.is_none() {
+            batch.put_cf(meta_cf, META_OLDEST, version.to_le_bytes());
+        }
+        Ok(PreparedCommit {
+            version,
+            base: self.latest,
+            root: update.root.map_or(Hash::ZERO, |c| c.hash),
+            batch,
+            internal_nodes,
+            nodes_written: update.new_nodes.len(),
+            nodes_stale: update.stale.len(),
+        })
+    }
+
+    /// Writes a prepared commit (and whatever the caller added to its batch)
+    /// in one synced RocksDB write; returns the new root.
+    pub fn apply(&mut self, prepared: PreparedCommit) -> Result<Hash, StateError> {
+        if prepared.base != self.latest {
+            return Err(StateError::StalePreparedCommit {
+                base: prepared.base,
+                latest: self.latest,
+            });
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(prepared.batch, &opts)?;
+        assert!(
+            self.latest.is_none_or(|l| l < prepared.version),
+            "invariant: the committed version only grows"
+        );
+        self.latest = Some(prepared.version);
+        self.oldest.get_or_insert(prepared.version);
+        for (key, node) in prepared.internal_nodes {
+            self.cache.insert(key, node);
+        }
+        Ok(prepared.root)
+    }
+
+    /// Compacts every state column family (used to measure size on disk).
+    pub fn compact(&self) -> Result<(), StateError> {
+        for name in STATE_CFS {
+            self.db
+                .compact_range_cf(self.cf(name)?, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
+    }
+}
+
+/// Stale-index key: the version that replaced the node, then the node key.
+pub(crate) fn stale_key(since: u64, node: &NodeKey) -> Vec<u8> {
+    let mut out = since.to_be_bytes().to_vec();
+    out.extend_from_slice(&node.to_db_key());
+    out
+}
+
+/// Flat-index key: the namespace encoding (fixed length per namespace), then
+/// the raw key, so a namespace's keys are contiguous and in raw-key order.
+pub(crate) fn flat_key(key: &StateKey) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.namespace.encoded_len() + key.key.len());
+    key.namespace.encode_to(&mut out);
+    out.extend_from_slice(&key.key);
+    out
+}
+
+/// Root pointer encoding: 0 (empty tree), or 1, version (u64 LE), hash, and
+/// whether the root is a leaf (0 or 1).
+fn encode_root(root: Option<Child>) -> Vec<u8> {
+    match root {
+        None => vec![0],
+        Some(c) => {
+            let mut out = Vec::with_capacity(42);
+            out.push(1);
+            out.extend_from_slice(&c.version.to_le_bytes());
+            out.extend_from_slice(&c.hash.0);
+            out.push(u8::from(c.leaf));
+            out
+        }
+    }
+}
+
+fn decode_root(bytes: &[u8]) -> Result<Option<Child>, StateError> {
+    let corrupt = |reason| StateError::CorruptMeta {
+        what: "root pointer",
+        reason,
+    };
+    match bytes {
+        [0] => Ok(None),
+        [1, rest @ ..] if rest.len() == 41 => {
+            let mut version = [0u8; 8];
+            version.copy_from_slice(&rest[..8]);
+            let mut hash = [0u8; 32];
+            hash.copy_from_slice(&rest[8..40]);
+            let leaf = match rest[40] {
+                0 => false,
+                1 => true,
+                _ => return Err(corrupt("leaf flag is not 0 or 1")),
+            };
+            Ok(Some(Child {
+                version: u64::from_le_bytes(version),
+                hash: Hash(hash),
+                leaf,
+            }))
+        }
+        _ => Err(corrupt("bad tag or length")),
+    }
+}
