@@ -2,7 +2,8 @@
 //! network faults, partitions, crashes and Byzantine replicas.
 //!
 //! Quick mode (CI): 500 seeds split over four tests. Long mode:
-//! `STELE_SIM_SEEDS=100000 cargo test -p stele-consensus --release --test simulation`.
+//! `STELE_SIM_SEEDS=100000 cargo test -p stele-consensus --release --test simulation`
+//! (`STELE_SIM_SEED_START=n` shifts the range).
 //! One seed: `STELE_SIM_SEED=n cargo test -p stele-consensus --test simulation`.
 
 mod sim;
@@ -22,8 +23,9 @@ fn seeds(part: u64) -> Range<u64> {
         return if part == 0 { seed..seed + 1 } else { 0..0 };
     }
     let total = env_u64("STELE_SIM_SEEDS").unwrap_or(QUICK_SEEDS);
+    let start = env_u64("STELE_SIM_SEED_START").unwrap_or(0);
     let per = total.div_ceil(PARTS);
-    (part * per).min(total)..((part + 1) * per).min(total)
+    start + (part * per).min(total)..start + ((part + 1) * per).min(total)
 }
 
 fn run_part(part: u64) {

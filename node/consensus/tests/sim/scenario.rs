@@ -18,9 +18,11 @@ pub enum Scenario {
     Silent,
     StaleSpam,
     Twins,
+    /// Everything at once: lossy network, a partition, crashes, Byzantine.
+    Chaos,
 }
 
-pub const SCENARIOS: [Scenario; 12] = [
+pub const SCENARIOS: [Scenario; 13] = [
     Scenario::Clean,
     Scenario::Lossy,
     Scenario::PrimaryIsolated,
@@ -33,6 +35,7 @@ pub const SCENARIOS: [Scenario; 12] = [
     Scenario::Silent,
     Scenario::StaleSpam,
     Scenario::Twins,
+    Scenario::Chaos,
 ];
 
 /// Blocks every live honest replica must commit after the faults heal.
@@ -135,6 +138,28 @@ pub fn plan(seed: u64) -> Plan {
         Scenario::Silent => byz(&mut rng, Byzantine::Silent, Some(low_index)),
         Scenario::StaleSpam => byz(&mut rng, Byzantine::StaleSpam, None),
         Scenario::Twins => byz(&mut rng, Byzantine::Twin, Some(0)),
+        Scenario::Chaos => {
+            faults.drop_permille = rng.range(20, 150);
+            faults.duplicate_permille = rng.range(20, 100);
+            faults.delay_max_ms = rng.range(10, 200);
+            let cut = rng.range(1, n as u64) as u32;
+            let groups = vec![(0..cut).collect(), (cut..n as u32).collect()];
+            let from = rng.range(0, heal_ms / 2);
+            faults.partition = Some((groups, from, rng.range(from + 1, heal_ms)));
+            let v = rng.below(n as u64) as u32;
+            let at = rng.range(0, heal_ms - 500);
+            faults.crashes.push((v, at, rng.range(at + 1, heal_ms)));
+            let behaviour = [
+                Byzantine::Silent,
+                Byzantine::EquivocatingPrimary,
+                Byzantine::ConflictingVotes,
+                Byzantine::Forger,
+                Byzantine::StaleSpam,
+                Byzantine::Twin,
+            ][rng.below(6) as usize];
+            let index = rng.below(n as u64) as u32;
+            byz(&mut rng, behaviour, Some(index));
+        }
     }
     Plan {
         n,
