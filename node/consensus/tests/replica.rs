@@ -321,3 +321,85 @@ fn compacted_log_stays_bounded_and_still_restarts() {
     );
     assert_eq!(r.stable_seq(), 60);
 }
+
+/// §4.4: O takes, per height, the prepared certificate of the highest view,
+/// and stops where the chain breaks.
+#[test]
+fn new_view_reproposes_the_highest_view_certificate_and_stops_at_a_broken_chain() {
+    use stele_consensus::{CheckpointProof, PreparedCertificate, ViewChange, Vote};
+    let (keys, set) = validator_keys(4);
+    let cfg = sim_config(set);
+    let genesis = cfg.genesis_hash;
+    let mut r = Replica::with_k256(cfg, keys[2].clone()).expect("valid config");
+    let _ = r.handle(Input::Start);
+    let cert = |view: u64, seq: u64, b: u8, parent: Hash| {
+        let block_hash = Hash([b; 32]);
+        let p = Prepare {
+            view,
+            seq,
+            block_hash,
+            parent,
+        };
+        let votes = [0u32, 1, 3]
+            .iter()
+            .map(|i| Vote {
+                signer: *i,
+                signature: keys[*i as usize].sign_digest(&p.digest(7)),
+            })
+            .collect();
+        PreparedCertificate {
+            view,
+            seq,
+            block_hash,
+            parent,
+            payload: vec![b],
+            votes,
+        }
+    };
+    let a = cert(0, 1, 0xaa, genesis);
+    let b = cert(1, 1, 0xbb, genesis);
+    let on_a = cert(0, 2, 0xcc, Hash([0xaa; 32]));
+    let vc = |signer: u32, prepared: Vec<PreparedCertificate>| {
+        signed(
+            &keys[signer as usize],
+            signer,
+            Message::ViewChange(ViewChange {
+                new_view: 2,
+                checkpoint: CheckpointProof {
+                    seq: 0,
+                    block_hash: genesis,
+                    votes: Vec::new(),
+                },
+                prepared,
+            }),
+        )
+    };
+    let mut out = Vec::new();
+    out.extend(r.handle(Input::Message(
+        vc(0, vec![a.clone(), on_a.clone()]).to_bytes(),
+    )));
+    out.extend(r.handle(Input::Message(vc(1, vec![b]).to_bytes())));
+    out.extend(r.handle(Input::Message(vc(3, vec![a, on_a]).to_bytes())));
+    let limits = sim_config(validator_keys(4).1).limits;
+    let new_view = out
+        .iter()
+        .find_map(|act| match act {
+            Action::Broadcast(bytes) => match SignedMessage::decode(bytes, &limits) {
+                Ok(SignedMessage {
+                    message: Message::NewView(nv),
+                    ..
+                }) => Some(nv),
+                _ => None,
+            },
+            _ => None,
+        })
+        .expect("the primary of view 2 sends NEW-VIEW");
+    assert_eq!(new_view.view, 2);
+    let o: Vec<_> = new_view
+        .pre_prepares
+        .iter()
+        .map(|e| (e.seq, e.block_hash))
+        .collect();
+    assert_eq!(o, vec![(1, Hash([0xbb; 32]))]);
+    assert_eq!(r.view(), (2, true));
+}
