@@ -41,7 +41,9 @@ fn key(i: u64) -> StateKey {
 }
 
 fn value(i: u64, round: u64) -> Vec<u8> {
-    keccak256(&[i.to_le_bytes(), round.to_le_bytes()].concat()).0.to_vec()
+    keccak256(&[i.to_le_bytes(), round.to_le_bytes()].concat())
+        .0
+        .to_vec()
 }
 
 /// Pseudo-random key indices for round `round`: half among the loaded keys,
@@ -116,7 +118,8 @@ fn bench_stele(path: &Path, keys: u64, rounds: u64, batch: u64) -> Measured {
     }
     let load_s = started.elapsed().as_secs_f64();
 
-    let (mut total, mut root_time, mut write_time) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut total, mut root_time, mut write_time) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for round in 1..=rounds {
         let indices = round_keys(round, keys, batch);
         let t0 = Instant::now();
@@ -135,7 +138,9 @@ fn bench_stele(path: &Path, keys: u64, rounds: u64, batch: u64) -> Measured {
     }
     let root = state.root(version).expect("root");
 
-    let sample: Vec<StateKey> = (0..PROOF_SAMPLES).map(|i| key(i * (keys / PROOF_SAMPLES).max(1))).collect();
+    let sample: Vec<StateKey> = (0..PROOF_SAMPLES)
+        .map(|i| key(i * (keys / PROOF_SAMPLES).max(1)))
+        .collect();
     let t = Instant::now();
     let proofs: Vec<_> = sample
         .iter()
@@ -245,7 +250,11 @@ impl TreeReader for JmtDb {
         }
     }
 
-    fn get_value_option(&self, max_version: Version, key_hash: KeyHash) -> Result<Option<OwnedValue>> {
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> Result<Option<OwnedValue>> {
         let cf = self.db.cf_handle(JMT_VALUES).expect("cf");
         let mut seek = key_hash.0.to_vec();
         seek.extend((u64::MAX - max_version).to_be_bytes());
@@ -295,7 +304,8 @@ fn bench_jmt(path: &Path, keys: u64, rounds: u64, batch: u64) -> Measured {
     }
     let load_s = started.elapsed().as_secs_f64();
 
-    let (mut total, mut root_time, mut write_time) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut total, mut root_time, mut write_time) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for round in 1..=rounds {
         let indices = round_keys(round, keys, batch);
         let t0 = Instant::now();

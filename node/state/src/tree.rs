@@ -407,7 +407,10 @@ mod tests {
                 [(k, v)] => leaf_hash(k, v),
                 _ => {
                     let split = items.partition_point(|(k, _)| !key_bit(k, depth));
-                    node_hash(&go(&items[..split], depth + 1), &go(&items[split..], depth + 1))
+                    node_hash(
+                        &go(&items[..split], depth + 1),
+                        &go(&items[split..], depth + 1),
+                    )
                 }
             }
         }
@@ -455,7 +458,11 @@ mod tests {
         assert_ne!(a, b);
         let mut model = BTreeMap::new();
         let mut updates = BTreeMap::new();
-        for (k, v) in [(a, b"a".to_vec()), (b, b"b".to_vec()), (deep_key(5, 3), b"c".to_vec())] {
+        for (k, v) in [
+            (a, b"a".to_vec()),
+            (b, b"b".to_vec()),
+            (deep_key(5, 3), b"c".to_vec()),
+        ] {
             model.insert(k, v.clone());
             updates.insert(k, Some(v));
         }
@@ -487,7 +494,9 @@ mod tests {
         for version in 1..=30u64 {
             let mut updates = BTreeMap::new();
             for _ in 0..(version % 7) * 5 {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 // Few distinct keys, many shared prefixes.
                 let k = stele_types::keccak256(&(seed >> 58).to_le_bytes());
                 let v = (seed % 3 != 0).then(|| seed.to_le_bytes().to_vec());

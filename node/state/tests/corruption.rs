@@ -49,13 +49,19 @@ fn check_reads(state: &State, expected: &BTreeMap<StateKey, Vec<u8>>) -> usize {
 fn deleted_node_gives_missing_node_error() {
     let (_dir, mut state) = temp_state(uncached_config());
     let expected: BTreeMap<_, _> = (0..40).map(|i| (key(i), vec![i as u8; 3])).collect();
-    let writes = expected.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+    let writes = expected
+        .iter()
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect();
     state.commit(1, &writes).unwrap();
     let cf = state.column_family(CF_NODES).unwrap();
     for node in node_keys(&state) {
         let bytes = state.db().get_cf(cf, &node).unwrap().unwrap();
         state.db().delete_cf(cf, &node).unwrap();
-        assert!(check_reads(&state, &expected) > 0, "deleting a node went unnoticed");
+        assert!(
+            check_reads(&state, &expected) > 0,
+            "deleting a node went unnoticed"
+        );
         let err = state.get(&key(0), 1).err();
         if let Some(e) = err {
             assert!(e.to_string().contains("missing"), "{e}");
@@ -69,7 +75,10 @@ fn deleted_node_gives_missing_node_error() {
 fn corrupt_node_bytes_give_an_error_not_a_wrong_answer() {
     let (_dir, mut state) = temp_state(uncached_config());
     let expected: BTreeMap<_, _> = (0..40).map(|i| (key(i), vec![i as u8; 3])).collect();
-    let writes = expected.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+    let writes = expected
+        .iter()
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect();
     state.commit(1, &writes).unwrap();
     let cf = state.column_family(CF_NODES).unwrap();
     for node in node_keys(&state) {
@@ -85,7 +94,10 @@ fn corrupt_node_bytes_give_an_error_not_a_wrong_answer() {
         forgeries.push(longer);
         for forged in forgeries {
             state.db().put_cf(cf, &node, &forged).unwrap();
-            assert!(check_reads(&state, &expected) > 0, "corruption went unnoticed");
+            assert!(
+                check_reads(&state, &expected) > 0,
+                "corruption went unnoticed"
+            );
         }
         state.db().put_cf(cf, &node, bytes).unwrap();
     }

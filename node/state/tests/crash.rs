@@ -96,11 +96,18 @@ fn latest_version_survives_sigkill_during_commits() {
         let Some(latest) = state.latest_version() else {
             continue;
         };
-        assert!(latest >= last_latest, "round {round}: latest went backwards");
+        assert!(
+            latest >= last_latest,
+            "round {round}: latest went backwards"
+        );
         last_latest = latest;
         let model = model_at(latest);
         let root = state.root(latest).unwrap();
-        assert_eq!(root, reference_root(&model), "round {round}, version {latest}");
+        assert_eq!(
+            root,
+            reference_root(&model),
+            "round {round}, version {latest}"
+        );
         for i in 0..KEYS {
             let k = key(i);
             assert_eq!(state.get(&k, latest).unwrap().as_ref(), model.get(&k));
@@ -113,8 +120,10 @@ fn latest_version_survives_sigkill_during_commits() {
         let listed = state
             .iter_prefix(&Namespace::Storage(CONTRACT), b"", None, 10_000)
             .unwrap();
-        let expected: Vec<(Vec<u8>, Vec<u8>)> =
-            model.iter().map(|(k, v)| (k.key.clone(), v.clone())).collect();
+        let expected: Vec<(Vec<u8>, Vec<u8>)> = model
+            .iter()
+            .map(|(k, v)| (k.key.clone(), v.clone()))
+            .collect();
         assert_eq!(listed.entries, expected);
         // Every retained version is still readable.
         let oldest = state.oldest_version().unwrap();
@@ -123,5 +132,8 @@ fn latest_version_survives_sigkill_during_commits() {
         }
     }
     assert!(last_latest > 0, "the child never committed");
-    println!("crash rounds took {:?}, reached version {last_latest}", started.elapsed());
+    println!(
+        "crash rounds took {:?}, reached version {last_latest}",
+        started.elapsed()
+    );
 }

@@ -27,7 +27,9 @@ fn inclusion_and_non_inclusion_proofs_verify_against_the_root() {
     for i in 0..300 {
         let (got, proof) = state.prove(&key(i), 1).unwrap();
         assert_eq!(got, Some(value(i)));
-        proof.verify(&root, &key(i).hash(), Some(&value(i))).unwrap();
+        proof
+            .verify(&root, &key(i).hash(), Some(&value(i)))
+            .unwrap();
     }
     for i in 300..400 {
         let (got, proof) = state.prove(&key(i), 1).unwrap();
@@ -47,7 +49,9 @@ fn proofs_of_empty_and_single_key_trees_verify() {
         .commit(2, &BTreeMap::from([(key(1), Some(value(1)))]))
         .unwrap();
     let (_, proof) = state.prove(&key(1), 2).unwrap();
-    proof.verify(&root, &key(1).hash(), Some(&value(1))).unwrap();
+    proof
+        .verify(&root, &key(1).hash(), Some(&value(1)))
+        .unwrap();
     let (_, proof) = state.prove(&key(2), 2).unwrap();
     proof.verify(&root, &key(2).hash(), None).unwrap();
 }
@@ -67,7 +71,11 @@ fn proofs_fail_for_another_key_value_or_root_and_for_any_flipped_byte() {
         let v = present.then(|| value(i));
         proof.verify(&root, &k, v.as_deref()).unwrap();
         // Another key, another value, another root.
-        assert!(proof.verify(&root, &key(i + 1).hash(), v.as_deref()).is_err());
+        assert!(
+            proof
+                .verify(&root, &key(i + 1).hash(), v.as_deref())
+                .is_err()
+        );
         assert!(proof.verify(&root, &k, Some(b"other")).is_err());
         if present {
             assert!(proof.verify(&root, &k, None).is_err());

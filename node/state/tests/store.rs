@@ -53,7 +53,9 @@ fn state_survives_reopen() {
 #[test]
 fn empty_commit_keeps_the_root_and_delete_all_gives_the_zero_root() {
     let (_dir, mut state) = temp_state(test_config(10));
-    let writes: BTreeMap<_, _> = (0..50u8).map(|i| (storage(1, &[i]), Some(vec![i]))).collect();
+    let writes: BTreeMap<_, _> = (0..50u8)
+        .map(|i| (storage(1, &[i]), Some(vec![i])))
+        .collect();
     let root = state.commit(1, &writes).unwrap();
     assert_eq!(state.commit(2, &BTreeMap::new()).unwrap(), root);
     let deletes = writes.keys().map(|k| (k.clone(), None)).collect();
@@ -107,7 +109,9 @@ fn flat_index_lists_a_namespace_by_prefix_in_pages() {
 #[test]
 fn overlay_writes_commit_to_the_same_root_as_the_reference() {
     let (_dir, mut state) = temp_state(test_config(10));
-    let base: BTreeMap<_, _> = (0..10u8).map(|i| (storage(1, &[i]), Some(vec![i]))).collect();
+    let base: BTreeMap<_, _> = (0..10u8)
+        .map(|i| (storage(1, &[i]), Some(vec![i])))
+        .collect();
     state.commit(1, &base).unwrap();
     let mut overlay = Overlay::new(state.latest_snapshot());
     assert_eq!(overlay.get(&storage(1, &[4])).unwrap(), Some(vec![4]));
@@ -155,7 +159,11 @@ fn caller_writes_join_the_commit_batch_in_their_own_column_family() {
         Some(b"header".to_vec())
     );
     assert!(matches!(
-        State::open_with_column_families(tempfile::tempdir().unwrap().path(), test_config(1), &["state_nodes"]),
+        State::open_with_column_families(
+            tempfile::tempdir().unwrap().path(),
+            test_config(1),
+            &["state_nodes"]
+        ),
         Err(StateError::ReservedColumnFamily { .. })
     ));
 }
