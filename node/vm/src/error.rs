@@ -71,6 +71,8 @@ pub enum FailKind {
     InsufficientBalance,
     #[error("call depth limit exceeded")]
     CallDepthExceeded,
+    #[error("too many calls in one transaction")]
+    TooManyFrames,
     #[error("reentrant call blocked")]
     ReentrancyBlocked,
     #[error("a contract already exists at the new address")]

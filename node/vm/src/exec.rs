@@ -102,6 +102,8 @@ pub struct HostState<W: World + 'static> {
     pub(crate) frames: Vec<Frame>,
     pub(crate) events: Vec<Event>,
     pub(crate) fatal: Option<VmError>,
+    /// Frames instantiated so far in this execution.
+    instantiated: u32,
     trace: Vec<CallTrace>,
     store_limits: StoreLimits,
 }
@@ -207,11 +209,12 @@ impl<W: World + 'static> Vm<W> {
             frames: Vec::new(),
             events: Vec::new(),
             fatal: None,
+            instantiated: 0,
             trace: Vec::new(),
             store_limits: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes_max())
                 .table_elements(limits.table_elements_max as usize)
-                .instances(limits.call_depth_max as usize + 1)
+                .instances(limits.frames_max as usize)
                 .build(),
         };
         let mut store = Store::new(&self.shared.engine, state);
@@ -474,6 +477,10 @@ fn frame_body<W: World + 'static>(
             gas_used: 0,
         });
     }
+    if state.instantiated >= limits.frames_max {
+        return fail(FailKind::TooManyFrames);
+    }
+    state.instantiated += 1;
 
     let gas = &shared.gas;
     let instantiate_cost = gas

@@ -46,6 +46,9 @@ pub struct VmLimits {
     pub stack_height_max: u32,
     /// Most nested contract frames (a top-level call is depth 1).
     pub call_depth_max: u32,
+    /// Most contract frames instantiated by one execution in total (every
+    /// instance lives until the execution ends).
+    pub frames_max: u32,
     /// Largest storage key.
     pub storage_key_bytes_max: u32,
     /// Largest storage value.
@@ -85,6 +88,7 @@ impl VmLimits {
         memory_pages_max: 256,
         stack_height_max: 32_768,
         call_depth_max: 16,
+        frames_max: 64,
         storage_key_bytes_max: 256,
         storage_value_bytes_max: 64 << 10,
         event_topics_max: 4,

@@ -50,8 +50,10 @@ pub struct VmConfig {
     pub module_cache_bytes_max: usize,
     /// Directory for compiled artifacts, if any.
     pub artifact_dir: Option<PathBuf>,
-    /// Most instances alive at once in the pooling allocator (each
-    /// execution needs up to `call_depth_max`).
+    /// Most instances alive at once in the pooling allocator. Each
+    /// execution holds up to `VmLimits::frames_max` until it ends, so this
+    /// bounds how many executions can run at once; exhausting it is a
+    /// node-side `VmError`, never a consensus outcome.
     pub pool_instances_max: u32,
     /// Whether to run the epoch ticker thread (needed only for `query`).
     pub epoch_ticker: bool,
@@ -65,7 +67,7 @@ impl Default for VmConfig {
             module_cache_entries_max: 1_024,
             module_cache_bytes_max: 512 << 20,
             artifact_dir: None,
-            pool_instances_max: 128,
+            pool_instances_max: 256,
             epoch_ticker: true,
         }
     }

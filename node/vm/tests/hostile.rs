@@ -411,3 +411,36 @@ fn outcomes_and_gas_are_identical_across_fresh_engines() {
         assert_eq!(a.status, ExecStatus::Success);
     });
 }
+
+#[test]
+fn sequential_call_loop_is_capped_per_transaction_without_exhausting_the_node() {
+    on_exec_stack(|| {
+        // Calls `balance_of` on the contract in its input 100 times; returns
+        // the number of successes and the last status.
+        let looper = format!(
+            r#"(module {IMPORTS}
+  (memory (export "memory") 1)
+  (data (i32.const 100) "balance_of")
+  (func (export "run") (local $i i32) (local $ok i32) (local $s i32)
+    (call $input_read (i32.const 0))
+    (loop $l
+      (local.set $s (call $call (i32.const 0) (i32.const 100) (i32.const 10) (i32.const 0) (i32.const 0) (i32.const 300) (i64.const 100000)))
+      (if (i32.eqz (local.get $s)) (then (local.set $ok (i32.add (local.get $ok) (i32.const 1)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 100))))
+    (i32.store (i32.const 400) (local.get $ok))
+    (i32.store (i32.const 404) (local.get $s))
+    (call $set_return (i32.const 400) (i32.const 8)))
+)"#
+        );
+        let vm = vm();
+        let (token, world) = deploy(&vm, MemoryWorld::new(), &token_wat(), 0);
+        let (l, world) = deploy(&vm, world, &looper, 1);
+        let (out, _) = call(&vm, world, l, "run", &token.0, 1_000_000_000);
+        assert_eq!(out.status, ExecStatus::Success, "{out:?}");
+        let ok = u32::from_le_bytes(out.output[0..4].try_into().expect("4 bytes"));
+        let last = u32::from_le_bytes(out.output[4..8].try_into().expect("4 bytes"));
+        assert_eq!(ok, VmLimits::V1.frames_max - 1);
+        assert_eq!(last, ExecStatus::Failed as u32);
+    });
+}

@@ -10,7 +10,7 @@ pub const GAS: u64 = 10_000_000;
 
 pub fn config() -> VmConfig {
     VmConfig {
-        pool_instances_max: 40,
+        pool_instances_max: 70,
         epoch_ticker: false,
         ..VmConfig::default()
     }
