@@ -40,6 +40,9 @@ impl StateRead for StateBase {
     }
 }
 
+/// Raw keys and values, in key order.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Page size when merging the flat index with buffered writes.
 const ITER_PAGE: usize = 16;
 
@@ -99,7 +102,7 @@ impl StateWorld {
         namespace: &Namespace,
         prefix: &[u8],
         after: Option<&[u8]>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, WorldError> {
+    ) -> Result<Entries, WorldError> {
         let state = self.base.state.read().map_err(|_| world_err(poisoned()))?;
         if state.latest_version() != self.base.version {
             return Err(WorldError(
