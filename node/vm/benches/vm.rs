@@ -265,6 +265,28 @@ fn compile_100kb() {
         let start = Instant::now();
         vm.prepare(&code).expect("valid");
         total += start.elapsed().as_secs_f64();
+        if r == 0 {
+            // Phase split of one round: validation, instrumentation, codegen.
+            let limits = stele_vm::VmLimits::V1;
+            let t = Instant::now();
+            let info = stele_vm::validate(&code, &limits).expect("valid");
+            let t_validate = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let inst = stele_vm::instrument::instrument(&code, &info, limits.stack_height_max)
+                .expect("instrument");
+            let t_instrument = t.elapsed().as_secs_f64();
+            let engine =
+                Engine::new(&stele_vm::engine_config(&VmConfig::default())).expect("engine");
+            let t = Instant::now();
+            let _ = Module::from_binary(&engine, &inst).expect("compile");
+            let t_compile = t.elapsed().as_secs_f64();
+            println!(
+                r#"{{"bench":"compile_phases","ms_validate":{:.1},"ms_instrument":{:.1},"ms_cranelift":{:.1}}}"#,
+                t_validate * 1e3,
+                t_instrument * 1e3,
+                t_compile * 1e3
+            );
+        }
     }
     let ms = total * 1e3 / rounds as f64;
     println!(
