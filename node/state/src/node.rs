@@ -74,7 +74,7 @@ impl fmt::Display for NodeKey {
 /// Nibble `depth` of `key`, high nibble of byte 0 first.
 pub fn nibble(key: &Hash, depth: usize) -> u8 {
     let byte = key.0[depth / 2];
-    if depth % 2 == 0 {
+    if depth.is_multiple_of(2) {
         byte >> 4
     } else {
         byte & 0x0f
@@ -102,8 +102,10 @@ pub struct LeafNode {
     pub value: Vec<u8>,
 }
 
-/// A stored tree node.
+/// A stored tree node. Not boxed: nodes are short-lived values moved once
+/// from decoding to use, and most of them are internal nodes anyway.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Node {
     Internal(InternalNode),
     Leaf(LeafNode),

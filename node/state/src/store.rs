@@ -344,10 +344,10 @@ impl State {
         version: u64,
         writes: &BTreeMap<StateKey, Option<Vec<u8>>>,
     ) -> Result<PreparedCommit, StateError> {
-        if let Some(latest) = self.latest {
-            if version <= latest {
-                return Err(StateError::VersionNotIncreasing { version, latest });
-            }
+        if let Some(latest) = self.latest
+            && version <= latest
+        {
+            return Err(StateError::VersionNotIncreasing { version, latest });
         }
         if writes.len() > self.config.commit_writes_max {
             return Err(StateError::TooManyWrites {
@@ -374,7 +374,7 @@ impl State {
             .iter()
             .map(|(k, v)| (k.hash(), v.as_deref()))
             .collect();
-        hashed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        hashed.sort_unstable_by_key(|a| a.0);
         assert!(
             hashed.windows(2).all(|w| w[0].0 != w[1].0),
             "invariant: distinct state keys have distinct Keccak-256 hashes"

@@ -203,7 +203,7 @@ impl<S: NodeSource> Updater<'_, S> {
     /// moving up, or a written internal node.
     fn finish(
         &mut self,
-        path: &mut Vec<u8>,
+        path: &[u8],
         mut children: [Option<Child>; 16],
         mut pending: [Option<LeafNode>; 16],
     ) -> Result<Out, StateError> {
@@ -217,7 +217,7 @@ impl<S: NodeSource> Updater<'_, S> {
                     return Ok(Out::Leaf(leaf));
                 }
                 if let Some(child) = children[*only].filter(|c| c.leaf) {
-                    let mut leaf_path = path.clone();
+                    let mut leaf_path = path.to_vec();
                     leaf_path.push(*only as u8);
                     let key = NodeKey {
                         version: child.version,
@@ -232,7 +232,7 @@ impl<S: NodeSource> Updater<'_, S> {
         }
         for (n, slot) in pending.iter_mut().enumerate() {
             if let Some(leaf) = slot.take() {
-                let mut leaf_path = path.clone();
+                let mut leaf_path = path.to_vec();
                 leaf_path.push(n as u8);
                 children[n] = Some(self.write_leaf(leaf_path, leaf));
             }
@@ -242,7 +242,7 @@ impl<S: NodeSource> Updater<'_, S> {
         self.new_nodes.push((
             NodeKey {
                 version: self.version,
-                path: path.clone(),
+                path: path.to_vec(),
             },
             Node::Internal(node),
         ));
@@ -442,7 +442,7 @@ mod tests {
         let mut k = [0xabu8; 32];
         if shared < 64 {
             let byte = shared / 2;
-            if shared % 2 == 0 {
+            if shared.is_multiple_of(2) {
                 k[byte] = (tail << 4) | 0x0b;
             } else {
                 k[byte] = 0xa0 | (tail & 0x0f);
@@ -499,7 +499,7 @@ mod tests {
                     .wrapping_add(1442695040888963407);
                 // Few distinct keys, many shared prefixes.
                 let k = stele_types::keccak256(&(seed >> 58).to_le_bytes());
-                let v = (seed % 3 != 0).then(|| seed.to_le_bytes().to_vec());
+                let v = (!seed.is_multiple_of(3)).then(|| seed.to_le_bytes().to_vec());
                 updates.insert(k, v);
             }
             for (k, v) in &updates {

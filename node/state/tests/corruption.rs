@@ -1,5 +1,6 @@
 //! A missing or corrupt node on disk is an error, never a panic or a wrong
 //! answer.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too
 
 mod common;
 

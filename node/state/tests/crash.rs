@@ -2,6 +2,7 @@
 //! with SIGKILL at random moments; after each kill the reopened state's latest
 //! version must be intact: its root recomputes from the model and every read,
 //! proof and flat-index listing agrees.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Proofs from the store verify with `stele-types` alone; proofs for another
 //! key, value or root, or with any byte flipped, fail.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Commits, versions, the flat index, the overlay and extra column families.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too
 
 mod common;
 
