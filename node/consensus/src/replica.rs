@@ -430,15 +430,17 @@ impl Replica {
                 false
             }
             Some(first) => {
-                self.counters.equivocations += 1;
-                let evidence = Evidence {
-                    first: first.clone(),
-                    second: m.clone(),
-                };
-                self.out.push(Action::Evidence(evidence));
+                let first = first.clone();
+                self.report_equivocation(first, m.clone());
                 false
             }
         }
+    }
+
+    /// Reports two conflicting messages signed by one validator.
+    pub(crate) fn report_equivocation(&mut self, first: SignedMessage, second: SignedMessage) {
+        self.counters.equivocations += 1;
+        self.out.push(Action::Evidence(Evidence { first, second }));
     }
 
     /// §4.2: a backup accepts a PRE-PREPARE from the primary of its view,

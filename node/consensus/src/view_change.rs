@@ -124,6 +124,15 @@ impl Replica {
             self.counters.dropped_wrong_view += 1;
             return;
         }
+        // §4.4: an honest replica signs one VIEW-CHANGE per view (it resends
+        // the persisted one), so two different ones are equivocation.
+        if let Some(old) = self.latest_view_change.get(&m.signer)
+            && old.message.view() == vc.new_view
+            && old.message.body_hash() != m.message.body_hash()
+        {
+            self.report_equivocation(old.clone(), m);
+            return;
+        }
         if self
             .latest_view_change
             .get(&m.signer)
@@ -283,6 +292,15 @@ impl Replica {
     /// it comes from that view's primary, carries a quorum of valid
     /// VIEW-CHANGEs for it, and O is exactly what V gives.
     pub(crate) fn on_new_view(&mut self, m: SignedMessage, nv: NewView) {
+        // The primary of a view signs one NEW-VIEW for it.
+        if let Some(installed) = &self.new_view_message
+            && installed.signer == m.signer
+            && installed.message.view() == nv.view
+            && installed.message.body_hash() != m.message.body_hash()
+        {
+            self.report_equivocation(installed.clone(), m);
+            return;
+        }
         if nv.view < self.view || (nv.view == self.view && self.active) {
             self.counters.dropped_wrong_view += 1;
             return;

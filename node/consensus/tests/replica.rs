@@ -403,3 +403,66 @@ fn new_view_reproposes_the_highest_view_certificate_and_stops_at_a_broken_chain(
     assert_eq!(o, vec![(1, Hash([0xbb; 32]))]);
     assert_eq!(r.view(), (2, true));
 }
+
+fn evidence_in(out: &[Action]) -> Vec<stele_consensus::Evidence> {
+    out.iter()
+        .filter_map(|a| match a {
+            Action::Evidence(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn view_change(new_view: u64, checkpoint_hash: Hash) -> Message {
+    Message::ViewChange(stele_consensus::message::ViewChange {
+        new_view,
+        checkpoint: stele_consensus::message::CheckpointProof {
+            seq: 0,
+            block_hash: checkpoint_hash,
+            votes: vec![],
+        },
+        prepared: vec![],
+    })
+}
+
+#[test]
+fn two_view_changes_for_one_view_from_one_validator_are_evidence() {
+    let (keys, mut r) = four_replicas();
+    let genesis = sim::world::genesis_hash();
+    let first = signed(&keys[2], 2, view_change(1, genesis));
+    let second = signed(&keys[2], 2, view_change(1, Hash([9; 32])));
+    assert!(evidence_in(&r.handle(Input::Message(first.to_bytes()))).is_empty());
+    // Resending the same VIEW-CHANGE is not evidence.
+    assert!(evidence_in(&r.handle(Input::Message(first.to_bytes()))).is_empty());
+    let evidence = evidence_in(&r.handle(Input::Message(second.to_bytes())));
+    assert_eq!(evidence.len(), 1);
+    assert_eq!((&evidence[0].first, &evidence[0].second), (&first, &second));
+    assert_eq!(r.counters().equivocations, 1);
+}
+
+#[test]
+fn two_new_views_for_one_view_from_its_primary_are_evidence() {
+    let (keys, mut r) = four_replicas();
+    let genesis = sim::world::genesis_hash();
+    let vcs = |signers: &[u32]| -> Vec<SignedMessage> {
+        signers
+            .iter()
+            .map(|&i| signed(&keys[i as usize], i, view_change(2, genesis)))
+            .collect()
+    };
+    let new_view = |signers: &[u32]| {
+        Message::NewView(stele_consensus::message::NewView {
+            view: 2,
+            view_changes: vcs(signers),
+            pre_prepares: vec![],
+        })
+    };
+    // The primary of view 2 is validator 2.
+    let first = signed(&keys[2], 2, new_view(&[0, 2, 3]));
+    let second = signed(&keys[2], 2, new_view(&[0, 1, 2, 3]));
+    assert!(evidence_in(&r.handle(Input::Message(first.to_bytes()))).is_empty());
+    assert!(r.counters().equivocations == 0);
+    let evidence = evidence_in(&r.handle(Input::Message(second.to_bytes())));
+    assert_eq!(evidence.len(), 1, "the first NEW-VIEW was installed");
+    assert_eq!((&evidence[0].first, &evidence[0].second), (&first, &second));
+}
