@@ -26,6 +26,9 @@ pub struct NetConfig {
     pub peer_msgs_burst: u32,
     /// Concurrent block-sync requests a peer may have open with us.
     pub sync_streams_max: u32,
+    /// Inbound connections allowed in the handshake at once; more are
+    /// refused before any work is done for them.
+    pub handshakes_max: usize,
     /// QUIC connection receive window (quinn's default is unbounded).
     pub conn_receive_window_bytes: u32,
     /// QUIC per-stream receive window.
@@ -56,6 +59,7 @@ impl Default for NetConfig {
             peer_msgs_per_sec: 20_000,
             peer_msgs_burst: 40_000,
             sync_streams_max: 8,
+            handshakes_max: 64,
             conn_receive_window_bytes: 64 << 20,
             stream_receive_window_bytes: 32 << 20,
             send_window_bytes: 64 << 20,

@@ -313,9 +313,19 @@ impl Network {
     }
 
     async fn accept_loop(self) {
+        let handshakes = Arc::new(Semaphore::new(self.inner.config.handshakes_max));
         while let Some(incoming) = self.inner.endpoint.accept().await {
+            let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                incoming.refuse();
+                self.inner
+                    .metrics
+                    .handshake_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
             let net = self.clone();
             tokio::spawn(async move {
+                let _permit = permit;
                 let timeout = net.inner.config.handshake_timeout;
                 let result = tokio::time::timeout(timeout, async {
                     let conn = incoming
