@@ -500,3 +500,41 @@ fn a_killed_node_never_leaves_a_block_without_its_state() {
     }
     assert!(last > 0, "the child never committed a block");
 }
+
+#[test]
+fn the_mempool_checks_nonces_and_balances_against_committed_state() {
+    use stele_node::mempool::{AdmitError, Mempool, MempoolConfig, VerifiedTx};
+    on_exec_stack(|| {
+        let chain = Chain::new();
+        chain.apply(vec![transfer(1, 0, 2, 5)]).unwrap();
+        let view = chain.base();
+        let mut pool = Mempool::new(MempoolConfig::new(CHAIN));
+        let used = VerifiedTx::new(transfer(1, 0, 2, 5), CHAIN).unwrap();
+        assert_eq!(
+            pool.insert(used, &view),
+            Err(AdmitError::NonceTooLow {
+                expected: 1,
+                got: 0
+            })
+        );
+        let next = VerifiedTx::new(transfer(1, 1, 2, 5), CHAIN).unwrap();
+        assert!(pool.insert(next, &view).is_ok());
+        let broke = VerifiedTx::new(transfer(77, 0, 2, 5), CHAIN).unwrap();
+        assert!(matches!(
+            pool.insert(broke, &view),
+            Err(AdmitError::InsufficientFunds { balance: 0, .. })
+        ));
+        // What the pool selects executes as a valid block.
+        let block = pool.select(
+            stele_node::mempool::BlockLimits {
+                gas_max: 10_000_000,
+                bytes_max: 1 << 20,
+                txs_max: 100,
+            },
+            &view,
+        );
+        assert_eq!(block.len(), 1);
+        let receipts = chain.apply(block).unwrap();
+        assert_eq!(receipts[0].status, ExecStatus::Success);
+    });
+}
