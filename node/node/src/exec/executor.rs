@@ -135,34 +135,33 @@ impl Executor {
 
     /// The verified sender of `tx`, from the cache when possible.
     pub fn sender(&self, tx: &SignedTransaction, hash: &Hash) -> Result<Address, TxRejection> {
-        let cache = |f: &mut dyn FnMut(&mut BTreeMap<Hash, Address>)| {
-            let mut guard = self
-                .sig_cache
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            f(&mut guard);
-        };
-        let mut hit = None;
-        cache(&mut |c| hit = c.get(hash).copied());
-        if let Some(sender) = hit {
-            return Ok(sender);
+        if let Some(sender) = self.cache().get(hash) {
+            return Ok(*sender);
         }
+        // Verify outside the lock: it is the expensive part.
         let sender = tx
             .verify(self.config.chain_id)
             .map_err(TxRejection::Signature)?;
         let max = self.config.sig_cache_entries_max;
-        cache(&mut |c| {
-            if c.len() >= max {
-                // Cheap bounded eviction: forget the smallest hashes, which
-                // are as good as random.
-                let drop: Vec<Hash> = c.keys().take(max / 4 + 1).copied().collect();
-                for h in drop {
-                    c.remove(&h);
-                }
+        let mut cache = self.cache();
+        if cache.len() >= max {
+            // Cheap bounded eviction: forget the smallest hashes, which are
+            // as good as random.
+            let drop: Vec<Hash> = cache.keys().take(max / 4 + 1).copied().collect();
+            for h in drop {
+                cache.remove(&h);
             }
-            c.insert(*hash, sender);
-        });
+        }
+        cache.insert(*hash, sender);
         Ok(sender)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, BTreeMap<Hash, Address>> {
+        // Every update is a single insert or remove, so a poisoned lock
+        // still holds a consistent map.
+        self.sig_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Executes `txs` in a block described by `env` on top of `base`.
