@@ -1,0 +1,1 @@
+//! Reproducible builds of Stele contract crates for wasm32.

@@ -1,0 +1,1 @@
+//! Typed async client for the Stele JSON-RPC API, with transaction signing and proof verification.

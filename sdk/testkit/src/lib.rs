@@ -1,0 +1,1 @@
+//! In-process Stele chain for contract tests: real Wasm, real gas, real Merkle state.
