@@ -9,4 +9,5 @@ pub mod exec;
 pub mod genesis;
 pub mod mempool;
 pub mod net;
+pub mod rpc;
 pub mod store;

@@ -14,9 +14,10 @@ use std::sync::Mutex;
 
 use stele_types::codec::Encode;
 use stele_types::{
-    Address, Amount, ExecStatus, Hash, Receipt, SignedTransaction, TxError, TxPayload, list_root,
+    Address, Amount, ExecStatus, Hash, Receipt, Signature, SignedTransaction, Transaction, TxError,
+    TxPayload, list_root,
 };
-use stele_vm::{Action, ExecContext, Vm, World};
+use stele_vm::{Action, CallTrace, ExecContext, Outcome, Vm, World};
 use thiserror::Error;
 
 use super::account::Account;
@@ -210,7 +211,8 @@ impl Executor {
             };
             let sender = self.sender(tx, &hash).map_err(invalid)?;
             let (receipt, w) = self
-                .execute_tx(world, env, tx, hash, sender, bytes.len())
+                .execute_tx(world, env, &tx.tx, hash, sender, bytes.len(), false)
+                .map(|(receipt, _, w)| (receipt, w))
                 .map_err(|e| match e {
                     TxFailure::Invalid(reason) => invalid(reason),
                     TxFailure::Backend(e) => ExecError::Backend(e),
@@ -236,16 +238,82 @@ impl Executor {
         })
     }
 
+    /// Runs `tx` as if `sender` had signed it, on `world`, with exactly the
+    /// rules of a block (nonce, intrinsic gas, payment, refund) except that
+    /// no signature is checked and the fee is not credited to anyone. The
+    /// receipt's `tx_hash` is the hash of the transaction signed with an
+    /// all-zero signature. With `debug`, the nested-call trace with gas per
+    /// frame is returned too. Used by simulations (RPC) and the testkit;
+    /// must run on a thread with [`stele_vm::EXEC_THREAD_STACK_BYTES`] of
+    /// stack.
+    pub fn apply_unsigned(
+        &self,
+        world: StateWorld,
+        env: &BlockEnv,
+        tx: &Transaction,
+        sender: Address,
+        debug: bool,
+    ) -> Result<(Applied, StateWorld), ApplyError> {
+        let signed = SignedTransaction {
+            tx: tx.clone(),
+            signature: Signature([0; 65]),
+        };
+        let bytes = signed.to_bytes();
+        let hash = stele_types::keccak256(&bytes);
+        match self.execute_tx(world, env, tx, hash, sender, bytes.len(), debug) {
+            Ok((receipt, trace, world)) => Ok((Applied { receipt, trace }, world)),
+            Err(TxFailure::Invalid(r)) => Err(ApplyError::Rejected(r)),
+            Err(TxFailure::Backend(e)) => Err(ApplyError::Backend(e)),
+        }
+    }
+
+    /// A read-only call of `method` on `contract` at `base`, as `caller`
+    /// with no value: every write is discarded, gas is capped at `gas` and
+    /// a wall-clock `timeout_ms` stops runaway code. Must run on a thread
+    /// with [`stele_vm::EXEC_THREAD_STACK_BYTES`] of stack.
+    #[allow(clippy::too_many_arguments)]
+    pub fn view(
+        &self,
+        base: StateBase,
+        env: &BlockEnv,
+        caller: Address,
+        contract: Address,
+        method: &str,
+        args: &[u8],
+        gas: u64,
+        timeout_ms: u64,
+    ) -> Result<Outcome, ApplyError> {
+        let ctx = ExecContext {
+            origin: caller,
+            caller,
+            value: 0,
+            block_height: env.height,
+            block_timestamp_ms: env.timestamp_ms,
+            chain_id: self.config.chain_id,
+            tx_hash: Hash::ZERO,
+            debug: false,
+        };
+        let action = Action::Call {
+            contract,
+            method,
+            args,
+        };
+        let world = StateWorld::new(base);
+        let (outcome, _) = self.vm.query(&ctx, action, gas, timeout_ms, world);
+        outcome.map_err(|e| ApplyError::Backend(e.to_string()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn execute_tx(
         &self,
         mut world: StateWorld,
         env: &BlockEnv,
-        stx: &SignedTransaction,
+        tx: &Transaction,
         hash: Hash,
         sender: Address,
         encoded_len: usize,
-    ) -> Result<(Receipt, StateWorld), TxFailure> {
-        let tx = &stx.tx;
+        debug: bool,
+    ) -> Result<(Receipt, Option<CallTrace>, StateWorld), TxFailure> {
         let mut account: Account = world.account(&sender).map_err(backend_tx)?;
         if tx.nonce != account.nonce {
             return Err(TxFailure::Invalid(TxRejection::NonceMismatch {
@@ -284,15 +352,15 @@ impl Executor {
             block_timestamp_ms: env.timestamp_ms,
             chain_id: self.config.chain_id,
             tx_hash: hash,
-            debug: false,
+            debug,
         };
         let vm_gas = tx.gas_limit - intrinsic;
-        let (status, vm_gas_used, output, events, contract_address) = match &tx.payload {
+        let (status, vm_gas_used, output, events, contract_address, trace) = match &tx.payload {
             TxPayload::Transfer { to, amount } => {
                 let moved = world.transfer(&sender, to, *amount).map_err(backend_tx)?;
                 // The balance check above covers the amount, so this holds.
                 assert!(moved, "a paid-for transfer must succeed");
-                (ExecStatus::Success, 0, Vec::new(), Vec::new(), None)
+                (ExecStatus::Success, 0, Vec::new(), Vec::new(), None, None)
             }
             TxPayload::Deploy {
                 code,
@@ -307,7 +375,14 @@ impl Executor {
                 let (outcome, w) = self.vm.execute(&ctx(*value), action, vm_gas, world);
                 world = w;
                 let o = outcome.map_err(|e| TxFailure::Backend(e.to_string()))?;
-                (o.status, o.gas_used, o.output, o.events, o.contract_address)
+                (
+                    o.status,
+                    o.gas_used,
+                    o.output,
+                    o.events,
+                    o.contract_address,
+                    o.trace,
+                )
             }
             TxPayload::Call {
                 contract,
@@ -323,7 +398,7 @@ impl Executor {
                 let (outcome, w) = self.vm.execute(&ctx(*value), action, vm_gas, world);
                 world = w;
                 let o = outcome.map_err(|e| TxFailure::Backend(e.to_string()))?;
-                (o.status, o.gas_used, o.output, o.events, None)
+                (o.status, o.gas_used, o.output, o.events, None, o.trace)
             }
         };
         let gas_used = intrinsic + vm_gas_used.min(vm_gas);
@@ -341,8 +416,27 @@ impl Executor {
             output,
             contract_address,
         };
-        Ok((receipt, world))
+        Ok((receipt, trace, world))
     }
+}
+
+/// The result of [`Executor::apply_unsigned`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub receipt: Receipt,
+    /// Nested calls with gas per frame, when asked for.
+    pub trace: Option<CallTrace>,
+}
+
+/// Why [`Executor::apply_unsigned`] or [`Executor::view`] produced no
+/// result.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ApplyError {
+    /// The transaction could not be included in a block.
+    #[error("{0}")]
+    Rejected(TxRejection),
+    #[error("state backend: {0}")]
+    Backend(String),
 }
 
 enum TxFailure {

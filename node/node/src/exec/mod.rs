@@ -7,5 +7,7 @@ mod executor;
 mod world;
 
 pub use account::{Account, code_key};
-pub use executor::{BlockEnv, BlockExecution, ExecError, Executor, ExecutorConfig, TxRejection};
+pub use executor::{
+    Applied, ApplyError, BlockEnv, BlockExecution, ExecError, Executor, ExecutorConfig, TxRejection,
+};
 pub use world::{SharedState, StateBase, StateWorld};

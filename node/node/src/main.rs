@@ -1,0 +1,3 @@
+//! `stele-node`: the Stele validator binary.
+
+fn main() {}
