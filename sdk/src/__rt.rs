@@ -1,0 +1,87 @@
+//! Runtime glue used by the code the macros generate. Not a stable API.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+
+use crate::{env, sys};
+
+pub use crate::abi::{AbiBuilder, AbiType, TypeFn, TypeRegistry};
+pub use crate::storage::StorageField;
+
+/// A `#[contract]` struct: its storage fields at their prefixes.
+pub trait ContractState {
+    fn __load() -> Self;
+}
+
+/// Reverts if value is attached to a non-payable method.
+pub fn check_payable(payable: bool) {
+    if !payable && sys::value() != 0 {
+        env::revert_msg("method is not payable")
+    }
+}
+
+/// The call input decoded as the argument tuple.
+pub fn args<A: BorshDeserialize>() -> A {
+    match A::try_from_slice(&sys::input()) {
+        Ok(a) => a,
+        Err(_) => env::revert_msg("arguments do not decode"),
+    }
+}
+
+/// Sets the return data to `v`'s Borsh encoding (nothing for `()`).
+pub fn ret<T: BorshSerialize>(v: &T) {
+    let mut out = Vec::new();
+    if v.serialize(&mut out).is_err() {
+        env::revert_msg("return value encoding failed")
+    }
+    if !out.is_empty() {
+        sys::set_return(&out);
+    }
+}
+
+/// Returns `Ok` values; reverts with the typed error (tag 1) on `Err`.
+pub fn ret_result<T: BorshSerialize, E: BorshSerialize>(r: &Result<T, E>) {
+    match r {
+        Ok(v) => ret(v),
+        Err(e) => env::revert_with(e),
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
+/// A panic reverts with its message when it is a plain string literal
+/// (`PanicMessage::as_str` needs no formatting code), else with "panic".
+#[cfg(target_arch = "wasm32")]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    env::revert_msg(info.message().as_str().unwrap_or("panic"))
+}
+
+/// Expands its input only when the SDK is built with the `__abi` feature
+/// (stele-build's ABI pass).
+#[cfg(feature = "__abi")]
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __abi_export {
+    ($($t:tt)*) => { $($t)* };
+}
+
+/// Expands its input only when the SDK is built with the `__abi` feature
+/// (stele-build's ABI pass).
+#[cfg(not(feature = "__abi"))]
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __abi_export {
+    ($($t:tt)*) => {};
+}
+
+pub use alloc::string::String;
+pub use alloc::vec::Vec;
+
+/// Appends `v`'s Borsh encoding to `out` (reverts if it cannot encode).
+pub fn encode_into<T: BorshSerialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
+    if v.serialize(out).is_err() {
+        env::revert_msg("value encoding failed")
+    }
+}

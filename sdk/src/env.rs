@@ -1,0 +1,102 @@
+//! The executing frame's context, native transfers and reverts.
+
+use alloc::vec::Vec;
+
+use borsh::BorshSerialize;
+
+use crate::{Address, Amount, sys};
+
+/// Direct caller of this frame (an account, or a contract calling us).
+pub fn caller() -> Address {
+    Address(sys::caller())
+}
+
+/// Signer of the transaction.
+pub fn origin() -> Address {
+    Address(sys::origin())
+}
+
+/// This contract's address.
+pub fn self_address() -> Address {
+    Address(sys::self_address())
+}
+
+/// Native value attached to this frame (already credited to this contract).
+pub fn value() -> Amount {
+    sys::value()
+}
+
+/// Height of the block being executed.
+pub fn block_height() -> u64 {
+    sys::block_height()
+}
+
+/// Block timestamp in milliseconds since the Unix epoch.
+pub fn block_timestamp_ms() -> u64 {
+    sys::block_timestamp()
+}
+
+/// The chain id.
+pub fn chain_id() -> u64 {
+    sys::chain_id()
+}
+
+/// Hash of the executing transaction.
+pub fn tx_hash() -> [u8; 32] {
+    sys::tx_hash()
+}
+
+/// Gas left in this frame.
+pub fn gas_left() -> u64 {
+    sys::gas_left()
+}
+
+/// Native balance of `who`.
+pub fn balance(who: &Address) -> Amount {
+    sys::balance(&who.0)
+}
+
+/// Why a native transfer did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InsufficientBalance;
+
+/// Moves `amount` of this contract's native balance to `to` (runs no code
+/// at `to`).
+pub fn transfer(to: &Address, amount: Amount) -> Result<(), InsufficientBalance> {
+    if sys::transfer(&to.0, amount) {
+        Ok(())
+    } else {
+        Err(InsufficientBalance)
+    }
+}
+
+/// Keccak-256 of `data` (host function, metered).
+pub fn keccak256(data: &[u8]) -> [u8; 32] {
+    sys::keccak256(data)
+}
+
+/// Stops the frame, rolling back its writes, events and transfers, with a
+/// message (revert tag 0).
+pub fn revert_msg(msg: &str) -> ! {
+    let mut out = Vec::with_capacity(msg.len() + 1);
+    out.push(crate::abi::REVERT_MESSAGE);
+    out.extend_from_slice(msg.as_bytes());
+    sys::revert(&out)
+}
+
+/// Stops the frame with a typed error (revert tag 1, then Borsh): what a
+/// method returning `Err(e)` does.
+pub fn revert_with<E: BorshSerialize>(err: &E) -> ! {
+    let mut out = Vec::with_capacity(16);
+    out.push(crate::abi::REVERT_ERROR);
+    if err.serialize(&mut out).is_err() {
+        revert_msg("error encoding failed")
+    }
+    sys::revert(&out)
+}
+
+/// Stops the frame with exactly these revert bytes (to pass on a callee's
+/// revert payload unchanged).
+pub fn revert_raw(payload: &[u8]) -> ! {
+    sys::revert(payload)
+}
