@@ -176,8 +176,10 @@ impl<W: World + 'static> Vm<W> {
 
     /// A read-only query (or dry run): like `execute`, but every write is
     /// reverted, and a wall-clock `timeout_ms` stops runaway code (epoch
-    /// interruption, which is not deterministic and therefore never used
-    /// for blocks).
+    /// interruption on a separate query engine, which is not deterministic
+    /// and therefore never used for blocks). Gas is metered exactly as in a
+    /// block. Without the query engine (`VmConfig::epoch_ticker` off) only
+    /// the gas cap bounds the query.
     pub fn query(
         &self,
         ctx: &ExecContext,
@@ -201,10 +203,16 @@ impl<W: World + 'static> Vm<W> {
         world: W,
         epoch_ticks: Option<u64>,
     ) -> (Result<Outcome, VmError>, W) {
-        let limits = &self.shared.limits;
+        // Queries run on the engine with epoch checks when there is one.
+        let shared = match (epoch_ticks, &self.query_shared) {
+            (Some(_), Some(q)) => q,
+            _ => &self.shared,
+        };
+        let epoch = epoch_ticks.is_some() && self.query_shared.is_some();
+        let limits = &shared.limits;
         let state = HostState {
             world,
-            shared: self.shared.clone(),
+            shared: shared.clone(),
             ctx: ctx.clone(),
             frames: Vec::new(),
             events: Vec::new(),
@@ -217,10 +225,12 @@ impl<W: World + 'static> Vm<W> {
                 .instances(limits.frames_max as usize)
                 .build(),
         };
-        let mut store = Store::new(&self.shared.engine, state);
+        let mut store = Store::new(&shared.engine, state);
         store.limiter(|s| &mut s.store_limits);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(epoch_ticks.unwrap_or(u64::MAX / 2));
+        if let (true, Some(ticks)) = (epoch, epoch_ticks) {
+            store.epoch_deadline_trap();
+            store.set_epoch_deadline(ticks);
+        }
         let result = self.run_in(&mut store, ctx, action, gas_limit);
         let mut state = store.into_data();
         let outcome = result.map(|(frame, contract_address)| {

@@ -28,5 +28,8 @@ pub use gas::GasSchedule;
 pub use limits::VmLimits;
 pub use memory_world::MemoryWorld;
 pub use validate::{ModuleInfo, ValidationError, validate};
-pub use vm::{EXEC_THREAD_STACK_BYTES, NATIVE_WASM_STACK_BYTES, Vm, VmConfig, engine_config};
+pub use vm::{
+    EXEC_THREAD_STACK_BYTES, NATIVE_WASM_STACK_BYTES, Vm, VmConfig, engine_config,
+    query_engine_config,
+};
 pub use world::{World, WorldError};
