@@ -3,7 +3,9 @@
 //!
 //! - `transfer_call`: cached module, fresh store + instantiate + one
 //!   token-transfer-like call (3 storage reads, 2 writes, 1 event), gas on.
-//! - `fuel_overhead`: the same compute loop with fuel on and off.
+//! - `metering`: integer, memory and call-heavy loops on raw wasmtime with
+//!   fuel, epoch checks and stack-height instrumentation switched on one at
+//!   a time, against the engine `Vm` uses.
 //! - `compile_100kb`: validate + instrument + compile per 100 KB of Wasm.
 //! - `host_call`: cost of one host call (`gas_left`) over a plain loop.
 //! - `calibration`: ns per gas for Wasm compute, host calls, storage and
@@ -63,60 +65,34 @@ const TOKEN: &str = r#"(module
     (call $set_return (i32.const 64) (i32.const 8)))
 )"#;
 
-/// A compute loop: `n` iterations of integer mixing, in an exported
-/// `(param i64) (result i64)` function (for raw wasmtime) and a `run`
-/// method reading `n` from a constant (for the VM).
-fn compute_wat(n: u64, host_call: bool) -> String {
-    let call = if host_call {
-        "(drop (call $gas_left))"
-    } else {
-        ""
-    };
+/// A `run` method looping `n` times over `body` (which may use `$i`),
+/// after an optional `setup` in `init`; imports everything it might need.
+fn loop_wat(n: u64, setup: &str, body: &str, data: &str) -> String {
     format!(
         r#"(module
   (import "stele" "gas_left" (func $gas_left (result i64)))
+  (import "stele" "storage_read" (func $read (param i32 i32 i32 i32) (result i64)))
+  (import "stele" "storage_write" (func $write (param i32 i32 i32 i32)))
+  (import "stele" "keccak256" (func $keccak (param i32 i32 i32)))
+  (import "stele" "secp256k1_verify" (func $verify (param i32 i32 i32) (result i32)))
+  (import "stele" "emit_event" (func $emit (param i32 i32 i32 i32)))
   (memory (export "memory") 1)
-  (func $mix (export "mix") (param $n i64) (result i64) (local $x i64)
+  {data}
+  (func $fib (param $n i64) (result i64)
+    (if (result i64) (i64.lt_u (local.get $n) (i64.const 2))
+      (then (local.get $n))
+      (else (i64.add (call $fib (i64.sub (local.get $n) (i64.const 1)))
+                     (call $fib (i64.sub (local.get $n) (i64.const 2)))))))
+  (func (export "init") {setup})
+  (func (export "noop"))
+  (func (export "run") (local $i i32) (local $x i64)
     (local.set $x (i64.const 0x9e3779b97f4a7c15))
     (block $done (loop $l
-      (br_if $done (i64.eqz (local.get $n)))
-      {call}
-      (local.set $x (i64.xor (local.get $x) (i64.shr_u (local.get $x) (i64.const 31))))
-      (local.set $x (i64.mul (local.get $x) (i64.const 0xbf58476d1ce4e5b9)))
-      (local.set $x (i64.add (local.get $x) (local.get $n)))
-      (local.set $n (i64.sub (local.get $n) (i64.const 1)))
+      (br_if $done (i32.ge_u (local.get $i) (i32.const {n})))
+      {body}
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $l)))
-    (local.get $x))
-  (func (export "run") (drop (call $mix (i64.const {n}))))
-)"#
-    )
-}
-
-fn storage_wat(n: u32) -> String {
-    format!(
-        r#"(module
-  (import "stele" "storage_write" (func $w (param i32 i32 i32 i32)))
-  (memory (export "memory") 1)
-  (func (export "run") (local $i i32)
-    (loop $l
-      (i32.store (i32.const 0) (local.get $i))
-      (call $w (i32.const 0) (i32.const 32) (i32.const 64) (i32.const 32))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $l (i32.lt_u (local.get $i) (i32.const {n})))))
-)"#
-    )
-}
-
-fn keccak_wat(n: u32) -> String {
-    format!(
-        r#"(module
-  (import "stele" "keccak256" (func $k (param i32 i32 i32)))
-  (memory (export "memory") 1)
-  (func (export "run") (local $i i32)
-    (loop $l
-      (call $k (i32.const 0) (i32.const 4096) (i32.const 8192))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $l (i32.lt_u (local.get $i) (i32.const {n})))))
+    (i64.store (i32.const 40000) (local.get $x)))
 )"#
     )
 }
@@ -195,22 +171,61 @@ fn transfer_call() {
     );
 }
 
-fn raw_run(engine: &Engine, module: &Module, n: i64) -> f64 {
+/// Workloads for the metering overhead: each exports `(param i64) (result
+/// i64)` functions run through raw wasmtime.
+const METER_WAT: &str = r#"(module
+  (import "stele" "gas_left" (func $gas_left (result i64)))
+  (memory (export "memory") 1)
+  (func $mix (export "mix") (param $n i64) (result i64) (local $x i64)
+    (local.set $x (i64.const 0x9e3779b97f4a7c15))
+    (block $done (loop $l
+      (br_if $done (i64.eqz (local.get $n)))
+      (local.set $x (i64.xor (local.get $x) (i64.shr_u (local.get $x) (i64.const 31))))
+      (local.set $x (i64.mul (local.get $x) (i64.const 0xbf58476d1ce4e5b9)))
+      (local.set $x (i64.add (local.get $x) (local.get $n)))
+      (local.set $n (i64.sub (local.get $n) (i64.const 1)))
+      (br $l)))
+    (local.get $x))
+  (func (export "mem") (param $n i64) (result i64) (local $i i32) (local $acc i64)
+    (block $done (loop $l
+      (br_if $done (i64.eqz (local.get $n)))
+      (local.set $acc (i64.add (local.get $acc)
+        (i64.load (i32.and (local.get $i) (i32.const 0xfff8)))))
+      (i64.store (i32.and (i32.add (local.get $i) (i32.const 4096)) (i32.const 0xfff8))
+        (local.get $acc))
+      (local.set $i (i32.add (local.get $i) (i32.const 8)))
+      (local.set $n (i64.sub (local.get $n) (i64.const 1)))
+      (br $l)))
+    (local.get $acc))
+  (func $fib (export "fib") (param $n i64) (result i64)
+    (if (result i64) (i64.lt_u (local.get $n) (i64.const 2))
+      (then (local.get $n))
+      (else (i64.add (call $fib (i64.sub (local.get $n) (i64.const 1)))
+                     (call $fib (i64.sub (local.get $n) (i64.const 2)))))))
+  (func (export "run"))
+)"#;
+
+/// Runs export `name` of `module` once with argument `n`; seconds.
+fn raw_run(engine: &Engine, module: &Module, name: &str, n: i64) -> f64 {
     let mut store = Store::new(engine, ());
     let _ = store.set_fuel(u64::MAX / 2);
     store.set_epoch_deadline(u64::MAX / 2);
     let imports = [wasmtime::Func::wrap(&mut store, || 0i64).into()];
     let instance = Instance::new(&mut store, module, &imports).expect("instantiate");
     let f = instance
-        .get_typed_func::<i64, i64>(&mut store, "mix")
-        .expect("mix");
+        .get_typed_func::<i64, i64>(&mut store, name)
+        .expect("export");
     let start = Instant::now();
     let _ = f.call(&mut store, n).expect("run");
     start.elapsed().as_secs_f64()
 }
 
-fn fuel_overhead() {
-    let code = wat::parse_str(compute_wat(1, false)).expect("wat");
+/// Where the metering cost comes from: the same workloads on raw wasmtime
+/// under engine configurations that differ in one thing at a time, best of
+/// five runs each. `plain` has no fuel, no epoch checks and no stack-height
+/// instrumentation; `vm` is what `Vm` compiles for block execution.
+fn metering_overhead() {
+    let code = wat::parse_str(METER_WAT).expect("wat");
     let limits = stele_vm::VmLimits::V1;
     let info = stele_vm::validate(&code, &limits).expect("valid");
     let instrumented = stele_vm::instrument::instrument(&code, &info, limits.stack_height_max)
@@ -219,113 +234,307 @@ fn fuel_overhead() {
         epoch_ticker: false,
         ..VmConfig::default()
     };
-    let mut on = stele_vm::engine_config(&cfg);
-    on.allocation_strategy(wasmtime::InstanceAllocationStrategy::OnDemand);
-    let mut off = stele_vm::engine_config(&cfg);
-    off.allocation_strategy(wasmtime::InstanceAllocationStrategy::OnDemand);
-    off.consume_fuel(false);
-    let e_on = Engine::new(&on).expect("engine");
-    let e_off = Engine::new(&off).expect("engine");
-    let m_on = Module::from_binary(&e_on, &instrumented).expect("compile");
-    let m_off = Module::from_binary(&e_off, &instrumented).expect("compile");
-    let n = 50_000_000;
-    let best = |e: &Engine, m: &Module| (0..5).map(|_| raw_run(e, m, n)).fold(f64::MAX, f64::min);
-    let t_on = best(&e_on, &m_on);
-    let t_off = best(&e_off, &m_off);
-    println!(
-        r#"{{"bench":"fuel_overhead","iterations":{n},"ms_fuel_on":{:.1},"ms_fuel_off":{:.1},"overhead_pct":{:.1},"target_pct":25}}"#,
-        t_on * 1e3,
-        t_off * 1e3,
-        (t_on / t_off - 1.0) * 100.0
-    );
-}
-
-fn compile_100kb() {
-    // ~100 KB of varied functions; each round changes a constant so the
-    // code hash differs and nothing is cached.
-    let vm = vm();
-    let mut total = 0.0;
-    let mut bytes = 0;
-    let rounds = 5;
-    for r in 0..rounds {
-        let mut wat = String::from(r#"(module (memory (export "memory") 1)"#);
-        for i in 0..1_150 {
-            wat.push_str(&format!(
-                "(func (param i64) (result i64) (local i64)
-                   (local.set 1 (i64.mul (local.get 0) (i64.const {})))
-                   (if (result i64) (i64.gt_u (local.get 1) (i64.const {i}))
-                     (then (i64.xor (local.get 1) (i64.shr_u (local.get 1) (i64.const 7))))
-                     (else (i64.add (local.get 1) (i64.const {r})))))",
-                i * 7 + r
+    let engine = |fuel: bool, epoch: bool| {
+        let mut c = stele_vm::engine_config(&cfg);
+        c.allocation_strategy(wasmtime::InstanceAllocationStrategy::OnDemand);
+        c.consume_fuel(fuel);
+        c.epoch_interruption(epoch);
+        Engine::new(&c).expect("engine")
+    };
+    // (label, fuel, epoch, instrumented)
+    let configs = [
+        ("plain", false, false, false),
+        ("stack_instr", false, false, true),
+        ("fuel", true, false, false),
+        ("epoch", false, true, false),
+        // The block engine before epoch checks moved to the query engine.
+        ("fuel_epoch_instr", true, true, true),
+        // The block engine now: fuel and instrumentation.
+        ("vm", true, false, true),
+    ];
+    let workloads = [("mix", 30_000_000i64), ("mem", 30_000_000), ("fib", 30)];
+    for (name, n) in workloads {
+        let mut line = format!(r#"{{"bench":"metering","workload":"{name}","n":{n}"#);
+        let mut plain = 0.0;
+        for (label, fuel, epoch, instr) in configs {
+            let e = engine(fuel, epoch);
+            let m = Module::from_binary(&e, if instr { &instrumented } else { &code })
+                .expect("compile");
+            let t = (0..5)
+                .map(|_| raw_run(&e, &m, name, n))
+                .fold(f64::MAX, f64::min);
+            if label == "plain" {
+                plain = t;
+            }
+            line.push_str(&format!(
+                r#","ms_{label}":{:.1},"pct_{label}":{:.1}"#,
+                t * 1e3,
+                (t / plain - 1.0) * 100.0
             ));
         }
-        wat.push(')');
-        let code = wat::parse_str(&wat).expect("wat");
-        bytes = code.len();
-        let start = Instant::now();
-        vm.prepare(&code).expect("valid");
-        total += start.elapsed().as_secs_f64();
-        if r == 0 {
-            // Phase split of one round: validation, instrumentation, codegen.
-            let limits = stele_vm::VmLimits::V1;
-            let t = Instant::now();
-            let info = stele_vm::validate(&code, &limits).expect("valid");
-            let t_validate = t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let inst = stele_vm::instrument::instrument(&code, &info, limits.stack_height_max)
-                .expect("instrument");
-            let t_instrument = t.elapsed().as_secs_f64();
-            let engine =
-                Engine::new(&stele_vm::engine_config(&VmConfig::default())).expect("engine");
-            let t = Instant::now();
-            let _ = Module::from_binary(&engine, &inst).expect("compile");
-            let t_compile = t.elapsed().as_secs_f64();
-            println!(
-                r#"{{"bench":"compile_phases","ms_validate":{:.1},"ms_instrument":{:.1},"ms_cranelift":{:.1}}}"#,
-                t_validate * 1e3,
-                t_instrument * 1e3,
-                t_compile * 1e3
-            );
-        }
+        line.push_str(r#","target_pct":25}"#);
+        println!("{line}");
     }
-    let ms = total * 1e3 / rounds as f64;
-    println!(
-        r#"{{"bench":"compile_100kb","code_bytes":{bytes},"ms_per_module":{ms:.1},"ms_per_100kb":{:.1}}}"#,
-        ms * 100_000.0 / bytes as f64
-    );
 }
 
+/// A module of `n` small functions (the worst shape per byte: per-function
+/// overhead dominates); `salt` changes constants so hashes differ.
+fn small_functions_wat(n: usize, salt: usize) -> String {
+    let mut wat = String::from(r#"(module (memory (export "memory") 1)"#);
+    for i in 0..n {
+        wat.push_str(&format!(
+            "(func (param i64) (result i64) (local i64)
+               (local.set 1 (i64.mul (local.get 0) (i64.const {})))
+               (if (result i64) (i64.gt_u (local.get 1) (i64.const {i}))
+                 (then (i64.xor (local.get 1) (i64.shr_u (local.get 1) (i64.const 7))))
+                 (else (i64.add (local.get 1) (i64.const {salt})))))",
+            i * 7 + salt
+        ));
+    }
+    wat.push(')');
+    wat
+}
+
+/// A module of `n` large functions: loops over memory, branches, calls to
+/// the previous function, like compiled contract code.
+fn large_functions_wat(n: usize, salt: usize) -> String {
+    let mut wat = String::from(r#"(module (memory (export "memory") 1)"#);
+    for i in 0..n {
+        let call = if i == 0 {
+            "(local.get 0)".to_string()
+        } else {
+            format!("(call {} (local.get 0))", i - 1)
+        };
+        wat.push_str("(func (param i64) (result i64) (local i64 i32)");
+        for j in 0..12 {
+            wat.push_str(&format!(
+                "(local.set 2 (i32.const 0))
+                 (loop $l{j}
+                   (local.set 1 (i64.add (local.get 1)
+                     (i64.mul (i64.load offset={} (i32.and (local.get 2) (i32.const 0xff8)))
+                              (i64.const {}))))
+                   (i64.store offset={} (i32.and (local.get 2) (i32.const 0xff8))
+                     (i64.xor (local.get 1) (i64.shr_u (local.get 1) (i64.const {}))))
+                   (if (i64.gt_u (local.get 1) (i64.const {}))
+                     (then (local.set 1 (i64.rotl (local.get 1) (i64.const 13))))
+                     (else (local.set 1 (i64.sub (local.get 1) (i64.const {salt})))))
+                   (local.set 2 (i32.add (local.get 2) (i32.const 8)))
+                   (br_if $l{j} (i32.lt_u (local.get 2) (i32.const {}))))",
+                j * 8,
+                i * 31 + j + salt,
+                j * 16,
+                (j % 60) + 1,
+                i * 1000 + j,
+                64 + j
+            ));
+        }
+        wat.push_str(&format!("(i64.add (local.get 1) {call}))"));
+    }
+    wat.push(')');
+    wat
+}
+
+/// Deploy-side cost per byte of code: `Vm::prepare` (validation,
+/// instrumentation, compilation) on fresh code, for two shapes, plus the
+/// phase split and the Cranelift time at each optimisation level.
+fn compile_100kb() {
+    let vm = vm();
+    let limits = stele_vm::VmLimits::V1;
+    type MakeWat = fn(usize) -> String;
+    let shapes: [(&str, MakeWat); 2] = [
+        ("small_functions", |salt| small_functions_wat(1_150, salt)),
+        ("large_functions", |salt| large_functions_wat(60, salt)),
+    ];
+    let deploy_gas_per_byte = stele_vm::GasSchedule::default().deploy_code_byte;
+    for (shape, make) in shapes {
+        let rounds = 3;
+        let mut total = 0.0;
+        let mut bytes = 0;
+        let mut functions = 0;
+        for r in 0..rounds {
+            let code = wat::parse_str(make(r)).expect("wat");
+            bytes = code.len();
+            let start = Instant::now();
+            vm.prepare(&code).expect("valid");
+            total += start.elapsed().as_secs_f64();
+            functions = stele_vm::validate(&code, &limits)
+                .expect("valid")
+                .function_costs
+                .len();
+        }
+        let s_per_byte = total / rounds as f64 / bytes as f64;
+        println!(
+            r#"{{"bench":"compile","shape":"{shape}","code_bytes":{bytes},"functions":{functions},"ms_per_module":{:.1},"ms_per_100kb":{:.1},"ns_per_byte":{:.0},"gas_per_byte":{deploy_gas_per_byte},"ns_per_gas":{:.3}}}"#,
+            total * 1e3 / rounds as f64,
+            s_per_byte * 1e8,
+            s_per_byte * 1e9,
+            s_per_byte * 1e9 / deploy_gas_per_byte as f64,
+        );
+
+        // Phase split of one more module, and Cranelift at each opt level.
+        let code = wat::parse_str(make(99)).expect("wat");
+        let t = Instant::now();
+        let info = stele_vm::validate(&code, &limits).expect("valid");
+        let t_validate = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let inst = stele_vm::instrument::instrument(&code, &info, limits.stack_height_max)
+            .expect("instrument");
+        let t_instrument = t.elapsed().as_secs_f64();
+        let mut line = format!(
+            r#"{{"bench":"compile_phases","shape":"{shape}","ms_validate":{:.1},"ms_instrument":{:.1}"#,
+            t_validate * 1e3,
+            t_instrument * 1e3
+        );
+        for (label, level) in [
+            ("vm", None),
+            ("speed", Some(wasmtime::OptLevel::Speed)),
+            ("none", Some(wasmtime::OptLevel::None)),
+        ] {
+            let mut c = stele_vm::engine_config(&VmConfig::default());
+            if let Some(level) = level {
+                c.cranelift_opt_level(level);
+            }
+            let engine = Engine::new(&c).expect("engine");
+            let t = Instant::now();
+            let _ = Module::from_binary(&engine, &inst).expect("compile");
+            line.push_str(&format!(
+                r#","ms_cranelift_{label}":{:.1}"#,
+                t.elapsed().as_secs_f64() * 1e3
+            ));
+        }
+        line.push('}');
+        println!("{line}");
+    }
+}
+
+/// Host call overhead and the gas calibration: for each category, a
+/// contract method doing `n` units of that work, timed (best of 3) against
+/// the gas it is charged. 1 gas should be about the same time everywhere.
 fn host_call_and_calibration() {
-    let n = 2_000_000u64;
-    let (vm, plain, world) = setup(&compute_wat(n, false));
-    let (t_plain, g_plain, _) = time_call(&vm, plain, "run", &[], world.clone());
-    let (t_plain, g_plain) = (0..3).fold((t_plain, g_plain), |acc, _| {
-        let (t, g, _) = time_call(&vm, plain, "run", &[], world.clone());
-        (acc.0.min(t), g)
-    });
-    let (vm2, hosty, world2) = setup(&compute_wat(n, true));
-    let (t_host, g_host) = (0..4).fold((f64::MAX, 0), |acc, _| {
-        let (t, g, _) = time_call(&vm2, hosty, "run", &[], world2.clone());
-        (acc.0.min(t), g)
-    });
-    let ns_per_host_call = (t_host - t_plain) * 1e9 / n as f64;
-    let gas_per_host_call = (g_host - g_plain) as f64 / n as f64;
+    let secret = stele_types::SecretKey::from_bytes(&[7; 32]).expect("key");
+    let digest = stele_types::keccak256(b"calibration");
+    let sig = secret.sign_digest(&digest);
+    let hex = |b: &[u8]| b.iter().map(|x| format!("\\{x:02x}")).collect::<String>();
+    let sig_data = format!(
+        r#"(data (i32.const 1000) "{}") (data (i32.const 1100) "{}") (data (i32.const 1200) "{}")"#,
+        hex(&digest.0),
+        hex(&sig.0),
+        hex(&secret.public_key().0)
+    );
+    let mix = "(local.set $x (i64.xor (local.get $x) (i64.shr_u (local.get $x) (i64.const 31))))
+               (local.set $x (i64.mul (local.get $x) (i64.const 0xbf58476d1ce4e5b9)))
+               (local.set $x (i64.add (local.get $x) (i64.extend_i32_u (local.get $i))))";
+    let write_key = "(i32.store (i32.const 0) (local.get $i))
+                     (call $write (i32.const 0) (i32.const 32) (i32.const 64) (i32.const 32))";
+    // (name, n, init, body, data)
+    let workloads: Vec<(&str, u64, &str, String, String)> = vec![
+        ("wasm_integer", 2_000_000, "", mix.to_string(), String::new()),
+        (
+            "wasm_memory",
+            2_000_000,
+            "",
+            "(local.set $x (i64.add (local.get $x) (i64.load (i32.and (local.get $i) (i32.const 0x7ff8)))))
+             (i64.store (i32.and (i32.add (local.get $i) (i32.const 8192)) (i32.const 0x7ff8)) (local.get $x))"
+                .to_string(),
+            String::new(),
+        ),
+        (
+            "wasm_calls",
+            20,
+            "",
+            "(local.set $x (i64.add (local.get $x) (call $fib (i64.const 20))))".to_string(),
+            String::new(),
+        ),
+        ("host_gas_left", 2_000_000, "", "(local.set $x (i64.add (local.get $x) (call $gas_left)))".to_string(), String::new()),
+        (
+            "storage_read",
+            200_000,
+            "(call $write (i32.const 0) (i32.const 32) (i32.const 64) (i32.const 32))",
+            "(drop (call $read (i32.const 0) (i32.const 32) (i32.const 64) (i32.const 32)))".to_string(),
+            String::new(),
+        ),
+        ("storage_write", 50_000, "", write_key.to_string(), String::new()),
+        ("keccak_4k", 5_000, "", "(call $keccak (i32.const 0) (i32.const 4096) (i32.const 8192))".to_string(), String::new()),
+        (
+            "event_1k",
+            500,
+            "",
+            "(call $emit (i32.const 0) (i32.const 1) (i32.const 64) (i32.const 1024))".to_string(),
+            String::new(),
+        ),
+        (
+            "secp256k1_verify",
+            300,
+            "",
+            "(local.set $x (i64.add (local.get $x) (i64.extend_i32_u (call $verify (i32.const 1000) (i32.const 1100) (i32.const 1200)))))".to_string(),
+            sig_data,
+        ),
+    ];
+    let mut summary = Vec::new();
+    for (name, n, init, body, data) in &workloads {
+        let (vm, c, world) = setup(&loop_wat(*n, init, body, data));
+        let (mut t, mut g) = (f64::MAX, 0);
+        for _ in 0..3 {
+            let (ti, gi, _) = time_call(&vm, c, "run", &[], world.clone());
+            t = t.min(ti);
+            g = gi;
+        }
+        let ns_per_gas = t * 1e9 / g as f64;
+        println!(
+            r#"{{"bench":"calibration","category":"{name}","units":{n},"ns_per_unit":{:.1},"gas_per_unit":{:.1},"ns_per_gas":{ns_per_gas:.3}}}"#,
+            t * 1e9 / *n as f64,
+            g as f64 / *n as f64,
+        );
+        summary.push((name.to_string(), ns_per_gas));
+    }
+    // Instantiation: a whole `execute` of an empty method (store, pooled
+    // instance, call, teardown) against its gas.
+    let (vm, c, mut world) = setup(&loop_wat(1, "", "", ""));
+    let mut gas = 0;
+    for _ in 0..200 {
+        let (_, g, w) = time_call(&vm, c, "noop", &[], world);
+        world = w;
+        gas = g;
+    }
+    let n = 5_000;
+    let start = Instant::now();
+    for _ in 0..n {
+        let (_, _, w) = time_call(&vm, c, "noop", &[], world);
+        world = w;
+    }
+    let ns = start.elapsed().as_secs_f64() * 1e9 / n as f64;
     println!(
-        r#"{{"bench":"host_call","ns_per_call":{ns_per_host_call:.1},"gas_per_call":{gas_per_host_call:.0}}}"#
+        r#"{{"bench":"calibration","category":"instantiate_call","units":1,"ns_per_unit":{ns:.0},"gas_per_unit":{gas},"ns_per_gas":{:.3}}}"#,
+        ns / gas as f64
+    );
+    summary.push(("instantiate_call".to_string(), ns / gas as f64));
+    let min = summary.iter().map(|s| s.1).fold(f64::MAX, f64::min);
+    let max = summary.iter().map(|s| s.1).fold(0.0, f64::max);
+    let cats: Vec<String> = summary
+        .iter()
+        .map(|(k, v)| format!(r#""{k}":{v:.3}"#))
+        .collect();
+    println!(
+        r#"{{"bench":"calibration_summary","ns_per_gas":{{{}}},"min":{min:.3},"max":{max:.3},"spread":{:.2}}}"#,
+        cats.join(","),
+        max / min
     );
 
-    let sw = 20_000;
-    let (vm3, s, world3) = setup(&storage_wat(sw));
-    let (t_store, g_store, _) = time_call(&vm3, s, "run", &[], world3);
-    let kn = 2_000;
-    let (vm4, k, world4) = setup(&keccak_wat(kn));
-    let (t_keccak, g_keccak, _) = time_call(&vm4, k, "run", &[], world4);
+    // Host call overhead: the integer loop with and without a `gas_left`.
+    let n = 2_000_000u64;
+    let best = |body: &str| {
+        let (vm, c, world) = setup(&loop_wat(n, "", body, ""));
+        (0..3).fold((f64::MAX, 0), |acc, _| {
+            let (t, g, _) = time_call(&vm, c, "run", &[], world.clone());
+            (acc.0.min(t), g)
+        })
+    };
+    let (t_plain, g_plain) = best(mix);
+    let (t_host, g_host) = best(&format!("{mix} (drop (call $gas_left))"));
     println!(
-        r#"{{"bench":"calibration","ns_per_gas_wasm":{:.3},"ns_per_gas_host_call":{:.3},"ns_per_gas_storage_write_memoryworld":{:.3},"ns_per_gas_keccak_4k":{:.3}}}"#,
-        t_plain * 1e9 / g_plain as f64,
-        (t_host - t_plain) * 1e9 / (g_host - g_plain) as f64,
-        t_store * 1e9 / g_store as f64,
-        t_keccak * 1e9 / g_keccak as f64,
+        r#"{{"bench":"host_call","ns_per_call":{:.1},"gas_per_call":{:.0}}}"#,
+        (t_host - t_plain) * 1e9 / n as f64,
+        (g_host - g_plain) as f64 / n as f64
     );
 }
 
@@ -340,7 +549,7 @@ fn main() {
         .spawn(|| {
             transfer_call();
             host_call_and_calibration();
-            fuel_overhead();
+            metering_overhead();
             compile_100kb();
         })
         .expect("spawn")
