@@ -179,7 +179,9 @@ impl Chain {
         if verify_first {
             let t = Instant::now();
             for tx in &txs {
-                self.executor.sender(tx, &tx.hash()).expect("valid signature");
+                self.executor
+                    .sender(tx, &tx.hash())
+                    .expect("valid signature");
             }
             split.sig = t.elapsed().as_secs_f64();
         }
@@ -348,10 +350,7 @@ fn vm_only_us(code: &[u8], holders: &[Address]) -> f64 {
         10_000_000,
         MemoryWorld::new(),
     );
-    let token = out
-        .expect("deploy")
-        .contract_address
-        .expect("deployed");
+    let token = out.expect("deploy").contract_address.expect("deployed");
     for h in holders {
         let args = token_args(h, 1_000_000);
         let (out, w) = vm.execute(
