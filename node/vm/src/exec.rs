@@ -204,11 +204,10 @@ impl<W: World + 'static> Vm<W> {
         epoch_ticks: Option<u64>,
     ) -> (Result<Outcome, VmError>, W) {
         // Queries run on the engine with epoch checks when there is one.
-        let shared = match (epoch_ticks, &self.query_shared) {
-            (Some(_), Some(q)) => q,
-            _ => &self.shared,
+        let (shared, epoch_ticks) = match (epoch_ticks, &self.query_shared) {
+            (Some(ticks), Some(q)) => (q, Some(ticks)),
+            _ => (&self.shared, None),
         };
-        let epoch = epoch_ticks.is_some() && self.query_shared.is_some();
         let limits = &shared.limits;
         let state = HostState {
             world,
@@ -227,7 +226,7 @@ impl<W: World + 'static> Vm<W> {
         };
         let mut store = Store::new(&shared.engine, state);
         store.limiter(|s| &mut s.store_limits);
-        if let (true, Some(ticks)) = (epoch, epoch_ticks) {
+        if let Some(ticks) = epoch_ticks {
             store.epoch_deadline_trap();
             store.set_epoch_deadline(ticks);
         }

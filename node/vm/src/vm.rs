@@ -59,7 +59,8 @@ pub struct VmConfig {
     /// Most instances alive at once in the pooling allocator. Each
     /// execution holds up to `VmLimits::frames_max` until it ends, so this
     /// bounds how many executions can run at once; exhausting it is a
-    /// node-side `VmError`, never a consensus outcome.
+    /// node-side `VmError`, never a consensus outcome. The query engine
+    /// (with `epoch_ticker`) has a pool of the same size of its own.
     pub pool_instances_max: u32,
     /// Whether to build the query engine and run its epoch ticker thread:
     /// the wall-clock backstop of `Vm::query`. Without it, queries run on
