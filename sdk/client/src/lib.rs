@@ -1,1 +1,21 @@
-//! Typed async client for the Stele JSON-RPC API, with transaction signing and proof verification.
+//! Typed async client for the Stele JSON-RPC API (`docs/rpc.md`), with a
+//! transaction builder and signer and verification of storage proofs and
+//! commit certificates against a known validator set.
+//!
+//! `api` is the single definition of the wire protocol: the node's server
+//! implements [`api::SteleApiServer`], this crate calls through
+//! [`api::SteleApiClient`].
+//!
+//! Architecture invariant: no RocksDB or wasmtime dependency; everything a
+//! dApp needs to check a node's answer comes from `stele-types`.
+
+pub mod api;
+mod client;
+mod keystore;
+mod tx;
+mod verify;
+
+pub use client::{Client, ClientError};
+pub use keystore::{KeystoreError, decrypt_keystore, encrypt_keystore};
+pub use tx::{Signer, TxBuilder};
+pub use verify::{VerifyError, verify_storage_proof};

@@ -1,1 +1,68 @@
-//! The JSON-RPC 2.0 API over HTTP and WebSocket (see docs/rpc.md).
+//! The JSON-RPC 2.0 API over HTTP and WebSocket (see docs/rpc.md), with
+//! health and status endpoints on the same port. The wire protocol itself
+//! (methods, types, error codes) is defined once in `stele_client::api`.
+//!
+//! Architecture invariant: only this module (with `stele-client`) knows
+//! about JSON-RPC; every request passes the per-IP rate limiter before any
+//! other work, and contract code runs only on the bounded execution pool,
+//! never on the tokio runtime.
+
+mod config;
+mod errors;
+mod handlers;
+mod pool;
+mod rate;
+mod server;
+mod ws_limit;
+
+use std::sync::Arc;
+
+use stele_types::{Address, Hash, SignedTransaction, ValidatorSet};
+
+use crate::exec::{Executor, SharedState};
+use crate::mempool::AdmitError;
+use crate::store::CommittedBlock;
+
+pub use config::{RpcConfig, RpcConfigError};
+pub use server::{RpcError, RpcMetrics, RpcServer, start};
+pub use stele_client::api::StatusInfo;
+
+/// The node's transaction intake, as the RPC sees it.
+pub trait TxSubmitter: Send + Sync + 'static {
+    /// Verifies `raw`, admits it to the mempool and gossips it; the hash on
+    /// success. May block for about 100 µs.
+    fn submit(&self, raw: &[u8]) -> Result<Hash, AdmitError>;
+    /// A transaction pending in the mempool.
+    fn pending(&self, hash: &Hash) -> Option<SignedTransaction>;
+    /// The nonce the account's next transaction should carry, counting its
+    /// pending transactions.
+    fn pending_nonce(&self, address: &Address) -> u64;
+}
+
+/// The node's live status (consensus view, peers, mempool).
+pub trait NodeStatus: Send + Sync + 'static {
+    fn status(&self) -> StatusInfo;
+}
+
+/// Everything the RPC reads from or hands to the node.
+#[derive(Clone)]
+pub struct RpcContext {
+    pub chain_id: u64,
+    pub genesis_hash: Hash,
+    pub validators: ValidatorSet,
+    pub state: SharedState,
+    pub executor: Arc<Executor>,
+    pub submitter: Arc<dyn TxSubmitter>,
+    pub status: Arc<dyn NodeStatus>,
+    /// Every committed block, sent right after it is durable.
+    pub commits: tokio::sync::broadcast::Sender<Arc<CommittedBlock>>,
+}
+
+impl std::fmt::Debug for RpcContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcContext")
+            .field("chain_id", &self.chain_id)
+            .field("genesis_hash", &self.genesis_hash)
+            .finish_non_exhaustive()
+    }
+}

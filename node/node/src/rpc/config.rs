@@ -1,0 +1,169 @@
+//! The `[rpc]` table of the node's config.toml.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Limits and settings of the RPC server. Every field has a default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcConfig {
+    /// Address of the HTTP and WebSocket listener.
+    pub listen: SocketAddr,
+    /// Largest request body (HTTP body or WebSocket message).
+    pub body_bytes_max: u32,
+    /// Largest response.
+    pub response_bytes_max: u32,
+    /// Most calls in one batch; 0 disables batches.
+    pub batch_max: u32,
+    /// Most open connections.
+    pub connections_max: u32,
+    /// Most subscriptions on one WebSocket connection.
+    pub subscriptions_per_connection_max: u32,
+    /// Sustained requests per second from one IP address.
+    pub rate_per_ip_per_s: u32,
+    /// Requests an idle IP address may send at once.
+    pub rate_burst: u32,
+    /// IP addresses the rate limiter tracks at once; beyond, new addresses
+    /// are refused until idle ones are forgotten.
+    pub rate_ips_max: usize,
+    /// Origins allowed by CORS (`"*"` for any); empty disables CORS.
+    pub cors_origins: Vec<String>,
+    /// Gas cap of `call_view`.
+    pub view_gas_max: u64,
+    /// Wall-clock backstop of `call_view`, `simulate_transaction` and
+    /// `estimate_gas`.
+    pub exec_timeout_ms: u64,
+    /// Threads running views and simulations.
+    pub exec_threads: usize,
+    /// Views and simulations waiting for a thread; beyond, calls fail with
+    /// `BUSY`.
+    pub exec_queue_max: usize,
+    /// Longest `wait_for_receipt`.
+    pub wait_for_receipt_timeout_ms_max: u64,
+    /// Largest `list_storage` page.
+    pub list_storage_limit_max: u32,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        RpcConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8545)),
+            body_bytes_max: 2 << 20,
+            response_bytes_max: 16 << 20,
+            batch_max: 32,
+            connections_max: 512,
+            subscriptions_per_connection_max: 64,
+            rate_per_ip_per_s: 200,
+            rate_burst: 400,
+            rate_ips_max: 10_000,
+            cors_origins: Vec::new(),
+            view_gas_max: 100_000_000,
+            exec_timeout_ms: 2_000,
+            exec_threads: 2,
+            exec_queue_max: 64,
+            wait_for_receipt_timeout_ms_max: 60_000,
+            list_storage_limit_max: 256,
+        }
+    }
+}
+
+/// Why an `[rpc]` table was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RpcConfigError {
+    #[error("rpc.{field} must be positive")]
+    NotPositive { field: &'static str },
+    #[error(
+        "rpc.rate_burst ({burst}) must be at least 1 and not below rpc.rate_per_ip_per_s ({rate})"
+    )]
+    Burst { burst: u32, rate: u32 },
+    #[error("rpc.cors_origins entry {0:?} is not \"*\" or an http(s) origin")]
+    CorsOrigin(String),
+}
+
+impl RpcConfig {
+    /// Checks the values are usable.
+    pub fn validate(&self) -> Result<(), RpcConfigError> {
+        let positive = [
+            ("body_bytes_max", u64::from(self.body_bytes_max)),
+            ("response_bytes_max", u64::from(self.response_bytes_max)),
+            ("connections_max", u64::from(self.connections_max)),
+            (
+                "subscriptions_per_connection_max",
+                u64::from(self.subscriptions_per_connection_max),
+            ),
+            ("rate_per_ip_per_s", u64::from(self.rate_per_ip_per_s)),
+            ("rate_ips_max", self.rate_ips_max as u64),
+            ("view_gas_max", self.view_gas_max),
+            ("exec_timeout_ms", self.exec_timeout_ms),
+            ("exec_threads", self.exec_threads as u64),
+            ("exec_queue_max", self.exec_queue_max as u64),
+            (
+                "wait_for_receipt_timeout_ms_max",
+                self.wait_for_receipt_timeout_ms_max,
+            ),
+            (
+                "list_storage_limit_max",
+                u64::from(self.list_storage_limit_max),
+            ),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(RpcConfigError::NotPositive { field });
+            }
+        }
+        if self.rate_burst < self.rate_per_ip_per_s {
+            return Err(RpcConfigError::Burst {
+                burst: self.rate_burst,
+                rate: self.rate_per_ip_per_s,
+            });
+        }
+        for origin in &self.cors_origins {
+            let ok = origin == "*"
+                || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                    && !origin.ends_with('/'));
+            if !ok {
+                return Err(RpcConfigError::CorsOrigin(origin.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_partial_tables_fill_in() {
+        RpcConfig::default()
+            .validate()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let c: RpcConfig = toml::from_str("listen = \"0.0.0.0:9000\"\nbatch_max = 0")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.batch_max, 0);
+        assert_eq!(c.rate_burst, RpcConfig::default().rate_burst);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_rejected() {
+        assert!(toml::from_str::<RpcConfig>("listen_addr = \"0.0.0.0:1\"").is_err());
+        let c = RpcConfig {
+            exec_threads: 0,
+            ..RpcConfig::default()
+        };
+        assert_eq!(
+            c.validate(),
+            Err(RpcConfigError::NotPositive {
+                field: "exec_threads"
+            })
+        );
+        let c = RpcConfig {
+            cors_origins: vec!["example.com".into()],
+            ..RpcConfig::default()
+        };
+        assert!(matches!(c.validate(), Err(RpcConfigError::CorsOrigin(_))));
+    }
+}

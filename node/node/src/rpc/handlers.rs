@@ -1,0 +1,894 @@
+//! The methods of `stele_client::api::SteleApi` over the node's state, block
+//! store, executor and mempool.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLockReadGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonrpsee::core::{RpcResult, SubscriptionResult, async_trait};
+use jsonrpsee::{PendingSubscriptionSink, SubscriptionSink};
+use serde::Serialize;
+use stele_client::api::*;
+use stele_state::State;
+use stele_types::proof::{Namespace, StateKey};
+use stele_types::{
+    Address, BlockHeader, ExecStatus, Hash, Limits, SignedTransaction, Transaction, TxPayload,
+};
+use stele_vm::CallTrace;
+use tokio::sync::broadcast;
+
+use super::RpcContext;
+use super::config::RpcConfig;
+use super::errors::{self, err, internal, invalid, not_found};
+use super::pool::{ExecPool, PoolError};
+use super::server::RpcMetrics;
+use crate::exec::{Applied, BlockEnv, StateBase, StateWorld, code_key};
+use crate::mempool::AdmitError;
+use crate::store::{BlockReader, CommittedBlock};
+
+/// Storage keys are 1..=256 bytes (docs/vm.md).
+const STORAGE_KEY_BYTES_MAX: usize = 256;
+/// Blocks a subscription re-reads from the store after falling behind the
+/// broadcast channel; a longer gap is skipped.
+const FEED_GAP_BLOCKS_MAX: u64 = 1_024;
+
+/// The server side of the API.
+pub(crate) struct Handler {
+    config: RpcConfig,
+    ctx: RpcContext,
+    metrics: Arc<RpcMetrics>,
+    pool: Arc<ExecPool>,
+}
+
+impl Handler {
+    pub(crate) fn new(
+        config: RpcConfig,
+        ctx: RpcContext,
+        metrics: Arc<RpcMetrics>,
+        pool: ExecPool,
+    ) -> Self {
+        Handler {
+            config,
+            ctx,
+            metrics,
+            pool: Arc::new(pool),
+        }
+    }
+
+    fn track<T>(&self, method: &'static str, result: RpcResult<T>) -> RpcResult<T> {
+        self.metrics.call(method);
+        if result.is_err() {
+            self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn state(&self) -> RpcResult<RwLockReadGuard<'_, State>> {
+        self.ctx
+            .state
+            .read()
+            .map_err(|_| internal("state lock poisoned"))
+    }
+
+    /// The latest committed height (0: genesis only).
+    fn latest(&self) -> RpcResult<u64> {
+        self.state()?
+            .latest_version()
+            .ok_or_else(|| internal("the state has no committed version"))
+    }
+
+    /// `height`, or the latest, checked to be available.
+    fn height(&self, height: Option<u64>) -> RpcResult<u64> {
+        let state = self.state()?;
+        let latest = state
+            .latest_version()
+            .ok_or_else(|| internal("the state has no committed version"))?;
+        let h = height.unwrap_or(latest);
+        if h > latest {
+            return Err(err(
+                codes::HEIGHT_UNAVAILABLE,
+                format!("height {h} is above the committed height {latest}"),
+            ));
+        }
+        if let Some(oldest) = state.oldest_version()
+            && h < oldest
+        {
+            return Err(err(
+                codes::HEIGHT_UNAVAILABLE,
+                format!("height {h} was pruned; the oldest kept is {oldest}"),
+            ));
+        }
+        Ok(h)
+    }
+
+    fn header(&self, height: u64) -> RpcResult<Option<BlockHeader>> {
+        let state = self.state()?;
+        Ok(BlockReader::new(&state)
+            .block(height)
+            .map_err(internal)?
+            .map(|b| b.header))
+    }
+
+    fn base(&self, height: u64) -> StateBase {
+        StateBase {
+            state: self.ctx.state.clone(),
+            version: Some(height),
+        }
+    }
+
+    fn receipt_info(&self, hash: &Hash) -> RpcResult<Option<ReceiptInfo>> {
+        let state = self.state()?;
+        let reader = BlockReader::new(&state);
+        let Some((loc, receipt)) = reader.receipt(hash).map_err(internal)? else {
+            return Ok(None);
+        };
+        let cert = reader
+            .certificate(loc.height)
+            .map_err(internal)?
+            .ok_or_else(|| internal(format!("block {} has no certificate", loc.height)))?;
+        Ok(Some(ReceiptInfo {
+            receipt,
+            block_height: loc.height,
+            block_hash: cert.block_hash,
+            index: loc.index,
+        }))
+    }
+
+    async fn exec<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> RpcResult<T> {
+        self.pool.run(f).await.map_err(|e| match e {
+            PoolError::Busy => err(
+                codes::BUSY,
+                "every execution slot is busy; retry later".to_string(),
+            ),
+            PoolError::Closed => internal("the execution pool is shut down"),
+        })
+    }
+
+    /// The transaction and sender a simulation runs.
+    fn simulated(&self, request: SimulateRequest) -> RpcResult<(Transaction, Address)> {
+        let (tx, sender) = match request {
+            SimulateRequest {
+                raw: Some(raw),
+                transaction: None,
+                sender: None,
+            } => {
+                let signed: SignedTransaction = stele_types::decode(&raw.0, &Limits::default())
+                    .map_err(|e| err(codes::TX_MALFORMED, format!("malformed transaction: {e}")))?;
+                let sender = signed
+                    .verify(self.ctx.chain_id)
+                    .map_err(|e| errors::admit(&AdmitError::from(e)))?;
+                (signed.tx, sender)
+            }
+            SimulateRequest {
+                raw: None,
+                transaction: Some(tx),
+                sender: Some(sender),
+            } => (tx, sender),
+            _ => {
+                return Err(invalid(
+                    "give either `raw` (a signed transaction) or `transaction` and `sender`",
+                ));
+            }
+        };
+        if tx.chain_id != self.ctx.chain_id {
+            return Err(err(
+                codes::TX_WRONG_CHAIN,
+                format!(
+                    "transaction is for chain {}, this chain is {}",
+                    tx.chain_id, self.ctx.chain_id
+                ),
+            ));
+        }
+        if tx.gas_limit > self.config.view_gas_max {
+            return Err(invalid(format!(
+                "gas limit {} is over this node's simulation cap {}",
+                tx.gas_limit, self.config.view_gas_max
+            )));
+        }
+        Ok((tx, sender))
+    }
+
+    /// Runs `tx` as `sender` on the latest state, as the next block.
+    async fn simulate(&self, tx: Transaction, sender: Address) -> RpcResult<(u64, Applied)> {
+        let height = self.latest()?;
+        let parent_ts = self.header(height)?.map_or(0, |h| h.timestamp_ms);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let env = BlockEnv {
+            height: height + 1,
+            timestamp_ms: now.max(parent_ts + 1),
+            proposer: Address([0; 20]),
+        };
+        let base = self.base(height);
+        let executor = self.ctx.executor.clone();
+        let applied = self
+            .exec(move || {
+                executor
+                    .apply_unsigned(StateWorld::new(base), &env, &tx, sender, true)
+                    .map(|(applied, _)| applied)
+            })
+            .await?
+            .map_err(errors::apply)?;
+        Ok((height, applied))
+    }
+
+    fn feed(&self) -> RpcResult<Feed> {
+        // Subscribe before reading the height, so no block falls between.
+        let rx = self.ctx.commits.subscribe();
+        Ok(Feed {
+            rx,
+            next: self.latest()? + 1,
+            backlog: VecDeque::new(),
+            state: self.ctx.state.clone(),
+        })
+    }
+
+    fn tx_status(&self, hash: &Hash) -> RpcResult<TxStatus> {
+        if let Some(receipt) = self.receipt_info(hash)? {
+            return Ok(TxStatus {
+                hash: *hash,
+                state: TxState::Committed,
+                receipt: Some(receipt),
+            });
+        }
+        let state = if self.ctx.submitter.pending(hash).is_some() {
+            TxState::Pending
+        } else {
+            TxState::Unknown
+        };
+        Ok(TxStatus {
+            hash: *hash,
+            state,
+            receipt: None,
+        })
+    }
+
+    async fn accept(
+        &self,
+        pending: PendingSubscriptionSink,
+    ) -> Option<(SubscriptionSink, SubGuard)> {
+        // Counted before the client can learn the subscription id.
+        self.metrics
+            .active_subscriptions
+            .fetch_add(1, Ordering::Relaxed);
+        let guard = SubGuard(self.metrics.clone());
+        let sink = pending.accept().await.ok()?;
+        Some((sink, guard))
+    }
+}
+
+/// Counts an open subscription until dropped.
+struct SubGuard(Arc<RpcMetrics>);
+
+impl Drop for SubGuard {
+    fn drop(&mut self) {
+        self.0.active_subscriptions.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Committed blocks in height order from the broadcast channel, with gaps
+/// (a slow subscriber lagging behind) filled from the block store.
+struct Feed {
+    rx: broadcast::Receiver<Arc<CommittedBlock>>,
+    next: u64,
+    backlog: VecDeque<Arc<CommittedBlock>>,
+    state: crate::exec::SharedState,
+}
+
+impl Feed {
+    /// The next block, or `None` when the node stops publishing.
+    async fn next(&mut self) -> Option<Arc<CommittedBlock>> {
+        loop {
+            if let Some(b) = self.backlog.pop_front() {
+                self.next = b.block.header.height + 1;
+                return Some(b);
+            }
+            let block = match self.rx.recv().await {
+                Ok(b) => b,
+                // The gap shows up as a height jump on the next block.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            let height = block.block.header.height;
+            if height < self.next {
+                continue;
+            }
+            if height > self.next {
+                let from = self.next.max(height.saturating_sub(FEED_GAP_BLOCKS_MAX));
+                if let Ok(state) = self.state.read() {
+                    let reader = BlockReader::new(&state);
+                    for h in from..height {
+                        match reader.committed(h) {
+                            Ok(Some(b)) => self.backlog.push_back(Arc::new(b)),
+                            _ => break,
+                        }
+                    }
+                }
+            }
+            self.backlog.push_back(block);
+        }
+    }
+}
+
+/// Sends `item`; false if the subscriber is gone.
+async fn send(sink: &SubscriptionSink, item: &impl Serialize) -> bool {
+    match serde_json::value::to_raw_value(item) {
+        Ok(raw) => sink.send(raw).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+fn failure_text(status: ExecStatus, output: &[u8]) -> Option<String> {
+    if status.is_success() {
+        return None;
+    }
+    Some(match std::str::from_utf8(output) {
+        Ok(s) => s.to_string(),
+        Err(_) => stele_types::hex::encode(output),
+    })
+}
+
+fn frame(t: CallTrace) -> TraceFrame {
+    TraceFrame {
+        caller: t.caller,
+        contract: t.contract,
+        method: t.method,
+        value: t.value,
+        gas_budget: t.gas_budget,
+        gas_used: t.gas_used,
+        status: t.status,
+        output: Bytes(t.output),
+        calls: t.calls.into_iter().map(frame).collect(),
+    }
+}
+
+/// The payload of the first custom section named `name` in a Wasm module.
+/// The module passed validation at deploy; this parser is still bounded
+/// and returns `None` on anything unexpected.
+fn custom_section<'a>(wasm: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    fn leb(bytes: &[u8], pos: &mut usize) -> Option<usize> {
+        let mut value: u64 = 0;
+        for shift in (0..35).step_by(7) {
+            let b = *bytes.get(*pos)?;
+            *pos += 1;
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return usize::try_from(value).ok();
+            }
+        }
+        None
+    }
+    let mut pos = 8; // magic and version
+    if wasm.get(..4)? != b"\0asm" {
+        return None;
+    }
+    while pos < wasm.len() {
+        let id = wasm[pos];
+        pos += 1;
+        let size = leb(wasm, &mut pos)?;
+        let end = pos.checked_add(size).filter(|e| *e <= wasm.len())?;
+        if id == 0 {
+            let mut p = pos;
+            let len = leb(wasm, &mut p)?;
+            let name_end = p.checked_add(len).filter(|e| *e <= end)?;
+            if &wasm[p..name_end] == name.as_bytes() {
+                return Some(&wasm[name_end..end]);
+            }
+        }
+        pos = end;
+    }
+    None
+}
+
+#[async_trait]
+impl SteleApiServer for Handler {
+    async fn send_transaction(&self, raw: Bytes) -> RpcResult<Hash> {
+        let submitter = self.ctx.submitter.clone();
+        let result = tokio::task::spawn_blocking(move || submitter.submit(&raw.0))
+            .await
+            .map_err(internal)
+            .and_then(|r| r.map_err(|e| errors::admit(&e)));
+        self.track("send_transaction", result)
+    }
+
+    async fn get_transaction(&self, hash: Hash) -> RpcResult<TransactionInfo> {
+        let result = (|| {
+            let state = self.state()?;
+            let reader = BlockReader::new(&state);
+            if let Some(loc) = reader.tx_location(&hash).map_err(internal)? {
+                let tx = reader
+                    .block(loc.height)
+                    .map_err(internal)?
+                    .and_then(|b| b.txs.into_iter().nth(loc.index as usize))
+                    .ok_or_else(|| internal(format!("transaction index of {hash} is dangling")))?;
+                let sender = tx.verify(self.ctx.chain_id).map_err(internal)?;
+                return Ok(TransactionInfo {
+                    hash,
+                    transaction: tx,
+                    sender,
+                    state: TxState::Committed,
+                    block_height: Some(loc.height),
+                    index: Some(loc.index),
+                });
+            }
+            drop(state);
+            let tx = self
+                .ctx
+                .submitter
+                .pending(&hash)
+                .ok_or_else(|| not_found(format_args!("transaction {hash}")))?;
+            let sender = tx.verify(self.ctx.chain_id).map_err(internal)?;
+            Ok(TransactionInfo {
+                hash,
+                transaction: tx,
+                sender,
+                state: TxState::Pending,
+                block_height: None,
+                index: None,
+            })
+        })();
+        self.track("get_transaction", result)
+    }
+
+    async fn get_receipt(&self, hash: Hash) -> RpcResult<ReceiptInfo> {
+        let result = self
+            .receipt_info(&hash)
+            .and_then(|r| r.ok_or_else(|| not_found(format_args!("receipt of {hash}"))));
+        self.track("get_receipt", result)
+    }
+
+    async fn wait_for_receipt(&self, hash: Hash, timeout_ms: u64) -> RpcResult<ReceiptInfo> {
+        let timeout_ms = timeout_ms.min(self.config.wait_for_receipt_timeout_ms_max);
+        let result = async {
+            let mut feed = self.feed()?;
+            if let Some(r) = self.receipt_info(&hash)? {
+                return Ok(r);
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+            loop {
+                match tokio::time::timeout_at(deadline, feed.next()).await {
+                    Ok(Some(block)) => {
+                        let found = block.receipts.iter().position(|r| r.tx_hash == hash);
+                        if let Some(index) = found {
+                            return Ok(ReceiptInfo {
+                                receipt: block.receipts[index].clone(),
+                                block_height: block.block.header.height,
+                                block_hash: block.certificate.block_hash,
+                                index: index as u32,
+                            });
+                        }
+                    }
+                    Ok(None) => return Err(internal("the node stopped publishing blocks")),
+                    Err(_) => {
+                        return Err(err(
+                            codes::TIMEOUT,
+                            format!("transaction {hash} was not committed within {timeout_ms} ms"),
+                        ));
+                    }
+                }
+            }
+        }
+        .await;
+        self.track("wait_for_receipt", result)
+    }
+
+    async fn call_view(
+        &self,
+        contract: Address,
+        method: String,
+        args: Bytes,
+        height: Option<u64>,
+    ) -> RpcResult<ViewResult> {
+        let result = async {
+            let height = self.height(height)?;
+            let header = self.header(height)?;
+            let env = BlockEnv {
+                height,
+                timestamp_ms: header.as_ref().map_or(0, |h| h.timestamp_ms),
+                proposer: header.map_or(Address([0; 20]), |h| h.proposer),
+            };
+            let base = self.base(height);
+            let executor = self.ctx.executor.clone();
+            let (gas, timeout) = (self.config.view_gas_max, self.config.exec_timeout_ms);
+            let outcome = self
+                .exec(move || {
+                    executor.view(
+                        base,
+                        &env,
+                        Address([0; 20]),
+                        contract,
+                        &method,
+                        &args.0,
+                        gas,
+                        timeout,
+                    )
+                })
+                .await?
+                .map_err(errors::apply)?;
+            Ok(ViewResult {
+                height,
+                status: outcome.status,
+                gas_used: outcome.gas_used,
+                error: failure_text(outcome.status, &outcome.output),
+                output: Bytes(outcome.output),
+            })
+        }
+        .await;
+        self.track("call_view", result)
+    }
+
+    async fn simulate_transaction(&self, request: SimulateRequest) -> RpcResult<SimulationResult> {
+        let result = async {
+            let (tx, sender) = self.simulated(request)?;
+            let (height, Applied { receipt, trace }) = self.simulate(tx, sender).await?;
+            Ok(SimulationResult {
+                height,
+                sender,
+                status: receipt.status,
+                gas_used: receipt.gas_used,
+                error: failure_text(receipt.status, &receipt.output),
+                output: Bytes(receipt.output),
+                events: receipt.events,
+                contract_address: receipt.contract_address,
+                trace: trace.map(frame),
+            })
+        }
+        .await;
+        self.track("simulate_transaction", result)
+    }
+
+    async fn estimate_gas(&self, request: SimulateRequest) -> RpcResult<GasEstimate> {
+        let result = async {
+            let (mut tx, sender) = self.simulated(request)?;
+            // Run with as much gas as the sender can buy (within the caps),
+            // so the estimate does not depend on the limit the caller chose.
+            let height = self.latest()?;
+            let balance = StateWorld::new(self.base(height))
+                .account(&sender)
+                .map_err(internal)?
+                .balance;
+            let value = match &tx.payload {
+                TxPayload::Transfer { amount, .. } => *amount,
+                TxPayload::Deploy { value, .. } | TxPayload::Call { value, .. } => *value,
+            };
+            let cap = self
+                .config
+                .view_gas_max
+                .min(self.ctx.executor.config().block_gas_max);
+            let affordable = match tx.gas_price {
+                0 => u128::from(cap),
+                p => balance.saturating_sub(value) / u128::from(p),
+            };
+            tx.gas_limit = u64::try_from(affordable.min(u128::from(cap))).unwrap_or(cap);
+            let (_, applied) = self.simulate(tx, sender).await?;
+            Ok(GasEstimate {
+                gas: applied.receipt.gas_used,
+                status: applied.receipt.status,
+            })
+        }
+        .await;
+        self.track("estimate_gas", result)
+    }
+
+    async fn get_block(&self, id: BlockId) -> RpcResult<BlockInfo> {
+        let result = (|| {
+            let state = self.state()?;
+            let reader = BlockReader::new(&state);
+            let height = match id {
+                BlockId::Height(h) => h,
+                BlockId::Hash(hash) => reader
+                    .height_of(&hash)
+                    .map_err(internal)?
+                    .ok_or_else(|| not_found(format_args!("block {hash}")))?,
+            };
+            let b = reader
+                .committed(height)
+                .map_err(internal)?
+                .ok_or_else(|| not_found(format_args!("block at height {height}")))?;
+            Ok(BlockInfo {
+                hash: b.block.hash(),
+                block: b.block,
+                certificate: b.certificate,
+            })
+        })();
+        self.track("get_block", result)
+    }
+
+    async fn get_latest_block(&self) -> RpcResult<BlockInfo> {
+        let result = (|| {
+            let state = self.state()?;
+            let reader = BlockReader::new(&state);
+            let height = reader.committed_height().unwrap_or(0);
+            let b = reader
+                .committed(height)
+                .map_err(internal)?
+                .ok_or_else(|| not_found("a committed block (only the genesis state exists)"))?;
+            Ok(BlockInfo {
+                hash: b.block.hash(),
+                block: b.block,
+                certificate: b.certificate,
+            })
+        })();
+        self.track("get_latest_block", result)
+    }
+
+    async fn get_account(&self, address: Address) -> RpcResult<AccountInfo> {
+        let result = (|| {
+            let height = self.latest()?;
+            let account = StateWorld::new(self.base(height))
+                .account(&address)
+                .map_err(internal)?;
+            let pending = self.ctx.submitter.pending_nonce(&address);
+            Ok(AccountInfo {
+                address,
+                height,
+                balance: account.balance,
+                nonce: account.nonce,
+                pending_nonce: pending.max(account.nonce),
+                code_hash: account.code_hash,
+            })
+        })();
+        self.track("get_account", result)
+    }
+
+    async fn get_contract(&self, address: Address) -> RpcResult<ContractInfo> {
+        let result = (|| {
+            let height = self.latest()?;
+            let account = StateWorld::new(self.base(height))
+                .account(&address)
+                .map_err(internal)?;
+            let code_hash = account
+                .code_hash
+                .ok_or_else(|| not_found(format_args!("contract at {address}")))?;
+            let code = self
+                .state()?
+                .get(&code_key(&code_hash), height)
+                .map_err(internal)?
+                .ok_or_else(|| internal(format!("code {code_hash} of {address} is missing")))?;
+            let abi_raw = custom_section(&code, "stele_abi");
+            Ok(ContractInfo {
+                address,
+                height,
+                code_hash,
+                code_bytes: code.len() as u64,
+                abi: abi_raw.and_then(|raw| serde_json::from_slice(raw).ok()),
+                abi_raw: abi_raw.map(Bytes::from),
+            })
+        })();
+        self.track("get_contract", result)
+    }
+
+    async fn get_code(&self, code_hash: Hash) -> RpcResult<Bytes> {
+        let result = (|| {
+            let height = self.latest()?;
+            self.state()?
+                .get(&code_key(&code_hash), height)
+                .map_err(internal)?
+                .map(Bytes)
+                .ok_or_else(|| not_found(format_args!("code {code_hash}")))
+        })();
+        self.track("get_code", result)
+    }
+
+    async fn get_storage_proof(
+        &self,
+        contract: Address,
+        key: Bytes,
+        height: Option<u64>,
+    ) -> RpcResult<StorageProof> {
+        let result = (|| {
+            if key.0.is_empty() || key.0.len() > STORAGE_KEY_BYTES_MAX {
+                return Err(invalid(format!(
+                    "storage keys are 1 to {STORAGE_KEY_BYTES_MAX} bytes, got {}",
+                    key.0.len()
+                )));
+            }
+            let height = self.height(height)?;
+            if height == 0 {
+                return Err(err(
+                    codes::HEIGHT_UNAVAILABLE,
+                    "the genesis state (height 0) has no certified header; ask for height 1 or later",
+                ));
+            }
+            let state = self.state()?;
+            let (value, proof) = state
+                .prove(&StateKey::storage(&contract, key.0.clone()), height)
+                .map_err(internal)?;
+            let reader = BlockReader::new(&state);
+            let b = reader
+                .committed(height)
+                .map_err(internal)?
+                .ok_or_else(|| not_found(format_args!("block at height {height}")))?;
+            Ok(StorageProof {
+                contract,
+                key,
+                value: value.map(Bytes),
+                proof,
+                header: b.block.header,
+                certificate: b.certificate,
+            })
+        })();
+        self.track("get_storage_proof", result)
+    }
+
+    async fn list_storage(
+        &self,
+        contract: Address,
+        prefix: Bytes,
+        cursor: Option<Bytes>,
+        limit: u32,
+    ) -> RpcResult<StoragePage> {
+        let result = (|| {
+            let max = self.config.list_storage_limit_max;
+            if limit == 0 || limit > max {
+                return Err(invalid(format!("limit must be 1 to {max}, got {limit}")));
+            }
+            if prefix.0.len() > STORAGE_KEY_BYTES_MAX
+                || cursor
+                    .as_ref()
+                    .is_some_and(|c| c.0.len() > STORAGE_KEY_BYTES_MAX)
+            {
+                return Err(invalid(format!(
+                    "prefix and cursor are at most {STORAGE_KEY_BYTES_MAX} bytes"
+                )));
+            }
+            let state = self.state()?;
+            let height = state
+                .latest_version()
+                .ok_or_else(|| internal("the state has no committed version"))?;
+            let limit = (limit as usize).min(state.config().iter_limit_max);
+            let page = state
+                .iter_prefix(
+                    &Namespace::Storage(contract),
+                    &prefix.0,
+                    cursor.as_ref().map(|c| c.0.as_slice()),
+                    limit,
+                )
+                .map_err(internal)?;
+            Ok(StoragePage {
+                height,
+                entries: page
+                    .entries
+                    .into_iter()
+                    .map(|(key, value)| StorageEntry {
+                        key: Bytes(key),
+                        value: Bytes(value),
+                    })
+                    .collect(),
+                next_cursor: page.next.map(Bytes),
+            })
+        })();
+        self.track("list_storage", result)
+    }
+
+    async fn get_status(&self) -> RpcResult<StatusInfo> {
+        let mut status = self.ctx.status.status();
+        status.chain_id = self.ctx.chain_id;
+        self.track("get_status", Ok(status))
+    }
+
+    async fn subscribe_new_blocks(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        self.metrics.call("subscribe_new_blocks");
+        let mut feed = self.feed()?;
+        let Some((sink, _guard)) = self.accept(pending).await else {
+            return Ok(());
+        };
+        loop {
+            let block = tokio::select! {
+                _ = sink.closed() => return Ok(()),
+                b = feed.next() => match b { Some(b) => b, None => return Ok(()) },
+            };
+            let item = NewBlock {
+                hash: block.certificate.block_hash,
+                header: block.block.header.clone(),
+                tx_count: block.block.txs.len() as u64,
+                gas_used: block.receipts.iter().map(|r| r.gas_used).sum(),
+            };
+            if !send(&sink, &item).await {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn subscribe_events(
+        &self,
+        pending: PendingSubscriptionSink,
+        filter: EventFilter,
+    ) -> SubscriptionResult {
+        self.metrics.call("subscribe_events");
+        if filter.topics.len() > 4 {
+            pending
+                .reject(invalid("an event has at most 4 topics"))
+                .await;
+            return Ok(());
+        }
+        let mut feed = self.feed()?;
+        let Some((sink, _guard)) = self.accept(pending).await else {
+            return Ok(());
+        };
+        loop {
+            let block = tokio::select! {
+                _ = sink.closed() => return Ok(()),
+                b = feed.next() => match b { Some(b) => b, None => return Ok(()) },
+            };
+            for (tx_index, receipt) in block.receipts.iter().enumerate() {
+                for (event_index, event) in receipt.events.iter().enumerate() {
+                    if !filter.matches(event) {
+                        continue;
+                    }
+                    let item = EventLog {
+                        block_height: block.block.header.height,
+                        block_hash: block.certificate.block_hash,
+                        tx_hash: receipt.tx_hash,
+                        tx_index: tx_index as u32,
+                        event_index: event_index as u32,
+                        event: event.clone(),
+                    };
+                    if !send(&sink, &item).await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn subscribe_tx_status(
+        &self,
+        pending: PendingSubscriptionSink,
+        hash: Hash,
+    ) -> SubscriptionResult {
+        self.metrics.call("subscribe_tx_status");
+        let mut feed = self.feed()?;
+        let now = self.tx_status(&hash)?;
+        let Some((sink, _guard)) = self.accept(pending).await else {
+            return Ok(());
+        };
+        let committed = now.state == TxState::Committed;
+        if !send(&sink, &now).await || committed {
+            return Ok(());
+        }
+        loop {
+            let block = tokio::select! {
+                _ = sink.closed() => return Ok(()),
+                b = feed.next() => match b { Some(b) => b, None => return Ok(()) },
+            };
+            if let Some(index) = block.receipts.iter().position(|r| r.tx_hash == hash) {
+                let item = TxStatus {
+                    hash,
+                    state: TxState::Committed,
+                    receipt: Some(ReceiptInfo {
+                        receipt: block.receipts[index].clone(),
+                        block_height: block.block.header.height,
+                        block_hash: block.certificate.block_hash,
+                        index: index as u32,
+                    }),
+                };
+                send(&sink, &item).await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::custom_section;
+
+    #[test]
+    fn custom_section_is_found_and_bad_modules_give_none() {
+        let mut m = b"\0asm\x01\0\0\0".to_vec();
+        // custom section "x" = "a", then "stele_abi" = "{}".
+        m.extend_from_slice(&[0, 3, 1, b'x', b'a']);
+        m.extend_from_slice(&[0, 12, 9]);
+        m.extend_from_slice(b"stele_abi{}");
+        assert_eq!(custom_section(&m, "stele_abi"), Some(&b"{}"[..]));
+        assert_eq!(custom_section(&m, "other"), None);
+        assert_eq!(custom_section(&m[..m.len() - 1], "stele_abi"), None);
+        assert_eq!(custom_section(b"nope", "stele_abi"), None);
+    }
+}

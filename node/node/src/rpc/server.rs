@@ -1,0 +1,368 @@
+//! The listener: accepts TCP connections (bounded), runs every HTTP request
+//! through the per-IP rate limiter first, answers `GET /health` and
+//! `GET /status`, applies CORS, and hands the rest to jsonrpsee (JSON-RPC
+//! over HTTP, or a WebSocket upgrade).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::http::{self, HeaderValue, Method, StatusCode, header};
+use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
+use jsonrpsee::server::{
+    BatchRequestConfig, HttpBody, Methods, Server, ServerConfig, ServerHandle,
+    serve_with_graceful_shutdown, stop_channel,
+};
+use stele_client::api::SteleApiServer;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tower::Service;
+
+use super::config::{RpcConfig, RpcConfigError};
+use super::handlers::Handler;
+use super::pool::ExecPool;
+use super::rate::RateLimiter;
+use super::ws_limit::{WsClientIp, WsLimitLayer};
+use super::{NodeStatus, RpcContext};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type HttpResponse = http::Response<HttpBody>;
+
+/// Why the RPC server did not start.
+#[derive(Debug, Error)]
+pub enum RpcError {
+    #[error(transparent)]
+    Config(#[from] RpcConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the execution threads: {0}")]
+    Threads(std::io::Error),
+}
+
+/// Every method name, for the per-method counters.
+pub(crate) const METHODS: [&str; 18] = [
+    "send_transaction",
+    "get_transaction",
+    "get_receipt",
+    "wait_for_receipt",
+    "call_view",
+    "simulate_transaction",
+    "estimate_gas",
+    "get_block",
+    "get_latest_block",
+    "get_account",
+    "get_contract",
+    "get_code",
+    "get_storage_proof",
+    "list_storage",
+    "get_status",
+    "subscribe_new_blocks",
+    "subscribe_events",
+    "subscribe_tx_status",
+];
+
+/// Counters the node renders into Prometheus.
+#[derive(Debug)]
+pub struct RpcMetrics {
+    /// Calls by method name (every name in the API is present).
+    pub requests: BTreeMap<&'static str, AtomicU64>,
+    /// Calls that ended in an error.
+    pub errors: AtomicU64,
+    /// HTTP requests and WebSocket calls refused by the rate limiter.
+    pub rate_limited: AtomicU64,
+    /// Connections refused because `connections_max` were open.
+    pub connections_refused: AtomicU64,
+    /// Open WebSocket subscriptions.
+    pub active_subscriptions: AtomicU64,
+    /// HTTP requests (including WebSocket upgrades and health checks).
+    pub http_requests: AtomicU64,
+}
+
+impl RpcMetrics {
+    fn new() -> Self {
+        RpcMetrics {
+            requests: METHODS.iter().map(|m| (*m, AtomicU64::new(0))).collect(),
+            errors: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            active_subscriptions: AtomicU64::new(0),
+            http_requests: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn call(&self, method: &'static str) {
+        if let Some(c) = self.requests.get(method) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Calls of `method` so far.
+    pub fn requests_of(&self, method: &str) -> u64 {
+        self.requests
+            .get(method)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// A running RPC server.
+#[derive(Debug)]
+pub struct RpcServer {
+    local_addr: SocketAddr,
+    handle: ServerHandle,
+    metrics: Arc<RpcMetrics>,
+    accept_done: watch::Receiver<bool>,
+}
+
+impl RpcServer {
+    /// The address it listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn metrics(&self) -> Arc<RpcMetrics> {
+        self.metrics.clone()
+    }
+
+    /// Stops accepting connections; open requests finish, connections close.
+    pub fn stop(&self) {
+        // Already stopped is fine.
+        let _ = self.handle.stop();
+    }
+
+    /// Resolves once the server has stopped and every connection is closed.
+    pub async fn stopped(self) {
+        let mut done = self.accept_done;
+        // An error means the loop is gone, which is what we wait for.
+        let _ = done.wait_for(|d| *d).await;
+        self.handle.stopped().await;
+    }
+}
+
+/// What every request needs before it reaches jsonrpsee.
+struct Front {
+    limiter: Arc<RateLimiter>,
+    metrics: Arc<RpcMetrics>,
+    cors_any: bool,
+    cors_origins: Vec<String>,
+    status: Arc<dyn NodeStatus>,
+}
+
+/// Starts the server on `config.listen`.
+pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcError> {
+    config.validate()?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| RpcError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| RpcError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let metrics = Arc::new(RpcMetrics::new());
+    let pool = ExecPool::new(
+        config.exec_threads,
+        config.exec_queue_max,
+        stele_vm::EXEC_THREAD_STACK_BYTES,
+    )
+    .map_err(RpcError::Threads)?;
+    let limiter = Arc::new(RateLimiter::new(
+        config.rate_per_ip_per_s,
+        config.rate_burst,
+        config.rate_ips_max,
+    ));
+    let front = Arc::new(Front {
+        limiter: limiter.clone(),
+        metrics: metrics.clone(),
+        cors_any: config.cors_origins.iter().any(|o| o == "*"),
+        cors_origins: config.cors_origins.clone(),
+        status: ctx.status.clone(),
+    });
+    let handler = Handler::new(config.clone(), ctx, metrics.clone(), pool);
+    let methods: Methods = handler.into_rpc().into();
+
+    let batch = match config.batch_max {
+        0 => BatchRequestConfig::Disabled,
+        n => BatchRequestConfig::Limit(n),
+    };
+    let server_config = ServerConfig::builder()
+        .max_request_body_size(config.body_bytes_max)
+        .max_response_body_size(config.response_bytes_max)
+        .max_connections(config.connections_max)
+        .max_subscriptions_per_connection(config.subscriptions_per_connection_max)
+        .set_batch_request_config(batch)
+        .build();
+    let ws_limit = WsLimitLayer {
+        limiter,
+        metrics: metrics.clone(),
+    };
+    let builder = Server::builder()
+        .set_config(server_config)
+        .set_rpc_middleware(RpcServiceBuilder::new().layer(ws_limit))
+        .to_service_builder();
+    let (stop_handle, handle) = stop_channel();
+    let (done_tx, accept_done) = watch::channel(false);
+    let connections = Arc::new(Semaphore::new(config.connections_max as usize));
+
+    tokio::spawn(async move {
+        loop {
+            let (socket, remote) = tokio::select! {
+                res = listener.accept() => match res {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "rpc: accept failed");
+                        continue;
+                    }
+                },
+                _ = stop_handle.clone().shutdown() => break,
+            };
+            let Ok(permit) = connections.clone().try_acquire_owned() else {
+                front
+                    .metrics
+                    .connections_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                drop(socket);
+                continue;
+            };
+            let front = front.clone();
+            let builder = builder.clone();
+            let methods = methods.clone();
+            let stop = stop_handle.clone();
+            let svc = tower::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let front = front.clone();
+                let rpc = builder.clone().build(methods.clone(), stop.clone());
+                // A concrete error type (not a boxed trait object) keeps
+                // the connection future provably `Send` for every lifetime.
+                let fut: std::pin::Pin<
+                    Box<dyn Future<Output = Result<HttpResponse, std::io::Error>> + Send>,
+                > = Box::pin(async move {
+                    front
+                        .serve(remote, req, rpc)
+                        .await
+                        .map_err(|e| std::io::Error::other(e.to_string()))
+                });
+                fut
+            });
+            let shutdown = stop_handle.clone().shutdown();
+            tokio::spawn(async move {
+                if let Err(e) = serve_with_graceful_shutdown(socket, svc, shutdown).await {
+                    tracing::debug!(error = %e, %remote, "rpc: connection ended");
+                }
+                drop(permit);
+            });
+        }
+        let _ = done_tx.send(true);
+    });
+    Ok(RpcServer {
+        local_addr,
+        handle,
+        metrics,
+        accept_done,
+    })
+}
+
+impl Front {
+    async fn serve<S>(
+        &self,
+        remote: SocketAddr,
+        mut req: http::Request<hyper::body::Incoming>,
+        mut rpc: S,
+    ) -> Result<HttpResponse, BoxError>
+    where
+        S: Service<http::Request<hyper::body::Incoming>, Response = HttpResponse, Error = BoxError>,
+    {
+        self.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
+        if !self.limiter.allow(remote.ip(), Instant::now()) {
+            self.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+            return Ok(plain(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate limit exceeded for this address",
+            ));
+        }
+        let origin = req.headers().get(header::ORIGIN).cloned();
+        let allow_origin = origin.as_ref().and_then(|o| self.cors_allow(o));
+        let mut response = match (req.method(), req.uri().path()) {
+            (&Method::GET, "/health") => {
+                if self.status.status().syncing {
+                    plain(StatusCode::SERVICE_UNAVAILABLE, "syncing")
+                } else {
+                    plain(StatusCode::OK, "ok")
+                }
+            }
+            (&Method::GET, "/status") => {
+                let body = serde_json::to_string(&self.status.status())
+                    .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+                let mut r = plain(StatusCode::OK, body);
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                r
+            }
+            (&Method::OPTIONS, _) => {
+                let mut r = plain(StatusCode::NO_CONTENT, "");
+                if allow_origin.is_some() {
+                    let h = r.headers_mut();
+                    h.insert(
+                        header::ACCESS_CONTROL_ALLOW_METHODS,
+                        HeaderValue::from_static("POST, GET, OPTIONS"),
+                    );
+                    h.insert(
+                        header::ACCESS_CONTROL_ALLOW_HEADERS,
+                        HeaderValue::from_static("content-type"),
+                    );
+                    h.insert(
+                        header::ACCESS_CONTROL_MAX_AGE,
+                        HeaderValue::from_static("600"),
+                    );
+                }
+                r
+            }
+            _ => {
+                if jsonrpsee::server::ws::is_upgrade_request(&req) {
+                    // Every call on the connection takes a token too.
+                    req.extensions_mut().insert(WsClientIp(remote.ip()));
+                }
+                // No `?`: the boxed error passes through unchanged.
+                match rpc.call(req).await {
+                    Ok(r) => r,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        if let Some(value) = allow_origin {
+            response
+                .headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+            response
+                .headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("origin"));
+        }
+        Ok(response)
+    }
+
+    /// The `Access-Control-Allow-Origin` value for a request from `origin`.
+    fn cors_allow(&self, origin: &HeaderValue) -> Option<HeaderValue> {
+        if self.cors_any {
+            return Some(HeaderValue::from_static("*"));
+        }
+        let o = origin.to_str().ok()?;
+        self.cors_origins
+            .iter()
+            .any(|allowed| allowed == o)
+            .then(|| origin.clone())
+    }
+}
+
+fn plain(status: StatusCode, body: impl Into<String>) -> HttpResponse {
+    let mut r = http::Response::new(HttpBody::from(body.into()));
+    *r.status_mut() = status;
+    r
+}

@@ -1,0 +1,779 @@
+//! The JSON-RPC server on loopback against a real chain (RocksDB state,
+//! wasmtime executor, mempool, certified blocks), through `stele-client`:
+//! every method, the error paths, WebSocket subscriptions, storage proofs
+//! and the rate limiter.
+#![allow(clippy::unwrap_used)] // test set-up: a failure here is a test failure
+
+mod rpc_support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rpc_support::*;
+use stele_client::api::{BlockId, EventFilter, SimulateRequest, TxState, codes};
+use stele_client::{Client, TxBuilder, VerifyError, verify_storage_proof};
+use stele_node::rpc::RpcConfig;
+use stele_types::codec::Encode;
+use stele_types::*;
+
+fn code(r: Result<impl std::fmt::Debug, stele_client::ClientError>) -> i32 {
+    match r {
+        Err(e) => e.code().unwrap_or_else(|| panic!("not an RPC error: {e}")),
+        Ok(v) => panic!("expected an error, got {v:?}"),
+    }
+}
+
+/// Deploys the counter from account 1 (nonce 0) and commits it.
+async fn deploy_counter(node: &TestNode, client: &Client) -> Address {
+    let tx = signed(
+        1,
+        0,
+        5_000_000,
+        TxPayload::Deploy {
+            code: counter_code(),
+            init_args: vec![],
+            value: 0,
+        },
+    );
+    let hash = client.send_transaction(&tx.to_bytes()).await.unwrap();
+    node.commit().await;
+    let r = client.get_receipt(hash).await.unwrap();
+    assert_eq!(r.receipt.status, ExecStatus::Success, "{r:?}");
+    r.receipt.contract_address.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_blocks_and_accounts_through_the_client() {
+    let node = TestNode::start(RpcConfig::default()).await;
+    let client = Client::connect(&node.http()).await.unwrap();
+
+    // Genesis only: no block yet.
+    assert_eq!(code(client.get_latest_block().await), codes::NOT_FOUND);
+
+    let to = key(9).address();
+    let (_, raw, hash) = stele_client::Signer::new(key(2)).sign(
+        TxBuilder::new(CHAIN)
+            .gas_limit(30_000)
+            .gas_price(2)
+            .transfer(to, 77),
+    );
+    assert_eq!(client.send_transaction(&raw).await.unwrap(), hash);
+
+    let info = client.get_transaction(hash).await.unwrap();
+    assert_eq!(info.state, TxState::Pending);
+    assert_eq!(info.sender, key(2).address());
+    assert_eq!(
+        client
+            .get_account(key(2).address())
+            .await
+            .unwrap()
+            .pending_nonce,
+        1
+    );
+    assert_eq!(code(client.get_receipt(hash).await), codes::NOT_FOUND);
+
+    // A waiter started before the commit sees it.
+    let waiter = {
+        let url = node.http();
+        tokio::spawn(async move {
+            let c = Client::connect(&url).await.unwrap();
+            c.wait_for_receipt(hash, 10_000).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let block = node.commit().await;
+    let waited = waiter.await.unwrap().unwrap();
+    assert_eq!(waited.block_height, 1);
+    assert_eq!(waited.receipt.tx_hash, hash);
+    assert_eq!(waited.block_hash, block.block.hash());
+    // And one started after it returns at once.
+    assert_eq!(client.wait_for_receipt(hash, 10).await.unwrap(), waited);
+
+    let info = client.get_transaction(hash).await.unwrap();
+    assert_eq!(info.state, TxState::Committed);
+    assert_eq!((info.block_height, info.index), (Some(1), Some(0)));
+    assert_eq!(client.get_receipt(hash).await.unwrap(), waited);
+
+    let by_height = client.get_block(BlockId::Height(1)).await.unwrap();
+    let by_hash = client
+        .get_block(BlockId::Hash(by_height.hash))
+        .await
+        .unwrap();
+    let latest = client.get_latest_block().await.unwrap();
+    assert_eq!(by_height, by_hash);
+    assert_eq!(by_height, latest);
+    assert_eq!(by_height.block, block.block);
+    by_height
+        .certificate
+        .verify_header(&by_height.block.header, &validators())
+        .unwrap();
+
+    let account = client.get_account(to).await.unwrap();
+    assert_eq!(
+        (account.balance, account.nonce, account.code_hash),
+        (77, 0, None)
+    );
+    let sender = client.get_account(key(2).address()).await.unwrap();
+    assert_eq!(sender.nonce, 1);
+    assert_eq!(sender.pending_nonce, 1);
+    assert_eq!(
+        sender.balance,
+        10u128.pow(24) - 77 - u128::from(waited.receipt.gas_used) * 2
+    );
+
+    let status = client.get_status().await.unwrap();
+    assert_eq!(
+        (status.chain_id, status.height, status.mempool_txs),
+        (CHAIN, 1, 0)
+    );
+
+    let metrics = node.server.metrics();
+    assert_eq!(metrics.requests_of("send_transaction"), 1);
+    assert!(metrics.requests_of("get_receipt") >= 2);
+    assert!(metrics.errors.load(Ordering::Relaxed) >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contracts_views_simulations_and_storage() {
+    let node = TestNode::start(RpcConfig::default()).await;
+    let client = Client::connect(&node.http()).await.unwrap();
+    let contract = deploy_counter(&node, &client).await;
+
+    let info = client.get_contract(contract).await.unwrap();
+    assert_eq!(info.abi, Some(serde_json::json!({"name": "counter"})));
+    assert_eq!(
+        client.get_code(info.code_hash).await.unwrap(),
+        counter_code()
+    );
+    assert_eq!(info.code_bytes, counter_code().len() as u64);
+
+    // Simulate a call as account 2 (unsigned), then estimate and send it
+    // with exactly the estimated gas.
+    let b = TxBuilder::new(CHAIN).gas_limit(1_000_000).gas_price(3);
+    let call = b.call(contract, "increment", vec![], 0);
+    let sim = client
+        .simulate_transaction(SimulateRequest {
+            transaction: Some(call.clone()),
+            sender: Some(key(2).address()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(sim.status, ExecStatus::Success);
+    assert_eq!(sim.output.0, 1u64.to_le_bytes());
+    assert_eq!(sim.events.len(), 1);
+    let trace = sim.trace.unwrap();
+    assert_eq!(
+        (trace.contract, trace.method.as_str()),
+        (contract, "increment")
+    );
+    assert!(trace.gas_used > 0 && trace.gas_used < sim.gas_used);
+    // Nothing persisted.
+    assert_eq!(
+        client
+            .call_view(contract, "get", &[], None)
+            .await
+            .unwrap()
+            .output
+            .0,
+        0u64.to_le_bytes()
+    );
+
+    let est = client
+        .estimate_gas(SimulateRequest {
+            transaction: Some(call.clone()),
+            sender: Some(key(2).address()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((est.gas, est.status), (sim.gas_used, ExecStatus::Success));
+    let signer = stele_client::Signer::new(key(2));
+    let (_, raw, hash) = signer.sign(b.clone().gas_limit(est.gas).call(
+        contract,
+        "increment",
+        vec![],
+        0,
+    ));
+    // The signed form simulates the same.
+    let signed_sim = client
+        .simulate_transaction(SimulateRequest {
+            raw: Some(raw.clone().into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (signed_sim.sender, signed_sim.gas_used),
+        (key(2).address(), est.gas)
+    );
+    client.send_transaction(&raw).await.unwrap();
+    node.commit().await;
+    let r = client.get_receipt(hash).await.unwrap();
+    assert_eq!(
+        (r.receipt.status, r.receipt.gas_used),
+        (ExecStatus::Success, est.gas)
+    );
+
+    // Views at the latest and an earlier height.
+    let now = client.call_view(contract, "get", &[], None).await.unwrap();
+    assert_eq!(
+        (now.height, now.output.0.clone()),
+        (2, 1u64.to_le_bytes().to_vec())
+    );
+    let before = client
+        .call_view(contract, "get", &[], Some(1))
+        .await
+        .unwrap();
+    assert_eq!(before.output.0, 0u64.to_le_bytes());
+    let failed = client.call_view(contract, "fail", &[], None).await.unwrap();
+    assert_eq!(
+        (failed.status, failed.error.as_deref()),
+        (ExecStatus::Reverted, Some("no"))
+    );
+    // Stopped by the gas cap or the wall-clock backstop, whichever first.
+    let spin = client.call_view(contract, "spin", &[], None).await.unwrap();
+    assert_ne!(spin.status, ExecStatus::Success);
+    let missing = client.call_view(contract, "nope", &[], None).await.unwrap();
+    assert_eq!(missing.status, ExecStatus::Failed);
+
+    // A reverting simulation reports the decoded revert.
+    let sim = client
+        .simulate_transaction(SimulateRequest {
+            transaction: Some(b.clone().nonce(1).call(contract, "fail", vec![], 0)),
+            sender: Some(key(2).address()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (sim.status, sim.error.as_deref()),
+        (ExecStatus::Reverted, Some("no"))
+    );
+
+    let page = client.list_storage(contract, b"", None, 10).await.unwrap();
+    assert_eq!(page.entries.len(), 1);
+    assert_eq!(page.entries[0].key.0, b"n");
+    assert_eq!(page.entries[0].value.0, 1u64.to_le_bytes());
+    assert_eq!(page.next_cursor, None);
+    let empty = client.list_storage(contract, b"x", None, 10).await.unwrap();
+    assert!(empty.entries.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_transaction_names_every_rejection() {
+    let node = TestNode::start(RpcConfig {
+        body_bytes_max: 4 << 20,
+        ..RpcConfig::default()
+    })
+    .await;
+    let client = Client::connect(&node.http()).await.unwrap();
+    let transfer = |from: u8, nonce: u64, gas: u64, amount: Amount| {
+        signed(
+            from,
+            nonce,
+            gas,
+            TxPayload::Transfer {
+                to: key(9).address(),
+                amount,
+            },
+        )
+    };
+    let send = |tx: SignedTransaction| {
+        let client = &client;
+        async move { client.send_transaction(&tx.to_bytes()).await }
+    };
+
+    assert_eq!(
+        code(client.send_transaction(&[1, 2, 3]).await),
+        codes::TX_MALFORMED
+    );
+    assert_eq!(
+        code(client.send_transaction(&vec![0; 1100 << 10]).await),
+        codes::TX_TOO_LARGE
+    );
+    let mut wrong_chain = transfer(1, 0, 30_000, 1);
+    wrong_chain.tx.chain_id = 1;
+    let wrong_chain = wrong_chain.tx.sign(&key(1));
+    assert_eq!(code(send(wrong_chain).await), codes::TX_WRONG_CHAIN);
+    let mut bad_sig = transfer(1, 0, 30_000, 1);
+    bad_sig.signature.0[64] = 7;
+    assert_eq!(code(send(bad_sig).await), codes::TX_BAD_SIGNATURE);
+    assert_eq!(
+        code(send(transfer(7, 0, 30_000, 1)).await),
+        codes::TX_INSUFFICIENT_FUNDS
+    );
+    assert_eq!(
+        code(send(transfer(1, 0, 60_000_000, 1)).await),
+        codes::TX_GAS_LIMIT_OVER_BLOCK
+    );
+    let mut cheap = transfer(1, 0, 30_000, 1);
+    cheap.tx.gas_price = 0;
+    assert_eq!(
+        code(send(cheap.tx.sign(&key(1))).await),
+        codes::TX_GAS_PRICE_TOO_LOW
+    );
+    assert_eq!(
+        code(send(transfer(1, 500, 30_000, 1)).await),
+        codes::TX_NONCE_TOO_HIGH
+    );
+
+    send(transfer(1, 0, 30_000, 1)).await.unwrap();
+    assert_eq!(
+        code(send(transfer(1, 0, 30_000, 1)).await),
+        codes::TX_ALREADY_KNOWN
+    );
+    assert_eq!(
+        code(send(transfer(1, 0, 30_000, 2)).await),
+        codes::TX_REPLACEMENT_UNDERPRICED
+    );
+    node.commit().await;
+    assert_eq!(
+        code(send(transfer(1, 0, 30_000, 3)).await),
+        codes::TX_NONCE_TOO_LOW
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_errors_are_specific() {
+    let node = TestNode::start(RpcConfig {
+        wait_for_receipt_timeout_ms_max: 200,
+        ..RpcConfig::default()
+    })
+    .await;
+    let client = Client::connect(&node.http()).await.unwrap();
+    let nothing = Hash([7; 32]);
+    let contract = deploy_counter(&node, &client).await;
+
+    assert_eq!(
+        code(client.get_transaction(nothing).await),
+        codes::NOT_FOUND
+    );
+    assert_eq!(code(client.get_receipt(nothing).await), codes::NOT_FOUND);
+    assert_eq!(
+        code(client.get_block(BlockId::Height(9)).await),
+        codes::NOT_FOUND
+    );
+    assert_eq!(
+        code(client.get_block(BlockId::Height(0)).await),
+        codes::NOT_FOUND
+    );
+    assert_eq!(
+        code(client.get_block(BlockId::Hash(nothing)).await),
+        codes::NOT_FOUND
+    );
+    assert_eq!(code(client.get_code(nothing).await), codes::NOT_FOUND);
+    assert_eq!(
+        code(client.get_contract(key(9).address()).await),
+        codes::NOT_FOUND
+    );
+    // The timeout is capped by the node (200 ms here, asked 60 s).
+    let started = std::time::Instant::now();
+    assert_eq!(
+        code(client.wait_for_receipt(nothing, 60_000).await),
+        codes::TIMEOUT
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    assert_eq!(
+        code(client.call_view(contract, "get", &[], Some(5)).await),
+        codes::HEIGHT_UNAVAILABLE
+    );
+    assert_eq!(
+        code(client.get_storage_proof(contract, b"n", Some(0)).await),
+        codes::HEIGHT_UNAVAILABLE
+    );
+    assert_eq!(
+        code(client.get_storage_proof(contract, b"", None).await),
+        codes::INVALID_ARGUMENT
+    );
+    assert_eq!(
+        code(client.get_storage_proof(contract, &[0; 257], None).await),
+        codes::INVALID_ARGUMENT
+    );
+    assert_eq!(
+        code(client.list_storage(contract, b"", None, 0).await),
+        codes::INVALID_ARGUMENT
+    );
+    assert_eq!(
+        code(client.list_storage(contract, b"", None, 100_000).await),
+        codes::INVALID_ARGUMENT
+    );
+
+    let tx = TxBuilder::new(CHAIN).call(contract, "get", vec![], 0);
+    let neither = SimulateRequest::default();
+    assert_eq!(
+        code(client.simulate_transaction(neither).await),
+        codes::INVALID_ARGUMENT
+    );
+    let both = SimulateRequest {
+        raw: Some(vec![1].into()),
+        transaction: Some(tx.clone()),
+        sender: Some(key(1).address()),
+    };
+    assert_eq!(
+        code(client.estimate_gas(both).await),
+        codes::INVALID_ARGUMENT
+    );
+    let malformed = SimulateRequest {
+        raw: Some(vec![1, 2].into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        code(client.simulate_transaction(malformed).await),
+        codes::TX_MALFORMED
+    );
+    let stale_nonce = SimulateRequest {
+        transaction: Some(tx.clone()),
+        sender: Some(key(1).address()),
+        ..Default::default()
+    };
+    assert_eq!(
+        code(client.simulate_transaction(stale_nonce).await),
+        codes::TX_REJECTED
+    );
+    let mut other_chain = tx.clone();
+    other_chain.chain_id = 1;
+    let other_chain = SimulateRequest {
+        transaction: Some(other_chain),
+        sender: Some(key(2).address()),
+        ..Default::default()
+    };
+    assert_eq!(
+        code(client.simulate_transaction(other_chain).await),
+        codes::TX_WRONG_CHAIN
+    );
+    let over_cap = SimulateRequest {
+        transaction: Some(TxBuilder::new(CHAIN).gas_limit(u64::MAX).call(
+            contract,
+            "get",
+            vec![],
+            0,
+        )),
+        sender: Some(key(2).address()),
+        ..Default::default()
+    };
+    assert_eq!(
+        code(client.simulate_transaction(over_cap).await),
+        codes::INVALID_ARGUMENT
+    );
+
+    // Malformed parameters are JSON-RPC invalid params.
+    let bad = client
+        .raw_request("get_block", vec![serde_json::json!("0x1234")])
+        .await;
+    assert_eq!(code(bad), -32602);
+    let bad = client.raw_request("no_such_method", vec![]).await;
+    assert_eq!(code(bad), -32601);
+    // Subscriptions need a WebSocket.
+    assert!(matches!(
+        client.subscribe_new_blocks().await,
+        Err(stele_client::ClientError::NoWebSocket)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_subscriptions_see_blocks_events_and_tx_status() {
+    let node = TestNode::start(RpcConfig::default()).await;
+    let client = Client::connect(&node.ws()).await.unwrap();
+    let contract = deploy_counter(&node, &client).await;
+
+    let topic = Hash([b'T'; 32]);
+    let mut events = client
+        .subscribe_events(EventFilter {
+            contract: Some(contract),
+            topics: vec![Some(topic)],
+        })
+        .await
+        .unwrap();
+    let mut other_topic = client
+        .subscribe_events(EventFilter {
+            contract: Some(contract),
+            topics: vec![Some(Hash([1; 32]))],
+        })
+        .await
+        .unwrap();
+    let mut blocks = client.subscribe_new_blocks().await.unwrap();
+    assert_eq!(
+        node.server
+            .metrics()
+            .active_subscriptions
+            .load(Ordering::Relaxed),
+        3
+    );
+
+    let tx = signed(
+        2,
+        0,
+        1_000_000,
+        TxPayload::Call {
+            contract,
+            method: "increment".into(),
+            args: vec![],
+            value: 0,
+        },
+    );
+    let hash = client.send_transaction(&tx.to_bytes()).await.unwrap();
+    let mut status = client.subscribe_tx_status(hash).await.unwrap();
+    let first = status.next().await.unwrap().unwrap();
+    assert_eq!(first.state, TxState::Pending);
+
+    let block = node.commit().await;
+    let wait = Duration::from_secs(10);
+    let log = tokio::time::timeout(wait, events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((log.tx_hash, log.block_height, log.tx_index), (hash, 2, 0));
+    assert_eq!(log.event.contract, contract);
+    assert_eq!(log.event.topics, vec![topic]);
+    assert_eq!(log.event.data, 1u64.to_le_bytes());
+    let nb = tokio::time::timeout(wait, blocks.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (nb.hash, nb.header.height, nb.tx_count),
+        (block.block.hash(), 2, 1)
+    );
+    let done = tokio::time::timeout(wait, status.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.state, TxState::Committed);
+    assert_eq!(done.receipt.unwrap().receipt.tx_hash, hash);
+
+    // An empty block: the event filter with another topic saw nothing.
+    node.commit().await;
+    let nb = tokio::time::timeout(wait, blocks.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(nb.header.height, 3);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), other_topic.next())
+            .await
+            .is_err()
+    );
+
+    events.unsubscribe().await.unwrap();
+    other_topic.unsubscribe().await.unwrap();
+    blocks.unsubscribe().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        node.server
+            .metrics()
+            .active_subscriptions
+            .load(Ordering::Relaxed),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_proofs_verify_and_tampered_ones_do_not() {
+    let node = TestNode::start(RpcConfig::default()).await;
+    let client = Client::connect(&node.http()).await.unwrap();
+    let contract = deploy_counter(&node, &client).await;
+    let tx = signed(
+        2,
+        0,
+        1_000_000,
+        TxPayload::Call {
+            contract,
+            method: "increment".into(),
+            args: vec![],
+            value: 0,
+        },
+    );
+    client.send_transaction(&tx.to_bytes()).await.unwrap();
+    node.commit().await;
+    let vs = validators();
+
+    let proof = client
+        .get_storage_proof(contract, b"n", None)
+        .await
+        .unwrap();
+    assert_eq!(proof.header.height, 2);
+    assert_eq!(proof.value.as_ref().unwrap().0, 1u64.to_le_bytes());
+    verify_storage_proof(&proof, CHAIN, &vs).unwrap();
+    let value = client
+        .get_storage_verified(CHAIN, &vs, contract, b"n", Some(1))
+        .await
+        .unwrap();
+    assert_eq!(value, None, "before the increment, the key was absent");
+    let absent = client
+        .get_storage_proof(contract, b"zz", None)
+        .await
+        .unwrap();
+    assert_eq!(absent.value, None);
+    verify_storage_proof(&absent, CHAIN, &vs).unwrap();
+
+    let mut t = proof.clone();
+    t.value = Some(vec![9; 8].into());
+    assert!(matches!(
+        verify_storage_proof(&t, CHAIN, &vs),
+        Err(VerifyError::Proof(_))
+    ));
+    let mut t = proof.clone();
+    t.value = None;
+    assert!(matches!(
+        verify_storage_proof(&t, CHAIN, &vs),
+        Err(VerifyError::Proof(_))
+    ));
+    let mut t = absent.clone();
+    t.value = Some(vec![0].into());
+    assert!(verify_storage_proof(&t, CHAIN, &vs).is_err());
+    let mut t = proof.clone();
+    t.header.state_root = Hash([1; 32]);
+    assert!(matches!(
+        verify_storage_proof(&t, CHAIN, &vs),
+        Err(VerifyError::Certificate(_))
+    ));
+    let mut t = proof.clone();
+    t.certificate.signatures.truncate(2);
+    assert!(matches!(
+        verify_storage_proof(&t, CHAIN, &vs),
+        Err(VerifyError::Certificate(CertificateError::NoQuorum { .. }))
+    ));
+    let mut t = proof.clone();
+    t.certificate.signatures[0].signature.0[0] ^= 1;
+    assert!(verify_storage_proof(&t, CHAIN, &vs).is_err());
+    let stranger = ValidatorSet::new(vec![Validator {
+        address: key(50).address(),
+        public_key: key(50).public_key(),
+        power: 1,
+    }])
+    .unwrap();
+    assert!(verify_storage_proof(&proof, CHAIN, &stranger).is_err());
+    assert!(matches!(
+        verify_storage_proof(&proof, CHAIN + 1, &vs),
+        Err(VerifyError::WrongChain { .. })
+    ));
+}
+
+/// A minimal HTTP/1.1 exchange; returns the status line and headers, and
+/// the body.
+async fn http(addr: std::net::SocketAddr, request: String) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_ascii_lowercase(), body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_status_and_cors() {
+    let node = TestNode::start(RpcConfig {
+        cors_origins: vec!["https://app.example".into()],
+        ..RpcConfig::default()
+    })
+    .await;
+    let addr = node.server.local_addr();
+    let (head, body) = http(
+        addr,
+        "GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".into(),
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(body, "ok");
+    let (head, body) = http(
+        addr,
+        "GET /status HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".into(),
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let status: stele_client::api::StatusInfo = serde_json::from_str(&body).unwrap();
+    assert_eq!((status.height, status.peers_connected), (0, 3));
+
+    let preflight = "OPTIONS / HTTP/1.1\r\nhost: x\r\norigin: https://app.example\r\naccess-control-request-method: POST\r\nconnection: close\r\n\r\n";
+    let (head, _) = http(addr, preflight.into()).await;
+    assert!(
+        head.contains("access-control-allow-origin: https://app.example"),
+        "{head}"
+    );
+    assert!(head.contains("access-control-allow-methods"), "{head}");
+    let rpc = r#"{"jsonrpc":"2.0","id":1,"method":"get_status","params":[]}"#;
+    let post = |origin: &str| {
+        format!(
+            "POST / HTTP/1.1\r\nhost: x\r\norigin: {origin}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{rpc}",
+            rpc.len()
+        )
+    };
+    let (head, body) = http(addr, post("https://app.example")).await;
+    assert!(
+        head.contains("access-control-allow-origin: https://app.example"),
+        "{head}"
+    );
+    assert!(body.contains("\"chain_id\":4242"), "{body}");
+    let (head, _) = http(addr, post("https://evil.example")).await;
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_flood_hits_the_rate_limiter_and_the_chain_goes_on() {
+    let node = TestNode::start(RpcConfig {
+        rate_per_ip_per_s: 5,
+        rate_burst: 10,
+        ..RpcConfig::default()
+    })
+    .await;
+    let client = Client::connect(&node.http()).await.unwrap();
+    let mut limited = 0;
+    for _ in 0..50 {
+        if let Err(e) = client.get_status().await {
+            // HTTP 429 is a transport error, not a JSON-RPC one.
+            assert_eq!(e.code(), None, "{e}");
+            limited += 1;
+        }
+    }
+    assert!(limited >= 35, "only {limited} of 50 were limited");
+    let metrics = node.server.metrics();
+    assert_eq!(metrics.rate_limited.load(Ordering::Relaxed), limited);
+    assert!(metrics.requests_of("get_status") <= 15);
+    // Blocks keep committing meanwhile, and the address recovers.
+    node.commit().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(client.get_status().await.unwrap().height, 1);
+
+    let addr = node.server.local_addr();
+    let server = node.server;
+    server.stop();
+    tokio::time::timeout(Duration::from_secs(10), server.stopped())
+        .await
+        .unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_calls_are_rate_limited_per_call() {
+    let node = TestNode::start(RpcConfig {
+        rate_per_ip_per_s: 5,
+        rate_burst: 10,
+        ..RpcConfig::default()
+    })
+    .await;
+    let client = Client::connect(&node.ws()).await.unwrap();
+    let mut limited = 0;
+    for _ in 0..40 {
+        match client.get_status().await {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(e.code(), Some(codes::RATE_LIMITED), "{e}");
+                limited += 1;
+            }
+        }
+    }
+    // The upgrade took one token, so at most 9 calls passed.
+    assert!(limited >= 30, "only {limited} of 40 were limited");
+    assert_eq!(
+        node.server.metrics().rate_limited.load(Ordering::Relaxed),
+        limited
+    );
+}

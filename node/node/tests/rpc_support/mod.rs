@@ -1,0 +1,343 @@
+//! A real chain behind the RPC server: RocksDB state with the genesis
+//! applied, the real executor and mempool, and a committer that executes
+//! mempool transactions, signs a commit certificate with the validators'
+//! keys, persists the block and publishes it as the node does.
+#![allow(clippy::unwrap_used, dead_code)] // test set-up: a failure here is a test failure
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use stele_node::exec::*;
+use stele_node::genesis::{Allocation, ChainParams, Genesis};
+use stele_node::mempool::{AdmitError, BlockLimits, Mempool, MempoolConfig, verify_raw};
+use stele_node::rpc::{
+    NodeStatus, RpcConfig, RpcContext, RpcServer, StatusInfo, TxSubmitter, start,
+};
+use stele_node::store::{BLOCK_STORE_CFS, BlockReader, CommittedBlock, prepare_block_commit};
+use stele_state::{State, StateConfig};
+use stele_types::*;
+use stele_vm::{EXEC_THREAD_STACK_BYTES, Vm, VmConfig};
+
+pub const CHAIN: u64 = 4242;
+
+/// A counter contract: `increment` stores n+1, emits an event with one
+/// topic (32 x 'T') and the new value as data, and returns it; `get`
+/// returns n; `fail` reverts with "no"; `spin` loops forever.
+pub const COUNTER_WAT: &str = r#"(module
+  (import "stele" "storage_read" (func $read (param i32 i32 i32 i32) (result i64)))
+  (import "stele" "storage_write" (func $write (param i32 i32 i32 i32)))
+  (import "stele" "set_return" (func $ret (param i32 i32)))
+  (import "stele" "revert" (func $revert (param i32 i32)))
+  (import "stele" "emit_event" (func $emit (param i32 i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "n")
+  (data (i32.const 16) "no")
+  (data (i32.const 64) "TTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTT")
+  (func (export "increment")
+    (drop (call $read (i32.const 0) (i32.const 1) (i32.const 8) (i32.const 8)))
+    (i64.store (i32.const 8) (i64.add (i64.load (i32.const 8)) (i64.const 1)))
+    (call $write (i32.const 0) (i32.const 1) (i32.const 8) (i32.const 8))
+    (call $emit (i32.const 64) (i32.const 1) (i32.const 8) (i32.const 8))
+    (call $ret (i32.const 8) (i32.const 8)))
+  (func (export "get")
+    (drop (call $read (i32.const 0) (i32.const 1) (i32.const 8) (i32.const 8)))
+    (call $ret (i32.const 8) (i32.const 8)))
+  (func (export "fail")
+    (call $revert (i32.const 16) (i32.const 2)))
+  (func (export "spin") (loop $l (br $l)))
+  (@custom "stele_abi" "{\"name\":\"counter\"}")
+)"#;
+
+pub fn key(n: u8) -> SecretKey {
+    let mut b = [0u8; 32];
+    b[31] = n;
+    SecretKey::from_bytes(&b).unwrap()
+}
+
+/// Validator keys, in validator-set order.
+pub fn validator_keys() -> Vec<SecretKey> {
+    let mut keys: Vec<SecretKey> = (100..104).map(key).collect();
+    keys.sort_by_key(|k| k.address());
+    keys
+}
+
+pub fn validators() -> ValidatorSet {
+    ValidatorSet::new(
+        validator_keys()
+            .iter()
+            .map(|k| Validator {
+                address: k.address(),
+                public_key: k.public_key(),
+                power: 1,
+            })
+            .collect(),
+    )
+    .unwrap()
+}
+
+pub fn genesis() -> Genesis {
+    Genesis {
+        chain_id: CHAIN,
+        genesis_time_ms: 1_700_000_000_000,
+        validators: validators(),
+        allocations: (1..=3)
+            .map(|n| Allocation {
+                address: key(n).address(),
+                balance: 10u128.pow(24),
+            })
+            .collect(),
+        params: ChainParams::default(),
+    }
+}
+
+/// The mempool behind `send_transaction`.
+pub struct Pool {
+    pub mempool: Mutex<Mempool>,
+    pub state: SharedState,
+}
+
+impl Pool {
+    fn view(&self) -> StateBase {
+        let version = self.state.read().unwrap().latest_version();
+        StateBase {
+            state: self.state.clone(),
+            version,
+        }
+    }
+}
+
+impl TxSubmitter for Pool {
+    fn submit(&self, raw: &[u8]) -> Result<Hash, AdmitError> {
+        let mut mempool = self.mempool.lock().unwrap();
+        let vtx = verify_raw(raw, mempool.config(), &Limits::default())?;
+        let hash = vtx.hash;
+        mempool.insert(vtx, &self.view())?;
+        Ok(hash)
+    }
+
+    fn pending(&self, hash: &Hash) -> Option<SignedTransaction> {
+        self.mempool.lock().unwrap().get(hash).cloned()
+    }
+
+    fn pending_nonce(&self, address: &Address) -> u64 {
+        self.mempool
+            .lock()
+            .unwrap()
+            .pending_nonce(address, &self.view())
+    }
+}
+
+pub struct Status {
+    pub state: SharedState,
+    pub pool: Arc<Pool>,
+}
+
+impl NodeStatus for Status {
+    fn status(&self) -> StatusInfo {
+        let mempool = self.pool.mempool.lock().unwrap();
+        StatusInfo {
+            chain_id: CHAIN,
+            height: self.state.read().unwrap().latest_version().unwrap_or(0),
+            view: 0,
+            peers_connected: 3,
+            syncing: false,
+            mempool_txs: mempool.len() as u64,
+            mempool_bytes: mempool.bytes() as u64,
+        }
+    }
+}
+
+pub struct TestNode {
+    pub state: SharedState,
+    pub executor: Arc<Executor>,
+    pub pool: Arc<Pool>,
+    pub commits: tokio::sync::broadcast::Sender<Arc<CommittedBlock>>,
+    pub server: RpcServer,
+    pub genesis: Genesis,
+    _dir: tempfile::TempDir,
+}
+
+impl TestNode {
+    pub async fn start(config: RpcConfig) -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        let genesis = genesis();
+        let mut state =
+            State::open_with_column_families(dir.path(), StateConfig::default(), &BLOCK_STORE_CFS)
+                .unwrap();
+        state.commit(0, &genesis.writes()).unwrap();
+        let state: SharedState = Arc::new(RwLock::new(state));
+        let vm = Vm::new(VmConfig::default()).unwrap();
+        let executor = Arc::new(Executor::new(vm, genesis.executor_config()));
+        let pool = Arc::new(Pool {
+            mempool: Mutex::new(Mempool::new(MempoolConfig::new(CHAIN))),
+            state: state.clone(),
+        });
+        let (commits, _) = tokio::sync::broadcast::channel(16);
+        let ctx = RpcContext {
+            chain_id: CHAIN,
+            genesis_hash: genesis.hash(),
+            validators: genesis.validators.clone(),
+            state: state.clone(),
+            executor: executor.clone(),
+            submitter: pool.clone(),
+            status: Arc::new(Status {
+                state: state.clone(),
+                pool: pool.clone(),
+            }),
+            commits: commits.clone(),
+        };
+        let config = RpcConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..config
+        };
+        let server = start(config, ctx).await.unwrap();
+        TestNode {
+            state,
+            executor,
+            pool,
+            commits,
+            server,
+            genesis,
+            _dir: dir,
+        }
+    }
+
+    pub fn http(&self) -> String {
+        format!("http://{}", self.server.local_addr())
+    }
+
+    pub fn ws(&self) -> String {
+        format!("ws://{}", self.server.local_addr())
+    }
+
+    pub fn height(&self) -> u64 {
+        self.state.read().unwrap().latest_version().unwrap()
+    }
+
+    /// Executes the mempool's selection as the next block, certifies it
+    /// with every validator's COMMIT signature, persists it and publishes
+    /// it on `commits`.
+    pub async fn commit(&self) -> Arc<CommittedBlock> {
+        let state = self.state.clone();
+        let executor = self.executor.clone();
+        let pool = self.pool.clone();
+        let commits = self.commits.clone();
+        let time = self.genesis.genesis_time_ms;
+        tokio::task::spawn_blocking(move || {
+            std::thread::Builder::new()
+                .stack_size(EXEC_THREAD_STACK_BYTES)
+                .spawn(move || commit_block(&state, &executor, &pool, &commits, time))
+                .unwrap()
+                .join()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+}
+
+fn commit_block(
+    state: &SharedState,
+    executor: &Executor,
+    pool: &Pool,
+    commits: &tokio::sync::broadcast::Sender<Arc<CommittedBlock>>,
+    genesis_time_ms: u64,
+) -> Arc<CommittedBlock> {
+    let parent = state.read().unwrap().latest_version().unwrap();
+    let base = StateBase {
+        state: state.clone(),
+        version: Some(parent),
+    };
+    let cfg = executor.config().clone();
+    let txs = pool.mempool.lock().unwrap().select(
+        BlockLimits {
+            gas_max: cfg.block_gas_max,
+            bytes_max: cfg.block_bytes_max,
+            txs_max: cfg.block_txs_max,
+        },
+        &base,
+    );
+    let height = parent + 1;
+    let env = BlockEnv {
+        height,
+        timestamp_ms: genesis_time_ms + 1000 * height,
+        proposer: validator_keys()[0].address(),
+    };
+    let out = executor.execute_block(base, &env, &txs).unwrap();
+    let mut guard = state.write().unwrap();
+    let parent_hash = BlockReader::new(&guard)
+        .block(parent)
+        .unwrap()
+        .map_or(Hash::ZERO, |b| b.hash());
+    let state_root = guard.prepare_commit(height, &out.writes).unwrap().root();
+    let block = Block {
+        header: BlockHeader {
+            chain_id: CHAIN,
+            height,
+            view: 0,
+            parent_hash,
+            tx_root: list_root(&txs.iter().map(SignedTransaction::hash).collect::<Vec<_>>()),
+            state_root,
+            receipts_root: out.receipts_root,
+            timestamp_ms: env.timestamp_ms,
+            proposer: env.proposer,
+        },
+        txs,
+    };
+    let mut certificate = CommitCertificate {
+        height,
+        view: 0,
+        block_hash: block.hash(),
+        signatures: vec![],
+    };
+    let digest = certificate.digest(CHAIN);
+    certificate.signatures = validator_keys()
+        .iter()
+        .enumerate()
+        .map(|(i, k)| CommitSignature {
+            validator: i as u32,
+            signature: k.sign_digest(&digest),
+        })
+        .collect();
+    let prepared =
+        prepare_block_commit(&guard, &block, &out.receipts, &certificate, &out.writes).unwrap();
+    guard.apply(prepared).unwrap();
+    drop(guard);
+    let committed: Vec<(Hash, Address)> = block
+        .txs
+        .iter()
+        .map(SignedTransaction::hash)
+        .zip(out.senders.iter().copied())
+        .collect();
+    let view = StateBase {
+        state: state.clone(),
+        version: Some(height),
+    };
+    pool.mempool
+        .lock()
+        .unwrap()
+        .on_block_committed(&committed, &view);
+    let cb = Arc::new(CommittedBlock {
+        block,
+        receipts: out.receipts,
+        certificate,
+    });
+    // No subscriber is fine.
+    let _ = commits.send(cb.clone());
+    cb
+}
+
+/// A signed transaction from account `from`.
+pub fn signed(from: u8, nonce: u64, gas_limit: u64, payload: TxPayload) -> SignedTransaction {
+    Transaction {
+        chain_id: CHAIN,
+        nonce,
+        gas_limit,
+        gas_price: 3,
+        payload,
+    }
+    .sign(&key(from))
+}
+
+pub fn counter_code() -> Vec<u8> {
+    wat::parse_str(COUNTER_WAT).unwrap()
+}

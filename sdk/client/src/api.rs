@@ -1,0 +1,437 @@
+//! The JSON-RPC API: method signatures, request and response types, and
+//! error codes. JSON conventions: hashes, addresses and byte strings are
+//! `0x`-hex; `u128` amounts are decimal strings; `u64` values (heights,
+//! nonces, gas) are JSON numbers.
+
+use jsonrpsee::core::{RpcResult, SubscriptionResult};
+use jsonrpsee::proc_macros::rpc;
+use serde::{Deserialize, Serialize};
+use stele_types::hex::serde_u128;
+use stele_types::proof::SparseMerkleProof;
+use stele_types::{
+    Address, Amount, Block, BlockHeader, CommitCertificate, Event, ExecStatus, Hash, Receipt,
+    SignedTransaction, Transaction,
+};
+
+/// Error codes of the API, beside the JSON-RPC 2.0 ones (-32700 parse error,
+/// -32600 invalid request, -32601 method not found, -32602 invalid params,
+/// -32603 internal error).
+pub mod codes {
+    /// `send_transaction`: the transaction's encoding is over the size limit.
+    pub const TX_TOO_LARGE: i32 = 1001;
+    /// The transaction bytes do not decode.
+    pub const TX_MALFORMED: i32 = 1002;
+    /// The transaction is for another chain.
+    pub const TX_WRONG_CHAIN: i32 = 1003;
+    /// The signature does not verify.
+    pub const TX_BAD_SIGNATURE: i32 = 1004;
+    /// The same transaction is already pending.
+    pub const TX_ALREADY_KNOWN: i32 = 1005;
+    /// The nonce was already used.
+    pub const TX_NONCE_TOO_LOW: i32 = 1006;
+    /// The nonce leaves a gap or is too far ahead.
+    pub const TX_NONCE_TOO_HIGH: i32 = 1007;
+    /// The sender cannot pay `gas_limit * gas_price + value`.
+    pub const TX_INSUFFICIENT_FUNDS: i32 = 1008;
+    /// The gas limit is over the block gas limit.
+    pub const TX_GAS_LIMIT_OVER_BLOCK: i32 = 1009;
+    /// The gas price is under the node's minimum.
+    pub const TX_GAS_PRICE_TOO_LOW: i32 = 1010;
+    /// A replacement for a pending nonce does not pay enough more.
+    pub const TX_REPLACEMENT_UNDERPRICED: i32 = 1011;
+    /// The sender has too many pending transactions.
+    pub const TX_SENDER_FULL: i32 = 1012;
+    /// The mempool is full.
+    pub const TX_MEMPOOL_FULL: i32 = 1013;
+    /// The block, transaction, receipt, code or contract does not exist.
+    pub const NOT_FOUND: i32 = 2001;
+    /// The height is above the committed height or was pruned.
+    pub const HEIGHT_UNAVAILABLE: i32 = 2002;
+    /// `wait_for_receipt` timed out.
+    pub const TIMEOUT: i32 = 2003;
+    /// A simulated transaction could not be included in a block (nonce,
+    /// funds, intrinsic gas).
+    pub const TX_REJECTED: i32 = 2004;
+    /// Every execution slot is busy; retry later.
+    pub const BUSY: i32 = 2005;
+    /// An argument is well-formed JSON but not acceptable (key too long,
+    /// limit too high, both or neither of two alternatives...).
+    pub const INVALID_ARGUMENT: i32 = 2006;
+    /// The node failed (storage backend); not the caller's fault.
+    pub const INTERNAL: i32 = 2007;
+    /// A WebSocket call over the per-IP rate (HTTP requests get HTTP 429).
+    pub const RATE_LIMITED: i32 = 2008;
+}
+
+/// Bytes as `0x`-hex in JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Bytes(#[serde(with = "stele_types::hex::serde_bytes")] pub Vec<u8>);
+
+impl From<Vec<u8>> for Bytes {
+    fn from(v: Vec<u8>) -> Self {
+        Bytes(v)
+    }
+}
+
+impl From<&[u8]> for Bytes {
+    fn from(v: &[u8]) -> Self {
+        Bytes(v.to_vec())
+    }
+}
+
+/// A block by height (JSON number) or by hash (`0x` string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BlockId {
+    Height(u64),
+    Hash(Hash),
+}
+
+/// Where a transaction is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxState {
+    /// In this node's mempool.
+    Pending,
+    /// In a committed block.
+    Committed,
+    /// Neither: never seen, dropped, or replaced.
+    Unknown,
+}
+
+/// A transaction and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionInfo {
+    pub hash: Hash,
+    pub transaction: SignedTransaction,
+    /// Recovered from the signature.
+    pub sender: Address,
+    pub state: TxState,
+    /// For a committed transaction.
+    pub block_height: Option<u64>,
+    pub index: Option<u32>,
+}
+
+/// A committed transaction's receipt and its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptInfo {
+    pub receipt: Receipt,
+    pub block_height: u64,
+    pub block_hash: Hash,
+    pub index: u32,
+}
+
+/// A committed block with its hash and commit certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockInfo {
+    pub hash: Hash,
+    pub block: Block,
+    pub certificate: CommitCertificate,
+}
+
+/// An account at the latest committed height.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountInfo {
+    pub address: Address,
+    pub height: u64,
+    #[serde(with = "serde_u128")]
+    pub balance: Amount,
+    /// The committed nonce: the next transaction in a block must carry it.
+    pub nonce: u64,
+    /// The nonce after this node's pending transactions of the account: use
+    /// it for the next transaction to send.
+    pub pending_nonce: u64,
+    /// Keccak-256 of the code, for a contract.
+    pub code_hash: Option<Hash>,
+}
+
+/// A contract at the latest committed height.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContractInfo {
+    pub address: Address,
+    pub height: u64,
+    pub code_hash: Hash,
+    pub code_bytes: u64,
+    /// The `stele_abi` custom section parsed as JSON, if present and JSON.
+    pub abi: Option<serde_json::Value>,
+    /// The raw `stele_abi` custom section, if present.
+    pub abi_raw: Option<Bytes>,
+}
+
+/// The outcome of a read-only call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewResult {
+    pub height: u64,
+    pub status: ExecStatus,
+    pub gas_used: u64,
+    /// Return data on success; the revert payload or failure message
+    /// otherwise.
+    pub output: Bytes,
+    /// `output` as text, when the call did not succeed and it is UTF-8.
+    pub error: Option<String>,
+}
+
+/// What to simulate: either the raw signed transaction (the sender is
+/// recovered from the signature), or an unsigned transaction and the
+/// sender to run it as.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulateRequest {
+    pub raw: Option<Bytes>,
+    pub transaction: Option<Transaction>,
+    pub sender: Option<Address>,
+}
+
+/// One frame of a call trace, with gas per frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceFrame {
+    pub caller: Address,
+    pub contract: Address,
+    pub method: String,
+    #[serde(with = "serde_u128")]
+    pub value: Amount,
+    pub gas_budget: u64,
+    pub gas_used: u64,
+    pub status: ExecStatus,
+    pub output: Bytes,
+    pub calls: Vec<TraceFrame>,
+}
+
+/// The outcome of a dry run at the latest state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulationResult {
+    /// The height the dry run built on; it ran as block `height + 1`.
+    pub height: u64,
+    pub sender: Address,
+    pub status: ExecStatus,
+    /// Exact: a transaction with `gas_limit = gas_used` behaves the same.
+    pub gas_used: u64,
+    pub output: Bytes,
+    /// `output` as text, when the run did not succeed and it is UTF-8.
+    pub error: Option<String>,
+    pub events: Vec<Event>,
+    pub contract_address: Option<Address>,
+    /// The nested calls (absent for a transfer).
+    pub trace: Option<TraceFrame>,
+}
+
+/// The gas a transaction needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GasEstimate {
+    /// Exact gas used by the dry run; use it as the gas limit.
+    pub gas: u64,
+    /// Status of the dry run: an estimate for a failing run is the gas the
+    /// failure costs.
+    pub status: ExecStatus,
+}
+
+/// A storage value with its Merkle proof, the certified header whose state
+/// root the proof is against, and that header's commit certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageProof {
+    pub contract: Address,
+    pub key: Bytes,
+    /// `None`: the key is absent (the proof is a non-inclusion proof).
+    pub value: Option<Bytes>,
+    pub proof: SparseMerkleProof,
+    pub header: BlockHeader,
+    pub certificate: CommitCertificate,
+}
+
+/// One storage entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageEntry {
+    pub key: Bytes,
+    pub value: Bytes,
+}
+
+/// A page of a contract's storage, in key order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoragePage {
+    pub height: u64,
+    pub entries: Vec<StorageEntry>,
+    /// Pass as `cursor` for the next page; `None` at the end.
+    pub next_cursor: Option<Bytes>,
+}
+
+/// The node's view of itself, for operators and load balancers.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusInfo {
+    pub chain_id: u64,
+    /// Latest committed height.
+    pub height: u64,
+    /// Current PBFT view.
+    pub view: u64,
+    pub peers_connected: u64,
+    /// True while catching up: reads may be behind the chain.
+    pub syncing: bool,
+    pub mempool_txs: u64,
+    pub mempool_bytes: u64,
+}
+
+/// A contract-event filter: events of `contract` (any if `None`) whose
+/// topics match position by position (`None` matches anything; an event
+/// with fewer topics than the filter does not match).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventFilter {
+    pub contract: Option<Address>,
+    #[serde(default)]
+    pub topics: Vec<Option<Hash>>,
+}
+
+impl EventFilter {
+    /// Whether `event` passes the filter.
+    pub fn matches(&self, event: &Event) -> bool {
+        if self.contract.is_some_and(|c| c != event.contract) {
+            return false;
+        }
+        self.topics.iter().enumerate().all(|(i, want)| match want {
+            None => i < event.topics.len(),
+            Some(t) => event.topics.get(i) == Some(t),
+        })
+    }
+}
+
+/// A block header as it is committed (subscription item).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewBlock {
+    pub hash: Hash,
+    pub header: BlockHeader,
+    pub tx_count: u64,
+    pub gas_used: u64,
+}
+
+/// A contract event as its block is committed (subscription item).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventLog {
+    pub block_height: u64,
+    pub block_hash: Hash,
+    pub tx_hash: Hash,
+    pub tx_index: u32,
+    /// Position of the event in its transaction.
+    pub event_index: u32,
+    pub event: Event,
+}
+
+/// A transaction's status (subscription item): sent once with the current
+/// state, then when it commits (with the receipt; the subscription then
+/// ends).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxStatus {
+    pub hash: Hash,
+    pub state: TxState,
+    pub receipt: Option<ReceiptInfo>,
+}
+
+/// The Stele JSON-RPC API.
+#[rpc(server, client)]
+pub trait SteleApi {
+    /// Submits a signed transaction (its canonical encoding); returns its
+    /// hash once it is admitted to the mempool.
+    #[method(name = "send_transaction")]
+    async fn send_transaction(&self, raw: Bytes) -> RpcResult<Hash>;
+
+    /// A pending or committed transaction.
+    #[method(name = "get_transaction")]
+    async fn get_transaction(&self, hash: Hash) -> RpcResult<TransactionInfo>;
+
+    /// The receipt of a committed transaction.
+    #[method(name = "get_receipt")]
+    async fn get_receipt(&self, hash: Hash) -> RpcResult<ReceiptInfo>;
+
+    /// Waits until the transaction commits (at most `timeout_ms`, capped by
+    /// the node) and returns its receipt.
+    #[method(name = "wait_for_receipt")]
+    async fn wait_for_receipt(&self, hash: Hash, timeout_ms: u64) -> RpcResult<ReceiptInfo>;
+
+    /// A read-only call at the latest or a given height; nothing persists.
+    #[method(name = "call_view")]
+    async fn call_view(
+        &self,
+        contract: Address,
+        method: String,
+        args: Bytes,
+        height: Option<u64>,
+    ) -> RpcResult<ViewResult>;
+
+    /// A dry run at the latest state, with the trace of nested calls.
+    #[method(name = "simulate_transaction")]
+    async fn simulate_transaction(&self, request: SimulateRequest) -> RpcResult<SimulationResult>;
+
+    /// The exact gas a transaction uses at the latest state.
+    #[method(name = "estimate_gas")]
+    async fn estimate_gas(&self, request: SimulateRequest) -> RpcResult<GasEstimate>;
+
+    /// A committed block by height or hash.
+    #[method(name = "get_block")]
+    async fn get_block(&self, id: BlockId) -> RpcResult<BlockInfo>;
+
+    /// The latest committed block.
+    #[method(name = "get_latest_block")]
+    async fn get_latest_block(&self) -> RpcResult<BlockInfo>;
+
+    /// Balance, nonces and code hash of an account.
+    #[method(name = "get_account")]
+    async fn get_account(&self, address: Address) -> RpcResult<AccountInfo>;
+
+    /// Code hash and ABI of a contract.
+    #[method(name = "get_contract")]
+    async fn get_contract(&self, address: Address) -> RpcResult<ContractInfo>;
+
+    /// Contract code by its hash.
+    #[method(name = "get_code")]
+    async fn get_code(&self, code_hash: Hash) -> RpcResult<Bytes>;
+
+    /// A storage value with a proof against a certified state root.
+    #[method(name = "get_storage_proof")]
+    async fn get_storage_proof(
+        &self,
+        contract: Address,
+        key: Bytes,
+        height: Option<u64>,
+    ) -> RpcResult<StorageProof>;
+
+    /// A page of a contract's storage entries whose keys start with
+    /// `prefix`, after `cursor`, at the latest height.
+    #[method(name = "list_storage")]
+    async fn list_storage(
+        &self,
+        contract: Address,
+        prefix: Bytes,
+        cursor: Option<Bytes>,
+        limit: u32,
+    ) -> RpcResult<StoragePage>;
+
+    /// The node's status.
+    #[method(name = "get_status")]
+    async fn get_status(&self) -> RpcResult<StatusInfo>;
+
+    /// Every committed block (WebSocket).
+    #[subscription(name = "subscribe_new_blocks" => "new_block", unsubscribe = "unsubscribe_new_blocks", item = NewBlock)]
+    async fn subscribe_new_blocks(&self) -> SubscriptionResult;
+
+    /// Contract events of committed blocks matching `filter` (WebSocket).
+    #[subscription(name = "subscribe_events" => "event", unsubscribe = "unsubscribe_events", item = EventLog)]
+    async fn subscribe_events(&self, filter: EventFilter) -> SubscriptionResult;
+
+    /// A transaction's status until it commits (WebSocket).
+    #[subscription(name = "subscribe_tx_status" => "tx_status", unsubscribe = "unsubscribe_tx_status", item = TxStatus)]
+    async fn subscribe_tx_status(&self, hash: Hash) -> SubscriptionResult;
+}

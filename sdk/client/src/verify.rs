@@ -1,0 +1,44 @@
+//! Checking a node's storage read without trusting the node: the header's
+//! commit certificate against a known validator set, then the value's
+//! Merkle proof against the header's state root.
+
+use stele_types::proof::{ProofError, StateKey};
+use stele_types::{CertificateError, ValidatorSet};
+use thiserror::Error;
+
+use crate::api::StorageProof;
+
+/// Why a storage proof does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum VerifyError {
+    #[error("header is for chain {got}, expected {expected}")]
+    WrongChain { expected: u64, got: u64 },
+    #[error("commit certificate does not certify the header: {0}")]
+    Certificate(#[from] CertificateError),
+    #[error("Merkle proof does not match the certified state root: {0}")]
+    Proof(#[from] ProofError),
+}
+
+/// Verifies `proof` for chain `chain_id` with validator set `validators`:
+/// the certificate carries a quorum of valid signatures over the header,
+/// and the value (or its absence) is proven under the header's state root.
+pub fn verify_storage_proof(
+    proof: &StorageProof,
+    chain_id: u64,
+    validators: &ValidatorSet,
+) -> Result<(), VerifyError> {
+    if proof.header.chain_id != chain_id {
+        return Err(VerifyError::WrongChain {
+            expected: chain_id,
+            got: proof.header.chain_id,
+        });
+    }
+    proof.certificate.verify_header(&proof.header, validators)?;
+    let key = StateKey::storage(&proof.contract, proof.key.0.clone()).hash();
+    proof.proof.verify(
+        &proof.header.state_root,
+        &key,
+        proof.value.as_ref().map(|v| v.0.as_slice()),
+    )?;
+    Ok(())
+}
