@@ -1,1 +1,32 @@
-//! In-process Stele chain for contract tests: real Wasm, real gas, real Merkle state.
+//! In-process Stele chain for contract tests: real Wasm, real gas, real
+//! Merkle state.
+//!
+//! A [`TestChain`] is a temporary RocksDB [`stele_state::State`] driven by the
+//! node's own [`stele_node::exec::Executor`]: every call or deploy is a real
+//! transaction (nonce, intrinsic gas, payment, refund) run as any sender
+//! without a signature, and its writes are committed as the next block.
+//! Compiled modules are cached on disk across chains and test processes, so
+//! a contract's test suite runs in seconds.
+//!
+//! ```no_run
+//! use stele_testkit::{Contract, TestChain};
+//! let token = Contract::build("contracts/token").unwrap();
+//! let mut chain = TestChain::new();
+//! let alice = chain.account();
+//! let addr = chain
+//!     .deploy(&alice, &token, ("Gold".to_string(), "GLD".to_string(), 18u8))
+//!     .address();
+//! chain.call(&alice, &addr, "mint", (alice, 1_000u128)).success();
+//! assert_eq!(chain.view(&addr, "balance_of", (alice,)).decode::<u128>(), 1_000);
+//! ```
+
+mod chain;
+mod contract;
+mod outcome;
+
+pub use chain::{DEFAULT_BALANCE, DEFAULT_GAS_LIMIT, TestChain};
+pub use contract::Contract;
+pub use outcome::Outcome;
+pub use stele_abi::{Abi, DecodedEvent, Revert};
+pub use stele_sdk::Address;
+pub use stele_types::ExecStatus;
