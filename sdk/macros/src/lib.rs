@@ -107,10 +107,11 @@ pub(crate) fn split_result(ret: &syn::ReturnType) -> (syn::Type, Option<syn::Typ
     (ty, None)
 }
 
+/// A method's receiver and its named, typed arguments.
+pub(crate) type TypedArgs = (Option<syn::Receiver>, Vec<(syn::Ident, syn::Type)>);
+
 /// The typed arguments of a method (after the receiver): names and types.
-pub(crate) fn typed_args(
-    sig: &syn::Signature,
-) -> syn::Result<(Option<syn::Receiver>, Vec<(syn::Ident, syn::Type)>)> {
+pub(crate) fn typed_args(sig: &syn::Signature) -> syn::Result<TypedArgs> {
     let mut receiver = None;
     let mut args = Vec::new();
     for input in &sig.inputs {
