@@ -9,7 +9,8 @@ use stele_sdk::prelude::*;
 #[interface]
 pub trait Token {
     fn transfer(&mut self, to: Address, amount: u128) -> Result<(), TokenError>;
-    fn transfer_from(&mut self, from: Address, to: Address, amount: u128) -> Result<(), TokenError>;
+    fn transfer_from(&mut self, from: Address, to: Address, amount: u128)
+    -> Result<(), TokenError>;
     fn balance_of(&self, who: Address) -> u128;
 }
 
@@ -39,7 +40,10 @@ pub enum AmmError {
     /// `token_in` is neither of the pool's tokens.
     UnknownToken,
     /// Output below the caller's minimum (slippage).
-    Slippage { out: u128, min_out: u128 },
+    Slippage {
+        out: u128,
+        min_out: u128,
+    },
     EmptyPool,
     ZeroAmount,
     /// A token call failed; the token's own error if it gave one.
@@ -71,7 +75,7 @@ fn token_call<T>(r: Result<T, CallError<TokenError>>) -> Result<T, AmmError> {
 #[contract(events(Swap))]
 impl Pool {
     #[init]
-    pub fn new(&mut self, token_a: Address, token_b: Address) {
+    pub fn init(&mut self, token_a: Address, token_b: Address) {
         require!(token_a != token_b, "the two tokens must differ");
         self.token_a.set(&token_a);
         self.token_b.set(&token_b);
@@ -90,7 +94,11 @@ impl Pool {
         }
         let me = env::self_address();
         let who = env::caller();
-        let (ra, rb, total) = (self.reserve_a.get_or_default(), self.reserve_b.get_or_default(), self.total_shares.get_or_default());
+        let (ra, rb, total) = (
+            self.reserve_a.get_or_default(),
+            self.reserve_b.get_or_default(),
+            self.total_shares.get_or_default(),
+        );
         let minted = if total == 0 {
             amount_a
         } else {
@@ -100,17 +108,25 @@ impl Pool {
         };
         token_call(self.token(true).transfer_from(who, me, amount_a))?;
         token_call(self.token(false).transfer_from(who, me, amount_b))?;
-        self.reserve_a.set(&ra.checked_add(amount_a).ok_or(AmmError::Overflow)?);
-        self.reserve_b.set(&rb.checked_add(amount_b).ok_or(AmmError::Overflow)?);
+        self.reserve_a
+            .set(&ra.checked_add(amount_a).ok_or(AmmError::Overflow)?);
+        self.reserve_b
+            .set(&rb.checked_add(amount_b).ok_or(AmmError::Overflow)?);
         self.total_shares.set(&(total + minted));
-        self.shares.set(&who, &(self.shares.get_or_default(&who) + minted));
+        self.shares
+            .set(&who, &(self.shares.get_or_default(&who) + minted));
         self.unlock();
         Ok(minted)
     }
 
     /// Swaps `amount_in` of `token_in` for the other token, at least
     /// `min_out` of it; 0.3% fee stays in the pool.
-    pub fn swap(&mut self, token_in: Address, amount_in: u128, min_out: u128) -> Result<u128, AmmError> {
+    pub fn swap(
+        &mut self,
+        token_in: Address,
+        amount_in: u128,
+        min_out: u128,
+    ) -> Result<u128, AmmError> {
         self.lock()?;
         if amount_in == 0 {
             return Err(AmmError::ZeroAmount);
@@ -123,22 +139,34 @@ impl Pool {
             return Err(AmmError::UnknownToken);
         };
         let (r_in, r_out) = if a_in {
-            (self.reserve_a.get_or_default(), self.reserve_b.get_or_default())
+            (
+                self.reserve_a.get_or_default(),
+                self.reserve_b.get_or_default(),
+            )
         } else {
-            (self.reserve_b.get_or_default(), self.reserve_a.get_or_default())
+            (
+                self.reserve_b.get_or_default(),
+                self.reserve_a.get_or_default(),
+            )
         };
         if r_in == 0 || r_out == 0 {
             return Err(AmmError::EmptyPool);
         }
         let fee_in = amount_in.checked_mul(997).ok_or(AmmError::Overflow)?;
         let num = fee_in.checked_mul(r_out).ok_or(AmmError::Overflow)?;
-        let den = r_in.checked_mul(1000).and_then(|d| d.checked_add(fee_in)).ok_or(AmmError::Overflow)?;
+        let den = r_in
+            .checked_mul(1000)
+            .and_then(|d| d.checked_add(fee_in))
+            .ok_or(AmmError::Overflow)?;
         let out = num / den;
         if out < min_out || out == 0 {
             return Err(AmmError::Slippage { out, min_out });
         }
         let trader = env::caller();
-        token_call(self.token(a_in).transfer_from(trader, env::self_address(), amount_in))?;
+        token_call(
+            self.token(a_in)
+                .transfer_from(trader, env::self_address(), amount_in),
+        )?;
         token_call(self.token(!a_in).transfer(trader, out))?;
         let (new_in, new_out) = (r_in + amount_in, r_out - out);
         if a_in {
@@ -148,14 +176,22 @@ impl Pool {
             self.reserve_b.set(&new_in);
             self.reserve_a.set(&new_out);
         }
-        emit(&Swap { trader, token_in, amount_in, amount_out: out });
+        emit(&Swap {
+            trader,
+            token_in,
+            amount_in,
+            amount_out: out,
+        });
         self.unlock();
         Ok(out)
     }
 
     #[view]
     pub fn reserves(&self) -> (u128, u128) {
-        (self.reserve_a.get_or_default(), self.reserve_b.get_or_default())
+        (
+            self.reserve_a.get_or_default(),
+            self.reserve_b.get_or_default(),
+        )
     }
 
     #[view]
@@ -164,7 +200,11 @@ impl Pool {
     }
 
     fn token(&self, a: bool) -> TokenRef {
-        let addr = if a { self.token_a.get() } else { self.token_b.get() };
+        let addr = if a {
+            self.token_a.get()
+        } else {
+            self.token_b.get()
+        };
         TokenRef::new(addr.unwrap_or_default())
     }
 

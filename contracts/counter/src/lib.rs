@@ -33,7 +33,7 @@ pub struct Changed {
 impl Counter {
     /// Starts at `start`, capped at `max`; the deployer owns the counter.
     #[init]
-    pub fn new(&mut self, start: u64, max: u64) {
+    pub fn init(&mut self, start: u64, max: u64) {
         require!(start <= max, "start is above max");
         self.count.set(&start);
         self.max.set(&max);

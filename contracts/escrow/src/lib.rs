@@ -18,7 +18,9 @@ pub enum EscrowError {
     NotAllowed,
     Closed,
     /// Refunds open at `deadline`.
-    TooEarly { deadline: u64 },
+    TooEarly {
+        deadline: u64,
+    },
     TransferFailed,
 }
 
@@ -44,7 +46,7 @@ pub struct Settled {
 impl Escrow {
     #[init]
     #[payable]
-    pub fn new(&mut self, beneficiary: Address, arbiter: Address, deadline: u64) {
+    pub fn init(&mut self, beneficiary: Address, arbiter: Address, deadline: u64) {
         require!(env::value() > 0, "deposit some value");
         require!(deadline > env::block_height(), "deadline is in the past");
         self.depositor.set(&env::caller());

@@ -23,9 +23,15 @@ pub enum MultisigError {
     NoSuchProposal,
     AlreadyApproved,
     AlreadyExecuted,
-    NotEnoughApprovals { have: u32, need: u32 },
+    NotEnoughApprovals {
+        have: u32,
+        need: u32,
+    },
     /// The proposed call did not succeed: its status code and output.
-    CallFailed { status: u8, output: Vec<u8> },
+    CallFailed {
+        status: u8,
+        output: Vec<u8>,
+    },
 }
 
 #[contract]
@@ -42,9 +48,15 @@ const OWNERS_MAX: usize = 32;
 #[contract]
 impl Multisig {
     #[init]
-    pub fn new(&mut self, owners: Vec<Address>, threshold: u32) {
-        require!(!owners.is_empty() && owners.len() <= OWNERS_MAX, "1 to 32 owners");
-        require!(threshold >= 1 && threshold as usize <= owners.len(), "threshold out of range");
+    pub fn init(&mut self, owners: Vec<Address>, threshold: u32) {
+        require!(
+            !owners.is_empty() && owners.len() <= OWNERS_MAX,
+            "1 to 32 owners"
+        );
+        require!(
+            threshold >= 1 && threshold as usize <= owners.len(),
+            "threshold out of range"
+        );
         for o in &owners {
             require!(!self.owners.contains(o), "duplicate owner");
             self.owners.set(o, &());
@@ -53,17 +65,33 @@ impl Multisig {
     }
 
     /// Proposes a call (counts as the proposer's approval); returns its id.
-    pub fn propose(&mut self, target: Address, method: String, args: Vec<u8>, value: u128) -> Result<u32, MultisigError> {
+    pub fn propose(
+        &mut self,
+        target: Address,
+        method: String,
+        args: Vec<u8>,
+        value: u128,
+    ) -> Result<u32, MultisigError> {
         let me = self.owner()?;
         let id = self.proposals.len();
-        self.proposals.push(&Proposal { target, method, args, value, approvals: 1, executed: false });
+        self.proposals.push(&Proposal {
+            target,
+            method,
+            args,
+            value,
+            approvals: 1,
+            executed: false,
+        });
         self.approved.set(&(id, me), &());
         Ok(id)
     }
 
     pub fn approve(&mut self, id: u32) -> Result<u32, MultisigError> {
         let me = self.owner()?;
-        let mut p = self.proposals.get(id).ok_or(MultisigError::NoSuchProposal)?;
+        let mut p = self
+            .proposals
+            .get(id)
+            .ok_or(MultisigError::NoSuchProposal)?;
         if p.executed {
             return Err(MultisigError::AlreadyExecuted);
         }
@@ -79,20 +107,32 @@ impl Multisig {
     /// Runs an approved proposal; returns the callee's return data.
     pub fn execute(&mut self, id: u32) -> Result<Vec<u8>, MultisigError> {
         self.owner()?;
-        let mut p = self.proposals.get(id).ok_or(MultisigError::NoSuchProposal)?;
+        let mut p = self
+            .proposals
+            .get(id)
+            .ok_or(MultisigError::NoSuchProposal)?;
         if p.executed {
             return Err(MultisigError::AlreadyExecuted);
         }
         let need = self.threshold.get_or_default();
         if p.approvals < need {
-            return Err(MultisigError::NotEnoughApprovals { have: p.approvals, need });
+            return Err(MultisigError::NotEnoughApprovals {
+                have: p.approvals,
+                need,
+            });
         }
         p.executed = true;
         self.proposals.set(id, &p);
-        let opts = CallOptions { value: p.value, gas: 0 };
+        let opts = CallOptions {
+            value: p.value,
+            gas: 0,
+        };
         match call_raw(&p.target, &p.method, &p.args, opts) {
             (Status::Success, out) => Ok(out),
-            (status, output) => Err(MultisigError::CallFailed { status: status as u8, output }),
+            (status, output) => Err(MultisigError::CallFailed {
+                status: status as u8,
+                output,
+            }),
         }
     }
 
@@ -108,6 +148,10 @@ impl Multisig {
 
     fn owner(&self) -> Result<Address, MultisigError> {
         let me = env::caller();
-        if self.owners.contains(&me) { Ok(me) } else { Err(MultisigError::NotOwner) }
+        if self.owners.contains(&me) {
+            Ok(me)
+        } else {
+            Err(MultisigError::NotOwner)
+        }
     }
 }

@@ -37,7 +37,7 @@ const PAGE_MAX: u32 = 100;
 #[contract(events(Transfer))]
 impl Nft {
     #[init]
-    pub fn new(&mut self) {
+    pub fn init(&mut self) {
         self.minter.set(&env::caller());
     }
 
@@ -50,7 +50,11 @@ impl Nft {
         }
         self.owners.set(&id, &to);
         self.holdings.set(&(to, id), &());
-        emit(&Transfer { from: Address::ZERO, to, id });
+        emit(&Transfer {
+            from: Address::ZERO,
+            to,
+            id,
+        });
         Ok(())
     }
 

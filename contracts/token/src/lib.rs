@@ -54,7 +54,7 @@ pub struct Approval {
 #[contract(events(Transfer, Approval))]
 impl Token {
     #[init]
-    pub fn new(&mut self, name: String, symbol: String, decimals: u8) {
+    pub fn init(&mut self, name: String, symbol: String, decimals: u8) {
         self.name.set(&name);
         self.symbol.set(&symbol);
         self.decimals.set(&decimals);
