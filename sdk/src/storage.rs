@@ -400,6 +400,7 @@ impl<T: BorshSerialize + BorshDeserialize> Vector<T> {
 
     /// Elements in index order.
     pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
-        (0..self.len()).filter_map(move |i| self.get(i))
+        // One length read, then one read per element.
+        (0..self.len()).filter_map(move |i| sys::storage_get(&self.key(i)).map(|b| decode(&b)))
     }
 }
