@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rpc_support::*;
+use stele_client::abi::Decoded;
 use stele_client::api::{BlockId, EventFilter, SimulateRequest, TxState, codes};
 use stele_client::{Client, TxBuilder, VerifyError, verify_storage_proof};
 use stele_node::rpc::RpcConfig;
@@ -140,7 +141,28 @@ async fn contracts_views_simulations_and_storage() {
     let contract = deploy_counter(&node, &client).await;
 
     let info = client.get_contract(contract).await.unwrap();
-    assert_eq!(info.abi, Some(serde_json::json!({"name": "counter"})));
+    assert_eq!(info.abi.as_ref().unwrap()["name"], "counter");
+    // The ABI decodes views through the client.
+    let abi = client.get_abi(contract).await.unwrap();
+    let got = client
+        .call_view_json(&abi, contract, "get", &serde_json::json!([]), None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&got, Decoded::Returned(v) if *v == serde_json::json!(0) || *v == serde_json::json!("0")),
+        "{got:?}"
+    );
+    let failed = client
+        .call_view_json(&abi, contract, "fail", &serde_json::json!([]), None)
+        .await
+        .unwrap();
+    assert!(matches!(failed, Decoded::Reverted(_)), "{failed:?}");
+    assert!(matches!(
+        client
+            .call_view_json(&abi, contract, "get", &serde_json::json!([1]), None)
+            .await,
+        Err(stele_client::ClientError::Abi(_))
+    ));
     assert_eq!(
         client.get_code(info.code_hash).await.unwrap(),
         counter_code()

@@ -24,6 +24,10 @@ pub enum ClientError {
     NoWebSocket,
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    #[error("contract {0} has no stele_abi section")]
+    NoAbi(Address),
+    #[error("ABI: {0}")]
+    Abi(#[from] stele_abi::AbiError),
 }
 
 impl ClientError {

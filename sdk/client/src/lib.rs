@@ -9,6 +9,7 @@
 //! Architecture invariant: no RocksDB or wasmtime dependency; everything a
 //! dApp needs to check a node's answer comes from `stele-types`.
 
+pub mod abi;
 pub mod api;
 mod client;
 mod keystore;

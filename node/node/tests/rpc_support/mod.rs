@@ -44,7 +44,7 @@ pub const COUNTER_WAT: &str = r#"(module
   (func (export "fail")
     (call $revert (i32.const 16) (i32.const 2)))
   (func (export "spin") (loop $l (br $l)))
-  (@custom "stele_abi" "{\"name\":\"counter\"}")
+  (@custom "stele_abi" "{\"abi_version\":1,\"name\":\"counter\",\"version\":\"0.1.0\",\"methods\":[{\"name\":\"increment\",\"kind\":\"call\",\"args\":[],\"returns\":\"u64\"},{\"name\":\"get\",\"kind\":\"view\",\"args\":[],\"returns\":\"u64\"},{\"name\":\"fail\",\"kind\":\"call\",\"args\":[],\"returns\":\"unit\"},{\"name\":\"spin\",\"kind\":\"view\",\"args\":[],\"returns\":\"unit\"}]}")
 )"#;
 
 pub fn key(n: u8) -> SecretKey {
