@@ -5,9 +5,15 @@
 //! structures and functions driven by their callers; locks, tasks, sockets
 //! and clocks live in the node's service modules.
 
+pub mod config;
 pub mod exec;
 pub mod genesis;
+pub mod keys;
 pub mod mempool;
+pub mod metrics;
 pub mod net;
+pub mod node;
 pub mod rpc;
 pub mod store;
+pub mod sync;
+pub mod wal;

@@ -1,0 +1,307 @@
+//! `config.toml`: what an operator sets. Unknown keys and bad values are
+//! rejected with the line and the field named (the `toml` crate's errors
+//! carry both), and relations between values are checked by
+//! [`NodeConfig::validate`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use stele_types::Address;
+use thiserror::Error;
+
+use crate::node::ConsensusOptions;
+
+/// Why a configuration file is not usable.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: `{field}` {problem}")]
+    Invalid {
+        path: PathBuf,
+        field: &'static str,
+        problem: String,
+    },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub node: NodeSection,
+    pub p2p: P2pSection,
+    #[serde(default)]
+    pub rpc: RpcSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+    #[serde(default)]
+    pub mempool: MempoolSection,
+    #[serde(default)]
+    pub consensus: ConsensusSection,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// Files of the node; relative paths are relative to the config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    pub data_dir: PathBuf,
+    pub key_file: PathBuf,
+    pub genesis_file: PathBuf,
+}
+
+/// The validator transport.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct P2pSection {
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub peers: Vec<PeerEntry>,
+}
+
+/// Another validator: the address of its key and where to reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerEntry {
+    pub address: Address,
+    pub endpoint: SocketAddr,
+}
+
+/// The JSON-RPC server (disabled when `listen` is absent).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcSection {
+    pub listen: Option<SocketAddr>,
+}
+
+/// The Prometheus endpoint (disabled when `listen` is absent).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MempoolSection {
+    pub txs_max: usize,
+    pub bytes_max: usize,
+}
+
+impl Default for MempoolSection {
+    fn default() -> Self {
+        MempoolSection {
+            txs_max: 100_000,
+            bytes_max: 256 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusSection {
+    pub view_timeout_ms: u64,
+    pub view_timeout_max_ms: u64,
+    pub block_interval_ms: u64,
+    pub empty_block_interval_ms: u64,
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        let d = ConsensusOptions::default();
+        ConsensusSection {
+            view_timeout_ms: d.view_timeout_ms,
+            view_timeout_max_ms: d.view_timeout_max_ms,
+            block_interval_ms: d.block_interval_ms,
+            empty_block_interval_ms: d.empty_block_interval_ms,
+        }
+    }
+}
+
+impl ConsensusSection {
+    pub fn options(&self) -> ConsensusOptions {
+        ConsensusOptions {
+            view_timeout_ms: self.view_timeout_ms,
+            view_timeout_max_ms: self.view_timeout_max_ms,
+            block_interval_ms: self.block_interval_ms,
+            empty_block_interval_ms: self.empty_block_interval_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// A `tracing` filter: `info`, `stele_node=debug,info`, ...
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".into(),
+            format: LogFormat::Plain,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Reads, parses and validates `path`; relative paths inside become
+    /// relative to the file's directory.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = NodeConfig::parse(&text, path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut config.node.data_dir,
+            &mut config.node.key_file,
+            &mut config.node.genesis_file,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates config text; `path` only names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<NodeConfig, ConfigError> {
+        let config: NodeConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Checks the relations the types cannot.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field, problem: &str| ConfigError::Invalid {
+            path: path.to_owned(),
+            field,
+            problem: problem.to_owned(),
+        };
+        let c = &self.consensus;
+        if c.view_timeout_ms == 0 {
+            return Err(invalid("consensus.view_timeout_ms", "must be positive"));
+        }
+        if c.view_timeout_max_ms < c.view_timeout_ms {
+            return Err(invalid(
+                "consensus.view_timeout_max_ms",
+                "must be at least consensus.view_timeout_ms",
+            ));
+        }
+        if c.empty_block_interval_ms >= c.view_timeout_ms {
+            return Err(invalid(
+                "consensus.empty_block_interval_ms",
+                "must be below consensus.view_timeout_ms, or idle views would time out",
+            ));
+        }
+        if c.block_interval_ms > c.empty_block_interval_ms {
+            return Err(invalid(
+                "consensus.block_interval_ms",
+                "must not exceed consensus.empty_block_interval_ms",
+            ));
+        }
+        if self.mempool.txs_max == 0 {
+            return Err(invalid("mempool.txs_max", "must be positive"));
+        }
+        if self.mempool.bytes_max < (1 << 20) {
+            return Err(invalid("mempool.bytes_max", "must be at least 1 MiB"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for p in &self.p2p.peers {
+            if !seen.insert(p.address) {
+                return Err(invalid(
+                    "p2p.peers",
+                    &format!("{} is listed twice", p.address),
+                ));
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| invalid("log.level", &format!("is not a valid filter: {e}")))?;
+        Ok(())
+    }
+
+    /// The file's text.
+    pub fn to_toml(&self) -> String {
+        // Every field serialises; a failure would be a bug in this module.
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[node]
+data_dir = "data"
+key_file = "node_key.json"
+genesis_file = "genesis.json"
+
+[p2p]
+listen = "127.0.0.1:26656"
+peers = [{ address = "0x1111111111111111111111111111111111111111", endpoint = "127.0.0.1:26657" }]
+
+[consensus]
+view_timeout_ms = 1000
+"#;
+
+    fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
+        NodeConfig::parse(text, Path::new("config.toml"))
+    }
+
+    #[test]
+    fn a_good_file_parses_and_round_trips() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.consensus.view_timeout_ms, 1000);
+        assert_eq!(c.mempool, MempoolSection::default());
+        assert_eq!(parse(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_line_and_name() {
+        let text = GOOD.replace(
+            "view_timeout_ms = 1000",
+            "view_timeout_ms = 1000\nspeed = 3",
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("unknown field `speed`"), "{e}");
+        assert!(e.contains("line 13"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let text = GOOD.replace("127.0.0.1:26656", "nowhere");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("line 8"), "{e}");
+        let text = GOOD.replace("view_timeout_ms = 1000", "view_timeout_ms = 0");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("consensus.view_timeout_ms"), "{e}");
+        let text = GOOD.replace("view_timeout_ms = 1000", "view_timeout_ms = 100");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("empty_block_interval_ms"), "{e}");
+        let text = GOOD.replace("[consensus]", "[log]\nlevel = \"[[[\"\n[consensus]");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("log.level"), "{e}");
+    }
+}

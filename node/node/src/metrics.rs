@@ -1,0 +1,251 @@
+//! Prometheus metrics of the node, served at `/metrics`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use stele_consensus::Counters;
+use tokio::sync::watch;
+
+use crate::net::{Channel, DropReason, NetMetrics};
+
+type Labels = Vec<(&'static str, &'static str)>;
+
+/// Every metric the node exports.
+pub struct NodeMetrics {
+    registry: Mutex<Registry>,
+    net: Arc<NetMetrics>,
+    pub height: Gauge,
+    pub view: Gauge,
+    pub view_changes: Counter,
+    pub txs_committed: Counter,
+    pub mempool_txs: Gauge,
+    pub mempool_bytes: Gauge,
+    pub gossip_dropped: Counter,
+    pub equivocations: Counter,
+    /// Proposal (or validation) to commit, seconds.
+    pub commit_latency: Histogram,
+    /// Difference of consecutive block timestamps, seconds.
+    pub block_interval: Histogram,
+    /// Executing a block (validation or proposal), seconds.
+    pub exec_seconds: Histogram,
+    /// Writing a committed block and its state, seconds.
+    pub storage_seconds: Histogram,
+    peers_connected: Gauge,
+    messages_in: Family<Labels, Gauge>,
+    messages_out: Family<Labels, Gauge>,
+    dropped: Family<Labels, Gauge>,
+    consensus_dropped: Family<Labels, Gauge>,
+}
+
+impl std::fmt::Debug for NodeMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeMetrics").finish_non_exhaustive()
+    }
+}
+
+fn seconds() -> Histogram {
+    // 0.5 ms .. ~16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl NodeMetrics {
+    pub fn new(net: Arc<NetMetrics>) -> NodeMetrics {
+        let m = NodeMetrics {
+            registry: Mutex::new(Registry::with_prefix("stele")),
+            net,
+            height: Gauge::default(),
+            view: Gauge::default(),
+            view_changes: Counter::default(),
+            txs_committed: Counter::default(),
+            mempool_txs: Gauge::default(),
+            mempool_bytes: Gauge::default(),
+            gossip_dropped: Counter::default(),
+            equivocations: Counter::default(),
+            commit_latency: seconds(),
+            block_interval: seconds(),
+            exec_seconds: seconds(),
+            storage_seconds: seconds(),
+            peers_connected: Gauge::default(),
+            messages_in: Family::default(),
+            messages_out: Family::default(),
+            dropped: Family::default(),
+            consensus_dropped: Family::default(),
+        };
+        {
+            let mut r = m.registry();
+            r.register(
+                "height",
+                "Height of the last committed block",
+                m.height.clone(),
+            );
+            r.register("view", "Current consensus view", m.view.clone());
+            r.register("view_changes", "View changes seen", m.view_changes.clone());
+            r.register(
+                "txs_committed",
+                "Transactions committed (rate() gives tx/s)",
+                m.txs_committed.clone(),
+            );
+            r.register(
+                "mempool_txs",
+                "Transactions in the mempool",
+                m.mempool_txs.clone(),
+            );
+            r.register(
+                "mempool_bytes",
+                "Bytes in the mempool",
+                m.mempool_bytes.clone(),
+            );
+            r.register(
+                "gossip_dropped",
+                "Gossiped transactions dropped because verification was saturated",
+                m.gossip_dropped.clone(),
+            );
+            r.register(
+                "equivocations",
+                "Conflicting signed messages seen from validators",
+                m.equivocations.clone(),
+            );
+            r.register(
+                "commit_latency_seconds",
+                "From a block's proposal or validation to its commit",
+                m.commit_latency.clone(),
+            );
+            r.register(
+                "block_interval_seconds",
+                "Difference of consecutive block timestamps",
+                m.block_interval.clone(),
+            );
+            r.register(
+                "execution_seconds",
+                "Executing a block",
+                m.exec_seconds.clone(),
+            );
+            r.register(
+                "storage_commit_seconds",
+                "Writing a block with its state",
+                m.storage_seconds.clone(),
+            );
+            r.register(
+                "peers_connected",
+                "Validators connected",
+                m.peers_connected.clone(),
+            );
+            r.register(
+                "messages_in",
+                "Messages received by channel",
+                m.messages_in.clone(),
+            );
+            r.register(
+                "messages_out",
+                "Messages sent by channel",
+                m.messages_out.clone(),
+            );
+            r.register(
+                "messages_dropped",
+                "Transport messages dropped by reason",
+                m.dropped.clone(),
+            );
+            r.register(
+                "consensus_messages_dropped",
+                "Consensus messages dropped by reason",
+                m.consensus_dropped.clone(),
+            );
+        }
+        m
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Copies the replica's drop counters into the exported gauges.
+    pub fn record_consensus_counters(&self, c: &Counters) {
+        let set = |reason: &'static str, v: u64| {
+            self.consensus_dropped
+                .get_or_create(&vec![("reason", reason)])
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        };
+        set("oversized", c.dropped_oversized);
+        set("malformed", c.dropped_malformed);
+        set("non_validator", c.dropped_non_validator);
+        set("bad_signature", c.dropped_bad_signature);
+        set("wrong_view", c.dropped_wrong_view);
+        set("out_of_window", c.dropped_out_of_window);
+        set("invalid", c.dropped_invalid);
+        set("duplicate", c.duplicates);
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let n = &self.net;
+        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.peers_connected.set(as_i64(n.peers_connected()));
+        for ch in [Channel::Consensus, Channel::Gossip, Channel::Sync] {
+            let labels = vec![("channel", ch.name())];
+            self.messages_in
+                .get_or_create(&labels)
+                .set(as_i64(n.msgs_in(ch)));
+            self.messages_out
+                .get_or_create(&labels)
+                .set(as_i64(n.msgs_out(ch)));
+        }
+        for reason in DropReason::ALL {
+            self.dropped
+                .get_or_create(&vec![("reason", reason.name())])
+                .set(as_i64(n.dropped(reason)));
+        }
+        self.dropped
+            .get_or_create(&vec![("reason", "handshake_failed")])
+            .set(as_i64(n.handshake_failures()));
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry());
+        out
+    }
+}
+
+/// Serves `GET /metrics` on `listen` until `shutdown` turns true.
+pub async fn serve(
+    listen: SocketAddr,
+    metrics: Arc<NodeMetrics>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<SocketAddr> {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::warn!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(addr)
+}

@@ -1,0 +1,1201 @@
+//! The validator: drives the pure PBFT replica with the transport, the
+//! mempool, the executor and the block store.
+//!
+//! One driver task owns the replica and carries out its actions in order.
+//! Everything CPU-heavy or blocking (execution, Merkle updates, RocksDB
+//! writes) runs on one dedicated execution thread with a large stack; the
+//! driver awaits it, so blocks are executed and committed strictly in
+//! order. Signature checks of gossiped transactions and block-sync reads run
+//! on tokio's blocking pool.
+//!
+//! Invariants:
+//! - a `Persist` record is synced to the consensus log before any later
+//!   action of the same batch runs (so nothing is signed and sent that a
+//!   restart could forget);
+//! - a block is committed only with a certificate the replica accepted, and
+//!   only if its re-executed state root matches its header; the block, its
+//!   receipts, its certificate and its state version land in one synced
+//!   batch;
+//! - blocks are validated only on top of the locally committed tip
+//!   (pipeline depth 1): a proposal whose parent is not committed yet waits.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use stele_consensus::{Action, Config as ReplicaConfig, Input, Record, Replica, TimerId};
+use stele_state::{State, StateConfig};
+use stele_types::codec::Encode;
+use stele_types::{
+    Address, Block, BlockHeader, CommitCertificate, Hash, Limits, SecretKey, SignedTransaction,
+    ValidatorSet, decode,
+};
+use stele_vm::{EXEC_THREAD_STACK_BYTES, Vm, VmConfig};
+use thiserror::Error;
+use tokio::sync::{Notify, Semaphore, broadcast, mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::exec::{BlockEnv, BlockExecution, ExecError, Executor, SharedState, StateBase};
+use crate::genesis::Genesis;
+use crate::mempool::{AdmitError, BlockLimits, Mempool, MempoolConfig, verify_raw};
+use crate::metrics::NodeMetrics;
+use crate::net::{Channel, Inbound, NetConfig, Network, PeerInfo};
+use crate::store::{BLOCK_STORE_CFS, BlockReader, CommittedBlock, prepare_block_commit};
+use crate::sync::{SyncRequest, SyncedBlock, decode_response, serve};
+use crate::wal::{CF_WAL, Wal};
+
+/// Column family for the node's own metadata (the genesis it belongs to).
+pub const CF_NODE_META: &str = "node_meta";
+const META_GENESIS: &[u8] = b"genesis_hash";
+
+/// Consensus timings and block production pacing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsensusOptions {
+    /// View-change timer for the first attempt (doubles up to the max).
+    pub view_timeout_ms: u64,
+    pub view_timeout_max_ms: u64,
+    /// Shortest time between two proposals of this node when transactions
+    /// are waiting (lets a block fill up).
+    pub block_interval_ms: u64,
+    /// How long the primary waits before proposing an empty block.
+    pub empty_block_interval_ms: u64,
+}
+
+impl Default for ConsensusOptions {
+    fn default() -> Self {
+        ConsensusOptions {
+            view_timeout_ms: 2_000,
+            view_timeout_max_ms: 60_000,
+            block_interval_ms: 20,
+            empty_block_interval_ms: 500,
+        }
+    }
+}
+
+/// Everything needed to run a validator.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Holds the RocksDB database (state, blocks, consensus log).
+    pub data_dir: PathBuf,
+    pub key: SecretKey,
+    pub genesis: Genesis,
+    pub listen: SocketAddr,
+    pub peers: Vec<PeerInfo>,
+    pub net: NetConfig,
+    pub mempool_txs_max: usize,
+    pub mempool_bytes_max: usize,
+    pub consensus: ConsensusOptions,
+    pub state: StateConfig,
+}
+
+/// Why the node could not start or had to stop.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    #[error("invalid genesis: {0}")]
+    Genesis(String),
+    #[error("this node's key {0} is not in the genesis validator set")]
+    NotAValidator(Address),
+    #[error("the data directory belongs to another chain (genesis {found}, expected {expected})")]
+    WrongGenesis { found: Hash, expected: Hash },
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("network: {0}")]
+    Network(String),
+    #[error("consensus configuration: {0}")]
+    Consensus(String),
+    #[error("the execution thread stopped")]
+    ExecThreadGone,
+    #[error("committing block {height} failed: {reason}")]
+    Commit { height: u64, reason: String },
+}
+
+fn storage(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Storage(e.to_string())
+}
+
+/// A snapshot of the node's progress, for RPC status and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    pub height: u64,
+    pub view: u64,
+    pub view_changes: u64,
+    pub syncing: bool,
+}
+
+/// State shared by the driver, the RPC layer and the gossip tasks.
+#[derive(Debug)]
+pub struct Shared {
+    pub chain_id: u64,
+    pub genesis_hash: Hash,
+    pub validators: ValidatorSet,
+    pub state: SharedState,
+    pub executor: Arc<Executor>,
+    pub mempool: Mutex<Mempool>,
+    pub mempool_config: MempoolConfig,
+    pub limits: Limits,
+    pub net: Network,
+    pub commits: broadcast::Sender<Arc<CommittedBlock>>,
+    pub metrics: Arc<NodeMetrics>,
+    height: AtomicU64,
+    view: AtomicU64,
+    view_changes: AtomicU64,
+    syncing: AtomicBool,
+    tx_arrived: Notify,
+}
+
+impl Shared {
+    fn mempool(&self) -> std::sync::MutexGuard<'_, Mempool> {
+        // Every mempool operation leaves its indexes consistent before it
+        // can panic, so a poisoned lock still guards a usable pool.
+        self.mempool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The committed state the mempool checks against.
+    pub fn latest_base(&self) -> StateBase {
+        let version = self.state.read().ok().and_then(|s| s.latest_version());
+        StateBase {
+            state: self.state.clone(),
+            version,
+        }
+    }
+
+    /// Verifies and admits a raw transaction; returns its hash. With
+    /// `gossip`, a newly admitted transaction is sent to every validator.
+    pub fn admit(&self, raw: &[u8], gossip: bool) -> Result<Hash, AdmitError> {
+        let vtx = verify_raw(raw, &self.mempool_config, &self.limits)?;
+        let hash = vtx.hash;
+        let base = self.latest_base();
+        self.mempool().insert(vtx, &base)?;
+        if gossip {
+            self.net.broadcast(Channel::Gossip, Arc::from(raw));
+        }
+        self.tx_arrived.notify_one();
+        Ok(hash)
+    }
+
+    /// A pending transaction by hash.
+    pub fn pending(&self, hash: &Hash) -> Option<SignedTransaction> {
+        self.mempool().get(hash).cloned()
+    }
+
+    /// The next nonce of `sender`, counting its pending transactions.
+    pub fn pending_nonce(&self, sender: &Address) -> u64 {
+        let base = self.latest_base();
+        self.mempool().pending_nonce(sender, &base)
+    }
+
+    /// (transactions, bytes) in the mempool.
+    pub fn mempool_size(&self) -> (usize, usize) {
+        let pool = self.mempool();
+        (pool.len(), pool.bytes())
+    }
+
+    pub fn progress(&self) -> Progress {
+        Progress {
+            height: self.height.load(Ordering::Relaxed),
+            view: self.view.load(Ordering::Relaxed),
+            view_changes: self.view_changes.load(Ordering::Relaxed),
+            syncing: self.syncing.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A running validator.
+#[derive(Debug)]
+pub struct Node {
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    driver: tokio::task::JoinHandle<Result<(), NodeError>>,
+}
+
+impl Node {
+    /// Opens the data directory (initialising it from the genesis on first
+    /// start), starts the transport and the consensus driver.
+    pub async fn start(opts: NodeOptions) -> Result<Node, NodeError> {
+        let genesis = &opts.genesis;
+        genesis
+            .validate()
+            .map_err(|e| NodeError::Genesis(e.to_string()))?;
+        let me = opts.key.public_key().address();
+        if genesis.validators.index_of(&me).is_none() {
+            return Err(NodeError::NotAValidator(me));
+        }
+        let genesis_hash = genesis.hash();
+        let state = open_state(&opts.data_dir, &opts.state, genesis, genesis_hash)?;
+
+        let mut rcfg =
+            ReplicaConfig::new(genesis.chain_id, genesis.validators.clone(), genesis_hash);
+        rcfg.pipeline_blocks_max = 1;
+        rcfg.view_timeout_ms = opts.consensus.view_timeout_ms;
+        rcfg.view_timeout_max_ms = opts.consensus.view_timeout_max_ms;
+        rcfg.limits.payload_bytes_max = rcfg
+            .limits
+            .payload_bytes_max
+            .max(genesis.params.block_bytes_max + (64 << 10));
+        rcfg.limits.message_bytes_max = rcfg
+            .limits
+            .message_bytes_max
+            .max(2 * rcfg.limits.payload_bytes_max);
+        let msg_limits = rcfg.limits.clone();
+        let (wal, records) = Wal::open(&state, &msg_limits).map_err(storage)?;
+        let replica = Replica::with_k256(rcfg, opts.key.clone())
+            .map_err(|e| NodeError::Consensus(e.to_string()))?;
+
+        let committed = state.latest_version().unwrap_or(0);
+        let tip = {
+            let reader = BlockReader::new(&state);
+            match reader.block(committed).map_err(storage)? {
+                Some(b) if committed > 0 => Tip {
+                    height: committed,
+                    hash: b.hash(),
+                    timestamp_ms: b.header.timestamp_ms,
+                },
+                _ => Tip {
+                    height: 0,
+                    hash: genesis_hash,
+                    timestamp_ms: genesis.genesis_time_ms,
+                },
+            }
+        };
+
+        let vm = Vm::new(VmConfig::default()).map_err(|e| NodeError::Consensus(e.to_string()))?;
+        let executor = Arc::new(Executor::new(vm, genesis.executor_config()));
+        let state: SharedState = Arc::new(RwLock::new(state));
+
+        let mut net_cfg = opts.net.clone();
+        net_cfg.consensus_frame_bytes_max = net_cfg
+            .consensus_frame_bytes_max
+            .max(msg_limits.message_bytes_max);
+        let (net, inbound) = Network::start(
+            net_cfg.clone(),
+            opts.key.clone(),
+            genesis.chain_id,
+            genesis.validators.clone(),
+            opts.listen,
+            opts.peers.clone(),
+        )
+        .map_err(|e| NodeError::Network(e.to_string()))?;
+
+        let mut mempool_config = MempoolConfig::new(genesis.chain_id);
+        mempool_config.txs_max = opts.mempool_txs_max;
+        mempool_config.bytes_max = opts.mempool_bytes_max;
+        mempool_config.tx_gas_max = genesis.params.block_gas_max;
+        let limits = Limits {
+            input_bytes_max: msg_limits.payload_bytes_max,
+            block_txs_max: genesis.params.block_txs_max,
+            ..Limits::DEFAULT
+        };
+        let (commits, _) = broadcast::channel(1024);
+        let metrics = Arc::new(NodeMetrics::new(net.metrics()));
+        let shared = Arc::new(Shared {
+            chain_id: genesis.chain_id,
+            genesis_hash,
+            validators: genesis.validators.clone(),
+            state,
+            executor,
+            mempool: Mutex::new(Mempool::new(mempool_config.clone())),
+            mempool_config,
+            limits,
+            net,
+            commits,
+            metrics,
+            height: AtomicU64::new(tip.height),
+            view: AtomicU64::new(0),
+            view_changes: AtomicU64::new(0),
+            syncing: AtomicBool::new(false),
+            tx_arrived: Notify::new(),
+        });
+
+        let exec = ExecThread::start()?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (sync_tx, sync_rx) = mpsc::channel(256);
+        let first = if records.is_empty() && tip.height == 0 {
+            Input::Start
+        } else {
+            Input::Restart {
+                records,
+                committed: (tip.height > 0).then_some((tip.height, tip.hash)),
+            }
+        };
+        info!(
+            address = %me,
+            height = tip.height,
+            listen = %opts.listen,
+            "starting validator"
+        );
+        let driver = Driver {
+            shared: shared.clone(),
+            replica,
+            wal,
+            msg_limits,
+            exec,
+            me,
+            tip,
+            executed: BTreeMap::new(),
+            waiting_validation: VecDeque::new(),
+            pending_proposal: None,
+            last_proposal: Instant::now(),
+            timer: None,
+            sync_tx,
+            sync_gen: 0,
+            sync_to: 0,
+            gossip_slots: Arc::new(Semaphore::new(GOSSIP_VERIFY_TASKS_MAX)),
+            consensus: opts.consensus.clone(),
+            sync_bytes_max: net_cfg.sync_response_bytes_max,
+        };
+        let driver = tokio::spawn(driver.run(first, inbound, sync_rx, shutdown_rx));
+        Ok(Node {
+            shared,
+            shutdown,
+            driver,
+        })
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub fn progress(&self) -> Progress {
+        self.shared.progress()
+    }
+
+    pub fn p2p_addr(&self) -> Result<SocketAddr, NodeError> {
+        self.shared
+            .net
+            .local_addr()
+            .map_err(|e| NodeError::Network(e.to_string()))
+    }
+
+    /// Submits a raw signed transaction as a client would.
+    pub fn submit(&self, raw: &[u8]) -> Result<Hash, AdmitError> {
+        self.shared.admit(raw, true)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<CommittedBlock>> {
+        self.shared.commits.subscribe()
+    }
+
+    /// Whether the driver stopped on its own (a fatal error).
+    pub fn is_finished(&self) -> bool {
+        self.driver.is_finished()
+    }
+
+    /// Stops taking work, lets an in-flight commit finish (commits are one
+    /// synced batch, so there is nothing half-written to abandon), closes
+    /// the transport and waits for the driver.
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        let _ = self.shutdown.send(true);
+        let result = match self.driver.await {
+            Ok(r) => r,
+            Err(e) => Err(NodeError::Consensus(format!("driver task failed: {e}"))),
+        };
+        self.shared.net.shutdown().await;
+        result
+    }
+}
+
+/// Initialises `data_dir` from `genesis` (as the first start would) and
+/// returns the genesis state root.
+pub fn init_data_dir(data_dir: &std::path::Path, genesis: &Genesis) -> Result<Hash, NodeError> {
+    genesis
+        .validate()
+        .map_err(|e| NodeError::Genesis(e.to_string()))?;
+    let state = open_state(data_dir, &StateConfig::default(), genesis, genesis.hash())?;
+    state.root(0).map_err(storage)
+}
+
+fn open_state(
+    data_dir: &std::path::Path,
+    config: &StateConfig,
+    genesis: &Genesis,
+    genesis_hash: Hash,
+) -> Result<State, NodeError> {
+    let mut cfs: Vec<&str> = BLOCK_STORE_CFS.to_vec();
+    cfs.push(CF_WAL);
+    cfs.push(CF_NODE_META);
+    let db_dir = data_dir.join("db");
+    std::fs::create_dir_all(&db_dir).map_err(storage)?;
+    let mut state =
+        State::open_with_column_families(&db_dir, config.clone(), &cfs).map_err(storage)?;
+    let meta = state.column_family(CF_NODE_META).map_err(storage)?;
+    let recorded = state.db().get_cf(meta, META_GENESIS).map_err(storage)?;
+    match recorded {
+        Some(bytes) => {
+            let found =
+                Hash(bytes.as_slice().try_into().map_err(|_| {
+                    NodeError::Storage("recorded genesis hash is not 32 bytes".into())
+                })?);
+            if found != genesis_hash {
+                return Err(NodeError::WrongGenesis {
+                    found,
+                    expected: genesis_hash,
+                });
+            }
+        }
+        None => {
+            if state.latest_version().is_none() {
+                state.commit(0, &genesis.writes()).map_err(storage)?;
+            }
+            let meta = state.column_family(CF_NODE_META).map_err(storage)?;
+            let mut wo = stele_state::rocksdb::WriteOptions::default();
+            wo.set_sync(true);
+            state
+                .db()
+                .put_cf_opt(meta, META_GENESIS, genesis_hash.0, &wo)
+                .map_err(storage)?;
+        }
+    }
+    Ok(state)
+}
+
+/// Concurrent signature checks of gossiped transactions; more are dropped.
+const GOSSIP_VERIFY_TASKS_MAX: usize = 64;
+/// Proposals waiting for their parent to commit locally.
+const WAITING_VALIDATIONS_MAX: usize = 64;
+/// Executed-but-uncommitted blocks remembered.
+const EXECUTED_MAX: usize = 64;
+/// A proposal's timestamp may be this far ahead of the local clock.
+const CLOCK_DRIFT_MAX_MS: u64 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tip {
+    height: u64,
+    hash: Hash,
+    timestamp_ms: u64,
+}
+
+/// A block executed on top of the tip, waiting for its commit.
+struct Executed {
+    block: Block,
+    exec: BlockExecution,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The thread blocks execute on (Wasm needs a deep native stack).
+#[derive(Clone)]
+struct ExecThread {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl ExecThread {
+    fn start() -> Result<ExecThread, NodeError> {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("stele-exec".into())
+            .stack_size(EXEC_THREAD_STACK_BYTES)
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            })
+            .map_err(|e| NodeError::Storage(format!("cannot start the execution thread: {e}")))?;
+        Ok(ExecThread { jobs })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .map_err(|_| NodeError::ExecThreadGone)?;
+        rx.await.map_err(|_| NodeError::ExecThreadGone)
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+struct Driver {
+    shared: Arc<Shared>,
+    replica: Replica,
+    wal: Wal,
+    msg_limits: stele_consensus::MessageLimits,
+    exec: ExecThread,
+    me: Address,
+    tip: Tip,
+    executed: BTreeMap<Hash, Executed>,
+    waiting_validation: VecDeque<PendingValidation>,
+    pending_proposal: Option<(u64, u64, Hash)>,
+    last_proposal: Instant,
+    timer: Option<(TimerId, tokio::time::Instant)>,
+    sync_tx: mpsc::Sender<(u64, SyncedBlock)>,
+    /// Generation of the current sync task; results of older ones are
+    /// ignored.
+    sync_gen: u64,
+    sync_to: u64,
+    gossip_slots: Arc<Semaphore>,
+    consensus: ConsensusOptions,
+    sync_bytes_max: usize,
+}
+
+struct PendingValidation {
+    seq: u64,
+    block_hash: Hash,
+    parent: Hash,
+    payload: Vec<u8>,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        first: Input,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut sync_rx: mpsc::Receiver<(u64, SyncedBlock)>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), NodeError> {
+        self.feed(first).await?;
+        loop {
+            let timer_at = self.timer.map(|(_, at)| at);
+            let proposal_at = self.proposal_deadline();
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                ev = inbound.recv() => match ev {
+                    Some(ev) => self.on_inbound(ev).await?,
+                    None => break,
+                },
+                () = sleep_until_opt(timer_at) => {
+                    if let Some((id, _)) = self.timer.take() {
+                        self.feed(Input::Timer(id)).await?;
+                    }
+                }
+                Some((generation, block)) = sync_rx.recv() => {
+                    if generation == self.sync_gen {
+                        self.feed(Input::Synced {
+                            certificate: block.certificate,
+                            payload: block.payload,
+                        })
+                        .await?;
+                    }
+                }
+                () = sleep_until_opt(proposal_at) => {
+                    self.propose().await?;
+                }
+                () = self.shared.tx_arrived.notified(), if self.pending_proposal.is_some() => {}
+            }
+        }
+        info!(height = self.tip.height, "validator stopped");
+        Ok(())
+    }
+
+    /// When to build the pending proposal: soon if transactions wait, after
+    /// the empty-block interval otherwise, never while its parent is not the
+    /// committed tip.
+    fn proposal_deadline(&self) -> Option<tokio::time::Instant> {
+        let (_, seq, parent) = self.pending_proposal?;
+        if parent != self.tip.hash || seq != self.tip.height + 1 {
+            return None;
+        }
+        let wait = if self.shared.mempool().is_empty() {
+            self.consensus.empty_block_interval_ms
+        } else {
+            self.consensus.block_interval_ms
+        };
+        Some(tokio::time::Instant::from_std(
+            self.last_proposal + Duration::from_millis(wait),
+        ))
+    }
+
+    async fn on_inbound(&mut self, ev: Inbound) -> Result<(), NodeError> {
+        match ev {
+            Inbound::Message {
+                channel: Channel::Consensus,
+                payload,
+                ..
+            } => self.feed(Input::Message(payload)).await,
+            Inbound::Message {
+                channel: Channel::Gossip,
+                payload,
+                from,
+            } => {
+                let Ok(permit) = self.gossip_slots.clone().try_acquire_owned() else {
+                    self.shared.metrics.gossip_dropped.inc();
+                    return Ok(());
+                };
+                let shared = self.shared.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = shared.admit(&payload, false) {
+                        debug!(%from, error = %e, "gossiped transaction not admitted");
+                    }
+                    drop(permit);
+                });
+                Ok(())
+            }
+            Inbound::Message { channel, from, .. } => {
+                debug!(%from, channel = channel.name(), "unexpected message channel");
+                Ok(())
+            }
+            Inbound::SyncRequest {
+                from,
+                request,
+                respond,
+            } => {
+                let shared = self.shared.clone();
+                let bytes_max = self.sync_bytes_max;
+                tokio::task::spawn_blocking(move || {
+                    let Some(req) = SyncRequest::decode(&request) else {
+                        debug!(%from, "malformed sync request");
+                        return;
+                    };
+                    let Ok(state) = shared.state.read() else {
+                        return;
+                    };
+                    match serve(&BlockReader::new(&state), req, bytes_max) {
+                        Ok(bytes) => respond.respond(bytes),
+                        Err(e) => warn!(%from, error = %e, "cannot serve sync request"),
+                    }
+                });
+                Ok(())
+            }
+            Inbound::PeerConnected(peer) => {
+                debug!(%peer, "peer connected");
+                Ok(())
+            }
+            Inbound::PeerDisconnected(peer) => {
+                debug!(%peer, "peer disconnected");
+                Ok(())
+            }
+        }
+    }
+
+    /// Feeds `input` to the replica and carries out the actions, feeding
+    /// back the inputs they produce, until there is nothing left.
+    async fn feed(&mut self, input: Input) -> Result<(), NodeError> {
+        let mut inputs = VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            let actions = self.replica.handle(input);
+            self.carry_out(actions, &mut inputs).await?;
+        }
+        self.observe();
+        Ok(())
+    }
+
+    fn observe(&mut self) {
+        let (view, _) = self.replica.view();
+        let old = self.shared.view.swap(view, Ordering::Relaxed);
+        if view > old {
+            self.shared.view_changes.fetch_add(1, Ordering::Relaxed);
+            self.shared.metrics.view_changes.inc();
+            info!(view, "view changed");
+        }
+        self.shared.metrics.view.set(view as i64);
+        self.shared
+            .metrics
+            .record_consensus_counters(self.replica.counters());
+    }
+
+    async fn carry_out(
+        &mut self,
+        actions: Vec<Action>,
+        inputs: &mut VecDeque<Input>,
+    ) -> Result<(), NodeError> {
+        let mut records: Vec<Record> = Vec::new();
+        for action in actions {
+            if let Action::Persist(record) = action {
+                records.push(record);
+                continue;
+            }
+            self.persist(&mut records)?;
+            match action {
+                Action::Persist(_) => {}
+                Action::Broadcast(bytes) => {
+                    self.shared
+                        .net
+                        .broadcast(Channel::Consensus, Arc::from(bytes));
+                }
+                Action::Send { to, bytes } => {
+                    if let Some(v) = self.shared.validators.get(to as usize) {
+                        self.shared
+                            .net
+                            .send(&v.address, Channel::Consensus, Arc::from(bytes));
+                    }
+                }
+                Action::SetTimer { id, after_ms } => {
+                    self.timer = Some((
+                        id,
+                        tokio::time::Instant::now() + Duration::from_millis(after_ms),
+                    ));
+                }
+                Action::RequestProposal { view, seq, parent } => {
+                    self.pending_proposal = Some((view, seq, parent));
+                }
+                Action::ValidateBlock {
+                    seq,
+                    block_hash,
+                    parent,
+                    payload,
+                } => {
+                    let pending = PendingValidation {
+                        seq,
+                        block_hash,
+                        parent,
+                        payload,
+                    };
+                    if parent == self.tip.hash {
+                        let valid = self.validate(&pending).await?;
+                        inputs.push_back(Input::BlockValidated {
+                            seq,
+                            block_hash,
+                            valid,
+                        });
+                    } else {
+                        if self.waiting_validation.len() >= WAITING_VALIDATIONS_MAX {
+                            self.waiting_validation.pop_front();
+                        }
+                        self.waiting_validation.push_back(pending);
+                    }
+                }
+                Action::Commit {
+                    seq,
+                    block_hash,
+                    payload,
+                    certificate,
+                } => {
+                    self.commit(seq, block_hash, payload, certificate).await?;
+                    // Proposals that were waiting for this block.
+                    let ready: Vec<PendingValidation> = {
+                        let (ready, rest): (Vec<_>, Vec<_>) =
+                            std::mem::take(&mut self.waiting_validation)
+                                .into_iter()
+                                .filter(|p| p.seq > self.tip.height)
+                                .partition(|p| p.parent == self.tip.hash);
+                        self.waiting_validation = rest.into();
+                        ready
+                    };
+                    for p in ready {
+                        let valid = self.validate(&p).await?;
+                        inputs.push_back(Input::BlockValidated {
+                            seq: p.seq,
+                            block_hash: p.block_hash,
+                            valid,
+                        });
+                    }
+                }
+                Action::RequestSync { from, to } => self.start_sync(from, to),
+                Action::Evidence(evidence) => {
+                    self.shared.metrics.equivocations.inc();
+                    warn!(
+                        signer = evidence.first.signer,
+                        "validator signed conflicting messages"
+                    );
+                }
+                Action::CompactLog { stable_seq, view } => {
+                    let shared = self.shared.clone();
+                    let state = shared.state.read().map_err(|_| poisoned())?;
+                    let dropped = self
+                        .wal
+                        .compact(&state, &self.msg_limits, stable_seq, view)
+                        .map_err(storage)?;
+                    debug!(stable_seq, dropped, "compacted the consensus log");
+                }
+            }
+        }
+        self.persist(&mut records)
+    }
+
+    fn persist(&mut self, records: &mut Vec<Record>) -> Result<(), NodeError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let shared = self.shared.clone();
+        let state = shared.state.read().map_err(|_| poisoned())?;
+        self.wal.append(&state, records).map_err(storage)?;
+        records.clear();
+        Ok(())
+    }
+
+    fn base(&self) -> StateBase {
+        StateBase {
+            state: self.shared.state.clone(),
+            version: Some(self.tip.height),
+        }
+    }
+
+    fn block_limits(&self) -> BlockLimits {
+        let cfg = self.shared.executor.config();
+        BlockLimits {
+            gas_max: cfg.block_gas_max,
+            // Leave room for the header in the consensus payload.
+            bytes_max: cfg.block_bytes_max,
+            txs_max: cfg.block_txs_max,
+        }
+    }
+
+    /// Builds, executes and proposes the block the replica asked for.
+    async fn propose(&mut self) -> Result<(), NodeError> {
+        let Some((view, seq, parent)) = self.pending_proposal.take() else {
+            return Ok(());
+        };
+        self.last_proposal = Instant::now();
+        let base = self.base();
+        let limits = self.block_limits();
+        let env = BlockEnv {
+            height: seq,
+            timestamp_ms: now_ms().max(self.tip.timestamp_ms + 1),
+            proposer: self.me,
+        };
+        // A transaction the mempool thought valid may not be (the pool is
+        // checked against committed state only); drop it and try again.
+        for _ in 0..8 {
+            let txs = self.shared.mempool().select(limits, &base);
+            let executor = self.shared.executor.clone();
+            let state = self.shared.state.clone();
+            let (b, e, t) = (base.clone(), env.clone(), txs.clone());
+            let result = self
+                .exec
+                .run(move || -> Result<(BlockExecution, Hash), ExecError> {
+                    let exec = executor.execute_block(b, &e, &t)?;
+                    let root = state
+                        .read()
+                        .map_err(|_| ExecError::Backend("state lock poisoned".into()))?
+                        .prepare_commit(e.height, &exec.writes)
+                        .map_err(|err| ExecError::Backend(err.to_string()))?
+                        .root();
+                    Ok((exec, root))
+                })
+                .await?;
+            match result {
+                Ok((exec, state_root)) => {
+                    let tx_hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
+                    let block = Block {
+                        header: BlockHeader {
+                            chain_id: self.shared.chain_id,
+                            height: seq,
+                            view,
+                            parent_hash: parent,
+                            tx_root: stele_types::list_root(&tx_hashes),
+                            state_root,
+                            receipts_root: exec.receipts_root,
+                            timestamp_ms: env.timestamp_ms,
+                            proposer: self.me,
+                        },
+                        txs,
+                    };
+                    let block_hash = block.hash();
+                    let payload = block.to_bytes();
+                    debug!(seq, view, txs = block.txs.len(), "proposing");
+                    self.remember(block_hash, Executed { block, exec });
+                    return self
+                        .feed(Input::ProposalReady {
+                            view,
+                            seq,
+                            block_hash,
+                            payload,
+                        })
+                        .await;
+                }
+                Err(ExecError::InvalidTx { hash, reason, .. }) => {
+                    debug!(%hash, %reason, "dropping a transaction that cannot be included");
+                    self.shared.mempool().remove(&hash);
+                }
+                Err(e) => {
+                    return Err(NodeError::Commit {
+                        height: seq,
+                        reason: format!("cannot build a block: {e}"),
+                    });
+                }
+            }
+        }
+        // Try again at the next deadline.
+        self.pending_proposal = Some((view, seq, parent));
+        Ok(())
+    }
+
+    fn remember(&mut self, hash: Hash, executed: Executed) {
+        if self.executed.len() >= EXECUTED_MAX {
+            self.executed.pop_first();
+        }
+        self.executed.insert(hash, executed);
+    }
+
+    /// Checks a proposed block on top of the committed tip and executes it.
+    async fn validate(&mut self, p: &PendingValidation) -> Result<bool, NodeError> {
+        if self.executed.contains_key(&p.block_hash) {
+            return Ok(true);
+        }
+        let block = match self.check_block(p.seq, &p.block_hash, &p.payload, true) {
+            Ok(b) => b,
+            Err(reason) => {
+                warn!(seq = p.seq, %reason, "rejecting proposed block");
+                return Ok(false);
+            }
+        };
+        match self.execute(block).await? {
+            Ok(executed) => {
+                self.remember(p.block_hash, executed);
+                Ok(true)
+            }
+            Err(reason) => {
+                warn!(seq = p.seq, %reason, "rejecting proposed block");
+                Ok(false)
+            }
+        }
+    }
+
+    /// The structural checks of a block at `seq` on the tip.
+    fn check_block(
+        &self,
+        seq: u64,
+        block_hash: &Hash,
+        payload: &[u8],
+        check_clock: bool,
+    ) -> Result<Block, String> {
+        let block: Block =
+            decode(payload, &self.shared.limits).map_err(|e| format!("undecodable: {e}"))?;
+        let h = &block.header;
+        if block.hash() != *block_hash {
+            return Err("hash does not match".into());
+        }
+        if h.chain_id != self.shared.chain_id {
+            return Err(format!("chain id {} is not ours", h.chain_id));
+        }
+        if h.height != seq || seq != self.tip.height + 1 {
+            return Err(format!("height {} where {} was expected", h.height, seq));
+        }
+        if h.parent_hash != self.tip.hash {
+            return Err("parent is not the committed tip".into());
+        }
+        if h.tx_root != block.compute_tx_root() {
+            return Err("transaction root does not match".into());
+        }
+        if h.proposer != self.shared.validators.primary(h.view).address {
+            return Err(format!("proposer is not the primary of view {}", h.view));
+        }
+        if h.timestamp_ms <= self.tip.timestamp_ms {
+            return Err("timestamp does not advance".into());
+        }
+        if check_clock && h.timestamp_ms > now_ms() + CLOCK_DRIFT_MAX_MS {
+            return Err("timestamp is too far in the future".into());
+        }
+        Ok(block)
+    }
+
+    /// Executes `block` on the tip and checks its roots.
+    fn execute(
+        &self,
+        block: Block,
+    ) -> impl std::future::Future<Output = Result<Result<Executed, String>, NodeError>> + Send + 'static
+    {
+        let executor = self.shared.executor.clone();
+        let state = self.shared.state.clone();
+        let base = self.base();
+        let exec = self.exec.clone();
+        async move {
+            exec.run(move || {
+                let h = &block.header;
+                let env = BlockEnv {
+                    height: h.height,
+                    timestamp_ms: h.timestamp_ms,
+                    proposer: h.proposer,
+                };
+                let exec = executor
+                    .execute_block(base, &env, &block.txs)
+                    .map_err(|e| format!("execution: {e}"))?;
+                if exec.receipts_root != h.receipts_root {
+                    return Err("receipts root does not match".into());
+                }
+                let root = state
+                    .read()
+                    .map_err(|_| "state lock poisoned".to_string())?
+                    .prepare_commit(h.height, &exec.writes)
+                    .map_err(|e| format!("state: {e}"))?
+                    .root();
+                if root != h.state_root {
+                    return Err(format!(
+                        "state root {root} does not match the header's {}",
+                        h.state_root
+                    ));
+                }
+                Ok(Executed { block, exec })
+            })
+            .await
+        }
+    }
+
+    async fn commit(
+        &mut self,
+        seq: u64,
+        block_hash: Hash,
+        payload: Vec<u8>,
+        certificate: CommitCertificate,
+    ) -> Result<(), NodeError> {
+        let fail = |reason: String| NodeError::Commit {
+            height: seq,
+            reason,
+        };
+        let executed = match self.executed.remove(&block_hash) {
+            Some(e) if e.block.header.parent_hash == self.tip.hash => e,
+            _ => {
+                // Synced, or validated before a restart: check and execute
+                // now. The certificate makes it final, so a mismatch here
+                // means this node is broken, not the block.
+                let block = self
+                    .check_block(seq, &block_hash, &payload, false)
+                    .map_err(fail)?;
+                self.execute(block).await?.map_err(fail)?
+            }
+        };
+        let started = Instant::now();
+        let state = self.shared.state.clone();
+        let cert = certificate.clone();
+        let (executed, txs_len) = {
+            let Executed { block, exec } = executed;
+            let txs_len = block.txs.len();
+            let result = self
+                .exec
+                .run(move || -> Result<(Block, BlockExecution), String> {
+                    let mut state = state
+                        .write()
+                        .map_err(|_| "state lock poisoned".to_string())?;
+                    let prepared =
+                        prepare_block_commit(&state, &block, &exec.receipts, &cert, &exec.writes)
+                            .map_err(|e| e.to_string())?;
+                    state.apply(prepared).map_err(|e| e.to_string())?;
+                    Ok((block, exec))
+                })
+                .await?
+                .map_err(fail)?;
+            (result, txs_len)
+        };
+        let (block, exec) = executed;
+        let metrics = &self.shared.metrics;
+        metrics
+            .storage_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let interval_ms = block
+            .header
+            .timestamp_ms
+            .saturating_sub(self.tip.timestamp_ms);
+        metrics.block_interval.observe(interval_ms as f64 / 1000.0);
+        metrics.txs_committed.inc_by(txs_len as u64);
+        metrics.height.set(seq as i64);
+        self.tip = Tip {
+            height: seq,
+            hash: block_hash,
+            timestamp_ms: block.header.timestamp_ms,
+        };
+        self.shared.height.store(seq, Ordering::Relaxed);
+        self.executed.retain(|_, e| e.block.header.height > seq);
+        let committed: Vec<(Hash, Address)> = exec
+            .receipts
+            .iter()
+            .map(|r| r.tx_hash)
+            .zip(exec.senders.iter().copied())
+            .collect();
+        let base = self.base();
+        let (txs, bytes) = {
+            let mut pool = self.shared.mempool();
+            pool.on_block_committed(&committed, &base);
+            (pool.len(), pool.bytes())
+        };
+        metrics.mempool_txs.set(txs as i64);
+        metrics.mempool_bytes.set(bytes as i64);
+        if self.shared.syncing.load(Ordering::Relaxed) && seq >= self.sync_target() {
+            self.shared.syncing.store(false, Ordering::Relaxed);
+        }
+        debug!(height = seq, txs = txs_len, "committed");
+        let _ = self.shared.commits.send(Arc::new(CommittedBlock {
+            block,
+            receipts: exec.receipts,
+            certificate,
+        }));
+        Ok(())
+    }
+
+    fn sync_target(&self) -> u64 {
+        self.sync_to
+    }
+
+    /// Fetches blocks `from..=to` from peers, in order, and hands them to
+    /// the driver; a newer request supersedes this one.
+    fn start_sync(&mut self, from: u64, to: u64) {
+        self.sync_gen += 1;
+        let generation = self.sync_gen;
+        self.shared.syncing.store(true, Ordering::Relaxed);
+        self.sync_to = to;
+        info!(from, to, "syncing blocks from peers");
+        let net = self.shared.net.clone();
+        let limits = self.shared.limits.clone();
+        let tx = self.sync_tx.clone();
+        let me = self.me;
+        let validators: Vec<Address> = self
+            .shared
+            .validators
+            .validators()
+            .iter()
+            .map(|v| v.address)
+            .filter(|a| *a != me)
+            .collect();
+        tokio::spawn(async move {
+            let mut next = from;
+            let mut attempt: usize = 0;
+            while next <= to && attempt < 64 {
+                let connected = net.connected();
+                let peers: Vec<&Address> = validators
+                    .iter()
+                    .filter(|a| connected.contains(a))
+                    .collect();
+                if peers.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    attempt += 1;
+                    continue;
+                }
+                let peer = *peers[attempt % peers.len()];
+                attempt += 1;
+                let req = SyncRequest { from: next, to };
+                let blocks = match net.request(&peer, &req.encode()).await {
+                    Ok(bytes) => match decode_response(&bytes, &limits) {
+                        Ok(blocks) => blocks,
+                        Err(e) => {
+                            warn!(%peer, error = %e, "malformed sync response");
+                            continue;
+                        }
+                    },
+                    Err(e) => {
+                        debug!(%peer, error = %e, "sync request failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                if blocks.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                for block in blocks {
+                    if block.certificate.height != next {
+                        break;
+                    }
+                    next += 1;
+                    if tx.send((generation, block)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Sleeps until `at`, or forever without a deadline.
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn poisoned() -> NodeError {
+    NodeError::Storage("state lock poisoned by a panic".into())
+}

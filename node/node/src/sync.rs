@@ -1,0 +1,98 @@
+//! Block sync messages: a lagging validator asks a peer for committed
+//! blocks `from..=to` and gets back as many as fit in one response, each
+//! with its commit certificate. The receiver checks every certificate (the
+//! replica does) and every block against it (the committer does).
+
+use stele_types::codec::{Decode, DecodeError, Encode, Reader, put_bytes};
+use stele_types::{Block, CommitCertificate, Limits};
+
+use crate::store::{BlockReader, StoreError};
+
+/// Blocks served per request at most.
+pub const SYNC_BLOCKS_MAX: u64 = 64;
+
+/// A request for committed blocks `from..=to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncRequest {
+    pub from: u64,
+    pub to: u64,
+}
+
+impl SyncRequest {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16);
+        out.extend_from_slice(&self.from.to_be_bytes());
+        out.extend_from_slice(&self.to.to_be_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<SyncRequest> {
+        let bytes: &[u8; 16] = bytes.try_into().ok()?;
+        let (a, b) = bytes.split_at(8);
+        let from = u64::from_be_bytes(a.try_into().ok()?);
+        let to = u64::from_be_bytes(b.try_into().ok()?);
+        (from >= 1 && from <= to).then_some(SyncRequest { from, to })
+    }
+}
+
+/// One committed block as served: the encoded block and its certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncedBlock {
+    pub payload: Vec<u8>,
+    pub certificate: CommitCertificate,
+}
+
+/// Answers `request` from the store, stopping at `bytes_max` of response.
+pub fn serve(
+    reader: &BlockReader<'_>,
+    request: SyncRequest,
+    bytes_max: usize,
+) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    let mut count: u32 = 0;
+    let mut body = Vec::new();
+    let last = request.to.min(request.from + SYNC_BLOCKS_MAX - 1);
+    for height in request.from..=last {
+        let (Some(block), Some(cert)) = (reader.block(height)?, reader.certificate(height)?) else {
+            break;
+        };
+        let mut item = Vec::new();
+        put_bytes(&mut item, &block.to_bytes());
+        cert.encode_to(&mut item);
+        if count > 0 && body.len() + item.len() + 4 > bytes_max {
+            break;
+        }
+        body.extend_from_slice(&item);
+        count += 1;
+    }
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decodes a response: at most [`SYNC_BLOCKS_MAX`] blocks, each a block
+/// that decodes within `limits`, no trailing bytes.
+pub fn decode_response(bytes: &[u8], limits: &Limits) -> Result<Vec<SyncedBlock>, DecodeError> {
+    let mut r = Reader::new(bytes, limits);
+    let count = r.u32("sync block count")?;
+    if u64::from(count) > SYNC_BLOCKS_MAX {
+        return Err(DecodeError::LengthOverLimit {
+            what: "sync blocks",
+            len: count as usize,
+            max: SYNC_BLOCKS_MAX as usize,
+        });
+    }
+    let mut blocks = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let payload = r.bytes(limits.input_bytes_max, "sync block")?;
+        // The payload must be a block; the committer decodes it again.
+        let _: Block = stele_types::decode(&payload, limits)?;
+        let certificate = CommitCertificate::decode_from(&mut r)?;
+        blocks.push(SyncedBlock {
+            payload,
+            certificate,
+        });
+    }
+    r.finish()?;
+    Ok(blocks)
+}

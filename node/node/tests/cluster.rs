@@ -1,0 +1,315 @@
+//! Validators on loopback: real QUIC sockets, real RocksDB data dirs, the
+//! real VM, PBFT driving it all. Four validators commit transactions with
+//! identical roots; a stopped validator rejoins by block sync; stopping the
+//! primary elects the next one.
+#![allow(clippy::unwrap_used)] // test set-up: a failure here is a test failure
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use stele_node::genesis::{Allocation, ChainParams, Genesis};
+use stele_node::net::{NetConfig, PeerInfo};
+use stele_node::node::{ConsensusOptions, Node, NodeOptions};
+use stele_node::store::BlockReader;
+use stele_types::*;
+
+const CHAIN: u64 = 777;
+const WAIT: Duration = Duration::from_secs(60);
+
+fn key(n: u16) -> SecretKey {
+    let mut b = [0u8; 32];
+    b[30..].copy_from_slice(&(n + 1).to_be_bytes());
+    SecretKey::from_bytes(&b).unwrap()
+}
+
+fn validators(n: u16) -> Vec<SecretKey> {
+    let mut keys: Vec<SecretKey> = (0..n).map(key).collect();
+    keys.sort_by_key(SecretKey::address);
+    keys
+}
+
+fn account(n: u16) -> SecretKey {
+    key(1000 + n)
+}
+
+fn genesis(keys: &[SecretKey]) -> Genesis {
+    let mut allocations: Vec<Allocation> = (0..8)
+        .map(|n| Allocation {
+            address: account(n).address(),
+            balance: 10u128.pow(24),
+        })
+        .collect();
+    allocations.sort_by_key(|a| a.address);
+    Genesis {
+        chain_id: CHAIN,
+        genesis_time_ms: 1_700_000_000_000,
+        validators: ValidatorSet::new(
+            keys.iter()
+                .map(|k| Validator {
+                    address: k.address(),
+                    public_key: k.public_key(),
+                    power: 1,
+                })
+                .collect(),
+        )
+        .unwrap(),
+        allocations,
+        params: ChainParams::default(),
+    }
+}
+
+struct Cluster {
+    keys: Vec<SecretKey>,
+    genesis: Genesis,
+    addrs: Vec<SocketAddr>,
+    dir: tempfile::TempDir,
+    nodes: Vec<Option<Node>>,
+}
+
+impl Cluster {
+    async fn start(n: u16) -> Cluster {
+        let keys = validators(n);
+        let genesis = genesis(&keys);
+        // Reserve ports, then free them for the nodes to bind.
+        let socks: Vec<UdpSocket> = (0..n)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local_addr().unwrap()).collect();
+        drop(socks);
+        let mut cluster = Cluster {
+            keys,
+            genesis,
+            addrs,
+            dir: tempfile::tempdir().unwrap(),
+            nodes: Vec::new(),
+        };
+        for i in 0..n as usize {
+            let node = cluster.launch(i).await;
+            cluster.nodes.push(Some(node));
+        }
+        cluster
+    }
+
+    fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("node{i}"))
+    }
+
+    async fn launch(&self, i: usize) -> Node {
+        let peers = self
+            .keys
+            .iter()
+            .zip(&self.addrs)
+            .map(|(k, a)| PeerInfo {
+                address: k.address(),
+                socket: *a,
+            })
+            .collect();
+        let net = NetConfig {
+            reconnect_backoff_min: Duration::from_millis(50),
+            reconnect_backoff_max: Duration::from_millis(500),
+            ..NetConfig::default()
+        };
+        Node::start(NodeOptions {
+            data_dir: self.data_dir(i),
+            key: self.keys[i].clone(),
+            genesis: self.genesis.clone(),
+            listen: self.addrs[i],
+            peers,
+            net,
+            mempool_txs_max: 10_000,
+            mempool_bytes_max: 64 << 20,
+            consensus: ConsensusOptions {
+                view_timeout_ms: 1_000,
+                view_timeout_max_ms: 4_000,
+                block_interval_ms: 5,
+                empty_block_interval_ms: 30,
+            },
+            state: Default::default(),
+        })
+        .await
+        .unwrap()
+    }
+
+    fn node(&self, i: usize) -> &Node {
+        self.nodes[i].as_ref().unwrap()
+    }
+
+    fn running(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().flatten()
+    }
+
+    async fn stop(&mut self, i: usize) {
+        let node = self.nodes[i].take().unwrap();
+        node.shutdown().await.unwrap();
+    }
+
+    async fn restart(&mut self, i: usize) {
+        let node = self.launch(i).await;
+        self.nodes[i] = Some(node);
+    }
+
+    fn height(&self, i: usize) -> u64 {
+        self.node(i).progress().height
+    }
+
+    /// Waits until every running node has committed `height`.
+    async fn until_height(&self, height: u64) {
+        until(&format!("height {height}"), || {
+            self.running().all(|n| n.progress().height >= height)
+        })
+        .await;
+    }
+
+    /// Block hash and state root at every height all running nodes have,
+    /// checked equal across nodes.
+    fn assert_same_chain(&self) {
+        let top = self.running().map(|n| n.progress().height).min().unwrap();
+        for h in 1..=top {
+            let mut seen: Option<(Hash, Hash)> = None;
+            for n in self.running() {
+                let state = n.shared().state.read().unwrap();
+                let block = BlockReader::new(&state).block(h).unwrap().unwrap();
+                let root = state.root(h).unwrap();
+                assert_eq!(block.header.state_root, root, "height {h}");
+                let got = (block.hash(), root);
+                if let Some(s) = seen {
+                    assert_eq!(s, got, "nodes disagree at height {h}");
+                }
+                seen = Some(got);
+            }
+        }
+    }
+
+    fn committed_everywhere(&self, tx: &Hash) -> bool {
+        self.running().all(|n| {
+            let state = n.shared().state.read().unwrap();
+            BlockReader::new(&state).receipt(tx).unwrap().is_some()
+        })
+    }
+}
+
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn transfer(from: u16, nonce: u64, to: u16, amount: Amount) -> Vec<u8> {
+    Transaction {
+        chain_id: CHAIN,
+        nonce,
+        gas_limit: 100_000,
+        gas_price: 1,
+        payload: TxPayload::Transfer {
+            to: account(to).address(),
+            amount,
+        },
+    }
+    .sign(&account(from))
+    .to_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_validators_commit_transactions_with_identical_roots() {
+    let cluster = Cluster::start(4).await;
+    cluster.until_height(2).await;
+    // Clients send to different validators; gossip brings every
+    // transaction to the primary.
+    let mut hashes = Vec::new();
+    for nonce in 0..5 {
+        for from in 0..4u16 {
+            let raw = transfer(from, nonce, from + 4, 1_000 + u128::from(nonce));
+            let via = (from as usize + nonce as usize) % 4;
+            hashes.push(cluster.node(via).submit(&raw).unwrap());
+        }
+    }
+    until("all transfers committed on all nodes", || {
+        hashes.iter().all(|h| cluster.committed_everywhere(h))
+    })
+    .await;
+    cluster.assert_same_chain();
+    let supply: Amount = {
+        let node = cluster.node(0);
+        let base = node.shared().latest_base();
+        (0..8)
+            .map(|n| {
+                let w = stele_node::exec::StateWorld::new(base.clone());
+                w.account(&account(n).address()).unwrap().balance
+            })
+            .sum::<Amount>()
+            + cluster
+                .keys
+                .iter()
+                .map(|k| {
+                    let w = stele_node::exec::StateWorld::new(base.clone());
+                    w.account(&k.address()).unwrap().balance
+                })
+                .sum::<Amount>()
+    };
+    assert_eq!(
+        supply,
+        cluster.genesis.total_supply(),
+        "fees go to proposers"
+    );
+    for i in 0..4 {
+        cluster.nodes[i].as_ref().unwrap();
+    }
+    let mut cluster = cluster;
+    for i in 0..4 {
+        cluster.stop(i).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopped_validator_rejoins_by_sync_and_the_rest_keep_going() {
+    let mut cluster = Cluster::start(4).await;
+    cluster.until_height(3).await;
+    // Stop a backup (the primary of view 0 is validator 0).
+    cluster.stop(3).await;
+    let h = cluster.height(0);
+    // Well past two checkpoints (every 16 blocks), so the restarted node
+    // must fetch blocks it never saw proposed.
+    cluster.until_height(h + 40).await;
+    let raw = transfer(0, 0, 1, 5);
+    let tx = cluster.node(1).submit(&raw).unwrap();
+    until("transfer committed", || cluster.committed_everywhere(&tx)).await;
+    cluster.restart(3).await;
+    let target = cluster.height(0) + 2;
+    cluster.until_height(target).await;
+    cluster.assert_same_chain();
+    for i in 0..4 {
+        cluster.stop(i).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stopping_the_primary_elects_the_next_and_commits_continue() {
+    let mut cluster = Cluster::start(4).await;
+    cluster.until_height(3).await;
+    // Validators are sorted by address, so view v's primary is node v % 4.
+    let view = cluster.node(0).progress().view;
+    let primary = (view % 4) as usize;
+    cluster.stop(primary).await;
+    let others: Vec<usize> = (0..4).filter(|i| *i != primary).collect();
+    let h = others.iter().map(|i| cluster.height(*i)).max().unwrap();
+    cluster.until_height(h + 5).await;
+    for i in &others {
+        assert!(
+            cluster.node(*i).progress().view > view,
+            "node {i} changed view"
+        );
+    }
+    let raw = transfer(2, 0, 3, 7);
+    let tx = cluster.node(others[0]).submit(&raw).unwrap();
+    until("transfer committed after the view change", || {
+        cluster.committed_everywhere(&tx)
+    })
+    .await;
+    cluster.assert_same_chain();
+    for i in others {
+        cluster.stop(i).await;
+    }
+}
