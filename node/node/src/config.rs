@@ -11,6 +11,7 @@ use stele_types::Address;
 use thiserror::Error;
 
 use crate::node::ConsensusOptions;
+use crate::rpc::RpcConfig;
 
 /// Why a configuration file is not usable.
 #[derive(Debug, Error)]
@@ -36,8 +37,9 @@ pub enum ConfigError {
 pub struct NodeConfig {
     pub node: NodeSection,
     pub p2p: P2pSection,
+    /// The JSON-RPC server; absent means disabled.
     #[serde(default)]
-    pub rpc: RpcSection,
+    pub rpc: Option<RpcConfig>,
     #[serde(default)]
     pub metrics: MetricsSection,
     #[serde(default)]
@@ -72,13 +74,6 @@ pub struct P2pSection {
 pub struct PeerEntry {
     pub address: Address,
     pub endpoint: SocketAddr,
-}
-
-/// The JSON-RPC server (disabled when `listen` is absent).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RpcSection {
-    pub listen: Option<SocketAddr>,
 }
 
 /// The Prometheus endpoint (disabled when `listen` is absent).
@@ -235,6 +230,9 @@ impl NodeConfig {
                     &format!("{} is listed twice", p.address),
                 ));
             }
+        }
+        if let Some(rpc) = &self.rpc {
+            rpc.validate().map_err(|e| invalid("rpc", &e.to_string()))?;
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| invalid("log.level", &format!("is not a valid filter: {e}")))?;

@@ -146,7 +146,10 @@ fn node_config(p2p: SocketAddr, rpc: Option<SocketAddr>, peers: Vec<PeerEntry>) 
             genesis_file: "genesis.json".into(),
         },
         p2p: P2pSection { listen: p2p, peers },
-        rpc: stele_node::config::RpcSection { listen: rpc },
+        rpc: rpc.map(|listen| stele_node::rpc::RpcConfig {
+            listen,
+            ..Default::default()
+        }),
         metrics: Default::default(),
         mempool: Default::default(),
         consensus: Default::default(),
@@ -376,9 +379,23 @@ fn start(home: &Path) -> Res {
                 .map_err(|e| format!("cannot serve metrics on {listen}: {e}"))?;
             tracing::info!(%addr, "metrics at /metrics");
         }
+        let rpc = match config.rpc.clone() {
+            Some(rpc_config) => {
+                let server = stele_node::rpc::start(rpc_config, node.rpc_context())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(addr = %server.local_addr(), "JSON-RPC listening");
+                Some(server)
+            }
+            None => None,
+        };
         wait_for_signal(&node).await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
+        if let Some(server) = rpc {
+            server.stop();
+            server.stopped().await;
+        }
         node.shutdown().await.map_err(|e| e.to_string())
     })
 }

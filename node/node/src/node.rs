@@ -205,6 +205,36 @@ impl Shared {
     }
 }
 
+impl crate::rpc::TxSubmitter for Shared {
+    fn submit(&self, raw: &[u8]) -> Result<Hash, AdmitError> {
+        self.admit(raw, true)
+    }
+
+    fn pending(&self, hash: &Hash) -> Option<SignedTransaction> {
+        Shared::pending(self, hash)
+    }
+
+    fn pending_nonce(&self, address: &Address) -> u64 {
+        Shared::pending_nonce(self, address)
+    }
+}
+
+impl crate::rpc::NodeStatus for Shared {
+    fn status(&self) -> crate::rpc::StatusInfo {
+        let p = self.progress();
+        let (txs, bytes) = self.mempool_size();
+        crate::rpc::StatusInfo {
+            chain_id: self.chain_id,
+            height: p.height,
+            view: p.view,
+            peers_connected: self.net.metrics().peers_connected(),
+            syncing: p.syncing,
+            mempool_txs: txs as u64,
+            mempool_bytes: bytes as u64,
+        }
+    }
+}
+
 /// A running validator.
 #[derive(Debug)]
 pub struct Node {
@@ -374,6 +404,21 @@ impl Node {
     /// Submits a raw signed transaction as a client would.
     pub fn submit(&self, raw: &[u8]) -> Result<Hash, AdmitError> {
         self.shared.admit(raw, true)
+    }
+
+    /// What the JSON-RPC server needs from this node.
+    pub fn rpc_context(&self) -> crate::rpc::RpcContext {
+        let s = &self.shared;
+        crate::rpc::RpcContext {
+            chain_id: s.chain_id,
+            genesis_hash: s.genesis_hash,
+            validators: s.validators.clone(),
+            state: s.state.clone(),
+            executor: s.executor.clone(),
+            submitter: s.clone(),
+            status: s.clone(),
+            commits: s.commits.clone(),
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<CommittedBlock>> {

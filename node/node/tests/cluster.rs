@@ -313,3 +313,39 @@ async fn stopping_the_primary_elects_the_next_and_commits_continue() {
         cluster.stop(i).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_submits_and_awaits_a_receipt_through_the_rpc_of_any_validator() {
+    let mut cluster = Cluster::start(4).await;
+    cluster.until_height(1).await;
+    let config = stele_node::rpc::RpcConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
+    // A backup's RPC: the transaction reaches the primary by gossip.
+    let server = stele_node::rpc::start(config, cluster.node(2).rpc_context())
+        .await
+        .unwrap();
+    let url = format!("http://{}", server.local_addr());
+    let client = stele_client::Client::connect(&url).await.unwrap();
+    let status = client.get_status().await.unwrap();
+    assert_eq!(status.chain_id, CHAIN);
+    assert_eq!(status.peers_connected, 3);
+    let raw = transfer(5, 0, 6, 42);
+    let hash = client.send_transaction(&raw).await.unwrap();
+    let info = client.wait_for_receipt(hash, 30_000).await.unwrap();
+    assert_eq!(info.receipt.status, ExecStatus::Success);
+    let account = client.get_account(account(6).address()).await.unwrap();
+    assert_eq!(account.balance, 10u128.pow(24) + 42);
+    // The same nonce again is refused with a specific error.
+    let again = client.send_transaction(&raw).await.unwrap_err().to_string();
+    assert!(
+        again.contains("nonce") || again.contains("known"),
+        "{again}"
+    );
+    server.stop();
+    server.stopped().await;
+    for i in 0..4 {
+        cluster.stop(i).await;
+    }
+}
