@@ -518,6 +518,8 @@ struct Tip {
 struct Executed {
     block: Block,
     exec: BlockExecution,
+    /// When execution finished, for the commit latency metric.
+    at: Instant,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -932,7 +934,18 @@ impl Driver {
                     let block_hash = block.hash();
                     let payload = block.to_bytes();
                     debug!(seq, view, txs = block.txs.len(), "proposing");
-                    self.remember(block_hash, Executed { block, exec });
+                    self.shared
+                        .metrics
+                        .exec_seconds
+                        .observe(self.last_proposal.elapsed().as_secs_f64());
+                    self.remember(
+                        block_hash,
+                        Executed {
+                            block,
+                            exec,
+                            at: Instant::now(),
+                        },
+                    );
                     return self
                         .feed(Input::ProposalReady {
                             view,
@@ -978,7 +991,13 @@ impl Driver {
                 return Ok(false);
             }
         };
-        match self.execute(block).await? {
+        let started = Instant::now();
+        let result = self.execute(block).await?;
+        self.shared
+            .metrics
+            .exec_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match result {
             Ok(executed) => {
                 self.remember(p.block_hash, executed);
                 Ok(true)
@@ -1064,7 +1083,11 @@ impl Driver {
                         h.state_root
                     ));
                 }
-                Ok(Executed { block, exec })
+                Ok(Executed {
+                    block,
+                    exec,
+                    at: Instant::now(),
+                })
             })
             .await
         }
@@ -1096,8 +1119,9 @@ impl Driver {
         let started = Instant::now();
         let state = self.shared.state.clone();
         let cert = certificate.clone();
+        let executed_at = executed.at;
         let (executed, txs_len) = {
-            let Executed { block, exec } = executed;
+            let Executed { block, exec, .. } = executed;
             let txs_len = block.txs.len();
             let result = self
                 .exec
@@ -1120,6 +1144,9 @@ impl Driver {
         metrics
             .storage_seconds
             .observe(started.elapsed().as_secs_f64());
+        metrics
+            .commit_latency
+            .observe(executed_at.elapsed().as_secs_f64());
         let interval_ms = block
             .header
             .timestamp_ms

@@ -197,6 +197,17 @@ async fn until(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
+}
+
 fn transfer(from: u16, nonce: u64, to: u16, amount: Amount) -> Vec<u8> {
     Transaction {
         chain_id: CHAIN,
@@ -254,6 +265,28 @@ async fn four_validators_commit_transactions_with_identical_roots() {
         cluster.genesis.total_supply(),
         "fees go to proposers"
     );
+    // Prometheus metrics of a validator.
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let addr = stele_node::metrics::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        cluster.node(1).shared().metrics.clone(),
+        stop_rx,
+    )
+    .await
+    .unwrap();
+    let text = http_get(addr, "/metrics").await;
+    for needle in [
+        "stele_height ",
+        "stele_txs_committed_total 20",
+        "stele_commit_latency_seconds_count",
+        "stele_execution_seconds_count",
+        "stele_peers_connected 3",
+        "stele_messages_in{channel=\"consensus\"}",
+        "stele_messages_dropped{reason=\"oversized\"} 0",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    let _ = stop.send(true);
     for i in 0..4 {
         cluster.nodes[i].as_ref().unwrap();
     }
