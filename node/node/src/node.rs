@@ -375,6 +375,8 @@ impl Node {
             sync_gen: 0,
             sync_to: 0,
             gossip_slots: Arc::new(Semaphore::new(GOSSIP_VERIFY_TASKS_MAX)),
+            recent: VecDeque::new(),
+            last_new_view: None,
             consensus: opts.consensus.clone(),
             sync_bytes_max: net_cfg.sync_response_bytes_max,
         };
@@ -504,6 +506,8 @@ const GOSSIP_VERIFY_TASKS_MAX: usize = 64;
 const WAITING_VALIDATIONS_MAX: usize = 64;
 /// Executed-but-uncommitted blocks remembered.
 const EXECUTED_MAX: usize = 64;
+/// Broadcast consensus messages kept for retransmission.
+const RECENT_BROADCASTS_MAX: usize = 512;
 /// A proposal's timestamp may be this far ahead of the local clock.
 const CLOCK_DRIFT_MAX_MS: u64 = 10_000;
 
@@ -584,6 +588,13 @@ struct Driver {
     sync_gen: u64,
     sync_to: u64,
     gossip_slots: Arc<Semaphore>,
+    /// Consensus messages this node broadcast lately, resent to a peer when
+    /// it (re)connects: the transport drops messages to disconnected peers,
+    /// and PBFT needs them retransmitted (a missed NEW-VIEW would leave the
+    /// peer out of the view).
+    recent: VecDeque<Arc<[u8]>>,
+    /// The last NEW-VIEW this node broadcast, kept beyond `recent`.
+    last_new_view: Option<Arc<[u8]>>,
     consensus: ConsensusOptions,
     sync_bytes_max: usize,
 }
@@ -616,7 +627,17 @@ impl Driver {
                 },
                 () = sleep_until_opt(timer_at) => {
                     if let Some((id, _)) = self.timer.take() {
-                        self.feed(Input::Timer(id)).await?;
+                        if self.quorum_connected() {
+                            self.feed(Input::Timer(id)).await?;
+                        } else {
+                            // A view change this node starts without a
+                            // quorum in reach cannot succeed and would leave
+                            // it alone in a higher view: wait for peers.
+                            self.timer = Some((
+                                id,
+                                tokio::time::Instant::now() + Duration::from_millis(200),
+                            ));
+                        }
                     }
                 }
                 Some((generation, block)) = sync_rx.recv() => {
@@ -708,7 +729,14 @@ impl Driver {
                 Ok(())
             }
             Inbound::PeerConnected(peer) => {
-                debug!(%peer, "peer connected");
+                debug!(%peer, resent = self.recent.len(), "peer connected");
+                let net = &self.shared.net;
+                if let Some(nv) = &self.last_new_view {
+                    net.send(&peer, Channel::Consensus, nv.clone());
+                }
+                for bytes in &self.recent {
+                    net.send(&peer, Channel::Consensus, bytes.clone());
+                }
                 Ok(())
             }
             Inbound::PeerDisconnected(peer) => {
@@ -759,9 +787,9 @@ impl Driver {
             match action {
                 Action::Persist(_) => {}
                 Action::Broadcast(bytes) => {
-                    self.shared
-                        .net
-                        .broadcast(Channel::Consensus, Arc::from(bytes));
+                    let bytes: Arc<[u8]> = Arc::from(bytes);
+                    self.remember_broadcast(&bytes);
+                    self.shared.net.broadcast(Channel::Consensus, bytes);
                 }
                 Action::Send { to, bytes } => {
                     if let Some(v) = self.shared.validators.get(to as usize) {
@@ -799,6 +827,18 @@ impl Driver {
                             valid,
                         });
                     } else {
+                        // A proposal beyond the next height: this node
+                        // missed blocks inside the window. Fetch them now
+                        // rather than wait for the next checkpoint, or the
+                        // view timer fires and leaves this node alone in a
+                        // higher view.
+                        let missing_to = seq.saturating_sub(1);
+                        if missing_to > self.tip.height
+                            && (missing_to > self.sync_to
+                                || !self.shared.syncing.load(Ordering::Relaxed))
+                        {
+                            self.start_sync(self.tip.height + 1, missing_to);
+                        }
                         if self.waiting_validation.len() >= WAITING_VALIDATIONS_MAX {
                             self.waiting_validation.pop_front();
                         }
@@ -851,6 +891,33 @@ impl Driver {
             }
         }
         self.persist(&mut records)
+    }
+
+    /// Whether this node and the validators it is connected to hold a
+    /// quorum of the voting power.
+    fn quorum_connected(&self) -> bool {
+        let connected = self.shared.net.connected();
+        let set = &self.shared.validators;
+        let power: u64 = set
+            .validators()
+            .iter()
+            .filter(|v| v.address == self.me || connected.contains(&v.address))
+            .map(|v| v.power)
+            .sum();
+        power >= set.quorum_power()
+    }
+
+    fn remember_broadcast(&mut self, bytes: &Arc<[u8]>) {
+        let is_new_view = stele_consensus::SignedMessage::decode(bytes, &self.msg_limits)
+            .is_ok_and(|m| matches!(m.message, stele_consensus::Message::NewView(_)));
+        if is_new_view {
+            self.last_new_view = Some(bytes.clone());
+            return;
+        }
+        if self.recent.len() >= RECENT_BROADCASTS_MAX {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(bytes.clone());
     }
 
     fn persist(&mut self, records: &mut Vec<Record>) -> Result<(), NodeError> {

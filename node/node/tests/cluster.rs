@@ -266,6 +266,10 @@ async fn four_validators_commit_transactions_with_identical_roots() {
         "fees go to proposers"
     );
     // Prometheus metrics of a validator.
+    until("all peers connected", || {
+        cluster.node(1).shared().net.connected().len() == 3
+    })
+    .await;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let addr = stele_node::metrics::serve(
         "127.0.0.1:0".parse().unwrap(),
@@ -361,6 +365,10 @@ async fn a_client_submits_and_awaits_a_receipt_through_the_rpc_of_any_validator(
         .unwrap();
     let url = format!("http://{}", server.local_addr());
     let client = stele_client::Client::connect(&url).await.unwrap();
+    until("all peers connected", || {
+        cluster.node(2).shared().net.connected().len() == 3
+    })
+    .await;
     let status = client.get_status().await.unwrap();
     assert_eq!(status.chain_id, CHAIN);
     assert_eq!(status.peers_connected, 3);
