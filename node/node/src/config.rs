@@ -47,7 +47,29 @@ pub struct NodeConfig {
     #[serde(default)]
     pub consensus: ConsensusSection,
     #[serde(default)]
+    pub storage: StorageSection,
+    #[serde(default)]
     pub log: LogSection,
+}
+
+/// State retention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// Most recent state versions (heights) kept readable for proofs and
+    /// views at past heights; older ones are pruned.
+    pub versions_kept: u64,
+    /// Prune every this many blocks; 0 never prunes.
+    pub prune_interval_blocks: u64,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            versions_kept: 10_000,
+            prune_interval_blocks: 100,
+        }
+    }
 }
 
 /// Files of the node; relative paths are relative to the config file.
@@ -215,6 +237,9 @@ impl NodeConfig {
                 "consensus.block_interval_ms",
                 "must not exceed consensus.empty_block_interval_ms",
             ));
+        }
+        if self.storage.versions_kept == 0 {
+            return Err(invalid("storage.versions_kept", "must be positive"));
         }
         if self.mempool.txs_max == 0 {
             return Err(invalid("mempool.txs_max", "must be positive"));

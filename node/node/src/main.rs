@@ -153,6 +153,7 @@ fn node_config(p2p: SocketAddr, rpc: Option<SocketAddr>, peers: Vec<PeerEntry>) 
         metrics: Default::default(),
         mempool: Default::default(),
         consensus: Default::default(),
+        storage: Default::default(),
         log: Default::default(),
     }
 }
@@ -369,7 +370,11 @@ fn start(home: &Path) -> Res {
             mempool_txs_max: config.mempool.txs_max,
             mempool_bytes_max: config.mempool.bytes_max,
             consensus: config.consensus.options(),
-            state: Default::default(),
+            state: stele_state::StateConfig {
+                versions_kept: config.storage.versions_kept,
+                ..Default::default()
+            },
+            prune_interval_blocks: config.storage.prune_interval_blocks,
         };
         let node = Node::start(opts).await.map_err(|e| e.to_string())?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

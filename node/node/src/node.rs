@@ -88,7 +88,11 @@ pub struct NodeOptions {
     pub mempool_txs_max: usize,
     pub mempool_bytes_max: usize,
     pub consensus: ConsensusOptions,
+    /// State limits and `versions_kept`, the state versions pruning keeps
+    /// readable (for proofs and views at past heights).
     pub state: StateConfig,
+    /// Prune old state versions every this many blocks; 0 never prunes.
+    pub prune_interval_blocks: u64,
 }
 
 /// Why the node could not start or had to stop.
@@ -378,6 +382,7 @@ impl Node {
             recent: VecDeque::new(),
             last_new_view: None,
             consensus: opts.consensus.clone(),
+            prune_interval_blocks: opts.prune_interval_blocks,
             sync_bytes_max: net_cfg.sync_response_bytes_max,
         };
         let driver = tokio::spawn(driver.run(first, inbound, sync_rx, shutdown_rx));
@@ -596,6 +601,7 @@ struct Driver {
     /// The last NEW-VIEW this node broadcast, kept beyond `recent`.
     last_new_view: Option<Arc<[u8]>>,
     consensus: ConsensusOptions,
+    prune_interval_blocks: u64,
     sync_bytes_max: usize,
 }
 
@@ -1244,6 +1250,21 @@ impl Driver {
         metrics.mempool_bytes.set(bytes as i64);
         if self.shared.syncing.load(Ordering::Relaxed) && seq >= self.sync_target() {
             self.shared.syncing.store(false, Ordering::Relaxed);
+        }
+        if self.prune_interval_blocks > 0 && seq.is_multiple_of(self.prune_interval_blocks) {
+            let state = self.shared.state.clone();
+            let pruned = self
+                .exec
+                .run(move || match state.write() {
+                    Ok(mut state) => state.prune().map_err(|e| e.to_string()),
+                    Err(_) => Err("state lock poisoned".to_string()),
+                })
+                .await?;
+            match pruned {
+                Ok(stats) => debug!(height = seq, ?stats, "pruned old state versions"),
+                // Pruning only frees space; the chain goes on without it.
+                Err(e) => warn!(height = seq, error = %e, "pruning failed"),
+            }
         }
         debug!(height = seq, txs = txs_len, "committed");
         let _ = self.shared.commits.send(Arc::new(CommittedBlock {

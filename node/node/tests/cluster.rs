@@ -65,10 +65,16 @@ struct Cluster {
     addrs: Vec<SocketAddr>,
     dir: tempfile::TempDir,
     nodes: Vec<Option<Node>>,
+    versions_kept: u64,
+    prune_interval_blocks: u64,
 }
 
 impl Cluster {
     async fn start(n: u16) -> Cluster {
+        Cluster::start_with(n, 1_000_000, 0).await
+    }
+
+    async fn start_with(n: u16, versions_kept: u64, prune_interval_blocks: u64) -> Cluster {
         let keys = validators(n);
         let genesis = genesis(&keys);
         // Reserve ports, then free them for the nodes to bind.
@@ -83,6 +89,8 @@ impl Cluster {
             addrs,
             dir: tempfile::tempdir().unwrap(),
             nodes: Vec::new(),
+            versions_kept,
+            prune_interval_blocks,
         };
         for i in 0..n as usize {
             let node = cluster.launch(i).await;
@@ -125,7 +133,11 @@ impl Cluster {
                 block_interval_ms: 5,
                 empty_block_interval_ms: 30,
             },
-            state: Default::default(),
+            state: stele_state::StateConfig {
+                versions_kept: self.versions_kept,
+                ..Default::default()
+            },
+            prune_interval_blocks: self.prune_interval_blocks,
         })
         .await
         .unwrap()
@@ -389,4 +401,22 @@ async fn a_client_submits_and_awaits_a_receipt_through_the_rpc_of_any_validator(
     for i in 0..4 {
         cluster.stop(i).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_validator_runs_the_same_path_and_prunes_old_state() {
+    let mut cluster = Cluster::start_with(1, 4, 5).await;
+    let raw = transfer(0, 0, 1, 9);
+    let tx = cluster.node(0).submit(&raw).unwrap();
+    until("transfer committed", || cluster.committed_everywhere(&tx)).await;
+    cluster.until_height(21).await;
+    {
+        let state = cluster.node(0).shared().state.read().unwrap();
+        let latest = state.latest_version().unwrap();
+        assert!(state.root(latest).is_ok());
+        assert!(state.root(1).is_err(), "version 1 was pruned");
+        // Blocks stay: pruning drops old state versions only.
+        assert!(BlockReader::new(&state).block(1).unwrap().is_some());
+    }
+    cluster.stop(0).await;
 }
