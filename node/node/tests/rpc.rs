@@ -799,3 +799,27 @@ async fn websocket_calls_are_rate_limited_per_call() {
         limited
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_simulation_stops_at_the_wall_clock_backstop() {
+    // Gas enough for seconds of spinning; the 20 ms backstop stops it.
+    let node = TestNode::start(RpcConfig {
+        exec_timeout_ms: 20,
+        view_gas_max: 2_000_000_000,
+        ..RpcConfig::default()
+    })
+    .await;
+    let client = Client::connect(&node.http()).await.unwrap();
+    let contract = deploy_counter(&node, &client).await;
+    let b = TxBuilder::new(CHAIN).gas_limit(2_000_000_000).gas_price(1);
+    let sim = client
+        .simulate_transaction(SimulateRequest {
+            transaction: Some(b.nonce(0).call(contract, "spin", vec![], 0)),
+            sender: Some(key(2).address()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(sim.status, ExecStatus::Failed, "{sim:?}");
+    assert!(sim.gas_used < 2_000_000_000, "{sim:?}");
+}

@@ -211,7 +211,7 @@ impl Executor {
             };
             let sender = self.sender(tx, &hash).map_err(invalid)?;
             let (receipt, w) = self
-                .execute_tx(world, env, &tx.tx, hash, sender, bytes.len(), false)
+                .execute_tx(world, env, &tx.tx, hash, sender, bytes.len(), Mode::BLOCK)
                 .map(|(receipt, _, w)| (receipt, w))
                 .map_err(|e| match e {
                     TxFailure::Invalid(reason) => invalid(reason),
@@ -254,13 +254,44 @@ impl Executor {
         sender: Address,
         debug: bool,
     ) -> Result<(Applied, StateWorld), ApplyError> {
+        self.apply_inner(world, env, tx, sender, debug, None)
+    }
+
+    /// A dry run of `tx` as `sender`: like [`Executor::apply_unsigned`]
+    /// with the trace, but the contract code also stops after `timeout_ms`
+    /// of wall-clock time (a backstop for RPC simulations, never used for
+    /// blocks), and the contract's writes are not kept in the returned
+    /// world. Must run on a thread with
+    /// [`stele_vm::EXEC_THREAD_STACK_BYTES`] of stack.
+    pub fn simulate(
+        &self,
+        world: StateWorld,
+        env: &BlockEnv,
+        tx: &Transaction,
+        sender: Address,
+        timeout_ms: u64,
+    ) -> Result<Applied, ApplyError> {
+        self.apply_inner(world, env, tx, sender, true, Some(timeout_ms))
+            .map(|(applied, _)| applied)
+    }
+
+    fn apply_inner(
+        &self,
+        world: StateWorld,
+        env: &BlockEnv,
+        tx: &Transaction,
+        sender: Address,
+        debug: bool,
+        timeout_ms: Option<u64>,
+    ) -> Result<(Applied, StateWorld), ApplyError> {
         let signed = SignedTransaction {
             tx: tx.clone(),
             signature: Signature([0; 65]),
         };
         let bytes = signed.to_bytes();
         let hash = stele_types::keccak256(&bytes);
-        match self.execute_tx(world, env, tx, hash, sender, bytes.len(), debug) {
+        let mode = Mode { debug, timeout_ms };
+        match self.execute_tx(world, env, tx, hash, sender, bytes.len(), mode) {
             Ok((receipt, trace, world)) => Ok((Applied { receipt, trace }, world)),
             Err(TxFailure::Invalid(r)) => Err(ApplyError::Rejected(r)),
             Err(TxFailure::Backend(e)) => Err(ApplyError::Backend(e)),
@@ -312,8 +343,9 @@ impl Executor {
         hash: Hash,
         sender: Address,
         encoded_len: usize,
-        debug: bool,
+        mode: Mode,
     ) -> Result<(Receipt, Option<CallTrace>, StateWorld), TxFailure> {
+        let debug = mode.debug;
         let mut account: Account = world.account(&sender).map_err(backend_tx)?;
         if tx.nonce != account.nonce {
             return Err(TxFailure::Invalid(TxRejection::NonceMismatch {
@@ -372,7 +404,10 @@ impl Executor {
                     init_args,
                     nonce,
                 };
-                let (outcome, w) = self.vm.execute(&ctx(*value), action, vm_gas, world);
+                let (outcome, w) = match mode.timeout_ms {
+                    None => self.vm.execute(&ctx(*value), action, vm_gas, world),
+                    Some(t) => self.vm.query(&ctx(*value), action, vm_gas, t, world),
+                };
                 world = w;
                 let o = outcome.map_err(|e| TxFailure::Backend(e.to_string()))?;
                 (
@@ -395,7 +430,10 @@ impl Executor {
                     method,
                     args,
                 };
-                let (outcome, w) = self.vm.execute(&ctx(*value), action, vm_gas, world);
+                let (outcome, w) = match mode.timeout_ms {
+                    None => self.vm.execute(&ctx(*value), action, vm_gas, world),
+                    Some(t) => self.vm.query(&ctx(*value), action, vm_gas, t, world),
+                };
                 world = w;
                 let o = outcome.map_err(|e| TxFailure::Backend(e.to_string()))?;
                 (o.status, o.gas_used, o.output, o.events, None, o.trace)
@@ -437,6 +475,20 @@ pub enum ApplyError {
     Rejected(TxRejection),
     #[error("state backend: {0}")]
     Backend(String),
+}
+
+/// How a transaction runs: in a block, or as a traced, time-boxed dry run.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    debug: bool,
+    timeout_ms: Option<u64>,
+}
+
+impl Mode {
+    const BLOCK: Mode = Mode {
+        debug: false,
+        timeout_ms: None,
+    };
 }
 
 enum TxFailure {

@@ -206,12 +206,9 @@ impl Handler {
         };
         let base = self.base(height);
         let executor = self.ctx.executor.clone();
+        let timeout_ms = self.config.exec_timeout_ms;
         let applied = self
-            .exec(move || {
-                executor
-                    .apply_unsigned(StateWorld::new(base), &env, &tx, sender, true)
-                    .map(|(applied, _)| applied)
-            })
+            .exec(move || executor.simulate(StateWorld::new(base), &env, &tx, sender, timeout_ms))
             .await?
             .map_err(errors::apply)?;
         Ok((height, applied))
