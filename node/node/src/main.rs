@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use stele_node::config::{LogFormat, NodeConfig, NodeSection, P2pSection, PeerEntry};
 use stele_node::genesis::{Allocation, ChainParams, Genesis};
 use stele_node::net::{NetConfig, PeerInfo};
-use stele_node::node::{Node, NodeOptions};
+use stele_node::node::{Node, NodeOptions, now_ms};
 use stele_node::{keys, metrics};
 use stele_types::{SecretKey, Validator, ValidatorSet};
 
@@ -160,12 +160,6 @@ fn node_config(p2p: SocketAddr, rpc: Option<SocketAddr>, peers: Vec<PeerEntry>) 
 
 fn genesis_json(g: &Genesis) -> Result<String, String> {
     serde_json::to_string_pretty(g).map_err(|e| e.to_string())
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn init(

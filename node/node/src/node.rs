@@ -380,6 +380,7 @@ impl Node {
             sync_to: 0,
             gossip_slots: Arc::new(Semaphore::new(GOSSIP_VERIFY_TASKS_MAX)),
             recent: VecDeque::new(),
+            recent_bytes: 0,
             last_new_view: None,
             consensus: opts.consensus.clone(),
             prune_interval_blocks: opts.prune_interval_blocks,
@@ -513,6 +514,8 @@ const WAITING_VALIDATIONS_MAX: usize = 64;
 const EXECUTED_MAX: usize = 64;
 /// Broadcast consensus messages kept for retransmission.
 const RECENT_BROADCASTS_MAX: usize = 512;
+/// ...and at most this many bytes of them (a PRE-PREPARE carries a block).
+const RECENT_BROADCAST_BYTES_MAX: usize = 64 << 20;
 /// A proposal's timestamp may be this far ahead of the local clock.
 const CLOCK_DRIFT_MAX_MS: u64 = 10_000;
 
@@ -568,7 +571,8 @@ impl ExecThread {
     }
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -598,6 +602,8 @@ struct Driver {
     /// and PBFT needs them retransmitted (a missed NEW-VIEW would leave the
     /// peer out of the view).
     recent: VecDeque<Arc<[u8]>>,
+    /// Total bytes in `recent`.
+    recent_bytes: usize,
     /// The last NEW-VIEW this node broadcast, kept beyond `recent`.
     last_new_view: Option<Arc<[u8]>>,
     consensus: ConsensusOptions,
@@ -920,10 +926,15 @@ impl Driver {
             self.last_new_view = Some(bytes.clone());
             return;
         }
-        if self.recent.len() >= RECENT_BROADCASTS_MAX {
-            self.recent.pop_front();
-        }
+        self.recent_bytes += bytes.len();
         self.recent.push_back(bytes.clone());
+        while self.recent.len() > RECENT_BROADCASTS_MAX
+            || (self.recent_bytes > RECENT_BROADCAST_BYTES_MAX && self.recent.len() > 1)
+        {
+            if let Some(old) = self.recent.pop_front() {
+                self.recent_bytes -= old.len();
+            }
+        }
     }
 
     fn persist(&mut self, records: &mut Vec<Record>) -> Result<(), NodeError> {
