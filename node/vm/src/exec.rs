@@ -504,10 +504,19 @@ fn frame_body<W: World + 'static>(
     }
     let budget_after_instantiate = call.gas_budget - instantiate_cost;
     set_fuel(store, budget_after_instantiate)?;
-    let instance = compiled
-        .pre
-        .instantiate(&mut *store)
-        .map_err(|e| VmError::Instantiate(e.to_string()))?;
+    let instance = match compiled.pre.instantiate(&mut *store) {
+        Ok(instance) => instance,
+        // A query's wall-clock backstop can fire while the engine
+        // initialises the instance: that is the query's timeout, not a
+        // node fault.
+        Err(e) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
+            return Ok(FrameResult {
+                result: Err(Failure::Failed(FailKind::Timeout)),
+                gas_used: instantiate_cost,
+            });
+        }
+        Err(e) => return Err(VmError::Instantiate(e.to_string())),
+    };
     // Whatever fuel the engine may have used while instantiating is
     // replaced by the VM's own deterministic charge above.
     set_fuel(store, budget_after_instantiate)?;
