@@ -37,6 +37,10 @@ pub struct MempoolConfig {
     pub tx_gas_max: u64,
     /// Lowest gas price accepted.
     pub gas_price_min: u64,
+    /// Intrinsic gas (the chain's `tx_gas_base` plus `tx_gas_per_byte` per
+    /// encoded byte): a gas limit below it could never be included.
+    pub tx_gas_base: u64,
+    pub tx_gas_per_byte: u64,
     /// A replacement for the same (sender, nonce) must raise the gas price
     /// by at least this many percent (and by at least 1).
     pub replace_bump_percent: u64,
@@ -54,6 +58,8 @@ impl MempoolConfig {
             tx_bytes_max: (1 << 20) + (4 << 10),
             tx_gas_max: 50_000_000,
             gas_price_min: 1,
+            tx_gas_base: 21_000,
+            tx_gas_per_byte: 16,
             replace_bump_percent: 10,
         }
     }
@@ -96,6 +102,8 @@ pub enum AdmitError {
     InsufficientFunds { balance: Amount, cost: String },
     #[error("gas limit {gas_limit} is over the block gas limit {max}")]
     GasLimitOverBlock { gas_limit: u64, max: u64 },
+    #[error("gas limit {gas_limit} is below the intrinsic gas {intrinsic} of this transaction")]
+    GasBelowIntrinsic { gas_limit: u64, intrinsic: u64 },
     #[error("gas price {got} is under the minimum {min}")]
     GasPriceTooLow { min: u64, got: u64 },
     #[error(
@@ -269,6 +277,16 @@ impl Mempool {
             return Err(AdmitError::GasLimitOverBlock {
                 gas_limit: tx.gas_limit,
                 max: self.config.tx_gas_max,
+            });
+        }
+        let intrinsic = self
+            .config
+            .tx_gas_base
+            .saturating_add(self.config.tx_gas_per_byte.saturating_mul(vtx.bytes as u64));
+        if tx.gas_limit < intrinsic {
+            return Err(AdmitError::GasBelowIntrinsic {
+                gas_limit: tx.gas_limit,
+                intrinsic,
             });
         }
         if tx.gas_price < self.config.gas_price_min {

@@ -319,6 +319,8 @@ impl Node {
         mempool_config.txs_max = opts.mempool_txs_max;
         mempool_config.bytes_max = opts.mempool_bytes_max;
         mempool_config.tx_gas_max = genesis.params.block_gas_max;
+        mempool_config.tx_gas_base = genesis.params.tx_gas_base;
+        mempool_config.tx_gas_per_byte = genesis.params.tx_gas_per_byte;
         let limits = Limits {
             input_bytes_max: msg_limits.payload_bytes_max,
             block_txs_max: genesis.params.block_txs_max,

@@ -56,8 +56,14 @@ fn funded(keys: &[SecretKey]) -> Accounts {
     a
 }
 
+/// The model tests price every transaction at a flat 21 000 gas, so
+/// intrinsic gas is off here; `gas_below_intrinsic_is_refused` checks it.
 fn config() -> MempoolConfig {
-    MempoolConfig::new(CHAIN)
+    MempoolConfig {
+        tx_gas_base: 0,
+        tx_gas_per_byte: 0,
+        ..MempoolConfig::new(CHAIN)
+    }
 }
 
 const ROOMY: BlockLimits = BlockLimits {
@@ -100,6 +106,40 @@ fn stateless_checks_name_the_problem() {
         verify_raw(&good, &small, &limits),
         Err(AdmitError::TooLarge { max: 10, .. })
     ));
+}
+
+#[test]
+fn gas_below_intrinsic_is_refused() {
+    let k = key(1);
+    let accounts = funded(std::slice::from_ref(&k));
+    let mut pool = Mempool::new(MempoolConfig::new(CHAIN));
+    let low = tx(&k, 0, 1);
+    let low_bytes = low.bytes;
+    let intrinsic = 21_000 + 16 * low_bytes as u64;
+    assert_eq!(
+        pool.insert(low, &accounts),
+        Err(AdmitError::GasBelowIntrinsic {
+            gas_limit: 21_000,
+            intrinsic
+        })
+    );
+    let enough = VerifiedTx::new(
+        Transaction {
+            chain_id: CHAIN,
+            nonce: 0,
+            gas_limit: intrinsic,
+            gas_price: 1,
+            payload: TxPayload::Transfer {
+                to: Address([7; 20]),
+                amount: 5,
+            },
+        }
+        .sign(&k),
+        CHAIN,
+    )
+    .unwrap();
+    assert_eq!(enough.bytes, low_bytes, "the gas limit has a fixed-width encoding");
+    assert!(pool.insert(enough, &accounts).is_ok());
 }
 
 #[test]

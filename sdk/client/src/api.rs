@@ -43,6 +43,8 @@ pub mod codes {
     pub const TX_SENDER_FULL: i32 = 1012;
     /// The mempool is full.
     pub const TX_MEMPOOL_FULL: i32 = 1013;
+    /// The gas limit does not cover the transaction's intrinsic gas.
+    pub const TX_GAS_BELOW_INTRINSIC: i32 = 1014;
     /// The block, transaction, receipt, code or contract does not exist.
     pub const NOT_FOUND: i32 = 2001;
     /// The height is above the committed height or was pruned.

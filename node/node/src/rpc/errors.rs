@@ -36,6 +36,7 @@ pub(crate) fn admit(e: &AdmitError) -> ErrorObjectOwned {
         AdmitError::NonceTooHigh { .. } => codes::TX_NONCE_TOO_HIGH,
         AdmitError::InsufficientFunds { .. } => codes::TX_INSUFFICIENT_FUNDS,
         AdmitError::GasLimitOverBlock { .. } => codes::TX_GAS_LIMIT_OVER_BLOCK,
+        AdmitError::GasBelowIntrinsic { .. } => codes::TX_GAS_BELOW_INTRINSIC,
         AdmitError::GasPriceTooLow { .. } => codes::TX_GAS_PRICE_TOO_LOW,
         AdmitError::ReplacementUnderpriced { .. } => codes::TX_REPLACEMENT_UNDERPRICED,
         AdmitError::SenderFull { .. } => codes::TX_SENDER_FULL,
