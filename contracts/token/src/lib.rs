@@ -53,13 +53,24 @@ pub struct Approval {
 
 #[contract(events(Transfer, Approval))]
 impl Token {
+    /// Sets the metadata and gives `initial_supply` tokens to the deployer,
+    /// who becomes the owner (the only account that may mint later).
     #[init]
-    pub fn init(&mut self, name: String, symbol: String, decimals: u8) {
+    pub fn init(&mut self, name: String, symbol: String, decimals: u8, initial_supply: u128) {
+        let owner = env::caller();
         self.name.set(&name);
         self.symbol.set(&symbol);
         self.decimals.set(&decimals);
-        self.owner.set(&env::caller());
-        self.total_supply.set(&0);
+        self.owner.set(&owner);
+        self.total_supply.set(&initial_supply);
+        if initial_supply > 0 {
+            self.balances.set(&owner, &initial_supply);
+            emit(&Transfer {
+                from: Address::ZERO,
+                to: owner,
+                amount: initial_supply,
+            });
+        }
     }
 
     /// Creates `amount` tokens for `to`; owner only.

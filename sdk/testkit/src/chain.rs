@@ -312,9 +312,11 @@ impl TestChain {
             init_args,
             value,
         };
-        let out = self.run(sender, payload, "init", Some(contract.abi.clone()));
+        let mut out = self.run(sender, payload, "init", Some(contract.abi.clone()));
         if let Some(a) = out.contract_address {
             self.abis.push((a, contract.abi.clone()));
+            // The constructor's own events decode with the new ABI.
+            out.abis.push((a, contract.abi.clone()));
         }
         out
     }

@@ -48,10 +48,10 @@ fn setup() -> Setup {
     let lp = chain.account();
     let trader = chain.account();
     let a = chain
-        .deploy(&owner, &token, ("A".to_string(), "A".to_string(), 0u8))
+        .deploy(&owner, &token, ("A".to_string(), "A".to_string(), 0u8, 0u128))
         .address();
     let b = chain
-        .deploy(&owner, &token, ("B".to_string(), "B".to_string(), 0u8))
+        .deploy(&owner, &token, ("B".to_string(), "B".to_string(), 0u8, 0u128))
         .address();
     for t in [a, b] {
         chain
@@ -198,7 +198,7 @@ fn a_failed_nested_call_rolls_back_the_pool() {
         .deploy(
             &owner,
             &build("token"),
-            ("T".to_string(), "T".to_string(), 0u8),
+            ("T".to_string(), "T".to_string(), 0u8, 0u128),
         )
         .address();
     let owner_t = stele_types::Address(owner.0);

@@ -30,7 +30,7 @@ fn setup() -> (TestChain, Address, Address, Address, Address) {
         .deploy(
             &owner,
             &token(),
-            ("Gold".to_string(), "GLD".to_string(), 18u8),
+            ("Gold".to_string(), "GLD".to_string(), 18u8, 0u128),
         )
         .address();
     chain.call(&owner, &t, "mint", (alice, 1_000u128)).success();
@@ -55,6 +55,23 @@ fn metadata_mint_and_supply() {
         chain.view(&t, "total_supply", ()).decode::<u128>(),
         u128::MAX
     );
+}
+
+#[test]
+fn the_initial_supply_goes_to_the_deployer() {
+    let mut chain = TestChain::new();
+    let owner = chain.account();
+    let deployed = chain.deploy(
+        &owner,
+        &token(),
+        ("Gold".to_string(), "GLD".to_string(), 18u8, 5_000u128),
+    );
+    let ev = &deployed.decoded_events()[0];
+    assert_eq!(ev.name, "Transfer");
+    assert_eq!(ev.fields["amount"], json!("5000"));
+    let t = deployed.address();
+    assert_eq!(chain.view(&t, "total_supply", ()).decode::<u128>(), 5_000);
+    assert_eq!(chain.view(&t, "balance_of", (owner,)).decode::<u128>(), 5_000);
 }
 
 #[test]
