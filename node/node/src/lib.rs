@@ -8,6 +8,7 @@
 pub mod config;
 pub mod exec;
 pub mod genesis;
+pub mod home;
 pub mod keys;
 pub mod mempool;
 pub mod metrics;

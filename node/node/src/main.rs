@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use stele_node::config::{LogFormat, NodeConfig, NodeSection, P2pSection, PeerEntry};
+use stele_node::config::{LogFormat, NodeConfig};
 use stele_node::genesis::{Allocation, ChainParams, Genesis};
-use stele_node::net::{NetConfig, PeerInfo};
-use stele_node::node::{Node, NodeOptions, now_ms};
-use stele_node::{keys, metrics};
+use stele_node::home::{self, DEV_BALANCE, TestnetSpec, config_path, node_config};
+use stele_node::keys;
+use stele_node::node::{Node, now_ms};
 use stele_types::{SecretKey, Validator, ValidatorSet};
 
 #[derive(Parser)]
@@ -87,9 +87,6 @@ enum KeysCommand {
     },
 }
 
-/// Balance of every dev account and validator in generated genesis files.
-const DEV_BALANCE: u128 = 1_000_000_000_000_000_000_000_000;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -124,42 +121,12 @@ fn main() -> ExitCode {
 
 type Res = Result<(), String>;
 
-fn config_path(home: &Path) -> PathBuf {
-    home.join("config.toml")
-}
-
 fn write_new(path: &Path, text: &str) -> Res {
-    if path.exists() {
-        return Err(format!(
-            "{} already exists; not overwriting it",
-            path.display()
-        ));
-    }
-    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-fn node_config(p2p: SocketAddr, rpc: Option<SocketAddr>, peers: Vec<PeerEntry>) -> NodeConfig {
-    NodeConfig {
-        node: NodeSection {
-            data_dir: "data".into(),
-            key_file: "node_key.json".into(),
-            genesis_file: "genesis.json".into(),
-        },
-        p2p: P2pSection { listen: p2p, peers },
-        rpc: rpc.map(|listen| stele_node::rpc::RpcConfig {
-            listen,
-            ..Default::default()
-        }),
-        metrics: Default::default(),
-        mempool: Default::default(),
-        consensus: Default::default(),
-        storage: Default::default(),
-        log: Default::default(),
-    }
+    home::write_new(path, text).map_err(|e| e.to_string())
 }
 
 fn genesis_json(g: &Genesis) -> Result<String, String> {
-    serde_json::to_string_pretty(g).map_err(|e| e.to_string())
+    home::genesis_json(g).map_err(|e| e.to_string())
 }
 
 fn init(
@@ -216,67 +183,15 @@ fn keys_show(home: &Path) -> Res {
 }
 
 fn testnet(n: usize, out: &Path, chain_id: u64, base_port: u16, accounts: usize) -> Res {
-    if n == 0 || n > 64 {
-        return Err("--validators must be in 1..=64".into());
-    }
-    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let mut keys: Vec<SecretKey> = (0..n).map(|_| SecretKey::generate()).collect();
-    keys.sort_by_key(|k| k.public_key().address());
     let dev: Vec<SecretKey> = (0..accounts).map(|_| SecretKey::generate()).collect();
-    let port = |i: usize, k: u16| -> Result<u16, String> {
-        base_port
-            .checked_add(2 * i as u16 + k)
-            .ok_or_else(|| "--base-port too high for this many validators".to_string())
-    };
-    let mut allocations: Vec<Allocation> = keys
-        .iter()
-        .chain(&dev)
-        .map(|k| Allocation {
-            address: k.public_key().address(),
-            balance: DEV_BALANCE,
-        })
-        .collect();
-    allocations.sort_by_key(|a| a.address);
-    let genesis = Genesis {
+    let spec = TestnetSpec {
+        validators: n,
         chain_id,
+        base_port,
         genesis_time_ms: now_ms(),
-        validators: ValidatorSet::new(
-            keys.iter()
-                .map(|k| Validator {
-                    address: k.public_key().address(),
-                    public_key: k.public_key(),
-                    power: 1,
-                })
-                .collect(),
-        )
-        .map_err(|e| e.to_string())?,
-        allocations,
-        params: ChainParams::default(),
+        dev_accounts: dev.iter().map(|k| k.public_key().address()).collect(),
     };
-    let genesis_text = genesis_json(&genesis)?;
-    let mut peers = Vec::new();
-    for (i, k) in keys.iter().enumerate() {
-        peers.push(PeerEntry {
-            address: k.public_key().address(),
-            endpoint: SocketAddr::from(([127, 0, 0, 1], port(i, 0)?)),
-        });
-    }
-    for (i, k) in keys.iter().enumerate() {
-        let home = out.join(format!("node{i}"));
-        std::fs::create_dir_all(&home)
-            .map_err(|e| format!("cannot create {}: {e}", home.display()))?;
-        keys::save(&home.join("node_key.json"), k).map_err(|e| e.to_string())?;
-        write_new(&home.join("genesis.json"), &genesis_text)?;
-        let others = peers
-            .iter()
-            .filter(|p| p.address != k.public_key().address());
-        let config = node_config(
-            SocketAddr::from(([127, 0, 0, 1], port(i, 0)?)),
-            Some(SocketAddr::from(([127, 0, 0, 1], port(i, 1)?))),
-            others.cloned().collect(),
-        );
-        write_new(&config_path(&home), &config.to_toml())?;
-    }
+    let testnet = home::write_testnet(out, &spec).map_err(|e| e.to_string())?;
     let dev_json: Vec<serde_json::Value> = dev
         .iter()
         .map(|k| {
@@ -293,7 +208,7 @@ fn testnet(n: usize, out: &Path, chain_id: u64, base_port: u16, accounts: usize)
     println!(
         "wrote {n} validator homes to {} (chain {chain_id}, genesis {})",
         out.display(),
-        genesis.hash()
+        testnet.genesis.hash()
     );
     Ok(())
 }
@@ -339,63 +254,15 @@ fn init_logging(config: &NodeConfig) {
 fn start(home: &Path) -> Res {
     let config = NodeConfig::load(&config_path(home)).map_err(|e| e.to_string())?;
     init_logging(&config);
-    let key = keys::load(&config.node.key_file).map_err(|e| e.to_string())?;
-    let genesis = Genesis::load(&config.node.genesis_file).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        let opts = NodeOptions {
-            data_dir: config.node.data_dir.clone(),
-            key,
-            genesis,
-            listen: config.p2p.listen,
-            peers: config
-                .p2p
-                .peers
-                .iter()
-                .map(|p| PeerInfo {
-                    address: p.address,
-                    socket: p.endpoint,
-                })
-                .collect(),
-            net: NetConfig::default(),
-            mempool_txs_max: config.mempool.txs_max,
-            mempool_bytes_max: config.mempool.bytes_max,
-            consensus: config.consensus.options(),
-            state: stele_state::StateConfig {
-                versions_kept: config.storage.versions_kept,
-                ..Default::default()
-            },
-            prune_interval_blocks: config.storage.prune_interval_blocks,
-        };
-        let node = Node::start(opts).await.map_err(|e| e.to_string())?;
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        if let Some(listen) = config.metrics.listen {
-            let addr = metrics::serve(listen, node.shared().metrics.clone(), stop_rx.clone())
-                .await
-                .map_err(|e| format!("cannot serve metrics on {listen}: {e}"))?;
-            tracing::info!(%addr, "metrics at /metrics");
-        }
-        let rpc = match config.rpc.clone() {
-            Some(rpc_config) => {
-                let server = stele_node::rpc::start(rpc_config, node.rpc_context())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tracing::info!(addr = %server.local_addr(), "JSON-RPC listening");
-                Some(server)
-            }
-            None => None,
-        };
-        wait_for_signal(&node).await;
+        let running = home::start_home(home).await.map_err(|e| e.to_string())?;
+        wait_for_signal(&running.node).await;
         tracing::info!("shutting down");
-        let _ = stop_tx.send(true);
-        if let Some(server) = rpc {
-            server.stop();
-            server.stopped().await;
-        }
-        node.shutdown().await.map_err(|e| e.to_string())
+        running.shutdown().await.map_err(|e| e.to_string())
     })
 }
 
