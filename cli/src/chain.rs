@@ -1,0 +1,577 @@
+//! Sending transactions (nonce, exact gas by simulation, signing, waiting
+//! for the receipt) and the chain-inspection commands: transfer, account,
+//! tx, block.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde_json::{Value, json};
+use stele_abi::Abi;
+use stele_client::abi::{Decoded, decode_outcome};
+use stele_client::api::{
+    BlockId, ReceiptInfo, SimulateRequest, SimulationResult, TraceFrame, TxState, codes,
+};
+use stele_client::{Client, ClientError, Signer, TxBuilder};
+use stele_types::{Address, Amount, Event, ExecStatus, Hash, Transaction, TxPayload};
+
+use crate::Res;
+use crate::ctx::{CliError, Ctx, fail};
+use crate::keystore::resolve_address;
+
+/// `--gas auto` or a fixed limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gas {
+    Auto,
+    Limit(u64),
+}
+
+fn parse_gas(s: &str) -> Result<Gas, String> {
+    if s == "auto" {
+        return Ok(Gas::Auto);
+    }
+    s.replace('_', "")
+        .parse::<u64>()
+        .map(Gas::Limit)
+        .map_err(|_| format!("expected `auto` or a whole number of gas units, got {s:?}"))
+}
+
+/// Parses a token amount: a whole number, `_` separators allowed.
+pub fn parse_amount(s: &str) -> Result<Amount, String> {
+    s.replace('_', "")
+        .parse::<Amount>()
+        .map_err(|_| format!("expected a whole number of base units, got {s:?}"))
+}
+
+/// Options of every command that sends a transaction.
+#[derive(Args, Debug, Clone)]
+pub struct TxOpts {
+    /// Gas limit: `auto` runs the exact simulation first and uses the gas
+    /// it used (nothing is sent if the simulation fails), or a number.
+    #[arg(long, default_value = "auto", value_parser = parse_gas)]
+    pub gas: Gas,
+    /// Price per gas unit, in base units.
+    #[arg(long, default_value_t = 1)]
+    pub gas_price: u64,
+    /// Seconds to wait for the transaction to commit.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Print the nested-call trace (from the simulation) with gas per frame.
+    #[arg(long)]
+    pub trace: bool,
+}
+
+/// A committed transaction.
+#[derive(Debug)]
+pub struct Sent {
+    pub hash: Hash,
+    pub sender: Address,
+    pub receipt: ReceiptInfo,
+    pub simulation: Option<SimulationResult>,
+}
+
+/// How to decode a transaction's outcome: the contract's ABI and method.
+pub struct DecodeWith<'a> {
+    pub abi: &'a Abi,
+    pub method: &'a str,
+}
+
+/// Builds, prices, signs and sends a transaction, then waits for its
+/// receipt. With `--gas auto` a failing simulation stops it before signing.
+pub async fn send(
+    ctx: &Ctx,
+    client: &Client,
+    signer: &Signer,
+    opts: &TxOpts,
+    decode: Option<DecodeWith<'_>>,
+    make: impl Fn(&TxBuilder) -> Transaction,
+) -> Result<Sent, CliError> {
+    let sender = signer.address();
+    let chain_id = client.get_status().await?.chain_id;
+    let account = client.get_account(sender).await?;
+    let builder = TxBuilder::new(chain_id)
+        .nonce(account.pending_nonce)
+        .gas_price(opts.gas_price);
+    let (gas_limit, simulation) = match opts.gas {
+        Gas::Auto => {
+            let spin = ctx.spinner("simulating");
+            let estimate = client
+                .estimate_gas(SimulateRequest {
+                    transaction: Some(make(&builder)),
+                    sender: Some(sender),
+                    ..Default::default()
+                })
+                .await?;
+            let sim = simulate(
+                client,
+                make(&builder.clone().gas_limit(estimate.gas)),
+                sender,
+            )
+            .await?;
+            drop(spin);
+            if sim.status != ExecStatus::Success {
+                let decoded = decode
+                    .as_ref()
+                    .map(|d| outcome(d, sim.status, &sim.output.0));
+                let mut e = failure_error(
+                    "the simulation failed; nothing was sent",
+                    sim.status,
+                    decoded.as_ref(),
+                    sim.error.as_deref(),
+                )
+                .data(json!({
+                    "status": sim.status,
+                    "gas_used": sim.gas_used,
+                    "decoded": decoded.as_ref().map(decoded_json),
+                }));
+                if opts.trace
+                    && let Some(t) = &sim.trace
+                {
+                    eprintln!("{}", trace_text(t, 0));
+                }
+                e.hint = e.hint.or(Some(
+                    "fix the arguments or state; pass --gas N to send it anyway".into(),
+                ));
+                return Err(e);
+            }
+            (estimate.gas, Some(sim))
+        }
+        Gas::Limit(n) => {
+            let sim = if opts.trace {
+                Some(simulate(client, make(&builder.clone().gas_limit(n)), sender).await?)
+            } else {
+                None
+            };
+            (n, sim)
+        }
+    };
+    let tx = make(&builder.gas_limit(gas_limit));
+    let (_, raw, hash) = signer.sign(tx);
+    let hash_sent = client.send_transaction(&raw).await?;
+    if hash_sent != hash {
+        return fail(format!(
+            "the node answered hash {hash_sent} for transaction {hash}"
+        ));
+    }
+    let receipt = wait(ctx, client, hash, opts.timeout).await?;
+    Ok(Sent {
+        hash,
+        sender,
+        receipt,
+        simulation,
+    })
+}
+
+async fn simulate(
+    client: &Client,
+    tx: Transaction,
+    sender: Address,
+) -> Result<SimulationResult, CliError> {
+    Ok(client
+        .simulate_transaction(SimulateRequest {
+            transaction: Some(tx),
+            sender: Some(sender),
+            ..Default::default()
+        })
+        .await?)
+}
+
+/// Waits for `hash` to commit, with a spinner.
+pub async fn wait(
+    ctx: &Ctx,
+    client: &Client,
+    hash: Hash,
+    timeout_secs: u64,
+) -> Result<ReceiptInfo, CliError> {
+    let _spin = ctx.spinner(format!("waiting for {hash} to commit"));
+    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(CliError::new(format!(
+                "transaction {hash} did not commit within {timeout_secs} s"
+            ))
+            .hint(format!("it may still commit: check with `stele tx {hash}`")));
+        }
+        let slice = left.min(Duration::from_secs(10)).as_millis() as u64;
+        match client.wait_for_receipt(hash, slice.max(1)).await {
+            Ok(r) => return Ok(r),
+            Err(ClientError::Rpc { code, .. }) if code == codes::TIMEOUT => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// A receipt's outcome decoded by `d`.
+pub fn outcome(d: &DecodeWith<'_>, status: ExecStatus, output: &[u8]) -> Decoded {
+    decode_outcome(d.abi, d.method, status, output).unwrap_or_else(|e| Decoded::Failed {
+        status,
+        message: format!(
+            "{} (output 0x{} does not decode by the ABI: {e})",
+            status_text(status),
+            hex::encode(output)
+        ),
+    })
+}
+
+pub fn status_text(status: ExecStatus) -> &'static str {
+    match status {
+        ExecStatus::Success => "success",
+        ExecStatus::Reverted => "reverted",
+        ExecStatus::OutOfGas => "out of gas",
+        ExecStatus::Trapped => "trapped",
+        _ => "failed",
+    }
+}
+
+pub fn decoded_json(d: &Decoded) -> Value {
+    match d {
+        Decoded::Returned(v) => json!({ "returned": v }),
+        Decoded::Reverted(r) => json!({ "reverted": r }),
+        Decoded::Failed { status, message } => json!({ "status": status, "message": message }),
+    }
+}
+
+pub fn decoded_text(d: &Decoded) -> String {
+    match d {
+        Decoded::Returned(v) => v.to_string(),
+        Decoded::Reverted(stele_abi::Revert::Message(m)) => format!("reverted: {m}"),
+        Decoded::Reverted(stele_abi::Revert::Error(v)) => format!("reverted with error {v}"),
+        Decoded::Reverted(stele_abi::Revert::Raw(b)) => {
+            format!("reverted with payload 0x{}", hex::encode(b))
+        }
+        Decoded::Failed { status, message } => {
+            if message.is_empty() {
+                status_text(*status).to_string()
+            } else {
+                format!("{}: {message}", status_text(*status))
+            }
+        }
+    }
+}
+
+/// The error for a failed run: decoded when possible.
+pub fn failure_error(
+    what: &str,
+    status: ExecStatus,
+    decoded: Option<&Decoded>,
+    node_text: Option<&str>,
+) -> CliError {
+    let detail = match (decoded, node_text) {
+        (Some(d), _) => decoded_text(d),
+        (None, Some(t)) => format!("{}: {t}", status_text(status)),
+        (None, None) => status_text(status).to_string(),
+    };
+    let e = CliError::new(format!("{what}: {detail}"));
+    match status {
+        ExecStatus::OutOfGas => e.hint("raise --gas, or use --gas auto for the exact amount"),
+        _ => e,
+    }
+}
+
+/// Decodes events with the ABIs of the contracts that emitted them
+/// (fetched once per contract).
+pub struct EventDecoder<'a> {
+    client: &'a Client,
+    abis: BTreeMap<Address, Option<Abi>>,
+}
+
+impl<'a> EventDecoder<'a> {
+    pub fn new(client: &'a Client) -> Self {
+        EventDecoder {
+            client,
+            abis: BTreeMap::new(),
+        }
+    }
+
+    pub fn with(client: &'a Client, contract: Address, abi: Abi) -> Self {
+        let mut d = EventDecoder::new(client);
+        d.abis.insert(contract, Some(abi));
+        d
+    }
+
+    pub async fn decode(&mut self, event: &Event) -> Value {
+        if !self.abis.contains_key(&event.contract) {
+            let abi = self.client.get_abi(event.contract).await.ok();
+            self.abis.insert(event.contract, abi);
+        }
+        let topics: Vec<[u8; 32]> = event.topics.iter().map(|t| t.0).collect();
+        let decoded = self
+            .abis
+            .get(&event.contract)
+            .and_then(Option::as_ref)
+            .and_then(|abi| abi.decode_event(&topics, &event.data).ok());
+        match decoded {
+            Some(d) => json!({ "contract": event.contract, "name": d.name, "fields": d.fields }),
+            None => json!({
+                "contract": event.contract,
+                "topics": event.topics,
+                "data": format!("0x{}", hex::encode(&event.data)),
+            }),
+        }
+    }
+}
+
+pub fn event_text(e: &Value) -> String {
+    match (e.get("name"), e.get("fields")) {
+        (Some(name), Some(fields)) => format!(
+            "{} {}",
+            name.as_str().unwrap_or("?"),
+            serde_json::to_string(fields).unwrap_or_default()
+        ),
+        _ => format!("(undecoded) {e}"),
+    }
+}
+
+pub fn trace_text(frame: &TraceFrame, depth: usize) -> String {
+    let mut s = format!(
+        "{:indent$}{} {}.{} gas {}/{} {}",
+        "",
+        frame.caller,
+        frame.contract,
+        frame.method,
+        frame.gas_used,
+        frame.gas_budget,
+        status_text(frame.status),
+        indent = depth * 2
+    );
+    for c in &frame.calls {
+        s.push('\n');
+        s.push_str(&trace_text(c, depth + 1));
+    }
+    s
+}
+
+/// Events of a receipt, decoded.
+pub async fn decode_events(decoder: &mut EventDecoder<'_>, events: &[Event]) -> Vec<Value> {
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        out.push(decoder.decode(e).await);
+    }
+    out
+}
+
+#[derive(Args, Debug)]
+pub struct TransferArgs {
+    /// Recipient: an address or a key name.
+    pub to: String,
+    /// Amount in base units.
+    #[arg(value_parser = parse_amount)]
+    pub amount: Amount,
+    #[command(flatten)]
+    pub tx: TxOpts,
+}
+
+pub async fn transfer(ctx: &Ctx, a: TransferArgs) -> Res {
+    let to = resolve_address(&ctx.keystore(), &a.to)?;
+    let signer = ctx.signer()?;
+    let client = ctx.client().await?;
+    let sent = send(ctx, &client, &signer, &a.tx, None, |b| {
+        b.transfer(to, a.amount)
+    })
+    .await?;
+    let r = &sent.receipt.receipt;
+    if r.status != ExecStatus::Success {
+        return Err(failure_error(
+            "the transfer failed",
+            r.status,
+            None,
+            Some(&String::from_utf8_lossy(&r.output)),
+        ));
+    }
+    ctx.out(
+        || {
+            format!(
+                "sent {} to {to}\ntx:       {}\nblock:    {}\ngas used: {}",
+                a.amount, sent.hash, sent.receipt.block_height, r.gas_used
+            )
+        },
+        json!({
+            "hash": sent.hash,
+            "from": sent.sender,
+            "to": to,
+            "amount": a.amount.to_string(),
+            "block_height": sent.receipt.block_height,
+            "gas_used": r.gas_used,
+        }),
+    );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct AccountArgs {
+    /// An address or a key name; default the --from key.
+    pub address: Option<String>,
+}
+
+pub async fn account(ctx: &Ctx, a: AccountArgs) -> Res {
+    let name = a.address.unwrap_or_else(|| ctx.global.from.clone());
+    let address = resolve_address(&ctx.keystore(), &name)?;
+    let client = ctx.client().await?;
+    let info = client.get_account(address).await?;
+    ctx.out(
+        || {
+            let mut s = format!(
+                "address:  {}\nbalance:  {}\nnonce:    {}",
+                info.address, info.balance, info.nonce
+            );
+            if info.pending_nonce != info.nonce {
+                s.push_str(&format!(" (next to send: {})", info.pending_nonce));
+            }
+            if let Some(code) = info.code_hash {
+                s.push_str(&format!("\ncode:     {code} (a contract)"));
+            }
+            s.push_str(&format!("\nheight:   {}", info.height));
+            s
+        },
+        json!({
+            "address": info.address,
+            "balance": info.balance.to_string(),
+            "nonce": info.nonce,
+            "pending_nonce": info.pending_nonce,
+            "code_hash": info.code_hash,
+            "height": info.height,
+        }),
+    );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct TxArgs {
+    /// Transaction hash (0x...).
+    pub hash: Hash,
+}
+
+pub async fn tx(ctx: &Ctx, a: TxArgs) -> Res {
+    let client = ctx.client().await?;
+    let info = client.get_transaction(a.hash).await.map_err(|e| {
+        let e = CliError::from(e);
+        if e.code == Some(codes::NOT_FOUND) {
+            e.hint("the node has never seen it: check the hash and --rpc")
+        } else {
+            e
+        }
+    })?;
+    let receipt = match info.state {
+        TxState::Committed => Some(client.get_receipt(a.hash).await?),
+        _ => None,
+    };
+    let mut decoder = EventDecoder::new(&client);
+    let events = match &receipt {
+        Some(r) => decode_events(&mut decoder, &r.receipt.events).await,
+        None => Vec::new(),
+    };
+    // Decode the outcome by the called contract's ABI when it has one.
+    let decoded = match (&info.transaction.tx.payload, &receipt) {
+        (
+            TxPayload::Call {
+                contract, method, ..
+            },
+            Some(r),
+        ) => match client.get_abi(*contract).await {
+            Ok(abi) => Some(outcome(
+                &DecodeWith { abi: &abi, method },
+                r.receipt.status,
+                &r.receipt.output,
+            )),
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    let t = &info.transaction.tx;
+    let kind = match &t.payload {
+        TxPayload::Transfer { to, amount } => format!("transfer {amount} to {to}"),
+        TxPayload::Deploy { code, value, .. } => {
+            format!("deploy {} bytes of code, value {value}", code.len())
+        }
+        TxPayload::Call {
+            contract,
+            method,
+            value,
+            ..
+        } => format!("call {contract}.{method}, value {value}"),
+    };
+    ctx.out(
+        || {
+            let mut s = format!(
+                "hash:      {}\nfrom:      {}\nnonce:     {}\naction:    {kind}\ngas:       limit {} at price {}\nstate:     {:?}",
+                info.hash, info.sender, t.nonce, t.gas_limit, t.gas_price, info.state
+            );
+            if let Some(r) = &receipt {
+                s.push_str(&format!(
+                    "\nblock:     {} (index {})\nstatus:    {}\ngas used:  {}",
+                    r.block_height,
+                    r.index,
+                    status_text(r.receipt.status),
+                    r.receipt.gas_used
+                ));
+                if let Some(addr) = r.receipt.contract_address {
+                    s.push_str(&format!("\ncontract:  {addr}"));
+                }
+                if let Some(d) = &decoded {
+                    s.push_str(&format!("\nresult:    {}", decoded_text(d)));
+                }
+                for e in &events {
+                    s.push_str(&format!("\nevent:     {}", event_text(e)));
+                }
+            }
+            s
+        },
+        json!({
+            "transaction": info,
+            "receipt": receipt,
+            "decoded": decoded.as_ref().map(decoded_json),
+            "events": events,
+        }),
+    );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct BlockArgs {
+    /// Height or 0x hash; default the latest block.
+    pub id: Option<String>,
+}
+
+pub async fn block(ctx: &Ctx, a: BlockArgs) -> Res {
+    let client = ctx.client().await?;
+    let info = match a.id {
+        None => client.get_latest_block().await?,
+        Some(id) => {
+            let id = if id.starts_with("0x") {
+                BlockId::Hash(
+                    id.parse::<Hash>()
+                        .map_err(|e| CliError::new(format!("invalid block hash {id}: {e}")))?,
+                )
+            } else {
+                BlockId::Height(id.parse::<u64>().map_err(|_| {
+                    CliError::new(format!("{id:?} is neither a height nor a 0x block hash"))
+                })?)
+            };
+            client.get_block(id).await?
+        }
+    };
+    let h = &info.block.header;
+    ctx.out(
+        || {
+            let mut s = format!(
+                "height:      {}\nhash:        {}\nparent:      {}\ntime (ms):   {}\nproposer:    {}\nview:        {}\nstate root:  {}\ntxs:         {}\ncommit sigs: {}",
+                h.height,
+                info.hash,
+                h.parent_hash,
+                h.timestamp_ms,
+                h.proposer,
+                h.view,
+                h.state_root,
+                info.block.txs.len(),
+                info.certificate.signatures.len()
+            );
+            for tx in &info.block.txs {
+                s.push_str(&format!("\n  {}", tx.hash()));
+            }
+            s
+        },
+        serde_json::to_value(&info).unwrap_or(Value::Null),
+    );
+    Ok(())
+}

@@ -1,0 +1,399 @@
+//! `stele devnet`: a local network in one process. The validators are the
+//! real node (PBFT over QUIC on loopback, RocksDB data dirs, JSON-RPC),
+//! started from homes laid out exactly as `stele-node testnet` writes them,
+//! so a devnet behaves like a network of separate `stele-node` processes.
+//! Dev accounts have fixed keys (the same on every machine) and are written
+//! to the keystore as `dev0`, `dev1`, ...
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use stele_client::{Client, Signer, TxBuilder};
+use stele_node::home::{self, DEV_BALANCE, RunningNode, TestnetSpec};
+use stele_node::node::now_ms;
+use stele_types::{Address, SecretKey, keccak256};
+
+use crate::Res;
+use crate::ctx::{CliError, Ctx, fail};
+use crate::keystore::save_devnet_key;
+
+/// Marker and settings of a devnet folder.
+const SPEC_FILE: &str = "devnet.json";
+const LOG_FILE: &str = "devnet.log";
+/// How long the network may take to commit its first block after start.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Args, Debug)]
+pub struct DevnetArgs {
+    /// Number of validators (n = 1 runs the same PBFT code path).
+    #[arg(long)]
+    pub validators: Option<usize>,
+    /// Folder for the chain data; default <home>/devnet.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Delete the folder's chain and start a new one.
+    #[arg(long)]
+    pub reset: bool,
+    /// Funded dev accounts (keys dev0, dev1, ... in the keystore).
+    #[arg(long, default_value_t = 4)]
+    pub accounts: usize,
+    /// Validator i listens for peers on BASE+2i and serves RPC on BASE+2i+1
+    /// (the default puts validator 0's RPC on 8545).
+    #[arg(long, default_value_t = 8544)]
+    pub base_port: u16,
+    #[arg(long, default_value_t = 1337)]
+    pub chain_id: u64,
+    /// After start, build and deploy the example token and counter from
+    /// this source tree's contracts/ (needs the wasm32 target).
+    #[arg(long)]
+    pub deploy_examples: bool,
+}
+
+/// What a devnet folder was created with (`devnet.json`).
+#[derive(Debug, Serialize, Deserialize)]
+struct Spec {
+    validators: usize,
+    accounts: usize,
+    base_port: u16,
+    chain_id: u64,
+    rpc: Vec<SocketAddr>,
+}
+
+pub fn default_dir(ctx: &Ctx) -> PathBuf {
+    ctx.home.join("devnet")
+}
+
+/// Dev account `i`'s key: derived from a fixed label, so every devnet has
+/// the same dev addresses.
+pub fn dev_key(i: usize) -> Result<SecretKey, CliError> {
+    let mut seed = b"stele devnet account ".to_vec();
+    seed.extend_from_slice(&(i as u64).to_be_bytes());
+    SecretKey::from_bytes(&keccak256(&seed).0)
+        .map_err(|e| CliError::new(format!("dev key {i}: {e}")))
+}
+
+fn load_spec(dir: &Path) -> Result<Option<Spec>, CliError> {
+    let path = dir.join(SPEC_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            CliError::new(format!("{} is damaged: {e}", path.display()))
+                .hint("start over with --reset")
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => fail(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Creates the devnet folder, or checks that an existing one matches.
+fn prepare(dir: &Path, a: &DevnetArgs) -> Result<(Spec, bool), CliError> {
+    if a.reset && dir.exists() {
+        if load_spec(dir).ok().flatten().is_none()
+            && dir.read_dir().is_ok_and(|mut d| d.next().is_some())
+        {
+            return fail(format!(
+                "{} is not a devnet folder; not deleting it",
+                dir.display()
+            ));
+        }
+        std::fs::remove_dir_all(dir)
+            .map_err(|e| CliError::new(format!("cannot delete {}: {e}", dir.display())))?;
+    }
+    if let Some(spec) = load_spec(dir)? {
+        if let Some(n) = a.validators
+            && n != spec.validators
+        {
+            return Err(CliError::new(format!(
+                "the devnet in {} has {} validators, not {n}",
+                dir.display(),
+                spec.validators
+            ))
+            .hint("add --reset to start a new chain with a different size"));
+        }
+        return Ok((spec, true));
+    }
+    if a.accounts == 0 || a.accounts > 256 {
+        return fail("--accounts must be in 1..=256");
+    }
+    let dev: Vec<Address> = (0..a.accounts)
+        .map(|i| dev_key(i).map(|k| k.public_key().address()))
+        .collect::<Result<_, _>>()?;
+    let testnet = home::write_testnet(
+        dir,
+        &TestnetSpec {
+            validators: a.validators.unwrap_or(4),
+            chain_id: a.chain_id,
+            base_port: a.base_port,
+            genesis_time_ms: now_ms(),
+            dev_accounts: dev,
+        },
+    )
+    .map_err(|e| CliError::new(e.to_string()))?;
+    let spec = Spec {
+        validators: testnet.homes.len(),
+        accounts: a.accounts,
+        base_port: a.base_port,
+        chain_id: a.chain_id,
+        rpc: testnet.rpc,
+    };
+    let text = serde_json::to_string_pretty(&spec)
+        .map_err(|e| CliError::new(format!("devnet spec: {e}")))?;
+    home::write_new(&dir.join(SPEC_FILE), &text).map_err(|e| CliError::new(e.to_string()))?;
+    Ok((spec, false))
+}
+
+fn init_logging(dir: &Path) -> Res {
+    let path = dir.join(LOG_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| CliError::new(format!("cannot open {}: {e}", path.display())))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STELE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second subscriber (only in tests) is not an error worth failing on.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+    Ok(())
+}
+
+pub async fn run(ctx: &Ctx, a: DevnetArgs) -> Res {
+    let dir = a.dir.clone().unwrap_or_else(|| default_dir(ctx));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))?;
+    let (spec, resumed) = prepare(&dir, &a)?;
+    init_logging(&dir)?;
+
+    let ks = ctx.keystore();
+    let mut accounts = Vec::new();
+    for i in 0..spec.accounts {
+        let key = dev_key(i)?;
+        let name = format!("dev{i}");
+        if let Err(e) = save_devnet_key(&ks, &name, &key) {
+            eprintln!("warning: {name} not written to the keystore: {}", e.message);
+        }
+        accounts.push((name, key));
+    }
+
+    let mut nodes: Vec<RunningNode> = Vec::new();
+    for i in 0..spec.validators {
+        let node_home = dir.join(format!("node{i}"));
+        match home::start_home(&node_home).await {
+            Ok(n) => nodes.push(n),
+            Err(e) => {
+                stop_all(nodes).await;
+                return Err(CliError::new(format!("validator {i} did not start: {e}")).hint(
+                    "is another devnet using these ports or this folder? Stop it, or pass --dir and --base-port",
+                ));
+            }
+        }
+    }
+    let result = serve(ctx, &a, &dir, &spec, resumed, &accounts, &nodes).await;
+    stop_all(nodes).await;
+    result?;
+    if !ctx.json() {
+        eprintln!("devnet stopped; its chain is kept in {}", dir.display());
+    }
+    Ok(())
+}
+
+async fn stop_all(nodes: Vec<RunningNode>) {
+    for n in nodes {
+        if let Err(e) = n.shutdown().await {
+            eprintln!("warning: a validator did not shut down cleanly: {e}");
+        }
+    }
+}
+
+async fn serve(
+    ctx: &Ctx,
+    a: &DevnetArgs,
+    dir: &Path,
+    spec: &Spec,
+    resumed: bool,
+    accounts: &[(String, SecretKey)],
+    nodes: &[RunningNode],
+) -> Res {
+    let rpc_addr = nodes
+        .first()
+        .and_then(|n| n.rpc.as_ref())
+        .map(|r| r.local_addr())
+        .ok_or_else(|| CliError::new("validator 0 serves no RPC"))?;
+    let url = format!("http://{rpc_addr}");
+    let client = Client::connect(&url).await?;
+    let height = wait_ready(ctx, &client, nodes).await?;
+
+    let mut examples = Vec::new();
+    if a.deploy_examples {
+        examples = deploy_examples(ctx, &client, spec.chain_id, &accounts[0].1).await?;
+    }
+
+    let rpcs: Vec<String> = nodes
+        .iter()
+        .filter_map(|n| n.rpc.as_ref().map(|r| format!("http://{}", r.local_addr())))
+        .collect();
+    let accounts_json: Vec<Value> = accounts
+        .iter()
+        .map(|(name, k)| json!({"name": name, "address": k.public_key().address()}))
+        .collect();
+    ctx.out(
+        || {
+            let mut s = format!(
+                "Stele devnet {} ({} validators, chain id {}, height {height})\n\nRPC:       {url}  (ws://{rpc_addr} for subscriptions)\n",
+                if resumed { "resumed" } else { "started" },
+                spec.validators,
+                spec.chain_id
+            );
+            if rpcs.len() > 1 {
+                s.push_str(&format!("other RPCs: {}\n", rpcs[1..].join(" ")));
+            }
+            s.push_str(&format!(
+                "data:      {}\nlog:       {}\n\nFunded accounts ({DEV_BALANCE} each at genesis; keys in the keystore, no passphrase):\n",
+                dir.display(),
+                dir.join(LOG_FILE).display()
+            ));
+            for (name, k) in accounts {
+                s.push_str(&format!("  {name:<6} {}\n", k.public_key().address()));
+            }
+            for (name, addr) in &examples {
+                s.push_str(&format!("\nexample {name}: {addr}"));
+            }
+            s.push_str("\nTry: stele account dev0\nCtrl-C stops the devnet; running it again resumes this chain (--reset starts over).");
+            s
+        },
+        json!({
+            "rpc": url,
+            "ws": format!("ws://{rpc_addr}"),
+            "rpcs": rpcs,
+            "chain_id": spec.chain_id,
+            "validators": spec.validators,
+            "height": height,
+            "resumed": resumed,
+            "dir": dir,
+            "accounts": accounts_json,
+            "examples": examples.iter().map(|(n, a)| json!({"name": n, "address": a})).collect::<Vec<_>>(),
+        }),
+    );
+    wait_for_stop(nodes).await;
+    Ok(())
+}
+
+/// Waits until validator 0 has committed a block since start (all
+/// validators connected and agreeing), with a spinner.
+async fn wait_ready(ctx: &Ctx, client: &Client, nodes: &[RunningNode]) -> Result<u64, CliError> {
+    let _spin = ctx.spinner("starting validators");
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut start_height = None;
+    loop {
+        if nodes.iter().any(|n| n.node.is_finished()) {
+            return fail("a validator stopped while starting; see the devnet log");
+        }
+        if let Ok(s) = client.get_status().await {
+            let first = *start_height.get_or_insert(s.height);
+            if s.height > first || (s.height > 0 && nodes.len() == 1) {
+                return Ok(s.height);
+            }
+        }
+        if Instant::now() > deadline {
+            return fail(format!(
+                "the devnet committed no block within {} s; see the devnet log",
+                READY_TIMEOUT.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_for_stop(nodes: &[RunningNode]) {
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    let fatal = async {
+        while !nodes.iter().any(|n| n.node.is_finished()) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+        () = fatal => {
+            eprintln!("a validator stopped on its own; see the devnet log");
+        }
+    }
+}
+
+/// Builds and deploys the example token (all its supply to dev0) and
+/// counter from this source tree.
+async fn deploy_examples(
+    ctx: &Ctx,
+    client: &Client,
+    chain_id: u64,
+    key: &SecretKey,
+) -> Result<Vec<(String, Address)>, CliError> {
+    let contracts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts");
+    let signer = Signer::new(key.clone());
+    let mut out = Vec::new();
+    let examples: [(&str, Value); 2] = [
+        (
+            "token",
+            json!(["Stele Dev Token", "SDT", 18, "1000000000000000000000000"]),
+        ),
+        ("counter", json!([0, "18446744073709551615"])),
+    ];
+    for (name, args) in examples {
+        let dir = contracts.join(name);
+        let built = {
+            let _spin = ctx.spinner(format!("building example {name}"));
+            let d = dir.clone();
+            tokio::task::spawn_blocking(move || {
+                stele_build::build(
+                    &d,
+                    &stele_build::BuildOptions {
+                        target_dir: None,
+                        locked: false,
+                        verbose: false,
+                    },
+                )
+            })
+            .await
+            .map_err(|e| CliError::new(format!("build task: {e}")))?
+            .map_err(|e| CliError::new(format!("building {}: {e}", dir.display())))?
+        };
+        let init = built
+            .abi
+            .encode_args("init", &args)
+            .map_err(|e| CliError::new(format!("example {name} init: {e}")))?;
+        let nonce = client.get_account(signer.address()).await?.pending_nonce;
+        let tx = TxBuilder::new(chain_id)
+            .nonce(nonce)
+            .gas_limit(200_000_000)
+            .deploy(built.wasm, init, 0);
+        let (_, raw, hash) = signer.sign(tx);
+        client.send_transaction(&raw).await?;
+        let r = crate::chain::wait(ctx, client, hash, 60).await?;
+        match r.receipt.contract_address {
+            Some(addr) => out.push((name.to_string(), addr)),
+            None => {
+                return fail(format!(
+                    "deploying example {name} failed: {}",
+                    String::from_utf8_lossy(&r.receipt.output)
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
