@@ -329,6 +329,10 @@ async fn send_transaction_names_every_rejection() {
         code(send(transfer(1, 0, 60_000_000, 1)).await),
         codes::TX_GAS_LIMIT_OVER_BLOCK
     );
+    assert_eq!(
+        code(send(transfer(1, 0, 21_000, 1)).await),
+        codes::TX_GAS_BELOW_INTRINSIC
+    );
     let mut cheap = transfer(1, 0, 30_000, 1);
     cheap.tx.gas_price = 0;
     assert_eq!(
@@ -496,7 +500,11 @@ async fn read_errors_are_specific() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_subscriptions_see_blocks_events_and_tx_status() {
-    let node = TestNode::start(RpcConfig::default()).await;
+    let node = TestNode::start(RpcConfig {
+        events_blocks_max: 2,
+        ..RpcConfig::default()
+    })
+    .await;
     let client = Client::connect(&node.ws()).await.unwrap();
     let contract = deploy_counter(&node, &client).await;
 
@@ -580,6 +588,42 @@ async fn websocket_subscriptions_see_blocks_events_and_tx_status() {
         tokio::time::timeout(Duration::from_millis(200), other_topic.next())
             .await
             .is_err()
+    );
+
+    // The same event, asked for afterwards; pages continue where told.
+    let filter = EventFilter {
+        contract: Some(contract),
+        topics: vec![Some(topic)],
+    };
+    // Two blocks per call here: the page stops at 2 and says to go on.
+    let page = client
+        .get_events(filter.clone(), 1, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.events, vec![log.clone()]);
+    assert_eq!((page.to_height, page.next_height), (2, Some(3)));
+    let first = client
+        .get_events(filter.clone(), 0, Some(2), 1)
+        .await
+        .unwrap();
+    assert_eq!(first.events, vec![log]);
+    assert_eq!((first.to_height, first.next_height), (2, None));
+    let none = client
+        .get_events(filter.clone(), 3, None, 10)
+        .await
+        .unwrap();
+    assert!(none.events.is_empty());
+    assert_eq!(
+        code(client.get_events(filter.clone(), 1, Some(99), 10).await),
+        codes::HEIGHT_UNAVAILABLE
+    );
+    assert_eq!(
+        code(client.get_events(filter.clone(), 1, None, 0).await),
+        codes::INVALID_ARGUMENT
+    );
+    assert_eq!(
+        code(client.get_events(filter, 3, Some(2), 10).await),
+        codes::INVALID_ARGUMENT
     );
 
     events.unsubscribe().await.unwrap();

@@ -331,6 +331,18 @@ pub struct EventLog {
     pub event: Event,
 }
 
+/// A page of past events (`get_events`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventPage {
+    pub events: Vec<EventLog>,
+    /// The last height scanned.
+    pub to_height: u64,
+    /// Where to continue when the page ended before the requested range
+    /// did (the result limit or the node's block-range cap was reached).
+    pub next_height: Option<u64>,
+}
+
 /// A transaction's status (subscription item): sent once with the current
 /// state, then when it commits (with the receipt; the subscription then
 /// ends).
@@ -420,6 +432,19 @@ pub trait SteleApi {
         cursor: Option<Bytes>,
         limit: u32,
     ) -> RpcResult<StoragePage>;
+
+    /// Past events matching `filter` in committed blocks `from_height..=
+    /// to_height` (default the latest), in order. A page ends with the block
+    /// in which `limit` events were reached, or after the node's cap on
+    /// blocks scanned per call; `next_height` says where to continue.
+    #[method(name = "get_events")]
+    async fn get_events(
+        &self,
+        filter: EventFilter,
+        from_height: u64,
+        to_height: Option<u64>,
+        limit: u32,
+    ) -> RpcResult<EventPage>;
 
     /// The node's status.
     #[method(name = "get_status")]

@@ -220,6 +220,16 @@ impl Client {
         )
     }
 
+    pub async fn get_events(
+        &self,
+        filter: EventFilter,
+        from_height: u64,
+        to_height: Option<u64>,
+        limit: u32,
+    ) -> Result<EventPage, ClientError> {
+        call!(self, get_events(filter, from_height, to_height, limit))
+    }
+
     pub async fn get_status(&self) -> Result<StatusInfo, ClientError> {
         call!(self, get_status())
     }

@@ -44,6 +44,10 @@ pub struct RpcConfig {
     pub wait_for_receipt_timeout_ms_max: u64,
     /// Largest `list_storage` page.
     pub list_storage_limit_max: u32,
+    /// Most blocks one `get_events` call scans.
+    pub events_blocks_max: u64,
+    /// Most events one `get_events` call returns.
+    pub events_limit_max: u32,
 }
 
 impl Default for RpcConfig {
@@ -65,6 +69,8 @@ impl Default for RpcConfig {
             exec_queue_max: 64,
             wait_for_receipt_timeout_ms_max: 60_000,
             list_storage_limit_max: 256,
+            events_blocks_max: 10_000,
+            events_limit_max: 1_000,
         }
     }
 }

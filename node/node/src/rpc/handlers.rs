@@ -713,6 +713,82 @@ impl SteleApiServer for Handler {
         self.track("get_storage_proof", result)
     }
 
+    async fn get_events(
+        &self,
+        filter: EventFilter,
+        from_height: u64,
+        to_height: Option<u64>,
+        limit: u32,
+    ) -> RpcResult<EventPage> {
+        let result = (|| {
+            let max = self.config.events_limit_max;
+            if limit == 0 || limit > max {
+                return Err(invalid(format!("limit must be 1 to {max}, got {limit}")));
+            }
+            if filter.topics.len() > 4 {
+                return Err(invalid("an event has at most 4 topics"));
+            }
+            let latest = self.latest()?;
+            let to = to_height.unwrap_or(latest);
+            if to > latest {
+                return Err(err(
+                    codes::HEIGHT_UNAVAILABLE,
+                    format!("height {to} is above the committed height {latest}"),
+                ));
+            }
+            let from = from_height.max(1);
+            if from > to {
+                return Err(invalid(format!(
+                    "from_height {from_height} is above to_height {to}"
+                )));
+            }
+            // Scan at most `events_blocks_max` blocks; the caller continues
+            // from `next_height`.
+            let last = to.min(from.saturating_add(self.config.events_blocks_max - 1));
+            let state = self.state()?;
+            let reader = BlockReader::new(&state);
+            let mut events = Vec::new();
+            for height in from..=last {
+                let b = reader
+                    .committed(height)
+                    .map_err(internal)?
+                    .ok_or_else(|| not_found(format_args!("block at height {height}")))?;
+                let block_hash = b.block.hash();
+                let mut page_full = false;
+                for (tx_index, receipt) in b.receipts.iter().enumerate() {
+                    for (event_index, event) in receipt.events.iter().enumerate() {
+                        if !filter.matches(event) {
+                            continue;
+                        }
+                        events.push(EventLog {
+                            block_height: height,
+                            block_hash,
+                            tx_hash: receipt.tx_hash,
+                            tx_index: tx_index as u32,
+                            event_index: event_index as u32,
+                            event: event.clone(),
+                        });
+                        page_full |= events.len() >= limit as usize;
+                    }
+                }
+                // Whole blocks only, so `next_height` never splits one.
+                if page_full {
+                    return Ok(EventPage {
+                        events,
+                        to_height: height,
+                        next_height: (height < to).then_some(height + 1),
+                    });
+                }
+            }
+            Ok(EventPage {
+                events,
+                to_height: last,
+                next_height: (last < to).then_some(last + 1),
+            })
+        })();
+        self.track("get_events", result)
+    }
+
     async fn list_storage(
         &self,
         contract: Address,
