@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::{Value, json};
 use stele_abi::{Abi, MethodKind, TypeRef};
-use stele_client::api::{BlockId, EventFilter};
+use stele_client::api::{EventFilter, EventLog};
 use stele_client::verify_storage_proof;
 use stele_types::{Address, Amount, ExecStatus};
 
@@ -18,13 +18,15 @@ use crate::chain::{
     DecodeWith, EventDecoder, TxOpts, decode_events, decoded_json, decoded_text, event_text,
     failure_error, outcome, parse_amount, send, trace_text,
 };
-use crate::ctx::{CliError, Ctx, fail};
+use crate::ctx::{CliError, Ctx, fail, say};
 
 /// Largest module file read for a deploy (the chain's own cap is lower and
 /// reported by the node).
 const WASM_FILE_BYTES_MAX: u64 = 8 << 20;
 /// Blocks `stele events` scans back by default.
-const EVENTS_BLOCKS_DEFAULT: u64 = 1000;
+const EVENTS_BLOCKS_DEFAULT: u64 = 10_000;
+/// Events asked for per `get_events` call.
+const EVENTS_PAGE: u32 = 500;
 
 fn parse_json(s: &str) -> Result<Value, String> {
     serde_json::from_str(s).map_err(|e| format!("not valid JSON: {e}"))
@@ -437,7 +439,7 @@ pub async fn abi(ctx: &Ctx, a: AbiArgs) -> Res {
 pub struct EventsArgs {
     /// The contract's address.
     pub contract: Address,
-    /// First height to scan; default the last 1000 blocks.
+    /// First height to scan; default the last 10 000 blocks.
     #[arg(long)]
     pub from_height: Option<u64>,
     /// Keep printing new events as blocks commit (Ctrl-C stops).
@@ -469,29 +471,27 @@ pub async fn events(ctx: &Ctx, a: EventsArgs) -> Res {
         None => None,
     };
     let latest = client.get_latest_block().await?.block.header.height;
-    let from = a
-        .from_height
-        .unwrap_or_else(|| latest.saturating_sub(EVENTS_BLOCKS_DEFAULT - 1))
-        .max(1);
+    let filter = EventFilter {
+        contract: Some(a.contract),
+        topics: Vec::new(),
+    };
+    let mut next = Some(
+        a.from_height
+            .unwrap_or_else(|| latest.saturating_sub(EVENTS_BLOCKS_DEFAULT - 1))
+            .max(1),
+    );
     let mut found = Vec::new();
-    for height in from..=latest {
-        let b = client.get_block(BlockId::Height(height)).await?;
-        for (index, tx) in b.block.txs.iter().enumerate() {
-            let hash = tx.hash();
-            let r = client.get_receipt(hash).await?;
-            for e in r.receipt.events.iter().filter(|e| e.contract == a.contract) {
-                let mut v = decoder.decode(e).await;
-                if let Some(obj) = v.as_object_mut() {
-                    obj.insert("block_height".into(), json!(height));
-                    obj.insert("tx_hash".into(), json!(hash));
-                    obj.insert("tx_index".into(), json!(index));
-                }
-                found.push(v);
-            }
+    while let Some(from) = next.filter(|h| *h <= latest) {
+        let page = client
+            .get_events(filter.clone(), from, Some(latest), EVENTS_PAGE)
+            .await?;
+        for log in &page.events {
+            found.push(event_json(&mut decoder, log).await);
         }
+        next = page.next_height;
     }
     if ctx.json() && !a.follow {
-        println!("{:#}", Value::Array(found));
+        say(format!("{:#}", Value::Array(found)));
         return Ok(());
     }
     for v in &found {
@@ -503,12 +503,7 @@ pub async fn events(ctx: &Ctx, a: EventsArgs) -> Res {
             if log.block_height <= latest {
                 continue;
             }
-            let mut v = decoder.decode(&log.event).await;
-            if let Some(obj) = v.as_object_mut() {
-                obj.insert("block_height".into(), json!(log.block_height));
-                obj.insert("tx_hash".into(), json!(log.tx_hash));
-                obj.insert("tx_index".into(), json!(log.tx_index));
-            }
+            let v = event_json(&mut decoder, &log).await;
             print_event(ctx, &v);
         }
         return fail("the node closed the event stream");
@@ -516,16 +511,27 @@ pub async fn events(ctx: &Ctx, a: EventsArgs) -> Res {
     Ok(())
 }
 
+async fn event_json(decoder: &mut EventDecoder<'_>, log: &EventLog) -> Value {
+    let mut v = decoder.decode(&log.event).await;
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("block_height".into(), json!(log.block_height));
+        obj.insert("tx_hash".into(), json!(log.tx_hash));
+        obj.insert("tx_index".into(), json!(log.tx_index));
+        obj.insert("event_index".into(), json!(log.event_index));
+    }
+    v
+}
+
 fn print_event(ctx: &Ctx, v: &Value) {
     if ctx.json() {
-        println!("{v}");
+        say(v);
     } else {
-        println!(
+        say(format!(
             "block {} tx {}: {}",
             v.get("block_height").unwrap_or(&Value::Null),
             v.get("tx_hash").and_then(Value::as_str).unwrap_or("?"),
             event_text(v)
-        );
+        ));
     }
 }
 

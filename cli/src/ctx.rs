@@ -55,7 +55,7 @@ impl CliError {
                 "code": self.code,
                 "data": self.data,
             }});
-            println!("{doc:#}");
+            say(format!("{doc:#}"));
         } else {
             eprintln!("error: {}", self.message);
             if let Some(h) = &self.hint {
@@ -103,7 +103,18 @@ impl From<ClientError> for CliError {
     }
 }
 
-/// `err(...)` for a plain message.
+/// Writes a line to stdout. When the reader has gone away (`stele ... |
+/// head`), there is nobody left to tell anything: exit quietly instead of
+/// panicking on the broken pipe.
+pub fn say(text: impl Display) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
+
+/// An error with a plain message.
 pub fn fail<T>(message: impl Display) -> Result<T, CliError> {
     Err(CliError::new(message.to_string()))
 }
@@ -172,9 +183,9 @@ impl Ctx {
     /// Prints `human` for people, or `doc` for `--json`.
     pub fn out(&self, human: impl FnOnce() -> String, doc: Value) {
         if self.json() {
-            println!("{doc:#}");
+            say(format!("{doc:#}"));
         } else {
-            println!("{}", human());
+            say(human());
         }
     }
 
