@@ -227,6 +227,15 @@ impl Keystore {
         write_private(&path, &text)
     }
 
+    /// Fails when `name` is taken, before any passphrase is asked for.
+    fn ensure_free(&self, name: &str) -> Res {
+        if self.path(name)?.exists() {
+            return fail(format!("a key named {name:?} already exists"))
+                .map_err(|e| e.hint("pick another name, or `stele keys delete` it first"));
+        }
+        Ok(())
+    }
+
     fn delete(&self, name: &str) -> Res {
         let (path, _, _) = self.read(name)?;
         std::fs::remove_file(&path)
@@ -296,8 +305,8 @@ pub fn run(ctx: &Ctx, command: KeysCommand) -> Res {
     let ks = ctx.keystore();
     match command {
         KeysCommand::New { name, scrypt_log_n } => {
+            ks.ensure_free(&name)?;
             let key = SecretKey::generate();
-            check_name(&name)?;
             let password = new_passphrase()?;
             ks.save(&name, &key, &password, scrypt_log_n, false)?;
             let address = key.public_key().address();
@@ -344,7 +353,7 @@ pub fn run(ctx: &Ctx, command: KeysCommand) -> Res {
             keystore,
             scrypt_log_n,
         } => {
-            check_name(&name)?;
+            ks.ensure_free(&name)?;
             let key = match (secret_file, keystore) {
                 (_, Some(path)) => {
                     let text = read_bounded(&path)?;
