@@ -1,3 +1,24 @@
 //! Cluster fault-test harness and load generator for Stele: real
 //! `stele-node` processes started from a generated testnet folder, with a
 //! UDP relay per directed link that a test can cut, delay or drop.
+//!
+//! - [`cluster`]: start, kill (SIGKILL), stop (SIGTERM), restart, pause
+//!   (SIGSTOP/SIGCONT) and wipe validators; partition and heal links.
+//! - [`relay`]: the per-link UDP relay.
+//! - [`load`]: transfers and AMM swaps from many accounts, every hash and
+//!   rejection recorded, commits followed over a WebSocket subscription.
+//! - [`contracts`]: the token and AMM contracts (built with `stele-build`)
+//!   and funding fresh accounts.
+//! - [`check`]: the invariants: one chain, every accepted transaction
+//!   committed exactly once, supply conserved.
+//! - [`scenarios`]: the fault scenarios (`node/node/tests/faults.rs` runs
+//!   them).
+//! - [`bench`]: the load benchmark behind the `stele-bench` binary.
+
+pub mod bench;
+pub mod check;
+pub mod cluster;
+pub mod contracts;
+pub mod load;
+pub mod relay;
+pub mod scenarios;

@@ -1,0 +1,300 @@
+//! The load benchmark: pre-funded accounts send pre-signed token transfers
+//! to a cluster at a fixed offered rate or flat out; the report gives the
+//! committed transactions per second, the submission-to-commit latency, and
+//! this machine's signature-verification ceiling measured in the same run.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, ensure};
+use serde::Serialize;
+use stele_client::{Client, Signer};
+use stele_types::SecretKey;
+
+use crate::cluster::{Cluster, ClusterConfig, Endpoints};
+use crate::contracts::{fund_accounts, setup_amm};
+use crate::load::{Load, LoadConfig, SenderSpec};
+
+/// Where the load goes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Start a local cluster of `validators` from this `stele-node` binary.
+    Local {
+        node_bin: PathBuf,
+        validators: usize,
+    },
+    /// A running cluster's RPC addresses, and the funded keys (an
+    /// `accounts.json` as `stele-node testnet` writes it) to pay from.
+    Remote {
+        rpc: Vec<SocketAddr>,
+        accounts_file: PathBuf,
+    },
+}
+
+/// What the senders send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// Native-token transfers (no contract).
+    Native,
+    /// `transfer` calls of the token contract.
+    Token,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Native => "native transfers",
+            Workload::Token => "token contract transfers",
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    pub target: Target,
+    pub workload: Workload,
+    /// Fresh accounts funded before the run, each a sender.
+    pub senders: usize,
+    pub txs_per_sender: u64,
+    /// Transactions in flight per sender (at most 64).
+    pub window: u64,
+    /// Offered rate over all senders; `None` is flat out.
+    pub rate_per_s: Option<f64>,
+    /// How long the ceiling measurement runs.
+    pub verify_measure: Duration,
+}
+
+/// Percentiles of the submission-to-commit latency, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// The machine's signature ceiling.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ceiling {
+    pub cores: usize,
+    /// k256 ECDSA verifications (prehashed, known key) per second on one
+    /// core.
+    pub k256_verify_per_s_per_core: f64,
+    /// Transaction signature checks as the node does them (encoding,
+    /// Keccak-256, public key recovery) per second on one core.
+    pub tx_recover_per_s_per_core: f64,
+}
+
+/// The JSON report.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub workload: &'static str,
+    pub validators: usize,
+    pub senders: usize,
+    pub txs_sent: usize,
+    pub txs_committed: usize,
+    pub rejections: usize,
+    pub offered_tx_per_s: Option<f64>,
+    pub committed_tx_per_s: f64,
+    /// From the first submission to the last commit seen.
+    pub duration_s: f64,
+    pub latency: Latency,
+    pub machine: Ceiling,
+    /// `cores x k256 verify/s / validators`: every validator checks every
+    /// signature, and they share the cores.
+    pub ceiling_tx_per_s: f64,
+    /// `committed_tx_per_s / ceiling_tx_per_s`.
+    pub ratio: f64,
+}
+
+/// Measures the verification ceiling on one thread.
+pub fn measure_ceiling(run_for: Duration) -> Result<Ceiling> {
+    use k256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
+    use k256::ecdsa::{Signature, SigningKey};
+
+    let sk = SigningKey::from_slice(&[7u8; 32]).map_err(|e| anyhow!("{e}"))?;
+    let vk = *sk.verifying_key();
+    let digest = stele_types::keccak256(b"stele bench").0;
+    let sig: Signature = sk.sign_prehash(&digest).map_err(|e| anyhow!("{e}"))?;
+    let start = Instant::now();
+    let mut verified = 0u64;
+    while start.elapsed() < run_for {
+        for _ in 0..64 {
+            vk.verify_prehash(&digest, &sig)
+                .map_err(|e| anyhow!("verify: {e}"))?;
+        }
+        verified += 64;
+    }
+    let verify_rate = verified as f64 / start.elapsed().as_secs_f64();
+
+    let key = SecretKey::from_bytes(&[9u8; 32]).map_err(|e| anyhow!("{e}"))?;
+    let signer = Signer::new(key);
+    let tx = stele_client::TxBuilder::new(1)
+        .gas_limit(100_000)
+        .transfer(signer.address(), 1);
+    let (signed, _, _) = signer.sign(tx);
+    let start = Instant::now();
+    let mut recovered = 0u64;
+    while start.elapsed() < run_for {
+        for _ in 0..64 {
+            signed.verify(1).map_err(|e| anyhow!("verify: {e}"))?;
+        }
+        recovered += 64;
+    }
+    let recover_rate = recovered as f64 / start.elapsed().as_secs_f64();
+    Ok(Ceiling {
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        k256_verify_per_s_per_core: verify_rate,
+        tx_recover_per_s_per_core: recover_rate,
+    })
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let k = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[k.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+/// Runs the benchmark.
+pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
+    ensure!(
+        (1..=64).contains(&config.window),
+        "--window must be in 1..=64"
+    );
+    let machine = measure_ceiling(config.verify_measure)?;
+    // A local cluster lives until the end of this function.
+    let mut _cluster = None;
+    let (endpoints, funders, validators) = match &config.target {
+        Target::Local {
+            node_bin,
+            validators,
+        } => {
+            let mut c = ClusterConfig::new(node_bin, *validators);
+            c.relays = false;
+            c.log_level = "warn".into();
+            c.view_timeout_ms = 2_000;
+            c.view_timeout_max_ms = 60_000;
+            c.empty_block_interval_ms = 500;
+            c.accounts = 8;
+            let cluster = Cluster::start(c).await?;
+            let all: Vec<usize> = (0..cluster.len()).collect();
+            cluster
+                .wait_height(&all, 1, Duration::from_secs(60))
+                .await?;
+            let funders: Vec<Arc<Signer>> = cluster
+                .accounts
+                .iter()
+                .map(|a| Arc::new(Signer::new(a.key.clone())))
+                .collect();
+            let e = cluster.endpoints();
+            _cluster = Some(cluster);
+            (e, funders, *validators)
+        }
+        Target::Remote { rpc, accounts_file } => {
+            let mut nodes = Vec::new();
+            for a in rpc {
+                let c = Client::connect(&format!("http://{a}"))
+                    .await
+                    .map_err(|e| anyhow!("{a}: {e}"))?;
+                nodes.push((*a, c));
+            }
+            let text = std::fs::read_to_string(accounts_file)
+                .with_context(|| accounts_file.display().to_string())?;
+            let json: Vec<serde_json::Value> = serde_json::from_str(&text)?;
+            let funders = json
+                .iter()
+                .map(|a| -> Result<Arc<Signer>> {
+                    let s = a["secret_key"].as_str().context("no secret_key")?;
+                    Ok(Arc::new(
+                        Signer::from_hex(s).map_err(|e| anyhow!("bad key: {e}"))?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let n = nodes.len();
+            (Arc::new(Endpoints::new(nodes)), funders, n)
+        }
+    };
+    let first = endpoints.client(0).context("no node")?;
+    let chain_id = first
+        .get_status()
+        .await
+        .map_err(|e| anyhow!("status: {e}"))?
+        .chain_id;
+    let senders = fund_accounts(
+        &endpoints,
+        chain_id,
+        &funders,
+        config.senders,
+        10u128.pow(21),
+    )
+    .await?;
+    let token = config.workload == Workload::Token;
+    let amm = if token {
+        let owner = funders.first().context("no funded account")?.clone();
+        Some(Arc::new(
+            setup_amm(&endpoints, chain_id, owner, &senders).await?,
+        ))
+    } else {
+        None
+    };
+    let specs: Vec<SenderSpec> = senders
+        .iter()
+        .map(|s| SenderSpec {
+            signer: s.clone(),
+            // Token senders approved the pool twice during the set-up.
+            first_nonce: if token { 2 } else { 0 },
+            trades: token,
+        })
+        .collect();
+    let mut load_config = LoadConfig::new(chain_id);
+    load_config.window = config.window;
+    load_config.rate_per_s = config.rate_per_s;
+    load_config.swap_share = 0.0;
+    load_config.token_share = if token { 1.0 } else { 0.0 };
+    load_config.presign = Some(config.txs_per_sender);
+    load_config.stall = Duration::from_secs(10);
+    let load = Load::start(load_config, endpoints, specs, amm, 42);
+    let ledger = load.ledger().clone();
+    let report = load.join(Duration::from_secs(600)).await?;
+    let txs = ledger.txs();
+    let first_sent = txs.values().filter_map(|r| r.accepted_at).min();
+    let last_commit = txs.values().filter_map(|r| r.committed.map(|c| c.0)).max();
+    let duration = match (first_sent, last_commit) {
+        (Some(a), Some(b)) => b.saturating_duration_since(a),
+        _ => Duration::ZERO,
+    };
+    let committed = txs.values().filter(|r| r.committed.is_some()).count();
+    let mut lat = ledger.latencies();
+    lat.sort();
+    let tps = if duration.is_zero() {
+        0.0
+    } else {
+        committed as f64 / duration.as_secs_f64()
+    };
+    let ceiling = machine.cores as f64 * machine.k256_verify_per_s_per_core / validators as f64;
+    Ok(BenchReport {
+        workload: config.workload.name(),
+        validators,
+        senders: config.senders,
+        txs_sent: report.accepted,
+        txs_committed: committed,
+        rejections: report.rejections,
+        offered_tx_per_s: config.rate_per_s,
+        committed_tx_per_s: tps,
+        duration_s: duration.as_secs_f64(),
+        latency: Latency {
+            p50_ms: percentile(&lat, 0.50),
+            p90_ms: percentile(&lat, 0.90),
+            p99_ms: percentile(&lat, 0.99),
+            max_ms: percentile(&lat, 1.0),
+        },
+        ceiling_tx_per_s: ceiling,
+        ratio: if ceiling > 0.0 { tps / ceiling } else { 0.0 },
+        machine,
+    })
+}

@@ -1,0 +1,112 @@
+//! `stele-bench`: drives a Stele cluster with pre-signed transfers and
+//! prints a JSON report (committed tx/s, commit latency, and this machine's
+//! signature-verification ceiling).
+//!
+//! ```text
+//! stele-bench --node-bin target/debug/stele-node --validators 4
+//! stele-bench --rpc 127.0.0.1:26601 --rpc 127.0.0.1:26603 --accounts-file testnet/accounts.json
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use stele_cluster::bench::{BenchConfig, Target, Workload, run};
+
+#[derive(Parser)]
+#[command(name = "stele-bench", about = "Load benchmark for a Stele cluster.")]
+struct Args {
+    /// Start a local cluster from this stele-node binary.
+    #[arg(long, conflicts_with = "rpc")]
+    node_bin: Option<PathBuf>,
+    /// Validators of the local cluster.
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// RPC address of a running validator (repeat for each).
+    #[arg(long)]
+    rpc: Vec<SocketAddr>,
+    /// Funded keys of the running cluster (accounts.json of `stele-node testnet`).
+    #[arg(long, requires = "rpc")]
+    accounts_file: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = WorkloadArg::Native)]
+    workload: WorkloadArg,
+    /// Fresh accounts funded before the run; each sends.
+    #[arg(long, default_value_t = 64)]
+    senders: usize,
+    /// Pre-signed transactions per sender.
+    #[arg(long, default_value_t = 100)]
+    txs_per_sender: u64,
+    /// Transactions in flight per sender (1..=64).
+    #[arg(long, default_value_t = 32)]
+    window: u64,
+    /// Offered transactions per second over all senders; 0 is flat out.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Seconds spent measuring the signature ceiling.
+    #[arg(long, default_value_t = 2.0)]
+    verify_seconds: f64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum WorkloadArg {
+    Native,
+    Token,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let target = match (args.node_bin, args.accounts_file) {
+        (Some(node_bin), _) => Target::Local {
+            node_bin,
+            validators: args.validators,
+        },
+        (None, Some(accounts_file)) if !args.rpc.is_empty() => Target::Remote {
+            rpc: args.rpc,
+            accounts_file,
+        },
+        _ => {
+            eprintln!("error: give --node-bin, or --rpc (one or more) with --accounts-file");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = BenchConfig {
+        target,
+        workload: match args.workload {
+            WorkloadArg::Native => Workload::Native,
+            WorkloadArg::Token => Workload::Token,
+        },
+        senders: args.senders,
+        txs_per_sender: args.txs_per_sender,
+        window: args.window,
+        rate_per_s: (args.rate > 0.0).then_some(args.rate),
+        verify_measure: Duration::from_secs_f64(args.verify_seconds.max(0.1)),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&config)) {
+        Ok(report) => match serde_json::to_string_pretty(&report) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

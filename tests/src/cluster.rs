@@ -1,0 +1,854 @@
+//! A cluster of real `stele-node` processes started from a folder written by
+//! `stele-node testnet`, every validator-to-validator link going through a
+//! [`Relay`] the test controls.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use stele_client::Client;
+use stele_client::api::StatusInfo;
+use stele_types::{Address, Amount, SecretKey};
+
+use crate::relay::{LinkRule, Relay};
+
+/// How to build and run a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// The `stele-node` binary.
+    pub node_bin: PathBuf,
+    pub validators: usize,
+    /// Funded dev accounts written to `accounts.json`.
+    pub accounts: usize,
+    pub view_timeout_ms: u64,
+    pub view_timeout_max_ms: u64,
+    pub block_interval_ms: u64,
+    pub empty_block_interval_ms: u64,
+    /// The nodes' `tracing` filter.
+    pub log_level: String,
+    /// RPC requests per second allowed from one IP (every client is on
+    /// loopback, so this is the whole test's budget per node).
+    pub rpc_rate_per_s: u32,
+    /// Keep the folder after the cluster is dropped (for a look by hand).
+    pub keep_dir: bool,
+    /// Route validator links through relays (needed for link faults; a
+    /// benchmark turns them off to spare the CPU).
+    pub relays: bool,
+}
+
+impl ClusterConfig {
+    pub fn new(node_bin: impl Into<PathBuf>, validators: usize) -> Self {
+        ClusterConfig {
+            node_bin: node_bin.into(),
+            validators,
+            accounts: 8,
+            view_timeout_ms: 1_000,
+            view_timeout_max_ms: 8_000,
+            block_interval_ms: 20,
+            empty_block_interval_ms: 300,
+            log_level: "info".into(),
+            rpc_rate_per_s: 100_000,
+            keep_dir: false,
+            relays: true,
+        }
+    }
+}
+
+/// A dev account from `accounts.json`.
+#[derive(Debug, Clone)]
+pub struct DevAccount {
+    pub address: Address,
+    pub key: SecretKey,
+}
+
+/// The nodes a client may send to now, shared with load generators.
+#[derive(Debug)]
+pub struct Endpoints {
+    clients: RwLock<Vec<(SocketAddr, Arc<Client>)>>,
+    up: Vec<AtomicBool>,
+}
+
+impl Endpoints {
+    /// Nodes at these RPC addresses, all up.
+    pub fn new(nodes: Vec<(SocketAddr, Client)>) -> Endpoints {
+        Endpoints {
+            up: nodes.iter().map(|_| AtomicBool::new(true)).collect(),
+            clients: RwLock::new(nodes.into_iter().map(|(a, c)| (a, Arc::new(c))).collect()),
+        }
+    }
+
+    /// Indexes of the nodes taking requests now.
+    pub fn up(&self) -> Vec<usize> {
+        (0..self.up.len())
+            .filter(|i| self.up[*i].load(Ordering::Relaxed))
+            .collect()
+    }
+
+    pub fn is_up(&self, i: usize) -> bool {
+        self.up.get(i).is_some_and(|u| u.load(Ordering::Relaxed))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<(SocketAddr, Arc<Client>)>> {
+        self.clients
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn client(&self, i: usize) -> Option<Arc<Client>> {
+        self.read().get(i).map(|(_, c)| c.clone())
+    }
+
+    pub fn rpc_addr(&self, i: usize) -> Option<SocketAddr> {
+        self.read().get(i).map(|(a, _)| *a)
+    }
+
+    pub fn len(&self) -> usize {
+        self.up.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.up.is_empty()
+    }
+
+    fn set_up(&self, i: usize, up: bool) {
+        self.up[i].store(up, Ordering::Relaxed);
+    }
+
+    fn set_client(&self, i: usize, addr: SocketAddr, client: Client) {
+        let mut clients = self
+            .clients
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        clients[i] = (addr, Arc::new(client));
+    }
+}
+
+#[derive(Debug)]
+struct NodeProc {
+    home: PathBuf,
+    log: PathBuf,
+    p2p: SocketAddr,
+    rpc: SocketAddr,
+    child: Option<Child>,
+    paused: bool,
+    starts: u32,
+}
+
+/// Running validators and their links. Every child process is killed when
+/// the cluster is dropped, also when a test panics; the node logs' tails are
+/// printed then.
+#[derive(Debug)]
+pub struct Cluster {
+    config: ClusterConfig,
+    dir: Option<tempfile::TempDir>,
+    root: PathBuf,
+    nodes: Vec<NodeProc>,
+    /// `(i, j)`: the relay node `i` uses to reach node `j`.
+    relays: BTreeMap<(usize, usize), Relay>,
+    /// Validator addresses, by node index (the validator set order).
+    pub validators: Vec<Address>,
+    pub accounts: Vec<DevAccount>,
+    pub chain_id: u64,
+    /// Every genesis allocation.
+    pub allocations: Vec<(Address, Amount)>,
+    endpoints: Arc<Endpoints>,
+}
+
+/// Ports handed out by this process, never handed out twice.
+static PORTS_GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A loopback port free for both UDP and TCP right now, never returned
+/// before by this process. Another process may still take it before the
+/// node binds it; [`Cluster`] retries with new ports when a node cannot
+/// bind.
+pub fn free_port() -> Result<u16> {
+    for _ in 0..1000 {
+        let tcp = TcpListener::bind("127.0.0.1:0")?;
+        let port = tcp.local_addr()?.port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        let mut given = PORTS_GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if given.insert(port) {
+            return Ok(port);
+        }
+    }
+    bail!("no free loopback port found")
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+async fn http_client(rpc: SocketAddr) -> Result<Client> {
+    Client::connect(&format!("http://{rpc}"))
+        .await
+        .map_err(|e| anyhow!("client for {rpc}: {e}"))
+}
+
+fn parse_hex_key(s: &str) -> Result<SecretKey> {
+    let bytes = stele_types::hex::decode_array::<32>(s).map_err(|e| anyhow!("bad key: {e:?}"))?;
+    SecretKey::from_bytes(&bytes).map_err(|e| anyhow!("bad key: {e}"))
+}
+
+impl Cluster {
+    /// Writes a testnet with `stele-node testnet`, puts a relay on every
+    /// link, starts every validator and waits until each serves RPC.
+    pub async fn start(config: ClusterConfig) -> Result<Cluster> {
+        let n = config.validators;
+        ensure!(n >= 1, "a cluster needs a validator");
+        let dir = tempfile::Builder::new()
+            .prefix("stele-cluster-")
+            .tempdir()?;
+        let root = dir.path().to_path_buf();
+        let net = root.join("net");
+        let out = Command::new(&config.node_bin)
+            .arg("testnet")
+            .arg("--validators")
+            .arg(n.to_string())
+            .arg("--output")
+            .arg(&net)
+            .arg("--base-port")
+            .arg("20000")
+            .arg("--accounts")
+            .arg(config.accounts.to_string())
+            .output()
+            .with_context(|| format!("cannot run {}", config.node_bin.display()))?;
+        ensure!(
+            out.status.success(),
+            "stele-node testnet failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let genesis: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+            net.join("node0").join("genesis.json"),
+        )?)?;
+        let chain_id = genesis["chain_id"]
+            .as_u64()
+            .context("genesis without chain_id")?;
+        let validators: Vec<Address> = genesis["validators"]
+            .as_array()
+            .context("genesis without validators")?
+            .iter()
+            .map(|v| serde_json::from_value(v["address"].clone()))
+            .collect::<Result<_, _>>()?;
+        ensure!(
+            validators.len() == n,
+            "genesis has {} validators",
+            validators.len()
+        );
+        let allocations: Vec<(Address, Amount)> = genesis["allocations"]
+            .as_array()
+            .context("genesis without allocations")?
+            .iter()
+            .map(|a| -> Result<(Address, Amount)> {
+                let address = serde_json::from_value(a["address"].clone())?;
+                let balance = match &a["balance"] {
+                    serde_json::Value::String(s) => s.parse()?,
+                    v => v.as_u64().context("bad balance")?.into(),
+                };
+                Ok((address, balance))
+            })
+            .collect::<Result<_>>()?;
+        let accounts_json: Vec<serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(net.join("accounts.json"))?)?;
+        let accounts = accounts_json
+            .iter()
+            .map(|a| -> Result<DevAccount> {
+                let key = parse_hex_key(a["secret_key"].as_str().context("no secret_key")?)?;
+                Ok(DevAccount {
+                    address: key.address(),
+                    key,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut nodes = Vec::with_capacity(n);
+        for (i, validator) in validators.iter().enumerate() {
+            let home = net.join(format!("node{i}"));
+            // Node i of the folder must hold validator i's key: the relays
+            // and the primary computation depend on it.
+            let key: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(home.join("node_key.json"))?)?;
+            let address: Address = serde_json::from_value(key["address"].clone())?;
+            ensure!(
+                address == *validator,
+                "node{i} holds {address}, validator {i} is {validator}"
+            );
+            nodes.push(NodeProc {
+                log: root.join(format!("node{i}.log")),
+                home,
+                p2p: loopback(free_port()?),
+                rpc: loopback(free_port()?),
+                child: None,
+                paused: false,
+                starts: 0,
+            });
+        }
+        let mut relays = BTreeMap::new();
+        for i in 0..n {
+            for (j, target) in nodes.iter().enumerate() {
+                if i != j && config.relays {
+                    let seed = (i * 1000 + j) as u64 + 1;
+                    relays.insert((i, j), Relay::start(target.p2p, seed).await?);
+                }
+            }
+        }
+        let mut clients = Vec::with_capacity(n);
+        for p in &nodes {
+            clients.push((p.rpc, http_client(p.rpc).await?));
+        }
+        let endpoints = Arc::new(Endpoints::new(clients));
+        for i in 0..n {
+            endpoints.set_up(i, false);
+        }
+        let mut cluster = Cluster {
+            config,
+            dir: Some(dir),
+            root,
+            nodes,
+            relays,
+            validators,
+            accounts,
+            chain_id,
+            allocations,
+            endpoints,
+        };
+        if cluster.config.keep_dir
+            && let Some(d) = cluster.dir.take()
+        {
+            let _ = d.keep();
+        }
+        for i in 0..n {
+            cluster.write_config(i)?;
+            cluster.spawn(i)?;
+        }
+        for i in 0..n {
+            if let Err(e) = cluster.wait_ready(i).await {
+                return Err(e.context(cluster.log_tails(40)));
+            }
+        }
+        Ok(cluster)
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The folder holding the testnet and the node logs.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The nodes clients may use now (shared with load generators).
+    pub fn endpoints(&self) -> Arc<Endpoints> {
+        self.endpoints.clone()
+    }
+
+    pub fn rpc_addr(&self, i: usize) -> SocketAddr {
+        self.nodes[i].rpc
+    }
+
+    pub fn rpc_url(&self, i: usize) -> String {
+        format!("http://{}", self.nodes[i].rpc)
+    }
+
+    pub fn client(&self, i: usize) -> Arc<Client> {
+        // Indexes are checked by the caller's loop bounds.
+        self.endpoints
+            .client(i)
+            .unwrap_or_else(|| panic!("no node {i}"))
+    }
+
+    /// The genesis supply: the sum of the allocations.
+    pub fn genesis_supply(&self) -> Amount {
+        self.allocations.iter().map(|(_, b)| *b).sum()
+    }
+
+    /// Whether node `i`'s process runs (paused counts as running).
+    pub fn is_running(&self, i: usize) -> bool {
+        self.nodes[i].child.is_some()
+    }
+
+    pub fn is_paused(&self, i: usize) -> bool {
+        self.nodes[i].paused
+    }
+
+    /// Nodes whose process runs and is not paused.
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.len())
+            .filter(|i| self.is_running(*i) && !self.is_paused(*i))
+            .collect()
+    }
+
+    fn write_config(&self, i: usize) -> Result<()> {
+        let path = self.nodes[i].home.join("config.toml");
+        let text = std::fs::read_to_string(&path)?;
+        let mut doc: toml::Table = text.parse().with_context(|| path.display().to_string())?;
+        let c = &self.config;
+        let p2p = doc
+            .get_mut("p2p")
+            .and_then(toml::Value::as_table_mut)
+            .context("config.toml without [p2p]")?;
+        p2p.insert("listen".into(), self.nodes[i].p2p.to_string().into());
+        if let Some(peers) = p2p.get_mut("peers").and_then(toml::Value::as_array_mut) {
+            for peer in peers {
+                let peer = peer.as_table_mut().context("peer entry not a table")?;
+                let address: Address = peer
+                    .get("address")
+                    .and_then(toml::Value::as_str)
+                    .context("peer without address")?
+                    .parse()
+                    .map_err(|e| anyhow!("peer address: {e:?}"))?;
+                let j = self
+                    .validators
+                    .iter()
+                    .position(|v| *v == address)
+                    .context("peer not in the validator set")?;
+                let endpoint = match self.relays.get(&(i, j)) {
+                    Some(relay) => relay.front_addr(),
+                    None => self.nodes[j].p2p,
+                };
+                peer.insert("endpoint".into(), endpoint.to_string().into());
+            }
+        }
+        let rpc = doc
+            .entry("rpc")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .context("[rpc] not a table")?;
+        rpc.insert("listen".into(), self.nodes[i].rpc.to_string().into());
+        rpc.insert(
+            "rate_per_ip_per_s".into(),
+            i64::from(c.rpc_rate_per_s).into(),
+        );
+        rpc.insert(
+            "rate_burst".into(),
+            (2 * i64::from(c.rpc_rate_per_s)).into(),
+        );
+        rpc.insert("connections_max".into(), 4096.into());
+        let consensus = doc
+            .entry("consensus")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .context("[consensus] not a table")?;
+        for (k, v) in [
+            ("view_timeout_ms", c.view_timeout_ms),
+            ("view_timeout_max_ms", c.view_timeout_max_ms),
+            ("block_interval_ms", c.block_interval_ms),
+            ("empty_block_interval_ms", c.empty_block_interval_ms),
+        ] {
+            consensus.insert(k.into(), i64::try_from(v)?.into());
+        }
+        let log = doc
+            .entry("log")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .context("[log] not a table")?;
+        log.insert("level".into(), c.log_level.clone().into());
+        std::fs::write(&path, toml::to_string(&doc)?)?;
+        Ok(())
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<()> {
+        let node = &mut self.nodes[i];
+        ensure!(node.child.is_none(), "node {i} already runs");
+        node.starts += 1;
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)?;
+        writeln!(
+            log,
+            "=== harness: start #{} (p2p {}, rpc {}) ===",
+            node.starts, node.p2p, node.rpc
+        )?;
+        let child = Command::new(&self.config.node_bin)
+            .arg("start")
+            .arg("--home")
+            .arg(&node.home)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.config.node_bin.display()))?;
+        node.child = Some(child);
+        node.paused = false;
+        Ok(())
+    }
+
+    /// Waits until node `i` answers RPC. If it exited because a port was
+    /// taken meanwhile, picks new ports and starts it again.
+    async fn wait_ready(&mut self, i: usize) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut rebinds = 0;
+        loop {
+            if let Some(status) = self.try_wait(i)? {
+                let tail = self.log_tail(i, 20);
+                let port_taken = tail.contains("cannot bind")
+                    || tail.contains("Address already in use")
+                    || tail.contains("address in use");
+                if port_taken && rebinds < 5 {
+                    rebinds += 1;
+                    self.rebind(i).await?;
+                    self.spawn(i)?;
+                    continue;
+                }
+                bail!("node {i} exited at start-up ({status})");
+            }
+            let client = self.client(i);
+            if let Ok(Ok(_)) =
+                tokio::time::timeout(Duration::from_secs(2), client.get_status()).await
+            {
+                self.endpoints.set_up(i, true);
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("node {i} does not answer RPC at {}", self.nodes[i].rpc);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn rebind(&mut self, i: usize) -> Result<()> {
+        self.nodes[i].p2p = loopback(free_port()?);
+        self.nodes[i].rpc = loopback(free_port()?);
+        for ((_, j), relay) in &self.relays {
+            if *j == i {
+                relay.set_target(self.nodes[i].p2p);
+            }
+        }
+        let client = http_client(self.nodes[i].rpc).await?;
+        self.endpoints.set_client(i, self.nodes[i].rpc, client);
+        self.write_config(i)
+    }
+
+    fn try_wait(&mut self, i: usize) -> Result<Option<ExitStatus>> {
+        let node = &mut self.nodes[i];
+        let Some(child) = node.child.as_mut() else {
+            bail!("node {i} is not running");
+        };
+        match child.try_wait()? {
+            Some(status) => {
+                node.child = None;
+                self.endpoints.set_up(i, false);
+                Ok(Some(status))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn pid(&self, i: usize) -> Result<Pid> {
+        let child = self.nodes[i]
+            .child
+            .as_ref()
+            .with_context(|| format!("node {i} is not running"))?;
+        Ok(Pid::from_raw(i32::try_from(child.id())?))
+    }
+
+    /// SIGKILL: the node dies at once, mid-write if it was writing.
+    pub fn kill(&mut self, i: usize) -> Result<()> {
+        self.endpoints.set_up(i, false);
+        let node = &mut self.nodes[i];
+        let mut child = node
+            .child
+            .take()
+            .with_context(|| format!("node {i} is not running"))?;
+        child.kill()?;
+        child.wait()?;
+        node.paused = false;
+        Ok(())
+    }
+
+    /// SIGTERM, then waits for a clean exit (status 0).
+    pub async fn stop(&mut self, i: usize) -> Result<()> {
+        self.endpoints.set_up(i, false);
+        if self.nodes[i].paused {
+            self.resume(i)?;
+            self.endpoints.set_up(i, false);
+        }
+        kill(self.pid(i)?, Signal::SIGTERM)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.try_wait(i)? {
+                ensure!(status.success(), "node {i} stopped with {status}");
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.kill(i)?;
+                bail!("node {i} did not stop within 30 s of SIGTERM; killed it");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts node `i` again (after kill or stop) from its data dir and
+    /// waits until it serves RPC.
+    pub async fn restart(&mut self, i: usize) -> Result<()> {
+        self.spawn(i)?;
+        self.wait_ready(i).await
+    }
+
+    /// SIGSTOP: the process freezes; its sockets stay open.
+    pub fn pause(&mut self, i: usize) -> Result<()> {
+        self.endpoints.set_up(i, false);
+        kill(self.pid(i)?, Signal::SIGSTOP)?;
+        self.nodes[i].paused = true;
+        Ok(())
+    }
+
+    /// SIGCONT after [`pause`](Self::pause).
+    pub fn resume(&mut self, i: usize) -> Result<()> {
+        kill(self.pid(i)?, Signal::SIGCONT)?;
+        self.nodes[i].paused = false;
+        self.endpoints.set_up(i, true);
+        Ok(())
+    }
+
+    /// Deletes node `i`'s chain data (it must not be running): it rejoins
+    /// by block sync from genesis.
+    pub fn wipe(&mut self, i: usize) -> Result<()> {
+        ensure!(!self.is_running(i), "wipe node {i} only while it is down");
+        let data = self.nodes[i].home.join("data");
+        if data.exists() {
+            std::fs::remove_dir_all(&data)?;
+        }
+        Ok(())
+    }
+
+    /// The relay node `from` uses to reach node `to`. Panics if the
+    /// cluster runs without relays.
+    pub fn link(&self, from: usize, to: usize) -> &Relay {
+        &self.relays[&(from, to)]
+    }
+
+    /// Sets the rule of both relays between `a` and `b`.
+    pub fn set_link(&self, a: usize, b: usize, rule: LinkRule) {
+        self.link(a, b).set_rule(rule);
+        self.link(b, a).set_rule(rule);
+    }
+
+    /// Cuts every link between a node of `side` and a node outside it.
+    pub fn partition(&self, side: &[usize]) {
+        for a in side {
+            for b in 0..self.len() {
+                if !side.contains(&b) {
+                    self.set_link(*a, b, LinkRule::CUT);
+                }
+            }
+        }
+    }
+
+    /// Every link passes again.
+    pub fn heal(&self) {
+        for relay in self.relays.values() {
+            relay.set_rule(LinkRule::PASS);
+        }
+    }
+
+    /// Applies `rule` to every link.
+    pub fn set_all_links(&self, rule: LinkRule) {
+        for relay in self.relays.values() {
+            relay.set_rule(rule);
+        }
+    }
+
+    /// Node `i`'s status, with a short timeout.
+    pub async fn status(&self, i: usize) -> Result<StatusInfo> {
+        let client = self.client(i);
+        match tokio::time::timeout(Duration::from_secs(5), client.get_status()).await {
+            Ok(r) => r.map_err(|e| anyhow!("node {i} status: {e}")),
+            Err(_) => bail!("node {i} status timed out"),
+        }
+    }
+
+    /// The primary as the running nodes see it: the validator of the
+    /// highest view any of them is in (view `v`'s primary is `v mod n`).
+    pub async fn primary(&self) -> Result<usize> {
+        let mut view = None;
+        for i in self.running() {
+            if let Ok(s) = self.status(i).await {
+                view = view.max(Some(s.view));
+            }
+        }
+        let view = view.context("no node answers")?;
+        Ok((view % self.len() as u64) as usize)
+    }
+
+    /// The highest view any of `nodes` is in.
+    pub async fn max_view(&self, nodes: &[usize]) -> Result<u64> {
+        let mut best = None;
+        for &i in nodes {
+            if let Ok(s) = self.status(i).await {
+                best = best.max(Some(s.view));
+            }
+        }
+        best.context("no node answers")
+    }
+
+    /// Waits until every node in `nodes` is in a view above `view`.
+    pub async fn wait_view_above(
+        &self,
+        nodes: &[usize],
+        view: u64,
+        timeout: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut behind = Vec::new();
+            for &i in nodes {
+                match self.status(i).await {
+                    Ok(s) if s.view > view => {}
+                    Ok(s) => behind.push(format!("node {i} in view {}", s.view)),
+                    Err(e) => behind.push(e.to_string()),
+                }
+            }
+            if behind.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "no view above {view} within {timeout:?}: {}",
+                    behind.join(", ")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until every node in `nodes` has committed `height`.
+    pub async fn wait_height(&self, nodes: &[usize], height: u64, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut behind = Vec::new();
+            for &i in nodes {
+                match self.status(i).await {
+                    Ok(s) if s.height >= height => {}
+                    Ok(s) => behind.push(format!("node {i} at {}", s.height)),
+                    Err(e) => behind.push(e.to_string()),
+                }
+            }
+            if behind.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "height {height} not reached within {timeout:?}: {}",
+                    behind.join(", ")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The highest height any of `nodes` reports.
+    pub async fn max_height(&self, nodes: &[usize]) -> Result<u64> {
+        let mut best = None;
+        for &i in nodes {
+            if let Ok(s) = self.status(i).await {
+                best = best.max(Some(s.height));
+            }
+        }
+        best.context("no node answers")
+    }
+
+    /// Waits until every node in `nodes` commits a block above the highest
+    /// height any of them has now: the cluster makes progress.
+    pub async fn wait_progress(&self, nodes: &[usize], timeout: Duration) -> Result<Duration> {
+        let start = Instant::now();
+        let h = self.max_height(nodes).await?;
+        self.wait_height(nodes, h + 1, timeout)
+            .await
+            .context("no progress")?;
+        Ok(start.elapsed())
+    }
+
+    /// Waits until every node in `nodes` reports the same height (the
+    /// cluster may keep committing empty blocks, so this retries).
+    pub async fn wait_converged(&self, nodes: &[usize], timeout: Duration) -> Result<u64> {
+        let top = self.max_height(nodes).await?;
+        self.wait_height(nodes, top, timeout).await?;
+        Ok(top)
+    }
+
+    /// The last `lines` lines of node `i`'s log.
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        tail_of(&self.nodes[i].log, lines)
+    }
+
+    /// The tails of every node's log, for a failure message.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut out = format!("cluster folder: {}\n", self.root.display());
+        for i in 0..self.len() {
+            out.push_str(&format!(
+                "----- node {i} ({}) log tail -----\n{}\n",
+                self.validators[i],
+                self.log_tail(i, lines)
+            ));
+        }
+        out
+    }
+
+    /// Keeps the folder (logs, data dirs) after the cluster is dropped.
+    pub fn keep(&mut self) -> PathBuf {
+        if let Some(d) = self.dir.take() {
+            let _ = d.keep();
+        }
+        self.root.clone()
+    }
+
+    fn kill_all(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+fn tail_of(path: &Path, lines: usize) -> String {
+    let Ok(mut f) = File::open(path) else {
+        return String::from("(no log)");
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(256 * 1024);
+    if f.seek(SeekFrom::Start(start)).is_err() {
+        return String::from("(log unreadable)");
+    }
+    let mut buf = Vec::new();
+    if f.read_to_end(&mut buf).is_err() {
+        return String::from("(log unreadable)");
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let path = self.keep();
+            eprintln!(
+                "{}\n(kept {} for inspection)",
+                self.log_tails(40),
+                path.display()
+            );
+        }
+        self.kill_all();
+    }
+}
