@@ -245,9 +245,10 @@ async fn serve(
     ctx.out(
         || {
             let mut s = format!(
-                "Stele devnet {} ({} validators, chain id {}, height {height})\n\nRPC:       {url}  (ws://{rpc_addr} for subscriptions)\n",
+                "Stele devnet {} ({} validator{}, chain id {}, height {height})\n\nRPC:       {url}  (ws://{rpc_addr} for subscriptions)\n",
                 if resumed { "resumed" } else { "started" },
                 spec.validators,
+                if spec.validators == 1 { "" } else { "s" },
                 spec.chain_id
             );
             if rpcs.len() > 1 {

@@ -105,18 +105,21 @@ struct Devnet {
 }
 
 impl Devnet {
-    fn start(home: &Path, base: u16, dir: &Path) -> Devnet {
+    fn start(home: &Path, base: u16, dir: &Path, extra: &[&str]) -> Devnet {
+        let base = base.to_string();
+        let mut args = vec![
+            "--json",
+            "devnet",
+            "--validators",
+            "4",
+            "--base-port",
+            &base,
+            "--dir",
+            dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
         let mut child = Command::new(BIN)
-            .args([
-                "--json",
-                "devnet",
-                "--validators",
-                "4",
-                "--base-port",
-                &base.to_string(),
-                "--dir",
-                dir.to_str().unwrap(),
-            ])
+            .args(&args)
             .env("STELE_HOME", home)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -181,7 +184,7 @@ fn contracts_through_the_cli_on_a_devnet() {
     let home = tmp.path().join("home");
     let dir = tmp.path().join("devnet");
     let base = free_base(4);
-    let devnet = Devnet::start(&home, base, &dir);
+    let devnet = Devnet::start(&home, base, &dir, &["--deploy-examples"]);
     let info = &devnet.info;
     assert_eq!(info["validators"], 4);
     assert_eq!(info["resumed"], false);
@@ -191,6 +194,20 @@ fn contracts_through_the_cli_on_a_devnet() {
     };
     let dev0 = addr(&info["accounts"][0]["address"]);
     let dev1 = addr(&info["accounts"][1]["address"]);
+
+    // The examples the devnet deployed: dev0 holds the token's supply.
+    assert_eq!(info["examples"][0]["name"], "token");
+    let example_token = addr(&info["examples"][0]["address"]);
+    let held = cli.ok(&[
+        "view",
+        &example_token,
+        "balance_of",
+        "--args",
+        &json!([dev0]).to_string(),
+    ]);
+    assert_eq!(held["returned"], "1000000000000000000000000");
+    let example_counter = addr(&info["examples"][1]["address"]);
+    assert_eq!(cli.ok(&["view", &example_counter, "get"])["returned"], "0");
 
     // Keys the devnet wrote, usable without a passphrase.
     let keys = cli.ok(&["keys", "list"]);
@@ -329,7 +346,29 @@ fn contracts_through_the_cli_on_a_devnet() {
         "{e}"
     );
 
-    // Events and a verified storage proof of the balance.
+    // Events: history, then new ones as they commit (--follow, one JSON
+    // document per line).
+    let mut follow = cli
+        .cmd(&["--json", "events", &token, "--follow"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(follow.stdout.take().unwrap()).lines();
+    cli.ok(&[
+        "call",
+        &token,
+        "transfer",
+        "--args",
+        &json!([dev0, "1"]).to_string(),
+    ]);
+    let followed: Vec<Value> = lines
+        .take(3)
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert_eq!(followed[2]["fields"]["amount"], "1", "{followed:?}");
+    assert_eq!(followed[2]["fields"]["to"], dev0.as_str());
     let events = cli.ok(&["events", &token]);
     let names: Vec<&str> = events
         .as_array()
@@ -337,7 +376,7 @@ fn contracts_through_the_cli_on_a_devnet() {
         .iter()
         .map(|e| e["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["Transfer", "Transfer"], "{events}");
+    assert_eq!(names, ["Transfer", "Transfer", "Transfer"], "{events}");
     let genesis = dir.join("node0/genesis.json");
     let proof = cli.ok(&[
         "proof",
@@ -501,7 +540,7 @@ fn contracts_through_the_cli_on_a_devnet() {
         .as_u64()
         .unwrap();
     devnet.stop();
-    let devnet = Devnet::start(&home, base, &dir);
+    let devnet = Devnet::start(&home, base, &dir, &[]);
     assert_eq!(devnet.info["resumed"], true);
     assert!(devnet.info["height"].as_u64().unwrap() >= height);
     let bal = cli.ok(&[
