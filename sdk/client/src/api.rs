@@ -3,6 +3,8 @@
 //! `0x`-hex; `u128` amounts are decimal strings; `u64` values (heights,
 //! nonces, gas) are JSON numbers.
 
+// Only the server side keeps these signatures; the client macro rewrites them.
+#[cfg_attr(not(feature = "server"), allow(unused_imports))]
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 use serde::{Deserialize, Serialize};
@@ -354,8 +356,10 @@ pub struct TxStatus {
     pub receipt: Option<ReceiptInfo>,
 }
 
-/// The Stele JSON-RPC API.
-#[rpc(server, client)]
+/// The Stele JSON-RPC API. The server trait exists with the `server`
+/// feature (the node's); clients get only the client side.
+#[cfg_attr(feature = "server", rpc(server, client))]
+#[cfg_attr(not(feature = "server"), rpc(client))]
 pub trait SteleApi {
     /// Submits a signed transaction (its canonical encoding); returns its
     /// hash once it is admitted to the mempool.

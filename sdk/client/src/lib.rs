@@ -3,7 +3,7 @@
 //! commit certificates against a known validator set.
 //!
 //! `api` is the single definition of the wire protocol: the node's server
-//! implements [`api::SteleApiServer`], this crate calls through
+//! implements `api::SteleApiServer` (feature `server`), this crate calls through
 //! [`api::SteleApiClient`].
 //!
 //! Architecture invariant: no RocksDB or wasmtime dependency; everything a
