@@ -867,3 +867,57 @@ async fn a_runaway_simulation_stops_at_the_wall_clock_backstop() {
     assert_eq!(sim.status, ExecStatus::Failed, "{sim:?}");
     assert!(sim.gas_used < 2_000_000_000, "{sim:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_beyond_the_execution_pool_is_refused_as_busy() {
+    // One execution thread and one queue slot: of eight spinning views sent
+    // at once, at most two are taken; the rest are refused at once with
+    // BUSY instead of piling up. Once the burst is over, views run again.
+    let node = TestNode::start(RpcConfig {
+        exec_threads: 1,
+        exec_queue_max: 1,
+        exec_timeout_ms: 300,
+        view_gas_max: 10_000_000_000,
+        ..RpcConfig::default()
+    })
+    .await;
+    let client = Client::connect(&node.http()).await.unwrap();
+    let contract = deploy_counter(&node, &client).await;
+    let calls = (0..8).map(|_| client.call_view(contract, "spin", &[], None));
+    let results = futures_join_all(calls).await;
+    let busy = results
+        .iter()
+        .filter(|r| matches!(r, Err(e) if e.code() == Some(codes::BUSY)))
+        .count();
+    let ran = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(busy + ran, 8, "{results:?}");
+    assert!(busy >= 6, "only {busy} of 8 were refused: {results:?}");
+    let get = client.call_view(contract, "get", &[], None).await.unwrap();
+    assert_eq!(get.status, ExecStatus::Success);
+}
+
+/// Polls every future to completion concurrently (no extra crate needed).
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in pinned.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(|o| o.unwrap()).collect()
+}
