@@ -189,3 +189,26 @@ pub fn deploy<A: BorshSerialize>(
         _ => decode_outcome::<(), NoError>(status, out).map(|()| Address(addr)),
     }
 }
+
+/// Replaces this contract's code with `code` (validated and priced like a
+/// deploy), then runs the new code's `#[migrate]` method, if it has one,
+/// with `migrate_args`, in this contract. If the migration fails, the code
+/// stays as it was and its error is returned. The running method keeps
+/// executing the old code; later calls run the new one. Who may upgrade is
+/// the contract's own rule: check the caller before calling this.
+pub fn upgrade<A: BorshSerialize>(
+    code: &[u8],
+    migrate_args: &A,
+    opts: CallOptions,
+) -> Result<(), CallError<NoError>> {
+    let mut input = Vec::new();
+    if migrate_args.serialize(&mut input).is_err() {
+        env::revert_msg("argument encoding failed")
+    }
+    let (code, out) = sys::upgrade(code, &input, opts.gas);
+    let status = Status::from_code(code);
+    match status {
+        Status::Success => Ok(()),
+        _ => decode_outcome::<(), NoError>(status, out),
+    }
+}

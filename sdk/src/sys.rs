@@ -90,6 +90,7 @@ mod wasm {
                 gas: i64,
                 addr_dst: *mut u8,
             ) -> i32;
+            pub fn upgrade(cp: *const u8, cl: i32, ap: *const u8, al: i32, gas: i64) -> i32;
             pub fn result_len() -> i32;
             pub fn result_read(dst: *mut u8);
         }
@@ -255,5 +256,17 @@ mod wasm {
             )
         };
         (status as u32, addr, result())
+    }
+    pub fn upgrade(code: &[u8], args: &[u8], gas: u64) -> (u32, Vec<u8>) {
+        let status = unsafe {
+            raw::upgrade(
+                code.as_ptr(),
+                code.len() as i32,
+                args.as_ptr(),
+                args.len() as i32,
+                gas as i64,
+            )
+        };
+        (status as u32, result())
     }
 }

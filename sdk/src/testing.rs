@@ -181,4 +181,10 @@ pub(crate) mod host {
             b"failed: deploys need the VM (use stele-testkit)".to_vec(),
         )
     }
+    pub fn upgrade(_code: &[u8], _args: &[u8], _gas: u64) -> (u32, Vec<u8>) {
+        (
+            4,
+            b"failed: upgrades need the VM (use stele-testkit)".to_vec(),
+        )
+    }
 }

@@ -68,6 +68,27 @@ impl Counter {
         Ok(())
     }
 
+    /// Replaces the counter's code (owner only); the new code's `migrate`
+    /// then runs with `new_max`. A failed migration leaves the code as it
+    /// was and reverts this call with the migration's error.
+    pub fn upgrade(&mut self, code: Vec<u8>, new_max: u64) -> Result<(), CounterError> {
+        if Some(env::caller()) != self.owner.get() {
+            return Err(CounterError::NotOwner);
+        }
+        stele_sdk::upgrade(&code, &(new_max,), CallOptions::default()).or_revert();
+        Ok(())
+    }
+
+    /// Runs once after an upgrade to this code: sets a new cap.
+    #[migrate]
+    pub fn migrate(&mut self, new_max: u64) {
+        require!(
+            new_max >= self.count.get_or_default(),
+            "the new max is below the count"
+        );
+        self.max.set(&new_max);
+    }
+
     /// Accepts a tip; returns the contract's balance.
     #[payable]
     pub fn tip(&mut self) -> u128 {
@@ -77,6 +98,11 @@ impl Counter {
     #[view]
     pub fn get(&self) -> u64 {
         self.count.get_or_default()
+    }
+
+    #[view]
+    pub fn max(&self) -> u64 {
+        self.max.get_or_default()
     }
 
     #[view]

@@ -8,6 +8,9 @@ pub const HOST_MODULE: &str = "stele";
 pub const MEMORY_EXPORT: &str = "memory";
 /// Optional constructor, run once at deploy and never callable afterwards.
 pub const INIT_EXPORT: &str = "init";
+/// Optional migration hook, run only by an `upgrade` of the contract to
+/// this code and never callable otherwise.
+pub const MIGRATE_EXPORT: &str = "migrate";
 /// Custom section whose presence opts a contract in to being re-entered.
 pub const REENTRANT_SECTION: &str = "stele_reentrant";
 /// Export-name prefix reserved for the VM's instrumentation.
@@ -57,6 +60,7 @@ pub const HOST_FUNCTIONS: &[(&str, &[Ty], &[Ty])] = &[
     ("secp256k1_verify", &[I32, I32, I32], &[I32]),
     ("call", &[I32, I32, I32, I32, I32, I32, I64], &[I32]),
     ("deploy", &[I32, I32, I32, I32, I32, I64, I32], &[I32]),
+    ("upgrade", &[I32, I32, I32, I32, I64], &[I32]),
     ("result_len", &[], &[I32]),
     ("result_read", &[I32], &[]),
 ];

@@ -146,8 +146,12 @@ pub(crate) struct FrameCall {
     pub(crate) args: Vec<u8>,
     pub(crate) value: Amount,
     pub(crate) gas_budget: u64,
-    /// For a deploy: the code to install at `contract` first.
+    /// For a deploy (or an upgrade): the code to install at `contract`
+    /// first.
     pub(crate) deploy: Option<Vec<u8>>,
+    /// `deploy` replaces the code of the existing `contract`, which is the
+    /// caller itself; `method` is then the new code's `migrate`.
+    pub(crate) upgrade: bool,
 }
 
 /// How a frame ended.
@@ -293,6 +297,7 @@ impl<W: World + 'static> Vm<W> {
                     value: ctx.value,
                     gas_budget: gas_limit,
                     deploy: None,
+                    upgrade: false,
                 };
                 Ok((run_frame(&mut store.as_context_mut(), call)?, None))
             }
@@ -324,6 +329,7 @@ impl<W: World + 'static> Vm<W> {
                     value: ctx.value,
                     gas_budget: gas_limit - cost,
                     deploy: Some(code.to_vec()),
+                    upgrade: false,
                 };
                 let mut frame = run_frame(&mut store.as_context_mut(), call)?;
                 frame.gas_used += cost;
@@ -439,7 +445,11 @@ fn frame_body<W: World + 'static>(
     }
     // Install the code first for a deploy.
     let compiled = if let Some(code) = &call.deploy {
-        if state.world.code_hash(&call.contract)?.is_some() {
+        let exists = state.world.code_hash(&call.contract)?.is_some();
+        if call.upgrade && !exists {
+            return fail(FailKind::NoSuchContract);
+        }
+        if !call.upgrade && exists {
             return fail(FailKind::ContractExists);
         }
         let hash = keccak256(code);
@@ -465,12 +475,16 @@ fn frame_body<W: World + 'static>(
     let run_code = if call.deploy.is_some() {
         is_method
     } else {
-        if !is_method || call.method == abi::INIT_EXPORT {
+        if !is_method || call.method == abi::INIT_EXPORT || call.method == abi::MIGRATE_EXPORT {
             return fail(FailKind::NoSuchMethod);
         }
         true
     };
-    if !info.reentrant && state.frames.iter().any(|f| f.contract == call.contract) {
+    // An upgrade's migration runs in the upgrading contract by design.
+    if !info.reentrant
+        && !call.upgrade
+        && state.frames.iter().any(|f| f.contract == call.contract)
+    {
         return fail(FailKind::ReentrancyBlocked);
     }
     if call.value > 0

@@ -524,6 +524,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
                 value,
                 gas_budget: budget,
                 deploy: None,
+                upgrade: false,
             };
             finish_sub_call(&mut c, call).map(|(status, _)| status)
         },
@@ -588,12 +589,62 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
                 value,
                 gas_budget: budget,
                 deploy: Some(code),
+                upgrade: false,
             };
             let (status, ok) = finish_sub_call(&mut c, call)?;
             if ok {
                 write(&mut c, dst, &contract.0)?;
             }
             Ok(status)
+        },
+    )?;
+    l.func_wrap(
+        m,
+        "upgrade",
+        |mut c: C<'_, W>, cp: i32, cl: i32, argp: i32, argl: i32, gas_limit: i64| -> R<i32> {
+            let gas = c.data().shared.gas.clone();
+            let limits = c.data().shared.limits.clone();
+            let (cl, argl) = (cl as u32, argl as u32);
+            if argl > limits.args_bytes_max {
+                return Err(trap(TrapKind::ArgsTooLarge));
+            }
+            if gas_limit < 0 {
+                return Err(trap(TrapKind::NegativeGas));
+            }
+            charge(&mut c, gas.host(u64::from(argl)))?;
+            if cl as usize > limits.code_bytes_max {
+                let err = crate::validate::ValidationError::CodeTooLarge {
+                    len: cl as usize,
+                    max: limits.code_bytes_max,
+                };
+                let f = Failure::Failed(FailKind::InvalidCode(err));
+                let out = f.output();
+                if let Ok(frame) = c.data_mut().frame_mut() {
+                    frame.last_result = out;
+                }
+                return Ok(f.status() as i32);
+            }
+            charge(
+                &mut c,
+                deploy_cost(&gas, cl as usize) + gas.host(u64::from(cl)),
+            )?;
+            let code = read(&mut c, cp, cl)?;
+            let args = read(&mut c, argp, argl)?;
+            // A contract replaces only its own code; who may ask it to is
+            // the contract's own rule.
+            let contract = this(&mut c)?;
+            let budget = sub_budget(c.get_fuel()?, gas_limit as u64);
+            let call = FrameCall {
+                caller: contract,
+                contract,
+                method: crate::abi::MIGRATE_EXPORT.to_string(),
+                args,
+                value: 0,
+                gas_budget: budget,
+                deploy: Some(code),
+                upgrade: true,
+            };
+            finish_sub_call(&mut c, call).map(|(status, _)| status)
         },
     )?;
     l.func_wrap(m, "result_len", |mut c: C<'_, W>| -> R<i32> {

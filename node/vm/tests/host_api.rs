@@ -414,3 +414,96 @@ fn gas_left_decreases_and_reports_remaining_fuel() {
         let _ = TrapKind::Other;
     });
 }
+
+const UPGRADER_WAT_TEMPLATE: &str = r#"(module
+  (import "stele" "upgrade" (func $upgrade (param i32 i32 i32 i32 i64) (result i32)))
+  (import "stele" "set_return" (func $set_return (param i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 1) "\01")
+  (data (i32.const 1024) "CODE")
+  (func (export "up")
+    (i32.store8 (i32.const 0)
+      (call $upgrade (i32.const 1024) (i32.const LEN) (i32.const 0) (i32.const 0) (i64.const 0)))
+    (call $set_return (i32.const 0) (i32.const 1)))
+  (func (export "which") (call $set_return (i32.const 1) (i32.const 1)))
+)"#;
+
+/// The code upgraded to: `which` answers 2; `migrate` runs MIGRATE.
+const UPGRADED_WAT_TEMPLATE: &str = r#"(module
+  (import "stele" "set_return" (func $set_return (param i32 i32)))
+  (import "stele" "storage_write" (func $storage_write (param i32 i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "\02m1")
+  (func (export "which") (call $set_return (i32.const 0) (i32.const 1)))
+  (func (export "migrate") MIGRATE)
+)"#;
+
+fn upgrader(migrate: &str) -> (String, Vec<u8>) {
+    let next = wasm(&UPGRADED_WAT_TEMPLATE.replace("MIGRATE", migrate));
+    let escaped: String = next.iter().map(|b| format!("\\{b:02x}")).collect();
+    let wat = UPGRADER_WAT_TEMPLATE
+        .replace("CODE", &escaped)
+        .replace("LEN", &next.len().to_string());
+    (wat, next)
+}
+
+#[test]
+fn a_contract_upgrades_its_code_and_the_new_code_migrates() {
+    on_exec_stack(|| {
+        let vm = vm();
+        let (wat, next) = upgrader(
+            "(call $storage_write (i32.const 1) (i32.const 1) (i32.const 2) (i32.const 1))",
+        );
+        let (c, world) = deploy(&vm, MemoryWorld::new(), &wat, 0);
+        let (out, world) = call(&vm, world, c, "which", &[], GAS);
+        assert_eq!(out.output, [1]);
+        let (out, world) = call(&vm, world, c, "up", &[], GAS);
+        assert_eq!(
+            (out.status, out.output.clone()),
+            (ExecStatus::Success, vec![0]),
+            "{out:?}"
+        );
+        assert_eq!(world.code_hash(&c).unwrap(), Some(keccak256(&next)));
+        // The migration ran in the contract's own storage.
+        assert_eq!(world.storage_of(&c), vec![(b"m".to_vec(), b"1".to_vec())]);
+        let (out, world) = call(&vm, world, c, "which", &[], GAS);
+        assert_eq!(out.output, [2]);
+        // `migrate` only runs through an upgrade.
+        let (out, _) = call(&vm, world, c, "migrate", &[], GAS);
+        assert_eq!(out.status, ExecStatus::Failed, "{out:?}");
+    });
+}
+
+#[test]
+fn a_failed_migration_keeps_the_old_code() {
+    on_exec_stack(|| {
+        let vm = vm();
+        let (wat, _) = upgrader("(unreachable)");
+        let (c, world) = deploy(&vm, MemoryWorld::new(), &wat, 0);
+        let before = world.code_hash(&c).unwrap();
+        let (out, world) = call(&vm, world, c, "up", &[], GAS);
+        // The call succeeds and reports the migration's status (trapped).
+        assert_eq!(out.status, ExecStatus::Success, "{out:?}");
+        assert_eq!(out.output, [ExecStatus::Trapped as u8]);
+        assert_eq!(world.code_hash(&c).unwrap(), before);
+        assert!(world.storage_of(&c).is_empty());
+        let (out, _) = call(&vm, world, c, "which", &[], GAS);
+        assert_eq!(out.output, [1]);
+    });
+}
+
+#[test]
+fn an_upgrade_to_invalid_code_is_refused_with_the_reason() {
+    on_exec_stack(|| {
+        let vm = vm();
+        let wat = UPGRADER_WAT_TEMPLATE
+            .replace("CODE", "\\00asm\\ff")
+            .replace("LEN", "5");
+        let (c, world) = deploy(&vm, MemoryWorld::new(), &wat, 0);
+        let before = world.code_hash(&c).unwrap();
+        let (out, world) = call(&vm, world, c, "up", &[], GAS);
+        assert_eq!(out.status, ExecStatus::Success, "{out:?}");
+        assert_eq!(out.output, [ExecStatus::Failed as u8]);
+        assert_eq!(world.code_hash(&c).unwrap(), before);
+    });
+}

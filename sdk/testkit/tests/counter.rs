@@ -118,3 +118,52 @@ fn out_of_gas_rolls_back() {
     chain.set_gas_limit(stele_testkit::DEFAULT_GAS_LIMIT);
     assert_eq!(chain.view(&c, "get", ()).decode::<u64>(), 0);
 }
+
+/// `wasm` with a custom section appended: the same behaviour under another
+/// code hash, i.e. "the next version" for an upgrade test.
+fn next_version(wasm: &[u8]) -> Vec<u8> {
+    let mut out = wasm.to_vec();
+    let name = b"version";
+    let payload = b"2";
+    out.push(0); // custom section id
+    out.push((1 + name.len() + payload.len()) as u8);
+    out.push(name.len() as u8);
+    out.extend_from_slice(name);
+    out.extend_from_slice(payload);
+    out
+}
+
+#[test]
+fn the_owner_upgrades_the_code_and_the_migration_runs() {
+    let mut chain = TestChain::new();
+    let alice = chain.account();
+    let bob = chain.account();
+    let v1 = counter();
+    let c = chain.deploy(&alice, &v1, (5u64, 10u64)).address();
+    chain.call(&bob, &c, "increment", (3u64,)).success();
+    let v2 = next_version(&v1.wasm);
+
+    let out = chain.call(&bob, &c, "upgrade", (v2.clone(), 100u64));
+    assert_eq!(out.revert_error::<CounterError>(), CounterError::NotOwner);
+
+    // A migration that fails leaves the old code and reverts the upgrade.
+    let out = chain.call(&alice, &c, "upgrade", (v2.clone(), 7u64));
+    assert_eq!(out.revert_message(), "the new max is below the count");
+    assert_eq!(chain.code_hash(&c), Some(v1.code_hash));
+    assert_eq!(chain.view(&c, "max", ()).decode::<u64>(), 10);
+
+    chain
+        .call(&alice, &c, "upgrade", (v2.clone(), 100u64))
+        .success();
+    assert_eq!(chain.code_hash(&c), Some(stele_types::keccak256(&v2)));
+    assert_eq!(chain.view(&c, "max", ()).decode::<u64>(), 100);
+    // State survived the upgrade; the new cap applies.
+    assert_eq!(
+        chain.call(&bob, &c, "increment", (50u64,)).decode::<u64>(),
+        58
+    );
+    // `migrate` runs only through an upgrade.
+    let out = chain.call(&alice, &c, "migrate", (1_000u64,));
+    assert_eq!(out.status, ExecStatus::Failed, "{out:?}");
+    assert_eq!(chain.view(&c, "max", ()).decode::<u64>(), 100);
+}
