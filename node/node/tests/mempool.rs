@@ -138,7 +138,10 @@ fn gas_below_intrinsic_is_refused() {
         CHAIN,
     )
     .unwrap();
-    assert_eq!(enough.bytes, low_bytes, "the gas limit has a fixed-width encoding");
+    assert_eq!(
+        enough.bytes, low_bytes,
+        "the gas limit has a fixed-width encoding"
+    );
     assert!(pool.insert(enough, &accounts).is_ok());
 }
 

@@ -481,9 +481,7 @@ fn frame_body<W: World + 'static>(
         true
     };
     // An upgrade's migration runs in the upgrading contract by design.
-    if !info.reentrant
-        && !call.upgrade
-        && state.frames.iter().any(|f| f.contract == call.contract)
+    if !info.reentrant && !call.upgrade && state.frames.iter().any(|f| f.contract == call.contract)
     {
         return fail(FailKind::ReentrancyBlocked);
     }

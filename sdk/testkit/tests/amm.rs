@@ -48,10 +48,18 @@ fn setup() -> Setup {
     let lp = chain.account();
     let trader = chain.account();
     let a = chain
-        .deploy(&owner, &token, ("A".to_string(), "A".to_string(), 0u8, 0u128))
+        .deploy(
+            &owner,
+            &token,
+            ("A".to_string(), "A".to_string(), 0u8, 0u128),
+        )
         .address();
     let b = chain
-        .deploy(&owner, &token, ("B".to_string(), "B".to_string(), 0u8, 0u128))
+        .deploy(
+            &owner,
+            &token,
+            ("B".to_string(), "B".to_string(), 0u8, 0u128),
+        )
         .address();
     for t in [a, b] {
         chain

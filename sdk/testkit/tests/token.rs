@@ -71,7 +71,10 @@ fn the_initial_supply_goes_to_the_deployer() {
     assert_eq!(ev.fields["amount"], json!("5000"));
     let t = deployed.address();
     assert_eq!(chain.view(&t, "total_supply", ()).decode::<u128>(), 5_000);
-    assert_eq!(chain.view(&t, "balance_of", (owner,)).decode::<u128>(), 5_000);
+    assert_eq!(
+        chain.view(&t, "balance_of", (owner,)).decode::<u128>(),
+        5_000
+    );
 }
 
 #[test]
