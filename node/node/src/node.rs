@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use stele_consensus::{Action, Config as ReplicaConfig, Input, Record, Replica, TimerId};
-use stele_state::{State, StateConfig};
+use stele_state::{PreparedCommit, State, StateConfig};
 use stele_types::codec::Encode;
 use stele_types::{
     Address, Block, BlockHeader, CommitCertificate, Hash, Limits, SecretKey, SignedTransaction,
@@ -43,7 +43,9 @@ use crate::genesis::Genesis;
 use crate::mempool::{AdmitError, BlockLimits, Mempool, MempoolConfig, verify_raw};
 use crate::metrics::NodeMetrics;
 use crate::net::{Channel, Inbound, NetConfig, Network, PeerInfo};
-use crate::store::{BLOCK_STORE_CFS, BlockReader, CommittedBlock, prepare_block_commit};
+use crate::store::{
+    BLOCK_STORE_CFS, BlockReader, CommittedBlock, finish_block_commit, prepare_block_commit,
+};
 use crate::sync::{SyncRequest, SyncedBlock, decode_response, serve};
 use crate::wal::{CF_WAL, Wal};
 
@@ -532,6 +534,9 @@ struct Tip {
 struct Executed {
     block: Block,
     exec: BlockExecution,
+    /// The state commit computed to check the root, reused at commit while
+    /// the committed version is still its base.
+    prepared: Option<PreparedCommit>,
     /// When execution finished, for the commit latency metric.
     at: Instant,
 }
@@ -989,19 +994,21 @@ impl Driver {
             let (b, e, t) = (base.clone(), env.clone(), txs.clone());
             let result = self
                 .exec
-                .run(move || -> Result<(BlockExecution, Hash), ExecError> {
-                    let exec = executor.execute_block(b, &e, &t)?;
-                    let root = state
-                        .read()
-                        .map_err(|_| ExecError::Backend("state lock poisoned".into()))?
-                        .prepare_commit(e.height, &exec.writes)
-                        .map_err(|err| ExecError::Backend(err.to_string()))?
-                        .root();
-                    Ok((exec, root))
-                })
+                .run(
+                    move || -> Result<(BlockExecution, PreparedCommit), ExecError> {
+                        let exec = executor.execute_block(b, &e, &t)?;
+                        let prepared = state
+                            .read()
+                            .map_err(|_| ExecError::Backend("state lock poisoned".into()))?
+                            .prepare_commit(e.height, &exec.writes)
+                            .map_err(|err| ExecError::Backend(err.to_string()))?;
+                        Ok((exec, prepared))
+                    },
+                )
                 .await?;
             match result {
-                Ok((exec, state_root)) => {
+                Ok((exec, prepared)) => {
+                    let state_root = prepared.root();
                     let tx_hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
                     let block = Block {
                         header: BlockHeader {
@@ -1029,6 +1036,7 @@ impl Driver {
                         Executed {
                             block,
                             exec,
+                            prepared: Some(prepared),
                             at: Instant::now(),
                         },
                     );
@@ -1157,12 +1165,12 @@ impl Driver {
                 if exec.receipts_root != h.receipts_root {
                     return Err("receipts root does not match".into());
                 }
-                let root = state
+                let prepared = state
                     .read()
                     .map_err(|_| "state lock poisoned".to_string())?
                     .prepare_commit(h.height, &exec.writes)
-                    .map_err(|e| format!("state: {e}"))?
-                    .root();
+                    .map_err(|e| format!("state: {e}"))?;
+                let root = prepared.root();
                 if root != h.state_root {
                     return Err(format!(
                         "state root {root} does not match the header's {}",
@@ -1172,6 +1180,7 @@ impl Driver {
                 Ok(Executed {
                     block,
                     exec,
+                    prepared: Some(prepared),
                     at: Instant::now(),
                 })
             })
@@ -1207,7 +1216,12 @@ impl Driver {
         let cert = certificate.clone();
         let executed_at = executed.at;
         let (executed, txs_len) = {
-            let Executed { block, exec, .. } = executed;
+            let Executed {
+                block,
+                exec,
+                prepared,
+                ..
+            } = executed;
             let txs_len = block.txs.len();
             let result = self
                 .exec
@@ -1215,9 +1229,21 @@ impl Driver {
                     let mut state = state
                         .write()
                         .map_err(|_| "state lock poisoned".to_string())?;
-                    let prepared =
-                        prepare_block_commit(&state, &block, &exec.receipts, &cert, &exec.writes)
-                            .map_err(|e| e.to_string())?;
+                    // The Merkle update from validation, unless the state
+                    // moved since (then it is computed again).
+                    let prepared = match prepared {
+                        Some(p) if p.base() == state.latest_version() => {
+                            finish_block_commit(&state, p, &block, &exec.receipts, &cert)
+                        }
+                        _ => prepare_block_commit(
+                            &state,
+                            &block,
+                            &exec.receipts,
+                            &cert,
+                            &exec.writes,
+                        ),
+                    }
+                    .map_err(|e| e.to_string())?;
                     state.apply(prepared).map_err(|e| e.to_string())?;
                     Ok((block, exec))
                 })

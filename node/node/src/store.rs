@@ -104,6 +104,25 @@ pub fn prepare_block_commit(
     if committed.map(|c| c + 1) != Some(height) {
         return Err(StoreError::NotNext { height, committed });
     }
+    let prepared = state.prepare_commit(height, writes)?;
+    finish_block_commit(state, prepared, block, receipts, certificate)
+}
+
+/// [`prepare_block_commit`] for a state commit prepared earlier (when the
+/// block was validated) on the same committed version: checks the block,
+/// its receipts, certificate and root, and adds the block store writes.
+pub fn finish_block_commit(
+    state: &State,
+    mut prepared: PreparedCommit,
+    block: &Block,
+    receipts: &[Receipt],
+    certificate: &CommitCertificate,
+) -> Result<PreparedCommit, StoreError> {
+    let height = block.header.height;
+    let committed = state.latest_version();
+    if prepared.version() != height || prepared.base() != committed {
+        return Err(StoreError::NotNext { height, committed });
+    }
     if receipts.len() != block.txs.len() {
         return Err(StoreError::ReceiptCount {
             txs: block.txs.len(),
@@ -117,7 +136,6 @@ pub fn prepare_block_commit(
             cert: certificate.block_hash,
         });
     }
-    let mut prepared = state.prepare_commit(height, writes)?;
     if prepared.root() != block.header.state_root {
         return Err(StoreError::StateRootMismatch {
             height,

@@ -112,6 +112,12 @@ impl PreparedCommit {
         self.version
     }
 
+    /// The latest version when it was prepared; [`State::apply`] refuses it
+    /// once that changed.
+    pub fn base(&self) -> Option<u64> {
+        self.base
+    }
+
     /// The state root of the new version.
     pub fn root(&self) -> Hash {
         self.root
