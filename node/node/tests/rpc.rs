@@ -625,6 +625,7 @@ async fn websocket_subscriptions_see_blocks_events_and_tx_status() {
         code(client.get_events(filter, 3, Some(2), 10).await),
         codes::INVALID_ARGUMENT
     );
+    assert_eq!(node.server.metrics().requests_of("get_events"), 6);
 
     events.unsubscribe().await.unwrap();
     other_topic.unsubscribe().await.unwrap();

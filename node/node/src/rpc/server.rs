@@ -46,7 +46,7 @@ pub enum RpcError {
 }
 
 /// Every method name, for the per-method counters.
-pub(crate) const METHODS: [&str; 18] = [
+pub(crate) const METHODS: [&str; 19] = [
     "send_transaction",
     "get_transaction",
     "get_receipt",
@@ -61,6 +61,7 @@ pub(crate) const METHODS: [&str; 18] = [
     "get_code",
     "get_storage_proof",
     "list_storage",
+    "get_events",
     "get_status",
     "subscribe_new_blocks",
     "subscribe_events",
