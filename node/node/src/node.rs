@@ -349,6 +349,8 @@ impl Node {
             tx_arrived: Notify::new(),
         });
 
+        let (gossip_queue, gossip_rx) = mpsc::channel(GOSSIP_QUEUE_MAX);
+        tokio::spawn(admit_gossip(shared.clone(), gossip_rx));
         let exec = ExecThread::start()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (sync_tx, sync_rx) = mpsc::channel(256);
@@ -382,7 +384,7 @@ impl Node {
             sync_tx,
             sync_gen: 0,
             sync_to: 0,
-            gossip_slots: Arc::new(Semaphore::new(GOSSIP_VERIFY_TASKS_MAX)),
+            gossip_queue,
             recent: VecDeque::new(),
             recent_bytes: 0,
             last_new_view: None,
@@ -510,8 +512,32 @@ fn open_state(
     Ok(state)
 }
 
-/// Concurrent signature checks of gossiped transactions; more are dropped.
+/// Concurrent signature checks of gossiped transactions; more wait in the
+/// gossip queue.
 const GOSSIP_VERIFY_TASKS_MAX: usize = 64;
+/// Gossiped transactions waiting for a signature check; beyond, newcomers
+/// are dropped and counted.
+const GOSSIP_QUEUE_MAX: usize = 16_384;
+
+/// Admits gossiped transactions, at most [`GOSSIP_VERIFY_TASKS_MAX`]
+/// signature checks at a time; the rest wait in the queue rather than
+/// being dropped, so a burst of transactions submitted to backups still
+/// reaches the primary. Ends when the driver drops the queue.
+async fn admit_gossip(shared: Arc<Shared>, mut rx: mpsc::Receiver<(Address, Vec<u8>)>) {
+    let slots = Arc::new(Semaphore::new(GOSSIP_VERIFY_TASKS_MAX));
+    while let Some((from, payload)) = rx.recv().await {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let shared = shared.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = shared.admit(&payload, false) {
+                debug!(%from, error = %e, "gossiped transaction not admitted");
+            }
+            drop(permit);
+        });
+    }
+}
 /// Proposals waiting for their parent to commit locally.
 const WAITING_VALIDATIONS_MAX: usize = 64;
 /// Executed-but-uncommitted blocks remembered.
@@ -603,7 +629,8 @@ struct Driver {
     /// ignored.
     sync_gen: u64,
     sync_to: u64,
-    gossip_slots: Arc<Semaphore>,
+    /// Gossiped transactions for [`admit_gossip`].
+    gossip_queue: mpsc::Sender<(Address, Vec<u8>)>,
     /// Consensus messages this node broadcast lately, resent to a peer when
     /// it (re)connects: the transport drops messages to disconnected peers,
     /// and PBFT needs them retransmitted (a missed NEW-VIEW would leave the
@@ -708,17 +735,11 @@ impl Driver {
                 payload,
                 from,
             } => {
-                let Ok(permit) = self.gossip_slots.clone().try_acquire_owned() else {
+                // Queued for the admission task, never waited on here: a
+                // burst of gossip must not hold up consensus messages.
+                if self.gossip_queue.try_send((from, payload)).is_err() {
                     self.shared.metrics.gossip_dropped.inc();
-                    return Ok(());
-                };
-                let shared = self.shared.clone();
-                tokio::task::spawn_blocking(move || {
-                    if let Err(e) = shared.admit(&payload, false) {
-                        debug!(%from, error = %e, "gossiped transaction not admitted");
-                    }
-                    drop(permit);
-                });
+                }
                 Ok(())
             }
             Inbound::Message { channel, from, .. } => {
