@@ -97,10 +97,17 @@ pub struct BenchReport {
     pub txs_sent: usize,
     pub txs_committed: usize,
     pub rejections: usize,
+    /// Rejections by JSON-RPC error code (`transport` for failed calls).
+    pub rejections_by_code: std::collections::BTreeMap<String, usize>,
+    /// Transactions sent again because their sender's nonce stalled.
+    pub resends: u64,
     pub offered_tx_per_s: Option<f64>,
     pub committed_tx_per_s: f64,
     /// From the first submission to the last commit seen.
     pub duration_s: f64,
+    /// Blocks holding the load's transactions, and their mean size.
+    pub blocks: usize,
+    pub txs_per_block_mean: f64,
     pub latency: Latency,
     pub machine: Ceiling,
     /// `cores x k256 verify/s / validators`: every validator checks every
@@ -257,7 +264,10 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
     load_config.swap_share = 0.0;
     load_config.token_share = if token { 1.0 } else { 0.0 };
     load_config.presign = Some(config.txs_per_sender);
-    load_config.stall = Duration::from_secs(10);
+    load_config.sticky = true;
+    // Nothing is lost in a healthy cluster; a flat-out run queues for
+    // seconds, and resending then would only add load.
+    load_config.stall = Duration::from_secs(120);
     let load = Load::start(load_config, endpoints, specs, amm, 42);
     let ledger = load.ledger().clone();
     let report = load.join(Duration::from_secs(600)).await?;
@@ -269,6 +279,10 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
         _ => Duration::ZERO,
     };
     let committed = txs.values().filter(|r| r.committed.is_some()).count();
+    let heights: std::collections::BTreeSet<u64> = txs
+        .values()
+        .filter_map(|r| r.committed.map(|c| c.1))
+        .collect();
     let mut lat = ledger.latencies();
     lat.sort();
     let tps = if duration.is_zero() {
@@ -284,9 +298,13 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
         txs_sent: report.accepted,
         txs_committed: committed,
         rejections: report.rejections,
+        rejections_by_code: report.rejections_by_code.clone(),
+        resends: report.resends,
         offered_tx_per_s: config.rate_per_s,
         committed_tx_per_s: tps,
         duration_s: duration.as_secs_f64(),
+        blocks: heights.len(),
+        txs_per_block_mean: committed as f64 / heights.len().max(1) as f64,
         latency: Latency {
             p50_ms: percentile(&lat, 0.50),
             p90_ms: percentile(&lat, 0.90),

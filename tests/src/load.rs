@@ -44,6 +44,10 @@ pub struct LoadConfig {
     pub stall: Duration,
     /// Timeout of one RPC call.
     pub call_timeout: Duration,
+    /// Each sender sends to one node (sender `i` to node `i mod n`) while
+    /// it is up, as a wallet would; otherwise every send goes to a random
+    /// live node.
+    pub sticky: bool,
     /// Sign this many transactions per sender before the load starts and
     /// stop after sending them (a benchmark); `None` signs as it goes and
     /// runs until [`Load::finish`].
@@ -61,6 +65,7 @@ impl LoadConfig {
             stall: Duration::from_secs(3),
             call_timeout: Duration::from_secs(5),
             presign: None,
+            sticky: false,
         }
     }
 }
@@ -190,6 +195,15 @@ impl Ledger {
         if l.committed_nonce[sender] < nonce + 1 {
             l.committed_nonce[sender] = nonce + 1;
             l.progress_at[sender] = at;
+        }
+    }
+
+    /// A node reported `sender`'s committed nonce (the follower may lag).
+    fn observe_nonce(&self, sender: usize, nonce: u64) {
+        let mut l = self.lock();
+        if l.committed_nonce[sender] < nonce {
+            l.committed_nonce[sender] = nonce;
+            l.progress_at[sender] = Instant::now();
         }
     }
 
@@ -553,6 +567,9 @@ impl Worker {
                 || self.last_nonce.is_some_and(|last| next >= last);
             let (committed, progress_at) = self.ledger.committed_nonce(self.index);
             self.signed.retain(|n, _| *n >= committed);
+            // A send that failed in transport may still have committed:
+            // never sign a second transaction for a used nonce.
+            next = next.max(committed);
             if stopping {
                 let until = Duration::from_millis(self.drain_until.load(Ordering::Relaxed));
                 if committed >= next || self.started.elapsed() > until {
@@ -564,8 +581,13 @@ impl Worker {
                 && progress_at.elapsed() > self.config.stall
                 && last_resend.elapsed() > self.config.stall;
             if stalled {
-                self.resend(committed).await;
                 last_resend = Instant::now();
+                // The follower may only be lagging (its node went away):
+                // ask a node before resending.
+                if self.refresh_nonce(committed).await {
+                    continue;
+                }
+                self.resend(committed).await;
                 continue;
             }
             if stopping || in_flight >= self.config.window {
@@ -579,7 +601,13 @@ impl Worker {
                 }
             }
             let (raw, hash) = self.sign(next);
-            let Some(node) = pick_node(&self.endpoints, &mut self.rng, None) else {
+            let home = self.index % self.endpoints.len().max(1);
+            let node = if self.config.sticky && self.endpoints.is_up(home) {
+                Some(home)
+            } else {
+                pick_node(&self.endpoints, &mut self.rng, None)
+            };
+            let Some(node) = node else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
@@ -595,6 +623,25 @@ impl Worker {
                     _ => tokio::time::sleep(Duration::from_millis(50)).await,
                 },
             }
+        }
+    }
+
+    /// Whether a live node has the account past `committed` (then the
+    /// ledger learns it).
+    async fn refresh_nonce(&mut self, committed: u64) -> bool {
+        let Some(node) = pick_node(&self.endpoints, &mut self.rng, None) else {
+            return false;
+        };
+        let Some(client) = self.endpoints.client(node) else {
+            return false;
+        };
+        let address = self.spec.signer.address();
+        match tokio::time::timeout(self.config.call_timeout, client.get_account(address)).await {
+            Ok(Ok(a)) if a.nonce > committed => {
+                self.ledger.observe_nonce(self.index, a.nonce);
+                true
+            }
+            _ => false,
         }
     }
 

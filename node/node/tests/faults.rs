@@ -23,8 +23,11 @@
 //! scenario prints the tails of the node logs and keeps the cluster folder.
 #![allow(clippy::unwrap_used)] // test set-up: a failure here is a test failure
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use stele_client::{Signer, TxBuilder};
+use stele_cluster::cluster::{Cluster, ClusterConfig};
 use stele_cluster::scenarios::{Scenario, Settings, run};
 
 /// One cluster at a time in this binary.
@@ -97,4 +100,62 @@ fn pause_and_resume_the_primary() {
 #[ignore = "full set: STELE_FAULTS=full cargo test --workspace --locked --test faults -- --include-ignored"]
 fn lossy_delayed_links_and_a_graceful_restart() {
     scenario(Scenario::LossyLinks);
+}
+
+/// A burst of transactions sent to one backup all reach the primary by
+/// gossip and commit, with no client resending anything (the gossip
+/// admission queue must not drop a burst the signature checks cannot keep
+/// up with).
+#[test]
+fn a_burst_sent_to_one_backup_commits_without_resends() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut config = ClusterConfig::new(env!("CARGO_BIN_EXE_stele-node"), 4);
+        config.accounts = 8;
+        let cluster = Cluster::start(config).await.unwrap();
+        let all = [0, 1, 2, 3];
+        cluster
+            .wait_height(&all, 1, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let backup = (cluster.primary().await.unwrap() + 1) % 4;
+        let client = cluster.client(backup);
+        let signers: Vec<Arc<Signer>> = cluster
+            .accounts
+            .iter()
+            .map(|a| Arc::new(Signer::new(a.key.clone())))
+            .collect();
+        let to = cluster.validators[0];
+        // Signed first, then all sent at once: the backup gossips them to
+        // the primary faster than it can check signatures.
+        let mut sends = Vec::new();
+        for signer in &signers {
+            for nonce in 0..60 {
+                let tx = TxBuilder::new(cluster.chain_id)
+                    .nonce(nonce)
+                    .gas_limit(100_000)
+                    .transfer(to, 1);
+                let (_, raw, _) = signer.sign(tx);
+                let client = client.clone();
+                sends.push(tokio::spawn(async move {
+                    client.send_transaction(&raw).await.unwrap()
+                }));
+            }
+        }
+        let mut hashes = Vec::new();
+        for s in sends {
+            hashes.push(s.await.unwrap());
+        }
+        for hash in hashes {
+            let r = client.wait_for_receipt(hash, 30_000).await;
+            if let Err(e) = r {
+                panic!("{hash} not committed: {e}\n{}", cluster.log_tails(20));
+            }
+        }
+    });
 }

@@ -47,6 +47,9 @@ struct Args {
     /// Seconds spent measuring the signature ceiling.
     #[arg(long, default_value_t = 2.0)]
     verify_seconds: f64,
+    /// Only measure and print the signature ceiling.
+    #[arg(long)]
+    ceiling_only: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -57,6 +60,22 @@ enum WorkloadArg {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.ceiling_only {
+        let measured = stele_cluster::bench::measure_ceiling(Duration::from_secs_f64(
+            args.verify_seconds.max(0.1),
+        ))
+        .and_then(|c| Ok(serde_json::to_string_pretty(&c)?));
+        return match measured {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let target = match (args.node_bin, args.accounts_file) {
         (Some(node_bin), _) => Target::Local {
             node_bin,
