@@ -226,3 +226,59 @@ fn a_failed_nested_call_rolls_back_the_pool() {
     // The first pull succeeded in its frame and was rolled back with the pool's.
     assert_eq!(balance(&chain, &t, &owner), 10);
 }
+
+#[test]
+fn a_token_that_re_enters_the_pool_is_refused_by_the_vm() {
+    // The pool trades a hostile token (contracts/reentrant_token) against a
+    // real one. Armed, the hostile token's transfer_from calls the pool's
+    // swap again while the first swap is running; the VM refuses that
+    // nested call (the pool did not opt in to re-entry), so the second swap
+    // never runs and the first completes once.
+    let token = build("token");
+    let hostile = build("reentrant_token");
+    let amm = build("amm");
+    let mut chain = TestChain::new();
+    let owner = chain.account();
+    let trader = chain.account();
+    let h = chain.deploy(&owner, &hostile, ()).address();
+    let b = chain
+        .deploy(
+            &owner,
+            &token,
+            ("B".to_string(), "B".to_string(), 0u8, 1_000_000u128),
+        )
+        .address();
+    let pool = chain.deploy(&owner, &amm, (h, b)).address();
+    chain
+        .call(&owner, &b, "approve", (pool, 1_000_000u128))
+        .success();
+    chain
+        .call(&owner, &pool, "add_liquidity", (100_000u128, 200_000u128))
+        .success();
+    chain.call(&owner, &h, "arm", ()).success();
+
+    let out = chain.call(&trader, &pool, "swap", (h, 1_000u128, 1u128));
+    out.success();
+    assert_eq!(
+        chain.view(&h, "reentry_status", ()).decode::<Option<u32>>(),
+        Some(1),
+        "the nested swap was not refused by the VM"
+    );
+    // The trace shows the refused frame under the token's transfer_from.
+    let trace = out.trace.as_ref().unwrap();
+    let from = &trace.calls[0];
+    assert_eq!(from.method, "transfer_from");
+    let nested = &from.calls[0];
+    assert_eq!(
+        (nested.method.as_str(), nested.contract.0),
+        ("swap", pool.0)
+    );
+    assert!(
+        String::from_utf8_lossy(&nested.output).contains("reentrant call blocked"),
+        "{nested:?}"
+    );
+    // One swap happened: the reserves moved once.
+    let (ra, rb) = chain.view(&pool, "reserves", ()).decode::<(u128, u128)>();
+    assert_eq!(ra, 101_000);
+    assert!(rb < 200_000 && rb > 198_000, "{rb}");
+}
