@@ -32,10 +32,10 @@ pub enum GenesisError {
     SupplyOverflow,
     #[error("{field} must be positive")]
     NotPositive { field: &'static str },
-    #[error("gas schedule version {got} is not supported (this node runs {supported})")]
-    GasSchedule { got: u32, supported: u32 },
-    #[error("VM limits version {got} is not supported (this node runs {supported})")]
-    VmLimits { got: u32, supported: u32 },
+    #[error("gas schedule version {got} is not supported (this node knows {supported:?})")]
+    GasSchedule { got: u32, supported: Vec<u32> },
+    #[error("VM limits version {got} is not supported (this node knows {supported:?})")]
+    VmLimits { got: u32, supported: Vec<u32> },
 }
 
 /// Block and transaction parameters, fixed for the chain's life.
@@ -139,16 +139,16 @@ impl Genesis {
                 return Err(GenesisError::NotPositive { field });
             }
         }
-        if p.gas_schedule_version != GasSchedule::V1.version {
+        if GasSchedule::by_version(p.gas_schedule_version).is_none() {
             return Err(GenesisError::GasSchedule {
                 got: p.gas_schedule_version,
-                supported: GasSchedule::V1.version,
+                supported: GasSchedule::ALL.iter().map(|g| g.version).collect(),
             });
         }
-        if p.vm_limits_version != VmLimits::V1.version {
+        if VmLimits::by_version(p.vm_limits_version).is_none() {
             return Err(GenesisError::VmLimits {
                 got: p.vm_limits_version,
-                supported: VmLimits::V1.version,
+                supported: VmLimits::ALL.iter().map(|l| l.version).collect(),
             });
         }
         Ok(())
@@ -188,6 +188,28 @@ impl Genesis {
             stele_types::codec::put_option(&mut bytes, &v.map(Bytes));
         }
         keccak256(&bytes)
+    }
+
+    /// The VM configuration this genesis fixes: its gas schedule and limits
+    /// (`validate` checked that this build has them).
+    pub fn vm_config(&self) -> Result<stele_vm::VmConfig, GenesisError> {
+        let p = &self.params;
+        let gas = GasSchedule::by_version(p.gas_schedule_version).ok_or_else(|| {
+            GenesisError::GasSchedule {
+                got: p.gas_schedule_version,
+                supported: GasSchedule::ALL.iter().map(|g| g.version).collect(),
+            }
+        })?;
+        let limits =
+            VmLimits::by_version(p.vm_limits_version).ok_or_else(|| GenesisError::VmLimits {
+                got: p.vm_limits_version,
+                supported: VmLimits::ALL.iter().map(|l| l.version).collect(),
+            })?;
+        Ok(stele_vm::VmConfig {
+            gas,
+            limits,
+            ..stele_vm::VmConfig::default()
+        })
     }
 
     /// The executor parameters this genesis fixes.

@@ -33,7 +33,7 @@ use stele_types::{
     Address, Block, BlockHeader, CommitCertificate, Hash, Limits, SecretKey, SignedTransaction,
     ValidatorSet, decode,
 };
-use stele_vm::{EXEC_THREAD_STACK_BYTES, Vm, VmConfig};
+use stele_vm::{EXEC_THREAD_STACK_BYTES, Vm};
 use thiserror::Error;
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
@@ -299,7 +299,10 @@ impl Node {
             }
         };
 
-        let vm = Vm::new(VmConfig::default()).map_err(|e| NodeError::Consensus(e.to_string()))?;
+        let vm_config = genesis
+            .vm_config()
+            .map_err(|e| NodeError::Consensus(e.to_string()))?;
+        let vm = Vm::new(vm_config).map_err(|e| NodeError::Consensus(e.to_string()))?;
         let executor = Arc::new(Executor::new(vm, genesis.executor_config()));
         let state: SharedState = Arc::new(RwLock::new(state));
 
@@ -515,6 +518,12 @@ fn open_state(
 /// Concurrent signature checks of gossiped transactions; more wait in the
 /// gossip queue.
 const GOSSIP_VERIFY_TASKS_MAX: usize = 64;
+/// Pending transactions offered again to a peer that (re)connects.
+const REGOSSIP_LIMITS: BlockLimits = BlockLimits {
+    gas_max: u64::MAX,
+    bytes_max: 16 << 20,
+    txs_max: 4_096,
+};
 /// Gossiped transactions waiting for a signature check; beyond, newcomers
 /// are dropped and counted.
 const GOSSIP_QUEUE_MAX: usize = 16_384;
@@ -776,6 +785,13 @@ impl Driver {
                 }
                 for bytes in &self.recent {
                     net.send(&peer, Channel::Consensus, bytes.clone());
+                }
+                // Gossip goes once, to the peers connected then: offer the
+                // pending transactions again, or one admitted while this
+                // peer was cut off waits here until this validator leads.
+                let pending = self.shared.mempool().select(REGOSSIP_LIMITS, &self.base());
+                for tx in pending {
+                    net.send(&peer, Channel::Gossip, Arc::from(tx.to_bytes()));
                 }
                 Ok(())
             }

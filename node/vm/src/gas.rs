@@ -116,6 +116,18 @@ impl GasSchedule {
         deploy_code_byte: 40,
     };
 
+    /// Every schedule this build knows, oldest first.
+    pub const ALL: &'static [GasSchedule] = &[GasSchedule::V1];
+
+    /// The schedule of protocol version `version`, if this build has it. A
+    /// chain names its schedule in genesis; nodes must run exactly that one.
+    pub fn by_version(version: u32) -> Option<GasSchedule> {
+        GasSchedule::ALL
+            .iter()
+            .find(|g| g.version == version)
+            .cloned()
+    }
+
     /// The wasmtime fuel table for Wasm operators under this schedule.
     pub fn operator_cost(&self) -> OperatorCost {
         let mut c = OperatorCost::new();

@@ -68,6 +68,14 @@ pub struct VmLimits {
 }
 
 impl VmLimits {
+    /// Every limits table this build knows, oldest first.
+    pub const ALL: &'static [VmLimits] = &[VmLimits::V1];
+
+    /// The limits of protocol version `version`, if this build has them.
+    pub fn by_version(version: u32) -> Option<VmLimits> {
+        VmLimits::ALL.iter().find(|l| l.version == version).cloned()
+    }
+
     /// The limits of protocol version 1.
     pub const V1: VmLimits = VmLimits {
         version: 1,
