@@ -159,3 +159,48 @@ fn a_burst_sent_to_one_backup_commits_without_resends() {
         }
     });
 }
+
+/// Transactions a validator admitted while it was cut off long enough for
+/// its connections to time out still commit after the partition heals,
+/// with no client resending them.
+#[test]
+#[ignore = "full set: STELE_FAULTS=full cargo test --workspace --locked --test faults -- --include-ignored"]
+fn transactions_admitted_during_a_partition_commit_after_it_heals() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = ClusterConfig::new(env!("CARGO_BIN_EXE_stele-node"), 4);
+        let cluster = Cluster::start(config).await.unwrap();
+        let all = [0, 1, 2, 3];
+        cluster
+            .wait_height(&all, 1, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let backup = (cluster.primary().await.unwrap() + 1) % 4;
+        cluster.partition(&[backup]);
+        // Past the transport's idle timeout (10 s): the connections close,
+        // and anything gossiped now is lost with them.
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        let client = cluster.client(backup);
+        let signer = Signer::new(cluster.accounts[0].key.clone());
+        let mut hashes = Vec::new();
+        for nonce in 0..10 {
+            let tx = TxBuilder::new(cluster.chain_id)
+                .nonce(nonce)
+                .gas_limit(100_000)
+                .transfer(cluster.validators[0], 1);
+            let (_, raw, _) = signer.sign(tx);
+            hashes.push(client.send_transaction(&raw).await.unwrap());
+        }
+        cluster.heal();
+        for hash in hashes {
+            if let Err(e) = client.wait_for_receipt(hash, 40_000).await {
+                panic!("{hash} not committed: {e}\n{}", cluster.log_tails(20));
+            }
+        }
+    });
+}
