@@ -403,6 +403,80 @@ async fn a_client_submits_and_awaits_a_receipt_through_the_rpc_of_any_validator(
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_flood_on_one_validator_is_limited_and_the_chain_goes_on() {
+    let mut cluster = Cluster::start(4).await;
+    cluster.until_height(1).await;
+    let rpc = |i: usize, rate: u32| {
+        let config = stele_node::rpc::RpcConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            rate_per_ip_per_s: rate,
+            rate_burst: rate,
+            ..Default::default()
+        };
+        stele_node::rpc::start(config, cluster.node(i).rpc_context())
+    };
+    let flooded = rpc(2, 20).await.unwrap();
+    let other = rpc(1, 200).await.unwrap();
+    let flood_url = format!("http://{}", flooded.local_addr());
+    let start = cluster.height(0);
+    // Eight tasks hammer validator 2's RPC for two seconds.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let flood: Vec<_> = (0..8)
+        .map(|_| {
+            let url = flood_url.clone();
+            tokio::spawn(async move {
+                let client = stele_client::Client::connect(&url).await.unwrap();
+                let (mut ok, mut limited) = (0u64, 0u64);
+                while tokio::time::Instant::now() < deadline {
+                    match client.get_status().await {
+                        Ok(_) => ok += 1,
+                        Err(e) if e.to_string().contains("429") => limited += 1,
+                        Err(e) => panic!("unexpected error: {e}"),
+                    }
+                }
+                (ok, limited)
+            })
+        })
+        .collect();
+    // Meanwhile a client of another validator gets its transfer committed.
+    let client = stele_client::Client::connect(&format!("http://{}", other.local_addr()))
+        .await
+        .unwrap();
+    let hash = client
+        .send_transaction(&transfer(5, 0, 6, 7))
+        .await
+        .unwrap();
+    let info = client.wait_for_receipt(hash, 30_000).await.unwrap();
+    assert_eq!(info.receipt.status, ExecStatus::Success);
+    let (mut ok, mut limited) = (0, 0);
+    for f in flood {
+        let (o, l) = f.await.unwrap();
+        ok += o;
+        limited += l;
+    }
+    // About 20/s got through (plus the burst); the rest was refused early.
+    assert!(limited > 10 * ok, "ok {ok}, limited {limited}");
+    assert!(ok <= 20 * 3 + 20, "ok {ok}");
+    assert_eq!(
+        flooded
+            .metrics()
+            .rate_limited
+            .load(std::sync::atomic::Ordering::Relaxed),
+        limited
+    );
+    // The flooded validator kept taking part: every node moved on.
+    cluster.until_height(start + 3).await;
+    cluster.assert_same_chain();
+    for s in [flooded, other] {
+        s.stop();
+        s.stopped().await;
+    }
+    for i in 0..4 {
+        cluster.stop(i).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_validator_runs_the_same_path_and_prunes_old_state() {
     let mut cluster = Cluster::start_with(1, 4, 5).await;
