@@ -950,6 +950,88 @@ impl SteleApiServer for Handler {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::RwLock;
+
+    use stele_state::StateConfig;
+    use stele_types::{Address, Block, BlockHeader, CommitCertificate, Hash};
+
+    use super::*;
+    use crate::store::{BLOCK_STORE_CFS, prepare_block_commit};
+
+    /// `n` empty blocks committed to a fresh state with the block store.
+    fn chain(
+        dir: &std::path::Path,
+        n: u64,
+    ) -> (crate::exec::SharedState, Vec<Arc<CommittedBlock>>) {
+        let mut state =
+            State::open_with_column_families(dir, StateConfig::default(), &BLOCK_STORE_CFS)
+                .expect("state");
+        let writes = Default::default();
+        let genesis = state.prepare_commit(0, &writes).expect("genesis");
+        state.apply(genesis).expect("apply genesis");
+        let mut parent = Hash::ZERO;
+        let mut blocks = Vec::new();
+        for height in 1..=n {
+            let root = state
+                .prepare_commit(height, &writes)
+                .expect("prepare")
+                .root();
+            let block = Block {
+                header: BlockHeader {
+                    chain_id: 1,
+                    height,
+                    view: 0,
+                    parent_hash: parent,
+                    tx_root: Hash::ZERO,
+                    state_root: root,
+                    receipts_root: Hash::ZERO,
+                    timestamp_ms: height,
+                    proposer: Address([1; 20]),
+                },
+                txs: Vec::new(),
+            };
+            let certificate = CommitCertificate {
+                height,
+                view: 0,
+                block_hash: block.hash(),
+                signatures: Vec::new(),
+            };
+            let prepared = prepare_block_commit(&state, &block, &[], &certificate, &writes)
+                .expect("block commit");
+            state.apply(prepared).expect("apply");
+            parent = block.hash();
+            blocks.push(Arc::new(CommittedBlock {
+                block,
+                receipts: Vec::new(),
+                certificate,
+            }));
+        }
+        (Arc::new(RwLock::new(state)), blocks)
+    }
+
+    #[tokio::test]
+    async fn a_lagging_feed_fills_the_gap_from_the_store_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (state, blocks) = chain(dir.path(), 12);
+        // A channel of 2: publishing 12 blocks makes the reader lag.
+        let (tx, rx) = broadcast::channel(2);
+        let mut feed = Feed {
+            rx,
+            next: 1,
+            backlog: VecDeque::new(),
+            state,
+        };
+        for b in &blocks {
+            tx.send(b.clone()).expect("a receiver exists");
+        }
+        drop(tx);
+        let mut heights = Vec::new();
+        while let Some(b) = feed.next().await {
+            heights.push(b.block.header.height);
+        }
+        assert_eq!(heights, (1..=12).collect::<Vec<u64>>());
+    }
+
     use super::custom_section;
 
     #[test]
