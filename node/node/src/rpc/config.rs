@@ -28,6 +28,13 @@ pub struct RpcConfig {
     /// IP addresses the rate limiter tracks at once; beyond, new addresses
     /// are refused until idle ones are forgotten.
     pub rate_ips_max: usize,
+    /// Bytes per second one IP address may send, over all its connections:
+    /// reads beyond wait at the socket, before any frame is parsed (this is
+    /// what bounds a WebSocket client's stream of calls before parsing).
+    pub read_bytes_per_ip_per_s: u32,
+    /// Bytes an idle address may send at once (at least `body_bytes_max`,
+    /// so one largest request always passes unthrottled).
+    pub read_bytes_burst: u32,
     /// Origins allowed by CORS (`"*"` for any); empty disables CORS.
     pub cors_origins: Vec<String>,
     /// Gas cap of `call_view`.
@@ -62,6 +69,8 @@ impl Default for RpcConfig {
             rate_per_ip_per_s: 200,
             rate_burst: 400,
             rate_ips_max: 10_000,
+            read_bytes_per_ip_per_s: 4 << 20,
+            read_bytes_burst: 8 << 20,
             cors_origins: Vec::new(),
             view_gas_max: 100_000_000,
             exec_timeout_ms: 2_000,
@@ -84,6 +93,10 @@ pub enum RpcConfigError {
         "rpc.rate_burst ({burst}) must be at least 1 and not below rpc.rate_per_ip_per_s ({rate})"
     )]
     Burst { burst: u32, rate: u32 },
+    #[error(
+        "rpc.read_bytes_burst ({burst}) must be at least rpc.body_bytes_max ({body}), or the largest request could never be read"
+    )]
+    ReadBurst { burst: u32, body: u32 },
     #[error("rpc.cors_origins entry {0:?} is not \"*\" or an http(s) origin")]
     CorsOrigin(String),
 }
@@ -113,6 +126,12 @@ impl RpcConfig {
                 "list_storage_limit_max",
                 u64::from(self.list_storage_limit_max),
             ),
+            ("events_blocks_max", self.events_blocks_max),
+            ("events_limit_max", u64::from(self.events_limit_max)),
+            (
+                "read_bytes_per_ip_per_s",
+                u64::from(self.read_bytes_per_ip_per_s),
+            ),
         ];
         for (field, value) in positive {
             if value == 0 {
@@ -123,6 +142,12 @@ impl RpcConfig {
             return Err(RpcConfigError::Burst {
                 burst: self.rate_burst,
                 rate: self.rate_per_ip_per_s,
+            });
+        }
+        if self.read_bytes_burst < self.body_bytes_max {
+            return Err(RpcConfigError::ReadBurst {
+                burst: self.read_bytes_burst,
+                body: self.body_bytes_max,
             });
         }
         for origin in &self.cors_origins {

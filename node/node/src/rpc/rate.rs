@@ -1,10 +1,16 @@
 //! Per-IP token buckets. Checked before a request is read, so a flood
-//! costs the node a map lookup per request and nothing else.
+//! costs the node a map lookup per request and nothing else; and a byte
+//! budget per IP on every connection's socket, so a client streaming
+//! WebSocket frames is slowed down before its frames are even read.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -28,6 +34,36 @@ impl RateLimiter {
             burst: f64::from(burst),
             ips_max,
             buckets: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Takes `amount` tokens for `ip`, going into debt if needed, and
+    /// returns how long the caller must wait for the debt to be repaid (zero
+    /// while the budget lasts). An address the full table cannot track
+    /// waits a whole second.
+    pub(crate) fn take(&self, ip: IpAddr, amount: f64, now: Instant) -> Duration {
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !buckets.contains_key(&ip) && buckets.len() >= self.ips_max {
+            let full_after = self.burst / self.rate_per_s;
+            buckets.retain(|_, b| now.duration_since(b.at).as_secs_f64() < full_after);
+            if buckets.len() >= self.ips_max {
+                return Duration::from_secs(1);
+            }
+        }
+        let bucket = buckets.entry(ip).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
+        let elapsed = now.duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.rate_per_s).min(self.burst) - amount;
+        bucket.at = now;
+        if bucket.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-bucket.tokens / self.rate_per_s)
         }
     }
 
@@ -62,6 +98,68 @@ impl RateLimiter {
     }
 }
 
+/// A client socket whose reads draw on its address's byte budget: after a
+/// read that overdraws it, the next read waits until the debt is repaid.
+/// Writes pass through.
+pub(crate) struct Throttled<S> {
+    inner: S,
+    ip: IpAddr,
+    limiter: Arc<RateLimiter>,
+    wait: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> Throttled<S> {
+    pub(crate) fn new(inner: S, ip: IpAddr, limiter: Arc<RateLimiter>) -> Self {
+        Throttled {
+            inner,
+            ip,
+            limiter,
+            wait: None,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Throttled<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if let Some(wait) = self.wait.as_mut() {
+            ready!(wait.as_mut().poll(cx));
+            self.wait = None;
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        let read = buf.filled().len() - before;
+        // Tokio's clock (the real one outside tests), as the sleep uses.
+        let now = tokio::time::Instant::now().into_std();
+        let delay = self.limiter.take(self.ip, read as f64, now);
+        if !delay.is_zero() {
+            self.wait = Some(Box::pin(tokio::time::sleep(delay)));
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Throttled<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +175,48 @@ mod tests {
         assert!(r.allow(b, t), "another address has its own bucket");
         assert!(!r.allow(a, t + Duration::from_millis(50)));
         assert!(r.allow(a, t + Duration::from_millis(150)));
+    }
+
+    #[test]
+    fn take_goes_into_debt_and_says_how_long_to_wait() {
+        let r = RateLimiter::new(1_000, 2_000, 10);
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let t = Instant::now();
+        assert_eq!(r.take(a, 1_500.0, t), Duration::ZERO);
+        // 500 left; taking 1 000 more leaves a debt of 500 bytes = 0.5 s.
+        assert_eq!(r.take(a, 1_000.0, t), Duration::from_millis(500));
+        // After the wait the debt is repaid and the budget refills.
+        assert_eq!(
+            r.take(a, 0.0, t + Duration::from_millis(500)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            r.take(a, 1_000.0, t + Duration::from_millis(1_500)),
+            Duration::ZERO
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_socket_reads_at_its_address_rate() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // 100 KB/s with a 10 KB burst: 110 KB take about a second (virtual
+        // time, so nothing here depends on the machine's speed).
+        let limiter = Arc::new(RateLimiter::new(100_000, 10_000, 10));
+        let (mut client, server) = tokio::io::duplex(4_096);
+        let mut server = Throttled::new(server, [10, 0, 0, 9].into(), limiter);
+        let writer = tokio::spawn(async move {
+            client.write_all(&vec![7u8; 110_000]).await.unwrap();
+        });
+        let start = tokio::time::Instant::now();
+        let mut got = vec![0u8; 110_000];
+        server.read_exact(&mut got).await.unwrap();
+        writer.await.unwrap();
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(950) && took <= Duration::from_millis(1_100),
+            "{took:?}"
+        );
+        assert!(got.iter().all(|b| *b == 7));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use tower::Service;
 use super::config::{RpcConfig, RpcConfigError};
 use super::handlers::Handler;
 use super::pool::ExecPool;
-use super::rate::RateLimiter;
+use super::rate::{RateLimiter, Throttled};
 use super::ws_limit::{WsClientIp, WsLimitLayer};
 use super::{NodeStatus, RpcContext};
 
@@ -179,6 +179,11 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
         config.rate_burst,
         config.rate_ips_max,
     ));
+    let read_limiter = Arc::new(RateLimiter::new(
+        config.read_bytes_per_ip_per_s,
+        config.read_bytes_burst,
+        config.rate_ips_max,
+    ));
     let front = Arc::new(Front {
         limiter: limiter.clone(),
         metrics: metrics.clone(),
@@ -252,6 +257,7 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
                 fut
             });
             let shutdown = stop_handle.clone().shutdown();
+            let socket = Throttled::new(socket, remote.ip(), read_limiter.clone());
             tokio::spawn(async move {
                 if let Err(e) = serve_with_graceful_shutdown(socket, svc, shutdown).await {
                     tracing::debug!(error = %e, %remote, "rpc: connection ended");

@@ -1,7 +1,9 @@
 //! The rate limiter for calls on WebSocket connections. An HTTP request
 //! passes the limiter before it is read (see `server`); a WebSocket
-//! connection passes it once at the upgrade, and then every call (every
-//! entry of a batch) takes a token here, before the method runs.
+//! connection passes it once at the upgrade, its bytes are metered as the
+//! socket is read (`rate::Throttled`, before any frame is parsed), and then
+//! every call (every entry of a batch) takes a token here, before the
+//! method runs.
 
 use std::net::IpAddr;
 use std::sync::Arc;
