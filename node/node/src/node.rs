@@ -1046,7 +1046,8 @@ impl Driver {
             match result {
                 Ok((exec, prepared)) => {
                     let state_root = prepared.root();
-                    let tx_hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
+                    // The receipts carry the hashes the executor computed.
+                    let tx_hashes: Vec<Hash> = exec.receipts.iter().map(|r| r.tx_hash).collect();
                     let block = Block {
                         header: BlockHeader {
                             chain_id: self.shared.chain_id,
