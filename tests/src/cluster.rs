@@ -440,6 +440,11 @@ impl Cluster {
             (2 * i64::from(c.rpc_rate_per_s)).into(),
         );
         rpc.insert("connections_max".into(), 4096.into());
+        // Every client is on loopback: one IP for the whole test.
+        if rpc.contains_key("read_bytes_per_ip_per_s") {
+            rpc.insert("read_bytes_per_ip_per_s".into(), (256i64 << 20).into());
+            rpc.insert("read_bytes_burst".into(), (512i64 << 20).into());
+        }
         let consensus = doc
             .entry("consensus")
             .or_insert_with(|| toml::Value::Table(toml::Table::new()))
