@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use stele_consensus::{Action, Config, Input, Replica, TimerId};
+use stele_consensus::{Action, Config, Input, Record, Replica, TimerId};
 use stele_node::net::{Channel, Inbound, NetConfig, Network, PeerInfo};
 use stele_node::wal::{CF_WAL, Wal};
 use stele_state::{State, StateConfig};
@@ -31,6 +31,8 @@ use stele_types::{Hash, SecretKey, Validator, ValidatorSet, keccak256};
 
 const CHAIN: u64 = 9_999;
 const CF_BLOCKS: &str = "bench_blocks";
+/// Inbound messages handled before one group commit of the log.
+const INBOUND_BATCH_MAX: usize = 256;
 /// seq, parent, proposal time, count.
 const HEADER_BYTES: usize = 8 + 32 + 8 + 4;
 
@@ -192,88 +194,97 @@ async fn run_validator(v: Validator_, p: Params, shared: Arc<Shared>, ready: Arc
     let mut last_proposal = tokio::time::Instant::now();
     let blocks_cf = state.column_family(CF_BLOCKS).expect("cf");
     while !shared.stop.load(Ordering::Relaxed) {
+        // Group commit: handle every queued input keeping the actions in
+        // order, make all their log records durable in one synced write,
+        // then carry out the rest. Each action still runs after every record
+        // the replica asked to persist before it.
+        let mut actions = Vec::new();
         while let Some(input) = inputs.pop_front() {
-            let mut records = Vec::new();
             for action in replica.handle(input) {
-                if let Action::Persist(r) = action {
-                    records.push(r);
-                    continue;
-                }
-                if !records.is_empty() {
-                    wal.append(&state, &records).expect("wal append");
-                    records.clear();
-                }
-                match action {
-                    Action::Persist(_) => {}
-                    Action::Broadcast(bytes) => net.broadcast(Channel::Consensus, Arc::from(bytes)),
-                    Action::Send { to, bytes } => {
-                        if let Some(x) = v.validators.get(to as usize) {
-                            net.send(&x.address, Channel::Consensus, Arc::from(bytes));
-                        }
-                    }
-                    Action::SetTimer { id, after_ms } => {
-                        timer = Some((
-                            id,
-                            tokio::time::Instant::now() + Duration::from_millis(after_ms),
-                        ));
-                    }
-                    Action::RequestProposal { view, seq, parent } => {
-                        proposals.push_back((view, seq, parent));
-                    }
-                    Action::ValidateBlock {
+                if let Action::ValidateBlock {
+                    seq,
+                    block_hash,
+                    parent,
+                    payload,
+                } = action
+                {
+                    // No external effect: answered at once.
+                    let valid = keccak256(&payload) == block_hash
+                        && valid_block(&payload, seq, &parent, &p);
+                    inputs.push_back(Input::BlockValidated {
                         seq,
                         block_hash,
-                        parent,
-                        payload,
-                    } => {
-                        let valid = keccak256(&payload) == block_hash
-                            && valid_block(&payload, seq, &parent, &p);
-                        inputs.push_back(Input::BlockValidated {
-                            seq,
-                            block_hash,
-                            valid,
-                        });
-                    }
-                    Action::Commit {
-                        seq,
-                        payload,
-                        certificate,
-                        ..
-                    } => {
-                        // Stored like a block (the consensus log is what is
-                        // synced before sends).
-                        let mut value = certificate.to_bytes();
-                        value.extend_from_slice(&payload);
-                        let _ = state.db().put_cf(blocks_cf, seq.to_be_bytes(), value);
-                        if v.index == 0 && shared.measuring.load(Ordering::Relaxed) {
-                            let now = shared.now_ns();
-                            let count =
-                                u32::from_le_bytes(payload[48..52].try_into().unwrap_or([0; 4]));
-                            shared
-                                .committed_payloads
-                                .fetch_add(u64::from(count), Ordering::Relaxed);
-                            shared.committed_blocks.fetch_add(1, Ordering::Relaxed);
-                            let proposed = u64_at(&payload, 40);
-                            shared
-                                .consensus_ns
-                                .lock()
-                                .expect("lock")
-                                .push(now.saturating_sub(proposed));
-                            let mut e2e = shared.e2e_ns.lock().expect("lock");
-                            for i in 0..count as usize {
-                                let at = HEADER_BYTES + i * p.payload_bytes;
-                                e2e.push(now.saturating_sub(u64_at(&payload, at)));
-                            }
-                        }
-                    }
-                    Action::CompactLog { stable_seq, view } => {
-                        let _ = wal.compact(&state, &limits, stable_seq, view);
-                    }
-                    Action::RequestSync { .. } | Action::Evidence(_) => {}
+                        valid,
+                    });
+                } else {
+                    actions.push(action);
                 }
             }
-            if !records.is_empty() {
-                wal.append(&state, &records).expect("wal append");
+        }
+        let records: Vec<Record> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Persist(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect();
+        if !records.is_empty() {
+            wal.append(&state, &records).expect("wal append");
+        }
+        for action in actions {
+            match action {
+                Action::Persist(_) | Action::ValidateBlock { .. } => {}
+                Action::Broadcast(bytes) => net.broadcast(Channel::Consensus, Arc::from(bytes)),
+                Action::Send { to, bytes } => {
+                    if let Some(x) = v.validators.get(to as usize) {
+                        net.send(&x.address, Channel::Consensus, Arc::from(bytes));
+                    }
+                }
+                Action::SetTimer { id, after_ms } => {
+                    timer = Some((
+                        id,
+                        tokio::time::Instant::now() + Duration::from_millis(after_ms),
+                    ));
+                }
+                Action::RequestProposal { view, seq, parent } => {
+                    proposals.push_back((view, seq, parent));
+                }
+                Action::Commit {
+                    seq,
+                    payload,
+                    certificate,
+                    ..
+                } => {
+                    // Stored like a block (the consensus log is what is
+                    // synced before sends).
+                    let mut value = certificate.to_bytes();
+                    value.extend_from_slice(&payload);
+                    let _ = state.db().put_cf(blocks_cf, seq.to_be_bytes(), value);
+                    if v.index == 0 && shared.measuring.load(Ordering::Relaxed) {
+                        let now = shared.now_ns();
+                        let count =
+                            u32::from_le_bytes(payload[48..52].try_into().unwrap_or([0; 4]));
+                        shared
+                            .committed_payloads
+                            .fetch_add(u64::from(count), Ordering::Relaxed);
+                        shared.committed_blocks.fetch_add(1, Ordering::Relaxed);
+                        let proposed = u64_at(&payload, 40);
+                        shared
+                            .consensus_ns
+                            .lock()
+                            .expect("lock")
+                            .push(now.saturating_sub(proposed));
+                        let mut e2e = shared.e2e_ns.lock().expect("lock");
+                        for i in 0..count as usize {
+                            let at = HEADER_BYTES + i * p.payload_bytes;
+                            e2e.push(now.saturating_sub(u64_at(&payload, at)));
+                        }
+                    }
+                }
+                Action::CompactLog { stable_seq, view } => {
+                    let _ = wal.compact(&state, &limits, stable_seq, view);
+                }
+                Action::RequestSync { .. } | Action::Evidence(_) => {}
             }
         }
         // The primary proposes when a batch is full or its time is up.
@@ -304,10 +315,25 @@ async fn run_validator(v: Validator_, p: Params, shared: Arc<Shared>, ready: Arc
         });
         let next = [wake, propose_at].into_iter().flatten().min();
         tokio::select! {
-            m = inbound.recv() => match m {
-                Some(Inbound::Message { payload, channel: Channel::Consensus, .. }) => inputs.push_back(Input::Message(payload)),
-                Some(_) => {}
-                None => return,
+            m = inbound.recv() => {
+                let mut next = m;
+                let mut taken = 0;
+                // Take whatever else has arrived too, for one group commit.
+                loop {
+                    match next {
+                        Some(Inbound::Message { payload, channel: Channel::Consensus, .. }) => inputs.push_back(Input::Message(payload)),
+                        Some(_) => {}
+                        None => return,
+                    }
+                    taken += 1;
+                    if taken >= INBOUND_BATCH_MAX {
+                        break;
+                    }
+                    match inbound.try_recv() {
+                        Ok(m) => next = Some(m),
+                        Err(_) => break,
+                    }
+                }
             },
             () = async {
                 match next {
