@@ -51,6 +51,9 @@ use crate::wal::{CF_WAL, Wal};
 
 /// Column family for the node's own metadata (the genesis it belongs to).
 pub const CF_NODE_META: &str = "node_meta";
+/// Inbound events taken at once, so the consensus messages among them
+/// share one synced log write.
+const INBOUND_BATCH_MAX: usize = 256;
 const META_GENESIS: &[u8] = b"genesis_hash";
 
 /// Consensus timings and block production pacing.
@@ -677,7 +680,32 @@ impl Driver {
                 biased;
                 _ = shutdown.changed() => break,
                 ev = inbound.recv() => match ev {
-                    Some(ev) => self.on_inbound(ev).await?,
+                    Some(ev) => {
+                        // Consensus messages that arrived together go to
+                        // the replica as one batch (one log write).
+                        let mut batch = VecDeque::new();
+                        let mut others = Vec::new();
+                        let mut next = Some(ev);
+                        while let Some(ev) = next.take() {
+                            match ev {
+                                Inbound::Message {
+                                    channel: Channel::Consensus,
+                                    payload,
+                                    ..
+                                } => batch.push_back(Input::Message(payload)),
+                                other => others.push(other),
+                            }
+                            if batch.len() + others.len() < INBOUND_BATCH_MAX {
+                                next = inbound.try_recv().ok();
+                            }
+                        }
+                        if !batch.is_empty() {
+                            self.feed_all(batch).await?;
+                        }
+                        for ev in others {
+                            self.on_inbound(ev).await?;
+                        }
+                    }
                     None => break,
                 },
                 () = sleep_until_opt(timer_at) => {
@@ -805,9 +833,18 @@ impl Driver {
     /// Feeds `input` to the replica and carries out the actions, feeding
     /// back the inputs they produce, until there is nothing left.
     async fn feed(&mut self, input: Input) -> Result<(), NodeError> {
-        let mut inputs = VecDeque::from([input]);
-        while let Some(input) = inputs.pop_front() {
-            let actions = self.replica.handle(input);
+        self.feed_all(VecDeque::from([input])).await
+    }
+
+    /// Feeds every input at hand to the replica before carrying out their
+    /// actions together (one synced log write for all of them), then the
+    /// inputs those actions produce, until there is nothing left.
+    async fn feed_all(&mut self, mut inputs: VecDeque<Input>) -> Result<(), NodeError> {
+        while !inputs.is_empty() {
+            let mut actions = Vec::new();
+            while let Some(input) = inputs.pop_front() {
+                actions.extend(self.replica.handle(input));
+            }
             self.carry_out(actions, &mut inputs).await?;
         }
         self.observe();
@@ -833,13 +870,22 @@ impl Driver {
         actions: Vec<Action>,
         inputs: &mut VecDeque<Input>,
     ) -> Result<(), NodeError> {
+        // Group commit: every record of this batch in one synced write,
+        // before any of the batch's other actions (moving a record earlier
+        // never breaks persist-before-send).
         let mut records: Vec<Record> = Vec::new();
+        let actions: Vec<Action> = actions
+            .into_iter()
+            .filter_map(|action| match action {
+                Action::Persist(record) => {
+                    records.push(record);
+                    None
+                }
+                other => Some(other),
+            })
+            .collect();
+        self.persist(&mut records)?;
         for action in actions {
-            if let Action::Persist(record) = action {
-                records.push(record);
-                continue;
-            }
-            self.persist(&mut records)?;
             match action {
                 Action::Persist(_) => {}
                 Action::Broadcast(bytes) => {
