@@ -177,9 +177,11 @@ impl Shared {
     /// `gossip`, a newly admitted transaction is sent to every validator.
     pub fn admit(&self, raw: &[u8], gossip: bool) -> Result<Hash, AdmitError> {
         let vtx = verify_raw(raw, &self.mempool_config, &self.limits)?;
-        let hash = vtx.hash;
+        let (hash, sender) = (vtx.hash, vtx.sender);
         let base = self.latest_base();
         self.mempool().insert(vtx, &base)?;
+        // Block execution on this node will not check the signature again.
+        self.executor.remember_sender(hash, sender);
         if gossip {
             self.net.broadcast(Channel::Gossip, Arc::from(raw));
         }

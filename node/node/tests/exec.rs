@@ -560,3 +560,16 @@ fn genesis_names_a_gas_schedule_and_limits_this_build_has() {
         Err(stele_node::genesis::GenesisError::VmLimits { got: 7, .. })
     ));
 }
+
+#[test]
+fn a_sender_verified_at_admission_is_not_verified_again() {
+    let chain = Chain::new();
+    let tx = transfer(1, 0, 2, 5);
+    let hash = tx.hash();
+    // A signature that does not verify: only the cache can answer for it.
+    let mut forged = tx.clone();
+    forged.signature.0[64] = 7;
+    assert!(chain.executor.sender(&forged, &hash).is_err());
+    chain.executor.remember_sender(hash, key(1).address());
+    assert_eq!(chain.executor.sender(&forged, &hash), Ok(key(1).address()));
+}

@@ -143,6 +143,14 @@ impl Executor {
         let sender = tx
             .verify(self.config.chain_id)
             .map_err(TxRejection::Signature)?;
+        self.remember_sender(*hash, sender);
+        Ok(sender)
+    }
+
+    /// Records that the transaction with `hash` was verified, for this
+    /// chain, to be signed by `sender` (the mempool calls this on
+    /// admission, so each transaction's signature is checked once per node).
+    pub fn remember_sender(&self, hash: Hash, sender: Address) {
         let max = self.config.sig_cache_entries_max;
         let mut cache = self.cache();
         if cache.len() >= max {
@@ -153,8 +161,7 @@ impl Executor {
                 cache.remove(&h);
             }
         }
-        cache.insert(*hash, sender);
-        Ok(sender)
+        cache.insert(hash, sender);
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, BTreeMap<Hash, Address>> {
