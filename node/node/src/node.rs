@@ -389,6 +389,8 @@ impl Node {
             pending_proposal: None,
             last_proposal: Instant::now(),
             timer: None,
+            timer_after_ms: 0,
+            quorum_since: None,
             sync_tx,
             sync_gen: 0,
             sync_to: 0,
@@ -638,6 +640,10 @@ struct Driver {
     pending_proposal: Option<(u64, u64, Hash)>,
     last_proposal: Instant,
     timer: Option<(TimerId, tokio::time::Instant)>,
+    /// The armed timer's full duration.
+    timer_after_ms: u64,
+    /// Since when a quorum of validators has been connected, if it is.
+    quorum_since: Option<tokio::time::Instant>,
     sync_tx: mpsc::Sender<(u64, SyncedBlock)>,
     /// Generation of the current sync task; results of older ones are
     /// ignored.
@@ -674,6 +680,10 @@ impl Driver {
         mut sync_rx: mpsc::Receiver<(u64, SyncedBlock)>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), NodeError> {
+        if self.quorum_connected() {
+            // A network of one: its quorum is itself.
+            self.quorum_since = Some(tokio::time::Instant::now());
+        }
         self.feed(first).await?;
         loop {
             let timer_at = self.timer.map(|(_, at)| at);
@@ -712,16 +722,22 @@ impl Driver {
                 },
                 () = sleep_until_opt(timer_at) => {
                     if let Some((id, _)) = self.timer.take() {
-                        if self.quorum_connected() {
-                            self.feed(Input::Timer(id)).await?;
-                        } else {
-                            // A view change this node starts without a
-                            // quorum in reach cannot succeed and would leave
-                            // it alone in a higher view: wait for peers.
-                            self.timer = Some((
-                                id,
-                                tokio::time::Instant::now() + Duration::from_millis(200),
-                            ));
+                        let now = tokio::time::Instant::now();
+                        // The primary gets a whole timeout with a quorum in
+                        // reach (at start, after a partition) before this
+                        // node votes it out; otherwise this node alone
+                        // moves to a higher view and stays there.
+                        let due = self
+                            .quorum_since
+                            .map(|t| t + Duration::from_millis(self.timer_after_ms));
+                        match due {
+                            Some(due) if due > now => self.timer = Some((id, due)),
+                            Some(_) => self.feed(Input::Timer(id)).await?,
+                            None => {
+                                // A view change without a quorum in reach
+                                // cannot succeed: wait for peers.
+                                self.timer = Some((id, now + Duration::from_millis(200)));
+                            }
                         }
                     }
                 }
@@ -809,6 +825,9 @@ impl Driver {
             }
             Inbound::PeerConnected(peer) => {
                 debug!(%peer, resent = self.recent.len(), "peer connected");
+                if self.quorum_since.is_none() && self.quorum_connected() {
+                    self.quorum_since = Some(tokio::time::Instant::now());
+                }
                 let net = &self.shared.net;
                 if let Some(nv) = &self.last_new_view {
                     net.send(&peer, Channel::Consensus, nv.clone());
@@ -827,6 +846,9 @@ impl Driver {
             }
             Inbound::PeerDisconnected(peer) => {
                 debug!(%peer, "peer disconnected");
+                if !self.quorum_connected() {
+                    self.quorum_since = None;
+                }
                 Ok(())
             }
         }
@@ -907,6 +929,7 @@ impl Driver {
                         id,
                         tokio::time::Instant::now() + Duration::from_millis(after_ms),
                     ));
+                    self.timer_after_ms = after_ms;
                 }
                 Action::RequestProposal { view, seq, parent } => {
                     self.pending_proposal = Some((view, seq, parent));
