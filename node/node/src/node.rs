@@ -394,6 +394,9 @@ impl Node {
             sync_tx,
             sync_gen: 0,
             sync_to: 0,
+            sync_from: 0,
+            sync_target: Arc::new(AtomicU64::new(0)),
+            sync_running: Arc::new(AtomicBool::new(false)),
             gossip_queue,
             recent: VecDeque::new(),
             recent_bytes: 0,
@@ -649,6 +652,12 @@ struct Driver {
     /// ignored.
     sync_gen: u64,
     sync_to: u64,
+    /// The running sync task's first height, target (raised in place when
+    /// a later request extends it, so a slow sync is never restarted from
+    /// scratch) and liveness.
+    sync_from: u64,
+    sync_target: Arc<AtomicU64>,
+    sync_running: Arc<AtomicBool>,
     /// Gossiped transactions for [`admit_gossip`].
     gossip_queue: mpsc::Sender<(Address, Vec<u8>)>,
     /// Consensus messages this node broadcast lately, resent to a peer when
@@ -1430,10 +1439,22 @@ impl Driver {
     /// Fetches blocks `from..=to` from peers, in order, and hands them to
     /// the driver; a newer request supersedes this one.
     fn start_sync(&mut self, from: u64, to: u64) {
+        self.shared.syncing.store(true, Ordering::Relaxed);
+        if self.sync_running.load(Ordering::Relaxed) && from >= self.sync_from {
+            // Extend the running sync instead of starting over: on a slow
+            // network a restarted sync would never finish.
+            self.sync_target.fetch_max(to, Ordering::Relaxed);
+            self.sync_to = self.sync_to.max(to);
+            return;
+        }
         self.sync_gen += 1;
         let generation = self.sync_gen;
-        self.shared.syncing.store(true, Ordering::Relaxed);
         self.sync_to = to;
+        self.sync_from = from;
+        let target = Arc::new(AtomicU64::new(to));
+        let running = Arc::new(AtomicBool::new(true));
+        self.sync_target = target.clone();
+        self.sync_running = running.clone();
         info!(from, to, "syncing blocks from peers");
         let net = self.shared.net.clone();
         let limits = self.shared.limits.clone();
@@ -1450,7 +1471,9 @@ impl Driver {
         tokio::spawn(async move {
             let mut next = from;
             let mut attempt: usize = 0;
-            while next <= to && attempt < 64 {
+            let mut failures: usize = 0;
+            while next <= target.load(Ordering::Relaxed) && failures < 64 {
+                let to = target.load(Ordering::Relaxed);
                 let connected = net.connected();
                 let peers: Vec<&Address> = validators
                     .iter()
@@ -1458,11 +1481,12 @@ impl Driver {
                     .collect();
                 if peers.is_empty() {
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    attempt += 1;
+                    failures += 1;
                     continue;
                 }
                 let peer = *peers[attempt % peers.len()];
                 attempt += 1;
+                failures += 1;
                 let req = SyncRequest { from: next, to };
                 let blocks = match net.request(&peer, &req.encode()).await {
                     Ok(bytes) => match decode_response(&bytes, &limits) {
@@ -1487,11 +1511,14 @@ impl Driver {
                         break;
                     }
                     next += 1;
+                    failures = 0;
                     if tx.send((generation, block)).await.is_err() {
+                        running.store(false, Ordering::Relaxed);
                         return;
                     }
                 }
             }
+            running.store(false, Ordering::Relaxed);
         });
     }
 }
