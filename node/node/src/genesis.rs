@@ -55,7 +55,7 @@ pub struct ChainParams {
 impl Default for ChainParams {
     fn default() -> Self {
         ChainParams {
-            gas_schedule_version: GasSchedule::V1.version,
+            gas_schedule_version: GasSchedule::LATEST.version,
             vm_limits_version: VmLimits::V1.version,
             block_gas_max: 2_000_000_000,
             block_bytes_max: 8 << 20,

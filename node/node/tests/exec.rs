@@ -543,14 +543,18 @@ fn the_mempool_checks_nonces_and_balances_against_committed_state() {
 fn genesis_names_a_gas_schedule_and_limits_this_build_has() {
     let g = genesis();
     let vm = g.vm_config().unwrap();
-    assert_eq!(vm.gas, stele_vm::GasSchedule::V1);
+    assert_eq!(vm.gas, stele_vm::GasSchedule::V2);
     assert_eq!(vm.limits, stele_vm::VmLimits::V1);
+    // A chain that started on V1 keeps running it.
+    let mut old = genesis();
+    old.params.gas_schedule_version = 1;
+    assert_eq!(old.vm_config().unwrap().gas, stele_vm::GasSchedule::V1);
     let mut future = genesis();
     future.params.gas_schedule_version = 99;
     let e = future.validate().unwrap_err();
     assert_eq!(
         e.to_string(),
-        "gas schedule version 99 is not supported (this node knows [1])"
+        "gas schedule version 99 is not supported (this node knows [1, 2])"
     );
     assert!(future.vm_config().is_err());
     let mut future = genesis();

@@ -54,7 +54,7 @@ fn scenario(s: Scenario) {
             eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());
         }
         Ok(_) => {}
-        Err(e) => panic!("{e}"),
+        Err(e) => panic!("{e:#}"),
     }
 }
 

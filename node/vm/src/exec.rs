@@ -242,7 +242,7 @@ impl<W: World + 'static> Vm<W> {
             match frame.result {
                 Ok(output) => Outcome {
                     status: ExecStatus::Success,
-                    gas_used: frame.gas_used,
+                    gas_used: shared.gas.gas_of_fuel(frame.gas_used),
                     output,
                     events,
                     failure: None,
@@ -251,7 +251,7 @@ impl<W: World + 'static> Vm<W> {
                 },
                 Err(f) => Outcome {
                     status: f.status(),
-                    gas_used: frame.gas_used,
+                    gas_used: shared.gas.gas_of_fuel(frame.gas_used),
                     output: f.output(),
                     events: Vec::new(),
                     failure: Some(f),
@@ -272,7 +272,8 @@ impl<W: World + 'static> Vm<W> {
     ) -> Result<(FrameResult, Option<Address>), VmError> {
         let limits = &self.shared.limits;
         let gas = &self.shared.gas;
-        set_fuel(store, gas_limit)?;
+        let fuel_limit = gas.fuel(gas_limit);
+        set_fuel(store, fuel_limit)?;
         let fail = |kind: FailKind| FrameResult {
             result: Err(Failure::Failed(kind)),
             gas_used: 0,
@@ -295,7 +296,7 @@ impl<W: World + 'static> Vm<W> {
                     method: method.to_string(),
                     args: args.to_vec(),
                     value: ctx.value,
-                    gas_budget: gas_limit,
+                    gas_budget: fuel_limit,
                     deploy: None,
                     upgrade: false,
                 };
@@ -306,12 +307,12 @@ impl<W: World + 'static> Vm<W> {
                 init_args,
                 nonce,
             } => {
-                let cost = deploy_cost(gas, code.len());
-                if cost > gas_limit {
+                let cost = gas.fuel(gas.deploy(code));
+                if cost > fuel_limit {
                     return Ok((
                         FrameResult {
                             result: Err(Failure::OutOfGas),
-                            gas_used: gas_limit,
+                            gas_used: fuel_limit,
                         },
                         None,
                     ));
@@ -319,7 +320,7 @@ impl<W: World + 'static> Vm<W> {
                 if init_args.len() > limits.args_bytes_max as usize {
                     return Ok((fail(FailKind::ArgsTooLarge), None));
                 }
-                set_fuel(store, gas_limit - cost)?;
+                set_fuel(store, fuel_limit - cost)?;
                 let address = Address::contract(&ctx.caller, nonce);
                 let call = FrameCall {
                     caller: ctx.caller,
@@ -327,7 +328,7 @@ impl<W: World + 'static> Vm<W> {
                     method: abi::INIT_EXPORT.to_string(),
                     args: init_args.to_vec(),
                     value: ctx.value,
-                    gas_budget: gas_limit - cost,
+                    gas_budget: fuel_limit - cost,
                     deploy: Some(code.to_vec()),
                     upgrade: false,
                 };
@@ -338,12 +339,6 @@ impl<W: World + 'static> Vm<W> {
             }
         }
     }
-}
-
-/// Gas charged for deploying `code_len` bytes, before the constructor runs.
-pub(crate) fn deploy_cost(gas: &crate::gas::GasSchedule, code_len: usize) -> u64 {
-    gas.deploy_base
-        .saturating_add(gas.deploy_code_byte.saturating_mul(code_len as u64))
 }
 
 pub(crate) fn valid_method(method: &str, max: u32) -> bool {
@@ -377,13 +372,14 @@ pub(crate) fn run_frame<W: World + 'static>(
     }
     let state = store.data_mut();
     let debug = state.ctx.debug;
+    let fuel_per_gas = state.shared.gas.fuel_per_gas.max(1);
     if debug {
         state.trace.push(CallTrace {
             caller: call.caller,
             contract: call.contract,
             method: call.method.clone(),
             value: call.value,
-            gas_budget: call.gas_budget,
+            gas_budget: call.gas_budget / fuel_per_gas,
             gas_used: 0,
             status: ExecStatus::Success,
             output: Vec::new(),
@@ -411,7 +407,7 @@ pub(crate) fn run_frame<W: World + 'static>(
     if debug {
         let state = store.data_mut();
         if let Some(mut t) = state.trace.pop() {
-            t.gas_used = result.gas_used;
+            t.gas_used = result.gas_used.div_ceil(fuel_per_gas);
             let (status, output) = match &result.result {
                 Ok(out) => (ExecStatus::Success, out.clone()),
                 Err(f) => (f.status(), f.output()),
@@ -504,10 +500,11 @@ fn frame_body<W: World + 'static>(
     state.instantiated += 1;
 
     let gas = &shared.gas;
-    let instantiate_cost = gas
-        .instantiate_base
-        .saturating_add(gas.instantiate_page.saturating_mul(info.initial_pages))
-        .saturating_add(gas.instantiate_data_byte.saturating_mul(info.data_bytes));
+    let instantiate_cost = gas.fuel(
+        gas.instantiate_base
+            .saturating_add(gas.instantiate_page.saturating_mul(info.initial_pages))
+            .saturating_add(gas.instantiate_data_byte.saturating_mul(info.data_bytes)),
+    );
     if instantiate_cost > call.gas_budget {
         return Ok(FrameResult {
             result: Err(Failure::OutOfGas),

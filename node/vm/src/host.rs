@@ -12,7 +12,7 @@ use wasmtime::{AsContextMut, Caller, Linker};
 
 use crate::abi::HOST_MODULE;
 use crate::error::{FailKind, Failure, TrapKind, VmError};
-use crate::exec::{FrameCall, HostExit, HostState, deploy_cost, run_frame, valid_method};
+use crate::exec::{FrameCall, HostExit, HostState, run_frame, valid_method};
 use crate::world::World;
 
 type C<'a, W> = Caller<'a, HostState<W>>;
@@ -33,6 +33,7 @@ fn fatal<W: World + 'static>(c: &mut C<'_, W>, e: VmError) -> wasmtime::Error {
 
 /// Charges `gas`, or runs out of gas (consuming everything left).
 fn charge<W: World + 'static>(c: &mut C<'_, W>, gas: u64) -> R<()> {
+    let gas = c.data().shared.gas.fuel(gas);
     let fuel = c.get_fuel()?;
     if fuel < gas {
         c.set_fuel(0)?;
@@ -413,7 +414,8 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
     l.func_wrap(m, "gas_left", |mut c: C<'_, W>| -> R<i64> {
         let g = c.data().shared.gas.host(0);
         charge(&mut c, g)?;
-        Ok(c.get_fuel()? as i64)
+        let left = c.get_fuel()? / c.data().shared.gas.fuel_per_gas.max(1);
+        Ok(left as i64)
     })?;
 
     l.func_wrap(
@@ -514,7 +516,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
                 Ok(s) if valid_method(&s, limits.method_bytes_max) => s,
                 _ => return Err(trap(TrapKind::InvalidMethodName)),
             };
-            let budget = sub_budget(c.get_fuel()?, gas_limit as u64);
+            let budget = sub_budget(c.get_fuel()?, gas.fuel(gas_limit as u64));
             let caller = this(&mut c)?;
             let call = FrameCall {
                 caller,
@@ -566,9 +568,10 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
             }
             charge(
                 &mut c,
-                deploy_cost(&gas, cl as usize) + gas.host(u64::from(cl)),
+                gas.deploy_bytes(cl as usize) + gas.host(u64::from(cl)),
             )?;
             let code = read(&mut c, cp, cl)?;
+            charge(&mut c, gas.deploy_functions(&code))?;
             let args = read(&mut c, argp, argl)?;
             let value = u128::from_le_bytes(read_array(&mut c, vp)?);
             let creator = this(&mut c)?;
@@ -580,7 +583,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
                 .set_nonce(&creator, nonce.saturating_add(1));
             world_err(&mut c, r)?;
             let contract = Address::contract(&creator, nonce);
-            let budget = sub_budget(c.get_fuel()?, gas_limit as u64);
+            let budget = sub_budget(c.get_fuel()?, gas.fuel(gas_limit as u64));
             let call = FrameCall {
                 caller: creator,
                 contract,
@@ -626,14 +629,15 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
             }
             charge(
                 &mut c,
-                deploy_cost(&gas, cl as usize) + gas.host(u64::from(cl)),
+                gas.deploy_bytes(cl as usize) + gas.host(u64::from(cl)),
             )?;
             let code = read(&mut c, cp, cl)?;
+            charge(&mut c, gas.deploy_functions(&code))?;
             let args = read(&mut c, argp, argl)?;
             // A contract replaces only its own code; who may ask it to is
             // the contract's own rule.
             let contract = this(&mut c)?;
-            let budget = sub_budget(c.get_fuel()?, gas_limit as u64);
+            let budget = sub_budget(c.get_fuel()?, gas.fuel(gas_limit as u64));
             let call = FrameCall {
                 caller: contract,
                 contract,

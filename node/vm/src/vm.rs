@@ -72,7 +72,7 @@ impl Default for VmConfig {
     fn default() -> Self {
         VmConfig {
             limits: VmLimits::V1,
-            gas: GasSchedule::V1,
+            gas: GasSchedule::LATEST,
             module_cache_entries_max: 1_024,
             module_cache_bytes_max: 512 << 20,
             artifact_dir: None,

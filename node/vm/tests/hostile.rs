@@ -32,8 +32,9 @@ fn deploy_error(wat_or_wasm: &[u8]) -> ValidationError {
             init_args: &[],
             nonce: 0,
         },
-        // Enough for the deploy cost of the largest fixture (1 MiB).
-        1_000_000_000,
+        // Enough for the deploy cost of the largest fixtures (1 MiB of code,
+        // 100k functions), so validation is what rejects them.
+        100_000_000_000,
         MemoryWorld::new(),
     );
     match out.expect("no node error").failure {
