@@ -24,6 +24,8 @@ pub enum Target {
     Local {
         node_bin: PathBuf,
         validators: usize,
+        /// The validators' `consensus.block_interval_ms`.
+        block_interval_ms: u64,
     },
     /// A running cluster's RPC addresses, and the funded keys (an
     /// `accounts.json` as `stele-node testnet` writes it) to pay from.
@@ -180,8 +182,10 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
         Target::Local {
             node_bin,
             validators,
+            block_interval_ms,
         } => {
             let mut c = ClusterConfig::new(node_bin, *validators);
+            c.block_interval_ms = *block_interval_ms;
             c.relays = false;
             c.log_level = "warn".into();
             c.view_timeout_ms = 2_000;

@@ -24,6 +24,10 @@ struct Args {
     /// Validators of the local cluster.
     #[arg(long, default_value_t = 4)]
     validators: usize,
+    /// The local cluster's `consensus.block_interval_ms` (shortest time
+    /// between two proposals while transactions wait).
+    #[arg(long, default_value_t = 20)]
+    block_interval_ms: u64,
     /// RPC address of a running validator (repeat for each).
     #[arg(long)]
     rpc: Vec<SocketAddr>,
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
         (Some(node_bin), _) => Target::Local {
             node_bin,
             validators: args.validators,
+            block_interval_ms: args.block_interval_ms,
         },
         (None, Some(accounts_file)) if !args.rpc.is_empty() => Target::Remote {
             rpc: args.rpc,
