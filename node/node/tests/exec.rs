@@ -159,7 +159,7 @@ fn signed(from: u8, nonce: u64, payload: TxPayload) -> SignedTransaction {
     Transaction {
         chain_id: CHAIN,
         nonce,
-        gas_limit: 2_000_000,
+        gas_limit: 10_000_000,
         gas_price: 3,
         payload,
     }

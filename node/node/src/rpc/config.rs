@@ -37,7 +37,8 @@ pub struct RpcConfig {
     pub read_bytes_burst: u32,
     /// Origins allowed by CORS (`"*"` for any); empty disables CORS.
     pub cors_origins: Vec<String>,
-    /// Gas cap of `call_view`.
+    /// Gas cap of `call_view`, `simulate_transaction` and `estimate_gas`
+    /// (about a second of work; a contract deploy alone costs ~100 M).
     pub view_gas_max: u64,
     /// Wall-clock backstop of `call_view`, `simulate_transaction` and
     /// `estimate_gas`.
@@ -72,7 +73,7 @@ impl Default for RpcConfig {
             read_bytes_per_ip_per_s: 4 << 20,
             read_bytes_burst: 8 << 20,
             cors_origins: Vec::new(),
-            view_gas_max: 100_000_000,
+            view_gas_max: 1_000_000_000,
             exec_timeout_ms: 2_000,
             exec_threads: 2,
             exec_queue_max: 64,
