@@ -170,7 +170,7 @@ impl Replica {
 
     /// A replica with plain k256 signature verification.
     pub fn with_k256(cfg: Config, key: SecretKey) -> Result<Replica, ConfigError> {
-        Replica::new(cfg, key, Box::new(K256Verifier))
+        Replica::new(cfg, key, Box::new(K256Verifier::default()))
     }
 
     /// Processes one input and returns what the node must do, in order.

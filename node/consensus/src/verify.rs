@@ -1,20 +1,61 @@
 //! Signature checking, behind a trait so a simulation can memoise it.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::sync::Mutex;
 
-use stele_types::{Hash, PublicKey, Signature};
+use stele_types::{Hash, PreparedKey, PublicKey, Signature};
 
 /// Checks one signature over one digest.
 pub trait Verifier: Debug + Send {
     fn verify(&self, key: &PublicKey, digest: &Hash, signature: &Signature) -> bool;
 }
 
-/// Plain k256 verification, what the node uses.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct K256Verifier;
+/// Most keys [`K256Verifier`] keeps parsed: a validator set's worth and
+/// more. Past it, the cache starts over.
+const PREPARED_KEYS_MAX: usize = 1_024;
+
+/// k256 verification, what the node uses. Validators' keys are parsed
+/// (their points decompressed) once and kept.
+#[derive(Debug, Default)]
+pub struct K256Verifier {
+    prepared: Mutex<BTreeMap<PublicKey, PreparedKey>>,
+}
 
 impl Verifier for K256Verifier {
     fn verify(&self, key: &PublicKey, digest: &Hash, signature: &Signature) -> bool {
-        key.verify(digest, signature).is_ok()
+        let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        let prepared_key = match prepared.get(key) {
+            Some(k) => k,
+            None => {
+                let Ok(k) = key.prepare() else {
+                    return false;
+                };
+                if prepared.len() >= PREPARED_KEYS_MAX {
+                    prepared.clear();
+                }
+                prepared.entry(*key).or_insert(k)
+            }
+        };
+        prepared_key.verify(digest, signature).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifies_with_a_cached_key_and_rejects_others() {
+        let sk = stele_types::SecretKey::from_bytes(&[3; 32]).unwrap();
+        let digest = stele_types::keccak256(b"vote");
+        let sig = sk.sign_digest(&digest);
+        let v = K256Verifier::default();
+        assert!(v.verify(&sk.public_key(), &digest, &sig));
+        assert!(v.verify(&sk.public_key(), &digest, &sig));
+        assert!(!v.verify(&sk.public_key(), &stele_types::keccak256(b"x"), &sig));
+        let other = stele_types::SecretKey::from_bytes(&[4; 32]).unwrap();
+        assert!(!v.verify(&other.public_key(), &digest, &sig));
+        assert!(!v.verify(&PublicKey([5; 33]), &digest, &sig));
     }
 }

@@ -130,14 +130,34 @@ impl PublicKey {
         }
     }
 
-    /// Verifies `sig` over `digest` against this key.
+    /// Verifies `sig` over `digest` against this key: ECDSA verification of
+    /// `(r, s)`, after the same form checks as [`Signature::recover`]
+    /// (low-S, `v` in {0, 1}, `r` not reduced). `v` is not needed to verify
+    /// against a known key and is not checked further; only recovery uses
+    /// it. About twice as fast as recovering and comparing.
     pub fn verify(&self, digest: &Hash, sig: &Signature) -> Result<(), CryptoError> {
-        let recovered = sig.recover(digest)?;
-        if recovered == *self {
-            Ok(())
-        } else {
-            Err(CryptoError::BadSignature)
-        }
+        self.prepare()?.verify(digest, sig)
+    }
+
+    /// This key with its curve point decompressed once, for checking many
+    /// signatures by the same signer.
+    pub fn prepare(&self) -> Result<PreparedKey, CryptoError> {
+        self.verifying_key().map(PreparedKey)
+    }
+}
+
+/// A [`PublicKey`] parsed for verification ([`PublicKey::prepare`]).
+#[derive(Clone, Debug)]
+pub struct PreparedKey(VerifyingKey);
+
+impl PreparedKey {
+    /// [`PublicKey::verify`] without parsing the key again.
+    pub fn verify(&self, digest: &Hash, sig: &Signature) -> Result<(), CryptoError> {
+        use k256::ecdsa::signature::hazmat::PrehashVerifier;
+        let (sig, _) = sig.parts()?;
+        self.0
+            .verify_prehash(&digest.0, &sig)
+            .map_err(|_| CryptoError::BadSignature)
     }
 }
 
@@ -203,6 +223,36 @@ mod tests {
     }
 
     #[test]
+    fn verify_accepts_only_the_signer_and_the_digest() {
+        let k = key(7);
+        let d = keccak256(b"message");
+        let sig = k.sign_digest(&d);
+        let prepared = k.public_key().prepare().unwrap();
+        assert_eq!(prepared.verify(&d, &sig), Ok(()));
+        assert_eq!(
+            prepared.verify(&keccak256(b"other"), &sig),
+            Err(CryptoError::BadSignature)
+        );
+        assert_eq!(
+            key(8).public_key().verify(&d, &sig),
+            Err(CryptoError::BadSignature)
+        );
+        let mut bad_v = sig;
+        bad_v.0[64] = 2;
+        assert_eq!(
+            prepared.verify(&d, &bad_v),
+            Err(CryptoError::InvalidRecoveryId(2))
+        );
+        let mut flipped = sig;
+        flipped.0[10] ^= 1;
+        assert!(prepared.verify(&d, &flipped).is_err());
+        assert_eq!(
+            PublicKey([5; 33]).prepare().map(|_| ()),
+            Err(CryptoError::InvalidPublicKey)
+        );
+    }
+
+    #[test]
     fn high_s_signature_is_rejected() {
         let k = key(9);
         let d = keccak256(b"m");
@@ -215,6 +265,10 @@ mod tests {
         bytes[..64].copy_from_slice(&high.to_bytes());
         bytes[64] ^= 1;
         assert_eq!(Signature(bytes).recover(&d), Err(CryptoError::HighS));
+        assert_eq!(
+            k.public_key().verify(&d, &Signature(bytes)),
+            Err(CryptoError::HighS)
+        );
     }
 
     #[test]
