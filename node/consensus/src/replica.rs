@@ -554,18 +554,27 @@ impl Replica {
             .is_some_and(|c| c.view == self.view && c.block_hash == *parent)
     }
 
+    /// A copy of the payload of the PRE-PREPARE accepted at (`seq`, `view`).
+    fn accepted_payload(&self, seq: u64, view: u64) -> Vec<u8> {
+        self.slots
+            .get(&seq)
+            .and_then(|s| s.pre_prepares.get(&view))
+            .map(|a| a.payload.clone())
+            .unwrap_or_default()
+    }
+
     fn advance_slot(&mut self, seq: u64) {
         let view = self.view;
-        let Some(accepted) = self
+        // Only the hashes: this runs for every slot on every message, and
+        // the payload (up to a megabyte) is copied only where it leaves.
+        let Some((d, p)) = self
             .slots
             .get(&seq)
             .and_then(|s| s.pre_prepares.get(&view))
-            .cloned()
+            .map(|a| (a.block_hash, a.parent))
         else {
             return;
         };
-        let d = accepted.block_hash;
-        let p = accepted.parent;
 
         // Validation by the node (the backups execute the block, §4.2 step
         // "accept the pre-prepare" strengthened with execution).
@@ -588,7 +597,7 @@ impl Replica {
                     seq,
                     block_hash: d,
                     parent: p,
-                    payload: accepted.payload.clone(),
+                    payload: self.accepted_payload(seq, view),
                 });
             }
         }
@@ -660,7 +669,7 @@ impl Replica {
                 seq,
                 block_hash: d,
                 parent: p,
-                payload: accepted.payload.clone(),
+                payload: self.accepted_payload(seq, view),
                 votes,
             };
             let replaying = self.replaying;
