@@ -13,8 +13,10 @@ as_root() {
 # libclang for RocksDB's bindgen step, and the toolchain named by
 # rust-toolchain.toml with its wasm32 target. Safe to run again.
 stele_install_deps() {
-  if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 &&
-     ! ldconfig -p 2>/dev/null | grep -q 'libclang.*\.so'; then
+  # libclang itself, not libclang-cpp (which some images ship alone and
+  # bindgen cannot use).
+  if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* >/dev/null 2>&1 &&
+     ! ldconfig -p 2>/dev/null | grep -Eq 'libclang(-[0-9.]+)?\.so'; then
     step "installing clang and libclang (apt-get)"
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq clang libclang-dev >/dev/null
