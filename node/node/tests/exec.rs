@@ -543,18 +543,23 @@ fn the_mempool_checks_nonces_and_balances_against_committed_state() {
 fn genesis_names_a_gas_schedule_and_limits_this_build_has() {
     let g = genesis();
     let vm = g.vm_config().unwrap();
-    assert_eq!(vm.gas, stele_vm::GasSchedule::V2);
+    assert_eq!(vm.gas, stele_vm::GasSchedule::V3);
     assert_eq!(vm.limits, stele_vm::VmLimits::V1);
-    // A chain that started on V1 keeps running it.
-    let mut old = genesis();
-    old.params.gas_schedule_version = 1;
-    assert_eq!(old.vm_config().unwrap().gas, stele_vm::GasSchedule::V1);
+    // Chains that started on V1 or V2 keep running them.
+    for (version, gas) in [
+        (1, stele_vm::GasSchedule::V1),
+        (2, stele_vm::GasSchedule::V2),
+    ] {
+        let mut old = genesis();
+        old.params.gas_schedule_version = version;
+        assert_eq!(old.vm_config().unwrap().gas, gas);
+    }
     let mut future = genesis();
     future.params.gas_schedule_version = 99;
     let e = future.validate().unwrap_err();
     assert_eq!(
         e.to_string(),
-        "gas schedule version 99 is not supported (this node knows [1, 2])"
+        "gas schedule version 99 is not supported (this node knows [1, 2, 3])"
     );
     assert!(future.vm_config().is_err());
     let mut future = genesis();

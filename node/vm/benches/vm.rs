@@ -212,6 +212,10 @@ fn raw_run(engine: &Engine, module: &Module, name: &str, n: i64) -> f64 {
     store.set_epoch_deadline(u64::MAX / 2);
     let imports = [wasmtime::Func::wrap(&mut store, || 0i64).into()];
     let instance = Instance::new(&mut store, module, &imports).expect("instantiate");
+    if let Some(gas) = instance.get_global(&mut store, stele_vm::abi::GAS_EXPORT) {
+        gas.set(&mut store, wasmtime::Val::I64(i64::MAX / 2))
+            .expect("gas global");
+    }
     let f = instance
         .get_typed_func::<i64, i64>(&mut store, name)
         .expect("export");
@@ -223,12 +227,20 @@ fn raw_run(engine: &Engine, module: &Module, name: &str, n: i64) -> f64 {
 /// Where the metering cost comes from: the same workloads on raw wasmtime
 /// under engine configurations that differ in one thing at a time, best of
 /// five runs each. `plain` has no fuel, no epoch checks and no stack-height
-/// instrumentation; `vm` is what `Vm` compiles for block execution.
+/// instrumentation; `vm_v2` is what `Vm` compiles for block execution under
+/// `GasSchedule::V2` (wasmtime fuel), `vm` under the latest schedule
+/// (Stele's own metering instrumentation, no fuel); `stack_instr` is the
+/// stack limit alone (V2's form), so `vm` minus `stack_instr` is the cost of
+/// gas metering itself.
 fn metering_overhead() {
     let code = wat::parse_str(METER_WAT).expect("wat");
     let limits = stele_vm::VmLimits::V1;
     let info = stele_vm::validate(&code, &limits).expect("valid");
-    let instrumented = stele_vm::instrument::instrument(&code, &info, limits.stack_height_max)
+    let v2 = stele_vm::GasSchedule::V2;
+    let stack_only = stele_vm::instrument::instrument(&code, &info, limits.stack_height_max, &v2)
+        .expect("instrument");
+    let latest = stele_vm::GasSchedule::LATEST;
+    let metered = stele_vm::instrument::instrument(&code, &info, limits.stack_height_max, &latest)
         .expect("instrument");
     let cfg = VmConfig {
         epoch_ticker: false,
@@ -241,25 +253,24 @@ fn metering_overhead() {
         c.epoch_interruption(epoch);
         Engine::new(&c).expect("engine")
     };
-    // (label, fuel, epoch, instrumented)
+    // (label, fuel, epoch, code)
     let configs = [
-        ("plain", false, false, false),
-        ("stack_instr", false, false, true),
-        ("fuel", true, false, false),
-        ("epoch", false, true, false),
-        // The block engine before epoch checks moved to the query engine.
-        ("fuel_epoch_instr", true, true, true),
-        // The block engine now: fuel and instrumentation.
-        ("vm", true, false, true),
+        ("plain", false, false, &code),
+        ("stack_instr", false, false, &stack_only),
+        ("fuel", true, false, &code),
+        ("epoch", false, true, &code),
+        // The V2 block engine: wasmtime fuel and the stack instrumentation.
+        ("vm_v2", true, false, &stack_only),
+        // The latest block engine: Stele's metering and stack limit, no fuel.
+        ("vm", false, false, &metered),
     ];
     let workloads = [("mix", 30_000_000i64), ("mem", 30_000_000), ("fib", 30)];
     for (name, n) in workloads {
         let mut line = format!(r#"{{"bench":"metering","workload":"{name}","n":{n}"#);
         let mut plain = 0.0;
-        for (label, fuel, epoch, instr) in configs {
+        for (label, fuel, epoch, wasm) in configs {
             let e = engine(fuel, epoch);
-            let m = Module::from_binary(&e, if instr { &instrumented } else { &code })
-                .expect("compile");
+            let m = Module::from_binary(&e, wasm).expect("compile");
             let t = (0..5)
                 .map(|_| raw_run(&e, &m, name, n))
                 .fold(f64::MAX, f64::min);
@@ -379,8 +390,9 @@ fn compile_100kb() {
         let info = stele_vm::validate(&code, &limits).expect("valid");
         let t_validate = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let inst = stele_vm::instrument::instrument(&code, &info, limits.stack_height_max)
-            .expect("instrument");
+        let inst =
+            stele_vm::instrument::instrument(&code, &info, limits.stack_height_max, &schedule)
+                .expect("instrument");
         let t_instrument = t.elapsed().as_secs_f64();
         let mut line = format!(
             r#"{{"bench":"compile_phases","shape":"{shape}","ms_validate":{:.1},"ms_instrument":{:.1}"#,

@@ -17,6 +17,9 @@ pub const REENTRANT_SECTION: &str = "stele_reentrant";
 pub const RESERVED_EXPORT_PREFIX: &str = "__stele";
 /// Export holding the instrumented stack height (added at deploy).
 pub const STACK_HEIGHT_EXPORT: &str = "__stele_stack_height";
+/// Export holding the instrumented gas counter, in fuel units (added at
+/// deploy under instrumented metering).
+pub const GAS_EXPORT: &str = "__stele_gas";
 
 /// A Wasm value type in a host function signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,11 +4,13 @@ use std::sync::Arc;
 
 use stele_types::{Address, Amount, Event, ExecStatus, Hash, keccak256};
 use wasmtime::{
-    AsContextMut, Memory, Store, StoreContextMut, StoreLimits, StoreLimitsBuilder, Trap, Val,
+    AsContextMut, Global, Memory, Store, StoreContextMut, StoreLimits, StoreLimitsBuilder, Trap,
+    Val,
 };
 
 use crate::abi;
 use crate::error::{FailKind, Failure, TrapKind, VmError};
+use crate::gas::Metering;
 use crate::vm::{EPOCH_TICK_MS, LoadError, Shared, Vm};
 use crate::world::World;
 
@@ -90,6 +92,8 @@ pub(crate) struct Frame {
     pub(crate) value: Amount,
     pub(crate) input: Vec<u8>,
     pub(crate) memory: Option<Memory>,
+    /// The instance's gas counter under [`Metering::Instrumented`].
+    pub(crate) gas: Option<Global>,
     pub(crate) return_data: Vec<u8>,
     pub(crate) last_result: Vec<u8>,
 }
@@ -102,6 +106,9 @@ pub struct HostState<W: World + 'static> {
     pub(crate) frames: Vec<Frame>,
     pub(crate) events: Vec<Event>,
     pub(crate) fatal: Option<VmError>,
+    /// Fuel left while no frame runs, under [`Metering::Instrumented`]
+    /// (wasmtime's store fuel plays this part otherwise).
+    fuel: u64,
     /// Frames instantiated so far in this execution.
     instantiated: u32,
     trace: Vec<CallTrace>,
@@ -220,6 +227,7 @@ impl<W: World + 'static> Vm<W> {
             frames: Vec::new(),
             events: Vec::new(),
             fatal: None,
+            fuel: 0,
             instantiated: 0,
             trace: Vec::new(),
             store_limits: StoreLimitsBuilder::new()
@@ -272,7 +280,11 @@ impl<W: World + 'static> Vm<W> {
     ) -> Result<(FrameResult, Option<Address>), VmError> {
         let limits = &self.shared.limits;
         let gas = &self.shared.gas;
-        let fuel_limit = gas.fuel(gas_limit);
+        let fuel_limit = match gas.metering {
+            Metering::WasmtimeFuel => gas.fuel(gas_limit),
+            // The instrumented counter is an i64: no budget exceeds it.
+            Metering::Instrumented => gas.fuel(gas_limit).min(i64::MAX as u64),
+        };
         set_fuel(store, fuel_limit)?;
         let fail = |kind: FailKind| FrameResult {
             result: Err(Failure::Failed(kind)),
@@ -345,18 +357,58 @@ pub(crate) fn valid_method(method: &str, max: u32) -> bool {
     stele_types::tx::validate_method_name(method, max as usize).is_ok()
 }
 
-fn set_fuel<T: 'static>(store: &mut impl AsContextMut<Data = T>, fuel: u64) -> Result<(), VmError> {
-    store
-        .as_context_mut()
-        .set_fuel(fuel)
-        .map_err(|_| VmError::Invariant("fuel is enabled"))
+/// Sets the fuel left to the running frame (or to the execution between
+/// frames): wasmtime's store fuel, or under [`Metering::Instrumented`] the
+/// running instance's gas global.
+pub(crate) fn set_fuel<W: World + 'static>(
+    store: &mut impl AsContextMut<Data = HostState<W>>,
+    fuel: u64,
+) -> Result<(), VmError> {
+    let mut store = store.as_context_mut();
+    let state = store.data_mut();
+    if state.shared.gas.metering == Metering::WasmtimeFuel {
+        return store
+            .set_fuel(fuel)
+            .map_err(|_| VmError::Invariant("fuel is enabled"));
+    }
+    match state.frames.last().and_then(|f| f.gas) {
+        Some(global) => global
+            .set(&mut store, Val::I64(fuel.min(i64::MAX as u64) as i64))
+            .map_err(|_| VmError::Invariant("the gas global is a mutable i64")),
+        None => {
+            state.fuel = fuel;
+            Ok(())
+        }
+    }
 }
 
-fn get_fuel<T: 'static>(store: &mut impl AsContextMut<Data = T>) -> Result<u64, VmError> {
-    store
-        .as_context_mut()
-        .get_fuel()
-        .map_err(|_| VmError::Invariant("fuel is enabled"))
+/// The fuel left to the running frame (or to the execution between frames).
+pub(crate) fn get_fuel<W: World + 'static>(
+    store: &mut impl AsContextMut<Data = HostState<W>>,
+) -> Result<u64, VmError> {
+    let mut store = store.as_context_mut();
+    let state = store.data();
+    if state.shared.gas.metering == Metering::WasmtimeFuel {
+        return store
+            .get_fuel()
+            .map_err(|_| VmError::Invariant("fuel is enabled"));
+    }
+    match state.frames.last().and_then(|f| f.gas) {
+        Some(global) => Ok(gas_global(&mut store, global)?.max(0) as u64),
+        None => Ok(state.fuel),
+    }
+}
+
+/// The raw value of an instrumented gas counter: below zero once the
+/// instance ran out.
+fn gas_global<T: 'static>(
+    store: &mut impl AsContextMut<Data = T>,
+    global: Global,
+) -> Result<i64, VmError> {
+    match global.get(store) {
+        Val::I64(v) => Ok(v),
+        _ => Err(VmError::Invariant("the gas global is an i64")),
+    }
 }
 
 /// Runs one contract frame in its own checkpoint with `call.gas_budget`
@@ -372,14 +424,14 @@ pub(crate) fn run_frame<W: World + 'static>(
     }
     let state = store.data_mut();
     let debug = state.ctx.debug;
-    let fuel_per_gas = state.shared.gas.fuel_per_gas.max(1);
+    let shared = state.shared.clone();
     if debug {
         state.trace.push(CallTrace {
             caller: call.caller,
             contract: call.contract,
             method: call.method.clone(),
             value: call.value,
-            gas_budget: call.gas_budget / fuel_per_gas,
+            gas_budget: call.gas_budget / shared.gas.fuel_per_gas.max(1),
             gas_used: 0,
             status: ExecStatus::Success,
             output: Vec::new(),
@@ -407,7 +459,7 @@ pub(crate) fn run_frame<W: World + 'static>(
     if debug {
         let state = store.data_mut();
         if let Some(mut t) = state.trace.pop() {
-            t.gas_used = result.gas_used.div_ceil(fuel_per_gas);
+            t.gas_used = shared.gas.gas_of_fuel(result.gas_used);
             let (status, output) = match &result.result {
                 Ok(out) => (ExecStatus::Success, out.clone()),
                 Err(f) => (f.status(), f.output()),
@@ -530,6 +582,13 @@ fn frame_body<W: World + 'static>(
     // replaced by the VM's own deterministic charge above.
     set_fuel(store, budget_after_instantiate)?;
     let memory = instance.get_memory(&mut *store, abi::MEMORY_EXPORT);
+    let metering = shared.gas.metering;
+    let gas_counter = match metering {
+        Metering::WasmtimeFuel => None,
+        Metering::Instrumented => Some(instance.get_global(&mut *store, abi::GAS_EXPORT).ok_or(
+            VmError::Invariant("instrumented code exports its gas counter"),
+        )?),
+    };
     let func = instance
         .get_typed_func::<(), ()>(&mut *store, &call.method)
         .map_err(|_| VmError::Invariant("validated method has type () -> ()"))?;
@@ -539,10 +598,20 @@ fn frame_body<W: World + 'static>(
         value: call.value,
         input: call.args.clone(),
         memory,
+        gas: gas_counter,
         return_data: Vec::new(),
         last_result: Vec::new(),
     });
+    if gas_counter.is_some() {
+        set_fuel(store, budget_after_instantiate)?;
+    }
     let run = func.call(&mut *store, ());
+    // Read while this frame is still the running one.
+    let counter = match gas_counter {
+        Some(global) => Some(gas_global(store, global)?),
+        None => None,
+    };
+    let left = get_fuel(store)?;
     let frame = store
         .as_context_mut()
         .data_mut()
@@ -554,8 +623,12 @@ fn frame_body<W: World + 'static>(
     // overdraft reads as 0. Every successful frame therefore pays one unit
     // on exit, which it can only do with fuel strictly left: a frame that
     // used its whole budget is out of gas, exactly as at a check point.
-    let mut remaining = get_fuel(store)?.min(call.gas_budget);
+    // Instrumented metering charges every block before it runs and cannot
+    // overdraw, so it pays nothing on exit.
+    let mut remaining = left.min(call.gas_budget);
+    let out_of_gas = counter.is_some_and(|c| c < 0);
     let result = match run {
+        Ok(()) if metering == Metering::Instrumented => Ok(frame.return_data),
         Ok(()) if remaining == 0 => Err(Failure::OutOfGas),
         Ok(()) => {
             remaining -= 1;
@@ -574,7 +647,7 @@ fn frame_body<W: World + 'static>(
                     }
                 }
             } else if let Some(trap) = e.downcast_ref::<Trap>() {
-                Err(classify_trap(*trap, || {
+                Err(classify_trap(*trap, out_of_gas, || {
                     let height = instance
                         .get_global(&mut *store, abi::STACK_HEIGHT_EXPORT)
                         .map(|g| g.get(&mut *store));
@@ -592,9 +665,12 @@ fn frame_body<W: World + 'static>(
     Ok(FrameResult { result, gas_used })
 }
 
-fn classify_trap(trap: Trap, stack_limit_hit: impl FnOnce() -> bool) -> Failure {
+/// What a trap means. `out_of_gas`: the instrumented gas counter went below
+/// zero, so an `unreachable` trap is its charge failing.
+fn classify_trap(trap: Trap, out_of_gas: bool, stack_limit_hit: impl FnOnce() -> bool) -> Failure {
     let kind = match trap {
         Trap::OutOfFuel => return Failure::OutOfGas,
+        Trap::UnreachableCodeReached if out_of_gas => return Failure::OutOfGas,
         Trap::Interrupt => return Failure::Failed(FailKind::Timeout),
         Trap::UnreachableCodeReached if stack_limit_hit() => TrapKind::StackLimit,
         Trap::UnreachableCodeReached => TrapKind::Unreachable,

@@ -3,21 +3,39 @@
 //! number here is a protocol upgrade and bumps `version`.
 //!
 //! Unit: 1 gas is meant to be about 1 ns of work on the reference machine
-//! (2 cores, x86_64). Gas is counted in wasmtime fuel, `fuel_per_gas` units
-//! of fuel to the gas: a Wasm operator costs one unit of fuel (more for the
+//! (2 cores, x86_64). Gas is counted in fuel, `fuel_per_gas` units of fuel
+//! to the gas: a Wasm operator costs one unit of fuel (more for the
 //! operators listed below) and a host call `fuel_per_gas` times its gas
 //! price. Storage is priced above its CPU cost because it also costs Merkle
-//! hashing and disk at commit.
+//! hashing and disk at commit. How operators are counted is the schedule's
+//! [`Metering`]: wasmtime fuel (V1, V2) or Stele's own instrumentation (V3).
 //!
 //! [`GasSchedule::V1`] counted one gas per fuel and is kept for chains that
 //! started on it. The calibration bench (`cargo bench -p stele-vm --bench
 //! vm`, docs/benchmarks.md) showed a Wasm operator is closer to 0.15 ns than
 //! 1 ns, secp256k1 was priced ~50x below its cost, deploys (Cranelift
 //! compilation) two to three orders of magnitude below theirs, and events
-//! above theirs; [`GasSchedule::V2`] corrects those and is what new chains
-//! use.
+//! above theirs; [`GasSchedule::V2`] corrects those. [`GasSchedule::V3`]
+//! keeps V2's prices and counts them with Stele's own instrumentation,
+//! which costs memory- and call-heavy code far less than wasmtime fuel; new
+//! chains use it.
 
+use wasmparser::Operator;
 use wasmtime::OperatorCost;
+
+/// How Wasm operators are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metering {
+    /// wasmtime fuel ([`GasSchedule::operator_cost`]); checked at loop
+    /// headers and function entries, with a call into the runtime on the
+    /// out-of-fuel path (V1, V2).
+    WasmtimeFuel,
+    /// Stele's own deploy-time instrumentation (`instrument`): every metered
+    /// block charges its cost up front to a counter kept in a local, stored
+    /// to an exported global, and traps with `unreachable` when the counter
+    /// goes negative (V3). Same unit as fuel.
+    Instrumented,
+}
 
 /// Gas costs, versioned: [`GasSchedule::LATEST`] for a new chain, the one
 /// its genesis names for an existing one.
@@ -25,6 +43,8 @@ use wasmtime::OperatorCost;
 pub struct GasSchedule {
     /// Version of this table; part of the compiled-module cache key.
     pub version: u32,
+    /// How Wasm operators are counted.
+    pub metering: Metering,
 
     // --- Wasm operators (fuel) ---
     /// `call` (the callee's instrumented prologue is charged separately).
@@ -102,6 +122,7 @@ impl GasSchedule {
     /// Schedule of protocol version 1.
     pub const V1: GasSchedule = GasSchedule {
         version: 1,
+        metering: Metering::WasmtimeFuel,
         op_call: 4,
         op_call_indirect: 6,
         op_int_div: 4,
@@ -145,6 +166,7 @@ impl GasSchedule {
     /// priced above CPU because receipts are stored and served).
     pub const V2: GasSchedule = GasSchedule {
         version: 2,
+        metering: Metering::WasmtimeFuel,
         op_call: 96,
         op_call_indirect: 112,
         op_int_div: 8,
@@ -178,11 +200,23 @@ impl GasSchedule {
         fuel_per_gas: 8,
     };
 
+    /// Schedule of protocol version 3: V2's prices, counted by Stele's own
+    /// instrumentation instead of wasmtime fuel ([`Metering::Instrumented`]).
+    /// wasmtime's fuel check calls into the runtime on its out-of-fuel path,
+    /// which forces every value live across a loop into a callee-saved
+    /// register or the stack; the instrumented check traps instead and
+    /// costs memory- and call-heavy code 2-3x less (docs/benchmarks.md).
+    pub const V3: GasSchedule = GasSchedule {
+        version: 3,
+        metering: Metering::Instrumented,
+        ..GasSchedule::V2
+    };
+
     /// The schedule new chains use.
-    pub const LATEST: GasSchedule = GasSchedule::V2;
+    pub const LATEST: GasSchedule = GasSchedule::V3;
 
     /// Every schedule this build knows, oldest first.
-    pub const ALL: &'static [GasSchedule] = &[GasSchedule::V1, GasSchedule::V2];
+    pub const ALL: &'static [GasSchedule] = &[GasSchedule::V1, GasSchedule::V2, GasSchedule::V3];
 
     /// The schedule of protocol version `version`, if this build has it. A
     /// chain names its schedule in genesis; nodes must run exactly that one.
@@ -219,6 +253,59 @@ impl GasSchedule {
         c.variable.memory_fill_per_byte = self.memory_bulk_per_byte;
         c.variable.memory_init_per_byte = self.memory_bulk_per_byte;
         c
+    }
+
+    /// Fuel of `op` under [`Metering::Instrumented`], charged with its
+    /// metered block before the block runs. The same table as
+    /// [`GasSchedule::operator_cost`] gives wasmtime: structural operators
+    /// that generate no code are free, everything else costs one unit or
+    /// its listed price.
+    pub fn op_fuel(&self, op: &Operator<'_>) -> u64 {
+        let fuel = match op {
+            Operator::Nop
+            | Operator::Drop
+            | Operator::Block { .. }
+            | Operator::Loop { .. }
+            | Operator::Unreachable
+            | Operator::Return
+            | Operator::Else
+            | Operator::End => 0,
+            Operator::Call { .. } => self.op_call,
+            Operator::CallIndirect { .. } => self.op_call_indirect,
+            Operator::I32DivS
+            | Operator::I32DivU
+            | Operator::I32RemS
+            | Operator::I32RemU
+            | Operator::I64DivS
+            | Operator::I64DivU
+            | Operator::I64RemS
+            | Operator::I64RemU => self.op_int_div,
+            Operator::F32Div | Operator::F64Div | Operator::F32Sqrt | Operator::F64Sqrt => {
+                self.op_float_div_sqrt
+            }
+            Operator::MemoryGrow { .. } => self.op_memory_grow,
+            _ => 1,
+        };
+        u64::from(fuel)
+    }
+
+    /// Fuel per unit of `op`'s run-time size under
+    /// [`Metering::Instrumented`] (pages for `memory.grow`, bytes or
+    /// elements for bulk operations; the size is the operand on top of the
+    /// stack), or 0 when its cost is static.
+    pub fn op_fuel_per_unit(&self, op: &Operator<'_>) -> u64 {
+        let fuel = match op {
+            Operator::MemoryGrow { .. } => self.memory_grow_per_page,
+            Operator::MemoryCopy { .. }
+            | Operator::MemoryFill { .. }
+            | Operator::MemoryInit { .. }
+            | Operator::TableCopy { .. }
+            | Operator::TableInit { .. }
+            | Operator::TableFill { .. }
+            | Operator::TableGrow { .. } => self.memory_bulk_per_byte,
+            _ => 0,
+        };
+        u64::from(fuel)
     }
 
     /// Cost of a host call that copies `bytes` across the boundary.

@@ -12,7 +12,7 @@ use wasmtime::{AsContextMut, Caller, Linker};
 
 use crate::abi::HOST_MODULE;
 use crate::error::{FailKind, Failure, TrapKind, VmError};
-use crate::exec::{FrameCall, HostExit, HostState, run_frame, valid_method};
+use crate::exec::{FrameCall, HostExit, HostState, get_fuel, run_frame, set_fuel, valid_method};
 use crate::world::World;
 
 type C<'a, W> = Caller<'a, HostState<W>>;
@@ -34,13 +34,28 @@ fn fatal<W: World + 'static>(c: &mut C<'_, W>, e: VmError) -> wasmtime::Error {
 /// Charges `gas`, or runs out of gas (consuming everything left).
 fn charge<W: World + 'static>(c: &mut C<'_, W>, gas: u64) -> R<()> {
     let gas = c.data().shared.gas.fuel(gas);
-    let fuel = c.get_fuel()?;
+    let fuel = fuel_left(c)?;
     if fuel < gas {
-        c.set_fuel(0)?;
+        set_fuel_left(c, 0)?;
         return Err(exit(Failure::OutOfGas));
     }
-    c.set_fuel(fuel - gas)?;
+    set_fuel_left(c, fuel - gas)?;
     Ok(())
+}
+
+/// Fuel left to the calling frame.
+fn fuel_left<W: World + 'static>(c: &mut C<'_, W>) -> R<u64> {
+    match get_fuel(c) {
+        Ok(fuel) => Ok(fuel),
+        Err(e) => Err(fatal(c, e)),
+    }
+}
+
+fn set_fuel_left<W: World + 'static>(c: &mut C<'_, W>, fuel: u64) -> R<()> {
+    match set_fuel(c, fuel) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(fatal(c, e)),
+    }
 }
 
 fn memory<W: World + 'static>(c: &mut C<'_, W>) -> R<wasmtime::Memory> {
@@ -414,7 +429,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
     l.func_wrap(m, "gas_left", |mut c: C<'_, W>| -> R<i64> {
         let g = c.data().shared.gas.host(0);
         charge(&mut c, g)?;
-        let left = c.get_fuel()? / c.data().shared.gas.fuel_per_gas.max(1);
+        let left = fuel_left(&mut c)? / c.data().shared.gas.fuel_per_gas.max(1);
         Ok(left as i64)
     })?;
 
@@ -516,7 +531,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
                 Ok(s) if valid_method(&s, limits.method_bytes_max) => s,
                 _ => return Err(trap(TrapKind::InvalidMethodName)),
             };
-            let budget = sub_budget(c.get_fuel()?, gas.fuel(gas_limit as u64));
+            let budget = sub_budget(fuel_left(&mut c)?, gas.fuel(gas_limit as u64));
             let caller = this(&mut c)?;
             let call = FrameCall {
                 caller,
@@ -583,7 +598,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
                 .set_nonce(&creator, nonce.saturating_add(1));
             world_err(&mut c, r)?;
             let contract = Address::contract(&creator, nonce);
-            let budget = sub_budget(c.get_fuel()?, gas.fuel(gas_limit as u64));
+            let budget = sub_budget(fuel_left(&mut c)?, gas.fuel(gas_limit as u64));
             let call = FrameCall {
                 caller: creator,
                 contract,
@@ -637,7 +652,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
             // A contract replaces only its own code; who may ask it to is
             // the contract's own rule.
             let contract = this(&mut c)?;
-            let budget = sub_budget(c.get_fuel()?, gas.fuel(gas_limit as u64));
+            let budget = sub_budget(fuel_left(&mut c)?, gas.fuel(gas_limit as u64));
             let call = FrameCall {
                 caller: contract,
                 contract,

@@ -1,16 +1,18 @@
-//! Deploy-time instrumentation for a deterministic stack limit.
+//! Deploy-time instrumentation: a deterministic stack limit and, under
+//! [`Metering::Instrumented`] schedules, gas metering.
 //!
-//! The native stack a Wasm call uses depends on the compiler, its version
-//! and the host, so a native stack overflow is not a deterministic event.
-//! Instead every defined function is rewritten to count a "stack height" in
-//! a new mutable global (in the spirit of wasm-instrument's stack limiter):
+//! **Stack limit.** The native stack a Wasm call uses depends on the
+//! compiler, its version and the host, so a native stack overflow is not a
+//! deterministic event. Instead every defined function is rewritten to count
+//! a "stack height" in a new mutable global (in the spirit of
+//! wasm-instrument's stack limiter):
 //!
 //! ```text
-//! prologue:  height += cost; if height > LIMIT { unreachable }
+//! prologue:  h = height + cost; height = h; if h > LIMIT { unreachable }
 //!            block (result <function's result>)
 //!              <original body, with `return` turned into a branch to this block>
 //!            end
-//! epilogue:  height -= cost
+//! epilogue:  height = h - cost
 //! ```
 //!
 //! `cost` is the function's parameters + locals + maximum operand-stack
@@ -18,33 +20,63 @@
 //! frame's real size. A branch to the function's outermost label lands after
 //! the wrapper block exactly as it landed at the function's end before, so
 //! every exit runs the epilogue; traps abandon the instance, which is never
-//! reused. The global is exported as `__stele_stack_height` so the runtime
+//! reused. Callees restore the height they found, so the epilogue computes
+//! the restored value from the local `h` instead of reading the global
+//! again. The global is exported as `__stele_stack_height` so the runtime
 //! can tell a stack-limit trap from the contract's own `unreachable`.
 //!
-//! Function, global and type indices are unchanged (the global is appended
+//! **Gas.** The body is cut into metered blocks: straight-line runs that
+//! start at the function's entry or right after `loop`, `if`, `else`, `end`,
+//! `br`, `br_if`, `br_table`, `return` or `unreachable` (every place control
+//! can arrive other than by falling through). Each block's cost (the sum of
+//! [`GasSchedule::op_fuel`] over its operators) is charged before it runs:
+//!
+//! ```text
+//! entry:        gas = __stele_gas
+//! block start:  gas -= cost; __stele_gas = gas; if gas < 0 { unreachable }
+//! after a call: gas = __stele_gas
+//! ```
+//!
+//! The counter lives in a local (a register) and is stored to the exported
+//! global `__stele_gas` at every charge, so host functions, callees and the
+//! runtime always see what is left, also after a trap. Operators whose cost
+//! grows with an operand (`memory.grow`, bulk memory) charge that part just
+//! before they run. Out of gas is an `unreachable` trap with the global
+//! below zero. Unlike wasmtime's fuel check, whose out-of-fuel path is a
+//! call into the runtime, a trap clobbers no registers, so loops keep their
+//! values in registers.
+//!
+//! Function, global and type indices are unchanged (the globals are appended
 //! last and contracts cannot import globals), so no other section needs
-//! rewriting.
+//! rewriting. Locals are appended after the function's own.
 
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
 use wasm_encoder::{
     BlockType, CodeSection, ConstExpr, ExportKind, ExportSection, Function, GlobalSection,
     GlobalType, Instruction, Module, RawSection, ValType,
 };
-use wasmparser::{Operator, Parser, Payload};
+use wasmparser::{FunctionBody, Operator, Parser, Payload};
 
 use crate::abi;
+use crate::gas::{GasSchedule, Metering};
 use crate::validate::{ModuleInfo, ValidationError, features};
 
-/// Rewrites validated `code` with the stack-height counter. `info` must come
-/// from validating the same `code`.
+/// Rewrites validated `code` with the stack-height counter, and with gas
+/// metering when `gas` is [`Metering::Instrumented`]. `info` must come from
+/// validating the same `code`.
 pub fn instrument(
     code: &[u8],
     info: &ModuleInfo,
     stack_height_max: u32,
+    gas: &GasSchedule,
 ) -> Result<Vec<u8>, ValidationError> {
+    let metered = gas.metering == Metering::Instrumented;
     let mut module = Module::new();
     let mut re = RoundtripReencoder;
-    let height_global = info.globals;
+    let globals = Globals {
+        height: info.globals,
+        gas: info.globals + 1,
+    };
     let mut globals_done = false;
     let mut code_section: Option<CodeSection> = None;
     let mut defined = 0usize;
@@ -59,71 +91,45 @@ pub fn instrument(
                 let mut section = GlobalSection::new();
                 re.parse_global_section(&mut section, s)
                     .map_err(encode_err)?;
-                push_height_global(&mut section);
+                push_globals(&mut section, metered);
                 module.section(&section);
                 globals_done = true;
             }
             Payload::ExportSection(s) => {
                 if !globals_done {
                     let mut section = GlobalSection::new();
-                    push_height_global(&mut section);
+                    push_globals(&mut section, metered);
                     module.section(&section);
                     globals_done = true;
                 }
                 let mut section = ExportSection::new();
                 re.parse_export_section(&mut section, s)
                     .map_err(encode_err)?;
-                section.export(abi::STACK_HEIGHT_EXPORT, ExportKind::Global, height_global);
+                section.export(abi::STACK_HEIGHT_EXPORT, ExportKind::Global, globals.height);
+                if metered {
+                    section.export(abi::GAS_EXPORT, ExportKind::Global, globals.gas);
+                }
                 module.section(&section);
             }
             Payload::CodeSectionStart { .. } => code_section = Some(CodeSection::new()),
             Payload::CodeSectionEntry(body) => {
-                let cost = info
-                    .function_costs
-                    .get(defined)
-                    .copied()
-                    // Unreachable for validated code; a missing cost traps on entry.
-                    .unwrap_or(stack_height_max + 1);
-                let result = info.function_results.get(defined).copied().flatten();
-                defined += 1;
-                let mut locals = Vec::new();
-                let mut reader = body.get_locals_reader().map_err(wasm_err)?;
-                for _ in 0..reader.get_count() {
-                    let (n, t) = reader.read().map_err(wasm_err)?;
-                    locals.push((n, re.val_type(t).map_err(encode_err)?));
-                }
-                let mut f = Function::new(locals);
-                let block = match result {
-                    None => BlockType::Empty,
-                    Some(t) => BlockType::Result(re.val_type(t).map_err(encode_err)?),
+                let frame = FrameInfo {
+                    stack_cost: info
+                        .function_costs
+                        .get(defined)
+                        .copied()
+                        // Unreachable for validated code; a missing cost traps on entry.
+                        .unwrap_or(stack_height_max + 1),
+                    stack_height_max,
+                    result: info.function_results.get(defined).copied().flatten(),
+                    first_free_local: info.function_locals.get(defined).copied().unwrap_or(0),
                 };
-                emit_prologue(&mut f, height_global, cost, stack_height_max);
-                f.instruction(&Instruction::Block(block));
-                let mut ops = body.get_operators_reader().map_err(wasm_err)?;
-                let mut depth: u32 = 0;
-                while !ops.eof() {
-                    let op = ops.read().map_err(wasm_err)?;
-                    match op {
-                        Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
-                            depth += 1;
-                        }
-                        Operator::End if depth == 0 => {
-                            // The function's own end: close the wrapper block.
-                            f.instruction(&Instruction::End);
-                            continue;
-                        }
-                        Operator::End => depth -= 1,
-                        Operator::Return => {
-                            f.instruction(&Instruction::Br(depth));
-                            continue;
-                        }
-                        _ => {}
-                    }
-                    let ins = re.instruction(op).map_err(encode_err)?;
-                    f.instruction(&ins);
-                }
-                emit_epilogue(&mut f, height_global, cost);
-                f.instruction(&Instruction::End);
+                defined += 1;
+                let f = if metered {
+                    metered_function(&mut re, &body, &frame, globals, gas)?
+                } else {
+                    stack_limited_function(&mut re, &body, &frame, globals.height)?
+                };
                 if let Some(c) = code_section.as_mut() {
                     c.function(&f);
                 }
@@ -147,7 +153,23 @@ pub fn instrument(
     Ok(module.finish())
 }
 
-fn push_height_global(section: &mut GlobalSection) {
+/// Indices of the globals the instrumentation appends.
+#[derive(Clone, Copy)]
+struct Globals {
+    height: u32,
+    gas: u32,
+}
+
+/// What the rewrite of one function needs to know about it.
+struct FrameInfo {
+    stack_cost: u32,
+    stack_height_max: u32,
+    result: Option<wasmparser::ValType>,
+    /// Parameters plus declared locals.
+    first_free_local: u32,
+}
+
+fn push_globals(section: &mut GlobalSection, metered: bool) {
     section.global(
         GlobalType {
             val_type: ValType::I32,
@@ -156,9 +178,83 @@ fn push_height_global(section: &mut GlobalSection) {
         },
         &ConstExpr::i32_const(0),
     );
+    if metered {
+        section.global(
+            GlobalType {
+                val_type: ValType::I64,
+                mutable: true,
+                shared: false,
+            },
+            &ConstExpr::i64_const(0),
+        );
+    }
 }
 
-fn emit_prologue(f: &mut Function, global: u32, cost: u32, limit: u32) {
+fn read_locals(
+    re: &mut RoundtripReencoder,
+    body: &FunctionBody<'_>,
+) -> Result<Vec<(u32, ValType)>, ValidationError> {
+    let mut locals = Vec::new();
+    let mut reader = body.get_locals_reader().map_err(wasm_err)?;
+    for _ in 0..reader.get_count() {
+        let (n, t) = reader.read().map_err(wasm_err)?;
+        locals.push((n, re.val_type(t).map_err(encode_err)?));
+    }
+    Ok(locals)
+}
+
+fn wrapper_block(
+    re: &mut RoundtripReencoder,
+    result: Option<wasmparser::ValType>,
+) -> Result<BlockType, ValidationError> {
+    Ok(match result {
+        None => BlockType::Empty,
+        Some(t) => BlockType::Result(re.val_type(t).map_err(encode_err)?),
+    })
+}
+
+/// The stack-limit rewrite alone, for [`Metering::WasmtimeFuel`] schedules.
+/// wasmtime charges fuel for these instructions too, so they are part of
+/// V1's and V2's gas and must never change.
+fn stack_limited_function(
+    re: &mut RoundtripReencoder,
+    body: &FunctionBody<'_>,
+    frame: &FrameInfo,
+    height: u32,
+) -> Result<Function, ValidationError> {
+    let mut f = Function::new(read_locals(re, body)?);
+    let block = wrapper_block(re, frame.result)?;
+    emit_fuel_prologue(&mut f, height, frame.stack_cost, frame.stack_height_max);
+    f.instruction(&Instruction::Block(block));
+    let mut ops = body.get_operators_reader().map_err(wasm_err)?;
+    let mut depth: u32 = 0;
+    while !ops.eof() {
+        let op = ops.read().map_err(wasm_err)?;
+        match op {
+            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
+                depth += 1;
+            }
+            Operator::End if depth == 0 => {
+                // The function's own end: close the wrapper block.
+                f.instruction(&Instruction::End);
+                continue;
+            }
+            Operator::End => depth -= 1,
+            Operator::Return => {
+                f.instruction(&Instruction::Br(depth));
+                continue;
+            }
+            _ => {}
+        }
+        let ins = re.instruction(op).map_err(encode_err)?;
+        f.instruction(&ins);
+    }
+    emit_fuel_epilogue(&mut f, height, frame.stack_cost);
+    f.instruction(&Instruction::End);
+    Ok(f)
+}
+
+fn emit_fuel_prologue(f: &mut Function, global: u32, cost: u32, limit: u32) {
     // Costs and the limit are far below 2^31, so the i32 arithmetic is exact
     // and the unsigned comparison cannot wrap.
     f.instruction(&Instruction::GlobalGet(global));
@@ -173,11 +269,175 @@ fn emit_prologue(f: &mut Function, global: u32, cost: u32, limit: u32) {
     f.instruction(&Instruction::End);
 }
 
-fn emit_epilogue(f: &mut Function, global: u32, cost: u32) {
+fn emit_fuel_epilogue(f: &mut Function, global: u32, cost: u32) {
     f.instruction(&Instruction::GlobalGet(global));
     f.instruction(&Instruction::I32Const(cost as i32));
     f.instruction(&Instruction::I32Sub);
     f.instruction(&Instruction::GlobalSet(global));
+}
+
+/// One piece of a metered function's output.
+enum Item<'a> {
+    Op(Instruction<'a>),
+    /// Charge the static cost of metered block `n`.
+    Charge(usize),
+    /// Charge this much fuel per unit of the i32 operand on top of the stack
+    /// (which stays there).
+    ChargePerUnit(u64),
+    /// Reload the counter after a call.
+    Reload,
+}
+
+/// The locals a metered function gets.
+#[derive(Clone, Copy)]
+struct MeterLocals {
+    gas: u32,
+    height: u32,
+    scratch: u32,
+}
+
+/// The stack-limit and gas rewrite, for [`Metering::Instrumented`].
+fn metered_function(
+    re: &mut RoundtripReencoder,
+    body: &FunctionBody<'_>,
+    frame: &FrameInfo,
+    globals: Globals,
+    gas: &GasSchedule,
+) -> Result<Function, ValidationError> {
+    let mut locals = read_locals(re, body)?;
+    let l = MeterLocals {
+        gas: frame.first_free_local,
+        height: frame.first_free_local + 1,
+        scratch: frame.first_free_local + 2,
+    };
+    locals.push((1, ValType::I64));
+    locals.push((2, ValType::I32));
+    let block = wrapper_block(re, frame.result)?;
+
+    // First pass: the body as items, with each metered block's cost.
+    let mut items: Vec<Item<'_>> = vec![Item::Charge(0)];
+    let mut costs: Vec<u64> = vec![0];
+    let mut ops = body.get_operators_reader().map_err(wasm_err)?;
+    let mut depth: u32 = 0;
+    while !ops.eof() {
+        let op = ops.read().map_err(wasm_err)?;
+        let cost = gas.op_fuel(&op);
+        if let Some(c) = costs.last_mut() {
+            *c = c.saturating_add(cost);
+        }
+        let per_unit = gas.op_fuel_per_unit(&op);
+        if per_unit > 0 {
+            items.push(Item::ChargePerUnit(per_unit));
+        }
+        let ends_block = matches!(
+            op,
+            Operator::Loop { .. }
+                | Operator::If { .. }
+                | Operator::Else
+                | Operator::End
+                | Operator::Br { .. }
+                | Operator::BrIf { .. }
+                | Operator::BrTable { .. }
+                | Operator::Return
+                | Operator::Unreachable
+        );
+        let is_call = matches!(op, Operator::Call { .. } | Operator::CallIndirect { .. });
+        match op {
+            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => depth += 1,
+            Operator::End if depth == 0 => {
+                // The function's own end: close the wrapper block.
+                items.push(Item::Op(Instruction::End));
+                continue;
+            }
+            Operator::End => depth -= 1,
+            _ => {}
+        }
+        let ins = match op {
+            Operator::Return => Instruction::Br(depth),
+            other => re.instruction(other).map_err(encode_err)?,
+        };
+        items.push(Item::Op(ins));
+        if is_call {
+            items.push(Item::Reload);
+        }
+        if ends_block {
+            items.push(Item::Charge(costs.len()));
+            costs.push(0);
+        }
+    }
+
+    // Second pass: emit.
+    let mut f = Function::new(locals);
+    emit_stack_prologue(&mut f, globals.height, l.height, frame);
+    f.instruction(&Instruction::GlobalGet(globals.gas));
+    f.instruction(&Instruction::LocalSet(l.gas));
+    f.instruction(&Instruction::Block(block));
+    for item in &items {
+        match item {
+            Item::Op(ins) => {
+                f.instruction(ins);
+            }
+            Item::Charge(n) => {
+                let cost = costs.get(*n).copied().unwrap_or(0);
+                if cost > 0 {
+                    f.instruction(&Instruction::LocalGet(l.gas));
+                    f.instruction(&Instruction::I64Const(cost.min(i64::MAX as u64) as i64));
+                    emit_debit(&mut f, globals.gas, l.gas);
+                }
+            }
+            Item::ChargePerUnit(per_unit) => {
+                f.instruction(&Instruction::LocalTee(l.scratch));
+                f.instruction(&Instruction::LocalGet(l.gas));
+                f.instruction(&Instruction::LocalGet(l.scratch));
+                f.instruction(&Instruction::I64ExtendI32U);
+                // At most 2^32 units of at most 255 fuel: no overflow.
+                f.instruction(&Instruction::I64Const(*per_unit as i64));
+                f.instruction(&Instruction::I64Mul);
+                emit_debit(&mut f, globals.gas, l.gas);
+            }
+            Item::Reload => {
+                f.instruction(&Instruction::GlobalGet(globals.gas));
+                f.instruction(&Instruction::LocalSet(l.gas));
+            }
+        }
+    }
+    // Callees restore the height they found: what is left is ours.
+    f.instruction(&Instruction::LocalGet(l.height));
+    f.instruction(&Instruction::I32Const(frame.stack_cost as i32));
+    f.instruction(&Instruction::I32Sub);
+    f.instruction(&Instruction::GlobalSet(globals.height));
+    f.instruction(&Instruction::End);
+    Ok(f)
+}
+
+/// With `gas` and an amount on the stack: `gas -= amount`, stored to the
+/// global, trapping when it went below zero.
+fn emit_debit(f: &mut Function, global: u32, local: u32) {
+    f.instruction(&Instruction::I64Sub);
+    f.instruction(&Instruction::LocalTee(local));
+    f.instruction(&Instruction::GlobalSet(global));
+    f.instruction(&Instruction::LocalGet(local));
+    f.instruction(&Instruction::I64Const(0));
+    f.instruction(&Instruction::I64LtS);
+    f.instruction(&Instruction::If(BlockType::Empty));
+    f.instruction(&Instruction::Unreachable);
+    f.instruction(&Instruction::End);
+}
+
+fn emit_stack_prologue(f: &mut Function, global: u32, local: u32, frame: &FrameInfo) {
+    // Costs and the limit are far below 2^31, so the i32 arithmetic is exact
+    // and the unsigned comparison cannot wrap.
+    f.instruction(&Instruction::GlobalGet(global));
+    f.instruction(&Instruction::I32Const(frame.stack_cost as i32));
+    f.instruction(&Instruction::I32Add);
+    f.instruction(&Instruction::LocalTee(local));
+    f.instruction(&Instruction::GlobalSet(global));
+    f.instruction(&Instruction::LocalGet(local));
+    f.instruction(&Instruction::I32Const(frame.stack_height_max as i32));
+    f.instruction(&Instruction::I32GtU);
+    f.instruction(&Instruction::If(BlockType::Empty));
+    f.instruction(&Instruction::Unreachable);
+    f.instruction(&Instruction::End);
 }
 
 fn wasm_err(e: wasmparser::BinaryReaderError) -> ValidationError {

@@ -77,6 +77,9 @@ pub struct ModuleInfo {
     pub function_costs: Vec<u32>,
     /// Number of results of each defined function (0 or 1).
     pub function_results: Vec<Option<ValType>>,
+    /// Parameters plus declared locals of each defined function: the index
+    /// of the first local the instrumentation may add.
+    pub function_locals: Vec<u32>,
     /// Number of globals defined by the module (no global imports exist).
     pub globals: u32,
     /// Exported functions of type `() -> ()`: the callable methods.
@@ -304,6 +307,7 @@ pub fn validate(code: &[u8], limits: &VmLimits) -> Result<ModuleInfo, Validation
                     .map(|ft| (ft.params().len() as u32, ft.results().first().copied()))
                     .unwrap_or((0, None));
                 info.function_results.push(result);
+                info.function_locals.push(params + locals as u32);
                 // The operand-stack maximum is filled in below, when the
                 // validator reaches this body.
                 info.function_costs

@@ -16,14 +16,14 @@ use wasmtime::{
 use crate::cache::{DiskCache, Lru};
 use crate::error::VmError;
 use crate::exec::HostState;
-use crate::gas::GasSchedule;
+use crate::gas::{GasSchedule, Metering};
 use crate::instrument::instrument;
 use crate::limits::VmLimits;
 use crate::validate::{ModuleInfo, ValidationError, validate};
 use crate::world::World;
 
 /// Version of the instrumentation pass; part of the artifact cache key.
-pub const INSTRUMENTATION_VERSION: u32 = 1;
+pub const INSTRUMENTATION_VERSION: u32 = 2;
 
 /// Native stack wasmtime lets one execution use (all nested frames
 /// together). The deterministic limits (`stack_height_max` x
@@ -108,8 +108,9 @@ pub(crate) struct Shared<W: World + 'static> {
 /// The Stele VM over world type `W`. Cheap to share by reference across
 /// threads; compiled modules are cached inside.
 ///
-/// It holds two engines: one for block execution (fuel only) and, when the
-/// epoch ticker runs, one for read-only queries (fuel and epoch checks).
+/// It holds two engines: one for block execution (no epoch checks) and,
+/// when the epoch ticker runs, one for read-only queries (epoch checks as a
+/// wall-clock backstop). Both meter gas the same way.
 /// Each compiles and caches contracts on first use.
 pub struct Vm<W: World + 'static> {
     pub(crate) shared: Arc<Shared<W>>,
@@ -128,12 +129,13 @@ impl<W: World + 'static> std::fmt::Debug for Vm<W> {
 }
 
 /// The wasmtime configuration every validator uses to execute blocks: fuel
-/// metering, no epoch checks (they are a wall-clock mechanism, and their
+/// metering when the gas schedule counts in wasmtime fuel (none when the
+/// instrumentation meters gas itself), no epoch checks (they are a wall-clock mechanism, and their
 /// check at every loop header and function entry costs time for nothing
 /// in block execution). Read-only queries use [`query_engine_config`].
 pub fn engine_config(config: &VmConfig) -> Config {
     let mut c = Config::new();
-    c.consume_fuel(true)
+    c.consume_fuel(config.gas.metering == Metering::WasmtimeFuel)
         .operator_cost(config.gas.operator_cost())
         .cranelift_nan_canonicalization(true)
         // Data segments are copied eagerly, never mapped copy-on-write, so
@@ -331,7 +333,7 @@ impl<W: World + 'static> Shared<W> {
         let module = match self.load_artifact(code_hash) {
             Some(m) => m,
             None => {
-                let instrumented = instrument(code, &info, self.limits.stack_height_max)
+                let instrumented = instrument(code, &info, self.limits.stack_height_max, &self.gas)
                     .map_err(LoadError::Invalid)?;
                 let module = Module::from_binary(&self.engine, &instrumented).map_err(|_| {
                     LoadError::Invalid(ValidationError::InvalidWasm {

@@ -37,5 +37,6 @@ fn schedules_are_pinned() {
     on_exec_stack(|| {
         assert_eq!(token_costs(GasSchedule::V1), (153_370, 39_090));
         assert_eq!(token_costs(GasSchedule::V2), (4_141_747, 38_249));
+        assert_eq!(token_costs(GasSchedule::V3), (4_141_745, 38_240));
     });
 }

@@ -13,7 +13,7 @@ use common::*;
 use proptest::prelude::*;
 use stele_vm::instrument::instrument;
 use stele_vm::validate::features;
-use stele_vm::{MemoryWorld, Vm, VmLimits, validate};
+use stele_vm::{GasSchedule, MemoryWorld, Vm, VmLimits, validate};
 
 /// One VM for every case (the fuzz target keeps one in a static the same
 /// way), so each case costs a compile, not an engine.
@@ -128,11 +128,13 @@ fn check_pipeline(vm: &Vm<MemoryWorld>, code: &[u8]) -> bool {
     let Ok(info) = validate(code, &limits) else {
         return false;
     };
-    let instrumented = instrument(code, &info, limits.stack_height_max)
-        .unwrap_or_else(|e| panic!("validated code failed instrumentation: {e}"));
-    wasmparser::Validator::new_with_features(features())
-        .validate_all(&instrumented)
-        .unwrap_or_else(|e| panic!("instrumented code is invalid: {e}"));
+    for gas in GasSchedule::ALL {
+        let instrumented = instrument(code, &info, limits.stack_height_max, gas)
+            .unwrap_or_else(|e| panic!("validated code failed instrumentation: {e}"));
+        wasmparser::Validator::new_with_features(features())
+            .validate_all(&instrumented)
+            .unwrap_or_else(|e| panic!("instrumented code is invalid: {e}"));
+    }
     vm.prepare(code)
         .unwrap_or_else(|e| panic!("validated code failed to compile: {e}"));
     true

@@ -1,25 +1,27 @@
 //! Any bytes given to the deploy-time validator either get a specific
 //! `ValidationError` or a `ModuleInfo`; for accepted code the stack-height
-//! instrumentation must succeed and produce a module that is itself valid
+//! instrumentation (under every gas schedule) must succeed and produce a module that is itself valid
 //! under the contract feature set. Never a panic, never a hang.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use stele_vm::instrument::instrument;
 use stele_vm::validate::features;
-use stele_vm::{VmLimits, validate};
+use stele_vm::{GasSchedule, VmLimits, validate};
 
 fuzz_target!(|data: &[u8]| {
     let limits = VmLimits::V1;
     let Ok(info) = validate(data, &limits) else {
         return;
     };
-    let instrumented = match instrument(data, &info, limits.stack_height_max) {
-        Ok(code) => code,
-        Err(e) => panic!("validated code failed instrumentation: {e}"),
-    };
-    let mut validator = wasmparser::Validator::new_with_features(features());
-    if let Err(e) = validator.validate_all(&instrumented) {
-        panic!("instrumented code is invalid: {e}");
+    for gas in GasSchedule::ALL {
+        let instrumented = match instrument(data, &info, limits.stack_height_max, gas) {
+            Ok(code) => code,
+            Err(e) => panic!("validated code failed instrumentation: {e}"),
+        };
+        let mut validator = wasmparser::Validator::new_with_features(features());
+        if let Err(e) = validator.validate_all(&instrumented) {
+            panic!("instrumented code is invalid: {e}");
+        }
     }
 });
