@@ -226,7 +226,7 @@ fn raw_run(engine: &Engine, module: &Module, name: &str, n: i64) -> f64 {
 
 /// Where the metering cost comes from: the same workloads on raw wasmtime
 /// under engine configurations that differ in one thing at a time, best of
-/// five runs each. `plain` has no fuel, no epoch checks and no stack-height
+/// [`ROUNDS`] interleaved runs each. `plain` has no fuel, no epoch checks and no stack-height
 /// instrumentation; `vm_v2` is what `Vm` compiles for block execution under
 /// `GasSchedule::V2` (wasmtime fuel), `vm` under the latest schedule
 /// (Stele's own metering instrumentation, no fuel); `stack_instr` is the
@@ -265,18 +265,26 @@ fn metering_overhead() {
         ("vm", false, false, &metered),
     ];
     let workloads = [("mix", 30_000_000i64), ("mem", 30_000_000), ("fib", 30)];
-    for (name, n) in workloads {
-        let mut line = format!(r#"{{"bench":"metering","workload":"{name}","n":{n}"#);
-        let mut plain = 0.0;
-        for (label, fuel, epoch, wasm) in configs {
-            let e = engine(fuel, epoch);
+    let compiled: Vec<(&str, Engine, Module)> = configs
+        .iter()
+        .map(|(label, fuel, epoch, wasm)| {
+            let e = engine(*fuel, *epoch);
             let m = Module::from_binary(&e, wasm).expect("compile");
-            let t = (0..5)
-                .map(|_| raw_run(&e, &m, name, n))
-                .fold(f64::MAX, f64::min);
-            if label == "plain" {
-                plain = t;
+            (*label, e, m)
+        })
+        .collect();
+    for (name, n) in workloads {
+        // Rounds interleave the configurations, so a slow spell of the
+        // machine hits them all alike; each keeps its best round.
+        let mut best = vec![f64::MAX; compiled.len()];
+        for _ in 0..ROUNDS {
+            for (i, (_, e, m)) in compiled.iter().enumerate() {
+                best[i] = best[i].min(raw_run(e, m, name, n));
             }
+        }
+        let mut line = format!(r#"{{"bench":"metering","workload":"{name}","n":{n}"#);
+        let plain = best[0];
+        for ((label, _, _), t) in compiled.iter().zip(&best) {
             line.push_str(&format!(
                 r#","ms_{label}":{:.1},"pct_{label}":{:.1}"#,
                 t * 1e3,
@@ -287,6 +295,9 @@ fn metering_overhead() {
         println!("{line}");
     }
 }
+
+/// Rounds of the metering workloads (each configuration keeps its best).
+const ROUNDS: usize = 11;
 
 /// A module of `n` small functions (the worst shape per byte: per-function
 /// overhead dominates); `salt` changes constants so hashes differ.

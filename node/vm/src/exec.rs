@@ -627,6 +627,9 @@ fn frame_body<W: World + 'static>(
     // overdraw, so it pays nothing on exit.
     let mut remaining = left.min(call.gas_budget);
     let out_of_gas = counter.is_some_and(|c| c < 0);
+    // Whether the frame stopped on a trap raised in Wasm code (not one a
+    // host function reported).
+    let mut engine_trap = false;
     let result = match run {
         Ok(()) if metering == Metering::Instrumented => Ok(frame.return_data),
         Ok(()) if remaining == 0 => Err(Failure::OutOfGas),
@@ -647,6 +650,7 @@ fn frame_body<W: World + 'static>(
                     }
                 }
             } else if let Some(trap) = e.downcast_ref::<Trap>() {
+                engine_trap = true;
                 Err(classify_trap(*trap, out_of_gas, || {
                     let height = instance
                         .get_global(&mut *store, abi::STACK_HEIGHT_EXPORT)
@@ -654,12 +658,18 @@ fn frame_body<W: World + 'static>(
                     matches!(height, Some(Val::I32(h)) if h as u32 > limits.stack_height_max)
                 }))
             } else {
+                engine_trap = true;
                 Err(Failure::Trapped(TrapKind::Other))
             }
         }
     };
     let gas_used = match &result {
         Err(Failure::OutOfGas) => call.gas_budget,
+        // The instrumented counter is stored at calls and exits only, so
+        // after a trap raised in Wasm code it is stale: the frame pays its
+        // whole budget. Failures a host function reports (reverts, bad
+        // pointers) come after the counter was stored and are exact.
+        Err(_) if engine_trap && metering == Metering::Instrumented => call.gas_budget,
         _ => call.gas_budget - remaining,
     };
     Ok(FrameResult { result, gas_used })

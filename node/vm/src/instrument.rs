@@ -25,26 +25,34 @@
 //! again. The global is exported as `__stele_stack_height` so the runtime
 //! can tell a stack-limit trap from the contract's own `unreachable`.
 //!
-//! **Gas.** The body is cut into metered blocks: straight-line runs that
-//! start at the function's entry or right after `loop`, `if`, `else`, `end`,
-//! `br`, `br_if`, `br_table`, `return` or `unreachable` (every place control
-//! can arrive other than by falling through). Each block's cost (the sum of
-//! [`GasSchedule::op_fuel`] over its operators) is charged before it runs:
+//! **Gas.** The body is cut into metered blocks: runs that start at the
+//! function's entry or right after `loop`, `if`, `else`, `end`, `br`,
+//! `br_table`, `return` or `unreachable` (every place control can arrive
+//! other than by falling through, and the start of dead code). A `br_if`
+//! that branches leaves its block early, having paid for all of it. Each
+//! block's cost (the sum of [`GasSchedule::op_fuel`] over its operators) is
+//! charged before it runs:
 //!
 //! ```text
 //! entry:        gas = __stele_gas
-//! block start:  gas -= cost; __stele_gas = gas; if gas < 0 { unreachable }
-//! after a call: gas = __stele_gas
+//! block start:  if gas < cost { __stele_gas = gas - cost; unreachable }
+//!               gas -= cost
+//! call:         __stele_gas = gas; call f; gas = __stele_gas
+//! exit:         __stele_gas = gas
 //! ```
 //!
 //! The counter lives in a local (a register) and is stored to the exported
-//! global `__stele_gas` at every charge, so host functions, callees and the
-//! runtime always see what is left, also after a trap. Operators whose cost
-//! grows with an operand (`memory.grow`, bulk memory) charge that part just
-//! before they run. Out of gas is an `unreachable` trap with the global
-//! below zero. Unlike wasmtime's fuel check, whose out-of-fuel path is a
-//! call into the runtime, a trap clobbers no registers, so loops keep their
-//! values in registers.
+//! global `__stele_gas` before every call and at every exit, so host
+//! functions, callees and the runtime see what is left whenever control
+//! leaves the function normally. A loop without calls therefore pays a
+//! subtract, a compare and a branch per iteration and touches no memory.
+//! After a trap the global is stale, so the VM charges a trapped frame its
+//! whole budget (a trap is never cheaper than the work before it). Operators
+//! whose cost grows with an operand (`memory.grow`, bulk memory) charge that
+//! part just before they run. Out of gas is an `unreachable` trap with the
+//! global below zero. Unlike wasmtime's fuel check, whose out-of-fuel path
+//! is a call into the runtime, a trap clobbers no registers, so loops keep
+//! their values in registers.
 //!
 //! Function, global and type indices are unchanged (the globals are appended
 //! last and contracts cannot import globals), so no other section needs
@@ -284,6 +292,8 @@ enum Item<'a> {
     /// Charge this much fuel per unit of the i32 operand on top of the stack
     /// (which stays there).
     ChargePerUnit(u64),
+    /// Store the counter to the global before a call.
+    Sync,
     /// Reload the counter after a call.
     Reload,
 }
@@ -329,6 +339,12 @@ fn metered_function(
         if per_unit > 0 {
             items.push(Item::ChargePerUnit(per_unit));
         }
+        // `br_if` does not end a block: when it branches, the rest of its
+        // block was paid for and does not run (an overcharge of at most one
+        // block per taken branch, which keeps a loop that exits through
+        // `br_if` at one charge per iteration). Code after `br`, `br_table`,
+        // `return` and `unreachable` is dead until the next `end`/`else`
+        // and gets a block of its own, never charged.
         let ends_block = matches!(
             op,
             Operator::Loop { .. }
@@ -336,7 +352,6 @@ fn metered_function(
                 | Operator::Else
                 | Operator::End
                 | Operator::Br { .. }
-                | Operator::BrIf { .. }
                 | Operator::BrTable { .. }
                 | Operator::Return
                 | Operator::Unreachable
@@ -356,6 +371,9 @@ fn metered_function(
             Operator::Return => Instruction::Br(depth),
             other => re.instruction(other).map_err(encode_err)?,
         };
+        if is_call {
+            items.push(Item::Sync);
+        }
         items.push(Item::Op(ins));
         if is_call {
             items.push(Item::Reload);
@@ -380,20 +398,24 @@ fn metered_function(
             Item::Charge(n) => {
                 let cost = costs.get(*n).copied().unwrap_or(0);
                 if cost > 0 {
-                    f.instruction(&Instruction::LocalGet(l.gas));
-                    f.instruction(&Instruction::I64Const(cost.min(i64::MAX as u64) as i64));
-                    emit_debit(&mut f, globals.gas, l.gas);
+                    let cost = cost.min(i64::MAX as u64) as i64;
+                    emit_debit(&mut f, globals.gas, l.gas, &[Instruction::I64Const(cost)]);
                 }
             }
             Item::ChargePerUnit(per_unit) => {
                 f.instruction(&Instruction::LocalTee(l.scratch));
-                f.instruction(&Instruction::LocalGet(l.gas));
-                f.instruction(&Instruction::LocalGet(l.scratch));
-                f.instruction(&Instruction::I64ExtendI32U);
                 // At most 2^32 units of at most 255 fuel: no overflow.
-                f.instruction(&Instruction::I64Const(*per_unit as i64));
-                f.instruction(&Instruction::I64Mul);
-                emit_debit(&mut f, globals.gas, l.gas);
+                let amount = [
+                    Instruction::LocalGet(l.scratch),
+                    Instruction::I64ExtendI32U,
+                    Instruction::I64Const(*per_unit as i64),
+                    Instruction::I64Mul,
+                ];
+                emit_debit(&mut f, globals.gas, l.gas, &amount);
+            }
+            Item::Sync => {
+                f.instruction(&Instruction::LocalGet(l.gas));
+                f.instruction(&Instruction::GlobalSet(globals.gas));
             }
             Item::Reload => {
                 f.instruction(&Instruction::GlobalGet(globals.gas));
@@ -401,6 +423,9 @@ fn metered_function(
             }
         }
     }
+    // Every exit passes here: the caller (or the VM) reads what is left.
+    f.instruction(&Instruction::LocalGet(l.gas));
+    f.instruction(&Instruction::GlobalSet(globals.gas));
     // Callees restore the height they found: what is left is ours.
     f.instruction(&Instruction::LocalGet(l.height));
     f.instruction(&Instruction::I32Const(frame.stack_cost as i32));
@@ -410,18 +435,31 @@ fn metered_function(
     Ok(f)
 }
 
-/// With `gas` and an amount on the stack: `gas -= amount`, stored to the
-/// global, trapping when it went below zero.
-fn emit_debit(f: &mut Function, global: u32, local: u32) {
-    f.instruction(&Instruction::I64Sub);
-    f.instruction(&Instruction::LocalTee(local));
-    f.instruction(&Instruction::GlobalSet(global));
+/// `gas -= amount` (`amount` pushes a non-negative i64); when that would go
+/// below zero, the negative result is stored to the global (so the VM can
+/// tell out of gas from the contract's own `unreachable`) and the instance
+/// traps. Comparing before subtracting lets the compiler test the live
+/// counter in place instead of copying it every iteration of a loop.
+fn emit_debit(f: &mut Function, global: u32, local: u32, amount: &[Instruction<'_>]) {
+    let push_amount = |f: &mut Function| {
+        for ins in amount {
+            f.instruction(ins);
+        }
+    };
     f.instruction(&Instruction::LocalGet(local));
-    f.instruction(&Instruction::I64Const(0));
+    push_amount(f);
     f.instruction(&Instruction::I64LtS);
     f.instruction(&Instruction::If(BlockType::Empty));
+    f.instruction(&Instruction::LocalGet(local));
+    push_amount(f);
+    f.instruction(&Instruction::I64Sub);
+    f.instruction(&Instruction::GlobalSet(global));
     f.instruction(&Instruction::Unreachable);
     f.instruction(&Instruction::End);
+    f.instruction(&Instruction::LocalGet(local));
+    push_amount(f);
+    f.instruction(&Instruction::I64Sub);
+    f.instruction(&Instruction::LocalSet(local));
 }
 
 fn emit_stack_prologue(f: &mut Function, global: u32, local: u32, frame: &FrameInfo) {

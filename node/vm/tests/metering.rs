@@ -95,15 +95,16 @@ fn a_contracts_own_unreachable_is_a_trap_not_out_of_gas() {
     on_exec_stack(|| {
         let out = run("(drop (i32.const 1)) unreachable", GAS);
         assert_eq!(out.failure, Some(Failure::Trapped(TrapKind::Unreachable)));
-        assert!(out.gas_used < GAS);
+        assert_eq!(out.status, ExecStatus::Trapped);
     });
 }
 
 #[test]
-fn work_done_before_a_trap_is_charged() {
+fn a_trap_in_wasm_code_uses_the_whole_budget() {
     on_exec_stack(|| {
-        // A long loop, then an out-of-bounds load: the trap does not make
-        // the loop free.
+        // A long loop, then an out-of-bounds load: the counter is stored at
+        // calls and exits only, so a trap cannot make the loop cheaper than
+        // it was; the frame pays everything it was given.
         let work = "(local.set $x (i64.add (local.get $x) (i64.const 3)))";
         let looped = format!(
             "{} (drop (i64.load (i32.const 70000)))",
@@ -114,13 +115,41 @@ fn work_done_before_a_trap_is_charged() {
             out.failure,
             Some(Failure::Trapped(TrapKind::MemoryOutOfBounds))
         );
-        let trapped_early = run("(drop (i64.load (i32.const 70000)))", GAS);
-        assert!(
-            out.gas_used >= trapped_early.gas_used + 80_000 * 13 / V3.fuel_per_gas,
-            "{} vs {}",
-            out.gas_used,
-            trapped_early.gas_used
+        assert_eq!(out.gas_used, GAS);
+        let out = run("(drop (i32.div_u (i32.const 1) (i32.const 0)))", GAS);
+        assert_eq!(
+            out.failure,
+            Some(Failure::Trapped(TrapKind::DivisionByZero))
         );
+        assert_eq!(out.gas_used, GAS);
+    });
+}
+
+#[test]
+fn failures_reported_by_the_host_are_charged_exactly() {
+    on_exec_stack(|| {
+        // A revert and a bad pointer given to a host function stop the
+        // frame after the counter was stored: they pay for what ran.
+        let work = "(local.set $x (i64.add (local.get $x) (i64.const 3)))";
+        let revert = |n: u32| {
+            let out = run(
+                &format!(
+                    "{} (call $revert (i32.const 0) (i32.const 4))",
+                    counted_loop(n, work)
+                ),
+                GAS,
+            );
+            assert_eq!(out.status, ExecStatus::Reverted, "{out:?}");
+            out.gas_used
+        };
+        assert_eq!(revert(16_000) - revert(8_000), 8_000 * 13 / V3.fuel_per_gas);
+        assert!(revert(8_000) < GAS / 2);
+        let out = run("(call $set_return (i32.const 65000) (i32.const 1000))", GAS);
+        assert_eq!(
+            out.failure,
+            Some(Failure::Trapped(TrapKind::HostPointerOutOfBounds))
+        );
+        assert!(out.gas_used < GAS / 2, "{out:?}");
     });
 }
 
@@ -217,5 +246,18 @@ fn a_limit_beyond_the_counter_is_capped_not_wrapped() {
         let out = run("(drop (i32.const 1))", u64::MAX);
         assert_eq!(out.status, ExecStatus::Success, "{out:?}");
         assert!(out.gas_used < 100_000, "{out:?}");
+    });
+}
+
+#[test]
+fn a_taken_br_if_has_paid_for_the_rest_of_its_block() {
+    on_exec_stack(|| {
+        let body = |cond: u32| {
+            format!(
+                "(block $b (br_if $b (i32.const {cond})) {})",
+                "(drop (i32.const 1))".repeat(800)
+            )
+        };
+        assert_eq!(gas_of(&body(1)), gas_of(&body(0)));
     });
 }
