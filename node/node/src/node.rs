@@ -359,6 +359,13 @@ impl Node {
 
         let (gossip_queue, gossip_rx) = mpsc::channel(GOSSIP_QUEUE_MAX);
         tokio::spawn(admit_gossip(shared.clone(), gossip_rx));
+        let (driver_tx, driver_rx) = mpsc::channel(net_cfg.inbound_queue_max);
+        tokio::spawn(route_inbound(
+            inbound,
+            driver_tx,
+            gossip_queue.clone(),
+            shared.metrics.gossip_dropped.clone(),
+        ));
         let exec = ExecThread::start()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (sync_tx, sync_rx) = mpsc::channel(256);
@@ -405,7 +412,7 @@ impl Node {
             prune_interval_blocks: opts.prune_interval_blocks,
             sync_bytes_max: net_cfg.sync_response_bytes_max,
         };
-        let driver = tokio::spawn(driver.run(first, inbound, sync_rx, shutdown_rx));
+        let driver = tokio::spawn(driver.run(first, driver_rx, sync_rx, shutdown_rx));
         Ok(Node {
             shared,
             shutdown,
@@ -538,10 +545,50 @@ const REGOSSIP_LIMITS: BlockLimits = BlockLimits {
 /// are dropped and counted.
 const GOSSIP_QUEUE_MAX: usize = 16_384;
 
+/// Sends gossiped transactions from the network straight to admission and
+/// everything else to the driver, so a transaction gossiped while the
+/// driver waits on an execution or a commit reaches the mempool (and the
+/// next proposal) without waiting for it. Consensus messages keep the
+/// network's back-pressure; gossip beyond the admission queue is dropped
+/// and counted. Ends as soon as the network or the driver goes away (it
+/// holds the admission queue, which keeps the node's state open).
+async fn route_inbound(
+    mut inbound: mpsc::Receiver<Inbound>,
+    driver: mpsc::Sender<Inbound>,
+    gossip: mpsc::Sender<(Address, Vec<u8>)>,
+    gossip_dropped: prometheus_client::metrics::counter::Counter,
+) {
+    loop {
+        let ev = tokio::select! {
+            ev = inbound.recv() => match ev {
+                Some(ev) => ev,
+                None => return,
+            },
+            () = driver.closed() => return,
+        };
+        match ev {
+            Inbound::Message {
+                channel: Channel::Gossip,
+                payload,
+                from,
+            } => {
+                if gossip.try_send((from, payload)).is_err() {
+                    gossip_dropped.inc();
+                }
+            }
+            other => {
+                if driver.send(other).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Admits gossiped transactions, at most [`GOSSIP_VERIFY_TASKS_MAX`]
 /// signature checks at a time; the rest wait in the queue rather than
 /// being dropped, so a burst of transactions submitted to backups still
-/// reaches the primary. Ends when the driver drops the queue.
+/// reaches the primary. Ends when the driver and the router drop the queue.
 async fn admit_gossip(shared: Arc<Shared>, mut rx: mpsc::Receiver<(Address, Vec<u8>)>) {
     let slots = Arc::new(Semaphore::new(GOSSIP_VERIFY_TASKS_MAX));
     while let Some((from, payload)) = rx.recv().await {
@@ -1424,6 +1471,13 @@ impl Driver {
         if self.shared.syncing.load(Ordering::Relaxed) && seq >= self.sync_target() {
             self.shared.syncing.store(false, Ordering::Relaxed);
         }
+        debug!(height = seq, txs = txs_len, "committed");
+        // Subscribers hear of the block before any housekeeping below.
+        let _ = self.shared.commits.send(Arc::new(CommittedBlock {
+            block,
+            receipts: exec.receipts,
+            certificate,
+        }));
         if self.prune_interval_blocks > 0 && seq.is_multiple_of(self.prune_interval_blocks) {
             let state = self.shared.state.clone();
             let pruned = self
@@ -1439,12 +1493,6 @@ impl Driver {
                 Err(e) => warn!(height = seq, error = %e, "pruning failed"),
             }
         }
-        debug!(height = seq, txs = txs_len, "committed");
-        let _ = self.shared.commits.send(Arc::new(CommittedBlock {
-            block,
-            receipts: exec.receipts,
-            certificate,
-        }));
         Ok(())
     }
 
