@@ -694,6 +694,21 @@ async fn follow(endpoints: Arc<Endpoints>, ledger: Arc<Ledger>, stop: Arc<Atomic
         let Ok(mut sub) = ws.subscribe_new_blocks().await else {
             continue;
         };
+        // Notifications are timestamped by a task of their own as they
+        // arrive, so fetching one block's transactions never delays the
+        // time recorded for the next block.
+        let (seen_tx, mut seen) = tokio::sync::mpsc::channel::<(u64, Instant)>(NOTIFICATIONS_MAX);
+        let reader = tokio::spawn(async move {
+            while let Some(Ok(block)) = sub.next().await {
+                if seen_tx
+                    .send((block.header.height, Instant::now()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
         // Catch up on what was committed before the subscription.
         if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(3), ws.get_status()).await
             && fetch_blocks(&ws, &ledger, &mut next_height, s.height, Instant::now())
@@ -706,25 +721,28 @@ async fn follow(endpoints: Arc<Endpoints>, ledger: Arc<Ledger>, stop: Arc<Atomic
             if stop.load(Ordering::Relaxed) || !endpoints.is_up(node) {
                 break;
             }
-            let item = tokio::time::timeout(Duration::from_millis(500), sub.next()).await;
-            let at = Instant::now();
+            let item = tokio::time::timeout(Duration::from_millis(500), seen.recv()).await;
             match item {
-                Ok(Some(Ok(block))) => {
-                    if fetch_blocks(&ws, &ledger, &mut next_height, block.header.height, at)
+                Ok(Some((height, at))) => {
+                    if fetch_blocks(&ws, &ledger, &mut next_height, height, at)
                         .await
                         .is_err()
                     {
                         break;
                     }
                 }
-                Ok(_) => break,
+                Ok(None) => break,
                 // No block for a while (a stalled cluster); keep waiting
                 // unless the node went away.
                 Err(_) => {}
             }
         }
+        reader.abort();
     }
 }
+
+/// Block notifications waiting for their transactions to be fetched.
+const NOTIFICATIONS_MAX: usize = 4_096;
 
 async fn fetch_blocks(
     client: &Client,
