@@ -363,7 +363,7 @@ impl Node {
         tokio::spawn(route_inbound(
             inbound,
             driver_tx,
-            gossip_queue.clone(),
+            gossip_queue,
             shared.metrics.gossip_dropped.clone(),
         ));
         let exec = ExecThread::start()?;
@@ -404,7 +404,6 @@ impl Node {
             sync_from: 0,
             sync_target: Arc::new(AtomicU64::new(0)),
             sync_running: Arc::new(AtomicBool::new(false)),
-            gossip_queue,
             recent: VecDeque::new(),
             recent_bytes: 0,
             last_new_view: None,
@@ -706,7 +705,6 @@ struct Driver {
     sync_target: Arc<AtomicU64>,
     sync_running: Arc<AtomicBool>,
     /// Gossiped transactions for [`admit_gossip`].
-    gossip_queue: mpsc::Sender<(Address, Vec<u8>)>,
     /// Consensus messages this node broadcast lately, resent to a peer when
     /// it (re)connects: the transport drops messages to disconnected peers,
     /// and PBFT needs them retransmitted (a missed NEW-VIEW would leave the
@@ -857,18 +855,7 @@ impl Driver {
                 payload,
                 ..
             } => self.feed(Input::Message(payload)).await,
-            Inbound::Message {
-                channel: Channel::Gossip,
-                payload,
-                from,
-            } => {
-                // Queued for the admission task, never waited on here: a
-                // burst of gossip must not hold up consensus messages.
-                if self.gossip_queue.try_send((from, payload)).is_err() {
-                    self.shared.metrics.gossip_dropped.inc();
-                }
-                Ok(())
-            }
+            // Gossip never reaches the driver (`route_inbound` takes it).
             Inbound::Message { channel, from, .. } => {
                 debug!(%from, channel = channel.name(), "unexpected message channel");
                 Ok(())

@@ -611,7 +611,10 @@ fn frame_body<W: World + 'static>(
         Some(global) => Some(gas_global(store, global)?),
         None => None,
     };
-    let left = get_fuel(store)?;
+    let left = match counter {
+        Some(c) => c.max(0) as u64,
+        None => get_fuel(store)?,
+    };
     let frame = store
         .as_context_mut()
         .data_mut()

@@ -130,7 +130,14 @@ pub fn instrument(
                         .unwrap_or(stack_height_max + 1),
                     stack_height_max,
                     result: info.function_results.get(defined).copied().flatten(),
-                    first_free_local: info.function_locals.get(defined).copied().unwrap_or(0),
+                    // Validated code has an entry for every body; without
+                    // one, new locals would alias the function's own.
+                    first_free_local: info.function_locals.get(defined).copied().ok_or_else(
+                        || ValidationError::InvalidWasm {
+                            offset: 0,
+                            message: "function body without validated locals".to_string(),
+                        },
+                    )?,
                 };
                 defined += 1;
                 let f = if metered {
