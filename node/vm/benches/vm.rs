@@ -172,10 +172,13 @@ fn transfer_call() {
 }
 
 /// Workloads for the metering overhead: each exports `(param i64) (result
-/// i64)` functions run through raw wasmtime.
+/// i64)` functions run through raw wasmtime. `{PAD}` is replaced by a
+/// function of varying size that moves the workloads' machine code (see
+/// [`PLACEMENTS`]).
 const METER_WAT: &str = r#"(module
   (import "stele" "gas_left" (func $gas_left (result i64)))
   (memory (export "memory") 1)
+  {PAD}
   (func $mix (export "mix") (param $n i64) (result i64) (local $x i64)
     (local.set $x (i64.const 0x9e3779b97f4a7c15))
     (block $done (loop $l
@@ -196,6 +199,18 @@ const METER_WAT: &str = r#"(module
       (local.set $i (i32.add (local.get $i) (i32.const 8)))
       (local.set $n (i64.sub (local.get $n) (i64.const 1)))
       (br $l)))
+    (local.get $acc))
+  ;; The same work as a loop that tests at its end and repeats with
+  ;; `br_if`, the shape LLVM gives most loops.
+  (func (export "mem_br_if") (param $n i64) (result i64) (local $i i32) (local $acc i64)
+    (if (i64.eqz (local.get $n)) (then (return (i64.const 0))))
+    (loop $l
+      (local.set $acc (i64.add (local.get $acc)
+        (i64.load (i32.and (local.get $i) (i32.const 0xfff8)))))
+      (i64.store (i32.and (i32.add (local.get $i) (i32.const 4096)) (i32.const 0xfff8))
+        (local.get $acc))
+      (local.set $i (i32.add (local.get $i) (i32.const 8)))
+      (br_if $l (i64.ne (local.tee $n (i64.sub (local.get $n) (i64.const 1))) (i64.const 0))))
     (local.get $acc))
   (func $fib (export "fib") (param $n i64) (result i64)
     (if (result i64) (i64.lt_u (local.get $n) (i64.const 2))
@@ -224,6 +239,20 @@ fn raw_run(engine: &Engine, module: &Module, name: &str, n: i64) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
+/// [`METER_WAT`] with its workloads' code moved by a padding function of
+/// `placement` blocks of arithmetic.
+fn meter_wat(placement: usize) -> String {
+    let mut pad = String::from("(func (export \"pad\") (param $x i64) (result i64) (local.get $x)");
+    for i in 0..placement * 5 {
+        pad.push_str(&format!(
+            " (i64.mul (i64.const {})) (i64.xor (local.get $x))",
+            2 * i + 3
+        ));
+    }
+    pad.push(')');
+    METER_WAT.replace("{PAD}", &pad)
+}
+
 /// Where the metering cost comes from: the same workloads on raw wasmtime
 /// under engine configurations that differ in one thing at a time, best of
 /// [`ROUNDS`] interleaved runs each. `plain` has no fuel, no epoch checks and no stack-height
@@ -232,16 +261,16 @@ fn raw_run(engine: &Engine, module: &Module, name: &str, n: i64) -> f64 {
 /// (Stele's own metering instrumentation, no fuel); `stack_instr` is the
 /// stack limit alone (V2's form), so `vm` minus `stack_instr` is the cost of
 /// gas metering itself.
+///
+/// A tight loop's speed on this hardware depends on where its machine code
+/// lands (the same loop differs by up to ~25% between placements), so each
+/// workload runs in [`PLACEMENTS`] modules whose code sits at different
+/// offsets; `pct_*` is the mean over placements of each placement's
+/// overhead, `pct_vm_min`/`pct_vm_max` its range for `vm`.
 fn metering_overhead() {
-    let code = wat::parse_str(METER_WAT).expect("wat");
     let limits = stele_vm::VmLimits::V1;
-    let info = stele_vm::validate(&code, &limits).expect("valid");
     let v2 = stele_vm::GasSchedule::V2;
-    let stack_only = stele_vm::instrument::instrument(&code, &info, limits.stack_height_max, &v2)
-        .expect("instrument");
     let latest = stele_vm::GasSchedule::LATEST;
-    let metered = stele_vm::instrument::instrument(&code, &info, limits.stack_height_max, &latest)
-        .expect("instrument");
     let cfg = VmConfig {
         epoch_ticker: false,
         ..VmConfig::default()
@@ -253,51 +282,84 @@ fn metering_overhead() {
         c.epoch_interruption(epoch);
         Engine::new(&c).expect("engine")
     };
-    // (label, fuel, epoch, code)
+    // (label, fuel, epoch, stele instrumentation)
     let configs = [
-        ("plain", false, false, &code),
-        ("stack_instr", false, false, &stack_only),
-        ("fuel", true, false, &code),
-        ("epoch", false, true, &code),
+        ("plain", false, false, None),
+        // The stack limit alone.
+        ("stack_instr", false, false, Some(&v2)),
+        ("fuel", true, false, None),
+        ("epoch", false, true, None),
         // The V2 block engine: wasmtime fuel and the stack instrumentation.
-        ("vm_v2", true, false, &stack_only),
+        ("vm_v2", true, false, Some(&v2)),
         // The latest block engine: Stele's metering and stack limit, no fuel.
-        ("vm", false, false, &metered),
+        ("vm", false, false, Some(&latest)),
     ];
-    let workloads = [("mix", 30_000_000i64), ("mem", 30_000_000), ("fib", 30)];
-    let compiled: Vec<(&str, Engine, Module)> = configs
-        .iter()
-        .map(|(label, fuel, epoch, wasm)| {
-            let e = engine(*fuel, *epoch);
-            let m = Module::from_binary(&e, wasm).expect("compile");
-            (*label, e, m)
+    let engines: Vec<Engine> = configs.iter().map(|c| engine(c.1, c.2)).collect();
+    // compiled[placement][config]
+    let compiled: Vec<Vec<Module>> = (0..PLACEMENTS)
+        .map(|placement| {
+            let code = wat::parse_str(meter_wat(placement)).expect("wat");
+            let info = stele_vm::validate(&code, &limits).expect("valid");
+            configs
+                .iter()
+                .zip(&engines)
+                .map(|((_, _, _, gas), e)| {
+                    let wasm = match gas {
+                        Some(gas) => stele_vm::instrument::instrument(
+                            &code,
+                            &info,
+                            limits.stack_height_max,
+                            gas,
+                        )
+                        .expect("instrument"),
+                        None => code.clone(),
+                    };
+                    Module::from_binary(e, &wasm).expect("compile")
+                })
+                .collect()
         })
         .collect();
+    let workloads = [
+        ("mix", 30_000_000i64),
+        ("mem", 30_000_000),
+        ("mem_br_if", 30_000_000),
+        ("fib", 30),
+    ];
     for (name, n) in workloads {
-        // Rounds interleave the configurations, so a slow spell of the
-        // machine hits them all alike; each keeps its best round.
-        let mut best = vec![f64::MAX; compiled.len()];
+        // Rounds interleave the configurations and placements, so a slow
+        // spell of the machine hits them all alike; each keeps its best.
+        let mut best = vec![vec![f64::MAX; configs.len()]; PLACEMENTS];
         for _ in 0..ROUNDS {
-            for (i, (_, e, m)) in compiled.iter().enumerate() {
-                best[i] = best[i].min(raw_run(e, m, name, n));
+            for (p, modules) in compiled.iter().enumerate() {
+                for (c, (e, m)) in engines.iter().zip(modules).enumerate() {
+                    best[p][c] = best[p][c].min(raw_run(e, m, name, n));
+                }
             }
         }
-        let mut line = format!(r#"{{"bench":"metering","workload":"{name}","n":{n}"#);
-        let plain = best[0];
-        for ((label, _, _), t) in compiled.iter().zip(&best) {
-            line.push_str(&format!(
-                r#","ms_{label}":{:.1},"pct_{label}":{:.1}"#,
-                t * 1e3,
-                (t / plain - 1.0) * 100.0
-            ));
+        let mut line = format!(
+            r#"{{"bench":"metering","workload":"{name}","n":{n},"placements":{PLACEMENTS}"#
+        );
+        let pct = |p: usize, c: usize| (best[p][c] / best[p][0] - 1.0) * 100.0;
+        for (c, (label, ..)) in configs.iter().enumerate() {
+            let ms = best.iter().map(|b| b[c]).sum::<f64>() / PLACEMENTS as f64 * 1e3;
+            let mean = (0..PLACEMENTS).map(|p| pct(p, c)).sum::<f64>() / PLACEMENTS as f64;
+            line.push_str(&format!(r#","ms_{label}":{ms:.1},"pct_{label}":{mean:.1}"#));
         }
-        line.push_str(r#","target_pct":25}"#);
+        let vm = configs.len() - 1;
+        let range = (0..PLACEMENTS).map(|p| pct(p, vm));
+        let (lo, hi) = range.fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)));
+        line.push_str(&format!(
+            r#","pct_vm_min":{lo:.1},"pct_vm_max":{hi:.1},"target_pct":25}}"#
+        ));
         println!("{line}");
     }
 }
 
+/// Code placements each metering workload is measured at.
+const PLACEMENTS: usize = 6;
+
 /// Rounds of the metering workloads (each configuration keeps its best).
-const ROUNDS: usize = 11;
+const ROUNDS: usize = 7;
 
 /// A module of `n` small functions (the worst shape per byte: per-function
 /// overhead dominates); `salt` changes constants so hashes differ.

@@ -35,7 +35,7 @@
 //!
 //! ```text
 //! entry:        gas = __stele_gas
-//! block start:  if gas < cost { __stele_gas = gas - cost; unreachable }
+//! block start:  if gas < cost { __stele_gas = -1; unreachable }
 //!               gas -= cost
 //! call:         __stele_gas = gas; call f; gas = __stele_gas
 //! exit:         __stele_gas = gas
@@ -53,6 +53,21 @@
 //! global below zero. Unlike wasmtime's fuel check, whose out-of-fuel path
 //! is a call into the runtime, a trap clobbers no registers, so loops keep
 //! their values in registers.
+//!
+//! **Loops.** A loop that is only ever repeated by an unconditional `br`
+//! pays its header block (the one right after `loop`) where control enters
+//! the header: just before `loop`, and at each `br` back edge, which
+//! becomes `gas -= cost; br_if (gas >= 0) <loop>; __stele_gas = -1;
+//! unreachable`. Nothing runs between that charge and the header, so gas
+//! and errors are exactly those of charging at the header, and the check
+//! lands next to the back edge's own jump. Loops repeated by `br_if` or
+//! `br_table` (the shape compilers give most loops) keep the charge at the
+//! header. After a block that is or contains a loop the counter passes
+//! through `gas ^= zero`, a load of a mutable global that is always zero:
+//! without it Cranelift folds the next charge into the loop's
+//! (`(gas - a) - b` into `gas - (a + b)`), which keeps the counter from
+//! before the loop's last charge alive through every iteration and costs
+//! the loop register moves.
 //!
 //! Function, global and type indices are unchanged (the globals are appended
 //! last and contracts cannot import globals), so no other section needs
@@ -84,6 +99,7 @@ pub fn instrument(
     let globals = Globals {
         height: info.globals,
         gas: info.globals + 1,
+        zero: info.globals + 2,
     };
     let mut globals_done = false;
     let mut code_section: Option<CodeSection> = None;
@@ -173,6 +189,8 @@ pub fn instrument(
 struct Globals {
     height: u32,
     gas: u32,
+    /// Mutable, never written, always zero (metered modules only).
+    zero: u32,
 }
 
 /// What the rewrite of one function needs to know about it.
@@ -194,6 +212,14 @@ fn push_globals(section: &mut GlobalSection, metered: bool) {
         &ConstExpr::i32_const(0),
     );
     if metered {
+        section.global(
+            GlobalType {
+                val_type: ValType::I64,
+                mutable: true,
+                shared: false,
+            },
+            &ConstExpr::i64_const(0),
+        );
         section.global(
             GlobalType {
                 val_type: ValType::I64,
@@ -303,6 +329,41 @@ enum Item<'a> {
     Sync,
     /// Reload the counter after a call.
     Reload,
+    /// Just before `loop` number `n`: its header's charge when the loop
+    /// pays it on entry and at its back edges (see [`LoopCharge`]).
+    LoopEntry(usize),
+    /// The first metered block of loop `n`: charged here unless the loop
+    /// pays on entry and at its back edges.
+    Header(usize),
+    /// A `br` to loop `n`, `depth` labels out.
+    BackEdge {
+        n: usize,
+        depth: u32,
+    },
+    /// `gas ^= zero`, which Cranelift cannot fold through (see the module
+    /// documentation, "Loops").
+    Opaque,
+}
+
+/// Where a loop's header block is charged (module documentation, "Loops").
+struct LoopCharge {
+    /// Index of the header block's cost.
+    header: usize,
+    /// No `br_if` or `br_table` targets the loop.
+    at_edges: bool,
+}
+
+/// An open control frame of the body being metered.
+struct Frame {
+    kind: FrameKind,
+    /// The frame is or contains a loop.
+    has_loop: bool,
+}
+
+#[derive(Clone, Copy)]
+enum FrameKind {
+    Block,
+    Loop(usize),
 }
 
 /// The locals a metered function gets.
@@ -336,6 +397,19 @@ fn metered_function(
     let mut costs: Vec<u64> = vec![0];
     let mut ops = body.get_operators_reader().map_err(wasm_err)?;
     let mut depth: u32 = 0;
+    let mut loops: Vec<LoopCharge> = Vec::new();
+    let mut frames: Vec<Frame> = Vec::new();
+    // The loop `relative` labels out, if that label is a loop's.
+    let loop_at = |frames: &[Frame], relative: u32| -> Option<usize> {
+        let i = frames
+            .len()
+            .checked_sub(1)?
+            .checked_sub(relative as usize)?;
+        match frames.get(i).map(|f| f.kind) {
+            Some(FrameKind::Loop(n)) => Some(n),
+            _ => None,
+        }
+    };
     while !ops.eof() {
         let op = ops.read().map_err(wasm_err)?;
         let cost = gas.op_fuel(&op);
@@ -364,26 +438,87 @@ fn metered_function(
                 | Operator::Unreachable
         );
         let is_call = matches!(op, Operator::Call { .. } | Operator::CallIndirect { .. });
+        let mut back_edge = None;
+        let mut after_loop = false;
         match op {
-            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => depth += 1,
+            Operator::Block { .. } | Operator::If { .. } => {
+                depth += 1;
+                frames.push(Frame {
+                    kind: FrameKind::Block,
+                    has_loop: false,
+                });
+            }
+            Operator::Loop { .. } => {
+                depth += 1;
+                let n = loops.len();
+                loops.push(LoopCharge {
+                    header: costs.len(),
+                    at_edges: true,
+                });
+                frames.push(Frame {
+                    kind: FrameKind::Loop(n),
+                    has_loop: true,
+                });
+                items.push(Item::LoopEntry(n));
+            }
             Operator::End if depth == 0 => {
                 // The function's own end: close the wrapper block.
                 items.push(Item::Op(Instruction::End));
                 continue;
             }
-            Operator::End => depth -= 1,
+            Operator::End => {
+                depth -= 1;
+                if let Some(frame) = frames.pop() {
+                    after_loop = frame.has_loop;
+                    if let Some(parent) = frames.last_mut() {
+                        parent.has_loop |= frame.has_loop;
+                    }
+                }
+            }
+            Operator::Br { relative_depth } => {
+                back_edge = loop_at(&frames, relative_depth).map(|n| (n, relative_depth));
+            }
+            Operator::BrIf { relative_depth } => {
+                if let Some(l) = loop_at(&frames, relative_depth).and_then(|n| loops.get_mut(n)) {
+                    l.at_edges = false;
+                }
+            }
+            Operator::BrTable { ref targets } => {
+                let mut relatives = vec![targets.default()];
+                for t in targets.targets() {
+                    relatives.push(t.map_err(wasm_err)?);
+                }
+                for relative in relatives {
+                    if let Some(l) = loop_at(&frames, relative).and_then(|n| loops.get_mut(n)) {
+                        l.at_edges = false;
+                    }
+                }
+            }
             _ => {}
         }
-        let ins = match op {
-            Operator::Return => Instruction::Br(depth),
-            other => re.instruction(other).map_err(encode_err)?,
-        };
-        if is_call {
-            items.push(Item::Sync);
+        if let Some((n, depth)) = back_edge {
+            items.push(Item::BackEdge { n, depth });
+        } else {
+            let is_loop = matches!(op, Operator::Loop { .. });
+            let ins = match op {
+                Operator::Return => Instruction::Br(depth),
+                other => re.instruction(other).map_err(encode_err)?,
+            };
+            if is_call {
+                items.push(Item::Sync);
+            }
+            items.push(Item::Op(ins));
+            if is_call {
+                items.push(Item::Reload);
+            }
+            if is_loop {
+                items.push(Item::Header(loops.len() - 1));
+                costs.push(0);
+                continue;
+            }
         }
-        items.push(Item::Op(ins));
-        if is_call {
-            items.push(Item::Reload);
+        if after_loop {
+            items.push(Item::Opaque);
         }
         if ends_block {
             items.push(Item::Charge(costs.len()));
@@ -392,6 +527,10 @@ fn metered_function(
     }
 
     // Second pass: emit.
+    let cost_of = |n: usize| -> Option<i64> {
+        let cost = costs.get(n).copied().unwrap_or(0);
+        (cost > 0).then(|| cost.min(i64::MAX as u64) as i64)
+    };
     let mut f = Function::new(locals);
     emit_stack_prologue(&mut f, globals.height, l.height, frame);
     f.instruction(&Instruction::GlobalGet(globals.gas));
@@ -403,10 +542,43 @@ fn metered_function(
                 f.instruction(ins);
             }
             Item::Charge(n) => {
-                let cost = costs.get(*n).copied().unwrap_or(0);
-                if cost > 0 {
-                    let cost = cost.min(i64::MAX as u64) as i64;
+                if let Some(cost) = cost_of(*n) {
                     emit_debit(&mut f, globals.gas, l.gas, &[Instruction::I64Const(cost)]);
+                }
+            }
+            Item::LoopEntry(n) | Item::Header(n) => {
+                let Some(lc) = loops.get(*n) else { continue };
+                // At the entry when paid at the edges, else at the header.
+                if lc.at_edges == matches!(item, Item::LoopEntry(_))
+                    && let Some(cost) = cost_of(lc.header)
+                {
+                    emit_debit(&mut f, globals.gas, l.gas, &[Instruction::I64Const(cost)]);
+                }
+            }
+            Item::BackEdge { n, depth } => {
+                let paid_here = loops
+                    .get(*n)
+                    .filter(|lc| lc.at_edges)
+                    .and_then(|lc| cost_of(lc.header));
+                match paid_here {
+                    Some(cost) => {
+                        // gas -= cost; if gas >= 0 { br } else { trap }.
+                        // The counter never exceeds i64::MAX and costs are
+                        // far below it, so the subtraction cannot wrap.
+                        f.instruction(&Instruction::LocalGet(l.gas));
+                        f.instruction(&Instruction::I64Const(cost));
+                        f.instruction(&Instruction::I64Sub);
+                        f.instruction(&Instruction::LocalTee(l.gas));
+                        f.instruction(&Instruction::I64Const(0));
+                        f.instruction(&Instruction::I64GeS);
+                        f.instruction(&Instruction::BrIf(*depth));
+                        f.instruction(&Instruction::I64Const(-1));
+                        f.instruction(&Instruction::GlobalSet(globals.gas));
+                        f.instruction(&Instruction::Unreachable);
+                    }
+                    None => {
+                        f.instruction(&Instruction::Br(*depth));
+                    }
                 }
             }
             Item::ChargePerUnit(per_unit) => {
@@ -428,6 +600,12 @@ fn metered_function(
                 f.instruction(&Instruction::GlobalGet(globals.gas));
                 f.instruction(&Instruction::LocalSet(l.gas));
             }
+            Item::Opaque => {
+                f.instruction(&Instruction::LocalGet(l.gas));
+                f.instruction(&Instruction::GlobalGet(globals.zero));
+                f.instruction(&Instruction::I64Xor);
+                f.instruction(&Instruction::LocalSet(l.gas));
+            }
         }
     }
     // Every exit passes here: the caller (or the VM) reads what is left.
@@ -443,9 +621,9 @@ fn metered_function(
 }
 
 /// `gas -= amount` (`amount` pushes a non-negative i64); when that would go
-/// below zero, the negative result is stored to the global (so the VM can
-/// tell out of gas from the contract's own `unreachable`) and the instance
-/// traps. Comparing before subtracting lets the compiler test the live
+/// below zero, -1 is stored to the global (so the VM can tell out of gas
+/// from the contract's own `unreachable`; a constant keeps the old counter
+/// out of the trap path) and the instance traps. Comparing before subtracting lets the compiler test the live
 /// counter in place instead of copying it every iteration of a loop.
 fn emit_debit(f: &mut Function, global: u32, local: u32, amount: &[Instruction<'_>]) {
     let push_amount = |f: &mut Function| {
@@ -457,9 +635,7 @@ fn emit_debit(f: &mut Function, global: u32, local: u32, amount: &[Instruction<'
     push_amount(f);
     f.instruction(&Instruction::I64LtS);
     f.instruction(&Instruction::If(BlockType::Empty));
-    f.instruction(&Instruction::LocalGet(local));
-    push_amount(f);
-    f.instruction(&Instruction::I64Sub);
+    f.instruction(&Instruction::I64Const(-1));
     f.instruction(&Instruction::GlobalSet(global));
     f.instruction(&Instruction::Unreachable);
     f.instruction(&Instruction::End);

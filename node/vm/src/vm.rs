@@ -23,7 +23,7 @@ use crate::validate::{ModuleInfo, ValidationError, validate};
 use crate::world::World;
 
 /// Version of the instrumentation pass; part of the artifact cache key.
-pub const INSTRUMENTATION_VERSION: u32 = 2;
+pub const INSTRUMENTATION_VERSION: u32 = 3;
 
 /// Native stack wasmtime lets one execution use (all nested frames
 /// together). The deterministic limits (`stack_height_max` x

@@ -34,12 +34,17 @@ fn gas_of(body: &str) -> u64 {
 /// A loop of `n` iterations, each costing `body` plus the loop's own
 /// operators.
 fn counted_loop(n: u32, body: &str) -> String {
+    closed_loop(n, body, "(br $l)")
+}
+
+/// [`counted_loop`] with `back_edge` as the branch that repeats it.
+fn closed_loop(n: u32, body: &str, back_edge: &str) -> String {
     format!(
         r#"(block $done (loop $l
           (br_if $done (i32.ge_u (local.get $i) (i32.const {n})))
           {body}
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
-          (br $l)))"#
+          {back_edge}))"#
     )
 }
 
@@ -259,5 +264,90 @@ fn a_taken_br_if_has_paid_for_the_rest_of_its_block() {
             )
         };
         assert_eq!(gas_of(&body(1)), gas_of(&body(0)));
+    });
+}
+
+#[test]
+fn a_loop_pays_the_same_whichever_branch_repeats_it() {
+    on_exec_stack(|| {
+        // A `br` back edge pays the header's charge before it jumps (and
+        // the loop's entry before it enters); `br_if` and `br_table` back
+        // edges leave it at the header. Either way each iteration costs
+        // its operators: 8 units of loop plus the back edge's own.
+        for (back_edge, units) in [
+            ("(br $l)", 9),
+            ("(br_if $l (i32.const 1))", 10),
+            ("(br_table $l $done (i32.const 0))", 10),
+        ] {
+            let g1 = gas_of(&closed_loop(8_000, "", back_edge));
+            let g2 = gas_of(&closed_loop(16_000, "", back_edge));
+            assert_eq!(g2 - g1, 8_000 * units / V3.fuel_per_gas, "{back_edge}");
+            // The limit it needs exactly is enough and one gas less is not.
+            let exact = run(&closed_loop(16_000, "", back_edge), g2);
+            assert_eq!(exact.status, ExecStatus::Success, "{back_edge}: {exact:?}");
+            let short = run(&closed_loop(16_000, "", back_edge), g2 - 1);
+            assert_eq!(short.failure, Some(Failure::OutOfGas), "{back_edge}");
+            assert_eq!(short.gas_used, g2 - 1, "{back_edge}");
+        }
+    });
+}
+
+#[test]
+fn running_out_at_a_back_edge_is_out_of_gas_not_a_trap() {
+    on_exec_stack(|| {
+        // Nested loops, the inner one repeated by `br` from inside a block:
+        // every limit below what the run needs stops it as out of gas.
+        let body = r#"(block $done (loop $outer
+              (br_if $done (i32.ge_u (local.get $i) (i32.const 50)))
+              (local.set $x (i64.const 0))
+              (block $inner_done (loop $inner
+                (block $b
+                  (br_if $inner_done (i64.ge_u (local.get $x) (i64.const 40)))
+                  (local.set $x (i64.add (local.get $x) (i64.const 1))))
+                (br $inner)))
+              (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br $outer)))"#;
+        let need = gas_of(body);
+        for short in [need - 1, need - 7, need / 2, need / 3 + 1] {
+            let out = run(body, short);
+            assert_eq!(out.failure, Some(Failure::OutOfGas), "{short}: {out:?}");
+            assert_eq!(out.gas_used, short);
+        }
+    });
+}
+
+#[test]
+fn loops_with_parameters_and_results_keep_their_values() {
+    on_exec_stack(|| {
+        // A loop carrying (i, sum) as parameters, repeated by `br` from a
+        // nested block, inside a block with a result: the back edge's
+        // charge must leave the carried values in place.
+        let sum_to = |n: u32| {
+            let body = format!(
+                r#"(i64.store (i32.const 0)
+                  (block $out (result i64)
+                    (i32.const 0) (i64.const 0)
+                    (loop $l (param i32 i64) (result i64)
+                      (local.set $x)
+                      (local.set $i)
+                      (block $next
+                        (br_if $next (i32.lt_u (local.get $i) (i32.const {n})))
+                        (br $out (local.get $x)))
+                      (i32.add (local.get $i) (i32.const 1))
+                      (i64.add (local.get $x) (i64.extend_i32_u (local.get $i)))
+                      (br $l))))
+                (call $set_return (i32.const 0) (i32.const 8))"#
+            );
+            let out = run(&body, GAS);
+            assert_eq!(out.status, ExecStatus::Success, "{out:?}");
+            let sum = u64::from_le_bytes(out.output[..8].try_into().expect("8 bytes"));
+            (sum, out.gas_used)
+        };
+        let (s1, g1) = sum_to(1_000);
+        let (s2, g2) = sum_to(2_000);
+        let (s3, g3) = sum_to(3_000);
+        assert_eq!((s1, s2, s3), (499_500, 1_999_000, 4_498_500));
+        assert_eq!(g3 - g2, g2 - g1);
+        assert!(g2 > g1);
     });
 }
