@@ -359,7 +359,7 @@ fn metering_overhead() {
 const PLACEMENTS: usize = 6;
 
 /// Rounds of the metering workloads (each configuration keeps its best).
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 15;
 
 /// A module of `n` small functions (the worst shape per byte: per-function
 /// overhead dominates); `salt` changes constants so hashes differ.
