@@ -1,7 +1,12 @@
 # Shared set-up for the scripts in this folder; source it, don't run it.
 
-# One target dir outside the clone, so CI runs and sessions reuse the build.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/stele-target}"
+# A target dir outside the clone, so later runs reuse the build; one per
+# checkout path. Cargo reuses a crate built from the same sources in another
+# directory, yet `env!("CARGO_MANIFEST_DIR")` stays baked in, so a test built
+# in one checkout would read (or miss) another checkout's files.
+stele_checkout="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+stele_key="$(printf '%s' "$stele_checkout" | sha256sum | cut -c1-12)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/stele-targets/$stele_key}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n== %s\n' "$*"; }
