@@ -184,7 +184,8 @@ pub async fn run(ctx: &Ctx, a: DevnetArgs) -> Res {
     let mut nodes: Vec<RunningNode> = Vec::new();
     for i in 0..spec.validators {
         let node_home = dir.join(format!("node{i}"));
-        match home::start_home(&node_home).await {
+        // The CLI's runtime was not built for in-place execution.
+        match home::start_home(&node_home, false).await {
             Ok(n) => nodes.push(n),
             Err(e) => {
                 stop_all(nodes).await;

@@ -195,8 +195,9 @@ pub struct RunningNode {
 }
 
 /// Starts the validator whose home is `home` (as `stele-node start` does),
-/// on the current tokio runtime.
-pub async fn start_home(home: &Path) -> Result<RunningNode, HomeError> {
+/// on the current tokio runtime; `exec_inline` as
+/// [`NodeOptions::exec_inline`].
+pub async fn start_home(home: &Path, exec_inline: bool) -> Result<RunningNode, HomeError> {
     let config = NodeConfig::load(&config_path(home)).map_err(err)?;
     let key = keys::load(&config.node.key_file).map_err(err)?;
     let genesis = Genesis::load(&config.node.genesis_file).map_err(err)?;
@@ -223,6 +224,7 @@ pub async fn start_home(home: &Path) -> Result<RunningNode, HomeError> {
             ..Default::default()
         },
         prune_interval_blocks: config.storage.prune_interval_blocks,
+        exec_inline,
     };
     let node = Node::start(opts).await.map_err(err)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

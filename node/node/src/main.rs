@@ -254,12 +254,11 @@ fn init_logging(config: &NodeConfig) {
 fn start(home: &Path) -> Res {
     let config = NodeConfig::load(&config_path(home)).map_err(|e| e.to_string())?;
     init_logging(&config);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = stele_node::node::runtime().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        let running = home::start_home(home).await.map_err(|e| e.to_string())?;
+        let running = home::start_home(home, true)
+            .await
+            .map_err(|e| e.to_string())?;
         wait_for_signal(&running.node).await;
         tracing::info!("shutting down");
         running.shutdown().await.map_err(|e| e.to_string())

@@ -138,6 +138,7 @@ impl Cluster {
                 ..Default::default()
             },
             prune_interval_blocks: self.prune_interval_blocks,
+            exec_inline: false,
         })
         .await
         .unwrap()

@@ -435,6 +435,21 @@ impl State {
     /// Writes a prepared commit (and whatever the caller added to its batch)
     /// in one synced RocksDB write; returns the new root.
     pub fn apply(&mut self, prepared: PreparedCommit) -> Result<Hash, StateError> {
+        self.apply_with(prepared, true)
+    }
+
+    /// [`State::apply`] without waiting for the disk: the write is atomic and
+    /// survives the process crashing (it is in the operating system's
+    /// buffers), and becomes durable against power loss with the next
+    /// synced write to this database, whatever column family that write is
+    /// to (RocksDB has one log for all of them). For a caller that can
+    /// rebuild the commit from something it syncs later, such as a
+    /// consensus log in the same database.
+    pub fn apply_unsynced(&mut self, prepared: PreparedCommit) -> Result<Hash, StateError> {
+        self.apply_with(prepared, false)
+    }
+
+    fn apply_with(&mut self, prepared: PreparedCommit, sync: bool) -> Result<Hash, StateError> {
         if prepared.base != self.latest {
             return Err(StateError::StalePreparedCommit {
                 base: prepared.base,
@@ -442,7 +457,7 @@ impl State {
             });
         }
         let mut opts = WriteOptions::default();
-        opts.set_sync(true);
+        opts.set_sync(sync);
         self.db.write_opt(prepared.batch, &opts)?;
         assert!(
             self.latest.is_none_or(|l| l < prepared.version),

@@ -16,6 +16,8 @@ use stele_types::Address;
 use common::{reference_root, test_config};
 
 const DIR_ENV: &str = "STELE_STATE_CRASH_DIR";
+/// Set for a child that commits with `State::apply_unsynced`.
+const UNSYNCED_ENV: &str = "STELE_STATE_CRASH_UNSYNCED";
 const KEYS: u32 = 400;
 const CONTRACT: Address = Address([0x42; 20]);
 
@@ -57,10 +59,16 @@ fn child_commits_until_killed() {
     let Ok(dir) = std::env::var(DIR_ENV) else {
         return;
     };
+    let unsynced = std::env::var(UNSYNCED_ENV).is_ok_and(|v| v == "1");
     let mut state = State::open(&dir, test_config(3)).unwrap();
     let mut v = state.latest_version().unwrap_or(0) + 1;
     loop {
-        state.commit(v, &writes_for(v)).unwrap();
+        if unsynced {
+            let prepared = state.prepare_commit(v, &writes_for(v)).unwrap();
+            state.apply_unsynced(prepared).unwrap();
+        } else {
+            state.commit(v, &writes_for(v)).unwrap();
+        }
         state.prune().unwrap();
         v += 1;
     }
@@ -68,6 +76,17 @@ fn child_commits_until_killed() {
 
 #[test]
 fn latest_version_survives_sigkill_during_commits() {
+    sigkill_rounds(false);
+}
+
+#[test]
+fn unsynced_commits_survive_sigkill_too() {
+    // The process dies, the operating system does not: a write that
+    // returned is in its buffers and is read back after the restart.
+    sigkill_rounds(true);
+}
+
+fn sigkill_rounds(unsynced: bool) {
     let dir = tempfile::tempdir().unwrap();
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -81,6 +100,7 @@ fn latest_version_survives_sigkill_during_commits() {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "child_commits_until_killed", "--nocapture"])
             .env(DIR_ENV, dir.path())
+            .env(UNSYNCED_ENV, if unsynced { "1" } else { "" })
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

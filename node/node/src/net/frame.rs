@@ -102,6 +102,38 @@ pub async fn read_frame(recv: &mut RecvStream, max: usize) -> Result<Vec<u8>, Re
     Ok(buf)
 }
 
+/// Frames at most this long are copied into one buffer and written
+/// together; longer ones are written in place.
+const COALESCE_BYTES_MAX: usize = 64 << 10;
+
+/// Writes several frames with as few stream writes as possible: each write
+/// to a QUIC stream takes the connection's lock and wakes its driver, which
+/// costs more than copying a small message.
+pub async fn write_frames<P: AsRef<[u8]>>(
+    send: &mut SendStream,
+    payloads: &[P],
+) -> Result<(), String> {
+    let mut buf: Vec<u8> = Vec::new();
+    for payload in payloads {
+        let payload = payload.as_ref();
+        let len = u32::try_from(payload.len()).map_err(|_| "frame longer than u32".to_string())?;
+        if payload.len() > COALESCE_BYTES_MAX {
+            if !buf.is_empty() {
+                send.write_all(&buf).await.map_err(|e| e.to_string())?;
+                buf.clear();
+            }
+            write_frame(send, payload).await?;
+        } else {
+            buf.extend_from_slice(&len.to_le_bytes());
+            buf.extend_from_slice(payload);
+        }
+    }
+    if !buf.is_empty() {
+        send.write_all(&buf).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// Writes one frame.
 pub async fn write_frame(send: &mut SendStream, payload: &[u8]) -> Result<(), String> {
     let len = u32::try_from(payload.len()).map_err(|_| "frame longer than u32".to_string())?;

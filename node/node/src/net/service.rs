@@ -19,7 +19,7 @@ use thiserror::Error;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use super::config::NetConfig;
-use super::frame::{Channel, ReadError, code, read_frame, write_frame};
+use super::frame::{Channel, ReadError, code, read_frame, write_frame, write_frames};
 use super::handshake::{self, HandshakeError};
 use super::metrics::{DropReason, NetMetrics};
 use super::rate::TokenBucket;
@@ -77,6 +77,10 @@ pub enum NetError {
 }
 
 type Payload = Arc<[u8]>;
+
+/// A writer takes queued messages into one stream write up to about this
+/// many bytes.
+const WRITE_BATCH_BYTES_MAX: usize = 256 << 10;
 
 struct PeerHandle {
     conn: Connection,
@@ -615,7 +619,21 @@ impl Network {
 /// stream, reopening the stream if the peer stopped it.
 async fn writer(net: Network, conn: Connection, channel: Channel, mut rx: mpsc::Receiver<Payload>) {
     let mut stream: Option<quinn::SendStream> = None;
-    while let Some(payload) = rx.recv().await {
+    let mut batch: Vec<Payload> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        // Whatever else is queued goes out in the same write.
+        let mut bytes = first.len();
+        batch.clear();
+        batch.push(first);
+        while bytes < WRITE_BATCH_BYTES_MAX {
+            match rx.try_recv() {
+                Ok(p) => {
+                    bytes += p.len();
+                    batch.push(p);
+                }
+                Err(_) => break,
+            }
+        }
         if stream.is_none() {
             let Ok(mut s) = conn.open_uni().await else {
                 return;
@@ -629,8 +647,12 @@ async fn writer(net: Network, conn: Connection, channel: Channel, mut rx: mpsc::
         let Some(s) = stream.as_mut() else {
             continue;
         };
-        match write_frame(s, &payload).await {
-            Ok(()) => net.inner.metrics.outbound(channel, payload.len()),
+        match write_frames(s, &batch).await {
+            Ok(()) => {
+                for payload in &batch {
+                    net.inner.metrics.outbound(channel, payload.len());
+                }
+            }
             Err(e) => {
                 tracing::debug!(channel = channel.name(), error = %e, "stream write failed");
                 stream = None;
