@@ -22,6 +22,10 @@ pub struct Counters {
     pub dropped_invalid: u64,
     /// Duplicates of messages already counted.
     pub duplicates: u64,
+    /// PREPAREs for a slot already prepared in their view and COMMITs for a
+    /// slot already committed-local (or committed), dropped without
+    /// checking their signatures.
+    pub unneeded_votes: u64,
     /// Conflicting signed messages from one signer (reported as evidence).
     pub equivocations: u64,
     /// Times this replica refused to sign a second value for one

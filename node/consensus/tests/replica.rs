@@ -152,6 +152,27 @@ fn forged_unknown_oversized_and_malformed_messages_are_dropped_and_counted() {
 }
 
 #[test]
+fn votes_that_change_nothing_are_dropped_before_their_signature_is_checked() {
+    let (keys, mut r) = four_replicas();
+    let commit = |seq: u64| {
+        Message::Commit(Commit {
+            view: 0,
+            seq,
+            block_hash: Hash([1; 32]),
+        })
+    };
+    // Forged (signed by 2, claiming 3): at the committed height it is not
+    // even checked; above it, it is, and fails.
+    let at_tip = signed(&keys[2], 3, commit(0));
+    let above = signed(&keys[2], 3, commit(1));
+    assert!(r.handle(Input::Message(at_tip.to_bytes())).is_empty());
+    assert!(r.handle(Input::Message(above.to_bytes())).is_empty());
+    let c = r.counters();
+    assert_eq!(c.unneeded_votes, 1);
+    assert_eq!(c.dropped_bad_signature, 1);
+}
+
+#[test]
 fn conflicting_commits_from_one_validator_are_reported_as_evidence() {
     let (keys, mut r) = four_replicas();
     let commit = |b: u8| {

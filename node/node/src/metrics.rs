@@ -181,6 +181,7 @@ impl NodeMetrics {
         set("out_of_window", c.dropped_out_of_window);
         set("invalid", c.dropped_invalid);
         set("duplicate", c.duplicates);
+        set("unneeded_vote", c.unneeded_votes);
     }
 
     /// The text exposition of every metric.
