@@ -664,12 +664,13 @@ struct Executed {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The thread blocks execute on (Wasm needs a deep native stack).
+/// Where blocks execute (Wasm needs a deep native stack): in place on the
+/// calling worker thread of a multi-threaded runtime built by [`runtime`],
+/// or on a dedicated thread with that stack.
 #[derive(Clone)]
 struct ExecThread {
-    jobs: std::sync::mpsc::Sender<Job>,
-    /// Run jobs in place on a multi-threaded runtime (`exec_inline`).
-    inline: bool,
+    /// `None`: run jobs in place (`exec_inline`).
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
 }
 
 impl ExecThread {
@@ -677,6 +678,9 @@ impl ExecThread {
         let inline = inline
             && tokio::runtime::Handle::try_current()
                 .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if inline {
+            return Ok(ExecThread { jobs: None });
+        }
         let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("stele-exec".into())
@@ -687,22 +691,21 @@ impl ExecThread {
                 }
             })
             .map_err(|e| NodeError::Storage(format!("cannot start the execution thread: {e}")))?;
-        Ok(ExecThread { jobs, inline })
+        Ok(ExecThread { jobs: Some(jobs) })
     }
 
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, NodeError> {
-        if self.inline {
+        let Some(jobs) = &self.jobs else {
             return Ok(tokio::task::block_in_place(f));
-        }
+        };
         let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send(Box::new(move || {
-                let _ = tx.send(f());
-            }))
-            .map_err(|_| NodeError::ExecThreadGone)?;
+        jobs.send(Box::new(move || {
+            let _ = tx.send(f());
+        }))
+        .map_err(|_| NodeError::ExecThreadGone)?;
         rx.await.map_err(|_| NodeError::ExecThreadGone)
     }
 }
@@ -742,7 +745,6 @@ struct Driver {
     sync_from: u64,
     sync_target: Arc<AtomicU64>,
     sync_running: Arc<AtomicBool>,
-    /// Gossiped transactions for [`admit_gossip`].
     /// Consensus messages this node broadcast lately, resent to a peer when
     /// it (re)connects: the transport drops messages to disconnected peers,
     /// and PBFT needs them retransmitted (a missed NEW-VIEW would leave the

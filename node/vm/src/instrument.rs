@@ -212,22 +212,17 @@ fn push_globals(section: &mut GlobalSection, metered: bool) {
         &ConstExpr::i32_const(0),
     );
     if metered {
-        section.global(
-            GlobalType {
-                val_type: ValType::I64,
-                mutable: true,
-                shared: false,
-            },
-            &ConstExpr::i64_const(0),
-        );
-        section.global(
-            GlobalType {
-                val_type: ValType::I64,
-                mutable: true,
-                shared: false,
-            },
-            &ConstExpr::i64_const(0),
-        );
+        // The gas counter, then the always-zero global.
+        for _ in 0..2 {
+            section.global(
+                GlobalType {
+                    val_type: ValType::I64,
+                    mutable: true,
+                    shared: false,
+                },
+                &ConstExpr::i64_const(0),
+            );
+        }
     }
 }
 
@@ -396,7 +391,6 @@ fn metered_function(
     let mut items: Vec<Item<'_>> = vec![Item::Charge(0)];
     let mut costs: Vec<u64> = vec![0];
     let mut ops = body.get_operators_reader().map_err(wasm_err)?;
-    let mut depth: u32 = 0;
     let mut loops: Vec<LoopCharge> = Vec::new();
     let mut frames: Vec<Frame> = Vec::new();
     // The loop `relative` labels out, if that label is a loop's.
@@ -442,14 +436,12 @@ fn metered_function(
         let mut after_loop = false;
         match op {
             Operator::Block { .. } | Operator::If { .. } => {
-                depth += 1;
                 frames.push(Frame {
                     kind: FrameKind::Block,
                     has_loop: false,
                 });
             }
             Operator::Loop { .. } => {
-                depth += 1;
                 let n = loops.len();
                 loops.push(LoopCharge {
                     header: costs.len(),
@@ -461,13 +453,12 @@ fn metered_function(
                 });
                 items.push(Item::LoopEntry(n));
             }
-            Operator::End if depth == 0 => {
+            Operator::End if frames.is_empty() => {
                 // The function's own end: close the wrapper block.
                 items.push(Item::Op(Instruction::End));
                 continue;
             }
             Operator::End => {
-                depth -= 1;
                 if let Some(frame) = frames.pop() {
                     after_loop = frame.has_loop;
                     if let Some(parent) = frames.last_mut() {
@@ -484,11 +475,8 @@ fn metered_function(
                 }
             }
             Operator::BrTable { ref targets } => {
-                let mut relatives = vec![targets.default()];
-                for t in targets.targets() {
-                    relatives.push(t.map_err(wasm_err)?);
-                }
-                for relative in relatives {
+                for relative in std::iter::once(Ok(targets.default())).chain(targets.targets()) {
+                    let relative = relative.map_err(wasm_err)?;
                     if let Some(l) = loop_at(&frames, relative).and_then(|n| loops.get_mut(n)) {
                         l.at_edges = false;
                     }
@@ -501,7 +489,8 @@ fn metered_function(
         } else {
             let is_loop = matches!(op, Operator::Loop { .. });
             let ins = match op {
-                Operator::Return => Instruction::Br(depth),
+                // Validation bounds nesting far below u32::MAX.
+                Operator::Return => Instruction::Br(frames.len() as u32),
                 other => re.instruction(other).map_err(encode_err)?,
             };
             if is_call {
