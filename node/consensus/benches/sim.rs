@@ -43,7 +43,7 @@ fn throughput(n: usize) {
 fn crashed_primary(n: usize) {
     let crash_ms = 2_000;
     let faults = Faults {
-        crashes: vec![(0, crash_ms, u64::MAX / 2)],
+        crashes: vec![(0, crash_ms, u64::MAX / 2, false)],
         ..clean()
     };
     let mut w = World::new(2, n, &[], faults);

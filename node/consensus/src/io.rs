@@ -13,9 +13,15 @@ pub enum Input {
     Start,
     /// Start after a crash: the records the replica asked to persist, in
     /// order, and the last block the node committed to its store.
+    /// `unsynced_lost` says the records written since the last synced one
+    /// may be missing (the host restarted since they were written; a
+    /// process crash alone keeps them): the replica then signs no
+    /// PRE-PREPARE or PREPARE in its current view (see
+    /// [`Record::needs_sync`]).
     Restart {
         records: Vec<Record>,
         committed: Option<(u64, Hash)>,
+        unsynced_lost: bool,
     },
     /// Bytes received from a peer. Decoded and checked inside the replica.
     Message(Vec<u8>),
@@ -48,14 +54,17 @@ pub enum Input {
 pub struct TimerId(pub u64);
 
 /// Something the node must do. Actions are executed in order: a
-/// [`Action::Persist`] must be durable before any later action runs.
+/// [`Action::Persist`] must be written (and synced if it needs it) before
+/// any later action runs.
 #[derive(Debug, Clone)]
 pub enum Action {
     /// Send to every other validator.
     Broadcast(Vec<u8>),
     /// Send to one validator.
     Send { to: ReplicaIndex, bytes: Vec<u8> },
-    /// Durably append to the replica's log, before the actions after it.
+    /// Append to the replica's log before the actions after it: written
+    /// (so a process crash keeps it), and synced to disk first when
+    /// [`Record::needs_sync`] holds.
     Persist(Record),
     /// The block at `seq` is final: apply it and store it with its
     /// certificate. Emitted exactly once per height, in height order.
@@ -138,6 +147,23 @@ impl Encode for Record {
 }
 
 impl Record {
+    /// Whether this record must be synced to disk before the actions after
+    /// it run. PRE-PREPAREs and PREPAREs need only be written: a process
+    /// crash keeps them, and losing them in a host crash is safe because the
+    /// restarted replica signs no more of them in that view
+    /// ([`Input::Restart`]). Everything else is synced: COMMITs (their
+    /// prepared certificates must survive for view changes), checkpoints,
+    /// view changes. A sync also makes every earlier write durable.
+    pub fn needs_sync(&self) -> bool {
+        !matches!(
+            self,
+            Record::Signed(SignedMessage {
+                message: Message::PrePrepare(_) | Message::Prepare(_),
+                ..
+            })
+        )
+    }
+
     /// Whether a replica with stable checkpoint `stable_seq` in `view` can
     /// forget this record: it will never sign anything at or below the
     /// stable checkpoint or in a lower view again, and it keeps the newest

@@ -107,6 +107,11 @@ pub struct Replica {
 
     /// What this replica signed, by (kind, view, seq): never two values.
     signed: BTreeMap<VoteKey, Hash>,
+    /// Set by a restart that may have lost unsynced records (the host
+    /// restarted): the view the replica was in. PRE-PREPAREs and PREPAREs
+    /// are written without a sync, so it cannot know which ones it sent in
+    /// that view; it signs none there or below and waits for a later view.
+    lost_view: Option<u64>,
     /// First message seen per (kind, view, seq, signer), for equivocation.
     seen: BTreeMap<(u8, u64, u64, ReplicaIndex), SignedMessage>,
 
@@ -158,6 +163,7 @@ impl Replica {
             latest_view_change: BTreeMap::new(),
             new_view_message: None,
             signed: BTreeMap::new(),
+            lost_view: None,
             seen: BTreeMap::new(),
             proposal_pending: None,
             next_seq: 1,
@@ -180,7 +186,11 @@ impl Replica {
                 self.arm_timer();
                 self.advance();
             }
-            Input::Restart { records, committed } => self.restart(records, committed),
+            Input::Restart {
+                records,
+                committed,
+                unsynced_lost,
+            } => self.restart(records, committed, unsynced_lost),
             Input::Message(bytes) => self.on_bytes(&bytes),
             Input::Timer(id) => {
                 if id.0 == self.timer {
@@ -295,8 +305,14 @@ impl Replica {
     }
 
     /// Signs `message` unless this replica already signed a different value
-    /// for the same (kind, view, seq); during replay it signs nothing new.
+    /// for the same (kind, view, seq); during replay it signs nothing new;
+    /// after a lossy restart, no PRE-PREPARE or PREPARE in the lost view.
     pub(crate) fn sign(&mut self, message: Message) -> Option<SignedMessage> {
+        if matches!(message, Message::PrePrepare(_) | Message::Prepare(_))
+            && !self.may_order(message.view())
+        {
+            return None;
+        }
         let key = vote_key(&message);
         let body = message.body_hash();
         match self.signed.get(&key) {
@@ -316,6 +332,12 @@ impl Replica {
             signer: self.me,
             message,
         })
+    }
+
+    /// Whether this replica may sign PRE-PREPAREs and PREPAREs in `view`
+    /// (see `lost_view`).
+    pub(crate) fn may_order(&self, view: u64) -> bool {
+        self.lost_view.is_none_or(|lost| view > lost)
     }
 
     /// Drops equivocation and signing records of views below `view`, which
@@ -819,7 +841,11 @@ impl Replica {
     /// §4.2: the primary asks the node for the next block while the window
     /// and the pipeline have room.
     fn maybe_request_proposal(&mut self) {
-        if !self.active || !self.is_primary(self.view) || self.proposal_pending.is_some() {
+        if !self.active
+            || !self.is_primary(self.view)
+            || self.proposal_pending.is_some()
+            || !self.may_order(self.view)
+        {
             return;
         }
         if self.committed_seq < self.stable.seq {
@@ -1063,7 +1089,7 @@ impl Replica {
 
     /// Rebuilds the safety state from the log without emitting any message:
     /// what was signed stays signed, and nothing new is signed during replay.
-    fn restart(&mut self, records: Vec<Record>, committed: Option<(u64, Hash)>) {
+    fn restart(&mut self, records: Vec<Record>, committed: Option<(u64, Hash)>, lost: bool) {
         self.replaying = true;
         if let Some((seq, hash)) = committed {
             self.committed_seq = seq;
@@ -1104,6 +1130,11 @@ impl Replica {
             .unwrap_or(0)
             .max(self.committed_seq + 1);
         self.replaying = false;
+        // Records are lost only after the last synced one, and entering a
+        // view is synced: whatever was lost belongs to the current view.
+        if lost {
+            self.lost_view = Some(self.view);
+        }
         self.sync_requested_to = 0;
         self.out.clear();
         self.arm_timer();

@@ -92,6 +92,7 @@ fn restart_replays_the_log_without_sending_and_resumes_at_the_next_height() {
     let out = r.handle(Input::Restart {
         records,
         committed: Some((5, h5)),
+        unsynced_lost: false,
     });
     assert!(
         out.iter()
@@ -106,6 +107,61 @@ fn restart_replays_the_log_without_sending_and_resumes_at_the_next_height() {
         "{out:?}"
     );
     assert_eq!(r.counters().double_sign_refused, 0);
+}
+
+#[test]
+fn after_a_lossy_restart_the_replica_orders_nothing_in_its_view_until_the_next() {
+    let (_, records, _) = run_single(5);
+    let (keys, set) = validator_keys(1);
+    let mut r = Replica::with_k256(sim_config(set), keys[0].clone()).expect("valid config");
+    let (h5, _) = block(5);
+    let out = r.handle(Input::Restart {
+        records,
+        committed: Some((5, h5)),
+        unsynced_lost: true,
+    });
+    // It may have sent a PRE-PREPARE for height 6 in view 0 that its log
+    // lost: no proposal in view 0.
+    assert!(
+        !out.iter()
+            .any(|a| matches!(a, Action::RequestProposal { .. })),
+        "{out:?}"
+    );
+    let timer = out
+        .iter()
+        .rev()
+        .find_map(|a| match a {
+            Action::SetTimer { id, .. } => Some(*id),
+            _ => None,
+        })
+        .expect("the view timer is armed");
+    // The view timer moves it (alone, its own quorum) to view 1, where it
+    // proposes height 6 again.
+    let out = r.handle(Input::Timer(timer));
+    assert_eq!(r.view(), (1, true), "{out:?}");
+    assert!(
+        out.iter().any(|a| matches!(
+            a,
+            Action::RequestProposal {
+                view: 1,
+                seq: 6,
+                ..
+            }
+        )),
+        "{out:?}"
+    );
+    // A proposal in view 0 from before the restart is refused quietly.
+    let (block_hash, payload) = block(6);
+    let late = r.handle(Input::ProposalReady {
+        view: 0,
+        seq: 6,
+        block_hash,
+        payload,
+    });
+    assert!(
+        !late.iter().any(|a| matches!(a, Action::Broadcast(_))),
+        "{late:?}"
+    );
 }
 
 fn four_replicas() -> (Vec<stele_types::SecretKey>, Replica) {
@@ -295,7 +351,7 @@ fn view_change_elects_next_primary_when_primary_silent() {
 #[test]
 fn crashed_primary_is_replaced_and_rejoins_after_restart() {
     let faults = Faults {
-        crashes: vec![(0, 1_000, 20_000)],
+        crashes: vec![(0, 1_000, 20_000, false)],
         heal_ms: 0,
         ..Faults::default()
     };
@@ -334,6 +390,7 @@ fn compacted_log_stays_bounded_and_still_restarts() {
     let out = r.handle(Input::Restart {
         records: log,
         committed: Some((60, h60)),
+        unsynced_lost: false,
     });
     assert!(
         out.iter()

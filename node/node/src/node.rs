@@ -388,9 +388,15 @@ impl Node {
         let first = if records.is_empty() && tip.height == 0 {
             Input::Start
         } else {
+            if wal.unsynced_lost() {
+                warn!(
+                    "the host restarted since the consensus log was last open: this validator sits out its current view"
+                );
+            }
             Input::Restart {
                 records,
                 committed: (tip.height > 0).then_some((tip.height, tip.hash)),
+                unsynced_lost: wal.unsynced_lost(),
             }
         };
         info!(

@@ -1,6 +1,12 @@
 //! The consensus safety log: the records the PBFT replica asks to persist,
-//! in a column family of the node's RocksDB, each write synced before the
-//! call returns (so a signed message is durable before it is sent).
+//! in a column family of the node's RocksDB. Every append is written before
+//! the call returns (so a signed message outlives a crash of the process
+//! before it is sent) and synced when one of its records needs it
+//! ([`Record::needs_sync`]); a sync also makes every earlier write durable.
+//!
+//! Records written without a sync can be lost only if the host goes down.
+//! The log keeps the host's boot id to tell the two apart at the next start
+//! ([`Wal::unsynced_lost`]).
 
 use stele_consensus::{MessageLimits, Record};
 use stele_state::rocksdb::{IteratorMode, WriteBatch, WriteOptions};
@@ -10,6 +16,20 @@ use thiserror::Error;
 
 /// Column family of the log: key = 8-byte big-endian sequence number.
 pub const CF_WAL: &str = "consensus_wal";
+
+/// Key of the boot id of the host that last opened the log (not 8 bytes
+/// long, so never a record's key).
+const BOOT_KEY: &[u8] = b"host boot id";
+
+/// Where Linux publishes an id that changes at every boot.
+const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
+
+/// This boot's id, if the host publishes one.
+fn current_boot_id() -> Option<String> {
+    let id = std::fs::read_to_string(BOOT_ID_PATH).ok()?;
+    let id = id.trim();
+    (!id.is_empty()).then(|| id.to_owned())
+}
 
 /// Why the log cannot be read or written.
 #[derive(Debug, Error)]
@@ -36,6 +56,7 @@ impl From<StateError> for WalError {
 #[derive(Debug)]
 pub struct Wal {
     next: u64,
+    unsynced_lost: bool,
 }
 
 fn synced() -> WriteOptions {
@@ -45,13 +66,28 @@ fn synced() -> WriteOptions {
 }
 
 impl Wal {
-    /// Reads every record in order and positions the log after them.
+    /// Reads every record in order and positions the log after them, then
+    /// records this host's boot id.
     pub fn open(state: &State, limits: &MessageLimits) -> Result<(Wal, Vec<Record>), WalError> {
+        Self::open_on_boot(state, limits, current_boot_id())
+    }
+
+    /// [`open`](Self::open) with the boot id given (`None`: unknown).
+    pub fn open_on_boot(
+        state: &State,
+        limits: &MessageLimits,
+        boot_id: Option<String>,
+    ) -> Result<(Wal, Vec<Record>), WalError> {
         let cf = state.column_family(CF_WAL)?;
         let mut records = Vec::new();
         let mut next = 0;
+        let mut last_boot: Option<Vec<u8>> = None;
         for item in state.db().iterator_cf(cf, IteratorMode::Start) {
             let (key, value) = item?;
+            if key.as_ref() == BOOT_KEY {
+                last_boot = Some(value.to_vec());
+                continue;
+            }
             let index = key
                 .as_ref()
                 .try_into()
@@ -67,10 +103,38 @@ impl Wal {
             records.push(record);
             next = index + 1;
         }
-        Ok((Wal { next }, records))
+        // Unsynced records survive unless the host went down since they
+        // were written: same boot, nothing lost. An unknown boot (no id
+        // then or now) counts as a restart of the host.
+        let unsynced_lost = !records.is_empty()
+            && match (&boot_id, &last_boot) {
+                (Some(now), Some(then)) => now.as_bytes() != then.as_slice(),
+                _ => true,
+            };
+        // Synced before any record of this boot is written.
+        let stamp = boot_id.unwrap_or_default();
+        state
+            .db()
+            .put_cf_opt(cf, BOOT_KEY, stamp.as_bytes(), &synced())?;
+        Ok((
+            Wal {
+                next,
+                unsynced_lost,
+            },
+            records,
+        ))
     }
 
-    /// Appends `records` and syncs them to disk before returning.
+    /// Whether records written without a sync before this start may be
+    /// missing: the host restarted (or its boot id is unknown) since the log
+    /// was last opened. The replica must then sign no PRE-PREPARE or
+    /// PREPARE in its current view ([`stele_consensus::Input::Restart`]).
+    pub fn unsynced_lost(&self) -> bool {
+        self.unsynced_lost
+    }
+
+    /// Appends `records` in one write, synced to disk before returning if
+    /// any of them needs it.
     pub fn append(&mut self, state: &State, records: &[Record]) -> Result<(), WalError> {
         if records.is_empty() {
             return Ok(());
@@ -80,7 +144,9 @@ impl Wal {
         for (i, record) in (self.next..).zip(records) {
             batch.put_cf(cf, i.to_be_bytes(), record.to_bytes());
         }
-        state.db().write_opt(batch, &synced())?;
+        let mut opts = WriteOptions::default();
+        opts.set_sync(records.iter().any(Record::needs_sync));
+        state.db().write_opt(batch, &opts)?;
         self.next += records.len() as u64;
         Ok(())
     }
@@ -99,6 +165,9 @@ impl Wal {
         let mut dropped = 0;
         for item in state.db().iterator_cf(cf, IteratorMode::Start) {
             let (key, value) = item?;
+            if key.as_ref() == BOOT_KEY {
+                continue;
+            }
             let record = Record::decode(&value, limits).map_err(|e| WalError::Corrupt {
                 index: 0,
                 reason: e.to_string(),
@@ -112,5 +181,67 @@ impl Wal {
             state.db().write_opt(batch, &synced())?;
         }
         Ok(dropped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stele_consensus::CheckpointProof;
+    use stele_state::StateConfig;
+    use stele_types::Hash;
+
+    fn record(seq: u64) -> Record {
+        Record::Stable(CheckpointProof {
+            seq,
+            block_hash: Hash([seq as u8; 32]),
+            votes: Vec::new(),
+        })
+    }
+
+    fn limits() -> MessageLimits {
+        MessageLimits {
+            message_bytes_max: 1 << 20,
+            payload_bytes_max: 1 << 20,
+            validators_max: 4,
+            window_seqs_max: 16,
+        }
+    }
+
+    /// Opens the log on `boot`, appends `records`, and closes it.
+    fn session(
+        dir: &std::path::Path,
+        boot: Option<&str>,
+        records: &[Record],
+    ) -> (bool, Vec<Record>) {
+        let state = State::open_with_column_families(dir, StateConfig::default(), &[CF_WAL])
+            .expect("state opens");
+        let (mut wal, found) =
+            Wal::open_on_boot(&state, &limits(), boot.map(str::to_owned)).expect("log opens");
+        wal.append(&state, records).expect("append");
+        (wal.unsynced_lost(), found)
+    }
+
+    #[test]
+    fn only_a_new_or_unknown_boot_may_have_lost_unsynced_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path();
+        assert_eq!(
+            session(path, Some("boot-a"), &[record(1), record(2)]),
+            (false, vec![])
+        );
+        // The same boot: a process restart keeps every written record.
+        let (lost, found) = session(path, Some("boot-a"), &[]);
+        assert!(!lost);
+        assert_eq!(
+            found,
+            vec![record(1), record(2)],
+            "the boot id is not a record"
+        );
+        // Another boot, or none known: records written unsynced may be gone.
+        assert!(session(path, Some("boot-b"), &[]).0);
+        assert!(!session(path, Some("boot-b"), &[]).0);
+        assert!(session(path, None, &[]).0);
+        assert!(session(path, None, &[]).0, "an unknown boot never matches");
     }
 }

@@ -127,8 +127,9 @@ pub fn plan(seed: u64) -> Plan {
                 let v = rng.below(n as u64) as u32;
                 let at = rng.range(0, heal_ms - 500);
                 let back = rng.range(at + 1, heal_ms);
-                if faults.crashes.iter().all(|(c, _, _)| *c != v) {
-                    faults.crashes.push((v, at, back));
+                let host = rng.below(2) == 0;
+                if faults.crashes.iter().all(|(c, _, _, _)| *c != v) {
+                    faults.crashes.push((v, at, back, host));
                 }
             }
         }
@@ -148,7 +149,8 @@ pub fn plan(seed: u64) -> Plan {
             faults.partition = Some((groups, from, rng.range(from + 1, heal_ms)));
             let v = rng.below(n as u64) as u32;
             let at = rng.range(0, heal_ms - 500);
-            faults.crashes.push((v, at, rng.range(at + 1, heal_ms)));
+            let back = rng.range(at + 1, heal_ms);
+            faults.crashes.push((v, at, back, rng.below(2) == 0));
             let behaviour = [
                 Byzantine::Silent,
                 Byzantine::EquivocatingPrimary,

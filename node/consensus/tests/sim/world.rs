@@ -62,8 +62,9 @@ pub struct Faults {
     /// Groups of validator indices that cannot talk to each other, between
     /// the two times.
     pub partition: Option<(Vec<Vec<u32>>, u64, u64)>,
-    /// (validator index, crash at, restart at).
-    pub crashes: Vec<(u32, u64, u64)>,
+    /// (validator index, crash at, restart at, host crash). A host crash
+    /// loses the records written after the last synced one.
+    pub crashes: Vec<(u32, u64, u64, bool)>,
     pub heal_ms: u64,
 }
 
@@ -85,6 +86,11 @@ struct Node {
     /// Bumped on every crash so events for the old incarnation are dropped.
     epoch: u64,
     records: Vec<Record>,
+    /// How many of `records` (a prefix) are synced; a host crash loses the
+    /// rest.
+    synced: usize,
+    /// Whether the crash in progress is a host crash.
+    host_crash: bool,
     /// Hashes of the signed messages persisted, for persist-before-send.
     persisted: BTreeSet<Hash>,
     chain: Vec<Hash>,
@@ -104,6 +110,7 @@ enum Event {
     },
     Crash {
         node: usize,
+        host: bool,
     },
     Restart {
         node: usize,
@@ -220,6 +227,8 @@ impl World {
                     alive: true,
                     epoch: 0,
                     records: Vec::new(),
+                    synced: 0,
+                    host_crash: false,
                     persisted: BTreeSet::new(),
                     chain: Vec::new(),
                     committed_txs: BTreeSet::new(),
@@ -244,10 +253,10 @@ impl World {
             evidence: 0,
             verifier,
         };
-        for (v, at, back) in w.faults.crashes.clone() {
+        for (v, at, back, host) in w.faults.crashes.clone() {
             for node in 0..w.nodes.len() {
                 if w.nodes[node].index == v {
-                    w.schedule(at, Event::Crash { node });
+                    w.schedule(at, Event::Crash { node, host });
                     w.schedule(back, Event::Restart { node });
                 }
             }
@@ -355,10 +364,15 @@ impl World {
                 }
             }
             Event::Input { node, epoch, input } => self.feed(node, epoch, input)?,
-            Event::Crash { node } => {
+            Event::Crash { node, host } => {
                 let n = &mut self.nodes[node];
                 n.alive = false;
                 n.epoch += 1;
+                n.host_crash = host;
+                if host {
+                    let synced = n.synced;
+                    n.records.truncate(synced);
+                }
             }
             Event::Restart { node } => {
                 let key = self.keys[self.nodes[node].index as usize].clone();
@@ -369,7 +383,11 @@ impl World {
                 n.alive = true;
                 let committed = n.chain.last().map(|h| (n.chain.len() as u64, *h));
                 let records = n.records.clone();
-                let actions = n.replica.handle(Input::Restart { records, committed });
+                let actions = n.replica.handle(Input::Restart {
+                    records,
+                    committed,
+                    unsynced_lost: n.host_crash,
+                });
                 if actions
                     .iter()
                     .any(|a| matches!(a, Action::Broadcast(_) | Action::Send { .. }))
@@ -473,7 +491,12 @@ impl World {
                 if let Record::Signed(m) = &r {
                     self.nodes[node].persisted.insert(keccak256(&m.to_bytes()));
                 }
-                self.nodes[node].records.push(r);
+                let n = &mut self.nodes[node];
+                let sync = r.needs_sync();
+                n.records.push(r);
+                if sync {
+                    n.synced = n.records.len();
+                }
             }
             Action::Broadcast(bytes) => {
                 self.check_persisted(node, &bytes)?;
@@ -558,9 +581,13 @@ impl World {
                 certificate,
             } => self.on_commit(node, seq, block_hash, payload, certificate)?,
             Action::CompactLog { stable_seq, view } => {
-                self.nodes[node]
-                    .records
-                    .retain(|r| !r.obsolete(stable_seq, view));
+                let n = &mut self.nodes[node];
+                let kept_synced = n.records[..n.synced]
+                    .iter()
+                    .filter(|r| !r.obsolete(stable_seq, view))
+                    .count();
+                n.records.retain(|r| !r.obsolete(stable_seq, view));
+                n.synced = kept_synced;
             }
             Action::Evidence(e) => {
                 self.evidence += 1;

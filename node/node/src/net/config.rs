@@ -35,6 +35,12 @@ pub struct NetConfig {
     pub stream_receive_window_bytes: u32,
     /// QUIC send window per connection.
     pub send_window_bytes: u64,
+    /// Kernel receive and send buffers asked for the UDP socket (the
+    /// kernel caps them at `net.core.rmem_max` / `wmem_max`). The default
+    /// ~208 KiB overflows when a peer sends a block of several hundred
+    /// kilobytes while this node is busy, and every drop costs a QUIC
+    /// retransmission.
+    pub udp_socket_buffer_bytes: usize,
     pub keep_alive: Duration,
     pub idle_timeout: Duration,
     /// Time allowed for the TLS handshake plus the key-binding exchange.
@@ -63,6 +69,7 @@ impl Default for NetConfig {
             conn_receive_window_bytes: 64 << 20,
             stream_receive_window_bytes: 32 << 20,
             send_window_bytes: 64 << 20,
+            udp_socket_buffer_bytes: 8 << 20,
             keep_alive: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(5),

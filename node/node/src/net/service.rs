@@ -158,6 +158,14 @@ impl Network {
         peers: Vec<PeerInfo>,
     ) -> Result<(Network, mpsc::Receiver<Inbound>), NetError> {
         let setup = NetError::Setup;
+        let sock = socket2::SockRef::from(&socket);
+        // Best effort: a smaller buffer than asked only costs drops.
+        if let Err(e) = sock.set_recv_buffer_size(config.udp_socket_buffer_bytes) {
+            tracing::debug!(error = %e, "cannot size the UDP receive buffer");
+        }
+        if let Err(e) = sock.set_send_buffer_size(config.udp_socket_buffer_bytes) {
+            tracing::debug!(error = %e, "cannot size the UDP send buffer");
+        }
         let transport = transport(&config)?;
         let server_tls = QuicServerConfig::try_from(tls::server_config().map_err(setup)?)
             .map_err(|e| NetError::Setup(e.to_string()))?;
