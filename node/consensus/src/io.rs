@@ -121,6 +121,10 @@ pub enum Record {
     Stable(CheckpointProof),
     /// A NEW-VIEW this replica accepted.
     NewView(SignedMessage),
+    /// After a restart that may have lost unsynced records: this replica
+    /// signs no PRE-PREPARE or PREPARE in this view or below, across later
+    /// restarts too.
+    LostView(u64),
 }
 
 impl Encode for Record {
@@ -141,6 +145,10 @@ impl Encode for Record {
             Record::NewView(m) => {
                 out.push(4);
                 put_bytes(out, &m.to_bytes());
+            }
+            Record::LostView(view) => {
+                out.push(5);
+                put_bytes(out, &view.to_le_bytes());
             }
         }
     }
@@ -179,6 +187,7 @@ impl Record {
             Record::Prepared(c) => c.seq <= stable_seq,
             Record::Stable(p) => p.seq < stable_seq,
             Record::NewView(m) => m.message.view() < view,
+            Record::LostView(lost) => *lost < view,
         }
     }
 
@@ -205,6 +214,12 @@ impl Record {
                 Record::Stable(p)
             }
             4 => Record::NewView(SignedMessage::decode(&inner, lim)?),
+            5 => {
+                let mut r = inner_reader();
+                let view = r.u64("lost view")?;
+                r.finish()?;
+                Record::LostView(view)
+            }
             tag => {
                 return Err(DecodeError::InvalidTag {
                     what: "record kind",

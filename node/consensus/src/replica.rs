@@ -1110,6 +1110,9 @@ impl Replica {
                 }
                 Record::Signed(m) => self.replay_signed(m),
                 Record::NewView(m) => self.replay_new_view(m),
+                Record::LostView(view) => {
+                    self.lost_view = self.lost_view.max(Some(view));
+                }
             }
         }
         let stable_seq = self.stable.seq;
@@ -1130,13 +1133,16 @@ impl Replica {
             .unwrap_or(0)
             .max(self.committed_seq + 1);
         self.replaying = false;
-        // Records are lost only after the last synced one, and entering a
-        // view is synced: whatever was lost belongs to the current view.
-        if lost {
-            self.lost_view = Some(self.view);
-        }
         self.sync_requested_to = 0;
         self.out.clear();
+        // Records are lost only after the last synced one, and entering a
+        // view is synced: whatever was lost belongs to the current view.
+        // Recorded (synced) first, so a later restart on the same host
+        // still knows.
+        if lost {
+            self.lost_view = self.lost_view.max(Some(self.view));
+            self.out.push(Action::Persist(Record::LostView(self.view)));
+        }
         self.arm_timer();
         if self.committed_seq < self.stable.seq {
             self.request_sync(self.stable.seq);

@@ -121,12 +121,40 @@ fn after_a_lossy_restart_the_replica_orders_nothing_in_its_view_until_the_next()
         unsynced_lost: true,
     });
     // It may have sent a PRE-PREPARE for height 6 in view 0 that its log
-    // lost: no proposal in view 0.
+    // lost: no proposal in view 0, and that is recorded first.
     assert!(
         !out.iter()
             .any(|a| matches!(a, Action::RequestProposal { .. })),
         "{out:?}"
     );
+    assert!(
+        matches!(out.first(), Some(Action::Persist(Record::LostView(0)))),
+        "{out:?}"
+    );
+    // A second restart on the same host (nothing lost this time) still
+    // knows, from the record, through its encoding.
+    {
+        let (keys, set) = validator_keys(1);
+        let mut again = Replica::with_k256(sim_config(set), keys[0].clone()).expect("valid config");
+        let limits = sim_config(validator_keys(1).1).limits;
+        let mut log = run_single(5).1;
+        log.push(Record::LostView(0));
+        let log: Vec<Record> = log
+            .iter()
+            .map(|r| Record::decode(&r.to_bytes(), &limits).expect("record decodes"))
+            .collect();
+        assert_eq!(log.last(), Some(&Record::LostView(0)));
+        let out = again.handle(Input::Restart {
+            records: log,
+            committed: Some((5, h5)),
+            unsynced_lost: false,
+        });
+        assert!(
+            !out.iter()
+                .any(|a| matches!(a, Action::RequestProposal { .. })),
+            "{out:?}"
+        );
+    }
     let timer = out
         .iter()
         .rev()

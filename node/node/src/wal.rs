@@ -57,6 +57,11 @@ impl From<StateError> for WalError {
 pub struct Wal {
     next: u64,
     unsynced_lost: bool,
+    /// This boot's id, written (synced) with the first append after open:
+    /// together with whatever the replica records first (after a lossy
+    /// restart, that it sits out its view), so a crash in between cannot
+    /// hide a loss from the next start.
+    boot_stamp: Option<Vec<u8>>,
 }
 
 fn synced() -> WriteOptions {
@@ -66,8 +71,8 @@ fn synced() -> WriteOptions {
 }
 
 impl Wal {
-    /// Reads every record in order and positions the log after them, then
-    /// records this host's boot id.
+    /// Reads every record in order and positions the log after them; the
+    /// first append records this host's boot id.
     pub fn open(state: &State, limits: &MessageLimits) -> Result<(Wal, Vec<Record>), WalError> {
         Self::open_on_boot(state, limits, current_boot_id())
     }
@@ -105,21 +110,18 @@ impl Wal {
         }
         // Unsynced records survive unless the host went down since they
         // were written: same boot, nothing lost. An unknown boot (no id
-        // then or now) counts as a restart of the host.
-        let unsynced_lost = !records.is_empty()
-            && match (&boot_id, &last_boot) {
-                (Some(now), Some(then)) => now.as_bytes() != then.as_slice(),
-                _ => true,
-            };
-        // Synced before any record of this boot is written.
-        let stamp = boot_id.unwrap_or_default();
-        state
-            .db()
-            .put_cf_opt(cf, BOOT_KEY, stamp.as_bytes(), &synced())?;
+        // then or now) counts as a restart of the host; a log without any
+        // record and stamp is new.
+        let unsynced_lost = match (&boot_id, &last_boot) {
+            (_, None) => !records.is_empty(),
+            (Some(now), Some(then)) => now.as_bytes() != then.as_slice(),
+            (None, Some(_)) => true,
+        };
         Ok((
             Wal {
                 next,
                 unsynced_lost,
+                boot_stamp: Some(boot_id.unwrap_or_default().into_bytes()),
             },
             records,
         ))
@@ -144,9 +146,16 @@ impl Wal {
         for (i, record) in (self.next..).zip(records) {
             batch.put_cf(cf, i.to_be_bytes(), record.to_bytes());
         }
+        let stamp = self.boot_stamp.take();
+        if let Some(id) = &stamp {
+            batch.put_cf(cf, BOOT_KEY, id);
+        }
         let mut opts = WriteOptions::default();
-        opts.set_sync(records.iter().any(Record::needs_sync));
-        state.db().write_opt(batch, &opts)?;
+        opts.set_sync(stamp.is_some() || records.iter().any(Record::needs_sync));
+        if let Err(e) = state.db().write_opt(batch, &opts) {
+            self.boot_stamp = stamp;
+            return Err(e.into());
+        }
         self.next += records.len() as u64;
         Ok(())
     }
@@ -230,8 +239,12 @@ mod tests {
             session(path, Some("boot-a"), &[record(1), record(2)]),
             (false, vec![])
         );
+        // A start that appends nothing leaves the old stamp: a host crash
+        // after it is still seen at the next start.
+        assert!(session(path, Some("boot-x"), &[]).0);
+        assert!(session(path, Some("boot-y"), &[]).0);
         // The same boot: a process restart keeps every written record.
-        let (lost, found) = session(path, Some("boot-a"), &[]);
+        let (lost, found) = session(path, Some("boot-a"), &[record(3)]);
         assert!(!lost);
         assert_eq!(
             found,
@@ -239,9 +252,9 @@ mod tests {
             "the boot id is not a record"
         );
         // Another boot, or none known: records written unsynced may be gone.
-        assert!(session(path, Some("boot-b"), &[]).0);
+        assert!(session(path, Some("boot-b"), &[record(4)]).0);
         assert!(!session(path, Some("boot-b"), &[]).0);
-        assert!(session(path, None, &[]).0);
+        assert!(session(path, None, &[record(5)]).0);
         assert!(session(path, None, &[]).0, "an unknown boot never matches");
     }
 }
