@@ -83,17 +83,23 @@ fn every_broadcast_is_preceded_by_persisting_it() {
     }
 }
 
+/// A fresh single-validator replica restarted on `records` with block 5
+/// committed.
+fn restart_single(records: Vec<Record>, unsynced_lost: bool) -> (Replica, Vec<Action>) {
+    let (keys, set) = validator_keys(1);
+    let mut r = Replica::with_k256(sim_config(set), keys[0].clone()).expect("valid config");
+    let out = r.handle(Input::Restart {
+        records,
+        committed: Some((5, block(5).0)),
+        unsynced_lost,
+    });
+    (r, out)
+}
+
 #[test]
 fn restart_replays_the_log_without_sending_and_resumes_at_the_next_height() {
     let (_, records, _) = run_single(5);
-    let (keys, set) = validator_keys(1);
-    let mut r = Replica::with_k256(sim_config(set), keys[0].clone()).expect("valid config");
-    let (h5, _) = block(5);
-    let out = r.handle(Input::Restart {
-        records,
-        committed: Some((5, h5)),
-        unsynced_lost: false,
-    });
+    let (r, out) = restart_single(records, false);
     assert!(
         out.iter()
             .all(|a| !matches!(a, Action::Broadcast(_) | Action::Send { .. })),
@@ -112,14 +118,7 @@ fn restart_replays_the_log_without_sending_and_resumes_at_the_next_height() {
 #[test]
 fn after_a_lossy_restart_the_replica_orders_nothing_in_its_view_until_the_next() {
     let (_, records, _) = run_single(5);
-    let (keys, set) = validator_keys(1);
-    let mut r = Replica::with_k256(sim_config(set), keys[0].clone()).expect("valid config");
-    let (h5, _) = block(5);
-    let out = r.handle(Input::Restart {
-        records,
-        committed: Some((5, h5)),
-        unsynced_lost: true,
-    });
+    let (mut r, out) = restart_single(records, true);
     // It may have sent a PRE-PREPARE for height 6 in view 0 that its log
     // lost: no proposal in view 0, and that is recorded first.
     assert!(
@@ -134,8 +133,6 @@ fn after_a_lossy_restart_the_replica_orders_nothing_in_its_view_until_the_next()
     // A second restart on the same host (nothing lost this time) still
     // knows, from the record, through its encoding.
     {
-        let (keys, set) = validator_keys(1);
-        let mut again = Replica::with_k256(sim_config(set), keys[0].clone()).expect("valid config");
         let limits = sim_config(validator_keys(1).1).limits;
         let mut log = run_single(5).1;
         log.push(Record::LostView(0));
@@ -144,11 +141,7 @@ fn after_a_lossy_restart_the_replica_orders_nothing_in_its_view_until_the_next()
             .map(|r| Record::decode(&r.to_bytes(), &limits).expect("record decodes"))
             .collect();
         assert_eq!(log.last(), Some(&Record::LostView(0)));
-        let out = again.handle(Input::Restart {
-            records: log,
-            committed: Some((5, h5)),
-            unsynced_lost: false,
-        });
+        let (_, out) = restart_single(log, false);
         assert!(
             !out.iter()
                 .any(|a| matches!(a, Action::RequestProposal { .. })),
