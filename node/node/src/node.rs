@@ -1459,8 +1459,9 @@ impl Driver {
                     }
                     .map_err(|e| e.to_string())?;
                     // Not synced here: the next synced write to this
-                    // database (this node's next consensus-log record, a
-                    // few milliseconds on) makes it durable, and until then
+                    // database (this node's next synced consensus-log
+                    // record, at the latest the next block's prepared
+                    // certificate) makes it durable, and until then
                     // the block is recoverable from the prepared
                     // certificate in the log, which was synced before this
                     // node voted to commit it, and from its peers. A crash
