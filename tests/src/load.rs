@@ -402,6 +402,9 @@ impl Load {
                 next: Mutex::new(Instant::now()),
             })
         });
+        // Senders wait for the follower's subscription, so no commit is
+        // first seen by a catch-up fetch (which would date it late).
+        let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
         let recipients: Arc<Vec<Address>> =
             Arc::new(senders.iter().map(|s| s.signer.address()).collect());
         // With pre-signing, the clock starts after the signing below; the
@@ -424,6 +427,7 @@ impl Load {
                 started,
                 signed: BTreeMap::new(),
                 last_nonce: None,
+                ready: ready_rx.clone(),
             };
             if let Some(count) = w.config.presign {
                 for nonce in w.spec.first_nonce..w.spec.first_nonce + count {
@@ -439,6 +443,7 @@ impl Load {
             ledger.clone(),
             follower_stop.clone(),
             seed,
+            ready_tx,
         ));
         Load {
             ledger,
@@ -512,6 +517,8 @@ struct Worker {
     signed: BTreeMap<u64, (Arc<[u8]>, Hash)>,
     /// With pre-signing: the nonce after the last transaction to send.
     last_nonce: Option<u64>,
+    /// Becomes true once the follower is subscribed to new blocks.
+    ready: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Worker {
@@ -560,6 +567,9 @@ impl Worker {
     }
 
     async fn run(mut self) {
+        // A follower that cannot subscribe (every node down) must not hold
+        // the load back for ever; its commits are then dated late.
+        let _ = tokio::time::timeout(FOLLOWER_READY_WAIT, self.ready.wait_for(|r| *r)).await;
         let mut next = self.spec.first_nonce;
         let mut last_resend = Instant::now();
         loop {
@@ -672,7 +682,16 @@ impl Worker {
 /// Follows committed blocks through a WebSocket subscription on one live
 /// node (switching when it goes away) and records when each transaction
 /// was seen committed.
-async fn follow(endpoints: Arc<Endpoints>, ledger: Arc<Ledger>, stop: Arc<AtomicBool>, seed: u64) {
+/// Longest the senders wait for the follower's first subscription.
+const FOLLOWER_READY_WAIT: Duration = Duration::from_secs(10);
+
+async fn follow(
+    endpoints: Arc<Endpoints>,
+    ledger: Arc<Ledger>,
+    stop: Arc<AtomicBool>,
+    seed: u64,
+    ready: tokio::sync::watch::Sender<bool>,
+) {
     let mut rng = Rng::new(seed ^ 0xF011);
     let mut next_height = 1u64;
     let mut current: Option<usize> = None;
@@ -717,6 +736,7 @@ async fn follow(endpoints: Arc<Endpoints>, ledger: Arc<Ledger>, stop: Arc<Atomic
         {
             continue;
         }
+        ready.send_replace(true);
         loop {
             if stop.load(Ordering::Relaxed) || !endpoints.is_up(node) {
                 break;
