@@ -74,7 +74,7 @@ impl Default for ConsensusOptions {
         ConsensusOptions {
             view_timeout_ms: 2_000,
             view_timeout_max_ms: 60_000,
-            block_interval_ms: 20,
+            block_interval_ms: 10,
             empty_block_interval_ms: 500,
         }
     }

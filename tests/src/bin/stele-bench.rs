@@ -25,8 +25,8 @@ struct Args {
     #[arg(long, default_value_t = 4)]
     validators: usize,
     /// The local cluster's `consensus.block_interval_ms` (shortest time
-    /// between two proposals while transactions wait).
-    #[arg(long, default_value_t = 20)]
+    /// between two proposals while transactions wait); the node's default.
+    #[arg(long, default_value_t = 10)]
     block_interval_ms: u64,
     /// RPC address of a running validator (repeat for each).
     #[arg(long)]
