@@ -15,8 +15,10 @@ pub trait Verifier: Debug + Send {
 /// more. Past it, the cache starts over.
 const PREPARED_KEYS_MAX: usize = 1_024;
 
-/// k256 verification, what the node uses. Validators' keys are parsed
-/// (their points decompressed) once and kept.
+/// k256 verification, what the node uses. Validators' keys are prepared
+/// once and kept: parsed, with a table of multiples that makes each vote
+/// check about twice as fast (~45 KB per key, so ~46 MB for the largest
+/// validator set).
 #[derive(Debug, Default)]
 pub struct K256Verifier {
     prepared: Mutex<BTreeMap<PublicKey, PreparedKey>>,

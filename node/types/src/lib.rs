@@ -9,6 +9,7 @@ pub mod address;
 pub mod block;
 pub mod codec;
 pub mod crypto;
+mod fixed_base;
 pub mod hash;
 pub mod hex;
 pub mod proof;

@@ -1,0 +1,36 @@
+//! Signature checks: k256's own verification, a prepared key's (with the
+//! precomputed tables of `fixed_base`), and sender recovery.
+//!
+//! `cargo bench -p stele-types --bench crypto`
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use stele_types::{SecretKey, keccak256};
+
+fn signatures(c: &mut Criterion) {
+    let key = match SecretKey::from_bytes(&[7u8; 32]) {
+        Ok(k) => k,
+        Err(e) => panic!("fixed key: {e}"),
+    };
+    let digest = keccak256(b"stele crypto bench");
+    let sig = key.sign_digest(&digest);
+    let public = key.public_key();
+    let prepared = match public.prepare() {
+        Ok(p) => p,
+        Err(e) => panic!("prepare: {e}"),
+    };
+    let mut g = c.benchmark_group("signature");
+    g.bench_function("k256_verify", |b| {
+        b.iter(|| public.verify(&digest, &sig).is_ok())
+    });
+    g.bench_function("prepared_verify", |b| {
+        b.iter(|| prepared.verify(&digest, &sig).is_ok())
+    });
+    g.bench_function("recover_address", |b| {
+        b.iter(|| sig.recover_address(&digest).is_ok())
+    });
+    g.bench_function("prepare_key", |b| b.iter(|| public.prepare().is_ok()));
+    g.finish();
+}
+
+criterion_group!(benches, signatures);
+criterion_main!(benches);
