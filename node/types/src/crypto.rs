@@ -144,21 +144,20 @@ impl PublicKey {
             .map_err(|_| CryptoError::BadSignature)
     }
 
-    /// This key with its curve point decompressed once and a table of its
+    /// This key as a table of its curve point's
     /// multiples, for checking many signatures by the same signer (a
     /// validator's votes): each check is then about twice as fast, and the
     /// table costs about as much as a dozen checks to build and ~45 KB.
     pub fn prepare(&self) -> Result<PreparedKey, CryptoError> {
         let key = self.verifying_key()?;
         let table = FixedBase::new(&key.as_affine().into());
-        Ok(PreparedKey { key, table })
+        Ok(PreparedKey { table })
     }
 }
 
 /// A [`PublicKey`] parsed for verification ([`PublicKey::prepare`]).
 #[derive(Clone, Debug)]
 pub struct PreparedKey {
-    key: VerifyingKey,
     table: FixedBase,
 }
 
@@ -186,11 +185,6 @@ impl PreparedKey {
         } else {
             Err(CryptoError::BadSignature)
         }
-    }
-
-    /// The key this was prepared from.
-    pub fn public_key(&self) -> PublicKey {
-        PublicKey::from_verifying_key(&self.key)
     }
 }
 
