@@ -1,5 +1,6 @@
 //! Signature checks: k256's own verification, a prepared key's (with the
-//! precomputed tables of `fixed_base`), and sender recovery.
+//! precomputed tables of `fixed_base`), the prepared check that a signature
+//! recovers to a known sender, and sender recovery.
 //!
 //! `cargo bench -p stele-types --bench crypto`
 
@@ -24,6 +25,9 @@ fn signatures(c: &mut Criterion) {
     });
     g.bench_function("prepared_verify", |b| {
         b.iter(|| prepared.verify(&digest, &sig).is_ok())
+    });
+    g.bench_function("prepared_verify_recoverable", |b| {
+        b.iter(|| prepared.verify_recoverable(&digest, &sig).is_ok())
     });
     g.bench_function("recover_address", |b| {
         b.iter(|| sig.recover_address(&digest).is_ok())

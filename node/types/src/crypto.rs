@@ -186,6 +186,42 @@ impl PreparedKey {
             Err(CryptoError::BadSignature)
         }
     }
+
+    /// Whether recovering `sig` over `digest` ([`Signature::recover`])
+    /// gives this key, at the cost of a prepared verification instead of a
+    /// recovery (about half): `Ok` exactly when the recovery would return
+    /// this key, the same error as the recovery for a malformed or
+    /// non-canonical signature, and [`CryptoError::BadSignature`]
+    /// otherwise. A property test holds it equal to recovering and
+    /// comparing.
+    ///
+    /// Recovery computes `Q = r⁻¹(s·R − z·G)` from the point `R` with
+    /// x-coordinate `r` and y parity `v`; rearranged, `Q` is this key
+    /// exactly when `z/s·G + r/s·Q` is that same `R`, so this checks the
+    /// whole point (x equal to `r`, not just modulo the order, and the
+    /// parity of y) where plain verification checks only x modulo the
+    /// order.
+    pub fn verify_recoverable(&self, digest: &Hash, sig: &Signature) -> Result<(), CryptoError> {
+        use k256::elliptic_curve::ops::{Invert, Reduce};
+        use k256::elliptic_curve::point::AffineCoordinates;
+        use k256::{FieldBytes, Scalar, U256};
+
+        let (parsed, recid) = sig.parts()?;
+        let (r, s) = parsed.split_scalars();
+        let z = <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(digest.0));
+        let s_inv: Scalar = *s.invert_vartime();
+        let point = fixed_base::generator().mul(&(z * s_inv)) + self.table.mul(&(*r * s_inv));
+        let point = point.to_affine();
+        // The identity's affine x is zero, which `r` never is; `parts`
+        // refused x-reduced ids, so R's x is `r` itself.
+        let same_x = point.x() == r.to_bytes();
+        let same_parity = bool::from(point.y_is_odd()) == recid.is_y_odd();
+        if same_x && same_parity {
+            Ok(())
+        } else {
+            Err(CryptoError::BadSignature)
+        }
+    }
 }
 
 impl Signature {
@@ -340,6 +376,16 @@ mod tests {
             .map_err(|_| CryptoError::BadSignature)
     }
 
+    /// What [`PreparedKey::verify_recoverable`] must agree with: recover,
+    /// then compare.
+    fn recovers_to(sig: &Signature, d: &Hash, key: &PublicKey) -> Result<(), CryptoError> {
+        match sig.recover(d) {
+            Ok(recovered) if recovered == *key => Ok(()),
+            Ok(_) => Err(CryptoError::BadSignature),
+            Err(e) => Err(e),
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
@@ -402,6 +448,61 @@ mod tests {
             proptest::prop_assert_eq!(
                 prepared.verify(&d, &sig),
                 k.public_key().verify(&d, &sig)
+            );
+        }
+
+        #[test]
+        fn recoverable_verification_matches_recovery_on_real_signatures(
+            secret in proptest::array::uniform32(1u8..),
+            message in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            flip in 0usize..70,
+        ) {
+            let k = SecretKey::from_bytes(&secret).unwrap();
+            let prepared = k.public_key().prepare().unwrap();
+            let d = keccak256(&message);
+            let mut sig = k.sign_digest(&d);
+            proptest::prop_assert_eq!(prepared.verify_recoverable(&d, &sig), Ok(()));
+            let other = keccak256(&[&message[..], b"x"].concat());
+            proptest::prop_assert_eq!(
+                prepared.verify_recoverable(&other, &sig),
+                recovers_to(&sig, &other, &k.public_key())
+            );
+            // One bit flipped in r, s or v (v's low bit names the other
+            // point with the same x, which recovers to another key).
+            if let Some(b) = sig.0.get_mut(flip) {
+                *b ^= 1;
+            }
+            proptest::prop_assert_eq!(
+                prepared.verify_recoverable(&d, &sig),
+                recovers_to(&sig, &d, &k.public_key())
+            );
+        }
+
+        #[test]
+        fn recoverable_verification_matches_recovery_on_arbitrary_bytes(
+            rs in proptest::collection::vec(proptest::prelude::any::<u8>(), 64),
+            v in 0u8..3,
+            digest in proptest::array::uniform32(proptest::prelude::any::<u8>()),
+        ) {
+            let mut bytes = [0u8; 65];
+            bytes[..64].copy_from_slice(&rs);
+            bytes[64] = v;
+            if v == 0 {
+                bytes[32] &= 0x7f;
+            }
+            let sig = Signature(bytes);
+            let d = Hash(digest);
+            // The key such a signature recovers to, when it recovers at
+            // all, must pass; another key must not.
+            if let Ok(signer) = sig.recover(&d) {
+                let prepared = signer.prepare().unwrap();
+                proptest::prop_assert_eq!(prepared.verify_recoverable(&d, &sig), Ok(()));
+            }
+            let k = key(9).public_key();
+            let prepared = k.prepare().unwrap();
+            proptest::prop_assert_eq!(
+                prepared.verify_recoverable(&d, &sig),
+                recovers_to(&sig, &d, &k)
             );
         }
 
