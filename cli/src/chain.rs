@@ -147,7 +147,7 @@ pub async fn send(
     };
     let tx = make(&builder.gas_limit(gas_limit));
     let (_, raw, hash) = signer.sign(tx);
-    let hash_sent = client.send_transaction(&raw).await?;
+    let hash_sent = client.send_transaction_from(&raw, signer.address()).await?;
     if hash_sent != hash {
         return fail(format!(
             "the node answered hash {hash_sent} for transaction {hash}"

@@ -171,7 +171,7 @@ impl<'a> Batch<'a> {
             let Some(node) = pick_node(self.endpoints, &mut self.rng, None) else {
                 bail!("no node is up");
             };
-            match send_to(self.endpoints, node, raw, Duration::from_secs(5)).await {
+            match send_to(self.endpoints, node, raw, None, Duration::from_secs(5)).await {
                 Ok(_) => return Ok(()),
                 Err(e)
                     if matches!(

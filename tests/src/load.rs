@@ -306,15 +306,23 @@ impl Rng {
     }
 }
 
-/// Sends `raw` to node `node` with a timeout.
+/// Sends `raw` to node `node` with a timeout, naming its signer when
+/// `sender` is given (as a wallet would).
 pub async fn send_to(
     endpoints: &Endpoints,
     node: usize,
     raw: &[u8],
+    sender: Option<Address>,
     timeout: Duration,
 ) -> Result<Hash, SendError> {
     let client = endpoints.client(node).ok_or(SendError::NoNode)?;
-    match tokio::time::timeout(timeout, client.send_transaction(raw)).await {
+    let send = async {
+        match sender {
+            Some(sender) => client.send_transaction_from(raw, sender).await,
+            None => client.send_transaction(raw).await,
+        }
+    };
+    match tokio::time::timeout(timeout, send).await {
         Ok(r) => Ok(r?),
         Err(_) => Err(SendError::Timeout),
     }
@@ -622,7 +630,15 @@ impl Worker {
                 continue;
             };
             let sent_at = Instant::now();
-            let result = send_to(&self.endpoints, node, &raw, self.config.call_timeout).await;
+            let sender = Some(self.spec.signer.address());
+            let result = send_to(
+                &self.endpoints,
+                node,
+                &raw,
+                sender,
+                self.config.call_timeout,
+            )
+            .await;
             self.ledger.record_sent(&hash, node, sent_at, &result);
             match result {
                 Ok(_) => next += 1,
@@ -665,10 +681,12 @@ impl Worker {
             .range(committed..)
             .map(|(_, s)| s.clone())
             .collect();
+        let sender = Some(self.spec.signer.address());
         for (raw, hash) in &stalled {
             self.ledger.record_resend(hash);
             let sent_at = Instant::now();
-            let result = send_to(&self.endpoints, node, raw, self.config.call_timeout).await;
+            let result =
+                send_to(&self.endpoints, node, raw, sender, self.config.call_timeout).await;
             self.ledger.record_sent(hash, node, sent_at, &result);
             if let Err(e) = &result
                 && e.code().is_none()

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod rpc;
+pub mod sender_keys;
 pub mod store;
 pub mod sync;
 pub mod wal;

@@ -18,6 +18,8 @@ use stele_types::{
 };
 use thiserror::Error;
 
+use crate::sender_keys::{SenderCheckError, SenderKeys};
+
 /// Limits and policy of the mempool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MempoolConfig {
@@ -90,6 +92,8 @@ pub enum AdmitError {
     WrongChain { expected: u64, got: u64 },
     #[error("bad signature: {0}")]
     BadSignature(CryptoError),
+    #[error("transaction is not signed by the given sender {0}")]
+    NotSignedBy(Address),
     #[error("transaction {0} is already in the mempool")]
     AlreadyKnown(Hash),
     #[error("nonce too low: the account's next nonce is {expected}, got {got}")]
@@ -147,6 +151,35 @@ impl VerifiedTx {
             sender,
         })
     }
+
+    /// Checks an already decoded transaction that `sender` is said to have
+    /// signed; rejected unless it did ([`SenderKeys::check`], about half
+    /// the cost of recovering the sender once `sender` has a table).
+    pub fn signed_by(
+        tx: SignedTransaction,
+        chain_id: u64,
+        sender: Address,
+        keys: &SenderKeys,
+    ) -> Result<Self, AdmitError> {
+        if tx.tx.chain_id != chain_id {
+            return Err(AdmitError::WrongChain {
+                expected: chain_id,
+                got: tx.tx.chain_id,
+            });
+        }
+        keys.check(&tx.tx.signing_digest(), &tx.signature, sender)
+            .map_err(|e| match e {
+                SenderCheckError::Signature(e) => AdmitError::BadSignature(e),
+                SenderCheckError::NotSignedBy(a) => AdmitError::NotSignedBy(a),
+            })?;
+        let encoded = tx.to_bytes();
+        Ok(VerifiedTx {
+            hash: stele_types::keccak256(&encoded),
+            bytes: encoded.len(),
+            tx,
+            sender,
+        })
+    }
 }
 
 /// The stateless checks, cheap to run outside any lock: size, bounded
@@ -156,6 +189,18 @@ pub fn verify_raw(
     config: &MempoolConfig,
     limits: &Limits,
 ) -> Result<VerifiedTx, AdmitError> {
+    verify_raw_as(raw, config, limits, None)
+}
+
+/// [`verify_raw`] for a transaction whose sender is claimed (by the
+/// submitting client or the gossiping validator): `Some((sender, keys))`
+/// checks it with [`VerifiedTx::signed_by`].
+pub fn verify_raw_as(
+    raw: &[u8],
+    config: &MempoolConfig,
+    limits: &Limits,
+    claim: Option<(Address, &SenderKeys)>,
+) -> Result<VerifiedTx, AdmitError> {
     if raw.len() > config.tx_bytes_max {
         return Err(AdmitError::TooLarge {
             bytes: raw.len(),
@@ -163,7 +208,10 @@ pub fn verify_raw(
         });
     }
     let tx: SignedTransaction = decode(raw, limits)?;
-    VerifiedTx::new(tx, config.chain_id)
+    match claim {
+        Some((sender, keys)) => VerifiedTx::signed_by(tx, config.chain_id, sender, keys),
+        None => VerifiedTx::new(tx, config.chain_id),
+    }
 }
 
 /// Limits of one block, for [`Mempool::select`].

@@ -40,9 +40,10 @@ use tracing::{debug, info, warn};
 
 use crate::exec::{BlockEnv, BlockExecution, ExecError, Executor, SharedState, StateBase};
 use crate::genesis::Genesis;
-use crate::mempool::{AdmitError, BlockLimits, Mempool, MempoolConfig, verify_raw};
+use crate::mempool::{AdmitError, BlockLimits, Mempool, MempoolConfig, verify_raw_as};
 use crate::metrics::NodeMetrics;
 use crate::net::{Channel, Inbound, NetConfig, Network, PeerInfo};
+use crate::sender_keys::SenderKeys;
 use crate::store::{
     BLOCK_STORE_CFS, BlockReader, CommittedBlock, finish_block_commit, prepare_block_commit,
 };
@@ -92,6 +93,9 @@ pub struct NodeOptions {
     pub net: NetConfig,
     pub mempool_txs_max: usize,
     pub mempool_bytes_max: usize,
+    /// Senders whose prepared keys are kept for checking transactions that
+    /// name their sender (~45 KB each; 0 keeps none).
+    pub sender_keys_max: usize,
     pub consensus: ConsensusOptions,
     /// State limits and `versions_kept`, the state versions pruning keeps
     /// readable (for proofs and views at past heights).
@@ -160,6 +164,9 @@ pub struct Shared {
     pub executor: Arc<Executor>,
     pub mempool: Mutex<Mempool>,
     pub mempool_config: MempoolConfig,
+    /// Tables of busy senders, for checking transactions whose sender was
+    /// named by the client or the gossiping validator.
+    pub sender_keys: SenderKeys,
     pub limits: Limits,
     pub net: Network,
     pub commits: broadcast::Sender<Arc<CommittedBlock>>,
@@ -189,17 +196,28 @@ impl Shared {
         }
     }
 
-    /// Verifies and admits a raw transaction; returns its hash. With
-    /// `gossip`, a newly admitted transaction is sent to every validator.
-    pub fn admit(&self, raw: &[u8], gossip: bool) -> Result<Hash, AdmitError> {
-        let vtx = verify_raw(raw, &self.mempool_config, &self.limits)?;
+    /// Verifies and admits a raw transaction, signed by `claimed` when
+    /// that is given; returns its hash. With `gossip`, a newly admitted
+    /// transaction is sent to every validator, naming its sender.
+    pub fn admit(
+        &self,
+        raw: &[u8],
+        claimed: Option<Address>,
+        gossip: bool,
+    ) -> Result<Hash, AdmitError> {
+        let claim = claimed.map(|sender| (sender, &self.sender_keys));
+        let vtx = verify_raw_as(raw, &self.mempool_config, &self.limits, claim)?;
         let (hash, sender) = (vtx.hash, vtx.sender);
         let base = self.latest_base();
         self.mempool().insert(vtx, &base)?;
         // Block execution on this node will not check the signature again.
         self.executor.remember_sender(hash, sender);
         if gossip {
-            self.net.broadcast(Channel::Gossip, Arc::from(raw));
+            let payload = GossipTx {
+                sender: Some(sender),
+                raw,
+            };
+            self.net.broadcast(Channel::Gossip, payload.encode());
         }
         self.tx_arrived.notify_one();
         Ok(hash)
@@ -233,8 +251,8 @@ impl Shared {
 }
 
 impl crate::rpc::TxSubmitter for Shared {
-    fn submit(&self, raw: &[u8]) -> Result<Hash, AdmitError> {
-        self.admit(raw, true)
+    fn submit(&self, raw: &[u8], sender: Option<Address>) -> Result<Hash, AdmitError> {
+        self.admit(raw, sender, true)
     }
 
     fn pending(&self, hash: &Hash) -> Option<SignedTransaction> {
@@ -361,6 +379,7 @@ impl Node {
             state,
             executor,
             mempool: Mutex::new(Mempool::new(mempool_config.clone())),
+            sender_keys: SenderKeys::new(opts.sender_keys_max),
             mempool_config,
             limits,
             net,
@@ -458,7 +477,7 @@ impl Node {
 
     /// Submits a raw signed transaction as a client would.
     pub fn submit(&self, raw: &[u8]) -> Result<Hash, AdmitError> {
-        self.shared.admit(raw, true)
+        self.shared.admit(raw, None, true)
     }
 
     /// What the JSON-RPC server needs from this node.
@@ -628,12 +647,61 @@ async fn admit_gossip(shared: Arc<Shared>, mut rx: mpsc::Receiver<(Address, Vec<
         let shared = shared.clone();
         tokio::task::spawn_blocking(move || {
             for (from, payload) in batch {
-                if let Err(e) = shared.admit(&payload, false) {
+                let result = match GossipTx::decode(&payload) {
+                    Some(tx) => shared.admit(tx.raw, tx.sender, false),
+                    None => {
+                        debug!(%from, "malformed gossip");
+                        continue;
+                    }
+                };
+                if let Err(e) = result {
                     debug!(%from, error = %e, "gossiped transaction not admitted");
                 }
             }
             drop(permit);
         });
+    }
+}
+
+/// A transaction on the gossip channel: `0x00 || raw`, or
+/// `0x01 || sender || raw` (20-byte address) from a validator that
+/// recovered the sender, so the receiver checks the signature against the
+/// sender's table ([`SenderKeys`]) instead of recovering it. A wrong sender
+/// gets the transaction rejected, as from a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GossipTx<'a> {
+    sender: Option<Address>,
+    raw: &'a [u8],
+}
+
+impl<'a> GossipTx<'a> {
+    fn encode(&self) -> Arc<[u8]> {
+        let mut out = Vec::with_capacity(21 + self.raw.len());
+        match &self.sender {
+            Some(sender) => {
+                out.push(1);
+                out.extend_from_slice(sender.as_bytes());
+            }
+            None => out.push(0),
+        }
+        out.extend_from_slice(self.raw);
+        Arc::from(out)
+    }
+
+    /// `None` for an unknown tag or a truncated sender; the transaction
+    /// bytes are checked by admission.
+    fn decode(payload: &'a [u8]) -> Option<GossipTx<'a>> {
+        match payload.split_first()? {
+            (0, raw) => Some(GossipTx { sender: None, raw }),
+            (1, rest) => {
+                let (sender, raw) = rest.split_first_chunk::<20>()?;
+                Some(GossipTx {
+                    sender: Some(Address(*sender)),
+                    raw,
+                })
+            }
+            _ => None,
+        }
     }
 }
 
@@ -945,7 +1013,12 @@ impl Driver {
                 // peer was cut off waits here until this validator leads.
                 let pending = self.shared.mempool().select(REGOSSIP_LIMITS, &self.base());
                 for tx in pending {
-                    net.send(&peer, Channel::Gossip, Arc::from(tx.to_bytes()));
+                    let raw = tx.to_bytes();
+                    let payload = GossipTx {
+                        sender: None,
+                        raw: &raw,
+                    };
+                    net.send(&peer, Channel::Gossip, payload.encode());
                 }
                 Ok(())
             }
@@ -1686,5 +1759,41 @@ mod tests {
             view_timer_fired(None, TIMEOUT_MS, now),
             TimerFired::WaitUntil(now + ms(200))
         );
+    }
+}
+
+#[cfg(test)]
+mod gossip_tests {
+    use super::*;
+
+    #[test]
+    fn gossip_payloads_round_trip_and_reject_bad_framing() {
+        let sender = Address([7; 20]);
+        for tx in [
+            GossipTx {
+                sender: Some(sender),
+                raw: b"tx bytes",
+            },
+            GossipTx {
+                sender: None,
+                raw: b"tx bytes",
+            },
+            GossipTx {
+                sender: None,
+                raw: b"",
+            },
+        ] {
+            let bytes = tx.encode();
+            assert_eq!(GossipTx::decode(&bytes), Some(tx));
+        }
+        let named = GossipTx {
+            sender: Some(sender),
+            raw: b"",
+        }
+        .encode();
+        assert_eq!(&named[..], &[&[1u8][..], &[7; 20]].concat()[..]);
+        assert_eq!(GossipTx::decode(&named[..20]), None);
+        assert_eq!(GossipTx::decode(&[]), None);
+        assert_eq!(GossipTx::decode(&[2, 0, 0]), None);
     }
 }

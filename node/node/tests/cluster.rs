@@ -127,6 +127,7 @@ impl Cluster {
             net,
             mempool_txs_max: 10_000,
             mempool_bytes_max: 64 << 20,
+            sender_keys_max: 64,
             consensus: ConsensusOptions {
                 view_timeout_ms: 1_000,
                 view_timeout_max_ms: 4_000,

@@ -320,7 +320,24 @@ async fn send_transaction_names_every_rejection() {
     assert_eq!(code(send(wrong_chain).await), codes::TX_WRONG_CHAIN);
     let mut bad_sig = transfer(1, 0, 30_000, 1);
     bad_sig.signature.0[64] = 7;
-    assert_eq!(code(send(bad_sig).await), codes::TX_BAD_SIGNATURE);
+    assert_eq!(code(send(bad_sig.clone()).await), codes::TX_BAD_SIGNATURE);
+    assert_eq!(
+        code(
+            client
+                .send_transaction_from(&bad_sig.to_bytes(), key(1).address())
+                .await
+        ),
+        codes::TX_BAD_SIGNATURE
+    );
+    // Named as signed by another account: refused, whether or not that
+    // account's key is known to the node yet.
+    for nonce in 0..4 {
+        let raw = transfer(2, nonce, 30_000, 1).to_bytes();
+        assert_eq!(
+            code(client.send_transaction_from(&raw, key(3).address()).await),
+            codes::TX_NOT_SIGNED_BY
+        );
+    }
     assert_eq!(
         code(send(transfer(7, 0, 30_000, 1)).await),
         codes::TX_INSUFFICIENT_FUNDS
@@ -349,6 +366,21 @@ async fn send_transaction_names_every_rejection() {
         code(send(transfer(1, 0, 30_000, 1)).await),
         codes::TX_ALREADY_KNOWN
     );
+    // Naming the right sender: admitted, by recovery for the first few and
+    // from the sender's prepared key after; a wrong one is still refused
+    // once the node holds the named sender's key.
+    for nonce in 0..6 {
+        let raw = transfer(2, nonce, 30_000, 1).to_bytes();
+        client
+            .send_transaction_from(&raw, key(2).address())
+            .await
+            .unwrap();
+        let other = transfer(3, nonce, 30_000, 1).to_bytes();
+        assert_eq!(
+            code(client.send_transaction_from(&other, key(2).address()).await),
+            codes::TX_NOT_SIGNED_BY
+        );
+    }
     assert_eq!(
         code(send(transfer(1, 0, 30_000, 2)).await),
         codes::TX_REPLACEMENT_UNDERPRICED

@@ -47,6 +47,8 @@ pub mod codes {
     pub const TX_MEMPOOL_FULL: i32 = 1013;
     /// The gas limit does not cover the transaction's intrinsic gas.
     pub const TX_GAS_BELOW_INTRINSIC: i32 = 1014;
+    /// `send_transaction` named a sender, and the signature is not its.
+    pub const TX_NOT_SIGNED_BY: i32 = 1015;
     /// The block, transaction, receipt, code or contract does not exist.
     pub const NOT_FOUND: i32 = 2001;
     /// The height is above the committed height or was pruned.
@@ -362,9 +364,12 @@ pub struct TxStatus {
 #[cfg_attr(not(feature = "server"), rpc(client))]
 pub trait SteleApi {
     /// Submits a signed transaction (its canonical encoding); returns its
-    /// hash once it is admitted to the mempool.
+    /// hash once it is admitted to the mempool. `sender`, when given, is
+    /// the account that signed it: the transaction is rejected
+    /// (`TX_NOT_SIGNED_BY`) if it did not, and a busy sender's
+    /// transactions are checked in about half the time of a recovery.
     #[method(name = "send_transaction")]
-    async fn send_transaction(&self, raw: Bytes) -> RpcResult<Hash>;
+    async fn send_transaction(&self, raw: Bytes, sender: Option<Address>) -> RpcResult<Hash>;
 
     /// A pending or committed transaction.
     #[method(name = "get_transaction")]

@@ -113,7 +113,18 @@ impl Client {
     }
 
     pub async fn send_transaction(&self, raw: &[u8]) -> Result<Hash, ClientError> {
-        call!(self, send_transaction(Bytes::from(raw)))
+        call!(self, send_transaction(Bytes::from(raw), None))
+    }
+
+    /// [`Client::send_transaction`] naming the account that signed `raw`:
+    /// the node rejects it if that account did not, and checks a busy
+    /// sender's signatures in about half the time of a recovery.
+    pub async fn send_transaction_from(
+        &self,
+        raw: &[u8],
+        sender: Address,
+    ) -> Result<Hash, ClientError> {
+        call!(self, send_transaction(Bytes::from(raw), Some(sender)))
     }
 
     pub async fn get_transaction(&self, hash: Hash) -> Result<TransactionInfo, ClientError> {

@@ -31,6 +31,7 @@ pub(crate) fn admit(e: &AdmitError) -> ErrorObjectOwned {
         AdmitError::Malformed(_) => codes::TX_MALFORMED,
         AdmitError::WrongChain { .. } => codes::TX_WRONG_CHAIN,
         AdmitError::BadSignature(_) => codes::TX_BAD_SIGNATURE,
+        AdmitError::NotSignedBy(_) => codes::TX_NOT_SIGNED_BY,
         AdmitError::AlreadyKnown(_) => codes::TX_ALREADY_KNOWN,
         AdmitError::NonceTooLow { .. } => codes::TX_NONCE_TOO_LOW,
         AdmitError::NonceTooHigh { .. } => codes::TX_NONCE_TOO_HIGH,

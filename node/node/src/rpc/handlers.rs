@@ -384,9 +384,9 @@ fn custom_section<'a>(wasm: &'a [u8], name: &str) -> Option<&'a [u8]> {
 
 #[async_trait]
 impl SteleApiServer for Handler {
-    async fn send_transaction(&self, raw: Bytes) -> RpcResult<Hash> {
+    async fn send_transaction(&self, raw: Bytes, sender: Option<Address>) -> RpcResult<Hash> {
         let submitter = self.ctx.submitter.clone();
-        let result = tokio::task::spawn_blocking(move || submitter.submit(&raw.0))
+        let result = tokio::task::spawn_blocking(move || submitter.submit(&raw.0, sender))
             .await
             .map_err(internal)
             .and_then(|r| r.map_err(|e| errors::admit(&e)));

@@ -29,9 +29,10 @@ pub use stele_client::api::StatusInfo;
 
 /// The node's transaction intake, as the RPC sees it.
 pub trait TxSubmitter: Send + Sync + 'static {
-    /// Verifies `raw`, admits it to the mempool and gossips it; the hash on
-    /// success. May block for about 100 µs.
-    fn submit(&self, raw: &[u8]) -> Result<Hash, AdmitError>;
+    /// Verifies `raw` (as signed by `sender`, when given), admits it to the
+    /// mempool and gossips it; the hash on success. May block for about
+    /// 100 µs.
+    fn submit(&self, raw: &[u8], sender: Option<Address>) -> Result<Hash, AdmitError>;
     /// A transaction pending in the mempool.
     fn pending(&self, hash: &Hash) -> Option<SignedTransaction>;
     /// The nonce the account's next transaction should carry, counting its

@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use stele_node::exec::*;
 use stele_node::genesis::{Allocation, ChainParams, Genesis};
-use stele_node::mempool::{AdmitError, BlockLimits, Mempool, MempoolConfig, verify_raw};
+use stele_node::mempool::{AdmitError, BlockLimits, Mempool, MempoolConfig, verify_raw_as};
 use stele_node::rpc::{
     NodeStatus, RpcConfig, RpcContext, RpcServer, StatusInfo, TxSubmitter, start,
 };
+use stele_node::sender_keys::SenderKeys;
 use stele_node::store::{BLOCK_STORE_CFS, BlockReader, CommittedBlock, prepare_block_commit};
 use stele_state::{State, StateConfig};
 use stele_types::*;
@@ -93,6 +94,7 @@ pub fn genesis() -> Genesis {
 pub struct Pool {
     pub mempool: Mutex<Mempool>,
     pub state: SharedState,
+    pub sender_keys: SenderKeys,
 }
 
 impl Pool {
@@ -106,9 +108,10 @@ impl Pool {
 }
 
 impl TxSubmitter for Pool {
-    fn submit(&self, raw: &[u8]) -> Result<Hash, AdmitError> {
+    fn submit(&self, raw: &[u8], sender: Option<Address>) -> Result<Hash, AdmitError> {
         let mut mempool = self.mempool.lock().unwrap();
-        let vtx = verify_raw(raw, mempool.config(), &Limits::default())?;
+        let claim = sender.map(|s| (s, &self.sender_keys));
+        let vtx = verify_raw_as(raw, mempool.config(), &Limits::default(), claim)?;
         let hash = vtx.hash;
         mempool.insert(vtx, &self.view())?;
         Ok(hash)
@@ -170,6 +173,7 @@ impl TestNode {
         let pool = Arc::new(Pool {
             mempool: Mutex::new(Mempool::new(MempoolConfig::new(CHAIN))),
             state: state.clone(),
+            sender_keys: SenderKeys::new(16),
         });
         let (commits, _) = tokio::sync::broadcast::channel(16);
         let ctx = RpcContext {
