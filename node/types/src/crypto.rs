@@ -150,7 +150,7 @@ impl PublicKey {
     /// table costs about as much as a dozen checks to build and ~45 KB.
     pub fn prepare(&self) -> Result<PreparedKey, CryptoError> {
         let key = self.verifying_key()?;
-        let table = FixedBase::new(&key.as_affine().into());
+        let table = FixedBase::new(&key.as_affine().into(), fixed_base::KEY_WINDOW);
         Ok(PreparedKey { table })
     }
 }
