@@ -74,21 +74,28 @@ impl FixedBase {
     }
 
     /// `k * P`, in variable time.
+    ///
+    /// The entries are gathered first and added after: the loads are then
+    /// independent of each other and of the additions, so when the table
+    /// is not in cache (a busy sender's key among many) their misses
+    /// overlap instead of stalling one addition each.
     pub(crate) fn mul(&self, k: &Scalar) -> ProjectivePoint {
         let half = 1usize << (self.window - 1);
         let (digits, n) = signed_digits(k, self.window);
-        let mut acc = ProjectivePoint::IDENTITY;
+        let mut picked = [AffinePoint::IDENTITY; DIGITS_MAX];
+        let mut count = 0;
         for (row, &digit) in self.entries.chunks_exact(half).zip(&digits[..n]) {
             let index = usize::from(digit.unsigned_abs());
             if index == 0 {
                 continue;
             }
-            let entry = &row[index - 1];
-            if digit > 0 {
-                acc += entry;
-            } else {
-                acc += &-*entry;
-            }
+            let entry = row[index - 1];
+            picked[count] = if digit > 0 { entry } else { -entry };
+            count += 1;
+        }
+        let mut acc = ProjectivePoint::IDENTITY;
+        for entry in &picked[..count] {
+            acc += entry;
         }
         acc
     }
