@@ -210,6 +210,9 @@ impl Shared {
         let (hash, sender) = (vtx.hash, vtx.sender);
         let base = self.latest_base();
         self.mempool().insert(vtx, &base)?;
+        if claimed.is_some() {
+            self.sender_keys.admitted(&sender);
+        }
         // Block execution on this node will not check the signature again.
         self.executor.remember_sender(hash, sender);
         if gossip {

@@ -13,9 +13,11 @@
 //! A claim is a promise, not a hint: a transaction that does not recover
 //! to its claimed sender is rejected ([`SenderCheckError::NotSignedBy`]),
 //! so a wrong claim costs one check, never two. A sender's table (~45 KB)
-//! is built once it has claimed [`TABLE_AFTER_TXS`] transactions, so
-//! one-off senders cost nothing beyond their recovery; tables and recovered
-//! keys are each kept for a bounded number of recent senders.
+//! is built once [`TABLE_AFTER_TXS`] of its claimed transactions were
+//! admitted to the mempool ([`SenderKeys::admitted`]), so one-off senders,
+//! and keys that only sign transactions the mempool refuses (no funds),
+//! cost nothing beyond their recovery; tables and recovered keys are each
+//! kept for a bounded number of recent senders.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -24,8 +26,9 @@ use lru::LruCache;
 use stele_types::{Address, CryptoError, Hash, PreparedKey, PublicKey, Signature};
 use thiserror::Error;
 
-/// A sender's table is built when it claims this many transactions (the
-/// first ones are recovered): building one costs about three recoveries.
+/// A sender's table is built when this many of its claimed transactions
+/// were admitted (the first ones are recovered): building one costs about
+/// three recoveries.
 pub const TABLE_AFTER_TXS: u32 = 3;
 /// Recovered keys remembered per sender table (33 bytes each, so many more
 /// than tables), to count claims towards [`TABLE_AFTER_TXS`].
@@ -49,8 +52,8 @@ pub struct SenderKeys {
 }
 
 struct Inner {
-    /// Keys recovered for claimed senders, and how many of their claims
-    /// were checked by recovery.
+    /// Keys recovered for claimed senders, and how many of their
+    /// transactions checked by recovery were admitted.
     seen: LruCache<Address, (PublicKey, u32)>,
     tables: LruCache<Address, Arc<PreparedKey>>,
 }
@@ -96,22 +99,37 @@ impl SenderKeys {
             });
         }
         let key = recover_and_compare(digest, sig, claimed)?;
-        let count = {
-            let mut inner = lock(inner);
-            let entry = inner.seen.get_or_insert_mut(claimed, || (key, 0));
-            entry.1 = entry.1.saturating_add(1);
-            entry.1
+        lock(inner).seen.get_or_insert(claimed, || (key, 0));
+        Ok(())
+    }
+
+    /// Counts a transaction of `sender` that passed [`SenderKeys::check`]
+    /// and was admitted to the mempool; builds the sender's table at the
+    /// [`TABLE_AFTER_TXS`]th.
+    pub fn admitted(&self, sender: &Address) {
+        let Some(inner) = &self.inner else {
+            return;
         };
-        if count >= TABLE_AFTER_TXS {
+        let key = {
+            let mut inner = lock(inner);
+            match inner.seen.get_mut(sender) {
+                Some(entry) => {
+                    entry.1 = entry.1.saturating_add(1);
+                    (entry.1 >= TABLE_AFTER_TXS).then_some(entry.0)
+                }
+                // Checked with its table already, or forgotten.
+                None => None,
+            }
+        };
+        if let Some(key) = key {
             // Built outside the lock (~0.3 ms); two threads may race to
             // build the same table, and either copy does.
             if let Ok(table) = key.prepare() {
                 let mut inner = lock(inner);
-                inner.seen.pop(&claimed);
-                inner.tables.put(claimed, Arc::new(table));
+                inner.seen.pop(sender);
+                inner.tables.put(*sender, Arc::new(table));
             }
         }
-        Ok(())
     }
 
     /// Whether `sender`'s table is kept.
@@ -157,9 +175,12 @@ mod tests {
         let keys = SenderKeys::new(4);
         let (alice, bob) = (key(1), key(2));
         for i in 0..2 * TABLE_AFTER_TXS {
+            assert_eq!(keys.has_table(&alice.address()), i >= TABLE_AFTER_TXS);
             let d = keccak256(&i.to_le_bytes());
             let sig = alice.sign_digest(&d);
             assert_eq!(keys.check(&d, &sig, alice.address()), Ok(()), "tx {i}");
+            keys.admitted(&alice.address());
+            // Refused claims are never admitted, so never counted.
             assert_eq!(
                 keys.check(&d, &sig, bob.address()),
                 Err(SenderCheckError::NotSignedBy(bob.address())),
@@ -177,6 +198,22 @@ mod tests {
     }
 
     #[test]
+    fn checks_alone_build_no_table() {
+        let keys = SenderKeys::new(4);
+        let k = key(1);
+        for i in 0..2 * TABLE_AFTER_TXS {
+            let d = keccak256(&[i as u8]);
+            keys.check(&d, &k.sign_digest(&d), k.address()).unwrap();
+        }
+        assert!(!keys.has_table(&k.address()));
+        // Admitting a sender never checked does nothing either.
+        for _ in 0..TABLE_AFTER_TXS {
+            keys.admitted(&key(2).address());
+        }
+        assert!(!keys.has_table(&key(2).address()));
+    }
+
+    #[test]
     fn malformed_signatures_keep_their_error() {
         let keys = SenderKeys::new(4);
         let alice = key(1);
@@ -184,7 +221,9 @@ mod tests {
         for _ in 0..TABLE_AFTER_TXS {
             keys.check(&d, &alice.sign_digest(&d), alice.address())
                 .unwrap();
+            keys.admitted(&alice.address());
         }
+        assert!(keys.has_table(&alice.address()));
         let mut sig = alice.sign_digest(&d);
         sig.0[64] = 5;
         assert_eq!(
@@ -203,6 +242,7 @@ mod tests {
             for i in 0..TABLE_AFTER_TXS {
                 let d = keccak256(&[n, i as u8]);
                 keys.check(&d, &k.sign_digest(&d), k.address()).unwrap();
+                keys.admitted(&k.address());
             }
         }
         let kept: Vec<bool> = (1..=5u8)
@@ -215,6 +255,7 @@ mod tests {
         for i in 0..2 * TABLE_AFTER_TXS {
             let d = keccak256(&[i as u8]);
             assert_eq!(none.check(&d, &k.sign_digest(&d), k.address()), Ok(()));
+            none.admitted(&k.address());
             assert!(!none.has_table(&k.address()));
             assert_eq!(
                 none.check(&d, &k.sign_digest(&d), key(2).address()),

@@ -112,8 +112,11 @@ impl TxSubmitter for Pool {
         let mut mempool = self.mempool.lock().unwrap();
         let claim = sender.map(|s| (s, &self.sender_keys));
         let vtx = verify_raw_as(raw, mempool.config(), &Limits::default(), claim)?;
-        let hash = vtx.hash;
+        let (hash, signer) = (vtx.hash, vtx.sender);
         mempool.insert(vtx, &self.view())?;
+        if sender.is_some() {
+            self.sender_keys.admitted(&signer);
+        }
         Ok(hash)
     }
 
