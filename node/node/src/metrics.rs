@@ -36,6 +36,8 @@ pub struct NodeMetrics {
     pub exec_seconds: Histogram,
     /// Writing a committed block and its state, seconds.
     pub storage_seconds: Histogram,
+    /// Consensus-log writes that were synced to disk, seconds.
+    pub wal_sync_seconds: Histogram,
     peers_connected: Gauge,
     messages_in: Family<Labels, Gauge>,
     messages_out: Family<Labels, Gauge>,
@@ -71,6 +73,7 @@ impl NodeMetrics {
             block_interval: seconds(),
             exec_seconds: seconds(),
             storage_seconds: seconds(),
+            wal_sync_seconds: seconds(),
             peers_connected: Gauge::default(),
             messages_in: Family::default(),
             messages_out: Family::default(),
@@ -130,6 +133,11 @@ impl NodeMetrics {
                 "storage_commit_seconds",
                 "Writing a block with its state",
                 m.storage_seconds.clone(),
+            );
+            r.register(
+                "wal_sync_seconds",
+                "Consensus-log writes synced to disk (the votes that must survive a power loss)",
+                m.wal_sync_seconds.clone(),
             );
             r.register(
                 "peers_connected",

@@ -1239,7 +1239,14 @@ impl Driver {
         }
         let shared = self.shared.clone();
         let state = shared.state.read().map_err(|_| poisoned())?;
-        self.wal.append(&state, records).map_err(storage)?;
+        let started = std::time::Instant::now();
+        let synced = self.wal.append(&state, records).map_err(storage)?;
+        if synced {
+            shared
+                .metrics
+                .wal_sync_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
         records.clear();
         Ok(())
     }

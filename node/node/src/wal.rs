@@ -136,10 +136,10 @@ impl Wal {
     }
 
     /// Appends `records` in one write, synced to disk before returning if
-    /// any of them needs it.
-    pub fn append(&mut self, state: &State, records: &[Record]) -> Result<(), WalError> {
+    /// any of them needs it; returns whether it was synced.
+    pub fn append(&mut self, state: &State, records: &[Record]) -> Result<bool, WalError> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let cf = state.column_family(CF_WAL)?;
         let mut batch = WriteBatch::default();
@@ -150,14 +150,15 @@ impl Wal {
         if let Some(id) = &stamp {
             batch.put_cf(cf, BOOT_KEY, id);
         }
+        let sync = stamp.is_some() || records.iter().any(Record::needs_sync);
         let mut opts = WriteOptions::default();
-        opts.set_sync(stamp.is_some() || records.iter().any(Record::needs_sync));
+        opts.set_sync(sync);
         if let Err(e) = state.db().write_opt(batch, &opts) {
             self.boot_stamp = stamp;
             return Err(e.into());
         }
         self.next += records.len() as u64;
-        Ok(())
+        Ok(sync)
     }
 
     /// Deletes the records made obsolete by a stable checkpoint at
