@@ -202,26 +202,93 @@ impl PreparedKey {
     /// parity of y) where plain verification checks only x modulo the
     /// order.
     pub fn verify_recoverable(&self, digest: &Hash, sig: &Signature) -> Result<(), CryptoError> {
-        use k256::elliptic_curve::ops::{Invert, Reduce};
-        use k256::elliptic_curve::point::AffineCoordinates;
-        use k256::{FieldBytes, Scalar, U256};
+        let mut results = verify_recoverable_batch(&[(self, digest, sig)]);
+        results.pop().unwrap_or(Err(CryptoError::BadSignature))
+    }
+}
 
-        let (parsed, recid) = sig.parts()?;
-        let (r, s) = parsed.split_scalars();
-        let z = <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(digest.0));
-        let s_inv: Scalar = *s.invert_vartime();
-        let point = fixed_base::generator().mul(&(z * s_inv)) + self.table.mul(&(*r * s_inv));
-        let point = point.to_affine();
-        // The identity's affine x is zero, which `r` never is; `parts`
-        // refused x-reduced ids, so R's x is `r` itself.
-        let same_x = point.x() == r.to_bytes();
-        let same_parity = bool::from(point.y_is_odd()) == recid.is_y_odd();
-        if same_x && same_parity {
+/// [`PreparedKey::verify_recoverable`] for many signatures at once, each
+/// against its own key: the same results, in order, with the inversions
+/// shared (one scalar inversion for all the `s⁻¹` and one field inversion
+/// to bring all the points to affine form, instead of one of each per
+/// signature).
+pub fn verify_recoverable_batch(
+    checks: &[(&PreparedKey, &Hash, &Signature)],
+) -> Vec<Result<(), CryptoError>> {
+    use k256::elliptic_curve::BatchNormalize;
+    use k256::elliptic_curve::group::Group;
+    use k256::elliptic_curve::ops::{Invert, Reduce};
+    use k256::elliptic_curve::point::AffineCoordinates;
+    use k256::{FieldBytes, ProjectivePoint, Scalar, U256};
+
+    struct Parsed<'a> {
+        index: usize,
+        key: &'a PreparedKey,
+        r: Scalar,
+        s: Scalar,
+        z: Scalar,
+        y_odd: bool,
+    }
+
+    let mut results = vec![Err(CryptoError::BadSignature); checks.len()];
+    let mut parsed = Vec::with_capacity(checks.len());
+    for (index, (key, digest, sig)) in checks.iter().enumerate() {
+        match sig.parts() {
+            Ok((sig, recid)) => {
+                let (r, s) = sig.split_scalars();
+                parsed.push(Parsed {
+                    index,
+                    key,
+                    r: *r,
+                    s: *s,
+                    z: <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(digest.0)),
+                    y_odd: recid.is_y_odd(),
+                });
+            }
+            Err(e) => results[index] = Err(e),
+        }
+    }
+    // k256's batch normalization fails on an empty batch.
+    if parsed.is_empty() {
+        return results;
+    }
+    // Every s⁻¹ from one inversion: prefix products forward, then peel
+    // them off backwards (`s` is never zero, so neither is any product).
+    let mut prefix = Vec::with_capacity(parsed.len());
+    let mut product = Scalar::ONE;
+    for p in &parsed {
+        prefix.push(product);
+        product *= p.s;
+    }
+    let Some(mut inverse) = Option::<Scalar>::from(product.invert_vartime()) else {
+        return results;
+    };
+    let mut s_inv = vec![Scalar::ZERO; parsed.len()];
+    for (i, p) in parsed.iter().enumerate().rev() {
+        s_inv[i] = inverse * prefix[i];
+        inverse *= p.s;
+    }
+    let points: Vec<ProjectivePoint> = parsed
+        .iter()
+        .zip(&s_inv)
+        .map(|(p, s_inv)| {
+            fixed_base::generator().mul(&(p.z * s_inv)) + p.key.table.mul(&(p.r * s_inv))
+        })
+        .collect();
+    let affine = ProjectivePoint::batch_normalize(points.as_slice());
+    for ((p, point), projective) in parsed.iter().zip(&affine).zip(&points) {
+        // `parts` refused x-reduced ids, so R's x is `r` itself; the
+        // identity is never R.
+        let same = !bool::from(projective.is_identity())
+            && point.x() == p.r.to_bytes()
+            && bool::from(point.y_is_odd()) == p.y_odd;
+        results[p.index] = if same {
             Ok(())
         } else {
             Err(CryptoError::BadSignature)
-        }
+        };
     }
+    results
 }
 
 impl Signature {
@@ -504,6 +571,36 @@ mod tests {
                 prepared.verify_recoverable(&d, &sig),
                 recovers_to(&sig, &d, &k)
             );
+        }
+
+        #[test]
+        fn batched_recoverable_verification_matches_one_by_one(
+            cases in proptest::collection::vec(
+                (1u8..6, proptest::array::uniform32(proptest::prelude::any::<u8>()), 0usize..80),
+                0..12,
+            ),
+        ) {
+            // Signatures by keys 1..=5 checked against key (n % 5) + 1, some
+            // with a bit flipped: a mix of valid, wrong-key and malformed.
+            let keys: Vec<PreparedKey> =
+                (1..=5).map(|n| key(n).public_key().prepare().unwrap()).collect();
+            let signed: Vec<(usize, Hash, Signature)> = cases
+                .iter()
+                .map(|(n, digest, flip)| {
+                    let d = Hash(*digest);
+                    let mut sig = key(*n).sign_digest(&d);
+                    if let Some(b) = sig.0.get_mut(*flip) {
+                        *b ^= 1;
+                    }
+                    let checked = if flip % 3 == 0 { usize::from(*n) % 5 } else { usize::from(*n) - 1 };
+                    (checked, d, sig)
+                })
+                .collect();
+            let checks: Vec<(&PreparedKey, &Hash, &Signature)> =
+                signed.iter().map(|(k, d, s)| (&keys[*k], d, s)).collect();
+            let one_by_one: Vec<Result<(), CryptoError>> =
+                checks.iter().map(|(k, d, s)| k.verify_recoverable(d, s)).collect();
+            proptest::prop_assert_eq!(verify_recoverable_batch(&checks), one_by_one);
         }
 
         #[test]

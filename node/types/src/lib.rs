@@ -22,7 +22,9 @@ pub use block::{
     Validator, ValidatorSet, ValidatorSetError, consensus_digest,
 };
 pub use codec::{Decode, DecodeError, Encode, Limits, decode};
-pub use crypto::{CryptoError, PreparedKey, PublicKey, SecretKey, Signature};
+pub use crypto::{
+    CryptoError, PreparedKey, PublicKey, SecretKey, Signature, verify_recoverable_batch,
+};
 pub use hash::{Hash, keccak256, keccak256_parts, list_root};
 pub use receipt::{Event, ExecStatus, Receipt};
 pub use tx::{Amount, SignedTransaction, Transaction, TxError, TxPayload};
