@@ -143,13 +143,7 @@ impl VerifiedTx {
     /// Checks an already decoded transaction.
     pub fn new(tx: SignedTransaction, chain_id: u64) -> Result<Self, AdmitError> {
         let sender = tx.verify(chain_id)?;
-        let encoded = tx.to_bytes();
-        Ok(VerifiedTx {
-            hash: stele_types::keccak256(&encoded),
-            bytes: encoded.len(),
-            tx,
-            sender,
-        })
+        Ok(VerifiedTx::checked(tx, sender))
     }
 
     /// Checks an already decoded transaction that `sender` is said to have
@@ -167,18 +161,28 @@ impl VerifiedTx {
                 got: tx.tx.chain_id,
             });
         }
-        keys.check(&tx.tx.signing_digest(), &tx.signature, sender)
-            .map_err(|e| match e {
-                SenderCheckError::Signature(e) => AdmitError::BadSignature(e),
-                SenderCheckError::NotSignedBy(a) => AdmitError::NotSignedBy(a),
-            })?;
+        keys.check(&tx.tx.signing_digest(), &tx.signature, sender)?;
+        Ok(VerifiedTx::checked(tx, sender))
+    }
+
+    /// A transaction whose signature was checked to be `sender`'s.
+    fn checked(tx: SignedTransaction, sender: Address) -> Self {
         let encoded = tx.to_bytes();
-        Ok(VerifiedTx {
+        VerifiedTx {
             hash: stele_types::keccak256(&encoded),
             bytes: encoded.len(),
             tx,
             sender,
-        })
+        }
+    }
+}
+
+impl From<SenderCheckError> for AdmitError {
+    fn from(e: SenderCheckError) -> Self {
+        match e {
+            SenderCheckError::Signature(e) => AdmitError::BadSignature(e),
+            SenderCheckError::NotSignedBy(a) => AdmitError::NotSignedBy(a),
+        }
     }
 }
 
@@ -201,17 +205,85 @@ pub fn verify_raw_as(
     limits: &Limits,
     claim: Option<(Address, &SenderKeys)>,
 ) -> Result<VerifiedTx, AdmitError> {
+    let tx = decode_bounded(raw, config, limits)?;
+    match claim {
+        Some((sender, keys)) => VerifiedTx::signed_by(tx, config.chain_id, sender, keys),
+        None => VerifiedTx::new(tx, config.chain_id),
+    }
+}
+
+/// [`verify_raw_as`] for many transactions (a batch of gossip), results in
+/// order: the checks of named senders that have tables share their
+/// inversions ([`SenderKeys::check_batch`]).
+pub fn verify_raw_batch(
+    items: &[(&[u8], Option<Address>)],
+    config: &MempoolConfig,
+    limits: &Limits,
+    keys: &SenderKeys,
+) -> Vec<Result<VerifiedTx, AdmitError>> {
+    let decoded: Vec<Result<SignedTransaction, AdmitError>> = items
+        .iter()
+        .map(|(raw, _)| {
+            let tx = decode_bounded(raw, config, limits)?;
+            if tx.tx.chain_id != config.chain_id {
+                return Err(AdmitError::WrongChain {
+                    expected: config.chain_id,
+                    got: tx.tx.chain_id,
+                });
+            }
+            Ok(tx)
+        })
+        .collect();
+    let digests: Vec<Option<Hash>> = decoded
+        .iter()
+        .zip(items)
+        .map(|(tx, (_, claim))| match (tx, claim) {
+            (Ok(tx), Some(_)) => Some(tx.tx.signing_digest()),
+            _ => None,
+        })
+        .collect();
+    let mut checks = Vec::new();
+    let mut at = Vec::new();
+    for (i, ((tx, (_, claim)), digest)) in decoded.iter().zip(items).zip(&digests).enumerate() {
+        if let (Ok(tx), Some(sender), Some(digest)) = (tx, claim, digest) {
+            checks.push((digest, &tx.signature, *sender));
+            at.push(i);
+        }
+    }
+    let mut checked: Vec<Option<Result<(), SenderCheckError>>> = vec![None; items.len()];
+    for (i, result) in at.into_iter().zip(keys.check_batch(&checks)) {
+        checked[i] = Some(result);
+    }
+    decoded
+        .into_iter()
+        .zip(items)
+        .zip(checked)
+        .map(|((tx, (_, claim)), checked)| {
+            let tx = tx?;
+            match (claim, checked) {
+                (Some(sender), Some(result)) => {
+                    result?;
+                    Ok(VerifiedTx::checked(tx, *sender))
+                }
+                _ => VerifiedTx::new(tx, config.chain_id),
+            }
+        })
+        .collect()
+}
+
+/// The size check and bounded decoding of a raw transaction.
+fn decode_bounded(
+    raw: &[u8],
+    config: &MempoolConfig,
+    limits: &Limits,
+) -> Result<SignedTransaction, AdmitError> {
     if raw.len() > config.tx_bytes_max {
         return Err(AdmitError::TooLarge {
             bytes: raw.len(),
             max: config.tx_bytes_max,
         });
     }
-    let tx: SignedTransaction = decode(raw, limits)?;
-    match claim {
-        Some((sender, keys)) => VerifiedTx::signed_by(tx, config.chain_id, sender, keys),
-        None => VerifiedTx::new(tx, config.chain_id),
-    }
+    Ok(decode(raw, limits)?)
 }
 
 /// Limits of one block, for [`Mempool::select`].

@@ -40,7 +40,9 @@ use tracing::{debug, info, warn};
 
 use crate::exec::{BlockEnv, BlockExecution, ExecError, Executor, SharedState, StateBase};
 use crate::genesis::Genesis;
-use crate::mempool::{AdmitError, BlockLimits, Mempool, MempoolConfig, verify_raw_as};
+use crate::mempool::{
+    AdmitError, BlockLimits, Mempool, MempoolConfig, VerifiedTx, verify_raw_as, verify_raw_batch,
+};
 use crate::metrics::NodeMetrics;
 use crate::net::{Channel, Inbound, NetConfig, Network, PeerInfo};
 use crate::sender_keys::SenderKeys;
@@ -207,14 +209,8 @@ impl Shared {
     ) -> Result<Hash, AdmitError> {
         let claim = claimed.map(|sender| (sender, &self.sender_keys));
         let vtx = verify_raw_as(raw, &self.mempool_config, &self.limits, claim)?;
-        let (hash, sender) = (vtx.hash, vtx.sender);
-        let base = self.latest_base();
-        self.mempool().insert(vtx, &base)?;
-        if claimed.is_some() {
-            self.sender_keys.admitted(&sender);
-        }
-        // Block execution on this node will not check the signature again.
-        self.executor.remember_sender(hash, sender);
+        let sender = vtx.sender;
+        let hash = self.insert_verified(vtx, claimed.is_some())?;
         if gossip {
             let payload = GossipTx {
                 sender: Some(sender),
@@ -223,6 +219,37 @@ impl Shared {
             self.net.broadcast(Channel::Gossip, payload.encode());
         }
         self.tx_arrived.notify_one();
+        Ok(hash)
+    }
+
+    /// [`Shared::admit`] without gossip for many transactions (a batch of
+    /// gossip), results in order; the signature checks of named senders
+    /// share their inversions ([`verify_raw_batch`]).
+    pub fn admit_batch(&self, items: &[(&[u8], Option<Address>)]) -> Vec<Result<Hash, AdmitError>> {
+        let verified =
+            verify_raw_batch(items, &self.mempool_config, &self.limits, &self.sender_keys);
+        let results: Vec<Result<Hash, AdmitError>> = verified
+            .into_iter()
+            .zip(items)
+            .map(|(vtx, (_, claimed))| self.insert_verified(vtx?, claimed.is_some()))
+            .collect();
+        if results.iter().any(Result::is_ok) {
+            self.tx_arrived.notify_one();
+        }
+        results
+    }
+
+    /// Puts a transaction whose signature was checked into the mempool and
+    /// remembers its sender; `named` counts it towards the sender's table.
+    fn insert_verified(&self, vtx: VerifiedTx, named: bool) -> Result<Hash, AdmitError> {
+        let (hash, sender) = (vtx.hash, vtx.sender);
+        let base = self.latest_base();
+        self.mempool().insert(vtx, &base)?;
+        if named {
+            self.sender_keys.admitted(&sender);
+        }
+        // Block execution on this node will not check the signature again.
+        self.executor.remember_sender(hash, sender);
         Ok(hash)
     }
 
@@ -649,14 +676,18 @@ async fn admit_gossip(shared: Arc<Shared>, mut rx: mpsc::Receiver<(Address, Vec<
         }
         let shared = shared.clone();
         tokio::task::spawn_blocking(move || {
-            for (from, payload) in batch {
-                let result = match GossipTx::decode(&payload) {
-                    Some(tx) => shared.admit(tx.raw, tx.sender, false),
-                    None => {
-                        debug!(%from, "malformed gossip");
-                        continue;
+            let mut items = Vec::with_capacity(batch.len());
+            let mut froms = Vec::with_capacity(batch.len());
+            for (from, payload) in &batch {
+                match GossipTx::decode(payload) {
+                    Some(tx) => {
+                        items.push((tx.raw, tx.sender));
+                        froms.push(from);
                     }
-                };
+                    None => debug!(%from, "malformed gossip"),
+                }
+            }
+            for (from, result) in froms.into_iter().zip(shared.admit_batch(&items)) {
                 if let Err(e) = result {
                     debug!(%from, error = %e, "gossiped transaction not admitted");
                 }

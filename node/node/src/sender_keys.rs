@@ -23,7 +23,9 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use lru::LruCache;
-use stele_types::{Address, CryptoError, Hash, PreparedKey, PublicKey, Signature};
+use stele_types::{
+    Address, CryptoError, Hash, PreparedKey, PublicKey, Signature, verify_recoverable_batch,
+};
 use thiserror::Error;
 
 /// A sender's table is built when this many of its claimed transactions
@@ -88,19 +90,63 @@ impl SenderKeys {
         sig: &Signature,
         claimed: Address,
     ) -> Result<(), SenderCheckError> {
+        let mut results = self.check_batch(&[(digest, sig, claimed)]);
+        results
+            .pop()
+            .unwrap_or(Err(SenderCheckError::Signature(CryptoError::BadSignature)))
+    }
+
+    /// [`SenderKeys::check`] for many transactions, results in order: the
+    /// checks against tables share their inversions
+    /// ([`verify_recoverable_batch`], about a quarter cheaper each in
+    /// batches of 64).
+    pub fn check_batch(
+        &self,
+        checks: &[(&Hash, &Signature, Address)],
+    ) -> Vec<Result<(), SenderCheckError>> {
         let Some(inner) = &self.inner else {
-            return recover_and_compare(digest, sig, claimed).map(|_| ());
+            return checks
+                .iter()
+                .map(|(digest, sig, claimed)| {
+                    recover_and_compare(digest, sig, *claimed).map(|_| ())
+                })
+                .collect();
         };
-        let table = lock(inner).tables.get(&claimed).cloned();
-        if let Some(table) = table {
-            return table.verify_recoverable(digest, sig).map_err(|e| match e {
+        let tables: Vec<Option<Arc<PreparedKey>>> = {
+            let mut inner = lock(inner);
+            checks
+                .iter()
+                .map(|(_, _, claimed)| inner.tables.get(claimed).cloned())
+                .collect()
+        };
+        let mut results = Vec::with_capacity(checks.len());
+        let mut prepared = Vec::new();
+        let mut at = Vec::new();
+        for (i, ((digest, sig, claimed), table)) in checks.iter().zip(&tables).enumerate() {
+            match table {
+                Some(table) => {
+                    prepared.push((&**table, *digest, *sig));
+                    at.push(i);
+                    // Filled in from the batch below.
+                    results.push(Ok(()));
+                }
+                None => {
+                    let checked = recover_and_compare(digest, sig, *claimed);
+                    if let Ok(key) = checked {
+                        lock(inner).seen.get_or_insert(*claimed, || (key, 0));
+                    }
+                    results.push(checked.map(|_| ()));
+                }
+            }
+        }
+        for (i, result) in at.into_iter().zip(verify_recoverable_batch(&prepared)) {
+            let claimed = checks[i].2;
+            results[i] = result.map_err(|e| match e {
                 CryptoError::BadSignature => SenderCheckError::NotSignedBy(claimed),
                 other => SenderCheckError::Signature(other),
             });
         }
-        let key = recover_and_compare(digest, sig, claimed)?;
-        lock(inner).seen.get_or_insert(claimed, || (key, 0));
-        Ok(())
+        results
     }
 
     /// Counts a transaction of `sender` that passed [`SenderKeys::check`]
@@ -195,6 +241,52 @@ mod tests {
         }
         assert!(keys.has_table(&alice.address()));
         assert!(!keys.has_table(&bob.address()));
+    }
+
+    #[test]
+    fn batches_decide_as_single_checks() {
+        let keys = SenderKeys::new(4);
+        // Key 1 gets a table, key 2 does not.
+        for i in 0..TABLE_AFTER_TXS {
+            let d = keccak256(&[i as u8]);
+            keys.check(&d, &key(1).sign_digest(&d), key(1).address())
+                .unwrap();
+            keys.admitted(&key(1).address());
+        }
+        let d = keccak256(b"batch");
+        let mut bad_v = key(1).sign_digest(&d);
+        bad_v.0[64] = 9;
+        let cases = [
+            (key(1).sign_digest(&d), key(1).address()),
+            (key(2).sign_digest(&d), key(2).address()),
+            (key(2).sign_digest(&d), key(1).address()),
+            (key(1).sign_digest(&d), key(2).address()),
+            (bad_v, key(1).address()),
+            (key(1).sign_digest(&keccak256(b"other")), key(1).address()),
+        ];
+        let checks: Vec<(&Hash, &Signature, Address)> = cases
+            .iter()
+            .map(|(sig, claimed)| (&d, sig, *claimed))
+            .collect();
+        let single: Vec<_> = checks
+            .iter()
+            .map(|(d, sig, claimed)| keys.check(d, sig, *claimed))
+            .collect();
+        assert_eq!(keys.check_batch(&checks), single);
+        assert_eq!(
+            single,
+            [
+                Ok(()),
+                Ok(()),
+                Err(SenderCheckError::NotSignedBy(key(1).address())),
+                Err(SenderCheckError::NotSignedBy(key(2).address())),
+                Err(SenderCheckError::Signature(CryptoError::InvalidRecoveryId(
+                    9
+                ))),
+                Err(SenderCheckError::NotSignedBy(key(1).address())),
+            ]
+        );
+        assert!(keys.check_batch(&[]).is_empty());
     }
 
     #[test]

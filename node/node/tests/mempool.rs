@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use stele_node::mempool::*;
+use stele_node::sender_keys::SenderKeys;
 use stele_types::{
     Address, Amount, Encode, Hash, Limits, SecretKey, SignedTransaction, Transaction, TxPayload,
 };
@@ -71,6 +72,61 @@ const ROOMY: BlockLimits = BlockLimits {
     bytes_max: usize::MAX,
     txs_max: usize::MAX,
 };
+
+#[test]
+fn a_batch_decides_as_one_by_one() {
+    let cfg = config();
+    let limits = Limits::default();
+    let keys = SenderKeys::new(8);
+    // Key 1 gets a table (three of its named transactions admitted).
+    for nonce in 0..3 {
+        let raw = tx(&key(1), nonce, 1).tx.to_bytes();
+        let vtx = verify_raw_as(&raw, &cfg, &limits, Some((key(1).address(), &keys))).unwrap();
+        keys.admitted(&vtx.sender);
+    }
+    let good1 = tx(&key(1), 5, 1).tx.to_bytes();
+    let good2 = tx(&key(2), 0, 1).tx.to_bytes();
+    let mut bad_v = good1.clone();
+    let n = bad_v.len();
+    bad_v[n - 1] = 7;
+    let mut wrong_chain = tx(&key(1), 6, 1).tx;
+    wrong_chain.tx.chain_id = CHAIN + 1;
+    let wrong_chain = wrong_chain.tx.sign(&key(1)).to_bytes();
+    let items: Vec<(&[u8], Option<Address>)> = vec![
+        (&good1, Some(key(1).address())),
+        (&good1, Some(key(2).address())),
+        (&good2, Some(key(2).address())),
+        (&good2, Some(key(1).address())),
+        (&good2, None),
+        (&bad_v, Some(key(1).address())),
+        (&bad_v, None),
+        (&good1[..10], Some(key(1).address())),
+        (&wrong_chain, Some(key(1).address())),
+    ];
+    let one_by_one: Vec<Result<VerifiedTx, AdmitError>> = items
+        .iter()
+        .map(|(raw, claim)| verify_raw_as(raw, &cfg, &limits, claim.map(|c| (c, &keys))))
+        .collect();
+    let batch = verify_raw_batch(&items, &cfg, &limits, &keys);
+    let summary =
+        |r: &[Result<VerifiedTx, AdmitError>]| -> Vec<Result<(Hash, Address), AdmitError>> {
+            r.iter()
+                .map(|v| v.as_ref().map(|v| (v.hash, v.sender)).map_err(Clone::clone))
+                .collect()
+        };
+    assert_eq!(summary(&batch), summary(&one_by_one));
+    assert!(matches!(
+        &summary(&batch)[..5],
+        [
+            Ok(_),
+            Err(AdmitError::NotSignedBy(_)),
+            Ok(_),
+            Err(AdmitError::NotSignedBy(_)),
+            Ok(_)
+        ]
+    ));
+    assert!(verify_raw_batch(&[], &cfg, &limits, &keys).is_empty());
+}
 
 #[test]
 fn stateless_checks_name_the_problem() {
