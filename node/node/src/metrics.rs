@@ -38,6 +38,8 @@ pub struct NodeMetrics {
     pub storage_seconds: Histogram,
     /// Consensus-log writes that were synced to disk, seconds.
     pub wal_sync_seconds: Histogram,
+    /// Pruning old state versions (on the driver's path), seconds.
+    pub prune_seconds: Histogram,
     peers_connected: Gauge,
     messages_in: Family<Labels, Gauge>,
     messages_out: Family<Labels, Gauge>,
@@ -74,6 +76,7 @@ impl NodeMetrics {
             exec_seconds: seconds(),
             storage_seconds: seconds(),
             wal_sync_seconds: seconds(),
+            prune_seconds: seconds(),
             peers_connected: Gauge::default(),
             messages_in: Family::default(),
             messages_out: Family::default(),
@@ -138,6 +141,11 @@ impl NodeMetrics {
                 "wal_sync_seconds",
                 "Consensus-log writes synced to disk (the votes that must survive a power loss)",
                 m.wal_sync_seconds.clone(),
+            );
+            r.register(
+                "prune_seconds",
+                "Pruning old state versions, which holds the state lock and delays the next block",
+                m.prune_seconds.clone(),
             );
             r.register(
                 "peers_connected",

@@ -1636,6 +1636,7 @@ impl Driver {
         }));
         if self.prune_interval_blocks > 0 && seq.is_multiple_of(self.prune_interval_blocks) {
             let state = self.shared.state.clone();
+            let started = std::time::Instant::now();
             let pruned = self
                 .exec
                 .run(move || match state.write() {
@@ -1643,6 +1644,9 @@ impl Driver {
                     Err(_) => Err("state lock poisoned".to_string()),
                 })
                 .await?;
+            metrics
+                .prune_seconds
+                .observe(started.elapsed().as_secs_f64());
             match pruned {
                 Ok(stats) => debug!(height = seq, ?stats, "pruned old state versions"),
                 // Pruning only frees space; the chain goes on without it.
@@ -1801,11 +1805,6 @@ mod tests {
             TimerFired::WaitUntil(now + ms(200))
         );
     }
-}
-
-#[cfg(test)]
-mod gossip_tests {
-    use super::*;
 
     #[test]
     fn gossip_payloads_round_trip_and_reject_bad_framing() {
