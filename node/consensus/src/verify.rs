@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use stele_types::{Hash, PreparedKey, PublicKey, Signature};
 
@@ -16,27 +16,37 @@ pub trait Verifier: Debug + Send {
 const PREPARED_KEYS_MAX: usize = 1_024;
 
 /// k256 verification, what the node uses. Validators' keys are prepared
-/// once and kept: parsed, with a table of multiples that makes each vote
-/// check about twice as fast (~45 KB per key, so ~46 MB for the largest
-/// validator set).
+/// once and kept: a table of multiples that makes each vote check about
+/// twice as fast (~45 KB per key, so ~46 MB for the largest validator
+/// set). Keys are prepared and signatures checked outside the cache's lock,
+/// so concurrent checks do not wait on each other.
 #[derive(Debug, Default)]
 pub struct K256Verifier {
-    prepared: Mutex<BTreeMap<PublicKey, PreparedKey>>,
+    prepared: Mutex<BTreeMap<PublicKey, Arc<PreparedKey>>>,
+}
+
+impl K256Verifier {
+    fn cache(&self) -> std::sync::MutexGuard<'_, BTreeMap<PublicKey, Arc<PreparedKey>>> {
+        // Every update is one insert or a clear, so a poisoned lock still
+        // holds a consistent map.
+        self.prepared.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Verifier for K256Verifier {
     fn verify(&self, key: &PublicKey, digest: &Hash, signature: &Signature) -> bool {
-        let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
-        let prepared_key = match prepared.get(key) {
+        let cached = self.cache().get(key).cloned();
+        let prepared_key = match cached {
             Some(k) => k,
             None => {
                 let Ok(k) = key.prepare() else {
                     return false;
                 };
-                if prepared.len() >= PREPARED_KEYS_MAX {
-                    prepared.clear();
+                let mut cache = self.cache();
+                if cache.len() >= PREPARED_KEYS_MAX {
+                    cache.clear();
                 }
-                prepared.entry(*key).or_insert(k)
+                cache.entry(*key).or_insert_with(|| Arc::new(k)).clone()
             }
         };
         prepared_key.verify(digest, signature).is_ok()
