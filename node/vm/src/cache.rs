@@ -2,20 +2,18 @@
 //! directory on disk. Neither is consensus state: a miss only costs
 //! compilation time, never gas.
 
-use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use lru::LruCache;
 use stele_types::{Hash, keccak256, keccak256_parts};
 
 /// A least-recently-used map from code hash to `V`, bounded by entry count
-/// and by total size.
+/// and by total size (the `lru` crate's order, with sizes counted here).
 #[derive(Debug)]
 pub struct Lru<V> {
-    entries: HashMap<Hash, (V, u64, usize)>,
-    order: BTreeMap<u64, Hash>,
-    tick: u64,
+    entries: LruCache<Hash, (V, usize)>,
     bytes: usize,
     entries_max: usize,
     bytes_max: usize,
@@ -26,9 +24,7 @@ impl<V: Clone> Lru<V> {
     /// total size.
     pub fn new(entries_max: usize, bytes_max: usize) -> Self {
         Lru {
-            entries: HashMap::new(),
-            order: BTreeMap::new(),
-            tick: 0,
+            entries: LruCache::unbounded(),
             bytes: 0,
             entries_max: entries_max.max(1),
             bytes_max,
@@ -37,35 +33,22 @@ impl<V: Clone> Lru<V> {
 
     /// The value for `key`, marking it most recently used.
     pub fn get(&mut self, key: &Hash) -> Option<V> {
-        self.tick += 1;
-        let tick = self.tick;
-        let (value, used, _) = self.entries.get_mut(key)?;
-        self.order.remove(used);
-        *used = tick;
-        self.order.insert(tick, *key);
-        Some(value.clone())
+        self.entries.get(key).map(|(value, _)| value.clone())
     }
 
     /// Inserts `value` of `size` bytes, evicting least recently used entries
     /// to stay within bounds.
     pub fn insert(&mut self, key: Hash, value: V, size: usize) {
-        self.tick += 1;
-        if let Some((_, used, old_size)) = self.entries.remove(&key) {
-            self.order.remove(&used);
+        if let Some((_, old_size)) = self.entries.pop(&key) {
             self.bytes -= old_size;
         }
-        while !self.entries.is_empty()
-            && (self.entries.len() >= self.entries_max || self.bytes + size > self.bytes_max)
-        {
-            let Some((_, oldest)) = self.order.pop_first() else {
+        while self.entries.len() >= self.entries_max || self.bytes + size > self.bytes_max {
+            let Some((_, (_, evicted))) = self.entries.pop_lru() else {
                 break;
             };
-            if let Some((_, _, s)) = self.entries.remove(&oldest) {
-                self.bytes -= s;
-            }
+            self.bytes -= evicted;
         }
-        self.entries.insert(key, (value, self.tick, size));
-        self.order.insert(self.tick, key);
+        self.entries.put(key, (value, size));
         self.bytes += size;
     }
 
