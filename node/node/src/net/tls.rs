@@ -14,8 +14,11 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 
-/// ALPN protocol identifier of Stele's validator transport.
-pub const ALPN: &[u8] = b"stele/1";
+/// ALPN protocol identifier of Stele's validator transport; it changes
+/// with every incompatible change of what goes over it, so validators of
+/// different wire versions fail the handshake instead of misreading each
+/// other (2: a gossiped transaction carries its sender, `node::GossipTx`).
+pub const ALPN: &[u8] = b"stele/2";
 
 /// The name clients put in the TLS SNI; certificates are not checked against
 /// it.
