@@ -146,25 +146,6 @@ impl VerifiedTx {
         Ok(VerifiedTx::checked(tx, sender))
     }
 
-    /// Checks an already decoded transaction that `sender` is said to have
-    /// signed; rejected unless it did ([`SenderKeys::check`], about half
-    /// the cost of recovering the sender once `sender` has a table).
-    pub fn signed_by(
-        tx: SignedTransaction,
-        chain_id: u64,
-        sender: Address,
-        keys: &SenderKeys,
-    ) -> Result<Self, AdmitError> {
-        if tx.tx.chain_id != chain_id {
-            return Err(AdmitError::WrongChain {
-                expected: chain_id,
-                got: tx.tx.chain_id,
-            });
-        }
-        keys.check(&tx.tx.signing_digest(), &tx.signature, sender)?;
-        Ok(VerifiedTx::checked(tx, sender))
-    }
-
     /// A transaction whose signature was checked to be `sender`'s.
     fn checked(tx: SignedTransaction, sender: Address) -> Self {
         let encoded = tx.to_bytes();
@@ -198,17 +179,19 @@ pub fn verify_raw(
 
 /// [`verify_raw`] for a transaction whose sender is claimed (by the
 /// submitting client or the gossiping validator): `Some((sender, keys))`
-/// checks it with [`VerifiedTx::signed_by`].
+/// refuses it unless `sender` signed it ([`SenderKeys::check`], about half
+/// the cost of recovering the sender once `sender` has a table).
 pub fn verify_raw_as(
     raw: &[u8],
     config: &MempoolConfig,
     limits: &Limits,
     claim: Option<(Address, &SenderKeys)>,
 ) -> Result<VerifiedTx, AdmitError> {
-    let tx = decode_bounded(raw, config, limits)?;
     match claim {
-        Some((sender, keys)) => VerifiedTx::signed_by(tx, config.chain_id, sender, keys),
-        None => VerifiedTx::new(tx, config.chain_id),
+        Some((sender, keys)) => verify_raw_batch(&[(raw, Some(sender))], config, limits, keys)
+            .pop()
+            .unwrap_or(Err(AdmitError::BadSignature(CryptoError::BadSignature))),
+        None => VerifiedTx::new(decode_checked(raw, config, limits)?, config.chain_id),
     }
 }
 
@@ -223,16 +206,7 @@ pub fn verify_raw_batch(
 ) -> Vec<Result<VerifiedTx, AdmitError>> {
     let decoded: Vec<Result<SignedTransaction, AdmitError>> = items
         .iter()
-        .map(|(raw, _)| {
-            let tx = decode_bounded(raw, config, limits)?;
-            if tx.tx.chain_id != config.chain_id {
-                return Err(AdmitError::WrongChain {
-                    expected: config.chain_id,
-                    got: tx.tx.chain_id,
-                });
-            }
-            Ok(tx)
-        })
+        .map(|(raw, _)| decode_checked(raw, config, limits))
         .collect();
     let digests: Vec<Option<Hash>> = decoded
         .iter()
@@ -271,8 +245,8 @@ pub fn verify_raw_batch(
         .collect()
 }
 
-/// The size check and bounded decoding of a raw transaction.
-fn decode_bounded(
+/// The size check, bounded decoding and chain check of a raw transaction.
+fn decode_checked(
     raw: &[u8],
     config: &MempoolConfig,
     limits: &Limits,
@@ -283,7 +257,14 @@ fn decode_bounded(
             max: config.tx_bytes_max,
         });
     }
-    Ok(decode(raw, limits)?)
+    let tx: SignedTransaction = decode(raw, limits)?;
+    if tx.tx.chain_id != config.chain_id {
+        return Err(AdmitError::WrongChain {
+            expected: config.chain_id,
+            got: tx.tx.chain_id,
+        });
+    }
+    Ok(tx)
 }
 
 /// Limits of one block, for [`Mempool::select`].
