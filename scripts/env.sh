@@ -11,6 +11,37 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n== %s\n' "$*"; }
 
+# Free KiB on the filesystem holding $1.
+stele_free_kib() { df -Pk "$1" | awk 'NR == 2 { print $4 }'; }
+
+# Make room before a build. A full disk does not fail cleanly: the linker
+# writes its output through a memory map and dies of SIGBUS. When less than
+# STELE_MIN_FREE_GIB (default 12) is free, this removes, oldest first, the
+# target dirs of other checkouts under ~/.cache/stele-targets, then this
+# target dir's incremental caches; it never touches anything else.
+stele_ensure_disk() {
+  local need_kib=$(( ${STELE_MIN_FREE_GIB:-12} * 1024 * 1024 ))
+  local root="$HOME/.cache/stele-targets" dir
+  mkdir -p "$CARGO_TARGET_DIR"
+  [ "$(stele_free_kib "$CARGO_TARGET_DIR")" -ge "$need_kib" ] && return 0
+  step "low disk: $(( $(stele_free_kib "$CARGO_TARGET_DIR") / 1024 )) MiB free, making room"
+  if [ -d "$root" ]; then
+    # Oldest first; names are hex digests, so word splitting is safe.
+    for dir in $(ls -1dtr "$root"/*/ 2>/dev/null); do
+      [ "${dir%/}" -ef "$CARGO_TARGET_DIR" ] && continue
+      echo "removing $dir"
+      rm -rf "$dir"
+      [ "$(stele_free_kib "$CARGO_TARGET_DIR")" -ge "$need_kib" ] && return 0
+    done
+  fi
+  for dir in "$CARGO_TARGET_DIR"/*/incremental; do
+    [ -d "$dir" ] && echo "removing $dir" && rm -rf "$dir"
+  done
+  local left=$(( $(stele_free_kib "$CARGO_TARGET_DIR") / 1024 ))
+  [ "$left" -ge $(( need_kib / 1024 )) ] ||
+    echo "warning: only $left MiB free on $CARGO_TARGET_DIR; the build may fail" >&2
+}
+
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
