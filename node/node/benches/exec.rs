@@ -175,6 +175,7 @@ impl Chain {
         let base = StateBase {
             state: self.state.clone(),
             version: Some(height - 1),
+            pending: None,
         };
         if verify_first {
             let t = Instant::now();

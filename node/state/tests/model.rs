@@ -108,3 +108,35 @@ proptest! {
         }
     }
 }
+
+fn write_set() -> impl Strategy<Value = BTreeMap<StateKey, Option<Vec<u8>>>> {
+    proptest::collection::btree_map(
+        (0..UNIVERSE).prop_map(universe_key),
+        proptest::option::weighted(0.7, proptest::collection::vec(any::<u8>(), 0..6)),
+        0..24,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    /// What a validator relies on to propose a block while its parent is in
+    /// its commit round: the root after the parent's and the child's write
+    /// sets taken together (the child's winning) is the root after
+    /// committing them one after the other.
+    #[test]
+    fn a_root_over_two_write_sets_at_once_is_the_root_after_both_commits(
+        base in write_set(),
+        parent in write_set(),
+        child in write_set(),
+    ) {
+        let (_dir, mut state) = temp_state(test_config(8));
+        state.commit(1, &base).unwrap();
+        let mut both = parent.clone();
+        both.extend(child.clone());
+        let at_once = state.prepare_commit(3, &both).unwrap().root();
+        state.commit(2, &parent).unwrap();
+        let one_by_one = state.commit(3, &child).unwrap();
+        prop_assert_eq!(at_once, one_by_one);
+    }
+}

@@ -140,6 +140,7 @@ impl TestChain {
         StateBase {
             state: self.state.clone(),
             version,
+            pending: None,
         }
     }
 

@@ -17,11 +17,17 @@ use super::account::{Account, code_key};
 /// The node's state, shared between the executor, RPC and the committer.
 pub type SharedState = Arc<RwLock<State>>;
 
-/// The version an execution reads from; `None` is the empty state.
+/// What an execution reads: a committed version (`None` is the empty
+/// state), with the writes of blocks executed on it but not committed yet
+/// layered on top (a block proposed while its parent is in its commit
+/// round).
 #[derive(Debug, Clone)]
 pub struct StateBase {
     pub state: SharedState,
     pub version: Option<u64>,
+    /// The uncommitted ancestors' writes, later ones applied over earlier
+    /// ones: a value replaces the committed one, `None` deletes it.
+    pub pending: Option<Arc<WriteSet>>,
 }
 
 fn poisoned() -> StateError {
@@ -33,6 +39,9 @@ fn poisoned() -> StateError {
 
 impl StateRead for StateBase {
     fn read(&self, key: &StateKey) -> Result<Option<Vec<u8>>, StateError> {
+        if let Some(value) = self.pending.as_ref().and_then(|p| p.get(key)) {
+            return Ok(value.clone());
+        }
         let Some(version) = self.version else {
             return Ok(None);
         };
@@ -40,11 +49,57 @@ impl StateRead for StateBase {
     }
 }
 
+/// A raw key and its value.
+type Entry = (Vec<u8>, Vec<u8>);
+
 /// Raw keys and values, in key order.
-type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+type Entries = Vec<Entry>;
 
 /// Page size when merging the flat index with buffered writes.
 const ITER_PAGE: usize = 16;
+
+/// The first entry of `namespace` with `prefix` above `after` in `writes`
+/// layered over a lower layer: a write's value replaces the lower entry
+/// with its key, a delete hides it. `lower(cursor)` gives the lower layer's
+/// next entries with the prefix above `cursor`, in key order, at most
+/// `page` of them; fewer means the layer has no more.
+fn layered_next(
+    writes: &WriteSet,
+    namespace: Namespace,
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    page: usize,
+    mut lower: impl FnMut(Option<&[u8]>) -> Result<Entries, WorldError>,
+) -> Result<Option<Entry>, WorldError> {
+    let in_range = |k: &StateKey| k.namespace == namespace && k.key.starts_with(prefix);
+    // The first written key with the prefix above the cursor that is not a
+    // delete.
+    let start = StateKey::new(namespace, after.unwrap_or(prefix).to_vec());
+    let written = writes
+        .range(start..)
+        .take_while(|(k, _)| in_range(k))
+        .filter(|(k, _)| after.is_none_or(|a| k.key.as_slice() > a))
+        .find_map(|(k, v)| v.as_ref().map(|v| (k.key.clone(), v.clone())));
+    // The first lower key with the prefix above the cursor that no write
+    // deletes or replaces.
+    let mut cursor = after.map(<[u8]>::to_vec);
+    let below = 'outer: loop {
+        let entries = lower(cursor.as_deref())?;
+        for (k, v) in &entries {
+            if !writes.contains_key(&StateKey::new(namespace, k.clone())) {
+                break 'outer Some((k.clone(), v.clone()));
+            }
+        }
+        cursor = entries.last().map(|(k, _)| k.clone());
+        if entries.len() < page || cursor.is_none() {
+            break None;
+        }
+    };
+    Ok(match (written, below) {
+        (Some(w), Some(b)) => Some(if w.0 <= b.0 { w } else { b }),
+        (w, b) => w.or(b),
+    })
+}
 
 /// Accounts, code and contract storage for one execution, over an overlay.
 #[derive(Debug)]
@@ -142,9 +197,9 @@ impl World for StateWorld {
         Ok(existed)
     }
 
-    /// Merges the flat index (the latest committed version) with the
-    /// buffered writes: a buffered value wins, a buffered delete hides the
-    /// committed entry.
+    /// Merges the flat index (the latest committed version), the pending
+    /// writes of uncommitted ancestors and the buffered writes: a later
+    /// layer's value wins, its delete hides the entry below.
     fn storage_next(
         &self,
         contract: &Address,
@@ -152,53 +207,19 @@ impl World for StateWorld {
         after: Option<&[u8]>,
     ) -> Result<Option<(Vec<u8>, Vec<u8>)>, WorldError> {
         let namespace = Namespace::Storage(*contract);
+        let committed = |cursor: Option<&[u8]>| self.base_next(&namespace, prefix, cursor);
         let writes = self.overlay.writes();
-        let above = |k: &[u8]| after.is_none_or(|a| k > a);
-        // The first buffered key with the prefix above the cursor.
-        let start = StateKey::new(namespace, after.unwrap_or(prefix).to_vec());
-        let buffered = writes
-            .range(start..)
-            .take_while(|(k, _)| k.namespace == namespace && k.key.starts_with(prefix))
-            .find(|(k, _)| above(&k.key));
-        // The first committed key with the prefix above the cursor that no
-        // buffered write deletes or replaces.
-        let mut cursor = after.map(<[u8]>::to_vec);
-        let committed = 'outer: loop {
-            let page = self.base_next(&namespace, prefix, cursor.as_deref())?;
-            if page.is_empty() {
-                break None;
+        match &self.base.pending {
+            None => layered_next(writes, namespace, prefix, after, ITER_PAGE, committed),
+            Some(pending) => {
+                // The pending layer over the flat index, one entry at a time.
+                let below = |cursor: Option<&[u8]>| {
+                    layered_next(pending, namespace, prefix, cursor, ITER_PAGE, committed)
+                        .map(|next| next.into_iter().collect())
+                };
+                layered_next(writes, namespace, prefix, after, 1, below)
             }
-            for (k, v) in &page {
-                if !writes.contains_key(&StateKey::new(namespace, k.clone())) {
-                    break 'outer Some((k.clone(), v.clone()));
-                }
-            }
-            cursor = page.last().map(|(k, _)| k.clone());
-            if page.len() < ITER_PAGE {
-                break None;
-            }
-        };
-        // Buffered deletes are skipped by moving past them.
-        let mut buffered = buffered.map(|(k, v)| (k.key.clone(), v.clone()));
-        while let Some((k, None)) = &buffered {
-            let k = k.clone();
-            buffered = writes
-                .range(StateKey::new(namespace, k.clone())..)
-                .take_while(|(sk, _)| sk.namespace == namespace && sk.key.starts_with(prefix))
-                .find(|(sk, _)| sk.key > k)
-                .map(|(sk, v)| (sk.key.clone(), v.clone()));
         }
-        Ok(match (buffered, committed) {
-            (Some((bk, Some(bv))), Some((ck, cv))) => {
-                if bk <= ck {
-                    Some((bk, bv))
-                } else {
-                    Some((ck, cv))
-                }
-            }
-            (Some((bk, Some(bv))), None) => Some((bk, bv)),
-            (_, committed) => committed,
-        })
     }
 
     fn balance(&self, account: &Address) -> Result<Amount, WorldError> {
@@ -299,6 +320,111 @@ impl crate::mempool::AccountView for StateBase {
                 tracing::error!(%address, error = %e, "cannot read account for the mempool");
                 crate::mempool::AccountState::default()
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+    use stele_state::StateConfig;
+
+    use super::*;
+
+    const CONTRACT: Address = Address([7; 20]);
+    const NEIGHBOUR: Address = Address([8; 20]);
+
+    /// Keys spread over four one-byte prefixes, more of them than one page
+    /// of the flat index.
+    fn key(i: u8) -> Vec<u8> {
+        vec![i % 4, i]
+    }
+
+    type Layer = BTreeMap<u8, Option<Vec<u8>>>;
+
+    fn layer() -> impl Strategy<Value = Layer> {
+        proptest::collection::btree_map(
+            0u8..40,
+            proptest::option::weighted(0.7, proptest::collection::vec(any::<u8>(), 1..4)),
+            0..24,
+        )
+    }
+
+    fn writes(layer: &Layer, contract: &Address) -> WriteSet {
+        layer
+            .iter()
+            .map(|(k, v)| (StateKey::storage(contract, key(*k)), v.clone()))
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// Reads and iteration see the committed entries, the uncommitted
+        /// parents' writes over them and this execution's writes over
+        /// both: a later value wins, a later delete hides.
+        #[test]
+        fn reads_and_iteration_merge_committed_pending_and_buffered_writes(
+            committed in layer(),
+            pending in layer(),
+            buffered in layer(),
+            with_pending in any::<bool>(),
+            prefix in proptest::option::of(0u8..4),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut state = State::open(dir.path(), StateConfig::default()).unwrap();
+            let mut base_writes = writes(&committed, &CONTRACT);
+            // The same keys under another contract must not show through.
+            base_writes.extend(writes(&committed, &NEIGHBOUR));
+            state.commit(1, &base_writes).unwrap();
+            let base = StateBase {
+                state: Arc::new(RwLock::new(state)),
+                version: Some(1),
+                pending: with_pending.then(|| Arc::new(writes(&pending, &CONTRACT))),
+            };
+            let mut world = StateWorld::new(base);
+            for (k, v) in &buffered {
+                match v {
+                    Some(v) => world.storage_set(&CONTRACT, &key(*k), v).unwrap(),
+                    None => {
+                        world.storage_remove(&CONTRACT, &key(*k)).unwrap();
+                    }
+                }
+            }
+
+            let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            let layers = if with_pending {
+                vec![&committed, &pending, &buffered]
+            } else {
+                vec![&committed, &buffered]
+            };
+            for l in layers {
+                for (k, v) in l {
+                    match v {
+                        Some(v) => model.insert(key(*k), v.clone()),
+                        None => model.remove(&key(*k)),
+                    };
+                }
+            }
+            for i in 0u8..40 {
+                prop_assert_eq!(
+                    world.storage_get(&CONTRACT, &key(i)).unwrap(),
+                    model.get(&key(i)).cloned()
+                );
+            }
+            let prefix: Vec<u8> = prefix.map(|b| vec![b]).unwrap_or_default();
+            let expected: Vec<(Vec<u8>, Vec<u8>)> =
+                model.into_iter().filter(|(k, _)| k.starts_with(&prefix)).collect();
+            let mut seen = Vec::new();
+            let mut after: Option<Vec<u8>> = None;
+            while let Some((k, v)) = world.storage_next(&CONTRACT, &prefix, after.as_deref()).unwrap() {
+                prop_assert!(seen.len() < expected.len(), "iteration goes past the end");
+                after = Some(k.clone());
+                seen.push((k, v));
+            }
+            prop_assert_eq!(seen, expected);
         }
     }
 }

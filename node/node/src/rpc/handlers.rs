@@ -114,6 +114,7 @@ impl Handler {
         StateBase {
             state: self.ctx.state.clone(),
             version: Some(height),
+            pending: None,
         }
     }
 

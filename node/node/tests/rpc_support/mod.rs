@@ -103,6 +103,7 @@ impl Pool {
         StateBase {
             state: self.state.clone(),
             version,
+            pending: None,
         }
     }
 }
@@ -253,6 +254,7 @@ fn commit_block(
     let base = StateBase {
         state: state.clone(),
         version: Some(parent),
+        pending: None,
     };
     let cfg = executor.config().clone();
     let txs = pool.mempool.lock().unwrap().select(
@@ -318,6 +320,7 @@ fn commit_block(
     let view = StateBase {
         state: state.clone(),
         version: Some(height),
+        pending: None,
     };
     pool.mempool
         .lock()
