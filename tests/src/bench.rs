@@ -26,6 +26,8 @@ pub enum Target {
         validators: usize,
         /// The validators' `consensus.block_interval_ms`.
         block_interval_ms: u64,
+        /// The validators' `consensus.pipeline_blocks`.
+        pipeline_blocks: u64,
     },
     /// A running cluster's RPC addresses, and the funded keys (an
     /// `accounts.json` as `stele-node testnet` writes it) to pay from.
@@ -188,16 +190,24 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
             node_bin,
             validators,
             block_interval_ms,
+            pipeline_blocks,
         } => {
             let mut c = ClusterConfig::new(node_bin, *validators);
             c.block_interval_ms = *block_interval_ms;
+            c.pipeline_blocks = *pipeline_blocks;
             c.relays = false;
             c.log_level = "warn".into();
+            // For a look at the nodes' logs after a run.
+            c.keep_dir = std::env::var_os("STELE_BENCH_KEEP").is_some();
             c.view_timeout_ms = 2_000;
             c.view_timeout_max_ms = 60_000;
             c.empty_block_interval_ms = 500;
             c.accounts = 8;
+            let keep = c.keep_dir;
             let cluster = Cluster::start(c).await?;
+            if keep {
+                eprintln!("cluster folder kept: {}", cluster.root().display());
+            }
             let all: Vec<usize> = (0..cluster.len()).collect();
             cluster
                 .wait_height(&all, 1, Duration::from_secs(60))

@@ -33,6 +33,8 @@ pub struct ClusterConfig {
     pub view_timeout_max_ms: u64,
     pub block_interval_ms: u64,
     pub empty_block_interval_ms: u64,
+    /// Most blocks proposed and not yet committed.
+    pub pipeline_blocks: u64,
     /// The nodes' `tracing` filter.
     pub log_level: String,
     /// RPC requests per second allowed from one IP (every client is on
@@ -55,6 +57,7 @@ impl ClusterConfig {
             view_timeout_max_ms: 8_000,
             block_interval_ms: 20,
             empty_block_interval_ms: 300,
+            pipeline_blocks: 1,
             log_level: "info".into(),
             rpc_rate_per_s: 100_000,
             keep_dir: false,
@@ -455,6 +458,7 @@ impl Cluster {
             ("view_timeout_max_ms", c.view_timeout_max_ms),
             ("block_interval_ms", c.block_interval_ms),
             ("empty_block_interval_ms", c.empty_block_interval_ms),
+            ("pipeline_blocks", c.pipeline_blocks),
         ] {
             consensus.insert(k.into(), i64::try_from(v)?.into());
         }

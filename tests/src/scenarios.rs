@@ -32,6 +32,8 @@ pub struct Settings {
     pub rounds: usize,
     /// How long the cluster may take to commit again after a fault heals.
     pub recovery: Duration,
+    /// The validators' `consensus.pipeline_blocks`.
+    pub pipeline_blocks: u64,
 }
 
 impl Settings {
@@ -46,6 +48,7 @@ impl Settings {
             phase: Duration::from_secs(3),
             rounds: 2,
             recovery: Duration::from_secs(30),
+            pipeline_blocks: 1,
         }
     }
 
@@ -60,6 +63,7 @@ impl Settings {
             phase: Duration::from_secs(10),
             rounds: 5,
             recovery: Duration::from_secs(45),
+            pipeline_blocks: 1,
         }
     }
 }
@@ -160,6 +164,7 @@ impl Run {
         .await??;
         let mut config = ClusterConfig::new(&settings.node_bin, settings.validators);
         config.accounts = 4;
+        config.pipeline_blocks = settings.pipeline_blocks;
         let cluster = Cluster::start(config).await?;
         match Self::prepare(cluster, settings, started).await {
             Ok(run) => Ok(run),

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use stele_types::Address;
 use thiserror::Error;
 
-use crate::node::ConsensusOptions;
+use crate::node::{ConsensusOptions, PIPELINE_BLOCKS_MAX};
 use crate::rpc::RpcConfig;
 
 /// Why a configuration file is not usable.
@@ -137,6 +137,8 @@ pub struct ConsensusSection {
     pub view_timeout_max_ms: u64,
     pub block_interval_ms: u64,
     pub empty_block_interval_ms: u64,
+    /// Most blocks proposed and not yet committed (1 to 4).
+    pub pipeline_blocks: u64,
 }
 
 impl Default for ConsensusSection {
@@ -147,6 +149,7 @@ impl Default for ConsensusSection {
             view_timeout_max_ms: d.view_timeout_max_ms,
             block_interval_ms: d.block_interval_ms,
             empty_block_interval_ms: d.empty_block_interval_ms,
+            pipeline_blocks: d.pipeline_blocks,
         }
     }
 }
@@ -158,6 +161,7 @@ impl ConsensusSection {
             view_timeout_max_ms: self.view_timeout_max_ms,
             block_interval_ms: self.block_interval_ms,
             empty_block_interval_ms: self.empty_block_interval_ms,
+            pipeline_blocks: self.pipeline_blocks,
         }
     }
 }
@@ -246,6 +250,9 @@ impl NodeConfig {
                 "consensus.block_interval_ms",
                 "must not exceed consensus.empty_block_interval_ms",
             ));
+        }
+        if !(1..=PIPELINE_BLOCKS_MAX).contains(&c.pipeline_blocks) {
+            return Err(invalid("consensus.pipeline_blocks", "must be in 1..=4"));
         }
         if self.storage.versions_kept == 0 {
             return Err(invalid("storage.versions_kept", "must be positive"));

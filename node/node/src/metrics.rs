@@ -28,6 +28,8 @@ pub struct NodeMetrics {
     pub mempool_bytes: Gauge,
     pub gossip_dropped: Counter,
     pub equivocations: Counter,
+    /// Blocks executed (proposed or validated) on an uncommitted parent.
+    pub pipelined_blocks: Counter,
     /// Proposal (or validation) to commit, seconds.
     pub commit_latency: Histogram,
     /// Difference of consecutive block timestamps, seconds.
@@ -71,6 +73,7 @@ impl NodeMetrics {
             mempool_bytes: Gauge::default(),
             gossip_dropped: Counter::default(),
             equivocations: Counter::default(),
+            pipelined_blocks: Counter::default(),
             commit_latency: seconds(),
             block_interval: seconds(),
             exec_seconds: seconds(),
@@ -92,6 +95,11 @@ impl NodeMetrics {
             );
             r.register("view", "Current consensus view", m.view.clone());
             r.register("view_changes", "View changes seen", m.view_changes.clone());
+            r.register(
+                "pipelined_blocks",
+                "Blocks executed on a parent still in its commit round",
+                m.pipelined_blocks.clone(),
+            );
             r.register(
                 "txs_committed",
                 "Transactions committed (rate() gives tx/s)",

@@ -16,8 +16,12 @@
 //!   only if its re-executed state root matches its header; the block, its
 //!   receipts, its certificate and its state version land in one synced
 //!   batch;
-//! - blocks are validated only on top of the locally committed tip
-//!   (pipeline depth 1): a proposal whose parent is not committed yet waits.
+//! - a block is validated (and proposed) on its parent: the committed tip,
+//!   or a block executed on it and still in its commit round (up to
+//!   `consensus.pipeline_blocks` in flight). It then executes on the tip's
+//!   version with the uncommitted blocks' writes layered on top; a proposal
+//!   whose parent is not executed here waits. Committing a block re-checks
+//!   that its parent is the tip.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -27,7 +31,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use stele_consensus::{Action, Config as ReplicaConfig, Input, Record, Replica, TimerId};
-use stele_state::{PreparedCommit, State, StateConfig};
+use stele_state::{PreparedCommit, State, StateConfig, WriteSet};
 use stele_types::codec::Encode;
 use stele_types::{
     Address, Block, BlockHeader, CommitCertificate, Hash, Limits, SecretKey, SignedTransaction,
@@ -70,7 +74,17 @@ pub struct ConsensusOptions {
     pub block_interval_ms: u64,
     /// How long the primary waits before proposing an empty block.
     pub empty_block_interval_ms: u64,
+    /// Most blocks proposed and not committed yet: with 2, the primary
+    /// proposes block n+1 while n is in its commit round, executed on n's
+    /// uncommitted writes; with 1 (the default) each proposal waits for the
+    /// previous commit. More makes more, smaller blocks: it pays where a
+    /// round is long against a block's CPU cost (validators far apart), and
+    /// on one small machine it costs throughput (docs/benchmarks.md).
+    pub pipeline_blocks: u64,
 }
+
+/// Most blocks in flight [`ConsensusOptions::pipeline_blocks`] may ask for.
+pub const PIPELINE_BLOCKS_MAX: u64 = 4;
 
 impl Default for ConsensusOptions {
     fn default() -> Self {
@@ -79,6 +93,7 @@ impl Default for ConsensusOptions {
             view_timeout_max_ms: 60_000,
             block_interval_ms: 10,
             empty_block_interval_ms: 500,
+            pipeline_blocks: 1,
         }
     }
 }
@@ -195,6 +210,7 @@ impl Shared {
         StateBase {
             state: self.state.clone(),
             version,
+            pending: None,
         }
     }
 
@@ -335,7 +351,7 @@ impl Node {
 
         let mut rcfg =
             ReplicaConfig::new(genesis.chain_id, genesis.validators.clone(), genesis_hash);
-        rcfg.pipeline_blocks_max = 1;
+        rcfg.pipeline_blocks_max = opts.consensus.pipeline_blocks.clamp(1, PIPELINE_BLOCKS_MAX);
         rcfg.view_timeout_ms = opts.consensus.view_timeout_ms;
         rcfg.view_timeout_max_ms = opts.consensus.view_timeout_max_ms;
         rcfg.limits.payload_bytes_max = rcfg
@@ -465,6 +481,7 @@ impl Node {
             executed: BTreeMap::new(),
             waiting_validation: VecDeque::new(),
             pending_proposal: None,
+            idle_above: None,
             last_proposal: Instant::now(),
             timer: None,
             timer_after_ms: 0,
@@ -836,6 +853,10 @@ struct Driver {
     executed: BTreeMap<Hash, Executed>,
     waiting_validation: VecDeque<PendingValidation>,
     pending_proposal: Option<(u64, u64, Hash)>,
+    /// The uncommitted parent on which the last selection found nothing
+    /// new to propose: the next proposal waits for a transaction or for the
+    /// parent's commit rather than filling the pipeline with empty blocks.
+    idle_above: Option<Hash>,
     last_proposal: Instant,
     timer: Option<(TimerId, tokio::time::Instant)>,
     /// The armed timer's full duration.
@@ -971,7 +992,9 @@ impl Driver {
                 () = sleep_until_opt(proposal_at) => {
                     self.propose().await?;
                 }
-                () = self.shared.tx_arrived.notified(), if self.pending_proposal.is_some() => {}
+                () = self.shared.tx_arrived.notified(), if self.pending_proposal.is_some() => {
+                    self.idle_above = None;
+                }
             }
         }
         info!(height = self.tip.height, "validator stopped");
@@ -979,11 +1002,13 @@ impl Driver {
     }
 
     /// When to build the pending proposal: soon if transactions wait, after
-    /// the empty-block interval otherwise, never while its parent is not the
-    /// committed tip.
+    /// the empty-block interval otherwise, never while its parent is neither
+    /// the committed tip nor executed on it, nor while everything waiting is
+    /// already in the uncommitted parent.
     fn proposal_deadline(&self) -> Option<tokio::time::Instant> {
         let (_, seq, parent) = self.pending_proposal?;
-        if parent != self.tip.hash || seq != self.tip.height + 1 {
+        self.parent_ref(&parent, seq)?;
+        if self.idle_above == Some(parent) && parent != self.tip.hash {
             return None;
         }
         let wait = if self.shared.mempool().is_empty() {
@@ -1158,20 +1183,25 @@ impl Driver {
                         parent,
                         payload,
                     };
-                    if parent == self.tip.hash {
+                    if self.parent_ref(&parent, seq).is_some() {
                         let valid = self.validate(&pending).await?;
                         inputs.push_back(Input::BlockValidated {
                             seq,
                             block_hash,
                             valid,
                         });
+                        if valid {
+                            // Its children may have arrived first.
+                            self.validate_waiting(inputs).await?;
+                        }
                     } else {
-                        // A proposal beyond the next height: this node
-                        // missed blocks inside the window. Fetch them now
-                        // rather than wait for the next checkpoint, or the
-                        // view timer fires and leaves this node alone in a
-                        // higher view.
-                        let missing_to = seq.saturating_sub(1);
+                        // The parent is not executed here yet. A proposal
+                        // further above the tip than the pipeline explains
+                        // means this node missed committed blocks inside
+                        // the window: fetch them now rather than wait for
+                        // the next checkpoint, or the view timer fires and
+                        // leaves this node alone in a higher view.
+                        let missing_to = seq.saturating_sub(self.consensus.pipeline_blocks.max(1));
                         if missing_to > self.tip.height
                             && (missing_to > self.sync_to
                                 || !self.shared.syncing.load(Ordering::Relaxed))
@@ -1192,23 +1222,7 @@ impl Driver {
                 } => {
                     self.commit(seq, block_hash, payload, certificate).await?;
                     // Proposals that were waiting for this block.
-                    let ready: Vec<PendingValidation> = {
-                        let (ready, rest): (Vec<_>, Vec<_>) =
-                            std::mem::take(&mut self.waiting_validation)
-                                .into_iter()
-                                .filter(|p| p.seq > self.tip.height)
-                                .partition(|p| p.parent == self.tip.hash);
-                        self.waiting_validation = rest.into();
-                        ready
-                    };
-                    for p in ready {
-                        let valid = self.validate(&p).await?;
-                        inputs.push_back(Input::BlockValidated {
-                            seq: p.seq,
-                            block_hash: p.block_hash,
-                            valid,
-                        });
-                    }
+                    self.validate_waiting(inputs).await?;
                 }
                 Action::RequestSync { from, to } => self.start_sync(from, to),
                 Action::Evidence(evidence) => {
@@ -1282,11 +1296,67 @@ impl Driver {
         Ok(())
     }
 
+    /// The committed tip's state.
     fn base(&self) -> StateBase {
         StateBase {
             state: self.shared.state.clone(),
             version: Some(self.tip.height),
+            pending: None,
         }
+    }
+
+    /// The uncommitted blocks between the committed tip and a new block at
+    /// `seq` on `parent`, newest first: none if `parent` is the tip, `None`
+    /// if `parent` is neither the tip nor a block executed on it (directly
+    /// or through other such blocks).
+    fn uncommitted_chain(&self, parent: &Hash, seq: u64) -> Option<Vec<&Executed>> {
+        let mut chain = Vec::new();
+        let (mut hash, mut height) = (*parent, seq.checked_sub(1)?);
+        while hash != self.tip.hash {
+            if height <= self.tip.height {
+                return None;
+            }
+            let e = self.executed.get(&hash)?;
+            if e.block.header.height != height {
+                return None;
+            }
+            chain.push(e);
+            hash = e.block.header.parent_hash;
+            height -= 1;
+        }
+        (height == self.tip.height).then_some(chain)
+    }
+
+    /// The block a new one at `seq` on `parent` builds on, if it is the
+    /// tip or executed on it.
+    fn parent_ref(&self, parent: &Hash, seq: u64) -> Option<Tip> {
+        let chain = self.uncommitted_chain(parent, seq)?;
+        Some(match chain.first() {
+            None => self.tip,
+            Some(e) => Tip {
+                height: e.block.header.height,
+                hash: *parent,
+                timestamp_ms: e.block.header.timestamp_ms,
+            },
+        })
+    }
+
+    /// What a block at `seq` on `parent` executes on: the committed tip,
+    /// with the writes of the uncommitted blocks in between on top.
+    fn base_on(&self, parent: &Hash, seq: u64) -> Option<StateBase> {
+        let chain = self.uncommitted_chain(parent, seq)?;
+        let pending = (!chain.is_empty()).then(|| {
+            let mut writes = WriteSet::new();
+            for e in chain.iter().rev() {
+                writes.extend(e.exec.writes.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            Arc::new(writes)
+        });
+        Some(StateBase {
+            state: self.shared.state.clone(),
+            version: Some(self.tip.height),
+            pending,
+        })
     }
 
     fn block_limits(&self) -> BlockLimits {
@@ -1299,43 +1369,51 @@ impl Driver {
         }
     }
 
-    /// Builds, executes and proposes the block the replica asked for.
+    /// Builds, executes and proposes the block the replica asked for, on
+    /// the committed tip or on a block still in its commit round.
     async fn propose(&mut self) -> Result<(), NodeError> {
         let Some((view, seq, parent)) = self.pending_proposal.take() else {
             return Ok(());
         };
-        self.last_proposal = Instant::now();
-        let base = self.base();
+        let (Some(on), Some(base)) = (self.parent_ref(&parent, seq), self.base_on(&parent, seq))
+        else {
+            // The parent is not executed here: wait for it.
+            self.pending_proposal = Some((view, seq, parent));
+            return Ok(());
+        };
         let limits = self.block_limits();
         let env = BlockEnv {
             height: seq,
-            timestamp_ms: now_ms().max(self.tip.timestamp_ms + 1),
+            timestamp_ms: now_ms().max(on.timestamp_ms + 1),
             proposer: self.me,
         };
         // A transaction the mempool thought valid may not be (the pool is
         // checked against committed state only); drop it and try again.
         for _ in 0..8 {
             let txs = self.shared.mempool().select(limits, &base);
+            if txs.is_empty() && base.pending.is_some() {
+                // Everything waiting is already in the blocks above the tip.
+                self.idle_above = Some(parent);
+                self.pending_proposal = Some((view, seq, parent));
+                return Ok(());
+            }
+            self.last_proposal = Instant::now();
             let executor = self.shared.executor.clone();
             let state = self.shared.state.clone();
             let (b, e, t) = (base.clone(), env.clone(), txs.clone());
             let result = self
                 .exec
                 .run(
-                    move || -> Result<(BlockExecution, PreparedCommit), ExecError> {
-                        let exec = executor.execute_block(b, &e, &t)?;
-                        let prepared = state
-                            .read()
-                            .map_err(|_| ExecError::Backend("state lock poisoned".into()))?
-                            .prepare_commit(e.height, &exec.writes)
-                            .map_err(|err| ExecError::Backend(err.to_string()))?;
-                        Ok((exec, prepared))
+                    move || -> Result<(BlockExecution, Hash, Option<PreparedCommit>), ExecError> {
+                        let exec = executor.execute_block(b.clone(), &e, &t)?;
+                        let (root, prepared) = root_after(&state, e.height, &b, &exec.writes)
+                            .map_err(ExecError::Backend)?;
+                        Ok((exec, root, prepared))
                     },
                 )
                 .await?;
             match result {
-                Ok((exec, prepared)) => {
-                    let state_root = prepared.root();
+                Ok((exec, state_root, prepared)) => {
                     // The receipts carry the hashes the executor computed.
                     let tx_hashes: Vec<Hash> = exec.receipts.iter().map(|r| r.tx_hash).collect();
                     let block = Block {
@@ -1355,6 +1433,9 @@ impl Driver {
                     let block_hash = block.hash();
                     let payload = block.to_bytes();
                     debug!(seq, view, txs = block.txs.len(), "proposing");
+                    if base.pending.is_some() {
+                        self.shared.metrics.pipelined_blocks.inc();
+                    }
                     self.shared
                         .metrics
                         .exec_seconds
@@ -1364,7 +1445,7 @@ impl Driver {
                         Executed {
                             block,
                             exec,
-                            prepared: Some(prepared),
+                            prepared,
                             at: Instant::now(),
                         },
                     );
@@ -1381,6 +1462,13 @@ impl Driver {
                     debug!(%hash, %reason, "dropping a transaction that cannot be included");
                     self.shared.mempool().remove(&hash);
                 }
+                Err(e) if base.pending.is_some() => {
+                    // Above an uncommitted parent (its writes and these may
+                    // exceed one commit's limits): wait for the parent.
+                    warn!(seq, error = %e, "cannot build a block above an uncommitted parent yet");
+                    self.idle_above = Some(parent);
+                    break;
+                }
                 Err(e) => {
                     return Err(NodeError::Commit {
                         height: seq,
@@ -1394,6 +1482,30 @@ impl Driver {
         Ok(())
     }
 
+    /// Validates the waiting proposals whose parent is now the tip or
+    /// executed on it (one may be the parent of the next), and forgets
+    /// those at or below the tip.
+    async fn validate_waiting(&mut self, inputs: &mut VecDeque<Input>) -> Result<(), NodeError> {
+        let tip = self.tip.height;
+        self.waiting_validation.retain(|p| p.seq > tip);
+        while let Some(i) = self
+            .waiting_validation
+            .iter()
+            .position(|p| self.parent_ref(&p.parent, p.seq).is_some())
+        {
+            let Some(p) = self.waiting_validation.remove(i) else {
+                break;
+            };
+            let valid = self.validate(&p).await?;
+            inputs.push_back(Input::BlockValidated {
+                seq: p.seq,
+                block_hash: p.block_hash,
+                valid,
+            });
+        }
+        Ok(())
+    }
+
     fn remember(&mut self, hash: Hash, executed: Executed) {
         if self.executed.len() >= EXECUTED_MAX {
             self.executed.pop_first();
@@ -1401,12 +1513,22 @@ impl Driver {
         self.executed.insert(hash, executed);
     }
 
-    /// Checks a proposed block on top of the committed tip and executes it.
+    /// Checks a proposed block on top of its parent (the committed tip or a
+    /// block executed on it) and executes it.
     async fn validate(&mut self, p: &PendingValidation) -> Result<bool, NodeError> {
         if self.executed.contains_key(&p.block_hash) {
             return Ok(true);
         }
-        let block = match self.check_block(p.seq, &p.block_hash, &p.payload, true) {
+        let checked = self
+            .check_block(p.seq, &p.block_hash, &p.payload, true)
+            .and_then(|b| {
+                if b.header.parent_hash == p.parent {
+                    Ok(b)
+                } else {
+                    Err("the header's parent is not the proposal's".into())
+                }
+            });
+        let block = match checked {
             Ok(b) => b,
             Err(reason) => {
                 warn!(seq = p.seq, %reason, "rejecting proposed block");
@@ -1421,6 +1543,9 @@ impl Driver {
             .observe(started.elapsed().as_secs_f64());
         match result {
             Ok(executed) => {
+                if p.parent != self.tip.hash {
+                    self.shared.metrics.pipelined_blocks.inc();
+                }
                 self.remember(p.block_hash, executed);
                 Ok(true)
             }
@@ -1431,7 +1556,8 @@ impl Driver {
         }
     }
 
-    /// The structural checks of a block at `seq` on the tip.
+    /// The structural checks of a block at `seq` on its parent, the tip or
+    /// a block executed on it.
     fn check_block(
         &self,
         seq: u64,
@@ -1448,19 +1574,19 @@ impl Driver {
         if h.chain_id != self.shared.chain_id {
             return Err(format!("chain id {} is not ours", h.chain_id));
         }
-        if h.height != seq || seq != self.tip.height + 1 {
+        if h.height != seq {
             return Err(format!("height {} where {} was expected", h.height, seq));
         }
-        if h.parent_hash != self.tip.hash {
-            return Err("parent is not the committed tip".into());
-        }
+        let Some(parent) = self.parent_ref(&h.parent_hash, seq) else {
+            return Err("parent is neither the committed tip nor executed on it".into());
+        };
         if h.tx_root != block.compute_tx_root() {
             return Err("transaction root does not match".into());
         }
         if h.proposer != self.shared.validators.primary(h.view).address {
             return Err(format!("proposer is not the primary of view {}", h.view));
         }
-        if h.timestamp_ms <= self.tip.timestamp_ms {
+        if h.timestamp_ms <= parent.timestamp_ms {
             return Err("timestamp does not advance".into());
         }
         if check_clock && h.timestamp_ms > now_ms() + CLOCK_DRIFT_MAX_MS {
@@ -1469,7 +1595,8 @@ impl Driver {
         Ok(block)
     }
 
-    /// Executes `block` on the tip and checks its roots.
+    /// Executes `block` on its parent (the tip or a block executed on it)
+    /// and checks its roots.
     fn execute(
         &self,
         block: Block,
@@ -1477,9 +1604,12 @@ impl Driver {
     {
         let executor = self.shared.executor.clone();
         let state = self.shared.state.clone();
-        let base = self.base();
+        let base = self.base_on(&block.header.parent_hash, block.header.height);
         let exec = self.exec.clone();
         async move {
+            let Some(base) = base else {
+                return Ok(Err("the parent is not executed".into()));
+            };
             exec.run(move || {
                 let h = &block.header;
                 let env = BlockEnv {
@@ -1488,17 +1618,12 @@ impl Driver {
                     proposer: h.proposer,
                 };
                 let exec = executor
-                    .execute_block(base, &env, &block.txs)
+                    .execute_block(base.clone(), &env, &block.txs)
                     .map_err(|e| format!("execution: {e}"))?;
                 if exec.receipts_root != h.receipts_root {
                     return Err("receipts root does not match".into());
                 }
-                let prepared = state
-                    .read()
-                    .map_err(|_| "state lock poisoned".to_string())?
-                    .prepare_commit(h.height, &exec.writes)
-                    .map_err(|e| format!("state: {e}"))?;
-                let root = prepared.root();
+                let (root, prepared) = root_after(&state, h.height, &base, &exec.writes)?;
                 if root != h.state_root {
                     return Err(format!(
                         "state root {root} does not match the header's {}",
@@ -1508,7 +1633,7 @@ impl Driver {
                 Ok(Executed {
                     block,
                     exec,
-                    prepared: Some(prepared),
+                    prepared,
                     at: Instant::now(),
                 })
             })
@@ -1536,6 +1661,9 @@ impl Driver {
                 let block = self
                     .check_block(seq, &block_hash, &payload, false)
                     .map_err(fail)?;
+                if block.header.parent_hash != self.tip.hash {
+                    return Err(fail("parent is not the committed tip".into()));
+                }
                 self.execute(block).await?.map_err(fail)?
             }
         };
@@ -1748,6 +1876,38 @@ impl Driver {
 }
 
 /// Sleeps until `at`, or forever without a deadline.
+/// The state root after `writes` on `base`, with the commit to reuse when
+/// `base` is the committed version itself. Over uncommitted parents the
+/// root is that of their writes and these together (a root depends only on
+/// the keys and values), and the commit is computed again once the parents
+/// are in.
+fn root_after(
+    state: &SharedState,
+    height: u64,
+    base: &StateBase,
+    writes: &WriteSet,
+) -> Result<(Hash, Option<PreparedCommit>), String> {
+    let state = state
+        .read()
+        .map_err(|_| "state lock poisoned".to_string())?;
+    if state.latest_version() != base.version {
+        return Err("the committed state moved under the execution".into());
+    }
+    let state_err = |e: stele_state::StateError| format!("state: {e}");
+    match &base.pending {
+        None => {
+            let prepared = state.prepare_commit(height, writes).map_err(state_err)?;
+            Ok((prepared.root(), Some(prepared)))
+        }
+        Some(pending) => {
+            let mut all = WriteSet::clone(pending);
+            all.extend(writes.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let prepared = state.prepare_commit(height, &all).map_err(state_err)?;
+            Ok((prepared.root(), None))
+        }
+    }
+}
+
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,

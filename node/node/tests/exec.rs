@@ -97,6 +97,7 @@ impl Chain {
         StateBase {
             state: self.state.clone(),
             version: Some(self.height()),
+            pending: None,
         }
     }
 
@@ -289,6 +290,92 @@ fn deploy_call_and_revert_on_the_real_vm() {
             before.balance - Amount::from(r[0].gas_used) * 3
         );
         assert!(r[0].gas_used > chain.executor.config().tx_gas_base);
+    });
+}
+
+/// A block executed on its parent's uncommitted writes (as a validator
+/// does while the parent is in its commit round) gives the same receipts,
+/// writes and state root as the same block executed after the parent
+/// committed.
+#[test]
+fn a_block_on_its_uncommitted_parent_executes_as_after_the_parent_commits() {
+    on_exec_stack(|| {
+        let chain = Chain::new();
+        let code = wat::parse_str(COUNTER_WAT).unwrap();
+        let deploy = signed(
+            1,
+            0,
+            TxPayload::Deploy {
+                code,
+                init_args: vec![],
+                value: 0,
+            },
+        );
+        let r = chain.apply(vec![deploy]).unwrap();
+        let contract = r[0].contract_address.unwrap();
+
+        // The parent: calls and transfers; the child spends what the parent
+        // moved, uses the nonces after the parent's and reads its storage.
+        let parent_txs = vec![
+            call(1, 1, contract, "increment"),
+            transfer(2, 0, 3, 1_000),
+            transfer(3, 0, 4, 10u128.pow(20)),
+        ];
+        let child_txs = vec![
+            call(2, 1, contract, "increment"),
+            transfer(4, 0, 5, 1_400),
+            call(1, 2, contract, "fail"),
+        ];
+        let parent_env = chain.env();
+        let child_env = BlockEnv {
+            height: parent_env.height + 1,
+            timestamp_ms: parent_env.timestamp_ms + 1000,
+            proposer: parent_env.proposer,
+        };
+        let parent = chain
+            .executor
+            .execute_block(chain.base(), &parent_env, &parent_txs)
+            .unwrap();
+        let layered = StateBase {
+            pending: Some(Arc::new(parent.writes.clone())),
+            ..chain.base()
+        };
+        let early = chain
+            .executor
+            .execute_block(layered, &child_env, &child_txs)
+            .unwrap();
+        let mut both = parent.writes.clone();
+        both.extend(early.writes.clone());
+        let early_root = chain
+            .state
+            .read()
+            .unwrap()
+            .prepare_commit(child_env.height, &both)
+            .unwrap()
+            .root();
+
+        chain.apply(parent_txs).unwrap();
+        let late = chain
+            .executor
+            .execute_block(chain.base(), &child_env, &child_txs)
+            .unwrap();
+        assert_eq!(early.receipts, late.receipts);
+        assert_eq!(early.receipts_root, late.receipts_root);
+        assert_eq!(early.writes, late.writes);
+        let late_root = chain
+            .state
+            .read()
+            .unwrap()
+            .prepare_commit(child_env.height, &late.writes)
+            .unwrap()
+            .root();
+        assert_eq!(early_root, late_root);
+        assert_eq!(
+            late.receipts[0].output,
+            2u64.to_le_bytes().to_vec(),
+            "the child saw the parent's increment"
+        );
+        assert_eq!(late.receipts[1].status, ExecStatus::Success);
     });
 }
 

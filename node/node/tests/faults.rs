@@ -42,13 +42,17 @@ fn settings() -> Settings {
 }
 
 fn scenario(s: Scenario) {
+    scenario_with(s, settings());
+}
+
+fn scenario_with(s: Scenario, settings: Settings) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    match runtime.block_on(run(s, &settings())) {
+    match runtime.block_on(run(s, &settings)) {
         // Silent unless asked for (STELE_FAULTS_REPORT=1 with --nocapture).
         Ok(report) if std::env::var_os("STELE_FAULTS_REPORT").is_some() => {
             eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());
@@ -66,6 +70,20 @@ fn crash_and_restart_a_backup() {
 #[test]
 fn kill_the_primary_repeatedly() {
     scenario(Scenario::KillPrimaryRepeatedly);
+}
+
+/// The same with the primary proposing block n+1 while n is in its commit
+/// round: view changes find blocks in flight executed on uncommitted
+/// parents.
+#[test]
+fn kill_the_primary_repeatedly_with_pipelined_proposals() {
+    scenario_with(
+        Scenario::KillPrimaryRepeatedly,
+        Settings {
+            pipeline_blocks: 2,
+            ..settings()
+        },
+    );
 }
 
 #[test]

@@ -28,6 +28,10 @@ struct Args {
     /// between two proposals while transactions wait); the node's default.
     #[arg(long, default_value_t = 10)]
     block_interval_ms: u64,
+    /// The local cluster's `consensus.pipeline_blocks` (most blocks
+    /// proposed and not yet committed); the node's default.
+    #[arg(long, default_value_t = 1)]
+    pipeline_blocks: u64,
     /// RPC address of a running validator (repeat for each).
     #[arg(long)]
     rpc: Vec<SocketAddr>,
@@ -85,6 +89,7 @@ fn main() -> ExitCode {
             node_bin,
             validators: args.validators,
             block_interval_ms: args.block_interval_ms,
+            pipeline_blocks: args.pipeline_blocks,
         },
         (None, Some(accounts_file)) if !args.rpc.is_empty() => Target::Remote {
             rpc: args.rpc,
