@@ -685,28 +685,28 @@ impl Cluster {
         }
     }
 
-    /// The primary as the running nodes see it: the validator of the
-    /// highest view any of them is in (view `v`'s primary is `v mod n`).
-    pub async fn primary(&self) -> Result<usize> {
-        let mut view = None;
+    /// The view most running nodes are in (the higher one on a tie). A
+    /// node that moved to a higher view alone (its timer fired just as its
+    /// peers connected) has no say in who leads.
+    pub async fn leading_view(&self) -> Result<u64> {
+        let mut views: std::collections::BTreeMap<u64, usize> = Default::default();
         for i in self.running() {
             if let Ok(s) = self.status(i).await {
-                view = view.max(Some(s.view));
+                *views.entry(s.view).or_default() += 1;
             }
         }
-        let view = view.context("no node answers")?;
-        Ok((view % self.len() as u64) as usize)
+        let (view, _) = views
+            .into_iter()
+            .max_by_key(|&(view, count)| (count, view))
+            .context("no node answers")?;
+        Ok(view)
     }
 
-    /// The highest view any of `nodes` is in.
-    pub async fn max_view(&self, nodes: &[usize]) -> Result<u64> {
-        let mut best = None;
-        for &i in nodes {
-            if let Ok(s) = self.status(i).await {
-                best = best.max(Some(s.view));
-            }
-        }
-        best.context("no node answers")
+    /// The primary as the running nodes see it: the validator of the
+    /// leading view (view `v`'s primary is `v mod n`).
+    pub async fn primary(&self) -> Result<usize> {
+        let view = self.leading_view().await?;
+        Ok((view % self.len() as u64) as usize)
     }
 
     /// Waits until every node in `nodes` is in a view above `view`.

@@ -378,9 +378,9 @@ async fn crash_restart_backup(run: &mut Run) -> Result<()> {
 async fn kill_primary_repeatedly(run: &mut Run) -> Result<()> {
     run.phase().await;
     for _ in 0..run.settings.rounds {
+        let view = run.cluster.leading_view().await?;
         let p = run.cluster.primary().await?;
         let rest = others(run, &[p]);
-        let view = run.cluster.max_view(&rest).await?;
         run.cluster.kill(p)?;
         view_change(run, &rest, view).await?;
         run.progress(&rest, "after the primary was killed").await?;
@@ -408,9 +408,9 @@ async fn view_change(run: &mut Run, nodes: &[usize], view: u64) -> Result<()> {
 
 async fn isolate_primary(run: &mut Run) -> Result<()> {
     run.phase().await;
+    let view = run.cluster.leading_view().await?;
     let p = run.cluster.primary().await?;
     let rest = others(run, &[p]);
-    let view = run.cluster.max_view(&rest).await?;
     run.cluster.partition(&[p]);
     view_change(run, &rest, view).await?;
     run.progress(&rest, "with the primary isolated").await?;
@@ -484,9 +484,9 @@ async fn wiped_rejoins(run: &mut Run) -> Result<()> {
 
 async fn pause_primary(run: &mut Run) -> Result<()> {
     run.phase().await;
+    let view = run.cluster.leading_view().await?;
     let p = run.cluster.primary().await?;
     let rest = others(run, &[p]);
-    let view = run.cluster.max_view(&rest).await?;
     run.cluster.pause(p)?;
     view_change(run, &rest, view).await?;
     run.progress(&rest, "with the primary paused").await?;
