@@ -191,6 +191,19 @@ fn call(from: u8, nonce: u64, contract: Address, method: &str) -> SignedTransact
     )
 }
 
+/// Account 1's first transaction: deploy the counter contract.
+fn deploy_counter() -> SignedTransaction {
+    signed(
+        1,
+        0,
+        TxPayload::Deploy {
+            code: wat::parse_str(COUNTER_WAT).unwrap(),
+            init_args: vec![],
+            value: 0,
+        },
+    )
+}
+
 /// The VM needs a deep native stack; tests run their body on such a thread.
 fn on_exec_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::Builder::new()
@@ -243,17 +256,7 @@ fn transfers_move_value_pay_fees_to_the_proposer_and_keep_supply() {
 fn deploy_call_and_revert_on_the_real_vm() {
     on_exec_stack(|| {
         let chain = Chain::new();
-        let code = wat::parse_str(COUNTER_WAT).unwrap();
-        let deploy = signed(
-            1,
-            0,
-            TxPayload::Deploy {
-                code,
-                init_args: vec![],
-                value: 0,
-            },
-        );
-        let r = chain.apply(vec![deploy]).unwrap();
+        let r = chain.apply(vec![deploy_counter()]).unwrap();
         assert_eq!(r[0].status, ExecStatus::Success, "{:?}", r[0]);
         let contract = r[0].contract_address.unwrap();
         assert_eq!(contract, Address::contract(&key(1).address(), 0));
@@ -301,17 +304,7 @@ fn deploy_call_and_revert_on_the_real_vm() {
 fn a_block_on_its_uncommitted_parent_executes_as_after_the_parent_commits() {
     on_exec_stack(|| {
         let chain = Chain::new();
-        let code = wat::parse_str(COUNTER_WAT).unwrap();
-        let deploy = signed(
-            1,
-            0,
-            TxPayload::Deploy {
-                code,
-                init_args: vec![],
-                value: 0,
-            },
-        );
-        let r = chain.apply(vec![deploy]).unwrap();
+        let r = chain.apply(vec![deploy_counter()]).unwrap();
         let contract = r[0].contract_address.unwrap();
 
         // The parent: calls and transfers; the child spends what the parent
