@@ -1316,6 +1316,12 @@ impl Driver {
             if height <= self.tip.height {
                 return None;
             }
+            // A primary proposes at most this far ahead of a commit; a
+            // deeper chain waits for commits here, which bounds the write
+            // sets merged for it.
+            if chain.len() as u64 >= PIPELINE_BLOCKS_MAX {
+                return None;
+            }
             let e = self.executed.get(&hash)?;
             if e.block.header.height != height {
                 return None;
