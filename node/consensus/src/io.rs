@@ -154,6 +154,23 @@ impl Encode for Record {
     }
 }
 
+/// When a [`Record`] becomes obsolete: once the stable checkpoint reaches
+/// `stable_at`, or once the view is above `view_above`, whichever comes
+/// first; `None` never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub stable_at: Option<u64>,
+    pub view_above: Option<u64>,
+}
+
+impl Retention {
+    /// Whether a replica with stable checkpoint `stable_seq` in `view` can
+    /// forget the record ([`Record::obsolete`]).
+    pub fn obsolete(&self, stable_seq: u64, view: u64) -> bool {
+        self.stable_at.is_some_and(|s| s <= stable_seq) || self.view_above.is_some_and(|v| v < view)
+    }
+}
+
 impl Record {
     /// Whether this record must be synced to disk before the actions after
     /// it run. PRE-PREPAREs and PREPAREs need only be written: a process
@@ -178,16 +195,38 @@ impl Record {
     /// stable proof, its prepared certificates above it (for VIEW-CHANGE)
     /// and the view-change records of its current view.
     pub fn obsolete(&self, stable_seq: u64, view: u64) -> bool {
+        self.retention().obsolete(stable_seq, view)
+    }
+
+    /// What [`Record::obsolete`] depends on, without the record's body: a
+    /// log can keep this per record and compact without reading them back.
+    pub fn retention(&self) -> Retention {
+        let until_stable = |seq: u64| Retention {
+            stable_at: Some(seq),
+            view_above: None,
+        };
+        let until_view = |view: u64| Retention {
+            stable_at: None,
+            view_above: Some(view),
+        };
         match self {
             Record::Signed(m) => match &m.message {
-                Message::Checkpoint(c) => c.seq <= stable_seq,
-                Message::ViewChange(_) | Message::NewView(_) => m.message.view() < view,
-                other => other.seq() <= stable_seq || other.view() < view,
+                Message::Checkpoint(c) => until_stable(c.seq),
+                Message::ViewChange(_) | Message::NewView(_) => until_view(m.message.view()),
+                other => Retention {
+                    stable_at: Some(other.seq()),
+                    view_above: Some(other.view()),
+                },
             },
-            Record::Prepared(c) => c.seq <= stable_seq,
-            Record::Stable(p) => p.seq < stable_seq,
-            Record::NewView(m) => m.message.view() < view,
-            Record::LostView(lost) => *lost < view,
+            Record::Prepared(c) => until_stable(c.seq),
+            // Kept while it is the newest stable proof: obsolete once the
+            // stable checkpoint is above it (never, at the last seq).
+            Record::Stable(p) => Retention {
+                stable_at: p.seq.checked_add(1),
+                view_above: None,
+            },
+            Record::NewView(m) => until_view(m.message.view()),
+            Record::LostView(lost) => until_view(*lost),
         }
     }
 

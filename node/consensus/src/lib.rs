@@ -14,7 +14,7 @@ pub mod verify;
 mod view_change;
 
 pub use config::{Config, ConfigError, MessageLimits};
-pub use io::{Action, Evidence, Input, Record, TimerId};
+pub use io::{Action, Evidence, Input, Record, Retention, TimerId};
 pub use message::{
     Checkpoint, CheckpointProof, Commit, Message, NewView, NewViewEntry, PrePrepare, Prepare,
     PreparedCertificate, ReplicaIndex, SignedMessage, ViewChange, Vote,

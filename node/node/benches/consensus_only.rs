@@ -282,7 +282,7 @@ async fn run_validator(v: Validator_, p: Params, shared: Arc<Shared>, ready: Arc
                     }
                 }
                 Action::CompactLog { stable_seq, view } => {
-                    let _ = wal.compact(&state, &limits, stable_seq, view);
+                    let _ = wal.compact(&state, stable_seq, view);
                 }
                 Action::RequestSync { .. } | Action::Evidence(_) => {}
             }

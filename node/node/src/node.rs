@@ -1237,7 +1237,7 @@ impl Driver {
                     let state = shared.state.read().map_err(|_| poisoned())?;
                     let dropped = self
                         .wal
-                        .compact(&state, &self.msg_limits, stable_seq, view)
+                        .compact(&state, stable_seq, view)
                         .map_err(storage)?;
                     debug!(stable_seq, dropped, "compacted the consensus log");
                 }

@@ -8,7 +8,9 @@
 //! The log keeps the host's boot id to tell the two apart at the next start
 //! ([`Wal::unsynced_lost`]).
 
-use stele_consensus::{MessageLimits, Record};
+use std::collections::BTreeMap;
+
+use stele_consensus::{MessageLimits, Record, Retention};
 use stele_state::rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 use stele_state::{State, StateError};
 use stele_types::codec::Encode;
@@ -56,6 +58,10 @@ impl From<StateError> for WalError {
 #[derive(Debug)]
 pub struct Wal {
     next: u64,
+    /// Every record in the log by index, with what makes it obsolete:
+    /// compaction decides from this alone, without reading records back
+    /// or walking over the deleted ones.
+    live: BTreeMap<u64, Retention>,
     unsynced_lost: bool,
     /// This boot's id, written (synced) with the first append after open:
     /// together with whatever the replica records first (after a lossy
@@ -85,6 +91,7 @@ impl Wal {
     ) -> Result<(Wal, Vec<Record>), WalError> {
         let cf = state.column_family(CF_WAL)?;
         let mut records = Vec::new();
+        let mut live = BTreeMap::new();
         let mut next = 0;
         let mut last_boot: Option<Vec<u8>> = None;
         for item in state.db().iterator_cf(cf, IteratorMode::Start) {
@@ -105,6 +112,7 @@ impl Wal {
                 index,
                 reason: e.to_string(),
             })?;
+            live.insert(index, record.retention());
             records.push(record);
             next = index + 1;
         }
@@ -120,6 +128,7 @@ impl Wal {
         Ok((
             Wal {
                 next,
+                live,
                 unsynced_lost,
                 boot_stamp: Some(boot_id.unwrap_or_default().into_bytes()),
             },
@@ -157,40 +166,50 @@ impl Wal {
             self.boot_stamp = stamp;
             return Err(e.into());
         }
+        for (i, record) in (self.next..).zip(records) {
+            self.live.insert(i, record.retention());
+        }
         self.next += records.len() as u64;
         Ok(sync)
     }
 
     /// Deletes the records made obsolete by a stable checkpoint at
-    /// `stable_seq` in `view`.
+    /// `stable_seq` in `view`, in one synced write; returns how many. The
+    /// obsolete records before the first one kept go as one range.
     pub fn compact(
         &mut self,
         state: &State,
-        limits: &MessageLimits,
         stable_seq: u64,
         view: u64,
     ) -> Result<usize, WalError> {
+        let obsolete: Vec<u64> = self
+            .live
+            .iter()
+            .filter(|(_, r)| r.obsolete(stable_seq, view))
+            .map(|(i, _)| *i)
+            .collect();
+        if obsolete.is_empty() {
+            return Ok(0);
+        }
         let cf = state.column_family(CF_WAL)?;
         let mut batch = WriteBatch::default();
-        let mut dropped = 0;
-        for item in state.db().iterator_cf(cf, IteratorMode::Start) {
-            let (key, value) = item?;
-            if key.as_ref() == BOOT_KEY {
-                continue;
-            }
-            let record = Record::decode(&value, limits).map_err(|e| WalError::Corrupt {
-                index: 0,
-                reason: e.to_string(),
-            })?;
-            if record.obsolete(stable_seq, view) {
-                batch.delete_cf(cf, key);
-                dropped += 1;
-            }
+        let kept_from = self
+            .live
+            .iter()
+            .find(|(_, r)| !r.obsolete(stable_seq, view))
+            .map_or(self.next, |(i, _)| *i);
+        let prefix = obsolete.partition_point(|i| *i < kept_from);
+        if let (Some(first), true) = (obsolete.first(), prefix > 0) {
+            batch.delete_range_cf(cf, first.to_be_bytes(), kept_from.to_be_bytes());
         }
-        if dropped > 0 {
-            state.db().write_opt(batch, &synced())?;
+        for i in &obsolete[prefix..] {
+            batch.delete_cf(cf, i.to_be_bytes());
         }
-        Ok(dropped)
+        state.db().write_opt(batch, &synced())?;
+        for i in &obsolete {
+            self.live.remove(i);
+        }
+        Ok(obsolete.len())
     }
 }
 
@@ -257,5 +276,41 @@ mod tests {
         assert!(!session(path, Some("boot-b"), &[]).0);
         assert!(session(path, None, &[record(5)]).0);
         assert!(session(path, None, &[]).0, "an unknown boot never matches");
+    }
+
+    #[test]
+    fn compaction_deletes_exactly_the_obsolete_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open = || {
+            let state =
+                State::open_with_column_families(dir.path(), StateConfig::default(), &[CF_WAL])
+                    .expect("state opens");
+            let (wal, found) =
+                Wal::open_on_boot(&state, &limits(), Some("boot".into())).expect("log opens");
+            (state, wal, found)
+        };
+        let (state, mut wal, _) = open();
+        // A stable proof is obsolete once the stable checkpoint is above it.
+        wal.append(&state, &[record(1), record(5), record(2), record(3)])
+            .expect("append");
+        // Index 0 goes as a range, index 2 on its own (5 is kept between).
+        assert_eq!(wal.compact(&state, 3, 0).expect("compact"), 2);
+        assert_eq!(wal.compact(&state, 3, 0).expect("compact"), 0);
+        drop((state, wal));
+        let (state, mut wal, found) = open();
+        assert_eq!(found, vec![record(5), record(3)]);
+        wal.append(&state, &[record(6)]).expect("append");
+        // One range over indices 1..4, across the hole at 2.
+        assert_eq!(wal.compact(&state, 6, 0).expect("compact"), 2);
+        drop((state, wal));
+        let (state, mut wal, found) = open();
+        assert_eq!(found, vec![record(6)]);
+        wal.append(&state, &[record(7)]).expect("append");
+        drop((state, wal));
+        assert_eq!(
+            open().2,
+            vec![record(6), record(7)],
+            "indices go on after the last"
+        );
     }
 }
