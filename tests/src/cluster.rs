@@ -45,6 +45,9 @@ pub struct ClusterConfig {
     /// Route validator links through relays (needed for link faults; a
     /// benchmark turns them off to spare the CPU).
     pub relays: bool,
+    /// Serve each node's Prometheus metrics on a loopback port
+    /// ([`Cluster::metrics_addr`]).
+    pub metrics: bool,
 }
 
 impl ClusterConfig {
@@ -62,6 +65,7 @@ impl ClusterConfig {
             rpc_rate_per_s: 100_000,
             keep_dir: false,
             relays: true,
+            metrics: false,
         }
     }
 }
@@ -141,6 +145,7 @@ struct NodeProc {
     log: PathBuf,
     p2p: SocketAddr,
     rpc: SocketAddr,
+    metrics: SocketAddr,
     child: Option<Child>,
     paused: bool,
     starts: u32,
@@ -292,6 +297,7 @@ impl Cluster {
                 home,
                 p2p: loopback(free_port()?),
                 rpc: loopback(free_port()?),
+                metrics: loopback(free_port()?),
                 child: None,
                 paused: false,
                 starts: 0,
@@ -363,6 +369,12 @@ impl Cluster {
 
     pub fn rpc_addr(&self, i: usize) -> SocketAddr {
         self.nodes[i].rpc
+    }
+
+    /// Where node `i` serves its metrics, if the cluster was configured to
+    /// ([`ClusterConfig::metrics`]).
+    pub fn metrics_addr(&self, i: usize) -> Option<SocketAddr> {
+        self.config.metrics.then_some(self.nodes[i].metrics)
     }
 
     pub fn rpc_url(&self, i: usize) -> String {
@@ -462,6 +474,14 @@ impl Cluster {
         ] {
             consensus.insert(k.into(), i64::try_from(v)?.into());
         }
+        if c.metrics {
+            let metrics = doc
+                .entry("metrics")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .context("[metrics] not a table")?;
+            metrics.insert("listen".into(), self.nodes[i].metrics.to_string().into());
+        }
         let log = doc
             .entry("log")
             .or_insert_with(|| toml::Value::Table(toml::Table::new()))
@@ -536,6 +556,7 @@ impl Cluster {
     async fn rebind(&mut self, i: usize) -> Result<()> {
         self.nodes[i].p2p = loopback(free_port()?);
         self.nodes[i].rpc = loopback(free_port()?);
+        self.nodes[i].metrics = loopback(free_port()?);
         for ((_, j), relay) in &self.relays {
             if *j == i {
                 relay.set_target(self.nodes[i].p2p);
@@ -561,7 +582,8 @@ impl Cluster {
         }
     }
 
-    fn pid(&self, i: usize) -> Result<Pid> {
+    /// Node `i`'s process id while it runs.
+    pub fn pid(&self, i: usize) -> Result<Pid> {
         let child = self.nodes[i]
             .child
             .as_ref()
