@@ -16,6 +16,7 @@ use stele_types::SecretKey;
 use crate::cluster::{Cluster, ClusterConfig, Endpoints};
 use crate::contracts::{fund_accounts, setup_amm};
 use crate::load::{Load, LoadConfig, SenderSpec};
+use crate::node_stats::{self, NodeStages};
 
 /// Where the load goes.
 #[derive(Debug, Clone)]
@@ -124,6 +125,9 @@ pub struct BenchReport {
     pub ceiling_tx_per_s: f64,
     /// `committed_tx_per_s / ceiling_tx_per_s`.
     pub ratio: f64,
+    /// Each validator's block stages and CPU time during the load (a local
+    /// cluster only).
+    pub nodes: Vec<NodeStages>,
 }
 
 /// Measures the verification ceiling on one thread.
@@ -185,6 +189,8 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
     let machine = measure_ceiling(config.verify_measure)?;
     // A local cluster lives until the end of this function.
     let mut _cluster = None;
+    // Metrics address and process of each local validator.
+    let mut watched: Vec<(SocketAddr, Option<u32>)> = Vec::new();
     let (endpoints, funders, validators) = match &config.target {
         Target::Local {
             node_bin,
@@ -196,6 +202,7 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
             c.block_interval_ms = *block_interval_ms;
             c.pipeline_blocks = *pipeline_blocks;
             c.relays = false;
+            c.metrics = true;
             c.log_level = "warn".into();
             // For a look at the nodes' logs after a run.
             c.keep_dir = std::env::var_os("STELE_BENCH_KEEP").is_some();
@@ -218,6 +225,15 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
                 .map(|a| Arc::new(Signer::new(a.key.clone())))
                 .collect();
             let e = cluster.endpoints();
+            watched = (0..cluster.len())
+                .filter_map(|i| {
+                    let pid = cluster
+                        .pid(i)
+                        .ok()
+                        .and_then(|p| u32::try_from(p.as_raw()).ok());
+                    Some((cluster.metrics_addr(i)?, pid))
+                })
+                .collect();
             _cluster = Some(cluster);
             (e, funders, *validators)
         }
@@ -287,9 +303,17 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
     // Nothing is lost in a healthy cluster; a flat-out run queues for
     // seconds, and resending then would only add load.
     load_config.stall = Duration::from_secs(120);
+    let stats_before = watch(&watched).await;
     let load = Load::start(load_config, endpoints, specs, amm, 42);
     let ledger = load.ledger().clone();
     let report = load.join(Duration::from_secs(600)).await?;
+    let stats_after = watch(&watched).await;
+    let nodes = stats_before
+        .iter()
+        .zip(&stats_after)
+        .enumerate()
+        .map(|(i, (a, b))| node_stats::between(i, a, b))
+        .collect();
     let machine_after = measure_ceiling(config.verify_measure)?;
     let txs = ledger.txs();
     let first_sent = txs.values().filter_map(|r| r.accepted_at).min();
@@ -337,5 +361,21 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
         ratio: if ceiling > 0.0 { tps / ceiling } else { 0.0 },
         machine,
         machine_after,
+        nodes,
     })
+}
+
+/// Snapshots of the watched nodes; none (and a warning) if one cannot be
+/// read, since the load's figures stand without them.
+async fn watch(nodes: &[(SocketAddr, Option<u32>)]) -> Vec<node_stats::Snapshot> {
+    if nodes.is_empty() {
+        return Vec::new();
+    }
+    match node_stats::snapshot_all(nodes).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("warning: no node stages in the report: {e:#}");
+            Vec::new()
+        }
+    }
 }

@@ -14,11 +14,14 @@
 //! - [`scenarios`]: the fault scenarios (`node/node/tests/faults.rs` runs
 //!   them).
 //! - [`bench`]: the load benchmark behind the `stele-bench` binary.
+//! - [`node_stats`]: a validator's block stages and CPU time from its
+//!   metrics and `/proc`, for the benchmark's report.
 
 pub mod bench;
 pub mod check;
 pub mod cluster;
 pub mod contracts;
 pub mod load;
+pub mod node_stats;
 pub mod relay;
 pub mod scenarios;

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stele_client::{Signer, TxBuilder};
+use stele_cluster::bench::{self, BenchConfig, Target, Workload};
 use stele_cluster::cluster::{Cluster, ClusterConfig};
 use stele_cluster::scenarios::{Scenario, Settings, run};
 
@@ -176,6 +177,45 @@ fn a_burst_sent_to_one_backup_commits_without_resends() {
             }
         }
     });
+}
+
+/// `stele-bench`'s run on a small load: every transaction commits, and the
+/// report carries each validator's block stages and CPU time, read from
+/// its metrics and its process.
+#[test]
+fn the_benchmark_reports_every_commit_and_each_validators_stages() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = BenchConfig {
+        target: Target::Local {
+            node_bin: env!("CARGO_BIN_EXE_stele-node").into(),
+            validators: 4,
+            block_interval_ms: 10,
+            pipeline_blocks: 1,
+        },
+        workload: Workload::Native,
+        senders: 8,
+        txs_per_sender: 10,
+        window: 4,
+        rate_per_s: Some(100.0),
+        verify_measure: Duration::from_millis(100),
+    };
+    let report = runtime.block_on(bench::run(&config)).unwrap();
+    assert_eq!(report.txs_sent, 80, "{report:?}");
+    assert_eq!(report.txs_committed, 80, "{report:?}");
+    assert_eq!(report.rejections, 0, "{report:?}");
+    assert!(report.latency.p50_ms > 0.0, "{report:?}");
+    assert_eq!(report.nodes.len(), 4, "{report:?}");
+    for node in &report.nodes {
+        assert!(node.blocks > 0, "{node:?}");
+        assert!(node.commit_latency_ms > 0.0, "{node:?}");
+        assert!(node.execution_ms > 0.0, "{node:?}");
+        assert!(node.cpu_ms_per_block.is_some_and(|c| c > 0.0), "{node:?}");
+    }
 }
 
 /// Transactions a validator admitted while it was cut off long enough for
