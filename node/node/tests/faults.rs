@@ -23,7 +23,7 @@
 //! scenario prints the tails of the node logs and keeps the cluster folder.
 #![allow(clippy::unwrap_used)] // test set-up: a failure here is a test failure
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use stele_client::{Signer, TxBuilder};
@@ -42,17 +42,24 @@ fn settings() -> Settings {
     }
 }
 
-fn scenario(s: Scenario) {
-    scenario_with(s, settings());
-}
-
-fn scenario_with(s: Scenario, settings: Settings) {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+/// This binary's cluster lock, held while the test runs, and a runtime
+/// for the test's client side.
+fn exclusive_runtime() -> (MutexGuard<'static, ()>, tokio::runtime::Runtime) {
+    let one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    (one, runtime)
+}
+
+fn scenario(s: Scenario) {
+    scenario_with(s, settings());
+}
+
+fn scenario_with(s: Scenario, settings: Settings) {
+    let (_one, runtime) = exclusive_runtime();
     match runtime.block_on(run(s, &settings)) {
         // Silent unless asked for (STELE_FAULTS_REPORT=1 with --nocapture).
         Ok(report) if std::env::var_os("STELE_FAULTS_REPORT").is_some() => {
@@ -127,12 +134,7 @@ fn lossy_delayed_links_and_a_graceful_restart() {
 /// up with).
 #[test]
 fn a_burst_sent_to_one_backup_commits_without_resends() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (_one, runtime) = exclusive_runtime();
     runtime.block_on(async {
         let mut config = ClusterConfig::new(env!("CARGO_BIN_EXE_stele-node"), 4);
         config.accounts = 8;
@@ -184,12 +186,7 @@ fn a_burst_sent_to_one_backup_commits_without_resends() {
 /// its metrics and its process.
 #[test]
 fn the_benchmark_reports_every_commit_and_each_validators_stages() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (_one, runtime) = exclusive_runtime();
     let config = BenchConfig {
         target: Target::Local {
             node_bin: env!("CARGO_BIN_EXE_stele-node").into(),
@@ -224,12 +221,7 @@ fn the_benchmark_reports_every_commit_and_each_validators_stages() {
 #[test]
 #[ignore = "full set: STELE_FAULTS=full cargo test --workspace --locked --test faults -- --include-ignored"]
 fn transactions_admitted_during_a_partition_commit_after_it_heals() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (_one, runtime) = exclusive_runtime();
     runtime.block_on(async {
         let config = ClusterConfig::new(env!("CARGO_BIN_EXE_stele-node"), 4);
         let cluster = Cluster::start(config).await.unwrap();
