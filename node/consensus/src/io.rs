@@ -268,3 +268,49 @@ impl Record {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prepared(view: u64, seq: u64) -> Record {
+        Record::Prepared(PreparedCertificate {
+            view,
+            seq,
+            block_hash: Hash::ZERO,
+            parent: Hash::ZERO,
+            payload: Vec::new(),
+            votes: Vec::new(),
+        })
+    }
+
+    fn stable(seq: u64) -> Record {
+        Record::Stable(CheckpointProof {
+            seq,
+            block_hash: Hash::ZERO,
+            votes: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn records_become_obsolete_exactly_at_their_bounds() {
+        // A prepared certificate goes once the checkpoint reaches its seq,
+        // whatever the view.
+        assert!(!prepared(0, 5).obsolete(4, 9));
+        assert!(prepared(0, 5).obsolete(5, 0));
+        // The newest stable proof stays; an older one goes.
+        assert!(!stable(5).obsolete(5, 9));
+        assert!(stable(5).obsolete(6, 0));
+        assert!(!stable(u64::MAX).obsolete(u64::MAX, u64::MAX));
+        // A lost view goes once the replica is in a later view.
+        assert!(!Record::LostView(3).obsolete(u64::MAX, 3));
+        assert!(Record::LostView(3).obsolete(0, 4));
+        assert_eq!(
+            prepared(2, 7).retention(),
+            Retention {
+                stable_at: Some(7),
+                view_above: None
+            }
+        );
+    }
+}
