@@ -190,7 +190,7 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
     // A local cluster lives until the end of this function.
     let mut _cluster = None;
     // Metrics address and process of each local validator.
-    let mut watched: Vec<(SocketAddr, Option<u32>)> = Vec::new();
+    let mut watched: Vec<(SocketAddr, Option<nix::unistd::Pid>)> = Vec::new();
     let (endpoints, funders, validators) = match &config.target {
         Target::Local {
             node_bin,
@@ -226,13 +226,7 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
                 .collect();
             let e = cluster.endpoints();
             watched = (0..cluster.len())
-                .filter_map(|i| {
-                    let pid = cluster
-                        .pid(i)
-                        .ok()
-                        .and_then(|p| u32::try_from(p.as_raw()).ok());
-                    Some((cluster.metrics_addr(i)?, pid))
-                })
+                .filter_map(|i| Some((cluster.metrics_addr(i)?, cluster.pid(i).ok())))
                 .collect();
             _cluster = Some(cluster);
             (e, funders, *validators)
@@ -367,7 +361,7 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
 
 /// Snapshots of the watched nodes; none (and a warning) if one cannot be
 /// read, since the load's figures stand without them.
-async fn watch(nodes: &[(SocketAddr, Option<u32>)]) -> Vec<node_stats::Snapshot> {
+async fn watch(nodes: &[(SocketAddr, Option<nix::unistd::Pid>)]) -> Vec<node_stats::Snapshot> {
     if nodes.is_empty() {
         return Vec::new();
     }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, bail};
+use nix::unistd::Pid;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -54,7 +55,7 @@ pub struct NodeStages {
 }
 
 /// Reads node `metrics`' histograms and, with `pid`, its CPU time.
-pub async fn snapshot(metrics: SocketAddr, pid: Option<u32>) -> Result<Snapshot> {
+pub async fn snapshot(metrics: SocketAddr, pid: Option<Pid>) -> Result<Snapshot> {
     let page = fetch(metrics).await?;
     let values = parse(&page);
     let mut histograms = BTreeMap::new();
@@ -155,7 +156,7 @@ fn parse(page: &str) -> BTreeMap<String, f64> {
 }
 
 /// User plus system CPU time of process `pid` (Linux `/proc`).
-fn process_cpu(pid: u32) -> Option<Duration> {
+fn process_cpu(pid: Pid) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces; the fields after it are numbers.
     let (_, fields) = stat.rsplit_once(')')?;
@@ -172,12 +173,11 @@ fn process_cpu(pid: u32) -> Option<Duration> {
 }
 
 /// Snapshots of every node in `nodes` (metrics address, pid).
-pub async fn snapshot_all(nodes: &[(SocketAddr, Option<u32>)]) -> Result<Vec<Snapshot>> {
+pub async fn snapshot_all(nodes: &[(SocketAddr, Option<Pid>)]) -> Result<Vec<Snapshot>> {
     let mut out = Vec::with_capacity(nodes.len());
     for (addr, pid) in nodes {
         out.push(snapshot(*addr, *pid).await?);
     }
-    ensure!(!out.is_empty(), "no node to read metrics from");
     Ok(out)
 }
 
@@ -220,6 +220,6 @@ mod tests {
 
     #[test]
     fn this_process_has_a_cpu_time() {
-        assert!(process_cpu(std::process::id()).is_some());
+        assert!(process_cpu(Pid::this()).is_some());
     }
 }

@@ -182,22 +182,22 @@ impl Wal {
         stable_seq: u64,
         view: u64,
     ) -> Result<usize, WalError> {
-        let obsolete: Vec<u64> = self
-            .live
-            .iter()
-            .filter(|(_, r)| r.obsolete(stable_seq, view))
-            .map(|(i, _)| *i)
-            .collect();
+        // One pass: the obsolete indices in order, and the first kept one.
+        let mut obsolete = Vec::new();
+        let mut kept_from = None;
+        for (i, r) in &self.live {
+            if r.obsolete(stable_seq, view) {
+                obsolete.push(*i);
+            } else if kept_from.is_none() {
+                kept_from = Some(*i);
+            }
+        }
         if obsolete.is_empty() {
             return Ok(0);
         }
+        let kept_from = kept_from.unwrap_or(self.next);
         let cf = state.column_family(CF_WAL)?;
         let mut batch = WriteBatch::default();
-        let kept_from = self
-            .live
-            .iter()
-            .find(|(_, r)| !r.obsolete(stable_seq, view))
-            .map_or(self.next, |(i, _)| *i);
         let prefix = obsolete.partition_point(|i| *i < kept_from);
         if let (Some(first), true) = (obsolete.first(), prefix > 0) {
             batch.delete_range_cf(cf, first.to_be_bytes(), kept_from.to_be_bytes());
