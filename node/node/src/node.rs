@@ -91,7 +91,7 @@ impl Default for ConsensusOptions {
         ConsensusOptions {
             view_timeout_ms: 2_000,
             view_timeout_max_ms: 60_000,
-            block_interval_ms: 10,
+            block_interval_ms: 5,
             empty_block_interval_ms: 500,
             pipeline_blocks: 1,
         }
