@@ -25,8 +25,9 @@ pub enum Target {
     Local {
         node_bin: PathBuf,
         validators: usize,
-        /// The validators' `consensus.block_interval_ms`.
-        block_interval_ms: u64,
+        /// The validators' `consensus.block_interval_ms`; `None` leaves
+        /// the node's default.
+        block_interval_ms: Option<u64>,
         /// The validators' `consensus.pipeline_blocks`.
         pipeline_blocks: u64,
     },

@@ -31,7 +31,8 @@ pub struct ClusterConfig {
     pub accounts: usize,
     pub view_timeout_ms: u64,
     pub view_timeout_max_ms: u64,
-    pub block_interval_ms: u64,
+    /// `None` leaves the node's default.
+    pub block_interval_ms: Option<u64>,
     pub empty_block_interval_ms: u64,
     /// Most blocks proposed and not yet committed.
     pub pipeline_blocks: u64,
@@ -58,7 +59,7 @@ impl ClusterConfig {
             accounts: 8,
             view_timeout_ms: 1_000,
             view_timeout_max_ms: 8_000,
-            block_interval_ms: 20,
+            block_interval_ms: Some(20),
             empty_block_interval_ms: 300,
             pipeline_blocks: 1,
             log_level: "info".into(),
@@ -466,13 +467,15 @@ impl Cluster {
             .as_table_mut()
             .context("[consensus] not a table")?;
         for (k, v) in [
-            ("view_timeout_ms", c.view_timeout_ms),
-            ("view_timeout_max_ms", c.view_timeout_max_ms),
+            ("view_timeout_ms", Some(c.view_timeout_ms)),
+            ("view_timeout_max_ms", Some(c.view_timeout_max_ms)),
             ("block_interval_ms", c.block_interval_ms),
-            ("empty_block_interval_ms", c.empty_block_interval_ms),
-            ("pipeline_blocks", c.pipeline_blocks),
+            ("empty_block_interval_ms", Some(c.empty_block_interval_ms)),
+            ("pipeline_blocks", Some(c.pipeline_blocks)),
         ] {
-            consensus.insert(k.into(), i64::try_from(v)?.into());
+            if let Some(v) = v {
+                consensus.insert(k.into(), i64::try_from(v)?.into());
+            }
         }
         if c.metrics {
             let metrics = doc

@@ -191,7 +191,7 @@ fn the_benchmark_reports_every_commit_and_each_validators_stages() {
         target: Target::Local {
             node_bin: env!("CARGO_BIN_EXE_stele-node").into(),
             validators: 4,
-            block_interval_ms: 10,
+            block_interval_ms: Some(10),
             pipeline_blocks: 1,
         },
         workload: Workload::Native,

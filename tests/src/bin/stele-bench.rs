@@ -25,9 +25,10 @@ struct Args {
     #[arg(long, default_value_t = 4)]
     validators: usize,
     /// The local cluster's `consensus.block_interval_ms` (shortest time
-    /// between two proposals while transactions wait); the node's default.
-    #[arg(long, default_value_t = 5)]
-    block_interval_ms: u64,
+    /// between two proposals while transactions wait); the node's default
+    /// if not given.
+    #[arg(long)]
+    block_interval_ms: Option<u64>,
     /// The local cluster's `consensus.pipeline_blocks` (most blocks
     /// proposed and not yet committed); the node's default.
     #[arg(long, default_value_t = 1)]
