@@ -56,7 +56,7 @@ impl Default for ChainParams {
     fn default() -> Self {
         ChainParams {
             gas_schedule_version: GasSchedule::LATEST.version,
-            vm_limits_version: VmLimits::V1.version,
+            vm_limits_version: VmLimits::LATEST.version,
             block_gas_max: 2_000_000_000,
             block_bytes_max: 8 << 20,
             block_txs_max: 10_000,

@@ -567,16 +567,27 @@ fn frame_body<W: World + 'static>(
     set_fuel(store, budget_after_instantiate)?;
     let instance = match compiled.pre.instantiate(&mut *store) {
         Ok(instance) => instance,
-        // A query's wall-clock backstop can fire while the engine
-        // initialises the instance: that is the query's timeout, not a
-        // node fault.
-        Err(e) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
+        Err(e) => {
+            let result = match e.downcast_ref::<Trap>() {
+                // A query's wall-clock backstop can fire while the engine
+                // initialises the instance: that is the query's timeout,
+                // not a node fault.
+                Some(Trap::Interrupt) => Failure::Failed(FailKind::Timeout),
+                // Initialising the instance failed on the module itself:
+                // under V1 limits, a data or element segment that does not
+                // fit its memory or table (V2 refuses those at deploy).
+                // That is the contract's failure, the same on every node,
+                // and it costs the instantiation.
+                Some(trap) => classify_trap(*trap, false, || false),
+                // Anything else is the node's: its instance pool or memory
+                // ran out.
+                None => return Err(VmError::Instantiate(e.to_string())),
+            };
             return Ok(FrameResult {
-                result: Err(Failure::Failed(FailKind::Timeout)),
+                result: Err(result),
                 gas_used: instantiate_cost,
             });
         }
-        Err(e) => return Err(VmError::Instantiate(e.to_string())),
     };
     // Whatever fuel the engine may have used while instantiating is
     // replaced by the VM's own deterministic charge above.

@@ -39,6 +39,16 @@ pub struct VmLimits {
     /// Most 64 KiB pages of linear memory, initial, declared maximum and at
     /// run time (`memory.grow` beyond it returns -1).
     pub memory_pages_max: u64,
+    /// Whether every active data segment must fit the initial memory and
+    /// every active element segment the initial table, checked at deploy
+    /// (from V2). Without the check such a module fails when instantiated,
+    /// which the VM reports as a trap of the frame.
+    pub segments_in_bounds: bool,
+    /// Most targets of one `br_table` (the default target included).
+    /// Cranelift refuses 65 534 and more; a published limit checked before
+    /// compiling keeps every compiler version and architecture in
+    /// agreement (from V2; `u32::MAX` in V1).
+    pub br_table_targets_max: u32,
 
     // --- Run-time ---
     /// Deterministic stack limit per contract frame, in the instrumented
@@ -69,7 +79,10 @@ pub struct VmLimits {
 
 impl VmLimits {
     /// Every limits table this build knows, oldest first.
-    pub const ALL: &'static [VmLimits] = &[VmLimits::V1];
+    pub const ALL: &'static [VmLimits] = &[VmLimits::V1, VmLimits::V2];
+
+    /// The limits new chains get.
+    pub const LATEST: VmLimits = VmLimits::V2;
 
     /// The limits of protocol version `version`, if this build has them.
     pub fn by_version(version: u32) -> Option<VmLimits> {
@@ -94,6 +107,8 @@ impl VmLimits {
         types_max: 512,
         function_body_bytes_max: 256 << 10,
         memory_pages_max: 256,
+        segments_in_bounds: false,
+        br_table_targets_max: u32::MAX,
         stack_height_max: 32_768,
         call_depth_max: 16,
         frames_max: 64,
@@ -107,6 +122,16 @@ impl VmLimits {
         method_bytes_max: 64,
     };
 
+    /// The limits of protocol version 2: V1's caps, plus the deploy-time
+    /// checks that close what V1 left to instantiation or to the compiler
+    /// (segments in bounds, `br_table` size).
+    pub const V2: VmLimits = VmLimits {
+        version: 2,
+        segments_in_bounds: true,
+        br_table_targets_max: 16_384,
+        ..VmLimits::V1
+    };
+
     /// Linear memory cap in bytes.
     pub fn memory_bytes_max(&self) -> usize {
         // 256 pages: fits any target's usize.
@@ -116,6 +141,6 @@ impl VmLimits {
 
 impl Default for VmLimits {
     fn default() -> Self {
-        VmLimits::V1
+        VmLimits::LATEST
     }
 }

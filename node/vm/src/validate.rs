@@ -4,8 +4,9 @@
 
 use thiserror::Error;
 use wasmparser::{
-    ExternalKind, FuncType, FuncValidatorAllocations, Parser, Payload, TypeRef, ValType,
-    ValidPayload, Validator, WasmFeatures,
+    ConstExpr, DataKind, ElementItems, ElementKind, ExternalKind, FuncType,
+    FuncValidatorAllocations, Operator, Parser, Payload, TypeRef, ValType, ValidPayload, Validator,
+    WasmFeatures,
 };
 
 use crate::abi::{self, Ty};
@@ -57,6 +58,15 @@ pub enum ValidationError {
     },
     #[error("start functions are not allowed")]
     StartFunction,
+    #[error("active {what} segment {index} ends at {end}, past the initial {what} size {size}")]
+    SegmentOutOfBounds {
+        what: &'static str,
+        index: u32,
+        end: u64,
+        size: u64,
+    },
+    #[error("active {what} segment {index} has an offset that is not a constant")]
+    SegmentOffset { what: &'static str, index: u32 },
 }
 
 impl ValidationError {
@@ -125,6 +135,78 @@ fn to_ty(v: &ValType) -> Option<Ty> {
     }
 }
 
+/// An active segment to check against the initial size of its memory or
+/// table once the whole module is known to be valid.
+struct ActiveSegment {
+    what: &'static str,
+    index: u32,
+    /// The offset, if the expression is a constant this check can evaluate.
+    offset: Option<u32>,
+    /// Bytes (data) or elements (element segment).
+    len: u64,
+}
+
+/// The value of a segment's offset expression: `i32.const` combined with
+/// the extended-constant `i32.add`, `i32.sub` and `i32.mul` (wrapping, as
+/// Wasm evaluates them). Contracts cannot import globals, so no valid
+/// offset expression reads one.
+fn const_offset(expr: &ConstExpr<'_>) -> Option<u32> {
+    let mut stack: Vec<i32> = Vec::new();
+    for op in expr.get_operators_reader() {
+        let binary = |stack: &mut Vec<i32>, f: fn(i32, i32) -> i32| {
+            let b = stack.pop()?;
+            let a = stack.pop()?;
+            stack.push(f(a, b));
+            Some(())
+        };
+        match op.ok()? {
+            Operator::I32Const { value } => stack.push(value),
+            Operator::I32Add => binary(&mut stack, i32::wrapping_add)?,
+            Operator::I32Sub => binary(&mut stack, i32::wrapping_sub)?,
+            Operator::I32Mul => binary(&mut stack, i32::wrapping_mul)?,
+            Operator::End => break,
+            _ => return None,
+        }
+    }
+    match stack.as_slice() {
+        [value] => Some(*value as u32),
+        _ => None,
+    }
+}
+
+/// Checks that every active segment fits the initial size of its memory
+/// (`memory_bytes`) or table (`table_elements`), so instantiation cannot
+/// fail on them.
+fn check_segments(
+    segments: &[ActiveSegment],
+    memory_bytes: u64,
+    table_elements: u64,
+) -> Result<(), ValidationError> {
+    for s in segments {
+        let Some(offset) = s.offset else {
+            return Err(ValidationError::SegmentOffset {
+                what: s.what,
+                index: s.index,
+            });
+        };
+        let size = if s.what == "data" {
+            memory_bytes
+        } else {
+            table_elements
+        };
+        let end = u64::from(offset) + s.len;
+        if end > size {
+            return Err(ValidationError::SegmentOutOfBounds {
+                what: s.what,
+                index: s.index,
+                end,
+                size,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Validates `code` against `limits` and returns what the VM needs to know.
 pub fn validate(code: &[u8], limits: &VmLimits) -> Result<ModuleInfo, ValidationError> {
     if code.len() > limits.code_bytes_max {
@@ -143,6 +225,8 @@ pub fn validate(code: &[u8], limits: &VmLimits) -> Result<ModuleInfo, Validation
     let mut parser = Parser::new(0);
     parser.set_features(features());
     let mut defined_index = 0usize;
+    let mut segments: Vec<ActiveSegment> = Vec::new();
+    let mut table_elements: u64 = 0;
 
     for payload in parser.parse_all(code) {
         let payload = payload.map_err(ValidationError::wasm)?;
@@ -205,6 +289,7 @@ pub fn validate(code: &[u8], limits: &VmLimits) -> Result<ModuleInfo, Validation
                 check_count("tables", s.count(), limits.tables_max)?;
                 for t in s.clone() {
                     let t = t.map_err(ValidationError::wasm)?;
+                    table_elements = t.ty.initial;
                     let max = limits.table_elements_max;
                     if t.ty.initial > max {
                         return Err(ValidationError::TableTooLarge {
@@ -275,12 +360,35 @@ pub fn validate(code: &[u8], limits: &VmLimits) -> Result<ModuleInfo, Validation
             Payload::StartSection { .. } => return Err(ValidationError::StartFunction),
             Payload::ElementSection(s) => {
                 check_count("element segments", s.count(), limits.element_segments_max)?;
+                for (index, e) in (0u32..).zip(s.clone()) {
+                    let e = e.map_err(ValidationError::wasm)?;
+                    if let ElementKind::Active { offset_expr, .. } = &e.kind {
+                        let len = match &e.items {
+                            ElementItems::Functions(r) => r.count(),
+                            ElementItems::Expressions(_, r) => r.count(),
+                        };
+                        segments.push(ActiveSegment {
+                            what: "element",
+                            index,
+                            offset: const_offset(offset_expr),
+                            len: u64::from(len),
+                        });
+                    }
+                }
             }
             Payload::DataSection(s) => {
                 check_count("data segments", s.count(), limits.data_segments_max)?;
-                for d in s.clone() {
+                for (index, d) in (0u32..).zip(s.clone()) {
                     let d = d.map_err(ValidationError::wasm)?;
                     info.data_bytes += d.data.len() as u64;
+                    if let DataKind::Active { offset_expr, .. } = &d.kind {
+                        segments.push(ActiveSegment {
+                            what: "data",
+                            index,
+                            offset: const_offset(offset_expr),
+                            len: d.data.len() as u64,
+                        });
+                    }
                 }
             }
             Payload::CodeSectionEntry(body) => {
@@ -334,6 +442,17 @@ pub fn validate(code: &[u8], limits: &VmLimits) -> Result<ModuleInfo, Validation
                 let mut max_height = 0u32;
                 while !ops.eof() {
                     let (op, offset) = ops.read_with_offset().map_err(ValidationError::wasm)?;
+                    if let Operator::BrTable { targets } = &op {
+                        // The default target counts too.
+                        let count = u64::from(targets.len()) + 1;
+                        if count > u64::from(limits.br_table_targets_max) {
+                            return Err(too_many(
+                                "br_table targets",
+                                count,
+                                limits.br_table_targets_max,
+                            ));
+                        }
+                    }
                     fv.op(offset, &op).map_err(ValidationError::wasm)?;
                     max_height = max_height.max(fv.operand_stack_height());
                 }
@@ -349,6 +468,9 @@ pub fn validate(code: &[u8], limits: &VmLimits) -> Result<ModuleInfo, Validation
     }
     if !has_memory_export {
         return Err(ValidationError::MissingExport(abi::MEMORY_EXPORT));
+    }
+    if limits.segments_in_bounds {
+        check_segments(&segments, info.initial_pages * 65_536, table_elements)?;
     }
     Ok(info)
 }

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use stele_types::ExecStatus;
 use stele_vm::{
-    Action, FailKind, Failure, MemoryWorld, Outcome, TrapKind, ValidationError, VmLimits,
+    Action, FailKind, Failure, MemoryWorld, Outcome, TrapKind, ValidationError, VmLimits, World,
 };
 
 /// Runs `method` of `wat` three times: twice on one VM (the second from the
@@ -445,4 +445,140 @@ fn sequential_call_loop_is_capped_per_transaction_without_exhausting_the_node() 
         assert_eq!(ok, VmLimits::V1.frames_max - 1);
         assert_eq!(last, ExecStatus::Failed as u32);
     });
+}
+
+/// A VM running the limits of protocol version 1, which leave segment
+/// bounds to instantiation.
+fn vm_v1() -> stele_vm::Vm<MemoryWorld> {
+    stele_vm::Vm::new(stele_vm::VmConfig {
+        limits: VmLimits::V1,
+        ..config()
+    })
+    .expect("engine config is valid")
+}
+
+/// Modules whose active segments do not fit their memory or table: with
+/// `init`, and without it (so a V1 deploy stores the code and the failure
+/// comes at the first call).
+fn segment_bombs() -> Vec<(&'static str, String, TrapKind)> {
+    let data = r#"(memory (export "memory") 1) (data (i32.const 65535) "XY")"#;
+    let elem = r#"(memory (export "memory") 1) (table 2 funcref)
+                  (elem (i32.add (i32.const 1) (i32.const 1)) $f)"#;
+    let mut cases = Vec::new();
+    for (what, body, kind) in [
+        ("data", data, TrapKind::MemoryOutOfBounds),
+        ("element", elem, TrapKind::TableOutOfBounds),
+    ] {
+        cases.push((
+            what,
+            format!(r#"(module {body} (func $f) (func (export "init")) (func (export "run")))"#),
+            kind,
+        ));
+    }
+    cases
+}
+
+#[test]
+fn segments_past_their_memory_or_table_are_rejected_at_deploy() {
+    for (what, wat, _) in segment_bombs() {
+        let error = deploy_error(&wasm(&wat));
+        assert!(
+            matches!(error, ValidationError::SegmentOutOfBounds { what: w, index: 0, .. } if w == what),
+            "{what}: {error}"
+        );
+    }
+    // Exactly at the end is fine: 65 534 + 2 = one page.
+    let fits = r#"(module (memory (export "memory") 1) (data (i32.const 65534) "XY")
+                  (table 2 funcref) (elem (i32.const 1) $f) (func $f) (func (export "run")))"#;
+    on_exec_stack(|| {
+        let out = run_deterministic(fits, "run", &[], GAS);
+        assert_eq!(out.status, ExecStatus::Success, "{out:?}");
+    });
+}
+
+#[test]
+fn segments_past_their_memory_or_table_trap_under_v1_limits() {
+    on_exec_stack(|| {
+        for (what, wat, kind) in segment_bombs() {
+            let code = wasm(&wat);
+            let deploy_v1 = |vm: &stele_vm::Vm<MemoryWorld>| {
+                let (out, world) = vm.execute(
+                    &ctx(ALICE),
+                    Action::Deploy {
+                        code: &code,
+                        init_args: &[],
+                        nonce: 0,
+                    },
+                    GAS,
+                    MemoryWorld::new(),
+                );
+                (
+                    out.expect("a contract's failure is never a node error"),
+                    world,
+                )
+            };
+            let (out, world) = deploy_v1(&vm_v1());
+            assert_eq!(out.failure, Some(Failure::Trapped(kind)), "{what}");
+            assert_eq!(deploy_v1(&vm_v1()).0, out, "{what}: fresh engine differs");
+            // The deploy's cost plus one instantiation, nothing stored.
+            assert!(out.gas_used < GAS, "{what}: {}", out.gas_used);
+            let address = stele_types::Address::contract(&ALICE, 0);
+            assert_eq!(world.code_hash(&address), Ok(None), "{what}: code stored");
+
+            // Without `init` the V1 deploy stores the code; each call traps.
+            let no_init = wat.replace(r#"(func (export "init"))"#, "");
+            let vm = vm_v1();
+            let (addr, world) = deploy(&vm, MemoryWorld::new(), &no_init, 0);
+            let (a, _) = call(&vm, world.clone(), addr, "run", &[], GAS);
+            let (b, _) = call(&vm_v1(), world, addr, "run", &[], GAS);
+            assert_eq!(a.failure, Some(Failure::Trapped(kind)), "{what}");
+            assert_eq!(a, b, "{what}: fresh engine differs");
+            // The instantiation's cost: base, one page, the data bytes.
+            let data_bytes = if what == "data" { 2 } else { 0 };
+            assert_eq!(a.gas_used, 10_000 + 500 + data_bytes, "{what}");
+        }
+    });
+}
+
+#[test]
+fn huge_br_table_is_refused_by_a_published_limit_before_compiling() {
+    let max = VmLimits::LATEST.br_table_targets_max;
+    let table = |targets: u32| {
+        let labels = "0 ".repeat(targets as usize);
+        wasm(&format!(
+            r#"(module (memory (export "memory") 1)
+               (func (export "run") (block (br_table {labels} (i32.const 0)))))"#
+        ))
+    };
+    // `table(n)` has n labels, the last of them the default target.
+    on_exec_stack(|| {
+        let vm = vm();
+        let (out, _) = vm.execute(
+            &ctx(ALICE),
+            Action::Deploy {
+                code: &table(max),
+                init_args: &[],
+                nonce: 0,
+            },
+            100_000_000_000,
+            MemoryWorld::new(),
+        );
+        assert_eq!(out.expect("no node error").status, ExecStatus::Success);
+    });
+    assert_eq!(
+        deploy_error(&table(max + 1)),
+        ValidationError::TooMany {
+            what: "br_table targets",
+            count: u64::from(max) + 1,
+            max: u64::from(max),
+        }
+    );
+    // What the compiler itself refuses is far above the limit.
+    assert!(matches!(
+        deploy_error(&table(70_000)),
+        ValidationError::TooMany {
+            what: "br_table targets",
+            ..
+        }
+    ));
 }
