@@ -30,6 +30,9 @@ pub struct NodeMetrics {
     pub equivocations: Counter,
     /// Blocks executed (proposed or validated) on an uncommitted parent.
     pub pipelined_blocks: Counter,
+    /// Transactions a proposer dropped because executing them failed inside
+    /// the node (never a contract's doing; see `ExecError::TxInternal`).
+    pub txs_dropped_internal: Counter,
     /// Proposal (or validation) to commit, seconds.
     pub commit_latency: Histogram,
     /// Difference of consecutive block timestamps, seconds.
@@ -74,6 +77,7 @@ impl NodeMetrics {
             gossip_dropped: Counter::default(),
             equivocations: Counter::default(),
             pipelined_blocks: Counter::default(),
+            txs_dropped_internal: Counter::default(),
             commit_latency: seconds(),
             block_interval: seconds(),
             exec_seconds: seconds(),
@@ -99,6 +103,11 @@ impl NodeMetrics {
                 "pipelined_blocks",
                 "Blocks executed on a parent still in its commit round",
                 m.pipelined_blocks.clone(),
+            );
+            r.register(
+                "txs_dropped_internal",
+                "Transactions dropped by this proposer because executing them failed inside the node",
+                m.txs_dropped_internal.clone(),
             );
             r.register(
                 "txs_committed",

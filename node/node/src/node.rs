@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use stele_consensus::{Action, Config as ReplicaConfig, Input, Record, Replica, TimerId};
-use stele_state::{PreparedCommit, State, StateConfig, WriteSet};
+use stele_state::{Namespace, PreparedCommit, State, StateConfig, WriteSet};
 use stele_types::codec::Encode;
 use stele_types::{
     Address, Block, BlockHeader, CommitCertificate, Hash, Limits, SecretKey, SignedTransaction,
@@ -384,10 +384,13 @@ impl Node {
             }
         };
 
-        let vm_config = genesis
+        let mut vm_config = genesis
             .vm_config()
             .map_err(|e| NodeError::Consensus(e.to_string()))?;
+        // Compiled contracts persist, so a restart never pays a compile.
+        vm_config.artifact_dir = Some(opts.data_dir.join(ARTIFACT_DIR));
         let vm = Vm::new(vm_config).map_err(|e| NodeError::Consensus(e.to_string()))?;
+        warm_contracts(&vm, &state)?;
         let executor = Arc::new(Executor::new(vm, genesis.executor_config()));
         let state: SharedState = Arc::new(RwLock::new(state));
 
@@ -563,6 +566,49 @@ impl Node {
         self.shared.net.shutdown().await;
         result
     }
+}
+
+/// Where in the data dir the VM keeps compiled contracts (node-local; wiping
+/// it only costs compiles at the next start).
+pub const ARTIFACT_DIR: &str = "wasm";
+
+/// Stored contracts read per page when warming the VM.
+const WARM_PAGE: usize = 8;
+
+/// Loads every stored contract into the VM (from its artifact, or by
+/// compiling it) before the node takes part in consensus, so that no block
+/// or query after a restart, or after the artifact directory was wiped,
+/// pays for an unpriced compile.
+fn warm_contracts(vm: &Vm<crate::exec::StateWorld>, state: &State) -> Result<(), NodeError> {
+    let started = Instant::now();
+    let mut after: Option<Vec<u8>> = None;
+    let mut count = 0usize;
+    loop {
+        let page = state
+            .iter_prefix(&Namespace::Code, b"", after.as_deref(), WARM_PAGE)
+            .map_err(|e| NodeError::Storage(e.to_string()))?;
+        for (hash, code) in &page.entries {
+            // Every stored code passed validation at its deploy under this
+            // chain's limits; one that fails now is reported and left to
+            // fail its calls.
+            if let Err(e) = vm.warm(code) {
+                warn!(code_hash = %hex::encode(hash), error = %e, "stored contract does not load");
+            }
+            count += 1;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    if count > 0 {
+        info!(
+            contracts = count,
+            ms = started.elapsed().as_millis() as u64,
+            "contracts loaded into the VM"
+        );
+    }
+    Ok(())
 }
 
 /// Initialises `data_dir` from `genesis` (as the first start would) and
@@ -1466,6 +1512,15 @@ impl Driver {
                 }
                 Err(ExecError::InvalidTx { hash, reason, .. }) => {
                     debug!(%hash, %reason, "dropping a transaction that cannot be included");
+                    self.shared.mempool().remove(&hash);
+                }
+                Err(ExecError::TxInternal { hash, reason, .. }) => {
+                    // Never a contract's doing (those are receipts), so a
+                    // bug or a resource of this node: the block goes on
+                    // without the transaction rather than the node
+                    // stopping.
+                    warn!(%hash, %reason, "dropping a transaction whose execution failed inside the node");
+                    self.shared.metrics.txs_dropped_internal.inc();
                     self.shared.mempool().remove(&hash);
                 }
                 Err(e) if base.pending.is_some() => {

@@ -71,7 +71,7 @@ pub struct VmConfig {
 impl Default for VmConfig {
     fn default() -> Self {
         VmConfig {
-            limits: VmLimits::V1,
+            limits: VmLimits::LATEST,
             gas: GasSchedule::LATEST,
             module_cache_entries_max: 1_024,
             module_cache_bytes_max: 512 << 20,
@@ -249,6 +249,29 @@ impl<W: World + 'static> Vm<W> {
                 message: e.to_string(),
             }),
         }
+    }
+
+    /// Loads the compiled module of `code` into every engine of this VM: from
+    /// the artifact directory when it holds one, else by validating,
+    /// instrumenting and compiling it (and storing the artifact). A node
+    /// calls this for every stored contract before it takes part in
+    /// consensus, so no block or query pays for a compile after a restart
+    /// or a wiped artifact directory.
+    pub fn warm(&self, code: &[u8]) -> Result<(), ValidationError> {
+        let hash = keccak256(code);
+        for shared in std::iter::once(&self.shared).chain(&self.query_shared) {
+            match shared.load(&hash, Some(code), None) {
+                Ok(_) => {}
+                Err(LoadError::Invalid(e)) => return Err(e),
+                Err(LoadError::Fatal(e)) => {
+                    return Err(ValidationError::InvalidWasm {
+                        offset: 0,
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Number of modules in the in-memory cache.

@@ -84,6 +84,17 @@ pub enum ExecError {
         hash: Hash,
         reason: TxRejection,
     },
+    /// Executing one transaction failed inside this node: its state backend
+    /// or the VM (an invariant, the instance pool). No contract, argument or
+    /// state can cause this; everything they can cause is a receipt. A
+    /// proposer drops the transaction and builds the block without it; a
+    /// validator refuses the block.
+    #[error("transaction {index} ({hash}) failed inside the node: {reason}")]
+    TxInternal {
+        index: usize,
+        hash: Hash,
+        reason: String,
+    },
     /// The node itself failed (state backend); not the block's fault.
     #[error("state backend failed: {0}")]
     Backend(String),
@@ -222,7 +233,11 @@ impl Executor {
                 .map(|(receipt, _, w)| (receipt, w))
                 .map_err(|e| match e {
                     TxFailure::Invalid(reason) => invalid(reason),
-                    TxFailure::Backend(e) => ExecError::Backend(e),
+                    TxFailure::Backend(reason) => ExecError::TxInternal {
+                        index,
+                        hash,
+                        reason,
+                    },
                 })?;
             world = w;
             gas_used += receipt.gas_used;
