@@ -623,23 +623,27 @@ fn the_mempool_checks_nonces_and_balances_against_committed_state() {
 fn genesis_names_a_gas_schedule_and_limits_this_build_has() {
     let g = genesis();
     let vm = g.vm_config().unwrap();
-    assert_eq!(vm.gas, stele_vm::GasSchedule::V3);
-    assert_eq!(vm.limits, stele_vm::VmLimits::V1);
-    // Chains that started on V1 or V2 keep running them.
+    assert_eq!(vm.gas, stele_vm::GasSchedule::V4);
+    assert_eq!(vm.limits, stele_vm::VmLimits::V2);
+    // Chains that started on older schedules and limits keep running them.
     for (version, gas) in [
         (1, stele_vm::GasSchedule::V1),
         (2, stele_vm::GasSchedule::V2),
+        (3, stele_vm::GasSchedule::V3),
     ] {
         let mut old = genesis();
         old.params.gas_schedule_version = version;
         assert_eq!(old.vm_config().unwrap().gas, gas);
     }
+    let mut old = genesis();
+    old.params.vm_limits_version = 1;
+    assert_eq!(old.vm_config().unwrap().limits, stele_vm::VmLimits::V1);
     let mut future = genesis();
     future.params.gas_schedule_version = 99;
     let e = future.validate().unwrap_err();
     assert_eq!(
         e.to_string(),
-        "gas schedule version 99 is not supported (this node knows [1, 2, 3])"
+        "gas schedule version 99 is not supported (this node knows [1, 2, 3, 4])"
     );
     assert!(future.vm_config().is_err());
     let mut future = genesis();
@@ -661,4 +665,148 @@ fn a_sender_verified_at_admission_is_not_verified_again() {
     assert!(chain.executor.sender(&forged, &hash).is_err());
     chain.executor.remember_sender(hash, key(1).address());
     assert_eq!(chain.executor.sender(&forged, &hash), Ok(key(1).address()));
+}
+
+/// Writes keys `k || i` (i as 4 little-endian bytes); deletes them, then
+/// steps prefix iteration from the start again and again, then reverts.
+const ITER_WAT: &str = r#"(module
+  (import "stele" "input_read" (func $input_read (param i32)))
+  (import "stele" "storage_write" (func $write (param i32 i32 i32 i32)))
+  (import "stele" "storage_remove" (func $remove (param i32 i32) (result i32)))
+  (import "stele" "storage_next" (func $next (param i32 i32 i32 i32 i32 i32 i32 i32) (result i64)))
+  (import "stele" "revert" (func $revert (param i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "k")
+  (func $key (param $i i32)
+    (i32.store8 (i32.const 16) (i32.const 107))
+    (i32.store (i32.const 17) (local.get $i)))
+  ;; input: [n u32]
+  (func (export "fill") (local $i i32)
+    (call $input_read (i32.const 100))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (i32.load (i32.const 100))))
+      (call $key (local.get $i))
+      (call $write (i32.const 16) (i32.const 5) (i32.const 0) (i32.const 1))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l))))
+  ;; input: [deletes u32][steps u32][revert u32]
+  (func (export "wipe_and_scan") (local $i i32)
+    (call $input_read (i32.const 100))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (i32.load (i32.const 100))))
+      (call $key (local.get $i))
+      (drop (call $remove (i32.const 16) (i32.const 5)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (local.set $i (i32.const 0))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (i32.load (i32.const 104))))
+      (drop (call $next (i32.const 0) (i32.const 1) (i32.const 0) (i32.const 0)
+                        (i32.const 200) (i32.const 16) (i32.const 300) (i32.const 16)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (if (i32.load (i32.const 108)) (then (call $revert (i32.const 0) (i32.const 0)))))
+)"#;
+
+fn call_with(
+    from: u8,
+    nonce: u64,
+    contract: Address,
+    method: &str,
+    args: &[u32],
+    gas_limit: u64,
+) -> SignedTransaction {
+    Transaction {
+        chain_id: CHAIN,
+        nonce,
+        gas_limit,
+        gas_price: 3,
+        payload: TxPayload::Call {
+            contract,
+            method: method.into(),
+            args: args.iter().flat_map(|a| a.to_le_bytes()).collect(),
+            value: 0,
+        },
+    }
+    .sign(&key(from))
+}
+
+/// Each step of prefix iteration pays for every key deleted earlier in the
+/// block that it walks past, so deleting many keys and iterating over them
+/// again and again (then reverting) costs gas in proportion to the walk,
+/// and a step stops as soon as the gas runs out. Deletes committed by
+/// earlier blocks are not the block's to pay for.
+#[test]
+fn iterating_past_keys_deleted_in_the_block_is_paid_per_key() {
+    on_exec_stack(|| {
+        const KEYS: u32 = 1_000;
+        const GAS: u64 = 100_000_000;
+        let chain = Chain::new();
+        let deploy = signed(
+            1,
+            0,
+            TxPayload::Deploy {
+                code: wat::parse_str(ITER_WAT).unwrap(),
+                init_args: vec![],
+                value: 0,
+            },
+        );
+        let r = chain.apply(vec![deploy]).unwrap();
+        let contract = r[0].contract_address.unwrap();
+        let r = chain
+            .apply(vec![call_with(1, 1, contract, "fill", &[KEYS], GAS)])
+            .unwrap();
+        assert_eq!(r[0].status, ExecStatus::Success, "{:?}", r[0]);
+
+        let skip = stele_vm::GasSchedule::LATEST.storage_iter_skip;
+        assert!(skip > 0);
+        let r = chain
+            .apply(vec![
+                call_with(2, 0, contract, "wipe_and_scan", &[KEYS, 1, 1], GAS),
+                call_with(2, 1, contract, "wipe_and_scan", &[KEYS, 2, 1], GAS),
+            ])
+            .unwrap();
+        assert_eq!(r[0].status, ExecStatus::Reverted, "{:?}", r[0]);
+        assert_eq!(r[1].status, ExecStatus::Reverted, "{:?}", r[1]);
+        // One more step: the step itself plus every deleted key it passes.
+        let step = r[1].gas_used - r[0].gas_used;
+        let walk = u64::from(KEYS) * skip;
+        assert!((walk..walk + 3_000).contains(&step), "step {step}");
+
+        // Steps that cannot be paid for stop with the gas.
+        let r = chain
+            .apply(vec![call_with(
+                2,
+                2,
+                contract,
+                "wipe_and_scan",
+                &[KEYS, 10_000, 1],
+                GAS,
+            )])
+            .unwrap();
+        assert_eq!(r[0].status, ExecStatus::OutOfGas, "{:?}", r[0]);
+        assert_eq!(r[0].gas_used, GAS);
+
+        // Deleted for good in one block, then scanned in the next: the
+        // step pays for itself only.
+        let r = chain
+            .apply(vec![call_with(
+                2,
+                3,
+                contract,
+                "wipe_and_scan",
+                &[KEYS, 0, 0],
+                GAS,
+            )])
+            .unwrap();
+        assert_eq!(r[0].status, ExecStatus::Success, "{:?}", r[0]);
+        let r = chain
+            .apply(vec![
+                call_with(2, 4, contract, "wipe_and_scan", &[0, 1, 0], GAS),
+                call_with(2, 5, contract, "wipe_and_scan", &[0, 2, 0], GAS),
+            ])
+            .unwrap();
+        let step = r[1].gas_used - r[0].gas_used;
+        assert!(step < 3_000, "step {step}");
+    });
 }

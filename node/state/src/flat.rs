@@ -2,7 +2,7 @@
 //! the latest version's values under `namespace || raw key`. The tree is keyed
 //! by hashes and cannot list keys in order; this index can.
 
-use rocksdb::{Direction, IteratorMode};
+use rocksdb::{DBRawIterator, Direction, IteratorMode, ReadOptions};
 use stele_types::codec::Encode;
 use stele_types::proof::Namespace;
 
@@ -18,7 +18,101 @@ pub struct Page {
     pub next: Option<Vec<u8>>,
 }
 
+/// A forward cursor over the keys of one namespace that start with a prefix,
+/// in the flat index at the latest version: one seek, then one step per
+/// entry, each key read in place (a value is copied only when asked for).
+/// Iteration stops at the end of the prefix inside RocksDB
+/// (`iterate_upper_bound`), so entries and deletions past it are never
+/// visited.
+pub struct FlatCursor<'a> {
+    iter: DBRawIterator<'a>,
+    ns_len: usize,
+    full_prefix: Vec<u8>,
+}
+
+impl std::fmt::Debug for FlatCursor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlatCursor").finish_non_exhaustive()
+    }
+}
+
+impl FlatCursor<'_> {
+    /// The raw key (without the namespace) at the cursor; `None` past the
+    /// last key with the prefix.
+    pub fn key(&self) -> Result<Option<&[u8]>, StateError> {
+        match self.iter.key() {
+            Some(k) if k.starts_with(&self.full_prefix) => Ok(Some(&k[self.ns_len..])),
+            _ => {
+                self.iter.status()?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The value at the cursor (with [`FlatCursor::key`] not `None`).
+    pub fn value(&self) -> Option<&[u8]> {
+        self.iter.value()
+    }
+
+    /// Moves to the next key.
+    pub fn advance(&mut self) {
+        if self.iter.valid() {
+            self.iter.next();
+        }
+    }
+}
+
+/// The smallest key above every key that starts with `prefix`, if any.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// The first flat-index key of `ns` with `full_prefix` above `after`.
+fn start_key(ns: &[u8], full_prefix: &[u8], after: Option<&[u8]>) -> Vec<u8> {
+    let mut start = full_prefix.to_vec();
+    if let Some(after) = after {
+        // The smallest key above `after` is `after || 0x00`.
+        let mut next = ns.to_vec();
+        next.extend_from_slice(after);
+        next.push(0);
+        start = start.max(next);
+    }
+    start
+}
+
 impl State {
+    /// A cursor over the keys of `namespace` at the latest version that
+    /// start with `prefix`, positioned at the first one above `after`.
+    pub fn flat_cursor(
+        &self,
+        namespace: &Namespace,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+    ) -> Result<FlatCursor<'_>, StateError> {
+        let ns = namespace.to_bytes();
+        let mut full_prefix = ns.clone();
+        full_prefix.extend_from_slice(prefix);
+        let mut opts = ReadOptions::default();
+        if let Some(end) = prefix_end(&full_prefix) {
+            opts.set_iterate_upper_bound(end);
+        }
+        let mut iter = self.db.raw_iterator_cf_opt(self.cf(CF_FLAT)?, opts);
+        iter.seek(start_key(&ns, &full_prefix, after));
+        iter.status()?;
+        Ok(FlatCursor {
+            iter,
+            ns_len: ns.len(),
+            full_prefix,
+        })
+    }
+
     /// Lists up to `limit` keys of `namespace` at the latest version that
     /// start with `prefix` and sort after `start_after`.
     pub fn iter_prefix(
@@ -37,20 +131,18 @@ impl State {
         let ns = namespace.to_bytes();
         let mut full_prefix = ns.clone();
         full_prefix.extend_from_slice(prefix);
-        let mut start = full_prefix.clone();
-        if let Some(after) = start_after {
-            // The smallest key above `after` is `after || 0x00`.
-            let mut next = ns.clone();
-            next.extend_from_slice(after);
-            next.push(0);
-            start = start.max(next);
-        }
+        let start = start_key(&ns, &full_prefix, start_after);
         let mut page = Page::default();
         if limit == 0 {
             return Ok(page);
         }
-        let iter = self.db.iterator_cf(
+        let mut opts = ReadOptions::default();
+        if let Some(end) = prefix_end(&full_prefix) {
+            opts.set_iterate_upper_bound(end);
+        }
+        let iter = self.db.iterator_cf_opt(
             self.cf(CF_FLAT)?,
+            opts,
             IteratorMode::From(&start, Direction::Forward),
         );
         for entry in iter {

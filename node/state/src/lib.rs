@@ -18,7 +18,7 @@ mod store;
 mod tree;
 
 pub use error::StateError;
-pub use flat::Page;
+pub use flat::{FlatCursor, Page};
 pub use node::NodeKey;
 pub use overlay::{Checkpoint, Overlay, Snapshot, StateRead, WriteSet};
 pub use prune::PruneStats;

@@ -80,6 +80,9 @@ pub struct GasSchedule {
     /// Each item returned by prefix iteration (plus `storage_read_byte` per
     /// byte of its key and value).
     pub storage_iter_item: u64,
+    /// Each key deleted earlier in the same block that prefix iteration
+    /// walks past to find the next entry (from V4; 0 before).
+    pub storage_iter_skip: u64,
     /// Balance query.
     pub balance_read: u64,
     /// Native transfer.
@@ -138,6 +141,7 @@ impl GasSchedule {
         storage_write_byte: 40,
         storage_delete_base: 5_000,
         storage_iter_item: 2_000,
+        storage_iter_skip: 0,
         balance_read: 1_000,
         transfer: 5_000,
         event_base: 1_000,
@@ -182,6 +186,7 @@ impl GasSchedule {
         storage_write_byte: 40,
         storage_delete_base: 5_000,
         storage_iter_item: 2_000,
+        storage_iter_skip: 0,
         balance_read: 1_000,
         transfer: 5_000,
         event_base: 500,
@@ -220,11 +225,28 @@ impl GasSchedule {
         ..GasSchedule::V2
     };
 
+    /// Schedule of protocol version 4: V3, plus a price for each deleted
+    /// key prefix iteration walks past. Under V3 a step of `storage_next`
+    /// was flat-priced however many keys deleted earlier in the block lay
+    /// before its answer, so a transaction could delete many keys and then
+    /// iterate over them repeatedly for little gas (issue 23); now every
+    /// skipped key is paid, and a step stops as soon as its gas runs out.
+    pub const V4: GasSchedule = GasSchedule {
+        version: 4,
+        storage_iter_skip: 200,
+        ..GasSchedule::V3
+    };
+
     /// The schedule new chains use.
-    pub const LATEST: GasSchedule = GasSchedule::V3;
+    pub const LATEST: GasSchedule = GasSchedule::V4;
 
     /// Every schedule this build knows, oldest first.
-    pub const ALL: &'static [GasSchedule] = &[GasSchedule::V1, GasSchedule::V2, GasSchedule::V3];
+    pub const ALL: &'static [GasSchedule] = &[
+        GasSchedule::V1,
+        GasSchedule::V2,
+        GasSchedule::V3,
+        GasSchedule::V4,
+    ];
 
     /// The schedule of protocol version `version`, if this build has it. A
     /// chain names its schedule in genesis; nodes must run exactly that one.

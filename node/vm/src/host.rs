@@ -260,8 +260,19 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
             let cursor = read(&mut c, cp, cl)?;
             let me = this(&mut c)?;
             let after = if cl == 0 { None } else { Some(&cursor[..]) };
-            let r = c.data().world.storage_next(&me, &prefix, after);
-            let Some((k, v)) = world_err(&mut c, r)? else {
+            // Walk at most as many deleted keys as the frame can pay for.
+            let skip_fuel = gas.fuel(gas.storage_iter_skip);
+            let skip_max = match skip_fuel {
+                0 => u64::MAX,
+                fuel => fuel_left(&mut c)? / fuel,
+            };
+            let r = c.data().world.storage_next(&me, &prefix, after, skip_max);
+            let Some(next) = world_err(&mut c, r)? else {
+                set_fuel_left(&mut c, 0)?;
+                return Err(exit(Failure::OutOfGas));
+            };
+            charge(&mut c, gas.storage_iter_skip.saturating_mul(next.skipped))?;
+            let Some((k, v)) = next.entry else {
                 return Ok(-1);
             };
             charge(

@@ -32,4 +32,4 @@ pub use vm::{
     EXEC_THREAD_STACK_BYTES, NATIVE_WASM_STACK_BYTES, Vm, VmConfig, engine_config,
     query_engine_config,
 };
-pub use world::{World, WorldError};
+pub use world::{Entry, Next, World, WorldError};

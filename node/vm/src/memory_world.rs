@@ -6,7 +6,7 @@ use std::ops::Bound;
 
 use stele_types::{Address, Amount, Hash};
 
-use crate::world::{Entry, World, WorldError};
+use crate::world::{Next, World, WorldError};
 
 #[derive(Debug, Clone)]
 enum Undo {
@@ -93,17 +93,20 @@ impl World for MemoryWorld {
         contract: &Address,
         prefix: &[u8],
         after: Option<&[u8]>,
-    ) -> Result<Option<Entry>, WorldError> {
+        _skip_max: u64,
+    ) -> Result<Option<Next>, WorldError> {
         let start = match after {
             Some(a) if a >= prefix => Bound::Excluded((*contract, a.to_vec())),
             _ => Bound::Included((*contract, prefix.to_vec())),
         };
-        Ok(self
+        let entry = self
             .storage
             .range((start, Bound::Unbounded))
             .next()
             .filter(|((c, k), _)| c == contract && k.starts_with(prefix))
-            .map(|((_, k), v)| (k.clone(), v.clone())))
+            .map(|((_, k), v)| (k.clone(), v.clone()));
+        // Removals here take the entry out at once: nothing to walk past.
+        Ok(Some(Next { entry, skipped: 0 }))
     }
 
     fn balance(&self, account: &Address) -> Result<Amount, WorldError> {
@@ -242,7 +245,11 @@ mod tests {
         w.storage_set(&b, b"p/0", b"other").unwrap();
         let mut seen = Vec::new();
         let mut cursor: Option<Vec<u8>> = None;
-        while let Some((k, _)) = w.storage_next(&a, b"p/", cursor.as_deref()).unwrap() {
+        while let Some((k, _)) = w
+            .storage_next(&a, b"p/", cursor.as_deref(), 0)
+            .unwrap()
+            .and_then(|next| next.entry)
+        {
             seen.push(k.clone());
             cursor = Some(k);
         }

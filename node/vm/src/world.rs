@@ -15,6 +15,18 @@ pub struct WorldError(pub String);
 /// A storage entry: key and value.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
+/// One step of prefix iteration ([`World::storage_next`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Next {
+    /// The entry found; `None` past the last key with the prefix.
+    pub entry: Option<Entry>,
+    /// Keys deleted in this world's write buffer (earlier in the same block,
+    /// for the node's world) that the step walked past. It depends only on
+    /// the buffer and the cursor, never on how the state below is stored,
+    /// so every node counts the same and gas can be charged for it.
+    pub skipped: u64,
+}
+
 /// Contract storage, balances, nonces and code, with nested checkpoints.
 ///
 /// Every change made after [`World::checkpoint`] is undone by
@@ -39,12 +51,17 @@ pub trait World {
     /// The first entry of `contract` in key order whose key starts with
     /// `prefix` and is greater than `after` (or, without `after`, the first
     /// one with the prefix). This is the cursor of prefix iteration.
+    ///
+    /// `None` when more than `skip_max` keys deleted in this world's write
+    /// buffer lie between the cursor and the answer: the walk stops there,
+    /// so its work is bounded by what the caller can pay for.
     fn storage_next(
         &self,
         contract: &Address,
         prefix: &[u8],
         after: Option<&[u8]>,
-    ) -> Result<Option<Entry>, WorldError>;
+        skip_max: u64,
+    ) -> Result<Option<Next>, WorldError>;
 
     /// Native balance of `account`.
     fn balance(&self, account: &Address) -> Result<Amount, WorldError>;

@@ -6,11 +6,11 @@
 
 use std::sync::{Arc, RwLock};
 
-use stele_state::{Checkpoint, Overlay, State, StateError, StateRead, WriteSet};
+use stele_state::{Checkpoint, FlatCursor, Overlay, State, StateError, StateRead, WriteSet};
 use stele_types::codec::Encode;
 use stele_types::proof::{Namespace, StateKey};
 use stele_types::{Address, Amount, Hash, Limits, decode};
-use stele_vm::{World, WorldError};
+use stele_vm::{Next, World, WorldError};
 
 use super::account::{Account, code_key};
 
@@ -49,56 +49,91 @@ impl StateRead for StateBase {
     }
 }
 
-/// A raw key and its value.
-type Entry = (Vec<u8>, Vec<u8>);
-
-/// Raw keys and values, in key order.
-type Entries = Vec<Entry>;
-
-/// Page size when merging the flat index with buffered writes.
-const ITER_PAGE: usize = 16;
-
-/// The first entry of `namespace` with `prefix` above `after` in `writes`
-/// layered over a lower layer: a write's value replaces the lower entry
-/// with its key, a delete hides it. `lower(cursor)` gives the lower layer's
-/// next entries with the prefix above `cursor`, in key order, at most
-/// `page` of them; fewer means the layer has no more.
-fn layered_next(
-    writes: &WriteSet,
+/// One layer's writes of `namespace` with `prefix` above `after`, in key
+/// order: `Some(value)` for a value, `None` for a delete.
+fn written<'a>(
+    writes: &'a WriteSet,
     namespace: Namespace,
-    prefix: &[u8],
-    after: Option<&[u8]>,
-    page: usize,
-    mut lower: impl FnMut(Option<&[u8]>) -> Result<Entries, WorldError>,
-) -> Result<Option<Entry>, WorldError> {
-    let in_range = |k: &StateKey| k.namespace == namespace && k.key.starts_with(prefix);
-    // The first written key with the prefix above the cursor that is not a
-    // delete.
-    let start = StateKey::new(namespace, after.unwrap_or(prefix).to_vec());
-    let written = writes
-        .range(start..)
-        .take_while(|(k, _)| in_range(k))
-        .filter(|(k, _)| after.is_none_or(|a| k.key.as_slice() > a))
-        .find_map(|(k, v)| v.as_ref().map(|v| (k.key.clone(), v.clone())));
-    // The first lower key with the prefix above the cursor that no write
-    // deletes or replaces.
-    let mut cursor = after.map(<[u8]>::to_vec);
-    let below = 'outer: loop {
-        let entries = lower(cursor.as_deref())?;
-        for (k, v) in &entries {
-            if !writes.contains_key(&StateKey::new(namespace, k.clone())) {
-                break 'outer Some((k.clone(), v.clone()));
-            }
-        }
-        cursor = entries.last().map(|(k, _)| k.clone());
-        if entries.len() < page || cursor.is_none() {
-            break None;
-        }
+    prefix: &'a [u8],
+    after: Option<&'a [u8]>,
+) -> std::iter::Peekable<impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>> {
+    let from = match after {
+        Some(a) if a > prefix => a,
+        _ => prefix,
     };
-    Ok(match (written, below) {
-        (Some(w), Some(b)) => Some(if w.0 <= b.0 { w } else { b }),
-        (w, b) => w.or(b),
-    })
+    let start = StateKey::new(namespace, from.to_vec());
+    writes
+        .range(start..)
+        .take_while(move |(k, _)| k.namespace == namespace && k.key.starts_with(prefix))
+        .filter(move |(k, _)| after.is_none_or(|a| k.key.as_slice() > a))
+        .map(|(k, v)| (k.key.as_slice(), v.as_deref()))
+        .peekable()
+}
+
+/// The first entry above the cursor in `buffer` over `pending` over the
+/// committed flat index, each layer's value replacing the ones below it
+/// and its delete hiding them. One merge walk: every layer moves forward
+/// only, so a step's work is the keys it passes. The buffer's deletes it
+/// passes are counted (and the walk stops after `skip_max` of them); the
+/// lower layers' are not, as they depend on what is committed yet.
+fn merged_next<'a>(
+    mut buffer: std::iter::Peekable<impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>>,
+    mut pending: Option<std::iter::Peekable<impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>>>,
+    mut committed: Option<FlatCursor<'_>>,
+    skip_max: u64,
+) -> Result<Option<Next>, WorldError> {
+    let mut skipped = 0u64;
+    loop {
+        let top = buffer.peek().copied();
+        let mid = pending.as_mut().and_then(|p| p.peek().copied());
+        let low = match &committed {
+            Some(c) => c.key().map_err(world_err)?,
+            None => None,
+        };
+        let Some(key) = [top.map(|t| t.0), mid.map(|m| m.0), low]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
+            return Ok(Some(Next {
+                entry: None,
+                skipped,
+            }));
+        };
+        let key = key.to_vec();
+        let at = |k: Option<&[u8]>| k == Some(key.as_slice());
+        // The topmost layer holding the key decides.
+        let value: Option<Vec<u8>> = if at(top.map(|t| t.0)) {
+            top.and_then(|t| t.1).map(<[u8]>::to_vec)
+        } else if at(mid.map(|m| m.0)) {
+            mid.and_then(|m| m.1).map(<[u8]>::to_vec)
+        } else {
+            committed
+                .as_ref()
+                .and_then(FlatCursor::value)
+                .map(<[u8]>::to_vec)
+        };
+        if let Some(value) = value {
+            return Ok(Some(Next {
+                entry: Some((key, value)),
+                skipped,
+            }));
+        }
+        if at(top.map(|t| t.0)) {
+            skipped += 1;
+            if skipped > skip_max {
+                return Ok(None);
+            }
+            buffer.next();
+        }
+        let (mid_here, low_here) = (at(mid.map(|m| m.0)), at(low));
+        if let Some(p) = pending.as_mut().filter(|_| mid_here) {
+            p.next();
+        }
+        if let Some(c) = committed.as_mut().filter(|_| low_here) {
+            c.advance();
+        }
+    }
 }
 
 /// Accounts, code and contract storage for one execution, over an overlay.
@@ -149,26 +184,6 @@ impl StateWorld {
     pub fn into_writes(self) -> WriteSet {
         self.overlay.into_writes()
     }
-
-    /// Next key of `namespace` with `prefix` above `after` in the base's
-    /// flat index, skipping nothing.
-    fn base_next(
-        &self,
-        namespace: &Namespace,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-    ) -> Result<Entries, WorldError> {
-        let state = self.base.state.read().map_err(|_| world_err(poisoned()))?;
-        if state.latest_version() != self.base.version {
-            return Err(WorldError(
-                "storage iteration is only available at the latest height".into(),
-            ));
-        }
-        Ok(state
-            .iter_prefix(namespace, prefix, after, ITER_PAGE)
-            .map_err(world_err)?
-            .entries)
-    }
 }
 
 impl World for StateWorld {
@@ -205,21 +220,30 @@ impl World for StateWorld {
         contract: &Address,
         prefix: &[u8],
         after: Option<&[u8]>,
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, WorldError> {
+        skip_max: u64,
+    ) -> Result<Option<Next>, WorldError> {
         let namespace = Namespace::Storage(*contract);
-        let committed = |cursor: Option<&[u8]>| self.base_next(&namespace, prefix, cursor);
-        let writes = self.overlay.writes();
-        match &self.base.pending {
-            None => layered_next(writes, namespace, prefix, after, ITER_PAGE, committed),
-            Some(pending) => {
-                // The pending layer over the flat index, one entry at a time.
-                let below = |cursor: Option<&[u8]>| {
-                    layered_next(pending, namespace, prefix, cursor, ITER_PAGE, committed)
-                        .map(|next| next.into_iter().collect())
-                };
-                layered_next(writes, namespace, prefix, after, 1, below)
-            }
+        let state = self.base.state.read().map_err(|_| world_err(poisoned()))?;
+        if state.latest_version() != self.base.version {
+            return Err(WorldError(
+                "storage iteration is only available at the latest height".into(),
+            ));
         }
+        let committed = match self.base.version {
+            Some(_) => Some(
+                state
+                    .flat_cursor(&namespace, prefix, after)
+                    .map_err(world_err)?,
+            ),
+            None => None,
+        };
+        let pending = self
+            .base
+            .pending
+            .as_deref()
+            .map(|p| written(p, namespace, prefix, after));
+        let buffer = written(self.overlay.writes(), namespace, prefix, after);
+        merged_next(buffer, pending, committed, skip_max)
     }
 
     fn balance(&self, account: &Address) -> Result<Amount, WorldError> {
@@ -396,9 +420,9 @@ mod tests {
 
             let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
             let layers = if with_pending {
-                vec![&committed, &pending, &buffered]
+                vec![&committed, &pending]
             } else {
-                vec![&committed, &buffered]
+                vec![&committed]
             };
             for l in layers {
                 for (k, v) in l {
@@ -406,6 +430,20 @@ mod tests {
                         Some(v) => model.insert(key(*k), v.clone()),
                         None => model.remove(&key(*k)),
                     };
+                }
+            }
+            // The buffer's deletes: keys that existed below and were removed.
+            let mut deleted = std::collections::BTreeSet::new();
+            for (k, v) in &buffered {
+                match v {
+                    Some(v) => {
+                        model.insert(key(*k), v.clone());
+                    }
+                    None => {
+                        if model.remove(&key(*k)).is_some() {
+                            deleted.insert(key(*k));
+                        }
+                    }
                 }
             }
             for i in 0u8..40 {
@@ -419,7 +457,30 @@ mod tests {
                 model.into_iter().filter(|(k, _)| k.starts_with(&prefix)).collect();
             let mut seen = Vec::new();
             let mut after: Option<Vec<u8>> = None;
-            while let Some((k, v)) = world.storage_next(&CONTRACT, &prefix, after.as_deref()).unwrap() {
+            loop {
+                let next = world
+                    .storage_next(&CONTRACT, &prefix, after.as_deref(), u64::MAX)
+                    .unwrap()
+                    .unwrap();
+                // Exactly the buffer's deletes between the cursor and the
+                // answer are paid for, however the layers below hold them.
+                let passed = deleted
+                    .iter()
+                    .filter(|k| k.starts_with(&prefix))
+                    .filter(|k| after.as_ref().is_none_or(|a| *k > a))
+                    .filter(|k| next.entry.as_ref().is_none_or(|(n, _)| *k < n))
+                    .count() as u64;
+                prop_assert_eq!(next.skipped, passed);
+                if passed > 0 {
+                    // One fewer allowed stops the walk.
+                    prop_assert_eq!(
+                        world
+                            .storage_next(&CONTRACT, &prefix, after.as_deref(), passed - 1)
+                            .unwrap(),
+                        None
+                    );
+                }
+                let Some((k, v)) = next.entry else { break };
                 prop_assert!(seen.len() < expected.len(), "iteration goes past the end");
                 after = Some(k.clone());
                 seen.push((k, v));
