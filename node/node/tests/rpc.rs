@@ -1,7 +1,7 @@
 //! The JSON-RPC server on loopback against a real chain (RocksDB state,
 //! wasmtime executor, mempool, certified blocks), through `stele-client`:
-//! every method, the error paths, WebSocket subscriptions, storage proofs
-//! and the rate limiter.
+//! every method, the error paths, WebSocket subscriptions, storage proofs,
+//! the rate limiter and exact gas estimates on nested calls.
 #![allow(clippy::unwrap_used)] // test set-up: a failure here is a test failure
 
 mod rpc_support;
@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use rpc_support::*;
 use stele_client::abi::Decoded;
-use stele_client::api::{BlockId, EventFilter, SimulateRequest, TxState, codes};
+use stele_client::api::{
+    BlockId, EventFilter, SimulateRequest, SimulationResult, TraceFrame, TxState, codes,
+};
 use stele_client::{Client, TxBuilder, VerifyError, verify_storage_proof};
 use stele_node::rpc::RpcConfig;
 use stele_types::codec::Encode;
@@ -959,4 +961,197 @@ async fn futures_join_all<F: std::future::Future>(
     })
     .await;
     out.into_iter().map(|o| o.unwrap()).collect()
+}
+
+/// Deploys `code` from account `from` (at `nonce`) and commits it.
+async fn deploy(node: &TestNode, client: &Client, from: u8, nonce: u64, code: Vec<u8>) -> Address {
+    let tx = signed(
+        from,
+        nonce,
+        10_000_000,
+        TxPayload::Deploy {
+            code,
+            init_args: vec![],
+            value: 0,
+        },
+    );
+    let hash = client.send_transaction(&tx.to_bytes()).await.unwrap();
+    node.commit().await;
+    let r = client.get_receipt(hash).await.unwrap();
+    assert_eq!(r.receipt.status, ExecStatus::Success, "{r:?}");
+    r.receipt.contract_address.unwrap()
+}
+
+/// Calls itself (it opts in to re-entry). `nest` takes n (8 bytes LE),
+/// recurses n levels with all the gas allowed, the innermost level burning
+/// ~75 000 gas, reverts with "deep call failed" if its nested call failed,
+/// and returns n. `deepest` recurses while more than 300 000 gas is left
+/// (or until the call depth limit) and returns the depth below it.
+const NEST_WAT: &str = r#"(module
+  (import "stele" "input_read" (func $input_read (param i32)))
+  (import "stele" "self_address" (func $self (param i32)))
+  (import "stele" "call" (func $call (param i32 i32 i32 i32 i32 i32 i64) (result i32)))
+  (import "stele" "result_read" (func $result_read (param i32)))
+  (import "stele" "set_return" (func $ret (param i32 i32)))
+  (import "stele" "revert" (func $revert (param i32 i32)))
+  (import "stele" "gas_left" (func $gas_left (result i64)))
+  (memory (export "memory") 1)
+  (data (i32.const 96) "nest")
+  (data (i32.const 112) "deepest")
+  (data (i32.const 160) "deep call failed")
+  (func $return_depth (param $d i64)
+    (i64.store (i32.const 128) (local.get $d))
+    (call $ret (i32.const 128) (i32.const 8)))
+  (func (export "nest")
+    (local $n i64) (local $i i32)
+    (call $input_read (i32.const 32))
+    (local.set $n (i64.load (i32.const 32)))
+    (if (i64.eqz (local.get $n))
+      (then
+        (local.set $i (i32.const 100000))
+        (loop $burn
+          (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+          (br_if $burn (local.get $i)))
+        (call $return_depth (i64.const 0))
+        (return)))
+    (call $self (i32.const 0))
+    (i64.store (i32.const 48) (i64.sub (local.get $n) (i64.const 1)))
+    (if (call $call (i32.const 0) (i32.const 96) (i32.const 4) (i32.const 48) (i32.const 8)
+          (i32.const 64) (i64.const 0))
+      (then (call $revert (i32.const 160) (i32.const 16))))
+    (call $result_read (i32.const 128))
+    (call $return_depth (i64.add (i64.load (i32.const 128)) (i64.const 1))))
+  (func (export "deepest")
+    (if (i64.lt_u (call $gas_left) (i64.const 300000))
+      (then (call $return_depth (i64.const 0)) (return)))
+    (call $self (i32.const 0))
+    (if (call $call (i32.const 0) (i32.const 112) (i32.const 7) (i32.const 48) (i32.const 0)
+          (i32.const 64) (i64.const 0))
+      (then (call $return_depth (i64.const 0)) (return)))
+    (call $result_read (i32.const 128))
+    (call $return_depth (i64.add (i64.load (i32.const 128)) (i64.const 1))))
+  (@custom "stele_reentrant" "1"))"#;
+
+/// What must not change between a run and its estimate: status, output,
+/// events and every frame's depth, target, status and output (not gas).
+type Outcome = (
+    ExecStatus,
+    Vec<u8>,
+    usize,
+    Vec<(usize, String, ExecStatus, Vec<u8>)>,
+);
+
+fn outcome(s: &SimulationResult) -> Outcome {
+    fn walk(f: &TraceFrame, depth: usize, out: &mut Vec<(usize, String, ExecStatus, Vec<u8>)>) {
+        out.push((depth, f.method.clone(), f.status, f.output.0.clone()));
+        for c in &f.calls {
+            walk(c, depth + 1, out);
+        }
+    }
+    let mut frames = Vec::new();
+    if let Some(t) = &s.trace {
+        walk(t, 1, &mut frames);
+    }
+    (s.status, s.output.0.clone(), s.events.len(), frames)
+}
+
+fn depth(s: &SimulationResult) -> u64 {
+    u64::from_le_bytes(s.output.0[..8].try_into().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn estimate_gas_is_the_smallest_limit_with_the_same_outcome_on_nested_calls() {
+    let node = TestNode::start(RpcConfig::default()).await;
+    let client = Client::connect(&node.http()).await.unwrap();
+    let contract = deploy(&node, &client, 3, 0, wat::parse_str(NEST_WAT).unwrap()).await;
+    let sender = key(2).address();
+    let signer = stele_client::Signer::new(key(2));
+    let request = |tx: Transaction| SimulateRequest {
+        transaction: Some(tx),
+        sender: Some(sender),
+        ..Default::default()
+    };
+    let simulate = |b: TxBuilder, gas: u64, method: &'static str, args: Vec<u8>| {
+        let req = request(b.gas_limit(gas).call(contract, method, args, 0));
+        let client = &client;
+        async move { client.simulate_transaction(req).await.unwrap() }
+    };
+
+    // Eight levels deep, the innermost doing the work.
+    let b = TxBuilder::new(CHAIN).gas_price(1).nonce(0);
+    let args = 8u64.to_le_bytes().to_vec();
+    let plenty = simulate(b.clone(), 50_000_000, "nest", args.clone()).await;
+    assert_eq!(plenty.status, ExecStatus::Success, "{plenty:?}");
+    assert_eq!(depth(&plenty), 8);
+    // The premise: the gas a run with plenty used is not enough as a limit
+    // (each caller keeps a 64th back, so the innermost runs out).
+    let tight = simulate(b.clone(), plenty.gas_used, "nest", args.clone()).await;
+    assert_eq!(
+        (tight.status, tight.error.as_deref()),
+        (ExecStatus::Reverted, Some("deep call failed"))
+    );
+    let est = client
+        .estimate_gas(request(b.clone().gas_limit(1).call(
+            contract,
+            "nest",
+            args.clone(),
+            0,
+        )))
+        .await
+        .unwrap();
+    assert_eq!(
+        (est.status, est.exact),
+        (ExecStatus::Success, true),
+        "{est:?}"
+    );
+    assert!(est.gas > plenty.gas_used, "{est:?} {}", plenty.gas_used);
+    let at = simulate(b.clone(), est.gas, "nest", args.clone()).await;
+    assert_eq!(outcome(&at), outcome(&plenty));
+    let below = simulate(b.clone(), est.gas - 1, "nest", args.clone()).await;
+    assert_ne!(outcome(&below), outcome(&plenty), "{below:?}");
+    // On chain with the estimate as the limit.
+    let (_, raw, hash) = signer.sign(b.clone().gas_limit(est.gas).call(contract, "nest", args, 0));
+    client.send_transaction(&raw).await.unwrap();
+    node.commit().await;
+    let r = client.get_receipt(hash).await.unwrap();
+    assert_eq!(
+        (r.receipt.status, r.receipt.output),
+        (ExecStatus::Success, 8u64.to_le_bytes().to_vec())
+    );
+
+    // A chain that goes as deep as the gas allows: the estimate reaches the
+    // depth a run with all the gas reaches, one gas less does not.
+    let b = b.nonce(1);
+    let at_cap = simulate(b.clone(), 1_000_000_000, "deepest", vec![]).await;
+    assert_eq!(at_cap.status, ExecStatus::Success, "{at_cap:?}");
+    let deepest = depth(&at_cap);
+    assert!(deepest >= 14, "{at_cap:?}");
+    let tight = simulate(b.clone(), at_cap.gas_used, "deepest", vec![]).await;
+    assert!(depth(&tight) < deepest, "{tight:?}");
+    let est = client
+        .estimate_gas(request(b.clone().gas_limit(1).call(
+            contract,
+            "deepest",
+            vec![],
+            0,
+        )))
+        .await
+        .unwrap();
+    assert_eq!(
+        (est.status, est.exact),
+        (ExecStatus::Success, true),
+        "{est:?}"
+    );
+    let at = simulate(b.clone(), est.gas, "deepest", vec![]).await;
+    assert_eq!(outcome(&at), outcome(&at_cap));
+    let below = simulate(b.clone(), est.gas - 1, "deepest", vec![]).await;
+    assert_ne!(outcome(&below), outcome(&at_cap), "{below:?}");
+    let (_, raw, hash) = signer.sign(b.gas_limit(est.gas).call(contract, "deepest", vec![], 0));
+    client.send_transaction(&raw).await.unwrap();
+    node.commit().await;
+    let r = client.get_receipt(hash).await.unwrap();
+    assert_eq!(
+        (r.receipt.status, r.receipt.output),
+        (ExecStatus::Success, deepest.to_le_bytes().to_vec())
+    );
 }

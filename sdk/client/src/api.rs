@@ -69,6 +69,14 @@ pub mod codes {
     pub const RATE_LIMITED: i32 = 2008;
 }
 
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn yes() -> bool {
+    true
+}
+
 /// Bytes as `0x`-hex in JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Bytes(#[serde(with = "stele_types::hex::serde_bytes")] pub Vec<u8>);
@@ -233,11 +241,19 @@ pub struct SimulationResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GasEstimate {
-    /// Exact gas used by the dry run; use it as the gas limit.
+    /// The smallest gas limit with which the transaction has the same
+    /// outcome as with all the gas the sender can buy (status, output,
+    /// events and every nested call's status and output); use it as the
+    /// gas limit. For a run out of gas even with all that gas, what that
+    /// run used.
     pub gas: u64,
-    /// Status of the dry run: an estimate for a failing run is the gas the
-    /// failure costs.
+    /// Status of the dry run with all the gas.
     pub status: ExecStatus,
+    /// False (present only then) when the search for the smallest limit
+    /// hit the node's bound on simulations or time: `gas` is then a limit
+    /// that was checked to give the same outcome, but a smaller one might.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub exact: bool,
 }
 
 /// A storage value with its Merkle proof, the certified header whose state
@@ -398,7 +414,8 @@ pub trait SteleApi {
     #[method(name = "simulate_transaction")]
     async fn simulate_transaction(&self, request: SimulateRequest) -> RpcResult<SimulationResult>;
 
-    /// The exact gas a transaction uses at the latest state.
+    /// The smallest gas limit that gives the transaction the same outcome
+    /// as all the gas the sender can buy, at the latest state.
     #[method(name = "estimate_gas")]
     async fn estimate_gas(&self, request: SimulateRequest) -> RpcResult<GasEstimate>;
 

@@ -21,6 +21,7 @@ use tokio::sync::broadcast;
 use super::RpcContext;
 use super::config::RpcConfig;
 use super::errors::{self, err, internal, invalid, not_found};
+use super::estimate;
 use super::pool::{ExecPool, PoolError};
 use super::server::RpcMetrics;
 use crate::exec::{Applied, BlockEnv, StateBase, StateWorld, code_key};
@@ -193,18 +194,23 @@ impl Handler {
         Ok((tx, sender))
     }
 
-    /// Runs `tx` as `sender` on the latest state, as the next block.
-    async fn simulate(&self, tx: Transaction, sender: Address) -> RpcResult<(u64, Applied)> {
-        let height = self.latest()?;
+    /// The environment of the block after `height`, for dry runs.
+    fn next_block_env(&self, height: u64) -> RpcResult<BlockEnv> {
         let parent_ts = self.header(height)?.map_or(0, |h| h.timestamp_ms);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let env = BlockEnv {
+        Ok(BlockEnv {
             height: height + 1,
             timestamp_ms: now.max(parent_ts + 1),
             proposer: Address([0; 20]),
-        };
+        })
+    }
+
+    /// Runs `tx` as `sender` on the latest state, as the next block.
+    async fn simulate(&self, tx: Transaction, sender: Address) -> RpcResult<(u64, Applied)> {
+        let height = self.latest()?;
+        let env = self.next_block_env(height)?;
         let base = self.base(height);
         let executor = self.ctx.executor.clone();
         let timeout_ms = self.config.exec_timeout_ms;
@@ -562,12 +568,26 @@ impl SteleApiServer for Handler {
                 0 => u128::from(cap),
                 p => balance.saturating_sub(value) / u128::from(p),
             };
-            tx.gas_limit = u64::try_from(affordable.min(u128::from(cap))).unwrap_or(cap);
-            let (_, applied) = self.simulate(tx, sender).await?;
-            Ok(GasEstimate {
-                gas: applied.receipt.gas_used,
-                status: applied.receipt.status,
+            let limit = u64::try_from(affordable.min(u128::from(cap))).unwrap_or(cap);
+            tx.gas_limit = limit;
+            let env = self.next_block_env(height)?;
+            let base = self.base(height);
+            let executor = self.ctx.executor.clone();
+            let timeout_ms = self.config.exec_timeout_ms;
+            // One job for every run, so a search is not refused half-way
+            // (BUSY) and holds one execution thread, not several.
+            self.exec(move || {
+                estimate::estimate(limit, timeout_ms, |gas_limit, timeout_ms| {
+                    let tx = Transaction {
+                        gas_limit,
+                        ..tx.clone()
+                    };
+                    let world = StateWorld::new(base.clone());
+                    executor.simulate(world, &env, &tx, sender, timeout_ms)
+                })
             })
+            .await?
+            .map_err(errors::apply)
         }
         .await;
         self.track("estimate_gas", result)

@@ -9,6 +9,7 @@
 
 mod config;
 mod errors;
+mod estimate;
 mod handlers;
 mod pool;
 mod rate;
