@@ -1,7 +1,8 @@
 //! The JSON-RPC server on loopback against a real chain (RocksDB state,
 //! wasmtime executor, mempool, certified blocks), through `stele-client`:
 //! every method, the error paths, WebSocket subscriptions, storage proofs,
-//! the rate limiter and exact gas estimates on nested calls.
+//! the rate limiter, exact gas estimates on nested calls and answers kept
+//! within the response limit.
 #![allow(clippy::unwrap_used)] // test set-up: a failure here is a test failure
 
 mod rpc_support;
@@ -12,7 +13,8 @@ use std::time::Duration;
 use rpc_support::*;
 use stele_client::abi::Decoded;
 use stele_client::api::{
-    BlockId, EventFilter, SimulateRequest, SimulationResult, TraceFrame, TxState, codes,
+    BlockId, EventFilter, ReceiptInfo, SimulateRequest, SimulationResult, TraceFrame, TxState,
+    codes,
 };
 use stele_client::{Client, TxBuilder, VerifyError, verify_storage_proof};
 use stele_node::rpc::RpcConfig;
@@ -1153,5 +1155,270 @@ async fn estimate_gas_is_the_smallest_limit_with_the_same_outcome_on_nested_call
     assert_eq!(
         (r.receipt.status, r.receipt.output),
         (ExecStatus::Success, deepest.to_le_bytes().to_vec())
+    );
+}
+
+/// Large data on demand. `emit(count, size, tag)` (three u32 LE) emits
+/// `count` events with the topic 32 x 'E' and `size` bytes of data that
+/// start with `tag` and the event's index; `fill(count, size, first)`
+/// writes `count` values of `size` bytes (starting with their key) under
+/// the 4-byte LE keys `first`, `first + 1`, ...; `noop` ignores its
+/// arguments.
+const BULK_WAT: &str = r#"(module
+  (import "stele" "input_read" (func $input_read (param i32)))
+  (import "stele" "emit_event" (func $emit (param i32 i32 i32 i32)))
+  (import "stele" "storage_write" (func $write (param i32 i32 i32 i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 32) "EEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEE")
+  (func (export "emit")
+    (local $i i32)
+    (call $input_read (i32.const 0))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (i32.load (i32.const 0))))
+        (i32.store (i32.const 65536) (i32.load (i32.const 8)))
+        (i32.store (i32.const 65540) (local.get $i))
+        (call $emit (i32.const 32) (i32.const 1) (i32.const 65536) (i32.load (i32.const 4)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next))))
+  (func (export "fill")
+    (local $i i32)
+    (call $input_read (i32.const 0))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (i32.load (i32.const 0))))
+        (i32.store (i32.const 64) (i32.add (i32.load (i32.const 8)) (local.get $i)))
+        (i32.store (i32.const 65536) (i32.load (i32.const 64)))
+        (call $write (i32.const 64) (i32.const 4) (i32.const 65536) (i32.load (i32.const 4)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next))))
+  (func (export "noop")))"#;
+
+fn u32s(values: &[u32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn json_len(v: &impl serde::Serialize) -> usize {
+    serde_json::to_vec(v).unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_over_the_response_limit_are_paged_and_nothing_is_lost() {
+    // The smallest limit a node accepts, so the test data stays small.
+    const LIMIT: usize = 4 << 20;
+    let node = TestNode::start(RpcConfig {
+        response_bytes_max: LIMIT as u32,
+        ..RpcConfig::default()
+    })
+    .await;
+    let client = Client::connect(&node.http()).await.unwrap();
+    let ws = Client::connect(&node.ws()).await.unwrap();
+    let bulk = deploy(&node, &client, 1, 0, wat::parse_str(BULK_WAT).unwrap()).await;
+    let call = |from: u8, nonce: u64, gas: u64, method: &str, args: Vec<u8>| {
+        signed(
+            from,
+            nonce,
+            gas,
+            TxPayload::Call {
+                contract: bulk,
+                method: method.into(),
+                args,
+                value: 0,
+            },
+        )
+    };
+
+    // Receipts: two transactions of 160 events of 16 KiB, ~5.3 MB of JSON
+    // each, ~10.6 MB for the block.
+    let emits = [2u8, 3].map(|from| {
+        call(
+            from,
+            0,
+            20_000_000,
+            "emit",
+            u32s(&[160, 16 << 10, u32::from(from)]),
+        )
+    });
+    for tx in &emits {
+        client.send_transaction(&tx.to_bytes()).await.unwrap();
+    }
+    let mut status = ws.subscribe_tx_status(emits[0].hash()).await.unwrap();
+    assert_eq!(
+        status.next().await.unwrap().unwrap().state,
+        TxState::Pending
+    );
+    let block = node.commit().await;
+    let height = block.block.header.height;
+    for (i, tx) in emits.iter().enumerate() {
+        let expected = &block.receipts[i];
+        assert_eq!(
+            (expected.status, expected.events.len()),
+            (ExecStatus::Success, 160)
+        );
+        // The node's answer fits and says what it left out...
+        let raw = client
+            .raw_request("get_receipt", vec![serde_json::json!(tx.hash())])
+            .await
+            .unwrap();
+        assert!(json_len(&raw) <= LIMIT, "{}", json_len(&raw));
+        let page: ReceiptInfo = serde_json::from_value(raw).unwrap();
+        let kept = page.receipt.events.len();
+        assert!(
+            kept > 0 && page.events_omitted > 0,
+            "{kept} {}",
+            page.events_omitted
+        );
+        assert_eq!(kept + page.events_omitted as usize, 160);
+        assert_eq!(page.receipt.events[..], expected.events[..kept]);
+        // ...and the client reads the rest.
+        let whole = client.get_receipt(tx.hash()).await.unwrap();
+        assert_eq!((&whole.receipt, whole.events_omitted), (expected, 0));
+        assert_eq!(whole.receipt.hash(), expected.hash());
+        let waited = client.wait_for_receipt(tx.hash(), 1_000).await.unwrap();
+        assert_eq!(waited, whole);
+    }
+    let committed = tokio::time::timeout(Duration::from_secs(10), status.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(committed.state, TxState::Committed);
+    assert!(json_len(&committed) <= LIMIT);
+    let r = committed.receipt.unwrap();
+    assert!(r.events_omitted > 0);
+    assert_eq!(
+        ws.complete_receipt(r).await.unwrap().receipt,
+        block.receipts[0]
+    );
+
+    // Events through the cursor: pages at the limit, none lost.
+    let all: Vec<(u32, u32, Event)> = block
+        .receipts
+        .iter()
+        .enumerate()
+        .flat_map(|(t, r)| {
+            r.events
+                .iter()
+                .enumerate()
+                .map(move |(e, ev)| (t as u32, e as u32, ev.clone()))
+        })
+        .collect();
+    let any = EventFilter::default();
+    let (mut got, mut cursor, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let page = client
+            .get_events_page(any.clone(), height, Some(height), 1000, cursor)
+            .await
+            .unwrap();
+        assert!(json_len(&page) <= LIMIT, "{}", json_len(&page));
+        pages += 1;
+        got.extend(
+            page.events
+                .into_iter()
+                .map(|l| (l.tx_index, l.event_index, l.event)),
+        );
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert!(pages >= 3, "{pages} pages");
+    assert_eq!(got, all);
+    // A count limit ends a page exactly, inside a transaction.
+    let seven = client
+        .get_events_page(any.clone(), height, None, 7, None)
+        .await
+        .unwrap();
+    assert_eq!(seven.events.len(), 7);
+    let next = seven.next.unwrap();
+    assert_eq!(
+        (next.height, next.tx_index, next.event_index),
+        (height, 0, 7)
+    );
+    // Without a cursor pages are whole blocks: this block alone does not
+    // fit, which is said, and a page before it stops short of it.
+    assert_eq!(
+        code(client.get_events(any.clone(), height, None, 1000).await),
+        codes::RESPONSE_TOO_LARGE
+    );
+    let before = client.get_events(any.clone(), 1, None, 1000).await.unwrap();
+    assert!(before.events.is_empty());
+    assert_eq!(before.next_height, Some(height));
+
+    // A simulation keeps what fits and counts the rest.
+    let sim = client
+        .simulate_transaction(SimulateRequest {
+            raw: Some(
+                call(2, 1, 20_000_000, "emit", u32s(&[160, 16 << 10, 9]))
+                    .to_bytes()
+                    .into(),
+            ),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(sim.status, ExecStatus::Success);
+    assert!(
+        sim.events_omitted > 0 && !sim.trace_omitted,
+        "{}",
+        sim.events_omitted
+    );
+    assert_eq!(sim.events.len() + sim.events_omitted as usize, 160);
+    assert!(json_len(&sim) <= LIMIT);
+
+    // Storage: 32 values of 64 KiB, ~4.2 MB of JSON in one listing.
+    for (nonce, first) in [(1, 0), (2, 16)] {
+        let tx = call(1, nonce, 48_000_000, "fill", u32s(&[16, 64 << 10, first]));
+        client.send_transaction(&tx.to_bytes()).await.unwrap();
+    }
+    node.commit().await;
+    let (mut entries, mut cursor, mut pages) = (Vec::new(), None::<Vec<u8>>, 0);
+    loop {
+        let page = client
+            .list_storage(bulk, b"", cursor.as_deref(), 256)
+            .await
+            .unwrap();
+        assert!(json_len(&page) <= LIMIT, "{}", json_len(&page));
+        pages += 1;
+        entries.extend(page.entries);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c.0),
+            None => break,
+        }
+    }
+    assert!(pages >= 2, "{pages} pages");
+    let mut keys: Vec<u32> = entries
+        .iter()
+        .map(|e| {
+            assert_eq!(e.value.0.len(), 64 << 10);
+            assert_eq!(e.value.0[..4], e.key.0[..]);
+            u32::from_le_bytes(e.key.0[..].try_into().unwrap())
+        })
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, (0..32).collect::<Vec<u32>>());
+
+    // A block of 20 transactions of 120 KiB, ~4.9 MB of JSON: pages of
+    // transactions, which the client joins.
+    for nonce in 1..=20 {
+        let tx = call(3, nonce, 2_500_000, "noop", vec![nonce as u8; 120 << 10]);
+        client.send_transaction(&tx.to_bytes()).await.unwrap();
+    }
+    let big = node.commit().await;
+    assert_eq!(big.block.txs.len(), 20);
+    let id = BlockId::Height(big.block.header.height);
+    let first = client.get_block_page(id, 0).await.unwrap();
+    assert!(json_len(&first) <= LIMIT, "{}", json_len(&first));
+    let next = first.txs_next.unwrap();
+    assert_eq!(next as usize, first.block.txs.len());
+    assert_eq!(first.block.txs[..], big.block.txs[..next as usize]);
+    let rest = client.get_block_page(id, next).await.unwrap();
+    assert_eq!(rest.txs_from, next);
+    let whole = client.get_block(id).await.unwrap();
+    assert_eq!((&whole.block, whole.txs_next), (&big.block, None));
+    assert_eq!(client.get_latest_block().await.unwrap(), whole);
+    assert_eq!(
+        code(client.get_block_page(id, 21).await),
+        codes::INVALID_ARGUMENT
     );
 }

@@ -67,6 +67,18 @@ pub mod codes {
     pub const INTERNAL: i32 = 2007;
     /// A WebSocket call over the per-IP rate (HTTP requests get HTTP 429).
     pub const RATE_LIMITED: i32 = 2008;
+    /// The answer would exceed the node's response limit and the method
+    /// cannot page it any further (the message names the sizes and what to
+    /// call instead).
+    pub const RESPONSE_TOO_LARGE: i32 = 2009;
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn is_true(b: &bool) -> bool {
@@ -131,10 +143,29 @@ pub struct TransactionInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptInfo {
+    /// The receipt; when `events_omitted` is not 0, `receipt.events` holds
+    /// only the first events (the rest did not fit in the response limit).
     pub receipt: Receipt,
     pub block_height: u64,
     pub block_hash: Hash,
     pub index: u32,
+    /// Events left out at the end of `receipt.events` to keep the answer
+    /// within the node's response limit (absent when 0). Read them with
+    /// `get_events` from [`ReceiptInfo::events_cursor`];
+    /// [`crate::Client::get_receipt`] does so itself.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub events_omitted: u32,
+}
+
+impl ReceiptInfo {
+    /// Where the omitted events start, for `get_events`.
+    pub fn events_cursor(&self) -> EventCursor {
+        EventCursor {
+            height: self.block_height,
+            tx_index: self.index,
+            event_index: self.receipt.events.len() as u32,
+        }
+    }
 }
 
 /// A committed block with its hash and commit certificate.
@@ -142,8 +173,18 @@ pub struct ReceiptInfo {
 #[serde(deny_unknown_fields)]
 pub struct BlockInfo {
     pub hash: Hash,
+    /// The block; `block.txs` holds the transactions from index `txs_from`
+    /// on, cut where the response limit was reached when `txs_next` is set.
     pub block: Block,
     pub certificate: CommitCertificate,
+    /// Index in the block of `block.txs[0]` (absent when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub txs_from: u32,
+    /// Set when `block.txs` was cut to fit the response limit: pass it as
+    /// `get_block`'s `txs_from` for the rest. [`crate::Client::get_block`]
+    /// does so itself and returns the whole block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txs_next: Option<u32>,
 }
 
 /// An account at the latest committed height.
@@ -233,8 +274,16 @@ pub struct SimulationResult {
     pub error: Option<String>,
     pub events: Vec<Event>,
     pub contract_address: Option<Address>,
-    /// The nested calls (absent for a transfer).
+    /// The nested calls (absent for a transfer, or when `trace_omitted`).
     pub trace: Option<TraceFrame>,
+    /// Events left out at the end of `events` to keep the answer within
+    /// the node's response limit (absent when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub events_omitted: u32,
+    /// The trace was left out because it alone did not fit in the response
+    /// limit (absent when false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub trace_omitted: bool,
 }
 
 /// The gas a transaction needs.
@@ -351,16 +400,43 @@ pub struct EventLog {
     pub event: Event,
 }
 
+/// A position in the chain's events: the event `event_index` of the
+/// transaction `tx_index` of the block at `height` (whether or not it
+/// matches a filter). `get_events` starts at it, inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventCursor {
+    pub height: u64,
+    pub tx_index: u32,
+    pub event_index: u32,
+}
+
+impl EventCursor {
+    /// The first event of the block at `height`.
+    pub fn block_start(height: u64) -> Self {
+        EventCursor {
+            height,
+            tx_index: 0,
+            event_index: 0,
+        }
+    }
+}
+
 /// A page of past events (`get_events`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventPage {
     pub events: Vec<EventLog>,
-    /// The last height scanned.
+    /// The last height scanned (possibly in part, when `next` is inside it).
     pub to_height: u64,
-    /// Where to continue when the page ended before the requested range
-    /// did (the result limit or the node's block-range cap was reached).
+    /// The block to continue from when the page ended before the requested
+    /// range did (the result limit, the response limit or the node's
+    /// block-range cap was reached). Without a cursor, pages end on whole
+    /// blocks, so this is exact; with one, prefer `next`.
     pub next_height: Option<u64>,
+    /// Where to continue (pass as `cursor`); absent when the range is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<EventCursor>,
 }
 
 /// A transaction's status (subscription item): sent once with the current
@@ -419,9 +495,10 @@ pub trait SteleApi {
     #[method(name = "estimate_gas")]
     async fn estimate_gas(&self, request: SimulateRequest) -> RpcResult<GasEstimate>;
 
-    /// A committed block by height or hash.
+    /// A committed block by height or hash, with its transactions from
+    /// index `txs_from` (default 0) as far as the response limit allows.
     #[method(name = "get_block")]
-    async fn get_block(&self, id: BlockId) -> RpcResult<BlockInfo>;
+    async fn get_block(&self, id: BlockId, txs_from: Option<u32>) -> RpcResult<BlockInfo>;
 
     /// The latest committed block.
     #[method(name = "get_latest_block")]
@@ -460,9 +537,13 @@ pub trait SteleApi {
     ) -> RpcResult<StoragePage>;
 
     /// Past events matching `filter` in committed blocks `from_height..=
-    /// to_height` (default the latest), in order. A page ends with the block
-    /// in which `limit` events were reached, or after the node's cap on
-    /// blocks scanned per call; `next_height` says where to continue.
+    /// to_height` (default the latest), in order. Without `cursor`, a page
+    /// ends with the block in which `limit` events were reached, before a
+    /// block that would not fit in the response limit, or after the node's
+    /// cap on blocks scanned per call; `next_height` says where to
+    /// continue. With `cursor` (inside the range), the page starts there
+    /// and ends exactly at `limit` events or at the response limit, even
+    /// inside a block; `next` says where to continue.
     #[method(name = "get_events")]
     async fn get_events(
         &self,
@@ -470,6 +551,7 @@ pub trait SteleApi {
         from_height: u64,
         to_height: Option<u64>,
         limit: u32,
+        cursor: Option<EventCursor>,
     ) -> RpcResult<EventPage>;
 
     /// The node's status.

@@ -28,6 +28,10 @@ pub enum ClientError {
     NoAbi(Address),
     #[error("ABI: {0}")]
     Abi(#[from] stele_abi::AbiError),
+    /// A paged answer could not be completed (the node's pages did not
+    /// continue each other).
+    #[error("incomplete answer: {0}")]
+    Incomplete(String),
 }
 
 impl ClientError {
@@ -73,6 +77,18 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// Largest answer the client reads. The node keeps every answer within its
+/// `response_bytes_max` (16 MiB by default) by paging; this leaves room for
+/// nodes configured higher without letting one allocate without bound.
+pub const RESPONSE_BYTES_MAX: u32 = 64 << 20;
+
+/// Events asked for per `get_events` call when completing a receipt.
+const RECEIPT_EVENTS_PAGE: u32 = 500;
+
+/// Pages read to complete one receipt or block; each page makes progress,
+/// so this only stops a node that answers inconsistently.
+const PAGES_MAX: usize = 100_000;
+
 macro_rules! call {
     ($self:ident, $method:ident ( $($arg:expr),* )) => {
         match &$self.inner {
@@ -87,9 +103,18 @@ impl Client {
     /// Connects to `url` (`http://`, `https://`, `ws://` or `wss://`).
     pub async fn connect(url: &str) -> Result<Client, ClientError> {
         let inner = if url.starts_with("ws://") || url.starts_with("wss://") {
-            Transport::Ws(WsClientBuilder::default().build(url).await?)
+            Transport::Ws(
+                WsClientBuilder::default()
+                    .max_response_size(RESPONSE_BYTES_MAX)
+                    .build(url)
+                    .await?,
+            )
         } else {
-            Transport::Http(HttpClientBuilder::default().build(url)?)
+            Transport::Http(
+                HttpClientBuilder::default()
+                    .max_response_size(RESPONSE_BYTES_MAX)
+                    .build(url)?,
+            )
         };
         Ok(Client { inner })
     }
@@ -131,18 +156,77 @@ impl Client {
         call!(self, get_transaction(hash))
     }
 
+    /// The whole receipt of a committed transaction: events the node left
+    /// out of its answer (a receipt over its response limit) are read with
+    /// `get_events` and put back, so `events_omitted` is 0.
     pub async fn get_receipt(&self, hash: Hash) -> Result<ReceiptInfo, ClientError> {
+        let info = call!(self, get_receipt(hash))?;
+        self.complete_receipt(info).await
+    }
+
+    /// The node's answer to `get_receipt` as it is: a receipt over the
+    /// response limit has `events_omitted` events left out.
+    pub async fn get_receipt_page(&self, hash: Hash) -> Result<ReceiptInfo, ClientError> {
         call!(self, get_receipt(hash))
     }
 
     /// Waits on the node until `hash` commits, at most `timeout_ms` (the
-    /// node caps it).
+    /// node caps it); the whole receipt, as [`Client::get_receipt`].
     pub async fn wait_for_receipt(
         &self,
         hash: Hash,
         timeout_ms: u64,
     ) -> Result<ReceiptInfo, ClientError> {
-        call!(self, wait_for_receipt(hash, timeout_ms))
+        let info = call!(self, wait_for_receipt(hash, timeout_ms))?;
+        self.complete_receipt(info).await
+    }
+
+    /// Reads the events a node left out of `info` and appends them.
+    pub async fn complete_receipt(
+        &self,
+        mut info: ReceiptInfo,
+    ) -> Result<ReceiptInfo, ClientError> {
+        let mut cursor = Some(info.events_cursor());
+        let mut pages = 0;
+        while info.events_omitted > 0 {
+            let Some(at) =
+                cursor.filter(|c| c.height == info.block_height && c.tx_index == info.index)
+            else {
+                break;
+            };
+            pages += 1;
+            if pages > PAGES_MAX {
+                break;
+            }
+            let limit = info.events_omitted.min(RECEIPT_EVENTS_PAGE);
+            let page = call!(
+                self,
+                get_events(
+                    EventFilter::default(),
+                    info.block_height,
+                    Some(info.block_height),
+                    limit,
+                    Some(at)
+                )
+            )?;
+            for log in page.events {
+                if log.tx_index != info.index || info.events_omitted == 0 {
+                    break;
+                }
+                info.receipt.events.push(log.event);
+                info.events_omitted -= 1;
+            }
+            cursor = page.next;
+        }
+        if info.events_omitted > 0 {
+            return Err(ClientError::Incomplete(format!(
+                "receipt of {}: the node returned {} events and {} more could not be read",
+                info.receipt.tx_hash,
+                info.receipt.events.len(),
+                info.events_omitted
+            )));
+        }
+        Ok(info)
     }
 
     pub async fn call_view(
@@ -169,12 +253,59 @@ impl Client {
         call!(self, estimate_gas(request))
     }
 
+    /// The whole block: transactions the node left out of its answer (a
+    /// block over its response limit) are read page by page and put back.
     pub async fn get_block(&self, id: BlockId) -> Result<BlockInfo, ClientError> {
-        call!(self, get_block(id))
+        let info = call!(self, get_block(id, None))?;
+        self.complete_block(info).await
     }
 
+    /// One page of a block: its transactions from index `txs_from`, as many
+    /// as fit in the node's response limit (`txs_next` says where the rest
+    /// start).
+    pub async fn get_block_page(
+        &self,
+        id: BlockId,
+        txs_from: u32,
+    ) -> Result<BlockInfo, ClientError> {
+        call!(self, get_block(id, Some(txs_from)))
+    }
+
+    /// The latest committed block, whole (as [`Client::get_block`]).
     pub async fn get_latest_block(&self) -> Result<BlockInfo, ClientError> {
-        call!(self, get_latest_block())
+        let info = call!(self, get_latest_block())?;
+        self.complete_block(info).await
+    }
+
+    async fn complete_block(&self, mut info: BlockInfo) -> Result<BlockInfo, ClientError> {
+        let id = BlockId::Hash(info.hash);
+        let mut pages = 0;
+        while let Some(from) = info.txs_next {
+            pages += 1;
+            let expected = info.txs_from as usize + info.block.txs.len();
+            if pages > PAGES_MAX || from as usize != expected {
+                return Err(ClientError::Incomplete(format!(
+                    "block {}: the node's next page starts at transaction {from}, expected {expected}",
+                    info.hash
+                )));
+            }
+            let page = self.get_block_page(id, from).await?;
+            if page.hash != info.hash || page.txs_from != from || page.block.txs.is_empty() {
+                return Err(ClientError::Incomplete(format!(
+                    "block {}: the page from transaction {from} does not continue it",
+                    info.hash
+                )));
+            }
+            info.block.txs.extend(page.block.txs);
+            info.txs_next = page.txs_next;
+        }
+        if info.txs_from != 0 {
+            return Err(ClientError::Incomplete(format!(
+                "block {}: the node's answer starts at transaction {}",
+                info.hash, info.txs_from
+            )));
+        }
+        Ok(info)
     }
 
     pub async fn get_account(&self, address: Address) -> Result<AccountInfo, ClientError> {
@@ -231,6 +362,10 @@ impl Client {
         )
     }
 
+    /// Past events, pages ending on whole blocks (continue from
+    /// `next_height`). A block whose matching events alone exceed the
+    /// node's response limit is refused with `RESPONSE_TOO_LARGE`; read it
+    /// with [`Client::get_events_page`].
     pub async fn get_events(
         &self,
         filter: EventFilter,
@@ -238,7 +373,28 @@ impl Client {
         to_height: Option<u64>,
         limit: u32,
     ) -> Result<EventPage, ClientError> {
-        call!(self, get_events(filter, from_height, to_height, limit))
+        call!(
+            self,
+            get_events(filter, from_height, to_height, limit, None)
+        )
+    }
+
+    /// Past events from `cursor` (the start of `from_height` when `None`):
+    /// pages end exactly at `limit` events or the node's response limit,
+    /// even inside a block; continue with `page.next` until it is `None`.
+    pub async fn get_events_page(
+        &self,
+        filter: EventFilter,
+        from_height: u64,
+        to_height: Option<u64>,
+        limit: u32,
+        cursor: Option<EventCursor>,
+    ) -> Result<EventPage, ClientError> {
+        let cursor = cursor.unwrap_or(EventCursor::block_start(from_height.max(1)));
+        call!(
+            self,
+            get_events(filter, from_height, to_height, limit, Some(cursor))
+        )
     }
 
     pub async fn get_status(&self) -> Result<StatusInfo, ClientError> {

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::size::RESPONSE_BYTES_MIN;
+
 /// Limits and settings of the RPC server. Every field has a default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -13,7 +15,8 @@ pub struct RpcConfig {
     pub listen: SocketAddr,
     /// Largest request body (HTTP body or WebSocket message).
     pub body_bytes_max: u32,
-    /// Largest response.
+    /// Largest response (at least 4 MiB). Answers that grow with chain data
+    /// are paged or cut to fit it (docs/rpc.md, "Answer sizes").
     pub response_bytes_max: u32,
     /// Most calls in one batch; 0 disables batches.
     pub batch_max: u32,
@@ -98,6 +101,10 @@ pub enum RpcConfigError {
         "rpc.read_bytes_burst ({burst}) must be at least rpc.body_bytes_max ({body}), or the largest request could never be read"
     )]
     ReadBurst { burst: u32, body: u32 },
+    #[error(
+        "rpc.response_bytes_max ({got}) must be at least {min}, so that one transaction, receipt or event always fits in an answer"
+    )]
+    ResponseTooSmall { got: u32, min: u32 },
     #[error("rpc.cors_origins entry {0:?} is not \"*\" or an http(s) origin")]
     CorsOrigin(String),
 }
@@ -143,6 +150,12 @@ impl RpcConfig {
             return Err(RpcConfigError::Burst {
                 burst: self.rate_burst,
                 rate: self.rate_per_ip_per_s,
+            });
+        }
+        if self.response_bytes_max < RESPONSE_BYTES_MIN {
+            return Err(RpcConfigError::ResponseTooSmall {
+                got: self.response_bytes_max,
+                min: RESPONSE_BYTES_MIN,
             });
         }
         if self.read_bytes_burst < self.body_bytes_max {
@@ -192,6 +205,14 @@ mod tests {
                 field: "exec_threads"
             })
         );
+        let c = RpcConfig {
+            response_bytes_max: 1 << 20,
+            ..RpcConfig::default()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(RpcConfigError::ResponseTooSmall { .. })
+        ));
         let c = RpcConfig {
             cors_origins: vec!["example.com".into()],
             ..RpcConfig::default()

@@ -3,6 +3,7 @@
 use jsonrpsee::types::ErrorObjectOwned;
 use stele_client::api::codes;
 
+use super::size::TooLarge;
 use crate::exec::{ApplyError, TxRejection};
 use crate::mempool::AdmitError;
 
@@ -16,6 +17,17 @@ pub(crate) fn not_found(what: impl std::fmt::Display) -> ErrorObjectOwned {
 
 pub(crate) fn invalid(message: impl Into<String>) -> ErrorObjectOwned {
     err(codes::INVALID_ARGUMENT, message)
+}
+
+/// An answer over the response limit that cannot be cut; `hint` says what
+/// to call instead.
+pub(crate) fn too_large(e: &TooLarge, hint: &str) -> ErrorObjectOwned {
+    let message = if hint.is_empty() {
+        e.to_string()
+    } else {
+        format!("{e}; {hint}")
+    };
+    err(codes::RESPONSE_TOO_LARGE, message)
 }
 
 /// A node-side failure; the message is logged and reported.

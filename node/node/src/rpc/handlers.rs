@@ -20,10 +20,12 @@ use tokio::sync::broadcast;
 
 use super::RpcContext;
 use super::config::RpcConfig;
-use super::errors::{self, err, internal, invalid, not_found};
+use super::errors::{self, err, internal, invalid, not_found, too_large};
 use super::estimate;
+use super::events::EventScan;
 use super::pool::{ExecPool, PoolError};
 use super::server::RpcMetrics;
+use super::size::{self, ENVELOPE_BYTES, json_len};
 use crate::exec::{Applied, BlockEnv, StateBase, StateWorld, code_key};
 use crate::mempool::AdmitError;
 use crate::store::{BlockReader, CommittedBlock};
@@ -33,6 +35,12 @@ const STORAGE_KEY_BYTES_MAX: usize = 256;
 /// Blocks a subscription re-reads from the store after falling behind the
 /// broadcast channel; a longer gap is skipped.
 const FEED_GAP_BLOCKS_MAX: u64 = 1_024;
+/// Bytes a `tx_status` item adds around its receipt (hash, state, field
+/// names), with room to spare.
+const TX_STATUS_OVERHEAD: usize = 256;
+/// Bytes a `list_storage` page adds around its entries, with room for the
+/// largest cursor.
+const STORAGE_PAGE_OVERHEAD: usize = 1024;
 
 /// The server side of the API.
 pub(crate) struct Handler {
@@ -55,6 +63,22 @@ impl Handler {
             metrics,
             pool: Arc::new(pool),
         }
+    }
+
+    /// Bytes a result may take: the response limit less the envelope.
+    fn budget(&self) -> usize {
+        (self.config.response_bytes_max as usize).saturating_sub(ENVELOPE_BYTES)
+    }
+
+    /// `info` cut to the response budget less `overhead` (what wraps it).
+    fn fit_receipt(&self, info: ReceiptInfo, overhead: usize) -> RpcResult<ReceiptInfo> {
+        size::fit_receipt(info, self.budget().saturating_sub(overhead))
+            .map_err(|e| too_large(&e, ""))
+    }
+
+    /// `value` if it fits in the response budget, else `RESPONSE_TOO_LARGE`.
+    fn whole<T: Serialize>(&self, value: T, what: impl FnOnce() -> String) -> RpcResult<T> {
+        size::whole(value, self.budget(), what).map_err(|e| too_large(&e, ""))
     }
 
     fn track<T>(&self, method: &'static str, result: RpcResult<T>) -> RpcResult<T> {
@@ -134,6 +158,7 @@ impl Handler {
             block_height: loc.height,
             block_hash: cert.block_hash,
             index: loc.index,
+            events_omitted: 0,
         }))
     }
 
@@ -237,7 +262,7 @@ impl Handler {
             return Ok(TxStatus {
                 hash: *hash,
                 state: TxState::Committed,
-                receipt: Some(receipt),
+                receipt: Some(self.fit_receipt(receipt, TX_STATUS_OVERHEAD)?),
             });
         }
         let state = if self.ctx.submitter.pending(hash).is_some() {
@@ -250,6 +275,25 @@ impl Handler {
             state,
             receipt: None,
         })
+    }
+
+    /// A committed block with its transactions from `txs_from`, as many as
+    /// fit in the response budget.
+    fn block_page(&self, b: CommittedBlock, txs_from: u32) -> RpcResult<BlockInfo> {
+        let count = b.block.txs.len();
+        let info = BlockInfo {
+            hash: b.block.hash(),
+            block: b.block,
+            certificate: b.certificate,
+            txs_from: 0,
+            txs_next: None,
+        };
+        match size::fit_block(info, txs_from, self.budget()) {
+            Some(page) => page.map_err(|e| too_large(&e, "")),
+            None => Err(invalid(format!(
+                "txs_from {txs_from} is past the block's {count} transactions"
+            ))),
+        }
     }
 
     async fn accept(
@@ -411,14 +455,15 @@ impl SteleApiServer for Handler {
                     .and_then(|b| b.txs.into_iter().nth(loc.index as usize))
                     .ok_or_else(|| internal(format!("transaction index of {hash} is dangling")))?;
                 let sender = tx.verify(self.ctx.chain_id).map_err(internal)?;
-                return Ok(TransactionInfo {
+                let info = TransactionInfo {
                     hash,
                     transaction: tx,
                     sender,
                     state: TxState::Committed,
                     block_height: Some(loc.height),
                     index: Some(loc.index),
-                });
+                };
+                return self.whole(info, || format!("transaction {hash}"));
             }
             drop(state);
             let tx = self
@@ -442,7 +487,8 @@ impl SteleApiServer for Handler {
     async fn get_receipt(&self, hash: Hash) -> RpcResult<ReceiptInfo> {
         let result = self
             .receipt_info(&hash)
-            .and_then(|r| r.ok_or_else(|| not_found(format_args!("receipt of {hash}"))));
+            .and_then(|r| r.ok_or_else(|| not_found(format_args!("receipt of {hash}"))))
+            .and_then(|r| self.fit_receipt(r, 0));
         self.track("get_receipt", result)
     }
 
@@ -451,7 +497,7 @@ impl SteleApiServer for Handler {
         let result = async {
             let mut feed = self.feed()?;
             if let Some(r) = self.receipt_info(&hash)? {
-                return Ok(r);
+                return self.fit_receipt(r, 0);
             }
             let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
             loop {
@@ -459,12 +505,14 @@ impl SteleApiServer for Handler {
                     Ok(Some(block)) => {
                         let found = block.receipts.iter().position(|r| r.tx_hash == hash);
                         if let Some(index) = found {
-                            return Ok(ReceiptInfo {
+                            let info = ReceiptInfo {
                                 receipt: block.receipts[index].clone(),
                                 block_height: block.block.header.height,
                                 block_hash: block.certificate.block_hash,
                                 index: index as u32,
-                            });
+                                events_omitted: 0,
+                            };
+                            return self.fit_receipt(info, 0);
                         }
                     }
                     Ok(None) => return Err(internal("the node stopped publishing blocks")),
@@ -514,13 +562,14 @@ impl SteleApiServer for Handler {
                 })
                 .await?
                 .map_err(errors::apply)?;
-            Ok(ViewResult {
+            let result = ViewResult {
                 height,
                 status: outcome.status,
                 gas_used: outcome.gas_used,
                 error: failure_text(outcome.status, &outcome.output),
                 output: Bytes(outcome.output),
-            })
+            };
+            self.whole(result, || "the view's result".into())
         }
         .await;
         self.track("call_view", result)
@@ -530,7 +579,7 @@ impl SteleApiServer for Handler {
         let result = async {
             let (tx, sender) = self.simulated(request)?;
             let (height, Applied { receipt, trace }) = self.simulate(tx, sender).await?;
-            Ok(SimulationResult {
+            let result = SimulationResult {
                 height,
                 sender,
                 status: receipt.status,
@@ -540,7 +589,10 @@ impl SteleApiServer for Handler {
                 events: receipt.events,
                 contract_address: receipt.contract_address,
                 trace: trace.map(frame),
-            })
+                events_omitted: 0,
+                trace_omitted: false,
+            };
+            size::fit_simulation(result, self.budget()).map_err(|e| too_large(&e, ""))
         }
         .await;
         self.track("simulate_transaction", result)
@@ -593,7 +645,7 @@ impl SteleApiServer for Handler {
         self.track("estimate_gas", result)
     }
 
-    async fn get_block(&self, id: BlockId) -> RpcResult<BlockInfo> {
+    async fn get_block(&self, id: BlockId, txs_from: Option<u32>) -> RpcResult<BlockInfo> {
         let result = (|| {
             let state = self.state()?;
             let reader = BlockReader::new(&state);
@@ -608,11 +660,7 @@ impl SteleApiServer for Handler {
                 .committed(height)
                 .map_err(internal)?
                 .ok_or_else(|| not_found(format_args!("block at height {height}")))?;
-            Ok(BlockInfo {
-                hash: b.block.hash(),
-                block: b.block,
-                certificate: b.certificate,
-            })
+            self.block_page(b, txs_from.unwrap_or(0))
         })();
         self.track("get_block", result)
     }
@@ -626,11 +674,7 @@ impl SteleApiServer for Handler {
                 .committed(height)
                 .map_err(internal)?
                 .ok_or_else(|| not_found("a committed block (only the genesis state exists)"))?;
-            Ok(BlockInfo {
-                hash: b.block.hash(),
-                block: b.block,
-                certificate: b.certificate,
-            })
+            self.block_page(b, 0)
         })();
         self.track("get_latest_block", result)
     }
@@ -669,14 +713,15 @@ impl SteleApiServer for Handler {
                 .map_err(internal)?
                 .ok_or_else(|| internal(format!("code {code_hash} of {address} is missing")))?;
             let abi_raw = custom_section(&code, "stele_abi");
-            Ok(ContractInfo {
+            let info = ContractInfo {
                 address,
                 height,
                 code_hash,
                 code_bytes: code.len() as u64,
                 abi: abi_raw.and_then(|raw| serde_json::from_slice(raw).ok()),
                 abi_raw: abi_raw.map(Bytes::from),
-            })
+            };
+            self.whole(info, || format!("the contract at {address}"))
         })();
         self.track("get_contract", result)
     }
@@ -689,6 +734,7 @@ impl SteleApiServer for Handler {
                 .map_err(internal)?
                 .map(Bytes)
                 .ok_or_else(|| not_found(format_args!("code {code_hash}")))
+                .and_then(|code| self.whole(code, || format!("code {code_hash}")))
         })();
         self.track("get_code", result)
     }
@@ -722,14 +768,15 @@ impl SteleApiServer for Handler {
                 .committed(height)
                 .map_err(internal)?
                 .ok_or_else(|| not_found(format_args!("block at height {height}")))?;
-            Ok(StorageProof {
+            let proof = StorageProof {
                 contract,
                 key,
                 value: value.map(Bytes),
                 proof,
                 header: b.block.header,
                 certificate: b.certificate,
-            })
+            };
+            self.whole(proof, || "the storage proof".into())
         })();
         self.track("get_storage_proof", result)
     }
@@ -740,6 +787,7 @@ impl SteleApiServer for Handler {
         from_height: u64,
         to_height: Option<u64>,
         limit: u32,
+        cursor: Option<EventCursor>,
     ) -> RpcResult<EventPage> {
         let result = (|| {
             let max = self.config.events_limit_max;
@@ -763,49 +811,36 @@ impl SteleApiServer for Handler {
                     "from_height {from_height} is above to_height {to}"
                 )));
             }
-            // Scan at most `events_blocks_max` blocks; the caller continues
-            // from `next_height`.
-            let last = to.min(from.saturating_add(self.config.events_blocks_max - 1));
-            let state = self.state()?;
-            let reader = BlockReader::new(&state);
-            let mut events = Vec::new();
-            for height in from..=last {
-                let b = reader
-                    .committed(height)
-                    .map_err(internal)?
-                    .ok_or_else(|| not_found(format_args!("block at height {height}")))?;
-                let block_hash = b.block.hash();
-                let mut page_full = false;
-                for (tx_index, receipt) in b.receipts.iter().enumerate() {
-                    for (event_index, event) in receipt.events.iter().enumerate() {
-                        if !filter.matches(event) {
-                            continue;
-                        }
-                        events.push(EventLog {
-                            block_height: height,
-                            block_hash,
-                            tx_hash: receipt.tx_hash,
-                            tx_index: tx_index as u32,
-                            event_index: event_index as u32,
-                            event: event.clone(),
-                        });
-                        page_full |= events.len() >= limit as usize;
-                    }
-                }
-                // Whole blocks only, so `next_height` never splits one.
-                if page_full {
-                    return Ok(EventPage {
-                        events,
-                        to_height: height,
-                        next_height: (height < to).then_some(height + 1),
-                    });
-                }
+            if let Some(c) = cursor
+                && !(from..=to).contains(&c.height)
+            {
+                return Err(invalid(format!(
+                    "cursor height {} is outside from_height..=to_height ({from}..={to})",
+                    c.height
+                )));
             }
-            Ok(EventPage {
-                events,
-                to_height: last,
-                next_height: (last < to).then_some(last + 1),
-            })
+            let state = self.state()?;
+            let scan = EventScan {
+                reader: BlockReader::new(&state),
+                filter: &filter,
+                limit: limit as usize,
+                to,
+                blocks_max: self.config.events_blocks_max,
+                budget: self.budget().saturating_sub(json_len(&EventPage {
+                    events: Vec::new(),
+                    to_height: u64::MAX,
+                    next_height: Some(u64::MAX),
+                    next: Some(EventCursor {
+                        height: u64::MAX,
+                        tx_index: u32::MAX,
+                        event_index: u32::MAX,
+                    }),
+                })),
+            };
+            match cursor {
+                Some(at) => scan.cursor_page(at),
+                None => scan.block_page(from),
+            }
         })();
         self.track("get_events", result)
     }
@@ -844,17 +879,42 @@ impl SteleApiServer for Handler {
                     limit,
                 )
                 .map_err(internal)?;
+            // Cut at the response budget: the cursor of a cut page is the
+            // last key it holds (the next page starts strictly after it).
+            let room = self.budget().saturating_sub(STORAGE_PAGE_OVERHEAD);
+            let mut entries = Vec::with_capacity(page.entries.len());
+            let mut bytes = 0usize;
+            let total = page.entries.len();
+            for (key, value) in page.entries {
+                let entry = StorageEntry {
+                    key: Bytes(key),
+                    value: Bytes(value),
+                };
+                bytes = bytes.saturating_add(json_len(&entry) + 1);
+                if bytes > room {
+                    break;
+                }
+                entries.push(entry);
+            }
+            let next_cursor = if entries.len() < total {
+                // At the minimum response limit a 64 KiB value fits many
+                // times over, so a page holds at least one entry.
+                match entries.last() {
+                    Some(last) => Some(last.key.clone()),
+                    None => {
+                        return Err(err(
+                            codes::RESPONSE_TOO_LARGE,
+                            "a single storage entry exceeds this node's response budget",
+                        ));
+                    }
+                }
+            } else {
+                page.next.map(Bytes)
+            };
             Ok(StoragePage {
                 height,
-                entries: page
-                    .entries
-                    .into_iter()
-                    .map(|(key, value)| StorageEntry {
-                        key: Bytes(key),
-                        value: Bytes(value),
-                    })
-                    .collect(),
-                next_cursor: page.next.map(Bytes),
+                entries,
+                next_cursor,
             })
         })();
         self.track("list_storage", result)
@@ -952,15 +1012,19 @@ impl SteleApiServer for Handler {
                 b = feed.next() => match b { Some(b) => b, None => return Ok(()) },
             };
             if let Some(index) = block.receipts.iter().position(|r| r.tx_hash == hash) {
+                let info = ReceiptInfo {
+                    receipt: block.receipts[index].clone(),
+                    block_height: block.block.header.height,
+                    block_hash: block.certificate.block_hash,
+                    index: index as u32,
+                    events_omitted: 0,
+                };
+                // Cannot fail at the minimum response limit; without a
+                // receipt the subscriber still learns the commit.
                 let item = TxStatus {
                     hash,
                     state: TxState::Committed,
-                    receipt: Some(ReceiptInfo {
-                        receipt: block.receipts[index].clone(),
-                        block_height: block.block.header.height,
-                        block_hash: block.certificate.block_hash,
-                        index: index as u32,
-                    }),
+                    receipt: self.fit_receipt(info, TX_STATUS_OVERHEAD).ok(),
                 };
                 send(&sink, &item).await;
                 return Ok(());

@@ -10,10 +10,12 @@
 mod config;
 mod errors;
 mod estimate;
+mod events;
 mod handlers;
 mod pool;
 mod rate;
 mod server;
+mod size;
 mod ws_limit;
 
 use std::sync::Arc;
