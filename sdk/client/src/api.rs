@@ -267,7 +267,8 @@ pub struct SimulationResult {
     pub height: u64,
     pub sender: Address,
     pub status: ExecStatus,
-    /// Exact: a transaction with `gas_limit = gas_used` behaves the same.
+    /// Gas this run used. As a gas limit it can be too little when the
+    /// transaction makes nested calls (63/64 rule): use `estimate_gas`.
     pub gas_used: u64,
     pub output: Bytes,
     /// `output` as text, when the run did not succeed and it is UTF-8.
