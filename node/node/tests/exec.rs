@@ -70,15 +70,18 @@ struct Chain {
 
 impl Chain {
     fn new() -> Chain {
+        Chain::with_genesis(genesis())
+    }
+
+    fn with_genesis(genesis: Genesis) -> Chain {
         let dir = tempfile::tempdir().unwrap();
-        let genesis = genesis();
         let mut state =
             State::open_with_column_families(dir.path(), StateConfig::default(), &BLOCK_STORE_CFS)
                 .unwrap();
         state.commit(0, &genesis.writes()).unwrap();
         let vm = Vm::new(VmConfig {
             epoch_ticker: false,
-            ..VmConfig::default()
+            ..genesis.vm_config().unwrap()
         })
         .unwrap();
         Chain {
@@ -809,4 +812,113 @@ fn iterating_past_keys_deleted_in_the_block_is_paid_per_key() {
         let step = r[1].gas_used - r[0].gas_used;
         assert!(step < 3_000, "step {step}");
     });
+}
+
+/// Host functions a random contract may import.
+const RANDOM_IMPORTS: &str = r#"(module
+  (import "stele" "input_len" (func (result i32)))
+  (import "stele" "input_read" (func (param i32)))
+  (import "stele" "storage_read" (func (param i32 i32 i32 i32) (result i64)))
+  (import "stele" "storage_write" (func (param i32 i32 i32 i32)))
+  (import "stele" "storage_remove" (func (param i32 i32) (result i32)))
+  (import "stele" "storage_next" (func (param i32 i32 i32 i32 i32 i32 i32 i32) (result i64)))
+  (import "stele" "emit_event" (func (param i32 i32 i32 i32)))
+  (import "stele" "set_return" (func (param i32 i32)))
+  (import "stele" "revert" (func (param i32 i32)))
+  (import "stele" "gas_left" (func (result i64)))
+  (import "stele" "keccak256" (func (param i32 i32 i32)))
+  (import "stele" "self_address" (func (param i32)))
+  (import "stele" "call" (func (param i32 i32 i32 i32 i32 i32 i64) (result i32)))
+  (import "stele" "result_read" (func (param i32))))"#;
+
+/// What every random contract exports: a memory and two methods.
+const RANDOM_EXPORTS: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "init"))
+  (func (export "run")))"#;
+
+/// A random module within the contract feature set, from `seed`.
+fn random_module(seed: &[u8]) -> Option<Vec<u8>> {
+    let config = wasm_smith::Config {
+        available_imports: Some(wat::parse_str(RANDOM_IMPORTS).unwrap()),
+        exports: Some(wat::parse_str(RANDOM_EXPORTS).unwrap()),
+        allow_start_export: false,
+        gc_enabled: false,
+        exceptions_enabled: false,
+        reference_types_enabled: false,
+        simd_enabled: false,
+        relaxed_simd_enabled: false,
+        threads_enabled: false,
+        tail_call_enabled: false,
+        memory64_enabled: false,
+        custom_page_sizes_enabled: false,
+        // Contracts have memory.copy and memory.fill but not the rest of
+        // bulk memory, and functions return at most one value.
+        bulk_memory_enabled: false,
+        multi_value_enabled: false,
+        // The exported memory is the one; no others.
+        max_memories: 0,
+        max_memory32_bytes: 16 << 20,
+        max_tables: 1,
+        max_table_elements: 4_096,
+        max_funcs: 40,
+        max_instructions: 400,
+        max_nesting_depth: 12,
+        ..wasm_smith::Config::default()
+    };
+    let mut u = arbitrary::Unstructured::new(seed);
+    wasm_smith::Module::new(config, &mut u)
+        .ok()
+        .map(|m| m.to_bytes())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    /// Whatever valid module a contract author uploads, under the latest
+    /// limits and under V1's: its deploy and its calls end in receipts
+    /// (never a node error, never a panic), and a second node gets the
+    /// same receipts.
+    #[test]
+    fn random_contracts_never_fail_the_node(
+        seed in proptest::collection::vec(proptest::prelude::any::<u8>(), 256..4096),
+        v1 in proptest::prelude::any::<bool>(),
+    ) {
+        let Some(code) = random_module(&seed) else { return Ok(()) };
+        let receipts = on_exec_stack(move || {
+            let run = |code: &[u8]| {
+                let mut g = genesis();
+                if v1 {
+                    g.params.vm_limits_version = 1;
+                }
+                let chain = Chain::with_genesis(g);
+                let mut receipts = Vec::new();
+                let deploy = Transaction {
+                    chain_id: CHAIN,
+                    nonce: 0,
+                    gas_limit: 1_000_000_000,
+                    gas_price: 1,
+                    payload: TxPayload::Deploy {
+                        code: code.to_vec(),
+                        init_args: vec![],
+                        value: 0,
+                    },
+                }
+                .sign(&key(1));
+                let r = chain.apply(vec![deploy]).expect("a deploy is never a node error");
+                let contract = Address::contract(&key(1).address(), 0);
+                receipts.extend(r);
+                let calls = (0..2)
+                    .map(|n| call_with(2, n, contract, "run", &[n as u32], 20_000_000))
+                    .collect();
+                let r = chain.apply(calls).expect("a call is never a node error");
+                receipts.extend(r);
+                receipts
+            };
+            let first = run(&code);
+            assert_eq!(run(&code), first, "another node disagrees");
+            first
+        });
+        proptest::prop_assert_eq!(receipts.len(), 3);
+    }
 }
