@@ -435,7 +435,8 @@ pub struct EventPage {
     /// block-range cap was reached). Without a cursor, pages end on whole
     /// blocks, so this is exact; with one, prefer `next`.
     pub next_height: Option<u64>,
-    /// Where to continue (pass as `cursor`); absent when the range is done.
+    /// Where to continue (pass as `cursor`); absent when the range is done,
+    /// and in pages of the form without a cursor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<EventCursor>,
 }

@@ -86,14 +86,17 @@ impl EventScan<'_> {
         Stop::End
     }
 
-    /// The page after a range ending at `last` was scanned whole.
-    fn done(&self, events: Vec<EventLog>, last: u64) -> EventPage {
+    /// The page after a range ending at `last` was scanned whole; with
+    /// `cursor` (the cursor form) it says where to go on as a cursor too.
+    /// Pages of the form without one never carry `next`, so clients that
+    /// predate it still read them.
+    fn done(&self, events: Vec<EventLog>, last: u64, cursor: bool) -> EventPage {
         let more = last < self.to;
         EventPage {
             events,
             to_height: last,
             next_height: more.then_some(last + 1),
-            next: more.then_some(EventCursor::block_start(last + 1)),
+            next: (more && cursor).then_some(EventCursor::block_start(last + 1)),
         }
     }
 
@@ -130,14 +133,14 @@ impl EventScan<'_> {
                     events,
                     to_height: height - 1,
                     next_height: Some(height),
-                    next: Some(EventCursor::block_start(height)),
+                    next: None,
                 });
             }
             if events.len() >= self.limit {
-                return Ok(self.done(events, height));
+                return Ok(self.done(events, height, false));
             }
         }
-        Ok(self.done(events, last))
+        Ok(self.done(events, last, false))
     }
 
     /// A page from `at`: exactly `limit` events or as many as the budget
@@ -176,6 +179,6 @@ impl EventScan<'_> {
                 });
             }
         }
-        Ok(self.done(events, last))
+        Ok(self.done(events, last, true))
     }
 }
