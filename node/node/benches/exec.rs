@@ -339,6 +339,7 @@ fn vm_only_us(code: &[u8], holders: &[Address]) -> f64 {
         chain_id: CHAIN,
         tx_hash: Hash::ZERO,
         debug: false,
+        event_bytes_left: u64::MAX,
     };
     let deployer = holders[0];
     let (out, mut world) = vm.execute(

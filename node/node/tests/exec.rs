@@ -734,6 +734,80 @@ fn call_with(
     .sign(&key(from))
 }
 
+/// Emits `n` events of `len` bytes of data and one topic each.
+const EVENTS_WAT: &str = r#"(module
+  (import "stele" "input_read" (func $input_read (param i32)))
+  (import "stele" "emit_event" (func $emit (param i32 i32 i32 i32)))
+  (memory (export "memory") 1)
+  ;; input: [n u32][len u32]
+  (func (export "emit") (local $i i32)
+    (call $input_read (i32.const 0))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (i32.load (i32.const 0))))
+      (call $emit (i32.const 64) (i32.const 1) (i32.const 128) (i32.load (i32.const 4)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l))))
+)"#;
+
+/// A transaction's events are capped in bytes, and so are a block's: once
+/// the block's budget is spent, a transaction that emits traps (and pays
+/// for what it ran), while one that emits nothing still succeeds.
+#[test]
+fn event_bytes_are_capped_per_transaction_and_per_block() {
+    on_exec_stack(|| {
+        let chain = Chain::new();
+        let limits = stele_vm::VmLimits::LATEST;
+        let deploy = signed(
+            1,
+            0,
+            TxPayload::Deploy {
+                code: wat::parse_str(EVENTS_WAT).unwrap(),
+                init_args: vec![],
+                value: 0,
+            },
+        );
+        let contract = chain.apply(vec![deploy]).unwrap()[0]
+            .contract_address
+            .unwrap();
+        // One topic (32 bytes) plus data: the most one transaction may emit,
+        // then one byte more.
+        let per_tx = limits.event_bytes_max;
+        let len = 16 * 1024 - 32;
+        let n = (per_tx / (len + 32)) as u32;
+        assert_eq!(u64::from(n) * (len + 32), per_tx);
+        let emit = |from: u8, nonce: u64, n: u32, len: u64| {
+            call_with(from, nonce, contract, "emit", &[n, len as u32], 50_000_000)
+        };
+        let r = chain
+            .apply(vec![emit(2, 0, n, len), emit(3, 0, n + 1, len)])
+            .unwrap();
+        assert_eq!(r[0].status, ExecStatus::Success, "{:?}", r[0]);
+        assert_eq!(r[0].events.len(), n as usize);
+        assert_eq!(r[1].status, ExecStatus::Trapped);
+        assert_eq!(
+            r[1].output,
+            b"trapped: event bytes over the transaction's or the block's limit"
+        );
+
+        // A block holds `block_event_bytes_max`: that many full
+        // transactions, then the next one that emits traps.
+        let full = (limits.block_event_bytes_max / per_tx) as u64;
+        let mut txs: Vec<_> = (0..=full).map(|i| emit(2, 1 + i, n, len)).collect();
+        txs.push(emit(3, 1, 0, 0));
+        let r = chain.apply(txs).unwrap();
+        let statuses: Vec<_> = r.iter().map(|r| r.status).collect();
+        let mut expected = vec![ExecStatus::Success; full as usize];
+        expected.extend([ExecStatus::Trapped, ExecStatus::Success]);
+        assert_eq!(statuses, expected);
+        let emitted: u64 = r
+            .iter()
+            .flat_map(|r| &r.events)
+            .map(|e| e.data.len() as u64 + 32 * e.topics.len() as u64)
+            .sum();
+        assert_eq!(emitted, limits.block_event_bytes_max);
+    });
+}
+
 /// Each step of prefix iteration pays for every key deleted earlier in the
 /// block that it walks past, so deleting many keys and iterating over them
 /// again and again (then reverting) costs gas in proportion to the walk,

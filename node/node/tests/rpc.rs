@@ -1206,10 +1206,15 @@ fn json_len(v: &impl serde::Serialize) -> usize {
 async fn answers_over_the_response_limit_are_paged_and_nothing_is_lost() {
     // The smallest limit a node accepts, so the test data stays small.
     const LIMIT: usize = 4 << 20;
-    let node = TestNode::start(RpcConfig {
-        response_bytes_max: LIMIT as u32,
-        ..RpcConfig::default()
-    })
+    // V1 limits: chains on them can hold 16 MiB of events per transaction
+    // (V2 caps a transaction at 256 KiB and a block at 4 MiB).
+    let node = TestNode::start_with_limits(
+        RpcConfig {
+            response_bytes_max: LIMIT as u32,
+            ..RpcConfig::default()
+        },
+        stele_vm::VmLimits::V1,
+    )
     .await;
     let client = Client::connect(&node.http()).await.unwrap();
     let ws = Client::connect(&node.ws()).await.unwrap();

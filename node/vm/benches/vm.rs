@@ -30,6 +30,7 @@ fn ctx() -> ExecContext {
         chain_id: 1,
         tx_hash: Hash::ZERO,
         debug: false,
+        event_bytes_left: u64::MAX,
     }
 }
 

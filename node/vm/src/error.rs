@@ -43,6 +43,8 @@ pub enum TrapKind {
     EventDataTooLarge,
     #[error("too many events")]
     TooManyEvents,
+    #[error("event bytes over the transaction's or the block's limit")]
+    EventBytes,
     #[error("return data too large")]
     ReturnDataTooLarge,
     #[error("call arguments too large")]

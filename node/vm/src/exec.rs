@@ -31,6 +31,10 @@ pub struct ExecContext {
     pub tx_hash: Hash,
     /// Record a trace of nested calls with gas per frame.
     pub debug: bool,
+    /// Most event bytes (data plus 32 per topic) this execution may emit
+    /// beyond the VM's own per-execution limit: what is left of the block's
+    /// (`VmLimits::block_event_bytes_max`), or `u64::MAX` outside blocks.
+    pub event_bytes_left: u64,
 }
 
 /// What to execute.

@@ -112,6 +112,12 @@ fn check<W: World + 'static>(c: &mut C<'_, W>, ptr: i32, len: u64) -> R<()> {
         .ok_or_else(|| trap(TrapKind::HostPointerOutOfBounds))
 }
 
+/// What an event counts against the event byte limits: its data and 32
+/// bytes per topic.
+pub(crate) fn event_bytes(e: &Event) -> u64 {
+    e.data.len() as u64 + 32 * e.topics.len() as u64
+}
+
 fn world_err<W: World + 'static, T>(
     c: &mut C<'_, W>,
     r: Result<T, crate::world::WorldError>,
@@ -382,6 +388,11 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
             }
             if c.data().events.len() >= limits.events_max as usize {
                 return Err(trap(TrapKind::TooManyEvents));
+            }
+            let emitted: u64 = c.data().events.iter().map(event_bytes).sum();
+            let allowed = limits.event_bytes_max.min(c.data().ctx.event_bytes_left);
+            if emitted + u64::from(tc) * 32 + u64::from(dl) > allowed {
+                return Err(trap(TrapKind::EventBytes));
             }
             charge(
                 &mut c,

@@ -49,6 +49,16 @@ pub struct VmLimits {
     /// compiling keeps every compiler version and architecture in
     /// agreement (from V2; `u32::MAX` in V1).
     pub br_table_targets_max: u32,
+    /// Most compile complexity of one function: the values it can keep live
+    /// (parameters, locals and its operand-stack height) times the control
+    /// flow points it has (`block`, `loop`, `if`, `else`, `br_if`,
+    /// `br_table`, plus one). Cranelift's work grows with this product,
+    /// not with code size: a few hundred KB of nested guarded blocks over
+    /// 2 000 locals took ~90 s and 4.4 GB to compile (from V2; `u64::MAX`
+    /// in V1). See [`crate::validate::ModuleInfo::complexity`].
+    pub function_complexity_max: u64,
+    /// Most compile complexity of all functions of a module together.
+    pub module_complexity_max: u64,
 
     // --- Run-time ---
     /// Deterministic stack limit per contract frame, in the instrumented
@@ -69,6 +79,13 @@ pub struct VmLimits {
     pub event_data_bytes_max: u32,
     /// Most events in one top-level execution (all frames together).
     pub events_max: u32,
+    /// Most event bytes (data plus 32 per topic) in one top-level execution,
+    /// all frames together (from V2; `u64::MAX` in V1, where 1 024 events
+    /// of 16 KiB made 16 MiB of receipts per transaction).
+    pub event_bytes_max: u64,
+    /// Most event bytes of all transactions of one block together; a
+    /// transaction gets what is left (from V2; `u64::MAX` in V1).
+    pub block_event_bytes_max: u64,
     /// Largest return data or revert payload.
     pub return_data_bytes_max: u32,
     /// Largest call argument blob (top-level or cross-contract).
@@ -109,6 +126,8 @@ impl VmLimits {
         memory_pages_max: 256,
         segments_in_bounds: false,
         br_table_targets_max: u32::MAX,
+        function_complexity_max: u64::MAX,
+        module_complexity_max: u64::MAX,
         stack_height_max: 32_768,
         call_depth_max: 16,
         frames_max: 64,
@@ -117,6 +136,8 @@ impl VmLimits {
         event_topics_max: 4,
         event_data_bytes_max: 16 << 10,
         events_max: 1_024,
+        event_bytes_max: u64::MAX,
+        block_event_bytes_max: u64::MAX,
         return_data_bytes_max: 128 << 10,
         args_bytes_max: 128 << 10,
         method_bytes_max: 64,
@@ -124,11 +145,15 @@ impl VmLimits {
 
     /// The limits of protocol version 2: V1's caps, plus the deploy-time
     /// checks that close what V1 left to instantiation or to the compiler
-    /// (segments in bounds, `br_table` size).
+    /// (segments in bounds, `br_table` size, compile complexity).
     pub const V2: VmLimits = VmLimits {
         version: 2,
         segments_in_bounds: true,
         br_table_targets_max: 16_384,
+        function_complexity_max: 4_000_000,
+        module_complexity_max: 16_000_000,
+        event_bytes_max: 256 << 10,
+        block_event_bytes_max: 4 << 20,
         ..VmLimits::V1
     };
 

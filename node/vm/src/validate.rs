@@ -100,6 +100,13 @@ pub struct ModuleInfo {
     pub initial_pages: u64,
     /// Total bytes in data segments.
     pub data_bytes: u64,
+    /// Compile complexity of the whole module: the sum over its functions
+    /// of (parameters + locals + operand-stack height) x (control flow
+    /// points + 1). Bounded by `VmLimits::function_complexity_max` per
+    /// function and `module_complexity_max` in all.
+    pub complexity: u64,
+    /// The largest compile complexity of one of its functions.
+    pub function_complexity: u64,
 }
 
 /// The Wasm feature set contracts may use: the "lime1" set (Wasm 1.0 plus
@@ -440,8 +447,20 @@ pub fn validate(code: &[u8], limits: &VmLimits) -> Result<ModuleInfo, Validation
                 }
                 let mut ops = body.get_operators_reader().map_err(ValidationError::wasm)?;
                 let mut max_height = 0u32;
+                let mut control_points: u64 = 1;
                 while !ops.eof() {
                     let (op, offset) = ops.read_with_offset().map_err(ValidationError::wasm)?;
+                    if matches!(
+                        op,
+                        Operator::Block { .. }
+                            | Operator::Loop { .. }
+                            | Operator::If { .. }
+                            | Operator::Else
+                            | Operator::BrIf { .. }
+                            | Operator::BrTable { .. }
+                    ) {
+                        control_points += 1;
+                    }
                     if let Operator::BrTable { targets } = &op {
                         // The default target counts too.
                         let count = u64::from(targets.len()) + 1;
@@ -457,6 +476,25 @@ pub fn validate(code: &[u8], limits: &VmLimits) -> Result<ModuleInfo, Validation
                     max_height = max_height.max(fv.operand_stack_height());
                 }
                 ops.finish().map_err(ValidationError::wasm)?;
+                let values = u64::from(info.function_locals.get(index).copied().unwrap_or(0))
+                    + u64::from(max_height);
+                let complexity = values.saturating_mul(control_points);
+                if complexity > limits.function_complexity_max {
+                    return Err(too_many(
+                        "function compile complexity",
+                        complexity,
+                        limits.function_complexity_max,
+                    ));
+                }
+                info.complexity = info.complexity.saturating_add(complexity);
+                info.function_complexity = info.function_complexity.max(complexity);
+                if info.complexity > limits.module_complexity_max {
+                    return Err(too_many(
+                        "module compile complexity",
+                        info.complexity,
+                        limits.module_complexity_max,
+                    ));
+                }
                 if let Some(cost) = info.function_costs.get_mut(index) {
                     *cost = cost.saturating_add(max_height);
                 }

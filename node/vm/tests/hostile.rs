@@ -293,6 +293,11 @@ fn oversized_events_and_return_data_trap() {
                 "(loop $l (call $emit_event (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)) (br $l))",
                 TrapKind::TooManyEvents,
             ),
+            // 16 events of 16 KiB are the most one transaction may emit.
+            (
+                "(loop $l (call $emit_event (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 16384)) (br $l))",
+                TrapKind::EventBytes,
+            ),
         ];
         for (body, kind) in cases {
             let wat = format!(
@@ -581,4 +586,79 @@ fn huge_br_table_is_refused_by_a_published_limit_before_compiling() {
             ..
         }
     ));
+}
+
+/// One function with `locals` i64 locals and `blocks` nested blocks, each
+/// left early by a `br_if` (two control flow points per block).
+fn guarded_blocks(locals: u32, blocks: u32) -> String {
+    let mut body = String::new();
+    for i in 0..blocks {
+        let (a, b) = (i % locals, (i * 7 + 1) % locals);
+        body.push_str(&format!(
+            "(block (br_if 0 (i64.eqz (local.get {a}))) (local.set {b} (local.get {a}))"
+        ));
+    }
+    body.push_str(&")".repeat(blocks as usize));
+    format!("(func (local {}) {body})", "i64 ".repeat(locals as usize))
+}
+
+#[test]
+fn compile_bombs_are_refused_by_their_complexity_before_compiling() {
+    let limits = VmLimits::LATEST;
+    let module = |funcs: &[String]| {
+        wasm(&format!(
+            r#"(module (memory (export "memory") 1) {} (func (export "run")))"#,
+            funcs.concat()
+        ))
+    };
+    // Like the module issue 23 measured at ~90 s and 4.4 GB of Cranelift
+    // (as many blocks as fit one function body).
+    let bomb = module(&[guarded_blocks(2_000, 17_000)]);
+    let error = deploy_error(&bomb);
+    assert!(
+        matches!(
+            error,
+            ValidationError::TooMany {
+                what: "function compile complexity",
+                max,
+                ..
+            } if max == limits.function_complexity_max
+        ),
+        "{error}"
+    );
+    // Live values x control points: (1 000 locals + 1 stack slot) x
+    // (2 x 2 000 + 1) is just over the limit.
+    assert!(matches!(
+        deploy_error(&module(&[guarded_blocks(1_000, 2_000)])),
+        ValidationError::TooMany {
+            what: "function compile complexity",
+            count: 4_005_001,
+            ..
+        }
+    ));
+    // Functions under the limit each, over it together.
+    let near = guarded_blocks(990, 1_900);
+    let many: Vec<String> = (0..5).map(|_| near.clone()).collect();
+    assert!(matches!(
+        deploy_error(&module(&many)),
+        ValidationError::TooMany {
+            what: "module compile complexity",
+            ..
+        }
+    ));
+    // Ordinary nesting deploys.
+    on_exec_stack(|| {
+        let code = module(&[guarded_blocks(50, 200)]);
+        let (out, _) = vm().execute(
+            &ctx(ALICE),
+            Action::Deploy {
+                code: &code,
+                init_args: &[],
+                nonce: 0,
+            },
+            100_000_000_000,
+            MemoryWorld::new(),
+        );
+        assert_eq!(out.expect("no node error").status, ExecStatus::Success);
+    });
 }

@@ -220,6 +220,7 @@ impl Executor {
         let mut senders = Vec::with_capacity(txs.len());
         let mut gas_used: u64 = 0;
         let mut fees: Amount = 0;
+        let mut event_bytes_left = self.vm.limits().block_event_bytes_max;
         for (index, (tx, bytes)) in txs.iter().zip(&encoded).enumerate() {
             let hash = stele_types::keccak256(bytes);
             let invalid = |reason| ExecError::InvalidTx {
@@ -229,7 +230,15 @@ impl Executor {
             };
             let sender = self.sender(tx, &hash).map_err(invalid)?;
             let (receipt, w) = self
-                .execute_tx(world, env, &tx.tx, hash, sender, bytes.len(), Mode::BLOCK)
+                .execute_tx(
+                    world,
+                    env,
+                    &tx.tx,
+                    hash,
+                    sender,
+                    bytes.len(),
+                    Mode::block(event_bytes_left),
+                )
                 .map(|(receipt, _, w)| (receipt, w))
                 .map_err(|e| match e {
                     TxFailure::Invalid(reason) => invalid(reason),
@@ -240,6 +249,12 @@ impl Executor {
                     },
                 })?;
             world = w;
+            let emitted: u64 = receipt
+                .events
+                .iter()
+                .map(|e| e.data.len() as u64 + 32 * e.topics.len() as u64)
+                .sum();
+            event_bytes_left = event_bytes_left.saturating_sub(emitted);
             gas_used += receipt.gas_used;
             fees += Amount::from(receipt.gas_used) * Amount::from(tx.tx.gas_price);
             receipts.push(receipt);
@@ -312,7 +327,11 @@ impl Executor {
         };
         let bytes = signed.to_bytes();
         let hash = stele_types::keccak256(&bytes);
-        let mode = Mode { debug, timeout_ms };
+        let mode = Mode {
+            debug,
+            timeout_ms,
+            event_bytes_left: u64::MAX,
+        };
         match self.execute_tx(world, env, tx, hash, sender, bytes.len(), mode) {
             Ok((receipt, trace, world)) => Ok((Applied { receipt, trace }, world)),
             Err(TxFailure::Invalid(r)) => Err(ApplyError::Rejected(r)),
@@ -345,6 +364,7 @@ impl Executor {
             chain_id: self.config.chain_id,
             tx_hash: Hash::ZERO,
             debug: false,
+            event_bytes_left: u64::MAX,
         };
         let action = Action::Call {
             contract,
@@ -407,6 +427,7 @@ impl Executor {
             chain_id: self.config.chain_id,
             tx_hash: hash,
             debug,
+            event_bytes_left: mode.event_bytes_left,
         };
         let vm_gas = tx.gas_limit - intrinsic;
         let (status, vm_gas_used, output, events, contract_address, trace) = match &tx.payload {
@@ -504,13 +525,19 @@ pub enum ApplyError {
 struct Mode {
     debug: bool,
     timeout_ms: Option<u64>,
+    /// What is left of the block's event bytes.
+    event_bytes_left: u64,
 }
 
 impl Mode {
-    const BLOCK: Mode = Mode {
-        debug: false,
-        timeout_ms: None,
-    };
+    /// In a block whose earlier transactions left `event_bytes_left`.
+    fn block(event_bytes_left: u64) -> Mode {
+        Mode {
+            debug: false,
+            timeout_ms: None,
+            event_bytes_left,
+        }
+    }
 }
 
 enum TxFailure {

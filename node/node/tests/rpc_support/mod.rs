@@ -165,6 +165,12 @@ pub struct TestNode {
 
 impl TestNode {
     pub async fn start(config: RpcConfig) -> TestNode {
+        TestNode::start_with_limits(config, stele_vm::VmLimits::LATEST).await
+    }
+
+    /// A node whose VM runs `limits` (older chains' limits allow receipts
+    /// that newer ones refuse).
+    pub async fn start_with_limits(config: RpcConfig, limits: stele_vm::VmLimits) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         let genesis = genesis();
         let mut state =
@@ -172,7 +178,11 @@ impl TestNode {
                 .unwrap();
         state.commit(0, &genesis.writes()).unwrap();
         let state: SharedState = Arc::new(RwLock::new(state));
-        let vm = Vm::new(VmConfig::default()).unwrap();
+        let vm = Vm::new(VmConfig {
+            limits,
+            ..VmConfig::default()
+        })
+        .unwrap();
         let executor = Arc::new(Executor::new(vm, genesis.executor_config()));
         let pool = Arc::new(Pool {
             mempool: Mutex::new(Mempool::new(MempoolConfig::new(CHAIN))),

@@ -30,6 +30,7 @@ pub fn ctx(caller: Address) -> ExecContext {
         chain_id: 42,
         tx_hash: Hash([0x77; 32]),
         debug: false,
+        event_bytes_left: u64::MAX,
     }
 }
 

@@ -1,0 +1,210 @@
+//! The worst modules we can write for each resource, printed as JSON lines
+//! (not a timed test; CI only builds it). Run:
+//! `cargo bench -p stele-vm --bench adversarial [-- CASE...]`.
+//!
+//! Compile cases: each runs in a child process of this binary (so its peak
+//! memory is its own) and reports validate + instrument + compile time and
+//! the child's peak resident memory under V1 limits (no complexity limit),
+//! and whether the latest limits refuse it. The target: any module the
+//! latest limits accept compiles in at most 1 s and 256 MiB on the 2-core
+//! reference machine.
+//!
+//! - `bomb_LOCALS_x_BLOCKS`: one function with LOCALS i64 locals and BLOCKS
+//!   nested blocks, each left early by a `br_if` on a local and setting
+//!   another local, so every local is live across every block edge (the
+//!   module issue 23 measured at ~90 s and 4.4 GB is about
+//!   `bomb_2000_x_14000`, as many blocks as fit one 256 KiB body).
+//! - `wide_LOCALS_x_BLOCKS`: the same blocks in sequence instead of nested.
+//! - `br_table_N`: one `br_table` with N targets.
+//! - `functions_N`: N small functions (the per-function cost).
+
+use std::fmt::Write as _;
+use std::process::Command;
+use std::time::Instant;
+
+use stele_vm::{MemoryWorld, Vm, VmConfig};
+
+/// One function with `locals` i64 locals and `blocks` guarded blocks, nested
+/// or in sequence.
+fn guarded_blocks(locals: u32, blocks: u32, nested: bool) -> String {
+    let mut body = String::new();
+    for i in 0..blocks {
+        let a = i % locals;
+        let b = (i * 7 + 1) % locals;
+        let _ = write!(
+            body,
+            "(block (br_if 0 (i64.eqz (local.get {a}))) (local.set {b} (i64.add (local.get {b}) (local.get {a})))"
+        );
+        if !nested {
+            body.push(')');
+        }
+    }
+    if nested {
+        body.push_str(&")".repeat(blocks as usize));
+    }
+    // Every local is read at the end, so all of them stay live throughout.
+    let mut sum = String::from("(local.get 0)");
+    for l in 1..locals {
+        sum = format!("(i64.add {sum} (local.get {l}))");
+    }
+    format!(
+        r#"(module (memory (export "memory") 1)
+  (func (export "run") (local {locals_decl})
+    {body}
+    (i64.store (i32.const 0) {sum})))"#,
+        locals_decl = "i64 ".repeat(locals as usize),
+    )
+}
+
+fn br_table(targets: u32) -> String {
+    let labels = "0 ".repeat(targets as usize);
+    format!(
+        r#"(module (memory (export "memory") 1)
+  (func (export "run") (block (br_table {labels} (i32.const 0)))))"#
+    )
+}
+
+fn functions(n: u32) -> String {
+    let mut m = String::from(r#"(module (memory (export "memory") 1)"#);
+    for i in 0..n {
+        let _ = write!(
+            m,
+            "(func (param i32) (result i32) (i32.add (local.get 0) (i32.const {i})))"
+        );
+    }
+    m.push(')');
+    m
+}
+
+/// The module of a compile case, by name.
+fn compile_case(name: &str) -> Option<Vec<u8>> {
+    let nums: Vec<u32> = name
+        .split(['_', 'x'])
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let wat = match (name.split('_').next()?, nums.as_slice()) {
+        ("bomb", [l, b]) => guarded_blocks(*l, *b, true),
+        ("wide", [l, b]) => guarded_blocks(*l, *b, false),
+        ("brtable", [n]) => br_table(*n),
+        ("functions", [n]) => functions(*n),
+        _ => return None,
+    };
+    wat::parse_str(&wat).ok()
+}
+
+const COMPILE_CASES: &[&str] = &[
+    "bomb_100_x_1000",
+    "bomb_500_x_2000",
+    "bomb_2000_x_2000",
+    "bomb_1000_x_2000",
+    "bomb_2000_x_5000",
+    "bomb_2000_x_14000",
+    "wide_2000_x_14000",
+    "brtable_16384",
+    "functions_10000",
+];
+
+/// Peak resident memory of this process, in KiB (Linux `VmHWM`).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Child mode: compile one case and print its JSON line.
+fn compile_child(name: &str) {
+    let Some(code) = compile_case(name) else {
+        println!(r#"{{"case":"{name}","error":"unknown case"}}"#);
+        return;
+    };
+    let latest = match stele_vm::validate(&code, &stele_vm::VmLimits::LATEST) {
+        Ok(_) => "accepted".to_string(),
+        Err(e) => format!("refused: {e}").replace('"', "'"),
+    };
+    let vm: Vm<MemoryWorld> = match Vm::new(VmConfig {
+        epoch_ticker: false,
+        limits: stele_vm::VmLimits::V1,
+        ..VmConfig::default()
+    }) {
+        Ok(vm) => vm,
+        Err(e) => {
+            println!(r#"{{"case":"{name}","error":"{e}"}}"#);
+            return;
+        }
+    };
+    let base = peak_rss_kib().unwrap_or(0);
+    let started = Instant::now();
+    let result = vm.prepare(&code);
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    let peak = peak_rss_kib().unwrap_or(0);
+    let outcome = match result {
+        Ok(()) => "compiled".to_string(),
+        Err(e) => format!("refused: {e}").replace('"', "'"),
+    };
+    println!(
+        r#"{{"bench":"compile","case":"{name}","code_bytes":{},"latest_limits":"{latest}","outcome":"{outcome}","ms":{ms:.1},"peak_rss_mib":{},"rss_before_mib":{}}}"#,
+        code.len(),
+        peak / 1024,
+        base / 1024
+    );
+}
+
+/// The compile complexity of real contracts (`.wasm` files in `dir`), to
+/// set the limits against.
+fn contracts(dir: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        eprintln!("cannot read {dir}");
+        return;
+    };
+    let mut paths: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let Ok(code) = std::fs::read(&path) else {
+            continue;
+        };
+        let name = path.file_stem().map(|s| s.to_string_lossy().to_string());
+        match stele_vm::validate(&code, &stele_vm::VmLimits::V1) {
+            Ok(info) => println!(
+                r#"{{"bench":"contract","case":"{}","code_bytes":{},"functions":{},"complexity":{},"function_complexity_max":{}}}"#,
+                name.unwrap_or_default(),
+                code.len(),
+                info.function_costs.len(),
+                info.complexity,
+                info.function_complexity
+            ),
+            Err(e) => eprintln!("{}: {e}", path.display()),
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Ok(dir) = std::env::var("STELE_CONTRACTS_DIR") {
+        contracts(&dir);
+    }
+    if let [flag, name] = args.as_slice()
+        && flag == "--compile-child"
+    {
+        compile_child(name);
+        return;
+    }
+    // `cargo bench` passes `--bench`; anything else names cases to run.
+    let wanted: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let Ok(me) = std::env::current_exe() else {
+        eprintln!("cannot find this benchmark's executable");
+        return;
+    };
+    for case in COMPILE_CASES {
+        if !wanted.is_empty() && !wanted.iter().any(|w| case.contains(w.as_str())) {
+            continue;
+        }
+        match Command::new(&me).args(["--compile-child", case]).output() {
+            Ok(out) => print!("{}", String::from_utf8_lossy(&out.stdout)),
+            Err(e) => eprintln!("{case}: {e}"),
+        }
+    }
+}
