@@ -13,10 +13,13 @@
 //!   nested blocks, each left early by a `br_if` on a local and setting
 //!   another local, so every local is live across every block edge (the
 //!   module issue 23 measured at ~90 s and 4.4 GB is about
-//!   `bomb_2000_x_14000`, as many blocks as fit one 256 KiB body).
+//!   `bomb_2000_x_12000`, as many blocks as fit one 256 KiB body).
 //! - `wide_LOCALS_x_BLOCKS`: the same blocks in sequence instead of nested.
 //! - `br_table_N`: one `br_table` with N targets.
 //! - `functions_N`: N small functions (the per-function cost).
+//! - `calls_LOCALS_x_CALLS`: LOCALS i64 locals all live across CALLS calls.
+//! - `straight_F_x_K`: F functions of K KiB of straight-line code each
+//!   (the per-byte cost; `straight_4_x_250` is about the largest module).
 
 use std::fmt::Write as _;
 use std::process::Command;
@@ -56,6 +59,50 @@ fn guarded_blocks(locals: u32, blocks: u32, nested: bool) -> String {
     )
 }
 
+/// `funcs` functions of about `kib` KiB each of straight-line arithmetic
+/// over 16 locals (no control flow at all).
+fn straight(funcs: u32, kib: u32) -> String {
+    let mut m = String::from(r#"(module (memory (export "memory") 1)"#);
+    // Each statement is 7 bytes: local.get, local.get, i64.add, local.set.
+    let statements = kib * 1024 / 7;
+    for _ in 0..funcs {
+        m.push_str("(func (local i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64)");
+        for i in 0..statements {
+            let _ = write!(
+                m,
+                "(local.set {} (i64.add (local.get {}) (local.get {})))",
+                i % 16,
+                (i + 3) % 16,
+                (i + 7) % 16
+            );
+        }
+        m.push(')');
+    }
+    m.push(')');
+    m
+}
+
+/// One function with `locals` i64 locals, all live, across `calls` calls.
+fn calls(locals: u32, calls: u32) -> String {
+    let mut body = String::new();
+    for i in 0..calls {
+        let a = i % locals;
+        let _ = write!(body, "(local.set {a} (call $f (local.get {a})))");
+    }
+    let mut sum = String::from("(local.get 0)");
+    for l in 1..locals {
+        sum = format!("(i64.add {sum} (local.get {l}))");
+    }
+    format!(
+        r#"(module (memory (export "memory") 1)
+  (func $f (param i64) (result i64) (local.get 0))
+  (func (export "run") (local {locals_decl})
+    {body}
+    (i64.store (i32.const 0) {sum})))"#,
+        locals_decl = "i64 ".repeat(locals as usize),
+    )
+}
+
 fn br_table(targets: u32) -> String {
     let labels = "0 ".repeat(targets as usize);
     format!(
@@ -87,6 +134,8 @@ fn compile_case(name: &str) -> Option<Vec<u8>> {
         ("wide", [l, b]) => guarded_blocks(*l, *b, false),
         ("brtable", [n]) => br_table(*n),
         ("functions", [n]) => functions(*n),
+        ("straight", [f, k]) => straight(*f, *k),
+        ("calls", [l, n]) => calls(*l, *n),
         _ => return None,
     };
     wat::parse_str(&wat).ok()
@@ -94,14 +143,20 @@ fn compile_case(name: &str) -> Option<Vec<u8>> {
 
 const COMPILE_CASES: &[&str] = &[
     "bomb_100_x_1000",
+    "bomb_500_x_1995",
     "bomb_500_x_2000",
     "bomb_2000_x_2000",
     "bomb_1000_x_2000",
     "bomb_2000_x_5000",
-    "bomb_2000_x_14000",
-    "wide_2000_x_14000",
+    "bomb_2000_x_12000",
+    "wide_2000_x_12000",
     "brtable_16384",
     "functions_10000",
+    "straight_1_x_250",
+    "straight_4_x_250",
+    "calls_2000_x_2000",
+    "calls_2000_x_7900",
+    "calls_2000_x_20000",
 ];
 
 /// Peak resident memory of this process, in KiB (Linux `VmHWM`).
@@ -202,7 +257,11 @@ fn main() {
         if !wanted.is_empty() && !wanted.iter().any(|w| case.contains(w.as_str())) {
             continue;
         }
-        match Command::new(&me).args(["--compile-child", case]).output() {
+        let child = Command::new(&me)
+            .args(["--compile-child", case])
+            .env_remove("STELE_CONTRACTS_DIR")
+            .output();
+        match child {
             Ok(out) => print!("{}", String::from_utf8_lossy(&out.stdout)),
             Err(e) => eprintln!("{case}: {e}"),
         }

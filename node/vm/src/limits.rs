@@ -49,13 +49,14 @@ pub struct VmLimits {
     /// compiling keeps every compiler version and architecture in
     /// agreement (from V2; `u32::MAX` in V1).
     pub br_table_targets_max: u32,
-    /// Most compile complexity of one function: the values it can keep live
-    /// (parameters, locals and its operand-stack height) times the control
-    /// flow points it has (`block`, `loop`, `if`, `else`, `br_if`,
-    /// `br_table`, plus one). Cranelift's work grows with this product,
-    /// not with code size: a few hundred KB of nested guarded blocks over
-    /// 2 000 locals took ~90 s and 4.4 GB to compile (from V2; `u64::MAX`
-    /// in V1). See [`crate::validate::ModuleInfo::complexity`].
+    /// Most compile complexity of one function
+    /// ([`crate::validate::compile_complexity`]): the values it can keep
+    /// live (parameters, locals and its operand-stack height) times its
+    /// control flow points (`block`, `loop`, `if`, `else`, `br_if`,
+    /// `br_table`, plus one; a call counts for 1/8), plus 256. Cranelift's
+    /// work grows with this product, not with code size: 2 000 locals over
+    /// 12 000 nested guarded blocks took 24 s and 2 GB to compile (from
+    /// V2; `u64::MAX` in V1).
     pub function_complexity_max: u64,
     /// Most compile complexity of all functions of a module together.
     pub module_complexity_max: u64,
@@ -150,8 +151,11 @@ impl VmLimits {
         version: 2,
         segments_in_bounds: true,
         br_table_targets_max: 16_384,
-        function_complexity_max: 4_000_000,
-        module_complexity_max: 16_000_000,
+        // ~0.45 s and ~80 MiB of Cranelift for one function, ~0.9 s for a
+        // module, on the reference machine (docs/benchmarks.md); the
+        // example contracts are near 15 000 in all.
+        function_complexity_max: 2_000_000,
+        module_complexity_max: 4_000_000,
         event_bytes_max: 256 << 10,
         block_event_bytes_max: 4 << 20,
         ..VmLimits::V1

@@ -101,9 +101,9 @@ pub struct ModuleInfo {
     /// Total bytes in data segments.
     pub data_bytes: u64,
     /// Compile complexity of the whole module: the sum over its functions
-    /// of (parameters + locals + operand-stack height) x (control flow
-    /// points + 1). Bounded by `VmLimits::function_complexity_max` per
-    /// function and `module_complexity_max` in all.
+    /// of [`compile_complexity`]. Bounded by
+    /// `VmLimits::function_complexity_max` per function and
+    /// `module_complexity_max` in all.
     pub complexity: u64,
     /// The largest compile complexity of one of its functions.
     pub function_complexity: u64,
@@ -140,6 +140,30 @@ fn to_ty(v: &ValType) -> Option<Ty> {
         ValType::I64 => Some(Ty::I64),
         _ => None,
     }
+}
+
+/// Compile complexity every function adds whatever its body (Cranelift's
+/// fixed cost per function: 10 000 tiny functions take ~0.6 s).
+pub const FUNCTION_BASE_COMPLEXITY: u64 = 256;
+
+/// Control flow points one call counts for: values live across a call are
+/// spilled and reloaded, about an eighth of the work a branch point costs
+/// the compiler (docs/benchmarks.md, adversarial benchmark).
+pub const CALLS_PER_CONTROL_POINT: u64 = 8;
+
+/// A function's compile complexity: the values it can keep live times its
+/// control flow points (a call counting for 1/8), plus a fixed part.
+/// Cranelift's time and memory grow with this, not with code size (the
+/// adversarial benchmark measured ~0.2 µs per unit on the reference
+/// machine, and straight-line code is cheap at any size).
+pub fn compile_complexity(values: u64, control_points: u64, calls: u64) -> u64 {
+    let points = control_points
+        .saturating_mul(CALLS_PER_CONTROL_POINT)
+        .saturating_add(calls);
+    values
+        .saturating_mul(points)
+        .div_ceil(CALLS_PER_CONTROL_POINT)
+        .saturating_add(FUNCTION_BASE_COMPLEXITY)
 }
 
 /// An active segment to check against the initial size of its memory or
@@ -448,18 +472,18 @@ pub fn validate(code: &[u8], limits: &VmLimits) -> Result<ModuleInfo, Validation
                 let mut ops = body.get_operators_reader().map_err(ValidationError::wasm)?;
                 let mut max_height = 0u32;
                 let mut control_points: u64 = 1;
+                let mut calls: u64 = 0;
                 while !ops.eof() {
                     let (op, offset) = ops.read_with_offset().map_err(ValidationError::wasm)?;
-                    if matches!(
-                        op,
+                    match op {
                         Operator::Block { .. }
-                            | Operator::Loop { .. }
-                            | Operator::If { .. }
-                            | Operator::Else
-                            | Operator::BrIf { .. }
-                            | Operator::BrTable { .. }
-                    ) {
-                        control_points += 1;
+                        | Operator::Loop { .. }
+                        | Operator::If { .. }
+                        | Operator::Else
+                        | Operator::BrIf { .. }
+                        | Operator::BrTable { .. } => control_points += 1,
+                        Operator::Call { .. } | Operator::CallIndirect { .. } => calls += 1,
+                        _ => {}
                     }
                     if let Operator::BrTable { targets } = &op {
                         // The default target counts too.
@@ -478,7 +502,7 @@ pub fn validate(code: &[u8], limits: &VmLimits) -> Result<ModuleInfo, Validation
                 ops.finish().map_err(ValidationError::wasm)?;
                 let values = u64::from(info.function_locals.get(index).copied().unwrap_or(0))
                     + u64::from(max_height);
-                let complexity = values.saturating_mul(control_points);
+                let complexity = compile_complexity(values, control_points, calls);
                 if complexity > limits.function_complexity_max {
                     return Err(too_many(
                         "function compile complexity",

@@ -626,23 +626,52 @@ fn compile_bombs_are_refused_by_their_complexity_before_compiling() {
         ),
         "{error}"
     );
-    // Live values x control points: (1 000 locals + 1 stack slot) x
-    // (2 x 2 000 + 1) is just over the limit.
+    // Live values x control points + 256: (500 locals + 1 stack slot) x
+    // (2 x 2 000 + 1) + 256 is just over the limit, 5 blocks fewer under.
     assert!(matches!(
-        deploy_error(&module(&[guarded_blocks(1_000, 2_000)])),
+        deploy_error(&module(&[guarded_blocks(500, 2_000)])),
         ValidationError::TooMany {
             what: "function compile complexity",
-            count: 4_005_001,
+            count: 2_004_757,
             ..
         }
     ));
+    let under = wasm(&format!(
+        r#"(module (memory (export "memory") 1) {})"#,
+        guarded_blocks(500, 1_995)
+    ));
+    let info = stele_vm::validate(&under, &limits).expect("under the limit");
+    assert_eq!(info.function_complexity, 501 * 3_991 + 256);
     // Functions under the limit each, over it together.
-    let near = guarded_blocks(990, 1_900);
-    let many: Vec<String> = (0..5).map(|_| near.clone()).collect();
+    let near = guarded_blocks(400, 1_900);
+    let many: Vec<String> = (0..3).map(|_| near.clone()).collect();
     assert!(matches!(
         deploy_error(&module(&many)),
         ValidationError::TooMany {
             what: "module compile complexity",
+            ..
+        }
+    ));
+    // Values live across calls count too, at an eighth of a branch: 2 000
+    // locals across 20 000 calls is about 5 M.
+    let mut calls = String::new();
+    for i in 0..20_000 {
+        calls.push_str(&format!(
+            "(local.set {} (call $f (local.get {})))",
+            i % 2_000,
+            i % 2_000
+        ));
+    }
+    let across_calls = wasm(&format!(
+        r#"(module (memory (export "memory") 1)
+           (func $f (param i64) (result i64) (local.get 0))
+           (func (local {}) {calls}))"#,
+        "i64 ".repeat(2_000)
+    ));
+    assert!(matches!(
+        deploy_error(&across_calls),
+        ValidationError::TooMany {
+            what: "function compile complexity",
             ..
         }
     ));
