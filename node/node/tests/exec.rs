@@ -791,7 +791,7 @@ fn event_bytes_are_capped_per_transaction_and_per_block() {
 
         // A block holds `block_event_bytes_max`: that many full
         // transactions, then the next one that emits traps.
-        let full = (limits.block_event_bytes_max / per_tx) as u64;
+        let full = limits.block_event_bytes_max / per_tx;
         let mut txs: Vec<_> = (0..=full).map(|i| emit(2, 1 + i, n, len)).collect();
         txs.push(emit(3, 1, 0, 0));
         let r = chain.apply(txs).unwrap();
