@@ -17,6 +17,14 @@
 //! - `wide_LOCALS_x_BLOCKS`: the same blocks in sequence instead of nested.
 //! - `br_table_N`: one `br_table` with N targets.
 //! - `functions_N`: N small functions (the per-function cost).
+//!
+//! Execution cases (`exec`): fresh executions on the block engine, each
+//! reporting ns per gas; the target is within 10x of a token transfer's.
+//!
+//! - `touch_pages`: grow memory to its cap and write one byte per 4 KiB.
+//! - `touch_initial`: 256 initial pages, one byte written per 4 KiB.
+//! - `touch_frames`: the same in every frame the transaction may open
+//!   (a re-entrant contract calling itself 63 times).
 //! - `calls_LOCALS_x_CALLS`: LOCALS i64 locals all live across CALLS calls.
 //! - `straight_F_x_K`: F functions of K KiB of straight-line code each
 //!   (the per-byte cost; `straight_4_x_250` is about the largest module).
@@ -236,6 +244,127 @@ fn contracts(dir: &str) {
     }
 }
 
+const ALICE: stele_types::Address = stele_types::Address([0xa1; 20]);
+
+fn ctx() -> stele_vm::ExecContext {
+    stele_vm::ExecContext {
+        origin: ALICE,
+        caller: ALICE,
+        value: 0,
+        block_height: 1,
+        block_timestamp_ms: 0,
+        chain_id: 1,
+        tx_hash: stele_types::Hash::ZERO,
+        debug: false,
+        event_bytes_left: u64::MAX,
+    }
+}
+
+/// Grows memory one page at a time until refused (at most `pages_max`),
+/// writing one byte per 4 KiB of each new page; then, in `touch_frames`,
+/// calls itself again until the transaction's frames run out.
+const TOUCH: &str = r#"(module
+  (import "stele" "self_address" (func $self (param i32)))
+  (import "stele" "call" (func $call (param i32 i32 i32 i32 i32 i32 i64) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "touch_frames")
+  (func $touch (local $p i32) (local $a i32)
+    (block $done (loop $grow
+      (br_if $done (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
+      (local.set $a (i32.mul (i32.sub (memory.size) (i32.const 1)) (i32.const 65536)))
+      (local.set $p (i32.const 0))
+      (loop $page
+        (i32.store8 (i32.add (local.get $a) (local.get $p)) (i32.const 1))
+        (local.set $p (i32.add (local.get $p) (i32.const 4096)))
+        (br_if $page (i32.lt_u (local.get $p) (i32.const 65536))))
+      (br $grow))))
+  (func (export "touch_pages") (call $touch))
+  (func (export "touch_frames")
+    (call $touch)
+    (call $self (i32.const 0))
+    (drop (call $call (i32.const 0) (i32.const 100) (i32.const 12) (i32.const 0) (i32.const 0)
+                      (i32.const 200) (i64.const 0))))
+  (@custom "stele_reentrant" "")
+)"#;
+
+/// 256 initial pages (16 MiB), one byte written per 4 KiB.
+const TOUCH_INITIAL: &str = r#"(module
+  (memory (export "memory") 256)
+  (func (export "run") (local $p i32)
+    (loop $l
+      (i32.store8 (local.get $p) (i32.const 1))
+      (local.set $p (i32.add (local.get $p) (i32.const 4096)))
+      (br_if $l (i32.lt_u (local.get $p) (i32.const 16777216))))))"#;
+
+/// Runs `method` of `wat` `runs` times on fresh executions; prints gas, ns
+/// and ns per gas.
+fn exec_case(name: &str, wat: &str, method: &str, runs: u32) {
+    let vm: Vm<MemoryWorld> = match Vm::new(VmConfig {
+        epoch_ticker: false,
+        ..VmConfig::default()
+    }) {
+        Ok(vm) => vm,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return;
+        }
+    };
+    let Ok(code) = wat::parse_str(wat) else {
+        eprintln!("{name}: bad fixture");
+        return;
+    };
+    let deploy = stele_vm::Action::Deploy {
+        code: &code,
+        init_args: &[],
+        nonce: 0,
+    };
+    let (out, world) = vm.execute(&ctx(), deploy, 10_000_000_000, MemoryWorld::new());
+    let Some(contract) = out.ok().and_then(|o| o.contract_address) else {
+        eprintln!("{name}: deploy failed");
+        return;
+    };
+    let call = stele_vm::Action::Call {
+        contract,
+        method,
+        args: &[],
+    };
+    let mut gas = 0;
+    let mut status = String::new();
+    let started = Instant::now();
+    for _ in 0..runs {
+        let (out, _) = vm.execute(&ctx(), call, 2_000_000_000, world.clone());
+        match out {
+            Ok(o) => {
+                gas = o.gas_used;
+                status = format!("{:?}", o.status);
+            }
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                return;
+            }
+        }
+    }
+    let ns = started.elapsed().as_nanos() as f64 / f64::from(runs);
+    println!(
+        r#"{{"bench":"exec","case":"{name}","status":"{status}","gas":{gas},"ns":{ns:.0},"ns_per_gas":{:.2},"peak_rss_mib":{}}}"#,
+        ns / gas.max(1) as f64,
+        peak_rss_kib().unwrap_or(0) / 1024
+    );
+}
+
+fn exec_cases(wanted: &[&String]) {
+    let run = |name: &str| wanted.is_empty() || wanted.iter().any(|w| name.contains(w.as_str()));
+    if run("touch_pages") {
+        exec_case("touch_pages", TOUCH, "touch_pages", 20);
+    }
+    if run("touch_initial") {
+        exec_case("touch_initial", TOUCH_INITIAL, "run", 20);
+    }
+    if run("touch_frames") {
+        exec_case("touch_frames", TOUCH, "touch_frames", 3);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Ok(dir) = std::env::var("STELE_CONTRACTS_DIR") {
@@ -253,6 +382,7 @@ fn main() {
         eprintln!("cannot find this benchmark's executable");
         return;
     };
+    exec_cases(&wanted);
     for case in COMPILE_CASES {
         if !wanted.is_empty() && !wanted.iter().any(|w| case.contains(w.as_str())) {
             continue;

@@ -87,6 +87,8 @@ pub enum FailKind {
     InvalidMethodName,
     #[error("query timed out")]
     Timeout,
+    #[error("memory limit of the transaction reached")]
+    MemoryLimit,
 }
 
 /// The deterministic reason a frame did not succeed.

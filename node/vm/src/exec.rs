@@ -3,15 +3,12 @@
 use std::sync::Arc;
 
 use stele_types::{Address, Amount, Event, ExecStatus, Hash, keccak256};
-use wasmtime::{
-    AsContextMut, Global, Memory, Store, StoreContextMut, StoreLimits, StoreLimitsBuilder, Trap,
-    Val,
-};
+use wasmtime::{AsContextMut, Global, Memory, ResourceLimiter, Store, StoreContextMut, Trap, Val};
 
 use crate::abi;
 use crate::error::{FailKind, Failure, TrapKind, VmError};
 use crate::gas::Metering;
-use crate::vm::{EPOCH_TICK_MS, LoadError, Shared, Vm};
+use crate::vm::{EPOCH_TICK_MS, LoadError, RESIDENT_PAGES, Shared, Vm};
 use crate::world::World;
 
 /// The block and transaction a call runs in.
@@ -116,7 +113,83 @@ pub struct HostState<W: World + 'static> {
     /// Frames instantiated so far in this execution.
     instantiated: u32,
     trace: Vec<CallTrace>,
-    store_limits: StoreLimits,
+    limiter: ExecLimiter,
+}
+
+/// wasmtime's resource limiter for one execution: each memory and table
+/// within its cap, and the memory of all frames together within
+/// `VmLimits::execution_memory_pages_max`.
+#[derive(Debug)]
+pub(crate) struct ExecLimiter {
+    memory_bytes_max: usize,
+    execution_memory_bytes_max: u64,
+    /// Bytes of linear memory the execution's instances hold.
+    memory_bytes: u64,
+    table_elements_max: usize,
+    instances_max: usize,
+}
+
+impl ExecLimiter {
+    fn new(limits: &crate::limits::VmLimits) -> Self {
+        ExecLimiter {
+            memory_bytes_max: limits.memory_bytes_max(),
+            execution_memory_bytes_max: limits
+                .execution_memory_pages_max
+                .saturating_mul(PAGE_BYTES),
+            memory_bytes: 0,
+            table_elements_max: limits.table_elements_max as usize,
+            instances_max: limits.frames_max as usize,
+        }
+    }
+
+    /// Whether `pages` more pages fit the execution's memory.
+    fn fits(&self, pages: u64) -> bool {
+        self.memory_bytes
+            .saturating_add(pages.saturating_mul(PAGE_BYTES))
+            <= self.execution_memory_bytes_max
+    }
+}
+
+/// Bytes in a page of linear memory.
+const PAGE_BYTES: u64 = 65_536;
+
+impl ResourceLimiter for ExecLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let more = desired.saturating_sub(current) as u64;
+        if desired > self.memory_bytes_max
+            || self.memory_bytes.saturating_add(more) > self.execution_memory_bytes_max
+        {
+            return Ok(false);
+        }
+        self.memory_bytes += more;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= self.table_elements_max)
+    }
+
+    fn instances(&self) -> usize {
+        self.instances_max
+    }
+
+    fn tables(&self) -> usize {
+        self.instances_max
+    }
+
+    fn memories(&self) -> usize {
+        self.instances_max
+    }
 }
 
 impl<W: World + 'static> std::fmt::Debug for HostState<W> {
@@ -234,14 +307,10 @@ impl<W: World + 'static> Vm<W> {
             fuel: 0,
             instantiated: 0,
             trace: Vec::new(),
-            store_limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes_max())
-                .table_elements(limits.table_elements_max as usize)
-                .instances(limits.frames_max as usize)
-                .build(),
+            limiter: ExecLimiter::new(limits),
         };
         let mut store = Store::new(&shared.engine, state);
-        store.limiter(|s| &mut s.store_limits);
+        store.limiter(|s| &mut s.limiter);
         if let Some(ticks) = epoch_ticks {
             store.epoch_deadline_trap();
             store.set_epoch_deadline(ticks);
@@ -553,12 +622,19 @@ fn frame_body<W: World + 'static>(
     if state.instantiated >= limits.frames_max {
         return fail(FailKind::TooManyFrames);
     }
+    // Checked here, with the limiter's own arithmetic, so that wasmtime's
+    // check while instantiating can never fail.
+    if !state.limiter.fits(info.initial_pages) {
+        return fail(FailKind::MemoryLimit);
+    }
     state.instantiated += 1;
 
     let gas = &shared.gas;
+    let fresh_pages = info.initial_pages.saturating_sub(RESIDENT_PAGES);
     let instantiate_cost = gas.fuel(
         gas.instantiate_base
             .saturating_add(gas.instantiate_page.saturating_mul(info.initial_pages))
+            .saturating_add(gas.memory_page.saturating_mul(fresh_pages))
             .saturating_add(gas.instantiate_data_byte.saturating_mul(info.data_bytes)),
     );
     if instantiate_cost > call.gas_budget {

@@ -62,6 +62,12 @@ pub struct VmLimits {
     pub module_complexity_max: u64,
 
     // --- Run-time ---
+    /// Most 64 KiB pages of linear memory all frames of one execution hold
+    /// together (every instance lives until the execution ends); an
+    /// instantiation that would pass it fails (`memory limit of the
+    /// transaction reached`) and `memory.grow` past it returns -1 (from V2;
+    /// `u64::MAX` in V1, where 64 frames of 16 MiB held 1 GiB).
+    pub execution_memory_pages_max: u64,
     /// Deterministic stack limit per contract frame, in the instrumented
     /// stack-height units (value slots; see `instrument`).
     pub stack_height_max: u32,
@@ -132,6 +138,7 @@ impl VmLimits {
         stack_height_max: 32_768,
         call_depth_max: 16,
         frames_max: 64,
+        execution_memory_pages_max: u64::MAX,
         storage_key_bytes_max: 256,
         storage_value_bytes_max: 64 << 10,
         event_topics_max: 4,
@@ -157,6 +164,7 @@ impl VmLimits {
         function_complexity_max: 2_000_000,
         module_complexity_max: 4_000_000,
         event_bytes_max: 256 << 10,
+        execution_memory_pages_max: 2_048,
         block_event_bytes_max: 4 << 20,
         ..VmLimits::V1
     };

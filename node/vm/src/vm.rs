@@ -37,6 +37,13 @@ pub const EXEC_THREAD_STACK_BYTES: usize = 32 << 20;
 /// Bytes of a freed linear-memory slot kept resident (zeroed in place).
 pub const MEMORY_KEEP_RESIDENT_BYTES: usize = 1 << 20;
 
+/// Initial pages of an instance that `GasSchedule::memory_page` does not
+/// charge for: the pool keeps them resident, so touching them costs no page
+/// faults, only zeroing at reuse, which `instantiate_page` pays.
+pub const RESIDENT_PAGES: u64 = 16;
+
+const _: () = assert!(RESIDENT_PAGES * 65_536 <= MEMORY_KEEP_RESIDENT_BYTES as u64);
+
 /// Bytes of a freed table slot kept resident.
 pub const TABLE_KEEP_RESIDENT_BYTES: usize = 64 << 10;
 

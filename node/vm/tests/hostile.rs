@@ -76,7 +76,7 @@ fn memory_grow_past_the_cap_fails_the_same_way_every_time() {
             (import "stele" "set_return" (func $set_return (param i32 i32)))
             (memory (export "memory") 1)
             (func (export "run")
-              (if (i32.ne (memory.grow (i32.const 100000)) (i32.const -1)) (then unreachable))
+              (if (i32.ne (memory.grow (i32.const 257)) (i32.const -1)) (then unreachable))
               (block $done (loop $l
                 (br_if $done (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
                 (br $l)))
@@ -540,6 +540,7 @@ fn segments_past_their_memory_or_table_trap_under_v1_limits() {
             assert_eq!(a, b, "{what}: fresh engine differs");
             // The instantiation's cost: base, one page, the data bytes.
             let data_bytes = if what == "data" { 2 } else { 0 };
+            // (one page is within the resident ones, so no memory_page).
             assert_eq!(a.gas_used, 10_000 + 500 + data_bytes, "{what}");
         }
     });
@@ -689,5 +690,40 @@ fn compile_bombs_are_refused_by_their_complexity_before_compiling() {
             MemoryWorld::new(),
         );
         assert_eq!(out.expect("no node error").status, ExecStatus::Success);
+    });
+}
+
+#[test]
+fn the_frames_of_one_transaction_share_a_memory_cap() {
+    on_exec_stack(|| {
+        // Each frame holds 256 pages (16 MiB) and calls itself; the output
+        // is each level's call status, then the innermost failure.
+        let wat = format!(
+            r#"(module {IMPORTS}
+  (memory (export "memory") 256)
+  (data (i32.const 100) "run")
+  (func (export "run")
+    (call $self_address (i32.const 0))
+    (i32.store8 (i32.const 200)
+      (call $call (i32.const 0) (i32.const 100) (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 300) (i64.const 0)))
+    (call $result_read (i32.const 201))
+    (call $set_return (i32.const 200) (i32.add (i32.const 1) (call $result_len))))
+  (@custom "stele_reentrant" ""))"#
+        );
+        let out = run_deterministic(&wat, "run", &[], 2_000_000_000);
+        assert_eq!(out.status, ExecStatus::Success, "{:?}", out.failure);
+        // 2 048 pages hold eight such frames; the ninth is refused.
+        let frames = (VmLimits::LATEST.execution_memory_pages_max / 256) as usize;
+        assert_eq!(frames, 8);
+        assert!(
+            out.output[..frames - 1].iter().all(|s| *s == 0),
+            "{:?}",
+            out.output
+        );
+        assert_eq!(out.output[frames - 1], ExecStatus::Failed as u8);
+        assert_eq!(
+            &out.output[frames..],
+            b"failed: memory limit of the transaction reached"
+        );
     });
 }

@@ -186,15 +186,17 @@ fn bulk_memory_is_charged_per_byte_before_it_runs() {
 fn memory_grow_is_charged_per_page_requested() {
     on_exec_stack(|| {
         let grow = |pages: u32| format!("(drop (memory.grow (i32.const {pages})))");
-        let per_page = u64::from(V3.memory_grow_per_page);
+        // The operator's own price per page plus, from V4, the page itself.
+        let latest = GasSchedule::LATEST;
+        let per_page = u64::from(latest.memory_grow_per_page) + latest.fuel(latest.memory_page);
         assert_eq!(
             gas_of(&grow(9)) - gas_of(&grow(1)),
-            8 * per_page / V3.fuel_per_gas
+            8 * per_page / latest.fuel_per_gas
         );
         // A refused request (past the cap) is charged the same way.
         assert_eq!(
-            gas_of(&grow(1_001)) - gas_of(&grow(1)),
-            1_000 * per_page / V3.fuel_per_gas
+            gas_of(&grow(257)) - gas_of(&grow(1)),
+            256 * per_page / latest.fuel_per_gas
         );
     });
 }

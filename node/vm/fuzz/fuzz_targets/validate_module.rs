@@ -10,18 +10,19 @@ use stele_vm::validate::features;
 use stele_vm::{GasSchedule, VmLimits, validate};
 
 fuzz_target!(|data: &[u8]| {
-    let limits = VmLimits::V1;
-    let Ok(info) = validate(data, &limits) else {
-        return;
-    };
-    for gas in GasSchedule::ALL {
-        let instrumented = match instrument(data, &info, limits.stack_height_max, gas) {
-            Ok(code) => code,
-            Err(e) => panic!("validated code failed instrumentation: {e}"),
+    for limits in VmLimits::ALL {
+        let Ok(info) = validate(data, limits) else {
+            continue;
         };
-        let mut validator = wasmparser::Validator::new_with_features(features());
-        if let Err(e) = validator.validate_all(&instrumented) {
-            panic!("instrumented code is invalid: {e}");
+        for gas in GasSchedule::ALL {
+            let instrumented = match instrument(data, &info, limits.stack_height_max, gas) {
+                Ok(code) => code,
+                Err(e) => panic!("validated code failed instrumentation: {e}"),
+            };
+            let mut validator = wasmparser::Validator::new_with_features(features());
+            if let Err(e) = validator.validate_all(&instrumented) {
+                panic!("instrumented code is invalid: {e}");
+            }
         }
     }
 });
