@@ -254,3 +254,185 @@ fn transactions_admitted_during_a_partition_commit_after_it_heals() {
         }
     });
 }
+
+/// The issue-23 module: its data segment ends past its one page.
+const SEGMENT_BOMB: &str = r#"(module (memory (export "memory") 1)
+  (data (i32.const 65535) "XY")
+  (func (export "init")) (func (export "run")))"#;
+
+/// 2 000 locals, all live, over `blocks` nested guarded blocks: seconds of
+/// Cranelift for a few tens of KB.
+fn compile_bomb(blocks: u32) -> String {
+    let mut body = String::new();
+    for i in 0..blocks {
+        let (a, b) = (i % 2_000, (i * 7 + 1) % 2_000);
+        body.push_str(&format!(
+            "(block (br_if 0 (i64.eqz (local.get {a}))) (local.set {b} (local.get {a}))"
+        ));
+    }
+    body.push_str(&")".repeat(blocks as usize));
+    format!(
+        r#"(module (memory (export "memory") 1) (func (export "run") (local {}) {body}))"#,
+        "i64 ".repeat(2_000)
+    )
+}
+
+/// Storage iteration over the block's own deletes, memory growth in every
+/// frame, and the most events a transaction may emit.
+const HOSTILE: &str = r#"(module
+  (import "stele" "input_read" (func $input_read (param i32)))
+  (import "stele" "storage_write" (func $write (param i32 i32 i32 i32)))
+  (import "stele" "storage_remove" (func $remove (param i32 i32) (result i32)))
+  (import "stele" "storage_next" (func $next (param i32 i32 i32 i32 i32 i32 i32 i32) (result i64)))
+  (import "stele" "emit_event" (func $emit (param i32 i32 i32 i32)))
+  (import "stele" "self_address" (func $self (param i32)))
+  (import "stele" "call" (func $call (param i32 i32 i32 i32 i32 i32 i64) (result i32)))
+  (import "stele" "revert" (func $revert (param i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "k")
+  (data (i32.const 32) "grow")
+  (func $key (param $i i32)
+    (i32.store8 (i32.const 16) (i32.const 107))
+    (i32.store (i32.const 17) (local.get $i)))
+  (func (export "fill") (local $i i32)
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (i32.const 2000)))
+      (call $key (local.get $i))
+      (call $write (i32.const 16) (i32.const 5) (i32.const 0) (i32.const 1))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l))))
+  (func (export "wipe_and_scan") (local $i i32)
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (i32.const 2000)))
+      (call $key (local.get $i))
+      (drop (call $remove (i32.const 16) (i32.const 5)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (loop $l
+      (drop (call $next (i32.const 0) (i32.const 1) (i32.const 0) (i32.const 0)
+                        (i32.const 200) (i32.const 16) (i32.const 300) (i32.const 16)))
+      (br $l)))
+  (func (export "grow")
+    (block $done (loop $l
+      (br_if $done (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
+      (i32.store8 (i32.mul (i32.sub (memory.size) (i32.const 1)) (i32.const 65536)) (i32.const 1))
+      (br $l)))
+    (call $self (i32.const 64))
+    (drop (call $call (i32.const 64) (i32.const 32) (i32.const 4) (i32.const 0) (i32.const 0)
+                      (i32.const 96) (i64.const 0))))
+  (func (export "events")
+    (loop $l
+      (call $emit (i32.const 0) (i32.const 4) (i32.const 0) (i32.const 16384))
+      (br $l)))
+  (@custom "stele_reentrant" ""))"#;
+
+/// Hostile contracts sent while honest accounts transfer: a module that
+/// cannot be instantiated, a compile bomb, iteration over the block's own
+/// deletes, memory growth in every frame and an event flood. Each ends in
+/// the same receipt on every validator, no validator stops, and every
+/// honest transfer commits.
+#[test]
+fn hostile_contracts_under_load_never_stop_a_validator() {
+    let (_one, runtime) = exclusive_runtime();
+    runtime.block_on(async {
+        let mut config = ClusterConfig::new(env!("CARGO_BIN_EXE_stele-node"), 4);
+        config.accounts = 8;
+        let cluster = Cluster::start(config).await.unwrap();
+        let all = [0, 1, 2, 3];
+        cluster
+            .wait_height(&all, 1, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let chain = cluster.chain_id;
+        let client = cluster.client(0);
+        let attacker = Signer::new(cluster.accounts[0].key.clone());
+        let tx = |nonce: u64, gas: u64| TxBuilder::new(chain).nonce(nonce).gas_limit(gas);
+
+        // The hostile contract first, so the attacks can call it.
+        let code = wat::parse_str(HOSTILE).unwrap();
+        let (_, raw, _) = attacker.sign(tx(0, 500_000_000).deploy(code, vec![], 0));
+        let hash = client.send_transaction(&raw).await.unwrap();
+        let deployed = client.wait_for_receipt(hash, 30_000).await.unwrap();
+        let hostile = deployed.receipt.contract_address.expect("deployed");
+        let (_, raw, _) = attacker.sign(tx(1, 100_000_000).call(hostile, "fill", vec![], 0));
+        let hash = client.send_transaction(&raw).await.unwrap();
+        client.wait_for_receipt(hash, 30_000).await.unwrap();
+
+        // Honest transfers from seven accounts, sent as the attacks go in.
+        let to = cluster.validators[0];
+        let mut honest = Vec::new();
+        for account in &cluster.accounts[1..] {
+            let signer = Signer::new(account.key.clone());
+            for nonce in 0..20 {
+                let (_, raw, _) = signer.sign(tx(nonce, 100_000).transfer(to, 1));
+                honest.push(raw);
+            }
+        }
+        let attacks: Vec<(Vec<u8>, stele_types::ExecStatus)> = {
+            use stele_types::ExecStatus::*;
+            let calls = [
+                ("wipe_and_scan", OutOfGas),
+                ("grow", Success),
+                ("events", Trapped),
+                ("wipe_and_scan", OutOfGas),
+            ];
+            let mut nonce = 2;
+            let mut txs = Vec::new();
+            for (code, status) in [
+                (wat::parse_str(SEGMENT_BOMB).unwrap(), Failed),
+                (wat::parse_str(compile_bomb(2_000)).unwrap(), Failed),
+            ] {
+                let (_, raw, _) = attacker.sign(tx(nonce, 500_000_000).deploy(code, vec![], 0));
+                txs.push((raw, status));
+                nonce += 1;
+            }
+            for (method, status) in calls {
+                let call = tx(nonce, 200_000_000).call(hostile, method, vec![], 0);
+                let (_, raw, _) = attacker.sign(call);
+                txs.push((raw, status));
+                nonce += 1;
+            }
+            txs
+        };
+        let mut sent = Vec::new();
+        for (i, raw) in honest.iter().enumerate() {
+            if i % 20 == 0 && i / 20 < attacks.len() {
+                let (raw, status) = &attacks[i / 20];
+                sent.push((client.send_transaction(raw).await.unwrap(), Some(*status)));
+            }
+            let node = cluster.client(i % 4);
+            sent.push((node.send_transaction(raw).await.unwrap(), None));
+        }
+        for (hash, expected) in sent {
+            let info = match client.wait_for_receipt(hash, 60_000).await {
+                Ok(info) => info,
+                Err(e) => panic!("{hash} not committed: {e}\n{}", cluster.log_tails(20)),
+            };
+            match expected {
+                Some(status) => assert_eq!(info.receipt.status, status, "{:?}", info.receipt),
+                None => assert_eq!(info.receipt.status, stele_types::ExecStatus::Success),
+            }
+            // Every validator holds the same receipt.
+            for i in 1..4 {
+                let other = cluster
+                    .client(i)
+                    .wait_for_receipt(hash, 30_000)
+                    .await
+                    .unwrap();
+                assert_eq!(other.receipt, info.receipt, "validator {i} disagrees");
+            }
+        }
+        for i in all {
+            assert!(
+                cluster.is_running(i),
+                "validator {i} stopped\n{}",
+                cluster.log_tails(20)
+            );
+        }
+        let height = cluster.max_height(&all).await.unwrap();
+        cluster
+            .wait_height(&all, height, Duration::from_secs(30))
+            .await
+            .unwrap();
+    });
+}
