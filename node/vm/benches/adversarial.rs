@@ -22,7 +22,8 @@
 //! reporting ns per gas; the target is within 10x of a token transfer's.
 //!
 //! - `touch_pages`: grow memory to its cap and write one byte per 4 KiB.
-//! - `chase`: a pointer chase over 16 MiB, every load a cache miss.
+//! - `chase_16mib`, `chase_2mib`, `chase_1mib`: pointer chases, every load
+//!   dependent on the last (over 16 MiB, each a cache and TLB miss).
 //! - `touch_initial`: 256 initial pages, one byte written per 4 KiB.
 //! - `touch_frames`: the same in every frame the transaction may open
 //!   (a re-entrant contract calling itself 63 times).
@@ -288,23 +289,27 @@ const TOUCH: &str = r#"(module
   (@custom "stele_reentrant" "")
 )"#;
 
-/// A pointer chase over 16 MiB: a cycle through every 64-byte line in an
-/// order that defeats the prefetcher (stride of 4 093 lines, a prime),
-/// built first, then followed for `steps` loads: every load a cache miss.
-const CHASE: &str = r#"(module
-  (memory (export "memory") 256)
+/// A pointer chase over `pages` pages: a cycle through every 64-byte line
+/// in an order that defeats the prefetcher (a stride of 4 093 lines, a
+/// prime), built first, then followed for 4 M dependent loads.
+fn chase(pages: u32) -> String {
+    let lines = pages * 1024;
+    format!(
+        r#"(module
+  (memory (export "memory") {pages})
   (func (export "run") (local $i i32) (local $p i32) (local $n i32)
-    ;; line i points to line (i + 4093) mod 262144
     (loop $build
       (i32.store (i32.shl (local.get $i) (i32.const 6))
-        (i32.shl (i32.and (i32.add (local.get $i) (i32.const 4093)) (i32.const 262143)) (i32.const 6)))
+        (i32.shl (i32.rem_u (i32.add (local.get $i) (i32.const 4093)) (i32.const {lines})) (i32.const 6)))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $build (i32.lt_u (local.get $i) (i32.const 262144))))
+      (br_if $build (i32.lt_u (local.get $i) (i32.const {lines}))))
     (loop $chase
       (local.set $p (i32.load (local.get $p)))
       (local.set $n (i32.add (local.get $n) (i32.const 1)))
       (br_if $chase (i32.lt_u (local.get $n) (i32.const 4000000))))
-    (i32.store (i32.const 0) (local.get $p))))"#;
+    (i32.store (i32.const 0) (local.get $p))))"#
+    )
+}
 
 /// 256 initial pages (16 MiB), one byte written per 4 KiB.
 const TOUCH_INITIAL: &str = r#"(module
@@ -379,8 +384,10 @@ fn exec_cases(wanted: &[&String]) {
     if run("touch_initial") {
         exec_case("touch_initial", TOUCH_INITIAL, "run", 20);
     }
-    if run("chase") {
-        exec_case("chase", CHASE, "run", 3);
+    for (name, pages) in [("chase_16mib", 256), ("chase_2mib", 32), ("chase_1mib", 16)] {
+        if run(name) {
+            exec_case(name, &chase(pages), "run", 3);
+        }
     }
     if run("touch_frames") {
         exec_case("touch_frames", TOUCH, "touch_frames", 3);
