@@ -27,6 +27,11 @@
 //! `exec_cold_ms`: `execute_block` verifying the signatures itself.
 //! `tx_per_s_warm` counts exec + commit, `tx_per_s_cold` sig + exec + commit.
 //!
+//! `exec_iteration_*` lines give the ns per gas of prefix iteration over
+//! 2 000 deleted keys: deleted in the same transaction (priced per key
+//! walked past since gas schedule V4) and deleted by an earlier, committed
+//! block (RocksDB tombstones, not priced).
+//!
 //! A last line splits the contract call's execution: the same calls on the
 //! VM alone over an in-memory world (`vm_only_us_per_tx`: Wasm, host calls
 //! and instantiation) against the executor over the Merkle state
@@ -391,6 +396,83 @@ fn vm_only_us(code: &[u8], holders: &[Address]) -> f64 {
     start.elapsed().as_secs_f64() * 1e6 / (rounds * holders.len()) as f64
 }
 
+/// Writes keys `k || i`; deletes the first `deletes`, then steps prefix
+/// iteration from the start `steps` times, then reverts if asked.
+const ITER_WAT: &str = include_str!("../tests/fixtures/iterate_over_deletes.wat");
+
+fn u32_args(args: &[u32]) -> Vec<u8> {
+    args.iter().flat_map(|a| a.to_le_bytes()).collect()
+}
+
+/// Executes (without committing) one call and prints its ns per gas.
+fn iteration_case(chain: &Chain, name: &str, tx: SignedTransaction) {
+    chain
+        .executor
+        .sender(&tx, &tx.hash())
+        .expect("valid signature");
+    let height = chain
+        .state
+        .read()
+        .expect("state lock")
+        .latest_version()
+        .unwrap_or(0);
+    let env = BlockEnv {
+        height: height + 1,
+        timestamp_ms: chain.genesis_time_ms + height + 1,
+        proposer: chain.proposer,
+    };
+    let base = StateBase {
+        state: chain.state.clone(),
+        version: Some(height),
+        pending: None,
+    };
+    let t = Instant::now();
+    let out = chain
+        .executor
+        .execute_block(base, &env, &[tx])
+        .expect("valid block");
+    let ns = t.elapsed().as_nanos() as f64;
+    let r = &out.receipts[0];
+    println!(
+        r#"{{"bench":"exec_iteration_{name}","status":"{:?}","gas":{},"ms":{:.1},"ns_per_gas":{:.3}}}"#,
+        r.status,
+        r.gas_used,
+        ns / 1e6,
+        ns / r.gas_used.max(1) as f64
+    );
+}
+
+/// Prefix iteration over 2 000 deleted keys.
+fn iteration(chain: &Chain, key: &SecretKey, nonce: &mut u64) {
+    let from = key.address();
+    let code = wat::parse_str(ITER_WAT).expect("iteration wat");
+    let contract = Address::contract(&from, *nonce);
+    let deploy = TxPayload::Deploy {
+        code,
+        init_args: vec![],
+        value: 0,
+    };
+    chain.apply(vec![sign(key, *nonce, 50_000_000, deploy)], true);
+    let call = |method: &str, args: &[u32]| TxPayload::Call {
+        contract,
+        method: method.into(),
+        args: u32_args(args),
+        value: 0,
+    };
+    let fill = call("fill", &[2_000]);
+    chain.apply(vec![sign(key, *nonce + 1, 100_000_000, fill)], true);
+    // Deleted in the same transaction, stepped over until the gas runs out
+    // (executed, not committed: the nonce stays free).
+    let scan = call("wipe_and_scan", &[2_000, u32::MAX, 1]);
+    iteration_case(chain, "same_tx", sign(key, *nonce + 2, 200_000_000, scan));
+    // Deleted by a committed block, then stepped over.
+    let wipe = call("wipe_and_scan", &[2_000, 0, 0]);
+    chain.apply(vec![sign(key, *nonce + 2, 100_000_000, wipe)], true);
+    let scan = call("wipe_and_scan", &[0, u32::MAX, 0]);
+    iteration_case(chain, "committed", sign(key, *nonce + 3, 200_000_000, scan));
+    *nonce += 3;
+}
+
 fn run() {
     let n = env_usize("STELE_BENCH_BLOCK_TXS", 1_000);
     let blocks = env_usize("STELE_BENCH_BLOCKS", 5);
@@ -468,6 +550,8 @@ fn run() {
             })
             .collect()
     });
+
+    iteration(&chain, &keys[0], &mut nonces[0]);
 
     let vm_us = vm_only_us(&code, &addrs);
     let exec_us = contract.exec * 1e6 / n as f64;

@@ -672,44 +672,7 @@ fn a_sender_verified_at_admission_is_not_verified_again() {
 
 /// Writes keys `k || i` (i as 4 little-endian bytes); deletes them, then
 /// steps prefix iteration from the start again and again, then reverts.
-const ITER_WAT: &str = r#"(module
-  (import "stele" "input_read" (func $input_read (param i32)))
-  (import "stele" "storage_write" (func $write (param i32 i32 i32 i32)))
-  (import "stele" "storage_remove" (func $remove (param i32 i32) (result i32)))
-  (import "stele" "storage_next" (func $next (param i32 i32 i32 i32 i32 i32 i32 i32) (result i64)))
-  (import "stele" "revert" (func $revert (param i32 i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 0) "k")
-  (func $key (param $i i32)
-    (i32.store8 (i32.const 16) (i32.const 107))
-    (i32.store (i32.const 17) (local.get $i)))
-  ;; input: [n u32]
-  (func (export "fill") (local $i i32)
-    (call $input_read (i32.const 100))
-    (block $done (loop $l
-      (br_if $done (i32.ge_u (local.get $i) (i32.load (i32.const 100))))
-      (call $key (local.get $i))
-      (call $write (i32.const 16) (i32.const 5) (i32.const 0) (i32.const 1))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $l))))
-  ;; input: [deletes u32][steps u32][revert u32]
-  (func (export "wipe_and_scan") (local $i i32)
-    (call $input_read (i32.const 100))
-    (block $done (loop $l
-      (br_if $done (i32.ge_u (local.get $i) (i32.load (i32.const 100))))
-      (call $key (local.get $i))
-      (drop (call $remove (i32.const 16) (i32.const 5)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $l)))
-    (local.set $i (i32.const 0))
-    (block $done (loop $l
-      (br_if $done (i32.ge_u (local.get $i) (i32.load (i32.const 104))))
-      (drop (call $next (i32.const 0) (i32.const 1) (i32.const 0) (i32.const 0)
-                        (i32.const 200) (i32.const 16) (i32.const 300) (i32.const 16)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $l)))
-    (if (i32.load (i32.const 108)) (then (call $revert (i32.const 0) (i32.const 0)))))
-)"#;
+const ITER_WAT: &str = include_str!("fixtures/iterate_over_deletes.wat");
 
 fn call_with(
     from: u8,

@@ -54,6 +54,19 @@ fn exclusive_runtime() -> (MutexGuard<'static, ()>, tokio::runtime::Runtime) {
     (one, runtime)
 }
 
+/// Four validators with `accounts` funded accounts, once every node has
+/// committed a block.
+async fn four_validators(accounts: usize) -> Cluster {
+    let mut config = ClusterConfig::new(env!("CARGO_BIN_EXE_stele-node"), 4);
+    config.accounts = accounts;
+    let cluster = Cluster::start(config).await.unwrap();
+    cluster
+        .wait_height(&[0, 1, 2, 3], 1, Duration::from_secs(60))
+        .await
+        .unwrap();
+    cluster
+}
+
 fn scenario(s: Scenario) {
     scenario_with(s, settings());
 }
@@ -136,14 +149,7 @@ fn lossy_delayed_links_and_a_graceful_restart() {
 fn a_burst_sent_to_one_backup_commits_without_resends() {
     let (_one, runtime) = exclusive_runtime();
     runtime.block_on(async {
-        let mut config = ClusterConfig::new(env!("CARGO_BIN_EXE_stele-node"), 4);
-        config.accounts = 8;
-        let cluster = Cluster::start(config).await.unwrap();
-        let all = [0, 1, 2, 3];
-        cluster
-            .wait_height(&all, 1, Duration::from_secs(60))
-            .await
-            .unwrap();
+        let cluster = four_validators(8).await;
         let backup = (cluster.primary().await.unwrap() + 1) % 4;
         let client = cluster.client(backup);
         let signers: Vec<Arc<Signer>> = cluster
@@ -335,14 +341,8 @@ const HOSTILE: &str = r#"(module
 fn hostile_contracts_under_load_never_stop_a_validator() {
     let (_one, runtime) = exclusive_runtime();
     runtime.block_on(async {
-        let mut config = ClusterConfig::new(env!("CARGO_BIN_EXE_stele-node"), 4);
-        config.accounts = 8;
-        let cluster = Cluster::start(config).await.unwrap();
+        let cluster = four_validators(8).await;
         let all = [0, 1, 2, 3];
-        cluster
-            .wait_height(&all, 1, Duration::from_secs(60))
-            .await
-            .unwrap();
         let chain = cluster.chain_id;
         let client = cluster.client(0);
         let attacker = Signer::new(cluster.accounts[0].key.clone());

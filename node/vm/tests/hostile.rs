@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use stele_types::ExecStatus;
 use stele_vm::{
-    Action, FailKind, Failure, MemoryWorld, Outcome, TrapKind, ValidationError, VmLimits, World,
+    FailKind, Failure, MemoryWorld, Outcome, TrapKind, ValidationError, VmLimits, World,
 };
 
 /// Runs `method` of `wat` three times: twice on one VM (the second from the
@@ -24,19 +24,9 @@ fn run_deterministic(wat: &str, method: &str, args: &[u8], gas: u64) -> Outcome 
 }
 
 fn deploy_error(wat_or_wasm: &[u8]) -> ValidationError {
-    let vm = vm();
-    let (out, _) = vm.execute(
-        &ctx(ALICE),
-        Action::Deploy {
-            code: wat_or_wasm,
-            init_args: &[],
-            nonce: 0,
-        },
-        // Enough for the deploy cost of the largest fixtures (1 MiB of code,
-        // 100k functions), so validation is what rejects them.
-        100_000_000_000,
-        MemoryWorld::new(),
-    );
+    // Enough for the deploy cost of the largest fixtures (1 MiB of code,
+    // 100k functions), so validation is what rejects them.
+    let (out, _) = deploy_code(&vm(), wat_or_wasm, 100_000_000_000);
     match out.expect("no node error").failure {
         Some(Failure::Failed(FailKind::InvalidCode(e))) => e,
         other => panic!("expected invalid code, got {other:?}"),
@@ -241,6 +231,35 @@ fn float_nans_are_canonical() {
         assert_eq!(
             u32::from_le_bytes(o[20..24].try_into().unwrap()),
             0x7fc0_0000
+        );
+    });
+}
+
+/// `neg`, `abs` and `copysign` are bit operations: they keep a NaN's
+/// payload and change only its sign, the same way on every node (docs/vm.md).
+#[test]
+fn sign_operations_keep_nan_payloads() {
+    on_exec_stack(|| {
+        let wat = r#"(module
+            (import "stele" "set_return" (func $set_return (param i32 i32)))
+            (memory (export "memory") 1)
+            (func (export "run")
+              (f32.store (i32.const 0) (f32.neg (f32.reinterpret_i32 (i32.const 0x7fc12345))))
+              (f32.store (i32.const 4) (f32.abs (f32.reinterpret_i32 (i32.const 0xffc12345))))
+              (f32.store (i32.const 8)
+                (f32.copysign (f32.reinterpret_i32 (i32.const 0x7fc12345)) (f32.const -1)))
+              (f64.store (i32.const 12)
+                (f64.neg (f64.reinterpret_i64 (i64.const 0x7ff8000000012345))))
+              (call $set_return (i32.const 0) (i32.const 20))))"#;
+        let out = run_deterministic(wat, "run", &[], GAS);
+        let o = &out.output;
+        let word = |i: usize| u32::from_le_bytes(o[i..i + 4].try_into().unwrap());
+        assert_eq!(word(0), 0xffc1_2345);
+        assert_eq!(word(4), 0x7fc1_2345);
+        assert_eq!(word(8), 0xffc1_2345);
+        assert_eq!(
+            u64::from_le_bytes(o[12..20].try_into().unwrap()),
+            0xfff8_0000_0001_2345
         );
     });
 }
@@ -507,16 +526,7 @@ fn segments_past_their_memory_or_table_trap_under_v1_limits() {
         for (what, wat, kind) in segment_bombs() {
             let code = wasm(&wat);
             let deploy_v1 = |vm: &stele_vm::Vm<MemoryWorld>| {
-                let (out, world) = vm.execute(
-                    &ctx(ALICE),
-                    Action::Deploy {
-                        code: &code,
-                        init_args: &[],
-                        nonce: 0,
-                    },
-                    GAS,
-                    MemoryWorld::new(),
-                );
+                let (out, world) = deploy_code(vm, &code, GAS);
                 (
                     out.expect("a contract's failure is never a node error"),
                     world,
@@ -558,17 +568,7 @@ fn huge_br_table_is_refused_by_a_published_limit_before_compiling() {
     };
     // `table(n)` has n labels, the last of them the default target.
     on_exec_stack(|| {
-        let vm = vm();
-        let (out, _) = vm.execute(
-            &ctx(ALICE),
-            Action::Deploy {
-                code: &table(max),
-                init_args: &[],
-                nonce: 0,
-            },
-            100_000_000_000,
-            MemoryWorld::new(),
-        );
+        let (out, _) = deploy_code(&vm(), &table(max), 100_000_000_000);
         assert_eq!(out.expect("no node error").status, ExecStatus::Success);
     });
     assert_eq!(
@@ -679,16 +679,7 @@ fn compile_bombs_are_refused_by_their_complexity_before_compiling() {
     // Ordinary nesting deploys.
     on_exec_stack(|| {
         let code = module(&[guarded_blocks(50, 200)]);
-        let (out, _) = vm().execute(
-            &ctx(ALICE),
-            Action::Deploy {
-                code: &code,
-                init_args: &[],
-                nonce: 0,
-            },
-            100_000_000_000,
-            MemoryWorld::new(),
-        );
+        let (out, _) = deploy_code(&vm(), &code, 100_000_000_000);
         assert_eq!(out.expect("no node error").status, ExecStatus::Success);
     });
 }

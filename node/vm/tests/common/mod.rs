@@ -50,6 +50,25 @@ pub fn wasm(wat: &str) -> Vec<u8> {
     wat::parse_str(wat).expect("fixture is valid WAT")
 }
 
+/// Deploys `code` from ALICE with nonce 0 and `gas` on an empty world; the
+/// outcome as the VM gives it.
+pub fn deploy_code(
+    vm: &Vm<MemoryWorld>,
+    code: &[u8],
+    gas: u64,
+) -> (Result<Outcome, stele_vm::VmError>, MemoryWorld) {
+    vm.execute(
+        &ctx(ALICE),
+        Action::Deploy {
+            code,
+            init_args: &[],
+            nonce: 0,
+        },
+        gas,
+        MemoryWorld::new(),
+    )
+}
+
 /// Deploys `wat` from ALICE with nonce `nonce`; panics unless it succeeds.
 pub fn deploy(
     vm: &Vm<MemoryWorld>,
