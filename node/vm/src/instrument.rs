@@ -572,7 +572,8 @@ fn metered_function(
             }
             Item::ChargePerUnit(per_unit) => {
                 f.instruction(&Instruction::LocalTee(l.scratch));
-                // At most 2^32 units of at most 255 fuel: no overflow.
+                // At most 2^32 units of at most ~2^18 fuel (`memory.grow`
+                // under V4: 255 + 30 000 gas x 8 per page): no overflow.
                 let amount = [
                     Instruction::LocalGet(l.scratch),
                     Instruction::I64ExtendI32U,
