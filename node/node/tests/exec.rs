@@ -765,7 +765,7 @@ fn event_bytes_are_capped_per_transaction_and_per_block() {
         let emitted: u64 = r
             .iter()
             .flat_map(|r| &r.events)
-            .map(|e| e.data.len() as u64 + 32 * e.topics.len() as u64)
+            .map(stele_vm::event_bytes)
             .sum();
         assert_eq!(emitted, limits.block_event_bytes_max);
     });

@@ -30,21 +30,7 @@ fn code(r: Result<impl std::fmt::Debug, stele_client::ClientError>) -> i32 {
 
 /// Deploys the counter from account 1 (nonce 0) and commits it.
 async fn deploy_counter(node: &TestNode, client: &Client) -> Address {
-    let tx = signed(
-        1,
-        0,
-        5_000_000,
-        TxPayload::Deploy {
-            code: counter_code(),
-            init_args: vec![],
-            value: 0,
-        },
-    );
-    let hash = client.send_transaction(&tx.to_bytes()).await.unwrap();
-    node.commit().await;
-    let r = client.get_receipt(hash).await.unwrap();
-    assert_eq!(r.receipt.status, ExecStatus::Success, "{r:?}");
-    r.receipt.contract_address.unwrap()
+    deploy(node, client, 1, 0, counter_code()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@ use wasmtime::{AsContextMut, Global, Memory, ResourceLimiter, Store, StoreContex
 use crate::abi;
 use crate::error::{FailKind, Failure, TrapKind, VmError};
 use crate::gas::Metering;
+use crate::limits::PAGE_BYTES;
 use crate::vm::{EPOCH_TICK_MS, LoadError, RESIDENT_PAGES, Shared, Vm};
 use crate::world::World;
 
@@ -144,14 +145,13 @@ impl ExecLimiter {
 
     /// Whether `pages` more pages fit the execution's memory.
     fn fits(&self, pages: u64) -> bool {
-        self.memory_bytes
-            .saturating_add(pages.saturating_mul(PAGE_BYTES))
-            <= self.execution_memory_bytes_max
+        self.fits_bytes(pages.saturating_mul(PAGE_BYTES))
+    }
+
+    fn fits_bytes(&self, bytes: u64) -> bool {
+        self.memory_bytes.saturating_add(bytes) <= self.execution_memory_bytes_max
     }
 }
-
-/// Bytes in a page of linear memory.
-const PAGE_BYTES: u64 = 65_536;
 
 impl ResourceLimiter for ExecLimiter {
     fn memory_growing(
@@ -161,9 +161,7 @@ impl ResourceLimiter for ExecLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let more = desired.saturating_sub(current) as u64;
-        if desired > self.memory_bytes_max
-            || self.memory_bytes.saturating_add(more) > self.execution_memory_bytes_max
-        {
+        if desired > self.memory_bytes_max || !self.fits_bytes(more) {
             return Ok(false);
         }
         self.memory_bytes += more;

@@ -13,6 +13,7 @@ use wasmtime::{AsContextMut, Caller, Linker};
 use crate::abi::HOST_MODULE;
 use crate::error::{FailKind, Failure, TrapKind, VmError};
 use crate::exec::{FrameCall, HostExit, HostState, get_fuel, run_frame, set_fuel, valid_method};
+use crate::limits::event_bytes;
 use crate::world::World;
 
 type C<'a, W> = Caller<'a, HostState<W>>;
@@ -110,12 +111,6 @@ fn check<W: World + 'static>(c: &mut C<'_, W>, ptr: i32, len: u64) -> R<()> {
     region(ptr, len, size)
         .map(|_| ())
         .ok_or_else(|| trap(TrapKind::HostPointerOutOfBounds))
-}
-
-/// What an event counts against the event byte limits: its data and 32
-/// bytes per topic.
-pub(crate) fn event_bytes(e: &Event) -> u64 {
-    e.data.len() as u64 + 32 * e.topics.len() as u64
 }
 
 fn world_err<W: World + 'static, T>(

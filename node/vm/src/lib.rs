@@ -25,7 +25,7 @@ pub mod world;
 pub use error::{FailKind, Failure, TrapKind, VmError};
 pub use exec::{Action, CallTrace, ExecContext, HostState, Outcome};
 pub use gas::GasSchedule;
-pub use limits::VmLimits;
+pub use limits::{PAGE_BYTES, VmLimits, event_bytes};
 pub use memory_world::MemoryWorld;
 pub use validate::{ModuleInfo, ValidationError, validate};
 pub use vm::{

@@ -1,6 +1,18 @@
 //! Every cap the VM enforces, in one versioned struct. The values are part of
 //! the protocol: changing one is a protocol upgrade and bumps `version`.
 
+use stele_types::Event;
+
+/// Bytes in a page of linear memory.
+pub const PAGE_BYTES: u64 = 65_536;
+
+/// What an event counts against the event byte limits
+/// ([`VmLimits::event_bytes_max`], [`VmLimits::block_event_bytes_max`]):
+/// its data and 32 bytes per topic.
+pub fn event_bytes(event: &Event) -> u64 {
+    event.data.len() as u64 + 32 * event.topics.len() as u64
+}
+
 /// Deploy-time and run-time caps on contracts. Units are in the name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmLimits {
@@ -172,7 +184,7 @@ impl VmLimits {
     /// Linear memory cap in bytes.
     pub fn memory_bytes_max(&self) -> usize {
         // 256 pages: fits any target's usize.
-        (self.memory_pages_max as usize) * 65_536
+        (self.memory_pages_max * PAGE_BYTES) as usize
     }
 }
 

@@ -10,7 +10,7 @@ use wasmparser::{
 };
 
 use crate::abi::{self, Ty};
-use crate::limits::VmLimits;
+use crate::limits::{PAGE_BYTES, VmLimits};
 
 /// Stack-height units charged per call frame on top of its locals and
 /// operand stack (return address, frame pointer, saved registers).
@@ -175,6 +175,9 @@ struct ActiveSegment {
     offset: Option<u32>,
     /// Bytes (data) or elements (element segment).
     len: u64,
+    /// The initial size of its memory in bytes, or of its table in
+    /// elements (both sections come before the segments).
+    size: u64,
 }
 
 /// The value of a segment's offset expression: `i32.const` combined with
@@ -206,13 +209,8 @@ fn const_offset(expr: &ConstExpr<'_>) -> Option<u32> {
 }
 
 /// Checks that every active segment fits the initial size of its memory
-/// (`memory_bytes`) or table (`table_elements`), so instantiation cannot
-/// fail on them.
-fn check_segments(
-    segments: &[ActiveSegment],
-    memory_bytes: u64,
-    table_elements: u64,
-) -> Result<(), ValidationError> {
+/// or table, so instantiation cannot fail on them.
+fn check_segments(segments: &[ActiveSegment]) -> Result<(), ValidationError> {
     for s in segments {
         let Some(offset) = s.offset else {
             return Err(ValidationError::SegmentOffset {
@@ -220,18 +218,13 @@ fn check_segments(
                 index: s.index,
             });
         };
-        let size = if s.what == "data" {
-            memory_bytes
-        } else {
-            table_elements
-        };
         let end = u64::from(offset) + s.len;
-        if end > size {
+        if end > s.size {
             return Err(ValidationError::SegmentOutOfBounds {
                 what: s.what,
                 index: s.index,
                 end,
-                size,
+                size: s.size,
             });
         }
     }
@@ -403,6 +396,7 @@ pub fn validate(code: &[u8], limits: &VmLimits) -> Result<ModuleInfo, Validation
                             index,
                             offset: const_offset(offset_expr),
                             len: u64::from(len),
+                            size: table_elements,
                         });
                     }
                 }
@@ -418,6 +412,7 @@ pub fn validate(code: &[u8], limits: &VmLimits) -> Result<ModuleInfo, Validation
                             index,
                             offset: const_offset(offset_expr),
                             len: d.data.len() as u64,
+                            size: info.initial_pages * PAGE_BYTES,
                         });
                     }
                 }
@@ -475,26 +470,26 @@ pub fn validate(code: &[u8], limits: &VmLimits) -> Result<ModuleInfo, Validation
                 let mut calls: u64 = 0;
                 while !ops.eof() {
                     let (op, offset) = ops.read_with_offset().map_err(ValidationError::wasm)?;
-                    match op {
+                    match &op {
+                        Operator::BrTable { targets } => {
+                            control_points += 1;
+                            // The default target counts too.
+                            let count = u64::from(targets.len()) + 1;
+                            if count > u64::from(limits.br_table_targets_max) {
+                                return Err(too_many(
+                                    "br_table targets",
+                                    count,
+                                    limits.br_table_targets_max,
+                                ));
+                            }
+                        }
                         Operator::Block { .. }
                         | Operator::Loop { .. }
                         | Operator::If { .. }
                         | Operator::Else
-                        | Operator::BrIf { .. }
-                        | Operator::BrTable { .. } => control_points += 1,
+                        | Operator::BrIf { .. } => control_points += 1,
                         Operator::Call { .. } | Operator::CallIndirect { .. } => calls += 1,
                         _ => {}
-                    }
-                    if let Operator::BrTable { targets } = &op {
-                        // The default target counts too.
-                        let count = u64::from(targets.len()) + 1;
-                        if count > u64::from(limits.br_table_targets_max) {
-                            return Err(too_many(
-                                "br_table targets",
-                                count,
-                                limits.br_table_targets_max,
-                            ));
-                        }
                     }
                     fv.op(offset, &op).map_err(ValidationError::wasm)?;
                     max_height = max_height.max(fv.operand_stack_height());
@@ -532,7 +527,7 @@ pub fn validate(code: &[u8], limits: &VmLimits) -> Result<ModuleInfo, Validation
         return Err(ValidationError::MissingExport(abi::MEMORY_EXPORT));
     }
     if limits.segments_in_bounds {
-        check_segments(&segments, info.initial_pages * 65_536, table_elements)?;
+        check_segments(&segments)?;
     }
     Ok(info)
 }

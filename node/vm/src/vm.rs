@@ -18,7 +18,7 @@ use crate::error::VmError;
 use crate::exec::HostState;
 use crate::gas::{GasSchedule, Metering};
 use crate::instrument::instrument;
-use crate::limits::VmLimits;
+use crate::limits::{PAGE_BYTES, VmLimits};
 use crate::validate::{ModuleInfo, ValidationError, validate};
 use crate::world::World;
 
@@ -42,7 +42,7 @@ pub const MEMORY_KEEP_RESIDENT_BYTES: usize = 1 << 20;
 /// faults, only zeroing at reuse, which `instantiate_page` pays.
 pub const RESIDENT_PAGES: u64 = 16;
 
-const _: () = assert!(RESIDENT_PAGES * 65_536 <= MEMORY_KEEP_RESIDENT_BYTES as u64);
+const _: () = assert!(RESIDENT_PAGES * PAGE_BYTES <= MEMORY_KEEP_RESIDENT_BYTES as u64);
 
 /// Bytes of a freed table slot kept resident.
 pub const TABLE_KEEP_RESIDENT_BYTES: usize = 64 << 10;
@@ -248,14 +248,7 @@ impl<W: World + 'static> Vm<W> {
     /// Validates, instruments and compiles `code` without deploying it
     /// (e.g. to pre-warm the cache or check an upload).
     pub fn prepare(&self, code: &[u8]) -> Result<(), ValidationError> {
-        match self.shared.load(&keccak256(code), Some(code), None) {
-            Ok(_) => Ok(()),
-            Err(LoadError::Invalid(e)) => Err(e),
-            Err(LoadError::Fatal(e)) => Err(ValidationError::InvalidWasm {
-                offset: 0,
-                message: e.to_string(),
-            }),
-        }
+        self.shared.prepare(&keccak256(code), code)
     }
 
     /// Loads the compiled module of `code` into every engine of this VM: from
@@ -266,19 +259,9 @@ impl<W: World + 'static> Vm<W> {
     /// or a wiped artifact directory.
     pub fn warm(&self, code: &[u8]) -> Result<(), ValidationError> {
         let hash = keccak256(code);
-        for shared in std::iter::once(&self.shared).chain(&self.query_shared) {
-            match shared.load(&hash, Some(code), None) {
-                Ok(_) => {}
-                Err(LoadError::Invalid(e)) => return Err(e),
-                Err(LoadError::Fatal(e)) => {
-                    return Err(ValidationError::InvalidWasm {
-                        offset: 0,
-                        message: e.to_string(),
-                    });
-                }
-            }
-        }
-        Ok(())
+        std::iter::once(&self.shared)
+            .chain(&self.query_shared)
+            .try_for_each(|shared| shared.prepare(&hash, code))
     }
 
     /// Number of modules in the in-memory cache.
@@ -390,6 +373,19 @@ impl<W: World + 'static> Shared<W> {
             c.insert(*code_hash, compiled.clone(), size.max(code.len()));
         }
         Ok(compiled)
+    }
+
+    /// [`Shared::load`] of `code` for callers that only need to know whether
+    /// it loads (a node-side failure reads as invalid code).
+    fn prepare(&self, code_hash: &Hash, code: &[u8]) -> Result<(), ValidationError> {
+        match self.load(code_hash, Some(code), None) {
+            Ok(_) => Ok(()),
+            Err(LoadError::Invalid(e)) => Err(e),
+            Err(LoadError::Fatal(e)) => Err(ValidationError::InvalidWasm {
+                offset: 0,
+                message: e.to_string(),
+            }),
+        }
     }
 
     fn load_artifact(&self, code_hash: &Hash) -> Option<Module> {

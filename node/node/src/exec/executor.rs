@@ -249,11 +249,7 @@ impl Executor {
                     },
                 })?;
             world = w;
-            let emitted: u64 = receipt
-                .events
-                .iter()
-                .map(|e| e.data.len() as u64 + 32 * e.topics.len() as u64)
-                .sum();
+            let emitted: u64 = receipt.events.iter().map(stele_vm::event_bytes).sum();
             event_bytes_left = event_bytes_left.saturating_sub(emitted);
             gas_used += receipt.gas_used;
             fees += Amount::from(receipt.gas_used) * Amount::from(tx.tx.gas_price);

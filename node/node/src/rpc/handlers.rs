@@ -503,15 +503,7 @@ impl SteleApiServer for Handler {
             loop {
                 match tokio::time::timeout_at(deadline, feed.next()).await {
                     Ok(Some(block)) => {
-                        let found = block.receipts.iter().position(|r| r.tx_hash == hash);
-                        if let Some(index) = found {
-                            let info = ReceiptInfo {
-                                receipt: block.receipts[index].clone(),
-                                block_height: block.block.header.height,
-                                block_hash: block.certificate.block_hash,
-                                index: index as u32,
-                                events_omitted: 0,
-                            };
+                        if let Some(info) = receipt_in(&block, &hash) {
                             return self.fit_receipt(info, 0);
                         }
                     }
@@ -1011,14 +1003,7 @@ impl SteleApiServer for Handler {
                 _ = sink.closed() => return Ok(()),
                 b = feed.next() => match b { Some(b) => b, None => return Ok(()) },
             };
-            if let Some(index) = block.receipts.iter().position(|r| r.tx_hash == hash) {
-                let info = ReceiptInfo {
-                    receipt: block.receipts[index].clone(),
-                    block_height: block.block.header.height,
-                    block_hash: block.certificate.block_hash,
-                    index: index as u32,
-                    events_omitted: 0,
-                };
+            if let Some(info) = receipt_in(&block, &hash) {
                 // Cannot fail at the minimum response limit; without a
                 // receipt the subscriber still learns the commit.
                 let item = TxStatus {
@@ -1031,6 +1016,19 @@ impl SteleApiServer for Handler {
             }
         }
     }
+}
+
+/// The receipt of the transaction `hash` in a block just committed, if it
+/// holds it.
+fn receipt_in(block: &CommittedBlock, hash: &Hash) -> Option<ReceiptInfo> {
+    let index = block.receipts.iter().position(|r| r.tx_hash == *hash)?;
+    Some(ReceiptInfo {
+        receipt: block.receipts[index].clone(),
+        block_height: block.block.header.height,
+        block_hash: block.certificate.block_hash,
+        index: index as u32,
+        events_omitted: 0,
+    })
 }
 
 #[cfg(test)]
