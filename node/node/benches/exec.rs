@@ -140,9 +140,21 @@ impl Chain {
                 .collect(),
             params: ChainParams::default(),
         };
-        let mut state =
-            State::open_with_column_families(dir.path(), StateConfig::default(), &BLOCK_STORE_CFS)
-                .expect("open state");
+        let mut state = State::open_with_column_families(
+            dir.path(),
+            StateConfig {
+                // `STELE_BENCH_FLAT_DELETES_COMPACT=0` leaves committed
+                // deletes' tombstones in place (the worst case between
+                // a block and the compaction it starts).
+                flat_deletes_compact: env_usize(
+                    "STELE_BENCH_FLAT_DELETES_COMPACT",
+                    StateConfig::default().flat_deletes_compact as usize,
+                ) as u64,
+                ..StateConfig::default()
+            },
+            &BLOCK_STORE_CFS,
+        )
+        .expect("open state");
         state.commit(0, &genesis.writes()).expect("genesis");
         let vm = Vm::new(VmConfig {
             epoch_ticker: false,
@@ -177,11 +189,7 @@ impl Chain {
             timestamp_ms: self.genesis_time_ms + 1000 * height,
             proposer: self.proposer,
         };
-        let base = StateBase {
-            state: self.state.clone(),
-            version: Some(height - 1),
-            pending: None,
-        };
+        let base = StateBase::at(&self.state, Some(height - 1), None);
         if verify_first {
             let t = Instant::now();
             for tx in &txs {
@@ -421,11 +429,7 @@ fn iteration_case(chain: &Chain, name: &str, tx: SignedTransaction) {
         timestamp_ms: chain.genesis_time_ms + height + 1,
         proposer: chain.proposer,
     };
-    let base = StateBase {
-        state: chain.state.clone(),
-        version: Some(height),
-        pending: None,
-    };
+    let base = StateBase::at(&chain.state, Some(height), None);
     let t = Instant::now();
     let out = chain
         .executor
@@ -470,6 +474,13 @@ fn iteration(chain: &Chain, key: &SecretKey, nonce: &mut u64) {
     chain.apply(vec![sign(key, *nonce + 2, 100_000_000, wipe)], true);
     let scan = call("wipe_and_scan", &[0, u32::MAX, 0]);
     iteration_case(chain, "committed", sign(key, *nonce + 3, 200_000_000, scan));
+    // The same deletes, approached from inside each stretch in turn.
+    let each = call("scan_from_each", &[2_000, u32::MAX]);
+    iteration_case(
+        chain,
+        "committed_from_each",
+        sign(key, *nonce + 3, 200_000_000, each),
+    );
     *nonce += 3;
 }
 

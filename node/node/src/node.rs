@@ -206,12 +206,7 @@ impl Shared {
 
     /// The committed state the mempool checks against.
     pub fn latest_base(&self) -> StateBase {
-        let version = self.state.read().ok().and_then(|s| s.latest_version());
-        StateBase {
-            state: self.state.clone(),
-            version,
-            pending: None,
-        }
+        StateBase::latest(&self.state, None)
     }
 
     /// Verifies and admits a raw transaction, signed by `claimed` when
@@ -1344,11 +1339,7 @@ impl Driver {
 
     /// The committed tip's state.
     fn base(&self) -> StateBase {
-        StateBase {
-            state: self.shared.state.clone(),
-            version: Some(self.tip.height),
-            pending: None,
-        }
+        StateBase::at(&self.shared.state, Some(self.tip.height), None)
     }
 
     /// The uncommitted blocks between the committed tip and a new block at
@@ -1404,11 +1395,11 @@ impl Driver {
             }
             Arc::new(writes)
         });
-        Some(StateBase {
-            state: self.shared.state.clone(),
-            version: Some(self.tip.height),
+        Some(StateBase::at(
+            &self.shared.state,
+            Some(self.tip.height),
             pending,
-        })
+        ))
     }
 
     fn block_limits(&self) -> BlockLimits {

@@ -97,11 +97,7 @@ impl Chain {
     }
 
     fn base(&self) -> StateBase {
-        StateBase {
-            state: self.state.clone(),
-            version: Some(self.height()),
-            pending: None,
-        }
+        StateBase::at(&self.state, Some(self.height()), None)
     }
 
     fn env(&self) -> BlockEnv {

@@ -1413,3 +1413,49 @@ async fn answers_over_the_response_limit_are_paged_and_nothing_is_lost() {
         codes::INVALID_ARGUMENT
     );
 }
+
+/// A view that iterates storage reads one version from start to end, while
+/// blocks commit under it (it used to fail with an internal error once the
+/// latest height moved).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_iterate_one_version_while_blocks_commit() {
+    let node = TestNode::start(RpcConfig::default()).await;
+    let client = Client::connect(&node.http()).await.unwrap();
+    let code = wat::parse_str(include_str!("fixtures/iterate_over_deletes.wat")).unwrap();
+    let contract = deploy(&node, &client, 1, 0, code).await;
+    let u32_args =
+        |args: &[u32]| -> Vec<u8> { args.iter().flat_map(|a| a.to_le_bytes()).collect() };
+    let fill = signed(
+        1,
+        1,
+        50_000_000,
+        TxPayload::Call {
+            contract,
+            method: "fill".into(),
+            args: u32_args(&[300]),
+            value: 0,
+        },
+    );
+    client.send_transaction(&fill.to_bytes()).await.unwrap();
+    node.commit().await;
+
+    let committer = async {
+        for _ in 0..30 {
+            node.commit().await;
+        }
+    };
+    let viewer = async {
+        let mut heights = Vec::new();
+        for _ in 0..30 {
+            let view = client
+                .call_view(contract, "wipe_and_scan", &u32_args(&[0, 300, 0]), None)
+                .await
+                .unwrap();
+            assert_eq!(view.status, ExecStatus::Success, "{view:?}");
+            heights.push(view.height);
+        }
+        heights
+    };
+    let ((), heights) = tokio::join!(committer, viewer);
+    assert!(heights.windows(2).all(|w| w[0] <= w[1]), "{heights:?}");
+}

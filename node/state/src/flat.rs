@@ -2,7 +2,7 @@
 //! the latest version's values under `namespace || raw key`. The tree is keyed
 //! by hashes and cannot list keys in order; this index can.
 
-use rocksdb::{DBRawIterator, Direction, IteratorMode, ReadOptions};
+use rocksdb::{DBRawIterator, ReadOptions};
 use stele_types::codec::Encode;
 use stele_types::proof::Namespace;
 
@@ -19,11 +19,11 @@ pub struct Page {
 }
 
 /// A forward cursor over the keys of one namespace that start with a prefix,
-/// in the flat index at the latest version: one seek, then one step per
-/// entry, each key read in place (a value is copied only when asked for).
-/// Iteration stops at the end of the prefix inside RocksDB
-/// (`iterate_upper_bound`), so entries and deletions past it are never
-/// visited.
+/// in the flat index (at the latest version, or in a
+/// [`crate::CommittedView`]): one seek, then one step per entry, each key
+/// read in place (a value is copied only when asked for). Iteration stops at
+/// the end of the prefix inside RocksDB (`iterate_upper_bound`), so entries
+/// and deletions past it are never visited.
 pub struct FlatCursor<'a> {
     iter: DBRawIterator<'a>,
     ns_len: usize,
@@ -36,7 +36,45 @@ impl std::fmt::Debug for FlatCursor<'_> {
     }
 }
 
-impl FlatCursor<'_> {
+/// Where a prefix's keys lie in the flat index.
+#[derive(Debug, Clone)]
+pub(crate) struct Bounds {
+    ns_len: usize,
+    /// The namespace's encoding, then the prefix.
+    full_prefix: Vec<u8>,
+    /// The smallest key above them all, if any.
+    pub(crate) end: Option<Vec<u8>>,
+}
+
+/// The bounds of the keys of namespace `ns` (encoded) starting with `prefix`.
+pub(crate) fn prefix_bounds(ns: &[u8], prefix: &[u8]) -> Bounds {
+    let mut full_prefix = ns.to_vec();
+    full_prefix.extend_from_slice(prefix);
+    Bounds {
+        ns_len: ns.len(),
+        end: prefix_end(&full_prefix),
+        full_prefix,
+    }
+}
+
+impl<'a> FlatCursor<'a> {
+    /// Positions `iter` (made with `bounds.end` as its upper bound) at the
+    /// first key within `bounds` above `after`.
+    pub(crate) fn start(
+        mut iter: DBRawIterator<'a>,
+        bounds: Bounds,
+        after: Option<&[u8]>,
+    ) -> Result<FlatCursor<'a>, StateError> {
+        let ns = &bounds.full_prefix[..bounds.ns_len];
+        iter.seek(start_key(ns, &bounds.full_prefix, after));
+        iter.status()?;
+        Ok(FlatCursor {
+            iter,
+            ns_len: bounds.ns_len,
+            full_prefix: bounds.full_prefix,
+        })
+    }
+
     /// The raw key (without the namespace) at the cursor; `None` past the
     /// last key with the prefix.
     pub fn key(&self) -> Result<Option<&[u8]>, StateError> {
@@ -60,6 +98,35 @@ impl FlatCursor<'_> {
             self.iter.next();
         }
     }
+
+    /// Moves to the first key at or above `raw` (a raw key without the
+    /// namespace); never backwards past the prefix's start.
+    pub fn seek(&mut self, raw: &[u8]) -> Result<(), StateError> {
+        let mut key = self.full_prefix[..self.ns_len].to_vec();
+        key.extend_from_slice(raw);
+        self.iter.seek(key.max(self.full_prefix.clone()));
+        self.iter.status()?;
+        Ok(())
+    }
+}
+
+/// Up to `limit` entries from `cursor`, and where the next page starts.
+pub(crate) fn list_page(mut cursor: FlatCursor<'_>, limit: usize) -> Result<Page, StateError> {
+    let mut page = Page::default();
+    if limit == 0 {
+        return Ok(page);
+    }
+    while let Some(key) = cursor.key()? {
+        if page.entries.len() == limit {
+            page.next = page.entries.last().map(|(k, _)| k.clone());
+            break;
+        }
+        let key = key.to_vec();
+        let value = cursor.value().unwrap_or_default().to_vec();
+        page.entries.push((key, value));
+        cursor.advance();
+    }
+    Ok(page)
 }
 
 /// The smallest key above every key that starts with `prefix`, if any.
@@ -96,21 +163,13 @@ impl State {
         prefix: &[u8],
         after: Option<&[u8]>,
     ) -> Result<FlatCursor<'_>, StateError> {
-        let ns = namespace.to_bytes();
-        let mut full_prefix = ns.clone();
-        full_prefix.extend_from_slice(prefix);
+        let bounds = prefix_bounds(&namespace.to_bytes(), prefix);
         let mut opts = ReadOptions::default();
-        if let Some(end) = prefix_end(&full_prefix) {
+        if let Some(end) = bounds.end.clone() {
             opts.set_iterate_upper_bound(end);
         }
-        let mut iter = self.db.raw_iterator_cf_opt(self.cf(CF_FLAT)?, opts);
-        iter.seek(start_key(&ns, &full_prefix, after));
-        iter.status()?;
-        Ok(FlatCursor {
-            iter,
-            ns_len: ns.len(),
-            full_prefix,
-        })
+        let iter = self.db.raw_iterator_cf_opt(self.cf(CF_FLAT)?, opts);
+        FlatCursor::start(iter, bounds, after)
     }
 
     /// Lists up to `limit` keys of `namespace` at the latest version that
@@ -128,35 +187,7 @@ impl State {
                 max: self.config.iter_limit_max,
             });
         }
-        let ns = namespace.to_bytes();
-        let mut full_prefix = ns.clone();
-        full_prefix.extend_from_slice(prefix);
-        let start = start_key(&ns, &full_prefix, start_after);
-        let mut page = Page::default();
-        if limit == 0 {
-            return Ok(page);
-        }
-        let mut opts = ReadOptions::default();
-        if let Some(end) = prefix_end(&full_prefix) {
-            opts.set_iterate_upper_bound(end);
-        }
-        let iter = self.db.iterator_cf_opt(
-            self.cf(CF_FLAT)?,
-            opts,
-            IteratorMode::From(&start, Direction::Forward),
-        );
-        for entry in iter {
-            let (key, value) = entry?;
-            if !key.starts_with(&full_prefix) {
-                break;
-            }
-            if page.entries.len() == limit {
-                page.next = page.entries.last().map(|(k, _)| k.clone());
-                break;
-            }
-            page.entries
-                .push((key[ns.len()..].to_vec(), value.to_vec()));
-        }
-        Ok(page)
+        let cursor = self.flat_cursor(namespace, prefix, start_after)?;
+        list_page(cursor, limit)
     }
 }

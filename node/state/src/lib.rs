@@ -15,7 +15,9 @@ mod node;
 mod overlay;
 mod prune;
 mod store;
+mod tombstones;
 mod tree;
+mod view;
 
 pub use error::StateError;
 pub use flat::{FlatCursor, Page};
@@ -26,6 +28,7 @@ pub use stele_types::proof::{Namespace, ProofError, SparseMerkleProof, StateKey}
 pub use store::{
     CF_FLAT, CF_META, CF_NODES, CF_ROOTS, CF_STALE, PreparedCommit, State, StateConfig,
 };
+pub use view::CommittedView;
 
 /// Re-exported so callers can build their own writes into a commit's batch.
 pub use rocksdb;

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
@@ -15,6 +17,7 @@ use stele_types::proof::{STATE_KEY_BYTES_MAX, SparseMerkleProof, StateKey};
 use crate::cache::NodeCache;
 use crate::error::StateError;
 use crate::node::{Child, InternalNode, Node, NodeKey};
+use crate::tombstones::Tombstones;
 use crate::tree::{self, NodeSource};
 
 /// Tree nodes, keyed by [`NodeKey::to_db_key`].
@@ -50,6 +53,10 @@ pub struct StateConfig {
     /// Most internal nodes kept decoded and verified in memory (about 1 KB
     /// each); 0 disables the cache.
     pub node_cache_nodes_max: usize,
+    /// Flat-index deletes in one namespace, since its last compaction, that
+    /// make the state compact the range they span in the background (0
+    /// never does). See [`crate::tombstones`].
+    pub flat_deletes_compact: u64,
 }
 
 impl Default for StateConfig {
@@ -62,6 +69,7 @@ impl Default for StateConfig {
             prune_batch_nodes_max: 100_000,
             block_cache_bytes: 256 << 20,
             node_cache_nodes_max: 200_000,
+            flat_deletes_compact: 256,
         }
     }
 }
@@ -70,11 +78,26 @@ impl Default for StateConfig {
 /// take `&mut self`, so only one writer exists.
 #[derive(Debug)]
 pub struct State {
-    pub(crate) db: DB,
+    /// Shared with committed views and the background compaction; only
+    /// this struct writes.
+    pub(crate) db: Arc<DB>,
     pub(crate) config: StateConfig,
     pub(crate) latest: Option<u64>,
     pub(crate) oldest: Option<u64>,
     cache: NodeCache,
+    tombstones: Tombstones,
+    compaction: Option<JoinHandle<()>>,
+}
+
+impl Drop for State {
+    /// Waits for a background compaction, so the database is closed (and
+    /// its lock released) when the state is gone.
+    fn drop(&mut self) {
+        if let Some(handle) = self.compaction.take() {
+            // A panicked compaction thread has nothing left to clean up.
+            let _ = handle.join();
+        }
+    }
 }
 
 /// A block's state changes, applied to the tree but not yet written. The node
@@ -87,6 +110,8 @@ pub struct PreparedCommit {
     batch: WriteBatch,
     /// The new internal nodes, for the node cache once the batch is durable.
     internal_nodes: Vec<(NodeKey, InternalNode)>,
+    /// The flat-index keys this commit deletes.
+    deletes: Tombstones,
     /// Tree nodes written by this commit.
     pub nodes_written: usize,
     /// Tree nodes this commit made stale.
@@ -211,7 +236,7 @@ impl State {
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(name, cf_opts.clone()))
             .collect();
-        let db = DB::open_cf_descriptors(&db_opts, path, descriptors)?;
+        let db = Arc::new(DB::open_cf_descriptors(&db_opts, path, descriptors)?);
         let cache = NodeCache::new(config.node_cache_nodes_max);
         let mut state = State {
             db,
@@ -219,6 +244,8 @@ impl State {
             latest: None,
             oldest: None,
             cache,
+            tombstones: Tombstones::default(),
+            compaction: None,
         };
         state.latest = state.read_meta(META_LATEST, "latest version")?;
         state.oldest = state.read_meta(META_OLDEST, "oldest version")?;
@@ -410,10 +437,14 @@ impl State {
             encode_root(update.root),
         );
         let flat_cf = self.cf(CF_FLAT)?;
+        let mut deletes = Tombstones::default();
         for (key, value) in writes {
             match value {
                 Some(v) => batch.put_cf(flat_cf, flat_key(key), v),
-                None => batch.delete_cf(flat_cf, flat_key(key)),
+                None => {
+                    batch.delete_cf(flat_cf, flat_key(key));
+                    deletes.record(key);
+                }
             }
         }
         let meta_cf = self.cf(CF_META)?;
@@ -427,6 +458,7 @@ impl State {
             root: update.root.map_or(Hash::ZERO, |c| c.hash),
             batch,
             internal_nodes,
+            deletes,
             nodes_written: update.new_nodes.len(),
             nodes_stale: update.stale.len(),
         })
@@ -468,7 +500,45 @@ impl State {
         for (key, node) in prepared.internal_nodes {
             self.cache.insert(key, node);
         }
+        self.tombstones.merge(prepared.deletes);
+        self.compact_deleted_ranges();
         Ok(prepared.root)
+    }
+
+    /// Starts a background compaction of the flat-index ranges whose
+    /// deletes reached [`StateConfig::flat_deletes_compact`], unless one is
+    /// still running (its ranges wait for the next commit).
+    fn compact_deleted_ranges(&mut self) {
+        if self.config.flat_deletes_compact == 0
+            || self.compaction.as_ref().is_some_and(|h| !h.is_finished())
+        {
+            return;
+        }
+        let ranges = self.tombstones.take_due(self.config.flat_deletes_compact);
+        if ranges.is_empty() {
+            return;
+        }
+        if let Some(done) = self.compaction.take() {
+            let _ = done.join();
+        }
+        let db = Arc::clone(&self.db);
+        let spawned = std::thread::Builder::new()
+            .name("state-compact".into())
+            .spawn(move || crate::tombstones::compact(&db, &ranges));
+        match spawned {
+            Ok(handle) => self.compaction = Some(handle),
+            // Without a thread the tombstones stay until RocksDB's own
+            // compactions; iteration stays correct, only slower.
+            Err(e) => tracing::warn!(error = %e, "could not start the flat-index compaction"),
+        }
+    }
+
+    /// Waits until the background compaction of deleted ranges (if any)
+    /// has finished; for tests and benchmarks.
+    pub fn wait_for_compaction(&mut self) {
+        if let Some(handle) = self.compaction.take() {
+            let _ = handle.join();
+        }
     }
 
     /// Compacts every state column family (used to measure size on disk).

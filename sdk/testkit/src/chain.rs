@@ -136,12 +136,7 @@ impl TestChain {
     }
 
     fn base(&self) -> StateBase {
-        let version = self.state.read().expect("state lock").latest_version();
-        StateBase {
-            state: self.state.clone(),
-            version,
-            pending: None,
-        }
+        StateBase::latest(&self.state, None)
     }
 
     fn account_record(&self, who: &Address) -> Account {

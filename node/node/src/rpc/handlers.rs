@@ -136,10 +136,28 @@ impl Handler {
     }
 
     fn base(&self, height: u64) -> StateBase {
-        StateBase {
-            state: self.ctx.state.clone(),
-            version: Some(height),
-            pending: None,
+        StateBase::at(&self.ctx.state, Some(height), None)
+    }
+
+    /// The latest committed version through a view of it, and its height:
+    /// one version for the whole request, however many blocks commit
+    /// meanwhile.
+    fn latest_base(&self) -> RpcResult<(u64, StateBase)> {
+        let base = StateBase::latest(&self.ctx.state, None);
+        let height = base
+            .version
+            .ok_or_else(|| internal("the state has no committed version"))?;
+        Ok((height, base))
+    }
+
+    /// The base for a read at `height` (default: the latest).
+    fn base_at(&self, height: Option<u64>) -> RpcResult<(u64, StateBase)> {
+        match height {
+            None => self.latest_base(),
+            Some(h) => {
+                let h = self.height(Some(h))?;
+                Ok((h, self.base(h)))
+            }
         }
     }
 
@@ -234,9 +252,8 @@ impl Handler {
 
     /// Runs `tx` as `sender` on the latest state, as the next block.
     async fn simulate(&self, tx: Transaction, sender: Address) -> RpcResult<(u64, Applied)> {
-        let height = self.latest()?;
+        let (height, base) = self.latest_base()?;
         let env = self.next_block_env(height)?;
-        let base = self.base(height);
         let executor = self.ctx.executor.clone();
         let timeout_ms = self.config.exec_timeout_ms;
         let applied = self
@@ -529,14 +546,13 @@ impl SteleApiServer for Handler {
         height: Option<u64>,
     ) -> RpcResult<ViewResult> {
         let result = async {
-            let height = self.height(height)?;
+            let (height, base) = self.base_at(height)?;
             let header = self.header(height)?;
             let env = BlockEnv {
                 height,
                 timestamp_ms: header.as_ref().map_or(0, |h| h.timestamp_ms),
                 proposer: header.map_or(Address([0; 20]), |h| h.proposer),
             };
-            let base = self.base(height);
             let executor = self.ctx.executor.clone();
             let (gas, timeout) = (self.config.view_gas_max, self.config.exec_timeout_ms);
             let outcome = self
@@ -595,8 +611,8 @@ impl SteleApiServer for Handler {
             let (mut tx, sender) = self.simulated(request)?;
             // Run with as much gas as the sender can buy (within the caps),
             // so the estimate does not depend on the limit the caller chose.
-            let height = self.latest()?;
-            let balance = StateWorld::new(self.base(height))
+            let (height, base) = self.latest_base()?;
+            let balance = StateWorld::new(base.clone())
                 .account(&sender)
                 .map_err(internal)?
                 .balance;
@@ -615,7 +631,6 @@ impl SteleApiServer for Handler {
             let limit = u64::try_from(affordable.min(u128::from(cap))).unwrap_or(cap);
             tx.gas_limit = limit;
             let env = self.next_block_env(height)?;
-            let base = self.base(height);
             let executor = self.ctx.executor.clone();
             let timeout_ms = self.config.exec_timeout_ms;
             // One job for every run, so a search is not refused half-way
@@ -673,10 +688,8 @@ impl SteleApiServer for Handler {
 
     async fn get_account(&self, address: Address) -> RpcResult<AccountInfo> {
         let result = (|| {
-            let height = self.latest()?;
-            let account = StateWorld::new(self.base(height))
-                .account(&address)
-                .map_err(internal)?;
+            let (height, base) = self.latest_base()?;
+            let account = StateWorld::new(base).account(&address).map_err(internal)?;
             let pending = self.ctx.submitter.pending_nonce(&address);
             Ok(AccountInfo {
                 address,
@@ -692,10 +705,8 @@ impl SteleApiServer for Handler {
 
     async fn get_contract(&self, address: Address) -> RpcResult<ContractInfo> {
         let result = (|| {
-            let height = self.latest()?;
-            let account = StateWorld::new(self.base(height))
-                .account(&address)
-                .map_err(internal)?;
+            let (height, base) = self.latest_base()?;
+            let account = StateWorld::new(base).account(&address).map_err(internal)?;
             let code_hash = account
                 .code_hash
                 .ok_or_else(|| not_found(format_args!("contract at {address}")))?;
@@ -858,12 +869,14 @@ impl SteleApiServer for Handler {
                     "prefix and cursor are at most {STORAGE_KEY_BYTES_MAX} bytes"
                 )));
             }
-            let state = self.state()?;
-            let height = state
-                .latest_version()
-                .ok_or_else(|| internal("the state has no committed version"))?;
-            let limit = (limit as usize).min(state.config().iter_limit_max);
-            let page = state
+            // A view of the latest version: the listing holds no lock a
+            // commit needs.
+            let (height, base) = self.latest_base()?;
+            let view = base
+                .view
+                .ok_or_else(|| internal("no view of the latest version"))?;
+            let limit = (limit as usize).min(view.iter_limit_max());
+            let page = view
                 .iter_prefix(
                     &Namespace::Storage(contract),
                     &prefix.0,

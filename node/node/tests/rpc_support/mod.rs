@@ -99,12 +99,7 @@ pub struct Pool {
 
 impl Pool {
     fn view(&self) -> StateBase {
-        let version = self.state.read().unwrap().latest_version();
-        StateBase {
-            state: self.state.clone(),
-            version,
-            pending: None,
-        }
+        StateBase::latest(&self.state, None)
     }
 }
 
@@ -261,11 +256,7 @@ fn commit_block(
     genesis_time_ms: u64,
 ) -> Arc<CommittedBlock> {
     let parent = state.read().unwrap().latest_version().unwrap();
-    let base = StateBase {
-        state: state.clone(),
-        version: Some(parent),
-        pending: None,
-    };
+    let base = StateBase::at(state, Some(parent), None);
     let cfg = executor.config().clone();
     let txs = pool.mempool.lock().unwrap().select(
         BlockLimits {
@@ -327,11 +318,7 @@ fn commit_block(
         .map(SignedTransaction::hash)
         .zip(out.senders.iter().copied())
         .collect();
-    let view = StateBase {
-        state: state.clone(),
-        version: Some(height),
-        pending: None,
-    };
+    let view = StateBase::at(state, Some(height), None);
     pool.mempool
         .lock()
         .unwrap()

@@ -1,0 +1,161 @@
+//! Committed views: the latest version as it was when the view was taken,
+//! read without the state's lock and unchanged by later commits.
+//!
+//! A view pins a RocksDB snapshot of the whole database, so its flat-index
+//! reads and iteration see exactly the version current when it was taken,
+//! however many blocks commit meanwhile. Executions and RPC reads hold one
+//! for their duration; a commit never waits for them. A view keeps the
+//! data it sees from compaction, so views are for the length of one
+//! execution or request, not for keeping.
+
+use std::sync::Arc;
+
+use rocksdb::{DB, ReadOptions, SnapshotWithThreadMode};
+use stele_types::codec::Encode;
+use stele_types::proof::{Namespace, StateKey};
+
+use crate::error::StateError;
+use crate::flat::{FlatCursor, Page, list_page, prefix_bounds};
+use crate::store::{CF_FLAT, State, flat_key};
+
+/// The latest committed version at one moment; see the module docs.
+pub struct CommittedView {
+    // Declared before `db`: fields drop in order, and the snapshot must be
+    // released while the database is open.
+    snapshot: SnapshotWithThreadMode<'static, DB>,
+    db: Arc<DB>,
+    version: u64,
+    iter_limit_max: usize,
+}
+
+impl std::fmt::Debug for CommittedView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommittedView")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// A view of the latest version, `None` before the first commit.
+    pub fn view(&self) -> Option<CommittedView> {
+        let version = self.latest?;
+        let db = Arc::clone(&self.db);
+        let snapshot = db.snapshot();
+        // SAFETY: the snapshot borrows the database, which lives in the
+        // `Arc` heap allocation `db` points to. The view holds that `Arc`,
+        // so the database neither moves nor closes while the view exists,
+        // and the snapshot field is dropped before the `Arc` field. The
+        // 'static lifetime never escapes: every borrow the view hands out
+        // (cursors, reads) is tied to `&self`.
+        #[allow(unsafe_code)]
+        let snapshot = unsafe {
+            std::mem::transmute::<SnapshotWithThreadMode<'_, DB>, SnapshotWithThreadMode<'static, DB>>(
+                snapshot,
+            )
+        };
+        Some(CommittedView {
+            snapshot,
+            db,
+            version,
+            iter_limit_max: self.config.iter_limit_max,
+        })
+    }
+}
+
+impl CommittedView {
+    /// The version this view shows.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Most entries one [`CommittedView::iter_prefix`] page may ask for.
+    pub fn iter_limit_max(&self) -> usize {
+        self.iter_limit_max
+    }
+
+    fn flat_cf(&self) -> Result<&rocksdb::ColumnFamily, StateError> {
+        self.db
+            .cf_handle(CF_FLAT)
+            .ok_or_else(|| StateError::MissingColumnFamily {
+                name: CF_FLAT.to_owned(),
+            })
+    }
+
+    /// The value of `key` at this version (from the flat index: one
+    /// RocksDB read, no tree walk).
+    pub fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self.snapshot.get_cf(self.flat_cf()?, flat_key(key))?)
+    }
+
+    /// A cursor over the keys of `namespace` that start with `prefix`,
+    /// positioned at the first one above `after` (see [`FlatCursor`]).
+    pub fn flat_cursor(
+        &self,
+        namespace: &Namespace,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+    ) -> Result<FlatCursor<'_>, StateError> {
+        let (bounds, opts) = self.read_options(namespace, prefix);
+        let iter = self.snapshot.raw_iterator_cf_opt(self.flat_cf()?, opts);
+        FlatCursor::start(iter, bounds, after)
+    }
+
+    /// A cursor over the keys of `namespace` from `from` (raw, included)
+    /// up to `until` (excluded; `None`: the namespace's end). RocksDB stops
+    /// at `until` itself, so nothing past it is stepped over.
+    pub fn flat_cursor_between(
+        &self,
+        namespace: &Namespace,
+        from: &[u8],
+        until: Option<&[u8]>,
+    ) -> Result<FlatCursor<'_>, StateError> {
+        let ns = namespace.to_bytes();
+        let mut bounds = prefix_bounds(&ns, &[]);
+        if let Some(until) = until {
+            let mut end = ns;
+            end.extend_from_slice(until);
+            bounds.end = Some(end);
+        }
+        let mut opts = ReadOptions::default();
+        if let Some(end) = bounds.end.clone() {
+            opts.set_iterate_upper_bound(end);
+        }
+        let iter = self.snapshot.raw_iterator_cf_opt(self.flat_cf()?, opts);
+        let mut cursor = FlatCursor::start(iter, bounds, None)?;
+        cursor.seek(from)?;
+        Ok(cursor)
+    }
+
+    /// Lists up to `limit` keys of `namespace` that start with `prefix` and
+    /// sort after `start_after`, like [`State::iter_prefix`].
+    pub fn iter_prefix(
+        &self,
+        namespace: &Namespace,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Page, StateError> {
+        if limit > self.iter_limit_max {
+            return Err(StateError::IterLimitTooLarge {
+                limit,
+                max: self.iter_limit_max,
+            });
+        }
+        let cursor = self.flat_cursor(namespace, prefix, start_after)?;
+        list_page(cursor, limit)
+    }
+
+    fn read_options(
+        &self,
+        namespace: &Namespace,
+        prefix: &[u8],
+    ) -> (crate::flat::Bounds, ReadOptions) {
+        let bounds = prefix_bounds(&namespace.to_bytes(), prefix);
+        let mut opts = ReadOptions::default();
+        if let Some(end) = bounds.end.clone() {
+            opts.set_iterate_upper_bound(end);
+        }
+        (bounds, opts)
+    }
+}
