@@ -21,10 +21,14 @@
 //! Execution cases (`exec`): fresh executions on the block engine, each
 //! reporting ns per gas; the target is within 10x of a token transfer's.
 //!
+//! Each runs under the latest limits (V3: a frame's memory is at most 2 MiB)
+//! unless its name ends in `_v2` (V2's 16 MiB, for chains that keep it).
+//!
 //! - `touch_pages`: grow memory to its cap and write one byte per 4 KiB.
-//! - `chase_16mib`, `chase_2mib`, `chase_1mib`: pointer chases, every load
-//!   dependent on the last (over 16 MiB, each a cache and TLB miss).
-//! - `touch_initial`: 256 initial pages, one byte written per 4 KiB.
+//! - `chase_16mib_v2`, `chase_2mib`, `chase_1mib`: pointer chases, every
+//!   load dependent on the last (over 16 MiB, each a cache and TLB miss).
+//! - `touch_initial`: as many initial pages as allowed (32; 256 in
+//!   `touch_initial_v2`), one byte written per 4 KiB.
 //! - `touch_frames`: the same in every frame the transaction may open
 //!   (a re-entrant contract calling itself 63 times).
 //! - `calls_LOCALS_x_CALLS`: LOCALS i64 locals all live across CALLS calls.
@@ -35,7 +39,7 @@ use std::fmt::Write as _;
 use std::process::Command;
 use std::time::Instant;
 
-use stele_vm::{MemoryWorld, Vm, VmConfig};
+use stele_vm::{MemoryWorld, Vm, VmConfig, VmLimits};
 
 /// One function with `locals` i64 locals and `blocks` guarded blocks, nested
 /// or in sequence.
@@ -311,20 +315,26 @@ fn chase(pages: u32) -> String {
     )
 }
 
-/// 256 initial pages (16 MiB), one byte written per 4 KiB.
-const TOUCH_INITIAL: &str = r#"(module
-  (memory (export "memory") 256)
+/// `pages` initial pages, one byte written per 4 KiB.
+fn touch_initial(pages: u64) -> String {
+    let bytes = pages * 65_536;
+    format!(
+        r#"(module
+  (memory (export "memory") {pages})
   (func (export "run") (local $p i32)
     (loop $l
       (i32.store8 (local.get $p) (i32.const 1))
       (local.set $p (i32.add (local.get $p) (i32.const 4096)))
-      (br_if $l (i32.lt_u (local.get $p) (i32.const 16777216))))))"#;
+      (br_if $l (i32.lt_u (local.get $p) (i32.const {bytes}))))))"#
+    )
+}
 
-/// Runs `method` of `wat` `runs` times on fresh executions; prints gas, ns
-/// and ns per gas.
-fn exec_case(name: &str, wat: &str, method: &str, runs: u32) {
+/// Runs `method` of `wat` `runs` times on fresh executions under `limits`;
+/// prints gas, ns and ns per gas.
+fn exec_case(name: &str, limits: VmLimits, wat: &str, method: &str, runs: u32) {
     let vm: Vm<MemoryWorld> = match Vm::new(VmConfig {
         epoch_ticker: false,
+        limits,
         ..VmConfig::default()
     }) {
         Ok(vm) => vm,
@@ -378,19 +388,35 @@ fn exec_case(name: &str, wat: &str, method: &str, runs: u32) {
 
 fn exec_cases(wanted: &[&String]) {
     let run = |name: &str| wanted.is_empty() || wanted.iter().any(|w| name.contains(w.as_str()));
+    let latest = VmLimits::LATEST;
     if run("touch_pages") {
-        exec_case("touch_pages", TOUCH, "touch_pages", 20);
+        exec_case("touch_pages", latest.clone(), TOUCH, "touch_pages", 20);
     }
-    if run("touch_initial") {
-        exec_case("touch_initial", TOUCH_INITIAL, "run", 20);
-    }
-    for (name, pages) in [("chase_16mib", 256), ("chase_2mib", 32), ("chase_1mib", 16)] {
+    for (name, limits) in [
+        ("touch_initial", &latest),
+        ("touch_initial_v2", &VmLimits::V2),
+    ] {
         if run(name) {
-            exec_case(name, &chase(pages), "run", 3);
+            let wat = touch_initial(limits.memory_pages_max);
+            exec_case(name, limits.clone(), &wat, "run", 20);
         }
     }
-    if run("touch_frames") {
-        exec_case("touch_frames", TOUCH, "touch_frames", 3);
+    for (name, limits, pages) in [
+        ("chase_16mib_v2", &VmLimits::V2, 256),
+        ("chase_2mib", &latest, 32),
+        ("chase_1mib", &latest, 16),
+    ] {
+        if run(name) {
+            exec_case(name, limits.clone(), &chase(pages), "run", 3);
+        }
+    }
+    for (name, limits) in [
+        ("touch_frames", &latest),
+        ("touch_frames_v2", &VmLimits::V2),
+    ] {
+        if run(name) {
+            exec_case(name, limits.clone(), TOUCH, "touch_frames", 3);
+        }
     }
 }
 

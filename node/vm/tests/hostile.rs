@@ -12,6 +12,24 @@ use stele_vm::{
 /// Runs `method` of `wat` three times: twice on one VM (the second from the
 /// module cache) and once on a fresh engine; asserts identical outcomes.
 fn run_deterministic(wat: &str, method: &str, args: &[u8], gas: u64) -> Outcome {
+    run_deterministic_under(VmLimits::LATEST, wat, method, args, gas)
+}
+
+/// [`run_deterministic`] on VMs running `limits`.
+fn run_deterministic_under(
+    limits: VmLimits,
+    wat: &str,
+    method: &str,
+    args: &[u8],
+    gas: u64,
+) -> Outcome {
+    let vm = || {
+        stele_vm::Vm::new(stele_vm::VmConfig {
+            limits: limits.clone(),
+            ..config()
+        })
+        .expect("engine config is valid")
+    };
     let vm1 = vm();
     let (addr, world) = deploy(&vm1, MemoryWorld::new(), wat, 0);
     let (a, _) = call(&vm1, world.clone(), addr, method, args, gas);
@@ -75,7 +93,21 @@ fn memory_grow_past_the_cap_fails_the_same_way_every_time() {
         let out = run_deterministic(wat, "run", &[], 50_000_000);
         assert_eq!(out.status, ExecStatus::Success, "{out:?}");
         let pages = u32::from_le_bytes(out.output[..4].try_into().unwrap());
-        assert_eq!(u64::from(pages), VmLimits::V1.memory_pages_max);
+        assert_eq!(u64::from(pages), VmLimits::LATEST.memory_pages_max);
+        assert_eq!(pages, 32);
+        // Chains on V2 keep their 256 pages.
+        let out = run_deterministic_under(VmLimits::V2, wat, "run", &[], 50_000_000);
+        let pages = u32::from_le_bytes(out.output[..4].try_into().unwrap());
+        assert_eq!(pages, 256);
+        let just_over = wasm(r#"(module (memory (export "memory") 33))"#);
+        assert!(matches!(
+            deploy_error(&just_over),
+            ValidationError::MemoryTooLarge {
+                what: "initial size",
+                pages: 33,
+                max: 32
+            }
+        ));
 
         let declared = wasm(r#"(module (memory (export "memory") 1 100000))"#);
         assert!(matches!(
@@ -701,10 +733,12 @@ fn the_frames_of_one_transaction_share_a_memory_cap() {
     (call $set_return (i32.const 200) (i32.add (i32.const 1) (call $result_len))))
   (@custom "stele_reentrant" ""))"#
         );
-        let out = run_deterministic(&wat, "run", &[], 2_000_000_000);
+        // V2's frames may hold 16 MiB each; V3's hold at most 2 MiB, so
+        // its call depth and frame count bind before this cap.
+        let out = run_deterministic_under(VmLimits::V2, &wat, "run", &[], 2_000_000_000);
         assert_eq!(out.status, ExecStatus::Success, "{:?}", out.failure);
         // 2 048 pages hold eight such frames; the ninth is refused.
-        let frames = (VmLimits::LATEST.execution_memory_pages_max / 256) as usize;
+        let frames = (VmLimits::V2.execution_memory_pages_max / 256) as usize;
         assert_eq!(frames, 8);
         assert!(
             out.output[..frames - 1].iter().all(|s| *s == 0),
