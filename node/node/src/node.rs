@@ -110,6 +110,10 @@ pub struct NodeOptions {
     pub net: NetConfig,
     pub mempool_txs_max: usize,
     pub mempool_bytes_max: usize,
+    /// [`MempoolConfig::sender_gapped_bytes_max`].
+    pub mempool_sender_gapped_bytes_max: usize,
+    /// [`MempoolConfig::gapped_ttl_blocks`].
+    pub mempool_gapped_ttl_blocks: u64,
     /// Senders whose prepared keys are kept for checking transactions that
     /// name their sender (~45 KB each; 0 keeps none).
     pub sender_keys_max: usize,
@@ -411,6 +415,8 @@ impl Node {
         let mut mempool_config = MempoolConfig::new(genesis.chain_id);
         mempool_config.txs_max = opts.mempool_txs_max;
         mempool_config.bytes_max = opts.mempool_bytes_max;
+        mempool_config.sender_gapped_bytes_max = opts.mempool_sender_gapped_bytes_max;
+        mempool_config.gapped_ttl_blocks = opts.mempool_gapped_ttl_blocks;
         mempool_config.tx_gas_max = genesis.params.block_gas_max;
         mempool_config.tx_gas_base = genesis.params.tx_gas_base;
         mempool_config.tx_gas_per_byte = genesis.params.tx_gas_per_byte;
@@ -427,7 +433,7 @@ impl Node {
             validators: genesis.validators.clone(),
             state,
             executor,
-            mempool: Mutex::new(Mempool::new(mempool_config.clone())),
+            mempool: Mutex::new(Mempool::at_height(mempool_config.clone(), tip.height)),
             sender_keys: SenderKeys::new(opts.sender_keys_max),
             mempool_config,
             limits,
@@ -1808,7 +1814,7 @@ impl Driver {
         let base = self.base();
         let (txs, bytes) = {
             let mut pool = self.shared.mempool();
-            pool.on_block_committed(&committed, &base);
+            pool.on_block_committed(seq, &committed, &base);
             (pool.len(), pool.bytes())
         };
         metrics.mempool_txs.set(txs as i64);

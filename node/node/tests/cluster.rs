@@ -138,6 +138,8 @@ impl Cluster {
             net,
             mempool_txs_max: 10_000,
             mempool_bytes_max: 64 << 20,
+            mempool_sender_gapped_bytes_max: 2 << 20,
+            mempool_gapped_ttl_blocks: 600,
             sender_keys_max: 64,
             consensus: ConsensusOptions {
                 view_timeout_ms: 1_000,
