@@ -940,6 +940,21 @@ struct Driver {
     sync_bytes_max: usize,
 }
 
+/// How long after its previous proposal the primary proposes again:
+/// `block_interval_ms` when `ready` transactions can go in a block (so
+/// blocks fill), `empty_block_interval_ms` when none can or the last
+/// selection came up empty (`idle`). Transactions behind a nonce gap are
+/// not ready, so they never make the chain produce empty blocks faster than
+/// an idle one, which still makes a block every `empty_block_interval_ms`
+/// so the backups' view timers do not fire.
+fn proposal_wait_ms(ready: usize, idle: bool, consensus: &ConsensusOptions) -> u64 {
+    if ready == 0 || idle {
+        consensus.empty_block_interval_ms
+    } else {
+        consensus.block_interval_ms
+    }
+}
+
 /// What the driver does when the view timer of `after_ms` expires at
 /// `now`.
 #[derive(Debug, PartialEq, Eq)]
@@ -1053,21 +1068,20 @@ impl Driver {
         Ok(())
     }
 
-    /// When to build the pending proposal: soon if transactions wait, after
-    /// the empty-block interval otherwise, never while its parent is neither
-    /// the committed tip nor executed on it, nor while everything waiting is
+    /// When to build the pending proposal: soon if transactions a block
+    /// can take wait, after the empty-block interval otherwise
+    /// ([`proposal_wait_ms`]), never while its parent is neither the
+    /// committed tip nor executed on it, nor while everything waiting is
     /// already in the uncommitted parent.
     fn proposal_deadline(&self) -> Option<tokio::time::Instant> {
         let (_, seq, parent) = self.pending_proposal?;
         self.parent_ref(&parent, seq)?;
-        if self.idle_above == Some(parent) && parent != self.tip.hash {
+        let idle = self.idle_above == Some(parent);
+        if idle && parent != self.tip.hash {
             return None;
         }
-        let wait = if self.shared.mempool().is_empty() {
-            self.consensus.empty_block_interval_ms
-        } else {
-            self.consensus.block_interval_ms
-        };
+        let ready = self.shared.mempool().ready_len();
+        let wait = proposal_wait_ms(ready, idle, &self.consensus);
         Some(tokio::time::Instant::from_std(
             self.last_proposal + Duration::from_millis(wait),
         ))
@@ -1451,6 +1465,14 @@ impl Driver {
             let txs = self.shared.mempool().select(limits, &base);
             if txs.is_empty() && base.pending.is_some() {
                 // Everything waiting is already in the blocks above the tip.
+                self.idle_above = Some(parent);
+                self.pending_proposal = Some((view, seq, parent));
+                return Ok(());
+            }
+            let idle_ms = self.consensus.empty_block_interval_ms;
+            if txs.is_empty() && self.last_proposal.elapsed() < Duration::from_millis(idle_ms) {
+                // Nothing the pool holds can go in this block: an empty
+                // block waits for the idle interval.
                 self.idle_above = Some(parent);
                 self.pending_proposal = Some((view, seq, parent));
                 return Ok(());
@@ -2031,6 +2053,50 @@ mod tests {
             view_timer_fired(None, TIMEOUT_MS, now),
             TimerFired::WaitUntil(now + ms(200))
         );
+    }
+
+    #[test]
+    fn only_gapped_transactions_waiting_wait_the_empty_block_interval() {
+        use crate::mempool::{AccountState, AccountView};
+        let opts = ConsensusOptions::default();
+        let k = SecretKey::from_bytes(&[7; 32]).expect("a valid key");
+        let mut pool = Mempool::new(MempoolConfig::new(1));
+        let view = |nonce| AccountState {
+            nonce,
+            balance: 1 << 60,
+        };
+        struct One(AccountState);
+        impl AccountView for One {
+            fn account(&self, _: &Address) -> AccountState {
+                self.0
+            }
+        }
+        let tx = |nonce| {
+            let signed = stele_types::Transaction {
+                chain_id: 1,
+                nonce,
+                gas_limit: 30_000,
+                gas_price: 1,
+                payload: stele_types::TxPayload::Transfer {
+                    to: Address([1; 20]),
+                    amount: 1,
+                },
+            }
+            .sign(&k);
+            VerifiedTx::new(signed, 1).expect("signed for chain 1")
+        };
+        let idle = opts.empty_block_interval_ms;
+        assert_eq!(proposal_wait_ms(pool.ready_len(), false, &opts), idle);
+        // Nonce 0 is missing: nothing a block can take.
+        pool.insert(tx(1), &One(view(0))).expect("admitted");
+        assert_eq!(proposal_wait_ms(pool.ready_len(), false, &opts), idle);
+        pool.insert(tx(0), &One(view(0))).expect("admitted");
+        assert_eq!(
+            proposal_wait_ms(pool.ready_len(), false, &opts),
+            opts.block_interval_ms
+        );
+        // A selection that came up empty waits the idle interval too.
+        assert_eq!(proposal_wait_ms(pool.ready_len(), true, &opts), idle);
     }
 
     #[test]

@@ -68,6 +68,7 @@ struct Cluster {
     versions_kept: u64,
     prune_interval_blocks: u64,
     pipeline_blocks: u64,
+    empty_block_interval_ms: u64,
 }
 
 impl Cluster {
@@ -84,6 +85,16 @@ impl Cluster {
         versions_kept: u64,
         prune_interval_blocks: u64,
         pipeline_blocks: u64,
+    ) -> Cluster {
+        Cluster::start_paced(n, versions_kept, prune_interval_blocks, pipeline_blocks, 30).await
+    }
+
+    async fn start_paced(
+        n: u16,
+        versions_kept: u64,
+        prune_interval_blocks: u64,
+        pipeline_blocks: u64,
+        empty_block_interval_ms: u64,
     ) -> Cluster {
         let keys = validators(n);
         let genesis = genesis(&keys);
@@ -102,6 +113,7 @@ impl Cluster {
             versions_kept,
             prune_interval_blocks,
             pipeline_blocks,
+            empty_block_interval_ms,
         };
         for i in 0..n as usize {
             let node = cluster.launch(i).await;
@@ -145,7 +157,7 @@ impl Cluster {
                 view_timeout_ms: 1_000,
                 view_timeout_max_ms: 4_000,
                 block_interval_ms: 5,
-                empty_block_interval_ms: 30,
+                empty_block_interval_ms: self.empty_block_interval_ms,
                 pipeline_blocks: self.pipeline_blocks,
             },
             state: stele_state::StateConfig {
@@ -234,6 +246,37 @@ async fn http_get(addr: SocketAddr, path: &str) -> String {
     s.read_to_string(&mut out).await.unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     out
+}
+
+/// Issue 24 (b): a transaction behind a nonce gap cannot go in a block, so
+/// while it is all that waits the validator makes blocks at the idle pace,
+/// not as fast as consensus allows; once the gap is filled it commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_gapped_transaction_does_not_speed_up_block_production() {
+    const IDLE_MS: u64 = 200;
+    let mut cluster = Cluster::start_paced(1, 1_000_000, 0, 1, IDLE_MS).await;
+    cluster.until_height(1).await;
+    // Nonces 0 to 4 are missing.
+    let parked = cluster.node(0).submit(&transfer(0, 5, 1, 9)).unwrap();
+    let from = cluster.height(0);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_millis(10 * IDLE_MS)).await;
+    let made = cluster.height(0) - from;
+    let idle_pace = started.elapsed().as_millis() as u64 / IDLE_MS + 2;
+    assert!(
+        made <= idle_pace,
+        "{made} blocks in {:?} with only a gapped transaction waiting (idle pace {idle_pace})",
+        started.elapsed()
+    );
+    assert!(cluster.node(0).shared().pending(&parked).is_some());
+    for nonce in 0..5 {
+        cluster.node(0).submit(&transfer(0, nonce, 1, 9)).unwrap();
+    }
+    until("the parked transfer committed", || {
+        cluster.committed_everywhere(&parked)
+    })
+    .await;
+    cluster.stop(0).await;
 }
 
 fn transfer(from: u16, nonce: u64, to: u16, amount: Amount) -> Vec<u8> {
