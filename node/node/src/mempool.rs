@@ -383,6 +383,8 @@ pub struct Mempool {
     gapped: BTreeSet<(u64, Hash)>,
     /// Transactions that are ready.
     ready_txs: usize,
+    /// Gapped transactions dropped at their TTL since the pool was made.
+    expired: u64,
     bytes: usize,
     next_seq: u64,
 }
@@ -402,6 +404,7 @@ impl Mempool {
             tails: BTreeSet::new(),
             gapped: BTreeSet::new(),
             ready_txs: 0,
+            expired: 0,
             bytes: 0,
             next_seq: 0,
         }
@@ -435,6 +438,11 @@ impl Mempool {
     /// Transactions waiting behind a nonce gap.
     pub fn gapped_len(&self) -> usize {
         self.gapped.len()
+    }
+
+    /// Gapped transactions dropped at their TTL since the pool was made.
+    pub fn expired_total(&self) -> u64 {
+        self.expired
     }
 
     /// Encoded bytes held.
@@ -882,6 +890,7 @@ impl Mempool {
                 break;
             }
             self.remove(&hash);
+            self.expired += 1;
         }
         before - self.entries.len()
     }

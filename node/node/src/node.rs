@@ -1834,13 +1834,28 @@ impl Driver {
             .zip(exec.senders.iter().copied())
             .collect();
         let base = self.base();
-        let (txs, bytes) = {
+        let (txs, bytes, gapped, expired) = {
             let mut pool = self.shared.mempool();
             pool.on_block_committed(seq, &committed, &base);
-            (pool.len(), pool.bytes())
+            (
+                pool.len(),
+                pool.bytes(),
+                pool.gapped_len(),
+                pool.expired_total(),
+            )
         };
         metrics.mempool_txs.set(txs as i64);
         metrics.mempool_bytes.set(bytes as i64);
+        metrics.mempool_gapped_txs.set(gapped as i64);
+        let newly_expired = expired.saturating_sub(metrics.mempool_expired.get());
+        if newly_expired > 0 {
+            metrics.mempool_expired.inc_by(newly_expired);
+            debug!(
+                height = seq,
+                expired = newly_expired,
+                "dropped gapped transactions at their TTL"
+            );
+        }
         if self.shared.syncing.load(Ordering::Relaxed) && seq >= self.sync_target() {
             self.shared.syncing.store(false, Ordering::Relaxed);
         }

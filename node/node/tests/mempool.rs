@@ -384,6 +384,7 @@ fn a_gapped_transaction_expires_ttl_blocks_after_its_admission() {
     assert!(pool.contains(&bumped.hash));
     assert_eq!(pool.on_block_committed(110, &[], &accounts), 1);
     assert!(!pool.contains(&bumped.hash));
+    assert_eq!(pool.expired_total(), 1);
     // A ready transaction never expires: the next block can take it.
     assert_eq!(pool.on_block_committed(1_000, &[], &accounts), 0);
     assert!(pool.contains(&ready.hash));
