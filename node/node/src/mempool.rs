@@ -698,6 +698,8 @@ impl Mempool {
             let e = &self.entries[hash];
             self.gapped.remove(&(e.expires_at, *hash));
         }
+        // Nothing counted any more: a second call changes nothing.
+        queue.ready_end = queue.nonce;
         queue.gapped_bytes = 0;
     }
 
