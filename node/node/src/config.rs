@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use stele_types::Address;
 use thiserror::Error;
 
+use crate::mempool::MempoolConfig;
 use crate::node::{ConsensusOptions, PIPELINE_BLOCKS_MAX};
 use crate::rpc::RpcConfig;
 
@@ -111,8 +112,19 @@ const SENDER_KEYS_MAX: usize = 1 << 16;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MempoolSection {
+    /// Most transactions held.
     pub txs_max: usize,
+    /// Most encoded bytes held.
     pub bytes_max: usize,
+    /// Most encoded bytes of one sender's transactions waiting behind a
+    /// missing nonce (which no block can include until it arrives); more
+    /// are refused with RPC error 1016. At least one largest transaction
+    /// (1 MiB + 4 KiB), so any transaction may arrive out of order.
+    pub sender_gapped_bytes_max: usize,
+    /// A transaction still behind a missing nonce this many blocks after
+    /// its admission is dropped (about 5 minutes at one block per 500 ms
+    /// on an idle chain, less under load).
+    pub gapped_ttl_blocks: u64,
     /// Busy senders whose prepared keys (~45 KB each) are kept, so their
     /// transactions gossiped by other validators, or submitted naming the
     /// sender, are checked in about half the time of a recovery; 0 keeps
@@ -122,9 +134,13 @@ pub struct MempoolSection {
 
 impl Default for MempoolSection {
     fn default() -> Self {
+        // The chain id does not matter for these defaults.
+        let d = MempoolConfig::new(0);
         MempoolSection {
             txs_max: 100_000,
             bytes_max: 256 << 20,
+            sender_gapped_bytes_max: d.sender_gapped_bytes_max,
+            gapped_ttl_blocks: d.gapped_ttl_blocks,
             sender_keys_max: 1024,
         }
     }
@@ -263,6 +279,16 @@ impl NodeConfig {
         if self.mempool.bytes_max < (1 << 20) {
             return Err(invalid("mempool.bytes_max", "must be at least 1 MiB"));
         }
+        let tx_bytes_max = MempoolConfig::new(0).tx_bytes_max;
+        if self.mempool.sender_gapped_bytes_max < tx_bytes_max {
+            return Err(invalid(
+                "mempool.sender_gapped_bytes_max",
+                &format!("must be at least the largest transaction, {tx_bytes_max} bytes"),
+            ));
+        }
+        if self.mempool.gapped_ttl_blocks == 0 {
+            return Err(invalid("mempool.gapped_ttl_blocks", "must be positive"));
+        }
         if self.mempool.sender_keys_max > SENDER_KEYS_MAX {
             return Err(invalid(
                 "mempool.sender_keys_max",
@@ -345,6 +371,18 @@ view_timeout_ms = 1000
         let text = GOOD.replace("view_timeout_ms = 1000", "view_timeout_ms = 100");
         let e = parse(&text).unwrap_err().to_string();
         assert!(e.contains("empty_block_interval_ms"), "{e}");
+        let text = GOOD.replace(
+            "[consensus]",
+            "[mempool]\nsender_gapped_bytes_max = 1000\n[consensus]",
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("mempool.sender_gapped_bytes_max"), "{e}");
+        let text = GOOD.replace(
+            "[consensus]",
+            "[mempool]\ngapped_ttl_blocks = 0\n[consensus]",
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("mempool.gapped_ttl_blocks"), "{e}");
         let text = GOOD.replace("[consensus]", "[log]\nlevel = \"[[[\"\n[consensus]");
         let e = parse(&text).unwrap_err().to_string();
         assert!(e.contains("log.level"), "{e}");

@@ -218,6 +218,8 @@ pub async fn start_home(home: &Path, exec_inline: bool) -> Result<RunningNode, H
         net: NetConfig::default(),
         mempool_txs_max: config.mempool.txs_max,
         mempool_bytes_max: config.mempool.bytes_max,
+        mempool_sender_gapped_bytes_max: config.mempool.sender_gapped_bytes_max,
+        mempool_gapped_ttl_blocks: config.mempool.gapped_ttl_blocks,
         sender_keys_max: config.mempool.sender_keys_max,
         consensus: config.consensus.options(),
         state: stele_state::StateConfig {

@@ -3,11 +3,16 @@
 //! A plain data structure, no locks or I/O: the node calls it under its own
 //! lock, after doing the expensive stateless checks ([`verify_raw`]) outside.
 //!
-//! Per sender, transactions wait in nonce order. Capacity is bounded in count
-//! and bytes; when full, a newcomer may evict strictly cheaper transactions,
-//! always taken from the end of a sender's queue so no queue gets a gap.
-//! Everything that decides order (block selection, eviction) is a function of
-//! the pool's contents and arrival order only.
+//! Per sender, transactions wait in nonce order, and together they must fit
+//! the sender's balance. A transaction behind a missing nonce (gapped) can go
+//! in no block and pays nothing while it waits, so a sender's gapped bytes
+//! are capped, they expire after a number of blocks, and they are evicted
+//! before any ready transaction. Capacity is bounded in count and bytes; when
+//! full, a newcomer may evict transactions below it in (gapped before ready,
+//! gas price), always taken from the end of a sender's queue so eviction
+//! opens no gap. Everything that decides order (block selection, eviction,
+//! expiry) is a function of the pool's contents, arrival order and the
+//! heights the caller reports; there is no clock.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -33,6 +38,16 @@ pub struct MempoolConfig {
     pub sender_txs_max: usize,
     /// How far past the account's next nonce a transaction may be.
     pub nonce_ahead_max: u64,
+    /// Most encoded bytes of one sender's gapped transactions (those
+    /// behind a missing nonce, which no block can include yet). Above
+    /// `tx_bytes_max`, so any one transaction may arrive out of order;
+    /// small, so that parking transactions takes many funded accounts.
+    pub sender_gapped_bytes_max: usize,
+    /// Blocks after its admission at which a transaction still gapped is
+    /// dropped: gapped transactions pay nothing while they wait, so they
+    /// must not wait forever. Its sender sends the missing nonce, then
+    /// sends it again.
+    pub gapped_ttl_blocks: u64,
     /// Largest encoded transaction.
     pub tx_bytes_max: usize,
     /// Largest gas limit of one transaction: the block gas limit.
@@ -57,6 +72,8 @@ impl MempoolConfig {
             bytes_max: 64 << 20,
             sender_txs_max: 64,
             nonce_ahead_max: 64,
+            sender_gapped_bytes_max: 2 << 20,
+            gapped_ttl_blocks: 600,
             tx_bytes_max: (1 << 20) + (4 << 10),
             tx_gas_max: 50_000_000,
             gas_price_min: 1,
@@ -102,7 +119,9 @@ pub enum AdmitError {
         "nonce too high: the account's next nonce is {expected}, at most {max} is queued, got {got}"
     )]
     NonceTooHigh { expected: u64, max: u64, got: u64 },
-    #[error("insufficient funds: balance {balance}, the transaction may cost {cost}")]
+    #[error(
+        "insufficient funds: balance {balance}, the sender's pending transactions with this one may cost {cost}"
+    )]
     InsufficientFunds { balance: Amount, cost: String },
     #[error("gas limit {gas_limit} is over the block gas limit {max}")]
     GasLimitOverBlock { gas_limit: u64, max: u64 },
@@ -116,7 +135,17 @@ pub enum AdmitError {
     ReplacementUnderpriced { old: u64, required: u64, got: u64 },
     #[error("the sender already has {max} pending transactions")]
     SenderFull { max: usize },
-    #[error("mempool is full and holds nothing cheaper than gas price {got} to make room")]
+    #[error(
+        "the sender's transactions behind a nonce gap would take {bytes} bytes, over the limit of {max}; send nonce {next_nonce} first"
+    )]
+    GappedBytesOver {
+        next_nonce: u64,
+        bytes: usize,
+        max: usize,
+    },
+    #[error(
+        "mempool is full and holds nothing cheaper than gas price {got} to make room (a transaction behind a nonce gap may evict only gapped ones)"
+    )]
     Full { got: u64 },
 }
 
@@ -275,11 +304,24 @@ pub struct BlockLimits {
     pub txs_max: usize,
 }
 
+/// Whether a pending transaction could go in the next block as far as the
+/// pool knows: a ready one follows its account's nonce without a gap, a
+/// gapped one waits behind a missing nonce. `Gapped` sorts first, so
+/// eviction takes what no block can include before what one can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Class {
+    Gapped,
+    Ready,
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     tx: VerifiedTx,
     /// Arrival order, for deterministic tie-breaks.
     seq: u64,
+    /// The height from which this transaction is dropped if it is still
+    /// gapped ([`MempoolConfig::gapped_ttl_blocks`] after its admission).
+    expires_at: u64,
 }
 
 impl Entry {
@@ -291,34 +333,78 @@ impl Entry {
         self.tx.tx.tx.nonce
     }
 
-    /// Order of eviction: cheapest first, newest first among equals.
-    fn evict_key(&self) -> EvictKey {
-        (self.price(), Reverse(self.seq), self.tx.hash)
+    /// Order of eviction: gapped before ready, then cheapest first, newest
+    /// first among equals.
+    fn evict_key(&self, class: Class) -> EvictKey {
+        (class, self.price(), Reverse(self.seq), self.tx.hash)
     }
 }
 
-type EvictKey = (u64, Reverse<u64>, Hash);
+type EvictKey = (Class, u64, Reverse<u64>, Hash);
+
+/// One sender's pending transactions, and what the pool's indexes hold
+/// of them.
+#[derive(Debug)]
+struct Queue {
+    /// The account's nonce when last read (at the sender's last admission
+    /// or the last committed block with its transactions); no transaction
+    /// below it is kept.
+    nonce: u64,
+    txs: BTreeMap<u64, Hash>,
+    /// The first nonce from `nonce` with no transaction: those below are
+    /// ready, those above gapped.
+    ready_end: u64,
+    /// Encoded bytes of the gapped transactions.
+    gapped_bytes: usize,
+    /// The key of the last (highest-nonce) transaction in
+    /// [`Mempool::tails`].
+    tail: Option<EvictKey>,
+}
 
 /// Pending transactions, bounded, per-sender nonce-ordered.
+///
+/// Every sender's transactions together fit its balance. A transaction
+/// behind a nonce gap is admitted within [`MempoolConfig::nonce_ahead_max`]
+/// and [`MempoolConfig::sender_gapped_bytes_max`], is evicted before any
+/// ready one, and is dropped if still gapped
+/// [`MempoolConfig::gapped_ttl_blocks`] after its admission. Heights come
+/// from the caller ([`Mempool::on_block_committed`]); there is no clock.
 #[derive(Debug)]
 pub struct Mempool {
     config: MempoolConfig,
+    /// The last committed height the caller reported.
+    height: u64,
     entries: BTreeMap<Hash, Entry>,
-    senders: BTreeMap<Address, BTreeMap<u64, Hash>>,
-    /// The last (highest-nonce) transaction of every sender: the only ones
-    /// eviction may take.
+    senders: BTreeMap<Address, Queue>,
+    /// The last transaction of every sender: the only ones eviction may
+    /// take, so eviction never opens a gap.
     tails: BTreeSet<EvictKey>,
+    /// Gapped transactions by the height they expire at.
+    gapped: BTreeSet<(u64, Hash)>,
+    /// Transactions that are ready.
+    ready_txs: usize,
+    /// Gapped transactions dropped at their TTL since the pool was made.
+    expired: u64,
     bytes: usize,
     next_seq: u64,
 }
 
 impl Mempool {
     pub fn new(config: MempoolConfig) -> Self {
+        Mempool::at_height(config, 0)
+    }
+
+    /// An empty pool above the committed block `height`.
+    pub fn at_height(config: MempoolConfig, height: u64) -> Self {
         Mempool {
             config,
+            height,
             entries: BTreeMap::new(),
             senders: BTreeMap::new(),
             tails: BTreeSet::new(),
+            gapped: BTreeSet::new(),
+            ready_txs: 0,
+            expired: 0,
             bytes: 0,
             next_seq: 0,
         }
@@ -328,6 +414,11 @@ impl Mempool {
         &self.config
     }
 
+    /// The last committed height reported by [`Mempool::on_block_committed`].
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
     /// Transactions held.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -335,6 +426,23 @@ impl Mempool {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Transactions that follow their account's nonce without a gap: what
+    /// the next block could include. With none, a proposal would be empty
+    /// whatever else waits.
+    pub fn ready_len(&self) -> usize {
+        self.ready_txs
+    }
+
+    /// Transactions waiting behind a nonce gap.
+    pub fn gapped_len(&self) -> usize {
+        self.gapped.len()
+    }
+
+    /// Gapped transactions dropped at their TTL since the pool was made.
+    pub fn expired_total(&self) -> u64 {
+        self.expired
     }
 
     /// Encoded bytes held.
@@ -355,7 +463,7 @@ impl Mempool {
     pub fn pending_nonce(&self, sender: &Address, view: &impl AccountView) -> u64 {
         let mut next = view.account(sender).nonce;
         if let Some(queue) = self.senders.get(sender) {
-            while queue.contains_key(&next) {
+            while queue.txs.contains_key(&next) {
                 next += 1;
             }
         }
@@ -363,8 +471,12 @@ impl Mempool {
     }
 
     /// Admits a checked transaction against the latest state, replacing a
-    /// cheaper one with the same (sender, nonce) or evicting cheaper ones
-    /// when full. Returns the hashes evicted to make room.
+    /// cheaper one with the same (sender, nonce) or evicting others when
+    /// full. Returns the hashes evicted to make room.
+    ///
+    /// The sender's pending transactions are first revalidated against
+    /// the account just read (used nonces and what the balance no longer
+    /// covers are dropped, even if the newcomer is then refused).
     pub fn insert(
         &mut self,
         vtx: VerifiedTx,
@@ -417,21 +529,10 @@ impl Mempool {
                 got: tx.nonce,
             });
         }
-        match tx.max_cost() {
-            Some(cost) if cost <= account.balance => {}
-            cost => {
-                return Err(AdmitError::InsufficientFunds {
-                    balance: account.balance,
-                    cost: cost.map_or_else(|| "more than 2^128".into(), |c| c.to_string()),
-                });
-            }
-        }
+        self.refresh(&vtx.sender, account);
 
-        let replaced = self
-            .senders
-            .get(&vtx.sender)
-            .and_then(|q| q.get(&tx.nonce))
-            .copied();
+        let queue = self.senders.get(&vtx.sender);
+        let replaced = queue.and_then(|q| q.txs.get(&tx.nonce)).copied();
         if let Some(old_hash) = replaced {
             let old = self.entry(&old_hash).price();
             let bump = (old.saturating_mul(self.config.replace_bump_percent) / 100).max(1);
@@ -444,7 +545,7 @@ impl Mempool {
                 });
             }
         } else {
-            let queued = self.senders.get(&vtx.sender).map_or(0, BTreeMap::len);
+            let queued = queue.map_or(0, |q| q.txs.len());
             if queued >= self.config.sender_txs_max {
                 return Err(AdmitError::SenderFull {
                     max: self.config.sender_txs_max,
@@ -452,28 +553,82 @@ impl Mempool {
             }
         }
 
+        // The sender's pending transactions and this one, replacing its
+        // predecessor, must be payable together: otherwise a sender could
+        // queue many transactions of which the balance pays for one.
+        let others = queue.map_or(Some(0), |q| {
+            q.txs
+                .iter()
+                .filter(|(nonce, _)| **nonce != tx.nonce)
+                .try_fold(0 as Amount, |sum, (_, h)| {
+                    sum.checked_add(self.entry(h).tx.tx.tx.max_cost()?)
+                })
+        });
+        let cost = others.and_then(|o| o.checked_add(tx.max_cost()?));
+        match cost {
+            Some(cost) if cost <= account.balance => {}
+            cost => {
+                return Err(AdmitError::InsufficientFunds {
+                    balance: account.balance,
+                    cost: cost.map_or_else(|| "more than 2^128".into(), |c| c.to_string()),
+                });
+            }
+        }
+
+        let ready_end = queue.map_or(account.nonce, |q| q.ready_end);
+        let class = if tx.nonce <= ready_end {
+            Class::Ready
+        } else {
+            // A replacement of a gapped transaction frees its bytes.
+            let freed = replaced.map_or(0, |h| self.entry(&h).tx.bytes);
+            let bytes = queue.map_or(0, |q| q.gapped_bytes) - freed + vtx.bytes;
+            if bytes > self.config.sender_gapped_bytes_max {
+                return Err(AdmitError::GappedBytesOver {
+                    next_nonce: ready_end,
+                    bytes,
+                    max: self.config.sender_gapped_bytes_max,
+                });
+            }
+            Class::Gapped
+        };
+
         let freed_by_replacement = replaced.map_or(0, |h| self.entry(&h).tx.bytes);
         let txs_after = self.entries.len() + usize::from(replaced.is_none());
         let bytes_after = self.bytes - freed_by_replacement + vtx.bytes;
-        let evict = self.plan_eviction(&vtx, txs_after, bytes_after)?;
+        let evict = self.plan_eviction(&vtx, class, txs_after, bytes_after)?;
 
-        if let Some(old_hash) = replaced {
-            self.remove(&old_hash);
-        }
         for hash in &evict {
             self.remove(hash);
         }
-        self.add(vtx);
+        // A replacement does not restart its predecessor's clock.
+        let fresh = self.height.saturating_add(self.config.gapped_ttl_blocks);
+        let expires_at = replaced.map_or(fresh, |h| self.entry(&h).expires_at);
+        let sender = vtx.sender;
+        self.unindex(&sender);
+        if let Some(old_hash) = replaced {
+            self.take(&old_hash);
+        }
+        let entry = Entry {
+            tx: vtx,
+            seq: self.next_seq,
+            expires_at,
+        };
+        self.next_seq += 1;
+        self.put(entry, account.nonce);
+        self.index(&sender);
         Ok(evict)
     }
 
     /// Chooses transactions to evict so that `txs` and `bytes` fit, without
-    /// changing anything: only transactions strictly cheaper than `newcomer`,
-    /// from other senders, from the end of their queues. Fails with `Full`
-    /// if that cannot make enough room.
+    /// changing anything: from other senders, from the end of their queues,
+    /// only those whose (class, gas price) is below the newcomer's. So a
+    /// ready newcomer evicts any gapped transaction, then cheaper ready
+    /// ones; a gapped newcomer evicts only cheaper gapped ones. Fails with
+    /// `Full` if that cannot make enough room.
     fn plan_eviction(
         &self,
         newcomer: &VerifiedTx,
+        class: Class,
         mut txs: usize,
         mut bytes: usize,
     ) -> Result<Vec<Hash>, AdmitError> {
@@ -491,22 +646,26 @@ impl Mempool {
                 (None, Some(_)) => exposed.pop().map(|r| r.0),
                 (None, None) => None,
             };
-            let Some(key) = next else {
+            // Keys come in order, and those the newcomer may evict are a
+            // prefix of that order.
+            let Some(key) = next.filter(|k| (k.0, k.1) < (class, price)) else {
                 return Err(AdmitError::Full { got: price });
             };
-            if key.0 >= price {
-                return Err(AdmitError::Full { got: price });
-            }
-            let victim = self.entry(&key.2);
+            let victim = self.entry(&key.3);
             if victim.tx.sender == newcomer.sender {
                 continue;
             }
-            plan.push(key.2);
+            plan.push(key.3);
             txs -= 1;
             bytes -= victim.tx.bytes;
-            let queue = &self.senders[&victim.tx.sender];
-            if let Some((_, prev)) = queue.range(..victim.nonce()).next_back() {
-                exposed.push(Reverse(self.entry(prev).evict_key()));
+            let queue = self.queue(&victim.tx.sender);
+            if let Some((&nonce, prev)) = queue.txs.range(..victim.nonce()).next_back() {
+                let class = if nonce < queue.ready_end {
+                    Class::Ready
+                } else {
+                    Class::Gapped
+                };
+                exposed.push(Reverse(self.entry(prev).evict_key(class)));
             }
         }
         Ok(plan)
@@ -518,47 +677,132 @@ impl Mempool {
             .expect("invariant: every indexed hash has an entry")
     }
 
-    fn add(&mut self, tx: VerifiedTx) {
-        let entry = Entry {
-            seq: self.next_seq,
-            tx,
+    fn queue(&self, sender: &Address) -> &Queue {
+        self.senders
+            .get(sender)
+            .expect("invariant: an entry's sender has a queue")
+    }
+
+    /// Takes `sender`'s transactions out of the indexes that depend on
+    /// their class (tails, gapped, the ready count), before its queue
+    /// changes; [`Mempool::index`] puts them back.
+    fn unindex(&mut self, sender: &Address) {
+        let Some(queue) = self.senders.get_mut(sender) else {
+            return;
         };
-        self.next_seq += 1;
-        let queue = self.senders.entry(entry.tx.sender).or_default();
-        if let Some((&last_nonce, last_hash)) = queue.last_key_value() {
-            if last_nonce < entry.nonce() {
-                let old_tail = self.entries[last_hash].evict_key();
-                self.tails.remove(&old_tail);
-                self.tails.insert(entry.evict_key());
-            }
-        } else {
-            self.tails.insert(entry.evict_key());
+        if let Some(tail) = queue.tail.take() {
+            self.tails.remove(&tail);
         }
-        queue.insert(entry.nonce(), entry.tx.hash);
+        self.ready_txs -= queue.txs.range(..queue.ready_end).count();
+        for hash in queue.txs.range(queue.ready_end..).map(|(_, h)| h) {
+            let e = &self.entries[hash];
+            self.gapped.remove(&(e.expires_at, *hash));
+        }
+        // Nothing counted any more: a second call changes nothing.
+        queue.ready_end = queue.nonce;
+        queue.gapped_bytes = 0;
+    }
+
+    /// Classifies `sender`'s transactions and indexes them; drops the
+    /// queue if it is empty.
+    fn index(&mut self, sender: &Address) {
+        let Some(queue) = self.senders.get_mut(sender) else {
+            return;
+        };
+        let Some((&last, tail)) = queue.txs.last_key_value() else {
+            self.senders.remove(sender);
+            return;
+        };
+        let mut end = queue.nonce;
+        while queue.txs.contains_key(&end) {
+            end = end.saturating_add(1);
+        }
+        queue.ready_end = end;
+        let class = if last < end {
+            Class::Ready
+        } else {
+            Class::Gapped
+        };
+        let key = self.entries[tail].evict_key(class);
+        self.tails.insert(key);
+        queue.tail = Some(key);
+        self.ready_txs += queue.txs.range(..end).count();
+        for hash in queue.txs.range(end..).map(|(_, h)| h) {
+            let e = &self.entries[hash];
+            queue.gapped_bytes += e.tx.bytes;
+            self.gapped.insert((e.expires_at, *hash));
+        }
+    }
+
+    /// Adds an entry to its sender's queue (created with the account's
+    /// `nonce` if new), between [`Mempool::unindex`] and
+    /// [`Mempool::index`].
+    fn put(&mut self, entry: Entry, nonce: u64) {
+        let queue = self.senders.entry(entry.tx.sender).or_insert(Queue {
+            nonce,
+            txs: BTreeMap::new(),
+            ready_end: nonce,
+            gapped_bytes: 0,
+            tail: None,
+        });
+        queue.txs.insert(entry.nonce(), entry.tx.hash);
         self.bytes += entry.tx.bytes;
         self.entries.insert(entry.tx.hash, entry);
     }
 
-    /// Removes one transaction; returns it if it was there.
-    pub fn remove(&mut self, hash: &Hash) -> Option<SignedTransaction> {
+    /// Removes an entry from its sender's queue, between
+    /// [`Mempool::unindex`] and [`Mempool::index`].
+    fn take(&mut self, hash: &Hash) -> Option<Entry> {
         let entry = self.entries.remove(hash)?;
         self.bytes -= entry.tx.bytes;
-        let sender = entry.tx.sender;
-        let queue = self
-            .senders
-            .get_mut(&sender)
-            .expect("invariant: an entry's sender has a queue");
-        queue.remove(&entry.nonce());
-        if self.tails.remove(&entry.evict_key())
-            && let Some((_, new_tail)) = queue.last_key_value()
-        {
-            let key = self.entries[new_tail].evict_key();
-            self.tails.insert(key);
+        if let Some(queue) = self.senders.get_mut(&entry.tx.sender) {
+            queue.txs.remove(&entry.nonce());
         }
-        if queue.is_empty() {
-            self.senders.remove(&sender);
+        Some(entry)
+    }
+
+    /// Revalidates `sender`'s transactions against `account`: drops those
+    /// whose nonce was used, and from the first one its balance cannot pay
+    /// together with those before it, that one and all after (keeping the
+    /// rest gap-free). Returns how many were dropped.
+    fn refresh(&mut self, sender: &Address, account: AccountState) -> usize {
+        let Some(queue) = self.senders.get(sender) else {
+            return 0;
+        };
+        let mut drop = Vec::new();
+        let mut left = Some(account.balance);
+        for (&nonce, hash) in &queue.txs {
+            if nonce < account.nonce {
+                drop.push(*hash);
+                continue;
+            }
+            let cost = self.entries[hash].tx.tx.tx.max_cost();
+            left = left
+                .zip(cost)
+                .and_then(|(left, cost)| left.checked_sub(cost));
+            if left.is_none() {
+                drop.push(*hash);
+            }
         }
-        Some(entry.tx.tx)
+        self.unindex(sender);
+        if let Some(queue) = self.senders.get_mut(sender) {
+            queue.nonce = account.nonce;
+        }
+        for hash in &drop {
+            self.take(hash);
+        }
+        self.index(sender);
+        drop.len()
+    }
+
+    /// Removes one transaction; returns it if it was there. Removing one
+    /// from the middle of a queue leaves the ones after it gapped.
+    pub fn remove(&mut self, hash: &Hash) -> Option<SignedTransaction> {
+        let sender = self.entries.get(hash)?.tx.sender;
+        self.unindex(&sender);
+        let entry = self.take(hash);
+        self.index(&sender);
+        entry.map(|e| e.tx.tx)
     }
 
     /// Transactions for the next block, within `limits`: for each sender a
@@ -573,7 +817,7 @@ impl Mempool {
         let mut heap: BinaryHeap<(u64, Reverse<u64>, Address)> = BinaryHeap::new();
         for (sender, queue) in &self.senders {
             let account = view.account(sender);
-            if let Some(hash) = queue.get(&account.nonce) {
+            if let Some(hash) = queue.txs.get(&account.nonce) {
                 let e = &self.entries[hash];
                 heap.push((e.price(), Reverse(e.seq), *sender));
                 cursors.insert(
@@ -591,7 +835,7 @@ impl Mempool {
             if out.len() >= limits.txs_max {
                 break;
             }
-            let queue = &self.senders[&sender];
+            let queue = &self.senders[&sender].txs;
             let cursor = cursors
                 .get_mut(&sender)
                 .expect("invariant: every sender in the heap has a cursor");
@@ -618,38 +862,39 @@ impl Mempool {
         out
     }
 
-    /// After a block commits: drops its transactions, then revalidates the
-    /// queues of its senders against the new state (nonces now used,
-    /// balances now short). Returns how many were dropped in all.
+    /// After the block at `height` commits: drops its transactions,
+    /// revalidates the queues of its senders against the new state (nonces
+    /// now used, balances now short), then drops the transactions still
+    /// gapped [`MempoolConfig::gapped_ttl_blocks`] after their admission.
+    /// Returns how many were dropped in all.
     pub fn on_block_committed(
         &mut self,
+        height: u64,
         committed: &[(Hash, Address)],
         view: &impl AccountView,
     ) -> usize {
-        let mut dropped = 0;
+        let before = self.entries.len();
+        self.height = self.height.max(height);
         let mut senders = BTreeSet::new();
         for (hash, sender) in committed {
-            dropped += usize::from(self.remove(hash).is_some());
+            self.remove(hash);
             senders.insert(*sender);
         }
+        // Only a sender's own transactions change its nonce or lower its
+        // balance, so the other senders' queues stay valid.
         for sender in senders {
-            let Some(queue) = self.senders.get(&sender) else {
-                continue;
-            };
-            let account = view.account(&sender);
-            let stale: Vec<Hash> = queue
-                .values()
-                .filter(|h| {
-                    let tx = &self.entries[*h].tx.tx.tx;
-                    tx.nonce < account.nonce || tx.max_cost().is_none_or(|c| c > account.balance)
-                })
-                .copied()
-                .collect();
-            for hash in stale {
-                dropped += usize::from(self.remove(&hash).is_some());
+            if self.senders.contains_key(&sender) {
+                self.refresh(&sender, view.account(&sender));
             }
         }
-        dropped
+        while let Some(&(expires_at, hash)) = self.gapped.first() {
+            if expires_at > self.height {
+                break;
+            }
+            self.remove(&hash);
+            self.expired += 1;
+        }
+        before - self.entries.len()
     }
 
     /// Checks the internal indexes agree; for tests.
@@ -657,21 +902,47 @@ impl Mempool {
     pub fn check_invariants(&self) {
         let mut bytes = 0;
         let mut count = 0;
+        let mut ready = 0;
+        let mut gapped = BTreeSet::new();
+        let mut tails = BTreeSet::new();
         for (sender, queue) in &self.senders {
-            assert!(!queue.is_empty(), "empty queue kept for {sender}");
-            for (nonce, hash) in queue {
+            assert!(!queue.txs.is_empty(), "empty queue kept for {sender}");
+            let mut end = queue.nonce;
+            while queue.txs.contains_key(&end) {
+                end += 1;
+            }
+            assert_eq!(queue.ready_end, end, "ready run of {sender}");
+            let mut gapped_bytes = 0;
+            for (nonce, hash) in &queue.txs {
                 let e = &self.entries[hash];
                 assert_eq!(e.nonce(), *nonce);
                 assert_eq!(e.tx.sender, *sender);
+                assert!(*nonce >= queue.nonce, "a used nonce kept for {sender}");
                 bytes += e.tx.bytes;
                 count += 1;
+                if *nonce < end {
+                    ready += 1;
+                } else {
+                    gapped_bytes += e.tx.bytes;
+                    gapped.insert((e.expires_at, *hash));
+                }
             }
-            let (_, tail) = queue.last_key_value().expect("non-empty");
-            assert!(self.tails.contains(&self.entries[tail].evict_key()));
+            assert_eq!(queue.gapped_bytes, gapped_bytes, "gapped bytes of {sender}");
+            let (last, tail) = queue.txs.last_key_value().expect("non-empty");
+            let class = if *last < end {
+                Class::Ready
+            } else {
+                Class::Gapped
+            };
+            let key = self.entries[tail].evict_key(class);
+            assert_eq!(queue.tail, Some(key));
+            tails.insert(key);
         }
         assert_eq!(count, self.entries.len());
         assert_eq!(bytes, self.bytes);
-        assert_eq!(self.tails.len(), self.senders.len());
+        assert_eq!(ready, self.ready_txs);
+        assert_eq!(gapped, self.gapped);
+        assert_eq!(tails, self.tails);
         assert!(self.entries.len() <= self.config.txs_max);
         assert!(self.bytes <= self.config.bytes_max);
     }

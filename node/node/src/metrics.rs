@@ -26,6 +26,10 @@ pub struct NodeMetrics {
     pub txs_committed: Counter,
     pub mempool_txs: Gauge,
     pub mempool_bytes: Gauge,
+    /// Transactions in the mempool behind a nonce gap.
+    pub mempool_gapped_txs: Gauge,
+    /// Gapped transactions dropped at their TTL (`Mempool::expired_total`).
+    pub mempool_expired: Counter,
     pub gossip_dropped: Counter,
     pub equivocations: Counter,
     /// Blocks executed (proposed or validated) on an uncommitted parent.
@@ -74,6 +78,8 @@ impl NodeMetrics {
             txs_committed: Counter::default(),
             mempool_txs: Gauge::default(),
             mempool_bytes: Gauge::default(),
+            mempool_gapped_txs: Gauge::default(),
+            mempool_expired: Counter::default(),
             gossip_dropped: Counter::default(),
             equivocations: Counter::default(),
             pipelined_blocks: Counter::default(),
@@ -123,6 +129,16 @@ impl NodeMetrics {
                 "mempool_bytes",
                 "Bytes in the mempool",
                 m.mempool_bytes.clone(),
+            );
+            r.register(
+                "mempool_gapped_txs",
+                "Transactions in the mempool behind a nonce gap (no block can include them yet)",
+                m.mempool_gapped_txs.clone(),
+            );
+            r.register(
+                "mempool_expired",
+                "Transactions dropped from the mempool still behind a nonce gap after mempool.gapped_ttl_blocks",
+                m.mempool_expired.clone(),
             );
             r.register(
                 "gossip_dropped",

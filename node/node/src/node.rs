@@ -110,6 +110,10 @@ pub struct NodeOptions {
     pub net: NetConfig,
     pub mempool_txs_max: usize,
     pub mempool_bytes_max: usize,
+    /// [`MempoolConfig::sender_gapped_bytes_max`].
+    pub mempool_sender_gapped_bytes_max: usize,
+    /// [`MempoolConfig::gapped_ttl_blocks`].
+    pub mempool_gapped_ttl_blocks: u64,
     /// Senders whose prepared keys are kept for checking transactions that
     /// name their sender (~45 KB each; 0 keeps none).
     pub sender_keys_max: usize,
@@ -406,6 +410,8 @@ impl Node {
         let mut mempool_config = MempoolConfig::new(genesis.chain_id);
         mempool_config.txs_max = opts.mempool_txs_max;
         mempool_config.bytes_max = opts.mempool_bytes_max;
+        mempool_config.sender_gapped_bytes_max = opts.mempool_sender_gapped_bytes_max;
+        mempool_config.gapped_ttl_blocks = opts.mempool_gapped_ttl_blocks;
         mempool_config.tx_gas_max = genesis.params.block_gas_max;
         mempool_config.tx_gas_base = genesis.params.tx_gas_base;
         mempool_config.tx_gas_per_byte = genesis.params.tx_gas_per_byte;
@@ -422,7 +428,7 @@ impl Node {
             validators: genesis.validators.clone(),
             state,
             executor,
-            mempool: Mutex::new(Mempool::new(mempool_config.clone())),
+            mempool: Mutex::new(Mempool::at_height(mempool_config.clone(), tip.height)),
             sender_keys: SenderKeys::new(opts.sender_keys_max),
             mempool_config,
             limits,
@@ -929,6 +935,21 @@ struct Driver {
     sync_bytes_max: usize,
 }
 
+/// How long after its previous proposal the primary proposes again:
+/// `block_interval_ms` when `ready` transactions can go in a block (so
+/// blocks fill), `empty_block_interval_ms` when none can or the last
+/// selection came up empty (`idle`). Transactions behind a nonce gap are
+/// not ready, so they never make the chain produce empty blocks faster than
+/// an idle one, which still makes a block every `empty_block_interval_ms`
+/// so the backups' view timers do not fire.
+fn proposal_wait_ms(ready: usize, idle: bool, consensus: &ConsensusOptions) -> u64 {
+    if ready == 0 || idle {
+        consensus.empty_block_interval_ms
+    } else {
+        consensus.block_interval_ms
+    }
+}
+
 /// What the driver does when the view timer of `after_ms` expires at
 /// `now`.
 #[derive(Debug, PartialEq, Eq)]
@@ -1042,21 +1063,20 @@ impl Driver {
         Ok(())
     }
 
-    /// When to build the pending proposal: soon if transactions wait, after
-    /// the empty-block interval otherwise, never while its parent is neither
-    /// the committed tip nor executed on it, nor while everything waiting is
+    /// When to build the pending proposal: soon if transactions a block
+    /// can take wait, after the empty-block interval otherwise
+    /// ([`proposal_wait_ms`]), never while its parent is neither the
+    /// committed tip nor executed on it, nor while everything waiting is
     /// already in the uncommitted parent.
     fn proposal_deadline(&self) -> Option<tokio::time::Instant> {
         let (_, seq, parent) = self.pending_proposal?;
         self.parent_ref(&parent, seq)?;
-        if self.idle_above == Some(parent) && parent != self.tip.hash {
+        let idle = self.idle_above == Some(parent);
+        if idle && parent != self.tip.hash {
             return None;
         }
-        let wait = if self.shared.mempool().is_empty() {
-            self.consensus.empty_block_interval_ms
-        } else {
-            self.consensus.block_interval_ms
-        };
+        let ready = self.shared.mempool().ready_len();
+        let wait = proposal_wait_ms(ready, idle, &self.consensus);
         Some(tokio::time::Instant::from_std(
             self.last_proposal + Duration::from_millis(wait),
         ))
@@ -1440,6 +1460,14 @@ impl Driver {
                 self.pending_proposal = Some((view, seq, parent));
                 return Ok(());
             }
+            let idle_ms = self.consensus.empty_block_interval_ms;
+            if txs.is_empty() && self.last_proposal.elapsed() < Duration::from_millis(idle_ms) {
+                // Nothing the pool holds can go in this block: an empty
+                // block waits for the idle interval.
+                self.idle_above = Some(parent);
+                self.pending_proposal = Some((view, seq, parent));
+                return Ok(());
+            }
             self.last_proposal = Instant::now();
             let executor = self.shared.executor.clone();
             let state = self.shared.state.clone();
@@ -1797,13 +1825,28 @@ impl Driver {
             .zip(exec.senders.iter().copied())
             .collect();
         let base = self.base();
-        let (txs, bytes) = {
+        let (txs, bytes, gapped, expired) = {
             let mut pool = self.shared.mempool();
-            pool.on_block_committed(&committed, &base);
-            (pool.len(), pool.bytes())
+            pool.on_block_committed(seq, &committed, &base);
+            (
+                pool.len(),
+                pool.bytes(),
+                pool.gapped_len(),
+                pool.expired_total(),
+            )
         };
         metrics.mempool_txs.set(txs as i64);
         metrics.mempool_bytes.set(bytes as i64);
+        metrics.mempool_gapped_txs.set(gapped as i64);
+        let newly_expired = expired.saturating_sub(metrics.mempool_expired.get());
+        if newly_expired > 0 {
+            metrics.mempool_expired.inc_by(newly_expired);
+            debug!(
+                height = seq,
+                expired = newly_expired,
+                "dropped gapped transactions at their TTL"
+            );
+        }
         if self.shared.syncing.load(Ordering::Relaxed) && seq >= self.sync_target() {
             self.shared.syncing.store(false, Ordering::Relaxed);
         }
@@ -2016,6 +2059,50 @@ mod tests {
             view_timer_fired(None, TIMEOUT_MS, now),
             TimerFired::WaitUntil(now + ms(200))
         );
+    }
+
+    #[test]
+    fn only_gapped_transactions_waiting_wait_the_empty_block_interval() {
+        use crate::mempool::{AccountState, AccountView};
+        let opts = ConsensusOptions::default();
+        let k = SecretKey::from_bytes(&[7; 32]).expect("a valid key");
+        let mut pool = Mempool::new(MempoolConfig::new(1));
+        let view = |nonce| AccountState {
+            nonce,
+            balance: 1 << 60,
+        };
+        struct One(AccountState);
+        impl AccountView for One {
+            fn account(&self, _: &Address) -> AccountState {
+                self.0
+            }
+        }
+        let tx = |nonce| {
+            let signed = stele_types::Transaction {
+                chain_id: 1,
+                nonce,
+                gas_limit: 30_000,
+                gas_price: 1,
+                payload: stele_types::TxPayload::Transfer {
+                    to: Address([1; 20]),
+                    amount: 1,
+                },
+            }
+            .sign(&k);
+            VerifiedTx::new(signed, 1).expect("signed for chain 1")
+        };
+        let idle = opts.empty_block_interval_ms;
+        assert_eq!(proposal_wait_ms(pool.ready_len(), false, &opts), idle);
+        // Nonce 0 is missing: nothing a block can take.
+        pool.insert(tx(1), &One(view(0))).expect("admitted");
+        assert_eq!(proposal_wait_ms(pool.ready_len(), false, &opts), idle);
+        pool.insert(tx(0), &One(view(0))).expect("admitted");
+        assert_eq!(
+            proposal_wait_ms(pool.ready_len(), false, &opts),
+            opts.block_interval_ms
+        );
+        // A selection that came up empty waits the idle interval too.
+        assert_eq!(proposal_wait_ms(pool.ready_len(), true, &opts), idle);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use stele_node::genesis::{Allocation, ChainParams, Genesis};
+use stele_node::mempool::AdmitError;
 use stele_node::net::{NetConfig, PeerInfo};
 use stele_node::node::{ConsensusOptions, Node, NodeOptions};
 use stele_node::store::BlockReader;
@@ -68,6 +69,8 @@ struct Cluster {
     versions_kept: u64,
     prune_interval_blocks: u64,
     pipeline_blocks: u64,
+    empty_block_interval_ms: u64,
+    mempool_bytes_max: usize,
 }
 
 impl Cluster {
@@ -84,6 +87,25 @@ impl Cluster {
         versions_kept: u64,
         prune_interval_blocks: u64,
         pipeline_blocks: u64,
+    ) -> Cluster {
+        Cluster::start_paced(
+            n,
+            versions_kept,
+            prune_interval_blocks,
+            pipeline_blocks,
+            30,
+            64 << 20,
+        )
+        .await
+    }
+
+    async fn start_paced(
+        n: u16,
+        versions_kept: u64,
+        prune_interval_blocks: u64,
+        pipeline_blocks: u64,
+        empty_block_interval_ms: u64,
+        mempool_bytes_max: usize,
     ) -> Cluster {
         let keys = validators(n);
         let genesis = genesis(&keys);
@@ -102,6 +124,8 @@ impl Cluster {
             versions_kept,
             prune_interval_blocks,
             pipeline_blocks,
+            empty_block_interval_ms,
+            mempool_bytes_max,
         };
         for i in 0..n as usize {
             let node = cluster.launch(i).await;
@@ -137,13 +161,15 @@ impl Cluster {
             peers,
             net,
             mempool_txs_max: 10_000,
-            mempool_bytes_max: 64 << 20,
+            mempool_bytes_max: self.mempool_bytes_max,
+            mempool_sender_gapped_bytes_max: 2 << 20,
+            mempool_gapped_ttl_blocks: 600,
             sender_keys_max: 64,
             consensus: ConsensusOptions {
                 view_timeout_ms: 1_000,
                 view_timeout_max_ms: 4_000,
                 block_interval_ms: 5,
-                empty_block_interval_ms: 30,
+                empty_block_interval_ms: self.empty_block_interval_ms,
                 pipeline_blocks: self.pipeline_blocks,
             },
             state: stele_state::StateConfig {
@@ -232,6 +258,98 @@ async fn http_get(addr: SocketAddr, path: &str) -> String {
     s.read_to_string(&mut out).await.unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     out
+}
+
+/// Issue 24 (b): a transaction behind a nonce gap cannot go in a block, so
+/// while it is all that waits the validator makes blocks at the idle pace,
+/// not as fast as consensus allows; once the gap is filled it commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_gapped_transaction_does_not_speed_up_block_production() {
+    const IDLE_MS: u64 = 200;
+    let mut cluster = Cluster::start_paced(1, 1_000_000, 0, 1, IDLE_MS, 64 << 20).await;
+    cluster.until_height(1).await;
+    // Nonces 0 to 4 are missing.
+    let parked = cluster.node(0).submit(&transfer(0, 5, 1, 9)).unwrap();
+    let from = cluster.height(0);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_millis(10 * IDLE_MS)).await;
+    let made = cluster.height(0) - from;
+    let idle_pace = started.elapsed().as_millis() as u64 / IDLE_MS + 2;
+    assert!(
+        made <= idle_pace,
+        "{made} blocks in {:?} with only a gapped transaction waiting (idle pace {idle_pace})",
+        started.elapsed()
+    );
+    // An idle chain still makes blocks, so certificates stay fresh.
+    assert!(made >= 2, "only {made} blocks in {:?}", started.elapsed());
+    assert!(cluster.node(0).shared().pending(&parked).is_some());
+    for nonce in 0..5 {
+        cluster.node(0).submit(&transfer(0, nonce, 1, 9)).unwrap();
+    }
+    until("the parked transfer committed", || {
+        cluster.committed_everywhere(&parked)
+    })
+    .await;
+    cluster.stop(0).await;
+}
+
+/// Issue 24 (a) on a running validator: funded senders park big gapped
+/// deploys at a high price until its 8 MiB pool is full; an honest transfer
+/// at the minimum price is still admitted and committed, and the parked
+/// transactions do not speed up block production.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_deploys_filling_the_pool_do_not_lock_out_an_honest_transfer() {
+    const IDLE_MS: u64 = 200;
+    let mut cluster = Cluster::start_paced(1, 1_000_000, 0, 1, IDLE_MS, 8 << 20).await;
+    cluster.until_height(1).await;
+    let from = cluster.height(0);
+    let started = Instant::now();
+    let mut full = false;
+    for attacker in 1..8 {
+        // Nonce 0 is never sent.
+        for nonce in 1..=16 {
+            match cluster.node(0).submit(&parked_deploy(attacker, nonce)) {
+                Ok(_) => {}
+                Err(AdmitError::Full { .. }) => full = true,
+                Err(AdmitError::GappedBytesOver { .. }) => break,
+                Err(e) => panic!("unexpected rejection: {e}"),
+            }
+        }
+    }
+    assert!(full, "the attack fills the pool");
+    let honest = cluster.node(0).submit(&transfer(0, 0, 1, 9)).unwrap();
+    until("the honest transfer committed", || {
+        cluster.committed_everywhere(&honest)
+    })
+    .await;
+    let made = cluster.height(0) - from;
+    let idle_pace = started.elapsed().as_millis() as u64 / IDLE_MS + 3;
+    assert!(
+        made <= idle_pace,
+        "{made} blocks in {:?} (idle pace {idle_pace})",
+        started.elapsed()
+    );
+    cluster.stop(0).await;
+}
+
+/// A deploy of 512 KiB of code at a high gas price, with the gas its
+/// intrinsic cost asks for under the default chain parameters.
+fn parked_deploy(from: u16, nonce: u64) -> Vec<u8> {
+    let payload = TxPayload::Deploy {
+        code: vec![0; 512 << 10],
+        init_args: Vec::new(),
+        value: 0,
+    };
+    let mut tx = Transaction {
+        chain_id: CHAIN,
+        nonce,
+        gas_limit: 0,
+        gas_price: 1_000,
+        payload,
+    };
+    let bytes = tx.clone().sign(&account(from)).to_bytes().len() as u64;
+    tx.gas_limit = 21_000 + 16 * bytes;
+    tx.sign(&account(from)).to_bytes()
 }
 
 fn transfer(from: u16, nonce: u64, to: u16, amount: Amount) -> Vec<u8> {

@@ -354,11 +354,245 @@ fn committed_block_removes_its_txs_and_stale_ones() {
     // Another validator's block used nonces 0 and 1 with other transactions.
     accounts.0.get_mut(&keys[0].address()).unwrap().nonce = 2;
     let other = tx(&keys[0], 0, 7);
-    let dropped = pool.on_block_committed(&[(other.hash, keys[0].address())], &accounts);
+    let dropped = pool.on_block_committed(1, &[(other.hash, keys[0].address())], &accounts);
     assert_eq!(dropped, 2);
     assert_eq!(pool.len(), 1);
     assert!(pool.contains(&a[2].hash));
     assert_eq!(pool.pending_nonce(&keys[0].address(), &accounts), 3);
+    pool.check_invariants();
+}
+
+#[test]
+fn a_gapped_transaction_expires_ttl_blocks_after_its_admission() {
+    let keys: Vec<SecretKey> = (0..2).map(key).collect();
+    let accounts = funded(&keys);
+    let cfg = MempoolConfig {
+        gapped_ttl_blocks: 10,
+        ..config()
+    };
+    let mut pool = Mempool::at_height(cfg, 100);
+    let parked = tx(&keys[0], 1, 5);
+    let ready = tx(&keys[1], 0, 5);
+    pool.insert(parked.clone(), &accounts).unwrap();
+    pool.insert(ready.clone(), &accounts).unwrap();
+    assert_eq!((pool.ready_len(), pool.gapped_len()), (1, 1));
+    assert_eq!(pool.on_block_committed(105, &[], &accounts), 0);
+    // A replacement keeps its predecessor's deadline.
+    let bumped = tx(&keys[0], 1, 6);
+    pool.insert(bumped.clone(), &accounts).unwrap();
+    assert_eq!(pool.on_block_committed(109, &[], &accounts), 0);
+    assert!(pool.contains(&bumped.hash));
+    assert_eq!(pool.on_block_committed(110, &[], &accounts), 1);
+    assert!(!pool.contains(&bumped.hash));
+    assert_eq!(pool.expired_total(), 1);
+    // A ready transaction never expires: the next block can take it.
+    assert_eq!(pool.on_block_committed(1_000, &[], &accounts), 0);
+    assert!(pool.contains(&ready.hash));
+    // A gap filled before the deadline saves the transaction behind it.
+    let later = tx(&keys[0], 1, 5);
+    pool.insert(later.clone(), &accounts).unwrap();
+    pool.insert(tx(&keys[0], 0, 5), &accounts).unwrap();
+    assert_eq!((pool.ready_len(), pool.gapped_len()), (3, 0));
+    assert_eq!(pool.on_block_committed(1_010, &[], &accounts), 0);
+    assert!(pool.contains(&later.hash));
+    pool.check_invariants();
+}
+
+#[test]
+fn a_sender_gapped_bytes_are_capped() {
+    let k = key(1);
+    let accounts = funded(std::slice::from_ref(&k));
+    let one = tx(&k, 1, 1).bytes;
+    let mut pool = Mempool::new(MempoolConfig {
+        sender_gapped_bytes_max: 3 * one,
+        ..config()
+    });
+    // At the limit...
+    for nonce in 1..=3 {
+        pool.insert(tx(&k, nonce, 1), &accounts).unwrap();
+    }
+    // ...and just over it.
+    assert_eq!(
+        pool.insert(tx(&k, 4, 1), &accounts),
+        Err(AdmitError::GappedBytesOver {
+            next_nonce: 0,
+            bytes: 4 * one,
+            max: 3 * one
+        })
+    );
+    // A replacement takes its predecessor's bytes.
+    pool.insert(tx(&k, 2, 2), &accounts).unwrap();
+    // Ready transactions do not count: once nonce 0 fills the gap, the
+    // sender may park again.
+    pool.insert(tx(&k, 0, 1), &accounts).unwrap();
+    assert_eq!((pool.ready_len(), pool.gapped_len()), (4, 0));
+    pool.insert(tx(&k, 5, 1), &accounts).unwrap();
+    assert_eq!(pool.gapped_len(), 1);
+    pool.check_invariants();
+}
+
+/// A transfer of `amount` with the given gas limit, price and nonce.
+fn transfer(key: &SecretKey, nonce: u64, gas_price: u64, amount: Amount) -> VerifiedTx {
+    let signed = Transaction {
+        chain_id: CHAIN,
+        nonce,
+        gas_limit: 21_000,
+        gas_price,
+        payload: TxPayload::Transfer {
+            to: Address([7; 20]),
+            amount,
+        },
+    }
+    .sign(key);
+    VerifiedTx::new(signed, CHAIN).unwrap()
+}
+
+/// A deploy of `code_bytes` bytes of code, with the gas limit its
+/// intrinsic gas asks for under the default chain parameters.
+fn deploy(key: &SecretKey, nonce: u64, gas_price: u64, code_bytes: usize) -> VerifiedTx {
+    let payload = TxPayload::Deploy {
+        code: vec![0; code_bytes],
+        init_args: Vec::new(),
+        value: 0,
+    };
+    let mut t = Transaction {
+        chain_id: CHAIN,
+        nonce,
+        gas_limit: 0,
+        gas_price,
+        payload,
+    };
+    let bytes = t.clone().sign(key).to_bytes().len() as u64;
+    t.gas_limit = 21_000 + 16 * bytes;
+    VerifiedTx::new(t.sign(key), CHAIN).unwrap()
+}
+
+#[test]
+fn a_sender_pending_transactions_must_fit_its_balance_together() {
+    let k = key(1);
+    let mut accounts = funded(std::slice::from_ref(&k));
+    // Room for two transfers of 5 at 21 000 gas x price 10, not three.
+    let one = 21_000 * 10 + 5;
+    accounts.0.get_mut(&k.address()).unwrap().balance = 2 * one + 1;
+    let mut pool = Mempool::new(config());
+    pool.insert(transfer(&k, 0, 10, 5), &accounts).unwrap();
+    pool.insert(transfer(&k, 1, 10, 5), &accounts).unwrap();
+    assert_eq!(
+        pool.insert(transfer(&k, 2, 10, 5), &accounts),
+        Err(AdmitError::InsufficientFunds {
+            balance: 2 * one + 1,
+            cost: (3 * one).to_string()
+        })
+    );
+    // A gapped transaction counts too.
+    assert!(matches!(
+        pool.insert(transfer(&k, 5, 10, 5), &accounts),
+        Err(AdmitError::InsufficientFunds { .. })
+    ));
+    // A replacement's cost replaces its predecessor's: a bump from 10 to
+    // 11 costs 21 000 more, over the one spare unit...
+    assert!(matches!(
+        pool.insert(transfer(&k, 1, 11, 5), &accounts),
+        Err(AdmitError::InsufficientFunds { .. })
+    ));
+    // ...while a replacement moving less value fits.
+    let cheaper = transfer(&k, 1, 11, 0);
+    let raised = 21_000 * 11;
+    accounts.0.get_mut(&k.address()).unwrap().balance = one + raised;
+    pool.insert(cheaper.clone(), &accounts).unwrap();
+    assert!(pool.contains(&cheaper.hash));
+    assert_eq!(pool.len(), 2);
+    pool.check_invariants();
+}
+
+#[test]
+fn a_full_pool_evicts_gapped_transactions_before_ready_ones() {
+    let keys: Vec<SecretKey> = (0..4).map(key).collect();
+    let accounts = funded(&keys);
+    let mut pool = Mempool::new(MempoolConfig {
+        txs_max: 2,
+        ..config()
+    });
+    // Sender 0 parks nonce 1 at a high price: nonce 0 is missing.
+    let parked = tx(&keys[0], 1, 100);
+    let ready = tx(&keys[1], 0, 1);
+    pool.insert(parked.clone(), &accounts).unwrap();
+    pool.insert(ready.clone(), &accounts).unwrap();
+    // A gapped newcomer never evicts a ready transaction, however cheap,
+    // and evicts only cheaper gapped ones.
+    assert_eq!(
+        pool.insert(tx(&keys[2], 3, 50), &accounts),
+        Err(AdmitError::Full { got: 50 })
+    );
+    // A ready newcomer evicts the gapped transaction, not the cheaper
+    // ready one.
+    let honest = tx(&keys[3], 0, 2);
+    assert_eq!(
+        pool.insert(honest.clone(), &accounts),
+        Ok(vec![parked.hash])
+    );
+    assert!(pool.contains(&ready.hash) && pool.contains(&honest.hash));
+    pool.check_invariants();
+}
+
+#[test]
+fn gapped_transactions_at_a_high_price_do_not_lock_out_an_honest_transfer() {
+    // Issue 24 (a): a few funded senders park big gapped deploys at a high
+    // price until the pool is full.
+    let attackers: Vec<SecretKey> = (0..8).map(key).collect();
+    let honest = key(100);
+    let mut all = attackers.clone();
+    all.push(honest.clone());
+    // More senders top the pool up with small gapped transfers.
+    let fillers: Vec<SecretKey> = (200..264).map(key).collect();
+    all.extend(fillers.iter().cloned());
+    let accounts = funded(&all);
+    let cfg = MempoolConfig {
+        bytes_max: 8 << 20,
+        ..MempoolConfig::new(CHAIN)
+    };
+    let mut pool = Mempool::new(cfg.clone());
+    for a in &attackers {
+        // Nonce 0 is never sent.
+        for nonce in 1..=cfg.nonce_ahead_max {
+            let _ = pool.insert(deploy(a, nonce, 1_000_000, 256 << 10), &accounts);
+        }
+    }
+    let mut full = false;
+    'fill: for f in &fillers {
+        for nonce in 1..=cfg.nonce_ahead_max {
+            let filler = deploy(f, nonce, 1_000_000, 0);
+            if let Err(AdmitError::Full { .. }) = pool.insert(filler, &accounts) {
+                full = true;
+                break 'fill;
+            }
+        }
+    }
+    assert!(full, "the attack fills the pool");
+    let transfer = VerifiedTx::new(
+        Transaction {
+            chain_id: CHAIN,
+            nonce: 0,
+            gas_limit: 30_000,
+            gas_price: cfg.gas_price_min,
+            payload: TxPayload::Transfer {
+                to: Address([7; 20]),
+                amount: 1,
+            },
+        }
+        .sign(&honest),
+        CHAIN,
+    )
+    .unwrap();
+    let evicted = pool.insert(transfer.clone(), &accounts).unwrap();
+    assert!(!evicted.is_empty());
+    assert_eq!(
+        pool.select(ROOMY, &accounts)
+            .iter()
+            .map(SignedTransaction::hash)
+            .collect::<Vec<_>>(),
+        vec![transfer.hash]
+    );
     pool.check_invariants();
 }
 
@@ -375,45 +609,95 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// The model's first missing nonce of `sender` from `account_nonce`:
+/// transactions below it are ready, above it gapped.
+fn ready_end(model: &BTreeMap<(u16, u64), Held>, sender: u16, account_nonce: u64) -> u64 {
+    let mut end = account_nonce;
+    while model.contains_key(&(sender, end)) {
+        end += 1;
+    }
+    end
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    price: u64,
+    hash: Hash,
+    expires_at: u64,
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// The pool's contents always equal a simple model's: a map from
-    /// (sender, nonce) to gas price, updated by what insert reports.
+    /// (sender, nonce) to gas price and expiry, updated by what insert
+    /// reports and by the expiry of gapped transactions.
     #[test]
     fn pool_matches_model(ops in proptest::collection::vec(op(), 1..40)) {
+        const TTL: u64 = 3;
         let keys: Vec<SecretKey> = (0..5).map(key).collect();
         let mut accounts = funded(&keys);
-        let cfg = MempoolConfig { txs_max: 8, sender_txs_max: 3, nonce_ahead_max: 4, ..config() };
+        let tx_bytes = tx(&keys[0], 0, 1).bytes;
+        let cfg = MempoolConfig {
+            txs_max: 8,
+            sender_txs_max: 3,
+            nonce_ahead_max: 4,
+            // Two gapped transactions per sender, not three.
+            sender_gapped_bytes_max: 2 * tx_bytes + tx_bytes / 2,
+            gapped_ttl_blocks: TTL,
+            ..config()
+        };
         let mut pool = Mempool::new(cfg.clone());
-        let mut model: BTreeMap<(u16, u64), (u64, Hash)> = BTreeMap::new();
+        let mut model: BTreeMap<(u16, u64), Held> = BTreeMap::new();
+        let mut height = 0;
         for op in ops {
             match op {
                 Op::Insert { sender, nonce, price } => {
                     let vtx = tx(&keys[sender as usize], nonce, price);
+                    prop_assert_eq!(vtx.bytes, tx_bytes);
                     let account = accounts.account(&keys[sender as usize].address());
                     let held = model.range((sender, 0)..(sender + 1, 0)).count();
                     let existing = model.get(&(sender, nonce)).copied();
+                    let end = ready_end(&model, sender, account.nonce);
+                    let ready = nonce <= end;
+                    let gapped_others = model
+                        .range((sender, end + 1)..(sender + 1, 0))
+                        .filter(|((_, n), _)| *n != nonce)
+                        .count();
                     match pool.insert(vtx.clone(), &accounts) {
                         Ok(evicted) => {
                             prop_assert!(nonce >= account.nonce && nonce <= account.nonce + 4);
-                            if let Some((old, _)) = existing {
-                                prop_assert!(price >= old + (old / 10).max(1));
+                            if let Some(old) = existing {
+                                prop_assert!(price >= old.price + (old.price / 10).max(1));
                             } else {
                                 prop_assert!(held < 3);
                             }
+                            prop_assert!(ready || gapped_others < 2);
                             for h in evicted {
-                                let k = *model.iter().find(|(_, v)| v.1 == h).expect("evicted a held tx").0;
-                                prop_assert!(model[&k].0 < price);
-                                model.remove(&k);
+                                let (&(s, n), victim) = model.iter().find(|(_, v)| v.hash == h).expect("evicted a held tx");
+                                prop_assert!(s != sender, "evicted the newcomer's own sender");
+                                prop_assert!(
+                                    model.range((s, n + 1)..(s + 1, 0)).next().is_none(),
+                                    "evicted from the middle of a queue"
+                                );
+                                let s_nonce = accounts.account(&keys[s as usize].address()).nonce;
+                                let victim_ready = n < ready_end(&model, s, s_nonce);
+                                // Gapped before ready, then by price.
+                                prop_assert!((victim_ready, victim.price) < (ready, price));
+                                model.remove(&(s, n));
                             }
-                            model.insert((sender, nonce), (price, vtx.hash));
+                            let expires_at = existing.map_or(height + TTL, |e| e.expires_at);
+                            model.insert((sender, nonce), Held { price, hash: vtx.hash, expires_at });
                         }
                         Err(AdmitError::NonceTooLow { .. }) => prop_assert!(nonce < account.nonce),
                         Err(AdmitError::NonceTooHigh { .. }) => prop_assert!(nonce > account.nonce + 4),
-                        Err(AdmitError::AlreadyKnown(_)) => prop_assert_eq!(existing.map(|e| e.0), Some(price)),
+                        Err(AdmitError::AlreadyKnown(_)) => prop_assert_eq!(existing.map(|e| e.price), Some(price)),
                         Err(AdmitError::ReplacementUnderpriced { .. }) => prop_assert!(existing.is_some()),
                         Err(AdmitError::SenderFull { .. }) => prop_assert!(existing.is_none() && held >= 3),
+                        Err(AdmitError::GappedBytesOver { next_nonce, .. }) => {
+                            prop_assert!(!ready && gapped_others >= 2);
+                            prop_assert_eq!(next_nonce, end);
+                        }
                         Err(AdmitError::Full { .. }) => prop_assert!(model.len() >= 8),
                         Err(e) => prop_assert!(false, "unexpected {e}"),
                     }
@@ -423,19 +707,32 @@ proptest! {
                     let state = accounts.0.get_mut(&addr).unwrap();
                     state.nonce = state.nonce.max(nonce);
                     let new_nonce = state.nonce;
-                    pool.on_block_committed(&[(Hash::ZERO, addr)], &accounts);
+                    height += 1;
+                    pool.on_block_committed(height, &[(Hash::ZERO, addr)], &accounts);
                     model.retain(|(s, n), _| *s != sender || *n >= new_nonce);
+                    let ends: BTreeMap<u16, u64> = (0..5u16)
+                        .map(|s| (s, ready_end(&model, s, accounts.account(&keys[s as usize].address()).nonce)))
+                        .collect();
+                    model.retain(|(s, n), h| *n < ends[s] || h.expires_at > height);
                 }
             }
             pool.check_invariants();
-            let held: Vec<Hash> = model.values().map(|v| v.1).collect();
+            let held: Vec<Hash> = model.values().map(|v| v.hash).collect();
             prop_assert_eq!(pool.len(), held.len());
             for h in &held {
                 prop_assert!(pool.contains(h));
             }
+            let ready_count = model
+                .keys()
+                .filter(|(s, n)| *n < ready_end(&model, *s, accounts.account(&keys[*s as usize].address()).nonce))
+                .count();
+            prop_assert_eq!(pool.ready_len(), ready_count);
+            prop_assert_eq!(pool.gapped_len(), held.len() - ready_count);
             // Selection is gap-free per sender and starts at the account nonce.
             let mut next: BTreeMap<Address, u64> = BTreeMap::new();
-            for t in pool.select(ROOMY, &accounts) {
+            let picked = pool.select(ROOMY, &accounts);
+            prop_assert_eq!(picked.len(), ready_count);
+            for t in picked {
                 let sender = t.verify(CHAIN).unwrap();
                 let expected = next.entry(sender).or_insert_with(|| accounts.account(&sender).nonce);
                 prop_assert_eq!(t.tx.nonce, *expected);

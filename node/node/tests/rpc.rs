@@ -350,6 +350,24 @@ async fn send_transaction_names_every_rejection() {
         code(send(transfer(1, 500, 30_000, 1)).await),
         codes::TX_NONCE_TOO_HIGH
     );
+    // Behind a nonce gap a sender may park 2 MiB (two ~1 MB deploys), no
+    // more.
+    let parked = |nonce: u64| {
+        let code = vec![0; 1000 << 10];
+        signed(
+            3,
+            nonce,
+            17_000_000,
+            TxPayload::Deploy {
+                code,
+                init_args: Vec::new(),
+                value: 0,
+            },
+        )
+    };
+    send(parked(40)).await.unwrap();
+    send(parked(41)).await.unwrap();
+    assert_eq!(code(send(parked(42)).await), codes::TX_GAPPED_BYTES_OVER);
 
     send(transfer(1, 0, 30_000, 1)).await.unwrap();
     assert_eq!(

@@ -49,6 +49,9 @@ pub mod codes {
     pub const TX_GAS_BELOW_INTRINSIC: i32 = 1014;
     /// `send_transaction` named a sender, and the signature is not its.
     pub const TX_NOT_SIGNED_BY: i32 = 1015;
+    /// The sender's transactions behind a nonce gap would exceed the
+    /// node's per-sender limit: send the missing nonce first.
+    pub const TX_GAPPED_BYTES_OVER: i32 = 1016;
     /// The block, transaction, receipt, code or contract does not exist.
     pub const NOT_FOUND: i32 = 2001;
     /// The height is above the committed height or was pruned.

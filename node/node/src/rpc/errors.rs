@@ -53,6 +53,7 @@ pub(crate) fn admit(e: &AdmitError) -> ErrorObjectOwned {
         AdmitError::GasPriceTooLow { .. } => codes::TX_GAS_PRICE_TOO_LOW,
         AdmitError::ReplacementUnderpriced { .. } => codes::TX_REPLACEMENT_UNDERPRICED,
         AdmitError::SenderFull { .. } => codes::TX_SENDER_FULL,
+        AdmitError::GappedBytesOver { .. } => codes::TX_GAPPED_BYTES_OVER,
         AdmitError::Full { .. } => codes::TX_MEMPOOL_FULL,
     };
     err(code, e.to_string())

@@ -322,7 +322,7 @@ fn commit_block(
     pool.mempool
         .lock()
         .unwrap()
-        .on_block_committed(&committed, &view);
+        .on_block_committed(height, &committed, &view);
     let cb = Arc::new(CommittedBlock {
         block,
         receipts: out.receipts,
