@@ -887,9 +887,11 @@ async fn websocket_calls_are_rate_limited_per_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runaway_simulation_stops_at_the_wall_clock_backstop() {
-    // Gas enough for seconds of spinning; the 20 ms backstop stops it.
+    // Gas enough for about a second of spinning; the 200 ms backstop stops
+    // it (well after instantiation, even on a loaded machine, so it stops
+    // inside Wasm code).
     let node = TestNode::start(RpcConfig {
-        exec_timeout_ms: 20,
+        exec_timeout_ms: 200,
         view_gas_max: 2_000_000_000,
         ..RpcConfig::default()
     })
