@@ -622,27 +622,30 @@ fn the_mempool_checks_nonces_and_balances_against_committed_state() {
 fn genesis_names_a_gas_schedule_and_limits_this_build_has() {
     let g = genesis();
     let vm = g.vm_config().unwrap();
-    assert_eq!(vm.gas, stele_vm::GasSchedule::V4);
-    assert_eq!(vm.limits, stele_vm::VmLimits::V2);
+    assert_eq!(vm.gas, stele_vm::GasSchedule::V5);
+    assert_eq!(vm.limits, stele_vm::VmLimits::V3);
     // Chains that started on older schedules and limits keep running them.
     for (version, gas) in [
         (1, stele_vm::GasSchedule::V1),
         (2, stele_vm::GasSchedule::V2),
         (3, stele_vm::GasSchedule::V3),
+        (4, stele_vm::GasSchedule::V4),
     ] {
         let mut old = genesis();
         old.params.gas_schedule_version = version;
         assert_eq!(old.vm_config().unwrap().gas, gas);
     }
-    let mut old = genesis();
-    old.params.vm_limits_version = 1;
-    assert_eq!(old.vm_config().unwrap().limits, stele_vm::VmLimits::V1);
+    for (version, limits) in [(1, stele_vm::VmLimits::V1), (2, stele_vm::VmLimits::V2)] {
+        let mut old = genesis();
+        old.params.vm_limits_version = version;
+        assert_eq!(old.vm_config().unwrap().limits, limits);
+    }
     let mut future = genesis();
     future.params.gas_schedule_version = 99;
     let e = future.validate().unwrap_err();
     assert_eq!(
         e.to_string(),
-        "gas schedule version 99 is not supported (this node knows [1, 2, 3, 4])"
+        "gas schedule version 99 is not supported (this node knows [1, 2, 3, 4, 5])"
     );
     assert!(future.vm_config().is_err());
     let mut future = genesis();

@@ -440,7 +440,7 @@ fn compile_100kb() {
         for r in 0..rounds {
             let code = wat::parse_str(make(r)).expect("wat");
             bytes = code.len();
-            gas = schedule.deploy(&code);
+            gas = schedule.deploy(&code, &limits);
             let start = Instant::now();
             vm.prepare(&code).expect("valid");
             total += start.elapsed().as_secs_f64();

@@ -390,7 +390,7 @@ impl<W: World + 'static> Vm<W> {
                 init_args,
                 nonce,
             } => {
-                let cost = gas.fuel(gas.deploy(code));
+                let cost = gas.fuel(gas.deploy(code, limits));
                 if cost > fuel_limit {
                     return Ok((
                         FrameResult {

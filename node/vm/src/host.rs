@@ -603,7 +603,11 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
                 gas.deploy_bytes(cl as usize) + gas.host(u64::from(cl)),
             )?;
             let code = read(&mut c, cp, cl)?;
-            charge(&mut c, gas.deploy_functions(&code))?;
+            charge(
+                &mut c,
+                gas.deploy_functions(&code)
+                    .saturating_add(gas.deploy_complexity(&code, &limits)),
+            )?;
             let args = read(&mut c, argp, argl)?;
             let value = u128::from_le_bytes(read_array(&mut c, vp)?);
             let creator = this(&mut c)?;
@@ -664,7 +668,11 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
                 gas.deploy_bytes(cl as usize) + gas.host(u64::from(cl)),
             )?;
             let code = read(&mut c, cp, cl)?;
-            charge(&mut c, gas.deploy_functions(&code))?;
+            charge(
+                &mut c,
+                gas.deploy_functions(&code)
+                    .saturating_add(gas.deploy_complexity(&code, &limits)),
+            )?;
             let args = read(&mut c, argp, argl)?;
             // A contract replaces only its own code; who may ask it to is
             // the contract's own rule.

@@ -752,3 +752,43 @@ fn the_frames_of_one_transaction_share_a_memory_cap() {
         );
     });
 }
+
+#[test]
+fn a_deploy_pays_its_compile_complexity_before_it_compiles() {
+    on_exec_stack(|| {
+        // A function just under the per-function limit (2 001 501 units),
+        // ~0.35 s of Cranelift on the reference machine.
+        let code = wasm(&format!(
+            r#"(module (memory (export "memory") 1) {} (func (export "run")))"#,
+            guarded_blocks(500, 1_995)
+        ));
+        let latest = stele_vm::GasSchedule::LATEST;
+        let limits = VmLimits::LATEST;
+        let info = stele_vm::validate(&code, &limits).unwrap();
+        assert!(info.complexity > 2_000_000, "{}", info.complexity);
+        let without = latest.deploy_bytes(code.len()) + latest.deploy_functions(&code);
+        let full = latest.deploy(&code, &limits);
+        assert_eq!(full - without, 100 * info.complexity);
+
+        // One gas short: out of gas, charged the whole limit.
+        let (out, _) = deploy_code(&vm(), &code, full - 1);
+        let out = out.unwrap();
+        assert_eq!(
+            (out.status, out.gas_used),
+            (ExecStatus::OutOfGas, full - 1),
+            "{out:?}"
+        );
+        // Exactly enough: deployed, for exactly that (no `init` to run).
+        let (out, _) = deploy_code(&vm(), &code, full);
+        let out = out.unwrap();
+        assert_eq!((out.status, out.gas_used), (ExecStatus::Success, full));
+        // Schedules before V5 did not price it.
+        let v4 = stele_vm::Vm::<MemoryWorld>::new(stele_vm::VmConfig {
+            gas: stele_vm::GasSchedule::V4,
+            ..config()
+        })
+        .unwrap();
+        let (out, _) = deploy_code(&v4, &code, full);
+        assert_eq!(out.unwrap().gas_used, without);
+    });
+}

@@ -50,7 +50,7 @@ fn closed_loop(n: u32, body: &str, back_edge: &str) -> String {
 
 #[test]
 fn the_latest_schedule_meters_by_instrumentation() {
-    assert_eq!(GasSchedule::LATEST, GasSchedule::V4);
+    assert_eq!(GasSchedule::LATEST, GasSchedule::V5);
     assert_eq!(GasSchedule::LATEST.metering, Metering::Instrumented);
     assert_eq!(V3.metering, Metering::Instrumented);
     assert_eq!(GasSchedule::V1.metering, Metering::WasmtimeFuel);
