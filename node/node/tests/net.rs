@@ -348,3 +348,94 @@ async fn a_burst_of_mixed_sizes_arrives_whole_and_in_order() {
         assert_eq!(payload, message(i), "message {i}");
     }
 }
+
+/// Starts one validator's transport on `sock` knowing `peers`.
+fn start_one(
+    config: NetConfig,
+    key: &SecretKey,
+    set: &ValidatorSet,
+    sock: UdpSocket,
+    peers: Vec<PeerInfo>,
+) -> Node {
+    let (net, rx) =
+        Network::start_on(config, key.clone(), CHAIN, set.clone(), sock, peers).unwrap();
+    Node { net, rx }
+}
+
+/// Two keys, the first with the lower address (the dialer).
+fn dialer_and_listener() -> (SecretKey, SecretKey) {
+    let (a, b) = (key(0), key(1));
+    if a.address() < b.address() {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_listener_is_redialled_well_before_the_idle_timeout() {
+    // The dialer reaches the listener through a relay, so the listener can
+    // "crash" (go silent without closing anything) and come back on another
+    // socket with the same key: the relay then forwards to the new one.
+    let (dialer, listener) = dialer_and_listener();
+    let set = set_of(&[dialer.clone(), listener.clone()]);
+    let config = NetConfig::default();
+    let socks = sockets(3);
+    let first_addr = socks[1].local_addr().unwrap();
+    let second_addr = socks[2].local_addr().unwrap();
+    let relay = stele_cluster::relay::Relay::start(first_addr, 7)
+        .await
+        .unwrap();
+    let mut socks = socks.into_iter();
+    let d = start_one(
+        config.clone(),
+        &dialer,
+        &set,
+        socks.next().unwrap(),
+        vec![PeerInfo {
+            address: listener.address(),
+            socket: relay.front_addr(),
+        }],
+    );
+    let old = start_one(
+        config.clone(),
+        &listener,
+        &set,
+        socks.next().unwrap(),
+        vec![],
+    );
+    until("connection", || {
+        d.net.connected().len() == 1 && old.net.connected().len() == 1
+    })
+    .await;
+
+    let crashed = Instant::now();
+    let mut new = start_one(
+        config.clone(),
+        &listener,
+        &set,
+        socks.next().unwrap(),
+        vec![],
+    );
+    relay.set_target(second_addr);
+    until("the restarted listener to be reconnected", || {
+        new.net.connected().len() == 1
+    })
+    .await;
+    d.net.send(
+        &listener.address(),
+        Channel::Consensus,
+        Arc::from(vec![3u8; 3]),
+    );
+    let (from, _, payload) = next_message(&mut new.rx).await;
+    assert_eq!((from, payload), (dialer.address(), vec![3u8; 3]));
+    let took = crashed.elapsed();
+    assert!(
+        took < config.idle_timeout / 3,
+        "reconnection took {took:?}; the idle timeout is {:?}",
+        config.idle_timeout
+    );
+    d.net.shutdown().await;
+    new.net.shutdown().await;
+    old.net.shutdown().await;
+}

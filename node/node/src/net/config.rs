@@ -41,6 +41,10 @@ pub struct NetConfig {
     /// kilobytes while this node is busy, and every drop costs a QUIC
     /// retransmission.
     pub udp_socket_buffer_bytes: usize,
+    /// A connection with nothing to send pings this often. A peer that
+    /// restarted answers the ping with a stateless reset (its reset key is
+    /// derived from its validator key), so the dialer learns of a restart
+    /// within this interval instead of the idle timeout.
     pub keep_alive: Duration,
     pub idle_timeout: Duration,
     /// Time allowed for the TLS handshake plus the key-binding exchange.
@@ -70,7 +74,7 @@ impl Default for NetConfig {
             stream_receive_window_bytes: 32 << 20,
             send_window_bytes: 64 << 20,
             udp_socket_buffer_bytes: 8 << 20,
-            keep_alive: Duration::from_secs(2),
+            keep_alive: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(5),
             sync_timeout: Duration::from_secs(20),

@@ -4,7 +4,11 @@
 //! Connection rule: of two validators, the one with the lower address dials
 //! and keeps redialling with exponential backoff; the other only accepts. A
 //! new authenticated connection from a peer replaces the old one (the peer
-//! restarted).
+//! restarted). A restarted listener is found out by its dialer at the next
+//! packet on the old connection: the endpoint's stateless-reset key is
+//! derived from the validator key, so the new process can reset the old
+//! process's connections, and the dialer redials at once instead of waiting
+//! for the idle timeout.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,7 +18,7 @@ use std::time::Instant;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Connection, Endpoint, IdleTimeout, TransportConfig, VarInt};
-use stele_types::{Address, SecretKey, ValidatorSet};
+use stele_types::{Address, SecretKey, ValidatorSet, keccak256_parts};
 use thiserror::Error;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
@@ -117,6 +121,40 @@ impl std::fmt::Debug for Network {
     }
 }
 
+/// Endpoint settings that survive a restart: the stateless-reset key and
+/// the key of the connection-ID generator, both derived from the validator
+/// key. A new process of the same validator then recognises the connection
+/// IDs its earlier process gave out (a packet for an unknown one is
+/// answered only if it passes the generator's check) and answers with the
+/// reset tokens that process promised (RFC 9000 §10.3: "static key"). A
+/// dialer still holding a connection to the earlier process gets a reset at
+/// its next packet and redials at once. Only the holder of the validator
+/// key can derive these, so nobody else can reset connections to us.
+fn endpoint_config(key: &SecretKey, chain_id: u64) -> quinn::EndpointConfig {
+    let secret = key.to_bytes();
+    let derive = |purpose: &[u8]| {
+        keccak256_parts(&[
+            b"STELE/v1/quic-endpoint\0",
+            purpose,
+            &chain_id.to_le_bytes(),
+            &secret,
+        ])
+    };
+    let reset = derive(b"stateless-reset");
+    let mut config = quinn::EndpointConfig::new(Arc::new(ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        &reset.0,
+    )));
+    let cid = derive(b"connection-id");
+    let mut cid_key = [0u8; 8];
+    cid_key.copy_from_slice(&cid.0[..8]);
+    let cid_key = u64::from_le_bytes(cid_key);
+    config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    config
+}
+
 fn transport(config: &NetConfig) -> Result<Arc<TransportConfig>, NetError> {
     let mut t = TransportConfig::default();
     t.max_concurrent_bidi_streams(VarInt::from_u32(config.sync_streams_max + 1));
@@ -176,7 +214,7 @@ impl Network {
         let mut client = quinn::ClientConfig::new(Arc::new(client_tls));
         client.transport_config(transport);
         let mut endpoint = Endpoint::new(
-            quinn::EndpointConfig::default(),
+            endpoint_config(&key, chain_id),
             Some(server),
             socket,
             Arc::new(quinn::TokioRuntime),
@@ -384,7 +422,14 @@ impl Network {
         let mut backoff = config.reconnect_backoff_min;
         let mut shutdown = self.inner.shutdown.subscribe();
         while !self.is_shut_down() {
-            let existing = self.peers().get(&peer.address).map(|p| p.conn.clone());
+            // A connection already closed (reset by the restarted peer,
+            // say) may still be in the map until its watcher removes it;
+            // redial at once rather than wait on it.
+            let existing = self
+                .peers()
+                .get(&peer.address)
+                .map(|p| p.conn.clone())
+                .filter(|c| c.close_reason().is_none());
             if let Some(conn) = existing {
                 tokio::select! {
                     _ = conn.closed() => {}
