@@ -372,6 +372,74 @@ fn dialer_and_listener() -> (SecretKey, SecretKey) {
     }
 }
 
+/// Writes `count` frames of `payload` on a new consensus stream of `conn`.
+async fn consensus_stream(conn: &quinn::Connection, count: usize, payload: &[u8]) {
+    let mut send = conn.open_uni().await.unwrap();
+    let mut bytes = vec![Channel::Consensus as u8];
+    for _ in 0..count {
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(payload);
+    }
+    send.write_all(&bytes).await.unwrap();
+    send.finish().unwrap();
+}
+
+/// Messages delivered to `rx` until it has been quiet for a while.
+async fn drain_messages(rx: &mut Receiver<Inbound>) -> usize {
+    let mut n = 0;
+    while let Ok(Some(ev)) = timeout(Duration::from_millis(500), rx.recv()).await {
+        if matches!(ev, Inbound::Message { .. }) {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_more_streams_or_reconnecting_does_not_raise_a_peers_allowance() {
+    let (byzantine, listener) = dialer_and_listener();
+    let set = set_of(&[byzantine.clone(), listener.clone()]);
+    let burst = 20;
+    let config = NetConfig {
+        peer_msgs_per_sec: 1,
+        peer_msgs_burst: burst,
+        ..NetConfig::default()
+    };
+    let sock = sockets(1).pop().unwrap();
+    let to = PeerInfo {
+        address: listener.address(),
+        socket: sock.local_addr().unwrap(),
+    };
+    let mut l = start_one(config, &listener, &set, sock, vec![]);
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+
+    // Five streams, each sending the whole burst.
+    let conn = testing::dial_as(&endpoint, &byzantine, CHAIN, &set, &to)
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        consensus_stream(&conn, burst as usize, b"vote").await;
+    }
+    let first = drain_messages(&mut l.rx).await;
+    assert!(
+        (burst as usize..=burst as usize + 3).contains(&first),
+        "{first} messages delivered from five streams; the allowance is {burst}"
+    );
+
+    // A new connection with the same key draws on the same allowance.
+    let again = testing::dial_as(&endpoint, &byzantine, CHAIN, &set, &to)
+        .await
+        .unwrap();
+    consensus_stream(&again, burst as usize, b"vote").await;
+    let second = drain_messages(&mut l.rx).await;
+    assert!(second <= 3, "{second} messages after reconnecting");
+    let dropped = l.net.metrics().dropped(DropReason::RateLimited);
+    assert_eq!(dropped as usize, 6 * burst as usize - first - second);
+    again.close(0u32.into(), b"");
+    conn.close(0u32.into(), b"");
+    l.net.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_listener_is_redialled_well_before_the_idle_timeout() {
     // The dialer reaches the listener through a relay, so the listener can

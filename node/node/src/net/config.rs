@@ -21,7 +21,10 @@ pub struct NetConfig {
     /// Inbound messages queued for the node before readers wait.
     pub inbound_queue_max: usize,
     /// Sustained inbound messages per second per peer and channel, and the
-    /// burst allowed above it; excess messages are dropped and counted.
+    /// burst allowed above it; excess messages are dropped and counted. The
+    /// allowance belongs to the peer's key: every stream and connection of
+    /// one validator draws on the same bucket, and a reconnection does not
+    /// refill it.
     pub peer_msgs_per_sec: u32,
     pub peer_msgs_burst: u32,
     /// Concurrent block-sync requests a peer may have open with us.

@@ -10,6 +10,8 @@ mod handshake;
 mod metrics;
 mod rate;
 mod service;
+#[doc(hidden)]
+pub mod testing;
 mod tls;
 
 pub use config::NetConfig;

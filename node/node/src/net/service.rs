@@ -102,6 +102,11 @@ struct Inner {
     endpoint: Endpoint,
     peers: Mutex<BTreeMap<Address, PeerHandle>>,
     generation: AtomicU64,
+    /// Inbound allowance per (validator, channel), shared by all of the
+    /// validator's streams and connections, so opening streams or
+    /// reconnecting does not refill it (ADR 0005). At most two entries per
+    /// validator: only authenticated peers get one.
+    buckets: Mutex<BTreeMap<(Address, Channel), TokenBucket>>,
     inbound: mpsc::Sender<Inbound>,
     metrics: Arc<NetMetrics>,
     shutdown: watch::Sender<bool>,
@@ -119,6 +124,12 @@ impl std::fmt::Debug for Network {
             .field("me", &self.inner.me)
             .finish_non_exhaustive()
     }
+}
+
+/// Locks a mutex whose data stays consistent through a panic (every update
+/// is a single insert, remove or counter change).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Endpoint settings that survive a restart: the stateless-reset key and
@@ -235,6 +246,7 @@ impl Network {
                 endpoint,
                 peers: Mutex::new(BTreeMap::new()),
                 generation: AtomicU64::new(0),
+                buckets: Mutex::new(BTreeMap::new()),
                 inbound: inbound_tx,
                 metrics: Arc::new(NetMetrics::default()),
                 shutdown,
@@ -350,12 +362,7 @@ impl Network {
     }
 
     fn peers(&self) -> MutexGuard<'_, BTreeMap<Address, PeerHandle>> {
-        // A panic while holding this lock cannot leave the map inconsistent
-        // (every update is a single insert or remove), so poisoning is moot.
-        self.inner
-            .peers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.inner.peers)
     }
 
     fn is_shut_down(&self) -> bool {
@@ -580,15 +587,10 @@ impl Network {
         let config = &self.inner.config;
         let metrics = &self.inner.metrics;
         let max = channel.frame_bytes_max(config);
-        let mut bucket = TokenBucket::new(
-            config.peer_msgs_per_sec,
-            config.peer_msgs_burst,
-            Instant::now(),
-        );
         loop {
             match read_frame(&mut recv, max).await {
                 Ok(payload) => {
-                    if !bucket.try_take(Instant::now()) {
+                    if !self.take_token(peer, channel) {
                         metrics.record_drop(DropReason::RateLimited);
                         continue;
                     }
@@ -613,6 +615,18 @@ impl Network {
                 Err(ReadError::Finished | ReadError::Stream(_)) => return,
             }
         }
+    }
+
+    /// Takes one message's worth from the peer's allowance on `channel`.
+    fn take_token(&self, peer: Address, channel: Channel) -> bool {
+        let config = &self.inner.config;
+        let now = Instant::now();
+        lock(&self.inner.buckets)
+            .entry((peer, channel))
+            .or_insert_with(|| {
+                TokenBucket::new(config.peer_msgs_per_sec, config.peer_msgs_burst, now)
+            })
+            .try_take(now)
     }
 
     /// Serves the peer's block-sync requests, a bounded number at a time.
