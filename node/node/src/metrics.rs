@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 use stele_consensus::Counters;
 use tokio::sync::watch;
 
-use crate::net::{Channel, DropReason, NetMetrics};
+use crate::net::{Channel, DropReason, NetMetrics, Refusal};
 
 type Labels = Vec<(&'static str, &'static str)>;
 
@@ -49,6 +49,7 @@ pub struct NodeMetrics {
     messages_in: Family<Labels, Gauge>,
     messages_out: Family<Labels, Gauge>,
     dropped: Family<Labels, Gauge>,
+    handshakes_refused: Family<Labels, Gauge>,
     consensus_dropped: Family<Labels, Gauge>,
 }
 
@@ -88,6 +89,7 @@ impl NodeMetrics {
             messages_in: Family::default(),
             messages_out: Family::default(),
             dropped: Family::default(),
+            handshakes_refused: Family::default(),
             consensus_dropped: Family::default(),
         };
         {
@@ -185,6 +187,11 @@ impl NodeMetrics {
                 m.dropped.clone(),
             );
             r.register(
+                "handshakes_refused",
+                "Inbound connection attempts given no handshake slot, by reason (retry: answered with a QUIC Retry first)",
+                m.handshakes_refused.clone(),
+            );
+            r.register(
                 "consensus_messages_dropped",
                 "Consensus messages dropped by reason",
                 m.consensus_dropped.clone(),
@@ -239,6 +246,11 @@ impl NodeMetrics {
         self.dropped
             .get_or_create(&vec![("reason", "handshake_failed")])
             .set(as_i64(n.handshake_failures()));
+        for reason in Refusal::ALL {
+            self.handshakes_refused
+                .get_or_create(&vec![("reason", reason.name())])
+                .set(as_i64(n.handshakes_refused(reason)));
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry());

@@ -372,6 +372,107 @@ fn dialer_and_listener() -> (SecretKey, SecretKey) {
     }
 }
 
+/// A QUIC client on another loopback address (127.0.0.2) that completes
+/// the TLS handshake with `target` and then never proves a key: it holds
+/// `attempts` such connections open at all times until aborted.
+fn stalled_handshake_flood(
+    target: std::net::SocketAddr,
+    attempts: usize,
+) -> tokio::task::JoinSet<()> {
+    let mut endpoint = quinn::Endpoint::client("127.0.0.2:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(testing::client_config().unwrap());
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..attempts {
+        let endpoint = endpoint.clone();
+        flood.spawn(async move {
+            loop {
+                match endpoint.connect(target, "stele-validator").unwrap().await {
+                    // Hold it without a word until the listener gives up.
+                    Ok(conn) => {
+                        conn.closed().await;
+                    }
+                    Err(_) => sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+    }
+    flood
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_stalled_handshakes_from_one_host_does_not_lock_out_a_validator() {
+    let (dialer, listener) = dialer_and_listener();
+    let set = set_of(&[dialer.clone(), listener.clone()]);
+    let socks = sockets(2);
+    let l_addr = socks[1].local_addr().unwrap();
+    let mut socks = socks.into_iter();
+    let d_sock = socks.next().unwrap();
+    let l = start_one(
+        NetConfig::default(),
+        &listener,
+        &set,
+        socks.next().unwrap(),
+        vec![],
+    );
+    // More stalled handshakes than the listener has slots in total.
+    let mut flood = stalled_handshake_flood(l_addr, 2 * NetConfig::default().handshakes_max);
+    let metrics = l.net.metrics();
+    until("the flood to reach its cap", || {
+        metrics.handshakes_refused(Refusal::SourceBusy) > 0
+    })
+    .await;
+
+    // A validator that comes back while the flood goes on connects at once,
+    // well before any stalled handshake times out.
+    let started = Instant::now();
+    let d = start_one(
+        NetConfig::default(),
+        &dialer,
+        &set,
+        d_sock,
+        vec![PeerInfo {
+            address: listener.address(),
+            socket: l_addr,
+        }],
+    );
+    until("the validator to connect", || d.net.connected().len() == 1).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "connecting took {took:?} under the flood"
+    );
+    assert!(metrics.handshakes_refused(Refusal::SourceBusy) > 0);
+    flood.abort_all();
+    d.net.shutdown().await;
+    l.net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_load_unvalidated_sources_are_retried_and_validators_still_connect() {
+    let (dialer, listener) = dialer_and_listener();
+    let set = set_of(&[dialer.clone(), listener.clone()]);
+    // Every attempt counts as "under load".
+    let strict = NetConfig {
+        handshakes_retry_above: 0,
+        ..NetConfig::default()
+    };
+    let mut nodes = start_all(&[dialer, listener], &set, &[NetConfig::default(), strict]);
+    until("connection", || {
+        nodes.iter().all(|n| n.net.connected().len() == 1)
+    })
+    .await;
+    assert!(
+        nodes[1]
+            .net
+            .metrics()
+            .handshakes_refused(Refusal::RetryFirst)
+            >= 1
+    );
+    for n in &mut nodes {
+        n.net.shutdown().await;
+    }
+}
+
 /// Writes `count` frames of `payload` on a new consensus stream of `conn`.
 async fn consensus_stream(conn: &quinn::Connection, count: usize, payload: &[u8]) {
     let mut send = conn.open_uni().await.unwrap();

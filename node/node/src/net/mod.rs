@@ -4,6 +4,7 @@
 //! sockets. The rest of the node sees authenticated validator addresses,
 //! channels and byte payloads.
 
+mod admission;
 mod config;
 mod frame;
 mod handshake;
@@ -14,6 +15,7 @@ mod service;
 pub mod testing;
 mod tls;
 
+pub use admission::Refusal;
 pub use config::NetConfig;
 pub use frame::Channel;
 pub use handshake::HandshakeError;

@@ -11,6 +11,7 @@
 //! for the idle timeout.
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,6 +23,7 @@ use stele_types::{Address, SecretKey, ValidatorSet, keccak256_parts};
 use thiserror::Error;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
+use super::admission::{Admission, Refusal, RefusalLog, Slot};
 use super::config::NetConfig;
 use super::frame::{Channel, ReadError, code, read_frame, write_frame, write_frames};
 use super::handshake::{self, HandshakeError};
@@ -102,6 +104,8 @@ struct Inner {
     endpoint: Endpoint,
     peers: Mutex<BTreeMap<Address, PeerHandle>>,
     generation: AtomicU64,
+    admission: Admission,
+    refusals: Mutex<RefusalLog>,
     /// Inbound allowance per (validator, channel), shared by all of the
     /// validator's streams and connections, so opening streams or
     /// reconnecting does not refill it (ADR 0005). At most two entries per
@@ -236,6 +240,12 @@ impl Network {
         let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue_max);
         let (shutdown, _) = watch::channel(false);
         let me = key.address();
+        let admission = Admission::new(
+            config.handshakes_max,
+            config.handshakes_per_source_max,
+            config.handshakes_retry_above,
+        );
+        let refusals = Mutex::new(RefusalLog::new(config.refusal_log_interval));
         let net = Network {
             inner: Arc::new(Inner {
                 config,
@@ -246,6 +256,8 @@ impl Network {
                 endpoint,
                 peers: Mutex::new(BTreeMap::new()),
                 generation: AtomicU64::new(0),
+                admission,
+                refusals,
                 buckets: Mutex::new(BTreeMap::new()),
                 inbound: inbound_tx,
                 metrics: Arc::new(NetMetrics::default()),
@@ -369,51 +381,85 @@ impl Network {
         *self.inner.shutdown.borrow()
     }
 
+    /// Gives each inbound attempt a handshake slot or refuses it at once
+    /// (module `admission`): under load, unvalidated sources get a Retry
+    /// first; a source over its share, or a full table, is refused.
     async fn accept_loop(self) {
-        let handshakes = Arc::new(Semaphore::new(self.inner.config.handshakes_max));
-        while let Some(incoming) = self.inner.endpoint.accept().await {
-            let Ok(permit) = handshakes.clone().try_acquire_owned() else {
-                incoming.refuse();
-                self.inner
+        let inner = &self.inner;
+        while let Some(incoming) = inner.endpoint.accept().await {
+            let remote = incoming.remote_address();
+            let needs_retry = !incoming.remote_address_validated() && incoming.may_retry();
+            match inner.admission.admit(remote.ip(), needs_retry) {
+                Ok(slot) => {
+                    tokio::spawn(self.clone().accept_one(incoming, slot));
+                }
+                Err(Refusal::RetryFirst) => {
+                    inner.metrics.record_refusal(Refusal::RetryFirst);
+                    if let Err(e) = incoming.retry() {
+                        e.into_incoming().ignore();
+                    }
+                }
+                Err(reason) => {
+                    inner.metrics.record_refusal(reason);
+                    incoming.refuse();
+                    let why = match reason {
+                        Refusal::SourceBusy => "too many handshakes from this source",
+                        _ => "too many handshakes in flight",
+                    };
+                    self.log_refusal(remote, &why);
+                }
+            }
+        }
+    }
+
+    /// Runs one inbound handshake in its slot, within the handshake timeout.
+    async fn accept_one(self, incoming: quinn::Incoming, slot: Slot) {
+        let _slot = slot;
+        let remote = incoming.remote_address();
+        let inner = &self.inner;
+        let result = tokio::time::timeout(inner.config.handshake_timeout, async {
+            let conn = incoming
+                .await
+                .map_err(|e| HandshakeError::Connection(e.to_string()))?;
+            let peer =
+                handshake::accept(&conn, &inner.key, inner.chain_id, &inner.validators).await;
+            Ok::<_, HandshakeError>((conn, peer))
+        })
+        .await;
+        match result {
+            Ok(Ok((conn, Ok(peer)))) => self.register(peer, conn),
+            Ok(Ok((conn, Err(e)))) => self.refuse(&conn, &e),
+            Ok(Err(e)) => {
+                tracing::debug!(%remote, error = %e, "inbound connection failed");
+            }
+            // Dropping the connection closes it and frees the slot.
+            Err(_) => {
+                inner
                     .metrics
                     .handshake_failures
                     .fetch_add(1, Ordering::Relaxed);
-                continue;
-            };
-            let net = self.clone();
-            tokio::spawn(async move {
-                let _permit = permit;
-                let timeout = net.inner.config.handshake_timeout;
-                let result = tokio::time::timeout(timeout, async {
-                    let conn = incoming
-                        .await
-                        .map_err(|e| HandshakeError::Connection(e.to_string()))?;
-                    let inner = &net.inner;
-                    let peer =
-                        handshake::accept(&conn, &inner.key, inner.chain_id, &inner.validators)
-                            .await;
-                    Ok::<_, HandshakeError>((conn, peer))
-                })
-                .await;
-                match result {
-                    Ok(Ok((conn, Ok(peer)))) => net.register(peer, conn),
-                    Ok(Ok((conn, Err(e)))) => net.refuse(&conn, &e),
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, "inbound connection failed");
-                    }
-                    Err(_) => {
-                        net.inner
-                            .metrics
-                            .handshake_failures
-                            .fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            });
+                self.log_refusal(remote, &HandshakeError::Timeout);
+            }
+        }
+    }
+
+    /// Logs a refused connection, at most once per source per
+    /// `refusal_log_interval` (every refusal is counted in the metrics).
+    fn log_refusal(&self, remote: SocketAddr, reason: &dyn Display) {
+        let logged = lock(&self.inner.refusals).refused(remote.ip(), Instant::now());
+        if let Some(unlogged) = logged {
+            tracing::warn!(
+                %remote,
+                %reason,
+                unlogged,
+                interval_secs = self.inner.config.refusal_log_interval.as_secs(),
+                "refused peer connection (logged once per source per interval; `unlogged` more since the last line)"
+            );
         }
     }
 
     fn refuse(&self, conn: &Connection, e: &HandshakeError) {
-        tracing::warn!(remote = %conn.remote_address(), error = %e, "refused peer");
+        self.log_refusal(conn.remote_address(), e);
         self.inner
             .metrics
             .handshake_failures
