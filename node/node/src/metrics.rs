@@ -13,6 +13,7 @@ use stele_consensus::Counters;
 use tokio::sync::watch;
 
 use crate::net::{Channel, DropReason, NetMetrics, Refusal};
+use crate::precheck::{PrecheckCounters, PrecheckDrop};
 
 type Labels = Vec<(&'static str, &'static str)>;
 
@@ -51,6 +52,10 @@ pub struct NodeMetrics {
     dropped: Family<Labels, Gauge>,
     handshakes_refused: Family<Labels, Gauge>,
     consensus_dropped: Family<Labels, Gauge>,
+    /// Counters of the consensus pre-check (`precheck`).
+    pub precheck: Arc<PrecheckCounters>,
+    precheck_dropped: Family<Labels, Gauge>,
+    signatures_verified: Gauge,
 }
 
 impl std::fmt::Debug for NodeMetrics {
@@ -91,6 +96,9 @@ impl NodeMetrics {
             dropped: Family::default(),
             handshakes_refused: Family::default(),
             consensus_dropped: Family::default(),
+            precheck: Arc::default(),
+            precheck_dropped: Family::default(),
+            signatures_verified: Gauge::default(),
         };
         {
             let mut r = m.registry();
@@ -192,6 +200,16 @@ impl NodeMetrics {
                 m.handshakes_refused.clone(),
             );
             r.register(
+                "consensus_precheck_dropped",
+                "Consensus messages dropped before reaching the replica, by reason (before any signature check, except bad_signature)",
+                m.precheck_dropped.clone(),
+            );
+            r.register(
+                "consensus_signatures_verified",
+                "Consensus message signatures checked off the driver and found good",
+                m.signatures_verified.clone(),
+            );
+            r.register(
                 "consensus_messages_dropped",
                 "Consensus messages dropped by reason",
                 m.consensus_dropped.clone(),
@@ -246,6 +264,13 @@ impl NodeMetrics {
         self.dropped
             .get_or_create(&vec![("reason", "handshake_failed")])
             .set(as_i64(n.handshake_failures()));
+        for reason in PrecheckDrop::ALL {
+            self.precheck_dropped
+                .get_or_create(&vec![("reason", reason.name())])
+                .set(as_i64(self.precheck.dropped(reason)));
+        }
+        self.signatures_verified
+            .set(as_i64(self.precheck.verified()));
         for reason in Refusal::ALL {
             self.handshakes_refused
                 .get_or_create(&vec![("reason", reason.name())])
