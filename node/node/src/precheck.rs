@@ -38,8 +38,11 @@ const BATCHES_IN_FLIGHT_MAX: usize = 4;
 /// Digests remembered per generation; two generations are kept.
 const SEEN_PER_GENERATION_MAX: usize = 16_384;
 /// A generation of digests is retired after this long, so a message is a
-/// duplicate for between one and two of these.
-const SEEN_GENERATION_SPAN: Duration = Duration::from_secs(5);
+/// duplicate for between one and two of these: long enough that a replayed
+/// flood of the same bytes costs one check per span, short enough that a
+/// copy the replica could not use yet (a view it had not reached) is
+/// accepted when resent after a reconnection or a view-change timeout.
+const SEEN_GENERATION_SPAN: Duration = Duration::from_secs(2);
 /// Verified signatures waiting for the replica; past it, the oldest are
 /// forgotten (the replica then checks those itself).
 const VERIFIED_MAX: usize = 65_536;
@@ -109,9 +112,7 @@ impl PrecheckCounters {
 }
 
 /// Digests of recent messages in two generations, so memory is bounded and
-/// a message counts as a duplicate only for a few seconds: long enough to
-/// stop a replayed flood, short enough that a retransmission the replica
-/// may want later (after a reconnection) gets through.
+/// a message counts as a duplicate only for a few seconds.
 #[derive(Debug)]
 struct Seen {
     current: BTreeSet<Hash>,
