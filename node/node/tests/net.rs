@@ -608,3 +608,70 @@ async fn a_restarted_listener_is_redialled_well_before_the_idle_timeout() {
     new.net.shutdown().await;
     old.net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_dialer_supersedes_its_stale_connection_at_once() {
+    // The first dialer process reaches the listener through a relay that
+    // is then cut: it "crashes" without closing anything. Its successor,
+    // same key, dials directly; the listener must switch to it at once.
+    let (dialer, listener) = dialer_and_listener();
+    let set = set_of(&[dialer.clone(), listener.clone()]);
+    let config = NetConfig::default();
+    let socks = sockets(3);
+    let l_addr = socks[0].local_addr().unwrap();
+    let relay = stele_cluster::relay::Relay::start(l_addr, 9).await.unwrap();
+    let mut socks = socks.into_iter();
+    let l = start_one(
+        config.clone(),
+        &listener,
+        &set,
+        socks.next().unwrap(),
+        vec![],
+    );
+    let via = |socket| {
+        vec![PeerInfo {
+            address: listener.address(),
+            socket,
+        }]
+    };
+    let old = start_one(
+        config.clone(),
+        &dialer,
+        &set,
+        socks.next().unwrap(),
+        via(relay.front_addr()),
+    );
+    until("connection", || {
+        old.net.connected().len() == 1 && l.net.connected().len() == 1
+    })
+    .await;
+
+    relay.set_rule(stele_cluster::relay::LinkRule::CUT);
+    let crashed = Instant::now();
+    let mut new = start_one(
+        config.clone(),
+        &dialer,
+        &set,
+        socks.next().unwrap(),
+        via(l_addr),
+    );
+    until("the successor to connect", || {
+        new.net.connected().len() == 1
+    })
+    .await;
+    // The listener now sends on the new connection.
+    l.net.send(
+        &dialer.address(),
+        Channel::Consensus,
+        Arc::from(vec![4u8; 4]),
+    );
+    let (from, _, payload) = next_message(&mut new.rx).await;
+    assert_eq!((from, payload), (listener.address(), vec![4u8; 4]));
+    let took = crashed.elapsed();
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert_eq!(l.net.connected(), vec![dialer.address()]);
+    assert_eq!(l.net.metrics().peers_connected(), 1);
+    new.net.shutdown().await;
+    old.net.shutdown().await;
+    l.net.shutdown().await;
+}
