@@ -191,6 +191,8 @@ pub struct Shared {
     pub metrics: Arc<NodeMetrics>,
     height: AtomicU64,
     view: AtomicU64,
+    /// The replica's stable checkpoint (its low watermark), for `precheck`.
+    stable_seq: AtomicU64,
     view_changes: AtomicU64,
     syncing: AtomicBool,
     tx_arrived: Notify,
@@ -441,6 +443,7 @@ impl Node {
             metrics,
             height: AtomicU64::new(tip.height),
             view: AtomicU64::new(0),
+            stable_seq: AtomicU64::new(0),
             view_changes: AtomicU64::new(0),
             syncing: AtomicBool::new(false),
             tx_arrived: Notify::new(),
@@ -466,6 +469,7 @@ impl Node {
             let shared = shared.clone();
             move || precheck::Progress {
                 view: shared.view.load(Ordering::Relaxed),
+                stable: shared.stable_seq.load(Ordering::Relaxed),
                 committed: shared.height.load(Ordering::Relaxed),
             }
         };
@@ -1193,6 +1197,9 @@ impl Driver {
             info!(view, "view changed");
         }
         self.shared.metrics.view.set(view as i64);
+        self.shared
+            .stable_seq
+            .store(self.replica.stable_seq(), Ordering::Relaxed);
         self.shared
             .metrics
             .record_consensus_counters(self.replica.counters());

@@ -4,10 +4,10 @@
 //! One Byzantine validator may send validly signed messages at line rate.
 //! Checked on the driver, each signature (~50-100 µs) delays every block;
 //! so each message first passes the checks that cost nothing (size, a
-//! digest already seen, a view the replica has left, a COMMIT at or below
-//! the committed height: all of which the replica would drop), and only
-//! then is its signature checked, off the driver, several batches at a
-//! time. A good signature is recorded in [`VerifiedSignatures`], which the
+//! digest already seen, a view the replica has left, a sequence number at
+//! or below its low watermark, a COMMIT at or below the committed height:
+//! all of which the replica would drop), and only then is its signature
+//! checked, off the driver, several batches at a time. A good signature is recorded in [`VerifiedSignatures`], which the
 //! replica's verifier consults before doing the work itself; a bad one
 //! never reaches the driver. The replica stays a pure state machine: what
 //! it sees is the same as before, only sooner.
@@ -15,7 +15,7 @@
 //! Only each message's own signature is checked here; the votes inside
 //! certificates (VIEW-CHANGE, NEW-VIEW) are still checked by the replica.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -59,8 +59,9 @@ pub enum PrecheckDrop {
     Malformed,
     /// Signed by an index outside the validator set.
     NonValidator,
-    /// A PRE-PREPARE, PREPARE or COMMIT for a view below the replica's, or a
-    /// COMMIT at or below the committed height.
+    /// A PRE-PREPARE, PREPARE or COMMIT for a view below the replica's or
+    /// at or below its low watermark, or a COMMIT at or below the committed
+    /// height.
     Stale,
     /// The signature does not verify.
     BadSignature,
@@ -141,12 +142,14 @@ impl Seen {
     }
 }
 
-/// What the replica knows that makes a message useless to it: its view and
-/// the committed height. Both only grow, so a stale reading only lets a
-/// useless message through, never drops a useful one.
+/// What the replica knows that makes a message useless to it: its view,
+/// its stable checkpoint (the low watermark) and the committed height. All
+/// only grow, so a stale reading only lets a useless message through,
+/// never drops a useful one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
     pub view: u64,
+    pub stable: u64,
     pub committed: u64,
 }
 
@@ -225,13 +228,15 @@ impl Precheck {
 }
 
 /// Messages the replica drops whatever their signature: normal-case
-/// messages of a view it has left (`view_acceptable`), COMMITs at or below
-/// its committed height (`vote_unneeded`).
-fn is_stale(m: &Message, progress: Progress) -> bool {
+/// messages of a view it has left (`view_acceptable`) or at or below its
+/// low watermark (`seq_acceptable`), COMMITs at or below its committed
+/// height (`vote_unneeded`). The high watermark is not checked: a stale
+/// reading of it would be too low and drop what the replica accepts.
+fn is_stale(m: &Message, p: Progress) -> bool {
     match m {
-        Message::PrePrepare(p) => p.view < progress.view,
-        Message::Prepare(p) => p.view < progress.view,
-        Message::Commit(c) => c.view < progress.view || c.seq <= progress.committed,
+        Message::PrePrepare(pp) => pp.view < p.view || pp.seq <= p.stable,
+        Message::Prepare(pr) => pr.view < p.view || pr.seq <= p.stable,
+        Message::Commit(c) => c.view < p.view || c.seq <= p.stable.max(p.committed),
         Message::Checkpoint(_) | Message::ViewChange(_) | Message::NewView(_) => false,
     }
 }
@@ -307,34 +312,70 @@ impl Verifier for PrecheckedVerifier {
     }
 }
 
-/// Checks the signatures of `batch` with `verifier`, records the good ones
-/// and returns what goes to the driver, in arrival order.
-fn verify_batch(
-    batch: Vec<Item>,
-    verifier: &K256Verifier,
-    verified: &VerifiedSignatures,
-    counters: &PrecheckCounters,
-) -> Vec<Inbound> {
-    let mut out = Vec::with_capacity(batch.len());
-    for item in batch {
-        match item {
-            Item::Pass(ev) => out.push(ev),
-            Item::Verify(c) => {
-                if verifier.verify(&c.key, &c.digest, &c.signature) {
-                    counters.verified.fetch_add(1, Ordering::Relaxed);
-                    verified.insert(entry(&c.key, &c.digest, &c.signature));
-                    out.push(Inbound::Message {
-                        from: c.from,
-                        channel: Channel::Consensus,
-                        payload: c.payload,
-                    });
-                } else {
-                    counters.record_drop(PrecheckDrop::BadSignature);
+/// A peer that delivered a bad signature is logged at most once per this.
+const BAD_SIGNATURE_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+/// What the signature checks share across batches and threads.
+#[derive(Debug)]
+struct Checker {
+    k256: K256Verifier,
+    verified: Arc<VerifiedSignatures>,
+    counters: Arc<PrecheckCounters>,
+    /// Per validator connection that delivered a bad signature: when it was
+    /// last logged and how many since. At most one entry per validator (the
+    /// transport delivers only from authenticated validators).
+    bad_log: Mutex<BTreeMap<stele_types::Address, (Option<Instant>, u64)>>,
+}
+
+impl Checker {
+    /// Counts a bad signature from `from`'s connection and logs it, once
+    /// per peer per interval: a validator that relays (or signs) messages
+    /// that do not verify is lying or broken, and the operator should know.
+    fn bad_signature(&self, from: stele_types::Address) {
+        self.counters.record_drop(PrecheckDrop::BadSignature);
+        let now = Instant::now();
+        let mut log = self
+            .bad_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (last, unlogged) = log.entry(from).or_insert((None, 0));
+        if last.is_some_and(|t| now.saturating_duration_since(t) < BAD_SIGNATURE_LOG_INTERVAL) {
+            *unlogged += 1;
+            return;
+        }
+        tracing::warn!(
+            peer = %from,
+            unlogged = *unlogged,
+            "consensus message with a bad signature dropped (logged once per peer per 30 s; `unlogged` more since the last line)"
+        );
+        *last = Some(now);
+        *unlogged = 0;
+    }
+
+    /// Checks the signatures of `batch`, records the good ones and returns
+    /// what goes to the driver, in arrival order.
+    fn verify_batch(&self, batch: Vec<Item>) -> Vec<Inbound> {
+        let mut out = Vec::with_capacity(batch.len());
+        for item in batch {
+            match item {
+                Item::Pass(ev) => out.push(ev),
+                Item::Verify(c) => {
+                    if self.k256.verify(&c.key, &c.digest, &c.signature) {
+                        self.counters.verified.fetch_add(1, Ordering::Relaxed);
+                        self.verified.insert(entry(&c.key, &c.digest, &c.signature));
+                        out.push(Inbound::Message {
+                            from: c.from,
+                            channel: Channel::Consensus,
+                            payload: c.payload,
+                        });
+                    } else {
+                        self.bad_signature(c.from);
+                    }
                 }
             }
         }
+        out
     }
-    out
 }
 
 /// One event of a batch: passed through as it is, or a consensus message
@@ -355,7 +396,7 @@ enum Pending {
 /// Runs the pipeline from `inbound` to `driver` until either side goes
 /// away. Events other than consensus messages pass through; everything
 /// reaches the driver in the order it arrived. `progress` reads the
-/// replica's view and committed height.
+/// replica's view, low watermark and committed height.
 pub async fn run(
     mut check: Precheck,
     verified: Arc<VerifiedSignatures>,
@@ -366,7 +407,12 @@ pub async fn run(
     let (ordered_tx, ordered_rx) = mpsc::channel(BATCHES_IN_FLIGHT_MAX);
     let driver_gone = driver.clone();
     let forwarder = tokio::spawn(forward(ordered_rx, driver));
-    let verifier = Arc::new(K256Verifier::default());
+    let checker = Arc::new(Checker {
+        k256: K256Verifier::default(),
+        verified,
+        counters: check.counters.clone(),
+        bad_log: Mutex::default(),
+    });
     loop {
         let first = tokio::select! {
             ev = inbound.recv() => match ev {
@@ -402,14 +448,12 @@ pub async fn run(
                 other => batch.push(Item::Pass(other)),
             }
         }
-        let counters = check.counters.clone();
         let pending = if to_verify <= INLINE_VERIFY_MAX {
-            Pending::Ready(verify_batch(batch, &verifier, &verified, &counters))
+            Pending::Ready(checker.verify_batch(batch))
         } else {
-            let verifier = verifier.clone();
-            let verified = verified.clone();
+            let checker = checker.clone();
             Pending::Checking(tokio::task::spawn_blocking(move || {
-                verify_batch(batch, &verifier, &verified, &counters)
+                checker.verify_batch(batch)
             }))
         };
         if ordered_tx.send(pending).await.is_err() {
@@ -547,6 +591,7 @@ mod tests {
         let set = set(&keys);
         let progress = Progress {
             view: 3,
+            stable: 8,
             committed: 10,
         };
         let mut h = start(&set, progress);
@@ -560,6 +605,7 @@ mod tests {
             good.clone(),                           // duplicate
             signed(&keys, &set, 0, prepare(2, 11)), // left view
             signed(&keys, &set, 0, commit(3, 10)),  // committed height
+            signed(&keys, &set, 2, prepare(3, 8)),  // low watermark
             forged,                                 // bad signature
             vec![0xff; 7],                          // malformed
             signed(&keys, &set, 3, commit(3, 11)),  // good
@@ -571,7 +617,7 @@ mod tests {
         assert_eq!(got, vec![good, signed(&keys, &set, 3, commit(3, 11))]);
         let c = &h.counters;
         assert_eq!(c.dropped(PrecheckDrop::Duplicate), 1);
-        assert_eq!(c.dropped(PrecheckDrop::Stale), 2);
+        assert_eq!(c.dropped(PrecheckDrop::Stale), 3);
         assert_eq!(c.dropped(PrecheckDrop::BadSignature), 1);
         assert_eq!(c.dropped(PrecheckDrop::Malformed), 1);
         // Only the two good and the forged one were checked at all.
@@ -587,6 +633,7 @@ mod tests {
             &set,
             Progress {
                 view: 0,
+                stable: 0,
                 committed: 0,
             },
         );
