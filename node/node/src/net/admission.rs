@@ -7,7 +7,7 @@
 //! slot; these rules keep a flood of unauthenticated attempts from holding
 //! all of them while real validators try to reconnect.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -21,7 +21,8 @@ pub enum Refusal {
     RetryFirst,
     /// The source already has `handshakes_per_source_max` in flight.
     SourceBusy,
-    /// `handshakes_max` handshakes are in flight.
+    /// `handshakes_max` handshakes are in flight (a known validator's
+    /// source still gets its own share).
     Busy,
 }
 
@@ -67,6 +68,11 @@ pub struct Admission {
     total_max: usize,
     per_source_max: usize,
     retry_above: usize,
+    /// Sources of the validators we were configured with. They are exempt
+    /// from the total cap (not from their own), so strangers filling the
+    /// table from many addresses cannot lock them out; in flight there are
+    /// then at most `total_max + per_source_max * reserved.len()`.
+    reserved: BTreeSet<IpAddr>,
 }
 
 fn lock(counts: &Mutex<Counts>) -> MutexGuard<'_, Counts> {
@@ -78,12 +84,20 @@ fn lock(counts: &Mutex<Counts>) -> MutexGuard<'_, Counts> {
 }
 
 impl Admission {
-    pub fn new(total_max: usize, per_source_max: usize, retry_above: usize) -> Admission {
+    /// `validators`: the addresses of the validators we know, whose sources
+    /// keep their share when the table is full.
+    pub fn new(
+        total_max: usize,
+        per_source_max: usize,
+        retry_above: usize,
+        validators: impl IntoIterator<Item = IpAddr>,
+    ) -> Admission {
         Admission {
             counts: Arc::default(),
             total_max,
             per_source_max,
             retry_above,
+            reserved: validators.into_iter().map(source_of).collect(),
         }
     }
 
@@ -99,7 +113,7 @@ impl Admission {
         if from_source >= self.per_source_max {
             return Err(Refusal::SourceBusy);
         }
-        if counts.total >= self.total_max {
+        if counts.total >= self.total_max && !self.reserved.contains(&source) {
             return Err(Refusal::Busy);
         }
         counts.total += 1;
@@ -197,7 +211,7 @@ mod tests {
 
     #[test]
     fn a_source_gets_at_most_its_share_and_slots_come_back_when_dropped() {
-        let a = Admission::new(10, 2, 100);
+        let a = Admission::new(10, 2, 100, []);
         let s1 = a.admit(v4(1), false).unwrap();
         let _s2 = a.admit(v4(1), false).unwrap();
         assert_eq!(a.admit(v4(1), false).unwrap_err(), Refusal::SourceBusy);
@@ -211,7 +225,7 @@ mod tests {
 
     #[test]
     fn the_total_is_capped_and_unvalidated_sources_retry_under_load() {
-        let a = Admission::new(3, 4, 2);
+        let a = Admission::new(3, 4, 2, []);
         let _s: Vec<Slot> = (1..=2).map(|i| a.admit(v4(i), true).unwrap()).collect();
         assert_eq!(a.admit(v4(3), true).unwrap_err(), Refusal::RetryFirst);
         let _s3 = a.admit(v4(3), false).unwrap();
@@ -219,8 +233,20 @@ mod tests {
     }
 
     #[test]
+    fn a_known_validators_source_keeps_its_share_when_the_table_is_full() {
+        let validator = v4(9);
+        let a = Admission::new(2, 2, 100, [validator]);
+        let _full: Vec<Slot> = (1..=2).map(|i| a.admit(v4(i), false).unwrap()).collect();
+        assert_eq!(a.admit(v4(3), false).unwrap_err(), Refusal::Busy);
+        let _v1 = a.admit(validator, false).unwrap();
+        let _v2 = a.admit(validator, false).unwrap();
+        assert_eq!(a.admit(validator, false).unwrap_err(), Refusal::SourceBusy);
+        assert_eq!(a.in_flight(), 4);
+    }
+
+    #[test]
     fn an_ipv6_host_counts_as_its_slash_64() {
-        let a = Admission::new(10, 1, 100);
+        let a = Admission::new(10, 1, 100, []);
         let x: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let y: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
         let z: IpAddr = "2001:db8:1:3::1".parse().unwrap();

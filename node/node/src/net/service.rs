@@ -244,6 +244,7 @@ impl Network {
             config.handshakes_max,
             config.handshakes_per_source_max,
             config.handshakes_retry_above,
+            peers.iter().map(|p| p.socket.ip()),
         );
         let refusals = Mutex::new(RefusalLog::new(config.refusal_log_interval));
         let net = Network {
