@@ -372,14 +372,15 @@ fn dialer_and_listener() -> (SecretKey, SecretKey) {
     }
 }
 
-/// A QUIC client on another loopback address (127.0.0.2) that completes
-/// the TLS handshake with `target` and then never proves a key: it holds
-/// `attempts` such connections open at all times until aborted.
+/// A QUIC client on another loopback address (`from`, e.g. 127.0.0.2) that
+/// completes the TLS handshake with `target` and then never proves a key:
+/// it holds `attempts` such connections open at all times until aborted.
 fn stalled_handshake_flood(
+    from: std::net::Ipv4Addr,
     target: std::net::SocketAddr,
     attempts: usize,
 ) -> tokio::task::JoinSet<()> {
-    let mut endpoint = quinn::Endpoint::client("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut endpoint = quinn::Endpoint::client((from, 0).into()).unwrap();
     endpoint.set_default_client_config(testing::client_config().unwrap());
     let mut flood = tokio::task::JoinSet::new();
     for _ in 0..attempts {
@@ -415,7 +416,9 @@ async fn a_flood_of_stalled_handshakes_from_one_host_does_not_lock_out_a_validat
         vec![],
     );
     // More stalled handshakes than the listener has slots in total.
-    let mut flood = stalled_handshake_flood(l_addr, 2 * NetConfig::default().handshakes_max);
+    let attacker = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let mut flood =
+        stalled_handshake_flood(attacker, l_addr, 2 * NetConfig::default().handshakes_max);
     let metrics = l.net.metrics();
     until("the flood to reach its cap", || {
         metrics.handshakes_refused(Refusal::SourceBusy) > 0
@@ -443,6 +446,56 @@ async fn a_flood_of_stalled_handshakes_from_one_host_does_not_lock_out_a_validat
     );
     assert!(metrics.handshakes_refused(Refusal::SourceBusy) > 0);
     flood.abort_all();
+    d.net.shutdown().await;
+    l.net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_filling_every_slot_from_many_hosts_do_not_lock_out_a_known_validator() {
+    let (dialer, listener) = dialer_and_listener();
+    let set = set_of(&[dialer.clone(), listener.clone()]);
+    let socks = sockets(2);
+    let d_info = PeerInfo {
+        address: dialer.address(),
+        socket: socks[0].local_addr().unwrap(),
+    };
+    let l_info = PeerInfo {
+        address: listener.address(),
+        socket: socks[1].local_addr().unwrap(),
+    };
+    let mut socks = socks.into_iter();
+    let d_sock = socks.next().unwrap();
+    // The listener knows where the dialer lives (its configured peers).
+    let l = start_one(
+        NetConfig::default(),
+        &listener,
+        &set,
+        socks.next().unwrap(),
+        vec![d_info],
+    );
+    let config = NetConfig::default();
+    // More hosts, each up to its own cap, than the table holds.
+    let hosts = config.handshakes_max / config.handshakes_per_source_max + 4;
+    let mut floods: Vec<_> = (0..hosts)
+        .map(|i| {
+            let from = std::net::Ipv4Addr::new(127, 0, 1, 1 + i as u8);
+            stalled_handshake_flood(from, l_info.socket, config.handshakes_per_source_max + 2)
+        })
+        .collect();
+    let metrics = l.net.metrics();
+    until("the table to fill", || {
+        metrics.handshakes_refused(Refusal::Busy) > 0
+    })
+    .await;
+
+    let started = Instant::now();
+    let d = start_one(config.clone(), &dialer, &set, d_sock, vec![l_info]);
+    until("the validator to connect", || d.net.connected().len() == 1).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "connecting took {took:?}");
+    for f in &mut floods {
+        f.abort_all();
+    }
     d.net.shutdown().await;
     l.net.shutdown().await;
 }
@@ -591,12 +644,23 @@ async fn a_restarted_listener_is_redialled_well_before_the_idle_timeout() {
         new.net.connected().len() == 1
     })
     .await;
-    d.net.send(
-        &listener.address(),
-        Channel::Consensus,
-        Arc::from(vec![3u8; 3]),
-    );
-    let (from, _, payload) = next_message(&mut new.rx).await;
+    // The dialer may not have switched to the new connection yet when the
+    // listener has (the listener finishes the handshake first); what it
+    // sends meanwhile is lost, as the node expects (it resends on
+    // `PeerConnected`). Send until a message arrives.
+    let (from, payload) = loop {
+        d.net.send(
+            &listener.address(),
+            Channel::Consensus,
+            Arc::from(vec![3u8; 3]),
+        );
+        match timeout(Duration::from_millis(50), new.rx.recv()).await {
+            Ok(Some(Inbound::Message { from, payload, .. })) => break (from, payload),
+            Ok(Some(_)) | Err(_) => {}
+            Ok(None) => panic!("the transport stopped"),
+        }
+        assert!(crashed.elapsed() < WAIT, "no message from the dialer");
+    };
     assert_eq!((from, payload), (dialer.address(), vec![3u8; 3]));
     let took = crashed.elapsed();
     assert!(
