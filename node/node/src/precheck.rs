@@ -12,23 +12,30 @@
 //! never reaches the driver. The replica stays a pure state machine: what
 //! it sees is the same as before, only sooner.
 //!
-//! Only each message's own signature is checked here; the votes inside
-//! certificates (VIEW-CHANGE, NEW-VIEW) are still checked by the replica.
+//! The signatures inside certificates (the votes of a VIEW-CHANGE's proofs,
+//! the VIEW-CHANGEs of a NEW-VIEW) are checked here too, once the message's
+//! own signature is good, and recorded the same way; a recorded vote is not
+//! checked again when another certificate carries it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use stele_consensus::{K256Verifier, Message, MessageLimits, SignedMessage, Verifier};
+use stele_consensus::{
+    Checkpoint, K256Verifier, Message, MessageLimits, SignedMessage, Verifier, Vote,
+};
 use stele_types::{Hash, PublicKey, Signature, ValidatorSet, keccak256, keccak256_parts};
 use tokio::sync::mpsc;
 
 use crate::net::{Channel, Inbound};
 
-/// Messages taken from the queue into one batch.
+/// Messages taken from the queue into one batch (a VIEW-CHANGE or NEW-VIEW
+/// may carry many signatures; the batch is then checked on the blocking
+/// pool).
 const BATCH_MAX: usize = 64;
-/// A batch with at most this many signatures is checked on the pipeline's
+/// A batch with at most this many signatures (of its messages and inside
+/// their certificates) is checked on the pipeline's
 /// own task (no hand-off to another thread); a larger one goes to the
 /// blocking pool.
 const INLINE_VERIFY_MAX: usize = 2;
@@ -161,7 +168,12 @@ struct Candidate {
     key: PublicKey,
     digest: Hash,
     signature: Signature,
+    /// The signatures inside its certificates, checked once its own is.
+    embedded: Vec<Signed>,
 }
+
+/// One signature to check: the signer's key, the digest, the signature.
+type Signed = (PublicKey, Hash, Signature);
 
 /// The cheap checks, in order of cost.
 #[derive(Debug)]
@@ -217,13 +229,80 @@ impl Precheck {
         if is_stale(&m.message, progress) {
             return fail(PrecheckDrop::Stale);
         }
+        let mut embedded = Vec::new();
+        // For a view below its own the replica never looks inside (it
+        // answers a laggard's VIEW-CHANGE with its NEW-VIEW, and drops an
+        // old NEW-VIEW), so neither does the pre-check.
+        let current = match &m.message {
+            Message::ViewChange(vc) => vc.new_view >= progress.view,
+            Message::NewView(nv) => nv.view >= progress.view,
+            _ => false,
+        };
+        if current {
+            embedded_signatures(&m.message, self.chain_id, &self.validators, &mut embedded);
+        }
         Some(Candidate {
             from,
             key: validator.public_key,
             digest: m.message.digest(self.chain_id),
             signature: m.signature,
+            embedded,
             payload,
         })
+    }
+}
+
+/// Appends to `out` every signature `m` carries besides its own, with the
+/// digest its signer signed: the CHECKPOINT votes of a stable-checkpoint
+/// proof and the PREPARE votes of each prepared certificate in a
+/// VIEW-CHANGE, and each VIEW-CHANGE of a NEW-VIEW with what it carries.
+/// Votes by an index outside the validator set are left out (the replica
+/// rejects them). The counts are bounded by the decoding limits.
+fn embedded_signatures(
+    m: &Message,
+    chain_id: u64,
+    validators: &ValidatorSet,
+    out: &mut Vec<Signed>,
+) {
+    let mut votes = |digest: Hash, votes: &[Vote]| {
+        for v in votes {
+            if let Some(validator) = validators.get(v.signer as usize) {
+                out.push((validator.public_key, digest, v.signature));
+            }
+        }
+    };
+    match m {
+        Message::ViewChange(vc) => {
+            let proof = &vc.checkpoint;
+            let checkpoint = Checkpoint {
+                seq: proof.seq,
+                block_hash: proof.block_hash,
+            };
+            votes(checkpoint.digest(chain_id), &proof.votes);
+            for c in &vc.prepared {
+                votes(c.prepare().digest(chain_id), &c.votes);
+            }
+        }
+        Message::NewView(nv) => {
+            for signed in &nv.view_changes {
+                if let Some(validator) = validators.get(signed.signer as usize) {
+                    out.push((
+                        validator.public_key,
+                        signed.message.digest(chain_id),
+                        signed.signature,
+                    ));
+                }
+                // A NEW-VIEW's entries are VIEW-CHANGEs (the replica rejects
+                // anything else), so this does not recurse further.
+                if let Message::ViewChange(_) = signed.message {
+                    embedded_signatures(&signed.message, chain_id, validators, out);
+                }
+            }
+        }
+        Message::PrePrepare(_)
+        | Message::Prepare(_)
+        | Message::Commit(_)
+        | Message::Checkpoint(_) => {}
     }
 }
 
@@ -281,15 +360,17 @@ impl VerifiedSignatures {
         }
     }
 
-    /// Whether `entry` was verified; it is forgotten either way.
-    fn take(&self, entry: &Hash) -> bool {
-        self.lock().set.remove(entry)
+    /// Whether `entry` was verified (and not forgotten since). Entries stay
+    /// until pushed out by newer ones: the same vote arrives in several
+    /// certificates (each VIEW-CHANGE of a view change, then the NEW-VIEW).
+    fn contains(&self, entry: &Hash) -> bool {
+        self.lock().set.contains(entry)
     }
 }
 
 /// The replica's verifier in the node: a signature the pre-check verified
-/// costs a lookup; anything else (the votes inside certificates, a message
-/// whose record was forgotten) is checked with k256.
+/// costs a lookup; anything else (a bad vote inside a certificate, a
+/// signature whose record was forgotten) is checked with k256.
 #[derive(Debug)]
 pub struct PrecheckedVerifier {
     verified: Arc<VerifiedSignatures>,
@@ -307,7 +388,7 @@ impl PrecheckedVerifier {
 
 impl Verifier for PrecheckedVerifier {
     fn verify(&self, key: &PublicKey, digest: &Hash, signature: &Signature) -> bool {
-        self.verified.take(&entry(key, digest, signature))
+        self.verified.contains(&entry(key, digest, signature))
             || self.k256.verify(key, digest, signature)
     }
 }
@@ -352,6 +433,21 @@ impl Checker {
         *unlogged = 0;
     }
 
+    /// Checks one signature unless it is recorded already, and records it
+    /// if good.
+    fn check(&self, key: &PublicKey, digest: &Hash, signature: &Signature) -> bool {
+        let e = entry(key, digest, signature);
+        if self.verified.contains(&e) {
+            return true;
+        }
+        if !self.k256.verify(key, digest, signature) {
+            return false;
+        }
+        self.counters.verified.fetch_add(1, Ordering::Relaxed);
+        self.verified.insert(e);
+        true
+    }
+
     /// Checks the signatures of `batch`, records the good ones and returns
     /// what goes to the driver, in arrival order.
     fn verify_batch(&self, batch: Vec<Item>) -> Vec<Inbound> {
@@ -360,9 +456,15 @@ impl Checker {
             match item {
                 Item::Pass(ev) => out.push(ev),
                 Item::Verify(c) => {
-                    if self.k256.verify(&c.key, &c.digest, &c.signature) {
-                        self.counters.verified.fetch_add(1, Ordering::Relaxed);
-                        self.verified.insert(entry(&c.key, &c.digest, &c.signature));
+                    if self.check(&c.key, &c.digest, &c.signature) {
+                        // A bad vote inside a certificate is left for the
+                        // replica, which rejects the message for it (or
+                        // uses the message without looking, as when it
+                        // answers a laggard's VIEW-CHANGE); it then checks
+                        // that one vote itself.
+                        for (key, digest, signature) in &c.embedded {
+                            self.check(key, digest, signature);
+                        }
                         out.push(Inbound::Message {
                             from: c.from,
                             channel: Channel::Consensus,
@@ -441,7 +543,7 @@ pub async fn run(
                     payload,
                 } => {
                     if let Some(c) = check.check(from, payload, seen_progress, now) {
-                        to_verify += 1;
+                        to_verify += 1 + c.embedded.len();
                         batch.push(Item::Verify(c));
                     }
                 }
@@ -487,7 +589,9 @@ async fn forward(mut ordered: mpsc::Receiver<Pending>, driver: mpsc::Sender<Inbo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stele_consensus::{Commit, Config, Prepare};
+    use stele_consensus::{
+        CheckpointProof, Commit, Config, NewView, Prepare, PreparedCertificate, ViewChange,
+    };
     use stele_types::codec::Encode;
     use stele_types::{SecretKey, Validator};
 
@@ -623,6 +727,19 @@ mod tests {
         // Only the two good and the forged one were checked at all.
         assert_eq!(c.verified(), 2);
         assert!(h.from_pipeline.try_recv().is_err());
+
+        // A VIEW-CHANGE to a view below ours reaches the replica (which
+        // answers it with its NEW-VIEW) but its certificates, which the
+        // replica never opens, are not checked.
+        let old = signed(
+            &keys,
+            &set,
+            1,
+            Message::ViewChange(view_change(&keys, &set, &[0, 1, 2])),
+        );
+        h.to_pipeline.send(consensus(old.clone())).await.unwrap();
+        assert_eq!(delivered(&mut h, 1).await, vec![old]);
+        assert_eq!(h.counters.verified(), 3);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -657,21 +774,104 @@ mod tests {
         let m = SignedMessage::decode(&honest[0], &limits(&set)).unwrap();
         let key = set.get(m.signer as usize).unwrap().public_key;
         let digest = m.message.digest(CHAIN);
-        assert!(
-            h.verified
-                .lock()
-                .set
-                .contains(&entry(&key, &digest, &m.signature))
-        );
+        assert!(h.verified.contains(&entry(&key, &digest, &m.signature)));
         assert!(verifier.verify(&key, &digest, &m.signature));
-        assert!(
-            !h.verified
-                .lock()
-                .set
-                .contains(&entry(&key, &digest, &m.signature))
+        // A signature not recorded is checked for real.
+        let other = keccak256(b"another digest");
+        assert!(!verifier.verify(&key, &other, &m.signature));
+    }
+
+    /// A VIEW-CHANGE to view 1 by `signer`, with the stable checkpoint at
+    /// `seq` 0 and one prepared certificate for block 1 signed by `voters`.
+    fn view_change(keys: &[SecretKey], set: &ValidatorSet, voters: &[usize]) -> ViewChange {
+        let mut cert = PreparedCertificate {
+            view: 0,
+            seq: 1,
+            block_hash: keccak256(b"block 1"),
+            parent: Hash([0; 32]),
+            payload: vec![1, 2, 3],
+            votes: Vec::new(),
+        };
+        let digest = cert.prepare().digest(CHAIN);
+        let mut votes: Vec<Vote> = voters
+            .iter()
+            .map(|v| Vote {
+                signer: u32::try_from(set.index_of(&keys[*v].address()).unwrap()).unwrap(),
+                signature: keys[*v].sign_digest(&digest),
+            })
+            .collect();
+        votes.sort_by_key(|v| v.signer);
+        cert.votes = votes;
+        ViewChange {
+            new_view: 1,
+            checkpoint: CheckpointProof {
+                seq: 0,
+                block_hash: Hash([0; 32]),
+                votes: Vec::new(),
+            },
+            prepared: vec![cert],
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn votes_inside_certificates_are_checked_before_the_driver_and_bad_ones_left_to_the_replica()
+     {
+        let keys = keys();
+        let set = set(&keys);
+        let mut h = start(
+            &set,
+            Progress {
+                view: 0,
+                stable: 0,
+                committed: 0,
+            },
         );
-        // Once taken, it is checked for real, and still verifies.
-        assert!(verifier.verify(&key, &digest, &m.signature));
+        let vc = view_change(&keys, &set, &[0, 1, 2]);
+        let good = signed(&keys, &set, 3, Message::ViewChange(vc.clone()));
+        // The same certificate with one vote forged.
+        let mut forged_vc = view_change(&keys, &set, &[0, 1, 2]);
+        forged_vc.new_view = 2;
+        forged_vc.prepared[0].votes[1].signature.0[5] ^= 1;
+        let forged = signed(&keys, &set, 3, Message::ViewChange(forged_vc.clone()));
+        h.to_pipeline.send(consensus(good.clone())).await.unwrap();
+        h.to_pipeline.send(consensus(forged.clone())).await.unwrap();
+        // Both reach the driver: whether a certificate holds is the
+        // replica's call.
+        assert_eq!(delivered(&mut h, 2).await, vec![good, forged]);
+        // The outer signature and the three votes of the first; the second
+        // message's outer signature; its two good votes were recorded
+        // already, its forged one is not recorded.
+        assert_eq!(h.counters.verified(), 4 + 1);
+        let verifier = PrecheckedVerifier::new(h.verified.clone());
+        let digest = vc.prepared[0].prepare().digest(CHAIN);
+        for v in &vc.prepared[0].votes {
+            let key = set.get(v.signer as usize).unwrap().public_key;
+            assert!(h.verified.contains(&entry(&key, &digest, &v.signature)));
+        }
+        let bad = &forged_vc.prepared[0].votes[1];
+        let key = set.get(bad.signer as usize).unwrap().public_key;
+        assert!(!h.verified.contains(&entry(&key, &digest, &bad.signature)));
+        assert!(!verifier.verify(&key, &digest, &bad.signature));
+
+        // A NEW-VIEW carrying the VIEW-CHANGE: its signature and votes are
+        // all recorded already, so only the NEW-VIEW's own is checked.
+        let vc_signed = SignedMessage::decode(
+            &signed(&keys, &set, 3, Message::ViewChange(vc)),
+            &limits(&set),
+        )
+        .unwrap();
+        let nv = Message::NewView(NewView {
+            view: 1,
+            view_changes: vec![vc_signed],
+            pre_prepares: Vec::new(),
+        });
+        let primary = (0..4)
+            .find(|i| set.index_of(&keys[*i].address()) == Some(1))
+            .unwrap();
+        let nv = signed(&keys, &set, primary, nv);
+        h.to_pipeline.send(consensus(nv.clone())).await.unwrap();
+        assert_eq!(delivered(&mut h, 1).await, vec![nv]);
+        assert_eq!(h.counters.verified(), 5 + 1);
     }
 
     #[test]
@@ -696,7 +896,7 @@ mod tests {
             v.insert(keccak256(&i.to_le_bytes()));
         }
         assert_eq!(v.lock().set.len(), VERIFIED_MAX);
-        assert!(!v.take(&keccak256(&0u64.to_le_bytes())));
-        assert!(v.take(&keccak256(&(VERIFIED_MAX as u64).to_le_bytes())));
+        assert!(!v.contains(&keccak256(&0u64.to_le_bytes())));
+        assert!(v.contains(&keccak256(&(VERIFIED_MAX as u64).to_le_bytes())));
     }
 }
