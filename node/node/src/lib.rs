@@ -14,6 +14,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod net;
 pub mod node;
+pub mod precheck;
 pub mod rpc;
 pub mod sender_keys;
 pub mod store;

@@ -12,7 +12,8 @@ use prometheus_client::registry::Registry;
 use stele_consensus::Counters;
 use tokio::sync::watch;
 
-use crate::net::{Channel, DropReason, NetMetrics};
+use crate::net::{Channel, DropReason, NetMetrics, Refusal};
+use crate::precheck::{PrecheckCounters, PrecheckDrop};
 
 type Labels = Vec<(&'static str, &'static str)>;
 
@@ -53,7 +54,12 @@ pub struct NodeMetrics {
     messages_in: Family<Labels, Gauge>,
     messages_out: Family<Labels, Gauge>,
     dropped: Family<Labels, Gauge>,
+    handshakes_refused: Family<Labels, Gauge>,
     consensus_dropped: Family<Labels, Gauge>,
+    /// Counters of the consensus pre-check (`precheck`).
+    pub precheck: Arc<PrecheckCounters>,
+    precheck_dropped: Family<Labels, Gauge>,
+    signatures_verified: Gauge,
 }
 
 impl std::fmt::Debug for NodeMetrics {
@@ -94,7 +100,11 @@ impl NodeMetrics {
             messages_in: Family::default(),
             messages_out: Family::default(),
             dropped: Family::default(),
+            handshakes_refused: Family::default(),
             consensus_dropped: Family::default(),
+            precheck: Arc::default(),
+            precheck_dropped: Family::default(),
+            signatures_verified: Gauge::default(),
         };
         {
             let mut r = m.registry();
@@ -201,6 +211,21 @@ impl NodeMetrics {
                 m.dropped.clone(),
             );
             r.register(
+                "handshakes_refused",
+                "Inbound connection attempts given no handshake slot, by reason (retry: answered with a QUIC Retry first)",
+                m.handshakes_refused.clone(),
+            );
+            r.register(
+                "consensus_precheck_dropped",
+                "Consensus messages dropped before reaching the replica, by reason (before any signature check, except bad_signature)",
+                m.precheck_dropped.clone(),
+            );
+            r.register(
+                "consensus_signatures_verified",
+                "Consensus message signatures checked off the driver and found good",
+                m.signatures_verified.clone(),
+            );
+            r.register(
                 "consensus_messages_dropped",
                 "Consensus messages dropped by reason",
                 m.consensus_dropped.clone(),
@@ -255,6 +280,18 @@ impl NodeMetrics {
         self.dropped
             .get_or_create(&vec![("reason", "handshake_failed")])
             .set(as_i64(n.handshake_failures()));
+        for reason in PrecheckDrop::ALL {
+            self.precheck_dropped
+                .get_or_create(&vec![("reason", reason.name())])
+                .set(as_i64(self.precheck.dropped(reason)));
+        }
+        self.signatures_verified
+            .set(as_i64(self.precheck.verified()));
+        for reason in Refusal::ALL {
+            self.handshakes_refused
+                .get_or_create(&vec![("reason", reason.name())])
+                .set(as_i64(n.handshakes_refused(reason)));
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry());

@@ -49,6 +49,7 @@ use crate::mempool::{
 };
 use crate::metrics::NodeMetrics;
 use crate::net::{Channel, Inbound, NetConfig, Network, PeerInfo};
+use crate::precheck::{self, Precheck, PrecheckedVerifier, VerifiedSignatures};
 use crate::sender_keys::SenderKeys;
 use crate::store::{
     BLOCK_STORE_CFS, BlockReader, CommittedBlock, finish_block_commit, prepare_block_commit,
@@ -194,6 +195,8 @@ pub struct Shared {
     pub metrics: Arc<NodeMetrics>,
     height: AtomicU64,
     view: AtomicU64,
+    /// The replica's stable checkpoint (its low watermark), for `precheck`.
+    stable_seq: AtomicU64,
     view_changes: AtomicU64,
     syncing: AtomicBool,
     tx_arrived: Notify,
@@ -363,7 +366,11 @@ impl Node {
             .max(2 * rcfg.limits.payload_bytes_max);
         let msg_limits = rcfg.limits.clone();
         let (wal, records) = Wal::open(&state, &msg_limits).map_err(storage)?;
-        let replica = Replica::with_k256(rcfg, opts.key.clone())
+        // Signatures of consensus messages are checked before the driver
+        // (`precheck`); the replica's verifier finds them recorded there.
+        let verified = Arc::new(VerifiedSignatures::default());
+        let verifier = Box::new(PrecheckedVerifier::new(verified.clone()));
+        let replica = Replica::new(rcfg, opts.key.clone(), verifier)
             .map_err(|e| NodeError::Consensus(e.to_string()))?;
 
         let committed = state.latest_version().unwrap_or(0);
@@ -437,6 +444,7 @@ impl Node {
             metrics,
             height: AtomicU64::new(tip.height),
             view: AtomicU64::new(0),
+            stable_seq: AtomicU64::new(0),
             view_changes: AtomicU64::new(0),
             syncing: AtomicBool::new(false),
             tx_arrived: Notify::new(),
@@ -445,11 +453,33 @@ impl Node {
         let (gossip_queue, gossip_rx) = mpsc::channel(GOSSIP_QUEUE_MAX);
         tokio::spawn(admit_gossip(shared.clone(), gossip_rx));
         let (driver_tx, driver_rx) = mpsc::channel(net_cfg.inbound_queue_max);
+        let (precheck_tx, precheck_rx) = mpsc::channel(net_cfg.inbound_queue_max);
         tokio::spawn(route_inbound(
             inbound,
-            driver_tx,
+            precheck_tx,
             gossip_queue,
             shared.metrics.gossip_dropped.clone(),
+        ));
+        let check = Precheck::new(
+            genesis.chain_id,
+            genesis.validators.clone(),
+            msg_limits.clone(),
+            shared.metrics.precheck.clone(),
+        );
+        let progress = {
+            let shared = shared.clone();
+            move || precheck::Progress {
+                view: shared.view.load(Ordering::Relaxed),
+                stable: shared.stable_seq.load(Ordering::Relaxed),
+                committed: shared.height.load(Ordering::Relaxed),
+            }
+        };
+        tokio::spawn(precheck::run(
+            check,
+            verified,
+            progress,
+            precheck_rx,
+            driver_tx,
         ));
         let exec = ExecThread::start(opts.exec_inline)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -1182,6 +1212,9 @@ impl Driver {
             info!(view, "view changed");
         }
         self.shared.metrics.view.set(view as i64);
+        self.shared
+            .stable_seq
+            .store(self.replica.stable_seq(), Ordering::Relaxed);
         self.shared
             .metrics
             .record_consensus_counters(self.replica.counters());

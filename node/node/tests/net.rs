@@ -348,3 +348,394 @@ async fn a_burst_of_mixed_sizes_arrives_whole_and_in_order() {
         assert_eq!(payload, message(i), "message {i}");
     }
 }
+
+/// Starts one validator's transport on `sock` knowing `peers`.
+fn start_one(
+    config: NetConfig,
+    key: &SecretKey,
+    set: &ValidatorSet,
+    sock: UdpSocket,
+    peers: Vec<PeerInfo>,
+) -> Node {
+    let (net, rx) =
+        Network::start_on(config, key.clone(), CHAIN, set.clone(), sock, peers).unwrap();
+    Node { net, rx }
+}
+
+/// Two keys, the first with the lower address (the dialer).
+fn dialer_and_listener() -> (SecretKey, SecretKey) {
+    let (a, b) = (key(0), key(1));
+    if a.address() < b.address() {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+/// A QUIC client on another loopback address (`from`, e.g. 127.0.0.2) that
+/// completes the TLS handshake with `target` and then never proves a key:
+/// it holds `attempts` such connections open at all times until aborted.
+fn stalled_handshake_flood(
+    from: std::net::Ipv4Addr,
+    target: std::net::SocketAddr,
+    attempts: usize,
+) -> tokio::task::JoinSet<()> {
+    let mut endpoint = quinn::Endpoint::client((from, 0).into()).unwrap();
+    endpoint.set_default_client_config(testing::client_config().unwrap());
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..attempts {
+        let endpoint = endpoint.clone();
+        flood.spawn(async move {
+            loop {
+                match endpoint.connect(target, "stele-validator").unwrap().await {
+                    // Hold it without a word until the listener gives up.
+                    Ok(conn) => {
+                        conn.closed().await;
+                    }
+                    Err(_) => sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+    }
+    flood
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_stalled_handshakes_from_one_host_does_not_lock_out_a_validator() {
+    let (dialer, listener) = dialer_and_listener();
+    let set = set_of(&[dialer.clone(), listener.clone()]);
+    let socks = sockets(2);
+    let l_addr = socks[1].local_addr().unwrap();
+    let mut socks = socks.into_iter();
+    let d_sock = socks.next().unwrap();
+    let l = start_one(
+        NetConfig::default(),
+        &listener,
+        &set,
+        socks.next().unwrap(),
+        vec![],
+    );
+    // More stalled handshakes than the listener has slots in total.
+    let attacker = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let mut flood =
+        stalled_handshake_flood(attacker, l_addr, 2 * NetConfig::default().handshakes_max);
+    let metrics = l.net.metrics();
+    until("the flood to reach its cap", || {
+        metrics.handshakes_refused(Refusal::SourceBusy) > 0
+    })
+    .await;
+
+    // A validator that comes back while the flood goes on connects at once,
+    // well before any stalled handshake times out.
+    let started = Instant::now();
+    let d = start_one(
+        NetConfig::default(),
+        &dialer,
+        &set,
+        d_sock,
+        vec![PeerInfo {
+            address: listener.address(),
+            socket: l_addr,
+        }],
+    );
+    until("the validator to connect", || d.net.connected().len() == 1).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "connecting took {took:?} under the flood"
+    );
+    assert!(metrics.handshakes_refused(Refusal::SourceBusy) > 0);
+    flood.abort_all();
+    d.net.shutdown().await;
+    l.net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_filling_every_slot_from_many_hosts_do_not_lock_out_a_known_validator() {
+    let (dialer, listener) = dialer_and_listener();
+    let set = set_of(&[dialer.clone(), listener.clone()]);
+    let socks = sockets(2);
+    let d_info = PeerInfo {
+        address: dialer.address(),
+        socket: socks[0].local_addr().unwrap(),
+    };
+    let l_info = PeerInfo {
+        address: listener.address(),
+        socket: socks[1].local_addr().unwrap(),
+    };
+    let mut socks = socks.into_iter();
+    let d_sock = socks.next().unwrap();
+    // The listener knows where the dialer lives (its configured peers).
+    let l = start_one(
+        NetConfig::default(),
+        &listener,
+        &set,
+        socks.next().unwrap(),
+        vec![d_info],
+    );
+    let config = NetConfig::default();
+    // More hosts, each up to its own cap, than the table holds.
+    let hosts = config.handshakes_max / config.handshakes_per_source_max + 4;
+    let mut floods: Vec<_> = (0..hosts)
+        .map(|i| {
+            let from = std::net::Ipv4Addr::new(127, 0, 1, 1 + i as u8);
+            stalled_handshake_flood(from, l_info.socket, config.handshakes_per_source_max + 2)
+        })
+        .collect();
+    let metrics = l.net.metrics();
+    until("the table to fill", || {
+        metrics.handshakes_refused(Refusal::Busy) > 0
+    })
+    .await;
+
+    let started = Instant::now();
+    let d = start_one(config.clone(), &dialer, &set, d_sock, vec![l_info]);
+    until("the validator to connect", || d.net.connected().len() == 1).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "connecting took {took:?}");
+    for f in &mut floods {
+        f.abort_all();
+    }
+    d.net.shutdown().await;
+    l.net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_load_unvalidated_sources_are_retried_and_validators_still_connect() {
+    let (dialer, listener) = dialer_and_listener();
+    let set = set_of(&[dialer.clone(), listener.clone()]);
+    // Every attempt counts as "under load".
+    let strict = NetConfig {
+        handshakes_retry_above: 0,
+        ..NetConfig::default()
+    };
+    let mut nodes = start_all(&[dialer, listener], &set, &[NetConfig::default(), strict]);
+    until("connection", || {
+        nodes.iter().all(|n| n.net.connected().len() == 1)
+    })
+    .await;
+    assert!(
+        nodes[1]
+            .net
+            .metrics()
+            .handshakes_refused(Refusal::RetryFirst)
+            >= 1
+    );
+    for n in &mut nodes {
+        n.net.shutdown().await;
+    }
+}
+
+/// Writes `count` frames of `payload` on a new consensus stream of `conn`.
+async fn consensus_stream(conn: &quinn::Connection, count: usize, payload: &[u8]) {
+    let mut send = conn.open_uni().await.unwrap();
+    let mut bytes = vec![Channel::Consensus as u8];
+    for _ in 0..count {
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(payload);
+    }
+    send.write_all(&bytes).await.unwrap();
+    send.finish().unwrap();
+}
+
+/// Messages delivered to `rx` until it has been quiet for a while.
+async fn drain_messages(rx: &mut Receiver<Inbound>) -> usize {
+    let mut n = 0;
+    while let Ok(Some(ev)) = timeout(Duration::from_millis(500), rx.recv()).await {
+        if matches!(ev, Inbound::Message { .. }) {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_more_streams_or_reconnecting_does_not_raise_a_peers_allowance() {
+    let (byzantine, listener) = dialer_and_listener();
+    let set = set_of(&[byzantine.clone(), listener.clone()]);
+    let burst = 20;
+    let config = NetConfig {
+        peer_msgs_per_sec: 1,
+        peer_msgs_burst: burst,
+        ..NetConfig::default()
+    };
+    let sock = sockets(1).pop().unwrap();
+    let to = PeerInfo {
+        address: listener.address(),
+        socket: sock.local_addr().unwrap(),
+    };
+    let mut l = start_one(config, &listener, &set, sock, vec![]);
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+
+    // Five streams, each sending the whole burst.
+    let conn = testing::dial_as(&endpoint, &byzantine, CHAIN, &set, &to)
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        consensus_stream(&conn, burst as usize, b"vote").await;
+    }
+    let first = drain_messages(&mut l.rx).await;
+    assert!(
+        (burst as usize..=burst as usize + 3).contains(&first),
+        "{first} messages delivered from five streams; the allowance is {burst}"
+    );
+
+    // A new connection with the same key draws on the same allowance.
+    let again = testing::dial_as(&endpoint, &byzantine, CHAIN, &set, &to)
+        .await
+        .unwrap();
+    consensus_stream(&again, burst as usize, b"vote").await;
+    let second = drain_messages(&mut l.rx).await;
+    assert!(second <= 3, "{second} messages after reconnecting");
+    let dropped = l.net.metrics().dropped(DropReason::RateLimited);
+    assert_eq!(dropped as usize, 6 * burst as usize - first - second);
+    again.close(0u32.into(), b"");
+    conn.close(0u32.into(), b"");
+    l.net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_listener_is_redialled_well_before_the_idle_timeout() {
+    // The dialer reaches the listener through a relay, so the listener can
+    // "crash" (go silent without closing anything) and come back on another
+    // socket with the same key: the relay then forwards to the new one.
+    let (dialer, listener) = dialer_and_listener();
+    let set = set_of(&[dialer.clone(), listener.clone()]);
+    let config = NetConfig::default();
+    let socks = sockets(3);
+    let first_addr = socks[1].local_addr().unwrap();
+    let second_addr = socks[2].local_addr().unwrap();
+    let relay = stele_cluster::relay::Relay::start(first_addr, 7)
+        .await
+        .unwrap();
+    let mut socks = socks.into_iter();
+    let d = start_one(
+        config.clone(),
+        &dialer,
+        &set,
+        socks.next().unwrap(),
+        vec![PeerInfo {
+            address: listener.address(),
+            socket: relay.front_addr(),
+        }],
+    );
+    let old = start_one(
+        config.clone(),
+        &listener,
+        &set,
+        socks.next().unwrap(),
+        vec![],
+    );
+    until("connection", || {
+        d.net.connected().len() == 1 && old.net.connected().len() == 1
+    })
+    .await;
+
+    let crashed = Instant::now();
+    let mut new = start_one(
+        config.clone(),
+        &listener,
+        &set,
+        socks.next().unwrap(),
+        vec![],
+    );
+    relay.set_target(second_addr);
+    until("the restarted listener to be reconnected", || {
+        new.net.connected().len() == 1
+    })
+    .await;
+    // The dialer may not have switched to the new connection yet when the
+    // listener has (the listener finishes the handshake first); what it
+    // sends meanwhile is lost, as the node expects (it resends on
+    // `PeerConnected`). Send until a message arrives.
+    let (from, payload) = loop {
+        d.net.send(
+            &listener.address(),
+            Channel::Consensus,
+            Arc::from(vec![3u8; 3]),
+        );
+        match timeout(Duration::from_millis(50), new.rx.recv()).await {
+            Ok(Some(Inbound::Message { from, payload, .. })) => break (from, payload),
+            Ok(Some(_)) | Err(_) => {}
+            Ok(None) => panic!("the transport stopped"),
+        }
+        assert!(crashed.elapsed() < WAIT, "no message from the dialer");
+    };
+    assert_eq!((from, payload), (dialer.address(), vec![3u8; 3]));
+    let took = crashed.elapsed();
+    assert!(
+        took < config.idle_timeout / 3,
+        "reconnection took {took:?}; the idle timeout is {:?}",
+        config.idle_timeout
+    );
+    d.net.shutdown().await;
+    new.net.shutdown().await;
+    old.net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_dialer_supersedes_its_stale_connection_at_once() {
+    // The first dialer process reaches the listener through a relay that
+    // is then cut: it "crashes" without closing anything. Its successor,
+    // same key, dials directly; the listener must switch to it at once.
+    let (dialer, listener) = dialer_and_listener();
+    let set = set_of(&[dialer.clone(), listener.clone()]);
+    let config = NetConfig::default();
+    let socks = sockets(3);
+    let l_addr = socks[0].local_addr().unwrap();
+    let relay = stele_cluster::relay::Relay::start(l_addr, 9).await.unwrap();
+    let mut socks = socks.into_iter();
+    let l = start_one(
+        config.clone(),
+        &listener,
+        &set,
+        socks.next().unwrap(),
+        vec![],
+    );
+    let via = |socket| {
+        vec![PeerInfo {
+            address: listener.address(),
+            socket,
+        }]
+    };
+    let old = start_one(
+        config.clone(),
+        &dialer,
+        &set,
+        socks.next().unwrap(),
+        via(relay.front_addr()),
+    );
+    until("connection", || {
+        old.net.connected().len() == 1 && l.net.connected().len() == 1
+    })
+    .await;
+
+    relay.set_rule(stele_cluster::relay::LinkRule::CUT);
+    let crashed = Instant::now();
+    let mut new = start_one(
+        config.clone(),
+        &dialer,
+        &set,
+        socks.next().unwrap(),
+        via(l_addr),
+    );
+    until("the successor to connect", || {
+        new.net.connected().len() == 1
+    })
+    .await;
+    // The listener now sends on the new connection.
+    l.net.send(
+        &dialer.address(),
+        Channel::Consensus,
+        Arc::from(vec![4u8; 4]),
+    );
+    let (from, _, payload) = next_message(&mut new.rx).await;
+    assert_eq!((from, payload), (listener.address(), vec![4u8; 4]));
+    let took = crashed.elapsed();
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert_eq!(l.net.connected(), vec![dialer.address()]);
+    assert_eq!(l.net.metrics().peers_connected(), 1);
+    new.net.shutdown().await;
+    old.net.shutdown().await;
+    l.net.shutdown().await;
+}

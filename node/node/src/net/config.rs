@@ -21,7 +21,10 @@ pub struct NetConfig {
     /// Inbound messages queued for the node before readers wait.
     pub inbound_queue_max: usize,
     /// Sustained inbound messages per second per peer and channel, and the
-    /// burst allowed above it; excess messages are dropped and counted.
+    /// burst allowed above it; excess messages are dropped and counted. The
+    /// allowance belongs to the peer's key: every stream and connection of
+    /// one validator draws on the same bucket, and a reconnection does not
+    /// refill it.
     pub peer_msgs_per_sec: u32,
     pub peer_msgs_burst: u32,
     /// Concurrent block-sync requests a peer may have open with us.
@@ -29,6 +32,17 @@ pub struct NetConfig {
     /// Inbound connections allowed in the handshake at once; more are
     /// refused before any work is done for them.
     pub handshakes_max: usize,
+    /// Inbound handshakes allowed at once from one source (an IPv4 address
+    /// or an IPv6 /64); more from it are refused, so one host cannot take
+    /// the slots validators need to reconnect.
+    pub handshakes_per_source_max: usize,
+    /// Once this many handshakes are in flight, a connection attempt whose
+    /// source address QUIC has not validated is answered with a Retry
+    /// (one extra round trip), so a spoofed source cannot take a slot.
+    pub handshakes_retry_above: usize,
+    /// A refused source is logged at most once per this interval (with a
+    /// count of what it tried meanwhile); every refusal is counted.
+    pub refusal_log_interval: Duration,
     /// QUIC connection receive window (quinn's default is unbounded).
     pub conn_receive_window_bytes: u32,
     /// QUIC per-stream receive window.
@@ -41,9 +55,15 @@ pub struct NetConfig {
     /// kilobytes while this node is busy, and every drop costs a QUIC
     /// retransmission.
     pub udp_socket_buffer_bytes: usize,
+    /// A connection with nothing to send pings this often. A peer that
+    /// restarted answers the ping with a stateless reset (its reset key is
+    /// derived from its validator key), so the dialer learns of a restart
+    /// within this interval instead of the idle timeout.
     pub keep_alive: Duration,
     pub idle_timeout: Duration,
-    /// Time allowed for the TLS handshake plus the key-binding exchange.
+    /// Time allowed for the TLS handshake plus the key-binding exchange
+    /// (one to three round trips; a slot held this long is what a stalled
+    /// handshake costs).
     pub handshake_timeout: Duration,
     /// Time allowed for one block-sync round trip.
     pub sync_timeout: Duration,
@@ -66,13 +86,16 @@ impl Default for NetConfig {
             peer_msgs_burst: 40_000,
             sync_streams_max: 8,
             handshakes_max: 64,
+            handshakes_per_source_max: 4,
+            handshakes_retry_above: 8,
+            refusal_log_interval: Duration::from_secs(30),
             conn_receive_window_bytes: 64 << 20,
             stream_receive_window_bytes: 32 << 20,
             send_window_bytes: 64 << 20,
             udp_socket_buffer_bytes: 8 << 20,
-            keep_alive: Duration::from_secs(2),
+            keep_alive: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(10),
-            handshake_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(3),
             sync_timeout: Duration::from_secs(20),
             reconnect_backoff_min: Duration::from_millis(100),
             reconnect_backoff_max: Duration::from_secs(5),

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::admission::Refusal;
 use super::frame::Channel;
 
 /// Why a message was dropped.
@@ -43,6 +44,7 @@ pub struct NetMetrics {
     bytes_in: [AtomicU64; 3],
     bytes_out: [AtomicU64; 3],
     dropped: [AtomicU64; 4],
+    refused: [AtomicU64; 3],
     /// Connections refused because the peer's key is not a validator's or
     /// it failed to prove its key.
     pub handshake_failures: AtomicU64,
@@ -63,6 +65,16 @@ impl NetMetrics {
     pub(crate) fn outbound(&self, ch: Channel, bytes: usize) {
         self.msgs_out[ch as usize].fetch_add(1, Ordering::Relaxed);
         self.bytes_out[ch as usize].fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_refusal(&self, reason: Refusal) {
+        self.refused[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Inbound connection attempts that got no handshake slot, by reason
+    /// (`retry`: answered with a QUIC Retry first).
+    pub fn handshakes_refused(&self, reason: Refusal) -> u64 {
+        get(&self.refused[reason as usize])
     }
 
     pub(crate) fn record_drop(&self, reason: DropReason) {

@@ -4,14 +4,18 @@
 //! sockets. The rest of the node sees authenticated validator addresses,
 //! channels and byte payloads.
 
+mod admission;
 mod config;
 mod frame;
 mod handshake;
 mod metrics;
 mod rate;
 mod service;
+#[doc(hidden)]
+pub mod testing;
 mod tls;
 
+pub use admission::Refusal;
 pub use config::NetConfig;
 pub use frame::Channel;
 pub use handshake::HandshakeError;

@@ -4,9 +4,14 @@
 //! Connection rule: of two validators, the one with the lower address dials
 //! and keeps redialling with exponential backoff; the other only accepts. A
 //! new authenticated connection from a peer replaces the old one (the peer
-//! restarted).
+//! restarted). A restarted listener is found out by its dialer at the next
+//! packet on the old connection: the endpoint's stateless-reset key is
+//! derived from the validator key, so the new process can reset the old
+//! process's connections, and the dialer redials at once instead of waiting
+//! for the idle timeout.
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,10 +19,11 @@ use std::time::Instant;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Connection, Endpoint, IdleTimeout, TransportConfig, VarInt};
-use stele_types::{Address, SecretKey, ValidatorSet};
+use stele_types::{Address, SecretKey, ValidatorSet, keccak256_parts};
 use thiserror::Error;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
+use super::admission::{Admission, Refusal, RefusalLog, Slot};
 use super::config::NetConfig;
 use super::frame::{Channel, ReadError, code, read_frame, write_frame, write_frames};
 use super::handshake::{self, HandshakeError};
@@ -98,6 +104,13 @@ struct Inner {
     endpoint: Endpoint,
     peers: Mutex<BTreeMap<Address, PeerHandle>>,
     generation: AtomicU64,
+    admission: Admission,
+    refusals: Mutex<RefusalLog>,
+    /// Inbound allowance per (validator, channel), shared by all of the
+    /// validator's streams and connections, so opening streams or
+    /// reconnecting does not refill it (ADR 0005). At most two entries per
+    /// validator: only authenticated peers get one.
+    buckets: Mutex<BTreeMap<(Address, Channel), TokenBucket>>,
     inbound: mpsc::Sender<Inbound>,
     metrics: Arc<NetMetrics>,
     shutdown: watch::Sender<bool>,
@@ -115,6 +128,46 @@ impl std::fmt::Debug for Network {
             .field("me", &self.inner.me)
             .finish_non_exhaustive()
     }
+}
+
+/// Locks a mutex whose data stays consistent through a panic (every update
+/// is a single insert, remove or counter change).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Endpoint settings that survive a restart: the stateless-reset key and
+/// the key of the connection-ID generator, both derived from the validator
+/// key. A new process of the same validator then recognises the connection
+/// IDs its earlier process gave out (a packet for an unknown one is
+/// answered only if it passes the generator's check) and answers with the
+/// reset tokens that process promised (RFC 9000 §10.3: "static key"). A
+/// dialer still holding a connection to the earlier process gets a reset at
+/// its next packet and redials at once. Only the holder of the validator
+/// key can derive these, so nobody else can reset connections to us.
+fn endpoint_config(key: &SecretKey, chain_id: u64) -> quinn::EndpointConfig {
+    let secret = key.to_bytes();
+    let derive = |purpose: &[u8]| {
+        keccak256_parts(&[
+            b"STELE/v1/quic-endpoint\0",
+            purpose,
+            &chain_id.to_le_bytes(),
+            &secret,
+        ])
+    };
+    let reset = derive(b"stateless-reset");
+    let mut config = quinn::EndpointConfig::new(Arc::new(ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        &reset.0,
+    )));
+    let cid = derive(b"connection-id");
+    let mut cid_key = [0u8; 8];
+    cid_key.copy_from_slice(&cid.0[..8]);
+    let cid_key = u64::from_le_bytes(cid_key);
+    config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    config
 }
 
 fn transport(config: &NetConfig) -> Result<Arc<TransportConfig>, NetError> {
@@ -176,7 +229,7 @@ impl Network {
         let mut client = quinn::ClientConfig::new(Arc::new(client_tls));
         client.transport_config(transport);
         let mut endpoint = Endpoint::new(
-            quinn::EndpointConfig::default(),
+            endpoint_config(&key, chain_id),
             Some(server),
             socket,
             Arc::new(quinn::TokioRuntime),
@@ -187,6 +240,13 @@ impl Network {
         let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue_max);
         let (shutdown, _) = watch::channel(false);
         let me = key.address();
+        let admission = Admission::new(
+            config.handshakes_max,
+            config.handshakes_per_source_max,
+            config.handshakes_retry_above,
+            peers.iter().map(|p| p.socket.ip()),
+        );
+        let refusals = Mutex::new(RefusalLog::new(config.refusal_log_interval));
         let net = Network {
             inner: Arc::new(Inner {
                 config,
@@ -197,6 +257,9 @@ impl Network {
                 endpoint,
                 peers: Mutex::new(BTreeMap::new()),
                 generation: AtomicU64::new(0),
+                admission,
+                refusals,
+                buckets: Mutex::new(BTreeMap::new()),
                 inbound: inbound_tx,
                 metrics: Arc::new(NetMetrics::default()),
                 shutdown,
@@ -312,63 +375,92 @@ impl Network {
     }
 
     fn peers(&self) -> MutexGuard<'_, BTreeMap<Address, PeerHandle>> {
-        // A panic while holding this lock cannot leave the map inconsistent
-        // (every update is a single insert or remove), so poisoning is moot.
-        self.inner
-            .peers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.inner.peers)
     }
 
     fn is_shut_down(&self) -> bool {
         *self.inner.shutdown.borrow()
     }
 
+    /// Gives each inbound attempt a handshake slot or refuses it at once
+    /// (module `admission`): under load, unvalidated sources get a Retry
+    /// first; a source over its share, or a full table, is refused.
     async fn accept_loop(self) {
-        let handshakes = Arc::new(Semaphore::new(self.inner.config.handshakes_max));
-        while let Some(incoming) = self.inner.endpoint.accept().await {
-            let Ok(permit) = handshakes.clone().try_acquire_owned() else {
-                incoming.refuse();
-                self.inner
+        let inner = &self.inner;
+        while let Some(incoming) = inner.endpoint.accept().await {
+            let remote = incoming.remote_address();
+            let needs_retry = !incoming.remote_address_validated() && incoming.may_retry();
+            match inner.admission.admit(remote.ip(), needs_retry) {
+                Ok(slot) => {
+                    tokio::spawn(self.clone().accept_one(incoming, slot));
+                }
+                Err(Refusal::RetryFirst) => {
+                    inner.metrics.record_refusal(Refusal::RetryFirst);
+                    if let Err(e) = incoming.retry() {
+                        e.into_incoming().ignore();
+                    }
+                }
+                Err(reason) => {
+                    inner.metrics.record_refusal(reason);
+                    incoming.refuse();
+                    let why = match reason {
+                        Refusal::SourceBusy => "too many handshakes from this source",
+                        _ => "too many handshakes in flight",
+                    };
+                    self.log_refusal(remote, &why);
+                }
+            }
+        }
+    }
+
+    /// Runs one inbound handshake in its slot, within the handshake timeout.
+    async fn accept_one(self, incoming: quinn::Incoming, slot: Slot) {
+        let _slot = slot;
+        let remote = incoming.remote_address();
+        let inner = &self.inner;
+        let result = tokio::time::timeout(inner.config.handshake_timeout, async {
+            let conn = incoming
+                .await
+                .map_err(|e| HandshakeError::Connection(e.to_string()))?;
+            let peer =
+                handshake::accept(&conn, &inner.key, inner.chain_id, &inner.validators).await;
+            Ok::<_, HandshakeError>((conn, peer))
+        })
+        .await;
+        match result {
+            Ok(Ok((conn, Ok(peer)))) => self.register(peer, conn),
+            Ok(Ok((conn, Err(e)))) => self.refuse(&conn, &e),
+            Ok(Err(e)) => {
+                tracing::debug!(%remote, error = %e, "inbound connection failed");
+            }
+            // Dropping the connection closes it and frees the slot.
+            Err(_) => {
+                inner
                     .metrics
                     .handshake_failures
                     .fetch_add(1, Ordering::Relaxed);
-                continue;
-            };
-            let net = self.clone();
-            tokio::spawn(async move {
-                let _permit = permit;
-                let timeout = net.inner.config.handshake_timeout;
-                let result = tokio::time::timeout(timeout, async {
-                    let conn = incoming
-                        .await
-                        .map_err(|e| HandshakeError::Connection(e.to_string()))?;
-                    let inner = &net.inner;
-                    let peer =
-                        handshake::accept(&conn, &inner.key, inner.chain_id, &inner.validators)
-                            .await;
-                    Ok::<_, HandshakeError>((conn, peer))
-                })
-                .await;
-                match result {
-                    Ok(Ok((conn, Ok(peer)))) => net.register(peer, conn),
-                    Ok(Ok((conn, Err(e)))) => net.refuse(&conn, &e),
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, "inbound connection failed");
-                    }
-                    Err(_) => {
-                        net.inner
-                            .metrics
-                            .handshake_failures
-                            .fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            });
+                self.log_refusal(remote, &HandshakeError::Timeout);
+            }
+        }
+    }
+
+    /// Logs a refused connection, at most once per source per
+    /// `refusal_log_interval` (every refusal is counted in the metrics).
+    fn log_refusal(&self, remote: SocketAddr, reason: &dyn Display) {
+        let logged = lock(&self.inner.refusals).refused(remote.ip(), Instant::now());
+        if let Some(unlogged) = logged {
+            tracing::warn!(
+                %remote,
+                %reason,
+                unlogged,
+                interval_secs = self.inner.config.refusal_log_interval.as_secs(),
+                "refused peer connection (logged once per source per interval; `unlogged` more since the last line)"
+            );
         }
     }
 
     fn refuse(&self, conn: &Connection, e: &HandshakeError) {
-        tracing::warn!(remote = %conn.remote_address(), error = %e, "refused peer");
+        self.log_refusal(conn.remote_address(), e);
         self.inner
             .metrics
             .handshake_failures
@@ -384,7 +476,14 @@ impl Network {
         let mut backoff = config.reconnect_backoff_min;
         let mut shutdown = self.inner.shutdown.subscribe();
         while !self.is_shut_down() {
-            let existing = self.peers().get(&peer.address).map(|p| p.conn.clone());
+            // A connection already closed (reset by the restarted peer,
+            // say) may still be in the map until its watcher removes it;
+            // redial at once rather than wait on it.
+            let existing = self
+                .peers()
+                .get(&peer.address)
+                .map(|p| p.conn.clone())
+                .filter(|c| c.close_reason().is_none());
             if let Some(conn) = existing {
                 tokio::select! {
                     _ = conn.closed() => {}
@@ -535,15 +634,10 @@ impl Network {
         let config = &self.inner.config;
         let metrics = &self.inner.metrics;
         let max = channel.frame_bytes_max(config);
-        let mut bucket = TokenBucket::new(
-            config.peer_msgs_per_sec,
-            config.peer_msgs_burst,
-            Instant::now(),
-        );
         loop {
             match read_frame(&mut recv, max).await {
                 Ok(payload) => {
-                    if !bucket.try_take(Instant::now()) {
+                    if !self.take_token(peer, channel) {
                         metrics.record_drop(DropReason::RateLimited);
                         continue;
                     }
@@ -568,6 +662,18 @@ impl Network {
                 Err(ReadError::Finished | ReadError::Stream(_)) => return,
             }
         }
+    }
+
+    /// Takes one message's worth from the peer's allowance on `channel`.
+    fn take_token(&self, peer: Address, channel: Channel) -> bool {
+        let config = &self.inner.config;
+        let now = Instant::now();
+        lock(&self.inner.buckets)
+            .entry((peer, channel))
+            .or_insert_with(|| {
+                TokenBucket::new(config.peer_msgs_per_sec, config.peer_msgs_burst, now)
+            })
+            .try_take(now)
     }
 
     /// Serves the peer's block-sync requests, a bounded number at a time.

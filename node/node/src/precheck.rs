@@ -1,0 +1,902 @@
+//! Cheap checks, then signature checks in parallel, for consensus messages
+//! on their way from the network to the driver.
+//!
+//! One Byzantine validator may send validly signed messages at line rate.
+//! Checked on the driver, each signature (~50-100 µs) delays every block;
+//! so each message first passes the checks that cost nothing (size, a
+//! digest already seen, a view the replica has left, a sequence number at
+//! or below its low watermark, a COMMIT at or below the committed height:
+//! all of which the replica would drop), and only then is its signature
+//! checked, off the driver, several batches at a time. A good signature is recorded in [`VerifiedSignatures`], which the
+//! replica's verifier consults before doing the work itself; a bad one
+//! never reaches the driver. The replica stays a pure state machine: what
+//! it sees is the same as before, only sooner.
+//!
+//! The signatures inside certificates (the votes of a VIEW-CHANGE's proofs,
+//! the VIEW-CHANGEs of a NEW-VIEW) are checked here too, once the message's
+//! own signature is good, and recorded the same way; a recorded vote is not
+//! checked again when another certificate carries it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use stele_consensus::{
+    Checkpoint, K256Verifier, Message, MessageLimits, SignedMessage, Verifier, Vote,
+};
+use stele_types::{Hash, PublicKey, Signature, ValidatorSet, keccak256, keccak256_parts};
+use tokio::sync::mpsc;
+
+use crate::net::{Channel, Inbound};
+
+/// Messages taken from the queue into one batch (a VIEW-CHANGE or NEW-VIEW
+/// may carry many signatures; the batch is then checked on the blocking
+/// pool).
+const BATCH_MAX: usize = 64;
+/// A batch with at most this many signatures (of its messages and inside
+/// their certificates) is checked on the pipeline's
+/// own task (no hand-off to another thread); a larger one goes to the
+/// blocking pool.
+const INLINE_VERIFY_MAX: usize = 2;
+/// Batches checked or waiting to be forwarded at once; beyond, the
+/// pipeline waits, which pushes back on the network's readers.
+const BATCHES_IN_FLIGHT_MAX: usize = 4;
+/// Digests remembered per generation; two generations are kept.
+const SEEN_PER_GENERATION_MAX: usize = 16_384;
+/// A generation of digests is retired after this long, so a message is a
+/// duplicate for between one and two of these: long enough that a replayed
+/// flood of the same bytes costs one check per span, short enough that a
+/// copy the replica could not use yet (a view it had not reached) is
+/// accepted when resent after a reconnection or a view-change timeout.
+const SEEN_GENERATION_SPAN: Duration = Duration::from_secs(2);
+/// Verified signatures waiting for the replica; past it, the oldest are
+/// forgotten (the replica then checks those itself).
+const VERIFIED_MAX: usize = 65_536;
+
+/// Why the pre-check dropped a consensus message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PrecheckDrop {
+    /// Over the message size limit.
+    Oversized,
+    /// The same bytes arrived a moment ago.
+    Duplicate,
+    /// Not a well-formed signed consensus message.
+    Malformed,
+    /// Signed by an index outside the validator set.
+    NonValidator,
+    /// A PRE-PREPARE, PREPARE or COMMIT for a view below the replica's or
+    /// at or below its low watermark, or a COMMIT at or below the committed
+    /// height.
+    Stale,
+    /// The signature does not verify.
+    BadSignature,
+}
+
+impl PrecheckDrop {
+    pub const ALL: [PrecheckDrop; 6] = [
+        PrecheckDrop::Oversized,
+        PrecheckDrop::Duplicate,
+        PrecheckDrop::Malformed,
+        PrecheckDrop::NonValidator,
+        PrecheckDrop::Stale,
+        PrecheckDrop::BadSignature,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PrecheckDrop::Oversized => "oversized",
+            PrecheckDrop::Duplicate => "duplicate",
+            PrecheckDrop::Malformed => "malformed",
+            PrecheckDrop::NonValidator => "non_validator",
+            PrecheckDrop::Stale => "stale",
+            PrecheckDrop::BadSignature => "bad_signature",
+        }
+    }
+}
+
+/// Counters of the pre-check, read by the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct PrecheckCounters {
+    dropped: [AtomicU64; 6],
+    verified: AtomicU64,
+}
+
+impl PrecheckCounters {
+    fn record_drop(&self, reason: PrecheckDrop) {
+        self.dropped[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Messages dropped for `reason`.
+    pub fn dropped(&self, reason: PrecheckDrop) -> u64 {
+        self.dropped[reason as usize].load(Ordering::Relaxed)
+    }
+
+    /// Signatures checked and found good.
+    pub fn verified(&self) -> u64 {
+        self.verified.load(Ordering::Relaxed)
+    }
+}
+
+/// Digests of recent messages in two generations, so memory is bounded and
+/// a message counts as a duplicate only for a few seconds.
+#[derive(Debug)]
+struct Seen {
+    current: BTreeSet<Hash>,
+    previous: BTreeSet<Hash>,
+    since: Instant,
+}
+
+impl Seen {
+    fn new(now: Instant) -> Seen {
+        Seen {
+            current: BTreeSet::new(),
+            previous: BTreeSet::new(),
+            since: now,
+        }
+    }
+
+    /// Records `digest`; false if it was seen already.
+    fn insert(&mut self, digest: Hash, now: Instant) -> bool {
+        if self.current.len() >= SEEN_PER_GENERATION_MAX
+            || now.saturating_duration_since(self.since) >= SEEN_GENERATION_SPAN
+        {
+            self.previous = std::mem::take(&mut self.current);
+            self.since = now;
+        }
+        !self.previous.contains(&digest) && self.current.insert(digest)
+    }
+}
+
+/// What the replica knows that makes a message useless to it: its view,
+/// its stable checkpoint (the low watermark) and the committed height. All
+/// only grow, so a stale reading only lets a useless message through,
+/// never drops a useful one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub view: u64,
+    pub stable: u64,
+    pub committed: u64,
+}
+
+/// A message that passed the cheap checks; its signature is next.
+#[derive(Debug)]
+struct Candidate {
+    from: stele_types::Address,
+    payload: Vec<u8>,
+    key: PublicKey,
+    digest: Hash,
+    signature: Signature,
+    /// The signatures inside its certificates, checked once its own is.
+    embedded: Vec<Signed>,
+}
+
+/// One signature to check: the signer's key, the digest, the signature.
+type Signed = (PublicKey, Hash, Signature);
+
+/// The cheap checks, in order of cost.
+#[derive(Debug)]
+pub struct Precheck {
+    chain_id: u64,
+    validators: ValidatorSet,
+    limits: MessageLimits,
+    seen: Seen,
+    counters: Arc<PrecheckCounters>,
+}
+
+impl Precheck {
+    pub fn new(
+        chain_id: u64,
+        validators: ValidatorSet,
+        limits: MessageLimits,
+        counters: Arc<PrecheckCounters>,
+    ) -> Precheck {
+        Precheck {
+            chain_id,
+            validators,
+            limits,
+            seen: Seen::new(Instant::now()),
+            counters,
+        }
+    }
+
+    /// Runs the cheap checks on one consensus message; what is left to do
+    /// is its signature check.
+    fn check(
+        &mut self,
+        from: stele_types::Address,
+        payload: Vec<u8>,
+        progress: Progress,
+        now: Instant,
+    ) -> Option<Candidate> {
+        let fail = |reason| {
+            self.counters.record_drop(reason);
+            None
+        };
+        if payload.len() > self.limits.message_bytes_max {
+            return fail(PrecheckDrop::Oversized);
+        }
+        if !self.seen.insert(keccak256(&payload), now) {
+            return fail(PrecheckDrop::Duplicate);
+        }
+        let Ok(m) = SignedMessage::decode(&payload, &self.limits) else {
+            return fail(PrecheckDrop::Malformed);
+        };
+        let Some(validator) = self.validators.get(m.signer as usize) else {
+            return fail(PrecheckDrop::NonValidator);
+        };
+        if is_stale(&m.message, progress) {
+            return fail(PrecheckDrop::Stale);
+        }
+        let mut embedded = Vec::new();
+        // For a view below its own the replica never looks inside (it
+        // answers a laggard's VIEW-CHANGE with its NEW-VIEW, and drops an
+        // old NEW-VIEW), so neither does the pre-check.
+        let current = match &m.message {
+            Message::ViewChange(vc) => vc.new_view >= progress.view,
+            Message::NewView(nv) => nv.view >= progress.view,
+            _ => false,
+        };
+        if current {
+            embedded_signatures(&m.message, self.chain_id, &self.validators, &mut embedded);
+        }
+        Some(Candidate {
+            from,
+            key: validator.public_key,
+            digest: m.message.digest(self.chain_id),
+            signature: m.signature,
+            embedded,
+            payload,
+        })
+    }
+}
+
+/// Appends to `out` every signature `m` carries besides its own, with the
+/// digest its signer signed: the CHECKPOINT votes of a stable-checkpoint
+/// proof and the PREPARE votes of each prepared certificate in a
+/// VIEW-CHANGE, and each VIEW-CHANGE of a NEW-VIEW with what it carries.
+/// Votes by an index outside the validator set are left out (the replica
+/// rejects them). The counts are bounded by the decoding limits.
+fn embedded_signatures(
+    m: &Message,
+    chain_id: u64,
+    validators: &ValidatorSet,
+    out: &mut Vec<Signed>,
+) {
+    let mut votes = |digest: Hash, votes: &[Vote]| {
+        for v in votes {
+            if let Some(validator) = validators.get(v.signer as usize) {
+                out.push((validator.public_key, digest, v.signature));
+            }
+        }
+    };
+    match m {
+        Message::ViewChange(vc) => {
+            let proof = &vc.checkpoint;
+            let checkpoint = Checkpoint {
+                seq: proof.seq,
+                block_hash: proof.block_hash,
+            };
+            votes(checkpoint.digest(chain_id), &proof.votes);
+            for c in &vc.prepared {
+                votes(c.prepare().digest(chain_id), &c.votes);
+            }
+        }
+        Message::NewView(nv) => {
+            for signed in &nv.view_changes {
+                if let Some(validator) = validators.get(signed.signer as usize) {
+                    out.push((
+                        validator.public_key,
+                        signed.message.digest(chain_id),
+                        signed.signature,
+                    ));
+                }
+                // A NEW-VIEW's entries are VIEW-CHANGEs (the replica rejects
+                // anything else), so this does not recurse further.
+                if let Message::ViewChange(_) = signed.message {
+                    embedded_signatures(&signed.message, chain_id, validators, out);
+                }
+            }
+        }
+        Message::PrePrepare(_)
+        | Message::Prepare(_)
+        | Message::Commit(_)
+        | Message::Checkpoint(_) => {}
+    }
+}
+
+/// Messages the replica drops whatever their signature: normal-case
+/// messages of a view it has left (`view_acceptable`) or at or below its
+/// low watermark (`seq_acceptable`), COMMITs at or below its committed
+/// height (`vote_unneeded`). The high watermark is not checked: a stale
+/// reading of it would be too low and drop what the replica accepts.
+fn is_stale(m: &Message, p: Progress) -> bool {
+    match m {
+        Message::PrePrepare(pp) => pp.view < p.view || pp.seq <= p.stable,
+        Message::Prepare(pr) => pr.view < p.view || pr.seq <= p.stable,
+        Message::Commit(c) => c.view < p.view || c.seq <= p.stable.max(p.committed),
+        Message::Checkpoint(_) | Message::ViewChange(_) | Message::NewView(_) => false,
+    }
+}
+
+fn entry(key: &PublicKey, digest: &Hash, signature: &Signature) -> Hash {
+    keccak256_parts(&[&key.0, &digest.0, &signature.0])
+}
+
+#[derive(Debug, Default)]
+struct VerifiedInner {
+    set: BTreeSet<Hash>,
+    order: VecDeque<Hash>,
+}
+
+/// Signatures the pre-check found good, waiting for the replica to ask.
+/// Bounded: the oldest are forgotten first, and a forgotten one is only
+/// checked again.
+#[derive(Debug, Default)]
+pub struct VerifiedSignatures {
+    inner: Mutex<VerifiedInner>,
+}
+
+impl VerifiedSignatures {
+    fn lock(&self) -> MutexGuard<'_, VerifiedInner> {
+        // Every update leaves the set and queue usable (an entry in one and
+        // not the other is only forgotten sooner or later), so a poisoned
+        // lock is still consistent enough.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn insert(&self, entry: Hash) {
+        let mut v = self.lock();
+        if v.set.insert(entry) {
+            v.order.push_back(entry);
+        }
+        while v.order.len() > VERIFIED_MAX {
+            if let Some(old) = v.order.pop_front() {
+                v.set.remove(&old);
+            }
+        }
+    }
+
+    /// Whether `entry` was verified (and not forgotten since). Entries stay
+    /// until pushed out by newer ones: the same vote arrives in several
+    /// certificates (each VIEW-CHANGE of a view change, then the NEW-VIEW).
+    fn contains(&self, entry: &Hash) -> bool {
+        self.lock().set.contains(entry)
+    }
+}
+
+/// The replica's verifier in the node: a signature the pre-check verified
+/// costs a lookup; anything else (a bad vote inside a certificate, a
+/// signature whose record was forgotten) is checked with k256.
+#[derive(Debug)]
+pub struct PrecheckedVerifier {
+    verified: Arc<VerifiedSignatures>,
+    k256: K256Verifier,
+}
+
+impl PrecheckedVerifier {
+    pub fn new(verified: Arc<VerifiedSignatures>) -> PrecheckedVerifier {
+        PrecheckedVerifier {
+            verified,
+            k256: K256Verifier::default(),
+        }
+    }
+}
+
+impl Verifier for PrecheckedVerifier {
+    fn verify(&self, key: &PublicKey, digest: &Hash, signature: &Signature) -> bool {
+        self.verified.contains(&entry(key, digest, signature))
+            || self.k256.verify(key, digest, signature)
+    }
+}
+
+/// A peer that delivered a bad signature is logged at most once per this.
+const BAD_SIGNATURE_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+/// What the signature checks share across batches and threads.
+#[derive(Debug)]
+struct Checker {
+    k256: K256Verifier,
+    verified: Arc<VerifiedSignatures>,
+    counters: Arc<PrecheckCounters>,
+    /// Per validator connection that delivered a bad signature: when it was
+    /// last logged and how many since. At most one entry per validator (the
+    /// transport delivers only from authenticated validators).
+    bad_log: Mutex<BTreeMap<stele_types::Address, (Option<Instant>, u64)>>,
+}
+
+impl Checker {
+    /// Counts a bad signature from `from`'s connection and logs it, once
+    /// per peer per interval: a validator that relays (or signs) messages
+    /// that do not verify is lying or broken, and the operator should know.
+    fn bad_signature(&self, from: stele_types::Address) {
+        self.counters.record_drop(PrecheckDrop::BadSignature);
+        let now = Instant::now();
+        let mut log = self
+            .bad_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (last, unlogged) = log.entry(from).or_insert((None, 0));
+        if last.is_some_and(|t| now.saturating_duration_since(t) < BAD_SIGNATURE_LOG_INTERVAL) {
+            *unlogged += 1;
+            return;
+        }
+        tracing::warn!(
+            peer = %from,
+            unlogged = *unlogged,
+            "consensus message with a bad signature dropped (logged once per peer per 30 s; `unlogged` more since the last line)"
+        );
+        *last = Some(now);
+        *unlogged = 0;
+    }
+
+    /// Checks one signature unless it is recorded already, and records it
+    /// if good.
+    fn check(&self, key: &PublicKey, digest: &Hash, signature: &Signature) -> bool {
+        let e = entry(key, digest, signature);
+        if self.verified.contains(&e) {
+            return true;
+        }
+        if !self.k256.verify(key, digest, signature) {
+            return false;
+        }
+        self.counters.verified.fetch_add(1, Ordering::Relaxed);
+        self.verified.insert(e);
+        true
+    }
+
+    /// Checks the signatures of `batch`, records the good ones and returns
+    /// what goes to the driver, in arrival order.
+    fn verify_batch(&self, batch: Vec<Item>) -> Vec<Inbound> {
+        let mut out = Vec::with_capacity(batch.len());
+        for item in batch {
+            match item {
+                Item::Pass(ev) => out.push(ev),
+                Item::Verify(c) => {
+                    if self.check(&c.key, &c.digest, &c.signature) {
+                        // A bad vote inside a certificate is left for the
+                        // replica, which rejects the message for it (or
+                        // uses the message without looking, as when it
+                        // answers a laggard's VIEW-CHANGE); it then checks
+                        // that one vote itself.
+                        for (key, digest, signature) in &c.embedded {
+                            self.check(key, digest, signature);
+                        }
+                        out.push(Inbound::Message {
+                            from: c.from,
+                            channel: Channel::Consensus,
+                            payload: c.payload,
+                        });
+                    } else {
+                        self.bad_signature(c.from);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One event of a batch: passed through as it is, or a consensus message
+/// whose signature is still to check.
+#[derive(Debug)]
+enum Item {
+    Pass(Inbound),
+    Verify(Candidate),
+}
+
+/// A batch on its way to the driver: ready, or being checked on the
+/// blocking pool.
+enum Pending {
+    Ready(Vec<Inbound>),
+    Checking(tokio::task::JoinHandle<Vec<Inbound>>),
+}
+
+/// Runs the pipeline from `inbound` to `driver` until either side goes
+/// away. Events other than consensus messages pass through; everything
+/// reaches the driver in the order it arrived. `progress` reads the
+/// replica's view, low watermark and committed height.
+pub async fn run(
+    mut check: Precheck,
+    verified: Arc<VerifiedSignatures>,
+    progress: impl Fn() -> Progress,
+    mut inbound: mpsc::Receiver<Inbound>,
+    driver: mpsc::Sender<Inbound>,
+) {
+    let (ordered_tx, ordered_rx) = mpsc::channel(BATCHES_IN_FLIGHT_MAX);
+    let driver_gone = driver.clone();
+    let forwarder = tokio::spawn(forward(ordered_rx, driver));
+    let checker = Arc::new(Checker {
+        k256: K256Verifier::default(),
+        verified,
+        counters: check.counters.clone(),
+        bad_log: Mutex::default(),
+    });
+    loop {
+        let first = tokio::select! {
+            ev = inbound.recv() => match ev {
+                Some(ev) => ev,
+                None => break,
+            },
+            // The driver stopped: end, so the router ends too.
+            () = driver_gone.closed() => break,
+        };
+        let mut events = vec![first];
+        while events.len() < BATCH_MAX {
+            match inbound.try_recv() {
+                Ok(ev) => events.push(ev),
+                Err(_) => break,
+            }
+        }
+        let now = Instant::now();
+        let seen_progress = progress();
+        let mut to_verify = 0;
+        let mut batch = Vec::with_capacity(events.len());
+        for ev in events {
+            match ev {
+                Inbound::Message {
+                    from,
+                    channel: Channel::Consensus,
+                    payload,
+                } => {
+                    if let Some(c) = check.check(from, payload, seen_progress, now) {
+                        to_verify += 1 + c.embedded.len();
+                        batch.push(Item::Verify(c));
+                    }
+                }
+                other => batch.push(Item::Pass(other)),
+            }
+        }
+        let pending = if to_verify <= INLINE_VERIFY_MAX {
+            Pending::Ready(checker.verify_batch(batch))
+        } else {
+            let checker = checker.clone();
+            Pending::Checking(tokio::task::spawn_blocking(move || {
+                checker.verify_batch(batch)
+            }))
+        };
+        if ordered_tx.send(pending).await.is_err() {
+            break;
+        }
+    }
+    drop(ordered_tx);
+    let _ = forwarder.await;
+}
+
+/// Hands batches to the driver in the order they were taken.
+async fn forward(mut ordered: mpsc::Receiver<Pending>, driver: mpsc::Sender<Inbound>) {
+    while let Some(pending) = ordered.recv().await {
+        let events = match pending {
+            Pending::Ready(events) => events,
+            Pending::Checking(task) => match task.await {
+                Ok(events) => events,
+                // A panic in a check loses that batch only (PBFT
+                // retransmits); the pipeline goes on.
+                Err(_) => continue,
+            },
+        };
+        for ev in events {
+            if driver.send(ev).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stele_consensus::{
+        CheckpointProof, Commit, Config, NewView, Prepare, PreparedCertificate, ViewChange,
+    };
+    use stele_types::codec::Encode;
+    use stele_types::{SecretKey, Validator};
+
+    const CHAIN: u64 = 5;
+
+    fn keys() -> Vec<SecretKey> {
+        (1..=4u8)
+            .map(|i| SecretKey::from_bytes(&[i; 32]).unwrap())
+            .collect()
+    }
+
+    fn set(keys: &[SecretKey]) -> ValidatorSet {
+        let mut v: Vec<Validator> = keys
+            .iter()
+            .map(|k| Validator {
+                address: k.address(),
+                public_key: k.public_key(),
+                power: 1,
+            })
+            .collect();
+        v.sort_by_key(|v| v.address);
+        ValidatorSet::new(v).unwrap()
+    }
+
+    fn signed(keys: &[SecretKey], set: &ValidatorSet, signer: usize, message: Message) -> Vec<u8> {
+        let key = &keys[signer];
+        let index = set.index_of(&key.address()).unwrap();
+        SignedMessage {
+            signature: key.sign_digest(&message.digest(CHAIN)),
+            signer: u32::try_from(index).unwrap(),
+            message,
+        }
+        .to_bytes()
+    }
+
+    fn prepare(view: u64, seq: u64) -> Message {
+        Message::Prepare(Prepare {
+            view,
+            seq,
+            block_hash: keccak256(&seq.to_le_bytes()),
+            parent: Hash([0; 32]),
+        })
+    }
+
+    fn commit(view: u64, seq: u64) -> Message {
+        Message::Commit(Commit {
+            view,
+            seq,
+            block_hash: keccak256(&seq.to_le_bytes()),
+        })
+    }
+
+    fn limits(set: &ValidatorSet) -> MessageLimits {
+        Config::new(CHAIN, set.clone(), Hash([0; 32])).limits
+    }
+
+    fn consensus(payload: Vec<u8>) -> Inbound {
+        Inbound::Message {
+            from: stele_types::Address([1; 20]),
+            channel: Channel::Consensus,
+            payload,
+        }
+    }
+
+    struct Harness {
+        counters: Arc<PrecheckCounters>,
+        verified: Arc<VerifiedSignatures>,
+        to_pipeline: mpsc::Sender<Inbound>,
+        from_pipeline: mpsc::Receiver<Inbound>,
+    }
+
+    fn start(set: &ValidatorSet, progress: Progress) -> Harness {
+        let counters = Arc::new(PrecheckCounters::default());
+        let verified = Arc::new(VerifiedSignatures::default());
+        let check = Precheck::new(CHAIN, set.clone(), limits(set), counters.clone());
+        let (to_pipeline, rx) = mpsc::channel(1024);
+        let (tx, from_pipeline) = mpsc::channel(1024);
+        tokio::spawn(run(check, verified.clone(), move || progress, rx, tx));
+        Harness {
+            counters,
+            verified,
+            to_pipeline,
+            from_pipeline,
+        }
+    }
+
+    async fn delivered(h: &mut Harness, n: usize) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            match tokio::time::timeout(Duration::from_secs(10), h.from_pipeline.recv()).await {
+                Ok(Some(Inbound::Message { payload, .. })) => out.push(payload),
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn duplicates_stale_and_forged_messages_never_reach_the_driver() {
+        let keys = keys();
+        let set = set(&keys);
+        let progress = Progress {
+            view: 3,
+            stable: 8,
+            committed: 10,
+        };
+        let mut h = start(&set, progress);
+        let good = signed(&keys, &set, 1, prepare(3, 11));
+        let mut forged = signed(&keys, &set, 2, prepare(3, 12));
+        // Flip a bit of the signature's r.
+        let at = forged.len() - 60;
+        forged[at] ^= 1;
+        let inputs = vec![
+            good.clone(),
+            good.clone(),                           // duplicate
+            signed(&keys, &set, 0, prepare(2, 11)), // left view
+            signed(&keys, &set, 0, commit(3, 10)),  // committed height
+            signed(&keys, &set, 2, prepare(3, 8)),  // low watermark
+            forged,                                 // bad signature
+            vec![0xff; 7],                          // malformed
+            signed(&keys, &set, 3, commit(3, 11)),  // good
+        ];
+        for p in inputs {
+            h.to_pipeline.send(consensus(p)).await.unwrap();
+        }
+        let got = delivered(&mut h, 2).await;
+        assert_eq!(got, vec![good, signed(&keys, &set, 3, commit(3, 11))]);
+        let c = &h.counters;
+        assert_eq!(c.dropped(PrecheckDrop::Duplicate), 1);
+        assert_eq!(c.dropped(PrecheckDrop::Stale), 3);
+        assert_eq!(c.dropped(PrecheckDrop::BadSignature), 1);
+        assert_eq!(c.dropped(PrecheckDrop::Malformed), 1);
+        // Only the two good and the forged one were checked at all.
+        assert_eq!(c.verified(), 2);
+        assert!(h.from_pipeline.try_recv().is_err());
+
+        // A VIEW-CHANGE to a view below ours reaches the replica (which
+        // answers it with its NEW-VIEW) but its certificates, which the
+        // replica never opens, are not checked.
+        let old = signed(
+            &keys,
+            &set,
+            1,
+            Message::ViewChange(view_change(&keys, &set, &[0, 1, 2])),
+        );
+        h.to_pipeline.send(consensus(old.clone())).await.unwrap();
+        assert_eq!(delivered(&mut h, 1).await, vec![old]);
+        assert_eq!(h.counters.verified(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_of_forged_signatures_does_not_hold_up_honest_messages_or_reorder_them() {
+        let keys = keys();
+        let set = set(&keys);
+        let mut h = start(
+            &set,
+            Progress {
+                view: 0,
+                stable: 0,
+                committed: 0,
+            },
+        );
+        let honest: Vec<Vec<u8>> = (1..=20)
+            .map(|seq| signed(&keys, &set, 0, prepare(0, seq)))
+            .collect();
+        for (i, good) in honest.iter().enumerate() {
+            for j in 0..30u64 {
+                // Distinct bytes, so each forgery costs a check.
+                let mut forged = signed(&keys, &set, 1, prepare(0, 1000 + i as u64 * 30 + j));
+                let at = forged.len() - 60;
+                forged[at] ^= 1;
+                h.to_pipeline.send(consensus(forged)).await.unwrap();
+            }
+            h.to_pipeline.send(consensus(good.clone())).await.unwrap();
+        }
+        assert_eq!(delivered(&mut h, honest.len()).await, honest);
+        assert_eq!(h.counters.dropped(PrecheckDrop::BadSignature), 600);
+        // The replica's verifier answers from the record for the good ones.
+        let verifier = PrecheckedVerifier::new(h.verified.clone());
+        let m = SignedMessage::decode(&honest[0], &limits(&set)).unwrap();
+        let key = set.get(m.signer as usize).unwrap().public_key;
+        let digest = m.message.digest(CHAIN);
+        assert!(h.verified.contains(&entry(&key, &digest, &m.signature)));
+        assert!(verifier.verify(&key, &digest, &m.signature));
+        // A signature not recorded is checked for real.
+        let other = keccak256(b"another digest");
+        assert!(!verifier.verify(&key, &other, &m.signature));
+    }
+
+    /// A VIEW-CHANGE to view 1 by `signer`, with the stable checkpoint at
+    /// `seq` 0 and one prepared certificate for block 1 signed by `voters`.
+    fn view_change(keys: &[SecretKey], set: &ValidatorSet, voters: &[usize]) -> ViewChange {
+        let mut cert = PreparedCertificate {
+            view: 0,
+            seq: 1,
+            block_hash: keccak256(b"block 1"),
+            parent: Hash([0; 32]),
+            payload: vec![1, 2, 3],
+            votes: Vec::new(),
+        };
+        let digest = cert.prepare().digest(CHAIN);
+        let mut votes: Vec<Vote> = voters
+            .iter()
+            .map(|v| Vote {
+                signer: u32::try_from(set.index_of(&keys[*v].address()).unwrap()).unwrap(),
+                signature: keys[*v].sign_digest(&digest),
+            })
+            .collect();
+        votes.sort_by_key(|v| v.signer);
+        cert.votes = votes;
+        ViewChange {
+            new_view: 1,
+            checkpoint: CheckpointProof {
+                seq: 0,
+                block_hash: Hash([0; 32]),
+                votes: Vec::new(),
+            },
+            prepared: vec![cert],
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn votes_inside_certificates_are_checked_before_the_driver_and_bad_ones_left_to_the_replica()
+     {
+        let keys = keys();
+        let set = set(&keys);
+        let mut h = start(
+            &set,
+            Progress {
+                view: 0,
+                stable: 0,
+                committed: 0,
+            },
+        );
+        let vc = view_change(&keys, &set, &[0, 1, 2]);
+        let good = signed(&keys, &set, 3, Message::ViewChange(vc.clone()));
+        // The same certificate with one vote forged.
+        let mut forged_vc = view_change(&keys, &set, &[0, 1, 2]);
+        forged_vc.new_view = 2;
+        forged_vc.prepared[0].votes[1].signature.0[5] ^= 1;
+        let forged = signed(&keys, &set, 3, Message::ViewChange(forged_vc.clone()));
+        h.to_pipeline.send(consensus(good.clone())).await.unwrap();
+        h.to_pipeline.send(consensus(forged.clone())).await.unwrap();
+        // Both reach the driver: whether a certificate holds is the
+        // replica's call.
+        assert_eq!(delivered(&mut h, 2).await, vec![good, forged]);
+        // The outer signature and the three votes of the first; the second
+        // message's outer signature; its two good votes were recorded
+        // already, its forged one is not recorded.
+        assert_eq!(h.counters.verified(), 4 + 1);
+        let verifier = PrecheckedVerifier::new(h.verified.clone());
+        let digest = vc.prepared[0].prepare().digest(CHAIN);
+        for v in &vc.prepared[0].votes {
+            let key = set.get(v.signer as usize).unwrap().public_key;
+            assert!(h.verified.contains(&entry(&key, &digest, &v.signature)));
+        }
+        let bad = &forged_vc.prepared[0].votes[1];
+        let key = set.get(bad.signer as usize).unwrap().public_key;
+        assert!(!h.verified.contains(&entry(&key, &digest, &bad.signature)));
+        assert!(!verifier.verify(&key, &digest, &bad.signature));
+
+        // A NEW-VIEW carrying the VIEW-CHANGE: its signature and votes are
+        // all recorded already, so only the NEW-VIEW's own is checked.
+        let vc_signed = SignedMessage::decode(
+            &signed(&keys, &set, 3, Message::ViewChange(vc)),
+            &limits(&set),
+        )
+        .unwrap();
+        let nv = Message::NewView(NewView {
+            view: 1,
+            view_changes: vec![vc_signed],
+            pre_prepares: Vec::new(),
+        });
+        let primary = (0..4)
+            .find(|i| set.index_of(&keys[*i].address()) == Some(1))
+            .unwrap();
+        let nv = signed(&keys, &set, primary, nv);
+        h.to_pipeline.send(consensus(nv.clone())).await.unwrap();
+        assert_eq!(delivered(&mut h, 1).await, vec![nv]);
+        assert_eq!(h.counters.verified(), 5 + 1);
+    }
+
+    #[test]
+    fn seen_digests_expire_and_stay_bounded() {
+        let t0 = Instant::now();
+        let mut seen = Seen::new(t0);
+        let d = keccak256(b"m");
+        assert!(seen.insert(d, t0));
+        assert!(!seen.insert(d, t0 + Duration::from_secs(1)));
+        assert!(!seen.insert(d, t0 + SEEN_GENERATION_SPAN));
+        assert!(seen.insert(d, t0 + 3 * SEEN_GENERATION_SPAN));
+        for i in 0..3 * SEEN_PER_GENERATION_MAX as u64 {
+            seen.insert(keccak256(&i.to_le_bytes()), t0);
+        }
+        assert!(seen.current.len() + seen.previous.len() <= 2 * SEEN_PER_GENERATION_MAX);
+    }
+
+    #[test]
+    fn the_record_of_verified_signatures_is_bounded() {
+        let v = VerifiedSignatures::default();
+        for i in 0..(VERIFIED_MAX as u64 + 10) {
+            v.insert(keccak256(&i.to_le_bytes()));
+        }
+        assert_eq!(v.lock().set.len(), VERIFIED_MAX);
+        assert!(!v.contains(&keccak256(&0u64.to_le_bytes())));
+        assert!(v.contains(&keccak256(&(VERIFIED_MAX as u64).to_le_bytes())));
+    }
+}
