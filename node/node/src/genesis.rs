@@ -36,6 +36,8 @@ pub enum GenesisError {
     GasSchedule { got: u32, supported: Vec<u32> },
     #[error("VM limits version {got} is not supported (this node knows {supported:?})")]
     VmLimits { got: u32, supported: Vec<u32> },
+    #[error("{0}")]
+    GasAndLimits(String),
 }
 
 /// Block and transaction parameters, fixed for the chain's life.
@@ -145,11 +147,15 @@ impl Genesis {
                 supported: GasSchedule::ALL.iter().map(|g| g.version).collect(),
             });
         }
-        if VmLimits::by_version(p.vm_limits_version).is_none() {
+        let Some(limits) = VmLimits::by_version(p.vm_limits_version) else {
             return Err(GenesisError::VmLimits {
                 got: p.vm_limits_version,
                 supported: VmLimits::ALL.iter().map(|l| l.version).collect(),
             });
+        };
+        if let Some(gas) = GasSchedule::by_version(p.gas_schedule_version) {
+            gas.check_limits(&limits)
+                .map_err(GenesisError::GasAndLimits)?;
         }
         Ok(())
     }

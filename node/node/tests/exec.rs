@@ -648,6 +648,15 @@ fn genesis_names_a_gas_schedule_and_limits_this_build_has() {
         "gas schedule version 99 is not supported (this node knows [1, 2, 3, 4, 5])"
     );
     assert!(future.vm_config().is_err());
+    // V5 prices memory for frames within the resident pages: not with V2.
+    let mut mismatched = genesis();
+    mismatched.params.vm_limits_version = 2;
+    assert_eq!(
+        mismatched.validate().unwrap_err().to_string(),
+        "gas schedule 5 prices memory for frames of at most 16 pages, but VM limits 2 allow 256"
+    );
+    mismatched.params.gas_schedule_version = 4;
+    assert!(mismatched.validate().is_ok());
     let mut future = genesis();
     future.params.vm_limits_version = 7;
     assert!(matches!(
@@ -925,7 +934,10 @@ proptest::proptest! {
             let run = |code: &[u8]| {
                 let mut g = genesis();
                 if v1 {
+                    // With V4, the last schedule for frames past the
+                    // resident pages.
                     g.params.vm_limits_version = 1;
+                    g.params.gas_schedule_version = 4;
                 }
                 let chain = Chain::with_genesis(g);
                 let mut receipts = Vec::new();

@@ -21,16 +21,23 @@
 //! Execution cases (`exec`): fresh executions on the block engine, each
 //! reporting ns per gas; the target is within 10x of a token transfer's.
 //!
-//! Each runs under the latest limits (V3: a frame's memory is at most 2 MiB)
+//! Each runs under the latest limits (V3: a frame's memory is at most 1 MiB)
 //! unless its name ends in `_v2` (V2's 16 MiB, for chains that keep it).
 //!
 //! - `touch_pages`: grow memory to its cap and write one byte per 4 KiB.
-//! - `chase_16mib_v2`, `chase_2mib`, `chase_1mib`: pointer chases, every
+//! - `chase_16mib_v2`, `chase_2mib_v2`, `chase_1mib`: pointer chases, every
 //!   load dependent on the last (over 16 MiB, each a cache and TLB miss).
-//! - `touch_initial`: as many initial pages as allowed (32; 256 in
+//! - `touch_initial`: as many initial pages as allowed (16; 256 in
 //!   `touch_initial_v2`), one byte written per 4 KiB.
 //! - `touch_frames`: the same in every frame the transaction may open
 //!   (a re-entrant contract calling itself 63 times).
+//! - `int_add`, `int_mul`, `int_div`, `float_add`, `float_mul`,
+//!   `float_div`, `float_sqrt`, `float_convert`, `call_direct`,
+//!   `call_indirect`,
+//!   `memory_fill_64k`, `memory_copy_64k`, `host_gas_left`, `keccak_32`,
+//!   `keccak_128k`, `secp256k1_recover`, `storage_write_64k`,
+//!   `storage_read_64k`, `set_return_128k`: one instruction class or host
+//!   call repeated until 200 M gas runs out (`CLASS_CASES`).
 //! - `calls_LOCALS_x_CALLS`: LOCALS i64 locals all live across CALLS calls.
 //! - `straight_F_x_K`: F functions of K KiB of straight-line code each
 //!   (the per-byte cost; `straight_4_x_250` is about the largest module).
@@ -193,6 +200,8 @@ fn compile_child(name: &str) {
     let vm: Vm<MemoryWorld> = match Vm::new(VmConfig {
         epoch_ticker: false,
         limits: stele_vm::VmLimits::V1,
+        // V1 frames may outgrow the resident pages V5 prices memory for.
+        gas: stele_vm::GasSchedule::V4,
         ..VmConfig::default()
     }) {
         Ok(vm) => vm,
@@ -329,11 +338,155 @@ fn touch_initial(pages: u64) -> String {
     )
 }
 
+/// Host imports the instruction-class cases use.
+const CLASS_IMPORTS: &str = r#"
+  (import "stele" "gas_left" (func $gas_left (result i64)))
+  (import "stele" "keccak256" (func $keccak (param i32 i32 i32)))
+  (import "stele" "secp256k1_recover" (func $recover (param i32 i32 i32) (result i32)))
+  (import "stele" "storage_write" (func $write (param i32 i32 i32 i32)))
+  (import "stele" "storage_read" (func $read (param i32 i32 i32 i32) (result i64)))
+  (import "stele" "set_return" (func $set_return (param i32 i32)))"#;
+
+/// One instruction class or host call at a time, repeated until the gas
+/// runs out: `(name, body of the loop)`. Memory is 16 pages (1 MiB), the
+/// table holds `$nop`, locals `$i` (i32), `$x` (i64), `$f` (f64).
+const CLASS_CASES: &[(&str, &str)] = &[
+    // A dependent chain of 64-bit divisions (the slowest integer op).
+    (
+        "int_div",
+        "(local.set $x (i64.div_u (i64.const -1) (i64.or (local.get $x) (i64.const 3))))",
+    ),
+    (
+        "float_sqrt",
+        "(local.set $f (f64.sqrt (f64.add (local.get $f) (f64.const 1))))",
+    ),
+    // Dependent chains of one operator each (NaN canonicalization follows
+    // every float result).
+    (
+        "int_add",
+        "(local.set $x (i64.add (local.get $x) (i64.const 3)))",
+    ),
+    (
+        "int_mul",
+        "(local.set $x (i64.mul (local.get $x) (i64.const 3)))",
+    ),
+    (
+        "float_add",
+        "(local.set $f (f64.add (local.get $f) (f64.const 1.5)))",
+    ),
+    (
+        "float_mul",
+        "(local.set $f (f64.mul (local.get $f) (f64.const 1.0000001)))",
+    ),
+    (
+        "float_div",
+        "(local.set $f (f64.div (local.get $f) (f64.const 1.0000001)))",
+    ),
+    (
+        "float_convert",
+        "(local.set $f (f64.convert_i64_s (i64.trunc_sat_f64_s (f64.add (local.get $f) (f64.const 1.5)))))",
+    ),
+    ("call_direct", "(call $nop)"),
+    ("call_indirect", "(call_indirect (type $v) (i32.const 0))"),
+    (
+        "memory_fill_64k",
+        "(memory.fill (i32.const 0) (local.get $i) (i32.const 65536))",
+    ),
+    (
+        "memory_copy_64k",
+        "(memory.copy (i32.const 0) (i32.const 65536) (i32.const 65536))",
+    ),
+    ("host_gas_left", "(drop (call $gas_left))"),
+    (
+        "keccak_32",
+        "(call $keccak (i32.const 0) (i32.const 32) (i32.const 0))",
+    ),
+    (
+        "keccak_128k",
+        "(call $keccak (i32.const 0) (i32.const 131072) (i32.const 0))",
+    ),
+    // A signature that recovers (r is a valid x coordinate): full work.
+    (
+        "secp256k1_recover",
+        "(drop (call $recover (i32.const 0) (i32.const 32) (i32.const 200)))",
+    ),
+    // 64 KiB values under ever new keys.
+    (
+        "storage_write_64k",
+        "(i32.store (i32.const 300) (local.get $i)) (local.set $i (i32.add (local.get $i) (i32.const 1))) (call $write (i32.const 300) (i32.const 4) (i32.const 65536) (i32.const 65536))",
+    ),
+    (
+        "storage_read_64k",
+        "(drop (call $read (i32.const 300) (i32.const 4) (i32.const 65536) (i32.const 65536)))",
+    ),
+    (
+        "set_return_128k",
+        "(call $set_return (i32.const 0) (i32.const 131072))",
+    ),
+];
+
+/// The module of one [`CLASS_CASES`] entry: `run` writes one 64 KiB value
+/// (for the read case), then repeats `body` until the gas runs out.
+fn class_case(body: &str) -> String {
+    format!(
+        r#"(module {CLASS_IMPORTS}
+  (type $v (func))
+  (memory (export "memory") 16)
+  (table 1 funcref)
+  (elem (i32.const 0) $nop)
+  ;; A digest, then a signature whose r (the generator's x) is on the
+  ;; curve, with s = 1 and recovery id 0.
+  (data (i32.const 0) "\11\22\33\44\55\66\77\88\99\aa\bb\cc\dd\ee\ff\01\11\22\33\44\55\66\77\88\99\aa\bb\cc\dd\ee\ff\01")
+  (data (i32.const 32) "\79\be\66\7e\f9\dc\bb\ac\55\a0\62\95\ce\87\0b\07\02\9b\fc\db\2d\ce\28\d9\59\f2\81\5b\16\f8\17\98")
+  (data (i32.const 64) "\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\01\00")
+  (func $nop)
+  (func (export "run") (local $i i32) (local $x i64) (local $f f64)
+    (call $write (i32.const 300) (i32.const 4) (i32.const 65536) (i32.const 65536))
+    (loop $l {body} (br $l))))"#
+    )
+}
+
+/// Every frame a transaction can nest, each with `pages` initial pages
+/// written one byte per 4 KiB: run once on a fresh VM, so every frame's
+/// pool slot is cold (its pages fault in), as an attacker can arrange by
+/// spreading calls over many modules.
+fn touch_initial_frames(pages: u64) -> String {
+    let bytes = pages * 65_536;
+    format!(
+        r#"(module
+  (import "stele" "self_address" (func $self (param i32)))
+  (import "stele" "call" (func $call (param i32 i32 i32 i32 i32 i32 i64) (result i32)))
+  (memory (export "memory") {pages})
+  (data (i32.const 100) "run")
+  (func (export "run") (local $p i32)
+    (local.set $p (i32.const 4096))
+    (loop $l
+      (i32.store8 (local.get $p) (i32.const 1))
+      (local.set $p (i32.add (local.get $p) (i32.const 4096)))
+      (br_if $l (i32.lt_u (local.get $p) (i32.const {bytes}))))
+    (call $self (i32.const 0))
+    (drop (call $call (i32.const 0) (i32.const 100) (i32.const 3) (i32.const 0) (i32.const 0)
+                      (i32.const 200) (i64.const 0))))
+  (@custom "stele_reentrant" ""))"#
+    )
+}
+
 /// Runs `method` of `wat` `runs` times on fresh executions under `limits`;
 /// prints gas, ns and ns per gas.
 fn exec_case(name: &str, limits: VmLimits, wat: &str, method: &str, runs: u32) {
+    exec_case_gas(name, limits, wat, method, runs, 2_000_000_000);
+}
+
+/// [`exec_case`] with `gas_limit` for each execution.
+fn exec_case_gas(name: &str, limits: VmLimits, wat: &str, method: &str, runs: u32, gas_limit: u64) {
     let vm: Vm<MemoryWorld> = match Vm::new(VmConfig {
         epoch_ticker: false,
+        // Limits that allow more than the resident pages run with V4, the
+        // last schedule that prices fresh pages.
+        gas: match stele_vm::GasSchedule::LATEST.check_limits(&limits) {
+            Ok(()) => stele_vm::GasSchedule::LATEST,
+            Err(_) => stele_vm::GasSchedule::V4,
+        },
         limits,
         ..VmConfig::default()
     }) {
@@ -366,7 +519,7 @@ fn exec_case(name: &str, limits: VmLimits, wat: &str, method: &str, runs: u32) {
     let mut status = String::new();
     let started = Instant::now();
     for _ in 0..runs {
-        let (out, _) = vm.execute(&ctx(), call, 2_000_000_000, world.clone());
+        let (out, _) = vm.execute(&ctx(), call, gas_limit, world.clone());
         match out {
             Ok(o) => {
                 gas = o.gas_used;
@@ -403,7 +556,7 @@ fn exec_cases(wanted: &[&String]) {
     }
     for (name, limits, pages) in [
         ("chase_16mib_v2", &VmLimits::V2, 256),
-        ("chase_2mib", &latest, 32),
+        ("chase_2mib_v2", &VmLimits::V2, 32),
         ("chase_1mib", &latest, 16),
     ] {
         if run(name) {
@@ -416,6 +569,27 @@ fn exec_cases(wanted: &[&String]) {
     ] {
         if run(name) {
             exec_case(name, limits.clone(), TOUCH, "touch_frames", 3);
+        }
+    }
+    for (name, limits) in [
+        ("touch_initial_frames_cold", &latest),
+        ("touch_initial_frames_cold_v2", &VmLimits::V2),
+    ] {
+        if run(name) {
+            let wat = touch_initial_frames(limits.memory_pages_max.min(32));
+            exec_case(name, limits.clone(), &wat, "run", 1);
+        }
+    }
+    for (name, body) in CLASS_CASES {
+        if run(name) {
+            exec_case_gas(
+                name,
+                latest.clone(),
+                &class_case(body),
+                "run",
+                3,
+                200_000_000,
+            );
         }
     }
 }

@@ -136,6 +136,8 @@ pub enum VmError {
     World(#[from] WorldError),
     #[error("wasmtime engine setup failed: {0}")]
     Engine(String),
+    #[error("VM configuration: {0}")]
+    Config(String),
     #[error("instantiation failed outside the contract's control: {0}")]
     Instantiate(String),
     #[error("code stored for a contract does not match its hash or fails validation")]

@@ -53,8 +53,18 @@ pub struct GasSchedule {
     pub op_call_indirect: u8,
     /// Integer division and remainder.
     pub op_int_div: u8,
+    /// Integer multiplication (counted under [`Metering::Instrumented`];
+    /// the wasmtime-fuel schedules charge every plain operator 1).
+    pub op_int_mul: u8,
     /// Float division and square root.
     pub op_float_div_sqrt: u8,
+    /// Every other float operator that yields a float or converts one
+    /// (arithmetic, min/max, rounding, conversions, promotion, truncation
+    /// to integers): each result goes through NaN canonicalization, so a
+    /// dependent chain costs far more than integer code. Sign operations
+    /// (`abs`, `neg`, `copysign`), comparisons and reinterpretations stay
+    /// plain. Counted under [`Metering::Instrumented`] like `op_int_mul`.
+    pub op_float: u8,
     /// `memory.grow`, flat part.
     pub op_memory_grow: u8,
     /// `memory.grow`, per page requested.
@@ -111,6 +121,13 @@ pub struct GasSchedule {
     /// touching it (16 page faults and zeroing, ~25 us on the reference
     /// VM), paid whether or not the code touches it (from V4; 0 before).
     pub memory_page: u64,
+    /// `memory_page` is the price of a page the node keeps resident (the
+    /// zeroing before its slot is reused), not of a fresh one's first
+    /// touch, so this schedule may run only with limits that keep a
+    /// frame's memory within [`RESIDENT_PAGES`](crate::vm::RESIDENT_PAGES)
+    /// (`VmLimits::V3` and later; from V5). [`GasSchedule::check_limits`]
+    /// says whether a pair fits.
+    pub memory_resident_only: bool,
     /// A cross-contract call, flat (plus `instantiate_*`).
     pub call_base: u64,
     /// Deploying code from a contract or a transaction, flat.
@@ -139,7 +156,9 @@ impl GasSchedule {
         op_call: 4,
         op_call_indirect: 6,
         op_int_div: 4,
+        op_int_mul: 1,
         op_float_div_sqrt: 6,
+        op_float: 1,
         op_memory_grow: 100,
         memory_grow_per_page: 200,
         memory_bulk_per_byte: 1,
@@ -164,6 +183,7 @@ impl GasSchedule {
         instantiate_data_byte: 1,
         instantiate_page: 500,
         memory_page: 0,
+        memory_resident_only: false,
         call_base: 10_000,
         deploy_base: 100_000,
         deploy_code_byte: 40,
@@ -186,7 +206,9 @@ impl GasSchedule {
         op_call: 96,
         op_call_indirect: 112,
         op_int_div: 8,
+        op_int_mul: 1,
         op_float_div_sqrt: 12,
+        op_float: 1,
         op_memory_grow: 255,
         memory_grow_per_page: 255,
         memory_bulk_per_byte: 1,
@@ -211,6 +233,7 @@ impl GasSchedule {
         instantiate_data_byte: 1,
         instantiate_page: 500,
         memory_page: 0,
+        memory_resident_only: false,
         call_base: 10_000,
         deploy_base: 1_000_000,
         deploy_code_byte: 3_000,
@@ -269,9 +292,33 @@ impl GasSchedule {
     /// a unit on the reference machine), ~400 M for that module, which
     /// brings the worst compile to ~1.7 ns per gas. An example contract
     /// (9 000-15 000 units) pays ~1-1.5 M more.
+    ///
+    /// It also prices the operators whose time a dependent chain exposes
+    /// (the adversarial benchmark's instruction classes): a float result
+    /// (canonicalized) took ~5-8 ns per gas at 1 fuel, integer division
+    /// ~2.4 at 8, multiplication ~1.3 at 1, where integer addition takes
+    /// ~0.25. V5 charges 16 fuel (two gas) for float arithmetic and
+    /// conversions, 48 for float division and square root, 24 for integer
+    /// division and remainder and 4 for integer multiplication: ~1-1.3 ns
+    /// per gas for each chain.
+    ///
+    /// And memory is priced for frames that fit the pages the node keeps
+    /// resident (`VmLimits::V3`: at most 16), which take no page faults:
+    /// an initial page costs 2 500 instead of 500 (the node zeroes the
+    /// pages an instance dirtied before its slot is used again, ~45 us for
+    /// 16 pages written through, ~2.5 ns per gas at 500), and a grown page
+    /// 5 000 instead of 30 000 (~5 us each). It runs only with such limits
+    /// ([`GasSchedule::check_limits`]).
     pub const V5: GasSchedule = GasSchedule {
         version: 5,
         deploy_complexity_unit: 100,
+        op_int_mul: 4,
+        op_int_div: 24,
+        op_float: 16,
+        op_float_div_sqrt: 48,
+        instantiate_page: 2_500,
+        memory_page: 5_000,
+        memory_resident_only: true,
         ..GasSchedule::V4
     };
 
@@ -294,6 +341,22 @@ impl GasSchedule {
             .iter()
             .find(|g| g.version == version)
             .cloned()
+    }
+
+    /// Whether this schedule prices memory right for `limits`: one whose
+    /// page price assumes resident pages needs frames of at most
+    /// [`RESIDENT_PAGES`](crate::vm::RESIDENT_PAGES).
+    pub fn check_limits(&self, limits: &crate::VmLimits) -> Result<(), String> {
+        if self.memory_resident_only && limits.memory_pages_max > crate::vm::RESIDENT_PAGES {
+            return Err(format!(
+                "gas schedule {} prices memory for frames of at most {} pages, but VM limits {} allow {}",
+                self.version,
+                crate::vm::RESIDENT_PAGES,
+                limits.version,
+                limits.memory_pages_max
+            ));
+        }
+        Ok(())
     }
 
     /// The wasmtime fuel table for Wasm operators under this schedule.
@@ -352,6 +415,51 @@ impl GasSchedule {
             Operator::F32Div | Operator::F64Div | Operator::F32Sqrt | Operator::F64Sqrt => {
                 self.op_float_div_sqrt
             }
+            Operator::I32Mul | Operator::I64Mul => self.op_int_mul,
+            Operator::F32Add
+            | Operator::F32Sub
+            | Operator::F32Mul
+            | Operator::F32Min
+            | Operator::F32Max
+            | Operator::F32Ceil
+            | Operator::F32Floor
+            | Operator::F32Trunc
+            | Operator::F32Nearest
+            | Operator::F64Add
+            | Operator::F64Sub
+            | Operator::F64Mul
+            | Operator::F64Min
+            | Operator::F64Max
+            | Operator::F64Ceil
+            | Operator::F64Floor
+            | Operator::F64Trunc
+            | Operator::F64Nearest
+            | Operator::F32ConvertI32S
+            | Operator::F32ConvertI32U
+            | Operator::F32ConvertI64S
+            | Operator::F32ConvertI64U
+            | Operator::F64ConvertI32S
+            | Operator::F64ConvertI32U
+            | Operator::F64ConvertI64S
+            | Operator::F64ConvertI64U
+            | Operator::F32DemoteF64
+            | Operator::F64PromoteF32
+            | Operator::I32TruncF32S
+            | Operator::I32TruncF32U
+            | Operator::I32TruncF64S
+            | Operator::I32TruncF64U
+            | Operator::I64TruncF32S
+            | Operator::I64TruncF32U
+            | Operator::I64TruncF64S
+            | Operator::I64TruncF64U
+            | Operator::I32TruncSatF32S
+            | Operator::I32TruncSatF32U
+            | Operator::I32TruncSatF64S
+            | Operator::I32TruncSatF64U
+            | Operator::I64TruncSatF32S
+            | Operator::I64TruncSatF32U
+            | Operator::I64TruncSatF64S
+            | Operator::I64TruncSatF64U => self.op_float,
             Operator::MemoryGrow { .. } => self.op_memory_grow,
             _ => 1,
         };

@@ -182,15 +182,15 @@ impl VmLimits {
     };
 
     /// The limits of protocol version 3: V2's, with a frame's linear memory
-    /// capped at 32 pages (2 MiB) instead of 256 (16 MiB). A load costs the
+    /// capped at 16 pages (1 MiB) instead of 256 (16 MiB). A load costs the
     /// same gas wherever it lands, but the time it takes grows with the
     /// memory it ranges over: a chain of dependent loads that misses every
-    /// cache ran at ~55 ns per gas over 16 MiB and ~13 over 2 MiB on the
-    /// reference machine (docs/benchmarks.md). 2 MiB holds a Rust
-    /// contract's 1 MiB stack and as much again for data and heap.
+    /// cache ran at ~56 ns per gas over 16 MiB, ~11 over 2 MiB and ~4 over
+    /// 1 MiB on the reference machine (docs/benchmarks.md). The SDK's
+    /// contracts (built with a 256 KiB stack) start at 5 pages.
     pub const V3: VmLimits = VmLimits {
         version: 3,
-        memory_pages_max: 32,
+        memory_pages_max: 16,
         ..VmLimits::V2
     };
 

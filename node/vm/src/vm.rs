@@ -73,6 +73,14 @@ pub struct VmConfig {
     /// the wall-clock backstop of `Vm::query`. Without it, queries run on
     /// the block engine, bounded by their gas cap only.
     pub epoch_ticker: bool,
+    /// Whether to fault in the first [`RESIDENT_PAGES`] of every pool slot
+    /// when an engine is built, so no instance ever takes a page fault
+    /// there (the slot keeps them, zeroing instead of releasing them; see
+    /// [`warm_slots`]). Gas schedules from V5 price those pages as
+    /// resident; without this a first use of each slot takes ~40 us a page.
+    /// Costs `pool_instances_max` MiB of memory per engine, for good.
+    /// Node-local: results and gas do not depend on it.
+    pub warm_slots: bool,
 }
 
 impl Default for VmConfig {
@@ -85,6 +93,7 @@ impl Default for VmConfig {
             artifact_dir: None,
             pool_instances_max: 256,
             epoch_ticker: true,
+            warm_slots: true,
         }
     }
 }
@@ -198,6 +207,66 @@ pub fn engine_config(config: &VmConfig) -> Config {
     c
 }
 
+/// Faults in the first [`RESIDENT_PAGES`] of every slot of `engine`'s
+/// instance pool: instantiates a module with that much memory in each slot
+/// at once (live instances never share a slot), writes every page, and
+/// drops them. The pool then zeroes those pages in place when a slot is
+/// freed (`linear_memory_keep_resident`) instead of returning them to the
+/// kernel, so they stay resident for every later instance of any module.
+/// Pages a module's data image maps are the exception: they fault in again
+/// from the image, paid by `GasSchedule::instantiate_data_byte`.
+pub fn warm_slots(engine: &Engine, config: &VmConfig) -> Result<(), VmError> {
+    use wasm_encoder::{
+        CodeSection, ExportKind, ExportSection, Function, FunctionSection, Instruction,
+        MemorySection, MemoryType, Module as Encoded, TypeSection,
+    };
+    let bytes = RESIDENT_PAGES * PAGE_BYTES;
+    let mut module = Encoded::new();
+    let mut types = TypeSection::new();
+    types.ty().function([], []);
+    module.section(&types);
+    let mut functions = FunctionSection::new();
+    functions.function(0);
+    module.section(&functions);
+    let mut memories = MemorySection::new();
+    memories.memory(MemoryType {
+        minimum: RESIDENT_PAGES,
+        maximum: None,
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    });
+    module.section(&memories);
+    let mut exports = ExportSection::new();
+    exports.export("touch", ExportKind::Func, 0);
+    module.section(&exports);
+    let mut code = CodeSection::new();
+    let mut touch = Function::new([]);
+    touch
+        .instruction(&Instruction::I32Const(0))
+        .instruction(&Instruction::I32Const(1))
+        .instruction(&Instruction::I32Const(bytes as i32))
+        .instruction(&Instruction::MemoryFill(0))
+        .instruction(&Instruction::End);
+    code.function(&touch);
+    module.section(&code);
+    let warm_err = |e: wasmtime::Error| VmError::Engine(format!("warming the instance pool: {e}"));
+    let module = Module::new(engine, module.finish()).map_err(warm_err)?;
+    let mut store = wasmtime::Store::new(engine, ());
+    if config.gas.metering == Metering::WasmtimeFuel {
+        store.set_fuel(u64::MAX).map_err(warm_err)?;
+    }
+    store.set_epoch_deadline(u64::from(u32::MAX));
+    for _ in 0..config.pool_instances_max {
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).map_err(warm_err)?;
+        instance
+            .get_typed_func::<(), ()>(&mut store, "touch")
+            .and_then(|f| f.call(&mut store, ()))
+            .map_err(warm_err)?;
+    }
+    Ok(())
+}
+
 /// The configuration of the engine for read-only queries: the block
 /// engine's plus epoch interruption, the wall-clock backstop of
 /// [`Vm::query`](crate::Vm::query). Gas is metered exactly as in blocks;
@@ -211,6 +280,10 @@ pub fn query_engine_config(config: &VmConfig) -> Config {
 impl<W: World + 'static> Vm<W> {
     /// A VM with `config`.
     pub fn new(config: VmConfig) -> Result<Self, VmError> {
+        config
+            .gas
+            .check_limits(&config.limits)
+            .map_err(VmError::Config)?;
         let shared = Arc::new(Shared::new(&config, engine_config(&config))?);
         let stop = Arc::new(AtomicBool::new(false));
         let (query_shared, ticker) = if config.epoch_ticker {
@@ -297,6 +370,9 @@ fn engine_key(engine: &Engine, config: &VmConfig) -> Hash {
 impl<W: World + 'static> Shared<W> {
     fn new(config: &VmConfig, engine_config: Config) -> Result<Self, VmError> {
         let engine = Engine::new(&engine_config).map_err(|e| VmError::Engine(e.to_string()))?;
+        if config.warm_slots {
+            warm_slots(&engine, config)?;
+        }
         let mut linker = Linker::new(&engine);
         crate::host::link(&mut linker).map_err(|e| VmError::Engine(e.to_string()))?;
         let disk = match &config.artifact_dir {

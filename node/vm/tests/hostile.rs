@@ -25,6 +25,7 @@ fn run_deterministic_under(
 ) -> Outcome {
     let vm = || {
         stele_vm::Vm::new(stele_vm::VmConfig {
+            gas: gas_for(&limits),
             limits: limits.clone(),
             ..config()
         })
@@ -39,6 +40,16 @@ fn run_deterministic_under(
     assert_eq!(a, b, "repeated run differs");
     assert_eq!(a, c, "fresh engine differs");
     a
+}
+
+/// The latest gas schedule that runs with `limits` (V4 for limits whose
+/// frames may outgrow the resident pages V5's memory prices assume).
+fn gas_for(limits: &VmLimits) -> stele_vm::GasSchedule {
+    let latest = stele_vm::GasSchedule::LATEST;
+    match latest.check_limits(limits) {
+        Ok(()) => latest,
+        Err(_) => stele_vm::GasSchedule::V4,
+    }
 }
 
 fn deploy_error(wat_or_wasm: &[u8]) -> ValidationError {
@@ -94,18 +105,18 @@ fn memory_grow_past_the_cap_fails_the_same_way_every_time() {
         assert_eq!(out.status, ExecStatus::Success, "{out:?}");
         let pages = u32::from_le_bytes(out.output[..4].try_into().unwrap());
         assert_eq!(u64::from(pages), VmLimits::LATEST.memory_pages_max);
-        assert_eq!(pages, 32);
+        assert_eq!(pages, 16);
         // Chains on V2 keep their 256 pages.
         let out = run_deterministic_under(VmLimits::V2, wat, "run", &[], 50_000_000);
         let pages = u32::from_le_bytes(out.output[..4].try_into().unwrap());
         assert_eq!(pages, 256);
-        let just_over = wasm(r#"(module (memory (export "memory") 33))"#);
+        let just_over = wasm(r#"(module (memory (export "memory") 17))"#);
         assert!(matches!(
             deploy_error(&just_over),
             ValidationError::MemoryTooLarge {
                 what: "initial size",
-                pages: 33,
-                max: 32
+                pages: 17,
+                max: 16
             }
         ));
 
@@ -507,6 +518,7 @@ fn sequential_call_loop_is_capped_per_transaction_without_exhausting_the_node() 
 /// bounds to instantiation.
 fn vm_v1() -> stele_vm::Vm<MemoryWorld> {
     stele_vm::Vm::new(stele_vm::VmConfig {
+        gas: gas_for(&VmLimits::V1),
         limits: VmLimits::V1,
         ..config()
     })
@@ -733,7 +745,7 @@ fn the_frames_of_one_transaction_share_a_memory_cap() {
     (call $set_return (i32.const 200) (i32.add (i32.const 1) (call $result_len))))
   (@custom "stele_reentrant" ""))"#
         );
-        // V2's frames may hold 16 MiB each; V3's hold at most 2 MiB, so
+        // V2's frames may hold 16 MiB each; V3's hold at most 1 MiB, so
         // its call depth and frame count bind before this cap.
         let out = run_deterministic_under(VmLimits::V2, &wat, "run", &[], 2_000_000_000);
         assert_eq!(out.status, ExecStatus::Success, "{:?}", out.failure);

@@ -19,12 +19,15 @@ use stele_types::Hash;
 use thiserror::Error;
 
 /// Flags every contract build passes to rustc (docs/vm.md: the VM accepts
-/// the lime1 feature set only).
+/// the lime1 feature set only, and a frame's memory is at most 1 MiB, so
+/// the stack gets 256 KiB instead of the linker's default 1 MiB).
 pub const WASM_RUSTFLAGS: &[&str] = &[
     "-C",
     "target-cpu=mvp",
     "-C",
     "target-feature=+bulk-memory,+multivalue,+sign-ext,+nontrapping-fptoint",
+    "-C",
+    "link-arg=-zstack-size=262144",
 ];
 
 /// How to build.
