@@ -1479,3 +1479,98 @@ async fn views_iterate_one_version_while_blocks_commit() {
     let ((), heights) = tokio::join!(committer, viewer);
     assert!(heights.windows(2).all(|w| w[0] <= w[1]), "{heights:?}");
 }
+
+/// A TCP connection to `addr` from the loopback address `source`
+/// (127.0.0.0/8 is all loopback, so each is another client address).
+async fn connect_from(source: [u8; 4], addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((source, 0).into()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Reads until the server closes the connection (or resets it), within
+/// `within`; what was read.
+async fn read_until_closed(s: &mut tokio::net::TcpStream, within: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(within, s.read_to_end(&mut out)).await;
+    assert!(read.is_ok(), "still open after {within:?}");
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_from_one_address_cannot_lock_out_others() {
+    // 40 slots in all, 32 per address: before the per-address cap, 40 idle
+    // connections from one address took every slot.
+    let node = TestNode::start(RpcConfig {
+        connections_max: 40,
+        connections_per_ip_max: 32,
+        request_header_timeout_ms: 1_000,
+        ..RpcConfig::default()
+    })
+    .await;
+    let addr = node.server.local_addr();
+    let mut idle = Vec::new();
+    for _ in 0..32 {
+        idle.push(connect_from([127, 0, 0, 1], addr).await);
+    }
+    // The 33rd to 40th from the same address are refused at once, with 429.
+    let started = std::time::Instant::now();
+    for _ in 32..40 {
+        let mut s = connect_from([127, 0, 0, 1], addr).await;
+        let answer = read_until_closed(&mut s, Duration::from_secs(2)).await;
+        assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+        assert!(answer.ends_with("too many open connections from this address"));
+    }
+    assert!(started.elapsed() < Duration::from_millis(900));
+    let metrics = node.server.metrics();
+    assert_eq!(metrics.connections_refused_per_ip.load(Ordering::Relaxed), 8);
+    // Another address is served meanwhile.
+    let mut other = connect_from([127, 0, 0, 2], addr).await;
+    use tokio::io::AsyncWriteExt;
+    other
+        .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut other, Duration::from_secs(2)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The silent connections are closed at the header timeout, and their
+    // address is served again.
+    for mut s in idle {
+        let answer = read_until_closed(&mut s, Duration::from_secs(3)).await;
+        assert_eq!(answer, "");
+    }
+    let client = Client::connect(&node.http()).await.unwrap();
+    assert_eq!(client.get_status().await.unwrap().height, 0);
+    assert_eq!(metrics.connections_refused.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_are_closed_and_live_websockets_are_not() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = TestNode::start(RpcConfig {
+        idle_timeout_ms: 800,
+        ws_ping_interval_ms: 200,
+        ..RpcConfig::default()
+    })
+    .await;
+    let addr = node.server.local_addr();
+    // One answered request on a keep-alive connection, then silence.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let answered = std::time::Instant::now();
+    let rest = read_until_closed(&mut s, Duration::from_secs(3)).await;
+    assert_eq!(rest, "");
+    let after = answered.elapsed();
+    assert!(after >= Duration::from_millis(700), "closed after {after:?}");
+    // A WebSocket client answers the server's pings and stays connected
+    // well past the idle timeout.
+    let ws = Client::connect(&node.ws()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    assert_eq!(ws.get_status().await.unwrap().height, 0);
+}

@@ -22,6 +22,20 @@ pub struct RpcConfig {
     pub batch_max: u32,
     /// Most open connections.
     pub connections_max: u32,
+    /// Most open connections from one IP address, checked before a slot of
+    /// `connections_max` is taken; beyond, a new connection gets HTTP 429
+    /// and is closed.
+    pub connections_per_ip_max: u32,
+    /// Time a new connection has to deliver its first complete request
+    /// head; then it is closed.
+    pub request_header_timeout_ms: u64,
+    /// An HTTP connection with no request in flight and nothing written
+    /// for this long is closed; so is a WebSocket connection from which
+    /// nothing (not even a pong) was read for this long.
+    pub idle_timeout_ms: u64,
+    /// Interval of the server's WebSocket pings (below `idle_timeout_ms`,
+    /// so a live client's pongs keep its connection).
+    pub ws_ping_interval_ms: u64,
     /// Most subscriptions on one WebSocket connection.
     pub subscriptions_per_connection_max: u32,
     /// Sustained requests per second from one IP address.
@@ -69,6 +83,10 @@ impl Default for RpcConfig {
             response_bytes_max: 16 << 20,
             batch_max: 32,
             connections_max: 512,
+            connections_per_ip_max: 32,
+            request_header_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            ws_ping_interval_ms: 20_000,
             subscriptions_per_connection_max: 64,
             rate_per_ip_per_s: 200,
             rate_burst: 400,
@@ -105,6 +123,10 @@ pub enum RpcConfigError {
         "rpc.response_bytes_max ({got}) must be at least {min}, so that one transaction, receipt or event always fits in an answer"
     )]
     ResponseTooSmall { got: u32, min: u32 },
+    #[error(
+        "rpc.ws_ping_interval_ms ({ping}) must be below rpc.idle_timeout_ms ({idle}), or live WebSocket clients would be closed as idle"
+    )]
+    PingInterval { ping: u64, idle: u64 },
     #[error("rpc.cors_origins entry {0:?} is not \"*\" or an http(s) origin")]
     CorsOrigin(String),
 }
@@ -116,6 +138,13 @@ impl RpcConfig {
             ("body_bytes_max", u64::from(self.body_bytes_max)),
             ("response_bytes_max", u64::from(self.response_bytes_max)),
             ("connections_max", u64::from(self.connections_max)),
+            (
+                "connections_per_ip_max",
+                u64::from(self.connections_per_ip_max),
+            ),
+            ("request_header_timeout_ms", self.request_header_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("ws_ping_interval_ms", self.ws_ping_interval_ms),
             (
                 "subscriptions_per_connection_max",
                 u64::from(self.subscriptions_per_connection_max),
@@ -162,6 +191,12 @@ impl RpcConfig {
             return Err(RpcConfigError::ReadBurst {
                 burst: self.read_bytes_burst,
                 body: self.body_bytes_max,
+            });
+        }
+        if self.ws_ping_interval_ms >= self.idle_timeout_ms {
+            return Err(RpcConfigError::PingInterval {
+                ping: self.ws_ping_interval_ms,
+                idle: self.idle_timeout_ms,
             });
         }
         for origin in &self.cors_origins {

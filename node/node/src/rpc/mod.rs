@@ -8,6 +8,7 @@
 //! never on the tokio runtime.
 
 mod config;
+mod conn;
 mod errors;
 mod estimate;
 mod events;

@@ -7,21 +7,22 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::http::{self, HeaderValue, Method, StatusCode, header};
 use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
 use jsonrpsee::server::{
-    BatchRequestConfig, HttpBody, Methods, Server, ServerConfig, ServerHandle,
+    BatchRequestConfig, HttpBody, Methods, PingConfig, Server, ServerConfig, ServerHandle,
     serve_with_graceful_shutdown, stop_channel,
 };
 use stele_client::api::SteleApiServer;
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tower::Service;
 
 use super::config::{RpcConfig, RpcConfigError};
+use super::conn::{Activity, ConnLimits, Refusal, Watched};
 use super::handlers::Handler;
 use super::pool::ExecPool;
 use super::rate::{RateLimiter, Throttled};
@@ -79,6 +80,9 @@ pub struct RpcMetrics {
     pub rate_limited: AtomicU64,
     /// Connections refused because `connections_max` were open.
     pub connections_refused: AtomicU64,
+    /// Connections refused because their address had
+    /// `connections_per_ip_max` open.
+    pub connections_refused_per_ip: AtomicU64,
     /// Open WebSocket subscriptions.
     pub active_subscriptions: AtomicU64,
     /// HTTP requests (including WebSocket upgrades and health checks).
@@ -92,6 +96,7 @@ impl RpcMetrics {
             errors: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            connections_refused_per_ip: AtomicU64::new(0),
             active_subscriptions: AtomicU64::new(0),
             http_requests: AtomicU64::new(0),
         }
@@ -204,6 +209,12 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
         .max_connections(config.connections_max)
         .max_subscriptions_per_connection(config.subscriptions_per_connection_max)
         .set_batch_request_config(batch)
+        .enable_ws_ping(
+            PingConfig::new()
+                .ping_interval(Duration::from_millis(config.ws_ping_interval_ms))
+                .inactive_limit(Duration::from_millis(config.idle_timeout_ms))
+                .max_failures(1),
+        )
         .build();
     let ws_limit = WsLimitLayer {
         limiter,
@@ -215,7 +226,12 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
         .to_service_builder();
     let (stop_handle, handle) = stop_channel();
     let (done_tx, accept_done) = watch::channel(false);
-    let connections = Arc::new(Semaphore::new(config.connections_max as usize));
+    let connections = Arc::new(ConnLimits::new(
+        config.connections_max,
+        config.connections_per_ip_max,
+    ));
+    let header_timeout = Duration::from_millis(config.request_header_timeout_ms);
+    let idle_timeout = Duration::from_millis(config.idle_timeout_ms);
 
     tokio::spawn(async move {
         loop {
@@ -229,13 +245,20 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
                 },
                 _ = stop_handle.clone().shutdown() => break,
             };
-            let Ok(permit) = connections.clone().try_acquire_owned() else {
-                front
-                    .metrics
-                    .connections_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                drop(socket);
-                continue;
+            let slot = match connections.admit(remote.ip()) {
+                Ok(slot) => slot,
+                Err(refusal) => {
+                    let counter = match refusal {
+                        Refusal::PerIp => &front.metrics.connections_refused_per_ip,
+                        Refusal::Full => &front.metrics.connections_refused,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    // Best effort and never waited for: a fresh socket's
+                    // send buffer is empty, so the answer fits.
+                    let _ = socket.try_write(refusal.response());
+                    drop(socket);
+                    continue;
+                }
             };
             // Replies and notifications are small writes: without this,
             // Nagle holds each one until the client's delayed ACK of the
@@ -244,12 +267,17 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
             if let Err(e) = socket.set_nodelay(true) {
                 tracing::debug!(error = %e, %remote, "rpc: cannot set TCP_NODELAY");
             }
+            let socket = Throttled::new(socket, remote.ip(), read_limiter.clone());
+            // The slot lives in the socket: a WebSocket keeps it after the
+            // HTTP connection below has handed the socket over.
+            let (socket, activity) = Watched::new(socket, slot, header_timeout, idle_timeout);
             let front = front.clone();
             let builder = builder.clone();
             let methods = methods.clone();
             let stop = stop_handle.clone();
             let svc = tower::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let front = front.clone();
+                let activity = activity.clone();
                 let rpc = builder.clone().build(methods.clone(), stop.clone());
                 // A concrete error type (not a boxed trait object) keeps
                 // the connection future provably `Send` for every lifetime.
@@ -257,19 +285,17 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
                     Box<dyn Future<Output = Result<HttpResponse, std::io::Error>> + Send>,
                 > = Box::pin(async move {
                     front
-                        .serve(remote, req, rpc)
+                        .serve(remote, req, rpc, &activity)
                         .await
                         .map_err(|e| std::io::Error::other(e.to_string()))
                 });
                 fut
             });
             let shutdown = stop_handle.clone().shutdown();
-            let socket = Throttled::new(socket, remote.ip(), read_limiter.clone());
             tokio::spawn(async move {
                 if let Err(e) = serve_with_graceful_shutdown(socket, svc, shutdown).await {
                     tracing::debug!(error = %e, %remote, "rpc: connection ended");
                 }
-                drop(permit);
             });
         }
         let _ = done_tx.send(true);
@@ -288,10 +314,12 @@ impl Front {
         remote: SocketAddr,
         mut req: http::Request<hyper::body::Incoming>,
         mut rpc: S,
+        activity: &Arc<Activity>,
     ) -> Result<HttpResponse, BoxError>
     where
         S: Service<http::Request<hyper::body::Incoming>, Response = HttpResponse, Error = BoxError>,
     {
+        let _in_flight = activity.request();
         self.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
         if !self.limiter.allow(remote.ip(), Instant::now()) {
             self.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -340,15 +368,20 @@ impl Front {
                 r
             }
             _ => {
-                if jsonrpsee::server::ws::is_upgrade_request(&req) {
+                let upgrade = jsonrpsee::server::ws::is_upgrade_request(&req);
+                if upgrade {
                     // Every call on the connection takes a token too.
                     req.extensions_mut().insert(WsClientIp(remote.ip()));
                 }
                 // No `?`: the boxed error passes through unchanged.
-                match rpc.call(req).await {
+                let r = match rpc.call(req).await {
                     Ok(r) => r,
                     Err(e) => return Err(e),
+                };
+                if upgrade && r.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    activity.upgraded();
                 }
+                r
             }
         };
         if let Some(value) = allow_origin {
