@@ -297,17 +297,37 @@ impl<'a> BlockReader<'a> {
 
     /// A block with its receipts and certificate.
     pub fn committed(&self, height: u64) -> Result<Option<CommittedBlock>, StoreError> {
+        Ok(self.committed_sized(height)?.map(|(b, _)| b))
+    }
+
+    /// [`BlockReader::committed`] with the bytes it takes in the store
+    /// (block, receipts and certificate encoded), a measure of the memory
+    /// the decoded block holds.
+    pub fn committed_sized(
+        &self,
+        height: u64,
+    ) -> Result<Option<(CommittedBlock, usize)>, StoreError> {
+        let key = height.to_be_bytes();
         let (Some(block), Some(receipts), Some(certificate)) = (
-            self.block(height)?,
-            self.receipts(height)?,
-            self.certificate(height)?,
+            self.get(CF_BLOCKS, &key)?,
+            self.get(CF_RECEIPTS, &key)?,
+            self.get(CF_CERTS, &key)?,
         ) else {
             return Ok(None);
         };
-        Ok(Some(CommittedBlock {
-            block,
-            receipts,
-            certificate,
-        }))
+        let bytes = block.len() + receipts.len() + certificate.len();
+        let corrupt = |what| {
+            move |source| StoreError::Corrupt {
+                what,
+                height,
+                source,
+            }
+        };
+        let committed = CommittedBlock {
+            block: decode(&block, &self.limits).map_err(corrupt("block"))?,
+            receipts: decode_receipts(&receipts, &self.limits).map_err(corrupt("receipts"))?,
+            certificate: decode(&certificate, &self.limits).map_err(corrupt("certificate"))?,
+        };
+        Ok(Some((committed, bytes)))
     }
 }

@@ -1524,7 +1524,10 @@ async fn idle_connections_from_one_address_cannot_lock_out_others() {
     }
     assert!(started.elapsed() < Duration::from_millis(900));
     let metrics = node.server.metrics();
-    assert_eq!(metrics.connections_refused_per_ip.load(Ordering::Relaxed), 8);
+    assert_eq!(
+        metrics.connections_refused_per_ip.load(Ordering::Relaxed),
+        8
+    );
     // Another address is served meanwhile.
     let mut other = connect_from([127, 0, 0, 2], addr).await;
     use tokio::io::AsyncWriteExt;
@@ -1567,10 +1570,80 @@ async fn idle_keep_alive_connections_are_closed_and_live_websockets_are_not() {
     let rest = read_until_closed(&mut s, Duration::from_secs(3)).await;
     assert_eq!(rest, "");
     let after = answered.elapsed();
-    assert!(after >= Duration::from_millis(700), "closed after {after:?}");
+    assert!(
+        after >= Duration::from_millis(700),
+        "closed after {after:?}"
+    );
     // A WebSocket client answers the server's pings and stays connected
     // well past the idle timeout.
     let ws = Client::connect(&node.ws()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2_000)).await;
     assert_eq!(ws.get_status().await.unwrap().height, 0);
+}
+
+/// A JSON-RPC POST of `body` from the loopback address `source`, on its
+/// own connection; the JSON answer.
+async fn post(source: [u8; 4], addr: std::net::SocketAddr, body: &str) -> serde_json::Value {
+    use tokio::io::AsyncWriteExt;
+    let mut s = connect_from(source, addr).await;
+    let request = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let text = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    let (head, answer) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(answer).unwrap()
+}
+
+fn error_code(answer: &serde_json::Value) -> Option<i64> {
+    answer["error"]["code"].as_i64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_of_an_http_batch_pays_and_event_scans_pay_by_range() {
+    let node = TestNode::start(RpcConfig {
+        rate_per_ip_per_s: 1,
+        rate_burst: 20,
+        ..RpcConfig::default()
+    })
+    .await;
+    let addr = node.server.local_addr();
+    // 20 tokens: the request takes one at the door, which pays the first
+    // call; 19 more calls pass and the last 3 of 23 are refused in place.
+    let calls: Vec<String> = (0..23)
+        .map(|i| format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"get_status","params":[]}}"#))
+        .collect();
+    let answer = post([127, 0, 0, 1], addr, &format!("[{}]", calls.join(","))).await;
+    let answers = answer.as_array().unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(answers.len(), 23);
+    let limited: Vec<i64> = answers
+        .iter()
+        .filter(|a| error_code(a) == Some(i64::from(codes::RATE_LIMITED)))
+        .map(|a| a["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(limited, vec![20, 21, 22], "{answer}");
+    assert_eq!(
+        node.server.metrics().rate_limited.load(Ordering::Relaxed),
+        3
+    );
+
+    // From another address (a full bucket): a scan of 1 000 blocks costs
+    // 11 tokens (1 + 1 per 100 blocks), so of 20 tokens one such call
+    // passes (the range is above the chain: it is refused, but after
+    // paying) and a second is rate limited, while a cheap call still
+    // passes.
+    let scan = r#"{"jsonrpc":"2.0","id":1,"method":"get_events","params":[{"contract":null,"topics":[]},1,1000,10]}"#;
+    let a = post([127, 0, 0, 2], addr, scan).await;
+    assert_eq!(
+        error_code(&a),
+        Some(i64::from(codes::HEIGHT_UNAVAILABLE)),
+        "{a}"
+    );
+    let a = post([127, 0, 0, 2], addr, scan).await;
+    assert_eq!(error_code(&a), Some(i64::from(codes::RATE_LIMITED)), "{a}");
+    let status = r#"{"jsonrpc":"2.0","id":1,"method":"get_status","params":[]}"#;
+    let a = post([127, 0, 0, 2], addr, status).await;
+    assert_eq!(a["result"]["chain_id"], 4242, "{a}");
 }

@@ -38,6 +38,15 @@ pub struct RpcConfig {
     pub ws_ping_interval_ms: u64,
     /// Most subscriptions on one WebSocket connection.
     pub subscriptions_per_connection_max: u32,
+    /// Messages (answers and notifications) queued for one WebSocket
+    /// connection; beyond, its subscriptions wait (and fall behind).
+    pub ws_buffer_messages_max: u32,
+    /// Stored bytes of missed blocks a lagging subscription reads ahead
+    /// from the store at a time (at least one block is read).
+    pub subscription_backlog_bytes_max: usize,
+    /// Blocks a subscriber may fall behind the newest; beyond, the
+    /// subscription ends with an error notification.
+    pub subscription_lag_blocks_max: u64,
     /// Sustained requests per second from one IP address.
     pub rate_per_ip_per_s: u32,
     /// Requests an idle IP address may send at once.
@@ -65,6 +74,12 @@ pub struct RpcConfig {
     /// Views and simulations waiting for a thread; beyond, calls fail with
     /// `BUSY`.
     pub exec_queue_max: usize,
+    /// Threads reading the block store for `get_events` scans, blocks,
+    /// transactions, receipts and subscription backlogs.
+    pub read_threads: usize,
+    /// Block-store reads waiting for a thread; beyond, calls fail with
+    /// `BUSY`.
+    pub read_queue_max: usize,
     /// Longest `wait_for_receipt`.
     pub wait_for_receipt_timeout_ms_max: u64,
     /// Largest `list_storage` page.
@@ -88,6 +103,9 @@ impl Default for RpcConfig {
             idle_timeout_ms: 60_000,
             ws_ping_interval_ms: 20_000,
             subscriptions_per_connection_max: 64,
+            ws_buffer_messages_max: 256,
+            subscription_backlog_bytes_max: 4 << 20,
+            subscription_lag_blocks_max: 1_024,
             rate_per_ip_per_s: 200,
             rate_burst: 400,
             rate_ips_max: 10_000,
@@ -98,6 +116,8 @@ impl Default for RpcConfig {
             exec_timeout_ms: 2_000,
             exec_threads: 2,
             exec_queue_max: 64,
+            read_threads: 2,
+            read_queue_max: 64,
             wait_for_receipt_timeout_ms_max: 60_000,
             list_storage_limit_max: 256,
             events_blocks_max: 10_000,
@@ -155,6 +175,20 @@ impl RpcConfig {
             ("exec_timeout_ms", self.exec_timeout_ms),
             ("exec_threads", self.exec_threads as u64),
             ("exec_queue_max", self.exec_queue_max as u64),
+            ("read_threads", self.read_threads as u64),
+            ("read_queue_max", self.read_queue_max as u64),
+            (
+                "ws_buffer_messages_max",
+                u64::from(self.ws_buffer_messages_max),
+            ),
+            (
+                "subscription_backlog_bytes_max",
+                self.subscription_backlog_bytes_max as u64,
+            ),
+            (
+                "subscription_lag_blocks_max",
+                self.subscription_lag_blocks_max,
+            ),
             (
                 "wait_for_receipt_timeout_ms_max",
                 self.wait_for_receipt_timeout_ms_max,

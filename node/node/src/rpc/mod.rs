@@ -12,6 +12,7 @@ mod conn;
 mod errors;
 mod estimate;
 mod events;
+mod feed;
 mod handlers;
 mod pool;
 mod rate;

@@ -26,7 +26,7 @@ use super::conn::{Activity, ConnLimits, Refusal, Watched};
 use super::handlers::Handler;
 use super::pool::ExecPool;
 use super::rate::{RateLimiter, Throttled};
-use super::ws_limit::{WsClientIp, WsLimitLayer};
+use super::ws_limit::{ClientIp, CostModel, WsLimitLayer};
 use super::{NodeStatus, RpcContext};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -45,6 +45,9 @@ pub enum RpcError {
     #[error("cannot start the execution threads: {0}")]
     Threads(std::io::Error),
 }
+
+/// Stack of the block-read threads (decoding only, no contract code).
+const READ_THREAD_STACK_BYTES: usize = 4 << 20;
 
 /// Every method name, for the per-method counters.
 pub(crate) const METHODS: [&str; 19] = [
@@ -85,6 +88,8 @@ pub struct RpcMetrics {
     pub connections_refused_per_ip: AtomicU64,
     /// Open WebSocket subscriptions.
     pub active_subscriptions: AtomicU64,
+    /// Subscriptions ended because the subscriber fell too far behind.
+    pub subscriptions_lagged: AtomicU64,
     /// HTTP requests (including WebSocket upgrades and health checks).
     pub http_requests: AtomicU64,
 }
@@ -98,6 +103,7 @@ impl RpcMetrics {
             connections_refused: AtomicU64::new(0),
             connections_refused_per_ip: AtomicU64::new(0),
             active_subscriptions: AtomicU64::new(0),
+            subscriptions_lagged: AtomicU64::new(0),
             http_requests: AtomicU64::new(0),
         }
     }
@@ -179,6 +185,12 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
         stele_vm::EXEC_THREAD_STACK_BYTES,
     )
     .map_err(RpcError::Threads)?;
+    let reads = ExecPool::new(
+        config.read_threads,
+        config.read_queue_max,
+        READ_THREAD_STACK_BYTES,
+    )
+    .map_err(RpcError::Threads)?;
     let limiter = Arc::new(RateLimiter::new(
         config.rate_per_ip_per_s,
         config.rate_burst,
@@ -196,7 +208,20 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
         cors_origins: config.cors_origins.clone(),
         status: ctx.status.clone(),
     });
-    let handler = Handler::new(config.clone(), ctx, metrics.clone(), pool);
+    let latest = Arc::new(AtomicU64::new(
+        ctx.state
+            .read()
+            .ok()
+            .and_then(|s| s.latest_version())
+            .unwrap_or(0),
+    ));
+    let costs = Arc::new(CostModel {
+        latest: latest.clone(),
+        events_blocks_max: config.events_blocks_max,
+        cost_max: config.rate_burst,
+    });
+    let mut commits = ctx.commits.subscribe();
+    let handler = Handler::new(config.clone(), ctx, metrics.clone(), pool, reads);
     let methods: Methods = handler.into_rpc().into();
 
     let batch = match config.batch_max {
@@ -208,6 +233,7 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
         .max_response_body_size(config.response_bytes_max)
         .max_connections(config.connections_max)
         .max_subscriptions_per_connection(config.subscriptions_per_connection_max)
+        .set_message_buffer_capacity(config.ws_buffer_messages_max)
         .set_batch_request_config(batch)
         .enable_ws_ping(
             PingConfig::new()
@@ -219,6 +245,7 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
     let ws_limit = WsLimitLayer {
         limiter,
         metrics: metrics.clone(),
+        costs,
     };
     let builder = Server::builder()
         .set_config(server_config)
@@ -226,6 +253,23 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
         .to_service_builder();
     let (stop_handle, handle) = stop_channel();
     let (done_tx, accept_done) = watch::channel(false);
+    // The latest height, for pricing `get_events` calls without a lock.
+    let stopped = stop_handle.clone().shutdown();
+    tokio::spawn(async move {
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                b = commits.recv() => match b {
+                    Ok(b) => {
+                        latest.fetch_max(b.block.header.height, Ordering::Relaxed);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = &mut stopped => return,
+            }
+        }
+    });
     let connections = Arc::new(ConnLimits::new(
         config.connections_max,
         config.connections_per_ip_max,
@@ -369,10 +413,12 @@ impl Front {
             }
             _ => {
                 let upgrade = jsonrpsee::server::ws::is_upgrade_request(&req);
-                if upgrade {
-                    // Every call on the connection takes a token too.
-                    req.extensions_mut().insert(WsClientIp(remote.ip()));
-                }
+                // Every call takes its cost in tokens; an HTTP request's
+                // token at the door pays one of them.
+                req.extensions_mut().insert(ClientIp {
+                    ip: remote.ip(),
+                    prepaid: u32::from(!upgrade),
+                });
                 // No `?`: the boxed error passes through unchanged.
                 let r = match rpc.call(req).await {
                     Ok(r) => r,
