@@ -1647,3 +1647,142 @@ async fn every_call_of_an_http_batch_pays_and_event_scans_pay_by_range() {
     let a = post([127, 0, 0, 2], addr, status).await;
     assert_eq!(a["result"]["chain_id"], 4242, "{a}");
 }
+
+/// A minimal WebSocket client on a socket with a small receive buffer, so
+/// that a test can stop reading and have the server notice soon.
+struct RawWs {
+    s: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawWs {
+    async fn connect(addr: std::net::SocketAddr) -> RawWs {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut s = socket.connect(addr).await.unwrap();
+        s.write_all(
+            b"GET / HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut buf = Vec::new();
+        let head_end = loop {
+            let mut chunk = [0u8; 1024];
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed during the handshake");
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        assert!(buf.starts_with(b"HTTP/1.1 101"));
+        buf.drain(..head_end);
+        RawWs { s, buf }
+    }
+
+    /// Sends a text frame (masked with a zero key, as a client must mask).
+    async fn send(&mut self, text: &str) {
+        use tokio::io::AsyncWriteExt;
+        let mut frame = vec![0x81u8];
+        let len = text.len();
+        assert!(len < 65_536);
+        if len < 126 {
+            frame.push(0x80 | len as u8);
+        } else {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        frame.extend_from_slice(&[0; 4]);
+        frame.extend_from_slice(text.as_bytes());
+        self.s.write_all(&frame).await.unwrap();
+    }
+
+    /// The next text message (pings and other control frames skipped);
+    /// `None` when the connection ends.
+    async fn next_text(&mut self) -> Option<String> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if let Some((opcode, payload, used)) = parse_frame(&self.buf) {
+                self.buf.drain(..used);
+                match opcode {
+                    1 => return Some(String::from_utf8(payload).unwrap()),
+                    8 => return None,
+                    _ => continue,
+                }
+            }
+            let mut chunk = [0u8; 65_536];
+            match self.s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
+/// (opcode, payload, bytes used) of a whole unmasked frame at the start of
+/// `buf`.
+fn parse_frame(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
+    let opcode = buf.first()? & 0x0f;
+    let (len, at) = match buf.get(1)? & 0x7f {
+        126 => (
+            u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize,
+            4,
+        ),
+        127 => (
+            u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize,
+            10,
+        ),
+        n => (n as usize, 2),
+    };
+    let payload = buf.get(at..at + len)?.to_vec();
+    Some((opcode, payload, at + len))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_too_far_behind_is_dropped_with_the_reason() {
+    let node = TestNode::start(RpcConfig {
+        ws_buffer_messages_max: 4,
+        send_buffer_bytes: 16 << 10,
+        subscription_lag_blocks_max: 8,
+        ..RpcConfig::default()
+    })
+    .await;
+    let mut ws = RawWs::connect(node.server.local_addr()).await;
+    ws.send(r#"{"jsonrpc":"2.0","id":1,"method":"subscribe_new_blocks","params":[]}"#)
+        .await;
+    let subscribed = ws.next_text().await.unwrap();
+    assert!(subscribed.contains("\"result\""), "{subscribed}");
+    // The subscriber stops reading while blocks commit: the socket's
+    // buffers fill, then the connection's queue, then the subscription
+    // falls behind the commits channel, more than 8 blocks.
+    for _ in 0..300 {
+        node.commit().await;
+    }
+    let metrics = node.server.metrics();
+    let mut heights = Vec::new();
+    let reason = loop {
+        let text = tokio::time::timeout(Duration::from_secs(10), ws.next_text())
+            .await
+            .unwrap_or_else(|_| panic!("no reason after {heights:?}"))
+            .unwrap_or_else(|| panic!("closed without a reason after {heights:?}"));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if let Some(e) = v["params"]["error"].as_str() {
+            break e.to_string();
+        }
+        heights.push(v["params"]["result"]["header"]["height"].as_u64().unwrap());
+    };
+    assert!(reason.contains("blocks behind the chain"), "{reason}");
+    // What it got before was in order and without a gap.
+    assert!(!heights.is_empty());
+    assert!(heights.windows(2).all(|w| w[1] == w[0] + 1), "{heights:?}");
+    assert!(*heights.last().unwrap() < 300);
+    assert_eq!(metrics.subscriptions_lagged.load(Ordering::Relaxed), 1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(metrics.active_subscriptions.load(Ordering::Relaxed), 0);
+    // The connection stays usable: the client may subscribe again.
+    ws.send(r#"{"jsonrpc":"2.0","id":2,"method":"get_status","params":[]}"#)
+        .await;
+    let status = ws.next_text().await.unwrap();
+    assert!(status.contains("\"height\":300"), "{status}");
+}

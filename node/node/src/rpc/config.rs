@@ -41,6 +41,11 @@ pub struct RpcConfig {
     /// Messages (answers and notifications) queued for one WebSocket
     /// connection; beyond, its subscriptions wait (and fall behind).
     pub ws_buffer_messages_max: u32,
+    /// The kernel send buffer of each connection (`SO_SNDBUF`; Linux
+    /// doubles it), which bounds what a client that stops reading pins in
+    /// kernel memory and how soon its subscriptions fall behind; 0 keeps
+    /// the OS default (autotuned, up to 4 MiB on Linux).
+    pub send_buffer_bytes: usize,
     /// Stored bytes of missed blocks a lagging subscription reads ahead
     /// from the store at a time (at least one block is read).
     pub subscription_backlog_bytes_max: usize,
@@ -104,6 +109,7 @@ impl Default for RpcConfig {
             ws_ping_interval_ms: 20_000,
             subscriptions_per_connection_max: 64,
             ws_buffer_messages_max: 256,
+            send_buffer_bytes: 0,
             subscription_backlog_bytes_max: 4 << 20,
             subscription_lag_blocks_max: 1_024,
             rate_per_ip_per_s: 200,

@@ -276,6 +276,7 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
     ));
     let header_timeout = Duration::from_millis(config.request_header_timeout_ms);
     let idle_timeout = Duration::from_millis(config.idle_timeout_ms);
+    let send_buffer_bytes = config.send_buffer_bytes;
 
     tokio::spawn(async move {
         loop {
@@ -310,6 +311,12 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
             // latency at low load.
             if let Err(e) = socket.set_nodelay(true) {
                 tracing::debug!(error = %e, %remote, "rpc: cannot set TCP_NODELAY");
+            }
+            if send_buffer_bytes > 0
+                && let Err(e) =
+                    socket2::SockRef::from(&socket).set_send_buffer_size(send_buffer_bytes)
+            {
+                tracing::debug!(error = %e, %remote, "rpc: cannot set SO_SNDBUF");
             }
             let socket = Throttled::new(socket, remote.ip(), read_limiter.clone());
             // The slot lives in the socket: a WebSocket keeps it after the
