@@ -164,8 +164,8 @@ impl Handler {
     }
 
     fn header(&self, height: u64) -> RpcResult<Option<BlockHeader>> {
-        let state = self.state()?;
-        Ok(BlockReader::new(&state)
+        let view = self.view()?;
+        Ok(BlockReader::from_view(&view)
             .block(height)
             .map_err(internal)?
             .map(|b| b.header))
