@@ -1786,3 +1786,46 @@ async fn a_subscriber_too_far_behind_is_dropped_with_the_reason() {
     let status = ws.next_text().await.unwrap();
     assert!(status.contains("\"height\":300"), "{status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_needs_peers_and_a_height_close_to_theirs() {
+    let node = TestNode::start(RpcConfig {
+        health_lag_blocks_max: 16,
+        ..RpcConfig::default()
+    })
+    .await;
+    let addr = node.server.local_addr();
+    let health = || async {
+        http(
+            addr,
+            "GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".into(),
+        )
+        .await
+    };
+    for _ in 0..3 {
+        node.commit().await;
+    }
+    let (head, body) = health().await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(body, "ok");
+    // Four validators: with itself, two peers make a quorum by count.
+    node.status.peers.store(1, Ordering::Relaxed);
+    let (head, body) = health().await;
+    assert!(head.starts_with("http/1.1 503"), "{head}");
+    assert_eq!(body, "too few peers: 1 connected, 2 needed");
+    node.status.peers.store(0, Ordering::Relaxed);
+    assert!(health().await.0.starts_with("http/1.1 503"));
+    node.status.peers.store(2, Ordering::Relaxed);
+    assert!(health().await.0.starts_with("http/1.1 200"));
+    // 180 blocks behind what the peers committed, though not syncing.
+    node.status.peer_height.store(183, Ordering::Relaxed);
+    let (head, body) = health().await;
+    assert!(head.starts_with("http/1.1 503"), "{head}");
+    assert_eq!(
+        body,
+        "behind: committed height 3, peers at 183 (more than 16 blocks)"
+    );
+    // Within the allowed lag.
+    node.status.peer_height.store(19, Ordering::Relaxed);
+    assert!(health().await.0.starts_with("http/1.1 200"));
+}

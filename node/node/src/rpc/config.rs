@@ -66,6 +66,10 @@ pub struct RpcConfig {
     /// Bytes an idle address may send at once (at least `body_bytes_max`,
     /// so one largest request always passes unthrottled).
     pub read_bytes_burst: u32,
+    /// `/health` answers 503 while the node's committed height is more
+    /// than this many blocks below the highest height it has learnt of
+    /// from its peers.
+    pub health_lag_blocks_max: u64,
     /// Origins allowed by CORS (`"*"` for any); empty disables CORS.
     pub cors_origins: Vec<String>,
     /// Gas cap of `call_view`, `simulate_transaction` and `estimate_gas`
@@ -117,6 +121,7 @@ impl Default for RpcConfig {
             rate_ips_max: 10_000,
             read_bytes_per_ip_per_s: 4 << 20,
             read_bytes_burst: 8 << 20,
+            health_lag_blocks_max: 16,
             cors_origins: Vec::new(),
             view_gas_max: 1_000_000_000,
             exec_timeout_ms: 2_000,

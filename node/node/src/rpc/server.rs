@@ -163,6 +163,9 @@ struct Front {
     cors_any: bool,
     cors_origins: Vec<String>,
     status: Arc<dyn NodeStatus>,
+    /// Peers `/health` requires.
+    health_peers_min: u64,
+    health_lag_blocks_max: u64,
 }
 
 /// Starts the server on `config.listen`.
@@ -207,6 +210,8 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
         cors_any: config.cors_origins.iter().any(|o| o == "*"),
         cors_origins: config.cors_origins.clone(),
         status: ctx.status.clone(),
+        health_peers_min: health_peers_min(ctx.validators.len()),
+        health_lag_blocks_max: config.health_lag_blocks_max,
     });
     let latest = Arc::new(AtomicU64::new(
         ctx.state
@@ -382,13 +387,10 @@ impl Front {
         let origin = req.headers().get(header::ORIGIN).cloned();
         let allow_origin = origin.as_ref().and_then(|o| self.cors_allow(o));
         let mut response = match (req.method(), req.uri().path()) {
-            (&Method::GET, "/health") => {
-                if self.status.status().syncing {
-                    plain(StatusCode::SERVICE_UNAVAILABLE, "syncing")
-                } else {
-                    plain(StatusCode::OK, "ok")
-                }
-            }
+            (&Method::GET, "/health") => match self.unready() {
+                Some(why) => plain(StatusCode::SERVICE_UNAVAILABLE, why),
+                None => plain(StatusCode::OK, "ok"),
+            },
             (&Method::GET, "/status") => {
                 let body = serde_json::to_string(&self.status.status())
                     .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
@@ -448,6 +450,30 @@ impl Front {
         Ok(response)
     }
 
+    /// Why the node should not take traffic now, if it should not: it is
+    /// syncing, has too few peers to follow the chain, or is too far
+    /// behind what its peers committed.
+    fn unready(&self) -> Option<String> {
+        let status = self.status.status();
+        if status.syncing {
+            return Some("syncing".to_string());
+        }
+        if status.peers_connected < self.health_peers_min {
+            return Some(format!(
+                "too few peers: {} connected, {} needed",
+                status.peers_connected, self.health_peers_min
+            ));
+        }
+        let peers_at = self.status.peer_height()?;
+        if peers_at.saturating_sub(status.height) > self.health_lag_blocks_max {
+            return Some(format!(
+                "behind: committed height {}, peers at {peers_at} (more than {} blocks)",
+                status.height, self.health_lag_blocks_max
+            ));
+        }
+        None
+    }
+
     /// The `Access-Control-Allow-Origin` value for a request from `origin`.
     fn cors_allow(&self, origin: &HeaderValue) -> Option<HeaderValue> {
         if self.cors_any {
@@ -459,6 +485,17 @@ impl Front {
             .any(|allowed| allowed == o)
             .then(|| origin.clone())
     }
+}
+
+/// Peers a node of a set of `validators` needs to count as ready: 2f (with
+/// itself, enough validators by count for a quorum), at least one when it
+/// is not alone; none for a single validator.
+fn health_peers_min(validators: usize) -> u64 {
+    if validators <= 1 {
+        return 0;
+    }
+    let f = (validators - 1) / 3;
+    (2 * f).max(1) as u64
 }
 
 fn plain(status: StatusCode, body: impl Into<String>) -> HttpResponse {
