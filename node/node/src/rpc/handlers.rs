@@ -9,7 +9,7 @@ use jsonrpsee::core::{RpcResult, SubscriptionResult, async_trait};
 use jsonrpsee::{PendingSubscriptionSink, SubscriptionSink};
 use serde::Serialize;
 use stele_client::api::*;
-use stele_state::{CommittedView, State};
+use stele_state::{CommittedView, State, StateRead};
 use stele_types::proof::{Namespace, StateKey};
 use stele_types::{
     Address, BlockHeader, ExecStatus, Hash, Limits, SignedTransaction, Transaction, TxPayload,
@@ -749,13 +749,15 @@ impl SteleApiServer for Handler {
     async fn get_contract(&self, address: Address) -> RpcResult<ContractInfo> {
         let result = (|| {
             let (height, base) = self.latest_base()?;
-            let account = StateWorld::new(base).account(&address).map_err(internal)?;
+            let account = StateWorld::new(base.clone())
+                .account(&address)
+                .map_err(internal)?;
             let code_hash = account
                 .code_hash
                 .ok_or_else(|| not_found(format_args!("contract at {address}")))?;
-            let code = self
-                .state()?
-                .get(&code_key(&code_hash), height)
+            // Through the same view: no lock, the same version.
+            let code = base
+                .read(&code_key(&code_hash))
                 .map_err(internal)?
                 .ok_or_else(|| internal(format!("code {code_hash} of {address} is missing")))?;
             let abi_raw = custom_section(&code, "stele_abi");
@@ -774,9 +776,8 @@ impl SteleApiServer for Handler {
 
     async fn get_code(&self, code_hash: Hash) -> RpcResult<Bytes> {
         let result = (|| {
-            let height = self.latest()?;
-            self.state()?
-                .get(&code_key(&code_hash), height)
+            let view = self.view()?;
+            view.get(&code_key(&code_hash))
                 .map_err(internal)?
                 .map(Bytes)
                 .ok_or_else(|| not_found(format_args!("code {code_hash}")))
@@ -791,7 +792,7 @@ impl SteleApiServer for Handler {
         key: Bytes,
         height: Option<u64>,
     ) -> RpcResult<StorageProof> {
-        let result = (|| {
+        let result = async {
             if key.0.is_empty() || key.0.len() > STORAGE_KEY_BYTES_MAX {
                 return Err(invalid(format!(
                     "storage keys are 1 to {STORAGE_KEY_BYTES_MAX} bytes, got {}",
@@ -805,25 +806,34 @@ impl SteleApiServer for Handler {
                     "the genesis state (height 0) has no certified header; ask for height 1 or later",
                 ));
             }
-            let state = self.state()?;
-            let (value, proof) = state
+            // The proof walks the tree at `height` under the state lock
+            // (one bounded path); the block is read through a view.
+            let (value, proof) = self
+                .state()?
                 .prove(&StateKey::storage(&contract, key.0.clone()), height)
                 .map_err(internal)?;
-            let reader = BlockReader::new(&state);
-            let b = reader
-                .committed(height)
-                .map_err(internal)?
-                .ok_or_else(|| not_found(format_args!("block at height {height}")))?;
+            let (header, certificate) = self
+                .read(move |reader| {
+                    let missing = || not_found(format_args!("block at height {height}"));
+                    let header = reader.block(height).map_err(internal)?.ok_or_else(missing)?;
+                    let certificate = reader
+                        .certificate(height)
+                        .map_err(internal)?
+                        .ok_or_else(missing)?;
+                    Ok((header.header, certificate))
+                })
+                .await?;
             let proof = StorageProof {
                 contract,
                 key,
                 value: value.map(Bytes),
                 proof,
-                header: b.block.header,
-                certificate: b.certificate,
+                header,
+                certificate,
             };
             self.whole(proof, || "the storage proof".into())
-        })();
+        }
+        .await;
         self.track("get_storage_proof", result)
     }
 

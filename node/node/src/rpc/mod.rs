@@ -7,6 +7,7 @@
 //! other work, and contract code runs only on the bounded execution pool,
 //! never on the tokio runtime.
 
+mod call_limit;
 mod config;
 mod conn;
 mod errors;
@@ -18,7 +19,6 @@ mod pool;
 mod rate;
 mod server;
 mod size;
-mod ws_limit;
 
 use std::sync::Arc;
 

@@ -21,12 +21,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::Service;
 
+use super::call_limit::{CallLimitLayer, ClientIp, CostModel};
 use super::config::{RpcConfig, RpcConfigError};
 use super::conn::{Activity, ConnLimits, Refusal, Watched};
 use super::handlers::Handler;
 use super::pool::ExecPool;
 use super::rate::{RateLimiter, Throttled};
-use super::ws_limit::{ClientIp, CostModel, WsLimitLayer};
 use super::{NodeStatus, RpcContext};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -247,14 +247,14 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
                 .max_failures(1),
         )
         .build();
-    let ws_limit = WsLimitLayer {
+    let call_limit = CallLimitLayer {
         limiter,
         metrics: metrics.clone(),
         costs,
     };
     let builder = Server::builder()
         .set_config(server_config)
-        .set_rpc_middleware(RpcServiceBuilder::new().layer(ws_limit))
+        .set_rpc_middleware(RpcServiceBuilder::new().layer(call_limit))
         .to_service_builder();
     let (stop_handle, handle) = stop_channel();
     let (done_tx, accept_done) = watch::channel(false);

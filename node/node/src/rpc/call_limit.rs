@@ -99,17 +99,17 @@ impl CostModel {
 }
 
 #[derive(Clone)]
-pub(crate) struct WsLimitLayer {
+pub(crate) struct CallLimitLayer {
     pub(crate) limiter: Arc<RateLimiter>,
     pub(crate) metrics: Arc<RpcMetrics>,
     pub(crate) costs: Arc<CostModel>,
 }
 
-impl<S> tower::Layer<S> for WsLimitLayer {
-    type Service = WsLimit<S>;
+impl<S> tower::Layer<S> for CallLimitLayer {
+    type Service = CallLimit<S>;
 
-    fn layer(&self, service: S) -> WsLimit<S> {
-        WsLimit {
+    fn layer(&self, service: S) -> CallLimit<S> {
+        CallLimit {
             service,
             limiter: self.limiter.clone(),
             metrics: self.metrics.clone(),
@@ -119,14 +119,14 @@ impl<S> tower::Layer<S> for WsLimitLayer {
 }
 
 #[derive(Clone)]
-pub(crate) struct WsLimit<S> {
+pub(crate) struct CallLimit<S> {
     service: S,
     limiter: Arc<RateLimiter>,
     metrics: Arc<RpcMetrics>,
     costs: Arc<CostModel>,
 }
 
-impl<S> WsLimit<S> {
+impl<S> CallLimit<S> {
     /// Takes `cost` tokens, less what was prepaid, for the client; false
     /// (and counted) if they are not there. Calls without a client address
     /// (none reach here today) pass.
@@ -152,7 +152,7 @@ fn limited(cost: u32) -> jsonrpsee::types::ErrorObjectOwned {
     )
 }
 
-impl<S> RpcServiceT for WsLimit<S>
+impl<S> RpcServiceT for CallLimit<S>
 where
     S: RpcServiceT<
             MethodResponse = MethodResponse,
