@@ -303,6 +303,7 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
                         Refusal::Full => &front.metrics.connections_refused,
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%remote, ?refusal, "rpc: connection refused");
                     // Best effort and never waited for: a fresh socket's
                     // send buffer is empty, so the answer fits.
                     let _ = socket.try_write(refusal.response());
