@@ -1559,7 +1559,7 @@ async fn idle_connections_from_one_address_cannot_lock_out_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_keep_alive_connections_are_closed_and_live_websockets_are_not() {
+async fn idle_keep_alive_connections_and_silent_websockets_are_closed_and_live_ones_are_not() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let node = TestNode::start(RpcConfig {
         idle_timeout_ms: 800,
@@ -1587,8 +1587,16 @@ async fn idle_keep_alive_connections_are_closed_and_live_websockets_are_not() {
     // A WebSocket client answers the server's pings and stays connected
     // well past the idle timeout.
     let ws = Client::connect(&node.ws()).await.unwrap();
+    // One that never answers (a dead peer, as far as the server can tell)
+    // is pinged, then closed.
+    let mut dead = RawWs::connect(addr).await;
+    let opened = std::time::Instant::now();
     tokio::time::sleep(Duration::from_millis(2_000)).await;
     assert_eq!(ws.get_status().await.unwrap().height, 0);
+    let next = tokio::time::timeout(Duration::from_secs(3), dead.next_text()).await;
+    assert_eq!(next.unwrap(), None, "a silent WebSocket is closed");
+    assert!(dead.pings > 0);
+    assert!(opened.elapsed() >= Duration::from_millis(700));
 }
 
 /// A JSON-RPC POST of `body` from the loopback address `source`, on its
@@ -1663,6 +1671,8 @@ async fn every_call_of_an_http_batch_pays_and_event_scans_pay_by_range() {
 struct RawWs {
     s: tokio::net::TcpStream,
     buf: Vec<u8>,
+    /// Pings received (never answered).
+    pings: usize,
 }
 
 impl RawWs {
@@ -1688,7 +1698,7 @@ impl RawWs {
         };
         assert!(buf.starts_with(b"HTTP/1.1 101"));
         buf.drain(..head_end);
-        RawWs { s, buf }
+        RawWs { s, buf, pings: 0 }
     }
 
     /// Sends a text frame (masked with a zero key, as a client must mask).
@@ -1718,8 +1728,10 @@ impl RawWs {
                 match opcode {
                     1 => return Some(String::from_utf8(payload).unwrap()),
                     8 => return None,
-                    _ => continue,
+                    9 => self.pings += 1,
+                    _ => {}
                 }
+                continue;
             }
             let mut chunk = [0u8; 65_536];
             match self.s.read(&mut chunk).await {
