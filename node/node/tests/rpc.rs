@@ -1505,7 +1505,8 @@ async fn idle_connections_from_one_address_cannot_lock_out_others() {
     let node = TestNode::start(RpcConfig {
         connections_max: 40,
         connections_per_ip_max: 32,
-        request_header_timeout_ms: 1_000,
+        // Long enough for the checks below on a loaded machine.
+        request_header_timeout_ms: 3_000,
         ..RpcConfig::default()
     })
     .await;
@@ -1522,7 +1523,7 @@ async fn idle_connections_from_one_address_cannot_lock_out_others() {
         assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
         assert!(answer.ends_with("too many open connections from this address"));
     }
-    assert!(started.elapsed() < Duration::from_millis(900));
+    assert!(started.elapsed() < Duration::from_millis(2_000));
     let metrics = node.server.metrics();
     assert_eq!(
         metrics.connections_refused_per_ip.load(Ordering::Relaxed),
@@ -1551,7 +1552,7 @@ async fn idle_connections_from_one_address_cannot_lock_out_others() {
     // The silent connections are closed at the header timeout, and their
     // address is served again.
     for mut s in idle {
-        let answer = read_until_closed(&mut s, Duration::from_secs(3)).await;
+        let answer = read_until_closed(&mut s, Duration::from_secs(6)).await;
         assert_eq!(answer, "");
     }
     let client = Client::connect(&node.http()).await.unwrap();
