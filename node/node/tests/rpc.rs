@@ -1648,12 +1648,12 @@ async fn every_call_of_an_http_batch_pays_and_event_scans_pay_by_range() {
         3
     );
 
-    // From another address (a full bucket): a scan of 1 000 blocks costs
-    // 11 tokens (1 + 1 per 100 blocks), so of 20 tokens one such call
+    // From another address (a full bucket): a scan of 1 500 blocks costs
+    // 16 tokens (1 + 1 per 100 blocks), so of 20 tokens one such call
     // passes (the range is above the chain: it is refused, but after
     // paying) and a second is rate limited, while a cheap call still
     // passes.
-    let scan = r#"{"jsonrpc":"2.0","id":1,"method":"get_events","params":[{"contract":null,"topics":[]},1,1000,10]}"#;
+    let scan = r#"{"jsonrpc":"2.0","id":1,"method":"get_events","params":[{"contract":null,"topics":[]},1,1500,10]}"#;
     let a = post([127, 0, 0, 2], addr, scan).await;
     assert_eq!(
         error_code(&a),
