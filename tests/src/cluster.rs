@@ -457,6 +457,9 @@ impl Cluster {
         );
         rpc.insert("connections_max".into(), 4096.into());
         // Every client is on loopback: one IP for the whole test.
+        if rpc.contains_key("connections_per_ip_max") {
+            rpc.insert("connections_per_ip_max".into(), 4096.into());
+        }
         if rpc.contains_key("read_bytes_per_ip_per_s") {
             rpc.insert("read_bytes_per_ip_per_s".into(), (256i64 << 20).into());
             rpc.insert("read_bytes_burst".into(), (512i64 << 20).into());

@@ -199,6 +199,9 @@ pub struct Shared {
     stable_seq: AtomicU64,
     view_changes: AtomicU64,
     syncing: AtomicBool,
+    /// The highest height a sync was asked to reach: what this node knows
+    /// its peers committed (`/health` compares it with `height`).
+    peer_height: AtomicU64,
     tx_arrived: Notify,
 }
 
@@ -326,6 +329,10 @@ impl crate::rpc::NodeStatus for Shared {
             mempool_bytes: bytes as u64,
         }
     }
+
+    fn peer_height(&self) -> Option<u64> {
+        Some(self.peer_height.load(Ordering::Relaxed))
+    }
 }
 
 /// A running validator.
@@ -447,6 +454,7 @@ impl Node {
             stable_seq: AtomicU64::new(0),
             view_changes: AtomicU64::new(0),
             syncing: AtomicBool::new(false),
+            peer_height: AtomicU64::new(0),
             tx_arrived: Notify::new(),
         });
 
@@ -1920,6 +1928,7 @@ impl Driver {
     /// the driver; a newer request supersedes this one.
     fn start_sync(&mut self, from: u64, to: u64) {
         self.shared.syncing.store(true, Ordering::Relaxed);
+        self.shared.peer_height.fetch_max(to, Ordering::Relaxed);
         if self.sync_running.load(Ordering::Relaxed) && from >= self.sync_from {
             // Extend the running sync instead of starting over: on a slow
             // network a restarted sync would never finish.

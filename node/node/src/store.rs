@@ -4,7 +4,7 @@
 //! leaves a block without its state or a state version without its block.
 
 use stele_state::rocksdb::WriteBatch;
-use stele_state::{PreparedCommit, State, StateError, WriteSet};
+use stele_state::{CommittedView, PreparedCommit, State, StateError, WriteSet};
 use stele_types::codec::{Decode, DecodeError, Encode, Reader, put_seq};
 use stele_types::{Block, CommitCertificate, Hash, Limits, Receipt, decode};
 use thiserror::Error;
@@ -177,9 +177,19 @@ fn put_block(
 }
 
 /// Read access to committed blocks.
+///
+/// Through a [`CommittedView`] ([`BlockReader::from_view`]) it reads the
+/// snapshot the view pinned and holds no lock: use that for anything that
+/// reads more than a block or two, so a commit never waits for it. Through
+/// a `&State` it borrows (usually) the state's read guard.
 pub struct BlockReader<'a> {
-    state: &'a State,
+    source: Source<'a>,
     limits: Limits,
+}
+
+enum Source<'a> {
+    State(&'a State),
+    View(&'a CommittedView),
 }
 
 impl std::fmt::Debug for BlockReader<'_> {
@@ -191,19 +201,36 @@ impl std::fmt::Debug for BlockReader<'_> {
 impl<'a> BlockReader<'a> {
     pub fn new(state: &'a State) -> Self {
         BlockReader {
-            state,
+            source: Source::State(state),
+            limits: storage_limits(),
+        }
+    }
+
+    /// A reader of the blocks committed up to `view`'s version, at its
+    /// snapshot, without the state's lock.
+    pub fn from_view(view: &'a CommittedView) -> Self {
+        BlockReader {
+            source: Source::View(view),
             limits: storage_limits(),
         }
     }
 
     fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let cf = self.state.column_family(cf)?;
-        Ok(self.state.db().get_cf(cf, key).map_err(StateError::from)?)
+        match self.source {
+            Source::State(state) => {
+                let cf = state.column_family(cf)?;
+                Ok(state.db().get_cf(cf, key).map_err(StateError::from)?)
+            }
+            Source::View(view) => Ok(view.get_cf(cf, key)?),
+        }
     }
 
     /// The latest committed block height (0 = genesis only).
     pub fn committed_height(&self) -> Option<u64> {
-        self.state.latest_version()
+        match self.source {
+            Source::State(state) => state.latest_version(),
+            Source::View(view) => Some(view.version()),
+        }
     }
 
     pub fn block(&self, height: u64) -> Result<Option<Block>, StoreError> {
@@ -270,17 +297,37 @@ impl<'a> BlockReader<'a> {
 
     /// A block with its receipts and certificate.
     pub fn committed(&self, height: u64) -> Result<Option<CommittedBlock>, StoreError> {
+        Ok(self.committed_sized(height)?.map(|(b, _)| b))
+    }
+
+    /// [`BlockReader::committed`] with the bytes it takes in the store
+    /// (block, receipts and certificate encoded), a measure of the memory
+    /// the decoded block holds.
+    pub fn committed_sized(
+        &self,
+        height: u64,
+    ) -> Result<Option<(CommittedBlock, usize)>, StoreError> {
+        let key = height.to_be_bytes();
         let (Some(block), Some(receipts), Some(certificate)) = (
-            self.block(height)?,
-            self.receipts(height)?,
-            self.certificate(height)?,
+            self.get(CF_BLOCKS, &key)?,
+            self.get(CF_RECEIPTS, &key)?,
+            self.get(CF_CERTS, &key)?,
         ) else {
             return Ok(None);
         };
-        Ok(Some(CommittedBlock {
-            block,
-            receipts,
-            certificate,
-        }))
+        let bytes = block.len() + receipts.len() + certificate.len();
+        let corrupt = |what| {
+            move |source| StoreError::Corrupt {
+                what,
+                height,
+                source,
+            }
+        };
+        let committed = CommittedBlock {
+            block: decode(&block, &self.limits).map_err(corrupt("block"))?,
+            receipts: decode_receipts(&receipts, &self.limits).map_err(corrupt("receipts"))?,
+            certificate: decode(&certificate, &self.limits).map_err(corrupt("certificate"))?,
+        };
+        Ok(Some((committed, bytes)))
     }
 }

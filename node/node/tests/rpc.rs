@@ -1479,3 +1479,376 @@ async fn views_iterate_one_version_while_blocks_commit() {
     let ((), heights) = tokio::join!(committer, viewer);
     assert!(heights.windows(2).all(|w| w[0] <= w[1]), "{heights:?}");
 }
+
+/// A TCP connection to `addr` from the loopback address `source`
+/// (127.0.0.0/8 is all loopback, so each is another client address).
+async fn connect_from(source: [u8; 4], addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((source, 0).into()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Reads until the server closes the connection (or resets it), within
+/// `within`; what was read.
+async fn read_until_closed(s: &mut tokio::net::TcpStream, within: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(within, s.read_to_end(&mut out)).await;
+    assert!(read.is_ok(), "still open after {within:?}");
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_from_one_address_cannot_lock_out_others() {
+    // 40 slots in all, 32 per address: before the per-address cap, 40 idle
+    // connections from one address took every slot.
+    let node = TestNode::start(RpcConfig {
+        connections_max: 40,
+        connections_per_ip_max: 32,
+        // Long enough for the checks below on a loaded machine.
+        request_header_timeout_ms: 3_000,
+        ..RpcConfig::default()
+    })
+    .await;
+    let addr = node.server.local_addr();
+    let mut idle = Vec::new();
+    for _ in 0..32 {
+        idle.push(connect_from([127, 0, 0, 1], addr).await);
+    }
+    // The 33rd to 40th from the same address are refused at once, with 429.
+    let started = std::time::Instant::now();
+    for _ in 32..40 {
+        let mut s = connect_from([127, 0, 0, 1], addr).await;
+        let answer = read_until_closed(&mut s, Duration::from_secs(2)).await;
+        assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+        assert!(answer.ends_with("too many open connections from this address"));
+    }
+    assert!(started.elapsed() < Duration::from_millis(2_000));
+    let metrics = node.server.metrics();
+    assert_eq!(
+        metrics.connections_refused_per_ip.load(Ordering::Relaxed),
+        8
+    );
+    // Another address is served meanwhile.
+    let mut other = connect_from([127, 0, 0, 2], addr).await;
+    use tokio::io::AsyncWriteExt;
+    other
+        .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut other, Duration::from_secs(2)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Eight idle ones from a second address fill the 40 slots; a third
+    // address then finds none (503).
+    let mut second = Vec::new();
+    for _ in 0..8 {
+        second.push(connect_from([127, 0, 0, 2], addr).await);
+    }
+    let mut third = connect_from([127, 0, 0, 3], addr).await;
+    let answer = read_until_closed(&mut third, Duration::from_secs(2)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert_eq!(metrics.connections_refused.load(Ordering::Relaxed), 1);
+    drop(second);
+    // The silent connections are closed at the header timeout, and their
+    // address is served again.
+    for mut s in idle {
+        let answer = read_until_closed(&mut s, Duration::from_secs(6)).await;
+        assert_eq!(answer, "");
+    }
+    let client = Client::connect(&node.http()).await.unwrap();
+    assert_eq!(client.get_status().await.unwrap().height, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_and_silent_websockets_are_closed_and_live_ones_are_not() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = TestNode::start(RpcConfig {
+        idle_timeout_ms: 1_500,
+        ws_ping_interval_ms: 200,
+        ..RpcConfig::default()
+    })
+    .await;
+    let addr = node.server.local_addr();
+    // One answered request on a keep-alive connection, then silence.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let answered = std::time::Instant::now();
+    let rest = read_until_closed(&mut s, Duration::from_secs(6)).await;
+    assert_eq!(rest, "");
+    let after = answered.elapsed();
+    assert!(
+        after >= Duration::from_millis(1_400),
+        "closed after {after:?}"
+    );
+    // A WebSocket client answers the server's pings and stays connected
+    // well past the idle timeout.
+    let ws = Client::connect(&node.ws()).await.unwrap();
+    // One that never answers (a dead peer, as far as the server can tell)
+    // is pinged, then closed.
+    let mut dead = RawWs::connect(addr).await;
+    let opened = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    assert_eq!(ws.get_status().await.unwrap().height, 0);
+    let next = tokio::time::timeout(Duration::from_secs(5), dead.next_text()).await;
+    assert_eq!(next.unwrap(), None, "a silent WebSocket is closed");
+    assert!(dead.pings > 0);
+    assert!(opened.elapsed() >= Duration::from_millis(1_400));
+}
+
+/// A JSON-RPC POST of `body` from the loopback address `source`, on its
+/// own connection; the JSON answer.
+async fn post(source: [u8; 4], addr: std::net::SocketAddr, body: &str) -> serde_json::Value {
+    use tokio::io::AsyncWriteExt;
+    let mut s = connect_from(source, addr).await;
+    let request = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let text = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    let (head, answer) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(answer).unwrap()
+}
+
+fn error_code(answer: &serde_json::Value) -> Option<i64> {
+    answer["error"]["code"].as_i64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_of_an_http_batch_pays_and_event_scans_pay_by_range() {
+    let node = TestNode::start(RpcConfig {
+        rate_per_ip_per_s: 1,
+        rate_burst: 20,
+        ..RpcConfig::default()
+    })
+    .await;
+    let addr = node.server.local_addr();
+    // 20 tokens: the request takes one at the door, which pays the first
+    // call; 19 more calls pass and the last 3 of 23 are refused in place.
+    let calls: Vec<String> = (0..23)
+        .map(|i| format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"get_status","params":[]}}"#))
+        .collect();
+    let answer = post([127, 0, 0, 1], addr, &format!("[{}]", calls.join(","))).await;
+    let answers = answer.as_array().unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(answers.len(), 23);
+    let limited: Vec<i64> = answers
+        .iter()
+        .filter(|a| error_code(a) == Some(i64::from(codes::RATE_LIMITED)))
+        .map(|a| a["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(limited, vec![20, 21, 22], "{answer}");
+    assert_eq!(
+        node.server.metrics().rate_limited.load(Ordering::Relaxed),
+        3
+    );
+
+    // From another address (a full bucket): a scan of 1 500 blocks costs
+    // 16 tokens (1 + 1 per 100 blocks), so of 20 tokens one such call
+    // passes (the range is above the chain: it is refused, but after
+    // paying) and a second is rate limited, while a cheap call still
+    // passes.
+    let scan = r#"{"jsonrpc":"2.0","id":1,"method":"get_events","params":[{"contract":null,"topics":[]},1,1500,10]}"#;
+    let a = post([127, 0, 0, 2], addr, scan).await;
+    assert_eq!(
+        error_code(&a),
+        Some(i64::from(codes::HEIGHT_UNAVAILABLE)),
+        "{a}"
+    );
+    let a = post([127, 0, 0, 2], addr, scan).await;
+    assert_eq!(error_code(&a), Some(i64::from(codes::RATE_LIMITED)), "{a}");
+    let status = r#"{"jsonrpc":"2.0","id":1,"method":"get_status","params":[]}"#;
+    let a = post([127, 0, 0, 2], addr, status).await;
+    assert_eq!(a["result"]["chain_id"], 4242, "{a}");
+}
+
+/// A minimal WebSocket client on a socket with a small receive buffer, so
+/// that a test can stop reading and have the server notice soon.
+struct RawWs {
+    s: tokio::net::TcpStream,
+    buf: Vec<u8>,
+    /// Pings received (never answered).
+    pings: usize,
+}
+
+impl RawWs {
+    async fn connect(addr: std::net::SocketAddr) -> RawWs {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut s = socket.connect(addr).await.unwrap();
+        s.write_all(
+            b"GET / HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut buf = Vec::new();
+        let head_end = loop {
+            let mut chunk = [0u8; 1024];
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed during the handshake");
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        assert!(buf.starts_with(b"HTTP/1.1 101"));
+        buf.drain(..head_end);
+        RawWs { s, buf, pings: 0 }
+    }
+
+    /// Sends a text frame (masked with a zero key, as a client must mask).
+    async fn send(&mut self, text: &str) {
+        use tokio::io::AsyncWriteExt;
+        let mut frame = vec![0x81u8];
+        let len = text.len();
+        assert!(len < 65_536);
+        if len < 126 {
+            frame.push(0x80 | len as u8);
+        } else {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        frame.extend_from_slice(&[0; 4]);
+        frame.extend_from_slice(text.as_bytes());
+        self.s.write_all(&frame).await.unwrap();
+    }
+
+    /// The next text message (pings and other control frames skipped);
+    /// `None` when the connection ends.
+    async fn next_text(&mut self) -> Option<String> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if let Some((opcode, payload, used)) = parse_frame(&self.buf) {
+                self.buf.drain(..used);
+                match opcode {
+                    1 => return Some(String::from_utf8(payload).unwrap()),
+                    8 => return None,
+                    9 => self.pings += 1,
+                    _ => {}
+                }
+                continue;
+            }
+            let mut chunk = [0u8; 65_536];
+            match self.s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
+/// (opcode, payload, bytes used) of a whole unmasked frame at the start of
+/// `buf`.
+fn parse_frame(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
+    let opcode = buf.first()? & 0x0f;
+    let (len, at) = match buf.get(1)? & 0x7f {
+        126 => (
+            u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize,
+            4,
+        ),
+        127 => (
+            u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize,
+            10,
+        ),
+        n => (n as usize, 2),
+    };
+    let payload = buf.get(at..at + len)?.to_vec();
+    Some((opcode, payload, at + len))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_too_far_behind_is_dropped_with_the_reason() {
+    let node = TestNode::start(RpcConfig {
+        ws_buffer_messages_max: 4,
+        send_buffer_bytes: 16 << 10,
+        subscription_lag_blocks_max: 8,
+        ..RpcConfig::default()
+    })
+    .await;
+    let mut ws = RawWs::connect(node.server.local_addr()).await;
+    ws.send(r#"{"jsonrpc":"2.0","id":1,"method":"subscribe_new_blocks","params":[]}"#)
+        .await;
+    let subscribed = ws.next_text().await.unwrap();
+    assert!(subscribed.contains("\"result\""), "{subscribed}");
+    // The subscriber stops reading while blocks commit: the socket's
+    // buffers fill, then the connection's queue, then the subscription
+    // falls behind the commits channel, more than 8 blocks.
+    for _ in 0..300 {
+        node.commit().await;
+    }
+    let metrics = node.server.metrics();
+    let mut heights = Vec::new();
+    let reason = loop {
+        let text = tokio::time::timeout(Duration::from_secs(10), ws.next_text())
+            .await
+            .unwrap_or_else(|_| panic!("no reason after {heights:?}"))
+            .unwrap_or_else(|| panic!("closed without a reason after {heights:?}"));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if let Some(e) = v["params"]["error"].as_str() {
+            break e.to_string();
+        }
+        heights.push(v["params"]["result"]["header"]["height"].as_u64().unwrap());
+    };
+    assert!(reason.contains("blocks behind the chain"), "{reason}");
+    // What it got before was in order and without a gap.
+    assert!(!heights.is_empty());
+    assert!(heights.windows(2).all(|w| w[1] == w[0] + 1), "{heights:?}");
+    assert!(*heights.last().unwrap() < 300);
+    assert_eq!(metrics.subscriptions_lagged.load(Ordering::Relaxed), 1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(metrics.active_subscriptions.load(Ordering::Relaxed), 0);
+    // The connection stays usable: the client may subscribe again.
+    ws.send(r#"{"jsonrpc":"2.0","id":2,"method":"get_status","params":[]}"#)
+        .await;
+    let status = ws.next_text().await.unwrap();
+    assert!(status.contains("\"height\":300"), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_needs_peers_and_a_height_close_to_theirs() {
+    let node = TestNode::start(RpcConfig {
+        health_lag_blocks_max: 16,
+        ..RpcConfig::default()
+    })
+    .await;
+    let addr = node.server.local_addr();
+    let health = || async {
+        http(
+            addr,
+            "GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".into(),
+        )
+        .await
+    };
+    for _ in 0..3 {
+        node.commit().await;
+    }
+    let (head, body) = health().await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(body, "ok");
+    // Four validators: with itself, two peers make a quorum by count.
+    node.status.peers.store(1, Ordering::Relaxed);
+    let (head, body) = health().await;
+    assert!(head.starts_with("http/1.1 503"), "{head}");
+    assert_eq!(body, "too few peers: 1 connected, 2 needed");
+    node.status.peers.store(0, Ordering::Relaxed);
+    assert!(health().await.0.starts_with("http/1.1 503"));
+    node.status.peers.store(2, Ordering::Relaxed);
+    assert!(health().await.0.starts_with("http/1.1 200"));
+    // 180 blocks behind what the peers committed, though not syncing.
+    node.status.peer_height.store(183, Ordering::Relaxed);
+    let (head, body) = health().await;
+    assert!(head.starts_with("http/1.1 503"), "{head}");
+    assert_eq!(
+        body,
+        "behind: committed height 3, peers at 183 (more than 16 blocks)"
+    );
+    // Within the allowed lag.
+    node.status.peer_height.store(19, Ordering::Relaxed);
+    assert!(health().await.0.starts_with("http/1.1 200"));
+}

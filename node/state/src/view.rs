@@ -88,6 +88,20 @@ impl CommittedView {
         Ok(self.snapshot.get_cf(self.flat_cf()?, flat_key(key))?)
     }
 
+    /// The value of `key` in the column family `cf` (one opened with the
+    /// state, e.g. the node's block store) as of this view's snapshot:
+    /// data written to the same batch as this version, read without the
+    /// state's lock.
+    pub fn get_cf(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        let handle = self
+            .db
+            .cf_handle(cf)
+            .ok_or_else(|| StateError::MissingColumnFamily {
+                name: cf.to_owned(),
+            })?;
+        Ok(self.snapshot.get_cf(handle, key)?)
+    }
+
     /// A cursor over the keys of `namespace` that start with `prefix`,
     /// positioned at the first one above `after` (see [`FlatCursor`]).
     pub fn flat_cursor(

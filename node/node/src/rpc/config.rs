@@ -22,8 +22,36 @@ pub struct RpcConfig {
     pub batch_max: u32,
     /// Most open connections.
     pub connections_max: u32,
+    /// Most open connections from one IP address, checked before a slot of
+    /// `connections_max` is taken; beyond, a new connection gets HTTP 429
+    /// and is closed.
+    pub connections_per_ip_max: u32,
+    /// Time a new connection has to deliver its first complete request
+    /// head; then it is closed.
+    pub request_header_timeout_ms: u64,
+    /// An HTTP connection with no request in flight and nothing written
+    /// for this long is closed; so is a WebSocket connection from which
+    /// nothing (not even a pong) was read for this long.
+    pub idle_timeout_ms: u64,
+    /// Interval of the server's WebSocket pings (below `idle_timeout_ms`,
+    /// so a live client's pongs keep its connection).
+    pub ws_ping_interval_ms: u64,
     /// Most subscriptions on one WebSocket connection.
     pub subscriptions_per_connection_max: u32,
+    /// Messages (answers and notifications) queued for one WebSocket
+    /// connection; beyond, its subscriptions wait (and fall behind).
+    pub ws_buffer_messages_max: u32,
+    /// The kernel send buffer of each connection (`SO_SNDBUF`; Linux
+    /// doubles it), which bounds what a client that stops reading pins in
+    /// kernel memory and how soon its subscriptions fall behind; 0 keeps
+    /// the OS default (autotuned, up to 4 MiB on Linux).
+    pub send_buffer_bytes: usize,
+    /// Stored bytes of missed blocks a lagging subscription reads ahead
+    /// from the store at a time (at least one block is read).
+    pub subscription_backlog_bytes_max: usize,
+    /// Blocks a subscriber may fall behind the newest; beyond, the
+    /// subscription ends with an error notification.
+    pub subscription_lag_blocks_max: u64,
     /// Sustained requests per second from one IP address.
     pub rate_per_ip_per_s: u32,
     /// Requests an idle IP address may send at once.
@@ -38,6 +66,10 @@ pub struct RpcConfig {
     /// Bytes an idle address may send at once (at least `body_bytes_max`,
     /// so one largest request always passes unthrottled).
     pub read_bytes_burst: u32,
+    /// `/health` answers 503 while the node's committed height is more
+    /// than this many blocks below the highest height it has learnt of
+    /// from its peers.
+    pub health_lag_blocks_max: u64,
     /// Origins allowed by CORS (`"*"` for any); empty disables CORS.
     pub cors_origins: Vec<String>,
     /// Gas cap of `call_view`, `simulate_transaction` and `estimate_gas`
@@ -51,6 +83,12 @@ pub struct RpcConfig {
     /// Views and simulations waiting for a thread; beyond, calls fail with
     /// `BUSY`.
     pub exec_queue_max: usize,
+    /// Threads reading the block store for `get_events` scans, blocks,
+    /// transactions, receipts and subscription backlogs.
+    pub read_threads: usize,
+    /// Block-store reads waiting for a thread; beyond, calls fail with
+    /// `BUSY`.
+    pub read_queue_max: usize,
     /// Longest `wait_for_receipt`.
     pub wait_for_receipt_timeout_ms_max: u64,
     /// Largest `list_storage` page.
@@ -69,17 +107,28 @@ impl Default for RpcConfig {
             response_bytes_max: 16 << 20,
             batch_max: 32,
             connections_max: 512,
+            connections_per_ip_max: 32,
+            request_header_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            ws_ping_interval_ms: 20_000,
             subscriptions_per_connection_max: 64,
+            ws_buffer_messages_max: 256,
+            send_buffer_bytes: 0,
+            subscription_backlog_bytes_max: 4 << 20,
+            subscription_lag_blocks_max: 1_024,
             rate_per_ip_per_s: 200,
             rate_burst: 400,
             rate_ips_max: 10_000,
             read_bytes_per_ip_per_s: 4 << 20,
             read_bytes_burst: 8 << 20,
+            health_lag_blocks_max: 16,
             cors_origins: Vec::new(),
             view_gas_max: 1_000_000_000,
             exec_timeout_ms: 2_000,
             exec_threads: 2,
             exec_queue_max: 64,
+            read_threads: 2,
+            read_queue_max: 64,
             wait_for_receipt_timeout_ms_max: 60_000,
             list_storage_limit_max: 256,
             events_blocks_max: 10_000,
@@ -105,6 +154,10 @@ pub enum RpcConfigError {
         "rpc.response_bytes_max ({got}) must be at least {min}, so that one transaction, receipt or event always fits in an answer"
     )]
     ResponseTooSmall { got: u32, min: u32 },
+    #[error(
+        "rpc.ws_ping_interval_ms ({ping}) must be below rpc.idle_timeout_ms ({idle}), or live WebSocket clients would be closed as idle"
+    )]
+    PingInterval { ping: u64, idle: u64 },
     #[error("rpc.cors_origins entry {0:?} is not \"*\" or an http(s) origin")]
     CorsOrigin(String),
 }
@@ -117,6 +170,13 @@ impl RpcConfig {
             ("response_bytes_max", u64::from(self.response_bytes_max)),
             ("connections_max", u64::from(self.connections_max)),
             (
+                "connections_per_ip_max",
+                u64::from(self.connections_per_ip_max),
+            ),
+            ("request_header_timeout_ms", self.request_header_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("ws_ping_interval_ms", self.ws_ping_interval_ms),
+            (
                 "subscriptions_per_connection_max",
                 u64::from(self.subscriptions_per_connection_max),
             ),
@@ -126,6 +186,20 @@ impl RpcConfig {
             ("exec_timeout_ms", self.exec_timeout_ms),
             ("exec_threads", self.exec_threads as u64),
             ("exec_queue_max", self.exec_queue_max as u64),
+            ("read_threads", self.read_threads as u64),
+            ("read_queue_max", self.read_queue_max as u64),
+            (
+                "ws_buffer_messages_max",
+                u64::from(self.ws_buffer_messages_max),
+            ),
+            (
+                "subscription_backlog_bytes_max",
+                self.subscription_backlog_bytes_max as u64,
+            ),
+            (
+                "subscription_lag_blocks_max",
+                self.subscription_lag_blocks_max,
+            ),
             (
                 "wait_for_receipt_timeout_ms_max",
                 self.wait_for_receipt_timeout_ms_max,
@@ -162,6 +236,12 @@ impl RpcConfig {
             return Err(RpcConfigError::ReadBurst {
                 burst: self.read_bytes_burst,
                 body: self.body_bytes_max,
+            });
+        }
+        if self.ws_ping_interval_ms >= self.idle_timeout_ms {
+            return Err(RpcConfigError::PingInterval {
+                ping: self.ws_ping_interval_ms,
+                idle: self.idle_timeout_ms,
             });
         }
         for origin in &self.cors_origins {

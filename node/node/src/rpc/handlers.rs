@@ -1,7 +1,6 @@
 //! The methods of `stele_client::api::SteleApi` over the node's state, block
 //! store, executor and mempool.
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLockReadGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,19 +9,19 @@ use jsonrpsee::core::{RpcResult, SubscriptionResult, async_trait};
 use jsonrpsee::{PendingSubscriptionSink, SubscriptionSink};
 use serde::Serialize;
 use stele_client::api::*;
-use stele_state::State;
+use stele_state::{CommittedView, State, StateRead};
 use stele_types::proof::{Namespace, StateKey};
 use stele_types::{
     Address, BlockHeader, ExecStatus, Hash, Limits, SignedTransaction, Transaction, TxPayload,
 };
 use stele_vm::CallTrace;
-use tokio::sync::broadcast;
 
 use super::RpcContext;
 use super::config::RpcConfig;
 use super::errors::{self, err, internal, invalid, not_found, too_large};
 use super::estimate;
 use super::events::EventScan;
+use super::feed::{Feed, FeedEnd, FeedLimits};
 use super::pool::{ExecPool, PoolError};
 use super::server::RpcMetrics;
 use super::size::{self, ENVELOPE_BYTES, json_len};
@@ -32,9 +31,6 @@ use crate::store::{BlockReader, CommittedBlock};
 
 /// Storage keys are 1..=256 bytes (docs/vm.md).
 const STORAGE_KEY_BYTES_MAX: usize = 256;
-/// Blocks a subscription re-reads from the store after falling behind the
-/// broadcast channel; a longer gap is skipped.
-const FEED_GAP_BLOCKS_MAX: u64 = 1_024;
 /// Bytes a `tx_status` item adds around its receipt (hash, state, field
 /// names), with room to spare.
 const TX_STATUS_OVERHEAD: usize = 256;
@@ -48,6 +44,8 @@ pub(crate) struct Handler {
     ctx: RpcContext,
     metrics: Arc<RpcMetrics>,
     pool: Arc<ExecPool>,
+    /// Block-store reads (scans, blocks, receipts, subscription backlogs).
+    reads: Arc<ExecPool>,
 }
 
 impl Handler {
@@ -56,13 +54,51 @@ impl Handler {
         ctx: RpcContext,
         metrics: Arc<RpcMetrics>,
         pool: ExecPool,
+        reads: ExecPool,
     ) -> Self {
         Handler {
             config,
             ctx,
             metrics,
             pool: Arc::new(pool),
+            reads: Arc::new(reads),
         }
+    }
+
+    /// A view of the latest committed version: the state lock is held only
+    /// while it is taken.
+    fn view(&self) -> RpcResult<CommittedView> {
+        self.state()?
+            .view()
+            .ok_or_else(|| internal("the state has no committed version"))
+    }
+
+    /// Runs `f` on the read pool with a reader of `view`'s blocks: a long
+    /// read neither holds the state lock nor occupies the runtime.
+    async fn read_with<T: Send + 'static>(
+        &self,
+        view: CommittedView,
+        f: impl FnOnce(BlockReader<'_>) -> RpcResult<T> + Send + 'static,
+    ) -> RpcResult<T> {
+        self.reads
+            .run(move || f(BlockReader::from_view(&view)))
+            .await
+            .map_err(|e| match e {
+                PoolError::Busy => err(
+                    codes::BUSY,
+                    "every block-read slot is busy; retry later".to_string(),
+                ),
+                PoolError::Closed => internal("the read pool is shut down"),
+            })?
+    }
+
+    /// [`Handler::read_with`] on the latest committed version.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(BlockReader<'_>) -> RpcResult<T> + Send + 'static,
+    ) -> RpcResult<T> {
+        let view = self.view()?;
+        self.read_with(view, f).await
     }
 
     /// Bytes a result may take: the response limit less the envelope.
@@ -128,8 +164,8 @@ impl Handler {
     }
 
     fn header(&self, height: u64) -> RpcResult<Option<BlockHeader>> {
-        let state = self.state()?;
-        Ok(BlockReader::new(&state)
+        let view = self.view()?;
+        Ok(BlockReader::from_view(&view)
             .block(height)
             .map_err(internal)?
             .map(|b| b.header))
@@ -161,23 +197,25 @@ impl Handler {
         }
     }
 
-    fn receipt_info(&self, hash: &Hash) -> RpcResult<Option<ReceiptInfo>> {
-        let state = self.state()?;
-        let reader = BlockReader::new(&state);
-        let Some((loc, receipt)) = reader.receipt(hash).map_err(internal)? else {
-            return Ok(None);
-        };
-        let cert = reader
-            .certificate(loc.height)
-            .map_err(internal)?
-            .ok_or_else(|| internal(format!("block {} has no certificate", loc.height)))?;
-        Ok(Some(ReceiptInfo {
-            receipt,
-            block_height: loc.height,
-            block_hash: cert.block_hash,
-            index: loc.index,
-            events_omitted: 0,
-        }))
+    async fn receipt_info(&self, hash: &Hash) -> RpcResult<Option<ReceiptInfo>> {
+        let hash = *hash;
+        self.read(move |reader| {
+            let Some((loc, receipt)) = reader.receipt(&hash).map_err(internal)? else {
+                return Ok(None);
+            };
+            let cert = reader
+                .certificate(loc.height)
+                .map_err(internal)?
+                .ok_or_else(|| internal(format!("block {} has no certificate", loc.height)))?;
+            Ok(Some(ReceiptInfo {
+                receipt,
+                block_height: loc.height,
+                block_hash: cert.block_hash,
+                index: loc.index,
+                events_omitted: 0,
+            }))
+        })
+        .await
     }
 
     async fn exec<T: Send + 'static>(
@@ -266,16 +304,46 @@ impl Handler {
     fn feed(&self) -> RpcResult<Feed> {
         // Subscribe before reading the height, so no block falls between.
         let rx = self.ctx.commits.subscribe();
-        Ok(Feed {
+        Ok(Feed::new(
             rx,
-            next: self.latest()? + 1,
-            backlog: VecDeque::new(),
-            state: self.ctx.state.clone(),
-        })
+            self.latest()? + 1,
+            self.ctx.state.clone(),
+            self.reads.clone(),
+            FeedLimits {
+                backlog_bytes_max: self.config.subscription_backlog_bytes_max,
+                lag_blocks_max: self.config.subscription_lag_blocks_max,
+            },
+        ))
     }
 
-    fn tx_status(&self, hash: &Hash) -> RpcResult<TxStatus> {
-        if let Some(receipt) = self.receipt_info(hash)? {
+    /// The next block of a subscription's feed, or why it ends (`Ok(None)`:
+    /// the subscriber left; `Err`: the error it is told).
+    async fn next_block(
+        &self,
+        sink: &SubscriptionSink,
+        feed: &mut Feed,
+    ) -> Result<Option<Arc<CommittedBlock>>, String> {
+        let next = tokio::select! {
+            _ = sink.closed() => return Ok(None),
+            b = feed.next() => b,
+        };
+        match next {
+            Ok(b) => Ok(Some(b)),
+            Err(FeedEnd::Stopped) => Ok(None),
+            Err(end) => {
+                if let FeedEnd::Lagged { .. } = end {
+                    self.metrics
+                        .subscriptions_lagged
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::debug!(reason = %end.reason(), "rpc: subscription ended");
+                Err(end.reason())
+            }
+        }
+    }
+
+    async fn tx_status(&self, hash: &Hash) -> RpcResult<TxStatus> {
+        if let Some(receipt) = self.receipt_info(hash).await? {
             return Ok(TxStatus {
                 hash: *hash,
                 state: TxState::Committed,
@@ -294,25 +362,6 @@ impl Handler {
         })
     }
 
-    /// A committed block with its transactions from `txs_from`, as many as
-    /// fit in the response budget.
-    fn block_page(&self, b: CommittedBlock, txs_from: u32) -> RpcResult<BlockInfo> {
-        let count = b.block.txs.len();
-        let info = BlockInfo {
-            hash: b.block.hash(),
-            block: b.block,
-            certificate: b.certificate,
-            txs_from: 0,
-            txs_next: None,
-        };
-        match size::fit_block(info, txs_from, self.budget()) {
-            Some(page) => page.map_err(|e| too_large(&e, "")),
-            None => Err(invalid(format!(
-                "txs_from {txs_from} is past the block's {count} transactions"
-            ))),
-        }
-    }
-
     async fn accept(
         &self,
         pending: PendingSubscriptionSink,
@@ -327,56 +376,31 @@ impl Handler {
     }
 }
 
+/// A committed block with its transactions from `txs_from`, as many as fit
+/// in `budget` bytes.
+fn block_page(b: CommittedBlock, txs_from: u32, budget: usize) -> RpcResult<BlockInfo> {
+    let count = b.block.txs.len();
+    let info = BlockInfo {
+        hash: b.block.hash(),
+        block: b.block,
+        certificate: b.certificate,
+        txs_from: 0,
+        txs_next: None,
+    };
+    match size::fit_block(info, txs_from, budget) {
+        Some(page) => page.map_err(|e| too_large(&e, "")),
+        None => Err(invalid(format!(
+            "txs_from {txs_from} is past the block's {count} transactions"
+        ))),
+    }
+}
+
 /// Counts an open subscription until dropped.
 struct SubGuard(Arc<RpcMetrics>);
 
 impl Drop for SubGuard {
     fn drop(&mut self) {
         self.0.active_subscriptions.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Committed blocks in height order from the broadcast channel, with gaps
-/// (a slow subscriber lagging behind) filled from the block store.
-struct Feed {
-    rx: broadcast::Receiver<Arc<CommittedBlock>>,
-    next: u64,
-    backlog: VecDeque<Arc<CommittedBlock>>,
-    state: crate::exec::SharedState,
-}
-
-impl Feed {
-    /// The next block, or `None` when the node stops publishing.
-    async fn next(&mut self) -> Option<Arc<CommittedBlock>> {
-        loop {
-            if let Some(b) = self.backlog.pop_front() {
-                self.next = b.block.header.height + 1;
-                return Some(b);
-            }
-            let block = match self.rx.recv().await {
-                Ok(b) => b,
-                // The gap shows up as a height jump on the next block.
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return None,
-            };
-            let height = block.block.header.height;
-            if height < self.next {
-                continue;
-            }
-            if height > self.next {
-                let from = self.next.max(height.saturating_sub(FEED_GAP_BLOCKS_MAX));
-                if let Ok(state) = self.state.read() {
-                    let reader = BlockReader::new(&state);
-                    for h in from..height {
-                        match reader.committed(h) {
-                            Ok(Some(b)) => self.backlog.push_back(Arc::new(b)),
-                            _ => break,
-                        }
-                    }
-                }
-            }
-            self.backlog.push_back(block);
-        }
     }
 }
 
@@ -462,27 +486,35 @@ impl SteleApiServer for Handler {
     }
 
     async fn get_transaction(&self, hash: Hash) -> RpcResult<TransactionInfo> {
-        let result = (|| {
-            let state = self.state()?;
-            let reader = BlockReader::new(&state);
-            if let Some(loc) = reader.tx_location(&hash).map_err(internal)? {
-                let tx = reader
-                    .block(loc.height)
-                    .map_err(internal)?
-                    .and_then(|b| b.txs.into_iter().nth(loc.index as usize))
-                    .ok_or_else(|| internal(format!("transaction index of {hash} is dangling")))?;
-                let sender = tx.verify(self.ctx.chain_id).map_err(internal)?;
-                let info = TransactionInfo {
-                    hash,
-                    transaction: tx,
-                    sender,
-                    state: TxState::Committed,
-                    block_height: Some(loc.height),
-                    index: Some(loc.index),
-                };
+        let result = async {
+            // The whole block is read and decoded: on the read pool.
+            let chain_id = self.ctx.chain_id;
+            let committed = self
+                .read(move |reader| {
+                    let Some(loc) = reader.tx_location(&hash).map_err(internal)? else {
+                        return Ok(None);
+                    };
+                    let tx = reader
+                        .block(loc.height)
+                        .map_err(internal)?
+                        .and_then(|b| b.txs.into_iter().nth(loc.index as usize))
+                        .ok_or_else(|| {
+                            internal(format!("transaction index of {hash} is dangling"))
+                        })?;
+                    let sender = tx.verify(chain_id).map_err(internal)?;
+                    Ok(Some(TransactionInfo {
+                        hash,
+                        transaction: tx,
+                        sender,
+                        state: TxState::Committed,
+                        block_height: Some(loc.height),
+                        index: Some(loc.index),
+                    }))
+                })
+                .await?;
+            if let Some(info) = committed {
                 return self.whole(info, || format!("transaction {hash}"));
             }
-            drop(state);
             let tx = self
                 .ctx
                 .submitter
@@ -497,13 +529,15 @@ impl SteleApiServer for Handler {
                 block_height: None,
                 index: None,
             })
-        })();
+        }
+        .await;
         self.track("get_transaction", result)
     }
 
     async fn get_receipt(&self, hash: Hash) -> RpcResult<ReceiptInfo> {
         let result = self
             .receipt_info(&hash)
+            .await
             .and_then(|r| r.ok_or_else(|| not_found(format_args!("receipt of {hash}"))))
             .and_then(|r| self.fit_receipt(r, 0));
         self.track("get_receipt", result)
@@ -513,18 +547,26 @@ impl SteleApiServer for Handler {
         let timeout_ms = timeout_ms.min(self.config.wait_for_receipt_timeout_ms_max);
         let result = async {
             let mut feed = self.feed()?;
-            if let Some(r) = self.receipt_info(&hash)? {
+            if let Some(r) = self.receipt_info(&hash).await? {
                 return self.fit_receipt(r, 0);
             }
             let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
             loop {
                 match tokio::time::timeout_at(deadline, feed.next()).await {
-                    Ok(Some(block)) => {
+                    Ok(Ok(block)) => {
                         if let Some(info) = receipt_in(&block, &hash) {
                             return self.fit_receipt(info, 0);
                         }
                     }
-                    Ok(None) => return Err(internal("the node stopped publishing blocks")),
+                    Ok(Err(FeedEnd::Lagged { .. })) => {
+                        // Far behind (a stalled runtime): look in the store
+                        // and follow from the chain's head again.
+                        feed = self.feed()?;
+                        if let Some(r) = self.receipt_info(&hash).await? {
+                            return self.fit_receipt(r, 0);
+                        }
+                    }
+                    Ok(Err(end)) => return Err(internal(end.reason())),
                     Err(_) => {
                         return Err(err(
                             codes::TIMEOUT,
@@ -653,36 +695,37 @@ impl SteleApiServer for Handler {
     }
 
     async fn get_block(&self, id: BlockId, txs_from: Option<u32>) -> RpcResult<BlockInfo> {
-        let result = (|| {
-            let state = self.state()?;
-            let reader = BlockReader::new(&state);
-            let height = match id {
-                BlockId::Height(h) => h,
-                BlockId::Hash(hash) => reader
-                    .height_of(&hash)
+        let budget = self.budget();
+        let result = self
+            .read(move |reader| {
+                let height = match id {
+                    BlockId::Height(h) => h,
+                    BlockId::Hash(hash) => reader
+                        .height_of(&hash)
+                        .map_err(internal)?
+                        .ok_or_else(|| not_found(format_args!("block {hash}")))?,
+                };
+                let b = reader
+                    .committed(height)
                     .map_err(internal)?
-                    .ok_or_else(|| not_found(format_args!("block {hash}")))?,
-            };
-            let b = reader
-                .committed(height)
-                .map_err(internal)?
-                .ok_or_else(|| not_found(format_args!("block at height {height}")))?;
-            self.block_page(b, txs_from.unwrap_or(0))
-        })();
+                    .ok_or_else(|| not_found(format_args!("block at height {height}")))?;
+                block_page(b, txs_from.unwrap_or(0), budget)
+            })
+            .await;
         self.track("get_block", result)
     }
 
     async fn get_latest_block(&self) -> RpcResult<BlockInfo> {
-        let result = (|| {
-            let state = self.state()?;
-            let reader = BlockReader::new(&state);
-            let height = reader.committed_height().unwrap_or(0);
-            let b = reader
-                .committed(height)
-                .map_err(internal)?
-                .ok_or_else(|| not_found("a committed block (only the genesis state exists)"))?;
-            self.block_page(b, 0)
-        })();
+        let budget = self.budget();
+        let result = self
+            .read(move |reader| {
+                let height = reader.committed_height().unwrap_or(0);
+                let b = reader.committed(height).map_err(internal)?.ok_or_else(|| {
+                    not_found("a committed block (only the genesis state exists)")
+                })?;
+                block_page(b, 0, budget)
+            })
+            .await;
         self.track("get_latest_block", result)
     }
 
@@ -706,13 +749,15 @@ impl SteleApiServer for Handler {
     async fn get_contract(&self, address: Address) -> RpcResult<ContractInfo> {
         let result = (|| {
             let (height, base) = self.latest_base()?;
-            let account = StateWorld::new(base).account(&address).map_err(internal)?;
+            let account = StateWorld::new(base.clone())
+                .account(&address)
+                .map_err(internal)?;
             let code_hash = account
                 .code_hash
                 .ok_or_else(|| not_found(format_args!("contract at {address}")))?;
-            let code = self
-                .state()?
-                .get(&code_key(&code_hash), height)
+            // Through the same view: no lock, the same version.
+            let code = base
+                .read(&code_key(&code_hash))
                 .map_err(internal)?
                 .ok_or_else(|| internal(format!("code {code_hash} of {address} is missing")))?;
             let abi_raw = custom_section(&code, "stele_abi");
@@ -731,9 +776,8 @@ impl SteleApiServer for Handler {
 
     async fn get_code(&self, code_hash: Hash) -> RpcResult<Bytes> {
         let result = (|| {
-            let height = self.latest()?;
-            self.state()?
-                .get(&code_key(&code_hash), height)
+            let view = self.view()?;
+            view.get(&code_key(&code_hash))
                 .map_err(internal)?
                 .map(Bytes)
                 .ok_or_else(|| not_found(format_args!("code {code_hash}")))
@@ -748,7 +792,7 @@ impl SteleApiServer for Handler {
         key: Bytes,
         height: Option<u64>,
     ) -> RpcResult<StorageProof> {
-        let result = (|| {
+        let result = async {
             if key.0.is_empty() || key.0.len() > STORAGE_KEY_BYTES_MAX {
                 return Err(invalid(format!(
                     "storage keys are 1 to {STORAGE_KEY_BYTES_MAX} bytes, got {}",
@@ -762,25 +806,34 @@ impl SteleApiServer for Handler {
                     "the genesis state (height 0) has no certified header; ask for height 1 or later",
                 ));
             }
-            let state = self.state()?;
-            let (value, proof) = state
+            // The proof walks the tree at `height` under the state lock
+            // (one bounded path); the block is read through a view.
+            let (value, proof) = self
+                .state()?
                 .prove(&StateKey::storage(&contract, key.0.clone()), height)
                 .map_err(internal)?;
-            let reader = BlockReader::new(&state);
-            let b = reader
-                .committed(height)
-                .map_err(internal)?
-                .ok_or_else(|| not_found(format_args!("block at height {height}")))?;
+            let (header, certificate) = self
+                .read(move |reader| {
+                    let missing = || not_found(format_args!("block at height {height}"));
+                    let header = reader.block(height).map_err(internal)?.ok_or_else(missing)?;
+                    let certificate = reader
+                        .certificate(height)
+                        .map_err(internal)?
+                        .ok_or_else(missing)?;
+                    Ok((header.header, certificate))
+                })
+                .await?;
             let proof = StorageProof {
                 contract,
                 key,
                 value: value.map(Bytes),
                 proof,
-                header: b.block.header,
-                certificate: b.certificate,
+                header,
+                certificate,
             };
             self.whole(proof, || "the storage proof".into())
-        })();
+        }
+        .await;
         self.track("get_storage_proof", result)
     }
 
@@ -792,7 +845,7 @@ impl SteleApiServer for Handler {
         limit: u32,
         cursor: Option<EventCursor>,
     ) -> RpcResult<EventPage> {
-        let result = (|| {
+        let result = async {
             let max = self.config.events_limit_max;
             if limit == 0 || limit > max {
                 return Err(invalid(format!("limit must be 1 to {max}, got {limit}")));
@@ -800,7 +853,10 @@ impl SteleApiServer for Handler {
             if filter.topics.len() > 4 {
                 return Err(invalid("an event has at most 4 topics"));
             }
-            let latest = self.latest()?;
+            // One version for the whole scan, read through its snapshot
+            // on the read pool: a commit never waits for a scan.
+            let view = self.view()?;
+            let latest = view.version();
             let to = to_height.unwrap_or(latest);
             if to > latest {
                 return Err(err(
@@ -822,29 +878,34 @@ impl SteleApiServer for Handler {
                     c.height
                 )));
             }
-            let state = self.state()?;
-            let scan = EventScan {
-                reader: BlockReader::new(&state),
-                filter: &filter,
-                limit: limit as usize,
-                to,
-                blocks_max: self.config.events_blocks_max,
-                budget: self.budget().saturating_sub(json_len(&EventPage {
-                    events: Vec::new(),
-                    to_height: u64::MAX,
-                    next_height: Some(u64::MAX),
-                    next: Some(EventCursor {
-                        height: u64::MAX,
-                        tx_index: u32::MAX,
-                        event_index: u32::MAX,
-                    }),
-                })),
-            };
-            match cursor {
-                Some(at) => scan.cursor_page(at),
-                None => scan.block_page(from),
-            }
-        })();
+            let blocks_max = self.config.events_blocks_max;
+            let budget = self.budget().saturating_sub(json_len(&EventPage {
+                events: Vec::new(),
+                to_height: u64::MAX,
+                next_height: Some(u64::MAX),
+                next: Some(EventCursor {
+                    height: u64::MAX,
+                    tx_index: u32::MAX,
+                    event_index: u32::MAX,
+                }),
+            }));
+            self.read_with(view, move |reader| {
+                let scan = EventScan {
+                    reader,
+                    filter: &filter,
+                    limit: limit as usize,
+                    to,
+                    blocks_max,
+                    budget,
+                };
+                match cursor {
+                    Some(at) => scan.cursor_page(at),
+                    None => scan.block_page(from),
+                }
+            })
+            .await
+        }
+        .await;
         self.track("get_events", result)
     }
 
@@ -938,9 +999,8 @@ impl SteleApiServer for Handler {
             return Ok(());
         };
         loop {
-            let block = tokio::select! {
-                _ = sink.closed() => return Ok(()),
-                b = feed.next() => match b { Some(b) => b, None => return Ok(()) },
+            let Some(block) = self.next_block(&sink, &mut feed).await? else {
+                return Ok(());
             };
             let item = NewBlock {
                 hash: block.certificate.block_hash,
@@ -971,9 +1031,8 @@ impl SteleApiServer for Handler {
             return Ok(());
         };
         loop {
-            let block = tokio::select! {
-                _ = sink.closed() => return Ok(()),
-                b = feed.next() => match b { Some(b) => b, None => return Ok(()) },
+            let Some(block) = self.next_block(&sink, &mut feed).await? else {
+                return Ok(());
             };
             for (tx_index, receipt) in block.receipts.iter().enumerate() {
                 for (event_index, event) in receipt.events.iter().enumerate() {
@@ -1003,7 +1062,7 @@ impl SteleApiServer for Handler {
     ) -> SubscriptionResult {
         self.metrics.call("subscribe_tx_status");
         let mut feed = self.feed()?;
-        let now = self.tx_status(&hash)?;
+        let now = self.tx_status(&hash).await?;
         let Some((sink, _guard)) = self.accept(pending).await else {
             return Ok(());
         };
@@ -1012,9 +1071,8 @@ impl SteleApiServer for Handler {
             return Ok(());
         }
         loop {
-            let block = tokio::select! {
-                _ = sink.closed() => return Ok(()),
-                b = feed.next() => match b { Some(b) => b, None => return Ok(()) },
+            let Some(block) = self.next_block(&sink, &mut feed).await? else {
+                return Ok(());
             };
             if let Some(info) = receipt_in(&block, &hash) {
                 // Cannot fail at the minimum response limit; without a
@@ -1045,7 +1103,7 @@ fn receipt_in(block: &CommittedBlock, hash: &Hash) -> Option<ReceiptInfo> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::RwLock;
 
     use stele_state::StateConfig;
@@ -1055,7 +1113,7 @@ mod tests {
     use crate::store::{BLOCK_STORE_CFS, prepare_block_commit};
 
     /// `n` empty blocks committed to a fresh state with the block store.
-    fn chain(
+    pub(crate) fn chain(
         dir: &std::path::Path,
         n: u64,
     ) -> (crate::exec::SharedState, Vec<Arc<CommittedBlock>>) {
@@ -1065,67 +1123,84 @@ mod tests {
         let writes = Default::default();
         let genesis = state.prepare_commit(0, &writes).expect("genesis");
         state.apply(genesis).expect("apply genesis");
-        let mut parent = Hash::ZERO;
-        let mut blocks = Vec::new();
+        let mut blocks: Vec<Arc<CommittedBlock>> = Vec::new();
         for height in 1..=n {
-            let root = state
-                .prepare_commit(height, &writes)
-                .expect("prepare")
-                .root();
-            let block = Block {
-                header: BlockHeader {
-                    chain_id: 1,
-                    height,
-                    view: 0,
-                    parent_hash: parent,
-                    tx_root: Hash::ZERO,
-                    state_root: root,
-                    receipts_root: Hash::ZERO,
-                    timestamp_ms: height,
-                    proposer: Address([1; 20]),
-                },
-                txs: Vec::new(),
-            };
-            let certificate = CommitCertificate {
-                height,
-                view: 0,
-                block_hash: block.hash(),
-                signatures: Vec::new(),
-            };
-            let prepared = prepare_block_commit(&state, &block, &[], &certificate, &writes)
-                .expect("block commit");
-            state.apply(prepared).expect("apply");
-            parent = block.hash();
-            blocks.push(Arc::new(CommittedBlock {
-                block,
-                receipts: Vec::new(),
-                certificate,
-            }));
+            let parent = blocks.last().map_or(Hash::ZERO, |b| b.block.hash());
+            blocks.push(append_empty(&mut state, height, parent));
         }
         (Arc::new(RwLock::new(state)), blocks)
     }
 
-    #[tokio::test]
-    async fn a_lagging_feed_fills_the_gap_from_the_store_in_order() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (state, blocks) = chain(dir.path(), 12);
-        // A channel of 2: publishing 12 blocks makes the reader lag.
-        let (tx, rx) = broadcast::channel(2);
-        let mut feed = Feed {
-            rx,
-            next: 1,
-            backlog: VecDeque::new(),
-            state,
+    /// Commits an empty block at `height` on `parent`.
+    pub(crate) fn append_empty(
+        state: &mut State,
+        height: u64,
+        parent: Hash,
+    ) -> Arc<CommittedBlock> {
+        let writes = Default::default();
+        let root = state
+            .prepare_commit(height, &writes)
+            .expect("prepare")
+            .root();
+        let block = Block {
+            header: BlockHeader {
+                chain_id: 1,
+                height,
+                view: 0,
+                parent_hash: parent,
+                tx_root: Hash::ZERO,
+                state_root: root,
+                receipts_root: Hash::ZERO,
+                timestamp_ms: height,
+                proposer: Address([1; 20]),
+            },
+            txs: Vec::new(),
         };
-        for b in &blocks {
-            tx.send(b.clone()).expect("a receiver exists");
-        }
-        drop(tx);
-        let mut heights = Vec::new();
-        while let Some(b) = feed.next().await {
-            heights.push(b.block.header.height);
-        }
-        assert_eq!(heights, (1..=12).collect::<Vec<u64>>());
+        let certificate = CommitCertificate {
+            height,
+            view: 0,
+            block_hash: block.hash(),
+            signatures: Vec::new(),
+        };
+        let prepared =
+            prepare_block_commit(state, &block, &[], &certificate, &writes).expect("block commit");
+        state.apply(prepared).expect("apply");
+        Arc::new(CommittedBlock {
+            block,
+            receipts: Vec::new(),
+            certificate,
+        })
+    }
+
+    #[test]
+    fn a_block_reader_on_a_view_lets_commits_through_and_keeps_its_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (state, blocks) = chain(dir.path(), 3);
+        let view = state.read().expect("lock").view().expect("a version");
+        let reader = BlockReader::from_view(&view);
+        assert_eq!(
+            reader.committed(2).expect("read").as_ref(),
+            Some(&*blocks[1])
+        );
+        // The reader holds no lock: a block commits while it reads.
+        let fourth = {
+            let mut guard = state.try_write().expect("no reader holds the lock");
+            append_empty(&mut guard, 4, blocks[2].block.hash())
+        };
+        assert_eq!(reader.committed_height(), Some(3));
+        assert_eq!(reader.committed(4).expect("read"), None);
+        assert_eq!(
+            reader.committed(3).expect("read").as_ref(),
+            Some(&*blocks[2])
+        );
+        let guard = state.read().expect("lock");
+        assert_eq!(
+            BlockReader::new(&guard)
+                .committed(4)
+                .expect("read")
+                .as_ref(),
+            Some(&*fourth)
+        );
     }
 
     use super::custom_section;

@@ -7,16 +7,18 @@
 //! other work, and contract code runs only on the bounded execution pool,
 //! never on the tokio runtime.
 
+mod call_limit;
 mod config;
+mod conn;
 mod errors;
 mod estimate;
 mod events;
+mod feed;
 mod handlers;
 mod pool;
 mod rate;
 mod server;
 mod size;
-mod ws_limit;
 
 use std::sync::Arc;
 
@@ -46,6 +48,12 @@ pub trait TxSubmitter: Send + Sync + 'static {
 /// The node's live status (consensus view, peers, mempool).
 pub trait NodeStatus: Send + Sync + 'static {
     fn status(&self) -> StatusInfo;
+    /// The highest committed height this node has learnt of from its peers
+    /// (e.g. the target of its last sync), for `/health`'s lag check;
+    /// `None` if it does not track one.
+    fn peer_height(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Everything the RPC reads from or hands to the node.

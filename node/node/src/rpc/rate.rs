@@ -69,6 +69,13 @@ impl RateLimiter {
 
     /// Takes one token for `ip`; false if it has none left.
     pub(crate) fn allow(&self, ip: IpAddr, now: Instant) -> bool {
+        self.allow_n(ip, 1, now)
+    }
+
+    /// Takes `n` tokens for `ip` if it has them all; false (taking none)
+    /// otherwise.
+    pub(crate) fn allow_n(&self, ip: IpAddr, n: u32, now: Instant) -> bool {
+        let n = f64::from(n);
         // A poisoned map only holds buckets; keep using it.
         let mut buckets = self
             .buckets
@@ -89,8 +96,8 @@ impl RateLimiter {
         let elapsed = now.duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.rate_per_s).min(self.burst);
         bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        if bucket.tokens >= n {
+            bucket.tokens -= n;
             true
         } else {
             false

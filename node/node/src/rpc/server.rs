@@ -7,25 +7,26 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::http::{self, HeaderValue, Method, StatusCode, header};
 use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
 use jsonrpsee::server::{
-    BatchRequestConfig, HttpBody, Methods, Server, ServerConfig, ServerHandle,
+    BatchRequestConfig, HttpBody, Methods, PingConfig, Server, ServerConfig, ServerHandle,
     serve_with_graceful_shutdown, stop_channel,
 };
 use stele_client::api::SteleApiServer;
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tower::Service;
 
+use super::call_limit::{CallLimitLayer, ClientIp, CostModel};
 use super::config::{RpcConfig, RpcConfigError};
+use super::conn::{Activity, ConnLimits, Refusal, Watched};
 use super::handlers::Handler;
 use super::pool::ExecPool;
 use super::rate::{RateLimiter, Throttled};
-use super::ws_limit::{WsClientIp, WsLimitLayer};
 use super::{NodeStatus, RpcContext};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -44,6 +45,9 @@ pub enum RpcError {
     #[error("cannot start the execution threads: {0}")]
     Threads(std::io::Error),
 }
+
+/// Stack of the block-read threads (decoding only, no contract code).
+const READ_THREAD_STACK_BYTES: usize = 4 << 20;
 
 /// Every method name, for the per-method counters.
 pub(crate) const METHODS: [&str; 19] = [
@@ -79,8 +83,13 @@ pub struct RpcMetrics {
     pub rate_limited: AtomicU64,
     /// Connections refused because `connections_max` were open.
     pub connections_refused: AtomicU64,
+    /// Connections refused because their address had
+    /// `connections_per_ip_max` open.
+    pub connections_refused_per_ip: AtomicU64,
     /// Open WebSocket subscriptions.
     pub active_subscriptions: AtomicU64,
+    /// Subscriptions ended because the subscriber fell too far behind.
+    pub subscriptions_lagged: AtomicU64,
     /// HTTP requests (including WebSocket upgrades and health checks).
     pub http_requests: AtomicU64,
 }
@@ -92,7 +101,9 @@ impl RpcMetrics {
             errors: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            connections_refused_per_ip: AtomicU64::new(0),
             active_subscriptions: AtomicU64::new(0),
+            subscriptions_lagged: AtomicU64::new(0),
             http_requests: AtomicU64::new(0),
         }
     }
@@ -152,6 +163,9 @@ struct Front {
     cors_any: bool,
     cors_origins: Vec<String>,
     status: Arc<dyn NodeStatus>,
+    /// Peers `/health` requires.
+    health_peers_min: u64,
+    health_lag_blocks_max: u64,
 }
 
 /// Starts the server on `config.listen`.
@@ -174,6 +188,12 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
         stele_vm::EXEC_THREAD_STACK_BYTES,
     )
     .map_err(RpcError::Threads)?;
+    let reads = ExecPool::new(
+        config.read_threads,
+        config.read_queue_max,
+        READ_THREAD_STACK_BYTES,
+    )
+    .map_err(RpcError::Threads)?;
     let limiter = Arc::new(RateLimiter::new(
         config.rate_per_ip_per_s,
         config.rate_burst,
@@ -190,8 +210,23 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
         cors_any: config.cors_origins.iter().any(|o| o == "*"),
         cors_origins: config.cors_origins.clone(),
         status: ctx.status.clone(),
+        health_peers_min: health_peers_min(ctx.validators.len()),
+        health_lag_blocks_max: config.health_lag_blocks_max,
     });
-    let handler = Handler::new(config.clone(), ctx, metrics.clone(), pool);
+    let latest = Arc::new(AtomicU64::new(
+        ctx.state
+            .read()
+            .ok()
+            .and_then(|s| s.latest_version())
+            .unwrap_or(0),
+    ));
+    let costs = Arc::new(CostModel {
+        latest: latest.clone(),
+        events_blocks_max: config.events_blocks_max,
+        cost_max: config.rate_burst,
+    });
+    let mut commits = ctx.commits.subscribe();
+    let handler = Handler::new(config.clone(), ctx, metrics.clone(), pool, reads);
     let methods: Methods = handler.into_rpc().into();
 
     let batch = match config.batch_max {
@@ -203,19 +238,50 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
         .max_response_body_size(config.response_bytes_max)
         .max_connections(config.connections_max)
         .max_subscriptions_per_connection(config.subscriptions_per_connection_max)
+        .set_message_buffer_capacity(config.ws_buffer_messages_max)
         .set_batch_request_config(batch)
+        .enable_ws_ping(
+            PingConfig::new()
+                .ping_interval(Duration::from_millis(config.ws_ping_interval_ms))
+                .inactive_limit(Duration::from_millis(config.idle_timeout_ms))
+                .max_failures(1),
+        )
         .build();
-    let ws_limit = WsLimitLayer {
+    let call_limit = CallLimitLayer {
         limiter,
         metrics: metrics.clone(),
+        costs,
     };
     let builder = Server::builder()
         .set_config(server_config)
-        .set_rpc_middleware(RpcServiceBuilder::new().layer(ws_limit))
+        .set_rpc_middleware(RpcServiceBuilder::new().layer(call_limit))
         .to_service_builder();
     let (stop_handle, handle) = stop_channel();
     let (done_tx, accept_done) = watch::channel(false);
-    let connections = Arc::new(Semaphore::new(config.connections_max as usize));
+    // The latest height, for pricing `get_events` calls without a lock.
+    let stopped = stop_handle.clone().shutdown();
+    tokio::spawn(async move {
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                b = commits.recv() => match b {
+                    Ok(b) => {
+                        latest.fetch_max(b.block.header.height, Ordering::Relaxed);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = &mut stopped => return,
+            }
+        }
+    });
+    let connections = Arc::new(ConnLimits::new(
+        config.connections_max,
+        config.connections_per_ip_max,
+    ));
+    let header_timeout = Duration::from_millis(config.request_header_timeout_ms);
+    let idle_timeout = Duration::from_millis(config.idle_timeout_ms);
+    let send_buffer_bytes = config.send_buffer_bytes;
 
     tokio::spawn(async move {
         loop {
@@ -229,13 +295,21 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
                 },
                 _ = stop_handle.clone().shutdown() => break,
             };
-            let Ok(permit) = connections.clone().try_acquire_owned() else {
-                front
-                    .metrics
-                    .connections_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                drop(socket);
-                continue;
+            let slot = match connections.admit(remote.ip()) {
+                Ok(slot) => slot,
+                Err(refusal) => {
+                    let counter = match refusal {
+                        Refusal::PerIp => &front.metrics.connections_refused_per_ip,
+                        Refusal::Full => &front.metrics.connections_refused,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%remote, ?refusal, "rpc: connection refused");
+                    // Best effort and never waited for: a fresh socket's
+                    // send buffer is empty, so the answer fits.
+                    let _ = socket.try_write(refusal.response());
+                    drop(socket);
+                    continue;
+                }
             };
             // Replies and notifications are small writes: without this,
             // Nagle holds each one until the client's delayed ACK of the
@@ -244,12 +318,23 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
             if let Err(e) = socket.set_nodelay(true) {
                 tracing::debug!(error = %e, %remote, "rpc: cannot set TCP_NODELAY");
             }
+            if send_buffer_bytes > 0
+                && let Err(e) =
+                    socket2::SockRef::from(&socket).set_send_buffer_size(send_buffer_bytes)
+            {
+                tracing::debug!(error = %e, %remote, "rpc: cannot set SO_SNDBUF");
+            }
+            let socket = Throttled::new(socket, remote.ip(), read_limiter.clone());
+            // The slot lives in the socket: a WebSocket keeps it after the
+            // HTTP connection below has handed the socket over.
+            let (socket, activity) = Watched::new(socket, slot, header_timeout, idle_timeout);
             let front = front.clone();
             let builder = builder.clone();
             let methods = methods.clone();
             let stop = stop_handle.clone();
             let svc = tower::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let front = front.clone();
+                let activity = activity.clone();
                 let rpc = builder.clone().build(methods.clone(), stop.clone());
                 // A concrete error type (not a boxed trait object) keeps
                 // the connection future provably `Send` for every lifetime.
@@ -257,19 +342,17 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
                     Box<dyn Future<Output = Result<HttpResponse, std::io::Error>> + Send>,
                 > = Box::pin(async move {
                     front
-                        .serve(remote, req, rpc)
+                        .serve(remote, req, rpc, &activity)
                         .await
                         .map_err(|e| std::io::Error::other(e.to_string()))
                 });
                 fut
             });
             let shutdown = stop_handle.clone().shutdown();
-            let socket = Throttled::new(socket, remote.ip(), read_limiter.clone());
             tokio::spawn(async move {
                 if let Err(e) = serve_with_graceful_shutdown(socket, svc, shutdown).await {
                     tracing::debug!(error = %e, %remote, "rpc: connection ended");
                 }
-                drop(permit);
             });
         }
         let _ = done_tx.send(true);
@@ -288,10 +371,12 @@ impl Front {
         remote: SocketAddr,
         mut req: http::Request<hyper::body::Incoming>,
         mut rpc: S,
+        activity: &Arc<Activity>,
     ) -> Result<HttpResponse, BoxError>
     where
         S: Service<http::Request<hyper::body::Incoming>, Response = HttpResponse, Error = BoxError>,
     {
+        let _in_flight = activity.request();
         self.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
         if !self.limiter.allow(remote.ip(), Instant::now()) {
             self.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -303,13 +388,10 @@ impl Front {
         let origin = req.headers().get(header::ORIGIN).cloned();
         let allow_origin = origin.as_ref().and_then(|o| self.cors_allow(o));
         let mut response = match (req.method(), req.uri().path()) {
-            (&Method::GET, "/health") => {
-                if self.status.status().syncing {
-                    plain(StatusCode::SERVICE_UNAVAILABLE, "syncing")
-                } else {
-                    plain(StatusCode::OK, "ok")
-                }
-            }
+            (&Method::GET, "/health") => match self.unready() {
+                Some(why) => plain(StatusCode::SERVICE_UNAVAILABLE, why),
+                None => plain(StatusCode::OK, "ok"),
+            },
             (&Method::GET, "/status") => {
                 let body = serde_json::to_string(&self.status.status())
                     .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
@@ -340,15 +422,22 @@ impl Front {
                 r
             }
             _ => {
-                if jsonrpsee::server::ws::is_upgrade_request(&req) {
-                    // Every call on the connection takes a token too.
-                    req.extensions_mut().insert(WsClientIp(remote.ip()));
-                }
+                let upgrade = jsonrpsee::server::ws::is_upgrade_request(&req);
+                // Every call takes its cost in tokens; an HTTP request's
+                // token at the door pays one of them.
+                req.extensions_mut().insert(ClientIp {
+                    ip: remote.ip(),
+                    prepaid: u32::from(!upgrade),
+                });
                 // No `?`: the boxed error passes through unchanged.
-                match rpc.call(req).await {
+                let r = match rpc.call(req).await {
                     Ok(r) => r,
                     Err(e) => return Err(e),
+                };
+                if upgrade && r.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    activity.upgraded();
                 }
+                r
             }
         };
         if let Some(value) = allow_origin {
@@ -362,6 +451,30 @@ impl Front {
         Ok(response)
     }
 
+    /// Why the node should not take traffic now, if it should not: it is
+    /// syncing, has too few peers to follow the chain, or is too far
+    /// behind what its peers committed.
+    fn unready(&self) -> Option<String> {
+        let status = self.status.status();
+        if status.syncing {
+            return Some("syncing".to_string());
+        }
+        if status.peers_connected < self.health_peers_min {
+            return Some(format!(
+                "too few peers: {} connected, {} needed",
+                status.peers_connected, self.health_peers_min
+            ));
+        }
+        let peers_at = self.status.peer_height()?;
+        if peers_at.saturating_sub(status.height) > self.health_lag_blocks_max {
+            return Some(format!(
+                "behind: committed height {}, peers at {peers_at} (more than {} blocks)",
+                status.height, self.health_lag_blocks_max
+            ));
+        }
+        None
+    }
+
     /// The `Access-Control-Allow-Origin` value for a request from `origin`.
     fn cors_allow(&self, origin: &HeaderValue) -> Option<HeaderValue> {
         if self.cors_any {
@@ -373,6 +486,17 @@ impl Front {
             .any(|allowed| allowed == o)
             .then(|| origin.clone())
     }
+}
+
+/// Peers a node of a set of `validators` needs to count as ready: 2f (with
+/// itself, enough validators by count for a quorum), at least one when it
+/// is not alone; none for a single validator.
+fn health_peers_min(validators: usize) -> u64 {
+    if validators <= 1 {
+        return 0;
+    }
+    let f = (validators - 1) / 3;
+    (2 * f).max(1) as u64
 }
 
 fn plain(status: StatusCode, body: impl Into<String>) -> HttpResponse {

@@ -4,6 +4,7 @@
 //! keys, persists the block and publishes it as the node does.
 #![allow(clippy::unwrap_used, dead_code)] // test set-up: a failure here is a test failure
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use stele_node::exec::*;
@@ -131,6 +132,10 @@ impl TxSubmitter for Pool {
 pub struct Status {
     pub state: SharedState,
     pub pool: Arc<Pool>,
+    /// What `peers_connected` says (3 unless a test changes it).
+    pub peers: AtomicU64,
+    /// The height the peers are at, for `/health` (0: none known).
+    pub peer_height: AtomicU64,
 }
 
 impl NodeStatus for Status {
@@ -140,11 +145,15 @@ impl NodeStatus for Status {
             chain_id: CHAIN,
             height: self.state.read().unwrap().latest_version().unwrap_or(0),
             view: 0,
-            peers_connected: 3,
+            peers_connected: self.peers.load(Ordering::Relaxed),
             syncing: false,
             mempool_txs: mempool.len() as u64,
             mempool_bytes: mempool.bytes() as u64,
         }
+    }
+
+    fn peer_height(&self) -> Option<u64> {
+        Some(self.peer_height.load(Ordering::Relaxed))
     }
 }
 
@@ -152,6 +161,7 @@ pub struct TestNode {
     pub state: SharedState,
     pub executor: Arc<Executor>,
     pub pool: Arc<Pool>,
+    pub status: Arc<Status>,
     pub commits: tokio::sync::broadcast::Sender<Arc<CommittedBlock>>,
     pub server: RpcServer,
     pub genesis: Genesis,
@@ -193,6 +203,12 @@ impl TestNode {
             sender_keys: SenderKeys::new(16),
         });
         let (commits, _) = tokio::sync::broadcast::channel(16);
+        let status = Arc::new(Status {
+            state: state.clone(),
+            pool: pool.clone(),
+            peers: AtomicU64::new(3),
+            peer_height: AtomicU64::new(0),
+        });
         let ctx = RpcContext {
             chain_id: CHAIN,
             genesis_hash: genesis.hash(),
@@ -200,10 +216,7 @@ impl TestNode {
             state: state.clone(),
             executor: executor.clone(),
             submitter: pool.clone(),
-            status: Arc::new(Status {
-                state: state.clone(),
-                pool: pool.clone(),
-            }),
+            status: status.clone(),
             commits: commits.clone(),
         };
         let config = RpcConfig {
@@ -215,6 +228,7 @@ impl TestNode {
             state,
             executor,
             pool,
+            status,
             commits,
             server,
             genesis,
