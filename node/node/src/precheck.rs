@@ -833,11 +833,14 @@ mod tests {
         forged_vc.new_view = 2;
         forged_vc.prepared[0].votes[1].signature.0[5] ^= 1;
         let forged = signed(&keys, &set, 3, Message::ViewChange(forged_vc.clone()));
+        // One after the other: checked in parallel, the second could reach
+        // its votes before the first's are recorded.
         h.to_pipeline.send(consensus(good.clone())).await.unwrap();
+        assert_eq!(delivered(&mut h, 1).await, vec![good]);
         h.to_pipeline.send(consensus(forged.clone())).await.unwrap();
         // Both reach the driver: whether a certificate holds is the
         // replica's call.
-        assert_eq!(delivered(&mut h, 2).await, vec![good, forged]);
+        assert_eq!(delivered(&mut h, 1).await, vec![forged]);
         // The outer signature and the three votes of the first; the second
         // message's outer signature; its two good votes were recorded
         // already, its forged one is not recorded.
