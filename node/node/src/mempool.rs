@@ -458,6 +458,28 @@ impl Mempool {
         self.entries.get(hash).map(|e| &e.tx.tx)
     }
 
+    /// Every pending transaction, ready or gapped, each sender's in nonce
+    /// order, senders in address order, up to `txs_max` of them and
+    /// `bytes_max` encoded bytes: what a validator offers a peer that
+    /// (re)connects. Unlike [`Mempool::select`] it does not read the
+    /// state, so a validator whose state lags still offers what it holds;
+    /// the peer's admission drops what it cannot use.
+    pub fn pending(&self, txs_max: usize, bytes_max: usize) -> Vec<SignedTransaction> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for queue in self.senders.values() {
+            for hash in queue.txs.values() {
+                let e = &self.entries[hash];
+                if out.len() >= txs_max || bytes.saturating_add(e.tx.bytes) > bytes_max {
+                    return out;
+                }
+                bytes += e.tx.bytes;
+                out.push(e.tx.tx.clone());
+            }
+        }
+        out
+    }
+
     /// The sender's next nonce counting its pending transactions that
     /// follow the account nonce without a gap.
     pub fn pending_nonce(&self, sender: &Address, view: &impl AccountView) -> u64 {

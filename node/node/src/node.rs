@@ -707,12 +707,10 @@ fn open_state(
 /// Concurrent signature checks of gossiped transactions; more wait in the
 /// gossip queue.
 const GOSSIP_VERIFY_TASKS_MAX: usize = 64;
-/// Pending transactions offered again to a peer that (re)connects.
-const REGOSSIP_LIMITS: BlockLimits = BlockLimits {
-    gas_max: u64::MAX,
-    bytes_max: 16 << 20,
-    txs_max: 4_096,
-};
+/// Most pending transactions, and their bytes, offered again to a peer
+/// that (re)connects.
+const REGOSSIP_TXS_MAX: usize = 4_096;
+const REGOSSIP_BYTES_MAX: usize = 16 << 20;
 /// Gossiped transactions waiting for a signature check; beyond, newcomers
 /// are dropped and counted.
 const GOSSIP_QUEUE_MAX: usize = 16_384;
@@ -1169,7 +1167,12 @@ impl Driver {
                 // Gossip goes once, to the peers connected then: offer the
                 // pending transactions again, or one admitted while this
                 // peer was cut off waits here until this validator leads.
-                let pending = self.shared.mempool().select(REGOSSIP_LIMITS, &self.base());
+                // All of them, gapped ones too: this validator's state may
+                // lag the peer's, and the peer's admission sorts them out.
+                let pending = self
+                    .shared
+                    .mempool()
+                    .pending(REGOSSIP_TXS_MAX, REGOSSIP_BYTES_MAX);
                 for tx in pending {
                     let raw = tx.to_bytes();
                     let payload = GossipTx {

@@ -343,6 +343,35 @@ fn select_respects_nonce_order_price_and_block_limits() {
 }
 
 #[test]
+fn everything_pending_is_offered_to_a_reconnecting_peer_within_its_bounds() {
+    let keys: Vec<SecretKey> = (0..2).map(key).collect();
+    let accounts = funded(&keys);
+    let mut pool = Mempool::new(config());
+    let ready = [tx(&keys[0], 0, 1), tx(&keys[0], 1, 1)];
+    // Gapped here (nonce 0 missing), perhaps not on the peer.
+    let gapped = [tx(&keys[1], 1, 5), tx(&keys[1], 2, 5)];
+    for t in ready.iter().chain(&gapped) {
+        pool.insert(t.clone(), &accounts).unwrap();
+    }
+    let hashes = |txs: Vec<SignedTransaction>| -> Vec<Hash> {
+        txs.iter().map(SignedTransaction::hash).collect()
+    };
+    let mut all: Vec<(Address, Hash)> = ready
+        .iter()
+        .chain(&gapped)
+        .map(|t| (t.sender, t.hash))
+        .collect();
+    // Senders in address order, each in nonce order.
+    all.sort_by_key(|(sender, _)| *sender);
+    let all: Vec<Hash> = all.into_iter().map(|(_, h)| h).collect();
+    assert_eq!(hashes(pool.pending(100, usize::MAX)), all);
+    assert_eq!(hashes(pool.pending(3, usize::MAX)), all[..3].to_vec());
+    let one = pool.get(&all[0]).unwrap().to_bytes().len();
+    assert_eq!(hashes(pool.pending(100, one)), all[..1].to_vec());
+    assert!(pool.pending(100, one - 1).is_empty());
+}
+
+#[test]
 fn committed_block_removes_its_txs_and_stale_ones() {
     let keys: Vec<SecretKey> = (0..2).map(key).collect();
     let mut accounts = funded(&keys);
