@@ -51,6 +51,8 @@ pub struct NodeConfig {
     pub storage: StorageSection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub runtime: RuntimeSection,
 }
 
 /// State retention.
@@ -182,6 +184,33 @@ impl ConsensusSection {
     }
 }
 
+/// Most worker threads either runtime may have.
+pub const RUNTIME_THREADS_MAX: usize = 256;
+
+/// The node's two tokio runtimes (docs/architecture.md, "Runtimes"):
+/// consensus, the peer network and block commits on one; the JSON-RPC and
+/// metrics servers, their connections and calls on the other, so no
+/// amount of client work delays a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSection {
+    /// Worker threads of the consensus runtime (driver, QUIC, precheck,
+    /// gossip intake); blocks execute and commit on them.
+    pub consensus_threads: usize,
+    /// Worker threads of the RPC runtime (connections, calls, metrics);
+    /// views, simulations and block reads have their own `[rpc]` pools.
+    pub rpc_threads: usize,
+}
+
+impl Default for RuntimeSection {
+    fn default() -> Self {
+        RuntimeSection {
+            consensus_threads: 2,
+            rpc_threads: 2,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -304,6 +333,14 @@ impl NodeConfig {
                 ));
             }
         }
+        for (field, threads) in [
+            ("runtime.consensus_threads", self.runtime.consensus_threads),
+            ("runtime.rpc_threads", self.runtime.rpc_threads),
+        ] {
+            if !(1..=RUNTIME_THREADS_MAX).contains(&threads) {
+                return Err(invalid(field, "must be in 1..=256"));
+            }
+        }
         if let Some(rpc) = &self.rpc {
             rpc.validate().map_err(|e| invalid("rpc", &e.to_string()))?;
         }
@@ -386,5 +423,20 @@ view_timeout_ms = 1000
         let text = GOOD.replace("[consensus]", "[log]\nlevel = \"[[[\"\n[consensus]");
         let e = parse(&text).unwrap_err().to_string();
         assert!(e.contains("log.level"), "{e}");
+        let text = GOOD.replace("[consensus]", "[runtime]\nrpc_threads = 0\n[consensus]");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("runtime.rpc_threads"), "{e}");
+    }
+
+    #[test]
+    fn runtime_threads_default_to_two_each_and_can_be_set() {
+        assert_eq!(parse(GOOD).unwrap().runtime, RuntimeSection::default());
+        assert_eq!(RuntimeSection::default().consensus_threads, 2);
+        let text = GOOD.replace(
+            "[consensus]",
+            "[runtime]\nconsensus_threads = 3\nrpc_threads = 4\n[consensus]",
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!((c.runtime.consensus_threads, c.runtime.rpc_threads), (3, 4));
     }
 }

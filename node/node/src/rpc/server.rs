@@ -37,7 +37,9 @@ type HttpResponse = http::Response<HttpBody>;
 pub enum RpcError {
     #[error(transparent)]
     Config(#[from] RpcConfigError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error(
+        "cannot listen for JSON-RPC on {addr}: {source} (is another node using it? change [rpc] listen in config.toml)"
+    )]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -168,19 +170,55 @@ struct Front {
     health_lag_blocks_max: u64,
 }
 
-/// Starts the server on `config.listen`.
+/// Starts the server on `config.listen` ([`bind`], then [`RpcListener::serve`]).
 pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcError> {
+    bind(config)?.serve(ctx).await
+}
+
+/// The server's port, bound and not served yet: a node binds it before it
+/// starts anything else (see `home::start_home`).
+#[derive(Debug)]
+pub struct RpcListener {
+    config: RpcConfig,
+    listener: std::net::TcpListener,
+}
+
+/// Checks `config` and binds `config.listen`; needs no runtime.
+pub fn bind(config: RpcConfig) -> Result<RpcListener, RpcError> {
     config.validate()?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| RpcError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let local_addr = listener.local_addr().map_err(|source| RpcError::Bind {
+    let listener = crate::listen::bind_tcp(config.listen).map_err(|source| RpcError::Bind {
         addr: config.listen,
         source,
     })?;
+    Ok(RpcListener { config, listener })
+}
+
+impl RpcListener {
+    /// The bound address (the port the OS chose for port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves the bound port. Everything the server does (accepting,
+    /// connections, calls, its timers) runs on the runtime this is awaited
+    /// on; views, simulations and block reads run on the server's own
+    /// bounded thread pools.
+    pub async fn serve(self, ctx: RpcContext) -> Result<RpcServer, RpcError> {
+        serve(self.config, self.listener, ctx).await
+    }
+}
+
+async fn serve(
+    config: RpcConfig,
+    listener: std::net::TcpListener,
+    ctx: RpcContext,
+) -> Result<RpcServer, RpcError> {
+    let bind_error = |source| RpcError::Bind {
+        addr: config.listen,
+        source,
+    };
+    let listener = TcpListener::from_std(listener).map_err(bind_error)?;
+    let local_addr = listener.local_addr().map_err(bind_error)?;
     let metrics = Arc::new(RpcMetrics::new());
     let pool = ExecPool::new(
         config.exec_threads,
@@ -227,7 +265,10 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
     });
     let mut commits = ctx.commits.subscribe();
     let handler = Handler::new(config.clone(), ctx, metrics.clone(), pool, reads);
-    let methods: Methods = handler.into_rpc().into();
+    let module = handler.into_rpc();
+    #[cfg(test)]
+    let module = test_hooks::with_hooks(module);
+    let methods: Methods = module.into();
 
     let batch = match config.batch_max {
         0 => BatchRequestConfig::Disabled,
@@ -503,4 +544,26 @@ fn plain(status: StatusCode, body: impl Into<String>) -> HttpResponse {
     let mut r = http::Response::new(HttpBody::from(body.into()));
     *r.status_mut() = status;
     r
+}
+
+/// Methods only unit tests serve.
+#[cfg(test)]
+pub(crate) mod test_hooks {
+    use jsonrpsee::RpcModule;
+    use jsonrpsee::types::ErrorObjectOwned;
+
+    /// `test_block_worker(ms)`: holds the RPC worker thread that runs it for
+    /// `ms` milliseconds (at most 10 s), as a call that hogs the runtime
+    /// would; answers `ms`.
+    pub(crate) const BLOCK_WORKER: &str = "test_block_worker";
+
+    pub(crate) fn with_hooks<C: Send + Sync + 'static>(mut module: RpcModule<C>) -> RpcModule<C> {
+        let registered = module.register_method(BLOCK_WORKER, |params, _, _| {
+            let ms: u64 = params.one()?;
+            std::thread::sleep(std::time::Duration::from_millis(ms.min(10_000)));
+            Ok::<u64, ErrorObjectOwned>(ms)
+        });
+        assert!(registered.is_ok(), "{BLOCK_WORKER} is registered once");
+        module
+    }
 }
