@@ -529,6 +529,20 @@ async fn read_errors_are_specific() {
         .raw_request("get_block", vec![serde_json::json!("0x1234")])
         .await;
     assert_eq!(code(bad), -32602);
+    // An out-of-range height says what a block id is (the client shows the
+    // cause the node puts in the error's data).
+    for id in [serde_json::json!(u64::MAX), serde_json::json!(-1)] {
+        let e = client
+            .raw_request("get_block", vec![id.clone()])
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some(-32602), "{id}: {e}");
+        let text = e.to_string();
+        assert!(
+            text.contains(stele_client::api::BLOCK_ID_EXPECTED) && !text.contains("untagged"),
+            "{id}: {text}"
+        );
+    }
     let bad = client.raw_request("no_such_method", vec![]).await;
     assert_eq!(code(bad), -32601);
     // Subscriptions need a WebSocket.
