@@ -1866,3 +1866,35 @@ async fn health_needs_peers_and_a_height_close_to_theirs() {
     node.status.peer_height.store(19, Ordering::Relaxed);
     assert!(health().await.0.starts_with("http/1.1 200"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_requests_get_413_and_are_counted() {
+    use tokio::io::AsyncWriteExt;
+    let node = TestNode::start(RpcConfig::default()).await;
+    let addr = node.server.local_addr();
+    let declared = (2 << 20) + 1;
+    for _ in 0..20 {
+        let mut s = connect_from([127, 0, 0, 1], addr).await;
+        let head = format!(
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\nconnection: close\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let text = read_until_closed(&mut s, Duration::from_secs(10)).await;
+        assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    }
+    assert_eq!(
+        node.server
+            .metrics()
+            .oversized_requests
+            .load(Ordering::Relaxed),
+        20
+    );
+    // A request within the limit still passes.
+    let ok = post(
+        [127, 0, 0, 1],
+        addr,
+        r#"{"jsonrpc":"2.0","id":1,"method":"get_status","params":[]}"#,
+    )
+    .await;
+    assert!(ok["result"]["chain_id"].is_u64(), "{ok}");
+}

@@ -15,6 +15,7 @@ mod estimate;
 mod events;
 mod feed;
 mod handlers;
+mod oversize;
 mod pool;
 mod rate;
 mod server;

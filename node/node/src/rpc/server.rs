@@ -25,6 +25,7 @@ use super::call_limit::{CallLimitLayer, ClientIp, CostModel};
 use super::config::{RpcConfig, RpcConfigError};
 use super::conn::{Activity, ConnLimits, Refusal, Watched};
 use super::handlers::Handler;
+use super::oversize::{OVERSIZE_LOG_INTERVAL_MS, OversizeLog};
 use super::pool::ExecPool;
 use super::rate::{RateLimiter, Throttled};
 use super::{NodeStatus, RpcContext};
@@ -94,6 +95,8 @@ pub struct RpcMetrics {
     pub subscriptions_lagged: AtomicU64,
     /// HTTP requests (including WebSocket upgrades and health checks).
     pub http_requests: AtomicU64,
+    /// HTTP requests refused with 413 for a body over `body_bytes_max`.
+    pub oversized_requests: AtomicU64,
 }
 
 impl RpcMetrics {
@@ -107,6 +110,7 @@ impl RpcMetrics {
             active_subscriptions: AtomicU64::new(0),
             subscriptions_lagged: AtomicU64::new(0),
             http_requests: AtomicU64::new(0),
+            oversized_requests: AtomicU64::new(0),
         }
     }
 
@@ -168,6 +172,8 @@ struct Front {
     /// Peers `/health` requires.
     health_peers_min: u64,
     health_lag_blocks_max: u64,
+    /// Refusals for size, logged at most once per interval.
+    oversize: Arc<OversizeLog>,
 }
 
 /// Starts the server on `config.listen` ([`bind`], then [`RpcListener::serve`]).
@@ -242,6 +248,10 @@ async fn serve(
         config.read_bytes_burst,
         config.rate_ips_max,
     ));
+    let oversize = Arc::new(OversizeLog::new(
+        config.body_bytes_max,
+        Duration::from_millis(OVERSIZE_LOG_INTERVAL_MS),
+    ));
     let front = Arc::new(Front {
         limiter: limiter.clone(),
         metrics: metrics.clone(),
@@ -250,6 +260,7 @@ async fn serve(
         status: ctx.status.clone(),
         health_peers_min: health_peers_min(ctx.validators.len()),
         health_lag_blocks_max: config.health_lag_blocks_max,
+        oversize: oversize.clone(),
     });
     let latest = Arc::new(AtomicU64::new(
         ctx.state
@@ -312,6 +323,22 @@ async fn serve(
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
+                _ = &mut stopped => return,
+            }
+        }
+    });
+    // The count of refusals for size, written once their interval is over.
+    let stopped = stop_handle.clone().shutdown();
+    tokio::spawn(async move {
+        tokio::pin!(stopped);
+        let mut tick = tokio::time::interval(Duration::from_millis(OVERSIZE_LOG_INTERVAL_MS / 4));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Some(line) = oversize.flush(Instant::now()) {
+                        tracing::warn!("{line}");
+                    }
+                }
                 _ = &mut stopped => return,
             }
         }
@@ -477,6 +504,14 @@ impl Front {
                 };
                 if upgrade && r.status() == StatusCode::SWITCHING_PROTOCOLS {
                     activity.upgraded();
+                }
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    self.metrics
+                        .oversized_requests
+                        .fetch_add(1, Ordering::Relaxed);
+                    if let Some(line) = self.oversize.refused(remote.ip(), Instant::now()) {
+                        tracing::warn!("{line}");
+                    }
                 }
                 r
             }
