@@ -251,6 +251,8 @@ impl Runtimes {
 pub struct RunningNode {
     pub node: Node,
     pub rpc: Option<RpcServer>,
+    /// Where `/metrics` is served, if it is.
+    pub metrics: Option<SocketAddr>,
     pub config: NodeConfig,
     stop_tx: tokio::sync::watch::Sender<bool>,
 }
@@ -335,6 +337,7 @@ pub async fn start_home_on(
     let mut running = RunningNode {
         node,
         rpc: None,
+        metrics: None,
         config,
         stop_tx,
     };
@@ -362,7 +365,10 @@ pub async fn start_home_on(
         }
     };
     match metrics {
-        Some(Ok(addr)) => tracing::info!(%addr, "metrics at /metrics"),
+        Some(Ok(addr)) => {
+            tracing::info!(%addr, "metrics at /metrics");
+            running.metrics = Some(addr);
+        }
         Some(Err(e)) => {
             if let Some(Ok(server)) = rpc {
                 running.rpc = Some(server);

@@ -201,6 +201,11 @@ fn commits_under_flood(shared: bool) -> (u64, u64, u64) {
     // The servers still answer once the flood is over.
     let health = request(rpc, "GET /health", "");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let metrics = request(running.metrics.unwrap(), "GET /metrics", "");
+    assert!(
+        metrics.starts_with("HTTP/1.1 200") && metrics.contains("stele_"),
+        "{metrics}"
+    );
     runtimes.consensus().block_on(running.shutdown()).unwrap();
     runtimes.shutdown();
     (calm, flooded, answered)
