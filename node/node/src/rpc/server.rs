@@ -174,6 +174,7 @@ struct Front {
     health_lag_blocks_max: u64,
     /// Refusals for size, logged at most once per interval.
     oversize: Arc<OversizeLog>,
+    body_bytes_max: u32,
 }
 
 /// Starts the server on `config.listen` ([`bind`], then [`RpcListener::serve`]).
@@ -261,6 +262,7 @@ async fn serve(
         health_peers_min: health_peers_min(ctx.validators.len()),
         health_lag_blocks_max: config.health_lag_blocks_max,
         oversize: oversize.clone(),
+        body_bytes_max: config.body_bytes_max,
     });
     let latest = Arc::new(AtomicU64::new(
         ctx.state
@@ -442,7 +444,7 @@ impl Front {
         activity: &Arc<Activity>,
     ) -> Result<HttpResponse, BoxError>
     where
-        S: Service<http::Request<hyper::body::Incoming>, Response = HttpResponse, Error = BoxError>,
+        S: Service<http::Request<HttpBody>, Response = HttpResponse, Error = BoxError>,
     {
         let _in_flight = activity.request();
         self.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
@@ -497,6 +499,14 @@ impl Front {
                     ip: remote.ip(),
                     prepaid: u32::from(!upgrade),
                 });
+                let req = if upgrade || req.method() != Method::POST {
+                    req.map(HttpBody::new)
+                } else {
+                    match self.read_body(remote, req).await {
+                        Ok(req) => req,
+                        Err(refused) => return Ok(refused),
+                    }
+                };
                 // No `?`: the boxed error passes through unchanged.
                 let r = match rpc.call(req).await {
                     Ok(r) => r,
@@ -504,14 +514,6 @@ impl Front {
                 };
                 if upgrade && r.status() == StatusCode::SWITCHING_PROTOCOLS {
                     activity.upgraded();
-                }
-                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    self.metrics
-                        .oversized_requests
-                        .fetch_add(1, Ordering::Relaxed);
-                    if let Some(line) = self.oversize.refused(remote.ip(), Instant::now()) {
-                        tracing::warn!("{line}");
-                    }
                 }
                 r
             }
@@ -525,6 +527,66 @@ impl Front {
                 .insert(header::VARY, HeaderValue::from_static("origin"));
         }
         Ok(response)
+    }
+
+    /// Reads a POST body within `body_bytes_max` before jsonrpsee sees it,
+    /// so that the refusals a client can cause at will are answered here
+    /// without a log line each (jsonrpsee warns of every body that breaks
+    /// off): an oversized body gets jsonrpsee's own 413, counted and
+    /// logged at most once per interval ([`OversizeLog`]); a body that
+    /// breaks off gets 400 and a debug line.
+    async fn read_body(
+        &self,
+        remote: SocketAddr,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> Result<http::Request<HttpBody>, HttpResponse> {
+        use hyper::body::Body as _;
+        let limit = self.body_bytes_max;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > u64::from(limit)) {
+            return Err(self.too_large(remote));
+        }
+        let (parts, mut body) = req.into_parts();
+        // Allocated as the bytes arrive, never from the declared length.
+        let mut bytes: Vec<u8> = Vec::new();
+        while let Some(frame) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+        {
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(e) => {
+                    tracing::debug!(%remote, error = %e, "rpc: request body broke off");
+                    return Err(plain(
+                        StatusCode::BAD_REQUEST,
+                        "the request body could not be read",
+                    ));
+                }
+            };
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            if bytes.len() + data.len() > limit as usize {
+                return Err(self.too_large(remote));
+            }
+            bytes.extend_from_slice(&data);
+        }
+        Ok(http::Request::from_parts(parts, HttpBody::from(bytes)))
+    }
+
+    /// jsonrpsee's answer to a body over the limit, counted and logged at
+    /// most once per interval.
+    fn too_large(&self, remote: SocketAddr) -> HttpResponse {
+        self.metrics
+            .oversized_requests
+            .fetch_add(1, Ordering::Relaxed);
+        if let Some(line) = self.oversize.refused(remote.ip(), Instant::now()) {
+            tracing::warn!("{line}");
+        }
+        jsonrpsee::server::http::response::too_large(self.body_bytes_max)
     }
 
     /// Why the node should not take traffic now, if it should not: it is
