@@ -51,6 +51,8 @@ pub struct NodeConfig {
     pub storage: StorageSection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub runtime: RuntimeSection,
 }
 
 /// State retention.
@@ -182,6 +184,33 @@ impl ConsensusSection {
     }
 }
 
+/// Most worker threads either runtime may have.
+pub const RUNTIME_THREADS_MAX: usize = 256;
+
+/// The node's two tokio runtimes (docs/architecture.md, "Runtimes"):
+/// consensus, the peer network and block commits on one; the JSON-RPC and
+/// metrics servers, their connections and calls on the other, so no
+/// amount of client work delays a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSection {
+    /// Worker threads of the consensus runtime (driver, QUIC, precheck,
+    /// gossip intake); blocks execute and commit on them.
+    pub consensus_threads: usize,
+    /// Worker threads of the RPC runtime (connections, calls, metrics);
+    /// views, simulations and block reads have their own `[rpc]` pools.
+    pub rpc_threads: usize,
+}
+
+impl Default for RuntimeSection {
+    fn default() -> Self {
+        RuntimeSection {
+            consensus_threads: 2,
+            rpc_threads: 2,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -192,7 +221,9 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSection {
-    /// A `tracing` filter: `info`, `stele_node=debug,info`, ...
+    /// A `tracing` filter: `info`, `stele_node=debug,info`, ... When a
+    /// config file is loaded, `soketto=error` is added to it unless it names
+    /// `soketto` ([`LogSection::quiet_client_triggered`]).
     pub level: String,
     pub format: LogFormat,
 }
@@ -206,9 +237,38 @@ impl Default for LogSection {
     }
 }
 
+/// Log targets of dependencies that write a WARN line for each event a
+/// client triggers at will: `soketto` (the WebSocket codec) warns of every
+/// WebSocket message over `rpc.body_bytes_max`, which would let one client
+/// write the log as fast as it sends. The RPC reports refused requests
+/// itself, rate-limited.
+const CLIENT_TRIGGERED_LOG_TARGETS: [&str; 1] = ["soketto"];
+
+impl LogSection {
+    /// `level` with `<target>=error` added for each dependency in
+    /// [`CLIENT_TRIGGERED_LOG_TARGETS`] it does not name (an operator who
+    /// names one keeps what they asked for).
+    pub fn quiet_client_triggered(&self) -> String {
+        let mut filter = self.level.trim().to_string();
+        for target in CLIENT_TRIGGERED_LOG_TARGETS {
+            if filter.contains(target) {
+                continue;
+            }
+            if !filter.is_empty() {
+                filter.push(',');
+            }
+            filter.push_str(target);
+            filter.push_str("=error");
+        }
+        filter
+    }
+}
+
 impl NodeConfig {
     /// Reads, parses and validates `path`; relative paths inside become
-    /// relative to the file's directory.
+    /// relative to the file's directory, and the log filter quiets the
+    /// dependencies clients can make warn at will
+    /// ([`LogSection::quiet_client_triggered`]).
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -225,6 +285,7 @@ impl NodeConfig {
                 *p = base.join(&*p);
             }
         }
+        config.log.level = config.log.quiet_client_triggered();
         Ok(config)
     }
 
@@ -302,6 +363,14 @@ impl NodeConfig {
                     "p2p.peers",
                     &format!("{} is listed twice", p.address),
                 ));
+            }
+        }
+        for (field, threads) in [
+            ("runtime.consensus_threads", self.runtime.consensus_threads),
+            ("runtime.rpc_threads", self.runtime.rpc_threads),
+        ] {
+            if !(1..=RUNTIME_THREADS_MAX).contains(&threads) {
+                return Err(invalid(field, "must be in 1..=256"));
             }
         }
         if let Some(rpc) = &self.rpc {
@@ -386,5 +455,43 @@ view_timeout_ms = 1000
         let text = GOOD.replace("[consensus]", "[log]\nlevel = \"[[[\"\n[consensus]");
         let e = parse(&text).unwrap_err().to_string();
         assert!(e.contains("log.level"), "{e}");
+        let text = GOOD.replace("[consensus]", "[runtime]\nrpc_threads = 0\n[consensus]");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("runtime.rpc_threads"), "{e}");
+    }
+
+    #[test]
+    fn a_loaded_log_filter_quiets_the_websocket_codec_unless_it_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        for (level, loaded) in [
+            ("info", "info,soketto=error"),
+            (
+                "stele_node=debug,info",
+                "stele_node=debug,info,soketto=error",
+            ),
+            ("soketto=warn,info", "soketto=warn,info"),
+        ] {
+            let text = format!("{GOOD}\n[log]\nlevel = \"{level}\"\n");
+            std::fs::write(&path, &text).unwrap();
+            let config = NodeConfig::load(&path).unwrap();
+            assert_eq!(config.log.level, loaded);
+            tracing_subscriber::EnvFilter::try_new(&config.log.level).unwrap();
+            // Loading what was loaded changes nothing more.
+            std::fs::write(&path, config.to_toml()).unwrap();
+            assert_eq!(NodeConfig::load(&path).unwrap().log.level, loaded);
+        }
+    }
+
+    #[test]
+    fn runtime_threads_default_to_two_each_and_can_be_set() {
+        assert_eq!(parse(GOOD).unwrap().runtime, RuntimeSection::default());
+        assert_eq!(RuntimeSection::default().consensus_threads, 2);
+        let text = GOOD.replace(
+            "[consensus]",
+            "[runtime]\nconsensus_threads = 3\nrpc_threads = 4\n[consensus]",
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!((c.runtime.consensus_threads, c.runtime.rpc_threads), (3, 4));
     }
 }

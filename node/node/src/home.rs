@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use stele_types::{Address, Amount, SecretKey, Validator, ValidatorSet};
 
-use crate::config::{NodeConfig, NodeSection, P2pSection, PeerEntry};
+use crate::config::{NodeConfig, NodeSection, P2pSection, PeerEntry, RuntimeSection};
 use crate::genesis::{Allocation, ChainParams, Genesis};
 use crate::net::{NetConfig, PeerInfo};
 use crate::node::{Node, NodeOptions};
-use crate::rpc::{RpcConfig, RpcServer};
+use crate::rpc::{RpcConfig, RpcListener, RpcServer};
 use crate::{keys, metrics};
 
 /// Balance of every dev account and validator in generated genesis files.
@@ -73,6 +73,7 @@ pub fn node_config(p2p: SocketAddr, rpc: Option<SocketAddr>, peers: Vec<PeerEntr
         consensus: Default::default(),
         storage: Default::default(),
         log: Default::default(),
+        runtime: Default::default(),
     }
 }
 
@@ -185,22 +186,124 @@ pub fn write_testnet(out: &Path, spec: &TestnetSpec) -> Result<Testnet, HomeErro
     })
 }
 
+/// A validator process's two tokio runtimes (docs/architecture.md,
+/// "Runtimes"): `consensus` runs the driver, the peer network, precheck,
+/// gossip intake and block execution and commits; `rpc` runs the JSON-RPC
+/// and metrics servers, their connections and calls. Each has its own
+/// worker threads, timers and blocking pool, so a flood of client work
+/// cannot delay the driver's timers, QUIC packets or commits.
+#[derive(Debug)]
+pub struct Runtimes {
+    consensus: tokio::runtime::Runtime,
+    rpc: tokio::runtime::Runtime,
+}
+
+/// Blocking threads of the RPC runtime (transaction intake's signature
+/// checks; views and block reads have their own pools).
+const RPC_BLOCKING_THREADS_MAX: usize = 32;
+
+/// How long [`Runtimes::shutdown`] waits for each runtime's tasks.
+const RUNTIME_SHUTDOWN_MS: u64 = 5_000;
+
+impl Runtimes {
+    /// Builds both runtimes with the worker counts of `[runtime]`. The
+    /// consensus workers get the stack block execution needs
+    /// ([`crate::node::NodeOptions::exec_inline`]).
+    pub fn build(section: &RuntimeSection) -> Result<Runtimes, HomeError> {
+        let consensus = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(section.consensus_threads)
+            .thread_name("consensus")
+            .thread_stack_size(stele_vm::EXEC_THREAD_STACK_BYTES)
+            .enable_all()
+            .build()
+            .map_err(|e| HomeError(format!("cannot start the consensus runtime: {e}")))?;
+        let rpc = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(section.rpc_threads)
+            .thread_name("rpc")
+            .max_blocking_threads(RPC_BLOCKING_THREADS_MAX)
+            .enable_all()
+            .build()
+            .map_err(|e| HomeError(format!("cannot start the RPC runtime: {e}")))?;
+        Ok(Runtimes { consensus, rpc })
+    }
+
+    /// The consensus runtime: start the node with `block_on` here.
+    pub fn consensus(&self) -> &tokio::runtime::Runtime {
+        &self.consensus
+    }
+
+    /// Where the RPC and metrics servers run ([`start_home_on`]).
+    pub fn rpc_handle(&self) -> tokio::runtime::Handle {
+        self.rpc.handle().clone()
+    }
+
+    /// Stops both runtimes (after [`RunningNode::shutdown`]): the RPC one
+    /// first, then consensus, each waiting a bounded time for its tasks.
+    pub fn shutdown(self) {
+        let wait = std::time::Duration::from_millis(RUNTIME_SHUTDOWN_MS);
+        self.rpc.shutdown_timeout(wait);
+        self.consensus.shutdown_timeout(wait);
+    }
+}
+
 /// A validator started from its home, with its RPC and metrics servers.
 #[derive(Debug)]
 pub struct RunningNode {
     pub node: Node,
     pub rpc: Option<RpcServer>,
+    /// Where `/metrics` is served, if it is.
+    pub metrics: Option<SocketAddr>,
     pub config: NodeConfig,
     stop_tx: tokio::sync::watch::Sender<bool>,
 }
 
-/// Starts the validator whose home is `home` (as `stele-node start` does),
-/// on the current tokio runtime; `exec_inline` as
-/// [`NodeOptions::exec_inline`].
+/// The listeners of a home's config, bound before anything else starts.
+struct Listeners {
+    rpc: Option<RpcListener>,
+    metrics: Option<std::net::TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the RPC and metrics ports; the first that fails is the error,
+    /// naming its address (nothing else has started yet).
+    fn bind(config: &NodeConfig) -> Result<Listeners, HomeError> {
+        let rpc = match config.rpc.clone() {
+            Some(rpc) => Some(crate::rpc::bind(rpc).map_err(err)?),
+            None => None,
+        };
+        let metrics = match config.metrics.listen {
+            Some(listen) => Some(crate::listen::bind_tcp(listen).map_err(|e| {
+                HomeError(format!(
+                    "cannot listen for metrics on {listen}: {e} (is another node using it? change [metrics] listen in config.toml)"
+                ))
+            })?),
+            None => None,
+        };
+        Ok(Listeners { rpc, metrics })
+    }
+}
+
+/// Starts the validator whose home is `home` on the current tokio runtime,
+/// RPC and metrics included (as `stele devnet` does); `exec_inline` as
+/// [`NodeOptions::exec_inline`]. `stele-node start` uses [`start_home_on`]
+/// with its own RPC runtime.
 pub async fn start_home(home: &Path, exec_inline: bool) -> Result<RunningNode, HomeError> {
+    start_home_on(home, exec_inline, tokio::runtime::Handle::current()).await
+}
+
+/// Starts the validator whose home is `home`: binds its RPC and metrics
+/// ports first (a port in use fails the start at once, before the data
+/// directory is opened or consensus starts), then the node on the current
+/// runtime (the consensus runtime), then serves RPC and metrics on `rpc`.
+pub async fn start_home_on(
+    home: &Path,
+    exec_inline: bool,
+    rpc: tokio::runtime::Handle,
+) -> Result<RunningNode, HomeError> {
     let config = NodeConfig::load(&config_path(home)).map_err(err)?;
     let key = keys::load(&config.node.key_file).map_err(err)?;
     let genesis = Genesis::load(&config.node.genesis_file).map_err(err)?;
+    let listeners = Listeners::bind(&config)?;
     let opts = NodeOptions {
         data_dir: config.node.data_dir.clone(),
         key,
@@ -234,29 +337,57 @@ pub async fn start_home(home: &Path, exec_inline: bool) -> Result<RunningNode, H
     let mut running = RunningNode {
         node,
         rpc: None,
-        config: config.clone(),
+        metrics: None,
+        config,
         stop_tx,
     };
-    if let Some(listen) = config.metrics.listen {
-        match metrics::serve(listen, running.node.shared().metrics.clone(), stop_rx).await {
-            Ok(addr) => tracing::info!(%addr, "metrics at /metrics"),
-            Err(e) => {
-                let _ = running.shutdown().await;
-                return Err(HomeError(format!("cannot serve metrics on {listen}: {e}")));
-            }
+    let node_metrics = running.node.shared().metrics.clone();
+    let ctx = running.node.rpc_context();
+    // Everything the servers spawn lands on the runtime that polls them.
+    let served = rpc
+        .spawn(async move {
+            let metrics = match listeners.metrics {
+                Some(l) => Some(metrics::serve_on(l, node_metrics, stop_rx).await),
+                None => None,
+            };
+            let rpc = match listeners.rpc {
+                Some(l) => Some(l.serve(ctx).await),
+                None => None,
+            };
+            (metrics, rpc)
+        })
+        .await;
+    let (metrics, rpc) = match served {
+        Ok(served) => served,
+        Err(e) => {
+            let _ = running.shutdown().await;
+            return Err(HomeError(format!("the RPC runtime failed: {e}")));
         }
-    }
-    if let Some(rpc_config) = config.rpc.clone() {
-        match crate::rpc::start(rpc_config, running.node.rpc_context()).await {
-            Ok(server) => {
-                tracing::info!(addr = %server.local_addr(), "JSON-RPC listening");
+    };
+    match metrics {
+        Some(Ok(addr)) => {
+            tracing::info!(%addr, "metrics at /metrics");
+            running.metrics = Some(addr);
+        }
+        Some(Err(e)) => {
+            if let Some(Ok(server)) = rpc {
                 running.rpc = Some(server);
             }
-            Err(e) => {
-                let _ = running.shutdown().await;
-                return Err(err(e));
-            }
+            let _ = running.shutdown().await;
+            return Err(HomeError(format!("cannot serve metrics: {e}")));
         }
+        None => {}
+    }
+    match rpc {
+        Some(Ok(server)) => {
+            tracing::info!(addr = %server.local_addr(), "JSON-RPC listening");
+            running.rpc = Some(server);
+        }
+        Some(Err(e)) => {
+            let _ = running.shutdown().await;
+            return Err(err(e));
+        }
+        None => {}
     }
     Ok(running)
 }
@@ -273,3 +404,6 @@ impl RunningNode {
         self.node.shutdown().await.map_err(err)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -254,15 +254,20 @@ fn init_logging(config: &NodeConfig) {
 fn start(home: &Path) -> Res {
     let config = NodeConfig::load(&config_path(home)).map_err(|e| e.to_string())?;
     init_logging(&config);
-    let runtime = stele_node::node::runtime().map_err(|e| e.to_string())?;
-    runtime.block_on(async move {
-        let running = home::start_home(home, true)
+    // Consensus and RPC on runtimes of their own (docs/architecture.md,
+    // "Runtimes"); this thread drives the start, the wait and the shutdown.
+    let runtimes = home::Runtimes::build(&config.runtime).map_err(|e| e.to_string())?;
+    let rpc = runtimes.rpc_handle();
+    let result = runtimes.consensus().block_on(async move {
+        let running = home::start_home_on(home, true, rpc)
             .await
             .map_err(|e| e.to_string())?;
         wait_for_signal(&running.node).await;
         tracing::info!("shutting down");
         running.shutdown().await.map_err(|e| e.to_string())
-    })
+    });
+    runtimes.shutdown();
+    result
 }
 
 async fn wait_for_signal(node: &Node) {

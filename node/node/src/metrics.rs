@@ -303,10 +303,21 @@ impl NodeMetrics {
 pub async fn serve(
     listen: SocketAddr,
     metrics: Arc<NodeMetrics>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<SocketAddr> {
+    serve_on(crate::listen::bind_tcp(listen)?, metrics, shutdown).await
+}
+
+/// Serves `GET /metrics` on a listener bound beforehand
+/// ([`crate::listen::bind_tcp`]), on the runtime this is awaited on, until
+/// `shutdown` turns true.
+pub async fn serve_on(
+    listener: std::net::TcpListener,
+    metrics: Arc<NodeMetrics>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
     use axum::routing::get;
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;
     let app = axum::Router::new().route(
         "/metrics",

@@ -529,6 +529,20 @@ async fn read_errors_are_specific() {
         .raw_request("get_block", vec![serde_json::json!("0x1234")])
         .await;
     assert_eq!(code(bad), -32602);
+    // An out-of-range height says what a block id is (the client shows the
+    // cause the node puts in the error's data).
+    for id in [serde_json::json!(u64::MAX), serde_json::json!(-1)] {
+        let e = client
+            .raw_request("get_block", vec![id.clone()])
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some(-32602), "{id}: {e}");
+        let text = e.to_string();
+        assert!(
+            text.contains(stele_client::api::BLOCK_ID_EXPECTED) && !text.contains("untagged"),
+            "{id}: {text}"
+        );
+    }
     let bad = client.raw_request("no_such_method", vec![]).await;
     assert_eq!(code(bad), -32601);
     // Subscriptions need a WebSocket.
@@ -1851,4 +1865,36 @@ async fn health_needs_peers_and_a_height_close_to_theirs() {
     // Within the allowed lag.
     node.status.peer_height.store(19, Ordering::Relaxed);
     assert!(health().await.0.starts_with("http/1.1 200"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_requests_get_413_and_are_counted() {
+    use tokio::io::AsyncWriteExt;
+    let node = TestNode::start(RpcConfig::default()).await;
+    let addr = node.server.local_addr();
+    let declared = (2 << 20) + 1;
+    for _ in 0..20 {
+        let mut s = connect_from([127, 0, 0, 1], addr).await;
+        let head = format!(
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\nconnection: close\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let text = read_until_closed(&mut s, Duration::from_secs(10)).await;
+        assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    }
+    assert_eq!(
+        node.server
+            .metrics()
+            .oversized_requests
+            .load(Ordering::Relaxed),
+        20
+    );
+    // A request within the limit still passes.
+    let ok = post(
+        [127, 0, 0, 1],
+        addr,
+        r#"{"jsonrpc":"2.0","id":1,"method":"get_status","params":[]}"#,
+    )
+    .await;
+    assert!(ok["result"]["chain_id"].is_u64(), "{ok}");
 }

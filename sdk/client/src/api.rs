@@ -109,11 +109,114 @@ impl From<&[u8]> for Bytes {
 }
 
 /// A block by height (JSON number) or by hash (`0x` string).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum BlockId {
     Height(u64),
     Hash(Hash),
+}
+
+/// What a [`BlockId`] may be, as its parse errors say it.
+pub const BLOCK_ID_EXPECTED: &str =
+    "block id must be a height (0 to 2^63-1) or a 0x-prefixed 32-byte hash";
+
+/// Heights a [`BlockId`] accepts (heights fit a signed 64-bit integer, so
+/// every language's JSON reader agrees on them).
+const BLOCK_HEIGHT_MAX: u64 = i64::MAX as u64;
+
+impl<'de> Deserialize<'de> for BlockId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(BlockIdVisitor)
+    }
+}
+
+struct BlockIdVisitor;
+
+fn not_a_block_id<E: serde::de::Error>(got: impl std::fmt::Display) -> E {
+    E::custom(format_args!("{BLOCK_ID_EXPECTED}, not {got}"))
+}
+
+impl<'de> serde::de::Visitor<'de> for BlockIdVisitor {
+    type Value = BlockId;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a height (0 to 2^63-1) or a 0x-prefixed 32-byte hash")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<BlockId, E> {
+        if v > BLOCK_HEIGHT_MAX {
+            return Err(not_a_block_id(v));
+        }
+        Ok(BlockId::Height(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<BlockId, E> {
+        match u64::try_from(v) {
+            Ok(v) => self.visit_u64(v),
+            Err(_) => Err(not_a_block_id(v)),
+        }
+    }
+
+    fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<BlockId, E> {
+        match u64::try_from(v) {
+            Ok(v) => self.visit_u64(v),
+            Err(_) => Err(not_a_block_id(v)),
+        }
+    }
+
+    fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<BlockId, E> {
+        match u64::try_from(v) {
+            Ok(v) => self.visit_u64(v),
+            Err(_) => Err(not_a_block_id(v)),
+        }
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<BlockId, E> {
+        Err(not_a_block_id(v))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<BlockId, E> {
+        if !v.starts_with("0x") {
+            return Err(not_a_block_id(format_args!("the string {:?}", Short(v))));
+        }
+        v.parse()
+            .map(BlockId::Hash)
+            .map_err(|e| not_a_block_id(format_args!("{:?} ({e})", Short(v))))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<BlockId, E> {
+        Err(not_a_block_id(v))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<BlockId, E> {
+        Err(not_a_block_id("null"))
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<BlockId, E> {
+        Err(not_a_block_id("null"))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<BlockId, A::Error> {
+        Err(not_a_block_id("an array"))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<BlockId, A::Error> {
+        Err(not_a_block_id("an object"))
+    }
+}
+
+/// A client's string in an error message, cut to 80 characters so a
+/// megabyte-long argument does not come back whole.
+struct Short<'a>(&'a str);
+
+impl std::fmt::Debug for Short<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const SHOWN_CHARS_MAX: usize = 80;
+        match self.0.char_indices().nth(SHOWN_CHARS_MAX) {
+            Some((end, _)) => write!(f, "{:?}...", &self.0[..end]),
+            None => write!(f, "{:?}", self.0),
+        }
+    }
 }
 
 /// Where a transaction is.
@@ -574,4 +677,51 @@ pub trait SteleApi {
     /// A transaction's status until it commits (WebSocket).
     #[subscription(name = "subscribe_tx_status" => "tx_status", unsubscribe = "unsubscribe_tx_status", item = TxStatus)]
     async fn subscribe_tx_status(&self, hash: Hash) -> SubscriptionResult;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<BlockId, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn block_ids_are_heights_up_to_2_pow_63_minus_1_or_hashes() {
+        assert_eq!(parse("0"), Ok(BlockId::Height(0)));
+        assert_eq!(
+            parse("9223372036854775807"),
+            Ok(BlockId::Height(i64::MAX as u64))
+        );
+        let hash = Hash([0xab; 32]);
+        assert_eq!(parse(&format!("\"{hash}\"")), Ok(BlockId::Hash(hash)));
+        for id in [BlockId::Height(7), BlockId::Hash(hash)] {
+            assert_eq!(parse(&serde_json::to_string(&id).unwrap()), Ok(id));
+        }
+    }
+
+    #[test]
+    fn a_bad_block_id_names_what_a_block_id_is_and_what_came() {
+        for (json, got) in [
+            ("9223372036854775808", "not 9223372036854775808"),
+            ("18446744073709551616", "not 1844674407370955"),
+            ("-1", "not -1"),
+            ("1.5", "not 1.5"),
+            ("\"latest\"", "not the string \"latest\""),
+            ("\"0x1234\"", "not \"0x1234\" ("),
+            ("true", "not true"),
+            ("null", "not null"),
+            ("[1]", "not an array"),
+            ("{}", "not an object"),
+        ] {
+            let e = parse(json).unwrap_err();
+            assert!(e.starts_with(BLOCK_ID_EXPECTED), "{json}: {e}");
+            assert!(e.contains(got), "{json}: {e}");
+            assert!(!e.contains("untagged"), "{json}: {e}");
+        }
+        let long = format!("\"{}\"", "z".repeat(10_000));
+        let e = parse(&long).unwrap_err();
+        assert!(e.len() < 300, "{e}");
+    }
 }

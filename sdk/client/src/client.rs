@@ -47,10 +47,21 @@ impl ClientError {
 impl From<RpcClientError> for ClientError {
     fn from(e: RpcClientError) -> Self {
         match e {
-            RpcClientError::Call(obj) => ClientError::Rpc {
-                code: obj.code(),
-                message: obj.message().to_string(),
-            },
+            RpcClientError::Call(obj) => {
+                // Invalid params carry the cause in `data` (a string), the
+                // message being only "Invalid params".
+                let cause = obj
+                    .data()
+                    .and_then(|d| serde_json::from_str::<String>(d.get()).ok());
+                let message = match cause {
+                    Some(cause) => format!("{}: {cause}", obj.message()),
+                    None => obj.message().to_string(),
+                };
+                ClientError::Rpc {
+                    code: obj.code(),
+                    message,
+                }
+            }
             other => ClientError::Transport(other.to_string()),
         }
     }

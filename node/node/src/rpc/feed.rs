@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
+use super::errors::{internal_message, log_internal};
 use super::pool::{ExecPool, PoolError};
 use crate::exec::SharedState;
 use crate::store::{BlockReader, CommittedBlock};
@@ -29,8 +30,9 @@ pub(crate) enum FeedEnd {
     Stopped,
     /// The subscriber is `behind` blocks behind the newest, over `max`.
     Lagged { behind: u64, max: u64 },
-    /// The store could not give a missed block.
-    Store(String),
+    /// The store could not give a missed block; the failure was logged
+    /// under this error id (`errors::log_internal`).
+    Store(u64),
 }
 
 impl FeedEnd {
@@ -41,8 +43,11 @@ impl FeedEnd {
             FeedEnd::Lagged { behind, max } => format!(
                 "subscription dropped: the subscriber fell {behind} blocks behind the chain (at most {max} are kept for a slow subscriber); subscribe again and read the missed blocks with get_block or get_events"
             ),
-            FeedEnd::Store(e) => {
-                format!("subscription dropped: reading a missed block failed: {e}")
+            FeedEnd::Store(id) => {
+                format!(
+                    "subscription dropped: reading a missed block failed ({})",
+                    internal_message(*id)
+                )
             }
         }
     }
@@ -144,10 +149,10 @@ impl Feed {
             // The state lock only while the view is taken.
             let view = match self.state.read() {
                 Ok(state) => state.view(),
-                Err(_) => return Err(FeedEnd::Store("state lock poisoned".to_string())),
+                Err(_) => return Err(FeedEnd::Store(log_internal("state lock poisoned"))),
             };
             let Some(view) = view else {
-                return Err(FeedEnd::Store("no committed version".to_string()));
+                return Err(FeedEnd::Store(log_internal("no committed version")));
             };
             let job = move || {
                 let reader = BlockReader::from_view(&view);
@@ -177,7 +182,7 @@ impl Feed {
                 Err(PoolError::Closed) => return Err(FeedEnd::Stopped),
             }
         };
-        for (b, bytes) in read.map_err(FeedEnd::Store)? {
+        for (b, bytes) in read.map_err(|e| FeedEnd::Store(log_internal(e)))? {
             self.backlog_bytes += bytes;
             self.backlog.push_back((b, bytes));
         }

@@ -566,6 +566,9 @@ impl SteleApiServer for Handler {
                             return self.fit_receipt(r, 0);
                         }
                     }
+                    Ok(Err(FeedEnd::Store(id))) => {
+                        return Err(err(codes::INTERNAL, errors::internal_message(id)));
+                    }
                     Ok(Err(end)) => return Err(internal(end.reason())),
                     Err(_) => {
                         return Err(err(

@@ -15,6 +15,7 @@ mod estimate;
 mod events;
 mod feed;
 mod handlers;
+mod oversize;
 mod pool;
 mod rate;
 mod server;
@@ -29,7 +30,9 @@ use crate::mempool::AdmitError;
 use crate::store::CommittedBlock;
 
 pub use config::{RpcConfig, RpcConfigError};
-pub use server::{RpcError, RpcMetrics, RpcServer, start};
+#[cfg(test)]
+pub(crate) use server::test_hooks;
+pub use server::{RpcError, RpcListener, RpcMetrics, RpcServer, bind, start};
 pub use stele_client::api::StatusInfo;
 
 /// The node's transaction intake, as the RPC sees it.

@@ -25,6 +25,7 @@ use super::call_limit::{CallLimitLayer, ClientIp, CostModel};
 use super::config::{RpcConfig, RpcConfigError};
 use super::conn::{Activity, ConnLimits, Refusal, Watched};
 use super::handlers::Handler;
+use super::oversize::{OVERSIZE_LOG_INTERVAL_MS, OversizeLog};
 use super::pool::ExecPool;
 use super::rate::{RateLimiter, Throttled};
 use super::{NodeStatus, RpcContext};
@@ -37,7 +38,9 @@ type HttpResponse = http::Response<HttpBody>;
 pub enum RpcError {
     #[error(transparent)]
     Config(#[from] RpcConfigError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error(
+        "cannot listen for JSON-RPC on {addr}: {source} (is another node using it? change [rpc] listen in config.toml)"
+    )]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -92,6 +95,8 @@ pub struct RpcMetrics {
     pub subscriptions_lagged: AtomicU64,
     /// HTTP requests (including WebSocket upgrades and health checks).
     pub http_requests: AtomicU64,
+    /// HTTP requests refused with 413 for a body over `body_bytes_max`.
+    pub oversized_requests: AtomicU64,
 }
 
 impl RpcMetrics {
@@ -105,6 +110,7 @@ impl RpcMetrics {
             active_subscriptions: AtomicU64::new(0),
             subscriptions_lagged: AtomicU64::new(0),
             http_requests: AtomicU64::new(0),
+            oversized_requests: AtomicU64::new(0),
         }
     }
 
@@ -166,21 +172,60 @@ struct Front {
     /// Peers `/health` requires.
     health_peers_min: u64,
     health_lag_blocks_max: u64,
+    /// Refusals for size, logged at most once per interval.
+    oversize: Arc<OversizeLog>,
+    body_bytes_max: u32,
 }
 
-/// Starts the server on `config.listen`.
+/// Starts the server on `config.listen` ([`bind`], then [`RpcListener::serve`]).
 pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcError> {
+    bind(config)?.serve(ctx).await
+}
+
+/// The server's port, bound and not served yet: a node binds it before it
+/// starts anything else (see `home::start_home`).
+#[derive(Debug)]
+pub struct RpcListener {
+    config: RpcConfig,
+    listener: std::net::TcpListener,
+}
+
+/// Checks `config` and binds `config.listen`; needs no runtime.
+pub fn bind(config: RpcConfig) -> Result<RpcListener, RpcError> {
     config.validate()?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| RpcError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let local_addr = listener.local_addr().map_err(|source| RpcError::Bind {
+    let listener = crate::listen::bind_tcp(config.listen).map_err(|source| RpcError::Bind {
         addr: config.listen,
         source,
     })?;
+    Ok(RpcListener { config, listener })
+}
+
+impl RpcListener {
+    /// The bound address (the port the OS chose for port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves the bound port. Everything the server does (accepting,
+    /// connections, calls, its timers) runs on the runtime this is awaited
+    /// on; views, simulations and block reads run on the server's own
+    /// bounded thread pools.
+    pub async fn serve(self, ctx: RpcContext) -> Result<RpcServer, RpcError> {
+        serve(self.config, self.listener, ctx).await
+    }
+}
+
+async fn serve(
+    config: RpcConfig,
+    listener: std::net::TcpListener,
+    ctx: RpcContext,
+) -> Result<RpcServer, RpcError> {
+    let bind_error = |source| RpcError::Bind {
+        addr: config.listen,
+        source,
+    };
+    let listener = TcpListener::from_std(listener).map_err(bind_error)?;
+    let local_addr = listener.local_addr().map_err(bind_error)?;
     let metrics = Arc::new(RpcMetrics::new());
     let pool = ExecPool::new(
         config.exec_threads,
@@ -204,6 +249,10 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
         config.read_bytes_burst,
         config.rate_ips_max,
     ));
+    let oversize = Arc::new(OversizeLog::new(
+        config.body_bytes_max,
+        Duration::from_millis(OVERSIZE_LOG_INTERVAL_MS),
+    ));
     let front = Arc::new(Front {
         limiter: limiter.clone(),
         metrics: metrics.clone(),
@@ -212,6 +261,8 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
         status: ctx.status.clone(),
         health_peers_min: health_peers_min(ctx.validators.len()),
         health_lag_blocks_max: config.health_lag_blocks_max,
+        oversize: oversize.clone(),
+        body_bytes_max: config.body_bytes_max,
     });
     let latest = Arc::new(AtomicU64::new(
         ctx.state
@@ -227,7 +278,10 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
     });
     let mut commits = ctx.commits.subscribe();
     let handler = Handler::new(config.clone(), ctx, metrics.clone(), pool, reads);
-    let methods: Methods = handler.into_rpc().into();
+    let module = handler.into_rpc();
+    #[cfg(test)]
+    let module = test_hooks::with_hooks(module);
+    let methods: Methods = module.into();
 
     let batch = match config.batch_max {
         0 => BatchRequestConfig::Disabled,
@@ -271,6 +325,22 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
+                _ = &mut stopped => return,
+            }
+        }
+    });
+    // The count of refusals for size, written once their interval is over.
+    let stopped = stop_handle.clone().shutdown();
+    tokio::spawn(async move {
+        tokio::pin!(stopped);
+        let mut tick = tokio::time::interval(Duration::from_millis(OVERSIZE_LOG_INTERVAL_MS / 4));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Some(line) = oversize.flush(Instant::now()) {
+                        tracing::warn!("{line}");
+                    }
+                }
                 _ = &mut stopped => return,
             }
         }
@@ -374,7 +444,7 @@ impl Front {
         activity: &Arc<Activity>,
     ) -> Result<HttpResponse, BoxError>
     where
-        S: Service<http::Request<hyper::body::Incoming>, Response = HttpResponse, Error = BoxError>,
+        S: Service<http::Request<HttpBody>, Response = HttpResponse, Error = BoxError>,
     {
         let _in_flight = activity.request();
         self.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
@@ -429,6 +499,14 @@ impl Front {
                     ip: remote.ip(),
                     prepaid: u32::from(!upgrade),
                 });
+                let req = if upgrade || req.method() != Method::POST {
+                    req.map(HttpBody::new)
+                } else {
+                    match self.read_body(remote, req).await {
+                        Ok(req) => req,
+                        Err(refused) => return Ok(refused),
+                    }
+                };
                 // No `?`: the boxed error passes through unchanged.
                 let r = match rpc.call(req).await {
                     Ok(r) => r,
@@ -449,6 +527,66 @@ impl Front {
                 .insert(header::VARY, HeaderValue::from_static("origin"));
         }
         Ok(response)
+    }
+
+    /// Reads a POST body within `body_bytes_max` before jsonrpsee sees it,
+    /// so that the refusals a client can cause at will are answered here
+    /// without a log line each (jsonrpsee warns of every body that breaks
+    /// off): an oversized body gets jsonrpsee's own 413, counted and
+    /// logged at most once per interval ([`OversizeLog`]); a body that
+    /// breaks off gets 400 and a debug line.
+    async fn read_body(
+        &self,
+        remote: SocketAddr,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> Result<http::Request<HttpBody>, HttpResponse> {
+        use hyper::body::Body as _;
+        let limit = self.body_bytes_max;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > u64::from(limit)) {
+            return Err(self.too_large(remote));
+        }
+        let (parts, mut body) = req.into_parts();
+        // Allocated as the bytes arrive, never from the declared length.
+        let mut bytes: Vec<u8> = Vec::new();
+        while let Some(frame) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+        {
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(e) => {
+                    tracing::debug!(%remote, error = %e, "rpc: request body broke off");
+                    return Err(plain(
+                        StatusCode::BAD_REQUEST,
+                        "the request body could not be read",
+                    ));
+                }
+            };
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            if bytes.len() + data.len() > limit as usize {
+                return Err(self.too_large(remote));
+            }
+            bytes.extend_from_slice(&data);
+        }
+        Ok(http::Request::from_parts(parts, HttpBody::from(bytes)))
+    }
+
+    /// jsonrpsee's answer to a body over the limit, counted and logged at
+    /// most once per interval.
+    fn too_large(&self, remote: SocketAddr) -> HttpResponse {
+        self.metrics
+            .oversized_requests
+            .fetch_add(1, Ordering::Relaxed);
+        if let Some(line) = self.oversize.refused(remote.ip(), Instant::now()) {
+            tracing::warn!("{line}");
+        }
+        jsonrpsee::server::http::response::too_large(self.body_bytes_max)
     }
 
     /// Why the node should not take traffic now, if it should not: it is
@@ -503,4 +641,26 @@ fn plain(status: StatusCode, body: impl Into<String>) -> HttpResponse {
     let mut r = http::Response::new(HttpBody::from(body.into()));
     *r.status_mut() = status;
     r
+}
+
+/// Methods only unit tests serve.
+#[cfg(test)]
+pub(crate) mod test_hooks {
+    use jsonrpsee::RpcModule;
+    use jsonrpsee::types::ErrorObjectOwned;
+
+    /// `test_block_worker(ms)`: holds the RPC worker thread that runs it for
+    /// `ms` milliseconds (at most 10 s), as a call that hogs the runtime
+    /// would; answers `ms`.
+    pub(crate) const BLOCK_WORKER: &str = "test_block_worker";
+
+    pub(crate) fn with_hooks<C: Send + Sync + 'static>(mut module: RpcModule<C>) -> RpcModule<C> {
+        let registered = module.register_method(BLOCK_WORKER, |params, _, _| {
+            let ms: u64 = params.one()?;
+            std::thread::sleep(std::time::Duration::from_millis(ms.min(10_000)));
+            Ok::<u64, ErrorObjectOwned>(ms)
+        });
+        assert!(registered.is_ok(), "{BLOCK_WORKER} is registered once");
+        module
+    }
 }

@@ -1,0 +1,247 @@
+//! Starting a one-validator home: listeners are bound before anything else
+//! starts, and the RPC runtime's workers can be held by clients without
+//! slowing the consensus runtime's commits.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::rpc::test_hooks::BLOCK_WORKER;
+
+/// A one-validator home in `dir` whose node listens on free loopback
+/// ports, with `edit` applied to its config.
+fn one_validator_home(dir: &Path, edit: impl FnOnce(&mut NodeConfig)) -> PathBuf {
+    let spec = TestnetSpec {
+        validators: 1,
+        chain_id: 99,
+        base_port: 20_000,
+        genesis_time_ms: 1_700_000_000_000,
+        dev_accounts: vec![],
+    };
+    let testnet = write_testnet(dir, &spec).unwrap();
+    let home = testnet.homes[0].clone();
+    let path = config_path(&home);
+    let mut config = NodeConfig::parse(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.p2p.listen = any;
+    if let Some(rpc) = config.rpc.as_mut() {
+        rpc.listen = any;
+    }
+    edit(&mut config);
+    std::fs::write(&path, config.to_toml()).unwrap();
+    home
+}
+
+fn small_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn an_rpc_port_in_use_fails_the_start_at_once_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let home = one_validator_home(dir.path(), |c| {
+        if let Some(rpc) = c.rpc.as_mut() {
+            rpc.listen = addr;
+        }
+    });
+    let started = Instant::now();
+    let e = small_runtime()
+        .block_on(start_home(&home, false))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("JSON-RPC") && e.contains(&addr.to_string()),
+        "{e}"
+    );
+    assert!(e.contains("[rpc] listen"), "{e}");
+    // Nothing else started: the data directory was never opened, and the
+    // refusal did not wait for anything.
+    assert!(!home.join("data").exists(), "the node opened its data");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_metrics_port_in_use_fails_the_start_at_once_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let home = one_validator_home(dir.path(), |c| c.metrics.listen = Some(addr));
+    let e = small_runtime()
+        .block_on(start_home(&home, false))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("metrics") && e.contains(&addr.to_string()),
+        "{e}"
+    );
+    assert!(!home.join("data").exists(), "the node opened its data");
+}
+
+/// Clients on their own threads that keep `clients` calls of
+/// `test_block_worker(hold_ms)` in flight, each holding an RPC worker.
+struct Flood {
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Flood {
+    fn start(rpc: SocketAddr, clients: usize, hold_ms: u64) -> Flood {
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicU64::new(0));
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, answered) = (stop.clone(), answered.clone());
+                std::thread::spawn(move || {
+                    let body = format!(
+                        r#"{{"jsonrpc":"2.0","id":1,"method":"{BLOCK_WORKER}","params":[{hold_ms}]}}"#
+                    );
+                    while !stop.load(Ordering::Relaxed) {
+                        if post(rpc, &body).contains(&format!(r#""result":{hold_ms}"#)) {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Flood {
+            stop,
+            answered,
+            threads,
+        }
+    }
+
+    /// Stops the clients (each finishes its call); the calls answered.
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        self.answered.load(Ordering::Relaxed)
+    }
+}
+
+/// One HTTP request on a fresh connection; the whole answer, or "" if the
+/// exchange failed.
+fn request(addr: SocketAddr, head: &str, body: &str) -> String {
+    let exchange = || -> std::io::Result<String> {
+        let mut s = TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            s,
+            "{head} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    };
+    exchange().unwrap_or_default()
+}
+
+fn post(addr: SocketAddr, body: &str) -> String {
+    request(addr, "POST /", body)
+}
+
+/// Blocks committed during `window`.
+fn blocks_in(node: &Node, window: Duration) -> u64 {
+    let from = node.progress().height;
+    std::thread::sleep(window);
+    node.progress().height - from
+}
+
+/// (blocks committed in 2 s without RPC load, blocks committed in 2 s with
+/// both RPC workers held by 8 clients, calls those clients got answered),
+/// for a node whose RPC runs on its own runtime or, with `shared`, on the
+/// consensus runtime (as every node did before they were split).
+fn commits_under_flood(shared: bool) -> (u64, u64, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = one_validator_home(dir.path(), |c| {
+        c.consensus.empty_block_interval_ms = 50;
+        c.metrics.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    });
+    let runtimes = Runtimes::build(&RuntimeSection {
+        consensus_threads: 2,
+        rpc_threads: 2,
+    })
+    .unwrap();
+    let rpc_runtime = if shared {
+        runtimes.consensus().handle().clone()
+    } else {
+        runtimes.rpc_handle()
+    };
+    let running = runtimes
+        .consensus()
+        .block_on(start_home_on(&home, true, rpc_runtime))
+        .unwrap();
+    let rpc = running.rpc.as_ref().unwrap().local_addr();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while running.node.progress().height < 2 {
+        assert!(Instant::now() < deadline, "the node commits no block");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let calm = blocks_in(&running.node, Duration::from_secs(2));
+    let flood = Flood::start(rpc, 8, 300);
+    // Let the calls take both workers.
+    std::thread::sleep(Duration::from_millis(300));
+    let flooded = blocks_in(&running.node, Duration::from_secs(2));
+    let answered = flood.stop();
+    // The servers still answer once the flood is over.
+    let health = request(rpc, "GET /health", "");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let metrics = request(running.metrics.unwrap(), "GET /metrics", "");
+    assert!(
+        metrics.starts_with("HTTP/1.1 200") && metrics.contains("stele_"),
+        "{metrics}"
+    );
+    runtimes.consensus().block_on(running.shutdown()).unwrap();
+    runtimes.shutdown();
+    (calm, flooded, answered)
+}
+
+#[test]
+fn an_rpc_flood_holding_every_rpc_worker_does_not_slow_commits() {
+    let (calm, flooded, answered) = commits_under_flood(false);
+    // 8 clients on 2 workers for 2.3 s at 300 ms a call: about 15 answers.
+    assert!(
+        answered >= 4,
+        "the flood did not reach the RPC workers: {answered} calls"
+    );
+    assert!(
+        calm >= 4,
+        "the node is too slow to measure: {calm} blocks in 2 s"
+    );
+    assert!(
+        flooded * 2 >= calm,
+        "commits slowed under RPC load: {calm} blocks in 2 s calm, {flooded} flooded"
+    );
+}
+
+/// The same flood against a node whose RPC shares the consensus runtime
+/// stalls its commits: what the test above guards against. Ignored because
+/// it starves a node on purpose; run it to see that the test has teeth.
+#[test]
+#[ignore]
+fn on_a_shared_runtime_the_same_flood_stalls_commits() {
+    let (calm, flooded, answered) = commits_under_flood(true);
+    assert!(
+        answered >= 4,
+        "the flood did not reach the RPC workers: {answered} calls"
+    );
+    assert!(
+        flooded * 2 < calm,
+        "commits kept pace on a shared runtime: {calm} blocks calm, {flooded} flooded"
+    );
+}
