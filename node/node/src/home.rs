@@ -198,6 +198,16 @@ pub struct RunningNode {
 /// on the current tokio runtime; `exec_inline` as
 /// [`NodeOptions::exec_inline`].
 pub async fn start_home(home: &Path, exec_inline: bool) -> Result<RunningNode, HomeError> {
+    start_home_with(home, exec_inline, false).await
+}
+
+/// [`start_home`], with `accept_data_loss` as
+/// [`NodeOptions::accept_data_loss`] (`stele-node start --accept-data-loss`).
+pub async fn start_home_with(
+    home: &Path,
+    exec_inline: bool,
+    accept_data_loss: bool,
+) -> Result<RunningNode, HomeError> {
     let config = NodeConfig::load(&config_path(home)).map_err(err)?;
     let key = keys::load(&config.node.key_file).map_err(err)?;
     let genesis = Genesis::load(&config.node.genesis_file).map_err(err)?;
@@ -228,6 +238,7 @@ pub async fn start_home(home: &Path, exec_inline: bool) -> Result<RunningNode, H
         },
         prune_interval_blocks: config.storage.prune_interval_blocks,
         exec_inline,
+        accept_data_loss,
     };
     let node = Node::start(opts).await.map_err(err)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -10,6 +10,7 @@ pub mod exec;
 pub mod genesis;
 pub mod home;
 pub mod keys;
+pub mod mark;
 pub mod mempool;
 pub mod metrics;
 pub mod net;

@@ -45,6 +45,12 @@ enum Command {
     Start {
         #[arg(long, default_value = "stele-home")]
         home: PathBuf,
+        /// Start even though the database lost data it had synced (the node
+        /// refuses to start and says so otherwise): the validator then sits
+        /// out the views it may have voted in, as after a host crash. For
+        /// one start, once the cause of the loss is understood.
+        #[arg(long)]
+        accept_data_loss: bool,
     },
     /// Show the validator key.
     Keys {
@@ -97,7 +103,10 @@ fn main() -> ExitCode {
             p2p,
             rpc,
         } => init(&home, genesis.as_deref(), chain_id, p2p, rpc),
-        Command::Start { home } => start(&home),
+        Command::Start {
+            home,
+            accept_data_loss,
+        } => start(&home, accept_data_loss),
         Command::Keys {
             command: KeysCommand::Show { home },
         } => keys_show(&home),
@@ -251,12 +260,12 @@ fn init_logging(config: &NodeConfig) {
     }
 }
 
-fn start(home: &Path) -> Res {
+fn start(home: &Path, accept_data_loss: bool) -> Res {
     let config = NodeConfig::load(&config_path(home)).map_err(|e| e.to_string())?;
     init_logging(&config);
     let runtime = stele_node::node::runtime().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        let running = home::start_home(home, true)
+        let running = home::start_home_with(home, true, accept_data_loss)
             .await
             .map_err(|e| e.to_string())?;
         wait_for_signal(&running.node).await;

@@ -178,6 +178,7 @@ impl Cluster {
             },
             prune_interval_blocks: self.prune_interval_blocks,
             exec_inline: false,
+            accept_data_loss: false,
         })
         .await
         .unwrap()
