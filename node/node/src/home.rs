@@ -54,6 +54,30 @@ pub fn write_new(path: &Path, text: &str) -> Result<(), HomeError> {
     std::fs::write(path, text).map_err(|e| HomeError::io("write", path, e))
 }
 
+/// Writes `text` to a file that must not exist yet, readable and writable
+/// by its owner only (mode 0600 on Unix): for files holding secret keys.
+pub fn write_new_secret(path: &Path, text: &str) -> Result<(), HomeError> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    // `create_new` refuses an existing file, even one created meanwhile.
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            HomeError(format!(
+                "{} already exists; not overwriting it",
+                path.display()
+            ))
+        } else {
+            HomeError::io("create", path, e)
+        }
+    })?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| HomeError::io("write", path, e))
+}
+
 /// A config with the default sections, paths relative to the home, and the
 /// given listen addresses and peers.
 pub fn node_config(p2p: SocketAddr, rpc: Option<SocketAddr>, peers: Vec<PeerEntry>) -> NodeConfig {

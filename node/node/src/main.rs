@@ -210,10 +210,12 @@ fn testnet(n: usize, out: &Path, chain_id: u64, base_port: u16, accounts: usize)
             })
         })
         .collect();
-    write_new(
+    // Funded secret keys: readable by their owner only.
+    home::write_new_secret(
         &out.join("accounts.json"),
         &serde_json::to_string_pretty(&dev_json).map_err(|e| e.to_string())?,
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     println!(
         "wrote {n} validator homes to {} (chain {chain_id}, genesis {})",
         out.display(),
