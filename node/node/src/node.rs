@@ -1254,8 +1254,25 @@ impl Driver {
                 }
             }
         }
+        self.sync_on_stop();
         info!(height = self.tip.height, "validator stopped");
         Ok(())
+    }
+
+    /// Syncs the database's log once more at a clean stop, so the last
+    /// commits are durable and the high-water mark names them exactly.
+    fn sync_on_stop(&self) {
+        let Ok(state) = self.shared.state.read() else {
+            return;
+        };
+        match state.db().flush_wal(true) {
+            Ok(()) => self.mark.publish(Mark {
+                height: self.tip.height,
+                wal_next: self.wal.next_index(),
+                view: self.replica.view().0,
+            }),
+            Err(e) => warn!(error = %e, "cannot sync the database at stop"),
+        }
     }
 
     /// When to build the pending proposal: soon if transactions a block
