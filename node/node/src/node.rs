@@ -402,8 +402,8 @@ impl Node {
         let msg_limits = rcfg.limits.clone();
         let (mut wal, mut records) = Wal::open(&state, &msg_limits).map_err(storage)?;
         let mark = check_mark(&opts.data_dir, &state, &wal, &mut losses)?;
-        let accepted_loss = !losses.is_empty();
-        if accepted_loss {
+        let lost = !losses.is_empty();
+        if lost {
             let text = losses_text(&losses);
             if !opts.accept_data_loss {
                 error!(loss = %text, "refusing to start: the database lost data it had synced");
@@ -416,7 +416,7 @@ impl Node {
             let view = losses.iter().filter_map(DataLoss::view).max();
             records.extend(wal.record_loss(&state, view).map_err(storage)?);
         }
-        if accepted_loss || mark.is_none() {
+        if lost || mark.is_none() {
             // From here on the mark names what the database holds now, so
             // an accepted loss is not found again at the next start.
             Mark {
@@ -490,7 +490,7 @@ impl Node {
         };
         let (commits, _) = broadcast::channel(1024);
         let metrics = Arc::new(NodeMetrics::new(net.metrics()));
-        if accepted_loss {
+        if lost {
             metrics.data_loss_accepted.inc();
         }
         let mark_writer = MarkWriter::start(&opts.data_dir, metrics.mark_write_failures.clone())
