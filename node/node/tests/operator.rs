@@ -72,26 +72,30 @@ fn free_port() -> u16 {
     }
 }
 
-#[test]
-fn a_second_node_on_a_running_home_is_told_so_and_piped_logs_have_no_colour_codes() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let home = home.to_str().unwrap();
+/// A one-validator home in `dir` on free ports.
+fn init_home(dir: &Path) -> String {
+    let home = dir.join("home").to_str().unwrap().to_owned();
     let p2p = format!("127.0.0.1:{}", free_port());
     let rpc = format!("127.0.0.1:{}", free_port());
-    let init = run(&["init", "--home", home, "--p2p", &p2p, "--rpc", &rpc]);
+    let init = run(&["init", "--home", &home, "--p2p", &p2p, "--rpc", &rpc]);
     assert!(init.status.success(), "{}", text(&init.stderr));
+    home
+}
 
-    let mut first = Running(
+/// Starts `stele-node start --home home extra..` with its log piped, and
+/// waits until it logs `wanted`; returns the process and the lines so far.
+fn start_until(home: &str, extra: &[&str], wanted: &str) -> (Running, Vec<String>) {
+    let mut node = Running(
         Command::new(BIN)
             .args(["start", "--home", home])
+            .args(extra)
             .env_remove("NO_COLOR")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    let stderr = first.0.stderr.take().unwrap();
+    let stderr = node.0.stderr.take().unwrap();
     let (lines_tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
@@ -101,15 +105,21 @@ fn a_second_node_on_a_running_home_is_told_so_and_piped_logs_have_no_colour_code
         }
     });
     let mut logged = Vec::new();
-    while !logged
-        .iter()
-        .any(|l: &String| l.contains("starting validator"))
-    {
+    while !logged.iter().any(|l: &String| l.contains(wanted)) {
         match lines.recv_timeout(Duration::from_secs(60)) {
             Ok(line) => logged.push(line),
-            Err(e) => panic!("the first node did not start ({e}): {logged:#?}"),
+            Err(e) => panic!("no {wanted:?} in the log ({e}): {logged:#?}"),
         }
     }
+    (node, logged)
+}
+
+#[test]
+fn a_second_node_on_a_running_home_is_told_so_and_piped_logs_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = init_home(dir.path());
+    let home = home.as_str();
+    let (_first, logged) = start_until(home, &[], "starting validator");
     assert!(
         logged.iter().all(|l| !l.contains('\u{1b}')),
         "colour codes in a piped log: {logged:#?}"
@@ -125,5 +135,46 @@ fn a_second_node_on_a_running_home_is_told_so_and_piped_logs_have_no_colour_code
     assert!(
         !err.contains('\u{1b}'),
         "colour codes in a piped log: {err}"
+    );
+}
+
+#[test]
+fn a_killed_node_with_a_cut_log_refuses_to_start_until_started_with_accept_data_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = init_home(dir.path());
+    let home = home.as_str();
+    let (node, _) = start_until(home, &[], "starting validator");
+    // Some blocks on disk, then SIGKILL (our own child).
+    std::thread::sleep(Duration::from_millis(1_500));
+    drop(node);
+    let db = Path::new(home).join("data").join("db");
+    let mut logs: Vec<_> = std::fs::read_dir(&db)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    let log = logs.pop().unwrap();
+    let len = std::fs::metadata(&log).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+
+    let refused = run(&["start", "--home", home]);
+    let err = text(&refused.stderr);
+    assert!(!refused.status.success(), "{err}");
+    assert!(
+        err.contains("the database is damaged") && err.contains("--accept-data-loss"),
+        "{err}"
+    );
+    let (_node, logged) = start_until(home, &["--accept-data-loss"], "starting validator");
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("ERROR") && l.contains("lost data it had synced")),
+        "{logged:#?}"
     );
 }
