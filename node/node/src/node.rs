@@ -164,7 +164,7 @@ pub enum NodeError {
     #[error("storage: {0}")]
     Storage(String),
     #[error(
-        "{}. This validator may have forgotten votes it signed, and voting again could sign twice for one slot, so it does not start. Once the cause is understood (a power loss can tear the log's tail), start it with `stele-node start --accept-data-loss`: it then sits out the views it may have voted in, as after a host crash, and catches up from its peers",
+        "{}. This validator may have forgotten votes it signed, and voting again could sign twice for one slot, so it does not start. Once the cause is understood (a power loss, or a kill in the middle of a large write, can tear the log's tail), start it with `stele-node start --accept-data-loss`: it then sits out the views it may have voted in, as after a host crash, and catches up from its peers",
         losses_text(.0)
     )]
     DataLoss(Vec<DataLoss>),
