@@ -235,6 +235,7 @@ impl MarkWriter {
 fn write_marks(dir: &Path, slot: &(Mutex<Slot>, Condvar), failures: &Counter) {
     let (lock, wake) = slot;
     let mut last: Option<Mark> = None;
+    let mut failing = false;
     loop {
         let (mark, stop) = {
             let mut s = lock.lock().unwrap_or_else(PoisonError::into_inner);
@@ -245,10 +246,21 @@ fn write_marks(dir: &Path, slot: &(Mutex<Slot>, Condvar), failures: &Counter) {
         };
         if let Some(mark) = mark.filter(|m| Some(*m) != last) {
             match mark.write(dir) {
-                Ok(()) => last = Some(mark),
+                Ok(()) => {
+                    if failing {
+                        tracing::info!("the high-water mark is written again");
+                        failing = false;
+                    }
+                    last = Some(mark);
+                }
                 Err(e) => {
                     failures.inc();
-                    tracing::error!(error = %e, "cannot write the high-water mark; a later loss of synced data may go unseen");
+                    // Once per run of failures (a full disk fails every
+                    // write); the counter has them all.
+                    if !failing {
+                        tracing::error!(error = %e, "cannot write the high-water mark; a later loss of synced data may go unseen");
+                        failing = true;
+                    }
                 }
             }
         }
