@@ -554,7 +554,8 @@ impl Node {
         let first = if records.is_empty() && tip.height == 0 && !wal.unsynced_lost() {
             Input::Start
         } else {
-            if wal.unsynced_lost() {
+            // An accepted loss was logged above, as an error.
+            if wal.unsynced_lost() && !lost {
                 warn!(
                     "the host restarted since the consensus log was last open: this validator sits out its current view"
                 );
