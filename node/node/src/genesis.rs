@@ -32,6 +32,12 @@ pub enum GenesisError {
     SupplyOverflow,
     #[error("{field} must be positive")]
     NotPositive { field: &'static str },
+    #[error("{field} is {value}, over the largest this node accepts ({max})")]
+    OverLimit {
+        field: &'static str,
+        value: u64,
+        max: u64,
+    },
     #[error("gas schedule version {got} is not supported (this node knows {supported:?})")]
     GasSchedule { got: u32, supported: Vec<u32> },
     #[error("VM limits version {got} is not supported (this node knows {supported:?})")]
@@ -39,6 +45,12 @@ pub enum GenesisError {
     #[error("{0}")]
     GasAndLimits(String),
 }
+
+/// Largest `block_bytes_max` a genesis may set (64 MiB). A block travels
+/// whole in one PRE-PREPARE, whose size limit the node derives from it
+/// (twice it and some room), so a larger value would overflow those sizes
+/// or ask validators to hold messages of gigabytes.
+pub const BLOCK_BYTES_MAX_LIMIT: usize = 64 << 20;
 
 /// Block and transaction parameters, fixed for the chain's life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +153,13 @@ impl Genesis {
                 return Err(GenesisError::NotPositive { field });
             }
         }
+        if p.block_bytes_max > BLOCK_BYTES_MAX_LIMIT {
+            return Err(GenesisError::OverLimit {
+                field: "block_bytes_max",
+                value: p.block_bytes_max as u64,
+                max: BLOCK_BYTES_MAX_LIMIT as u64,
+            });
+        }
         if GasSchedule::by_version(p.gas_schedule_version).is_none() {
             return Err(GenesisError::GasSchedule {
                 got: p.gas_schedule_version,
@@ -238,5 +257,48 @@ struct Bytes(Vec<u8>);
 impl Encode for Bytes {
     fn encode_to(&self, out: &mut Vec<u8>) {
         stele_types::codec::put_bytes(out, &self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stele_types::{SecretKey, Validator};
+
+    fn genesis(block_bytes_max: usize) -> Genesis {
+        let key = SecretKey::generate();
+        Genesis {
+            chain_id: 1,
+            genesis_time_ms: 0,
+            validators: ValidatorSet::new(vec![Validator {
+                address: key.public_key().address(),
+                public_key: key.public_key(),
+                power: 1,
+            }])
+            .expect("one validator"),
+            allocations: Vec::new(),
+            params: ChainParams {
+                block_bytes_max,
+                ..ChainParams::default()
+            },
+        }
+    }
+
+    #[test]
+    fn block_bytes_max_is_accepted_up_to_its_limit_and_refused_over_it() {
+        assert!(genesis(BLOCK_BYTES_MAX_LIMIT).validate().is_ok());
+        for over in [BLOCK_BYTES_MAX_LIMIT + 1, usize::MAX] {
+            let err = genesis(over).validate().expect_err("over the limit");
+            assert!(
+                matches!(
+                    err,
+                    GenesisError::OverLimit {
+                        field: "block_bytes_max",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
     }
 }

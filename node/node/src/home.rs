@@ -54,6 +54,30 @@ pub fn write_new(path: &Path, text: &str) -> Result<(), HomeError> {
     std::fs::write(path, text).map_err(|e| HomeError::io("write", path, e))
 }
 
+/// Writes `text` to a file that must not exist yet, readable and writable
+/// by its owner only (mode 0600 on Unix): for files holding secret keys.
+pub fn write_new_secret(path: &Path, text: &str) -> Result<(), HomeError> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    // `create_new` refuses an existing file, even one created meanwhile.
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            HomeError(format!(
+                "{} already exists; not overwriting it",
+                path.display()
+            ))
+        } else {
+            HomeError::io("create", path, e)
+        }
+    })?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| HomeError::io("write", path, e))
+}
+
 /// A config with the default sections, paths relative to the home, and the
 /// given listen addresses and peers.
 pub fn node_config(p2p: SocketAddr, rpc: Option<SocketAddr>, peers: Vec<PeerEntry>) -> NodeConfig {
@@ -288,16 +312,35 @@ impl Listeners {
 /// [`NodeOptions::exec_inline`]. `stele-node start` uses [`start_home_on`]
 /// with its own RPC runtime.
 pub async fn start_home(home: &Path, exec_inline: bool) -> Result<RunningNode, HomeError> {
-    start_home_on(home, exec_inline, tokio::runtime::Handle::current()).await
+    start_home_with(home, exec_inline, false).await
+}
+
+/// [`start_home`], with `accept_data_loss` as
+/// [`NodeOptions::accept_data_loss`] (`stele-node start --accept-data-loss`
+/// uses [`start_home_on`]).
+pub async fn start_home_with(
+    home: &Path,
+    exec_inline: bool,
+    accept_data_loss: bool,
+) -> Result<RunningNode, HomeError> {
+    start_home_on(
+        home,
+        exec_inline,
+        accept_data_loss,
+        tokio::runtime::Handle::current(),
+    )
+    .await
 }
 
 /// Starts the validator whose home is `home`: binds its RPC and metrics
 /// ports first (a port in use fails the start at once, before the data
 /// directory is opened or consensus starts), then the node on the current
-/// runtime (the consensus runtime), then serves RPC and metrics on `rpc`.
+/// runtime (the consensus runtime), then serves RPC and metrics on `rpc`;
+/// `accept_data_loss` as [`NodeOptions::accept_data_loss`].
 pub async fn start_home_on(
     home: &Path,
     exec_inline: bool,
+    accept_data_loss: bool,
     rpc: tokio::runtime::Handle,
 ) -> Result<RunningNode, HomeError> {
     let config = NodeConfig::load(&config_path(home)).map_err(err)?;
@@ -331,6 +374,7 @@ pub async fn start_home_on(
         },
         prune_interval_blocks: config.storage.prune_interval_blocks,
         exec_inline,
+        accept_data_loss,
     };
     let node = Node::start(opts).await.map_err(err)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -1,6 +1,6 @@
 //! `stele-node`: the Stele validator binary.
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,6 +45,12 @@ enum Command {
     Start {
         #[arg(long, default_value = "stele-home")]
         home: PathBuf,
+        /// Start even though the database lost data it had synced (the node
+        /// refuses to start and says so otherwise): the validator then sits
+        /// out the views it may have voted in, as after a host crash. For
+        /// one start, once the cause of the loss is understood.
+        #[arg(long)]
+        accept_data_loss: bool,
     },
     /// Show the validator key.
     Keys {
@@ -97,7 +103,10 @@ fn main() -> ExitCode {
             p2p,
             rpc,
         } => init(&home, genesis.as_deref(), chain_id, p2p, rpc),
-        Command::Start { home } => start(&home),
+        Command::Start {
+            home,
+            accept_data_loss,
+        } => start(&home, accept_data_loss),
         Command::Keys {
             command: KeysCommand::Show { home },
         } => keys_show(&home),
@@ -201,10 +210,12 @@ fn testnet(n: usize, out: &Path, chain_id: u64, base_port: u16, accounts: usize)
             })
         })
         .collect();
-    write_new(
+    // Funded secret keys: readable by their owner only.
+    home::write_new_secret(
         &out.join("accounts.json"),
         &serde_json::to_string_pretty(&dev_json).map_err(|e| e.to_string())?,
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     println!(
         "wrote {n} validator homes to {} (chain {chain_id}, genesis {})",
         out.display(),
@@ -242,8 +253,12 @@ fn reset(home: &Path, yes: bool) -> Res {
 fn init_logging(config: &NodeConfig) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only for a person at a terminal: in a log file or a
+    // journal they are noise around every level and field name.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Plain => builder.init(),
@@ -251,7 +266,7 @@ fn init_logging(config: &NodeConfig) {
     }
 }
 
-fn start(home: &Path) -> Res {
+fn start(home: &Path, accept_data_loss: bool) -> Res {
     let config = NodeConfig::load(&config_path(home)).map_err(|e| e.to_string())?;
     init_logging(&config);
     // Consensus and RPC on runtimes of their own (docs/architecture.md,
@@ -259,7 +274,7 @@ fn start(home: &Path) -> Res {
     let runtimes = home::Runtimes::build(&config.runtime).map_err(|e| e.to_string())?;
     let rpc = runtimes.rpc_handle();
     let result = runtimes.consensus().block_on(async move {
-        let running = home::start_home_on(home, true, rpc)
+        let running = home::start_home_on(home, true, accept_data_loss, rpc)
             .await
             .map_err(|e| e.to_string())?;
         wait_for_signal(&running.node).await;

@@ -50,6 +50,11 @@ pub struct NodeMetrics {
     pub wal_sync_seconds: Histogram,
     /// Pruning old state versions (on the driver's path), seconds.
     pub prune_seconds: Histogram,
+    /// Starts on which the database had lost data it synced and the
+    /// operator accepted it (`--accept-data-loss`).
+    pub data_loss_accepted: Counter,
+    /// High-water mark writes that failed (`mark`).
+    pub mark_write_failures: Counter,
     peers_connected: Gauge,
     messages_in: Family<Labels, Gauge>,
     messages_out: Family<Labels, Gauge>,
@@ -96,6 +101,8 @@ impl NodeMetrics {
             storage_seconds: seconds(),
             wal_sync_seconds: seconds(),
             prune_seconds: seconds(),
+            data_loss_accepted: Counter::default(),
+            mark_write_failures: Counter::default(),
             peers_connected: Gauge::default(),
             messages_in: Family::default(),
             messages_out: Family::default(),
@@ -189,6 +196,16 @@ impl NodeMetrics {
                 "prune_seconds",
                 "Pruning old state versions, which holds the state lock and delays the next block",
                 m.prune_seconds.clone(),
+            );
+            r.register(
+                "data_loss_accepted",
+                "Starts on which the database had lost data it synced and the operator accepted it (--accept-data-loss)",
+                m.data_loss_accepted.clone(),
+            );
+            r.register(
+                "mark_write_failures",
+                "Failed writes of the high-water mark (a later loss of synced data may go unseen)",
+                m.mark_write_failures.clone(),
             );
             r.register(
                 "peers_connected",

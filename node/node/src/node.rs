@@ -25,13 +25,15 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use stele_consensus::{Action, Config as ReplicaConfig, Input, Record, Replica, TimerId};
-use stele_state::{Namespace, PreparedCommit, State, StateConfig, WriteSet};
+use stele_state::{
+    Namespace, PreparedCommit, State, StateConfig, StateError, WalRecovery, WriteSet,
+};
 use stele_types::codec::Encode;
 use stele_types::{
     Address, Block, BlockHeader, CommitCertificate, Hash, Limits, SecretKey, SignedTransaction,
@@ -40,10 +42,11 @@ use stele_types::{
 use stele_vm::{EXEC_THREAD_STACK_BYTES, Vm};
 use thiserror::Error;
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc, oneshot, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::exec::{BlockEnv, BlockExecution, ExecError, Executor, SharedState, StateBase};
 use crate::genesis::Genesis;
+use crate::mark::{DataLoss, Mark, MarkWriter};
 use crate::mempool::{
     AdmitError, BlockLimits, Mempool, MempoolConfig, VerifiedTx, verify_raw_as, verify_raw_batch,
 };
@@ -131,6 +134,13 @@ pub struct NodeOptions {
     /// worker threads have [`EXEC_THREAD_STACK_BYTES`] of stack, as
     /// [`runtime`] builds; otherwise the execution thread is used.
     pub exec_inline: bool,
+    /// Start even though the database lost data it had synced (a torn or
+    /// corrupt RocksDB log, a database below the high-water mark `mark`),
+    /// treating the restart as a host crash: the validator signs no
+    /// PRE-PREPARE or PREPARE in the views it may have voted in. Without
+    /// it such a start fails with [`NodeError::DataLoss`]. Only an operator
+    /// sets this (`stele-node start --accept-data-loss`), for one start.
+    pub accept_data_loss: bool,
 }
 
 /// The multi-threaded tokio runtime a node runs best on: its worker threads
@@ -153,6 +163,13 @@ pub enum NodeError {
     WrongGenesis { found: Hash, expected: Hash },
     #[error("storage: {0}")]
     Storage(String),
+    #[error(
+        "{}. This validator may have forgotten votes it signed, and voting again could sign twice for one slot, so it does not start. Once the cause is understood (a power loss, or a kill in the middle of a large write, can tear the log's tail), start it with `stele-node start --accept-data-loss`: it then sits out the views it may have voted in, as after a host crash, and catches up from its peers",
+        losses_text(.0)
+    )]
+    DataLoss(Vec<DataLoss>),
+    #[error("another stele-node is running on this home ({} is locked)", .lock.display())]
+    HomeInUse { lock: PathBuf },
     #[error("network: {0}")]
     Network(String),
     #[error("consensus configuration: {0}")]
@@ -161,6 +178,11 @@ pub enum NodeError {
     ExecThreadGone,
     #[error("committing block {height} failed: {reason}")]
     Commit { height: u64, reason: String },
+}
+
+fn losses_text(losses: &[DataLoss]) -> String {
+    let texts: Vec<String> = losses.iter().map(DataLoss::to_string).collect();
+    texts.join("; ")
 }
 
 fn storage(e: impl std::fmt::Display) -> NodeError {
@@ -356,7 +378,8 @@ impl Node {
             return Err(NodeError::NotAValidator(me));
         }
         let genesis_hash = genesis.hash();
-        let state = open_state(&opts.data_dir, &opts.state, genesis, genesis_hash)?;
+        let (state, damaged) =
+            open_state_guarded(&opts.data_dir, &opts.state, genesis, genesis_hash)?;
 
         let mut rcfg =
             ReplicaConfig::new(genesis.chain_id, genesis.validators.clone(), genesis_hash);
@@ -372,7 +395,56 @@ impl Node {
             .message_bytes_max
             .max(2 * rcfg.limits.payload_bytes_max);
         let msg_limits = rcfg.limits.clone();
-        let (wal, records) = Wal::open(&state, &msg_limits).map_err(storage)?;
+        let (mut wal, mut records) = Wal::open(&state, &msg_limits).map_err(storage)?;
+        let mut losses = Vec::new();
+        let mark = check_mark(&opts.data_dir, &state, &wal, &mut losses)?;
+        // A damaged log tail whose loss the mark does not show held only
+        // writes never synced (a process killed in the middle of a large
+        // write tears it): nothing this validator signed is gone. Without
+        // a mark nothing says so, and it counts as a loss.
+        let torn_tail = match (damaged, &mark) {
+            (Some(damage), Some(_)) if losses.is_empty() => Some(damage),
+            (Some(damage), _) => {
+                losses.insert(0, damage);
+                None
+            }
+            (None, _) => None,
+        };
+        if let Some(damage) = &torn_tail {
+            warn!(
+                damage = %damage,
+                "dropped a damaged tail of the database's log; the database still holds everything this node had synced (high-water mark), so it starts as after a host crash"
+            );
+            records.extend(
+                wal.record_loss(&state, mark.map(|m| m.view))
+                    .map_err(storage)?,
+            );
+        }
+        let lost = !losses.is_empty();
+        if lost {
+            let text = losses_text(&losses);
+            if !opts.accept_data_loss {
+                error!(loss = %text, "refusing to start: the database lost data it had synced");
+                return Err(NodeError::DataLoss(losses));
+            }
+            error!(
+                loss = %text,
+                "the database lost data it had synced; starting as the operator asked (--accept-data-loss): this validator sits out the views it may have voted in, as after a host crash"
+            );
+            let view = losses.iter().filter_map(DataLoss::view).max();
+            records.extend(wal.record_loss(&state, view).map_err(storage)?);
+        }
+        if lost || torn_tail.is_some() || mark.is_none() {
+            // From here on the mark names what the database holds now, so
+            // an accepted loss is not found again at the next start.
+            Mark {
+                height: state.latest_version().unwrap_or(0),
+                wal_next: wal.next_index(),
+                view: mark.map_or(0, |m| m.view),
+            }
+            .write(&opts.data_dir)
+            .map_err(storage)?;
+        }
         // Signatures of consensus messages are checked before the driver
         // (`precheck`); the replica's verifier finds them recorded there.
         let verified = Arc::new(VerifiedSignatures::default());
@@ -436,6 +508,11 @@ impl Node {
         };
         let (commits, _) = broadcast::channel(1024);
         let metrics = Arc::new(NodeMetrics::new(net.metrics()));
+        if lost {
+            metrics.data_loss_accepted.inc();
+        }
+        let mark_writer = MarkWriter::start(&opts.data_dir, metrics.mark_write_failures.clone())
+            .map_err(storage)?;
         let shared = Arc::new(Shared {
             chain_id: genesis.chain_id,
             genesis_hash,
@@ -492,10 +569,11 @@ impl Node {
         let exec = ExecThread::start(opts.exec_inline)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (sync_tx, sync_rx) = mpsc::channel(256);
-        let first = if records.is_empty() && tip.height == 0 {
+        let first = if records.is_empty() && tip.height == 0 && !wal.unsynced_lost() {
             Input::Start
         } else {
-            if wal.unsynced_lost() {
+            // An accepted loss was logged above, as an error.
+            if wal.unsynced_lost() && !lost {
                 warn!(
                     "the host restarted since the consensus log was last open: this validator sits out its current view"
                 );
@@ -516,6 +594,7 @@ impl Node {
             shared: shared.clone(),
             replica,
             wal,
+            mark: mark_writer,
             msg_limits,
             exec,
             me,
@@ -595,7 +674,8 @@ impl Node {
 
     /// Stops taking work, lets an in-flight commit finish (commits are one
     /// synced batch, so there is nothing half-written to abandon), closes
-    /// the transport and waits for the driver.
+    /// the transport and waits for the driver, then (up to 5 s) for the
+    /// node's other tasks to close the database.
     pub async fn shutdown(self) -> Result<(), NodeError> {
         let _ = self.shutdown.send(true);
         let result = match self.driver.await {
@@ -603,9 +683,25 @@ impl Node {
             Err(e) => Err(NodeError::Consensus(format!("driver task failed: {e}"))),
         };
         self.shared.net.shutdown().await;
+        // The tasks around the driver end once it has, and hold the
+        // database open until then: wait for them (bounded), so that a
+        // start on this data dir right after, in this process, finds it
+        // closed rather than "in use".
+        let deadline = Instant::now() + SHUTDOWN_RELEASE_WAIT;
+        while Arc::strong_count(&self.shared) > 1 || Arc::strong_count(&self.shared.state) > 1 {
+            if Instant::now() > deadline {
+                warn!("the node's database stays open after shutdown: something still holds it");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         result
     }
 }
+
+/// How long [`Node::shutdown`] waits for the node's tasks to let go of
+/// the database.
+const SHUTDOWN_RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// Where in the data dir the VM keeps compiled contracts (node-local; wiping
 /// it only costs compiles at the next start).
@@ -671,8 +767,8 @@ fn open_state(
     cfs.push(CF_NODE_META);
     let db_dir = data_dir.join("db");
     std::fs::create_dir_all(&db_dir).map_err(storage)?;
-    let mut state =
-        State::open_with_column_families(&db_dir, config.clone(), &cfs).map_err(storage)?;
+    let mut state = State::open_with_column_families(&db_dir, config.clone(), &cfs)
+        .map_err(|e| open_error(&db_dir, e))?;
     let meta = state.column_family(CF_NODE_META).map_err(storage)?;
     let recorded = state.db().get_cf(meta, META_GENESIS).map_err(storage)?;
     match recorded {
@@ -702,6 +798,84 @@ fn open_state(
         }
     }
     Ok(state)
+}
+
+fn open_error(db_dir: &Path, e: StateError) -> NodeError {
+    if e.is_locked() {
+        NodeError::HomeInUse {
+            lock: db_dir.join("LOCK"),
+        }
+    } else if e.is_corruption() {
+        NodeError::DataLoss(vec![DataLoss::CorruptDatabase {
+            detail: e.to_string(),
+        }])
+    } else {
+        storage(e)
+    }
+}
+
+/// Opens the state refusing a damaged RocksDB log ([`WalRecovery::Strict`]);
+/// a database refused so is opened again without its damaged tail, and
+/// the damage is returned for the caller to weigh against the high-water
+/// mark (refusing the start if anything synced is gone).
+fn open_state_guarded(
+    data_dir: &Path,
+    config: &StateConfig,
+    genesis: &Genesis,
+    genesis_hash: Hash,
+) -> Result<(State, Option<DataLoss>), NodeError> {
+    let strict = StateConfig {
+        wal_recovery: WalRecovery::Strict,
+        ..config.clone()
+    };
+    match open_state(data_dir, &strict, genesis, genesis_hash) {
+        Err(NodeError::DataLoss(mut found)) => {
+            let lenient = StateConfig {
+                wal_recovery: WalRecovery::DropDamagedTail,
+                ..config.clone()
+            };
+            let state = open_state(data_dir, &lenient, genesis, genesis_hash).map_err(|e| {
+                NodeError::Storage(format!(
+                    "the database does not open even without its damaged log tail: {e}"
+                ))
+            })?;
+            Ok((state, found.pop()))
+        }
+        opened => opened.map(|state| (state, None)),
+    }
+}
+
+/// Compares the database with the high-water mark in `data_dir`, adding
+/// what it lost (or a damaged mark) to `losses`; returns the mark.
+fn check_mark(
+    data_dir: &Path,
+    state: &State,
+    wal: &Wal,
+    losses: &mut Vec<DataLoss>,
+) -> Result<Option<Mark>, NodeError> {
+    let height = state.latest_version().unwrap_or(0);
+    match Mark::read(data_dir) {
+        Ok(Some(mark)) => {
+            losses.extend(mark.check(height, wal.next_index()));
+            Ok(Some(mark))
+        }
+        Ok(None) => {
+            if height > 0 || wal.next_index() > 0 {
+                warn!(
+                    height,
+                    "no high-water mark beside this database (first start of this version?); starting one now"
+                );
+            }
+            Ok(None)
+        }
+        Err(e @ crate::mark::MarkError::Corrupt { .. }) => {
+            losses.push(DataLoss::CorruptMark {
+                detail: e.to_string(),
+            });
+            Ok(None)
+        }
+        Err(e) => Err(storage(e)),
+    }
 }
 
 /// Concurrent signature checks of gossiped transactions; more wait in the
@@ -929,6 +1103,8 @@ struct Driver {
     shared: Arc<Shared>,
     replica: Replica,
     wal: Wal,
+    /// The high-water mark, published after every synced log write.
+    mark: MarkWriter,
     msg_limits: stele_consensus::MessageLimits,
     exec: ExecThread,
     me: Address,
@@ -1095,8 +1271,25 @@ impl Driver {
                 }
             }
         }
+        self.sync_on_stop();
         info!(height = self.tip.height, "validator stopped");
         Ok(())
+    }
+
+    /// Syncs the database's log once more at a clean stop, so the last
+    /// commits are durable and the high-water mark names them exactly.
+    fn sync_on_stop(&self) {
+        let Ok(state) = self.shared.state.read() else {
+            return;
+        };
+        match state.db().flush_wal(true) {
+            Ok(()) => self.mark.publish(Mark {
+                height: self.tip.height,
+                wal_next: self.wal.next_index(),
+                view: self.replica.view().0,
+            }),
+            Err(e) => warn!(error = %e, "cannot sync the database at stop"),
+        }
     }
 
     /// When to build the pending proposal: soon if transactions a block
@@ -1396,6 +1589,12 @@ impl Driver {
                 .metrics
                 .wal_sync_seconds
                 .observe(started.elapsed().as_secs_f64());
+            // The sync made every commit so far and every record durable.
+            self.mark.publish(Mark {
+                height: self.tip.height,
+                wal_next: self.wal.next_index(),
+                view: self.replica.view().0,
+            });
         }
         records.clear();
         Ok(())

@@ -51,7 +51,10 @@ pub fn serve(
     let mut out = Vec::new();
     let mut count: u32 = 0;
     let mut body = Vec::new();
-    let last = request.to.min(request.from + SYNC_BLOCKS_MAX - 1);
+    // A peer chooses `from`: near u64::MAX the sum must not overflow.
+    let last = request
+        .to
+        .min(request.from.saturating_add(SYNC_BLOCKS_MAX - 1));
     for height in request.from..=last {
         let (Some(block), Some(cert)) = (reader.block(height)?, reader.certificate(height)?) else {
             break;
@@ -95,4 +98,30 @@ pub fn decode_response(bytes: &[u8], limits: &Limits) -> Result<Vec<SyncedBlock>
     }
     r.finish()?;
     Ok(blocks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::BLOCK_STORE_CFS;
+    use stele_state::{State, StateConfig};
+
+    #[test]
+    fn a_request_at_the_top_of_the_height_range_is_answered_without_overflow() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state =
+            State::open_with_column_families(dir.path(), StateConfig::default(), &BLOCK_STORE_CFS)
+                .expect("state opens");
+        let reader = BlockReader::new(&state);
+        for from in [u64::MAX, u64::MAX - 1, u64::MAX - SYNC_BLOCKS_MAX] {
+            let request = SyncRequest::decode(&SyncRequest { from, to: u64::MAX }.encode())
+                .expect("a well-formed request");
+            let response = serve(&reader, request, 1 << 20).expect("served");
+            assert_eq!(
+                response,
+                0u32.to_le_bytes(),
+                "no such blocks: an empty answer"
+            );
+        }
+    }
 }

@@ -23,6 +23,11 @@ pub const CF_WAL: &str = "consensus_wal";
 /// long, so never a record's key).
 const BOOT_KEY: &[u8] = b"host boot id";
 
+/// Key of the index after the last record, written by compaction (not 8
+/// bytes long either): a compaction may delete the last records, and the
+/// index must not go back, since the high-water mark (`mark`) compares it.
+const NEXT_KEY: &[u8] = b"next index";
+
 /// Where Linux publishes an id that changes at every boot.
 const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 
@@ -100,6 +105,18 @@ impl Wal {
                 last_boot = Some(value.to_vec());
                 continue;
             }
+            if key.as_ref() == NEXT_KEY {
+                let stored = value
+                    .as_ref()
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| WalError::Corrupt {
+                        index: next,
+                        reason: "the stored next index is not 8 bytes".into(),
+                    })?;
+                next = next.max(stored);
+                continue;
+            }
             let index = key
                 .as_ref()
                 .try_into()
@@ -114,7 +131,7 @@ impl Wal {
             })?;
             live.insert(index, record.retention());
             records.push(record);
-            next = index + 1;
+            next = next.max(index.saturating_add(1));
         }
         // Unsynced records survive unless the host went down since they
         // were written: same boot, nothing lost. An unknown boot (no id
@@ -142,6 +159,41 @@ impl Wal {
     /// PREPARE in its current view ([`stele_consensus::Input::Restart`]).
     pub fn unsynced_lost(&self) -> bool {
         self.unsynced_lost
+    }
+
+    /// The index the next record gets: one past every record ever
+    /// appended, compacted ones included.
+    pub fn next_index(&self) -> u64 {
+        self.next
+    }
+
+    /// Records, in one synced write, that this log lost records it had
+    /// synced (the operator accepted the loss at start): `lost_view`, the
+    /// highest view the node is known to have reached, as a
+    /// [`Record::LostView`], and the boot stamp deleted, so that every
+    /// start until the replica's own first records are synced is treated
+    /// as a host crash. From here on [`unsynced_lost`](Self::unsynced_lost)
+    /// is true. Returns the record appended, if any, for the replica's
+    /// replay.
+    pub fn record_loss(
+        &mut self,
+        state: &State,
+        lost_view: Option<u64>,
+    ) -> Result<Option<Record>, WalError> {
+        let cf = state.column_family(CF_WAL)?;
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(cf, BOOT_KEY);
+        let record = lost_view.map(Record::LostView);
+        if let Some(r) = &record {
+            batch.put_cf(cf, self.next.to_be_bytes(), r.to_bytes());
+        }
+        state.db().write_opt(batch, &synced())?;
+        if let Some(r) = &record {
+            self.live.insert(self.next, r.retention());
+            self.next += 1;
+        }
+        self.unsynced_lost = true;
+        Ok(record)
     }
 
     /// Appends `records` in one write, synced to disk before returning if
@@ -205,6 +257,7 @@ impl Wal {
         for i in &obsolete[prefix..] {
             batch.delete_cf(cf, i.to_be_bytes());
         }
+        batch.put_cf(cf, NEXT_KEY, self.next.to_be_bytes());
         state.db().write_opt(batch, &synced())?;
         for i in &obsolete {
             self.live.remove(i);
@@ -312,5 +365,48 @@ mod tests {
             vec![record(6), record(7)],
             "indices go on after the last"
         );
+    }
+
+    #[test]
+    fn the_next_index_survives_a_compaction_of_every_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open = || {
+            let state =
+                State::open_with_column_families(dir.path(), StateConfig::default(), &[CF_WAL])
+                    .expect("state opens");
+            let (wal, found) =
+                Wal::open_on_boot(&state, &limits(), Some("boot".into())).expect("log opens");
+            (state, wal, found)
+        };
+        let (state, mut wal, _) = open();
+        wal.append(&state, &[record(1), record(2)]).expect("append");
+        assert_eq!(wal.compact(&state, 3, 0).expect("compact"), 2);
+        drop((state, wal));
+        let (_, wal, found) = open();
+        assert!(found.is_empty());
+        assert_eq!(wal.next_index(), 2, "the index never goes back");
+    }
+
+    #[test]
+    fn a_recorded_loss_makes_every_start_lossy_until_the_next_append() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path();
+        session(path, Some("boot-a"), &[record(1)]);
+        {
+            let state = State::open_with_column_families(path, StateConfig::default(), &[CF_WAL])
+                .expect("state opens");
+            let (mut wal, _) =
+                Wal::open_on_boot(&state, &limits(), Some("boot-a".into())).expect("log opens");
+            assert!(!wal.unsynced_lost());
+            let lost = wal.record_loss(&state, Some(9)).expect("record loss");
+            assert_eq!(lost, Some(Record::LostView(9)));
+            assert!(wal.unsynced_lost());
+        }
+        // Same boot, yet the loss is remembered until an append stamps it.
+        let (lost, found) = session(path, Some("boot-a"), &[]);
+        assert!(lost);
+        assert_eq!(found, vec![record(1), Record::LostView(9)]);
+        assert!(session(path, Some("boot-a"), &[record(2)]).0);
+        assert!(!session(path, Some("boot-a"), &[]).0);
     }
 }

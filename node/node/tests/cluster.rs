@@ -71,6 +71,8 @@ struct Cluster {
     pipeline_blocks: u64,
     empty_block_interval_ms: u64,
     mempool_bytes_max: usize,
+    /// `NodeOptions::accept_data_loss` of the next launches.
+    accept_data_loss: bool,
 }
 
 impl Cluster {
@@ -126,6 +128,7 @@ impl Cluster {
             pipeline_blocks,
             empty_block_interval_ms,
             mempool_bytes_max,
+            accept_data_loss: false,
         };
         for i in 0..n as usize {
             let node = cluster.launch(i).await;
@@ -139,6 +142,10 @@ impl Cluster {
     }
 
     async fn launch(&self, i: usize) -> Node {
+        self.try_launch(i).await.unwrap()
+    }
+
+    async fn try_launch(&self, i: usize) -> Result<Node, stele_node::node::NodeError> {
         let peers = self
             .keys
             .iter()
@@ -178,9 +185,9 @@ impl Cluster {
             },
             prune_interval_blocks: self.prune_interval_blocks,
             exec_inline: false,
+            accept_data_loss: self.accept_data_loss,
         })
         .await
-        .unwrap()
     }
 
     fn node(&self, i: usize) -> &Node {
@@ -657,4 +664,45 @@ async fn a_single_validator_runs_the_same_path_and_prunes_old_state() {
         assert!(BlockReader::new(&state).block(1).unwrap().is_some());
     }
     cluster.stop(0).await;
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+    }
+}
+
+/// Issue 24 (8): a backup whose database was copied back from earlier
+/// refuses to start; accepted, it starts as after a host crash, fetches
+/// the blocks it lost from the others and agrees with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolled_back_backup_refuses_to_start_and_once_accepted_rejoins_the_chain() {
+    let mut cluster = Cluster::start(4).await;
+    cluster.until_height(3).await;
+    cluster.stop(3).await;
+    let db = cluster.data_dir(3).join("db");
+    let saved = tempfile::tempdir().unwrap();
+    copy_dir(&db, saved.path());
+    cluster.restart(3).await;
+    let h = cluster.height(0);
+    cluster.until_height(h + 20).await;
+    cluster.stop(3).await;
+    std::fs::remove_dir_all(&db).unwrap();
+    copy_dir(saved.path(), &db);
+    match cluster.try_launch(3).await {
+        Err(stele_node::node::NodeError::DataLoss(_)) => {}
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("a rolled-back validator started"),
+    }
+    cluster.accept_data_loss = true;
+    cluster.restart(3).await;
+    cluster.accept_data_loss = false;
+    let target = cluster.height(0) + 2;
+    cluster.until_height(target).await;
+    cluster.assert_same_chain();
+    for i in 0..4 {
+        cluster.stop(i).await;
+    }
 }

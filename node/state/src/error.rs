@@ -52,3 +52,25 @@ pub enum StateError {
     #[error("checkpoint at depth {depth} is not open ({open} checkpoints are)")]
     UnknownCheckpoint { depth: usize, open: usize },
 }
+
+impl StateError {
+    /// Whether RocksDB found its files damaged (a torn or corrupt
+    /// write-ahead log under [`crate::WalRecovery::Strict`], a bad table
+    /// checksum), as opposed to failing to reach them.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, StateError::Db(e) if e.kind() == rocksdb::ErrorKind::Corruption)
+    }
+
+    /// Whether opening failed because another process holds the
+    /// database's `LOCK` file.
+    pub fn is_locked(&self) -> bool {
+        // RocksDB reports it as an I/O error naming the lock file: "While
+        // lock file: .../LOCK: Resource temporarily unavailable" from
+        // another process, "lock hold by current process ... .../LOCK" from
+        // this one.
+        matches!(self, StateError::Db(e)
+            if e.kind() == rocksdb::ErrorKind::IOError
+                && (e.as_ref().contains("While lock file")
+                    || e.as_ref().contains("lock hold by current process")))
+    }
+}

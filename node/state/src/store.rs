@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
-    WriteBatch, WriteOptions,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
+    DBRecoveryMode, Options, WriteBatch, WriteOptions,
 };
 use stele_types::Hash;
 use stele_types::codec::Encode;
@@ -57,6 +57,23 @@ pub struct StateConfig {
     /// make the state compact the range they span in the background (0
     /// never does). See [`crate::tombstones`].
     pub flat_deletes_compact: u64,
+    /// What opening does with a damaged RocksDB write-ahead log.
+    pub wal_recovery: WalRecovery,
+}
+
+/// What [`State::open`] does when RocksDB's write-ahead log is torn or
+/// corrupt (a cut tail, a flipped byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WalRecovery {
+    /// Refuse to open ([`StateError::is_corruption`]): the writes in the
+    /// damaged part, some of them perhaps synced, would otherwise be
+    /// dropped without a word.
+    #[default]
+    Strict,
+    /// Open with the writes before the first damaged record and drop the
+    /// rest, as RocksDB does by default. Only after an operator accepted
+    /// the loss.
+    DropDamagedTail,
 }
 
 impl Default for StateConfig {
@@ -70,6 +87,7 @@ impl Default for StateConfig {
             block_cache_bytes: 256 << 20,
             node_cache_nodes_max: 200_000,
             flat_deletes_compact: 256,
+            wal_recovery: WalRecovery::Strict,
         }
     }
 }
@@ -215,6 +233,10 @@ impl State {
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
         db_opts.set_max_background_jobs(2);
+        db_opts.set_wal_recovery_mode(match config.wal_recovery {
+            WalRecovery::Strict => DBRecoveryMode::AbsoluteConsistency,
+            WalRecovery::DropDamagedTail => DBRecoveryMode::PointInTime,
+        });
         let cache = Cache::new_lru_cache(config.block_cache_bytes);
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&cache);

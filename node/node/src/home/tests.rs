@@ -184,7 +184,7 @@ fn commits_under_flood(shared: bool) -> (u64, u64, u64) {
     };
     let running = runtimes
         .consensus()
-        .block_on(start_home_on(&home, true, rpc_runtime))
+        .block_on(start_home_on(&home, true, false, rpc_runtime))
         .unwrap();
     let rpc = running.rpc.as_ref().unwrap().local_addr();
     let deadline = Instant::now() + Duration::from_secs(60);
