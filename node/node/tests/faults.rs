@@ -283,8 +283,10 @@ fn compile_bomb(blocks: u32) -> String {
     )
 }
 
-/// Storage iteration over the block's own deletes, memory growth in every
-/// frame, and the most events a transaction may emit.
+/// Storage iteration over the block's own deletes and over deletes an
+/// earlier block committed, memory growth in every frame, the most events a
+/// transaction may emit, a pointer chase over all the memory a frame may
+/// have, and a dependent float chain.
 const HOSTILE: &str = r#"(module
   (import "stele" "input_read" (func $input_read (param i32)))
   (import "stele" "storage_write" (func $write (param i32 i32 i32 i32)))
@@ -330,11 +332,46 @@ const HOSTILE: &str = r#"(module
     (loop $l
       (call $emit (i32.const 0) (i32.const 4) (i32.const 0) (i32.const 16384))
       (br $l)))
+  (func (export "wipe") (local $i i32)
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (i32.const 2000)))
+      (call $key (local.get $i))
+      (drop (call $remove (i32.const 16) (i32.const 5)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l))))
+  ;; One step from after each deleted key in turn, for ever.
+  (func (export "scan_each") (local $i i32)
+    (loop $l
+      (local.set $i (i32.rem_u (i32.add (local.get $i) (i32.const 7)) (i32.const 2000)))
+      (call $key (local.get $i))
+      (drop (call $next (i32.const 0) (i32.const 1) (i32.const 16) (i32.const 5)
+                        (i32.const 200) (i32.const 16) (i32.const 300) (i32.const 16)))
+      (br $l)))
+  ;; Grows to the frame's cap, links every 64-byte line into one cycle in
+  ;; an order the prefetcher cannot follow, and follows it for ever.
+  (func (export "chase") (local $i i32) (local $p i32) (local $lines i32)
+    (block $done (loop $g
+      (br_if $done (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
+      (br $g)))
+    (local.set $lines (i32.mul (memory.size) (i32.const 1024)))
+    (loop $build
+      (i32.store (i32.shl (local.get $i) (i32.const 6))
+        (i32.shl (i32.rem_u (i32.add (local.get $i) (i32.const 4093)) (local.get $lines)) (i32.const 6)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $build (i32.lt_u (local.get $i) (local.get $lines))))
+    (loop $l
+      (local.set $p (i32.load (local.get $p)))
+      (br $l)))
+  (func (export "floats") (local $f f64)
+    (loop $l
+      (local.set $f (f64.sqrt (f64.add (local.get $f) (f64.const 1))))
+      (br $l)))
   (@custom "stele_reentrant" ""))"#;
 
 /// Hostile contracts sent while honest accounts transfer: a module that
 /// cannot be instantiated, a compile bomb, iteration over the block's own
-/// deletes, memory growth in every frame and an event flood. Each ends in
+/// deletes and over committed ones, memory growth in every frame, an event
+/// flood, a pointer chase and a float chain. Each ends in
 /// the same receipt on every validator, no validator stops, and every
 /// honest transfer commits.
 #[test]
@@ -375,6 +412,10 @@ fn hostile_contracts_under_load_never_stop_a_validator() {
                 ("grow", Success),
                 ("events", Trapped),
                 ("wipe_and_scan", OutOfGas),
+                ("wipe", Success),
+                ("scan_each", OutOfGas),
+                ("chase", OutOfGas),
+                ("floats", OutOfGas),
             ];
             let mut nonce = 2;
             let mut txs = Vec::new();
@@ -396,8 +437,8 @@ fn hostile_contracts_under_load_never_stop_a_validator() {
         };
         let mut sent = Vec::new();
         for (i, raw) in honest.iter().enumerate() {
-            if i % 20 == 0 && i / 20 < attacks.len() {
-                let (raw, status) = &attacks[i / 20];
+            if i % 14 == 0 && i / 14 < attacks.len() {
+                let (raw, status) = &attacks[i / 14];
                 sent.push((client.send_transaction(raw).await.unwrap(), Some(*status)));
             }
             let node = cluster.client(i % 4);
