@@ -110,6 +110,14 @@ impl<'a> FlatCursor<'a> {
     }
 }
 
+/// Refuses a page size over the configured most.
+pub(crate) fn check_page_limit(limit: usize, max: usize) -> Result<(), StateError> {
+    if limit > max {
+        return Err(StateError::IterLimitTooLarge { limit, max });
+    }
+    Ok(())
+}
+
 /// Up to `limit` entries from `cursor`, and where the next page starts.
 pub(crate) fn list_page(mut cursor: FlatCursor<'_>, limit: usize) -> Result<Page, StateError> {
     let mut page = Page::default();
@@ -181,12 +189,7 @@ impl State {
         start_after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Page, StateError> {
-        if limit > self.config.iter_limit_max {
-            return Err(StateError::IterLimitTooLarge {
-                limit,
-                max: self.config.iter_limit_max,
-            });
-        }
+        check_page_limit(limit, self.config.iter_limit_max)?;
         let cursor = self.flat_cursor(namespace, prefix, start_after)?;
         list_page(cursor, limit)
     }

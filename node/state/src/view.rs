@@ -15,7 +15,7 @@ use stele_types::codec::Encode;
 use stele_types::proof::{Namespace, StateKey};
 
 use crate::error::StateError;
-use crate::flat::{FlatCursor, Page, list_page, prefix_bounds};
+use crate::flat::{FlatCursor, Page, check_page_limit, list_page, prefix_bounds};
 use crate::store::{CF_FLAT, State, flat_key};
 
 /// The latest committed version at one moment; see the module docs.
@@ -150,12 +150,7 @@ impl CommittedView {
         start_after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Page, StateError> {
-        if limit > self.iter_limit_max {
-            return Err(StateError::IterLimitTooLarge {
-                limit,
-                max: self.iter_limit_max,
-            });
-        }
+        check_page_limit(limit, self.iter_limit_max)?;
         let cursor = self.flat_cursor(namespace, prefix, start_after)?;
         list_page(cursor, limit)
     }

@@ -200,8 +200,7 @@ fn compile_child(name: &str) {
     let vm: Vm<MemoryWorld> = match Vm::new(VmConfig {
         epoch_ticker: false,
         limits: stele_vm::VmLimits::V1,
-        // V1 frames may outgrow the resident pages V5 prices memory for.
-        gas: stele_vm::GasSchedule::V4,
+        gas: stele_vm::GasSchedule::latest_for(&stele_vm::VmLimits::V1),
         ..VmConfig::default()
     }) {
         Ok(vm) => vm,
@@ -481,12 +480,7 @@ fn exec_case(name: &str, limits: VmLimits, wat: &str, method: &str, runs: u32) {
 fn exec_case_gas(name: &str, limits: VmLimits, wat: &str, method: &str, runs: u32, gas_limit: u64) {
     let vm: Vm<MemoryWorld> = match Vm::new(VmConfig {
         epoch_ticker: false,
-        // Limits that allow more than the resident pages run with V4, the
-        // last schedule that prices fresh pages.
-        gas: match stele_vm::GasSchedule::LATEST.check_limits(&limits) {
-            Ok(()) => stele_vm::GasSchedule::LATEST,
-            Err(_) => stele_vm::GasSchedule::V4,
-        },
+        gas: stele_vm::GasSchedule::latest_for(&limits),
         limits,
         ..VmConfig::default()
     }) {

@@ -343,6 +343,18 @@ impl GasSchedule {
             .cloned()
     }
 
+    /// The newest schedule this build has that runs with `limits`
+    /// ([`GasSchedule::check_limits`]): [`GasSchedule::LATEST`], or V4 for
+    /// limits whose frames may outgrow the resident pages V5 prices.
+    pub fn latest_for(limits: &crate::VmLimits) -> GasSchedule {
+        GasSchedule::ALL
+            .iter()
+            .rev()
+            .find(|g| g.check_limits(limits).is_ok())
+            .cloned()
+            .unwrap_or(GasSchedule::V1)
+    }
+
     /// Whether this schedule prices memory right for `limits`: one whose
     /// page price assumes resident pages needs frames of at most
     /// [`RESIDENT_PAGES`](crate::vm::RESIDENT_PAGES).

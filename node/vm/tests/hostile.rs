@@ -25,7 +25,7 @@ fn run_deterministic_under(
 ) -> Outcome {
     let vm = || {
         stele_vm::Vm::new(stele_vm::VmConfig {
-            gas: gas_for(&limits),
+            gas: stele_vm::GasSchedule::latest_for(&limits),
             limits: limits.clone(),
             ..config()
         })
@@ -40,16 +40,6 @@ fn run_deterministic_under(
     assert_eq!(a, b, "repeated run differs");
     assert_eq!(a, c, "fresh engine differs");
     a
-}
-
-/// The latest gas schedule that runs with `limits` (V4 for limits whose
-/// frames may outgrow the resident pages V5's memory prices assume).
-fn gas_for(limits: &VmLimits) -> stele_vm::GasSchedule {
-    let latest = stele_vm::GasSchedule::LATEST;
-    match latest.check_limits(limits) {
-        Ok(()) => latest,
-        Err(_) => stele_vm::GasSchedule::V4,
-    }
 }
 
 fn deploy_error(wat_or_wasm: &[u8]) -> ValidationError {
@@ -106,6 +96,27 @@ fn memory_grow_past_the_cap_fails_the_same_way_every_time() {
         let pages = u32::from_le_bytes(out.output[..4].try_into().unwrap());
         assert_eq!(u64::from(pages), VmLimits::LATEST.memory_pages_max);
         assert_eq!(pages, 16);
+        // V5 prices pages as resident: it runs only with frames that fit.
+        assert_eq!(
+            stele_vm::GasSchedule::latest_for(&VmLimits::V3),
+            stele_vm::GasSchedule::V5
+        );
+        assert_eq!(
+            stele_vm::GasSchedule::latest_for(&VmLimits::V2),
+            stele_vm::GasSchedule::V4
+        );
+        assert!(
+            stele_vm::GasSchedule::V5
+                .check_limits(&VmLimits::V2)
+                .is_err()
+        );
+        assert!(
+            stele_vm::Vm::<MemoryWorld>::new(stele_vm::VmConfig {
+                limits: VmLimits::V2,
+                ..config()
+            })
+            .is_err()
+        );
         // Chains on V2 keep their 256 pages.
         let out = run_deterministic_under(VmLimits::V2, wat, "run", &[], 50_000_000);
         let pages = u32::from_le_bytes(out.output[..4].try_into().unwrap());
@@ -518,7 +529,7 @@ fn sequential_call_loop_is_capped_per_transaction_without_exhausting_the_node() 
 /// bounds to instantiation.
 fn vm_v1() -> stele_vm::Vm<MemoryWorld> {
     stele_vm::Vm::new(stele_vm::VmConfig {
-        gas: gas_for(&VmLimits::V1),
+        gas: stele_vm::GasSchedule::latest_for(&VmLimits::V1),
         limits: VmLimits::V1,
         ..config()
     })

@@ -183,15 +183,8 @@ impl TestNode {
                 .unwrap();
         state.commit(0, &genesis.writes()).unwrap();
         let state: SharedState = Arc::new(RwLock::new(state));
-        // Limits whose frames may outgrow the resident pages run with V4,
-        // the last gas schedule that prices fresh pages.
-        let latest = stele_vm::GasSchedule::LATEST;
-        let gas = match latest.check_limits(&limits) {
-            Ok(()) => latest,
-            Err(_) => stele_vm::GasSchedule::V4,
-        };
         let vm = Vm::new(VmConfig {
-            gas,
+            gas: stele_vm::GasSchedule::latest_for(&limits),
             limits,
             ..VmConfig::default()
         })
