@@ -281,6 +281,16 @@ mod tests {
         })
     }
 
+    /// The state and its consensus log at `dir`, on one boot, with the
+    /// records found.
+    fn open_at(dir: &std::path::Path) -> (State, Wal, Vec<Record>) {
+        let state = State::open_with_column_families(dir, StateConfig::default(), &[CF_WAL])
+            .expect("state opens");
+        let (wal, found) =
+            Wal::open_on_boot(&state, &limits(), Some("boot".into())).expect("log opens");
+        (state, wal, found)
+    }
+
     fn limits() -> MessageLimits {
         MessageLimits {
             message_bytes_max: 1 << 20,
@@ -334,14 +344,7 @@ mod tests {
     #[test]
     fn compaction_deletes_exactly_the_obsolete_records() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let open = || {
-            let state =
-                State::open_with_column_families(dir.path(), StateConfig::default(), &[CF_WAL])
-                    .expect("state opens");
-            let (wal, found) =
-                Wal::open_on_boot(&state, &limits(), Some("boot".into())).expect("log opens");
-            (state, wal, found)
-        };
+        let open = || open_at(dir.path());
         let (state, mut wal, _) = open();
         // A stable proof is obsolete once the stable checkpoint is above it.
         wal.append(&state, &[record(1), record(5), record(2), record(3)])
@@ -370,14 +373,7 @@ mod tests {
     #[test]
     fn the_next_index_survives_a_compaction_of_every_record() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let open = || {
-            let state =
-                State::open_with_column_families(dir.path(), StateConfig::default(), &[CF_WAL])
-                    .expect("state opens");
-            let (wal, found) =
-                Wal::open_on_boot(&state, &limits(), Some("boot".into())).expect("log opens");
-            (state, wal, found)
-        };
+        let open = || open_at(dir.path());
         let (state, mut wal, _) = open();
         wal.append(&state, &[record(1), record(2)]).expect("append");
         assert_eq!(wal.compact(&state, 3, 0).expect("compact"), 2);

@@ -46,6 +46,17 @@ pub(crate) struct Bounds {
     pub(crate) end: Option<Vec<u8>>,
 }
 
+impl Bounds {
+    /// Read options that stop iteration at [`Bounds::end`] inside RocksDB.
+    pub(crate) fn read_options(&self) -> ReadOptions {
+        let mut opts = ReadOptions::default();
+        if let Some(end) = self.end.clone() {
+            opts.set_iterate_upper_bound(end);
+        }
+        opts
+    }
+}
+
 /// The bounds of the keys of namespace `ns` (encoded) starting with `prefix`.
 pub(crate) fn prefix_bounds(ns: &[u8], prefix: &[u8]) -> Bounds {
     let mut full_prefix = ns.to_vec();
@@ -172,11 +183,9 @@ impl State {
         after: Option<&[u8]>,
     ) -> Result<FlatCursor<'_>, StateError> {
         let bounds = prefix_bounds(&namespace.to_bytes(), prefix);
-        let mut opts = ReadOptions::default();
-        if let Some(end) = bounds.end.clone() {
-            opts.set_iterate_upper_bound(end);
-        }
-        let iter = self.db.raw_iterator_cf_opt(self.cf(CF_FLAT)?, opts);
+        let iter = self
+            .db
+            .raw_iterator_cf_opt(self.cf(CF_FLAT)?, bounds.read_options());
         FlatCursor::start(iter, bounds, after)
     }
 

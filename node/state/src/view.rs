@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use rocksdb::{DB, ReadOptions, SnapshotWithThreadMode};
+use rocksdb::{DB, SnapshotWithThreadMode};
 use stele_types::codec::Encode;
 use stele_types::proof::{Namespace, StateKey};
 
@@ -110,8 +110,10 @@ impl CommittedView {
         prefix: &[u8],
         after: Option<&[u8]>,
     ) -> Result<FlatCursor<'_>, StateError> {
-        let (bounds, opts) = self.read_options(namespace, prefix);
-        let iter = self.snapshot.raw_iterator_cf_opt(self.flat_cf()?, opts);
+        let bounds = prefix_bounds(&namespace.to_bytes(), prefix);
+        let iter = self
+            .snapshot
+            .raw_iterator_cf_opt(self.flat_cf()?, bounds.read_options());
         FlatCursor::start(iter, bounds, after)
     }
 
@@ -131,11 +133,9 @@ impl CommittedView {
             end.extend_from_slice(until);
             bounds.end = Some(end);
         }
-        let mut opts = ReadOptions::default();
-        if let Some(end) = bounds.end.clone() {
-            opts.set_iterate_upper_bound(end);
-        }
-        let iter = self.snapshot.raw_iterator_cf_opt(self.flat_cf()?, opts);
+        let iter = self
+            .snapshot
+            .raw_iterator_cf_opt(self.flat_cf()?, bounds.read_options());
         let mut cursor = FlatCursor::start(iter, bounds, None)?;
         cursor.seek(from)?;
         Ok(cursor)
@@ -153,18 +153,5 @@ impl CommittedView {
         check_page_limit(limit, self.iter_limit_max)?;
         let cursor = self.flat_cursor(namespace, prefix, start_after)?;
         list_page(cursor, limit)
-    }
-
-    fn read_options(
-        &self,
-        namespace: &Namespace,
-        prefix: &[u8],
-    ) -> (crate::flat::Bounds, ReadOptions) {
-        let bounds = prefix_bounds(&namespace.to_bytes(), prefix);
-        let mut opts = ReadOptions::default();
-        if let Some(end) = bounds.end.clone() {
-            opts.set_iterate_upper_bound(end);
-        }
-        (bounds, opts)
     }
 }
