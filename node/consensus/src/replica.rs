@@ -93,6 +93,9 @@ pub struct Replica {
     /// View changes since the last commit; the timer doubles with each.
     pub(crate) attempts: u32,
     pub(crate) timer: u64,
+    /// The last sequence whose PRE-PREPARE re-armed the view timer (see
+    /// `on_pre_prepare`): each sequence gets that once.
+    pub(crate) timer_extended_for: u64,
 
     pub(crate) stable: CheckpointProof,
     pub(crate) committed_seq: u64,
@@ -151,6 +154,7 @@ impl Replica {
             active: true,
             attempts: 0,
             timer: 0,
+            timer_extended_for: 0,
             stable: CheckpointProof {
                 seq: 0,
                 block_hash: genesis,
@@ -518,6 +522,22 @@ impl Replica {
             parent: pp.parent,
             payload: pp.payload,
         });
+        // The primary delivered the next block: from here its commit needs
+        // this replica's execution of it and two rounds, so it gets a whole
+        // timeout of its own, as the time up to here (the primary's
+        // execution) had. Without this a block whose execution takes more
+        // than half the timeout (what the block gas limit allows is ~1.5 s
+        // against a 2 s timer) would cost a view change although every
+        // replica works. Once per sequence, so a faulty primary delays a
+        // view change by one timeout at most.
+        if self.active
+            && pp.view == self.view
+            && pp.seq == self.committed_seq + 1
+            && pp.seq > self.timer_extended_for
+        {
+            self.timer_extended_for = pp.seq;
+            self.arm_timer();
+        }
         self.advance();
     }
 

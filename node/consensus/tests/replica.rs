@@ -565,3 +565,44 @@ fn two_new_views_for_one_view_from_its_primary_are_evidence() {
     assert_eq!(evidence.len(), 1, "the first NEW-VIEW was installed");
     assert_eq!((&evidence[0].first, &evidence[0].second), (&first, &second));
 }
+
+#[test]
+fn the_next_blocks_pre_prepare_rearms_the_view_timer_once() {
+    let (keys, mut r) = four_replicas();
+    let pre_prepare = |seq: u64| {
+        let (block_hash, payload) = block(seq);
+        let m = Message::PrePrepare(stele_consensus::PrePrepare {
+            view: 0,
+            seq,
+            block_hash,
+            parent: Hash::ZERO,
+            payload,
+        });
+        signed(&keys[0], 0, m).to_bytes()
+    };
+    let rearmed = |out: &[Action]| out.iter().any(|a| matches!(a, Action::SetTimer { .. }));
+    // Not the next block (1 is): no extension.
+    let out = r.handle(Input::Message(pre_prepare(2)));
+    assert!(!rearmed(&out), "{out:?}");
+    // The next block: its commit gets a whole timeout.
+    let out = r.handle(Input::Message(pre_prepare(1)));
+    assert!(rearmed(&out), "{out:?}");
+    // Sent again: nothing more.
+    let out = r.handle(Input::Message(pre_prepare(1)));
+    assert!(!rearmed(&out), "{out:?}");
+    // From a replica that is not the primary: dropped, no extension.
+    let (block_hash, payload) = block(1);
+    let forged = signed(
+        &keys[2],
+        2,
+        Message::PrePrepare(stele_consensus::PrePrepare {
+            view: 0,
+            seq: 1,
+            block_hash,
+            parent: Hash::ZERO,
+            payload,
+        }),
+    );
+    let out = r.handle(Input::Message(forged.to_bytes()));
+    assert!(!rearmed(&out), "{out:?}");
+}
