@@ -41,6 +41,10 @@
 //! - `calls_LOCALS_x_CALLS`: LOCALS i64 locals all live across CALLS calls.
 //! - `straight_F_x_K`: F functions of K KiB of straight-line code each
 //!   (the per-byte cost; `straight_4_x_250` is about the largest module).
+//!
+//! After the execution cases, `worst_block`: the slowest of them under the
+//! latest limits, and how long a block of a new chain's gas limit (400 M)
+//! spent on it would take (the target: at most 2 s).
 
 use std::fmt::Write as _;
 use std::process::Command;
@@ -472,12 +476,20 @@ fn touch_initial_frames(pages: u64) -> String {
 
 /// Runs `method` of `wat` `runs` times on fresh executions under `limits`;
 /// prints gas, ns and ns per gas.
-fn exec_case(name: &str, limits: VmLimits, wat: &str, method: &str, runs: u32) {
-    exec_case_gas(name, limits, wat, method, runs, 2_000_000_000);
+fn exec_case(name: &str, limits: VmLimits, wat: &str, method: &str, runs: u32) -> Option<f64> {
+    exec_case_gas(name, limits, wat, method, runs, 2_000_000_000)
 }
 
-/// [`exec_case`] with `gas_limit` for each execution.
-fn exec_case_gas(name: &str, limits: VmLimits, wat: &str, method: &str, runs: u32, gas_limit: u64) {
+/// [`exec_case`] with `gas_limit` for each execution; the case's ns per
+/// gas.
+fn exec_case_gas(
+    name: &str,
+    limits: VmLimits,
+    wat: &str,
+    method: &str,
+    runs: u32,
+    gas_limit: u64,
+) -> Option<f64> {
     let vm: Vm<MemoryWorld> = match Vm::new(VmConfig {
         epoch_ticker: false,
         gas: stele_vm::GasSchedule::latest_for(&limits),
@@ -487,12 +499,12 @@ fn exec_case_gas(name: &str, limits: VmLimits, wat: &str, method: &str, runs: u3
         Ok(vm) => vm,
         Err(e) => {
             eprintln!("{name}: {e}");
-            return;
+            return None;
         }
     };
     let Ok(code) = wat::parse_str(wat) else {
         eprintln!("{name}: bad fixture");
-        return;
+        return None;
     };
     let deploy = stele_vm::Action::Deploy {
         code: &code,
@@ -502,7 +514,7 @@ fn exec_case_gas(name: &str, limits: VmLimits, wat: &str, method: &str, runs: u3
     let (out, world) = vm.execute(&ctx(), deploy, 10_000_000_000, MemoryWorld::new());
     let Some(contract) = out.ok().and_then(|o| o.contract_address) else {
         eprintln!("{name}: deploy failed");
-        return;
+        return None;
     };
     let call = stele_vm::Action::Call {
         contract,
@@ -521,23 +533,70 @@ fn exec_case_gas(name: &str, limits: VmLimits, wat: &str, method: &str, runs: u3
             }
             Err(e) => {
                 eprintln!("{name}: {e}");
-                return;
+                return None;
             }
         }
     }
     let ns = started.elapsed().as_nanos() as f64 / f64::from(runs);
+    let ns_per_gas = ns / gas.max(1) as f64;
     println!(
-        r#"{{"bench":"exec","case":"{name}","status":"{status}","gas":{gas},"ns":{ns:.0},"ns_per_gas":{:.2},"peak_rss_mib":{}}}"#,
-        ns / gas.max(1) as f64,
+        r#"{{"bench":"exec","case":"{name}","status":"{status}","gas":{gas},"ns":{ns:.0},"ns_per_gas":{ns_per_gas:.2},"peak_rss_mib":{}}}"#,
         peak_rss_kib().unwrap_or(0) / 1024
     );
+    Some(ns_per_gas)
+}
+
+/// `block_gas_max` of a new chain's genesis (`stele-node`'s
+/// `ChainParams::default`).
+const BLOCK_GAS_MAX: u64 = 400_000_000;
+
+/// The slowest gas a new chain can be made to run, and the worst block:
+/// the block gas limit spent on it (the target: at most 2 s).
+#[derive(Default)]
+struct Worst {
+    case: String,
+    ns_per_gas: f64,
+}
+
+impl Worst {
+    fn see(&mut self, name: &str, ns_per_gas: Option<f64>) {
+        if let Some(n) = ns_per_gas
+            && n > self.ns_per_gas
+        {
+            self.case = name.to_string();
+            self.ns_per_gas = n;
+        }
+    }
+
+    fn print(&self) {
+        if self.case.is_empty() {
+            return;
+        }
+        println!(
+            r#"{{"bench":"worst_block","case":"{}","ns_per_gas":{:.2},"block_gas_max":{BLOCK_GAS_MAX},"seconds":{:.2}}}"#,
+            self.case,
+            self.ns_per_gas,
+            self.ns_per_gas * BLOCK_GAS_MAX as f64 / 1e9
+        );
+    }
 }
 
 fn exec_cases(wanted: &[&String]) {
     let run = |name: &str| wanted.is_empty() || wanted.iter().any(|w| name.contains(w.as_str()));
     let latest = VmLimits::LATEST;
+    // Only what new chains run counts for the worst block (`_v2` cases
+    // run under older limits).
+    let mut worst = Worst::default();
+    let mut see = |name: &str, ns: Option<f64>| {
+        if !name.ends_with("_v2") {
+            worst.see(name, ns);
+        }
+    };
     if run("touch_pages") {
-        exec_case("touch_pages", latest.clone(), TOUCH, "touch_pages", 20);
+        see(
+            "touch_pages",
+            exec_case("touch_pages", latest.clone(), TOUCH, "touch_pages", 20),
+        );
     }
     for (name, limits) in [
         ("touch_initial", &latest),
@@ -545,7 +604,7 @@ fn exec_cases(wanted: &[&String]) {
     ] {
         if run(name) {
             let wat = touch_initial(limits.memory_pages_max);
-            exec_case(name, limits.clone(), &wat, "run", 20);
+            see(name, exec_case(name, limits.clone(), &wat, "run", 20));
         }
     }
     for (name, limits, pages) in [
@@ -554,7 +613,10 @@ fn exec_cases(wanted: &[&String]) {
         ("chase_1mib", &latest, 16),
     ] {
         if run(name) {
-            exec_case(name, limits.clone(), &chase(pages), "run", 3);
+            see(
+                name,
+                exec_case(name, limits.clone(), &chase(pages), "run", 3),
+            );
         }
     }
     for (name, limits) in [
@@ -562,7 +624,10 @@ fn exec_cases(wanted: &[&String]) {
         ("touch_frames_v2", &VmLimits::V2),
     ] {
         if run(name) {
-            exec_case(name, limits.clone(), TOUCH, "touch_frames", 3);
+            see(
+                name,
+                exec_case(name, limits.clone(), TOUCH, "touch_frames", 3),
+            );
         }
     }
     for (name, limits) in [
@@ -571,12 +636,12 @@ fn exec_cases(wanted: &[&String]) {
     ] {
         if run(name) {
             let wat = touch_initial_frames(limits.memory_pages_max.min(32));
-            exec_case(name, limits.clone(), &wat, "run", 1);
+            see(name, exec_case(name, limits.clone(), &wat, "run", 1));
         }
     }
     for (name, body) in CLASS_CASES {
         if run(name) {
-            exec_case_gas(
+            let ns = exec_case_gas(
                 name,
                 latest.clone(),
                 &class_case(body),
@@ -584,8 +649,10 @@ fn exec_cases(wanted: &[&String]) {
                 3,
                 200_000_000,
             );
+            see(name, ns);
         }
     }
+    worst.print();
 }
 
 fn main() {
