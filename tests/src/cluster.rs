@@ -49,6 +49,12 @@ pub struct ClusterConfig {
     /// Serve each node's Prometheus metrics on a loopback port
     /// ([`Cluster::metrics_addr`]).
     pub metrics: bool,
+    /// Every client is on 127.0.0.1, so lift the per-IP connection and
+    /// read-byte caps to whole-node sizes. The adversarial suite turns this
+    /// off: its clients connect from addresses of their own.
+    pub loopback_is_one_client: bool,
+    /// `[mempool] bytes_max`; `None` leaves the node's default.
+    pub mempool_bytes_max: Option<u64>,
 }
 
 impl ClusterConfig {
@@ -67,6 +73,8 @@ impl ClusterConfig {
             keep_dir: false,
             relays: true,
             metrics: false,
+            loopback_is_one_client: true,
+            mempool_bytes_max: None,
         }
     }
 }
@@ -374,6 +382,11 @@ impl Cluster {
 
     /// Where node `i` serves its metrics, if the cluster was configured to
     /// ([`ClusterConfig::metrics`]).
+    /// Node `i`'s QUIC address (where its peers dial it, relays aside).
+    pub fn p2p_addr(&self, i: usize) -> SocketAddr {
+        self.nodes[i].p2p
+    }
+
     pub fn metrics_addr(&self, i: usize) -> Option<SocketAddr> {
         self.config.metrics.then_some(self.nodes[i].metrics)
     }
@@ -455,14 +468,23 @@ impl Cluster {
             "rate_burst".into(),
             (2 * i64::from(c.rpc_rate_per_s)).into(),
         );
-        rpc.insert("connections_max".into(), 4096.into());
-        // Every client is on loopback: one IP for the whole test.
-        if rpc.contains_key("connections_per_ip_max") {
-            rpc.insert("connections_per_ip_max".into(), 4096.into());
+        if c.loopback_is_one_client {
+            rpc.insert("connections_max".into(), 4096.into());
+            if rpc.contains_key("connections_per_ip_max") {
+                rpc.insert("connections_per_ip_max".into(), 4096.into());
+            }
+            if rpc.contains_key("read_bytes_per_ip_per_s") {
+                rpc.insert("read_bytes_per_ip_per_s".into(), (256i64 << 20).into());
+                rpc.insert("read_bytes_burst".into(), (512i64 << 20).into());
+            }
         }
-        if rpc.contains_key("read_bytes_per_ip_per_s") {
-            rpc.insert("read_bytes_per_ip_per_s".into(), (256i64 << 20).into());
-            rpc.insert("read_bytes_burst".into(), (512i64 << 20).into());
+        if let Some(bytes) = c.mempool_bytes_max {
+            let mempool = doc
+                .entry("mempool")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .context("[mempool] not a table")?;
+            mempool.insert("bytes_max".into(), i64::try_from(bytes)?.into());
         }
         let consensus = doc
             .entry("consensus")

@@ -16,12 +16,20 @@
 //! - [`bench`]: the load benchmark behind the `stele-bench` binary.
 //! - [`node_stats`]: a validator's block stages and CPU time from its
 //!   metrics and `/proc`, for the benchmark's report.
+//! - [`attack`]: the standing adversarial suite behind the `stele-attack`
+//!   binary: honest transfers' commit latency with and without each attack
+//!   of hostile contracts, clients and peers; [`hostile`] holds the
+//!   hostile contracts, [`rawnet`] raw HTTP and WebSocket from chosen
+//!   source addresses.
 
+pub mod attack;
 pub mod bench;
 pub mod check;
 pub mod cluster;
 pub mod contracts;
+pub mod hostile;
 pub mod load;
 pub mod node_stats;
+pub mod rawnet;
 pub mod relay;
 pub mod scenarios;
