@@ -386,6 +386,9 @@ pub async fn start_home_on(
         stop_tx,
     };
     let node_metrics = running.node.shared().metrics.clone();
+    if let Some(l) = &listeners.rpc {
+        node_metrics.export_rpc(l.metrics());
+    }
     let ctx = running.node.rpc_context();
     // Everything the servers spawn lands on the runtime that polls them.
     let served = rpc
