@@ -16,6 +16,10 @@ use crate::node::{Node, NodeOptions};
 use crate::rpc::{RpcConfig, RpcListener, RpcServer};
 use crate::{keys, metrics};
 
+mod lock;
+
+pub use lock::{HomeLock, LOCK_FILE};
+
 /// Balance of every dev account and validator in generated genesis files.
 pub const DEV_BALANCE: Amount = 1_000_000_000_000_000_000_000_000;
 
@@ -279,6 +283,8 @@ pub struct RunningNode {
     pub metrics: Option<SocketAddr>,
     pub config: NodeConfig,
     stop_tx: tokio::sync::watch::Sender<bool>,
+    /// Held until the node has stopped.
+    lock: HomeLock,
 }
 
 /// The listeners of a home's config, bound before anything else starts.
@@ -332,11 +338,12 @@ pub async fn start_home_with(
     .await
 }
 
-/// Starts the validator whose home is `home`: binds its RPC and metrics
-/// ports first (a port in use fails the start at once, before the data
-/// directory is opened or consensus starts), then the node on the current
-/// runtime (the consensus runtime), then serves RPC and metrics on `rpc`;
-/// `accept_data_loss` as [`NodeOptions::accept_data_loss`].
+/// Starts the validator whose home is `home`: locks the home ([`HomeLock`]:
+/// a second node on it is told so at once), binds its RPC and metrics
+/// ports (a port in use fails the start at once, before the data
+/// directory is opened or consensus starts), then starts the node on the
+/// current runtime (the consensus runtime), then serves RPC and metrics on
+/// `rpc`; `accept_data_loss` as [`NodeOptions::accept_data_loss`].
 pub async fn start_home_on(
     home: &Path,
     exec_inline: bool,
@@ -344,6 +351,7 @@ pub async fn start_home_on(
     rpc: tokio::runtime::Handle,
 ) -> Result<RunningNode, HomeError> {
     let config = NodeConfig::load(&config_path(home)).map_err(err)?;
+    let lock = HomeLock::acquire(home)?;
     let key = keys::load(&config.node.key_file).map_err(err)?;
     let genesis = Genesis::load(&config.node.genesis_file).map_err(err)?;
     let listeners = Listeners::bind(&config)?;
@@ -384,8 +392,12 @@ pub async fn start_home_on(
         metrics: None,
         config,
         stop_tx,
+        lock,
     };
     let node_metrics = running.node.shared().metrics.clone();
+    if let Some(l) = &listeners.rpc {
+        node_metrics.export_rpc(l.metrics());
+    }
     let ctx = running.node.rpc_context();
     // Everything the servers spawn lands on the runtime that polls them.
     let served = rpc
@@ -445,7 +457,10 @@ impl RunningNode {
             server.stop();
             server.stopped().await;
         }
-        self.node.shutdown().await.map_err(err)
+        let stopped = self.node.shutdown().await.map_err(err);
+        // The next node may start on this home once this one's data is closed.
+        drop(self.lock);
+        stopped
     }
 }
 

@@ -13,6 +13,13 @@
 //! opens no gap. Everything that decides order (block selection, eviction,
 //! expiry) is a function of the pool's contents, arrival order and the
 //! heights the caller reports; there is no clock.
+//!
+//! A transaction admitted to be announced (a client's, which this node
+//! gossips) is handed out for gossip once it is ready, not before: a gapped
+//! one waits until its gap closes (the missing nonce arrives or commits),
+//! so a client cannot make every validator hold and carry transactions no
+//! block can include ([`Mempool::insert_announced`],
+//! [`Mempool::take_announcements`]).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -322,6 +329,8 @@ struct Entry {
     /// The height from which this transaction is dropped if it is still
     /// gapped ([`MempoolConfig::gapped_ttl_blocks`] after its admission).
     expires_at: u64,
+    /// To be announced (gossiped) once ready; cleared when handed out.
+    announce: bool,
 }
 
 impl Entry {
@@ -385,6 +394,9 @@ pub struct Mempool {
     ready_txs: usize,
     /// Gapped transactions dropped at their TTL since the pool was made.
     expired: u64,
+    /// Transactions to announce that became ready, in the order they did;
+    /// drained by [`Mempool::take_announcements`]. At most one per entry.
+    announcements: Vec<Hash>,
     bytes: usize,
     next_seq: u64,
 }
@@ -405,6 +417,7 @@ impl Mempool {
             gapped: BTreeSet::new(),
             ready_txs: 0,
             expired: 0,
+            announcements: Vec::new(),
             bytes: 0,
             next_seq: 0,
         }
@@ -503,6 +516,37 @@ impl Mempool {
         &mut self,
         vtx: VerifiedTx,
         view: &impl AccountView,
+    ) -> Result<Vec<Hash>, AdmitError> {
+        self.insert_with(vtx, view, false)
+    }
+
+    /// [`Mempool::insert`] for a transaction this node announces to its
+    /// peers: [`Mempool::take_announcements`] hands it out once it is
+    /// ready, at once if it is now, else when its gap closes.
+    pub fn insert_announced(
+        &mut self,
+        vtx: VerifiedTx,
+        view: &impl AccountView,
+    ) -> Result<Vec<Hash>, AdmitError> {
+        self.insert_with(vtx, view, true)
+    }
+
+    /// The transactions to announce that have become ready since the last
+    /// call, each once, in the order they did, with their senders.
+    pub fn take_announcements(&mut self) -> Vec<(Address, SignedTransaction)> {
+        let hashes = std::mem::take(&mut self.announcements);
+        hashes
+            .iter()
+            .filter_map(|h| self.entries.get(h))
+            .map(|e| (e.tx.sender, e.tx.tx.clone()))
+            .collect()
+    }
+
+    fn insert_with(
+        &mut self,
+        vtx: VerifiedTx,
+        view: &impl AccountView,
+        announce: bool,
     ) -> Result<Vec<Hash>, AdmitError> {
         let tx = &vtx.tx.tx;
         if self.entries.contains_key(&vtx.hash) {
@@ -634,6 +678,7 @@ impl Mempool {
             tx: vtx,
             seq: self.next_seq,
             expires_at,
+            announce,
         };
         self.next_seq += 1;
         self.put(entry, account.nonce);
@@ -748,7 +793,20 @@ impl Mempool {
         let key = self.entries[tail].evict_key(class);
         self.tails.insert(key);
         queue.tail = Some(key);
-        self.ready_txs += queue.txs.range(..end).count();
+        for hash in queue.txs.range(..end).map(|(_, h)| h) {
+            self.ready_txs += 1;
+            if let Some(e) = self.entries.get_mut(hash)
+                && e.announce
+            {
+                e.announce = false;
+                if self.announcements.len() >= self.config.txs_max {
+                    // Never drained: keep only what is still held.
+                    let entries = &self.entries;
+                    self.announcements.retain(|h| entries.contains_key(h));
+                }
+                self.announcements.push(*hash);
+            }
+        }
         for hash in queue.txs.range(end..).map(|(_, h)| h) {
             let e = &self.entries[hash];
             queue.gapped_bytes += e.tx.bytes;
@@ -944,6 +1002,7 @@ impl Mempool {
                 count += 1;
                 if *nonce < end {
                     ready += 1;
+                    assert!(!e.announce, "a ready transaction not announced");
                 } else {
                     gapped_bytes += e.tx.bytes;
                     gapped.insert((e.expires_at, *hash));

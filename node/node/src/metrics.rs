@@ -1,12 +1,15 @@
 //! Prometheus metrics of the node, served at `/metrics`.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use stele_consensus::Counters;
@@ -14,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::net::{Channel, DropReason, NetMetrics, Refusal};
 use crate::precheck::{PrecheckCounters, PrecheckDrop};
+use crate::rpc::RpcMetrics;
 
 type Labels = Vec<(&'static str, &'static str)>;
 
@@ -65,6 +69,8 @@ pub struct NodeMetrics {
     pub precheck: Arc<PrecheckCounters>,
     precheck_dropped: Family<Labels, Gauge>,
     signatures_verified: Gauge,
+    /// Set once the RPC server's counters are exported ([`Self::export_rpc`]).
+    rpc_exported: OnceLock<()>,
 }
 
 impl std::fmt::Debug for NodeMetrics {
@@ -112,6 +118,7 @@ impl NodeMetrics {
             precheck: Arc::default(),
             precheck_dropped: Family::default(),
             signatures_verified: Gauge::default(),
+            rpc_exported: OnceLock::new(),
         };
         {
             let mut r = m.registry();
@@ -257,6 +264,16 @@ impl NodeMetrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Exports the RPC server's counters (`stele_rpc_*`), read at each
+    /// scrape. A node has one RPC server: a second call is ignored, so no
+    /// metric is ever exported twice.
+    pub fn export_rpc(&self, rpc: Arc<RpcMetrics>) {
+        if self.rpc_exported.set(()).is_ok() {
+            self.registry()
+                .register_collector(Box::new(RpcCollector(rpc)));
+        }
+    }
+
     /// Copies the replica's drop counters into the exported gauges.
     pub fn record_consensus_counters(&self, c: &Counters) {
         let set = |reason: &'static str, v: u64| {
@@ -313,6 +330,95 @@ impl NodeMetrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry());
         out
+    }
+}
+
+/// The RPC server's counters as Prometheus metrics, read when scraped.
+#[derive(Debug)]
+struct RpcCollector(Arc<RpcMetrics>);
+
+fn load(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+fn const_counter(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> std::fmt::Result {
+    let counter = ConstCounter::new(value);
+    counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)
+}
+
+impl Collector for RpcCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let m = &self.0;
+        {
+            let mut calls = encoder.encode_descriptor(
+                "rpc_calls",
+                "JSON-RPC calls by method (subscriptions included) that passed the rate limiter",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (method, count) in &m.requests {
+                ConstCounter::new(load(count))
+                    .encode(calls.encode_family(&[("method", *method)])?)?;
+            }
+        }
+        const_counter(
+            &mut encoder,
+            "rpc_call_errors",
+            "JSON-RPC calls answered with an error",
+            load(&m.errors),
+        )?;
+        const_counter(
+            &mut encoder,
+            "rpc_http_requests",
+            "HTTP requests to the RPC port (WebSocket upgrades, /health and /status included)",
+            load(&m.http_requests),
+        )?;
+        const_counter(
+            &mut encoder,
+            "rpc_rate_limited",
+            "HTTP requests (429) and calls (2008) refused by the per-address rate limiter",
+            load(&m.rate_limited),
+        )?;
+        const_counter(
+            &mut encoder,
+            "rpc_oversized_requests",
+            "HTTP requests refused with 413 for a body over [rpc] body_bytes_max",
+            load(&m.oversized_requests),
+        )?;
+        {
+            let mut refused = encoder.encode_descriptor(
+                "rpc_connections_refused",
+                "RPC connections refused and closed at once, by reason (per_ip: connections_per_ip_max open from the address; full: connections_max open)",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (reason, count) in [
+                ("per_ip", &m.connections_refused_per_ip),
+                ("full", &m.connections_refused),
+            ] {
+                ConstCounter::new(load(count))
+                    .encode(refused.encode_family(&[("reason", reason)])?)?;
+            }
+        }
+        let active =
+            ConstGauge::new(i64::try_from(load(&m.active_subscriptions)).unwrap_or(i64::MAX));
+        active.encode(encoder.encode_descriptor(
+            "rpc_subscriptions_active",
+            "Open WebSocket subscriptions",
+            None,
+            active.metric_type(),
+        )?)?;
+        const_counter(
+            &mut encoder,
+            "rpc_subscriptions_lagged",
+            "Subscriptions ended because the subscriber fell more than subscription_lag_blocks_max behind",
+            load(&m.subscriptions_lagged),
+        )
     }
 }
 

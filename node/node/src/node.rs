@@ -242,8 +242,11 @@ impl Shared {
     }
 
     /// Verifies and admits a raw transaction, signed by `claimed` when
-    /// that is given; returns its hash. With `gossip`, a newly admitted
-    /// transaction is sent to every validator, naming its sender.
+    /// that is given; returns its hash. With `gossip`, the transaction is
+    /// sent to every validator, naming its sender, once it is ready: at
+    /// once, or if it waits behind a nonce gap, when the gap closes
+    /// ([`Mempool::insert_announced`]). Transactions whose gap this one
+    /// closed are sent too.
     pub fn admit(
         &self,
         raw: &[u8],
@@ -252,17 +255,23 @@ impl Shared {
     ) -> Result<Hash, AdmitError> {
         let claim = claimed.map(|sender| (sender, &self.sender_keys));
         let vtx = verify_raw_as(raw, &self.mempool_config, &self.limits, claim)?;
-        let sender = vtx.sender;
-        let hash = self.insert_verified(vtx, claimed.is_some())?;
-        if gossip {
+        let hash = self.insert_verified(vtx, claimed.is_some(), gossip)?;
+        self.tx_arrived.notify_one();
+        Ok(hash)
+    }
+
+    /// Gossips the announced transactions that have become ready
+    /// ([`Mempool::take_announcements`]); called after every mempool
+    /// change that can close a gap (an admission, a commit).
+    fn announce(&self, ready: Vec<(Address, SignedTransaction)>) {
+        for (sender, tx) in ready {
+            let raw = tx.to_bytes();
             let payload = GossipTx {
                 sender: Some(sender),
-                raw,
+                raw: &raw,
             };
             self.net.broadcast(Channel::Gossip, payload.encode());
         }
-        self.tx_arrived.notify_one();
-        Ok(hash)
     }
 
     /// [`Shared::admit`] without gossip for many transactions (a batch of
@@ -274,7 +283,7 @@ impl Shared {
         let results: Vec<Result<Hash, AdmitError>> = verified
             .into_iter()
             .zip(items)
-            .map(|(vtx, (_, claimed))| self.insert_verified(vtx?, claimed.is_some()))
+            .map(|(vtx, (_, claimed))| self.insert_verified(vtx?, claimed.is_some(), false))
             .collect();
         if results.iter().any(Result::is_ok) {
             self.tx_arrived.notify_one();
@@ -283,11 +292,30 @@ impl Shared {
     }
 
     /// Puts a transaction whose signature was checked into the mempool and
-    /// remembers its sender; `named` counts it towards the sender's table.
-    fn insert_verified(&self, vtx: VerifiedTx, named: bool) -> Result<Hash, AdmitError> {
+    /// remembers its sender; `named` counts it towards the sender's table;
+    /// with `announce` it is gossiped once ready. Gossips whatever
+    /// announced transactions became ready.
+    fn insert_verified(
+        &self,
+        vtx: VerifiedTx,
+        named: bool,
+        announce: bool,
+    ) -> Result<Hash, AdmitError> {
         let (hash, sender) = (vtx.hash, vtx.sender);
         let base = self.latest_base();
-        self.mempool().insert(vtx, &base)?;
+        let (admitted, ready) = {
+            let mut pool = self.mempool();
+            let admitted = if announce {
+                pool.insert_announced(vtx, &base)
+            } else {
+                pool.insert(vtx, &base)
+            };
+            // Taken after a refusal too: admission first revalidates the
+            // sender's queue against the state just read.
+            (admitted, pool.take_announcements())
+        };
+        self.announce(ready);
+        admitted?;
         if named {
             self.sender_keys.admitted(&sender);
         }
@@ -2068,7 +2096,7 @@ impl Driver {
             .zip(exec.senders.iter().copied())
             .collect();
         let base = self.base();
-        let (txs, bytes, gapped, expired) = {
+        let (txs, bytes, gapped, expired, ready) = {
             let mut pool = self.shared.mempool();
             pool.on_block_committed(seq, &committed, &base);
             (
@@ -2076,8 +2104,11 @@ impl Driver {
                 pool.bytes(),
                 pool.gapped_len(),
                 pool.expired_total(),
+                pool.take_announcements(),
             )
         };
+        // Transactions of this node's clients whose gap the block closed.
+        self.shared.announce(ready);
         metrics.mempool_txs.set(txs as i64);
         metrics.mempool_bytes.set(bytes as i64);
         metrics.mempool_gapped_txs.set(gapped as i64);

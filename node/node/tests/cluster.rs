@@ -339,6 +339,61 @@ async fn parked_deploys_filling_the_pool_do_not_lock_out_an_honest_transfer() {
     cluster.stop(0).await;
 }
 
+/// A transaction behind a nonce gap is not gossiped when it is admitted
+/// (no validator should carry what no block can include); once its gap
+/// closes, here by the missing nonce arriving at another validator, the
+/// validator that admitted it gossips it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gapped_transaction_is_gossiped_only_once_its_gap_closes() {
+    use stele_node::net::Channel;
+    let cluster = Cluster::start(4).await;
+    until("all peers connected", || {
+        cluster
+            .running()
+            .all(|n| n.shared().net.connected().len() == 3)
+    })
+    .await;
+    cluster.until_height(1).await;
+    let gossip_out = || {
+        cluster
+            .node(0)
+            .shared()
+            .net
+            .metrics()
+            .msgs_out(Channel::Gossip)
+    };
+    let gapped = cluster.node(0).submit(&transfer(1, 1, 2, 5)).unwrap();
+    // Submitted after it on the same queues, so once it is everywhere a
+    // gossiped `gapped` would be too.
+    let marker = cluster.node(0).submit(&transfer(3, 0, 2, 5)).unwrap();
+    until("the marker committed", || {
+        cluster.committed_everywhere(&marker)
+    })
+    .await;
+    for i in 1..4 {
+        assert!(
+            cluster.node(i).shared().pending(&gapped).is_none(),
+            "validator {i} was sent the gapped transaction"
+        );
+    }
+    assert!(cluster.node(0).shared().pending(&gapped).is_some());
+    let sent = gossip_out();
+
+    // The missing nonce reaches validator 1, which gossips it; validator 0
+    // then holds a ready `gapped` and must gossip it to all three peers
+    // (even if it leads and could include it itself).
+    cluster.node(1).submit(&transfer(1, 0, 2, 5)).unwrap();
+    until("the now-ready transaction gossiped", || {
+        gossip_out() >= sent + 3
+    })
+    .await;
+    until("the once gapped transaction committed", || {
+        cluster.committed_everywhere(&gapped)
+    })
+    .await;
+    cluster.assert_same_chain();
+}
+
 /// A deploy of 512 KiB of code at a high gas price, with the gas its
 /// intrinsic cost asks for under the default chain parameters.
 fn parked_deploy(from: u16, nonce: u64) -> Vec<u8> {

@@ -371,6 +371,71 @@ fn everything_pending_is_offered_to_a_reconnecting_peer_within_its_bounds() {
     assert!(pool.pending(100, one - 1).is_empty());
 }
 
+/// Hashes of what [`Mempool::take_announcements`] hands out.
+fn announced(pool: &mut Mempool) -> Vec<Hash> {
+    pool.take_announcements()
+        .iter()
+        .map(|(_, tx)| tx.hash())
+        .collect()
+}
+
+#[test]
+fn a_gapped_transaction_is_announced_only_once_the_missing_nonce_arrives() {
+    let keys: Vec<SecretKey> = (0..1).map(key).collect();
+    let accounts = funded(&keys);
+    let mut pool = Mempool::new(config());
+    let gapped = [tx(&keys[0], 1, 5), tx(&keys[0], 2, 5)];
+    for t in &gapped {
+        pool.insert_announced(t.clone(), &accounts).unwrap();
+    }
+    assert!(announced(&mut pool).is_empty(), "gapped ones announced");
+    // The missing nonce arrives by gossip: this node does not announce it,
+    // but the transactions it made ready are this node's to announce.
+    pool.insert(tx(&keys[0], 0, 5), &accounts).unwrap();
+    assert_eq!(announced(&mut pool), vec![gapped[0].hash, gapped[1].hash]);
+    assert!(announced(&mut pool).is_empty(), "announced twice");
+    // A ready one is announced at once, and with its sender.
+    let ready = tx(&keys[0], 3, 5);
+    pool.insert_announced(ready.clone(), &accounts).unwrap();
+    let out = pool.take_announcements();
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].0, out[0].1.hash()), (keys[0].address(), ready.hash));
+    pool.check_invariants();
+}
+
+#[test]
+fn a_gapped_transaction_is_announced_once_the_missing_nonce_commits() {
+    let keys: Vec<SecretKey> = (0..1).map(key).collect();
+    let mut accounts = funded(&keys);
+    let mut pool = Mempool::new(config());
+    let gapped = tx(&keys[0], 1, 5);
+    pool.insert_announced(gapped.clone(), &accounts).unwrap();
+    assert_eq!(pool.on_block_committed(1, &[], &accounts), 0);
+    assert!(announced(&mut pool).is_empty(), "announced while gapped");
+    // Nonce 0 commits from another validator's pool.
+    accounts.0.get_mut(&keys[0].address()).unwrap().nonce = 1;
+    let elsewhere = tx(&keys[0], 0, 7);
+    pool.on_block_committed(2, &[(elsewhere.hash, keys[0].address())], &accounts);
+    assert_eq!(announced(&mut pool), vec![gapped.hash]);
+    pool.check_invariants();
+}
+
+#[test]
+fn an_announced_transaction_dropped_before_it_is_handed_out_is_not() {
+    let keys: Vec<SecretKey> = (0..1).map(key).collect();
+    let accounts = funded(&keys);
+    let mut pool = Mempool::new(config());
+    let ready = tx(&keys[0], 0, 5);
+    pool.insert_announced(ready.clone(), &accounts).unwrap();
+    pool.remove(&ready.hash);
+    assert!(announced(&mut pool).is_empty());
+    // Transactions admitted without announcing are never handed out.
+    pool.insert(tx(&keys[0], 1, 5), &accounts).unwrap();
+    pool.insert(ready, &accounts).unwrap();
+    assert!(announced(&mut pool).is_empty());
+    pool.check_invariants();
+}
+
 #[test]
 fn committed_block_removes_its_txs_and_stale_ones() {
     let keys: Vec<SecretKey> = (0..2).map(key).collect();

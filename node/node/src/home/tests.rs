@@ -245,3 +245,71 @@ fn on_a_shared_runtime_the_same_flood_stalls_commits() {
         "commits kept pace on a shared runtime: {calm} blocks calm, {flooded} flooded"
     );
 }
+
+/// The value of the sample `name` (with its labels) in a metrics page.
+fn sample(page: &str, name: &str) -> Option<u64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn the_metrics_endpoint_exports_the_rpc_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = one_validator_home(dir.path(), |c| {
+        c.metrics.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        if let Some(rpc) = c.rpc.as_mut() {
+            rpc.rate_per_ip_per_s = 1;
+            rpc.rate_burst = 2;
+            rpc.body_bytes_max = 1_024;
+        }
+    });
+    let runtimes = Runtimes::build(&RuntimeSection {
+        consensus_threads: 2,
+        rpc_threads: 2,
+    })
+    .unwrap();
+    let running = runtimes
+        .consensus()
+        .block_on(start_home_on(&home, true, false, runtimes.rpc_handle()))
+        .unwrap();
+    let rpc = running.rpc.as_ref().unwrap().local_addr();
+    let metrics = running.metrics.unwrap();
+    let before = request(metrics, "GET /metrics", "");
+    for name in [
+        "stele_rpc_rate_limited_total",
+        "stele_rpc_oversized_requests_total",
+        "stele_rpc_calls_total{method=\"get_status\"}",
+        "stele_rpc_connections_refused_total{reason=\"per_ip\"}",
+        "stele_rpc_subscriptions_active",
+    ] {
+        assert_eq!(sample(&before, name), Some(0), "{name}: {before}");
+    }
+
+    let oversized = post(rpc, &format!("\"{}\"", "x".repeat(2_000)));
+    assert!(oversized.starts_with("HTTP/1.1 413"), "{oversized}");
+    let status = post(
+        rpc,
+        r#"{"jsonrpc":"2.0","id":1,"method":"get_status","params":[]}"#,
+    );
+    assert!(status.contains(r#""result""#), "{status}");
+    // The bucket held 2 tokens and refills 1 a second.
+    let limited = (0..10).any(|_| request(rpc, "GET /health", "").starts_with("HTTP/1.1 429"));
+    assert!(limited, "no request was rate limited");
+
+    let after = request(metrics, "GET /metrics", "");
+    let got = |name: &str| sample(&after, name).unwrap_or_else(|| panic!("{name}: {after}"));
+    assert!(got("stele_rpc_rate_limited_total") >= 1, "{after}");
+    assert_eq!(got("stele_rpc_oversized_requests_total"), 1, "{after}");
+    assert_eq!(
+        got("stele_rpc_calls_total{method=\"get_status\"}"),
+        1,
+        "{after}"
+    );
+    assert!(got("stele_rpc_http_requests_total") >= 3, "{after}");
+    assert!(
+        after.contains("# HELP stele_rpc_subscriptions_lagged "),
+        "{after}"
+    );
+    runtimes.consensus().block_on(running.shutdown()).unwrap();
+    runtimes.shutdown();
+}

@@ -7,9 +7,13 @@
 //! flight and nothing written for `idle_timeout_ms` (HTTP keep-alive), or,
 //! once upgraded to WebSocket, nothing read (not even a pong to the
 //! server's pings) for `idle_timeout_ms` (a dead or stuck peer).
+//!
+//! An "address" here is what one client controls ([`ConnKey`]): an IPv4
+//! address, or an IPv6 /64, since a host is given a whole /64 and can
+//! connect from any of its 2^64 addresses.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,12 +48,44 @@ impl Refusal {
     }
 }
 
-/// Open connections by address, and the global slots.
+/// The unit `connections_per_ip_max` counts: an IPv4 address (also when
+/// it arrives IPv4-mapped, `::ffff:a.b.c.d`, on a dual-stack socket), or
+/// the /64 prefix of an IPv6 address, the smallest block a host is
+/// normally assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum ConnKey {
+    V4([u8; 4]),
+    /// The first 64 bits of the address.
+    V6Prefix64(u64),
+}
+
+impl ConnKey {
+    pub(crate) fn of(ip: IpAddr) -> ConnKey {
+        match ip {
+            IpAddr::V4(v4) => ConnKey::V4(v4.octets()),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => ConnKey::V4(v4.octets()),
+                None => ConnKey::V6Prefix64((v6.to_bits() >> 64) as u64),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ConnKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            ConnKey::V4(o) => write!(f, "{}", std::net::Ipv4Addr::from(o)),
+            ConnKey::V6Prefix64(p) => write!(f, "{}/64", Ipv6Addr::from_bits(u128::from(p) << 64)),
+        }
+    }
+}
+
+/// Open connections by address ([`ConnKey`]), and the global slots.
 #[derive(Debug)]
 pub(crate) struct ConnLimits {
     per_ip_max: u32,
     /// Only addresses with an open connection: at most `connections_max`.
-    open: Mutex<HashMap<IpAddr, u32>>,
+    open: Mutex<HashMap<ConnKey, u32>>,
     slots: Arc<Semaphore>,
 }
 
@@ -62,15 +98,17 @@ impl ConnLimits {
         }
     }
 
-    /// Admits a connection from `ip`: its address's cap first, then a
-    /// global slot. Both are given back when the slot is dropped.
+    /// Admits a connection from `ip`: its address's ([`ConnKey`]) cap
+    /// first, then a global slot. Both are given back when the slot is
+    /// dropped.
     pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnSlot, Refusal> {
+        let key = ConnKey::of(ip);
         // A poisoned map only holds counts; keep using it.
         let mut open = self
             .open
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = open.get(&ip).copied().unwrap_or(0);
+        let n = open.get(&key).copied().unwrap_or(0);
         if n >= self.per_ip_max {
             return Err(Refusal::PerIp);
         }
@@ -79,10 +117,10 @@ impl ConnLimits {
             .clone()
             .try_acquire_owned()
             .map_err(|_| Refusal::Full)?;
-        open.insert(ip, n + 1);
+        open.insert(key, n + 1);
         Ok(ConnSlot {
             limits: self.clone(),
-            ip,
+            key,
             _permit: permit,
         })
     }
@@ -93,7 +131,7 @@ impl ConnLimits {
         self.open
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&ip)
+            .get(&ConnKey::of(ip))
             .copied()
             .unwrap_or(0)
     }
@@ -103,7 +141,7 @@ impl ConnLimits {
 #[derive(Debug)]
 pub(crate) struct ConnSlot {
     limits: Arc<ConnLimits>,
-    ip: IpAddr,
+    key: ConnKey,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -114,10 +152,10 @@ impl Drop for ConnSlot {
             .open
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = open.get_mut(&self.ip) {
+        if let Some(n) = open.get_mut(&self.key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                open.remove(&self.ip);
+                open.remove(&self.key);
             }
         }
     }
@@ -363,6 +401,49 @@ mod tests {
         drop(a1);
         assert_eq!(limits.open_from(a), 1);
         let _b2 = limits.admit(b).expect("a freed slot");
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("a test address")
+    }
+
+    #[test]
+    fn ipv6_addresses_are_keyed_by_their_64_bit_prefix() {
+        let key = |s: &str| ConnKey::of(ip(s));
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:8000::"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:8001:2::1"));
+        assert_eq!(key("2001:db8:1:2:3:4:5:6").to_string(), "2001:db8:1:2::/64");
+        assert_ne!(key("::1"), key("127.0.0.1"));
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_addresses_are_keyed_as_the_ipv4_address() {
+        let key = |s: &str| ConnKey::of(ip(s));
+        assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"));
+        // Not one /64 for the whole IPv4 internet.
+        assert_ne!(key("::ffff:192.0.2.7"), key("::ffff:192.0.2.8"));
+        assert_ne!(key("192.0.2.7"), key("192.0.2.8"));
+        assert_eq!(key("::ffff:192.0.2.7").to_string(), "192.0.2.7");
+    }
+
+    #[test]
+    fn one_ipv6_64_shares_one_address_cap() {
+        let limits = Arc::new(ConnLimits::new(8, 2));
+        let _a = limits.admit(ip("2001:db8::1")).expect("first");
+        let _b = limits.admit(ip("2001:db8::2")).expect("second");
+        assert_eq!(
+            limits.admit(ip("2001:db8::dead:beef")).err(),
+            Some(Refusal::PerIp)
+        );
+        let _other = limits.admit(ip("2001:db8:0:1::1")).expect("another /64");
+        let _v4 = limits.admit(ip("::ffff:10.0.0.1")).expect("first");
+        let _v4 = limits.admit(ip("10.0.0.1")).expect("second");
+        assert_eq!(limits.admit(ip("10.0.0.1")).err(), Some(Refusal::PerIp));
     }
 
     #[test]

@@ -188,6 +188,7 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
 pub struct RpcListener {
     config: RpcConfig,
     listener: std::net::TcpListener,
+    metrics: Arc<RpcMetrics>,
 }
 
 /// Checks `config` and binds `config.listen`; needs no runtime.
@@ -197,7 +198,11 @@ pub fn bind(config: RpcConfig) -> Result<RpcListener, RpcError> {
         addr: config.listen,
         source,
     })?;
-    Ok(RpcListener { config, listener })
+    Ok(RpcListener {
+        config,
+        listener,
+        metrics: Arc::new(RpcMetrics::new()),
+    })
 }
 
 impl RpcListener {
@@ -206,18 +211,25 @@ impl RpcListener {
         self.listener.local_addr()
     }
 
+    /// The counters the server will keep, to export before it serves
+    /// (`NodeMetrics::export_rpc`).
+    pub fn metrics(&self) -> Arc<RpcMetrics> {
+        self.metrics.clone()
+    }
+
     /// Serves the bound port. Everything the server does (accepting,
     /// connections, calls, its timers) runs on the runtime this is awaited
     /// on; views, simulations and block reads run on the server's own
     /// bounded thread pools.
     pub async fn serve(self, ctx: RpcContext) -> Result<RpcServer, RpcError> {
-        serve(self.config, self.listener, ctx).await
+        serve(self.config, self.listener, self.metrics, ctx).await
     }
 }
 
 async fn serve(
     config: RpcConfig,
     listener: std::net::TcpListener,
+    metrics: Arc<RpcMetrics>,
     ctx: RpcContext,
 ) -> Result<RpcServer, RpcError> {
     let bind_error = |source| RpcError::Bind {
@@ -226,7 +238,6 @@ async fn serve(
     };
     let listener = TcpListener::from_std(listener).map_err(bind_error)?;
     let local_addr = listener.local_addr().map_err(bind_error)?;
-    let metrics = Arc::new(RpcMetrics::new());
     let pool = ExecPool::new(
         config.exec_threads,
         config.exec_queue_max,
