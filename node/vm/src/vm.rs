@@ -104,6 +104,39 @@ pub(crate) struct Compiled<W: World + 'static> {
     pub(crate) info: ModuleInfo,
 }
 
+/// Code being deployed (or upgraded to), validated at most once: for
+/// pricing its compile complexity (schedules that charge it) and for
+/// compiling it. Validation runs at the first of the two that needs it.
+#[derive(Debug)]
+pub(crate) struct NewCode {
+    pub(crate) code: Vec<u8>,
+    validated: std::cell::OnceCell<Result<ModuleInfo, ValidationError>>,
+}
+
+impl NewCode {
+    pub(crate) fn new(code: Vec<u8>) -> Self {
+        NewCode {
+            code,
+            validated: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The code's validation under `limits` (every caller passes the
+    /// VM's one set of limits).
+    pub(crate) fn validated(&self, limits: &VmLimits) -> &Result<ModuleInfo, ValidationError> {
+        self.validated.get_or_init(|| validate(&self.code, limits))
+    }
+
+    /// Its `ModuleInfo::complexity`, `None` if `limits` refuse it: what
+    /// [`GasSchedule::deploy_complexity_of`] asks for.
+    pub(crate) fn complexity(&self, limits: &VmLimits) -> Option<u64> {
+        self.validated(limits)
+            .as_ref()
+            .ok()
+            .map(|info| info.complexity)
+    }
+}
+
 /// Why code could not be loaded.
 pub(crate) enum LoadError {
     Invalid(ValidationError),
@@ -419,6 +452,34 @@ impl<W: World + 'static> Shared<W> {
             (None, None) => return Err(LoadError::Fatal(VmError::Invariant("no code to load"))),
         };
         let info = validate(code, &self.limits).map_err(LoadError::Invalid)?;
+        self.compile(code_hash, code, info)
+    }
+
+    /// [`Shared::load`] of code being deployed, using its validation
+    /// (made at most once, see [`NewCode`]).
+    pub(crate) fn load_new(
+        &self,
+        code_hash: &Hash,
+        new: &NewCode,
+    ) -> Result<Arc<Compiled<W>>, LoadError> {
+        if let Some(c) = self.cache.lock().ok().and_then(|mut c| c.get(code_hash)) {
+            return Ok(c);
+        }
+        let info = new
+            .validated(&self.limits)
+            .clone()
+            .map_err(LoadError::Invalid)?;
+        self.compile(code_hash, &new.code, info)
+    }
+
+    /// The validated `code` (`info` is its validation) from the artifact
+    /// directory or compiled, into the memory cache.
+    fn compile(
+        &self,
+        code_hash: &Hash,
+        code: &[u8],
+        info: ModuleInfo,
+    ) -> Result<Arc<Compiled<W>>, LoadError> {
         let module = match self.load_artifact(code_hash) {
             Some(m) => m,
             None => {
