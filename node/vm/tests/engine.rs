@@ -48,6 +48,14 @@ fn corrupt_or_foreign_artifacts_are_recompiled_not_trusted() {
     });
 }
 
+/// Tests build their VMs without warmed pool slots (`common::config`);
+/// nodes keep them.
+#[test]
+fn production_vms_warm_their_pool_slots() {
+    assert!(VmConfig::default().warm_slots);
+    assert!(!config().warm_slots);
+}
+
 #[test]
 fn module_cache_is_bounded() {
     on_exec_stack(|| {
