@@ -81,6 +81,7 @@ impl Chain {
         state.commit(0, &genesis.writes()).unwrap();
         let vm = Vm::new(VmConfig {
             epoch_ticker: false,
+            warm_slots: false,
             ..genesis.vm_config().unwrap()
         })
         .unwrap();
@@ -526,6 +527,7 @@ fn crash_child() {
         }
         let vm = Vm::new(VmConfig {
             epoch_ticker: false,
+            warm_slots: false,
             ..VmConfig::default()
         })
         .unwrap();

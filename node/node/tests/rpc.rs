@@ -142,6 +142,10 @@ async fn contracts_views_simulations_and_storage() {
         matches!(&got, Decoded::Returned(v) if *v == serde_json::json!(0) || *v == serde_json::json!("0")),
         "{got:?}"
     );
+    // The deploy compiled the code for blocks and the query engine got it
+    // from the warmer: the first view compiled nothing.
+    let compiles = node.executor.vm().compile_counts();
+    assert_eq!((compiles.blocks, compiles.queries), (1, 0), "{compiles:?}");
     let failed = client
         .call_view_json(&abi, contract, "fail", &serde_json::json!([]), None)
         .await
@@ -1492,6 +1496,72 @@ async fn views_iterate_one_version_while_blocks_commit() {
     };
     let ((), heights) = tokio::join!(committer, viewer);
     assert!(heights.windows(2).all(|w| w[0] <= w[1]), "{heights:?}");
+}
+
+/// Only the latest height can list keys in order: a view at an older height
+/// that iterates storage gets its own code and says so (it used to be an
+/// internal error); reads of single keys at that height still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_iterating_at_an_older_height_gets_iteration_unavailable() {
+    let node = TestNode::start(RpcConfig::default()).await;
+    let client = Client::connect(&node.http()).await.unwrap();
+    let code = wat::parse_str(include_str!("fixtures/iterate_over_deletes.wat")).unwrap();
+    let contract = deploy(&node, &client, 1, 0, code).await;
+    let fill = signed(
+        1,
+        1,
+        50_000_000,
+        TxPayload::Call {
+            contract,
+            method: "fill".into(),
+            args: u32s(&[10]),
+            value: 0,
+        },
+    );
+    client.send_transaction(&fill.to_bytes()).await.unwrap();
+    let filled = node.commit().await.block.header.height;
+    let latest = node.commit().await.block.header.height;
+    assert!(filled < latest);
+
+    // [deletes, steps, revert]: three steps of iteration.
+    let scan = u32s(&[0, 3, 0]);
+    match client
+        .call_view(contract, "wipe_and_scan", &scan, Some(filled))
+        .await
+    {
+        Err(stele_client::ClientError::Rpc { code, message }) => {
+            assert_eq!(code, codes::ITERATION_UNAVAILABLE);
+            assert_eq!(
+                message,
+                format!(
+                    "storage iteration is only available at the latest height; this call ran at height {filled} and iterated storage (call at the latest height instead)"
+                )
+            );
+        }
+        other => panic!("expected ITERATION_UNAVAILABLE, got {other:?}"),
+    }
+    // The same view at the latest height, by number or by default.
+    for height in [Some(latest), None] {
+        let view = client
+            .call_view(contract, "wipe_and_scan", &scan, height)
+            .await
+            .unwrap();
+        assert_eq!(
+            (view.status, view.height),
+            (ExecStatus::Success, latest),
+            "{view:?}"
+        );
+    }
+    // Deleting a key reads it, without iterating: fine at the older height.
+    let view = client
+        .call_view(contract, "wipe_and_scan", &u32s(&[1, 0, 0]), Some(filled))
+        .await
+        .unwrap();
+    assert_eq!(
+        (view.status, view.height),
+        (ExecStatus::Success, filled),
+        "{view:?}"
+    );
 }
 
 /// A TCP connection to `addr` from the loopback address `source`

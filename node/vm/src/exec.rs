@@ -9,7 +9,7 @@ use crate::abi;
 use crate::error::{FailKind, Failure, TrapKind, VmError};
 use crate::gas::Metering;
 use crate::limits::PAGE_BYTES;
-use crate::vm::{EPOCH_TICK_MS, LoadError, RESIDENT_PAGES, Shared, Vm};
+use crate::vm::{EPOCH_TICK_MS, LoadError, NewCode, RESIDENT_PAGES, Shared, Vm};
 use crate::world::World;
 
 /// The block and transaction a call runs in.
@@ -230,7 +230,7 @@ pub(crate) struct FrameCall {
     pub(crate) gas_budget: u64,
     /// For a deploy (or an upgrade): the code to install at `contract`
     /// first.
-    pub(crate) deploy: Option<Vec<u8>>,
+    pub(crate) deploy: Option<NewCode>,
     /// `deploy` replaces the code of the existing `contract`, which is the
     /// caller itself; `method` is then the new code's `migrate`.
     pub(crate) upgrade: bool,
@@ -390,7 +390,12 @@ impl<W: World + 'static> Vm<W> {
                 init_args,
                 nonce,
             } => {
-                let cost = gas.fuel(gas.deploy(code, limits));
+                let new_code = NewCode::new(code.to_vec());
+                let cost = gas.fuel(
+                    gas.deploy_bytes(code.len())
+                        .saturating_add(gas.deploy_functions(code))
+                        .saturating_add(gas.deploy_complexity_of(|| new_code.complexity(limits))),
+                );
                 if cost > fuel_limit {
                     return Ok((
                         FrameResult {
@@ -412,7 +417,7 @@ impl<W: World + 'static> Vm<W> {
                     args: init_args.to_vec(),
                     value: ctx.value,
                     gas_budget: fuel_limit - cost,
-                    deploy: Some(code.to_vec()),
+                    deploy: Some(new_code),
                     upgrade: false,
                 };
                 let mut frame = run_frame(&mut store.as_context_mut(), call)?;
@@ -563,7 +568,7 @@ fn frame_body<W: World + 'static>(
         return fail(FailKind::CallDepthExceeded);
     }
     // Install the code first for a deploy.
-    let compiled = if let Some(code) = &call.deploy {
+    let compiled = if let Some(new_code) = &call.deploy {
         let exists = state.world.code_hash(&call.contract)?.is_some();
         if call.upgrade && !exists {
             return fail(FailKind::NoSuchContract);
@@ -571,13 +576,15 @@ fn frame_body<W: World + 'static>(
         if !call.upgrade && exists {
             return fail(FailKind::ContractExists);
         }
-        let hash = keccak256(code);
-        let compiled = match shared.load(&hash, Some(code), None) {
+        let hash = keccak256(&new_code.code);
+        let compiled = match shared.load_new(&hash, new_code) {
             Ok(c) => c,
             Err(LoadError::Invalid(e)) => return fail(FailKind::InvalidCode(e)),
             Err(LoadError::Fatal(e)) => return Err(e),
         };
-        state.world.create_contract(&call.contract, &hash, code)?;
+        state
+            .world
+            .create_contract(&call.contract, &hash, &new_code.code)?;
         compiled
     } else {
         let Some(hash) = state.world.code_hash(&call.contract)? else {

@@ -537,13 +537,23 @@ impl GasSchedule {
     /// (nothing for code they refuse: the deploy fails on validation
     /// before anything is compiled).
     pub fn deploy_complexity(&self, code: &[u8], limits: &crate::VmLimits) -> u64 {
+        self.deploy_complexity_of(|| {
+            crate::validate::validate(code, limits)
+                .ok()
+                .map(|info| info.complexity)
+        })
+    }
+
+    /// [`GasSchedule::deploy_complexity`] from the code's validation:
+    /// `complexity` gives `ModuleInfo::complexity`, or `None` for code the
+    /// limits refuse. It is called only by schedules that price
+    /// complexity, so a deploy path can validate lazily, once, and keep the
+    /// result for compiling.
+    pub fn deploy_complexity_of(&self, complexity: impl FnOnce() -> Option<u64>) -> u64 {
         if self.deploy_complexity_unit == 0 {
             return 0;
         }
-        match crate::validate::validate(code, limits) {
-            Ok(info) => self.deploy_complexity_unit.saturating_mul(info.complexity),
-            Err(_) => 0,
-        }
+        complexity().map_or(0, |c| self.deploy_complexity_unit.saturating_mul(c))
     }
 
     /// Gas charged for deploying `code` under `limits`, before the

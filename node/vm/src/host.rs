@@ -14,6 +14,7 @@ use crate::abi::HOST_MODULE;
 use crate::error::{FailKind, Failure, TrapKind, VmError};
 use crate::exec::{FrameCall, HostExit, HostState, get_fuel, run_frame, set_fuel, valid_method};
 use crate::limits::event_bytes;
+use crate::vm::NewCode;
 use crate::world::World;
 
 type C<'a, W> = Caller<'a, HostState<W>>;
@@ -602,11 +603,11 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
                 &mut c,
                 gas.deploy_bytes(cl as usize) + gas.host(u64::from(cl)),
             )?;
-            let code = read(&mut c, cp, cl)?;
+            let code = NewCode::new(read(&mut c, cp, cl)?);
             charge(
                 &mut c,
-                gas.deploy_functions(&code)
-                    .saturating_add(gas.deploy_complexity(&code, &limits)),
+                gas.deploy_functions(&code.code)
+                    .saturating_add(gas.deploy_complexity_of(|| code.complexity(&limits))),
             )?;
             let args = read(&mut c, argp, argl)?;
             let value = u128::from_le_bytes(read_array(&mut c, vp)?);
@@ -667,11 +668,11 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
                 &mut c,
                 gas.deploy_bytes(cl as usize) + gas.host(u64::from(cl)),
             )?;
-            let code = read(&mut c, cp, cl)?;
+            let code = NewCode::new(read(&mut c, cp, cl)?);
             charge(
                 &mut c,
-                gas.deploy_functions(&code)
-                    .saturating_add(gas.deploy_complexity(&code, &limits)),
+                gas.deploy_functions(&code.code)
+                    .saturating_add(gas.deploy_complexity_of(|| code.complexity(&limits))),
             )?;
             let args = read(&mut c, argp, argl)?;
             // A contract replaces only its own code; who may ask it to is

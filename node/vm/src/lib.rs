@@ -20,6 +20,7 @@ pub mod limits;
 pub mod memory_world;
 pub mod validate;
 pub mod vm;
+pub mod warm;
 pub mod world;
 
 pub use error::{FailKind, Failure, TrapKind, VmError};
@@ -29,7 +30,7 @@ pub use limits::{PAGE_BYTES, VmLimits, event_bytes};
 pub use memory_world::MemoryWorld;
 pub use validate::{ModuleInfo, ValidationError, validate};
 pub use vm::{
-    EXEC_THREAD_STACK_BYTES, NATIVE_WASM_STACK_BYTES, Vm, VmConfig, engine_config,
+    CompileCounts, EXEC_THREAD_STACK_BYTES, NATIVE_WASM_STACK_BYTES, Vm, VmConfig, engine_config,
     query_engine_config,
 };
 pub use world::{Entry, Next, World, WorldError};

@@ -2,7 +2,7 @@
 //! compiled-module loading through the caches.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -20,6 +20,7 @@ use crate::gas::{GasSchedule, Metering};
 use crate::instrument::instrument;
 use crate::limits::{PAGE_BYTES, VmLimits};
 use crate::validate::{ModuleInfo, ValidationError, validate};
+use crate::warm::{InFlight, WarmQueue};
 use crate::world::World;
 
 /// Version of the instrumentation pass; part of the artifact cache key.
@@ -104,6 +105,39 @@ pub(crate) struct Compiled<W: World + 'static> {
     pub(crate) info: ModuleInfo,
 }
 
+/// Code being deployed (or upgraded to), validated at most once: for
+/// pricing its compile complexity (schedules that charge it) and for
+/// compiling it. Validation runs at the first of the two that needs it.
+#[derive(Debug)]
+pub(crate) struct NewCode {
+    pub(crate) code: Vec<u8>,
+    validated: std::cell::OnceCell<Result<ModuleInfo, ValidationError>>,
+}
+
+impl NewCode {
+    pub(crate) fn new(code: Vec<u8>) -> Self {
+        NewCode {
+            code,
+            validated: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The code's validation under `limits` (every caller passes the
+    /// VM's one set of limits).
+    pub(crate) fn validated(&self, limits: &VmLimits) -> &Result<ModuleInfo, ValidationError> {
+        self.validated.get_or_init(|| validate(&self.code, limits))
+    }
+
+    /// Its `ModuleInfo::complexity`, `None` if `limits` refuse it: what
+    /// [`GasSchedule::deploy_complexity_of`] asks for.
+    pub(crate) fn complexity(&self, limits: &VmLimits) -> Option<u64> {
+        self.validated(limits)
+            .as_ref()
+            .ok()
+            .map(|info| info.complexity)
+    }
+}
+
 /// Why code could not be loaded.
 pub(crate) enum LoadError {
     Invalid(ValidationError),
@@ -119,6 +153,38 @@ pub(crate) struct Shared<W: World + 'static> {
     pub(crate) gas: GasSchedule,
     cache: Mutex<Lru<Arc<Compiled<W>>>>,
     disk: Option<DiskCache>,
+    /// The block engine's: where deployed code goes to be compiled for the
+    /// query engine ([`crate::warm`]).
+    warm_queue: Option<WarmQueue>,
+    /// The query engine's: the code its warmer holds, which a query waits
+    /// for rather than compiling it too.
+    warmed_by: Option<Arc<InFlight>>,
+    /// Modules compiled for executions (not from an artifact or a cache).
+    compiled_executing: AtomicU64,
+    /// Modules compiled ahead of use (`prepare`, `warm`, the warmer).
+    compiled_warming: AtomicU64,
+}
+
+/// What a compile was for, to count it ([`Vm::compile_counts`]).
+#[derive(Debug, Clone, Copy)]
+enum Cause {
+    Executing,
+    Warming,
+}
+
+/// Modules compiled so far by one [`Vm`] (loads from an artifact or a
+/// cache are not compiles).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompileCounts {
+    /// By executions on the block engine (a deploy's priced compile, a cold
+    /// cache), and by queries when there is no query engine.
+    pub blocks: u64,
+    /// By queries and dry runs on the query engine: unpriced compiles on
+    /// the RPC path.
+    pub queries: u64,
+    /// Ahead of use, on either engine: `Vm::prepare`, `Vm::warm` and the
+    /// query engine's background compile of deployed code.
+    pub warmed: u64,
 }
 
 /// The Stele VM over world type `W`. Cheap to share by reference across
@@ -127,7 +193,8 @@ pub(crate) struct Shared<W: World + 'static> {
 /// It holds two engines: one for block execution (no epoch checks) and,
 /// when the epoch ticker runs, one for read-only queries (epoch checks as a
 /// wall-clock backstop). Both meter gas the same way.
-/// Each compiles and caches contracts on first use.
+/// Each compiles and caches contracts on first use; code a block deploys is
+/// also compiled for the query engine in the background ([`crate::warm`]).
 pub struct Vm<W: World + 'static> {
     pub(crate) shared: Arc<Shared<W>>,
     pub(crate) query_shared: Option<Arc<Shared<W>>>,
@@ -284,10 +351,14 @@ impl<W: World + 'static> Vm<W> {
             .gas
             .check_limits(&config.limits)
             .map_err(VmError::Config)?;
-        let shared = Arc::new(Shared::new(&config, engine_config(&config))?);
         let stop = Arc::new(AtomicBool::new(false));
-        let (query_shared, ticker) = if config.epoch_ticker {
-            let query = Arc::new(Shared::new(&config, query_engine_config(&config))?);
+        let (query_shared, ticker, warm_queue) = if config.epoch_ticker {
+            let in_flight = Arc::new(InFlight::default());
+            let mut query = Shared::new(&config, query_engine_config(&config))?;
+            query.warmed_by = Some(Arc::clone(&in_flight));
+            let query = Arc::new(query);
+            let warm_queue = crate::warm::spawn(Arc::clone(&query), in_flight, stop.clone())
+                .map_err(|e| VmError::Engine(format!("starting the query warmer: {e}")))?;
             let engine = query.engine.clone();
             let stop = stop.clone();
             let ticker = std::thread::spawn(move || {
@@ -296,10 +367,13 @@ impl<W: World + 'static> Vm<W> {
                     engine.increment_epoch();
                 }
             });
-            (Some(query), Some(ticker))
+            (Some(query), Some(ticker), Some(warm_queue))
         } else {
-            (None, None)
+            (None, None, None)
         };
+        let mut shared = Shared::new(&config, engine_config(&config))?;
+        shared.warm_queue = warm_queue;
+        let shared = Arc::new(shared);
         Ok(Vm {
             shared,
             query_shared,
@@ -335,6 +409,20 @@ impl<W: World + 'static> Vm<W> {
         std::iter::once(&self.shared)
             .chain(&self.query_shared)
             .try_for_each(|shared| shared.prepare(&hash, code))
+    }
+
+    /// Modules compiled so far, by engine and cause.
+    pub fn compile_counts(&self) -> CompileCounts {
+        let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let engines = std::iter::once(&self.shared).chain(&self.query_shared);
+        CompileCounts {
+            blocks: count(&self.shared.compiled_executing),
+            queries: self
+                .query_shared
+                .as_ref()
+                .map_or(0, |q| count(&q.compiled_executing)),
+            warmed: engines.map(|e| count(&e.compiled_warming)).sum(),
+        }
     }
 
     /// Number of modules in the in-memory cache.
@@ -392,7 +480,27 @@ impl<W: World + 'static> Shared<W> {
                 config.module_cache_bytes_max,
             )),
             disk,
+            warm_queue: None,
+            warmed_by: None,
+            compiled_executing: AtomicU64::new(0),
+            compiled_warming: AtomicU64::new(0),
         })
+    }
+
+    /// The compiled contract for `code_hash` from the memory cache, after
+    /// waiting for the warmer if it holds the code.
+    fn cached(&self, code_hash: &Hash) -> Option<Arc<Compiled<W>>> {
+        let get = || self.cache.lock().ok().and_then(|mut c| c.get(code_hash));
+        if let Some(c) = get() {
+            return Some(c);
+        }
+        let warmer = self.warmed_by.as_ref()?;
+        let wait = Duration::from_millis(crate::warm::QUERY_WARM_WAIT_MS);
+        if warmer.wait_for(code_hash, wait) {
+            get()
+        } else {
+            None
+        }
     }
 
     /// The compiled contract for `code_hash`, from the memory cache, the
@@ -403,7 +511,7 @@ impl<W: World + 'static> Shared<W> {
         code: Option<&[u8]>,
         world: Option<&W>,
     ) -> Result<Arc<Compiled<W>>, LoadError> {
-        if let Some(c) = self.cache.lock().ok().and_then(|mut c| c.get(code_hash)) {
+        if let Some(c) = self.cached(code_hash) {
             return Ok(c);
         }
         let stored;
@@ -419,6 +527,56 @@ impl<W: World + 'static> Shared<W> {
             (None, None) => return Err(LoadError::Fatal(VmError::Invariant("no code to load"))),
         };
         let info = validate(code, &self.limits).map_err(LoadError::Invalid)?;
+        self.compile(code_hash, code, info, Cause::Executing)
+    }
+
+    /// [`Shared::load`] of code being deployed, using its validation
+    /// (made at most once, see [`NewCode`]). On the block engine, valid
+    /// code also goes to the query engine's warmer.
+    pub(crate) fn load_new(
+        &self,
+        code_hash: &Hash,
+        new: &NewCode,
+    ) -> Result<Arc<Compiled<W>>, LoadError> {
+        let compiled = match self.cached(code_hash) {
+            Some(c) => c,
+            None => {
+                let info = new
+                    .validated(&self.limits)
+                    .clone()
+                    .map_err(LoadError::Invalid)?;
+                self.compile(code_hash, &new.code, info, Cause::Executing)?
+            }
+        };
+        if let Some(queue) = &self.warm_queue {
+            queue.push(*code_hash, &new.code);
+        }
+        Ok(compiled)
+    }
+
+    /// Loads `code` ahead of use, without waiting for the warmer (which
+    /// calls this).
+    pub(crate) fn warm_one(
+        &self,
+        code_hash: &Hash,
+        code: &[u8],
+    ) -> Result<Arc<Compiled<W>>, LoadError> {
+        if let Some(c) = self.cache.lock().ok().and_then(|mut c| c.get(code_hash)) {
+            return Ok(c);
+        }
+        let info = validate(code, &self.limits).map_err(LoadError::Invalid)?;
+        self.compile(code_hash, code, info, Cause::Warming)
+    }
+
+    /// The validated `code` (`info` is its validation) from the artifact
+    /// directory or compiled, into the memory cache.
+    fn compile(
+        &self,
+        code_hash: &Hash,
+        code: &[u8],
+        info: ModuleInfo,
+        cause: Cause,
+    ) -> Result<Arc<Compiled<W>>, LoadError> {
         let module = match self.load_artifact(code_hash) {
             Some(m) => m,
             None => {
@@ -430,6 +588,11 @@ impl<W: World + 'static> Shared<W> {
                         message: "rejected by the compiler".to_string(),
                     })
                 })?;
+                match cause {
+                    Cause::Executing => &self.compiled_executing,
+                    Cause::Warming => &self.compiled_warming,
+                }
+                .fetch_add(1, Ordering::Relaxed);
                 if let (Some(disk), Ok(bytes)) = (&self.disk, module.serialize()) {
                     disk.store(code_hash, &bytes);
                 }
@@ -454,7 +617,7 @@ impl<W: World + 'static> Shared<W> {
     /// [`Shared::load`] of `code` for callers that only need to know whether
     /// it loads (a node-side failure reads as invalid code).
     fn prepare(&self, code_hash: &Hash, code: &[u8]) -> Result<(), ValidationError> {
-        match self.load(code_hash, Some(code), None) {
+        match self.warm_one(code_hash, code) {
             Ok(_) => Ok(()),
             Err(LoadError::Invalid(e)) => Err(e),
             Err(LoadError::Fatal(e)) => Err(ValidationError::InvalidWasm {

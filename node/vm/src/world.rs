@@ -5,12 +5,21 @@
 use stele_types::{Address, Amount, Hash};
 use thiserror::Error;
 
-/// A failure of the state backend (I/O, corruption). Never caused by a
-/// contract: it aborts the whole execution and the node must not produce a
-/// receipt for it.
+/// Why the world could not answer. Never caused by a contract alone: it
+/// aborts the whole execution and the node must not produce a receipt for
+/// it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("state backend failed: {0}")]
-pub struct WorldError(pub String);
+pub enum WorldError {
+    /// The state backend failed (I/O, corruption).
+    #[error("state backend failed: {0}")]
+    Backend(String),
+    /// The world reads a version older than the latest, whose keys cannot
+    /// be listed in order (only the latest version has a flat index): a
+    /// read-only call at an older height that iterates storage. Blocks
+    /// always execute on the latest version, so only such calls meet it.
+    #[error("storage iteration is only available at the latest height")]
+    IterationUnavailable,
+}
 
 /// A storage entry: key and value.
 pub type Entry = (Vec<u8>, Vec<u8>);

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use stele_types::{ExecStatus, keccak256};
-use stele_vm::{Action, FailKind, Failure, MemoryWorld, Vm, VmConfig};
+use stele_vm::{Action, CompileCounts, FailKind, Failure, MemoryWorld, Vm, VmConfig};
 
 #[test]
 fn corrupt_or_foreign_artifacts_are_recompiled_not_trusted() {
@@ -48,6 +48,14 @@ fn corrupt_or_foreign_artifacts_are_recompiled_not_trusted() {
     });
 }
 
+/// Tests build their VMs without warmed pool slots (`common::config`);
+/// nodes keep them.
+#[test]
+fn production_vms_warm_their_pool_slots() {
+    assert!(VmConfig::default().warm_slots);
+    assert!(!config().warm_slots);
+}
+
 #[test]
 fn module_cache_is_bounded() {
     on_exec_stack(|| {
@@ -62,6 +70,43 @@ fn module_cache_is_bounded() {
             vm.prepare(&wasm(&wat)).expect("valid");
         }
         assert_eq!(vm.cached_modules(), 2);
+    });
+}
+
+/// A deploy compiles its code on the block engine (the compile its gas
+/// pays for); the query engine gets it from the warmer in the background,
+/// so the contract's first query does not compile it again on the RPC path.
+#[test]
+fn the_first_query_after_a_deploy_does_not_compile() {
+    on_exec_stack(|| {
+        let vm = Vm::<MemoryWorld>::new(VmConfig {
+            epoch_ticker: true,
+            ..config()
+        })
+        .expect("engine");
+        let (token, world) = deploy(&vm, MemoryWorld::new(), &token_wat(), 0);
+        assert_eq!(vm.compile_counts().blocks, 1);
+        let args = transfer_args(BOB, 1);
+        let (out, _) = vm.query(
+            &ctx(ALICE),
+            Action::Call {
+                contract: token,
+                method: "transfer",
+                args: &args,
+            },
+            GAS,
+            1_000,
+            world,
+        );
+        assert_eq!(out.expect("no node error").status, ExecStatus::Success);
+        assert_eq!(
+            vm.compile_counts(),
+            CompileCounts {
+                blocks: 1,
+                queries: 0,
+                warmed: 1,
+            }
+        );
     });
 }
 

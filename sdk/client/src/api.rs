@@ -74,6 +74,10 @@ pub mod codes {
     /// cannot page it any further (the message names the sizes and what to
     /// call instead).
     pub const RESPONSE_TOO_LARGE: i32 = 2009;
+    /// `call_view` at a height older than the latest iterated contract
+    /// storage, which only the latest height can do: call at the latest
+    /// height.
+    pub const ITERATION_UNAVAILABLE: i32 = 2010;
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -85,6 +85,9 @@ impl TestChain {
             epoch_ticker: false,
             // Compiled modules are shared by every chain and test process.
             artifact_dir: Some(std::env::temp_dir().join("stele-testkit-artifacts")),
+            // Warming the instance pool faults in a MiB per slot each time
+            // a chain is built; results and gas do not depend on it.
+            warm_slots: false,
             ..VmConfig::default()
         })
         .expect("the VM");

@@ -17,7 +17,7 @@ use stele_types::{
     Address, Amount, ExecStatus, Hash, Receipt, Signature, SignedTransaction, Transaction, TxError,
     TxPayload, list_root,
 };
-use stele_vm::{Action, CallTrace, ExecContext, Outcome, Vm, World};
+use stele_vm::{Action, CallTrace, ExecContext, Outcome, Vm, VmError, World, WorldError};
 use thiserror::Error;
 
 use super::account::Account;
@@ -369,7 +369,12 @@ impl Executor {
         };
         let world = StateWorld::new(base);
         let (outcome, _) = self.vm.query(&ctx, action, gas, timeout_ms, world);
-        outcome.map_err(|e| ApplyError::Backend(e.to_string()))
+        outcome.map_err(|e| match e {
+            VmError::World(WorldError::IterationUnavailable) => {
+                ApplyError::IterationUnavailable { height: env.height }
+            }
+            e => ApplyError::Backend(e.to_string()),
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -512,6 +517,12 @@ pub enum ApplyError {
     /// The transaction could not be included in a block.
     #[error("{0}")]
     Rejected(TxRejection),
+    /// A read-only call at a height older than the latest iterated
+    /// storage, which only the latest height can do.
+    #[error(
+        "storage iteration is only available at the latest height; this call ran at height {height} and iterated storage (call at the latest height instead)"
+    )]
+    IterationUnavailable { height: u64 },
     #[error("state backend: {0}")]
     Backend(String),
 }

@@ -30,7 +30,9 @@ pub struct StateBase {
     /// A view of `version` taken while it was the latest: reads and
     /// iteration go through it, without the state's lock and unchanged by
     /// commits made meanwhile. Without one (an older version) reads walk
-    /// the tree and iteration is refused.
+    /// the tree and iteration is refused (`WorldError::IterationUnavailable`:
+    /// the tree is ordered by key hash, and only the latest version has a
+    /// flat index to list keys in order).
     pub view: Option<Arc<CommittedView>>,
     /// The uncommitted ancestors' writes, later ones applied over earlier
     /// ones: a value replaces the committed one, `None` deletes it.
@@ -303,7 +305,7 @@ pub struct StateWorld {
 }
 
 fn world_err(e: impl std::fmt::Display) -> WorldError {
-    WorldError(e.to_string())
+    WorldError::Backend(e.to_string())
 }
 
 impl StateWorld {
@@ -324,7 +326,7 @@ impl StateWorld {
             .map_err(world_err)?
         {
             Some(bytes) => decode(&bytes, &Limits::default())
-                .map_err(|e| WorldError(format!("account {address} is corrupt: {e}"))),
+                .map_err(|e| WorldError::Backend(format!("account {address} is corrupt: {e}"))),
             None => Ok(Account::default()),
         }
     }
@@ -383,9 +385,7 @@ impl World for StateWorld {
     ) -> Result<Option<Next>, WorldError> {
         let namespace = Namespace::Storage(*contract);
         if self.base.version.is_some() && self.base.view.is_none() {
-            return Err(WorldError(
-                "storage iteration is only available at the latest height".into(),
-            ));
+            return Err(WorldError::IterationUnavailable);
         }
         let view = self.base.view.as_deref();
         let pending = self.base.pending.as_deref();
@@ -422,8 +422,9 @@ impl World for StateWorld {
                 },
             };
             // `lower` only gives keys live in these layers.
-            value
-                .ok_or_else(|| WorldError(format!("storage key {key:?} vanished during iteration")))
+            value.ok_or_else(|| {
+                WorldError::Backend(format!("storage key {key:?} vanished during iteration"))
+            })
         };
         let buffer = written(self.overlay.writes(), namespace, prefix, after);
         merged_next(buffer, prefix, after, lower, value, skip_max)

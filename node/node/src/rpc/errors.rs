@@ -86,6 +86,9 @@ pub(crate) fn apply(e: ApplyError) -> ErrorObjectOwned {
             err(codes::TX_BAD_SIGNATURE, r.to_string())
         }
         ApplyError::Rejected(r) => err(codes::TX_REJECTED, r.to_string()),
+        e @ ApplyError::IterationUnavailable { .. } => {
+            err(codes::ITERATION_UNAVAILABLE, e.to_string())
+        }
         ApplyError::Backend(e) => internal(e),
     }
 }

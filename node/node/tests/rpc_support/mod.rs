@@ -186,6 +186,8 @@ impl TestNode {
         let vm = Vm::new(VmConfig {
             gas: stele_vm::GasSchedule::latest_for(&limits),
             limits,
+            // Node-local and slow to set up; results and gas do not depend on it.
+            warm_slots: false,
             ..VmConfig::default()
         })
         .unwrap();

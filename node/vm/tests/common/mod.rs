@@ -8,10 +8,15 @@ pub const ALICE: Address = Address([0xa1; 20]);
 pub const BOB: Address = Address([0xb0; 20]);
 pub const GAS: u64 = 10_000_000;
 
+/// The VM configuration of these tests: no query engine, and no warmed
+/// pool slots (warming faults in a MiB per slot when each VM is built,
+/// which made the tests ten times slower; results and gas never depend on
+/// it).
 pub fn config() -> VmConfig {
     VmConfig {
         pool_instances_max: 70,
         epoch_ticker: false,
+        warm_slots: false,
         ..VmConfig::default()
     }
 }
