@@ -31,6 +31,10 @@ const HONEST_TRANSFERS: u64 = 5;
 const HONEST_ENTRY: usize = 1;
 const BYZANTINE: usize = 3;
 const HONEST: [usize; 3] = [0, 1, 2];
+/// Warnings a validator may log in the whole run: the attacker causes
+/// thousands of loggable events (equivocations, bad signatures, oversized
+/// frames), each kind logged once per peer per interval.
+const WARN_LINES_MAX: usize = 40;
 
 /// Every kind of garbage the attacker must have sent, by its counter.
 const KINDS: [&str; 15] = [
@@ -213,6 +217,11 @@ fn honest_transfers_commit_while_a_byzantine_validator_floods_garbage() {
             let log = std::fs::read_to_string(cluster.root().join(format!("node{i}.log")))
                 .unwrap_or_default();
             let warnings = log.lines().filter(|l| l.contains("WARN")).count();
+            assert!(
+                warnings <= WARN_LINES_MAX,
+                "validator {i} logged {warnings} warnings: a peer can flood the log\n{}",
+                cluster.log_tail(i, 10)
+            );
             let drops: Vec<&str> = page
                 .lines()
                 .filter(|l| !l.starts_with('#'))
