@@ -21,9 +21,12 @@
 //!   of hostile contracts, clients and peers; [`hostile`] holds the
 //!   hostile contracts, [`rawnet`] raw HTTP and WebSocket from chosen
 //!   source addresses.
+//! - [`byzantine`]: a Byzantine validator that holds a real validator key
+//!   and sends valid-looking garbage to every peer on every channel.
 
 pub mod attack;
 pub mod bench;
+pub mod byzantine;
 pub mod check;
 pub mod cluster;
 pub mod contracts;

@@ -11,6 +11,7 @@ pub mod genesis;
 pub mod home;
 pub mod keys;
 pub mod listen;
+pub mod log_limit;
 pub mod mark;
 pub mod mempool;
 pub mod metrics;

@@ -46,6 +46,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::exec::{BlockEnv, BlockExecution, ExecError, Executor, SharedState, StateBase};
 use crate::genesis::Genesis;
+use crate::log_limit::LogLimit;
 use crate::mark::{DataLoss, Mark, MarkWriter};
 use crate::mempool::{
     AdmitError, BlockLimits, Mempool, MempoolConfig, VerifiedTx, verify_raw_as, verify_raw_batch,
@@ -647,6 +648,7 @@ impl Node {
             consensus: opts.consensus.clone(),
             prune_interval_blocks: opts.prune_interval_blocks,
             sync_bytes_max: net_cfg.sync_response_bytes_max,
+            equivocation_log: LogLimit::new(EQUIVOCATION_LOG_INTERVAL, genesis.validators.len()),
         };
         let driver = tokio::spawn(driver.run(first, driver_rx, sync_rx, shutdown_rx));
         Ok(Node {
@@ -1173,7 +1175,13 @@ struct Driver {
     consensus: ConsensusOptions,
     prune_interval_blocks: u64,
     sync_bytes_max: usize,
+    /// Equivocations are logged once per signer per interval: a Byzantine
+    /// validator can sign conflicting votes as fast as it can send them.
+    equivocation_log: LogLimit<u32>,
 }
+
+/// A validator's equivocations are logged at most once per this.
+const EQUIVOCATION_LOG_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How long after its previous proposal the primary proposes again:
 /// `block_interval_ms` when `ready` transactions can go in a block (so
@@ -1553,10 +1561,14 @@ impl Driver {
                 Action::RequestSync { from, to } => self.start_sync(from, to),
                 Action::Evidence(evidence) => {
                     self.shared.metrics.equivocations.inc();
-                    warn!(
-                        signer = evidence.first.signer,
-                        "validator signed conflicting messages"
-                    );
+                    let signer = evidence.first.signer;
+                    if let Some(unlogged) = self.equivocation_log.event(signer, Instant::now()) {
+                        warn!(
+                            signer,
+                            unlogged,
+                            "validator signed conflicting messages (logged once per signer per 30 s; `unlogged` more since the last line)"
+                        );
+                    }
                 }
                 Action::CompactLog { stable_seq, view } => {
                     let shared = self.shared.clone();

@@ -30,6 +30,7 @@ use super::handshake::{self, HandshakeError};
 use super::metrics::{DropReason, NetMetrics};
 use super::rate::TokenBucket;
 use super::tls;
+use crate::log_limit::LogLimit;
 
 /// A validator's network address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +112,10 @@ struct Inner {
     /// reconnecting does not refill it (ADR 0005). At most two entries per
     /// validator: only authenticated peers get one.
     buckets: Mutex<BTreeMap<(Address, Channel), TokenBucket>>,
+    /// Oversized frames are logged once per peer and channel per
+    /// `refusal_log_interval`: a peer can open streams and send a length
+    /// prefix over the limit as fast as it likes.
+    oversized_log: Mutex<LogLimit<(Address, Channel)>>,
     inbound: mpsc::Sender<Inbound>,
     metrics: Arc<NetMetrics>,
     shutdown: watch::Sender<bool>,
@@ -247,6 +252,10 @@ impl Network {
             peers.iter().map(|p| p.socket.ip()),
         );
         let refusals = Mutex::new(RefusalLog::new(config.refusal_log_interval));
+        let oversized_log = Mutex::new(LogLimit::new(
+            config.refusal_log_interval,
+            2 * validators.len(),
+        ));
         let net = Network {
             inner: Arc::new(Inner {
                 config,
@@ -260,6 +269,7 @@ impl Network {
                 admission,
                 refusals,
                 buckets: Mutex::new(BTreeMap::new()),
+                oversized_log,
                 inbound: inbound_tx,
                 metrics: Arc::new(NetMetrics::default()),
                 shutdown,
@@ -654,7 +664,19 @@ impl Network {
                     }
                 }
                 Err(ReadError::Oversized { len, max }) => {
-                    tracing::warn!(%peer, channel = channel.name(), len, max, "oversized frame");
+                    let logged =
+                        lock(&self.inner.oversized_log).event((peer, channel), Instant::now());
+                    if let Some(unlogged) = logged {
+                        tracing::warn!(
+                            %peer,
+                            channel = channel.name(),
+                            len,
+                            max,
+                            unlogged,
+                            interval_secs = config.refusal_log_interval.as_secs(),
+                            "oversized frame (logged once per peer and channel per interval; `unlogged` more since the last line)"
+                        );
+                    }
                     metrics.record_drop(DropReason::Oversized);
                     let _ = recv.stop(VarInt::from_u32(code::OVERSIZED_FRAME));
                     return;
