@@ -23,8 +23,9 @@
 //! accounts, a flood of validly signed transactions from unfunded
 //! accounts, heavy reads (`get_events` scans, blocks, storage pages in full
 //! batches), malformed and oversized requests, 1 000 idle connections,
-//! slow WebSocket subscribers that never read, and a QUIC handshake flood
-//! during which the attacked validator restarts and must find its peers.
+//! slow WebSocket subscribers that never read, a QUIC handshake flood
+//! during which the attacked validator restarts and must find its peers,
+//! and a Byzantine validator flooding its peers with garbage.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -76,6 +77,10 @@ pub enum Attack {
     /// key; halfway through, the attacked validator restarts and must
     /// reconnect to its peers through the flood.
     HandshakeFlood,
+    /// Validator 3's node stops and an attacker holding its key floods
+    /// the other three with valid-looking garbage on every channel
+    /// ([`crate::byzantine`]); validator 3 restarts after the phase.
+    ByzantineValidator,
 }
 
 impl Attack {
@@ -88,6 +93,7 @@ impl Attack {
         Attack::IdleConnections,
         Attack::SlowSubscribers,
         Attack::HandshakeFlood,
+        Attack::ByzantineValidator,
     ];
 
     pub fn name(self) -> &'static str {
@@ -100,6 +106,7 @@ impl Attack {
             Attack::IdleConnections => "idle_connections",
             Attack::SlowSubscribers => "slow_subscribers",
             Attack::HandshakeFlood => "handshake_flood",
+            Attack::ByzantineValidator => "byzantine_validator",
         }
     }
 
@@ -280,6 +287,9 @@ fn rss_kib(pid: i32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
+
+/// The validator whose key the Byzantine attacker holds.
+const BYZANTINE: usize = 3;
 
 /// What the attacks need to know about the chain.
 #[derive(Debug, Clone)]
@@ -584,6 +594,29 @@ async fn run_on(cluster: &mut Cluster, config: &SuiteConfig) -> Result<SuiteRepo
                 task = attack_rt
                     .spawn(async move { hostile_contracts(&target, txs, &counters).await });
             }
+            Some(Attack::ByzantineValidator) => {
+                cluster.stop(BYZANTINE).await?;
+                let home = cluster.root().join("net").join(format!("node{BYZANTINE}"));
+                let key = stele_node::keys::load(&home.join("node_key.json"))
+                    .map_err(|e| anyhow::anyhow!("validator {BYZANTINE}'s key: {e}"))?;
+                let genesis = stele_node::genesis::Genesis::load(&home.join("genesis.json"))?;
+                let peers: Vec<stele_node::net::PeerInfo> = (0..cluster.len())
+                    .filter(|i| *i != BYZANTINE)
+                    .map(|i| stele_node::net::PeerInfo {
+                        address: cluster.validators[i],
+                        socket: cluster.p2p_addr(i),
+                    })
+                    .collect();
+                let (counters, stop) = (counters.clone(), stop.clone());
+                task = attack_rt.spawn(async move {
+                    let sent =
+                        crate::byzantine::run(key, chain_id, genesis.validators, peers, stop).await;
+                    for (k, v) in sent {
+                        counters.add(k, v);
+                    }
+                    Vec::new()
+                });
+            }
             Some(Attack::MempoolPinning) => {
                 let signers = pinners.take().unwrap_or_default();
                 let (target, counters, stop) = (target.clone(), counters.clone(), stop.clone());
@@ -604,7 +637,9 @@ async fn run_on(cluster: &mut Cluster, config: &SuiteConfig) -> Result<SuiteRepo
                             slow_subscribers(&target, &counters, &stop).await
                         }
                         Attack::HandshakeFlood => handshakes(&target, &counters, &stop).await,
-                        Attack::HostileContracts | Attack::MempoolPinning => {}
+                        Attack::HostileContracts
+                        | Attack::MempoolPinning
+                        | Attack::ByzantineValidator => {}
                     }
                     Vec::new()
                 });
@@ -661,6 +696,22 @@ async fn run_on(cluster: &mut Cluster, config: &SuiteConfig) -> Result<SuiteRepo
                 }
                 Ok(Err(e)) => notes.push(format!("the attack task failed: {e}")),
                 Err(_) => notes.push("the attack did not stop within 30 s".into()),
+            }
+        }
+        if attack == Some(Attack::ByzantineValidator) {
+            cluster.restart(BYZANTINE).await?;
+            memory
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pids[BYZANTINE] = cluster.pid(BYZANTINE).ok().map(|p| p.as_raw());
+            let height = cluster.max_height(&[1]).await?;
+            if let Err(e) = cluster
+                .wait_height(&[BYZANTINE], height, Duration::from_secs(30))
+                .await
+            {
+                notes.push(format!(
+                    "validator {BYZANTINE} did not catch up after the attack: {e}"
+                ));
             }
         }
         // Give the phase's honest transfers time to commit.
