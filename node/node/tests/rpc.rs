@@ -1622,9 +1622,11 @@ async fn idle_connections_from_one_address_cannot_lock_out_others() {
         .unwrap();
     let answer = read_until_closed(&mut other, Duration::from_secs(2)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    // Eight idle ones from a second address fill the 40 slots; a third
-    // address is still served: the oldest silent connection of the
+    // Eight idle ones from a second address fill the 40 slots (once the
+    // answered connection's slot is given back, just after its close); a
+    // third address is still served: the oldest silent connection of the
     // address holding the most is closed for it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut second = Vec::new();
     for _ in 0..8 {
         second.push(connect_from([127, 0, 0, 2], addr).await);
@@ -2146,7 +2148,19 @@ async fn subscribers_that_do_not_read_make_room_and_reading_ones_are_kept() {
     // Every slot is taken; each new subscriber (reading) takes the place
     // of one that does not read.
     for _ in 0..4 {
-        let c = Client::connect(&node.ws()).await.unwrap();
+        let c = Client::connect(&node.ws()).await.unwrap_or_else(|e| {
+            let evicted: Vec<_> = metrics
+                .connections_evicted
+                .iter()
+                .map(|(k, v)| (k, v.load(Ordering::Relaxed)))
+                .collect();
+            panic!(
+                "{e}: per_ip {} full {} rate {} evicted {evicted:?}",
+                metrics.connections_refused_per_ip.load(Ordering::Relaxed),
+                metrics.connections_refused.load(Ordering::Relaxed),
+                metrics.rate_limited.load(Ordering::Relaxed)
+            )
+        });
         let sub = c.subscribe_new_blocks().await.unwrap();
         readers.push((c, sub));
     }

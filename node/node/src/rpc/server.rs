@@ -323,7 +323,11 @@ async fn serve(
     let server_config = ServerConfig::builder()
         .max_request_body_size(config.body_bytes_max)
         .max_response_body_size(config.response_bytes_max)
-        .max_connections(config.connections_max)
+        // Our own admission (`conn`) enforces `connections_max`. An evicted
+        // connection gives its slot to the newcomer at once but takes a
+        // moment to end inside jsonrpsee, so jsonrpsee's own count (a
+        // backstop, answering 429) needs room for those too.
+        .max_connections(config.connections_max.saturating_mul(2))
         .max_subscriptions_per_connection(config.subscriptions_per_connection_max)
         .set_message_buffer_capacity(config.ws_buffer_messages_max)
         .set_batch_request_config(batch)
