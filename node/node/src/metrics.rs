@@ -405,6 +405,18 @@ impl Collector for RpcCollector {
                     .encode(refused.encode_family(&[("reason", reason)])?)?;
             }
         }
+        {
+            let mut evicted = encoder.encode_descriptor(
+                "rpc_connections_evicted",
+                "Open RPC connections closed to admit a new one while connections_max were open, by reason (incomplete_request: no complete request yet; idle_keep_alive: HTTP with no request in flight; ws_not_reading: a WebSocket that neither reads nor answers pings; ws_idle: a WebSocket with no subscription and no call in flight)",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (reason, count) in &m.connections_evicted {
+                ConstCounter::new(load(count))
+                    .encode(evicted.encode_family(&[("reason", *reason)])?)?;
+            }
+        }
         let active =
             ConstGauge::new(i64::try_from(load(&m.active_subscriptions)).unwrap_or(i64::MAX));
         active.encode(encoder.encode_descriptor(

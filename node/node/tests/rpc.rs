@@ -1622,16 +1622,26 @@ async fn idle_connections_from_one_address_cannot_lock_out_others() {
         .unwrap();
     let answer = read_until_closed(&mut other, Duration::from_secs(2)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    // Eight idle ones from a second address fill the 40 slots; a third
-    // address then finds none (503).
+    // Eight idle ones from a second address fill the 40 slots (once the
+    // answered connection's slot is given back, just after its close); a
+    // third address is still served: the oldest silent connection of the
+    // address holding the most is closed for it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut second = Vec::new();
     for _ in 0..8 {
         second.push(connect_from([127, 0, 0, 2], addr).await);
     }
     let mut third = connect_from([127, 0, 0, 3], addr).await;
+    third
+        .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let answer = read_until_closed(&mut third, Duration::from_secs(2)).await;
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert_eq!(metrics.connections_refused.load(Ordering::Relaxed), 1);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(metrics.connections_refused.load(Ordering::Relaxed), 0);
+    assert_eq!(metrics.evicted_of("incomplete_request"), 1);
+    let oldest = read_until_closed(&mut idle[0], Duration::from_secs(2)).await;
+    assert_eq!(oldest, "");
     drop(second);
     // The silent connections are closed at the header timeout, and their
     // address is served again.
@@ -1762,9 +1772,15 @@ struct RawWs {
 
 impl RawWs {
     async fn connect(addr: std::net::SocketAddr) -> RawWs {
+        RawWs::connect_from([127, 0, 0, 1], addr).await
+    }
+
+    /// Connects from the loopback address `source` (see `connect_from`).
+    async fn connect_from(source: [u8; 4], addr: std::net::SocketAddr) -> RawWs {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
+        socket.bind((source, 0).into()).unwrap();
         let mut s = socket.connect(addr).await.unwrap();
         s.write_all(
             b"GET / HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n",
@@ -1967,4 +1983,205 @@ async fn oversized_requests_get_413_and_are_counted() {
     )
     .await;
     assert!(ok["result"]["chain_id"].is_u64(), "{ok}");
+}
+
+/// A JSON-RPC call of `wait_for_receipt` for a transaction that never
+/// comes, written on `s`: a request that stays in flight for `ms`.
+async fn send_slow_request(s: &mut tokio::net::TcpStream, ms: u64) {
+    use tokio::io::AsyncWriteExt;
+    let hash = serde_json::to_string(&Hash([0xee; 32])).unwrap();
+    let body =
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"wait_for_receipt","params":[{hash},{ms}]}}"#);
+    let request = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+}
+
+/// Whether the server has closed `s` (EOF or reset) within `within`;
+/// false if it is still open then. Reads and drops what arrives.
+async fn closed_within(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(within, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_slot_is_taken_an_idle_connection_makes_room_and_a_busy_one_does_not() {
+    use tokio::io::AsyncWriteExt;
+    let node = TestNode::start(RpcConfig {
+        connections_max: 8,
+        connections_per_ip_max: 4,
+        // Nothing is closed by a timeout during the test.
+        request_header_timeout_ms: 30_000,
+        ..RpcConfig::default()
+    })
+    .await;
+    let addr = node.server.local_addr();
+    let metrics = node.server.metrics();
+    // A request in flight for 3 s, then 7 silent connections (one with
+    // half a request head): 4 from one /24, 3 from another.
+    let mut slow = connect_from([127, 0, 1, 1], addr).await;
+    send_slow_request(&mut slow, 3_000).await;
+    let mut crowded = Vec::new();
+    for i in 0..4 {
+        crowded.push(connect_from([127, 0, 2, 1 + i], addr).await);
+    }
+    crowded[3]
+        .write_all(b"POST / HTTP/1.1\r\nhos")
+        .await
+        .unwrap();
+    let mut other = Vec::new();
+    for _ in 0..3 {
+        other.push(connect_from([127, 0, 3, 1], addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(metrics.connections_refused.load(Ordering::Relaxed), 0);
+
+    // Four honest clients from elsewhere are served, one after the other;
+    // each takes the slot of a silent connection of the crowded /24,
+    // oldest first, while the attacker there reconnects at once.
+    let status = r#"{"jsonrpc":"2.0","id":1,"method":"get_status","params":[]}"#;
+    for round in 0..4u8 {
+        let answer = post([127, 0, 9, 1 + round], addr, status).await;
+        assert_eq!(answer["result"]["chain_id"], 4242, "{answer}");
+        let evicted = round as usize;
+        assert!(
+            closed_within(&mut crowded[evicted], Duration::from_secs(2)).await,
+            "the oldest silent connection of the crowded /24 is closed"
+        );
+        // The attacker reconnects at once, into the slot the honest client
+        // freed (given a moment to be given back).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        crowded[evicted] = connect_from([127, 0, 2, 1 + round], addr).await;
+    }
+    assert_eq!(metrics.evicted_of("incomplete_request"), 4);
+    assert_eq!(metrics.connections_refused.load(Ordering::Relaxed), 0);
+    for s in &mut other {
+        assert!(!closed_within(s, Duration::from_millis(10)).await);
+    }
+    // The request in flight was kept and is answered (a timeout error).
+    let answer = read_until_closed(&mut slow, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""id":1"#), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_gets_503_when_every_connection_has_a_request_in_flight() {
+    let node = TestNode::start(RpcConfig {
+        connections_max: 4,
+        connections_per_ip_max: 4,
+        ..RpcConfig::default()
+    })
+    .await;
+    let addr = node.server.local_addr();
+    let mut busy = Vec::new();
+    for i in 0..4 {
+        let mut s = connect_from([127, 0, 1, 1 + i], addr).await;
+        send_slow_request(&mut s, 3_000).await;
+        busy.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut newcomer = connect_from([127, 0, 9, 1], addr).await;
+    let answer = read_until_closed(&mut newcomer, Duration::from_secs(2)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    let metrics = node.server.metrics();
+    assert_eq!(metrics.connections_refused.load(Ordering::Relaxed), 1);
+    assert!(
+        metrics
+            .connections_evicted
+            .values()
+            .all(|c| c.load(Ordering::Relaxed) == 0)
+    );
+    for mut s in busy {
+        let answer = read_until_closed(&mut s, Duration::from_secs(10)).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_that_do_not_read_make_room_and_reading_ones_are_kept() {
+    let node = TestNode::start(RpcConfig {
+        connections_max: 6,
+        connections_per_ip_max: 8,
+        // Pings every 200 ms: a client silent for 400 ms does not read.
+        ws_ping_interval_ms: 200,
+        idle_timeout_ms: 30_000,
+        ..RpcConfig::default()
+    })
+    .await;
+    let addr = node.server.local_addr();
+    let metrics = node.server.metrics();
+    // Two subscribers that read (the client answers pings).
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let c = Client::connect(&node.ws()).await.unwrap();
+        let sub = c.subscribe_new_blocks().await.unwrap();
+        readers.push((c, sub));
+    }
+    // Four that subscribe 8 times each, then read nothing, not even pings.
+    let mut stuck = Vec::new();
+    for i in 0..4u8 {
+        let mut ws = RawWs::connect_from([127, 0, 3, 1 + i], addr).await;
+        for id in 0..8 {
+            ws.send(&format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"subscribe_new_blocks","params":[]}}"#
+            ))
+            .await;
+            let answer = ws.next_text().await.unwrap();
+            assert!(answer.contains("\"result\""), "{answer}");
+        }
+        stuck.push(ws);
+    }
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+
+    // Every slot is taken; each new subscriber (reading) takes the place
+    // of one that does not read.
+    for _ in 0..4 {
+        let c = Client::connect(&node.ws()).await.unwrap_or_else(|e| {
+            let evicted: Vec<_> = metrics
+                .connections_evicted
+                .iter()
+                .map(|(k, v)| (k, v.load(Ordering::Relaxed)))
+                .collect();
+            panic!(
+                "{e}: per_ip {} full {} rate {} evicted {evicted:?}",
+                metrics.connections_refused_per_ip.load(Ordering::Relaxed),
+                metrics.connections_refused.load(Ordering::Relaxed),
+                metrics.rate_limited.load(Ordering::Relaxed)
+            )
+        });
+        let sub = c.subscribe_new_blocks().await.unwrap();
+        readers.push((c, sub));
+    }
+    assert_eq!(metrics.evicted_of("ws_not_reading"), 4);
+    for ws in &mut stuck {
+        let end = tokio::time::timeout(Duration::from_secs(5), ws.next_text()).await;
+        assert_eq!(end.unwrap(), None, "an evicted subscriber is closed");
+    }
+    // Now every connection is a reading subscriber: a newcomer gets 503.
+    let mut newcomer = connect_from([127, 0, 9, 1], addr).await;
+    let answer = read_until_closed(&mut newcomer, Duration::from_secs(2)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert_eq!(metrics.connections_refused.load(Ordering::Relaxed), 1);
+    // All six readers still get their blocks.
+    node.commit().await;
+    for (_, sub) in &mut readers {
+        let block = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(block.header.height, 1);
+    }
 }

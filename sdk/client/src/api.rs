@@ -671,15 +671,15 @@ pub trait SteleApi {
     async fn get_status(&self) -> RpcResult<StatusInfo>;
 
     /// Every committed block (WebSocket).
-    #[subscription(name = "subscribe_new_blocks" => "new_block", unsubscribe = "unsubscribe_new_blocks", item = NewBlock)]
+    #[subscription(name = "subscribe_new_blocks" => "new_block", unsubscribe = "unsubscribe_new_blocks", with_extensions, item = NewBlock)]
     async fn subscribe_new_blocks(&self) -> SubscriptionResult;
 
     /// Contract events of committed blocks matching `filter` (WebSocket).
-    #[subscription(name = "subscribe_events" => "event", unsubscribe = "unsubscribe_events", item = EventLog)]
+    #[subscription(name = "subscribe_events" => "event", unsubscribe = "unsubscribe_events", with_extensions, item = EventLog)]
     async fn subscribe_events(&self, filter: EventFilter) -> SubscriptionResult;
 
     /// A transaction's status until it commits (WebSocket).
-    #[subscription(name = "subscribe_tx_status" => "tx_status", unsubscribe = "unsubscribe_tx_status", item = TxStatus)]
+    #[subscription(name = "subscribe_tx_status" => "tx_status", unsubscribe = "unsubscribe_tx_status", with_extensions, item = TxStatus)]
     async fn subscribe_tx_status(&self, hash: Hash) -> SubscriptionResult;
 }
 

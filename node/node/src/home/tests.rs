@@ -280,6 +280,8 @@ fn the_metrics_endpoint_exports_the_rpc_counters() {
         "stele_rpc_oversized_requests_total",
         "stele_rpc_calls_total{method=\"get_status\"}",
         "stele_rpc_connections_refused_total{reason=\"per_ip\"}",
+        "stele_rpc_connections_evicted_total{reason=\"incomplete_request\"}",
+        "stele_rpc_connections_evicted_total{reason=\"ws_not_reading\"}",
         "stele_rpc_subscriptions_active",
     ] {
         assert_eq!(sample(&before, name), Some(0), "{name}: {before}");

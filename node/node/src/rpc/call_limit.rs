@@ -28,6 +28,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use stele_client::api::codes;
 
+use super::conn::Activity;
 use super::errors::err;
 use super::rate::RateLimiter;
 use super::server::RpcMetrics;
@@ -173,7 +174,13 @@ where
         let mut prepaid = client.map_or(0, |c| c.prepaid);
         let allowed = self.allow(client, cost, &mut prepaid);
         let service = self.service.clone();
+        // A call in flight keeps its WebSocket from being evicted.
+        let call = request
+            .extensions()
+            .get::<Arc<Activity>>()
+            .map(Activity::call);
         async move {
+            let _call = call;
             if !allowed {
                 return MethodResponse::error(request.id(), limited(cost));
             }
@@ -197,7 +204,14 @@ where
             }
         }
         let service = self.service.clone();
-        async move { service.batch(batch).await }
+        let call = batch
+            .extensions()
+            .get::<Arc<Activity>>()
+            .map(Activity::call);
+        async move {
+            let _call = call;
+            service.batch(batch).await
+        }
     }
 
     fn notification<'a>(

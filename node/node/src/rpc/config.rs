@@ -20,7 +20,9 @@ pub struct RpcConfig {
     pub response_bytes_max: u32,
     /// Most calls in one batch; 0 disables batches.
     pub batch_max: u32,
-    /// Most open connections.
+    /// Most open connections. When all are open, a new connection takes
+    /// the slot of the least useful open one (docs/rpc.md, "Connection
+    /// eviction"); it gets HTTP 503 only when every one is busy.
     pub connections_max: u32,
     /// Most open connections from one IP address, checked before a slot of
     /// `connections_max` is taken; beyond, a new connection gets HTTP 429

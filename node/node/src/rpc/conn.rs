@@ -8,20 +8,30 @@
 //! once upgraded to WebSocket, nothing read (not even a pong to the
 //! server's pings) for `idle_timeout_ms` (a dead or stuck peer).
 //!
+//! Timeouts alone do not keep slots free from a client that reconnects as
+//! soon as it is closed, so when all `connections_max` slots are taken a
+//! newcomer does not simply get 503: the least useful open connection is
+//! closed in its place ([`Eviction`] lists the candidates in the order
+//! they go). A connection with an HTTP request being served, or a
+//! WebSocket that reads what it is sent and holds a subscription or has a
+//! call in flight, is never closed for a newcomer; only when every
+//! connection is like that is the newcomer refused.
+//!
 //! An "address" here is what one client controls ([`ConnKey`]): an IPv4
 //! address, or an IPv6 /64, since a host is given a whole /64 and can
 //! connect from any of its 2^64 addresses.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Why a connection was refused at accept.
@@ -80,94 +90,287 @@ impl std::fmt::Display for ConnKey {
     }
 }
 
+/// The wider block a [`ConnKey`] belongs to, for choosing whom to close
+/// for a newcomer: an IPv4 /24 or an IPv6 /48 (what one site or one
+/// rented server range usually holds), so that an attacker spread over
+/// many addresses of one network loses its connections first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Subnet {
+    V4([u8; 3]),
+    /// The first 48 bits of the address.
+    V6Prefix48(u64),
+}
+
+impl Subnet {
+    pub(crate) fn of(key: ConnKey) -> Subnet {
+        match key {
+            ConnKey::V4([a, b, c, _]) => Subnet::V4([a, b, c]),
+            ConnKey::V6Prefix64(p) => Subnet::V6Prefix48(p >> 16),
+        }
+    }
+}
+
+/// Why an open connection was closed to admit a newcomer, in the order
+/// the kinds go: every connection of a kind before any of the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Eviction {
+    /// An HTTP connection whose request has not fully arrived: no complete
+    /// first request head yet, or a request body still arriving (a slow
+    /// body is no better than a slow head). Oldest first.
+    IncompleteRequest,
+    /// An HTTP keep-alive connection with no request in flight (or with an
+    /// answer its client does not read). Longest idle first.
+    IdleKeepAlive,
+    /// A WebSocket whose client does not read: a write to it has been
+    /// pending for `write_stalled`, or it has not even answered a ping for
+    /// `ws_silent`. Its calls and subscriptions do not protect it: nothing
+    /// they produce reaches the client. Longest silent first.
+    WsNotReading,
+    /// A WebSocket that reads but holds no subscription and has no call in
+    /// flight. Longest unused first.
+    WsIdle,
+}
+
+impl Eviction {
+    pub(crate) const ALL: [Eviction; 4] = [
+        Eviction::IncompleteRequest,
+        Eviction::IdleKeepAlive,
+        Eviction::WsNotReading,
+        Eviction::WsIdle,
+    ];
+
+    /// The `reason` label of `rpc_connections_evicted_total`.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Eviction::IncompleteRequest => "incomplete_request",
+            Eviction::IdleKeepAlive => "idle_keep_alive",
+            Eviction::WsNotReading => "ws_not_reading",
+            Eviction::WsIdle => "ws_idle",
+        }
+    }
+}
+
+/// When a WebSocket counts as not reading ([`Eviction::WsNotReading`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EvictPolicy {
+    /// Nothing read from the client for this long: it has missed a ping
+    /// (two ping intervals; a reading client answers every ping).
+    pub(crate) ws_silent: Duration,
+    /// A write to the client pending this long: its receive window and our
+    /// send buffer are full.
+    pub(crate) write_stalled: Duration,
+}
+
+impl EvictPolicy {
+    /// The policy for pings every `ws_ping_interval`.
+    pub(crate) fn new(ws_ping_interval: Duration) -> Self {
+        EvictPolicy {
+            ws_silent: ws_ping_interval.saturating_mul(2),
+            write_stalled: Duration::from_millis(WRITE_STALLED_MS),
+        }
+    }
+}
+
+/// A write pending this long means the client has stopped reading: an
+/// honest client drains a burst of notifications in well under a second.
+const WRITE_STALLED_MS: u64 = 1_000;
+
+/// An open connection that may be closed for a newcomer, and its rank
+/// (lowest goes first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Candidate {
+    id: u64,
+    why: Eviction,
+    /// Oldest (or longest idle) first within a kind.
+    since: Instant,
+    subnet_conns: u32,
+    key_conns: u32,
+}
+
+impl Candidate {
+    /// The kind first; then, from the network (/24, /48) and then the
+    /// address holding the most connections, so that many connections
+    /// from one place lose before a lone client's; then the oldest.
+    fn rank(&self) -> (Eviction, Reverse<u32>, Reverse<u32>, Instant, u64) {
+        (
+            self.why,
+            Reverse(self.subnet_conns),
+            Reverse(self.key_conns),
+            self.since,
+            self.id,
+        )
+    }
+}
+
+/// Open connections by address ([`ConnKey`]) and network ([`Subnet`]).
+#[derive(Debug, Default)]
+struct Table {
+    /// Only addresses with an open connection: at most `connections_max`.
+    per_key: HashMap<ConnKey, u32>,
+    per_subnet: HashMap<Subnet, u32>,
+    /// Every admitted connection not yet dropped or evicted, by id.
+    open: HashMap<u64, (ConnKey, Arc<Activity>)>,
+    next_id: u64,
+}
+
+impl Table {
+    fn insert(&mut self, key: ConnKey, activity: Arc<Activity>) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        *self.per_key.entry(key).or_insert(0) += 1;
+        *self.per_subnet.entry(Subnet::of(key)).or_insert(0) += 1;
+        self.open.insert(id, (key, activity));
+        id
+    }
+
+    /// Forgets connection `id`; its activity if it was still counted.
+    fn remove(&mut self, id: u64) -> Option<Arc<Activity>> {
+        let (key, activity) = self.open.remove(&id)?;
+        fn dec<K: Eq + std::hash::Hash>(map: &mut HashMap<K, u32>, k: K) {
+            if let Some(n) = map.get_mut(&k) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(&k);
+                }
+            }
+        }
+        dec(&mut self.per_key, key);
+        dec(&mut self.per_subnet, Subnet::of(key));
+        Some(activity)
+    }
+
+    /// The connection to close for a newcomer, if any may be closed. One
+    /// pass over the open connections (at most `connections_max`), made
+    /// only when all slots are taken.
+    fn victim(&self, now: Instant, policy: &EvictPolicy) -> Option<Candidate> {
+        self.open
+            .iter()
+            .filter_map(|(&id, (key, activity))| {
+                let (why, since) = activity.evictable(now, policy)?;
+                Some(Candidate {
+                    id,
+                    why,
+                    since,
+                    subnet_conns: self.per_subnet.get(&Subnet::of(*key)).copied().unwrap_or(0),
+                    key_conns: self.per_key.get(key).copied().unwrap_or(0),
+                })
+            })
+            .min_by_key(Candidate::rank)
+    }
+}
+
+/// A connection admitted by [`ConnLimits::admit`].
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    pub(crate) slot: ConnSlot,
+    /// The open connection closed to make room for this one, and why.
+    pub(crate) evicted: Option<Eviction>,
+}
+
 /// Open connections by address ([`ConnKey`]), and the global slots.
 #[derive(Debug)]
 pub(crate) struct ConnLimits {
+    connections_max: usize,
     per_ip_max: u32,
-    /// Only addresses with an open connection: at most `connections_max`.
-    open: Mutex<HashMap<ConnKey, u32>>,
-    slots: Arc<Semaphore>,
+    policy: EvictPolicy,
+    table: Mutex<Table>,
 }
 
 impl ConnLimits {
-    pub(crate) fn new(connections_max: u32, per_ip_max: u32) -> Self {
+    pub(crate) fn new(connections_max: u32, per_ip_max: u32, policy: EvictPolicy) -> Self {
         ConnLimits {
+            connections_max: connections_max as usize,
             per_ip_max,
-            open: Mutex::new(HashMap::new()),
-            slots: Arc::new(Semaphore::new(connections_max as usize)),
+            policy,
+            table: Mutex::new(Table::default()),
         }
     }
 
-    /// Admits a connection from `ip`: its address's ([`ConnKey`]) cap
-    /// first, then a global slot. Both are given back when the slot is
-    /// dropped.
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnSlot, Refusal> {
-        let key = ConnKey::of(ip);
-        // A poisoned map only holds counts; keep using it.
-        let mut open = self
-            .open
+    fn table(&self) -> MutexGuard<'_, Table> {
+        // A poisoned table only holds counts and handles; keep using it.
+        self.table
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = open.get(&key).copied().unwrap_or(0);
-        if n >= self.per_ip_max {
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Admits a connection from `ip`: its address's ([`ConnKey`]) cap
+    /// first, then a global slot; when none is free, the least useful open
+    /// connection ([`Eviction`]) is closed and its slot given to this one.
+    /// The slot is given back when dropped.
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, Refusal> {
+        let key = ConnKey::of(ip);
+        let mut table = self.table();
+        if table.per_key.get(&key).copied().unwrap_or(0) >= self.per_ip_max {
             return Err(Refusal::PerIp);
         }
-        let permit = self
-            .slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Refusal::Full)?;
-        open.insert(key, n + 1);
-        Ok(ConnSlot {
-            limits: self.clone(),
-            key,
-            _permit: permit,
+        let mut evicted = None;
+        if table.open.len() >= self.connections_max {
+            let victim = table
+                .victim(Instant::now(), &self.policy)
+                .ok_or(Refusal::Full)?;
+            if let Some(activity) = table.remove(victim.id) {
+                // Its socket ends at once (reads see EOF, writes fail); its
+                // slot is this newcomer's from now on.
+                activity.close();
+            }
+            evicted = Some(victim.why);
+        }
+        let activity = Arc::new(Activity::new());
+        let id = table.insert(key, activity.clone());
+        Ok(Admitted {
+            slot: ConnSlot {
+                limits: self.clone(),
+                id,
+                activity,
+            },
+            evicted,
         })
     }
 
     /// Connections open from `ip`.
     #[cfg(test)]
     fn open_from(&self, ip: IpAddr) -> u32 {
-        self.open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.table()
+            .per_key
             .get(&ConnKey::of(ip))
             .copied()
             .unwrap_or(0)
     }
 }
 
-/// An admitted connection's place; given back on drop.
+/// An admitted connection's place; given back on drop (unless it was
+/// given to a newcomer when this connection was evicted).
 #[derive(Debug)]
 pub(crate) struct ConnSlot {
     limits: Arc<ConnLimits>,
-    key: ConnKey,
-    _permit: OwnedSemaphorePermit,
+    id: u64,
+    activity: Arc<Activity>,
 }
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
-        let mut open = self
-            .limits
-            .open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = open.get_mut(&self.key) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                open.remove(&self.key);
-            }
-        }
+        self.limits.table().remove(self.id);
     }
 }
 
-/// What the watchdog knows of one connection.
+/// What the watchdog, and the choice of a connection to close for a
+/// newcomer, know of one connection.
 #[derive(Debug)]
 pub(crate) struct Activity {
     born: Instant,
     /// Milliseconds after `born` when the idle clock was last reset.
     last_ms: AtomicU64,
+    /// Milliseconds after `born` when a request or call last started or
+    /// ended (or the upgrade to WebSocket).
+    used_ms: AtomicU64,
+    /// Milliseconds after `born` since when a write has been pending;
+    /// `NOT_STALLED` when the last write went through.
+    stalled_ms: AtomicU64,
     in_flight: AtomicU32,
+    /// HTTP requests in flight whose body is still arriving.
+    receiving: AtomicU32,
+    /// Open subscriptions of a WebSocket.
+    subscriptions: AtomicU32,
     served: AtomicBool,
     websocket: AtomicBool,
     closed: AtomicBool,
@@ -177,12 +380,18 @@ pub(crate) struct Activity {
     gone: Notify,
 }
 
+const NOT_STALLED: u64 = u64::MAX;
+
 impl Activity {
     fn new() -> Self {
         Activity {
             born: Instant::now(),
             last_ms: AtomicU64::new(0),
+            used_ms: AtomicU64::new(0),
+            stalled_ms: AtomicU64::new(NOT_STALLED),
             in_flight: AtomicU32::new(0),
+            receiving: AtomicU32::new(0),
+            subscriptions: AtomicU32::new(0),
             served: AtomicBool::new(false),
             websocket: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -191,9 +400,20 @@ impl Activity {
         }
     }
 
+    fn now_ms(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.born + Duration::from_millis(ms)
+    }
+
     fn touch(&self) {
-        let ms = self.born.elapsed().as_millis() as u64;
-        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+        self.last_ms.fetch_max(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn used(&self) {
+        self.used_ms.fetch_max(self.now_ms(), Ordering::Relaxed);
     }
 
     /// Marks a request as in flight until the guard is dropped.
@@ -201,7 +421,31 @@ impl Activity {
         self.served.store(true, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.touch();
+        self.used();
         InFlight(self.clone())
+    }
+
+    /// Marks the request in flight as still receiving its body until the
+    /// guard is dropped: until then it does not protect its connection.
+    pub(crate) fn receiving(self: &Arc<Self>) -> Receiving {
+        self.receiving.fetch_add(1, Ordering::Relaxed);
+        Receiving(self.clone())
+    }
+
+    /// Marks a WebSocket call (or an HTTP call, already in flight) as in
+    /// flight until the guard is dropped. Unlike [`Activity::request`] it
+    /// leaves the idle clock alone: a WebSocket's is what it reads.
+    pub(crate) fn call(self: &Arc<Self>) -> Call {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.used();
+        Call(self.clone())
+    }
+
+    /// Counts an open subscription until the guard is dropped.
+    pub(crate) fn subscribed(self: &Arc<Self>) -> Subscribed {
+        self.subscriptions.fetch_add(1, Ordering::Relaxed);
+        self.used();
+        Subscribed(self.clone())
     }
 
     /// The connection is now a WebSocket: from here on, reads keep it
@@ -209,6 +453,44 @@ impl Activity {
     pub(crate) fn upgraded(&self) {
         self.websocket.store(true, Ordering::Relaxed);
         self.touch();
+        self.used();
+    }
+
+    /// Whether this connection may be closed for a newcomer, why, and
+    /// since when it has been so (the earliest goes first); see
+    /// [`Eviction`].
+    fn evictable(&self, now: Instant, policy: &EvictPolicy) -> Option<(Eviction, Instant)> {
+        if self.is_closed() {
+            return None;
+        }
+        let in_flight = self.in_flight.load(Ordering::Relaxed);
+        let last = self.at(self.last_ms.load(Ordering::Relaxed));
+        if self.websocket.load(Ordering::Relaxed) {
+            let stalled = match self.stalled_ms.load(Ordering::Relaxed) {
+                NOT_STALLED => None,
+                ms => Some(self.at(ms)).filter(|&t| now >= t + policy.write_stalled),
+            };
+            let silent = (now >= last + policy.ws_silent).then_some(last);
+            if let Some(since) = [stalled, silent].into_iter().flatten().min() {
+                return Some((Eviction::WsNotReading, since));
+            }
+            if in_flight == 0 && self.subscriptions.load(Ordering::Relaxed) == 0 {
+                let since = self.at(self.used_ms.load(Ordering::Relaxed));
+                return Some((Eviction::WsIdle, since));
+            }
+            return None;
+        }
+        if !self.served.load(Ordering::Relaxed) {
+            return Some((Eviction::IncompleteRequest, self.born));
+        }
+        if self.receiving.load(Ordering::Relaxed) > 0 {
+            let since = self.at(self.used_ms.load(Ordering::Relaxed));
+            return Some((Eviction::IncompleteRequest, since));
+        }
+        if in_flight == 0 {
+            return Some((Eviction::IdleKeepAlive, last));
+        }
+        None
     }
 
     /// When the connection is idle enough to close, given the timeouts;
@@ -263,6 +545,36 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.0.touch();
+        self.0.used();
+    }
+}
+
+/// A request whose body is still arriving.
+pub(crate) struct Receiving(Arc<Activity>);
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        self.0.receiving.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A call in flight.
+pub(crate) struct Call(Arc<Activity>);
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.used();
+    }
+}
+
+/// An open subscription.
+pub(crate) struct Subscribed(Arc<Activity>);
+
+impl Drop for Subscribed {
+    fn drop(&mut self) {
+        self.0.subscriptions.fetch_sub(1, Ordering::Relaxed);
+        self.0.used();
     }
 }
 
@@ -284,7 +596,7 @@ impl<S> Watched<S> {
         header_timeout: Duration,
         idle_timeout: Duration,
     ) -> (Self, Arc<Activity>) {
-        let activity = Arc::new(Activity::new());
+        let activity = slot.activity.clone();
         tokio::spawn(watchdog(activity.clone(), header_timeout, idle_timeout));
         let watched = Watched {
             inner,
@@ -306,6 +618,10 @@ async fn watchdog(activity: Arc<Activity>, header: Duration, idle: Duration) {
     // timeout below the header timeout): look again at least this often.
     let tick = header.min(idle);
     loop {
+        if activity.is_closed() {
+            // Evicted for a newcomer.
+            return;
+        }
         let now = Instant::now();
         let wake = match activity.deadline(header, idle) {
             Some(at) if at <= now => {
@@ -326,7 +642,7 @@ async fn watchdog(activity: Arc<Activity>, header: Duration, idle: Duration) {
 fn aborted() -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::ConnectionAborted,
-        "closed by the server: idle",
+        "closed by the server: idle, or evicted for a new connection",
     )
 }
 
@@ -361,6 +677,25 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         }
         self.activity.park(1, cx);
         let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        match res {
+            Poll::Pending => {
+                let now = self.activity.now_ms();
+                // Only the first pending write after one that went through
+                // starts the stall.
+                let _ = self.activity.stalled_ms.compare_exchange(
+                    NOT_STALLED,
+                    now,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+            Poll::Ready(Ok(n)) if n > 0 => {
+                self.activity
+                    .stalled_ms
+                    .store(NOT_STALLED, Ordering::Relaxed);
+            }
+            Poll::Ready(_) => {}
+        }
         // An HTTP answer still being written keeps its connection; a
         // WebSocket peer proves it is alive by what it sends instead.
         if matches!(res, Poll::Ready(Ok(n)) if n > 0)
@@ -387,20 +722,223 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 mod tests {
     use super::*;
 
+    fn limits(connections_max: u32, per_ip_max: u32) -> Arc<ConnLimits> {
+        Arc::new(ConnLimits::new(
+            connections_max,
+            per_ip_max,
+            EvictPolicy::new(Duration::from_millis(500)),
+        ))
+    }
+
+    /// Admits a connection from `ip` and gives it a request in flight, so
+    /// that it cannot be evicted.
+    fn admit_busy(limits: &Arc<ConnLimits>, ip: IpAddr) -> (ConnSlot, InFlight) {
+        let admitted = limits.admit(ip).expect("admitted");
+        assert_eq!(admitted.evicted, None);
+        let busy = admitted.slot.activity.request();
+        (admitted.slot, busy)
+    }
+
     #[test]
     fn the_address_cap_is_checked_before_a_global_slot_is_taken() {
-        let limits = Arc::new(ConnLimits::new(3, 2));
+        let limits = limits(3, 2);
         let a: IpAddr = [10, 0, 0, 1].into();
         let b: IpAddr = [10, 0, 0, 2].into();
-        let a1 = limits.admit(a).expect("first");
-        let _a2 = limits.admit(a).expect("second");
+        let a1 = admit_busy(&limits, a);
+        let _a2 = admit_busy(&limits, a);
         assert_eq!(limits.admit(a).err(), Some(Refusal::PerIp));
         // The refused third connection took no global slot.
-        let _b1 = limits.admit(b).expect("another address");
+        let _b1 = admit_busy(&limits, b);
         assert_eq!(limits.admit(b).err(), Some(Refusal::Full));
         drop(a1);
         assert_eq!(limits.open_from(a), 1);
-        let _b2 = limits.admit(b).expect("a freed slot");
+        let _b2 = admit_busy(&limits, b);
+    }
+
+    fn at(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn candidates_go_by_kind_then_crowded_network_then_age() {
+        let t0 = Instant::now();
+        let c = |id, why, since_ms, subnet_conns, key_conns| Candidate {
+            id,
+            why,
+            since: at(t0, since_ms),
+            subnet_conns,
+            key_conns,
+        };
+        let pick = |cands: &[Candidate]| cands.iter().min_by_key(|c| c.rank()).map(|c| c.id);
+        // A head-less connection goes before an older idle keep-alive, and
+        // that before any WebSocket.
+        assert_eq!(
+            pick(&[
+                c(1, Eviction::WsIdle, 0, 9, 9),
+                c(2, Eviction::WsNotReading, 0, 9, 9),
+                c(3, Eviction::IdleKeepAlive, 0, 1, 1),
+                c(4, Eviction::IncompleteRequest, 50, 1, 1),
+            ]),
+            Some(4)
+        );
+        assert_eq!(
+            pick(&[
+                c(1, Eviction::WsIdle, 0, 9, 9),
+                c(2, Eviction::WsNotReading, 10, 1, 1),
+            ]),
+            Some(2)
+        );
+        // Within a kind: a lone newcomer is kept while a crowded /24 has a
+        // candidate, however new that one is.
+        assert_eq!(
+            pick(&[
+                c(1, Eviction::IncompleteRequest, 0, 1, 1),
+                c(2, Eviction::IncompleteRequest, 90, 25, 1),
+            ]),
+            Some(2)
+        );
+        // Then the crowded address, then the oldest.
+        assert_eq!(
+            pick(&[
+                c(1, Eviction::IncompleteRequest, 0, 25, 1),
+                c(2, Eviction::IncompleteRequest, 90, 25, 5),
+            ]),
+            Some(2)
+        );
+        assert_eq!(
+            pick(&[
+                c(1, Eviction::IdleKeepAlive, 90, 3, 3),
+                c(2, Eviction::IdleKeepAlive, 10, 3, 3),
+            ]),
+            Some(2)
+        );
+        assert_eq!(pick(&[]), None);
+    }
+
+    #[test]
+    fn subnets_are_ipv4_24s_and_ipv6_48s() {
+        let net = |s: &str| Subnet::of(ConnKey::of(ip(s)));
+        assert_eq!(net("192.0.2.7"), net("192.0.2.200"));
+        assert_ne!(net("192.0.2.7"), net("192.0.3.7"));
+        assert_eq!(net("::ffff:192.0.2.7"), net("192.0.2.9"));
+        assert_eq!(net("2001:db8:1:2::1"), net("2001:db8:1:ffff::1"));
+        assert_ne!(net("2001:db8:1:2::1"), net("2001:db8:2:2::1"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_server_closes_the_least_useful_connection_for_a_newcomer() {
+        let limits = limits(4, 4);
+        let attacker: IpAddr = [10, 0, 0, 1].into();
+        // A busy connection, an answered keep-alive, and two that never
+        // sent a request, the second from a crowded address.
+        let (_busy, _in_flight) = admit_busy(&limits, [10, 0, 1, 1].into());
+        let keep_alive = limits.admit([10, 0, 2, 1].into()).expect("admitted");
+        drop(keep_alive.slot.activity.request());
+        let lone = limits.admit([10, 0, 3, 1].into()).expect("admitted");
+        tokio::time::advance(Duration::from_millis(10)).await;
+        let silent = limits.admit(attacker).expect("admitted");
+        assert_eq!(limits.table().open.len(), 4);
+
+        // Every network holds one connection: the newcomer takes the
+        // oldest head-less one, `lone`.
+        let first = limits.admit(attacker).expect("evicts");
+        assert_eq!(first.evicted, Some(Eviction::IncompleteRequest));
+        assert!(lone.slot.activity.is_closed());
+        assert!(!silent.slot.activity.is_closed());
+        assert_eq!(limits.open_from([10, 0, 3, 1].into()), 0);
+        // Dropping the evicted socket later gives back nothing twice.
+        drop(lone);
+        assert_eq!(limits.table().open.len(), 4);
+
+        // Now the attacker's address holds two head-less connections: its
+        // own newest goes before the keep-alive.
+        let second = limits.admit([10, 0, 4, 1].into()).expect("evicts");
+        assert_eq!(second.evicted, Some(Eviction::IncompleteRequest));
+        assert!(silent.slot.activity.is_closed() != first.slot.activity.is_closed());
+        assert_eq!(limits.open_from(attacker), 1);
+        assert!(!keep_alive.slot.activity.is_closed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_protects_its_connection_and_a_slow_body_does_not() {
+        let limits = limits(2, 2);
+        let (_busy, _in_flight) = admit_busy(&limits, [10, 0, 1, 1].into());
+        let slow = limits.admit([10, 0, 2, 1].into()).expect("admitted");
+        let request = slow.slot.activity.request();
+        let body = slow.slot.activity.receiving();
+        tokio::time::advance(Duration::from_secs(5)).await;
+        // The body is still arriving: it goes.
+        let newcomer = limits.admit([10, 0, 3, 1].into()).expect("evicts");
+        assert_eq!(newcomer.evicted, Some(Eviction::IncompleteRequest));
+        assert!(slow.slot.activity.is_closed());
+        drop((body, request));
+        // The newcomer's request is in flight: nothing is left to evict.
+        let _newcomer_busy = newcomer.slot.activity.request();
+        assert_eq!(
+            limits.admit([10, 0, 4, 1].into()).err(),
+            Some(Refusal::Full)
+        );
+    }
+
+    /// A WebSocket connection admitted from `ip`, upgraded.
+    fn websocket(limits: &Arc<ConnLimits>, ip: [u8; 4]) -> Admitted {
+        let admitted = limits.admit(ip.into()).expect("admitted");
+        drop(admitted.slot.activity.request());
+        admitted.slot.activity.upgraded();
+        admitted
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reading_subscriber_is_kept_and_a_silent_or_unused_websocket_is_not() {
+        let limits = limits(3, 3);
+        let reading = websocket(&limits, [10, 0, 1, 1]);
+        let _sub = reading.slot.activity.subscribed();
+        let silent = websocket(&limits, [10, 0, 2, 1]);
+        let _silent_sub = silent.slot.activity.subscribed();
+        let unused = websocket(&limits, [10, 0, 3, 1]);
+        // 600 ms: the reading one answered a ping (a read), the others
+        // did not; the silent one has missed two ping intervals after
+        // 1 s.
+        tokio::time::advance(Duration::from_millis(600)).await;
+        reading.slot.activity.touch();
+        tokio::time::advance(Duration::from_millis(600)).await;
+        reading.slot.activity.touch();
+        unused.slot.activity.touch();
+        let first = limits.admit([10, 0, 4, 1].into()).expect("evicts");
+        assert_eq!(first.evicted, Some(Eviction::WsNotReading));
+        assert!(silent.slot.activity.is_closed());
+        let _first_busy = first.slot.activity.request();
+        let second = limits.admit([10, 0, 5, 1].into()).expect("evicts");
+        assert_eq!(second.evicted, Some(Eviction::WsIdle));
+        assert!(unused.slot.activity.is_closed());
+        let _second_busy = second.slot.activity.request();
+        assert_eq!(
+            limits.admit([10, 0, 6, 1].into()).err(),
+            Some(Refusal::Full)
+        );
+        assert!(!reading.slot.activity.is_closed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_websocket_whose_writes_stall_is_not_reading() {
+        let limits = limits(1, 1);
+        let ws = websocket(&limits, [10, 0, 1, 1]);
+        let _sub = ws.slot.activity.subscribed();
+        ws.slot
+            .activity
+            .stalled_ms
+            .store(ws.slot.activity.now_ms(), Ordering::Relaxed);
+        // Its pongs still arrive, but a write has been pending for 1 s.
+        tokio::time::advance(Duration::from_millis(400)).await;
+        ws.slot.activity.touch();
+        assert_eq!(
+            limits.admit([10, 0, 2, 1].into()).err(),
+            Some(Refusal::Full)
+        );
+        tokio::time::advance(Duration::from_millis(700)).await;
+        ws.slot.activity.touch();
+        let newcomer = limits.admit([10, 0, 2, 1].into()).expect("evicts");
+        assert_eq!(newcomer.evicted, Some(Eviction::WsNotReading));
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -433,7 +971,7 @@ mod tests {
 
     #[test]
     fn one_ipv6_64_shares_one_address_cap() {
-        let limits = Arc::new(ConnLimits::new(8, 2));
+        let limits = limits(8, 2);
         let _a = limits.admit(ip("2001:db8::1")).expect("first");
         let _b = limits.admit(ip("2001:db8::2")).expect("second");
         assert_eq!(
@@ -448,18 +986,19 @@ mod tests {
 
     #[test]
     fn the_map_forgets_addresses_without_connections() {
-        let limits = Arc::new(ConnLimits::new(8, 8));
+        let limits = limits(8, 8);
         let a: IpAddr = [10, 0, 0, 1].into();
         drop(limits.admit(a).expect("admitted"));
         assert_eq!(limits.open_from(a), 0);
-        assert!(limits.open.lock().expect("lock").is_empty());
+        let table = limits.table();
+        assert!(table.per_key.is_empty() && table.per_subnet.is_empty() && table.open.is_empty());
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_connection_is_closed_and_one_in_flight_is_not() {
         use tokio::io::AsyncReadExt;
-        let limits = Arc::new(ConnLimits::new(8, 8));
-        let slot = limits.admit([10, 0, 0, 1].into()).expect("admitted");
+        let limits = limits(8, 8);
+        let slot = limits.admit([10, 0, 0, 1].into()).expect("admitted").slot;
         let (_client, server) = tokio::io::duplex(64);
         let header = Duration::from_millis(100);
         let idle = Duration::from_millis(1_000);
@@ -480,8 +1019,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_without_a_first_request_is_closed_at_the_header_timeout() {
-        let limits = Arc::new(ConnLimits::new(8, 8));
-        let slot = limits.admit([10, 0, 0, 1].into()).expect("admitted");
+        let limits = limits(8, 8);
+        let slot = limits.admit([10, 0, 0, 1].into()).expect("admitted").slot;
         let (_client, server) = tokio::io::duplex(64);
         let (_watched, activity) = Watched::new(
             server,

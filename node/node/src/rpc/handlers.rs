@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLockReadGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonrpsee::core::{RpcResult, SubscriptionResult, async_trait};
-use jsonrpsee::{PendingSubscriptionSink, SubscriptionSink};
+use jsonrpsee::{Extensions, PendingSubscriptionSink, SubscriptionSink};
 use serde::Serialize;
 use stele_client::api::*;
 use stele_state::{CommittedView, State, StateRead};
@@ -18,6 +18,7 @@ use stele_vm::CallTrace;
 
 use super::RpcContext;
 use super::config::RpcConfig;
+use super::conn::{Activity, Subscribed};
 use super::errors::{self, err, internal, invalid, not_found, too_large};
 use super::estimate;
 use super::events::EventScan;
@@ -362,15 +363,24 @@ impl Handler {
         })
     }
 
+    /// Accepts a subscription of the connection whose request carried
+    /// `ext`.
     async fn accept(
         &self,
         pending: PendingSubscriptionSink,
+        ext: &Extensions,
     ) -> Option<(SubscriptionSink, SubGuard)> {
         // Counted before the client can learn the subscription id.
         self.metrics
             .active_subscriptions
             .fetch_add(1, Ordering::Relaxed);
-        let guard = SubGuard(self.metrics.clone());
+        // A subscription keeps its connection from being evicted while the
+        // client reads.
+        let held = ext.get::<Arc<Activity>>().map(Activity::subscribed);
+        let guard = SubGuard {
+            metrics: self.metrics.clone(),
+            _held: held,
+        };
         let sink = pending.accept().await.ok()?;
         Some((sink, guard))
     }
@@ -395,12 +405,18 @@ fn block_page(b: CommittedBlock, txs_from: u32, budget: usize) -> RpcResult<Bloc
     }
 }
 
-/// Counts an open subscription until dropped.
-struct SubGuard(Arc<RpcMetrics>);
+/// Counts an open subscription until dropped, in the metrics and on its
+/// connection.
+struct SubGuard {
+    metrics: Arc<RpcMetrics>,
+    _held: Option<Subscribed>,
+}
 
 impl Drop for SubGuard {
     fn drop(&mut self) {
-        self.0.active_subscriptions.fetch_sub(1, Ordering::Relaxed);
+        self.metrics
+            .active_subscriptions
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -995,10 +1011,14 @@ impl SteleApiServer for Handler {
         self.track("get_status", Ok(status))
     }
 
-    async fn subscribe_new_blocks(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+    async fn subscribe_new_blocks(
+        &self,
+        pending: PendingSubscriptionSink,
+        ext: &Extensions,
+    ) -> SubscriptionResult {
         self.metrics.call("subscribe_new_blocks");
         let mut feed = self.feed()?;
-        let Some((sink, _guard)) = self.accept(pending).await else {
+        let Some((sink, _guard)) = self.accept(pending, ext).await else {
             return Ok(());
         };
         loop {
@@ -1020,6 +1040,7 @@ impl SteleApiServer for Handler {
     async fn subscribe_events(
         &self,
         pending: PendingSubscriptionSink,
+        ext: &Extensions,
         filter: EventFilter,
     ) -> SubscriptionResult {
         self.metrics.call("subscribe_events");
@@ -1030,7 +1051,7 @@ impl SteleApiServer for Handler {
             return Ok(());
         }
         let mut feed = self.feed()?;
-        let Some((sink, _guard)) = self.accept(pending).await else {
+        let Some((sink, _guard)) = self.accept(pending, ext).await else {
             return Ok(());
         };
         loop {
@@ -1061,12 +1082,13 @@ impl SteleApiServer for Handler {
     async fn subscribe_tx_status(
         &self,
         pending: PendingSubscriptionSink,
+        ext: &Extensions,
         hash: Hash,
     ) -> SubscriptionResult {
         self.metrics.call("subscribe_tx_status");
         let mut feed = self.feed()?;
         let now = self.tx_status(&hash).await?;
-        let Some((sink, _guard)) = self.accept(pending).await else {
+        let Some((sink, _guard)) = self.accept(pending, ext).await else {
             return Ok(());
         };
         let committed = now.state == TxState::Committed;

@@ -23,7 +23,7 @@ use tower::Service;
 
 use super::call_limit::{CallLimitLayer, ClientIp, CostModel};
 use super::config::{RpcConfig, RpcConfigError};
-use super::conn::{Activity, ConnLimits, Refusal, Watched};
+use super::conn::{Activity, Admitted, ConnLimits, EvictPolicy, Eviction, Refusal, Watched};
 use super::handlers::Handler;
 use super::oversize::{OVERSIZE_LOG_INTERVAL_MS, OversizeLog};
 use super::pool::ExecPool;
@@ -89,6 +89,10 @@ pub struct RpcMetrics {
     /// Connections refused because their address had
     /// `connections_per_ip_max` open.
     pub connections_refused_per_ip: AtomicU64,
+    /// Open connections closed to admit a newcomer while `connections_max`
+    /// were open, by reason (`incomplete_request`, `idle_keep_alive`,
+    /// `ws_not_reading`, `ws_idle`; every reason is present).
+    pub connections_evicted: BTreeMap<&'static str, AtomicU64>,
     /// Open WebSocket subscriptions.
     pub active_subscriptions: AtomicU64,
     /// Subscriptions ended because the subscriber fell too far behind.
@@ -107,6 +111,10 @@ impl RpcMetrics {
             rate_limited: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
             connections_refused_per_ip: AtomicU64::new(0),
+            connections_evicted: Eviction::ALL
+                .iter()
+                .map(|e| (e.label(), AtomicU64::new(0)))
+                .collect(),
             active_subscriptions: AtomicU64::new(0),
             subscriptions_lagged: AtomicU64::new(0),
             http_requests: AtomicU64::new(0),
@@ -118,6 +126,20 @@ impl RpcMetrics {
         if let Some(c) = self.requests.get(method) {
             c.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    fn evicted(&self, why: Eviction) {
+        if let Some(c) = self.connections_evicted.get(why.label()) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Connections evicted for `reason` so far (a label of
+    /// `connections_evicted`).
+    pub fn evicted_of(&self, reason: &str) -> u64 {
+        self.connections_evicted
+            .get(reason)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     /// Calls of `method` so far.
@@ -301,7 +323,11 @@ async fn serve(
     let server_config = ServerConfig::builder()
         .max_request_body_size(config.body_bytes_max)
         .max_response_body_size(config.response_bytes_max)
-        .max_connections(config.connections_max)
+        // Our own admission (`conn`) enforces `connections_max`. An evicted
+        // connection gives its slot to the newcomer at once but takes a
+        // moment to end inside jsonrpsee, so jsonrpsee's own count (a
+        // backstop, answering 429) needs room for those too.
+        .max_connections(config.connections_max.saturating_mul(2))
         .max_subscriptions_per_connection(config.subscriptions_per_connection_max)
         .set_message_buffer_capacity(config.ws_buffer_messages_max)
         .set_batch_request_config(batch)
@@ -359,6 +385,7 @@ async fn serve(
     let connections = Arc::new(ConnLimits::new(
         config.connections_max,
         config.connections_per_ip_max,
+        EvictPolicy::new(Duration::from_millis(config.ws_ping_interval_ms)),
     ));
     let header_timeout = Duration::from_millis(config.request_header_timeout_ms);
     let idle_timeout = Duration::from_millis(config.idle_timeout_ms);
@@ -377,7 +404,13 @@ async fn serve(
                 _ = stop_handle.clone().shutdown() => break,
             };
             let slot = match connections.admit(remote.ip()) {
-                Ok(slot) => slot,
+                Ok(Admitted { slot, evicted }) => {
+                    if let Some(why) = evicted {
+                        front.metrics.evicted(why);
+                        tracing::debug!(%remote, reason = why.label(), "rpc: closed a connection to admit a new one");
+                    }
+                    slot
+                }
                 Err(refusal) => {
                     let counter = match refusal {
                         Refusal::PerIp => &front.metrics.connections_refused_per_ip,
@@ -510,9 +543,12 @@ impl Front {
                     ip: remote.ip(),
                     prepaid: u32::from(!upgrade),
                 });
+                // A WebSocket's calls and subscriptions report to it.
+                req.extensions_mut().insert(activity.clone());
                 let req = if upgrade || req.method() != Method::POST {
                     req.map(HttpBody::new)
                 } else {
+                    let _receiving = activity.receiving();
                     match self.read_body(remote, req).await {
                         Ok(req) => req,
                         Err(refused) => return Ok(refused),
