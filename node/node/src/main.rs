@@ -226,6 +226,8 @@ fn testnet(n: usize, out: &Path, chain_id: u64, base_port: u16, accounts: usize)
 
 fn reset(home: &Path, yes: bool) -> Res {
     let config = NodeConfig::load(&config_path(home)).map_err(|e| e.to_string())?;
+    // Never under a running node: held until the data is gone.
+    let _lock = home::HomeLock::acquire(home).map_err(|e| e.to_string())?;
     let data = &config.node.data_dir;
     if !data.exists() {
         println!("nothing to delete: {} does not exist", data.display());

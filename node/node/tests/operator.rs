@@ -144,6 +144,12 @@ fn a_second_node_on_a_running_home_is_told_so_and_piped_logs_have_no_colour_code
         !err.contains('\u{1b}'),
         "colour codes in a piped log: {err}"
     );
+    // Nor may a reset delete the data under the running node.
+    let reset = run(&["reset", "--home", home, "--yes"]);
+    let err = text(&reset.stderr);
+    assert!(!reset.status.success(), "{err}");
+    assert!(err.contains("another stele-node is using"), "{err}");
+    assert!(Path::new(home).join("data").exists());
 }
 
 #[test]

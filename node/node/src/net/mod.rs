@@ -15,7 +15,7 @@ mod service;
 pub mod testing;
 mod tls;
 
-pub use admission::Refusal;
+pub use admission::{Refusal, source_of};
 pub use config::NetConfig;
 pub use frame::Channel;
 pub use handshake::HandshakeError;

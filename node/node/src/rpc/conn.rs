@@ -62,7 +62,7 @@ impl Refusal {
 /// it arrives IPv4-mapped, `::ffff:a.b.c.d`, on a dual-stack socket), or
 /// the /64 prefix of an IPv6 address, the smallest block a host is
 /// normally assigned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum ConnKey {
     V4([u8; 4]),
     /// The first 64 bits of the address.
@@ -70,13 +70,12 @@ pub(crate) enum ConnKey {
 }
 
 impl ConnKey {
+    /// The key of `ip`: the source the QUIC transport counts handshakes
+    /// against too ([`crate::net::source_of`]).
     pub(crate) fn of(ip: IpAddr) -> ConnKey {
-        match ip {
+        match crate::net::source_of(ip) {
             IpAddr::V4(v4) => ConnKey::V4(v4.octets()),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => ConnKey::V4(v4.octets()),
-                None => ConnKey::V6Prefix64((v6.to_bits() >> 64) as u64),
-            },
+            IpAddr::V6(v6) => ConnKey::V6Prefix64((v6.to_bits() >> 64) as u64),
         }
     }
 }

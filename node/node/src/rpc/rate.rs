@@ -1,4 +1,4 @@
-//! Per-IP token buckets. Checked before a request is read, so a flood
+//! Per-address token buckets (an IPv4 address or an IPv6 /64). Checked before a request is read, so a flood
 //! costs the node a map lookup per request and nothing else; and a byte
 //! budget per IP on every connection's socket, so a client streaming
 //! WebSocket frames is slowed down before its frames are even read.
@@ -12,19 +12,23 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::conn::ConnKey;
+
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     tokens: f64,
     at: Instant,
 }
 
-/// Token buckets by IP address, at most `ips_max` of them.
+/// Token buckets by client address (an IPv4 address or an IPv6 /64, as
+/// [`ConnKey`] counts them: a host holds a whole /64), at most `ips_max` of
+/// them.
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
     rate_per_s: f64,
     burst: f64,
     ips_max: usize,
-    buckets: Mutex<BTreeMap<IpAddr, Bucket>>,
+    buckets: Mutex<BTreeMap<ConnKey, Bucket>>,
 }
 
 impl RateLimiter {
@@ -42,18 +46,19 @@ impl RateLimiter {
     /// while the budget lasts). An address the full table cannot track
     /// waits a whole second.
     pub(crate) fn take(&self, ip: IpAddr, amount: f64, now: Instant) -> Duration {
+        let key = ConnKey::of(ip);
         let mut buckets = self
             .buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !buckets.contains_key(&ip) && buckets.len() >= self.ips_max {
+        if !buckets.contains_key(&key) && buckets.len() >= self.ips_max {
             let full_after = self.burst / self.rate_per_s;
             buckets.retain(|_, b| now.duration_since(b.at).as_secs_f64() < full_after);
             if buckets.len() >= self.ips_max {
                 return Duration::from_secs(1);
             }
         }
-        let bucket = buckets.entry(ip).or_insert(Bucket {
+        let bucket = buckets.entry(key).or_insert(Bucket {
             tokens: self.burst,
             at: now,
         });
@@ -76,12 +81,13 @@ impl RateLimiter {
     /// otherwise.
     pub(crate) fn allow_n(&self, ip: IpAddr, n: u32, now: Instant) -> bool {
         let n = f64::from(n);
+        let key = ConnKey::of(ip);
         // A poisoned map only holds buckets; keep using it.
         let mut buckets = self
             .buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !buckets.contains_key(&ip) && buckets.len() >= self.ips_max {
+        if !buckets.contains_key(&key) && buckets.len() >= self.ips_max {
             // Forget addresses whose bucket has refilled: they lose nothing.
             let full_after = self.burst / self.rate_per_s;
             buckets.retain(|_, b| now.duration_since(b.at).as_secs_f64() < full_after);
@@ -89,7 +95,7 @@ impl RateLimiter {
                 return false;
             }
         }
-        let bucket = buckets.entry(ip).or_insert(Bucket {
+        let bucket = buckets.entry(key).or_insert(Bucket {
             tokens: self.burst,
             at: now,
         });
@@ -182,6 +188,26 @@ mod tests {
         assert!(r.allow(b, t), "another address has its own bucket");
         assert!(!r.allow(a, t + Duration::from_millis(50)));
         assert!(r.allow(a, t + Duration::from_millis(150)));
+    }
+
+    #[test]
+    fn one_ipv6_64_shares_one_bucket_and_mapped_ipv4_is_its_ipv4() {
+        let r = RateLimiter::new(10, 20, 100);
+        let t = Instant::now();
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!((0..15).filter(|_| r.allow(a, t)).count(), 15);
+        // The rest of the same /64's budget, whatever the address.
+        assert_eq!((0..15).filter(|_| r.allow(b, t)).count(), 5);
+        assert!(r.allow(other, t), "another /64 has its own bucket");
+        let v4: IpAddr = [10, 0, 0, 7].into();
+        let mapped: IpAddr = "::ffff:10.0.0.7".parse().unwrap();
+        assert_eq!((0..20).filter(|_| r.allow(v4, t)).count(), 20);
+        assert!(
+            !r.allow(mapped, t),
+            "an IPv4-mapped address is its IPv4 address"
+        );
     }
 
     #[test]
