@@ -424,6 +424,10 @@ impl Node {
             .message_bytes_max
             .max(2 * rcfg.limits.payload_bytes_max);
         let msg_limits = rcfg.limits.clone();
+        let horizon = precheck::Horizon {
+            views_ahead: rcfg.views_ahead_max,
+            window_seqs: rcfg.window_seqs,
+        };
         let (mut wal, mut records) = Wal::open(&state, &msg_limits).map_err(storage)?;
         let mut losses = Vec::new();
         let mark = check_mark(&opts.data_dir, &state, &wal, &mut losses)?;
@@ -578,6 +582,7 @@ impl Node {
             genesis.chain_id,
             genesis.validators.clone(),
             msg_limits.clone(),
+            horizon,
             shared.metrics.precheck.clone(),
         );
         let progress = {

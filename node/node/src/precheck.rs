@@ -12,6 +12,16 @@
 //! never reaches the driver. The replica stays a pure state machine: what
 //! it sees is the same as before, only sooner.
 //!
+//! What one peer can cost: at most [`VERIFY_PER_PEER_PER_S`] signature
+//! checks a second (a burst of [`VERIFY_PER_PEER_BURST`]), its messages'
+//! own and those inside their certificates; a message that would take more
+//! is dropped (`over_budget`) before anything is checked. An honest
+//! validator sends a few messages per block and a view change's
+//! certificates carry at most a few hundred signatures, well inside it.
+//! And a vote for a view or a sequence so far ahead that the replica would
+//! drop it (twice its buffering horizon, so a slightly old reading of the
+//! replica's progress never drops a useful one) is dropped unchecked.
+//!
 //! The signatures inside certificates (the votes of a VIEW-CHANGE's proofs,
 //! the VIEW-CHANGEs of a NEW-VIEW) are checked here too, once the message's
 //! own signature is good, and recorded the same way; a recorded vote is not
@@ -53,6 +63,10 @@ const SEEN_GENERATION_SPAN: Duration = Duration::from_secs(2);
 /// Verified signatures waiting for the replica; past it, the oldest are
 /// forgotten (the replica then checks those itself).
 const VERIFIED_MAX: usize = 65_536;
+/// Signature checks one peer's messages may cost per second (~0.2-0.4 of a
+/// core at 50-100 us each), and in a burst.
+pub const VERIFY_PER_PEER_PER_S: f64 = 4_000.0;
+pub const VERIFY_PER_PEER_BURST: f64 = 16_000.0;
 
 /// Why the pre-check dropped a consensus message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,16 +86,23 @@ pub enum PrecheckDrop {
     Stale,
     /// The signature does not verify.
     BadSignature,
+    /// A PRE-PREPARE, PREPARE or COMMIT for a view or sequence far beyond
+    /// what the replica buffers.
+    Ahead,
+    /// Its signature checks would exceed the sending peer's budget.
+    OverBudget,
 }
 
 impl PrecheckDrop {
-    pub const ALL: [PrecheckDrop; 6] = [
+    pub const ALL: [PrecheckDrop; 8] = [
         PrecheckDrop::Oversized,
         PrecheckDrop::Duplicate,
         PrecheckDrop::Malformed,
         PrecheckDrop::NonValidator,
         PrecheckDrop::Stale,
         PrecheckDrop::BadSignature,
+        PrecheckDrop::Ahead,
+        PrecheckDrop::OverBudget,
     ];
 
     pub fn name(self) -> &'static str {
@@ -92,6 +113,8 @@ impl PrecheckDrop {
             PrecheckDrop::NonValidator => "non_validator",
             PrecheckDrop::Stale => "stale",
             PrecheckDrop::BadSignature => "bad_signature",
+            PrecheckDrop::Ahead => "ahead",
+            PrecheckDrop::OverBudget => "over_budget",
         }
     }
 }
@@ -99,7 +122,7 @@ impl PrecheckDrop {
 /// Counters of the pre-check, read by the metrics endpoint.
 #[derive(Debug, Default)]
 pub struct PrecheckCounters {
-    dropped: [AtomicU64; 6],
+    dropped: [AtomicU64; 8],
     verified: AtomicU64,
 }
 
@@ -175,13 +198,31 @@ struct Candidate {
 /// One signature to check: the signer's key, the digest, the signature.
 type Signed = (PublicKey, Hash, Signature);
 
+/// How far ahead of its progress the replica buffers votes: views past
+/// its own, sequences past its low watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Horizon {
+    pub views_ahead: u64,
+    pub window_seqs: u64,
+}
+
+/// Per peer, the signature checks it may still cost now.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    tokens: f64,
+    at: Instant,
+}
+
 /// The cheap checks, in order of cost.
 #[derive(Debug)]
 pub struct Precheck {
     chain_id: u64,
     validators: ValidatorSet,
     limits: MessageLimits,
+    horizon: Horizon,
     seen: Seen,
+    /// By peer (validators only: the transport admits no one else).
+    budgets: BTreeMap<stele_types::Address, Budget>,
     counters: Arc<PrecheckCounters>,
 }
 
@@ -190,15 +231,37 @@ impl Precheck {
         chain_id: u64,
         validators: ValidatorSet,
         limits: MessageLimits,
+        horizon: Horizon,
         counters: Arc<PrecheckCounters>,
     ) -> Precheck {
         Precheck {
             chain_id,
             validators,
             limits,
+            horizon,
             seen: Seen::new(Instant::now()),
+            budgets: BTreeMap::new(),
             counters,
         }
+    }
+
+    /// Takes `checks` signature checks from `peer`'s budget; false (taking
+    /// nothing) if it has not that many left.
+    fn spend(&mut self, peer: stele_types::Address, checks: usize, now: Instant) -> bool {
+        let budget = self.budgets.entry(peer).or_insert(Budget {
+            tokens: VERIFY_PER_PEER_BURST,
+            at: now,
+        });
+        let elapsed = now.saturating_duration_since(budget.at).as_secs_f64();
+        budget.tokens =
+            (budget.tokens + elapsed * VERIFY_PER_PEER_PER_S).min(VERIFY_PER_PEER_BURST);
+        budget.at = now;
+        let cost = checks as f64;
+        if budget.tokens < cost {
+            return false;
+        }
+        budget.tokens -= cost;
+        true
     }
 
     /// Runs the cheap checks on one consensus message; what is left to do
@@ -223,11 +286,14 @@ impl Precheck {
         let Ok(m) = SignedMessage::decode(&payload, &self.limits) else {
             return fail(PrecheckDrop::Malformed);
         };
-        let Some(validator) = self.validators.get(m.signer as usize) else {
+        let Some(key) = self.validators.get(m.signer as usize).map(|v| v.public_key) else {
             return fail(PrecheckDrop::NonValidator);
         };
         if is_stale(&m.message, progress) {
             return fail(PrecheckDrop::Stale);
+        }
+        if is_far_ahead(&m.message, progress, self.horizon) {
+            return fail(PrecheckDrop::Ahead);
         }
         let mut embedded = Vec::new();
         // For a view below its own the replica never looks inside (it
@@ -241,9 +307,13 @@ impl Precheck {
         if current {
             embedded_signatures(&m.message, self.chain_id, &self.validators, &mut embedded);
         }
+        if !self.spend(from, 1 + embedded.len(), now) {
+            self.counters.record_drop(PrecheckDrop::OverBudget);
+            return None;
+        }
         Some(Candidate {
             from,
-            key: validator.public_key,
+            key,
             digest: m.message.digest(self.chain_id),
             signature: m.signature,
             embedded,
@@ -316,6 +386,19 @@ fn is_stale(m: &Message, p: Progress) -> bool {
         Message::PrePrepare(pp) => pp.view < p.view || pp.seq <= p.stable,
         Message::Prepare(pr) => pr.view < p.view || pr.seq <= p.stable,
         Message::Commit(c) => c.view < p.view || c.seq <= p.stable.max(p.committed),
+        Message::Checkpoint(_) | Message::ViewChange(_) | Message::NewView(_) => false,
+    }
+}
+
+/// Whether `m` is a vote for a view or sequence beyond twice what the
+/// replica buffers (it drops them; the margin covers a stale `p`).
+fn is_far_ahead(m: &Message, p: Progress, h: Horizon) -> bool {
+    let view_max = p.view.saturating_add(h.views_ahead.saturating_mul(2));
+    let seq_max = p.stable.saturating_add(h.window_seqs.saturating_mul(2));
+    match m {
+        Message::PrePrepare(pp) => pp.view > view_max || pp.seq > seq_max,
+        Message::Prepare(pr) => pr.view > view_max || pr.seq > seq_max,
+        Message::Commit(c) => c.view > view_max || c.seq > seq_max,
         Message::Checkpoint(_) | Message::ViewChange(_) | Message::NewView(_) => false,
     }
 }
@@ -596,6 +679,10 @@ mod tests {
     use stele_types::{SecretKey, Validator};
 
     const CHAIN: u64 = 5;
+    const HORIZON: Horizon = Horizon {
+        views_ahead: 8,
+        window_seqs: 32,
+    };
 
     fn keys() -> Vec<SecretKey> {
         (1..=4u8)
@@ -666,7 +753,7 @@ mod tests {
     fn start(set: &ValidatorSet, progress: Progress) -> Harness {
         let counters = Arc::new(PrecheckCounters::default());
         let verified = Arc::new(VerifiedSignatures::default());
-        let check = Precheck::new(CHAIN, set.clone(), limits(set), counters.clone());
+        let check = Precheck::new(CHAIN, set.clone(), limits(set), HORIZON, counters.clone());
         let (to_pipeline, rx) = mpsc::channel(1024);
         let (tx, from_pipeline) = mpsc::channel(1024);
         tokio::spawn(run(check, verified.clone(), move || progress, rx, tx));
@@ -687,6 +774,55 @@ mod tests {
             }
         }
         out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn votes_far_ahead_are_dropped_without_a_signature_check() {
+        let keys = keys();
+        let set = set(&keys);
+        let progress = Progress {
+            view: 3,
+            stable: 8,
+            committed: 10,
+        };
+        let mut h = start(&set, progress);
+        // The replica buffers views 3..=11 and sequences 9..=40; the
+        // pre-check drops only beyond twice that (views past 19, sequences
+        // past 72).
+        let near = signed(&keys, &set, 1, prepare(19, 72));
+        for p in [
+            signed(&keys, &set, 1, prepare(20, 11)),
+            signed(&keys, &set, 2, commit(3, 73)),
+            near.clone(),
+        ] {
+            h.to_pipeline.send(consensus(p)).await.unwrap();
+        }
+        assert_eq!(delivered(&mut h, 1).await, vec![near]);
+        assert_eq!(h.counters.dropped(PrecheckDrop::Ahead), 2);
+        assert_eq!(h.counters.verified(), 1);
+    }
+
+    #[test]
+    fn a_peer_may_cost_its_budget_of_signature_checks_and_no_more() {
+        let keys = keys();
+        let set = set(&keys);
+        let counters = Arc::new(PrecheckCounters::default());
+        let mut p = Precheck::new(CHAIN, set, limits_for_budget(), HORIZON, counters);
+        let (a, b) = (keys[0].address(), keys[1].address());
+        let t = Instant::now();
+        let burst = VERIFY_PER_PEER_BURST as usize;
+        assert!(p.spend(a, burst, t));
+        assert!(!p.spend(a, 1, t), "the burst is spent");
+        assert!(p.spend(b, 100, t), "another peer has its own budget");
+        // A second refills the per-second rate, and no more is taken.
+        let later = t + Duration::from_secs(1);
+        assert!(!p.spend(a, VERIFY_PER_PEER_PER_S as usize + 1, later));
+        assert!(p.spend(a, VERIFY_PER_PEER_PER_S as usize, later));
+        assert!(!p.spend(a, 1, later));
+    }
+
+    fn limits_for_budget() -> MessageLimits {
+        limits(&set(&keys()))
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -759,8 +895,10 @@ mod tests {
             .collect();
         for (i, good) in honest.iter().enumerate() {
             for j in 0..30u64 {
-                // Distinct bytes, so each forgery costs a check.
-                let mut forged = signed(&keys, &set, 1, prepare(0, 1000 + i as u64 * 30 + j));
+                // Distinct bytes, so each forgery costs a check (and
+                // inside the horizon, so none is dropped unchecked).
+                let n = i as u64 * 30 + j;
+                let mut forged = signed(&keys, &set, 1, prepare(n / 64, 1 + n % 64));
                 let at = forged.len() - 60;
                 forged[at] ^= 1;
                 h.to_pipeline.send(consensus(forged)).await.unwrap();

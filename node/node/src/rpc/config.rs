@@ -45,8 +45,13 @@ pub struct RpcConfig {
     pub ws_buffer_messages_max: u32,
     /// The kernel send buffer of each connection (`SO_SNDBUF`; Linux
     /// doubles it), which bounds what a client that stops reading pins in
-    /// kernel memory and how soon its subscriptions fall behind; 0 keeps
-    /// the OS default (autotuned, up to 4 MiB on Linux).
+    /// kernel memory and how soon its subscriptions fall behind (and its
+    /// connection becomes the first to close for a newcomer when every
+    /// slot is taken); 0 keeps the OS default (autotuned, up to 4 MiB on
+    /// Linux: 2 GiB of kernel memory over 512 connections, and a
+    /// subscriber that never reads looks like a reader for minutes).
+    /// 256 KiB by default: a 16 MiB answer still streams at several MB/s
+    /// over a 100 ms round trip.
     pub send_buffer_bytes: usize,
     /// Stored bytes of missed blocks a lagging subscription reads ahead
     /// from the store at a time (at least one block is read).
@@ -115,7 +120,7 @@ impl Default for RpcConfig {
             ws_ping_interval_ms: 20_000,
             subscriptions_per_connection_max: 64,
             ws_buffer_messages_max: 256,
-            send_buffer_bytes: 0,
+            send_buffer_bytes: 256 << 10,
             subscription_backlog_bytes_max: 4 << 20,
             subscription_lag_blocks_max: 1_024,
             rate_per_ip_per_s: 200,
