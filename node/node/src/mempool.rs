@@ -156,6 +156,35 @@ pub enum AdmitError {
     Full { got: u64 },
 }
 
+impl AdmitError {
+    /// Whether the submitter could have known better: the transaction
+    /// can never be admitted as sent (it does not decode, is for another
+    /// chain, is not validly signed, its sender cannot pay, its gas is
+    /// out of bounds). The RPC charges these as a flood would cost. A busy
+    /// pool or sender, a nonce already used or a duplicate (a wallet's
+    /// resend) are not.
+    pub fn is_submitters_fault(&self) -> bool {
+        match self {
+            AdmitError::TooLarge { .. }
+            | AdmitError::Malformed(_)
+            | AdmitError::WrongChain { .. }
+            | AdmitError::BadSignature(_)
+            | AdmitError::NotSignedBy(_)
+            | AdmitError::InsufficientFunds { .. }
+            | AdmitError::GasLimitOverBlock { .. }
+            | AdmitError::GasBelowIntrinsic { .. }
+            | AdmitError::GasPriceTooLow { .. } => true,
+            AdmitError::AlreadyKnown(_)
+            | AdmitError::NonceTooLow { .. }
+            | AdmitError::NonceTooHigh { .. }
+            | AdmitError::ReplacementUnderpriced { .. }
+            | AdmitError::SenderFull { .. }
+            | AdmitError::GappedBytesOver { .. }
+            | AdmitError::Full { .. } => false,
+        }
+    }
+}
+
 impl From<TxError> for AdmitError {
     fn from(e: TxError) -> Self {
         match e {

@@ -2185,3 +2185,85 @@ async fn subscribers_that_do_not_read_make_room_and_reading_ones_are_kept() {
         assert_eq!(block.header.height, 1);
     }
 }
+
+/// One POST from `source` on its own connection: the status line and the
+/// body.
+async fn post_status(source: [u8; 4], addr: std::net::SocketAddr, body: &str) -> (String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut s = connect_from(source, addr).await;
+    let request = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let text = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    let (head, answer) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.lines().next().unwrap_or("").to_string();
+    (status, answer.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_submissions_cost_ten_tokens_and_admitted_ones_one() {
+    let node = TestNode::start(RpcConfig {
+        rate_per_ip_per_s: 1,
+        rate_burst: 20,
+        ..RpcConfig::default()
+    })
+    .await;
+    let addr = node.server.local_addr();
+    let submit = |tx: SignedTransaction| {
+        let raw = hex::encode(&tx.to_bytes());
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"send_transaction","params":["{raw}"]}}"#)
+    };
+    let transfer = |from: &SecretKey, nonce: u64| {
+        Transaction {
+            chain_id: CHAIN,
+            nonce,
+            gas_limit: 30_000,
+            gas_price: 1,
+            payload: TxPayload::Transfer {
+                to: key(9).address(),
+                amount: 1,
+            },
+        }
+        .sign(from)
+    };
+    // Validly signed by accounts that hold nothing: each refusal costs its
+    // call's token and 9 more, so two spend the whole burst of 20 and the
+    // address is turned away at the door.
+    for _ in 0..2 {
+        let (status, body) = post_status(
+            [127, 0, 0, 3],
+            addr,
+            &submit(transfer(&SecretKey::generate(), 0)),
+        )
+        .await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        assert!(
+            body.contains(&codes::TX_INSUFFICIENT_FUNDS.to_string()),
+            "{body}"
+        );
+    }
+    let (status, _) = post_status(
+        [127, 0, 0, 3],
+        addr,
+        r#"{"jsonrpc":"2.0","id":1,"method":"get_status","params":[]}"#,
+    )
+    .await;
+    assert!(status.starts_with("HTTP/1.1 429"), "{status}");
+    // A funded account's admitted transfers cost one token each: ten pass
+    // and the address still has budget left.
+    for nonce in 0..10 {
+        let (status, body) =
+            post_status([127, 0, 0, 4], addr, &submit(transfer(&key(1), nonce))).await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        assert!(body.contains("\"result\""), "{body}");
+    }
+    let (status, _) = post_status(
+        [127, 0, 0, 4],
+        addr,
+        r#"{"jsonrpc":"2.0","id":1,"method":"get_status","params":[]}"#,
+    )
+    .await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+}

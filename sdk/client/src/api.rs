@@ -572,7 +572,7 @@ pub trait SteleApi {
     /// the account that signed it: the transaction is rejected
     /// (`TX_NOT_SIGNED_BY`) if it did not, and a busy sender's
     /// transactions are checked in about half the time of a recovery.
-    #[method(name = "send_transaction")]
+    #[method(name = "send_transaction", with_extensions)]
     async fn send_transaction(&self, raw: Bytes, sender: Option<Address>) -> RpcResult<Hash>;
 
     /// A pending or committed transaction.

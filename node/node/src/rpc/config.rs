@@ -96,6 +96,13 @@ pub struct RpcConfig {
     /// Block-store reads waiting for a thread; beyond, calls fail with
     /// `BUSY`.
     pub read_queue_max: usize,
+    /// Threads checking submitted transactions (decoding, the signature,
+    /// the mempool's admission), so a flood of them takes at most these
+    /// cores.
+    pub admit_threads: usize,
+    /// Submitted transactions waiting for an admission thread; beyond,
+    /// `send_transaction` fails with `BUSY`.
+    pub admit_queue_max: usize,
     /// Longest `wait_for_receipt`.
     pub wait_for_receipt_timeout_ms_max: u64,
     /// Largest `list_storage` page.
@@ -136,6 +143,8 @@ impl Default for RpcConfig {
             exec_queue_max: 64,
             read_threads: 2,
             read_queue_max: 64,
+            admit_threads: 2,
+            admit_queue_max: 1_024,
             wait_for_receipt_timeout_ms_max: 60_000,
             list_storage_limit_max: 256,
             events_blocks_max: 10_000,
@@ -194,6 +203,7 @@ impl RpcConfig {
             ("exec_threads", self.exec_threads as u64),
             ("exec_queue_max", self.exec_queue_max as u64),
             ("read_threads", self.read_threads as u64),
+            ("admit_threads", self.admit_threads as u64),
             ("read_queue_max", self.read_queue_max as u64),
             (
                 "ws_buffer_messages_max",

@@ -17,6 +17,7 @@ use stele_types::{
 use stele_vm::CallTrace;
 
 use super::RpcContext;
+use super::call_limit::ClientIp;
 use super::config::RpcConfig;
 use super::conn::{Activity, Subscribed};
 use super::errors::{self, err, internal, invalid, not_found, too_large};
@@ -24,6 +25,7 @@ use super::estimate;
 use super::events::EventScan;
 use super::feed::{Feed, FeedEnd, FeedLimits};
 use super::pool::{ExecPool, PoolError};
+use super::rate::RateLimiter;
 use super::server::RpcMetrics;
 use super::size::{self, ENVELOPE_BYTES, json_len};
 use crate::exec::{Applied, BlockEnv, StateBase, StateWorld, code_key};
@@ -39,6 +41,23 @@ const TX_STATUS_OVERHEAD: usize = 256;
 /// largest cursor.
 const STORAGE_PAGE_OVERHEAD: usize = 1024;
 
+/// Tokens a `send_transaction` refused for the caller's own fault (bytes
+/// that do not decode, another chain, a bad signature, a sender without
+/// the funds, ...) costs on top of its call's one: checking it was as much
+/// work as admitting it, and only a flood refuses that often.
+pub(crate) const REFUSED_SUBMISSION_TOKENS: u32 = 9;
+
+/// The thread pools of the RPC's heavy work.
+#[derive(Debug)]
+pub(crate) struct Pools {
+    /// Views, simulations and estimates.
+    pub(crate) exec: ExecPool,
+    /// Block-store reads (scans, blocks, receipts, subscription backlogs).
+    pub(crate) reads: ExecPool,
+    /// Checks of submitted transactions.
+    pub(crate) admits: ExecPool,
+}
+
 /// The server side of the API.
 pub(crate) struct Handler {
     config: RpcConfig,
@@ -47,6 +66,9 @@ pub(crate) struct Handler {
     pool: Arc<ExecPool>,
     /// Block-store reads (scans, blocks, receipts, subscription backlogs).
     reads: Arc<ExecPool>,
+    admits: Arc<ExecPool>,
+    /// The per-address call budget, charged again for refused submissions.
+    limiter: Arc<RateLimiter>,
 }
 
 impl Handler {
@@ -54,15 +76,17 @@ impl Handler {
         config: RpcConfig,
         ctx: RpcContext,
         metrics: Arc<RpcMetrics>,
-        pool: ExecPool,
-        reads: ExecPool,
+        pools: Pools,
+        limiter: Arc<RateLimiter>,
     ) -> Self {
         Handler {
             config,
             ctx,
             metrics,
-            pool: Arc::new(pool),
-            reads: Arc::new(reads),
+            pool: Arc::new(pools.exec),
+            reads: Arc::new(pools.reads),
+            admits: Arc::new(pools.admits),
+            limiter,
         }
     }
 
@@ -492,12 +516,38 @@ fn custom_section<'a>(wasm: &'a [u8], name: &str) -> Option<&'a [u8]> {
 
 #[async_trait]
 impl SteleApiServer for Handler {
-    async fn send_transaction(&self, raw: Bytes, sender: Option<Address>) -> RpcResult<Hash> {
+    async fn send_transaction(
+        &self,
+        ext: &Extensions,
+        raw: Bytes,
+        sender: Option<Address>,
+    ) -> RpcResult<Hash> {
         let submitter = self.ctx.submitter.clone();
-        let result = tokio::task::spawn_blocking(move || submitter.submit(&raw.0, sender))
+        let result = match self
+            .admits
+            .run(move || submitter.submit(&raw.0, sender))
             .await
-            .map_err(internal)
-            .and_then(|r| r.map_err(|e| errors::admit(&e)));
+        {
+            Ok(Ok(hash)) => Ok(hash),
+            Ok(Err(e)) => {
+                if e.is_submitters_fault()
+                    && let Some(client) = ext.get::<ClientIp>()
+                {
+                    // Debt is allowed: the address's next calls wait.
+                    self.limiter.take(
+                        client.ip,
+                        f64::from(REFUSED_SUBMISSION_TOKENS),
+                        std::time::Instant::now(),
+                    );
+                }
+                Err(errors::admit(&e))
+            }
+            Err(PoolError::Busy) => Err(err(
+                codes::BUSY,
+                "every transaction-check slot is busy; retry later".to_string(),
+            )),
+            Err(PoolError::Closed) => Err(internal("the admission pool is shut down")),
+        };
         self.track("send_transaction", result)
     }
 

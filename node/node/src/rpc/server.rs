@@ -24,7 +24,7 @@ use tower::Service;
 use super::call_limit::{CallLimitLayer, ClientIp, CostModel};
 use super::config::{RpcConfig, RpcConfigError};
 use super::conn::{Activity, Admitted, ConnLimits, EvictPolicy, Eviction, Refusal, Watched};
-use super::handlers::Handler;
+use super::handlers::{Handler, Pools};
 use super::oversize::{OVERSIZE_LOG_INTERVAL_MS, OversizeLog};
 use super::pool::ExecPool;
 use super::rate::{RateLimiter, Throttled};
@@ -51,6 +51,8 @@ pub enum RpcError {
 
 /// Stack of the block-read threads (decoding only, no contract code).
 const READ_THREAD_STACK_BYTES: usize = 4 << 20;
+/// Stack of an admission thread (decoding and checking a transaction).
+const ADMIT_THREAD_STACK_BYTES: usize = 2 << 20;
 
 /// Every method name, for the per-method counters.
 pub(crate) const METHODS: [&str; 19] = [
@@ -272,6 +274,13 @@ async fn serve(
         READ_THREAD_STACK_BYTES,
     )
     .map_err(RpcError::Threads)?;
+    // Admission is light work (no contract runs): the default stack.
+    let admits = ExecPool::new(
+        config.admit_threads,
+        config.admit_queue_max,
+        ADMIT_THREAD_STACK_BYTES,
+    )
+    .map_err(RpcError::Threads)?;
     let limiter = Arc::new(RateLimiter::new(
         config.rate_per_ip_per_s,
         config.rate_burst,
@@ -310,7 +319,17 @@ async fn serve(
         cost_max: config.rate_burst,
     });
     let mut commits = ctx.commits.subscribe();
-    let handler = Handler::new(config.clone(), ctx, metrics.clone(), pool, reads);
+    let handler = Handler::new(
+        config.clone(),
+        ctx,
+        metrics.clone(),
+        Pools {
+            exec: pool,
+            reads,
+            admits,
+        },
+        limiter.clone(),
+    );
     let module = handler.into_rpc();
     #[cfg(test)]
     let module = test_hooks::with_hooks(module);
