@@ -77,6 +77,11 @@ pub enum Attack {
     /// key; halfway through, the attacked validator restarts and must
     /// reconnect to its peers through the flood.
     HandshakeFlood,
+    /// Validator 3's node stops, nothing more: the reference the
+    /// Byzantine validator's phase is judged against (a Byzantine
+    /// validator is at least a missing one, and with one of four missing
+    /// every quorum needs all the others).
+    ValidatorDown,
     /// Validator 3's node stops and an attacker holding its key floods
     /// the other three with valid-looking garbage on every channel
     /// ([`crate::byzantine`]); validator 3 restarts after the phase.
@@ -93,6 +98,7 @@ impl Attack {
         Attack::IdleConnections,
         Attack::SlowSubscribers,
         Attack::HandshakeFlood,
+        Attack::ValidatorDown,
         Attack::ByzantineValidator,
     ];
 
@@ -106,6 +112,7 @@ impl Attack {
             Attack::IdleConnections => "idle_connections",
             Attack::SlowSubscribers => "slow_subscribers",
             Attack::HandshakeFlood => "handshake_flood",
+            Attack::ValidatorDown => "validator_down",
             Attack::ByzantineValidator => "byzantine_validator",
         }
     }
@@ -200,7 +207,8 @@ pub struct PhaseReport {
     pub phase: String,
     pub seconds: f64,
     pub honest: Honest,
-    /// Honest p50 over the baseline's.
+    /// Honest p50 over the baseline's (for the Byzantine validator, over
+    /// the phase with validator 3 missing, when it ran).
     pub p50_ratio: Option<f64>,
     pub blocks: u64,
     pub empty_blocks: u64,
@@ -596,6 +604,7 @@ async fn run_on(cluster: &mut Cluster, config: &SuiteConfig) -> Result<SuiteRepo
                 task = attack_rt
                     .spawn(async move { hostile_contracts(&target, txs, &counters).await });
             }
+            Some(Attack::ValidatorDown) => cluster.stop(BYZANTINE).await?,
             Some(Attack::ByzantineValidator) => {
                 cluster.stop(BYZANTINE).await?;
                 let home = cluster.root().join("net").join(format!("node{BYZANTINE}"));
@@ -641,6 +650,7 @@ async fn run_on(cluster: &mut Cluster, config: &SuiteConfig) -> Result<SuiteRepo
                         Attack::HandshakeFlood => handshakes(&target, &counters, &stop).await,
                         Attack::HostileContracts
                         | Attack::MempoolPinning
+                        | Attack::ValidatorDown
                         | Attack::ByzantineValidator => {}
                     }
                     Vec::new()
@@ -700,7 +710,10 @@ async fn run_on(cluster: &mut Cluster, config: &SuiteConfig) -> Result<SuiteRepo
                 Err(_) => notes.push("the attack did not stop within 30 s".into()),
             }
         }
-        if attack == Some(Attack::ByzantineValidator) {
+        if matches!(
+            attack,
+            Some(Attack::ValidatorDown | Attack::ByzantineValidator)
+        ) {
             cluster.restart(BYZANTINE).await?;
             memory
                 .lock()
@@ -763,7 +776,17 @@ async fn run_on(cluster: &mut Cluster, config: &SuiteConfig) -> Result<SuiteRepo
             .iter()
             .map(|k| k / 1024)
             .collect();
-        let baseline_p50 = reports.first().map(|r| r.honest.p50_ms);
+        // The Byzantine validator is judged against validator 3 simply
+        // missing, when that phase ran; everything else against the
+        // baseline.
+        let reference = match attack {
+            Some(Attack::ByzantineValidator) => reports
+                .iter()
+                .find(|r| r.phase == Attack::ValidatorDown.name())
+                .or(reports.first()),
+            _ => reports.first(),
+        };
+        let baseline_p50 = reference.map(|r| r.honest.p50_ms);
         let p50_ratio = baseline_p50
             .filter(|b| *b > 0.0 && (attack.is_some() || name == "baseline_after"))
             .map(|b| honest.p50_ms / b);
