@@ -20,7 +20,7 @@ use crate::load::{Rng, pick_node, send_to};
 /// Gas limit of a swap (two cross-contract token calls).
 pub const SWAP_GAS: u64 = 5_000_000;
 /// Gas limit of a deploy.
-const DEPLOY_GAS: u64 = 500_000_000;
+const DEPLOY_GAS: u64 = 300_000_000;
 /// Gas limit of a token call.
 const CALL_GAS: u64 = 2_000_000;
 

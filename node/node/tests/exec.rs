@@ -749,7 +749,8 @@ fn event_bytes_are_capped_per_transaction_and_per_block() {
         let n = (per_tx / (len + 32)) as u32;
         assert_eq!(u64::from(n) * (len + 32), per_tx);
         let emit = |from: u8, nonce: u64, n: u32, len: u64| {
-            call_with(from, nonce, contract, "emit", &[n, len as u32], 50_000_000)
+            // 18 of these fit a block's 400 M of gas limits.
+            call_with(from, nonce, contract, "emit", &[n, len as u32], 20_000_000)
         };
         let r = chain
             .apply(vec![emit(2, 0, n, len), emit(3, 0, n + 1, len)])
@@ -946,7 +947,8 @@ proptest::proptest! {
                 let deploy = Transaction {
                     chain_id: CHAIN,
                     nonce: 0,
-                    gas_limit: 1_000_000_000,
+                    // The whole block gas limit of a new chain.
+                    gas_limit: 400_000_000,
                     gas_price: 1,
                     payload: TxPayload::Deploy {
                         code: code.to_vec(),

@@ -281,7 +281,7 @@ fn hostile_contracts_under_load_never_stop_a_validator() {
 
         // The hostile contract first, so the attacks can call it.
         let code = wat::parse_str(HOSTILE).unwrap();
-        let (_, raw, _) = attacker.sign(tx(0, 500_000_000).deploy(code, vec![], 0));
+        let (_, raw, _) = attacker.sign(tx(0, 300_000_000).deploy(code, vec![], 0));
         let hash = client.send_transaction(&raw).await.unwrap();
         let deployed = client.wait_for_receipt(hash, 30_000).await.unwrap();
         let hostile = deployed.receipt.contract_address.expect("deployed");
@@ -317,7 +317,7 @@ fn hostile_contracts_under_load_never_stop_a_validator() {
                 (wat::parse_str(SEGMENT_BOMB).unwrap(), Failed),
                 (wat::parse_str(compile_bomb(2_000)).unwrap(), Failed),
             ] {
-                let (_, raw, _) = attacker.sign(tx(nonce, 500_000_000).deploy(code, vec![], 0));
+                let (_, raw, _) = attacker.sign(tx(nonce, 300_000_000).deploy(code, vec![], 0));
                 txs.push((raw, status));
                 nonce += 1;
             }
