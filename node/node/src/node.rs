@@ -51,7 +51,7 @@ use crate::mark::{DataLoss, Mark, MarkWriter};
 use crate::mempool::{
     AdmitError, BlockLimits, Mempool, MempoolConfig, VerifiedTx, verify_raw_as, verify_raw_batch,
 };
-use crate::metrics::NodeMetrics;
+use crate::metrics::{NodeMetrics, PeerGarbage};
 use crate::net::{Channel, Inbound, NetConfig, Network, PeerInfo};
 use crate::precheck::{self, Precheck, PrecheckedVerifier, VerifiedSignatures};
 use crate::sender_keys::SenderKeys;
@@ -959,6 +959,23 @@ async fn route_inbound(
     }
 }
 
+/// Why admission refused a gossiped transaction, if the reason marks it as
+/// garbage: an honest validator gossips only transactions it decoded and
+/// verified itself. Other refusals (nonce, funds, already known) happen to
+/// honest peers too and are not counted.
+fn gossip_garbage(e: &AdmitError) -> Option<PeerGarbage> {
+    match e {
+        AdmitError::TooLarge { .. } | AdmitError::Malformed(_) => {
+            Some(PeerGarbage::GossipUndecodable)
+        }
+        AdmitError::WrongChain { .. } => Some(PeerGarbage::GossipWrongChain),
+        AdmitError::BadSignature(_) | AdmitError::NotSignedBy(_) => {
+            Some(PeerGarbage::GossipBadSignature)
+        }
+        _ => None,
+    }
+}
+
 /// Admits gossiped transactions, at most [`GOSSIP_VERIFY_TASKS_MAX`]
 /// signature checks at a time; the rest wait in the queue rather than
 /// being dropped, so a burst of transactions submitted to backups still
@@ -982,17 +999,24 @@ async fn admit_gossip(shared: Arc<Shared>, mut rx: mpsc::Receiver<(Address, Vec<
         tokio::task::spawn_blocking(move || {
             let mut items = Vec::with_capacity(batch.len());
             let mut froms = Vec::with_capacity(batch.len());
+            let metrics = &shared.metrics;
             for (from, payload) in &batch {
                 match GossipTx::decode(payload) {
                     Some(tx) => {
                         items.push((tx.raw, tx.sender));
                         froms.push(from);
                     }
-                    None => debug!(%from, "malformed gossip"),
+                    None => {
+                        metrics.record_peer_garbage(PeerGarbage::GossipUndecodable);
+                        debug!(%from, "malformed gossip");
+                    }
                 }
             }
             for (from, result) in froms.into_iter().zip(shared.admit_batch(&items)) {
                 if let Err(e) = result {
+                    if let Some(garbage) = gossip_garbage(&e) {
+                        metrics.record_peer_garbage(garbage);
+                    }
                     debug!(%from, error = %e, "gossiped transaction not admitted");
                 }
             }
@@ -1364,13 +1388,17 @@ impl Driver {
                 request,
                 respond,
             } => {
+                let Some(req) = SyncRequest::decode(&request) else {
+                    self.shared
+                        .metrics
+                        .record_peer_garbage(PeerGarbage::SyncMalformed);
+                    debug!(%from, "malformed sync request");
+                    // Dropping `respond` closes the request stream.
+                    return Ok(());
+                };
                 let shared = self.shared.clone();
                 let bytes_max = self.sync_bytes_max;
                 tokio::task::spawn_blocking(move || {
-                    let Some(req) = SyncRequest::decode(&request) else {
-                        debug!(%from, "malformed sync request");
-                        return;
-                    };
                     let Ok(state) = shared.state.read() else {
                         return;
                     };
