@@ -104,6 +104,7 @@ pub struct NodeMetrics {
     precheck_dropped: Family<Labels, Gauge>,
     signatures_verified: Gauge,
     peer_garbage: [AtomicU64; 4],
+    budget_waits: Family<Labels, Gauge>,
     /// Set once the RPC server's counters are exported ([`Self::export_rpc`]).
     rpc_exported: OnceLock<()>,
 }
@@ -154,6 +155,7 @@ impl NodeMetrics {
             precheck_dropped: Family::default(),
             signatures_verified: Gauge::default(),
             peer_garbage: Default::default(),
+            budget_waits: Family::default(),
             rpc_exported: OnceLock::new(),
         };
         {
@@ -271,6 +273,11 @@ impl NodeMetrics {
                 m.dropped.clone(),
             );
             r.register(
+                "peer_budget_waits",
+                "Times a validator had to wait for its budget, by channel (sync: its block-sync request was over the sync budget)",
+                m.budget_waits.clone(),
+            );
+            r.register(
                 "handshakes_refused",
                 "Inbound connection attempts given no handshake slot, by reason (retry: answered with a QUIC Retry first)",
                 m.handshakes_refused.clone(),
@@ -364,6 +371,11 @@ impl NodeMetrics {
             self.dropped
                 .get_or_create(&vec![("reason", reason.name())])
                 .set(as_i64(self.peer_garbage(reason)));
+        }
+        for ch in Channel::ALL {
+            self.budget_waits
+                .get_or_create(&vec![("channel", ch.name())])
+                .set(as_i64(n.budget_waits(ch)));
         }
         for reason in PrecheckDrop::ALL {
             self.precheck_dropped

@@ -1399,10 +1399,7 @@ impl Driver {
                 let shared = self.shared.clone();
                 let bytes_max = self.sync_bytes_max;
                 tokio::task::spawn_blocking(move || {
-                    let Ok(state) = shared.state.read() else {
-                        return;
-                    };
-                    match serve(&BlockReader::new(&state), req, bytes_max) {
+                    match serve_sync(&shared.state, req, bytes_max) {
                         Ok(bytes) => respond.respond(bytes),
                         Err(e) => warn!(%from, error = %e, "cannot serve sync request"),
                     }
@@ -2282,6 +2279,23 @@ impl Driver {
             }
             running.store(false, Ordering::Relaxed);
         });
+    }
+}
+
+/// Answers a block-sync request from a snapshot of the committed state: the
+/// state lock is held only while the snapshot is taken, so a commit never
+/// waits for the (up to 64) block reads.
+fn serve_sync(
+    state: &SharedState,
+    req: SyncRequest,
+    bytes_max: usize,
+) -> Result<Vec<u8>, NodeError> {
+    let view = state.read().map_err(|_| poisoned())?.view();
+    match view {
+        Some(view) => serve(&BlockReader::from_view(&view), req, bytes_max)
+            .map_err(|e| NodeError::Storage(e.to_string())),
+        // Nothing committed: no blocks to give.
+        None => Ok(0u32.to_le_bytes().to_vec()),
     }
 }
 

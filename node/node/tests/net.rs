@@ -739,3 +739,52 @@ async fn a_restarted_dialer_supersedes_its_stale_connection_at_once() {
     old.net.shutdown().await;
     l.net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peers_sync_requests_are_served_no_faster_than_its_budget() {
+    let (byzantine, listener) = dialer_and_listener();
+    let set = set_of(&[byzantine.clone(), listener.clone()]);
+    let config = NetConfig {
+        sync_requests_per_sec: 20,
+        sync_requests_burst: 2,
+        ..NetConfig::default()
+    };
+    let sock = sockets(1).pop().unwrap();
+    let to = PeerInfo {
+        address: listener.address(),
+        socket: sock.local_addr().unwrap(),
+    };
+    let Node { net, mut rx } = start_one(config, &listener, &set, sock, vec![]);
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let answered = served.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            if let Inbound::SyncRequest { respond, .. } = ev {
+                answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                respond.respond(vec![0; 10]);
+            }
+        }
+    });
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let conn = testing::dial_as(&endpoint, &byzantine, CHAIN, &set, &to)
+        .await
+        .unwrap();
+
+    // The burst of 2 at once, then 10 more at 20/s: at least 500 ms.
+    let started = Instant::now();
+    for _ in 0..12 {
+        let response = testing::sync_request(&conn, b"any request", 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(response, vec![0; 10]);
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(450),
+        "12 requests served in {elapsed:?}"
+    );
+    assert_eq!(served.load(std::sync::atomic::Ordering::Relaxed), 12);
+    assert!(net.metrics().budget_waits(Channel::Sync) >= 9);
+    conn.close(0u32.into(), b"");
+    net.shutdown().await;
+}

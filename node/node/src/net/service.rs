@@ -28,7 +28,7 @@ use super::config::NetConfig;
 use super::frame::{Channel, ReadError, code, read_frame, write_frame, write_frames};
 use super::handshake::{self, HandshakeError};
 use super::metrics::{DropReason, NetMetrics};
-use super::rate::TokenBucket;
+use super::rate::{SyncBudget, TokenBucket};
 use super::tls;
 use crate::log_limit::LogLimit;
 
@@ -112,6 +112,8 @@ struct Inner {
     /// reconnecting does not refill it (ADR 0005). At most two entries per
     /// validator: only authenticated peers get one.
     buckets: Mutex<BTreeMap<(Address, Channel), TokenBucket>>,
+    /// Block-sync serving allowance per validator, keyed like `buckets`.
+    sync_budgets: Mutex<BTreeMap<Address, SyncBudget>>,
     /// Oversized frames are logged once per peer and channel per
     /// `refusal_log_interval`: a peer can open streams and send a length
     /// prefix over the limit as fast as it likes.
@@ -269,6 +271,7 @@ impl Network {
                 admission,
                 refusals,
                 buckets: Mutex::new(BTreeMap::new()),
+                sync_budgets: Mutex::new(BTreeMap::new()),
                 oversized_log,
                 inbound: inbound_tx,
                 metrics: Arc::new(NetMetrics::default()),
@@ -686,6 +689,43 @@ impl Network {
         }
     }
 
+    /// Waits until the peer's block-sync budget allows serving one more
+    /// request, and takes it (module `rate`, [`SyncBudget`]); false if the
+    /// connection closed meanwhile (a reconnection must not leave requests
+    /// waiting to be served to nobody).
+    async fn wait_for_sync_budget(&self, peer: Address, conn: &Connection) -> bool {
+        let mut counted = false;
+        loop {
+            if conn.close_reason().is_some() {
+                return false;
+            }
+            let now = Instant::now();
+            let ready = lock(&self.inner.sync_budgets)
+                .entry(peer)
+                .or_insert_with(|| SyncBudget::new(&self.inner.config, now))
+                .try_start(now);
+            match ready {
+                Ok(()) => return true,
+                Err(wait) => {
+                    if !counted {
+                        counted = true;
+                        self.inner.metrics.record_budget_wait(Channel::Sync);
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// Charges a block-sync response to the peer's budget.
+    fn charge_sync_response(&self, peer: Address, bytes: usize) {
+        let now = Instant::now();
+        lock(&self.inner.sync_budgets)
+            .entry(peer)
+            .or_insert_with(|| SyncBudget::new(&self.inner.config, now))
+            .charge(bytes, now);
+    }
+
     /// Takes one message's worth from the peer's allowance on `channel`.
     fn take_token(&self, peer: Address, channel: Channel) -> bool {
         let config = &self.inner.config;
@@ -709,6 +749,7 @@ impl Network {
             };
             let net = self.clone();
             let config = config.clone();
+            let conn = conn.clone();
             tokio::spawn(async move {
                 let _permit = permit;
                 let mut first = [0u8; 1];
@@ -729,6 +770,12 @@ impl Network {
                     Err(_) => return,
                 };
                 net.inner.metrics.inbound(Channel::Sync, request.len());
+                // Over its budget the request waits here, holding its
+                // stream slot: at most `sync_streams_max` wait, none is
+                // served beyond the budget.
+                if !net.wait_for_sync_budget(peer, &conn).await {
+                    return;
+                }
                 let (tx, rx) = oneshot::channel();
                 let event = Inbound::SyncRequest {
                     from: peer,
@@ -741,6 +788,7 @@ impl Network {
                 let Ok(Ok(response)) = tokio::time::timeout(config.sync_timeout, rx).await else {
                     return;
                 };
+                net.charge_sync_response(peer, response.len());
                 send.set_priority(Channel::Sync.priority()).ok();
                 if write_frame(&mut send, &response).await.is_ok() {
                     net.inner.metrics.outbound(Channel::Sync, response.len());
