@@ -274,7 +274,7 @@ impl NodeMetrics {
             );
             r.register(
                 "peer_budget_waits",
-                "Times a validator had to wait for its budget, by channel (sync: its block-sync request was over the sync budget)",
+                "Times a validator had to wait for its budget, by channel (consensus, gossip: its queued inbound bytes were at the budget; sync: its block-sync request was over the sync budget)",
                 m.budget_waits.clone(),
             );
             r.register(

@@ -52,7 +52,7 @@ use crate::mempool::{
     AdmitError, BlockLimits, Mempool, MempoolConfig, VerifiedTx, verify_raw_as, verify_raw_batch,
 };
 use crate::metrics::{NodeMetrics, PeerGarbage};
-use crate::net::{Channel, Inbound, NetConfig, Network, PeerInfo};
+use crate::net::{Channel, Inbound, InboundCharge, NetConfig, Network, PeerInfo};
 use crate::precheck::{self, Precheck, PrecheckedVerifier, VerifiedSignatures};
 use crate::sender_keys::SenderKeys;
 use crate::store::{
@@ -929,7 +929,7 @@ const GOSSIP_QUEUE_MAX: usize = 16_384;
 async fn route_inbound(
     mut inbound: mpsc::Receiver<Inbound>,
     driver: mpsc::Sender<Inbound>,
-    gossip: mpsc::Sender<(Address, Vec<u8>)>,
+    gossip: mpsc::Sender<GossipItem>,
     gossip_dropped: prometheus_client::metrics::counter::Counter,
 ) {
     loop {
@@ -945,8 +945,9 @@ async fn route_inbound(
                 channel: Channel::Gossip,
                 payload,
                 from,
+                charge,
             } => {
-                if gossip.try_send((from, payload)).is_err() {
+                if gossip.try_send((from, payload, charge)).is_err() {
                     gossip_dropped.inc();
                 }
             }
@@ -958,6 +959,10 @@ async fn route_inbound(
         }
     }
 }
+
+/// A gossiped transaction waiting for admission, with its sender's
+/// queued-bytes charge (given back once admission is done with it).
+type GossipItem = (Address, Vec<u8>, InboundCharge);
 
 /// Why admission refused a gossiped transaction, if the reason marks it as
 /// garbage: an honest validator gossips only transactions it decoded and
@@ -980,7 +985,7 @@ fn gossip_garbage(e: &AdmitError) -> Option<PeerGarbage> {
 /// signature checks at a time; the rest wait in the queue rather than
 /// being dropped, so a burst of transactions submitted to backups still
 /// reaches the primary. Ends when the driver and the router drop the queue.
-async fn admit_gossip(shared: Arc<Shared>, mut rx: mpsc::Receiver<(Address, Vec<u8>)>) {
+async fn admit_gossip(shared: Arc<Shared>, mut rx: mpsc::Receiver<GossipItem>) {
     let slots = Arc::new(Semaphore::new(GOSSIP_VERIFY_TASKS_MAX));
     while let Some(first) = rx.recv().await {
         let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -1000,7 +1005,7 @@ async fn admit_gossip(shared: Arc<Shared>, mut rx: mpsc::Receiver<(Address, Vec<
             let mut items = Vec::with_capacity(batch.len());
             let mut froms = Vec::with_capacity(batch.len());
             let metrics = &shared.metrics;
-            for (from, payload) in &batch {
+            for (from, payload, _) in &batch {
                 match GossipTx::decode(payload) {
                     Some(tx) => {
                         items.push((tx.raw, tx.sender));
@@ -1021,6 +1026,8 @@ async fn admit_gossip(shared: Arc<Shared>, mut rx: mpsc::Receiver<(Address, Vec<
                 }
             }
             drop(permit);
+            // `batch`, dropped last, held its senders' queued-bytes
+            // charges through admission.
         });
     }
 }
@@ -1281,6 +1288,10 @@ impl Driver {
                         // Consensus messages that arrived together go to
                         // the replica as one batch (one log write).
                         let mut batch = VecDeque::new();
+                        // The senders' queued-bytes charges are given back
+                        // once the replica has taken the batch, so the
+                        // batch itself stays within their budgets.
+                        let mut charges = Vec::new();
                         let mut others = Vec::new();
                         let mut next = Some(ev);
                         while let Some(ev) = next.take() {
@@ -1288,8 +1299,12 @@ impl Driver {
                                 Inbound::Message {
                                     channel: Channel::Consensus,
                                     payload,
+                                    charge,
                                     ..
-                                } => batch.push_back(Input::Message(payload)),
+                                } => {
+                                    batch.push_back(Input::Message(payload));
+                                    charges.push(charge);
+                                }
                                 other => others.push(other),
                             }
                             if batch.len() + others.len() < INBOUND_BATCH_MAX {
@@ -1299,6 +1314,7 @@ impl Driver {
                         if !batch.is_empty() {
                             self.feed_all(batch).await?;
                         }
+                        drop(charges);
                         for ev in others {
                             self.on_inbound(ev).await?;
                         }

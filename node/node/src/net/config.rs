@@ -43,6 +43,14 @@ pub struct NetConfig {
     /// peer is in debt, its next request waits.
     pub sync_response_bytes_per_sec: u64,
     pub sync_response_bytes_burst: u64,
+    /// Bytes of a peer's consensus messages, and of its gossip messages,
+    /// received but not yet taken by the node (queued for the pre-check,
+    /// the driver or transaction admission). Over it the peer's readers
+    /// wait, which holds back its streams through QUIC flow control. Raised
+    /// to the channel's frame maximum if lower, so one largest frame always
+    /// fits.
+    pub peer_consensus_queued_bytes_max: usize,
+    pub peer_gossip_queued_bytes_max: usize,
     /// Inbound connections allowed in the handshake at once; more are
     /// refused before any work is done for them.
     pub handshakes_max: usize,
@@ -103,6 +111,8 @@ impl Default for NetConfig {
             sync_requests_burst: 16,
             sync_response_bytes_per_sec: 32 << 20,
             sync_response_bytes_burst: 64 << 20,
+            peer_consensus_queued_bytes_max: 64 << 20,
+            peer_gossip_queued_bytes_max: 16 << 20,
             handshakes_max: 64,
             handshakes_per_source_max: 4,
             handshakes_retry_above: 8,

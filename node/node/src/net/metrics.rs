@@ -82,7 +82,8 @@ impl NetMetrics {
         self.budget_waits[ch as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Times a peer had to wait for its budget on `ch`: a block-sync
+    /// Times a peer had to wait for its budget on `ch`: a consensus or
+    /// gossip reader whose queued bytes were at the budget, or a block-sync
     /// request over the sync budget.
     pub fn budget_waits(&self, ch: Channel) -> u64 {
         get(&self.budget_waits[ch as usize])

@@ -21,11 +21,14 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Connection, Endpoint, IdleTimeout, TransportConfig, VarInt};
 use stele_types::{Address, SecretKey, ValidatorSet, keccak256_parts};
 use thiserror::Error;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot, watch};
 
 use super::admission::{Admission, Refusal, RefusalLog, Slot};
 use super::config::NetConfig;
-use super::frame::{Channel, ReadError, code, read_frame, write_frame, write_frames};
+use super::frame::{
+    Channel, ReadError, code, read_frame, read_frame_body, read_frame_len, write_frame,
+    write_frames,
+};
 use super::handshake::{self, HandshakeError};
 use super::metrics::{DropReason, NetMetrics};
 use super::rate::{SyncBudget, TokenBucket};
@@ -47,6 +50,9 @@ pub enum Inbound {
         from: Address,
         channel: Channel,
         payload: Vec<u8>,
+        /// The payload's room in the sender's queued-bytes budget; keep it
+        /// with the payload until the node has taken the message in.
+        charge: InboundCharge,
     },
     /// A block-sync request; answer through `respond`.
     SyncRequest {
@@ -56,6 +62,25 @@ pub enum Inbound {
     },
     PeerConnected(Address),
     PeerDisconnected(Address),
+}
+
+/// The room a received message takes in its sender's queued-bytes budget
+/// (`NetConfig::peer_consensus_queued_bytes_max`, `..._gossip_...`); the
+/// room is given back when this is dropped. While a peer's budget is used
+/// up, its reader on that channel waits, and QUIC flow control holds the
+/// peer back.
+#[derive(Debug, Default)]
+pub struct InboundCharge {
+    /// Held only to be given back when dropped.
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl InboundCharge {
+    /// A charge against no budget (for messages made up outside the
+    /// transport, as in tests).
+    pub fn none() -> Self {
+        InboundCharge { _permit: None }
+    }
 }
 
 /// Answers one block-sync request. Dropping it without answering closes the
@@ -112,6 +137,10 @@ struct Inner {
     /// reconnecting does not refill it (ADR 0005). At most two entries per
     /// validator: only authenticated peers get one.
     buckets: Mutex<BTreeMap<(Address, Channel), TokenBucket>>,
+    /// Queued inbound bytes per (validator, channel): permits are bytes,
+    /// taken before a frame's body is read and given back when the node
+    /// drops the message's [`InboundCharge`]. Keyed like `buckets`.
+    queued: Mutex<BTreeMap<(Address, Channel), Arc<Semaphore>>>,
     /// Block-sync serving allowance per validator, keyed like `buckets`.
     sync_budgets: Mutex<BTreeMap<Address, SyncBudget>>,
     /// Oversized frames are logged once per peer and channel per
@@ -271,6 +300,7 @@ impl Network {
                 admission,
                 refusals,
                 buckets: Mutex::new(BTreeMap::new()),
+                queued: Mutex::new(BTreeMap::new()),
                 sync_budgets: Mutex::new(BTreeMap::new()),
                 oversized_log,
                 inbound: inbound_tx,
@@ -647,25 +677,10 @@ impl Network {
         let config = &self.inner.config;
         let metrics = &self.inner.metrics;
         let max = channel.frame_bytes_max(config);
+        let queued = self.queued_budget(peer, channel);
         loop {
-            match read_frame(&mut recv, max).await {
-                Ok(payload) => {
-                    if !self.take_token(peer, channel) {
-                        metrics.record_drop(DropReason::RateLimited);
-                        continue;
-                    }
-                    metrics.inbound(channel, payload.len());
-                    let msg = Inbound::Message {
-                        from: peer,
-                        channel,
-                        payload,
-                    };
-                    // Waiting here pushes back on the peer through QUIC flow
-                    // control instead of buffering without bound.
-                    if self.inner.inbound.send(msg).await.is_err() {
-                        return;
-                    }
-                }
+            let len = match read_frame_len(&mut recv, max).await {
+                Ok(len) => len,
                 Err(ReadError::Oversized { len, max }) => {
                     let logged =
                         lock(&self.inner.oversized_log).event((peer, channel), Instant::now());
@@ -685,8 +700,64 @@ impl Network {
                     return;
                 }
                 Err(ReadError::Finished | ReadError::Stream(_)) => return,
+            };
+            // Room for the body before it is read: while the peer's queued
+            // bytes are at the budget this waits, the stream's receive
+            // window fills and QUIC stops the peer. `len` is at most the
+            // frame maximum, which the budget is at least.
+            let bytes = u32::try_from(len).unwrap_or(u32::MAX);
+            let permit = match queued.clone().try_acquire_many_owned(bytes) {
+                Ok(permit) => permit,
+                Err(TryAcquireError::NoPermits) => {
+                    metrics.record_budget_wait(channel);
+                    match queued.clone().acquire_many_owned(bytes).await {
+                        Ok(permit) => permit,
+                        Err(_) => return,
+                    }
+                }
+                Err(TryAcquireError::Closed) => return,
+            };
+            let payload = match read_frame_body(&mut recv, len).await {
+                Ok(payload) => payload,
+                Err(_) => return,
+            };
+            if !self.take_token(peer, channel) {
+                metrics.record_drop(DropReason::RateLimited);
+                continue;
+            }
+            metrics.inbound(channel, payload.len());
+            let msg = Inbound::Message {
+                from: peer,
+                channel,
+                payload,
+                charge: InboundCharge {
+                    _permit: Some(permit),
+                },
+            };
+            // Waiting here pushes back on the peer through QUIC flow
+            // control instead of buffering without bound.
+            if self.inner.inbound.send(msg).await.is_err() {
+                return;
             }
         }
+    }
+
+    /// The peer's queued-bytes budget on `channel`, shared by all its
+    /// streams and connections.
+    fn queued_budget(&self, peer: Address, channel: Channel) -> Arc<Semaphore> {
+        let config = &self.inner.config;
+        let budget = match channel {
+            Channel::Consensus => config.peer_consensus_queued_bytes_max,
+            Channel::Gossip | Channel::Sync => config.peer_gossip_queued_bytes_max,
+        };
+        // One largest frame always fits, or it could never be read.
+        let bytes = budget
+            .max(channel.frame_bytes_max(config))
+            .min(Semaphore::MAX_PERMITS);
+        lock(&self.inner.queued)
+            .entry((peer, channel))
+            .or_insert_with(|| Arc::new(Semaphore::new(bytes)))
+            .clone()
     }
 
     /// Waits until the peer's block-sync budget allows serving one more
