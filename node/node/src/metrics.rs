@@ -21,6 +21,40 @@ use crate::rpc::RpcMetrics;
 
 type Labels = Vec<(&'static str, &'static str)>;
 
+/// Garbage from a validator that the node, past the transport, drops:
+/// counted in `messages_dropped{reason}` beside the transport's drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerGarbage {
+    /// A gossip frame that is not a gossiped transaction, or whose
+    /// transaction does not decode or is over the size limit.
+    GossipUndecodable,
+    /// A gossiped transaction signed for another chain.
+    GossipWrongChain,
+    /// A gossiped transaction whose signature does not verify, or does not
+    /// match the sender the peer named.
+    GossipBadSignature,
+    /// A block-sync request that does not decode.
+    SyncMalformed,
+}
+
+impl PeerGarbage {
+    pub const ALL: [PeerGarbage; 4] = [
+        PeerGarbage::GossipUndecodable,
+        PeerGarbage::GossipWrongChain,
+        PeerGarbage::GossipBadSignature,
+        PeerGarbage::SyncMalformed,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerGarbage::GossipUndecodable => "gossip_undecodable",
+            PeerGarbage::GossipWrongChain => "gossip_wrong_chain",
+            PeerGarbage::GossipBadSignature => "gossip_bad_signature",
+            PeerGarbage::SyncMalformed => "sync_malformed",
+        }
+    }
+}
+
 /// Every metric the node exports.
 pub struct NodeMetrics {
     registry: Mutex<Registry>,
@@ -69,6 +103,8 @@ pub struct NodeMetrics {
     pub precheck: Arc<PrecheckCounters>,
     precheck_dropped: Family<Labels, Gauge>,
     signatures_verified: Gauge,
+    peer_garbage: [AtomicU64; 4],
+    budget_waits: Family<Labels, Gauge>,
     /// Set once the RPC server's counters are exported ([`Self::export_rpc`]).
     rpc_exported: OnceLock<()>,
 }
@@ -118,6 +154,8 @@ impl NodeMetrics {
             precheck: Arc::default(),
             precheck_dropped: Family::default(),
             signatures_verified: Gauge::default(),
+            peer_garbage: Default::default(),
+            budget_waits: Family::default(),
             rpc_exported: OnceLock::new(),
         };
         {
@@ -235,6 +273,11 @@ impl NodeMetrics {
                 m.dropped.clone(),
             );
             r.register(
+                "peer_budget_waits",
+                "Times a validator had to wait for its budget, by channel (consensus, gossip: its queued inbound bytes were at the budget; sync: its block-sync request was over the sync budget)",
+                m.budget_waits.clone(),
+            );
+            r.register(
                 "handshakes_refused",
                 "Inbound connection attempts given no handshake slot, by reason (retry: answered with a QUIC Retry first)",
                 m.handshakes_refused.clone(),
@@ -272,6 +315,16 @@ impl NodeMetrics {
             self.registry()
                 .register_collector(Box::new(RpcCollector(rpc)));
         }
+    }
+
+    /// Counts one piece of garbage from a peer.
+    pub fn record_peer_garbage(&self, reason: PeerGarbage) {
+        self.peer_garbage[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Garbage from peers dropped for `reason` so far.
+    pub fn peer_garbage(&self, reason: PeerGarbage) -> u64 {
+        load(&self.peer_garbage[reason as usize])
     }
 
     /// Copies the replica's drop counters into the exported gauges.
@@ -314,6 +367,16 @@ impl NodeMetrics {
         self.dropped
             .get_or_create(&vec![("reason", "handshake_failed")])
             .set(as_i64(n.handshake_failures()));
+        for reason in PeerGarbage::ALL {
+            self.dropped
+                .get_or_create(&vec![("reason", reason.name())])
+                .set(as_i64(self.peer_garbage(reason)));
+        }
+        for ch in Channel::ALL {
+            self.budget_waits
+                .get_or_create(&vec![("channel", ch.name())])
+                .set(as_i64(n.budget_waits(ch)));
+        }
         for reason in PrecheckDrop::ALL {
             self.precheck_dropped
                 .get_or_create(&vec![("reason", reason.name())])

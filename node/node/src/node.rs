@@ -51,8 +51,8 @@ use crate::mark::{DataLoss, Mark, MarkWriter};
 use crate::mempool::{
     AdmitError, BlockLimits, Mempool, MempoolConfig, VerifiedTx, verify_raw_as, verify_raw_batch,
 };
-use crate::metrics::NodeMetrics;
-use crate::net::{Channel, Inbound, NetConfig, Network, PeerInfo};
+use crate::metrics::{NodeMetrics, PeerGarbage};
+use crate::net::{Channel, Inbound, InboundCharge, NetConfig, Network, PeerInfo};
 use crate::precheck::{self, Precheck, PrecheckedVerifier, VerifiedSignatures};
 use crate::sender_keys::SenderKeys;
 use crate::store::{
@@ -934,7 +934,7 @@ const GOSSIP_QUEUE_MAX: usize = 16_384;
 async fn route_inbound(
     mut inbound: mpsc::Receiver<Inbound>,
     driver: mpsc::Sender<Inbound>,
-    gossip: mpsc::Sender<(Address, Vec<u8>)>,
+    gossip: mpsc::Sender<GossipItem>,
     gossip_dropped: prometheus_client::metrics::counter::Counter,
 ) {
     loop {
@@ -950,8 +950,9 @@ async fn route_inbound(
                 channel: Channel::Gossip,
                 payload,
                 from,
+                charge,
             } => {
-                if gossip.try_send((from, payload)).is_err() {
+                if gossip.try_send((from, payload, charge)).is_err() {
                     gossip_dropped.inc();
                 }
             }
@@ -964,11 +965,32 @@ async fn route_inbound(
     }
 }
 
+/// A gossiped transaction waiting for admission, with its sender's
+/// queued-bytes charge (given back once admission is done with it).
+type GossipItem = (Address, Vec<u8>, InboundCharge);
+
+/// Why admission refused a gossiped transaction, if the reason marks it as
+/// garbage: an honest validator gossips only transactions it decoded and
+/// verified itself. Other refusals (nonce, funds, already known) happen to
+/// honest peers too and are not counted.
+fn gossip_garbage(e: &AdmitError) -> Option<PeerGarbage> {
+    match e {
+        AdmitError::TooLarge { .. } | AdmitError::Malformed(_) => {
+            Some(PeerGarbage::GossipUndecodable)
+        }
+        AdmitError::WrongChain { .. } => Some(PeerGarbage::GossipWrongChain),
+        AdmitError::BadSignature(_) | AdmitError::NotSignedBy(_) => {
+            Some(PeerGarbage::GossipBadSignature)
+        }
+        _ => None,
+    }
+}
+
 /// Admits gossiped transactions, at most [`GOSSIP_VERIFY_TASKS_MAX`]
 /// signature checks at a time; the rest wait in the queue rather than
 /// being dropped, so a burst of transactions submitted to backups still
 /// reaches the primary. Ends when the driver and the router drop the queue.
-async fn admit_gossip(shared: Arc<Shared>, mut rx: mpsc::Receiver<(Address, Vec<u8>)>) {
+async fn admit_gossip(shared: Arc<Shared>, mut rx: mpsc::Receiver<GossipItem>) {
     let slots = Arc::new(Semaphore::new(GOSSIP_VERIFY_TASKS_MAX));
     while let Some(first) = rx.recv().await {
         let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -987,21 +1009,30 @@ async fn admit_gossip(shared: Arc<Shared>, mut rx: mpsc::Receiver<(Address, Vec<
         tokio::task::spawn_blocking(move || {
             let mut items = Vec::with_capacity(batch.len());
             let mut froms = Vec::with_capacity(batch.len());
-            for (from, payload) in &batch {
+            let metrics = &shared.metrics;
+            for (from, payload, _) in &batch {
                 match GossipTx::decode(payload) {
                     Some(tx) => {
                         items.push((tx.raw, tx.sender));
                         froms.push(from);
                     }
-                    None => debug!(%from, "malformed gossip"),
+                    None => {
+                        metrics.record_peer_garbage(PeerGarbage::GossipUndecodable);
+                        debug!(%from, "malformed gossip");
+                    }
                 }
             }
             for (from, result) in froms.into_iter().zip(shared.admit_batch(&items)) {
                 if let Err(e) = result {
+                    if let Some(garbage) = gossip_garbage(&e) {
+                        metrics.record_peer_garbage(garbage);
+                    }
                     debug!(%from, error = %e, "gossiped transaction not admitted");
                 }
             }
             drop(permit);
+            // `batch`, dropped last, held its senders' queued-bytes
+            // charges through admission.
         });
     }
 }
@@ -1262,6 +1293,10 @@ impl Driver {
                         // Consensus messages that arrived together go to
                         // the replica as one batch (one log write).
                         let mut batch = VecDeque::new();
+                        // The senders' queued-bytes charges are given back
+                        // once the replica has taken the batch, so the
+                        // batch itself stays within their budgets.
+                        let mut charges = Vec::new();
                         let mut others = Vec::new();
                         let mut next = Some(ev);
                         while let Some(ev) = next.take() {
@@ -1269,8 +1304,12 @@ impl Driver {
                                 Inbound::Message {
                                     channel: Channel::Consensus,
                                     payload,
+                                    charge,
                                     ..
-                                } => batch.push_back(Input::Message(payload)),
+                                } => {
+                                    batch.push_back(Input::Message(payload));
+                                    charges.push(charge);
+                                }
                                 other => others.push(other),
                             }
                             if batch.len() + others.len() < INBOUND_BATCH_MAX {
@@ -1280,6 +1319,7 @@ impl Driver {
                         if !batch.is_empty() {
                             self.feed_all(batch).await?;
                         }
+                        drop(charges);
                         for ev in others {
                             self.on_inbound(ev).await?;
                         }
@@ -1369,17 +1409,18 @@ impl Driver {
                 request,
                 respond,
             } => {
+                let Some(req) = SyncRequest::decode(&request) else {
+                    self.shared
+                        .metrics
+                        .record_peer_garbage(PeerGarbage::SyncMalformed);
+                    debug!(%from, "malformed sync request");
+                    // Dropping `respond` closes the request stream.
+                    return Ok(());
+                };
                 let shared = self.shared.clone();
                 let bytes_max = self.sync_bytes_max;
                 tokio::task::spawn_blocking(move || {
-                    let Some(req) = SyncRequest::decode(&request) else {
-                        debug!(%from, "malformed sync request");
-                        return;
-                    };
-                    let Ok(state) = shared.state.read() else {
-                        return;
-                    };
-                    match serve(&BlockReader::new(&state), req, bytes_max) {
+                    match serve_sync(&shared.state, req, bytes_max) {
                         Ok(bytes) => respond.respond(bytes),
                         Err(e) => warn!(%from, error = %e, "cannot serve sync request"),
                     }
@@ -2259,6 +2300,23 @@ impl Driver {
             }
             running.store(false, Ordering::Relaxed);
         });
+    }
+}
+
+/// Answers a block-sync request from a snapshot of the committed state: the
+/// state lock is held only while the snapshot is taken, so a commit never
+/// waits for the (up to 64) block reads.
+fn serve_sync(
+    state: &SharedState,
+    req: SyncRequest,
+    bytes_max: usize,
+) -> Result<Vec<u8>, NodeError> {
+    let view = state.read().map_err(|_| poisoned())?.view();
+    match view {
+        Some(view) => serve(&BlockReader::from_view(&view), req, bytes_max)
+            .map_err(|e| NodeError::Storage(e.to_string())),
+        // Nothing committed: no blocks to give.
+        None => Ok(0u32.to_le_bytes().to_vec()),
     }
 }
 

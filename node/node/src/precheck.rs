@@ -38,7 +38,7 @@ use stele_consensus::{
 use stele_types::{Hash, PublicKey, Signature, ValidatorSet, keccak256, keccak256_parts};
 use tokio::sync::mpsc;
 
-use crate::net::{Channel, Inbound};
+use crate::net::{Channel, Inbound, InboundCharge};
 
 /// Messages taken from the queue into one batch (a VIEW-CHANGE or NEW-VIEW
 /// may carry many signatures; the batch is then checked on the blocking
@@ -538,7 +538,7 @@ impl Checker {
         for item in batch {
             match item {
                 Item::Pass(ev) => out.push(ev),
-                Item::Verify(c) => {
+                Item::Verify(c, charge) => {
                     if self.check(&c.key, &c.digest, &c.signature) {
                         // A bad vote inside a certificate is left for the
                         // replica, which rejects the message for it (or
@@ -552,6 +552,7 @@ impl Checker {
                             from: c.from,
                             channel: Channel::Consensus,
                             payload: c.payload,
+                            charge,
                         });
                     } else {
                         self.bad_signature(c.from);
@@ -564,11 +565,12 @@ impl Checker {
 }
 
 /// One event of a batch: passed through as it is, or a consensus message
-/// whose signature is still to check.
+/// whose signature is still to check, with its sender's queued-bytes
+/// charge (held until the driver takes the message, or it is dropped).
 #[derive(Debug)]
 enum Item {
     Pass(Inbound),
-    Verify(Candidate),
+    Verify(Candidate, InboundCharge),
 }
 
 /// A batch on its way to the driver: ready, or being checked on the
@@ -624,10 +626,11 @@ pub async fn run(
                     from,
                     channel: Channel::Consensus,
                     payload,
+                    charge,
                 } => {
                     if let Some(c) = check.check(from, payload, seen_progress, now) {
                         to_verify += 1 + c.embedded.len();
-                        batch.push(Item::Verify(c));
+                        batch.push(Item::Verify(c, charge));
                     }
                 }
                 other => batch.push(Item::Pass(other)),
@@ -740,6 +743,7 @@ mod tests {
             from: stele_types::Address([1; 20]),
             channel: Channel::Consensus,
             payload,
+            charge: InboundCharge::none(),
         }
     }
 

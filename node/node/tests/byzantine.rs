@@ -210,6 +210,14 @@ fn honest_transfers_commit_while_a_byzantine_validator_floods_garbage() {
                 "stele_consensus_precheck_dropped{reason=\"bad_signature\"}",
             );
             assert!(bad > 0.0, "validator {i} saw no bad signature");
+            // Garbage past the transport is counted too, by reason.
+            for reason in ["gossip_undecodable", "gossip_wrong_chain", "sync_malformed"] {
+                let line = format!("stele_messages_dropped{{reason=\"{reason}\"}}");
+                assert!(
+                    sample(&page, &line) > 0.0,
+                    "validator {i} counted no {reason}"
+                );
+            }
             let rss = cluster
                 .pid(i)
                 .map(|p| peak_rss_kib(p.as_raw()))

@@ -761,3 +761,73 @@ async fn a_rolled_back_backup_refuses_to_start_and_once_accepted_rejoins_the_cha
         cluster.stop(i).await;
     }
 }
+
+/// Issue 24, Byzantine validator: garbage gossip and malformed block-sync
+/// requests cost the sender nothing visible unless they are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_gossip_and_malformed_sync_requests_are_counted_by_reason() {
+    use stele_node::metrics::PeerGarbage;
+    use stele_node::net::{Channel, testing};
+
+    let mut cluster = Cluster::start(2).await;
+    // The test speaks for validator 1 with its key.
+    cluster.stop(1).await;
+    let to = PeerInfo {
+        address: cluster.keys[0].address(),
+        socket: cluster.addrs[0],
+    };
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let conn = testing::dial_as(
+        &endpoint,
+        &cluster.keys[1],
+        CHAIN,
+        &cluster.genesis.validators,
+        &to,
+    )
+    .await
+    .unwrap();
+
+    let wrong_chain = Transaction {
+        chain_id: CHAIN + 1,
+        nonce: 0,
+        gas_limit: 100_000,
+        gas_price: 1,
+        payload: TxPayload::Transfer {
+            to: account(1).address(),
+            amount: 1,
+        },
+    }
+    .sign(&account(0))
+    .to_bytes();
+    let frames: Vec<Vec<u8>> = vec![
+        // An unknown gossip tag.
+        vec![9, 1, 2, 3],
+        // A transaction that does not decode.
+        vec![0, 0xff, 0xff, 0xff],
+        // A good transaction for another chain.
+        [vec![0], wrong_chain].concat(),
+    ];
+    let mut gossip = testing::open_channel(&conn, Channel::Gossip).await.unwrap();
+    testing::write_frames(&mut gossip, &frames).await.unwrap();
+    let answer = testing::sync_request(&conn, b"not a sync request", 1 << 20).await;
+    assert!(answer.is_err(), "a malformed request is not answered");
+
+    let metrics = cluster.node(0).shared().metrics.clone();
+    until("the garbage counted", || {
+        metrics.peer_garbage(PeerGarbage::GossipUndecodable) == 2
+            && metrics.peer_garbage(PeerGarbage::GossipWrongChain) == 1
+            && metrics.peer_garbage(PeerGarbage::SyncMalformed) == 1
+    })
+    .await;
+    let text = metrics.render();
+    for needle in [
+        "stele_messages_dropped{reason=\"gossip_undecodable\"} 2",
+        "stele_messages_dropped{reason=\"gossip_wrong_chain\"} 1",
+        "stele_messages_dropped{reason=\"gossip_bad_signature\"} 0",
+        "stele_messages_dropped{reason=\"sync_malformed\"} 1",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    conn.close(0u32.into(), b"");
+    cluster.stop(0).await;
+}

@@ -87,6 +87,7 @@ async fn next_message(rx: &mut Receiver<Inbound>) -> (stele_types::Address, Chan
                 from,
                 channel,
                 payload,
+                ..
             } => return (from, channel, payload),
             Inbound::SyncRequest { .. } => panic!("unexpected sync request"),
             Inbound::PeerConnected(_) | Inbound::PeerDisconnected(_) => {}
@@ -738,4 +739,109 @@ async fn a_restarted_dialer_supersedes_its_stale_connection_at_once() {
     new.net.shutdown().await;
     old.net.shutdown().await;
     l.net.shutdown().await;
+}
+
+/// Consensus messages delivered to `rx` and kept (with their charges)
+/// until it has been quiet for a while.
+async fn hold_messages(rx: &mut Receiver<Inbound>, held: &mut Vec<Inbound>) {
+    while let Ok(Some(ev)) = timeout(Duration::from_millis(500), rx.recv()).await {
+        if matches!(ev, Inbound::Message { .. }) {
+            held.push(ev);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_cannot_queue_more_than_its_byte_budget_of_untaken_messages() {
+    let (byzantine, listener) = dialer_and_listener();
+    let set = set_of(&[byzantine.clone(), listener.clone()]);
+    let frame = 64 << 10;
+    let config = NetConfig {
+        consensus_frame_bytes_max: frame,
+        peer_consensus_queued_bytes_max: 4 * frame,
+        ..NetConfig::default()
+    };
+    let sock = sockets(1).pop().unwrap();
+    let to = PeerInfo {
+        address: listener.address(),
+        socket: sock.local_addr().unwrap(),
+    };
+    let mut l = start_one(config, &listener, &set, sock, vec![]);
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let conn = testing::dial_as(&endpoint, &byzantine, CHAIN, &set, &to)
+        .await
+        .unwrap();
+    // 32 frames at the maximum, eight times the budget, on two streams.
+    let payload = vec![7u8; frame];
+    for _ in 0..2 {
+        consensus_stream(&conn, 16, &payload).await;
+    }
+
+    // The node takes nothing in: four frames fit, the rest wait.
+    let mut held = Vec::new();
+    hold_messages(&mut l.rx, &mut held).await;
+    assert_eq!(held.len(), 4, "messages queued past a budget of 4 frames");
+    let metrics = l.net.metrics();
+    assert!(metrics.budget_waits(Channel::Consensus) >= 1);
+
+    // Taking them in makes room for the next four, and so on to the end.
+    let mut delivered = 0;
+    while !held.is_empty() {
+        delivered += held.len();
+        held.clear();
+        hold_messages(&mut l.rx, &mut held).await;
+        assert!(held.len() <= 4, "{} messages queued", held.len());
+    }
+    assert_eq!(delivered, 32);
+    conn.close(0u32.into(), b"");
+    l.net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peers_sync_requests_are_served_no_faster_than_its_budget() {
+    let (byzantine, listener) = dialer_and_listener();
+    let set = set_of(&[byzantine.clone(), listener.clone()]);
+    let config = NetConfig {
+        sync_requests_per_sec: 20,
+        sync_requests_burst: 2,
+        ..NetConfig::default()
+    };
+    let sock = sockets(1).pop().unwrap();
+    let to = PeerInfo {
+        address: listener.address(),
+        socket: sock.local_addr().unwrap(),
+    };
+    let Node { net, mut rx } = start_one(config, &listener, &set, sock, vec![]);
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let answered = served.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            if let Inbound::SyncRequest { respond, .. } = ev {
+                answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                respond.respond(vec![0; 10]);
+            }
+        }
+    });
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let conn = testing::dial_as(&endpoint, &byzantine, CHAIN, &set, &to)
+        .await
+        .unwrap();
+
+    // The burst of 2 at once, then 10 more at 20/s: at least 500 ms.
+    let started = Instant::now();
+    for _ in 0..12 {
+        let response = testing::sync_request(&conn, b"any request", 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(response, vec![0; 10]);
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(450),
+        "12 requests served in {elapsed:?}"
+    );
+    assert_eq!(served.load(std::sync::atomic::Ordering::Relaxed), 12);
+    assert!(net.metrics().budget_waits(Channel::Sync) >= 9);
+    conn.close(0u32.into(), b"");
+    net.shutdown().await;
 }

@@ -29,6 +29,28 @@ pub struct NetConfig {
     pub peer_msgs_burst: u32,
     /// Concurrent block-sync requests a peer may have open with us.
     pub sync_streams_max: u32,
+    /// Block-sync requests per second a peer may have served, and the burst
+    /// above it. A request over the budget waits (holding one of the
+    /// peer's `sync_streams_max` slots) until the budget allows it; the
+    /// allowance belongs to the peer's key, as `peer_msgs_per_sec` does.
+    /// An honest catching-up peer has one request in flight at a time,
+    /// spread over all its peers, and waits 100 ms after an empty answer.
+    pub sync_requests_per_sec: u32,
+    pub sync_requests_burst: u32,
+    /// Block-sync response bytes per second a peer may have served, and the
+    /// burst (raised to `sync_response_bytes_max` if lower, so one full
+    /// response always fits). A response is charged once read; while the
+    /// peer is in debt, its next request waits.
+    pub sync_response_bytes_per_sec: u64,
+    pub sync_response_bytes_burst: u64,
+    /// Bytes of a peer's consensus messages, and of its gossip messages,
+    /// received but not yet taken by the node (queued for the pre-check,
+    /// the driver or transaction admission). Over it the peer's readers
+    /// wait, which holds back its streams through QUIC flow control. Raised
+    /// to the channel's frame maximum if lower, so one largest frame always
+    /// fits.
+    pub peer_consensus_queued_bytes_max: usize,
+    pub peer_gossip_queued_bytes_max: usize,
     /// Inbound connections allowed in the handshake at once; more are
     /// refused before any work is done for them.
     pub handshakes_max: usize,
@@ -85,6 +107,12 @@ impl Default for NetConfig {
             peer_msgs_per_sec: 20_000,
             peer_msgs_burst: 40_000,
             sync_streams_max: 8,
+            sync_requests_per_sec: 32,
+            sync_requests_burst: 16,
+            sync_response_bytes_per_sec: 32 << 20,
+            sync_response_bytes_burst: 64 << 20,
+            peer_consensus_queued_bytes_max: 64 << 20,
+            peer_gossip_queued_bytes_max: 16 << 20,
             handshakes_max: 64,
             handshakes_per_source_max: 4,
             handshakes_retry_above: 8,

@@ -85,6 +85,14 @@ pub enum ReadError {
 
 /// Reads one frame of at most `max` bytes.
 pub async fn read_frame(recv: &mut RecvStream, max: usize) -> Result<Vec<u8>, ReadError> {
+    let len = read_frame_len(recv, max).await?;
+    read_frame_body(recv, len).await
+}
+
+/// Reads a frame's length prefix and checks it against `max`; the body
+/// follows through [`read_frame_body`]. Split so that a reader can wait for
+/// room for the body before reading (and allocating) it.
+pub async fn read_frame_len(recv: &mut RecvStream, max: usize) -> Result<usize, ReadError> {
     let mut len = [0u8; 4];
     match recv.read_exact(&mut len).await {
         Ok(()) => {}
@@ -95,6 +103,11 @@ pub async fn read_frame(recv: &mut RecvStream, max: usize) -> Result<Vec<u8>, Re
     if len > max {
         return Err(ReadError::Oversized { len, max });
     }
+    Ok(len)
+}
+
+/// Reads a frame body of `len` bytes, checked by [`read_frame_len`].
+pub async fn read_frame_body(recv: &mut RecvStream, len: usize) -> Result<Vec<u8>, ReadError> {
     let mut buf = vec![0u8; len];
     recv.read_exact(&mut buf)
         .await

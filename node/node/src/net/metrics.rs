@@ -45,6 +45,7 @@ pub struct NetMetrics {
     bytes_out: [AtomicU64; 3],
     dropped: [AtomicU64; 4],
     refused: [AtomicU64; 3],
+    budget_waits: [AtomicU64; 3],
     /// Connections refused because the peer's key is not a validator's or
     /// it failed to prove its key.
     pub handshake_failures: AtomicU64,
@@ -75,6 +76,17 @@ impl NetMetrics {
     /// (`retry`: answered with a QUIC Retry first).
     pub fn handshakes_refused(&self, reason: Refusal) -> u64 {
         get(&self.refused[reason as usize])
+    }
+
+    pub(crate) fn record_budget_wait(&self, ch: Channel) {
+        self.budget_waits[ch as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Times a peer had to wait for its budget on `ch`: a consensus or
+    /// gossip reader whose queued bytes were at the budget, or a block-sync
+    /// request over the sync budget.
+    pub fn budget_waits(&self, ch: Channel) -> u64 {
+        get(&self.budget_waits[ch as usize])
     }
 
     pub(crate) fn record_drop(&self, reason: DropReason) {

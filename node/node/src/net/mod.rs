@@ -20,4 +20,4 @@ pub use config::NetConfig;
 pub use frame::Channel;
 pub use handshake::HandshakeError;
 pub use metrics::{DropReason, NetMetrics};
-pub use service::{Inbound, NetError, Network, PeerInfo, SyncResponder};
+pub use service::{Inbound, InboundCharge, NetError, Network, PeerInfo, SyncResponder};

@@ -21,14 +21,17 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Connection, Endpoint, IdleTimeout, TransportConfig, VarInt};
 use stele_types::{Address, SecretKey, ValidatorSet, keccak256_parts};
 use thiserror::Error;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot, watch};
 
 use super::admission::{Admission, Refusal, RefusalLog, Slot};
 use super::config::NetConfig;
-use super::frame::{Channel, ReadError, code, read_frame, write_frame, write_frames};
+use super::frame::{
+    Channel, ReadError, code, read_frame, read_frame_body, read_frame_len, write_frame,
+    write_frames,
+};
 use super::handshake::{self, HandshakeError};
 use super::metrics::{DropReason, NetMetrics};
-use super::rate::TokenBucket;
+use super::rate::{SyncBudget, TokenBucket};
 use super::tls;
 use crate::log_limit::LogLimit;
 
@@ -47,6 +50,9 @@ pub enum Inbound {
         from: Address,
         channel: Channel,
         payload: Vec<u8>,
+        /// The payload's room in the sender's queued-bytes budget; keep it
+        /// with the payload until the node has taken the message in.
+        charge: InboundCharge,
     },
     /// A block-sync request; answer through `respond`.
     SyncRequest {
@@ -56,6 +62,25 @@ pub enum Inbound {
     },
     PeerConnected(Address),
     PeerDisconnected(Address),
+}
+
+/// The room a received message takes in its sender's queued-bytes budget
+/// (`NetConfig::peer_consensus_queued_bytes_max`, `..._gossip_...`); the
+/// room is given back when this is dropped. While a peer's budget is used
+/// up, its reader on that channel waits, and QUIC flow control holds the
+/// peer back.
+#[derive(Debug, Default)]
+pub struct InboundCharge {
+    /// Held only to be given back when dropped.
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl InboundCharge {
+    /// A charge against no budget (for messages made up outside the
+    /// transport, as in tests).
+    pub fn none() -> Self {
+        InboundCharge { _permit: None }
+    }
 }
 
 /// Answers one block-sync request. Dropping it without answering closes the
@@ -112,6 +137,12 @@ struct Inner {
     /// reconnecting does not refill it (ADR 0005). At most two entries per
     /// validator: only authenticated peers get one.
     buckets: Mutex<BTreeMap<(Address, Channel), TokenBucket>>,
+    /// Queued inbound bytes per (validator, channel): permits are bytes,
+    /// taken before a frame's body is read and given back when the node
+    /// drops the message's [`InboundCharge`]. Keyed like `buckets`.
+    queued: Mutex<BTreeMap<(Address, Channel), Arc<Semaphore>>>,
+    /// Block-sync serving allowance per validator, keyed like `buckets`.
+    sync_budgets: Mutex<BTreeMap<Address, SyncBudget>>,
     /// Oversized frames are logged once per peer and channel per
     /// `refusal_log_interval`: a peer can open streams and send a length
     /// prefix over the limit as fast as it likes.
@@ -269,6 +300,8 @@ impl Network {
                 admission,
                 refusals,
                 buckets: Mutex::new(BTreeMap::new()),
+                queued: Mutex::new(BTreeMap::new()),
+                sync_budgets: Mutex::new(BTreeMap::new()),
                 oversized_log,
                 inbound: inbound_tx,
                 metrics: Arc::new(NetMetrics::default()),
@@ -644,25 +677,10 @@ impl Network {
         let config = &self.inner.config;
         let metrics = &self.inner.metrics;
         let max = channel.frame_bytes_max(config);
+        let queued = self.queued_budget(peer, channel);
         loop {
-            match read_frame(&mut recv, max).await {
-                Ok(payload) => {
-                    if !self.take_token(peer, channel) {
-                        metrics.record_drop(DropReason::RateLimited);
-                        continue;
-                    }
-                    metrics.inbound(channel, payload.len());
-                    let msg = Inbound::Message {
-                        from: peer,
-                        channel,
-                        payload,
-                    };
-                    // Waiting here pushes back on the peer through QUIC flow
-                    // control instead of buffering without bound.
-                    if self.inner.inbound.send(msg).await.is_err() {
-                        return;
-                    }
-                }
+            let len = match read_frame_len(&mut recv, max).await {
+                Ok(len) => len,
                 Err(ReadError::Oversized { len, max }) => {
                     let logged =
                         lock(&self.inner.oversized_log).event((peer, channel), Instant::now());
@@ -682,8 +700,101 @@ impl Network {
                     return;
                 }
                 Err(ReadError::Finished | ReadError::Stream(_)) => return,
+            };
+            // Room for the body before it is read: while the peer's queued
+            // bytes are at the budget this waits, the stream's receive
+            // window fills and QUIC stops the peer. `len` is at most the
+            // frame maximum, which the budget is at least.
+            let bytes = u32::try_from(len).unwrap_or(u32::MAX);
+            let permit = match queued.clone().try_acquire_many_owned(bytes) {
+                Ok(permit) => permit,
+                Err(TryAcquireError::NoPermits) => {
+                    metrics.record_budget_wait(channel);
+                    match queued.clone().acquire_many_owned(bytes).await {
+                        Ok(permit) => permit,
+                        Err(_) => return,
+                    }
+                }
+                Err(TryAcquireError::Closed) => return,
+            };
+            let payload = match read_frame_body(&mut recv, len).await {
+                Ok(payload) => payload,
+                Err(_) => return,
+            };
+            if !self.take_token(peer, channel) {
+                metrics.record_drop(DropReason::RateLimited);
+                continue;
+            }
+            metrics.inbound(channel, payload.len());
+            let msg = Inbound::Message {
+                from: peer,
+                channel,
+                payload,
+                charge: InboundCharge {
+                    _permit: Some(permit),
+                },
+            };
+            // Waiting here pushes back on the peer through QUIC flow
+            // control instead of buffering without bound.
+            if self.inner.inbound.send(msg).await.is_err() {
+                return;
             }
         }
+    }
+
+    /// The peer's queued-bytes budget on `channel`, shared by all its
+    /// streams and connections.
+    fn queued_budget(&self, peer: Address, channel: Channel) -> Arc<Semaphore> {
+        let config = &self.inner.config;
+        let budget = match channel {
+            Channel::Consensus => config.peer_consensus_queued_bytes_max,
+            Channel::Gossip | Channel::Sync => config.peer_gossip_queued_bytes_max,
+        };
+        // One largest frame always fits, or it could never be read.
+        let bytes = budget
+            .max(channel.frame_bytes_max(config))
+            .min(Semaphore::MAX_PERMITS);
+        lock(&self.inner.queued)
+            .entry((peer, channel))
+            .or_insert_with(|| Arc::new(Semaphore::new(bytes)))
+            .clone()
+    }
+
+    /// Waits until the peer's block-sync budget allows serving one more
+    /// request, and takes it (module `rate`, [`SyncBudget`]); false if the
+    /// connection closed meanwhile (a reconnection must not leave requests
+    /// waiting to be served to nobody).
+    async fn wait_for_sync_budget(&self, peer: Address, conn: &Connection) -> bool {
+        let mut counted = false;
+        loop {
+            if conn.close_reason().is_some() {
+                return false;
+            }
+            let now = Instant::now();
+            let ready = lock(&self.inner.sync_budgets)
+                .entry(peer)
+                .or_insert_with(|| SyncBudget::new(&self.inner.config, now))
+                .try_start(now);
+            match ready {
+                Ok(()) => return true,
+                Err(wait) => {
+                    if !counted {
+                        counted = true;
+                        self.inner.metrics.record_budget_wait(Channel::Sync);
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// Charges a block-sync response to the peer's budget.
+    fn charge_sync_response(&self, peer: Address, bytes: usize) {
+        let now = Instant::now();
+        lock(&self.inner.sync_budgets)
+            .entry(peer)
+            .or_insert_with(|| SyncBudget::new(&self.inner.config, now))
+            .charge(bytes, now);
     }
 
     /// Takes one message's worth from the peer's allowance on `channel`.
@@ -709,6 +820,7 @@ impl Network {
             };
             let net = self.clone();
             let config = config.clone();
+            let conn = conn.clone();
             tokio::spawn(async move {
                 let _permit = permit;
                 let mut first = [0u8; 1];
@@ -729,6 +841,12 @@ impl Network {
                     Err(_) => return,
                 };
                 net.inner.metrics.inbound(Channel::Sync, request.len());
+                // Over its budget the request waits here, holding its
+                // stream slot: at most `sync_streams_max` wait, none is
+                // served beyond the budget.
+                if !net.wait_for_sync_budget(peer, &conn).await {
+                    return;
+                }
                 let (tx, rx) = oneshot::channel();
                 let event = Inbound::SyncRequest {
                     from: peer,
@@ -741,6 +859,7 @@ impl Network {
                 let Ok(Ok(response)) = tokio::time::timeout(config.sync_timeout, rx).await else {
                     return;
                 };
+                net.charge_sync_response(peer, response.len());
                 send.set_priority(Channel::Sync.priority()).ok();
                 if write_frame(&mut send, &response).await.is_ok() {
                     net.inner.metrics.outbound(Channel::Sync, response.len());
