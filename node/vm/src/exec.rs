@@ -8,8 +8,8 @@ use wasmtime::{AsContextMut, Global, Memory, ResourceLimiter, Store, StoreContex
 use crate::abi;
 use crate::error::{FailKind, Failure, TrapKind, VmError};
 use crate::gas::Metering;
-use crate::limits::PAGE_BYTES;
-use crate::vm::{EPOCH_TICK_MS, LoadError, NewCode, RESIDENT_PAGES, Shared, Vm};
+use crate::limits::{PAGE_BYTES, RESIDENT_PAGES};
+use crate::vm::{EPOCH_TICK_MS, LoadError, NewCode, Shared, Vm};
 use crate::world::World;
 
 /// The block and transaction a call runs in.

@@ -38,10 +38,8 @@ pub const EXEC_THREAD_STACK_BYTES: usize = 32 << 20;
 /// Bytes of a freed linear-memory slot kept resident (zeroed in place).
 pub const MEMORY_KEEP_RESIDENT_BYTES: usize = 1 << 20;
 
-/// Initial pages of an instance that `GasSchedule::memory_page` does not
-/// charge for: the pool keeps them resident, so touching them costs no page
-/// faults, only zeroing at reuse, which `instantiate_page` pays.
-pub const RESIDENT_PAGES: u64 = 16;
+/// Re-exported from [`crate::limits`], where the gas schedule reads it too.
+pub use crate::limits::RESIDENT_PAGES;
 
 const _: () = assert!(RESIDENT_PAGES * PAGE_BYTES <= MEMORY_KEEP_RESIDENT_BYTES as u64);
 
