@@ -12,9 +12,9 @@ use wasmtime::{AsContextMut, Caller, Linker};
 
 use crate::abi::HOST_MODULE;
 use crate::error::{FailKind, Failure, TrapKind, VmError};
-use crate::exec::{FrameCall, HostExit, HostState, get_fuel, run_frame, set_fuel, valid_method};
+use crate::exec::{FrameCall, HostExit, get_fuel, run_frame, set_fuel, valid_method};
 use crate::limits::event_bytes;
-use crate::vm::NewCode;
+use crate::state::{HostState, NewCode};
 use crate::world::World;
 
 type C<'a, W> = Caller<'a, HostState<W>>;
@@ -35,7 +35,7 @@ fn fatal<W: World + 'static>(c: &mut C<'_, W>, e: VmError) -> wasmtime::Error {
 
 /// Charges `gas`, or runs out of gas (consuming everything left).
 fn charge<W: World + 'static>(c: &mut C<'_, W>, gas: u64) -> R<()> {
-    let gas = c.data().shared.gas.fuel(gas);
+    let gas = c.data().gas().fuel(gas);
     let fuel = fuel_left(c)?;
     if fuel < gas {
         set_fuel_left(c, 0)?;
@@ -133,7 +133,7 @@ fn key<W: World + 'static>(c: &mut C<'_, W>, ptr: i32, len: i32) -> R<Vec<u8>> {
     if len == 0 {
         return Err(trap(TrapKind::StorageKeyEmpty));
     }
-    if len > c.data().shared.limits.storage_key_bytes_max {
+    if len > c.data().limits().storage_key_bytes_max {
         return Err(trap(TrapKind::StorageKeyTooLarge));
     }
     read(c, ptr, len)
@@ -144,7 +144,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
     let m = HOST_MODULE;
 
     l.func_wrap(m, "input_len", |mut c: C<'_, W>| -> R<i32> {
-        let g = c.data().shared.gas.host(0);
+        let g = c.data().gas().host(0);
         charge(&mut c, g)?;
         let len = c.data().frame().map(|f| f.input.len()).unwrap_or(0);
         Ok(len as i32)
@@ -155,7 +155,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
             .frame()
             .map(|f| f.input.clone())
             .unwrap_or_default();
-        let g = c.data().shared.gas.host(input.len() as u64);
+        let g = c.data().gas().host(input.len() as u64);
         charge(&mut c, g)?;
         write(&mut c, dst, &input)
     })?;
@@ -164,7 +164,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
         m,
         "storage_read",
         |mut c: C<'_, W>, kp: i32, kl: i32, dst: i32, cap: i32| -> R<i64> {
-            let gas = c.data().shared.gas.clone();
+            let gas = c.data().gas().clone();
             let k = key(&mut c, kp, kl)?;
             charge(
                 &mut c,
@@ -188,10 +188,10 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
         m,
         "storage_write",
         |mut c: C<'_, W>, kp: i32, kl: i32, vp: i32, vl: i32| -> R<()> {
-            let gas = c.data().shared.gas.clone();
+            let gas = c.data().gas().clone();
             let k = key(&mut c, kp, kl)?;
             let vl = vl as u32;
-            if vl > c.data().shared.limits.storage_value_bytes_max {
+            if vl > c.data().limits().storage_value_bytes_max {
                 return Err(trap(TrapKind::StorageValueTooLarge));
             }
             let bytes = k.len() as u64 + u64::from(vl);
@@ -209,7 +209,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
         m,
         "storage_remove",
         |mut c: C<'_, W>, kp: i32, kl: i32| -> R<i32> {
-            let gas = c.data().shared.gas.clone();
+            let gas = c.data().gas().clone();
             let k = key(&mut c, kp, kl)?;
             charge(
                 &mut c,
@@ -224,7 +224,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
         m,
         "storage_has",
         |mut c: C<'_, W>, kp: i32, kl: i32| -> R<i32> {
-            let gas = c.data().shared.gas.clone();
+            let gas = c.data().gas().clone();
             let k = key(&mut c, kp, kl)?;
             charge(
                 &mut c,
@@ -248,8 +248,8 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
          vd: i32,
          vc: i32|
          -> R<i64> {
-            let gas = c.data().shared.gas.clone();
-            let key_max = c.data().shared.limits.storage_key_bytes_max;
+            let gas = c.data().gas().clone();
+            let key_max = c.data().limits().storage_key_bytes_max;
             let (pl, cl) = (pl as u32, cl as u32);
             if pl > key_max || cl > key_max {
                 return Err(trap(TrapKind::StorageKeyTooLarge));
@@ -293,7 +293,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
         f: impl FnOnce(&HostState<W>) -> Vec<u8>,
     ) -> R<()> {
         let bytes = f(c.data());
-        let g = c.data().shared.gas.host(bytes.len() as u64);
+        let g = c.data().gas().host(bytes.len() as u64);
         charge(c, g)?;
         write(c, dst, &bytes)
     }
@@ -328,17 +328,17 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
         context_bytes(&mut c, dst, |s| s.ctx.tx_hash.0.to_vec())
     })?;
     l.func_wrap(m, "block_height", |mut c: C<'_, W>| -> R<i64> {
-        let g = c.data().shared.gas.host(0);
+        let g = c.data().gas().host(0);
         charge(&mut c, g)?;
         Ok(c.data().ctx.block_height as i64)
     })?;
     l.func_wrap(m, "block_timestamp", |mut c: C<'_, W>| -> R<i64> {
-        let g = c.data().shared.gas.host(0);
+        let g = c.data().gas().host(0);
         charge(&mut c, g)?;
         Ok(c.data().ctx.block_timestamp_ms as i64)
     })?;
     l.func_wrap(m, "chain_id", |mut c: C<'_, W>| -> R<i64> {
-        let g = c.data().shared.gas.host(0);
+        let g = c.data().gas().host(0);
         charge(&mut c, g)?;
         Ok(c.data().ctx.chain_id as i64)
     })?;
@@ -347,7 +347,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
         m,
         "balance",
         |mut c: C<'_, W>, ap: i32, dst: i32| -> R<()> {
-            let gas = c.data().shared.gas.clone();
+            let gas = c.data().gas().clone();
             charge(&mut c, gas.balance_read + gas.host(36))?;
             let who = Address(read_array(&mut c, ap)?);
             let b = c.data().world.balance(&who);
@@ -359,7 +359,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
         m,
         "transfer",
         |mut c: C<'_, W>, ap: i32, vp: i32| -> R<i32> {
-            let gas = c.data().shared.gas.clone();
+            let gas = c.data().gas().clone();
             charge(&mut c, gas.transfer + gas.host(36))?;
             let to = Address(read_array(&mut c, ap)?);
             let amount = u128::from_le_bytes(read_array(&mut c, vp)?);
@@ -373,8 +373,8 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
         m,
         "emit_event",
         |mut c: C<'_, W>, tp: i32, tc: i32, dp: i32, dl: i32| -> R<()> {
-            let gas = c.data().shared.gas.clone();
-            let limits = &c.data().shared.limits;
+            let gas = c.data().gas().clone();
+            let limits = c.data().limits();
             let (tc, dl) = (tc as u32, dl as u32);
             if tc > limits.event_topics_max {
                 return Err(trap(TrapKind::EventTopics));
@@ -421,10 +421,10 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
         "set_return",
         |mut c: C<'_, W>, p: i32, len: i32| -> R<()> {
             let len = len as u32;
-            if len > c.data().shared.limits.return_data_bytes_max {
+            if len > c.data().limits().return_data_bytes_max {
                 return Err(trap(TrapKind::ReturnDataTooLarge));
             }
-            let g = c.data().shared.gas.host(u64::from(len));
+            let g = c.data().gas().host(u64::from(len));
             charge(&mut c, g)?;
             let bytes = read(&mut c, p, len)?;
             match c.data_mut().frame_mut() {
@@ -436,18 +436,18 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
     )?;
     l.func_wrap(m, "revert", |mut c: C<'_, W>, p: i32, len: i32| -> R<()> {
         let len = len as u32;
-        if len > c.data().shared.limits.return_data_bytes_max {
+        if len > c.data().limits().return_data_bytes_max {
             return Err(trap(TrapKind::ReturnDataTooLarge));
         }
-        let g = c.data().shared.gas.host(u64::from(len));
+        let g = c.data().gas().host(u64::from(len));
         charge(&mut c, g)?;
         let bytes = read(&mut c, p, len)?;
         Err(exit(Failure::Reverted(bytes)))
     })?;
     l.func_wrap(m, "gas_left", |mut c: C<'_, W>| -> R<i64> {
-        let g = c.data().shared.gas.host(0);
+        let g = c.data().gas().host(0);
         charge(&mut c, g)?;
-        let left = fuel_left(&mut c)? / c.data().shared.gas.fuel_per_gas.max(1);
+        let left = fuel_left(&mut c)? / c.data().gas().fuel_per_gas.max(1);
         Ok(left as i64)
     })?;
 
@@ -456,7 +456,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
         "keccak256",
         |mut c: C<'_, W>, p: i32, len: i32, dst: i32| -> R<()> {
             let len = len as u32;
-            let gas = c.data().shared.gas.clone();
+            let gas = c.data().gas().clone();
             check(&mut c, p, u64::from(len))?;
             charge(
                 &mut c,
@@ -471,7 +471,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
         "sha3_256",
         |mut c: C<'_, W>, p: i32, len: i32, dst: i32| -> R<()> {
             let len = len as u32;
-            let gas = c.data().shared.gas.clone();
+            let gas = c.data().gas().clone();
             check(&mut c, p, u64::from(len))?;
             charge(
                 &mut c,
@@ -486,7 +486,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
         m,
         "secp256k1_recover",
         |mut c: C<'_, W>, dp: i32, sp: i32, dst: i32| -> R<i32> {
-            let gas = c.data().shared.gas.clone();
+            let gas = c.data().gas().clone();
             charge(&mut c, gas.secp256k1 + gas.host(32 + 65 + 33))?;
             let digest = Hash(read_array(&mut c, dp)?);
             let sig = Signature(read_array(&mut c, sp)?);
@@ -504,7 +504,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
         m,
         "secp256k1_verify",
         |mut c: C<'_, W>, dp: i32, sp: i32, pkp: i32| -> R<i32> {
-            let gas = c.data().shared.gas.clone();
+            let gas = c.data().gas().clone();
             charge(&mut c, gas.secp256k1 + gas.host(32 + 65 + 33))?;
             let digest = Hash(read_array(&mut c, dp)?);
             let sig = Signature(read_array(&mut c, sp)?);
@@ -525,8 +525,8 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
          vp: i32,
          gas_limit: i64|
          -> R<i32> {
-            let gas = c.data().shared.gas.clone();
-            let limits = c.data().shared.limits.clone();
+            let gas = c.data().gas().clone();
+            let limits = c.data().limits().clone();
             let (ml, argl) = (ml as u32, argl as u32);
             if ml > limits.method_bytes_max {
                 return Err(trap(TrapKind::InvalidMethodName));
@@ -576,8 +576,8 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
          gas_limit: i64,
          dst: i32|
          -> R<i32> {
-            let gas = c.data().shared.gas.clone();
-            let limits = c.data().shared.limits.clone();
+            let gas = c.data().gas().clone();
+            let limits = c.data().limits().clone();
             let (cl, argl) = (cl as u32, argl as u32);
             if argl > limits.args_bytes_max {
                 return Err(trap(TrapKind::ArgsTooLarge));
@@ -642,8 +642,8 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
         m,
         "upgrade",
         |mut c: C<'_, W>, cp: i32, cl: i32, argp: i32, argl: i32, gas_limit: i64| -> R<i32> {
-            let gas = c.data().shared.gas.clone();
-            let limits = c.data().shared.limits.clone();
+            let gas = c.data().gas().clone();
+            let limits = c.data().limits().clone();
             let (cl, argl) = (cl as u32, argl as u32);
             if argl > limits.args_bytes_max {
                 return Err(trap(TrapKind::ArgsTooLarge));
@@ -693,7 +693,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
         },
     )?;
     l.func_wrap(m, "result_len", |mut c: C<'_, W>| -> R<i32> {
-        let g = c.data().shared.gas.host(0);
+        let g = c.data().gas().host(0);
         charge(&mut c, g)?;
         Ok(c.data().frame().map(|f| f.last_result.len()).unwrap_or(0) as i32)
     })?;
@@ -703,7 +703,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut Linker<HostState<W>>) -> wasmtime
             .frame()
             .map(|f| f.last_result.clone())
             .unwrap_or_default();
-        let g = c.data().shared.gas.host(result.len() as u64);
+        let g = c.data().gas().host(result.len() as u64);
         charge(&mut c, g)?;
         write(&mut c, dst, &result)
     })?;
