@@ -650,3 +650,93 @@ impl<W: World + 'static> Shared<W> {
         module.ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use stele_types::{Address, Hash};
+    use wasmtime::{Store, ValType};
+
+    use super::*;
+    use crate::abi::{HOST_FUNCTIONS, HOST_MODULE, Ty};
+    use crate::memory_world::MemoryWorld;
+    use crate::state::ExecContext;
+
+    /// `(params, results)` by host function name.
+    type Signatures = BTreeMap<String, (Vec<Ty>, Vec<Ty>)>;
+
+    fn abi_ty(t: &ValType) -> Ty {
+        match t {
+            ValType::I32 => Ty::I32,
+            ValType::I64 => Ty::I64,
+            other => panic!("a host function takes or returns {other:?}, not in the ABI"),
+        }
+    }
+
+    /// What `vm`'s block-engine linker defines, with the signatures wasmtime
+    /// derived from the Rust functions.
+    fn linked(vm: &Vm<MemoryWorld>) -> Signatures {
+        let shared = Arc::clone(&vm.shared);
+        let ctx = ExecContext {
+            origin: Address([1; 20]),
+            caller: Address([1; 20]),
+            value: 0,
+            block_height: 1,
+            block_timestamp_ms: 0,
+            chain_id: 1,
+            tx_hash: Hash([0; 32]),
+            debug: false,
+            event_bytes_left: u64::MAX,
+        };
+        let state = HostState::new(MemoryWorld::new(), shared.clone(), ctx);
+        let mut store = Store::new(&shared.engine, state);
+        let items: Vec<_> = shared
+            .linker
+            .iter(&mut store)
+            .map(|(module, name, item)| (module.to_string(), name.to_string(), item))
+            .collect();
+        let mut signatures = Signatures::new();
+        for (module, name, item) in items {
+            assert_eq!(
+                module, HOST_MODULE,
+                "{name} is linked outside the host module"
+            );
+            let ty = item
+                .into_func()
+                .expect("host items are functions")
+                .ty(&store);
+            let params = ty.params().map(|t| abi_ty(&t)).collect();
+            let results = ty.results().map(|t| abi_ty(&t)).collect();
+            let previous = signatures.insert(name.clone(), (params, results));
+            assert!(previous.is_none(), "{name} is linked twice");
+        }
+        signatures
+    }
+
+    #[test]
+    fn linked_host_functions_are_exactly_the_abi_table() {
+        let vm = Vm::new(VmConfig {
+            pool_instances_max: 70,
+            epoch_ticker: false,
+            warm_slots: false,
+            ..VmConfig::default()
+        })
+        .expect("the default configuration builds");
+        let linked = linked(&vm);
+        let mut abi = Signatures::new();
+        for (name, params, results) in HOST_FUNCTIONS {
+            let previous = abi.insert(name.to_string(), (params.to_vec(), results.to_vec()));
+            assert!(previous.is_none(), "{name} is in the ABI table twice");
+        }
+        let missing: Vec<_> = abi.keys().filter(|n| !linked.contains_key(*n)).collect();
+        let extra: Vec<_> = linked.keys().filter(|n| !abi.contains_key(*n)).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "in the ABI but not linked: {missing:?}; linked but not in the ABI: {extra:?}"
+        );
+        for (name, signature) in &abi {
+            assert_eq!(&linked[name], signature, "signature of {name}");
+        }
+    }
+}
