@@ -312,8 +312,18 @@ impl<W: World + 'static> Vm<W> {
             let mut query = Shared::new(&config, query_engine_config(&config))?;
             query.warmed_by = Some(Arc::clone(&in_flight));
             let query = Arc::new(query);
-            let warm_queue = crate::warm::spawn(Arc::clone(&query), in_flight, stop.clone())
-                .map_err(|e| VmError::Engine(format!("starting the query warmer: {e}")))?;
+            let warmer = Arc::clone(&query);
+            let compile = move |hash: &Hash, code: &[u8]| {
+                // Code the deploy refused never reaches the queue; a failure
+                // here only means the first query compiles (and reports) it
+                // itself.
+                let _ = warmer.warm_one(hash, code);
+            };
+            // The warmer gets the stack an execution thread has, so a compile
+            // there has the room it has anywhere else.
+            let warm_queue =
+                crate::warm::spawn(compile, EXEC_THREAD_STACK_BYTES, in_flight, stop.clone())
+                    .map_err(|e| VmError::Engine(format!("starting the query warmer: {e}")))?;
             let engine = query.engine.clone();
             let stop = stop.clone();
             let ticker = std::thread::spawn(move || {
