@@ -2,10 +2,10 @@
 //! holds: the context, the frame stack, events, the resource limiter, and
 //! the [`Runtime`] through which a running frame reaches its engine.
 //!
-//! Architecture invariant: this module is a leaf of the VM's own modules
-//! (`exec`, `host` and `vm` depend on it, it on none of them). The engine's
-//! linker and compiled code name `HostState`, so `HostState` names the
-//! engine only through the [`Runtime`] trait, which `vm::Shared` implements.
+//! Architecture invariant: this module imports none of `exec`, `host` and
+//! `vm` (they import it). The engine's linker and compiled code name
+//! `HostState`, so `HostState` names the engine only through the
+//! [`Runtime`] trait, which `vm::Shared` implements.
 
 use std::cell::OnceCell;
 use std::sync::Arc;
