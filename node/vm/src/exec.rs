@@ -2,38 +2,19 @@
 
 use std::sync::Arc;
 
-use stele_types::{Address, Amount, Event, ExecStatus, Hash, keccak256};
-use wasmtime::{AsContextMut, Global, Memory, ResourceLimiter, Store, StoreContextMut, Trap, Val};
+use stele_types::{Address, Amount, Event, ExecStatus, keccak256};
+use wasmtime::{AsContextMut, Global, Store, StoreContextMut, Trap, Val};
 
 use crate::abi;
 use crate::error::{FailKind, Failure, TrapKind, VmError};
 use crate::gas::Metering;
-use crate::limits::PAGE_BYTES;
-use crate::vm::{EPOCH_TICK_MS, LoadError, NewCode, RESIDENT_PAGES, Shared, Vm};
+use crate::limits::RESIDENT_PAGES;
+use crate::state::{Frame, HostState, LoadError, NewCode, Runtime};
 use crate::world::World;
 
-/// The block and transaction a call runs in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecContext {
-    /// The account that signed the transaction.
-    pub origin: Address,
-    /// The direct caller of the top-level frame (the origin for a
-    /// transaction).
-    pub caller: Address,
-    /// Native tokens attached, moved from `caller` to the contract first.
-    pub value: Amount,
-    pub block_height: u64,
-    /// Block timestamp in milliseconds since the Unix epoch.
-    pub block_timestamp_ms: u64,
-    pub chain_id: u64,
-    pub tx_hash: Hash,
-    /// Record a trace of nested calls with gas per frame.
-    pub debug: bool,
-    /// Most event bytes (data plus 32 per topic) this execution may emit
-    /// beyond the VM's own per-execution limit: what is left of the block's
-    /// (`VmLimits::block_event_bytes_max`), or `u64::MAX` outside blocks.
-    pub event_bytes_left: u64,
-}
+// Defined beside the store's data, which holds them; still part of this
+// module's public interface.
+pub use crate::state::{CallTrace, ExecContext};
 
 /// What to execute.
 #[derive(Debug, Clone, Copy)]
@@ -54,21 +35,6 @@ pub enum Action<'a> {
     },
 }
 
-/// One frame of the debug trace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallTrace {
-    pub caller: Address,
-    pub contract: Address,
-    pub method: String,
-    pub value: Amount,
-    pub gas_budget: u64,
-    pub gas_used: u64,
-    pub status: ExecStatus,
-    /// Return data, revert payload or failure message.
-    pub output: Vec<u8>,
-    pub calls: Vec<CallTrace>,
-}
-
 /// The result of an execution. The world passed to `execute` already holds
 /// the writes if `status` is `Success`, and none of them otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,129 +52,6 @@ pub struct Outcome {
     pub contract_address: Option<Address>,
     /// Nested calls with gas per frame, if `ExecContext::debug` was set.
     pub trace: Option<CallTrace>,
-}
-
-pub(crate) struct Frame {
-    pub(crate) contract: Address,
-    pub(crate) caller: Address,
-    pub(crate) value: Amount,
-    pub(crate) input: Vec<u8>,
-    pub(crate) memory: Option<Memory>,
-    /// The instance's gas counter under [`Metering::Instrumented`].
-    pub(crate) gas: Option<Global>,
-    pub(crate) return_data: Vec<u8>,
-    pub(crate) last_result: Vec<u8>,
-}
-
-/// Store data of one execution.
-pub struct HostState<W: World + 'static> {
-    pub(crate) world: W,
-    pub(crate) shared: Arc<Shared<W>>,
-    pub(crate) ctx: ExecContext,
-    pub(crate) frames: Vec<Frame>,
-    pub(crate) events: Vec<Event>,
-    pub(crate) fatal: Option<VmError>,
-    /// Fuel left while no frame runs, under [`Metering::Instrumented`]
-    /// (wasmtime's store fuel plays this part otherwise).
-    fuel: u64,
-    /// Frames instantiated so far in this execution.
-    instantiated: u32,
-    trace: Vec<CallTrace>,
-    limiter: ExecLimiter,
-}
-
-/// wasmtime's resource limiter for one execution: each memory and table
-/// within its cap, and the memory of all frames together within
-/// `VmLimits::execution_memory_pages_max`.
-#[derive(Debug)]
-pub(crate) struct ExecLimiter {
-    memory_bytes_max: usize,
-    execution_memory_bytes_max: u64,
-    /// Bytes of linear memory the execution's instances hold.
-    memory_bytes: u64,
-    table_elements_max: usize,
-    instances_max: usize,
-}
-
-impl ExecLimiter {
-    fn new(limits: &crate::limits::VmLimits) -> Self {
-        ExecLimiter {
-            memory_bytes_max: limits.memory_bytes_max(),
-            execution_memory_bytes_max: limits
-                .execution_memory_pages_max
-                .saturating_mul(PAGE_BYTES),
-            memory_bytes: 0,
-            table_elements_max: limits.table_elements_max as usize,
-            instances_max: limits.frames_max as usize,
-        }
-    }
-
-    /// Whether `pages` more pages fit the execution's memory.
-    fn fits(&self, pages: u64) -> bool {
-        self.fits_bytes(pages.saturating_mul(PAGE_BYTES))
-    }
-
-    fn fits_bytes(&self, bytes: u64) -> bool {
-        self.memory_bytes.saturating_add(bytes) <= self.execution_memory_bytes_max
-    }
-}
-
-impl ResourceLimiter for ExecLimiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let more = desired.saturating_sub(current) as u64;
-        if desired > self.memory_bytes_max || !self.fits_bytes(more) {
-            return Ok(false);
-        }
-        self.memory_bytes += more;
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= self.table_elements_max)
-    }
-
-    fn instances(&self) -> usize {
-        self.instances_max
-    }
-
-    fn tables(&self) -> usize {
-        self.instances_max
-    }
-
-    fn memories(&self) -> usize {
-        self.instances_max
-    }
-}
-
-impl<W: World + 'static> std::fmt::Debug for HostState<W> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HostState")
-            .field("depth", &self.frames.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<W: World + 'static> HostState<W> {
-    pub(crate) fn frame(&self) -> Result<&Frame, VmError> {
-        self.frames
-            .last()
-            .ok_or(VmError::Invariant("host call outside a frame"))
-    }
-    pub(crate) fn frame_mut(&mut self) -> Result<&mut Frame, VmError> {
-        self.frames
-            .last_mut()
-            .ok_or(VmError::Invariant("host call outside a frame"))
-    }
 }
 
 /// The error a host function returns to stop its frame.
@@ -242,189 +85,137 @@ pub(crate) struct FrameResult {
     pub(crate) gas_used: u64,
 }
 
-impl<W: World + 'static> Vm<W> {
-    /// Executes `action` against `world` with `gas_limit` and returns the
-    /// outcome and the world (which holds the writes iff the outcome is a
-    /// success). Must run on a thread with at least
-    /// [`EXEC_THREAD_STACK_BYTES`](crate::EXEC_THREAD_STACK_BYTES) of stack.
-    ///
-    /// `Err` means the node itself failed (state backend error): no receipt
-    /// may be produced and the world must be discarded.
-    pub fn execute(
-        &self,
-        ctx: &ExecContext,
-        action: Action<'_>,
-        gas_limit: u64,
-        world: W,
-    ) -> (Result<Outcome, VmError>, W) {
-        self.run(ctx, action, gas_limit, world, None)
+/// Runs `action` against `world` in a fresh store on `runtime`'s engine:
+/// what [`Vm::execute`](crate::Vm::execute) and
+/// [`Vm::query`](crate::Vm::query) do, the latter with `epoch_ticks`
+/// (a wall-clock deadline on an engine with epoch interruption).
+pub(crate) fn run<W: World + 'static>(
+    runtime: Arc<dyn Runtime<W>>,
+    ctx: &ExecContext,
+    action: Action<'_>,
+    gas_limit: u64,
+    world: W,
+    epoch_ticks: Option<u64>,
+) -> (Result<Outcome, VmError>, W) {
+    let state = HostState::new(world, Arc::clone(&runtime), ctx.clone());
+    let mut store = Store::new(runtime.engine(), state);
+    store.limiter(|s| &mut s.limiter);
+    if let Some(ticks) = epoch_ticks {
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(ticks);
     }
-
-    /// A read-only query (or dry run): like `execute`, but every write is
-    /// reverted, and a wall-clock `timeout_ms` stops runaway code (epoch
-    /// interruption on a separate query engine, which is not deterministic
-    /// and therefore never used for blocks). Gas is metered exactly as in a
-    /// block. Without the query engine (`VmConfig::epoch_ticker` off) only
-    /// the gas cap bounds the query.
-    pub fn query(
-        &self,
-        ctx: &ExecContext,
-        action: Action<'_>,
-        gas_limit: u64,
-        timeout_ms: u64,
-        mut world: W,
-    ) -> (Result<Outcome, VmError>, W) {
-        world.checkpoint();
-        let ticks = timeout_ms.div_ceil(EPOCH_TICK_MS).max(1);
-        let (outcome, mut world) = self.run(ctx, action, gas_limit, world, Some(ticks));
-        world.revert();
-        (outcome, world)
-    }
-
-    fn run(
-        &self,
-        ctx: &ExecContext,
-        action: Action<'_>,
-        gas_limit: u64,
-        world: W,
-        epoch_ticks: Option<u64>,
-    ) -> (Result<Outcome, VmError>, W) {
-        // Queries run on the engine with epoch checks when there is one.
-        let (shared, epoch_ticks) = match (epoch_ticks, &self.query_shared) {
-            (Some(ticks), Some(q)) => (q, Some(ticks)),
-            _ => (&self.shared, None),
-        };
-        let limits = &shared.limits;
-        let state = HostState {
-            world,
-            shared: shared.clone(),
-            ctx: ctx.clone(),
-            frames: Vec::new(),
-            events: Vec::new(),
-            fatal: None,
-            fuel: 0,
-            instantiated: 0,
-            trace: Vec::new(),
-            limiter: ExecLimiter::new(limits),
-        };
-        let mut store = Store::new(&shared.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        if let Some(ticks) = epoch_ticks {
-            store.epoch_deadline_trap();
-            store.set_epoch_deadline(ticks);
+    let result = run_in(&mut store, &*runtime, ctx, action, gas_limit);
+    let mut state = store.into_data();
+    let gas = runtime.gas();
+    let outcome = result.map(|(frame, contract_address)| {
+        let trace = if ctx.debug { state.trace.pop() } else { None };
+        let events = std::mem::take(&mut state.events);
+        match frame.result {
+            Ok(output) => Outcome {
+                status: ExecStatus::Success,
+                gas_used: gas.gas_of_fuel(frame.gas_used),
+                output,
+                events,
+                failure: None,
+                contract_address,
+                trace,
+            },
+            Err(f) => Outcome {
+                status: f.status(),
+                gas_used: gas.gas_of_fuel(frame.gas_used),
+                output: f.output(),
+                events: Vec::new(),
+                failure: Some(f),
+                contract_address: None,
+                trace,
+            },
         }
-        let result = self.run_in(&mut store, ctx, action, gas_limit);
-        let mut state = store.into_data();
-        let outcome = result.map(|(frame, contract_address)| {
-            let trace = if ctx.debug { state.trace.pop() } else { None };
-            let events = std::mem::take(&mut state.events);
-            match frame.result {
-                Ok(output) => Outcome {
-                    status: ExecStatus::Success,
-                    gas_used: shared.gas.gas_of_fuel(frame.gas_used),
-                    output,
-                    events,
-                    failure: None,
-                    contract_address,
-                    trace,
-                },
-                Err(f) => Outcome {
-                    status: f.status(),
-                    gas_used: shared.gas.gas_of_fuel(frame.gas_used),
-                    output: f.output(),
-                    events: Vec::new(),
-                    failure: Some(f),
-                    contract_address: None,
-                    trace,
-                },
-            }
-        });
-        (outcome, state.world)
-    }
+    });
+    (outcome, state.world)
+}
 
-    fn run_in(
-        &self,
-        store: &mut Store<HostState<W>>,
-        ctx: &ExecContext,
-        action: Action<'_>,
-        gas_limit: u64,
-    ) -> Result<(FrameResult, Option<Address>), VmError> {
-        let limits = &self.shared.limits;
-        let gas = &self.shared.gas;
-        let fuel_limit = match gas.metering {
-            Metering::WasmtimeFuel => gas.fuel(gas_limit),
-            // The instrumented counter is an i64: no budget exceeds it.
-            Metering::Instrumented => gas.fuel(gas_limit).min(i64::MAX as u64),
-        };
-        set_fuel(store, fuel_limit)?;
-        let fail = |kind: FailKind| FrameResult {
-            result: Err(Failure::Failed(kind)),
-            gas_used: 0,
-        };
-        match action {
-            Action::Call {
+fn run_in<W: World + 'static>(
+    store: &mut Store<HostState<W>>,
+    runtime: &dyn Runtime<W>,
+    ctx: &ExecContext,
+    action: Action<'_>,
+    gas_limit: u64,
+) -> Result<(FrameResult, Option<Address>), VmError> {
+    let limits = runtime.limits();
+    let gas = runtime.gas();
+    let fuel_limit = match gas.metering {
+        Metering::WasmtimeFuel => gas.fuel(gas_limit),
+        // The instrumented counter is an i64: no budget exceeds it.
+        Metering::Instrumented => gas.fuel(gas_limit).min(i64::MAX as u64),
+    };
+    set_fuel(store, fuel_limit)?;
+    let fail = |kind: FailKind| FrameResult {
+        result: Err(Failure::Failed(kind)),
+        gas_used: 0,
+    };
+    match action {
+        Action::Call {
+            contract,
+            method,
+            args,
+        } => {
+            if args.len() > limits.args_bytes_max as usize {
+                return Ok((fail(FailKind::ArgsTooLarge), None));
+            }
+            if !valid_method(method, limits.method_bytes_max) {
+                return Ok((fail(FailKind::InvalidMethodName), None));
+            }
+            let call = FrameCall {
+                caller: ctx.caller,
                 contract,
-                method,
-                args,
-            } => {
-                if args.len() > limits.args_bytes_max as usize {
-                    return Ok((fail(FailKind::ArgsTooLarge), None));
-                }
-                if !valid_method(method, limits.method_bytes_max) {
-                    return Ok((fail(FailKind::InvalidMethodName), None));
-                }
-                let call = FrameCall {
-                    caller: ctx.caller,
-                    contract,
-                    method: method.to_string(),
-                    args: args.to_vec(),
-                    value: ctx.value,
-                    gas_budget: fuel_limit,
-                    deploy: None,
-                    upgrade: false,
-                };
-                Ok((run_frame(&mut store.as_context_mut(), call)?, None))
+                method: method.to_string(),
+                args: args.to_vec(),
+                value: ctx.value,
+                gas_budget: fuel_limit,
+                deploy: None,
+                upgrade: false,
+            };
+            Ok((run_frame(&mut store.as_context_mut(), call)?, None))
+        }
+        Action::Deploy {
+            code,
+            init_args,
+            nonce,
+        } => {
+            let new_code = NewCode::new(code.to_vec());
+            let cost = gas.fuel(
+                gas.deploy_bytes(code.len())
+                    .saturating_add(gas.deploy_functions(code))
+                    .saturating_add(gas.deploy_complexity_of(|| new_code.complexity(limits))),
+            );
+            if cost > fuel_limit {
+                return Ok((
+                    FrameResult {
+                        result: Err(Failure::OutOfGas),
+                        gas_used: fuel_limit,
+                    },
+                    None,
+                ));
             }
-            Action::Deploy {
-                code,
-                init_args,
-                nonce,
-            } => {
-                let new_code = NewCode::new(code.to_vec());
-                let cost = gas.fuel(
-                    gas.deploy_bytes(code.len())
-                        .saturating_add(gas.deploy_functions(code))
-                        .saturating_add(gas.deploy_complexity_of(|| new_code.complexity(limits))),
-                );
-                if cost > fuel_limit {
-                    return Ok((
-                        FrameResult {
-                            result: Err(Failure::OutOfGas),
-                            gas_used: fuel_limit,
-                        },
-                        None,
-                    ));
-                }
-                if init_args.len() > limits.args_bytes_max as usize {
-                    return Ok((fail(FailKind::ArgsTooLarge), None));
-                }
-                set_fuel(store, fuel_limit - cost)?;
-                let address = Address::contract(&ctx.caller, nonce);
-                let call = FrameCall {
-                    caller: ctx.caller,
-                    contract: address,
-                    method: abi::INIT_EXPORT.to_string(),
-                    args: init_args.to_vec(),
-                    value: ctx.value,
-                    gas_budget: fuel_limit - cost,
-                    deploy: Some(new_code),
-                    upgrade: false,
-                };
-                let mut frame = run_frame(&mut store.as_context_mut(), call)?;
-                frame.gas_used += cost;
-                let ok = frame.result.is_ok();
-                Ok((frame, ok.then_some(address)))
+            if init_args.len() > limits.args_bytes_max as usize {
+                return Ok((fail(FailKind::ArgsTooLarge), None));
             }
+            set_fuel(store, fuel_limit - cost)?;
+            let address = Address::contract(&ctx.caller, nonce);
+            let call = FrameCall {
+                caller: ctx.caller,
+                contract: address,
+                method: abi::INIT_EXPORT.to_string(),
+                args: init_args.to_vec(),
+                value: ctx.value,
+                gas_budget: fuel_limit - cost,
+                deploy: Some(new_code),
+                upgrade: false,
+            };
+            let mut frame = run_frame(&mut store.as_context_mut(), call)?;
+            frame.gas_used += cost;
+            let ok = frame.result.is_ok();
+            Ok((frame, ok.then_some(address)))
         }
     }
 }
@@ -442,7 +233,7 @@ pub(crate) fn set_fuel<W: World + 'static>(
 ) -> Result<(), VmError> {
     let mut store = store.as_context_mut();
     let state = store.data_mut();
-    if state.shared.gas.metering == Metering::WasmtimeFuel {
+    if state.gas().metering == Metering::WasmtimeFuel {
         return store
             .set_fuel(fuel)
             .map_err(|_| VmError::Invariant("fuel is enabled"));
@@ -464,7 +255,7 @@ pub(crate) fn get_fuel<W: World + 'static>(
 ) -> Result<u64, VmError> {
     let mut store = store.as_context_mut();
     let state = store.data();
-    if state.shared.gas.metering == Metering::WasmtimeFuel {
+    if state.gas().metering == Metering::WasmtimeFuel {
         return store
             .get_fuel()
             .map_err(|_| VmError::Invariant("fuel is enabled"));
@@ -507,7 +298,7 @@ pub(crate) fn run_frame<W: World + 'static>(
             contract: call.contract,
             method: call.method.clone(),
             value: call.value,
-            gas_budget: call.gas_budget / shared.gas.fuel_per_gas.max(1),
+            gas_budget: call.gas_budget / shared.gas().fuel_per_gas.max(1),
             gas_used: 0,
             status: ExecStatus::Success,
             output: Vec::new(),
@@ -535,7 +326,7 @@ pub(crate) fn run_frame<W: World + 'static>(
     if debug {
         let state = store.data_mut();
         if let Some(mut t) = state.trace.pop() {
-            t.gas_used = shared.gas.gas_of_fuel(result.gas_used);
+            t.gas_used = shared.gas().gas_of_fuel(result.gas_used);
             let (status, output) = match &result.result {
                 Ok(out) => (ExecStatus::Success, out.clone()),
                 Err(f) => (f.status(), f.output()),
@@ -563,7 +354,7 @@ fn frame_body<W: World + 'static>(
     };
     let state = store.data_mut();
     let shared = state.shared.clone();
-    let limits = &shared.limits;
+    let limits = shared.limits();
     if state.frames.len() >= limits.call_depth_max as usize {
         return fail(FailKind::CallDepthExceeded);
     }
@@ -590,7 +381,7 @@ fn frame_body<W: World + 'static>(
         let Some(hash) = state.world.code_hash(&call.contract)? else {
             return fail(FailKind::NoSuchContract);
         };
-        match shared.load(&hash, None, Some(&state.world)) {
+        match shared.load(&hash, &state.world) {
             Ok(c) => c,
             Err(LoadError::Invalid(_)) => return Err(VmError::CorruptCode),
             Err(LoadError::Fatal(e)) => return Err(e),
@@ -634,7 +425,7 @@ fn frame_body<W: World + 'static>(
     }
     state.instantiated += 1;
 
-    let gas = &shared.gas;
+    let gas = shared.gas();
     let fresh_pages = info.initial_pages.saturating_sub(RESIDENT_PAGES);
     let instantiate_cost = gas.fuel(
         gas.instantiate_base
@@ -678,7 +469,7 @@ fn frame_body<W: World + 'static>(
     // replaced by the VM's own deterministic charge above.
     set_fuel(store, budget_after_instantiate)?;
     let memory = instance.get_memory(&mut *store, abi::MEMORY_EXPORT);
-    let metering = shared.gas.metering;
+    let metering = shared.gas().metering;
     let gas_counter = match metering {
         Metering::WasmtimeFuel => None,
         Metering::Instrumented => Some(instance.get_global(&mut *store, abi::GAS_EXPORT).ok_or(

@@ -117,14 +117,14 @@ pub struct GasSchedule {
     pub instantiate_page: u64,
     /// Every page of linear memory an execution takes by `memory.grow`
     /// (pages requested) or at instantiation beyond the first
-    /// [`RESIDENT_PAGES`](crate::vm::RESIDENT_PAGES): the work of first
+    /// [`RESIDENT_PAGES`](crate::limits::RESIDENT_PAGES): the work of first
     /// touching it (16 page faults and zeroing, ~25 us on the reference
     /// VM), paid whether or not the code touches it (from V4; 0 before).
     pub memory_page: u64,
     /// `memory_page` is the price of a page the node keeps resident (the
     /// zeroing before its slot is reused), not of a fresh one's first
     /// touch, so this schedule may run only with limits that keep a
-    /// frame's memory within [`RESIDENT_PAGES`](crate::vm::RESIDENT_PAGES)
+    /// frame's memory within [`RESIDENT_PAGES`](crate::limits::RESIDENT_PAGES)
     /// (`VmLimits::V3` and later; from V5). [`GasSchedule::check_limits`]
     /// says whether a pair fits.
     pub memory_resident_only: bool,
@@ -357,13 +357,13 @@ impl GasSchedule {
 
     /// Whether this schedule prices memory right for `limits`: one whose
     /// page price assumes resident pages needs frames of at most
-    /// [`RESIDENT_PAGES`](crate::vm::RESIDENT_PAGES).
+    /// [`RESIDENT_PAGES`](crate::limits::RESIDENT_PAGES).
     pub fn check_limits(&self, limits: &crate::VmLimits) -> Result<(), String> {
-        if self.memory_resident_only && limits.memory_pages_max > crate::vm::RESIDENT_PAGES {
+        if self.memory_resident_only && limits.memory_pages_max > crate::limits::RESIDENT_PAGES {
             return Err(format!(
                 "gas schedule {} prices memory for frames of at most {} pages, but VM limits {} allow {}",
                 self.version,
-                crate::vm::RESIDENT_PAGES,
+                crate::limits::RESIDENT_PAGES,
                 limits.version,
                 limits.memory_pages_max
             ));

@@ -18,16 +18,18 @@ mod host;
 pub mod instrument;
 pub mod limits;
 pub mod memory_world;
+mod state;
 pub mod validate;
 pub mod vm;
 pub mod warm;
 pub mod world;
 
 pub use error::{FailKind, Failure, TrapKind, VmError};
-pub use exec::{Action, CallTrace, ExecContext, HostState, Outcome};
+pub use exec::{Action, Outcome};
 pub use gas::GasSchedule;
 pub use limits::{PAGE_BYTES, VmLimits, event_bytes};
 pub use memory_world::MemoryWorld;
+pub use state::{CallTrace, ExecContext, HostState};
 pub use validate::{ModuleInfo, ValidationError, validate};
 pub use vm::{
     CompileCounts, EXEC_THREAD_STACK_BYTES, NATIVE_WASM_STACK_BYTES, Vm, VmConfig, engine_config,

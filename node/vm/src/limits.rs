@@ -6,6 +6,11 @@ use stele_types::Event;
 /// Bytes in a page of linear memory.
 pub const PAGE_BYTES: u64 = 65_536;
 
+/// Initial pages of an instance that `GasSchedule::memory_page` does not
+/// charge for: the pool keeps them resident, so touching them costs no page
+/// faults, only zeroing at reuse, which `instantiate_page` pays.
+pub const RESIDENT_PAGES: u64 = 16;
+
 /// What an event counts against the event byte limits
 /// ([`VmLimits::event_bytes_max`], [`VmLimits::block_event_bytes_max`]):
 /// its data and 32 bytes per topic.

@@ -1,5 +1,6 @@
-//! The engine: wasmtime configured for determinism, the host linker, and
-//! compiled-module loading through the caches.
+//! The engine: wasmtime configured for determinism, the host linker,
+//! compiled-module loading through the caches, and [`Vm`], whose `execute`
+//! and `query` hand a store to [`crate::exec`].
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,16 +10,17 @@ use std::time::Duration;
 
 use stele_types::{Hash, keccak256, keccak256_parts};
 use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
-    PoolingAllocationConfig, WasmFeatures,
+    Config, Enabled, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig,
+    WasmFeatures,
 };
 
 use crate::cache::{DiskCache, Lru};
 use crate::error::VmError;
-use crate::exec::HostState;
+use crate::exec::{self, Action, ExecContext, Outcome};
 use crate::gas::{GasSchedule, Metering};
 use crate::instrument::instrument;
 use crate::limits::{PAGE_BYTES, VmLimits};
+use crate::state::{Compiled, HostState, LoadError, NewCode, Runtime};
 use crate::validate::{ModuleInfo, ValidationError, validate};
 use crate::warm::{InFlight, WarmQueue};
 use crate::world::World;
@@ -38,10 +40,8 @@ pub const EXEC_THREAD_STACK_BYTES: usize = 32 << 20;
 /// Bytes of a freed linear-memory slot kept resident (zeroed in place).
 pub const MEMORY_KEEP_RESIDENT_BYTES: usize = 1 << 20;
 
-/// Initial pages of an instance that `GasSchedule::memory_page` does not
-/// charge for: the pool keeps them resident, so touching them costs no page
-/// faults, only zeroing at reuse, which `instantiate_page` pays.
-pub const RESIDENT_PAGES: u64 = 16;
+/// Re-exported from [`crate::limits`], where the gas schedule reads it too.
+pub use crate::limits::RESIDENT_PAGES;
 
 const _: () = assert!(RESIDENT_PAGES * PAGE_BYTES <= MEMORY_KEEP_RESIDENT_BYTES as u64);
 
@@ -97,51 +97,6 @@ impl Default for VmConfig {
             warm_slots: true,
         }
     }
-}
-
-/// A contract ready to instantiate.
-pub(crate) struct Compiled<W: World + 'static> {
-    pub(crate) pre: InstancePre<HostState<W>>,
-    pub(crate) info: ModuleInfo,
-}
-
-/// Code being deployed (or upgraded to), validated at most once: for
-/// pricing its compile complexity (schedules that charge it) and for
-/// compiling it. Validation runs at the first of the two that needs it.
-#[derive(Debug)]
-pub(crate) struct NewCode {
-    pub(crate) code: Vec<u8>,
-    validated: std::cell::OnceCell<Result<ModuleInfo, ValidationError>>,
-}
-
-impl NewCode {
-    pub(crate) fn new(code: Vec<u8>) -> Self {
-        NewCode {
-            code,
-            validated: std::cell::OnceCell::new(),
-        }
-    }
-
-    /// The code's validation under `limits` (every caller passes the
-    /// VM's one set of limits).
-    pub(crate) fn validated(&self, limits: &VmLimits) -> &Result<ModuleInfo, ValidationError> {
-        self.validated.get_or_init(|| validate(&self.code, limits))
-    }
-
-    /// Its `ModuleInfo::complexity`, `None` if `limits` refuse it: what
-    /// [`GasSchedule::deploy_complexity_of`] asks for.
-    pub(crate) fn complexity(&self, limits: &VmLimits) -> Option<u64> {
-        self.validated(limits)
-            .as_ref()
-            .ok()
-            .map(|info| info.complexity)
-    }
-}
-
-/// Why code could not be loaded.
-pub(crate) enum LoadError {
-    Invalid(ValidationError),
-    Fatal(VmError),
 }
 
 /// One engine with its host linker and compiled-module caches. Code compiled
@@ -357,8 +312,18 @@ impl<W: World + 'static> Vm<W> {
             let mut query = Shared::new(&config, query_engine_config(&config))?;
             query.warmed_by = Some(Arc::clone(&in_flight));
             let query = Arc::new(query);
-            let warm_queue = crate::warm::spawn(Arc::clone(&query), in_flight, stop.clone())
-                .map_err(|e| VmError::Engine(format!("starting the query warmer: {e}")))?;
+            let warmer = Arc::clone(&query);
+            let compile = move |hash: &Hash, code: &[u8]| {
+                // Code the deploy refused never reaches the queue; a failure
+                // here only means the first query compiles (and reports) it
+                // itself.
+                let _ = warmer.warm_one(hash, code);
+            };
+            // The warmer gets the stack an execution thread has, so a compile
+            // there has the room it has anywhere else.
+            let warm_queue =
+                crate::warm::spawn(compile, EXEC_THREAD_STACK_BYTES, in_flight, stop.clone())
+                    .map_err(|e| VmError::Engine(format!("starting the query warmer: {e}")))?;
             let engine = query.engine.clone();
             let stop = stop.clone();
             let ticker = std::thread::spawn(move || {
@@ -380,6 +345,61 @@ impl<W: World + 'static> Vm<W> {
             stop,
             ticker,
         })
+    }
+
+    /// Executes `action` against `world` with `gas_limit` and returns the
+    /// outcome and the world (which holds the writes iff the outcome is a
+    /// success). Must run on a thread with at least
+    /// [`EXEC_THREAD_STACK_BYTES`](crate::EXEC_THREAD_STACK_BYTES) of stack.
+    ///
+    /// `Err` means the node itself failed (state backend error): no receipt
+    /// may be produced and the world must be discarded.
+    pub fn execute(
+        &self,
+        ctx: &ExecContext,
+        action: Action<'_>,
+        gas_limit: u64,
+        world: W,
+    ) -> (Result<Outcome, VmError>, W) {
+        self.run(ctx, action, gas_limit, world, None)
+    }
+
+    /// A read-only query (or dry run): like `execute`, but every write is
+    /// reverted, and a wall-clock `timeout_ms` stops runaway code (epoch
+    /// interruption on a separate query engine, which is not deterministic
+    /// and therefore never used for blocks). Gas is metered exactly as in a
+    /// block. Without the query engine (`VmConfig::epoch_ticker` off) only
+    /// the gas cap bounds the query.
+    pub fn query(
+        &self,
+        ctx: &ExecContext,
+        action: Action<'_>,
+        gas_limit: u64,
+        timeout_ms: u64,
+        mut world: W,
+    ) -> (Result<Outcome, VmError>, W) {
+        world.checkpoint();
+        let ticks = timeout_ms.div_ceil(EPOCH_TICK_MS).max(1);
+        let (outcome, mut world) = self.run(ctx, action, gas_limit, world, Some(ticks));
+        world.revert();
+        (outcome, world)
+    }
+
+    fn run(
+        &self,
+        ctx: &ExecContext,
+        action: Action<'_>,
+        gas_limit: u64,
+        world: W,
+        epoch_ticks: Option<u64>,
+    ) -> (Result<Outcome, VmError>, W) {
+        // Queries run on the engine with epoch checks when there is one.
+        let (shared, epoch_ticks) = match (epoch_ticks, &self.query_shared) {
+            (Some(ticks), Some(q)) => (q, Some(ticks)),
+            _ => (&self.shared, None),
+        };
+        let runtime: Arc<dyn Runtime<W>> = shared.clone();
+        exec::run(runtime, ctx, action, gas_limit, world, epoch_ticks)
     }
 
     /// The protocol limits in force.
@@ -455,6 +475,54 @@ fn engine_key(engine: &Engine, config: &VmConfig) -> Hash {
     ])
 }
 
+/// What an execution reaches its engine through (see [`crate::state`]).
+impl<W: World + 'static> Runtime<W> for Shared<W> {
+    fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn limits(&self) -> &VmLimits {
+        &self.limits
+    }
+
+    fn gas(&self) -> &GasSchedule {
+        &self.gas
+    }
+
+    /// From the memory cache, the artifact directory, or by compiling the
+    /// world's copy of the code.
+    fn load(&self, code_hash: &Hash, world: &W) -> Result<Arc<Compiled<W>>, LoadError> {
+        if let Some(c) = self.cached(code_hash) {
+            return Ok(c);
+        }
+        let code = world
+            .code(code_hash)
+            .map_err(|e| LoadError::Fatal(e.into()))?
+            .ok_or(LoadError::Fatal(VmError::CorruptCode))?;
+        let info = validate(&code, &self.limits).map_err(LoadError::Invalid)?;
+        self.compile(code_hash, &code, info, Cause::Executing)
+    }
+
+    /// On the block engine, valid code also goes to the query engine's
+    /// warmer.
+    fn load_new(&self, code_hash: &Hash, new: &NewCode) -> Result<Arc<Compiled<W>>, LoadError> {
+        let compiled = match self.cached(code_hash) {
+            Some(c) => c,
+            None => {
+                let info = new
+                    .validated(&self.limits)
+                    .clone()
+                    .map_err(LoadError::Invalid)?;
+                self.compile(code_hash, &new.code, info, Cause::Executing)?
+            }
+        };
+        if let Some(queue) = &self.warm_queue {
+            queue.push(*code_hash, &new.code);
+        }
+        Ok(compiled)
+    }
+}
+
 impl<W: World + 'static> Shared<W> {
     fn new(config: &VmConfig, engine_config: Config) -> Result<Self, VmError> {
         let engine = Engine::new(&engine_config).map_err(|e| VmError::Engine(e.to_string()))?;
@@ -501,57 +569,6 @@ impl<W: World + 'static> Shared<W> {
         } else {
             None
         }
-    }
-
-    /// The compiled contract for `code_hash`, from the memory cache, the
-    /// artifact directory, or by compiling `code` (or the world's copy).
-    pub(crate) fn load(
-        &self,
-        code_hash: &Hash,
-        code: Option<&[u8]>,
-        world: Option<&W>,
-    ) -> Result<Arc<Compiled<W>>, LoadError> {
-        if let Some(c) = self.cached(code_hash) {
-            return Ok(c);
-        }
-        let stored;
-        let code = match (code, world) {
-            (Some(c), _) => c,
-            (None, Some(w)) => {
-                stored = w
-                    .code(code_hash)
-                    .map_err(|e| LoadError::Fatal(e.into()))?
-                    .ok_or(LoadError::Fatal(VmError::CorruptCode))?;
-                &stored[..]
-            }
-            (None, None) => return Err(LoadError::Fatal(VmError::Invariant("no code to load"))),
-        };
-        let info = validate(code, &self.limits).map_err(LoadError::Invalid)?;
-        self.compile(code_hash, code, info, Cause::Executing)
-    }
-
-    /// [`Shared::load`] of code being deployed, using its validation
-    /// (made at most once, see [`NewCode`]). On the block engine, valid
-    /// code also goes to the query engine's warmer.
-    pub(crate) fn load_new(
-        &self,
-        code_hash: &Hash,
-        new: &NewCode,
-    ) -> Result<Arc<Compiled<W>>, LoadError> {
-        let compiled = match self.cached(code_hash) {
-            Some(c) => c,
-            None => {
-                let info = new
-                    .validated(&self.limits)
-                    .clone()
-                    .map_err(LoadError::Invalid)?;
-                self.compile(code_hash, &new.code, info, Cause::Executing)?
-            }
-        };
-        if let Some(queue) = &self.warm_queue {
-            queue.push(*code_hash, &new.code);
-        }
-        Ok(compiled)
     }
 
     /// Loads `code` ahead of use, without waiting for the warmer (which
@@ -614,7 +631,7 @@ impl<W: World + 'static> Shared<W> {
         Ok(compiled)
     }
 
-    /// [`Shared::load`] of `code` for callers that only need to know whether
+    /// [`Runtime::load`] of `code` for callers that only need to know whether
     /// it loads (a node-side failure reads as invalid code).
     fn prepare(&self, code_hash: &Hash, code: &[u8]) -> Result<(), ValidationError> {
         match self.warm_one(code_hash, code) {
@@ -641,5 +658,95 @@ impl<W: World + 'static> Shared<W> {
         #[allow(unsafe_code)]
         let module = unsafe { Module::deserialize(&self.engine, &bytes) };
         module.ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use stele_types::{Address, Hash};
+    use wasmtime::{Store, ValType};
+
+    use super::*;
+    use crate::abi::{HOST_FUNCTIONS, HOST_MODULE, Ty};
+    use crate::memory_world::MemoryWorld;
+    use crate::state::ExecContext;
+
+    /// `(params, results)` by host function name.
+    type Signatures = BTreeMap<String, (Vec<Ty>, Vec<Ty>)>;
+
+    fn abi_ty(t: &ValType) -> Ty {
+        match t {
+            ValType::I32 => Ty::I32,
+            ValType::I64 => Ty::I64,
+            other => panic!("a host function takes or returns {other:?}, not in the ABI"),
+        }
+    }
+
+    /// What `vm`'s block-engine linker defines, with the signatures wasmtime
+    /// derived from the Rust functions.
+    fn linked(vm: &Vm<MemoryWorld>) -> Signatures {
+        let shared = Arc::clone(&vm.shared);
+        let ctx = ExecContext {
+            origin: Address([1; 20]),
+            caller: Address([1; 20]),
+            value: 0,
+            block_height: 1,
+            block_timestamp_ms: 0,
+            chain_id: 1,
+            tx_hash: Hash([0; 32]),
+            debug: false,
+            event_bytes_left: u64::MAX,
+        };
+        let state = HostState::new(MemoryWorld::new(), shared.clone(), ctx);
+        let mut store = Store::new(&shared.engine, state);
+        let items: Vec<_> = shared
+            .linker
+            .iter(&mut store)
+            .map(|(module, name, item)| (module.to_string(), name.to_string(), item))
+            .collect();
+        let mut signatures = Signatures::new();
+        for (module, name, item) in items {
+            assert_eq!(
+                module, HOST_MODULE,
+                "{name} is linked outside the host module"
+            );
+            let ty = item
+                .into_func()
+                .expect("host items are functions")
+                .ty(&store);
+            let params = ty.params().map(|t| abi_ty(&t)).collect();
+            let results = ty.results().map(|t| abi_ty(&t)).collect();
+            let previous = signatures.insert(name.clone(), (params, results));
+            assert!(previous.is_none(), "{name} is linked twice");
+        }
+        signatures
+    }
+
+    #[test]
+    fn linked_host_functions_are_exactly_the_abi_table() {
+        let vm = Vm::new(VmConfig {
+            pool_instances_max: 70,
+            epoch_ticker: false,
+            warm_slots: false,
+            ..VmConfig::default()
+        })
+        .expect("the default configuration builds");
+        let linked = linked(&vm);
+        let mut abi = Signatures::new();
+        for (name, params, results) in HOST_FUNCTIONS {
+            let previous = abi.insert(name.to_string(), (params.to_vec(), results.to_vec()));
+            assert!(previous.is_none(), "{name} is in the ABI table twice");
+        }
+        let missing: Vec<_> = abi.keys().filter(|n| !linked.contains_key(*n)).collect();
+        let extra: Vec<_> = linked.keys().filter(|n| !abi.contains_key(*n)).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "in the ABI but not linked: {missing:?}; linked but not in the ABI: {extra:?}"
+        );
+        for (name, signature) in &abi {
+            assert_eq!(&linked[name], signature, "signature of {name}");
+        }
     }
 }

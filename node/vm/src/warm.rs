@@ -17,9 +17,6 @@ use std::time::{Duration, Instant};
 
 use stele_types::Hash;
 
-use crate::vm::Shared;
-use crate::world::World;
-
 /// Most deployed codes waiting for the warmer; past it a deploy's code is
 /// left for its first query to compile.
 pub const QUERY_WARM_QUEUE_MAX: usize = 64;
@@ -28,10 +25,6 @@ pub const QUERY_WARM_QUEUE_MAX: usize = 64;
 /// compiles the code itself (the queue ahead of it is at most
 /// [`QUERY_WARM_QUEUE_MAX`] compiles, each bounded by the deploy limits).
 pub const QUERY_WARM_WAIT_MS: u64 = 10_000;
-
-/// Stack of the warmer thread: what an execution thread has, so a compile
-/// there has the room it has anywhere else.
-const WARMER_STACK_BYTES: usize = crate::vm::EXEC_THREAD_STACK_BYTES;
 
 /// Code hashes queued for the warmer or being compiled by it.
 #[derive(Debug, Default)]
@@ -107,10 +100,12 @@ impl Drop for Done<'_> {
     }
 }
 
-/// Starts the warmer of `query` (the query engine, waiting on `in_flight`);
-/// it stops when the queue is dropped or `stop` is set.
-pub(crate) fn spawn<W: World + 'static>(
-    query: Arc<Shared<W>>,
+/// Starts the warmer: a thread with `stack_bytes` of stack that runs
+/// `compile` (the query engine's, whose queries wait on `in_flight`) on each
+/// queued code; it stops when the queue is dropped or `stop` is set.
+pub(crate) fn spawn(
+    compile: impl Fn(&Hash, &[u8]) + Send + 'static,
+    stack_bytes: usize,
     in_flight: Arc<InFlight>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<WarmQueue> {
@@ -118,13 +113,13 @@ pub(crate) fn spawn<W: World + 'static>(
     let thread_in_flight = Arc::clone(&in_flight);
     std::thread::Builder::new()
         .name("stele-vm-query-warmer".into())
-        .stack_size(WARMER_STACK_BYTES)
-        .spawn(move || run(&query, &thread_in_flight, &rx, &stop))?;
+        .stack_size(stack_bytes)
+        .spawn(move || run(&compile, &thread_in_flight, &rx, &stop))?;
     Ok(WarmQueue { tx, in_flight })
 }
 
-fn run<W: World + 'static>(
-    query: &Shared<W>,
+fn run(
+    compile: &dyn Fn(&Hash, &[u8]),
     in_flight: &InFlight,
     rx: &Receiver<(Hash, Vec<u8>)>,
     stop: &AtomicBool,
@@ -134,9 +129,7 @@ fn run<W: World + 'static>(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        // Code the deploy refused never reaches the queue; a failure here
-        // only means the first query compiles (and reports) it itself.
-        let _ = query.warm_one(&hash, &code);
+        compile(&hash, &code);
     }
     for (hash, _) in rx.try_iter() {
         in_flight.remove(&hash);
