@@ -578,11 +578,13 @@ impl Node {
             gossip_queue,
             shared.metrics.gossip_dropped.clone(),
         ));
+        let budgets = Arc::new(precheck::PeerBudgets::default());
         let check = Precheck::new(
             genesis.chain_id,
             genesis.validators.clone(),
             msg_limits.clone(),
             horizon,
+            budgets.clone(),
             shared.metrics.precheck.clone(),
         );
         let progress = {
@@ -654,6 +656,8 @@ impl Node {
             prune_interval_blocks: opts.prune_interval_blocks,
             sync_bytes_max: net_cfg.sync_response_bytes_max,
             equivocation_log: LogLimit::new(EQUIVOCATION_LOG_INTERVAL, genesis.validators.len()),
+            budgets,
+            validators: genesis.validators.clone(),
         };
         let driver = tokio::spawn(driver.run(first, driver_rx, sync_rx, shutdown_rx));
         Ok(Node {
@@ -1214,6 +1218,9 @@ struct Driver {
     /// Equivocations are logged once per signer per interval: a Byzantine
     /// validator can sign conflicting votes as fast as it can send them.
     equivocation_log: LogLimit<u32>,
+    /// Peers' signature-check budgets: an equivocation costs its signer.
+    budgets: Arc<precheck::PeerBudgets>,
+    validators: ValidatorSet,
 }
 
 /// A validator's equivocations are logged at most once per this.
@@ -1608,6 +1615,11 @@ impl Driver {
                 Action::Evidence(evidence) => {
                     self.shared.metrics.equivocations.inc();
                     let signer = evidence.first.signer;
+                    // Two validly signed conflicting messages: the signer
+                    // is faulty, and its messages wait unchecked a while.
+                    if let Some(v) = self.validators.get(signer as usize) {
+                        self.budgets.offence(v.address, Instant::now());
+                    }
                     if let Some(unlogged) = self.equivocation_log.event(signer, Instant::now()) {
                         warn!(
                             signer,

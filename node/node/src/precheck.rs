@@ -189,6 +189,8 @@ struct Candidate {
     from: stele_types::Address,
     payload: Vec<u8>,
     key: PublicKey,
+    /// Signed by the peer that sent it (not relayed).
+    self_signed: bool,
     digest: Hash,
     signature: Signature,
     /// The signatures inside its certificates, checked once its own is.
@@ -213,6 +215,70 @@ struct Budget {
     at: Instant,
 }
 
+/// What one offence costs a peer's budget: a bad signature on a message
+/// it signed itself, or two conflicting messages it signed (which an
+/// honest validator never sends). Whatever it had left is gone and its
+/// budget goes this far into debt, so its next messages are dropped
+/// unchecked for about four seconds; a peer that keeps offending stays
+/// there.
+pub const OFFENCE_CHECKS: f64 = VERIFY_PER_PEER_BURST;
+/// The deepest debt offences can put a budget in (~16 s of refill).
+const BUDGET_DEBT_MAX: f64 = 4.0 * VERIFY_PER_PEER_BURST;
+
+/// The signature-check budgets of every peer, shared by the pre-check
+/// (which spends them), its checker (which charges a peer's bad
+/// signatures) and the driver (which charges equivocations). At most one
+/// entry per validator: the transport delivers only from validators.
+#[derive(Debug, Default)]
+pub struct PeerBudgets {
+    peers: Mutex<BTreeMap<stele_types::Address, Budget>>,
+}
+
+impl PeerBudgets {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<stele_types::Address, Budget>> {
+        // Every update leaves each entry whole.
+        self.peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn refilled(
+        peers: &mut BTreeMap<stele_types::Address, Budget>,
+        peer: stele_types::Address,
+        now: Instant,
+    ) -> &mut Budget {
+        let budget = peers.entry(peer).or_insert(Budget {
+            tokens: VERIFY_PER_PEER_BURST,
+            at: now,
+        });
+        let elapsed = now.saturating_duration_since(budget.at).as_secs_f64();
+        budget.tokens =
+            (budget.tokens + elapsed * VERIFY_PER_PEER_PER_S).min(VERIFY_PER_PEER_BURST);
+        budget.at = now;
+        budget
+    }
+
+    /// Takes `checks` signature checks from `peer`'s budget; false (taking
+    /// nothing) if it has not that many left.
+    pub fn spend(&self, peer: stele_types::Address, checks: usize, now: Instant) -> bool {
+        let mut peers = self.lock();
+        let budget = Self::refilled(&mut peers, peer, now);
+        let cost = checks as f64;
+        if budget.tokens < cost {
+            return false;
+        }
+        budget.tokens -= cost;
+        true
+    }
+
+    /// Charges `peer` for an offence ([`OFFENCE_CHECKS`]).
+    pub fn offence(&self, peer: stele_types::Address, now: Instant) {
+        let mut peers = self.lock();
+        let budget = Self::refilled(&mut peers, peer, now);
+        budget.tokens = (budget.tokens.min(0.0) - OFFENCE_CHECKS).max(-BUDGET_DEBT_MAX);
+    }
+}
+
 /// The cheap checks, in order of cost.
 #[derive(Debug)]
 pub struct Precheck {
@@ -221,8 +287,7 @@ pub struct Precheck {
     limits: MessageLimits,
     horizon: Horizon,
     seen: Seen,
-    /// By peer (validators only: the transport admits no one else).
-    budgets: BTreeMap<stele_types::Address, Budget>,
+    budgets: Arc<PeerBudgets>,
     counters: Arc<PrecheckCounters>,
 }
 
@@ -232,6 +297,7 @@ impl Precheck {
         validators: ValidatorSet,
         limits: MessageLimits,
         horizon: Horizon,
+        budgets: Arc<PeerBudgets>,
         counters: Arc<PrecheckCounters>,
     ) -> Precheck {
         Precheck {
@@ -240,28 +306,9 @@ impl Precheck {
             limits,
             horizon,
             seen: Seen::new(Instant::now()),
-            budgets: BTreeMap::new(),
+            budgets,
             counters,
         }
-    }
-
-    /// Takes `checks` signature checks from `peer`'s budget; false (taking
-    /// nothing) if it has not that many left.
-    fn spend(&mut self, peer: stele_types::Address, checks: usize, now: Instant) -> bool {
-        let budget = self.budgets.entry(peer).or_insert(Budget {
-            tokens: VERIFY_PER_PEER_BURST,
-            at: now,
-        });
-        let elapsed = now.saturating_duration_since(budget.at).as_secs_f64();
-        budget.tokens =
-            (budget.tokens + elapsed * VERIFY_PER_PEER_PER_S).min(VERIFY_PER_PEER_BURST);
-        budget.at = now;
-        let cost = checks as f64;
-        if budget.tokens < cost {
-            return false;
-        }
-        budget.tokens -= cost;
-        true
     }
 
     /// Runs the cheap checks on one consensus message; what is left to do
@@ -286,7 +333,11 @@ impl Precheck {
         let Ok(m) = SignedMessage::decode(&payload, &self.limits) else {
             return fail(PrecheckDrop::Malformed);
         };
-        let Some(key) = self.validators.get(m.signer as usize).map(|v| v.public_key) else {
+        let Some((key, signer)) = self
+            .validators
+            .get(m.signer as usize)
+            .map(|v| (v.public_key, v.address))
+        else {
             return fail(PrecheckDrop::NonValidator);
         };
         if is_stale(&m.message, progress) {
@@ -307,13 +358,14 @@ impl Precheck {
         if current {
             embedded_signatures(&m.message, self.chain_id, &self.validators, &mut embedded);
         }
-        if !self.spend(from, 1 + embedded.len(), now) {
+        if !self.budgets.spend(from, 1 + embedded.len(), now) {
             self.counters.record_drop(PrecheckDrop::OverBudget);
             return None;
         }
         Some(Candidate {
             from,
             key,
+            self_signed: signer == from,
             digest: m.message.digest(self.chain_id),
             signature: m.signature,
             embedded,
@@ -485,6 +537,7 @@ struct Checker {
     k256: K256Verifier,
     verified: Arc<VerifiedSignatures>,
     counters: Arc<PrecheckCounters>,
+    budgets: Arc<PeerBudgets>,
     /// Per validator connection that delivered a bad signature: when it was
     /// last logged and how many since. At most one entry per validator (the
     /// transport delivers only from authenticated validators).
@@ -555,6 +608,9 @@ impl Checker {
                             charge,
                         });
                     } else {
+                        if c.self_signed {
+                            self.budgets.offence(c.from, Instant::now());
+                        }
                         self.bad_signature(c.from);
                     }
                 }
@@ -598,6 +654,7 @@ pub async fn run(
         k256: K256Verifier::default(),
         verified,
         counters: check.counters.clone(),
+        budgets: check.budgets.clone(),
         bad_log: Mutex::default(),
     });
     loop {
@@ -757,7 +814,14 @@ mod tests {
     fn start(set: &ValidatorSet, progress: Progress) -> Harness {
         let counters = Arc::new(PrecheckCounters::default());
         let verified = Arc::new(VerifiedSignatures::default());
-        let check = Precheck::new(CHAIN, set.clone(), limits(set), HORIZON, counters.clone());
+        let check = Precheck::new(
+            CHAIN,
+            set.clone(),
+            limits(set),
+            HORIZON,
+            Arc::default(),
+            counters.clone(),
+        );
         let (to_pipeline, rx) = mpsc::channel(1024);
         let (tx, from_pipeline) = mpsc::channel(1024);
         tokio::spawn(run(check, verified.clone(), move || progress, rx, tx));
@@ -809,9 +873,7 @@ mod tests {
     #[test]
     fn a_peer_may_cost_its_budget_of_signature_checks_and_no_more() {
         let keys = keys();
-        let set = set(&keys);
-        let counters = Arc::new(PrecheckCounters::default());
-        let mut p = Precheck::new(CHAIN, set, limits_for_budget(), HORIZON, counters);
+        let p = PeerBudgets::default();
         let (a, b) = (keys[0].address(), keys[1].address());
         let t = Instant::now();
         let burst = VERIFY_PER_PEER_BURST as usize;
@@ -825,8 +887,24 @@ mod tests {
         assert!(!p.spend(a, 1, later));
     }
 
-    fn limits_for_budget() -> MessageLimits {
-        limits(&set(&keys()))
+    #[test]
+    fn an_offence_puts_the_peer_in_debt_for_seconds_and_repeats_keep_it_there() {
+        let keys = keys();
+        let p = PeerBudgets::default();
+        let (a, b) = (keys[0].address(), keys[1].address());
+        let t = Instant::now();
+        p.offence(a, t);
+        assert!(!p.spend(a, 1, t), "an offence takes the whole burst");
+        assert!(p.spend(b, 1, t), "only the offender pays");
+        let secs = |s: f64| t + Duration::from_secs_f64(s);
+        assert!(!p.spend(a, 1, secs(3.9)));
+        assert!(p.spend(a, 1, secs(4.1)), "one offence costs about 4 s");
+        // Offences pile up to ~16 s of debt, no more.
+        for _ in 0..10 {
+            p.offence(a, secs(5.0));
+        }
+        assert!(!p.spend(a, 1, secs(20.9)));
+        assert!(p.spend(a, 1, secs(21.1)));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
