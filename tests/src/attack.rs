@@ -354,14 +354,25 @@ impl Drop for AttackerRuntime {
 }
 
 fn attacker_runtime() -> Result<AttackerRuntime> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    Ok(AttackerRuntime(Some(low_priority_runtime(
+        2,
+        "stele-attacker",
+    )?)))
+}
+
+/// A multi-threaded runtime of `threads` workers named `name` that run at
+/// the lowest CPU priority (nice 19): an attacker on the validators' own
+/// small machine then gets only the CPU they leave, as if it were another
+/// host.
+pub fn low_priority_runtime(threads: usize, name: &str) -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
         .max_blocking_threads(2)
-        .thread_name("stele-attacker")
+        .thread_name(name)
         .on_thread_start(|| {
             let tid = nix::unistd::gettid().to_string();
             // Best effort: without `renice` the attacker competes at the
-            // validators' priority (and the report is pessimistic).
+            // validators' priority (and the results are pessimistic).
             let _ = std::process::Command::new("renice")
                 .args(["-n", "19", "-p", &tid])
                 .stdout(std::process::Stdio::null())
@@ -369,8 +380,7 @@ fn attacker_runtime() -> Result<AttackerRuntime> {
                 .status();
         })
         .enable_all()
-        .build()?;
-    Ok(AttackerRuntime(Some(rt)))
+        .build()?)
 }
 
 /// Runs the suite and reports every phase. An error means the suite could

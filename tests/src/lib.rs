@@ -36,3 +36,39 @@ pub mod node_stats;
 pub mod rawnet;
 pub mod relay;
 pub mod scenarios;
+
+/// What the harness's binaries do with a run: `run` on a fresh
+/// multi-threaded runtime, its report printed as pretty JSON on standard
+/// output. `None` (with the error on standard error) if the runtime could
+/// not start, the run failed or the report does not serialize.
+pub fn run_and_print<T: serde::Serialize>(
+    run: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> Option<T> {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return None;
+        }
+    };
+    let report = match runtime.block_on(run) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return None;
+        }
+    };
+    match serde_json::to_string_pretty(&report) {
+        Ok(json) => {
+            println!("{json}");
+            Some(report)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            None
+        }
+    }
+}

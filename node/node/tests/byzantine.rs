@@ -55,35 +55,6 @@ const KINDS: [&str; 15] = [
     "sync_responses",
 ];
 
-/// A runtime for the attacker whose worker runs at nice 19, so on a small
-/// machine the validators get the CPU first, as if it were another host.
-fn attacker_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("byzantine")
-        .on_thread_start(|| {
-            let tid = nix_tid();
-            // Best effort: without `renice` the attacker competes at the
-            // validators' priority, which only makes the test harder.
-            let _ = std::process::Command::new("renice")
-                .args(["-n", "19", "-p", &tid])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
-        })
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// This thread's kernel id, from `/proc/thread-self`.
-fn nix_tid() -> String {
-    std::fs::read_link("/proc/thread-self")
-        .ok()
-        .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
-        .unwrap_or_default()
-}
-
 /// The body of `GET /metrics` from a node.
 async fn metrics_page(addr: SocketAddr) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -121,7 +92,7 @@ fn honest_transfers_commit_while_a_byzantine_validator_floods_garbage() {
         .enable_all()
         .build()
         .unwrap();
-    let attacker = attacker_runtime();
+    let attacker = stele_cluster::attack::low_priority_runtime(1, "byzantine").unwrap();
     runtime.block_on(async {
         let mut config = ClusterConfig::new(env!("CARGO_BIN_EXE_stele-node"), 4);
         config.accounts = 1;
