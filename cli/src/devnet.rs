@@ -384,9 +384,8 @@ async fn deploy_examples(
             .nonce(nonce)
             .gas_limit(200_000_000)
             .deploy(built.wasm, init, 0);
-        let (_, raw, hash) = signer.sign(tx);
-        client.send_transaction(&raw).await?;
-        let r = crate::chain::wait(ctx, client, hash, 60).await?;
+        let (_, raw, _) = signer.sign(tx);
+        let r = crate::chain::send_and_wait(ctx, client, &raw, None, 60).await?;
         match r.receipt.contract_address {
             Some(addr) => out.push((name.to_string(), addr)),
             None => {
