@@ -3,7 +3,7 @@
 //! tx, block.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use serde_json::{Value, json};
@@ -12,11 +12,11 @@ use stele_client::abi::{Decoded, decode_outcome};
 use stele_client::api::{
     BlockId, ReceiptInfo, SimulateRequest, SimulationResult, TraceFrame, TxState, codes,
 };
-use stele_client::{Client, ClientError, Signer, TxBuilder};
+use stele_client::{Client, Signer, TxBuilder};
 use stele_types::{Address, Amount, Event, ExecStatus, Hash, Transaction, TxPayload};
 
 use crate::Res;
-use crate::ctx::{CliError, Ctx, fail};
+use crate::ctx::{CliError, Ctx};
 use crate::keystore::resolve_address;
 
 /// `--gas auto` or a fixed limit.
@@ -147,13 +147,7 @@ pub async fn send(
     };
     let tx = make(&builder.gas_limit(gas_limit));
     let (_, raw, hash) = signer.sign(tx);
-    let hash_sent = client.send_transaction_from(&raw, signer.address()).await?;
-    if hash_sent != hash {
-        return fail(format!(
-            "the node answered hash {hash_sent} for transaction {hash}"
-        ));
-    }
-    let receipt = wait(ctx, client, hash, opts.timeout).await?;
+    let receipt = send_and_wait(ctx, client, &raw, Some(signer.address()), opts.timeout).await?;
     Ok(Sent {
         hash,
         sender,
@@ -176,30 +170,20 @@ async fn simulate(
         .await?)
 }
 
-/// Waits for `hash` to commit, with a spinner.
-pub async fn wait(
+/// Sends the signed transaction `raw` and waits for it to commit, at most
+/// `timeout_secs`, with a spinner.
+pub async fn send_and_wait(
     ctx: &Ctx,
     client: &Client,
-    hash: Hash,
+    raw: &[u8],
+    sender: Option<Address>,
     timeout_secs: u64,
 ) -> Result<ReceiptInfo, CliError> {
+    let hash = stele_types::keccak256(raw);
     let _spin = ctx.spinner(format!("waiting for {hash} to commit"));
-    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(CliError::new(format!(
-                "transaction {hash} did not commit within {timeout_secs} s"
-            ))
-            .hint(format!("it may still commit: check with `stele tx {hash}`")));
-        }
-        let slice = left.min(Duration::from_secs(10)).as_millis() as u64;
-        match client.wait_for_receipt(hash, slice.max(1)).await {
-            Ok(r) => return Ok(r),
-            Err(ClientError::Rpc { code, .. }) if code == codes::TIMEOUT => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    Ok(client
+        .send_and_wait(raw, sender, Duration::from_secs(timeout_secs))
+        .await?)
 }
 
 /// A receipt's outcome decoded by `d`.

@@ -98,6 +98,11 @@ impl From<ClientError> for CliError {
                 CliError::new(format!("contract {addr} has no embedded ABI"))
                     .hint("build it with `stele build` (the SDK embeds the ABI), or call it with raw arguments")
             }
+            ClientError::NotCommitted { hash, timeout } => CliError::new(format!(
+                "transaction {hash} did not commit within {} s",
+                timeout.as_secs()
+            ))
+            .hint(format!("it may still commit: check with `stele tx {hash}`")),
             other => CliError::new(other.to_string()),
         }
     }

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use stele_client::{Client, Signer, TxBuilder};
 use stele_node::home::{self, DEV_BALANCE, RunningNode, TestnetSpec};
 use stele_node::node::now_ms;
+use stele_node::shutdown::{Stop, wait_for_stop};
 use stele_types::{Address, SecretKey, keccak256};
 
 use crate::Res;
@@ -282,7 +283,9 @@ async fn serve(
             "examples": examples.iter().map(|(n, a)| json!({"name": n, "address": a})).collect::<Vec<_>>(),
         }),
     );
-    wait_for_stop(nodes).await;
+    if wait_for_stop(|| nodes.iter().any(|n| n.node.is_finished())).await == Stop::NodeStopped {
+        eprintln!("a validator stopped on its own; see the devnet log");
+    }
     Ok(())
 }
 
@@ -309,32 +312,6 @@ async fn wait_ready(ctx: &Ctx, client: &Client, nodes: &[RunningNode]) -> Result
             ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn wait_for_stop(nodes: &[RunningNode]) {
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    let fatal = async {
-        while !nodes.iter().any(|n| n.node.is_finished()) {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-        () = fatal => {
-            eprintln!("a validator stopped on its own; see the devnet log");
-        }
     }
 }
 
@@ -384,9 +361,8 @@ async fn deploy_examples(
             .nonce(nonce)
             .gas_limit(200_000_000)
             .deploy(built.wasm, init, 0);
-        let (_, raw, hash) = signer.sign(tx);
-        client.send_transaction(&raw).await?;
-        let r = crate::chain::wait(ctx, client, hash, 60).await?;
+        let (_, raw, _) = signer.sign(tx);
+        let r = crate::chain::send_and_wait(ctx, client, &raw, None, 60).await?;
         match r.receipt.contract_address {
             Some(addr) => out.push((name.to_string(), addr)),
             None => {

@@ -421,16 +421,18 @@ async fn run_on(cluster: &mut Cluster, config: &SuiteConfig) -> Result<SuiteRepo
         let code = wat::parse_str(HOSTILE).context("hostile contract")?;
         let tx = TxBuilder::new(chain_id).nonce(0).gas_limit(300_000_000);
         let (_, raw, _) = attacker.sign(tx.deploy(code, vec![], 0));
-        let hash = honest_node.send_transaction(&raw).await?;
-        let info = honest_node.wait_for_receipt(hash, 30_000).await?;
+        let info = honest_node
+            .send_and_wait(&raw, None, Duration::from_secs(30))
+            .await?;
         let address = info
             .receipt
             .contract_address
             .context("the hostile contract did not deploy")?;
         let tx = TxBuilder::new(chain_id).nonce(1).gas_limit(100_000_000);
         let (_, raw, _) = attacker.sign(tx.call(address, "fill", vec![], 0));
-        let hash = honest_node.send_transaction(&raw).await?;
-        let info = honest_node.wait_for_receipt(hash, 30_000).await?;
+        let info = honest_node
+            .send_and_wait(&raw, None, Duration::from_secs(30))
+            .await?;
         ensure!(
             info.receipt.status == ExecStatus::Success,
             "fill: {:?}",

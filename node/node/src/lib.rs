@@ -20,6 +20,7 @@ pub mod node;
 pub mod precheck;
 pub mod rpc;
 pub mod sender_keys;
+pub mod shutdown;
 pub mod store;
 pub mod sync;
 pub mod wal;

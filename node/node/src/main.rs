@@ -10,7 +10,8 @@ use stele_node::config::{LogFormat, NodeConfig};
 use stele_node::genesis::{Allocation, ChainParams, Genesis};
 use stele_node::home::{self, DEV_BALANCE, TestnetSpec, config_path, node_config};
 use stele_node::keys;
-use stele_node::node::{Node, now_ms};
+use stele_node::node::now_ms;
+use stele_node::shutdown;
 use stele_types::{SecretKey, Validator, ValidatorSet};
 
 #[derive(Parser)]
@@ -279,34 +280,10 @@ fn start(home: &Path, accept_data_loss: bool) -> Res {
         let running = home::start_home_on(home, true, accept_data_loss, rpc)
             .await
             .map_err(|e| e.to_string())?;
-        wait_for_signal(&running.node).await;
+        shutdown::wait_for_stop(|| running.node.is_finished()).await;
         tracing::info!("shutting down");
         running.shutdown().await.map_err(|e| e.to_string())
     });
     runtimes.shutdown();
     result
-}
-
-async fn wait_for_signal(node: &Node) {
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    let fatal = async {
-        while !node.is_finished() {
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-        () = fatal => {}
-    }
 }

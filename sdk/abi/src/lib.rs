@@ -36,7 +36,7 @@ pub use types::{
     ABI_VERSION, Abi, Event, Field, Fields, Method, MethodKind, TypeDef, TypeRef, Variant,
 };
 pub use value::{DecodedEvent, Revert, event_topic};
-pub use wasm::{ABI_SECTION, ABI_SECTION_BYTES_MAX, REENTRANT_SECTION};
+pub use wasm::{ABI_SECTION, ABI_SECTION_BYTES_MAX, REENTRANT_SECTION, abi_section};
 
 /// Revert payload tag: a UTF-8 message follows.
 pub const REVERT_MESSAGE: u8 = 0;

@@ -310,3 +310,17 @@ fn from_wasm_finds_the_section() {
         Err(AbiError::InvalidWasm(_))
     ));
 }
+
+#[test]
+fn abi_section_gives_the_json_as_written() {
+    // Not an ABI, yet returned as is: the section is read, not parsed.
+    let wasm = module_with(&[("producers", b"x"), (ABI_SECTION, b"{not json")]);
+    assert_eq!(abi_section(&wasm), Ok(Some(&b"{not json"[..])));
+    assert_eq!(abi_section(&module_with(&[("producers", b"x")])), Ok(None));
+    let two = module_with(&[(ABI_SECTION, b"{}"), (ABI_SECTION, b"{}")]);
+    assert_eq!(abi_section(&two), Err(AbiError::DuplicateAbiSection));
+    assert!(matches!(
+        abi_section(b"junk"),
+        Err(AbiError::InvalidWasm(_))
+    ));
+}

@@ -1,6 +1,8 @@
 //! The typed client: an HTTP client for calls and, when connected over
 //! WebSocket, subscriptions.
 
+use std::time::{Duration, Instant};
+
 use jsonrpsee::core::client::{ClientT, Error as RpcClientError, Subscription};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
@@ -28,6 +30,14 @@ pub enum ClientError {
     NoAbi(Address),
     #[error("ABI: {0}")]
     Abi(#[from] stele_abi::AbiError),
+    /// The node acknowledged a transaction under another hash than the
+    /// Keccak-256 of the bytes sent.
+    #[error("the node answered hash {answered} for transaction {sent}")]
+    HashMismatch { sent: Hash, answered: Hash },
+    /// A transaction sent did not commit within the time waited; it may
+    /// still commit later.
+    #[error("transaction {hash} did not commit within {timeout:?}")]
+    NotCommitted { hash: Hash, timeout: Duration },
     /// A paged answer could not be completed (the node's pages did not
     /// continue each other).
     #[error("incomplete answer: {0}")]
@@ -95,6 +105,11 @@ pub const RESPONSE_BYTES_MAX: u32 = 64 << 20;
 
 /// Events asked for per `get_events` call when completing a receipt.
 const RECEIPT_EVENTS_PAGE: u32 = 500;
+
+/// Longest single `wait_for_receipt` call of [`Client::wait_for_commit`];
+/// shorter than the node's default cap (60 s), so a node configured lower
+/// is asked again rather than trusted to wait.
+const WAIT_SLICE_MS: u64 = 10_000;
 
 /// Pages read to complete one receipt or block; each page makes progress,
 /// so this only stops a node that answers inconsistently.
@@ -190,6 +205,52 @@ impl Client {
     ) -> Result<ReceiptInfo, ClientError> {
         let info = call!(self, wait_for_receipt(hash, timeout_ms))?;
         self.complete_receipt(info).await
+    }
+
+    /// Sends the signed transaction `raw` and waits until it commits, at
+    /// most `timeout`; its whole receipt, as [`Client::get_receipt`].
+    /// `sender`, when given, names the account that signed `raw` (as
+    /// [`Client::send_transaction_from`]). The node's acknowledgement must
+    /// name the hash of `raw`.
+    pub async fn send_and_wait(
+        &self,
+        raw: &[u8],
+        sender: Option<Address>,
+        timeout: Duration,
+    ) -> Result<ReceiptInfo, ClientError> {
+        let hash = stele_types::keccak256(raw);
+        let answered = call!(self, send_transaction(Bytes::from(raw), sender))?;
+        if answered != hash {
+            return Err(ClientError::HashMismatch {
+                sent: hash,
+                answered,
+            });
+        }
+        self.wait_for_commit(hash, timeout).await
+    }
+
+    /// Waits until `hash` commits, at most `timeout` however long that is
+    /// (the node caps each `wait_for_receipt`, so this asks again until the
+    /// deadline); the whole receipt, as [`Client::get_receipt`].
+    pub async fn wait_for_commit(
+        &self,
+        hash: Hash,
+        timeout: Duration,
+    ) -> Result<ReceiptInfo, ClientError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClientError::NotCommitted { hash, timeout });
+            }
+            let slice_ms = u64::try_from(left.as_millis())
+                .unwrap_or(u64::MAX)
+                .clamp(1, WAIT_SLICE_MS);
+            match self.wait_for_receipt(hash, slice_ms).await {
+                Err(ClientError::Rpc { code, .. }) if code == codes::TIMEOUT => continue,
+                other => return other,
+            }
+        }
     }
 
     /// Reads the events a node left out of `info` and appends them.

@@ -476,44 +476,6 @@ fn frame(t: CallTrace) -> TraceFrame {
     }
 }
 
-/// The payload of the first custom section named `name` in a Wasm module.
-/// The module passed validation at deploy; this parser is still bounded
-/// and returns `None` on anything unexpected.
-fn custom_section<'a>(wasm: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    fn leb(bytes: &[u8], pos: &mut usize) -> Option<usize> {
-        let mut value: u64 = 0;
-        for shift in (0..35).step_by(7) {
-            let b = *bytes.get(*pos)?;
-            *pos += 1;
-            value |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return usize::try_from(value).ok();
-            }
-        }
-        None
-    }
-    let mut pos = 8; // magic and version
-    if wasm.get(..4)? != b"\0asm" {
-        return None;
-    }
-    while pos < wasm.len() {
-        let id = wasm[pos];
-        pos += 1;
-        let size = leb(wasm, &mut pos)?;
-        let end = pos.checked_add(size).filter(|e| *e <= wasm.len())?;
-        if id == 0 {
-            let mut p = pos;
-            let len = leb(wasm, &mut p)?;
-            let name_end = p.checked_add(len).filter(|e| *e <= end)?;
-            if &wasm[p..name_end] == name.as_bytes() {
-                return Some(&wasm[name_end..end]);
-            }
-        }
-        pos = end;
-    }
-    None
-}
-
 #[async_trait]
 impl SteleApiServer for Handler {
     async fn send_transaction(
@@ -829,7 +791,9 @@ impl SteleApiServer for Handler {
                 .read(&code_key(&code_hash))
                 .map_err(internal)?
                 .ok_or_else(|| internal(format!("code {code_hash} of {address} is missing")))?;
-            let abi_raw = custom_section(&code, "stele_abi");
+            // The section as `Abi::from_wasm` finds it: a module with two,
+            // or one over the size limit, shows no ABI.
+            let abi_raw = stele_abi::abi_section(&code).ok().flatten();
             let info = ContractInfo {
                 address,
                 height,
@@ -1276,20 +1240,5 @@ pub(crate) mod tests {
                 .as_ref(),
             Some(&*fourth)
         );
-    }
-
-    use super::custom_section;
-
-    #[test]
-    fn custom_section_is_found_and_bad_modules_give_none() {
-        let mut m = b"\0asm\x01\0\0\0".to_vec();
-        // custom section "x" = "a", then "stele_abi" = "{}".
-        m.extend_from_slice(&[0, 3, 1, b'x', b'a']);
-        m.extend_from_slice(&[0, 12, 9]);
-        m.extend_from_slice(b"stele_abi{}");
-        assert_eq!(custom_section(&m, "stele_abi"), Some(&b"{}"[..]));
-        assert_eq!(custom_section(&m, "other"), None);
-        assert_eq!(custom_section(&m[..m.len() - 1], "stele_abi"), None);
-        assert_eq!(custom_section(b"nope", "stele_abi"), None);
     }
 }
