@@ -988,6 +988,28 @@ async fn hostile_contracts(
     sent
 }
 
+/// Returns once `stop` is set.
+async fn until(stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Once `stop` is set, tells an attack's `tasks` to stop (`stop_flag`)
+/// and waits for each at most `within`.
+async fn stop_when(
+    stop: &AtomicBool,
+    stop_flag: &AtomicBool,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    within: Duration,
+) {
+    until(stop).await;
+    stop_flag.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = tokio::time::timeout(within, t).await;
+    }
+}
+
 /// One JSON-RPC POST from `source`, counted by outcome; the connection is
 /// kept for the next call when the node keeps it. The calls' outcomes, or
 /// `None` if the node answered no JSON-RPC.
@@ -1087,9 +1109,7 @@ async fn mempool_pinning(
         let _ = t.await;
     }
     // The pool stays pinned for the rest of the phase.
-    while !stop.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(stop).await;
 }
 
 async fn unfunded_flood(target: &Target, counters: &Counters, stop: &AtomicBool) {
@@ -1178,13 +1198,7 @@ async fn flood(
             }
         }));
     }
-    while !stop.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    stop_flag.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(12), t).await;
-    }
+    stop_when(stop, &stop_flag, tasks, Duration::from_secs(12)).await;
 }
 
 async fn malformed(target: &Target, counters: &Counters, stop: &AtomicBool) {
@@ -1227,13 +1241,7 @@ async fn malformed(target: &Target, counters: &Counters, stop: &AtomicBool) {
             }
         }));
     }
-    while !stop.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    stop_flag.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(12), t).await;
-    }
+    stop_when(stop, &stop_flag, tasks, Duration::from_secs(12)).await;
 }
 
 /// Holds connections that the node must close (or never accept), each
@@ -1302,13 +1310,7 @@ async fn hold_connections<F, Fut>(
             }
         }));
     }
-    while !stop.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    stop_flag.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
-    }
+    stop_when(stop, &stop_flag, tasks, Duration::from_secs(5)).await;
 }
 
 async fn idle(target: &Target, counters: &Counters, stop: &AtomicBool) {
@@ -1422,13 +1424,7 @@ async fn handshakes(target: &Target, counters: &Counters, stop: &AtomicBool) {
             endpoint.close(0u32.into(), b"");
         }));
     }
-    while !stop.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    stop_flag.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(6), t).await;
-    }
+    stop_when(stop, &stop_flag, tasks, Duration::from_secs(6)).await;
 }
 
 /// Checks a configuration before a long run.

@@ -41,21 +41,21 @@ impl RateLimiter {
         }
     }
 
-    /// Takes `amount` tokens for `ip`, going into debt if needed, and
-    /// returns how long the caller must wait for the debt to be repaid (zero
-    /// while the budget lasts). An address the full table cannot track
-    /// waits a whole second.
-    pub(crate) fn take(&self, ip: IpAddr, amount: f64, now: Instant) -> Duration {
+    /// `ip`'s bucket, refilled up to `now`; `None` if the table is full of
+    /// addresses whose buckets have not refilled yet (addresses whose
+    /// bucket has refilled are forgotten first: they lose nothing).
+    fn bucket<'a>(
+        &self,
+        buckets: &'a mut BTreeMap<ConnKey, Bucket>,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Option<&'a mut Bucket> {
         let key = ConnKey::of(ip);
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !buckets.contains_key(&key) && buckets.len() >= self.ips_max {
             let full_after = self.burst / self.rate_per_s;
             buckets.retain(|_, b| now.duration_since(b.at).as_secs_f64() < full_after);
             if buckets.len() >= self.ips_max {
-                return Duration::from_secs(1);
+                return None;
             }
         }
         let bucket = buckets.entry(key).or_insert(Bucket {
@@ -63,8 +63,28 @@ impl RateLimiter {
             at: now,
         });
         let elapsed = now.duration_since(bucket.at).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.rate_per_s).min(self.burst) - amount;
+        bucket.tokens = (bucket.tokens + elapsed * self.rate_per_s).min(self.burst);
         bucket.at = now;
+        Some(bucket)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ConnKey, Bucket>> {
+        // A poisoned map only holds buckets; keep using it.
+        self.buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes `amount` tokens for `ip`, going into debt if needed, and
+    /// returns how long the caller must wait for the debt to be repaid (zero
+    /// while the budget lasts). An address the full table cannot track
+    /// waits a whole second.
+    pub(crate) fn take(&self, ip: IpAddr, amount: f64, now: Instant) -> Duration {
+        let mut buckets = self.lock();
+        let Some(bucket) = self.bucket(&mut buckets, ip, now) else {
+            return Duration::from_secs(1);
+        };
+        bucket.tokens -= amount;
         if bucket.tokens >= 0.0 {
             Duration::ZERO
         } else {
@@ -81,32 +101,13 @@ impl RateLimiter {
     /// otherwise.
     pub(crate) fn allow_n(&self, ip: IpAddr, n: u32, now: Instant) -> bool {
         let n = f64::from(n);
-        let key = ConnKey::of(ip);
-        // A poisoned map only holds buckets; keep using it.
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !buckets.contains_key(&key) && buckets.len() >= self.ips_max {
-            // Forget addresses whose bucket has refilled: they lose nothing.
-            let full_after = self.burst / self.rate_per_s;
-            buckets.retain(|_, b| now.duration_since(b.at).as_secs_f64() < full_after);
-            if buckets.len() >= self.ips_max {
-                return false;
+        let mut buckets = self.lock();
+        match self.bucket(&mut buckets, ip, now) {
+            Some(bucket) if bucket.tokens >= n => {
+                bucket.tokens -= n;
+                true
             }
-        }
-        let bucket = buckets.entry(key).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-        });
-        let elapsed = now.duration_since(bucket.at).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.rate_per_s).min(self.burst);
-        bucket.at = now;
-        if bucket.tokens >= n {
-            bucket.tokens -= n;
-            true
-        } else {
-            false
+            _ => false,
         }
     }
 }
