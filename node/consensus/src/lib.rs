@@ -9,7 +9,9 @@ pub mod config;
 pub mod io;
 pub mod message;
 pub mod metrics;
+mod quorum;
 mod replica;
+mod slot;
 pub mod verify;
 mod view_change;
 

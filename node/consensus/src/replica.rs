@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use stele_types::codec::Encode;
-use stele_types::{CommitCertificate, CommitSignature, ConsensusKind, Hash, SecretKey, Signature};
+use stele_types::{CommitCertificate, ConsensusKind, Hash, SecretKey, Signature};
 
 use crate::config::{Config, ConfigError};
 use crate::io::{Action, Evidence, Input, Record, TimerId};
@@ -14,58 +14,9 @@ use crate::message::{
     ReplicaIndex, SignedMessage, Vote,
 };
 use crate::metrics::Counters;
+use crate::quorum;
+use crate::slot::{Accepted, Slot, Validation};
 use crate::verify::{K256Verifier, Verifier};
-
-/// Whether the node has checked a proposed block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Validation {
-    Pending,
-    Valid,
-    Invalid,
-}
-
-/// A PRE-PREPARE accepted for one view of a slot.
-#[derive(Debug, Clone)]
-pub(crate) struct Accepted {
-    pub block_hash: Hash,
-    pub parent: Hash,
-    pub payload: Vec<u8>,
-}
-
-/// Everything the replica knows about one sequence number in the window.
-#[derive(Debug, Default)]
-pub(crate) struct Slot {
-    /// Accepted PRE-PREPAREs by view (current view and buffered later ones).
-    pub pre_prepares: BTreeMap<u64, Accepted>,
-    /// The node's verdict on each block proposed here.
-    pub validation: BTreeMap<Hash, Validation>,
-    /// PREPARE signatures by (view, block, parent), then signer.
-    pub prepares: BTreeMap<(u64, Hash, Hash), BTreeMap<ReplicaIndex, Signature>>,
-    /// COMMIT signatures by (view, block), then signer.
-    pub commits: BTreeMap<(u64, Hash), BTreeMap<ReplicaIndex, Signature>>,
-    /// The prepared certificate of the highest view this replica holds.
-    pub prepared: Option<PreparedCertificate>,
-    /// Committed-local (§4.2): a quorum of COMMITs.
-    pub certificate: Option<CommitCertificate>,
-    /// Hash of the block committed here, once it is.
-    pub committed: Option<Hash>,
-}
-
-impl Slot {
-    /// The payload of `block_hash`, from any PRE-PREPARE or certificate here.
-    pub fn payload(&self, block_hash: &Hash) -> Option<&Vec<u8>> {
-        self.pre_prepares
-            .values()
-            .find(|a| a.block_hash == *block_hash)
-            .map(|a| &a.payload)
-            .or_else(|| {
-                self.prepared
-                    .as_ref()
-                    .filter(|c| c.block_hash == *block_hash)
-                    .map(|c| &c.payload)
-            })
-    }
-}
 
 /// Key of the "never sign two values" rule: (kind, view, seq).
 pub(crate) type VoteKey = (u8, u64, u64);
@@ -264,14 +215,11 @@ impl Replica {
     }
 
     fn power_of(&self, signer: ReplicaIndex) -> u64 {
-        self.cfg
-            .validators
-            .get(signer as usize)
-            .map_or(0, |v| v.power)
+        quorum::power(&self.cfg.validators, std::iter::once(&signer))
     }
 
     pub(crate) fn power<'a>(&self, signers: impl Iterator<Item = &'a ReplicaIndex>) -> u64 {
-        signers.map(|s| self.power_of(*s)).sum()
+        quorum::power(&self.cfg.validators, signers)
     }
 
     pub(crate) fn is_quorum(&self, power: u64) -> bool {
@@ -304,7 +252,7 @@ impl Replica {
         } else if seq == self.stable.seq && seq <= self.committed_seq {
             Some(self.stable.block_hash)
         } else {
-            self.slots.get(&seq).and_then(|s| s.committed)
+            self.slots.get(&seq).and_then(|s| s.committed())
         }
     }
 
@@ -443,14 +391,14 @@ impl Replica {
             Message::Prepare(p) => self
                 .slots
                 .get(&p.seq)
-                .and_then(|s| s.prepared.as_ref())
+                .and_then(|s| s.prepared())
                 .is_some_and(|c| c.view >= p.view),
             Message::Commit(c) => {
                 c.seq <= self.committed_seq
                     || self
                         .slots
                         .get(&c.seq)
-                        .is_some_and(|s| s.certificate.is_some())
+                        .is_some_and(|s| s.certificate().is_some())
             }
             _ => false,
         }
@@ -516,12 +464,14 @@ impl Replica {
         {
             return;
         }
-        let slot = self.slots.entry(pp.seq).or_default();
-        slot.pre_prepares.entry(pp.view).or_insert(Accepted {
-            block_hash: pp.block_hash,
-            parent: pp.parent,
-            payload: pp.payload,
-        });
+        self.slot_mut(pp.seq).accept_pre_prepare(
+            pp.view,
+            Accepted {
+                block_hash: pp.block_hash,
+                parent: pp.parent,
+                payload: pp.payload,
+            },
+        );
         // The primary delivered the next block: from here its commit needs
         // this replica's execution of it and two rounds, so it gets a whole
         // timeout of its own, as the time up to here (the primary's
@@ -549,11 +499,8 @@ impl Replica {
         {
             return;
         }
-        let slot = self.slots.entry(p.seq).or_default();
-        slot.prepares
-            .entry((p.view, p.block_hash, p.parent))
-            .or_default()
-            .insert(m.signer, m.signature);
+        self.slot_mut(p.seq)
+            .add_prepare(p.view, p.block_hash, p.parent, m.signer, m.signature);
         self.advance();
     }
 
@@ -565,11 +512,8 @@ impl Replica {
         {
             return;
         }
-        let slot = self.slots.entry(c.seq).or_default();
-        slot.commits
-            .entry((c.view, c.block_hash))
-            .or_default()
-            .insert(m.signer, m.signature);
+        self.slot_mut(c.seq)
+            .add_commit(c.view, c.block_hash, m.signer, m.signature);
         self.advance();
     }
 
@@ -603,9 +547,9 @@ impl Replica {
         let Some(slot) = self.slots.get(&below) else {
             return false;
         };
-        match slot.pre_prepares.get(&self.view) {
+        match slot.accepted(self.view) {
             Some(a) if a.block_hash == *parent => matches!(
-                slot.validation.get(parent),
+                slot.validation(parent),
                 Some(Validation::Pending | Validation::Valid)
             ),
             _ => false,
@@ -626,7 +570,7 @@ impl Replica {
         }
         self.slots
             .get(&(seq - 1))
-            .and_then(|s| s.prepared.as_ref())
+            .and_then(|s| s.prepared())
             .is_some_and(|c| c.view == self.view && c.block_hash == *parent)
     }
 
@@ -634,7 +578,7 @@ impl Replica {
     fn accepted_payload(&self, seq: u64, view: u64) -> Vec<u8> {
         self.slots
             .get(&seq)
-            .and_then(|s| s.pre_prepares.get(&view))
+            .and_then(|s| s.accepted(view))
             .map(|a| a.payload.clone())
             .unwrap_or_default()
     }
@@ -646,7 +590,7 @@ impl Replica {
         let Some((d, p)) = self
             .slots
             .get(&seq)
-            .and_then(|s| s.pre_prepares.get(&view))
+            .and_then(|s| s.accepted(view))
             .map(|a| (a.block_hash, a.parent))
         else {
             return;
@@ -654,11 +598,7 @@ impl Replica {
 
         // Validation by the node (the backups execute the block, §4.2 step
         // "accept the pre-prepare" strengthened with execution).
-        let validation = self
-            .slots
-            .get(&seq)
-            .and_then(|s| s.validation.get(&d))
-            .copied();
+        let validation = self.slots.get(&seq).and_then(|s| s.validation(&d));
         if validation.is_none() {
             if let Some(h) = self.committed_hash_at(seq) {
                 let v = if h == d {
@@ -666,9 +606,9 @@ impl Replica {
                 } else {
                     Validation::Invalid
                 };
-                self.slot_mut(seq).validation.insert(d, v);
+                self.slot_mut(seq).set_validation(d, v);
             } else if self.parent_ready(seq, &p) {
-                self.slot_mut(seq).validation.insert(d, Validation::Pending);
+                self.slot_mut(seq).set_validation(d, Validation::Pending);
                 self.out.push(Action::ValidateBlock {
                     seq,
                     block_hash: d,
@@ -677,12 +617,8 @@ impl Replica {
                 });
             }
         }
-        let validated = self
-            .slots
-            .get(&seq)
-            .and_then(|s| s.validation.get(&d))
-            .copied()
-            == Some(Validation::Valid);
+        let validated =
+            self.slots.get(&seq).and_then(|s| s.validation(&d)) == Some(Validation::Valid);
         if !validated {
             return;
         }
@@ -705,11 +641,7 @@ impl Replica {
             && let Some(m) = self.sign_persist_broadcast(Message::Prepare(prepare))
         {
             let me = self.me;
-            self.slot_mut(seq)
-                .prepares
-                .entry((view, d, p))
-                .or_default()
-                .insert(me, m.signature);
+            self.slot_mut(seq).add_prepare(view, d, p, me, m.signature);
         }
         let sent_prepare = self.signed.get(&key) == Some(&prepare_body(&prepare));
         if !sent_prepare {
@@ -724,22 +656,13 @@ impl Replica {
         };
         let commit_key = vote_key(&Message::Commit(commit));
         if !self.signed.contains_key(&commit_key) {
-            let votes: Vec<Vote> = self
+            let Some(votes) = self
                 .slots
                 .get(&seq)
-                .and_then(|s| s.prepares.get(&(view, d, p)))
-                .map(|m| {
-                    m.iter()
-                        .map(|(s, sig)| Vote {
-                            signer: *s,
-                            signature: *sig,
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            if !self.is_quorum(self.power(votes.iter().map(|v| &v.signer))) {
+                .and_then(|s| s.prepared_votes(view, d, p, &self.cfg.validators))
+            else {
                 return;
-            }
+            };
             let cert = PreparedCertificate {
                 view,
                 seq,
@@ -748,21 +671,12 @@ impl Replica {
                 payload: self.accepted_payload(seq, view),
                 votes,
             };
-            let replaying = self.replaying;
-            let slot = self.slot_mut(seq);
-            if slot.prepared.as_ref().is_none_or(|c| c.view < view) {
-                slot.prepared = Some(cert.clone());
-                if !replaying {
-                    self.out.push(Action::Persist(Record::Prepared(cert)));
-                }
+            if self.slot_mut(seq).keep_prepared(cert.clone()) && !self.replaying {
+                self.out.push(Action::Persist(Record::Prepared(cert)));
             }
             if let Some(m) = self.sign_persist_broadcast(Message::Commit(commit)) {
                 let me = self.me;
-                self.slot_mut(seq)
-                    .commits
-                    .entry((view, d))
-                    .or_default()
-                    .insert(me, m.signature);
+                self.slot_mut(seq).add_commit(view, d, me, m.signature);
             }
         }
         if self.signed.get(&commit_key) != Some(&d) {
@@ -770,29 +684,13 @@ impl Replica {
         }
 
         // committed-local(m, v, n, i): a quorum of matching COMMITs.
-        let slot = self.slot_mut(seq);
-        if slot.certificate.is_some() {
+        // `slots` and `cfg` borrowed apart (not through `slot_mut`).
+        let slot = self.slots.entry(seq).or_default();
+        if slot.certificate().is_some() {
             return;
         }
-        let signatures: Vec<CommitSignature> = slot
-            .commits
-            .get(&(view, d))
-            .map(|m| {
-                m.iter()
-                    .map(|(s, sig)| CommitSignature {
-                        validator: *s,
-                        signature: *sig,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        if self.is_quorum(self.power(signatures.iter().map(|s| &s.validator))) {
-            self.slot_mut(seq).certificate = Some(CommitCertificate {
-                height: seq,
-                view,
-                block_hash: d,
-                signatures,
-            });
+        if let Some(cert) = slot.committed_local(seq, view, d, &self.cfg.validators) {
+            slot.set_certificate(cert);
         }
     }
 
@@ -807,19 +705,13 @@ impl Replica {
             let Some(slot) = self.slots.get(&seq) else {
                 return;
             };
-            let Some(cert) = slot.certificate.clone() else {
+            let Some(cert) = slot.certificate().cloned() else {
                 return;
             };
             let Some(payload) = slot.payload(&cert.block_hash).cloned() else {
                 return;
             };
-            let parent = slot
-                .pre_prepares
-                .values()
-                .map(|a| (a.block_hash, a.parent))
-                .chain(slot.prepared.iter().map(|c| (c.block_hash, c.parent)))
-                .find(|(h, _)| *h == cert.block_hash)
-                .map(|(_, p)| p);
+            let parent = slot.parent_of(&cert.block_hash);
             assert!(
                 parent.is_none_or(|p| p == self.committed_hash),
                 "invariant: a committed block extends the committed chain (seq {seq})"
@@ -840,7 +732,7 @@ impl Replica {
         self.committed_seq = seq;
         self.committed_hash = block_hash;
         if self.in_window(seq) {
-            self.slot_mut(seq).committed = Some(block_hash);
+            self.slot_mut(seq).set_committed(block_hash);
         }
         self.out.push(Action::Commit {
             seq,
@@ -883,7 +775,7 @@ impl Replica {
             match self
                 .slots
                 .get(&(seq - 1))
-                .and_then(|s| s.pre_prepares.get(&self.view))
+                .and_then(|s| s.accepted(self.view))
             {
                 Some(a) => a.block_hash,
                 None => return,
@@ -923,7 +815,7 @@ impl Replica {
             return;
         }
         let slot = self.slot_mut(seq);
-        slot.pre_prepares.insert(
+        slot.set_pre_prepare(
             view,
             Accepted {
                 block_hash,
@@ -932,7 +824,7 @@ impl Replica {
             },
         );
         // The node built and executed this block itself.
-        slot.validation.insert(block_hash, Validation::Valid);
+        slot.set_validation(block_hash, Validation::Valid);
         self.next_seq = seq + 1;
         self.advance();
     }
@@ -941,12 +833,7 @@ impl Replica {
         let Some(slot) = self.slots.get_mut(&seq) else {
             return;
         };
-        if let Some(v @ Validation::Pending) = slot.validation.get_mut(&block_hash) {
-            *v = if valid {
-                Validation::Valid
-            } else {
-                Validation::Invalid
-            };
+        if slot.resolve_validation(&block_hash, valid) {
             self.advance();
         }
     }
@@ -1123,10 +1010,7 @@ impl Replica {
                     }
                 }
                 Record::Prepared(c) => {
-                    let slot = self.slot_mut(c.seq);
-                    if slot.prepared.as_ref().is_none_or(|p| p.view < c.view) {
-                        slot.prepared = Some(c);
-                    }
+                    self.slot_mut(c.seq).keep_prepared(c);
                 }
                 Record::Signed(m) => self.replay_signed(m),
                 Record::NewView(m) => self.replay_new_view(m),
@@ -1139,7 +1023,7 @@ impl Replica {
         self.slots = self.slots.split_off(&(stable_seq + 1));
         // Validations in flight died with the node: ask again.
         for slot in self.slots.values_mut() {
-            slot.validation.retain(|_, v| *v != Validation::Pending);
+            slot.forget_pending_validations();
         }
         if let Some(h) = self.committed_hash_at(self.committed_seq) {
             self.committed_hash = h;
@@ -1147,7 +1031,7 @@ impl Replica {
         self.next_seq = self
             .slots
             .iter()
-            .filter(|(_, s)| s.pre_prepares.contains_key(&self.view))
+            .filter(|(_, s)| s.accepted(self.view).is_some())
             .map(|(seq, _)| seq + 1)
             .max()
             .unwrap_or(0)
@@ -1176,8 +1060,8 @@ impl Replica {
         match m.message.clone() {
             Message::PrePrepare(pp) => {
                 let slot = self.slot_mut(pp.seq);
-                slot.validation.insert(pp.block_hash, Validation::Valid);
-                slot.pre_prepares.insert(
+                slot.set_validation(pp.block_hash, Validation::Valid);
+                slot.set_pre_prepare(
                     pp.view,
                     Accepted {
                         block_hash: pp.block_hash,
@@ -1189,18 +1073,12 @@ impl Replica {
             Message::Prepare(p) => {
                 let me = self.me;
                 self.slot_mut(p.seq)
-                    .prepares
-                    .entry((p.view, p.block_hash, p.parent))
-                    .or_default()
-                    .insert(me, m.signature);
+                    .add_prepare(p.view, p.block_hash, p.parent, me, m.signature);
             }
             Message::Commit(c) => {
                 let me = self.me;
                 self.slot_mut(c.seq)
-                    .commits
-                    .entry((c.view, c.block_hash))
-                    .or_default()
-                    .insert(me, m.signature);
+                    .add_commit(c.view, c.block_hash, me, m.signature);
             }
             Message::Checkpoint(c) => {
                 self.checkpoint_votes

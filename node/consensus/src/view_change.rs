@@ -8,7 +8,8 @@ use crate::message::{
     Checkpoint, CheckpointProof, Message, NewView, NewViewEntry, PreparedCertificate,
     SignedMessage, ViewChange,
 };
-use crate::replica::{Accepted, Replica, Validation};
+use crate::replica::Replica;
+use crate::slot::{Accepted, Validation};
 
 /// What a NEW-VIEW installs: the stable checkpoint with the highest sequence
 /// in V (min-s) and the PRE-PREPAREs O with their payloads.
@@ -77,7 +78,7 @@ impl Replica {
                 let prepared: Vec<PreparedCertificate> = self
                     .slots
                     .range(stable + 1..=self.high_watermark())
-                    .filter_map(|(_, s)| s.prepared.clone())
+                    .filter_map(|(_, s)| s.prepared().cloned())
                     .collect();
                 let vc = ViewChange {
                     new_view,
@@ -99,9 +100,7 @@ impl Replica {
     /// certificates, commit certificates and validations are kept.
     fn drop_pre_prepares_below(&mut self, view: u64) {
         for slot in self.slots.values_mut() {
-            slot.pre_prepares = slot.pre_prepares.split_off(&view);
-            slot.prepares.retain(|(v, _, _), _| *v >= view);
-            slot.commits.retain(|(v, _), _| *v >= view);
+            slot.forget_views_below(view);
         }
         self.forget_views_below(view);
     }
@@ -384,9 +383,9 @@ impl Replica {
             let committed = self.committed_hash_at(e.seq);
             let slot = self.slot_mut(e.seq);
             if committed == Some(e.block_hash) {
-                slot.validation.insert(e.block_hash, Validation::Valid);
+                slot.set_validation(e.block_hash, Validation::Valid);
             }
-            slot.pre_prepares.insert(
+            slot.set_pre_prepare(
                 view,
                 Accepted {
                     block_hash: e.block_hash,
