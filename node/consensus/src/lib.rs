@@ -9,6 +9,7 @@ pub mod config;
 pub mod io;
 pub mod message;
 pub mod metrics;
+mod normal;
 mod quorum;
 mod replica;
 mod slot;

@@ -1,6 +1,6 @@
-//! The replica: normal-case operation (§4.2), checkpoints and garbage
-//! collection (§4.3), state transfer, safety log and restart. View changes
-//! (§4.4, §4.5.2) are in `view_change.rs`.
+//! The replica: checkpoints and garbage collection (§4.3), state transfer,
+//! safety log and restart. Normal-case operation (§4.2) is in `normal.rs`,
+//! view changes (§4.4, §4.5.2) in `view_change.rs`.
 
 use std::collections::BTreeMap;
 
@@ -9,10 +9,7 @@ use stele_types::{CommitCertificate, ConsensusKind, Hash, SecretKey, Signature};
 
 use crate::config::{Config, ConfigError};
 use crate::io::{Action, Evidence, Input, Record, TimerId};
-use crate::message::{
-    Checkpoint, CheckpointProof, Commit, Message, PrePrepare, Prepare, PreparedCertificate,
-    ReplicaIndex, SignedMessage, Vote,
-};
+use crate::message::{Checkpoint, CheckpointProof, Message, ReplicaIndex, SignedMessage, Vote};
 use crate::metrics::Counters;
 use crate::quorum;
 use crate::slot::{Accepted, Slot, Validation};
@@ -256,6 +253,10 @@ impl Replica {
         }
     }
 
+    pub(crate) fn slot_mut(&mut self, seq: u64) -> &mut Slot {
+        self.slots.entry(seq).or_default()
+    }
+
     /// Signs `message` unless this replica already signed a different value
     /// for the same (kind, view, seq); during replay it signs nothing new;
     /// after a lossy restart, no PRE-PREPARE or PREPARE in the lost view.
@@ -284,6 +285,17 @@ impl Replica {
             signer: self.me,
             message,
         })
+    }
+
+    /// The body hash this replica signed for `message`'s (kind, view, seq),
+    /// if it signed anything there.
+    pub(crate) fn signed_body(&self, message: &Message) -> Option<Hash> {
+        self.signed.get(&vote_key(message)).copied()
+    }
+
+    /// Whether the replica is replaying its log (it signs nothing new).
+    pub(crate) fn replaying(&self) -> bool {
+        self.replaying
     }
 
     /// Whether this replica may sign PRE-PREPAREs and PREPAREs in `view`
@@ -406,7 +418,7 @@ impl Replica {
 
     /// Views a replica accepts normal-case messages for: its own, and a few
     /// ahead (buffered until it gets there).
-    fn view_acceptable(&mut self, view: u64) -> bool {
+    pub(crate) fn view_acceptable(&mut self, view: u64) -> bool {
         let ok = view >= self.view && view <= self.view.saturating_add(self.cfg.views_ahead_max);
         if !ok {
             self.counters.dropped_wrong_view += 1;
@@ -414,7 +426,7 @@ impl Replica {
         ok
     }
 
-    fn seq_acceptable(&mut self, seq: u64) -> bool {
+    pub(crate) fn seq_acceptable(&mut self, seq: u64) -> bool {
         let ok = self.in_window(seq);
         if !ok {
             self.counters.dropped_out_of_window += 1;
@@ -425,7 +437,7 @@ impl Replica {
     /// Records the first message per (kind, view, seq, signer). Returns false
     /// for a duplicate, and for a conflicting second message, which is
     /// reported as evidence.
-    fn first_of_its_kind(&mut self, m: &SignedMessage) -> bool {
+    pub(crate) fn first_of_its_kind(&mut self, m: &SignedMessage) -> bool {
         let (kind, view, seq) = vote_key(&m.message);
         let key = (kind, view, seq, m.signer);
         match self.seen.get(&key) {
@@ -451,396 +463,9 @@ impl Replica {
         self.out.push(Action::Evidence(Evidence { first, second }));
     }
 
-    /// §4.2: a backup accepts a PRE-PREPARE from the primary of its view,
-    /// in the window, and no other for the same view and sequence.
-    fn on_pre_prepare(&mut self, m: SignedMessage, pp: PrePrepare) {
-        if m.signer != self.primary_index(pp.view) {
-            self.counters.dropped_invalid += 1;
-            return;
-        }
-        if !self.view_acceptable(pp.view)
-            || !self.seq_acceptable(pp.seq)
-            || !self.first_of_its_kind(&m)
-        {
-            return;
-        }
-        self.slot_mut(pp.seq).accept_pre_prepare(
-            pp.view,
-            Accepted {
-                block_hash: pp.block_hash,
-                parent: pp.parent,
-                payload: pp.payload,
-            },
-        );
-        // The primary delivered the next block: from here its commit needs
-        // this replica's execution of it and two rounds, so it gets a whole
-        // timeout of its own, as the time up to here (the primary's
-        // execution) had. Without this a block whose execution takes more
-        // than half the timeout (what the block gas limit allows is ~1.5 s
-        // against a 2 s timer) would cost a view change although every
-        // replica works. Once per sequence, so a faulty primary delays a
-        // view change by one timeout at most.
-        if self.active
-            && pp.view == self.view
-            && pp.seq == self.committed_seq + 1
-            && pp.seq > self.timer_extended_for
-        {
-            self.timer_extended_for = pp.seq;
-            self.arm_timer();
-        }
-        self.advance();
-    }
-
-    /// §4.2: collect PREPAREs for the prepared predicate.
-    fn on_prepare(&mut self, m: SignedMessage, p: Prepare) {
-        if !self.view_acceptable(p.view)
-            || !self.seq_acceptable(p.seq)
-            || !self.first_of_its_kind(&m)
-        {
-            return;
-        }
-        self.slot_mut(p.seq)
-            .add_prepare(p.view, p.block_hash, p.parent, m.signer, m.signature);
-        self.advance();
-    }
-
-    /// §4.2: collect COMMITs for the committed-local predicate.
-    fn on_commit(&mut self, m: SignedMessage, c: Commit) {
-        if !self.view_acceptable(c.view)
-            || !self.seq_acceptable(c.seq)
-            || !self.first_of_its_kind(&m)
-        {
-            return;
-        }
-        self.slot_mut(c.seq)
-            .add_commit(c.view, c.block_hash, m.signer, m.signature);
-        self.advance();
-    }
-
-    // ---- normal case ----------------------------------------------------
-
-    /// Drives every slot as far as it can go in the current view, commits in
-    /// order, and asks for the next proposal when primary.
-    pub(crate) fn advance(&mut self) {
-        if self.active {
-            let seqs: Vec<u64> = self.slots.keys().copied().collect();
-            for seq in seqs {
-                self.advance_slot(seq);
-            }
-        }
-        self.commit_in_order();
-        self.maybe_request_proposal();
-    }
-
-    /// Whether block `seq` with `parent` can be executed now: its parent is
-    /// committed or is the accepted and validated (or validating) proposal at
-    /// `seq - 1` in this view. Blocks at or below the committed height are
-    /// checked by the node against its store.
-    fn parent_ready(&self, seq: u64, parent: &Hash) -> bool {
-        if seq <= self.committed_seq {
-            return true;
-        }
-        let below = seq - 1;
-        if below == self.committed_seq {
-            return self.committed_hash == *parent;
-        }
-        let Some(slot) = self.slots.get(&below) else {
-            return false;
-        };
-        match slot.accepted(self.view) {
-            Some(a) if a.block_hash == *parent => matches!(
-                slot.validation(parent),
-                Some(Validation::Pending | Validation::Valid)
-            ),
-            _ => false,
-        }
-    }
-
-    /// The parent of block `seq` is committed, or prepared in this view.
-    /// This is where a chain differs from the paper's independent requests:
-    /// without it a block could gather a certificate while its parent at
-    /// `seq - 1` never prepares, and the next NEW-VIEW, which must re-propose
-    /// a chain, would have a hole below a committed block (ADR 0002).
-    fn parent_prepared(&self, seq: u64, parent: &Hash) -> bool {
-        if seq <= self.committed_seq {
-            return true;
-        }
-        if seq - 1 == self.committed_seq {
-            return self.committed_hash == *parent;
-        }
-        self.slots
-            .get(&(seq - 1))
-            .and_then(|s| s.prepared())
-            .is_some_and(|c| c.view == self.view && c.block_hash == *parent)
-    }
-
-    /// A copy of the payload of the PRE-PREPARE accepted at (`seq`, `view`).
-    fn accepted_payload(&self, seq: u64, view: u64) -> Vec<u8> {
-        self.slots
-            .get(&seq)
-            .and_then(|s| s.accepted(view))
-            .map(|a| a.payload.clone())
-            .unwrap_or_default()
-    }
-
-    fn advance_slot(&mut self, seq: u64) {
-        let view = self.view;
-        // Only the hashes: this runs for every slot on every message, and
-        // the payload (up to a megabyte) is copied only where it leaves.
-        let Some((d, p)) = self
-            .slots
-            .get(&seq)
-            .and_then(|s| s.accepted(view))
-            .map(|a| (a.block_hash, a.parent))
-        else {
-            return;
-        };
-
-        // Validation by the node (the backups execute the block, §4.2 step
-        // "accept the pre-prepare" strengthened with execution).
-        let validation = self.slots.get(&seq).and_then(|s| s.validation(&d));
-        if validation.is_none() {
-            if let Some(h) = self.committed_hash_at(seq) {
-                let v = if h == d {
-                    Validation::Valid
-                } else {
-                    Validation::Invalid
-                };
-                self.slot_mut(seq).set_validation(d, v);
-            } else if self.parent_ready(seq, &p) {
-                self.slot_mut(seq).set_validation(d, Validation::Pending);
-                self.out.push(Action::ValidateBlock {
-                    seq,
-                    block_hash: d,
-                    parent: p,
-                    payload: self.accepted_payload(seq, view),
-                });
-            }
-        }
-        let validated =
-            self.slots.get(&seq).and_then(|s| s.validation(&d)) == Some(Validation::Valid);
-        if !validated {
-            return;
-        }
-
-        // Send PREPARE, but only on a prepared parent (see
-        // `parent_prepared`): a block's certificate then implies its whole
-        // chain is prepared at f + 1 honest replicas, so every later NEW-VIEW
-        // re-proposes that chain intact.
-        if !self.parent_prepared(seq, &p) {
-            return;
-        }
-        let prepare = Prepare {
-            view,
-            seq,
-            block_hash: d,
-            parent: p,
-        };
-        let key = vote_key(&Message::Prepare(prepare));
-        if !self.signed.contains_key(&key)
-            && let Some(m) = self.sign_persist_broadcast(Message::Prepare(prepare))
-        {
-            let me = self.me;
-            self.slot_mut(seq).add_prepare(view, d, p, me, m.signature);
-        }
-        let sent_prepare = self.signed.get(&key) == Some(&prepare_body(&prepare));
-        if !sent_prepare {
-            return;
-        }
-
-        // prepared(m, v, n, i): a quorum of matching PREPAREs.
-        let commit = Commit {
-            view,
-            seq,
-            block_hash: d,
-        };
-        let commit_key = vote_key(&Message::Commit(commit));
-        if !self.signed.contains_key(&commit_key) {
-            let Some(votes) = self
-                .slots
-                .get(&seq)
-                .and_then(|s| s.prepared_votes(view, d, p, &self.cfg.validators))
-            else {
-                return;
-            };
-            let cert = PreparedCertificate {
-                view,
-                seq,
-                block_hash: d,
-                parent: p,
-                payload: self.accepted_payload(seq, view),
-                votes,
-            };
-            if self.slot_mut(seq).keep_prepared(cert.clone()) && !self.replaying {
-                self.out.push(Action::Persist(Record::Prepared(cert)));
-            }
-            if let Some(m) = self.sign_persist_broadcast(Message::Commit(commit)) {
-                let me = self.me;
-                self.slot_mut(seq).add_commit(view, d, me, m.signature);
-            }
-        }
-        if self.signed.get(&commit_key) != Some(&d) {
-            return;
-        }
-
-        // committed-local(m, v, n, i): a quorum of matching COMMITs.
-        // `slots` and `cfg` borrowed apart (not through `slot_mut`).
-        let slot = self.slots.entry(seq).or_default();
-        if slot.certificate().is_some() {
-            return;
-        }
-        if let Some(cert) = slot.committed_local(seq, view, d, &self.cfg.validators) {
-            slot.set_certificate(cert);
-        }
-    }
-
-    pub(crate) fn slot_mut(&mut self, seq: u64) -> &mut Slot {
-        self.slots.entry(seq).or_default()
-    }
-
-    /// Executes committed-local blocks strictly in sequence order (§4.2).
-    fn commit_in_order(&mut self) {
-        loop {
-            let seq = self.committed_seq + 1;
-            let Some(slot) = self.slots.get(&seq) else {
-                return;
-            };
-            let Some(cert) = slot.certificate().cloned() else {
-                return;
-            };
-            let Some(payload) = slot.payload(&cert.block_hash).cloned() else {
-                return;
-            };
-            let parent = slot.parent_of(&cert.block_hash);
-            assert!(
-                parent.is_none_or(|p| p == self.committed_hash),
-                "invariant: a committed block extends the committed chain (seq {seq})"
-            );
-            self.apply_commit(cert, payload);
-        }
-    }
-
-    /// Emits the commit of the next height and takes a checkpoint every K.
-    fn apply_commit(&mut self, cert: CommitCertificate, payload: Vec<u8>) {
-        let seq = cert.height;
-        assert_eq!(
-            seq,
-            self.committed_seq + 1,
-            "invariant: blocks commit strictly in height order"
-        );
-        let block_hash = cert.block_hash;
-        self.committed_seq = seq;
-        self.committed_hash = block_hash;
-        if self.in_window(seq) {
-            self.slot_mut(seq).set_committed(block_hash);
-        }
-        self.out.push(Action::Commit {
-            seq,
-            block_hash,
-            payload,
-            certificate: cert,
-        });
-        // Progress: the view works, so the backoff starts over.
-        if self.active {
-            self.attempts = 0;
-            self.arm_timer();
-        }
-        if seq.is_multiple_of(self.cfg.checkpoint_interval_seqs) {
-            self.send_checkpoint(seq, block_hash);
-        }
-    }
-
-    /// §4.2: the primary asks the node for the next block while the window
-    /// and the pipeline have room.
-    fn maybe_request_proposal(&mut self) {
-        if !self.active
-            || !self.is_primary(self.view)
-            || self.proposal_pending.is_some()
-            || !self.may_order(self.view)
-        {
-            return;
-        }
-        if self.committed_seq < self.stable.seq {
-            return; // still catching up by state transfer
-        }
-        let seq = self.next_seq.max(self.committed_seq + 1);
-        if seq > self.high_watermark()
-            || seq - 1 - self.committed_seq >= self.cfg.pipeline_blocks_max
-        {
-            return;
-        }
-        let parent = if seq - 1 == self.committed_seq {
-            self.committed_hash
-        } else {
-            match self
-                .slots
-                .get(&(seq - 1))
-                .and_then(|s| s.accepted(self.view))
-            {
-                Some(a) => a.block_hash,
-                None => return,
-            }
-        };
-        self.next_seq = seq;
-        self.proposal_pending = Some((self.view, seq, parent));
-        self.out.push(Action::RequestProposal {
-            view: self.view,
-            seq,
-            parent,
-        });
-    }
-
-    fn on_proposal_ready(&mut self, view: u64, seq: u64, block_hash: Hash, payload: Vec<u8>) {
-        let Some((pview, pseq, parent)) = self.proposal_pending else {
-            return;
-        };
-        if (pview, pseq) != (view, seq) {
-            return;
-        }
-        self.proposal_pending = None;
-        if view != self.view || !self.active || payload.len() > self.cfg.limits.payload_bytes_max {
-            return;
-        }
-        let pp = PrePrepare {
-            view,
-            seq,
-            block_hash,
-            parent,
-            payload: payload.clone(),
-        };
-        if self
-            .sign_persist_broadcast(Message::PrePrepare(pp))
-            .is_none()
-        {
-            return;
-        }
-        let slot = self.slot_mut(seq);
-        slot.set_pre_prepare(
-            view,
-            Accepted {
-                block_hash,
-                parent,
-                payload,
-            },
-        );
-        // The node built and executed this block itself.
-        slot.set_validation(block_hash, Validation::Valid);
-        self.next_seq = seq + 1;
-        self.advance();
-    }
-
-    fn on_validated(&mut self, seq: u64, block_hash: Hash, valid: bool) {
-        let Some(slot) = self.slots.get_mut(&seq) else {
-            return;
-        };
-        if slot.resolve_validation(&block_hash, valid) {
-            self.advance();
-        }
-    }
-
     // ---- checkpoints and garbage collection (§4.3) -----------------------
 
-    fn send_checkpoint(&mut self, seq: u64, block_hash: Hash) {
+    pub(crate) fn send_checkpoint(&mut self, seq: u64, block_hash: Hash) {
         let c = Checkpoint { seq, block_hash };
         if let Some(m) = self.sign_persist_broadcast(Message::Checkpoint(c)) {
             self.add_checkpoint_vote(self.me, c, m.signature);
@@ -1096,9 +721,4 @@ impl Replica {
             Message::NewView(_) => self.replay_new_view(m),
         }
     }
-}
-
-/// The body hash a PREPARE signs.
-fn prepare_body(p: &Prepare) -> Hash {
-    Message::Prepare(*p).body_hash()
 }
