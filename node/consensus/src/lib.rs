@@ -5,6 +5,7 @@
 //! Architecture invariant: no tokio, no sockets, no clock, no disk and no
 //! randomness; time, network and storage reach the replica only as inputs.
 
+mod checkpoint;
 pub mod config;
 pub mod io;
 pub mod message;

@@ -1,15 +1,17 @@
-//! The replica: checkpoints and garbage collection (§4.3), state transfer,
-//! safety log and restart. Normal-case operation (§4.2) is in `normal.rs`,
-//! view changes (§4.4, §4.5.2) in `view_change.rs`.
+//! The replica: its state, the dispatcher `handle`, message checks, the
+//! safety log (sign once, persist before you speak) and restart.
+//! Normal-case operation (§4.2) is in `normal.rs`, checkpoints and state
+//! transfer (§4.3) in `checkpoint.rs`, view changes (§4.4, §4.5.2) in
+//! `view_change.rs`.
 
 use std::collections::BTreeMap;
 
 use stele_types::codec::Encode;
-use stele_types::{CommitCertificate, ConsensusKind, Hash, SecretKey, Signature};
+use stele_types::{ConsensusKind, Hash, SecretKey, Signature};
 
 use crate::config::{Config, ConfigError};
 use crate::io::{Action, Evidence, Input, Record, TimerId};
-use crate::message::{Checkpoint, CheckpointProof, Message, ReplicaIndex, SignedMessage, Vote};
+use crate::message::{CheckpointProof, Message, ReplicaIndex, SignedMessage, Vote};
 use crate::metrics::Counters;
 use crate::quorum;
 use crate::slot::{Accepted, Slot, Validation};
@@ -211,7 +213,7 @@ impl Replica {
         seq > self.stable.seq && seq <= self.high_watermark()
     }
 
-    fn power_of(&self, signer: ReplicaIndex) -> u64 {
+    pub(crate) fn power_of(&self, signer: ReplicaIndex) -> u64 {
         quorum::power(&self.cfg.validators, std::iter::once(&signer))
     }
 
@@ -313,6 +315,13 @@ impl Replica {
             .retain(|(kind, v, _, _), _| *kind == checkpoint || *v >= view);
         self.signed
             .retain(|(kind, v, _), _| *kind == checkpoint || *v >= view);
+    }
+
+    /// Drops equivocation and signing records at or below `seq`, the new
+    /// stable checkpoint (view-change records, at seq 0, stay).
+    pub(crate) fn forget_seqs_through(&mut self, seq: u64) {
+        self.seen.retain(|(_, _, s, _), _| *s > seq || *s == 0);
+        self.signed.retain(|(_, _, s), _| *s > seq || *s == 0);
     }
 
     /// Persist, then broadcast (persist before you speak).
@@ -461,160 +470,6 @@ impl Replica {
     pub(crate) fn report_equivocation(&mut self, first: SignedMessage, second: SignedMessage) {
         self.counters.equivocations += 1;
         self.out.push(Action::Evidence(Evidence { first, second }));
-    }
-
-    // ---- checkpoints and garbage collection (§4.3) -----------------------
-
-    pub(crate) fn send_checkpoint(&mut self, seq: u64, block_hash: Hash) {
-        let c = Checkpoint { seq, block_hash };
-        if let Some(m) = self.sign_persist_broadcast(Message::Checkpoint(c)) {
-            self.add_checkpoint_vote(self.me, c, m.signature);
-        }
-    }
-
-    fn on_checkpoint(&mut self, m: SignedMessage, c: Checkpoint) {
-        if c.seq <= self.stable.seq || !c.seq.is_multiple_of(self.cfg.checkpoint_interval_seqs) {
-            self.counters.dropped_out_of_window += 1;
-            return;
-        }
-        if self.in_window(c.seq) && !self.first_of_its_kind(&m) {
-            return;
-        }
-        self.add_checkpoint_vote(m.signer, c, m.signature);
-    }
-
-    /// Keeps votes inside the window, plus each signer's highest vote beyond
-    /// it, which is how a lagging replica learns it must catch up.
-    fn add_checkpoint_vote(&mut self, signer: ReplicaIndex, c: Checkpoint, sig: Signature) {
-        let high = self.high_watermark();
-        if c.seq > high {
-            let older: Vec<u64> = self
-                .checkpoint_votes
-                .iter()
-                .filter(|(s, v)| **s > high && v.contains_key(&signer))
-                .map(|(s, _)| *s)
-                .collect();
-            if older.iter().any(|s| *s >= c.seq) {
-                return;
-            }
-            for s in older {
-                if let Some(v) = self.checkpoint_votes.get_mut(&s) {
-                    v.remove(&signer);
-                }
-            }
-        }
-        self.checkpoint_votes
-            .entry(c.seq)
-            .or_default()
-            .insert(signer, (c.block_hash, sig));
-        self.check_stable(c.seq, c.block_hash);
-        self.check_lagging();
-    }
-
-    /// A checkpoint with a quorum of matching votes becomes stable.
-    fn check_stable(&mut self, seq: u64, block_hash: Hash) {
-        if seq <= self.stable.seq {
-            return;
-        }
-        let votes: Vec<Vote> = self
-            .checkpoint_votes
-            .get(&seq)
-            .map(|m| {
-                m.iter()
-                    .filter(|(_, (h, _))| *h == block_hash)
-                    .map(|(s, (_, sig))| Vote {
-                        signer: *s,
-                        signature: *sig,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !self.is_quorum(self.power(votes.iter().map(|v| &v.signer))) {
-            return;
-        }
-        let proof = CheckpointProof {
-            seq,
-            block_hash,
-            votes,
-        };
-        self.adopt_stable(proof);
-    }
-
-    /// Moves the low watermark to `proof` and discards everything below it.
-    pub(crate) fn adopt_stable(&mut self, proof: CheckpointProof) {
-        if proof.seq <= self.stable.seq {
-            return;
-        }
-        let seq = proof.seq;
-        self.out
-            .push(Action::Persist(Record::Stable(proof.clone())));
-        self.stable = proof;
-        self.out.push(Action::CompactLog {
-            stable_seq: seq,
-            view: self.view,
-        });
-        self.slots = self.slots.split_off(&(seq + 1));
-        self.checkpoint_votes = self.checkpoint_votes.split_off(&(seq + 1));
-        self.seen.retain(|(_, _, s, _), _| *s > seq || *s == 0);
-        self.signed.retain(|(_, _, s), _| *s > seq || *s == 0);
-        if self.committed_seq < seq {
-            self.request_sync(seq);
-        }
-        self.advance();
-    }
-
-    /// A weak quorum of checkpoints beyond the window means this replica
-    /// fell behind: fetch the certified blocks.
-    fn check_lagging(&mut self) {
-        let high = self.high_watermark();
-        let mut beyond: Vec<(u64, ReplicaIndex)> = self
-            .checkpoint_votes
-            .range(high + 1..)
-            .flat_map(|(seq, v)| v.keys().map(move |s| (*seq, *s)))
-            .collect();
-        beyond.sort_by(|a, b| b.cmp(a));
-        let weak = self.cfg.validators.weak_quorum_power();
-        let mut power = 0;
-        for (seq, signer) in beyond {
-            power += self.power_of(signer);
-            if power >= weak {
-                self.request_sync(seq);
-                return;
-            }
-        }
-    }
-
-    pub(crate) fn request_sync(&mut self, to: u64) {
-        if to <= self.committed_seq || to <= self.sync_requested_to {
-            return;
-        }
-        self.sync_requested_to = to;
-        self.out.push(Action::RequestSync {
-            from: self.committed_seq + 1,
-            to,
-        });
-    }
-
-    /// State transfer: a committed block with a certificate from a peer.
-    fn on_synced(&mut self, cert: CommitCertificate, payload: Vec<u8>) {
-        if cert.height != self.committed_seq + 1 {
-            return;
-        }
-        let digest = cert.digest(self.cfg.chain_id);
-        let votes: Vec<Vote> = cert
-            .signatures
-            .iter()
-            .map(|s| Vote {
-                signer: s.validator,
-                signature: s.signature,
-            })
-            .collect();
-        if !self.valid_quorum(&digest, &votes) {
-            self.counters.dropped_invalid += 1;
-            return;
-        }
-        self.apply_commit(cert, payload);
-        self.advance();
     }
 
     // ---- restart ---------------------------------------------------------
