@@ -306,10 +306,15 @@ impl Replica {
         self.lost_view.is_none_or(|lost| view > lost)
     }
 
-    /// Drops equivocation and signing records of views below `view`, which
-    /// this replica will never accept or sign again. CHECKPOINTs have no
-    /// view and are dropped with the stable checkpoint instead.
-    pub(crate) fn forget_views_below(&mut self, view: u64) {
+    /// Forgets what this replica will never accept or sign again once in
+    /// `view`: PRE-PREPAREs and votes of lower views (prepared certificates,
+    /// commit certificates and validations are kept), and the equivocation
+    /// and signing records of lower views. CHECKPOINTs have no view and are
+    /// dropped with the stable checkpoint instead.
+    fn forget_views_below(&mut self, view: u64) {
+        for slot in self.slots.values_mut() {
+            slot.forget_views_below(view);
+        }
         let checkpoint = ConsensusKind::Checkpoint as u8;
         self.seen
             .retain(|(kind, v, _, _), _| *kind == checkpoint || *v >= view);
@@ -347,6 +352,45 @@ impl Replica {
             id: TimerId(self.timer),
             after_ms,
         });
+    }
+
+    // ---- view transitions (§4.4) ----------------------------------------
+    // The only writers of `view`, `active`, `attempts`, `new_view_message`
+    // and `latest_view_change` outside restart; `view_change.rs` decides
+    // when, these say what changes.
+
+    /// Stops taking part in the current view and starts changing into
+    /// `new_view`: drops a pending proposal and lower views' normal-case
+    /// state, and counts the attempt (each doubles the timer, §4.5.2).
+    pub(crate) fn begin_view_change(&mut self, new_view: u64) {
+        self.view = new_view;
+        self.active = false;
+        self.proposal_pending = None;
+        self.new_view_message = None;
+        self.attempts = self.attempts.saturating_add(1);
+        self.forget_views_below(new_view);
+    }
+
+    /// Enters the view of the NEW-VIEW `m` (checked, or signed here), which
+    /// is kept to forward to laggards.
+    pub(crate) fn enter_view(&mut self, m: SignedMessage) {
+        let view = m.message.view();
+        self.view = view;
+        self.active = true;
+        self.proposal_pending = None;
+        self.new_view_message = Some(m);
+        self.forget_views_below(view);
+    }
+
+    /// Keeps `m` as its signer's latest VIEW-CHANGE.
+    pub(crate) fn remember_view_change(&mut self, m: SignedMessage) {
+        self.latest_view_change.insert(m.signer, m);
+    }
+
+    /// The primary of a newly installed view proposes from `seq` on, above
+    /// the PRE-PREPAREs its NEW-VIEW re-proposed.
+    pub(crate) fn propose_from(&mut self, seq: u64) {
+        self.next_seq = seq;
     }
 
     // ---- receiving ------------------------------------------------------

@@ -55,12 +55,7 @@ impl Replica {
         if new_view <= self.view && !(new_view == self.view && self.active) {
             return;
         }
-        self.view = new_view;
-        self.active = false;
-        self.proposal_pending = None;
-        self.new_view_message = None;
-        self.attempts = self.attempts.saturating_add(1);
-        self.drop_pre_prepares_below(new_view);
+        self.begin_view_change(new_view);
 
         let own = self
             .latest_view_change
@@ -89,20 +84,11 @@ impl Replica {
             }
         };
         if let Some(m) = m {
-            self.latest_view_change.insert(self.me, m);
+            self.remember_view_change(m);
         }
         self.arm_timer();
         self.try_new_view();
         self.check_join();
-    }
-
-    /// Forgets normal-case state of views below `view`; prepared
-    /// certificates, commit certificates and validations are kept.
-    fn drop_pre_prepares_below(&mut self, view: u64) {
-        for slot in self.slots.values_mut() {
-            slot.forget_views_below(view);
-        }
-        self.forget_views_below(view);
     }
 
     /// A VIEW-CHANGE from a peer: checked in full, kept if it is the
@@ -144,7 +130,7 @@ impl Replica {
             self.counters.dropped_invalid += 1;
             return;
         }
-        self.latest_view_change.insert(m.signer, m);
+        self.remember_view_change(m);
         self.try_new_view();
         self.check_join();
     }
@@ -361,11 +347,7 @@ impl Replica {
     /// PRE-PREPAREs of the view.
     fn install_new_view(&mut self, m: SignedMessage, plan: NewViewPlan) {
         let view = m.message.view();
-        self.view = view;
-        self.active = true;
-        self.proposal_pending = None;
-        self.new_view_message = Some(m);
-        self.drop_pre_prepares_below(view);
+        self.enter_view(m);
         if plan.checkpoint.seq > self.stable.seq {
             self.adopt_stable(plan.checkpoint.clone());
         } else {
@@ -394,7 +376,7 @@ impl Replica {
                 },
             );
         }
-        self.next_seq = last + 1;
+        self.propose_from(last + 1);
         self.arm_timer();
         self.advance();
     }
