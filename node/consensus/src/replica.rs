@@ -28,8 +28,33 @@ pub(crate) fn vote_key(m: &Message) -> VoteKey {
     }
 }
 
-/// A PBFT replica. Feed it [`Input`]s with [`Replica::handle`] and carry out
-/// the returned [`Action`]s in order.
+/// A PBFT replica (Castro & Liskov; section numbers are the OSDI'99
+/// paper's) as a pure state machine: feed it [`Input`]s with
+/// [`Replica::handle`] and carry out the [`Action`]s it returns.
+///
+/// How it must be driven:
+/// - **Start** once: [`Input::Start`] on an empty log, or
+///   [`Input::Restart`] with every record of its earlier
+///   [`Action::Persist`]s in order (minus those [`Action::CompactLog`]
+///   let go), the last block committed to the store, and whether unsynced
+///   records may be lost. A restart replays without sending anything.
+/// - **Feed** every event as it happens: peer bytes ([`Input::Message`]),
+///   the firing of the latest [`Action::SetTimer`] ([`Input::Timer`]; older
+///   ids are ignored), and the answers to its requests:
+///   [`Input::ProposalReady`] for [`Action::RequestProposal`],
+///   [`Input::BlockValidated`] for [`Action::ValidateBlock`], and
+///   [`Input::Synced`] for [`Action::RequestSync`], one block at a time in
+///   height order. Answers may come late or interleaved with other inputs;
+///   one the replica no longer waits for is ignored.
+/// - **Carry out** the actions in the order returned. Safety rests on one
+///   rule: a [`Action::Persist`] is written, and synced when
+///   [`Record::needs_sync`] holds, before any `Broadcast` or `Send` after
+///   it leaves (persist before you speak). Records may move earlier, never
+///   later: a driver may write the records of several `handle` calls in
+///   one batch ahead of all their other actions, as `stele-node` does.
+///   [`Action::Commit`] comes once per height in height order and must be
+///   applied in that order; [`Action::CompactLog`] only once the records
+///   before it are durable.
 #[derive(Debug)]
 pub struct Replica {
     pub(crate) cfg: Config,
