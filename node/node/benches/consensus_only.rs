@@ -75,9 +75,7 @@ impl Shared {
 }
 
 fn key(i: usize) -> SecretKey {
-    let mut b = [0u8; 32];
-    b[24..].copy_from_slice(&(i as u64 + 77).to_be_bytes());
-    SecretKey::from_bytes(&b).expect("a small scalar is a valid key")
+    stele_fixtures::key(i as u64 + 77)
 }
 
 fn free_udp_ports(n: usize) -> Vec<SocketAddr> {

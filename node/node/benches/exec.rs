@@ -41,7 +41,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use stele_node::exec::{BlockEnv, Executor, SharedState, StateBase};
+use stele_exec::{BlockEnv, Executor, SharedState, StateBase};
 use stele_node::genesis::{Allocation, ChainParams, Genesis};
 use stele_node::store::{BLOCK_STORE_CFS, prepare_block_commit};
 use stele_state::{State, StateConfig};
@@ -95,9 +95,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn key(n: u32) -> SecretKey {
-    let mut b = [0u8; 32];
-    b[28..].copy_from_slice(&(n + 1).to_be_bytes());
-    SecretKey::from_bytes(&b).expect("valid secret key")
+    stele_fixtures::key(u64::from(n) + 1)
 }
 
 struct Chain {

@@ -14,7 +14,7 @@ use stele_types::{Address, Amount, Hash, ValidatorSet, keccak256};
 use stele_vm::{GasSchedule, VmLimits};
 use thiserror::Error;
 
-use crate::exec::{Account, ExecutorConfig};
+use stele_exec::{Account, ExecutorConfig};
 
 /// Why a genesis file was rejected.
 #[derive(Debug, Error)]

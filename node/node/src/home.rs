@@ -394,7 +394,7 @@ pub async fn start_home_on(
         stop_tx,
         lock,
     };
-    let node_metrics = running.node.shared().metrics.clone();
+    let node_metrics = running.node.shared().metrics().clone();
     if let Some(l) = &listeners.rpc {
         node_metrics.export_rpc(l.metrics());
     }

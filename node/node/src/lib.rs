@@ -1,12 +1,12 @@
-//! The Stele validator node: mempool, execution, block store, networking,
-//! RPC and the `stele-node` binary.
+//! The Stele node: the chain follower and the validator role (`node`), the
+//! mempool, block store, networking, RPC and the `stele-node` binary.
+//! Blocks execute in `stele-exec`.
 //!
 //! Architecture invariant: the mempool and the executor are plain data
 //! structures and functions driven by their callers; locks, tasks, sockets
 //! and clocks live in the node's service modules.
 
 pub mod config;
-pub mod exec;
 pub mod genesis;
 pub mod home;
 pub mod keys;

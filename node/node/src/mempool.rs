@@ -104,6 +104,24 @@ pub trait AccountView {
     fn account(&self, address: &Address) -> AccountState;
 }
 
+/// The mempool reads nonces and balances at the base version. A state
+/// backend error reads as an empty account, so the transaction is refused
+/// (never admitted on a guess).
+impl AccountView for stele_exec::StateBase {
+    fn account(&self, address: &Address) -> AccountState {
+        match stele_exec::StateWorld::new(self.clone()).account(address) {
+            Ok(a) => AccountState {
+                nonce: a.nonce,
+                balance: a.balance,
+            },
+            Err(e) => {
+                tracing::error!(%address, error = %e, "cannot read account for the mempool");
+                AccountState::default()
+            }
+        }
+    }
+}
+
 /// Why a transaction was not admitted. Each variant is reported to the
 /// client as is.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

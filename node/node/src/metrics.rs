@@ -93,6 +93,8 @@ pub struct NodeMetrics {
     pub data_loss_accepted: Counter,
     /// High-water mark writes that failed (`mark`).
     pub mark_write_failures: Counter,
+    /// Proposed blocks this node refused, by `BlockRejected::reason`.
+    blocks_rejected: Family<Labels, Counter>,
     peers_connected: Gauge,
     messages_in: Family<Labels, Gauge>,
     messages_out: Family<Labels, Gauge>,
@@ -145,6 +147,7 @@ impl NodeMetrics {
             prune_seconds: seconds(),
             data_loss_accepted: Counter::default(),
             mark_write_failures: Counter::default(),
+            blocks_rejected: Family::default(),
             peers_connected: Gauge::default(),
             messages_in: Family::default(),
             messages_out: Family::default(),
@@ -253,6 +256,11 @@ impl NodeMetrics {
                 m.mark_write_failures.clone(),
             );
             r.register(
+                "blocks_rejected",
+                "Proposed blocks this node refused, by reason",
+                m.blocks_rejected.clone(),
+            );
+            r.register(
                 "peers_connected",
                 "Validators connected",
                 m.peers_connected.clone(),
@@ -315,6 +323,20 @@ impl NodeMetrics {
             self.registry()
                 .register_collector(Box::new(RpcCollector(rpc)));
         }
+    }
+
+    /// Counts a refused block under its `reason` label.
+    pub fn record_block_rejected(&self, reason: &'static str) {
+        self.blocks_rejected
+            .get_or_create(&vec![("reason", reason)])
+            .inc();
+    }
+
+    /// Blocks refused for `reason` so far.
+    pub fn blocks_rejected(&self, reason: &'static str) -> u64 {
+        self.blocks_rejected
+            .get_or_create(&vec![("reason", reason)])
+            .get()
     }
 
     /// Counts one piece of garbage from a peer.

@@ -19,9 +19,7 @@ const CHAIN: u64 = 777;
 const WAIT: Duration = Duration::from_secs(60);
 
 fn key(n: u16) -> SecretKey {
-    let mut b = [0u8; 32];
-    b[30..].copy_from_slice(&(n + 1).to_be_bytes());
-    SecretKey::from_bytes(&b).unwrap()
+    stele_fixtures::key(u64::from(n) + 1)
 }
 
 fn validators(n: u16) -> Vec<SecretKey> {
@@ -227,7 +225,7 @@ impl Cluster {
         for h in 1..=top {
             let mut seen: Option<(Hash, Hash)> = None;
             for n in self.running() {
-                let state = n.shared().state.read().unwrap();
+                let state = n.shared().state().read().unwrap();
                 let block = BlockReader::new(&state).block(h).unwrap().unwrap();
                 let root = state.root(h).unwrap();
                 assert_eq!(block.header.state_root, root, "height {h}");
@@ -242,7 +240,7 @@ impl Cluster {
 
     fn committed_everywhere(&self, tx: &Hash) -> bool {
         self.running().all(|n| {
-            let state = n.shared().state.read().unwrap();
+            let state = n.shared().state().read().unwrap();
             BlockReader::new(&state).receipt(tx).unwrap().is_some()
         })
     }
@@ -350,7 +348,7 @@ async fn a_gapped_transaction_is_gossiped_only_once_its_gap_closes() {
     until("all peers connected", || {
         cluster
             .running()
-            .all(|n| n.shared().net.connected().len() == 3)
+            .all(|n| n.shared().net().connected().len() == 3)
     })
     .await;
     cluster.until_height(1).await;
@@ -358,7 +356,7 @@ async fn a_gapped_transaction_is_gossiped_only_once_its_gap_closes() {
         cluster
             .node(0)
             .shared()
-            .net
+            .net()
             .metrics()
             .msgs_out(Channel::Gossip)
     };
@@ -453,7 +451,7 @@ async fn four_validators_commit_transactions_with_identical_roots() {
         let base = node.shared().latest_base();
         (0..8)
             .map(|n| {
-                let w = stele_node::exec::StateWorld::new(base.clone());
+                let w = stele_exec::StateWorld::new(base.clone());
                 w.account(&account(n).address()).unwrap().balance
             })
             .sum::<Amount>()
@@ -461,7 +459,7 @@ async fn four_validators_commit_transactions_with_identical_roots() {
                 .keys
                 .iter()
                 .map(|k| {
-                    let w = stele_node::exec::StateWorld::new(base.clone());
+                    let w = stele_exec::StateWorld::new(base.clone());
                     w.account(&k.address()).unwrap().balance
                 })
                 .sum::<Amount>()
@@ -473,13 +471,13 @@ async fn four_validators_commit_transactions_with_identical_roots() {
     );
     // Prometheus metrics of a validator.
     until("all peers connected", || {
-        cluster.node(1).shared().net.connected().len() == 3
+        cluster.node(1).shared().net().connected().len() == 3
     })
     .await;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let addr = stele_node::metrics::serve(
         "127.0.0.1:0".parse().unwrap(),
-        cluster.node(1).shared().metrics.clone(),
+        cluster.node(1).shared().metrics().clone(),
         stop_rx,
     )
     .await
@@ -527,7 +525,7 @@ async fn pipelined_proposals_commit_chained_transactions_with_identical_roots() 
     .await;
     cluster.assert_same_chain();
     let pipelined: u64 = (0..4)
-        .map(|i| cluster.node(i).shared().metrics.pipelined_blocks.get())
+        .map(|i| cluster.node(i).shared().metrics().pipelined_blocks.get())
         .sum();
     assert!(
         pipelined > 0,
@@ -604,7 +602,7 @@ async fn a_client_submits_and_awaits_a_receipt_through_the_rpc_of_any_validator(
     let url = format!("http://{}", server.local_addr());
     let client = stele_client::Client::connect(&url).await.unwrap();
     until("all peers connected", || {
-        cluster.node(2).shared().net.connected().len() == 3
+        cluster.node(2).shared().net().connected().len() == 3
     })
     .await;
     let status = client.get_status().await.unwrap();
@@ -711,7 +709,7 @@ async fn a_single_validator_runs_the_same_path_and_prunes_old_state() {
     until("transfer committed", || cluster.committed_everywhere(&tx)).await;
     cluster.until_height(21).await;
     {
-        let state = cluster.node(0).shared().state.read().unwrap();
+        let state = cluster.node(0).shared().state().read().unwrap();
         let latest = state.latest_version().unwrap();
         assert!(state.root(latest).is_ok());
         assert!(state.root(1).is_err(), "version 1 was pruned");
@@ -812,7 +810,7 @@ async fn garbage_gossip_and_malformed_sync_requests_are_counted_by_reason() {
     let answer = testing::sync_request(&conn, b"not a sync request", 1 << 20).await;
     assert!(answer.is_err(), "a malformed request is not answered");
 
-    let metrics = cluster.node(0).shared().metrics.clone();
+    let metrics = cluster.node(0).shared().metrics().clone();
     until("the garbage counted", || {
         metrics.peer_garbage(PeerGarbage::GossipUndecodable) == 2
             && metrics.peer_garbage(PeerGarbage::GossipWrongChain) == 1

@@ -18,9 +18,7 @@ use stele_types::*;
 const WAIT: Duration = Duration::from_secs(60);
 
 fn key() -> SecretKey {
-    let mut b = [0u8; 32];
-    b[31] = 7;
-    SecretKey::from_bytes(&b).unwrap()
+    stele_fixtures::key(7)
 }
 
 fn genesis() -> Genesis {
@@ -117,7 +115,7 @@ fn refused(result: Result<Node, NodeError>) -> Vec<DataLoss> {
 async fn accepted_then_lossless(data_dir: &Path, view_before: u64) {
     let node = start(data_dir, true).await.unwrap();
     let from = node.progress().height;
-    let text = node.shared().metrics.render();
+    let text = node.shared().metrics().render();
     assert!(text.contains("stele_data_loss_accepted_total 1"), "{text}");
     until("commits after a view change", || {
         let p = node.progress();
@@ -198,7 +196,7 @@ async fn a_torn_write_past_what_was_synced_is_dropped_as_after_a_host_crash() {
     let node = start(dir.path(), false).await.unwrap();
     let from = node.progress().height;
     assert!(from >= height, "{from} < {height}");
-    let text = node.shared().metrics.render();
+    let text = node.shared().metrics().render();
     assert!(!text.contains("stele_data_loss_accepted_total 1"), "{text}");
     until("commits after a view change", || {
         let p = node.progress();

@@ -5,7 +5,8 @@
 
 use std::sync::{Arc, RwLock};
 
-use stele_node::exec::*;
+use stele_exec::*;
+use stele_fixtures::COUNTER_WAT;
 use stele_node::genesis::{Allocation, ChainParams, Genesis};
 use stele_node::store::{BLOCK_STORE_CFS, BlockReader, prepare_block_commit};
 use stele_state::{State, StateConfig};
@@ -14,30 +15,8 @@ use stele_vm::{EXEC_THREAD_STACK_BYTES, Vm, VmConfig, World};
 
 const CHAIN: u64 = 4242;
 
-const COUNTER_WAT: &str = r#"(module
-  (import "stele" "storage_read" (func $read (param i32 i32 i32 i32) (result i64)))
-  (import "stele" "storage_write" (func $write (param i32 i32 i32 i32)))
-  (import "stele" "set_return" (func $ret (param i32 i32)))
-  (import "stele" "revert" (func $revert (param i32 i32)))
-  (import "stele" "emit_event" (func $emit (param i32 i32 i32 i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 0) "n")
-  (data (i32.const 16) "no")
-  (func (export "increment")
-    (drop (call $read (i32.const 0) (i32.const 1) (i32.const 8) (i32.const 8)))
-    (i64.store (i32.const 8) (i64.add (i64.load (i32.const 8)) (i64.const 1)))
-    (call $write (i32.const 0) (i32.const 1) (i32.const 8) (i32.const 8))
-    (call $emit (i32.const 32) (i32.const 0) (i32.const 8) (i32.const 8))
-    (call $ret (i32.const 8) (i32.const 8)))
-  (func (export "fail")
-    (call $write (i32.const 0) (i32.const 1) (i32.const 16) (i32.const 2))
-    (call $revert (i32.const 16) (i32.const 2)))
-)"#;
-
 fn key(n: u8) -> SecretKey {
-    let mut b = [0u8; 32];
-    b[31] = n;
-    SecretKey::from_bytes(&b).unwrap()
+    stele_fixtures::key(n.into())
 }
 
 fn genesis() -> Genesis {

@@ -23,9 +23,7 @@ impl AccountView for Accounts {
 }
 
 fn key(n: u16) -> SecretKey {
-    let mut b = [0u8; 32];
-    b[30..].copy_from_slice(&(n + 1).to_be_bytes());
-    SecretKey::from_bytes(&b).unwrap()
+    stele_fixtures::key(u64::from(n) + 1)
 }
 
 fn tx(key: &SecretKey, nonce: u64, gas_price: u64) -> VerifiedTx {

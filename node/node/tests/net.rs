@@ -14,9 +14,7 @@ const CHAIN: u64 = 77;
 const WAIT: Duration = Duration::from_secs(15);
 
 fn key(n: u16) -> SecretKey {
-    let mut b = [0u8; 32];
-    b[30..].copy_from_slice(&(n + 1).to_be_bytes());
-    SecretKey::from_bytes(&b).unwrap()
+    stele_fixtures::key(u64::from(n) + 1)
 }
 
 fn set_of(keys: &[SecretKey]) -> ValidatorSet {

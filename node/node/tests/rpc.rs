@@ -1737,10 +1737,11 @@ async fn every_call_of_an_http_batch_pays_and_event_scans_pay_by_range() {
         .map(|a| a["id"].as_i64().unwrap())
         .collect();
     assert_eq!(limited, vec![20, 21, 22], "{answer}");
-    assert_eq!(
-        node.server.metrics().rate_limited.load(Ordering::Relaxed),
-        3
-    );
+    let metrics = node.server.metrics();
+    assert_eq!(metrics.rate_limited.load(Ordering::Relaxed), 3);
+    // The refused calls are neither calls nor errors in the counters.
+    assert_eq!(metrics.requests_of("get_status"), 20);
+    assert_eq!(metrics.errors.load(Ordering::Relaxed), 0);
 
     // From another address (a full bucket): a scan of 1 500 blocks costs
     // 16 tokens (1 + 1 per 100 blocks), so of 20 tokens one such call
@@ -1759,6 +1760,19 @@ async fn every_call_of_an_http_batch_pays_and_event_scans_pay_by_range() {
     let status = r#"{"jsonrpc":"2.0","id":1,"method":"get_status","params":[]}"#;
     let a = post([127, 0, 0, 2], addr, status).await;
     assert_eq!(a["result"]["chain_id"], 4242, "{a}");
+    assert_eq!(metrics.requests_of("get_events"), 1);
+    assert_eq!(metrics.errors.load(Ordering::Relaxed), 1);
+
+    // A batch counts each of its calls, and each error among them.
+    let unknown = format!(
+        r#"{{"jsonrpc":"2.0","id":2,"method":"get_receipt","params":["{}"]}}"#,
+        Hash([9; 32])
+    );
+    let answer = post([127, 0, 0, 3], addr, &format!("[{status},{unknown}]")).await;
+    assert_eq!(answer.as_array().map(Vec::len), Some(2), "{answer}");
+    assert_eq!(metrics.requests_of("get_status"), 22);
+    assert_eq!(metrics.requests_of("get_receipt"), 1);
+    assert_eq!(metrics.errors.load(Ordering::Relaxed), 2);
 }
 
 /// A minimal WebSocket client on a socket with a small receive buffer, so

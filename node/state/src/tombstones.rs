@@ -14,7 +14,7 @@
 //! before a restart are left to RocksDB's own compactions.
 //!
 //! Within one execution the walks are also remembered (the VM's world keeps
-//! the gaps it has walked, see `stele-node`'s `exec::world`), so a block
+//! the gaps it has walked, see `stele-exec`'s `world`), so a block
 //! steps over each remaining tombstone about once, however often its
 //! transactions iterate there.
 

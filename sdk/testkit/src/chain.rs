@@ -4,7 +4,7 @@ use std::sync::{Arc, RwLock};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use stele_abi::Abi;
-use stele_node::exec::{
+use stele_exec::{
     Account, ApplyError, BlockEnv, Executor, ExecutorConfig, SharedState, StateBase, StateWorld,
 };
 use stele_state::{State, StateConfig};

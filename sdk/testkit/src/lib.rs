@@ -2,7 +2,7 @@
 //! Merkle state.
 //!
 //! A [`TestChain`] is a temporary RocksDB [`stele_state::State`] driven by the
-//! node's own [`stele_node::exec::Executor`]: every call or deploy is a real
+//! validators' own executor ([`stele_exec::Executor`]): every call or deploy is a real
 //! transaction (nonce, intrinsic gas, payment, refund) run as any sender
 //! without a signature, and its writes are committed as the next block.
 //! Compiled modules are cached on disk across chains and test processes, so

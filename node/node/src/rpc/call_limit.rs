@@ -30,8 +30,8 @@ use stele_client::api::codes;
 
 use super::conn::Activity;
 use super::errors::err;
+use super::metrics::RpcMetrics;
 use super::rate::RateLimiter;
-use super::server::RpcMetrics;
 
 /// Blocks of a `get_events` range that cost one more token.
 pub(crate) const EVENTS_BLOCKS_PER_TOKEN: u64 = 100;

@@ -6,8 +6,8 @@ use jsonrpsee::types::ErrorObjectOwned;
 use stele_client::api::codes;
 
 use super::size::TooLarge;
-use crate::exec::{ApplyError, TxRejection};
 use crate::mempool::AdmitError;
+use stele_exec::{ApplyError, TxRejection};
 
 pub(crate) fn err(code: i32, message: impl Into<String>) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(code, message.into(), None::<()>)

@@ -19,7 +19,7 @@ use stele_client::api::GasEstimate;
 use stele_types::ExecStatus;
 use stele_vm::{CallTrace, FailKind, Failure};
 
-use crate::exec::Applied;
+use stele_exec::Applied;
 
 /// Most simulations one estimate runs, the run with the cap included.
 /// Exactness needs log2 of the final window: with the step from the trace

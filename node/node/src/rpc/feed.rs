@@ -17,8 +17,8 @@ use tokio::sync::broadcast;
 
 use super::errors::{internal_message, log_internal};
 use super::pool::{ExecPool, PoolError};
-use crate::exec::SharedState;
 use crate::store::{BlockReader, CommittedBlock};
+use stele_exec::SharedState;
 
 /// A busy read pool is asked again after this long.
 const BUSY_RETRY_MS: u64 = 20;

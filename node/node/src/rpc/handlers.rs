@@ -24,13 +24,13 @@ use super::errors::{self, err, internal, invalid, not_found, too_large};
 use super::estimate;
 use super::events::EventScan;
 use super::feed::{Feed, FeedEnd, FeedLimits};
+use super::metrics::RpcMetrics;
 use super::pool::{ExecPool, PoolError};
 use super::rate::RateLimiter;
-use super::server::RpcMetrics;
 use super::size::{self, ENVELOPE_BYTES, json_len};
-use crate::exec::{Applied, BlockEnv, StateBase, StateWorld, code_key};
 use crate::mempool::AdmitError;
 use crate::store::{BlockReader, CommittedBlock};
+use stele_exec::{Applied, BlockEnv, StateBase, StateWorld, code_key};
 
 /// Storage keys are 1..=256 bytes (docs/vm.md).
 const STORAGE_KEY_BYTES_MAX: usize = 256;
@@ -140,14 +140,6 @@ impl Handler {
     /// `value` if it fits in the response budget, else `RESPONSE_TOO_LARGE`.
     fn whole<T: Serialize>(&self, value: T, what: impl FnOnce() -> String) -> RpcResult<T> {
         size::whole(value, self.budget(), what).map_err(|e| too_large(&e, ""))
-    }
-
-    fn track<T>(&self, method: &'static str, result: RpcResult<T>) -> RpcResult<T> {
-        self.metrics.call(method);
-        if result.is_err() {
-            self.metrics.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        result
     }
 
     fn state(&self) -> RpcResult<RwLockReadGuard<'_, State>> {
@@ -485,7 +477,7 @@ impl SteleApiServer for Handler {
         sender: Option<Address>,
     ) -> RpcResult<Hash> {
         let submitter = self.ctx.submitter.clone();
-        let result = match self
+        match self
             .admits
             .run(move || submitter.submit(&raw.0, sender))
             .await
@@ -509,12 +501,11 @@ impl SteleApiServer for Handler {
                 "every transaction-check slot is busy; retry later".to_string(),
             )),
             Err(PoolError::Closed) => Err(internal("the admission pool is shut down")),
-        };
-        self.track("send_transaction", result)
+        }
     }
 
     async fn get_transaction(&self, hash: Hash) -> RpcResult<TransactionInfo> {
-        let result = async {
+        async {
             // The whole block is read and decoded: on the read pool.
             let chain_id = self.ctx.chain_id;
             let committed = self
@@ -558,22 +549,19 @@ impl SteleApiServer for Handler {
                 index: None,
             })
         }
-        .await;
-        self.track("get_transaction", result)
+        .await
     }
 
     async fn get_receipt(&self, hash: Hash) -> RpcResult<ReceiptInfo> {
-        let result = self
-            .receipt_info(&hash)
+        self.receipt_info(&hash)
             .await
             .and_then(|r| r.ok_or_else(|| not_found(format_args!("receipt of {hash}"))))
-            .and_then(|r| self.fit_receipt(r, 0));
-        self.track("get_receipt", result)
+            .and_then(|r| self.fit_receipt(r, 0))
     }
 
     async fn wait_for_receipt(&self, hash: Hash, timeout_ms: u64) -> RpcResult<ReceiptInfo> {
         let timeout_ms = timeout_ms.min(self.config.wait_for_receipt_timeout_ms_max);
-        let result = async {
+        async {
             let mut feed = self.feed()?;
             if let Some(r) = self.receipt_info(&hash).await? {
                 return self.fit_receipt(r, 0);
@@ -607,8 +595,7 @@ impl SteleApiServer for Handler {
                 }
             }
         }
-        .await;
-        self.track("wait_for_receipt", result)
+        .await
     }
 
     async fn call_view(
@@ -618,7 +605,7 @@ impl SteleApiServer for Handler {
         args: Bytes,
         height: Option<u64>,
     ) -> RpcResult<ViewResult> {
-        let result = async {
+        async {
             let (height, base) = self.base_at(height)?;
             let header = self.header(height)?;
             let env = BlockEnv {
@@ -652,12 +639,11 @@ impl SteleApiServer for Handler {
             };
             self.whole(result, || "the view's result".into())
         }
-        .await;
-        self.track("call_view", result)
+        .await
     }
 
     async fn simulate_transaction(&self, request: SimulateRequest) -> RpcResult<SimulationResult> {
-        let result = async {
+        async {
             let (tx, sender) = self.simulated(request)?;
             let (height, Applied { receipt, trace }) = self.simulate(tx, sender).await?;
             let result = SimulationResult {
@@ -675,12 +661,11 @@ impl SteleApiServer for Handler {
             };
             size::fit_simulation(result, self.budget()).map_err(|e| too_large(&e, ""))
         }
-        .await;
-        self.track("simulate_transaction", result)
+        .await
     }
 
     async fn estimate_gas(&self, request: SimulateRequest) -> RpcResult<GasEstimate> {
-        let result = async {
+        async {
             let (mut tx, sender) = self.simulated(request)?;
             // Run with as much gas as the sender can buy (within the caps),
             // so the estimate does not depend on the limit the caller chose.
@@ -721,47 +706,43 @@ impl SteleApiServer for Handler {
             .await?
             .map_err(errors::apply)
         }
-        .await;
-        self.track("estimate_gas", result)
+        .await
     }
 
     async fn get_block(&self, id: BlockId, txs_from: Option<u32>) -> RpcResult<BlockInfo> {
         let budget = self.budget();
-        let result = self
-            .read(move |reader| {
-                let height = match id {
-                    BlockId::Height(h) => h,
-                    BlockId::Hash(hash) => reader
-                        .height_of(&hash)
-                        .map_err(internal)?
-                        .ok_or_else(|| not_found(format_args!("block {hash}")))?,
-                };
-                let b = reader
-                    .committed(height)
+        self.read(move |reader| {
+            let height = match id {
+                BlockId::Height(h) => h,
+                BlockId::Hash(hash) => reader
+                    .height_of(&hash)
                     .map_err(internal)?
-                    .ok_or_else(|| not_found(format_args!("block at height {height}")))?;
-                block_page(b, txs_from.unwrap_or(0), budget)
-            })
-            .await;
-        self.track("get_block", result)
+                    .ok_or_else(|| not_found(format_args!("block {hash}")))?,
+            };
+            let b = reader
+                .committed(height)
+                .map_err(internal)?
+                .ok_or_else(|| not_found(format_args!("block at height {height}")))?;
+            block_page(b, txs_from.unwrap_or(0), budget)
+        })
+        .await
     }
 
     async fn get_latest_block(&self) -> RpcResult<BlockInfo> {
         let budget = self.budget();
-        let result = self
-            .read(move |reader| {
-                let height = reader.committed_height().unwrap_or(0);
-                let b = reader.committed(height).map_err(internal)?.ok_or_else(|| {
-                    not_found("a committed block (only the genesis state exists)")
-                })?;
-                block_page(b, 0, budget)
-            })
-            .await;
-        self.track("get_latest_block", result)
+        self.read(move |reader| {
+            let height = reader.committed_height().unwrap_or(0);
+            let b = reader
+                .committed(height)
+                .map_err(internal)?
+                .ok_or_else(|| not_found("a committed block (only the genesis state exists)"))?;
+            block_page(b, 0, budget)
+        })
+        .await
     }
 
     async fn get_account(&self, address: Address) -> RpcResult<AccountInfo> {
-        let result = (|| {
+        (|| {
             let (height, base) = self.latest_base()?;
             let account = StateWorld::new(base).account(&address).map_err(internal)?;
             let pending = self.ctx.submitter.pending_nonce(&address);
@@ -773,12 +754,11 @@ impl SteleApiServer for Handler {
                 pending_nonce: pending.max(account.nonce),
                 code_hash: account.code_hash,
             })
-        })();
-        self.track("get_account", result)
+        })()
     }
 
     async fn get_contract(&self, address: Address) -> RpcResult<ContractInfo> {
-        let result = (|| {
+        (|| {
             let (height, base) = self.latest_base()?;
             let account = StateWorld::new(base.clone())
                 .account(&address)
@@ -803,20 +783,18 @@ impl SteleApiServer for Handler {
                 abi_raw: abi_raw.map(Bytes::from),
             };
             self.whole(info, || format!("the contract at {address}"))
-        })();
-        self.track("get_contract", result)
+        })()
     }
 
     async fn get_code(&self, code_hash: Hash) -> RpcResult<Bytes> {
-        let result = (|| {
+        (|| {
             let view = self.view()?;
             view.get(&code_key(&code_hash))
                 .map_err(internal)?
                 .map(Bytes)
                 .ok_or_else(|| not_found(format_args!("code {code_hash}")))
                 .and_then(|code| self.whole(code, || format!("code {code_hash}")))
-        })();
-        self.track("get_code", result)
+        })()
     }
 
     async fn get_storage_proof(
@@ -825,7 +803,7 @@ impl SteleApiServer for Handler {
         key: Bytes,
         height: Option<u64>,
     ) -> RpcResult<StorageProof> {
-        let result = async {
+        async {
             if key.0.is_empty() || key.0.len() > STORAGE_KEY_BYTES_MAX {
                 return Err(invalid(format!(
                     "storage keys are 1 to {STORAGE_KEY_BYTES_MAX} bytes, got {}",
@@ -866,8 +844,7 @@ impl SteleApiServer for Handler {
             };
             self.whole(proof, || "the storage proof".into())
         }
-        .await;
-        self.track("get_storage_proof", result)
+        .await
     }
 
     async fn get_events(
@@ -878,7 +855,7 @@ impl SteleApiServer for Handler {
         limit: u32,
         cursor: Option<EventCursor>,
     ) -> RpcResult<EventPage> {
-        let result = async {
+        async {
             let max = self.config.events_limit_max;
             if limit == 0 || limit > max {
                 return Err(invalid(format!("limit must be 1 to {max}, got {limit}")));
@@ -938,8 +915,7 @@ impl SteleApiServer for Handler {
             })
             .await
         }
-        .await;
-        self.track("get_events", result)
+        .await
     }
 
     async fn list_storage(
@@ -949,7 +925,7 @@ impl SteleApiServer for Handler {
         cursor: Option<Bytes>,
         limit: u32,
     ) -> RpcResult<StoragePage> {
-        let result = (|| {
+        (|| {
             let max = self.config.list_storage_limit_max;
             if limit == 0 || limit > max {
                 return Err(invalid(format!("limit must be 1 to {max}, got {limit}")));
@@ -1015,14 +991,13 @@ impl SteleApiServer for Handler {
                 entries,
                 next_cursor,
             })
-        })();
-        self.track("list_storage", result)
+        })()
     }
 
     async fn get_status(&self) -> RpcResult<StatusInfo> {
         let mut status = self.ctx.status.status();
         status.chain_id = self.ctx.chain_id;
-        self.track("get_status", Ok(status))
+        Ok(status)
     }
 
     async fn subscribe_new_blocks(
@@ -1030,7 +1005,6 @@ impl SteleApiServer for Handler {
         pending: PendingSubscriptionSink,
         ext: &Extensions,
     ) -> SubscriptionResult {
-        self.metrics.call("subscribe_new_blocks");
         let mut feed = self.feed()?;
         let Some((sink, _guard)) = self.accept(pending, ext).await else {
             return Ok(());
@@ -1057,7 +1031,6 @@ impl SteleApiServer for Handler {
         ext: &Extensions,
         filter: EventFilter,
     ) -> SubscriptionResult {
-        self.metrics.call("subscribe_events");
         if filter.topics.len() > 4 {
             pending
                 .reject(invalid("an event has at most 4 topics"))
@@ -1099,7 +1072,6 @@ impl SteleApiServer for Handler {
         ext: &Extensions,
         hash: Hash,
     ) -> SubscriptionResult {
-        self.metrics.call("subscribe_tx_status");
         let mut feed = self.feed()?;
         let now = self.tx_status(&hash).await?;
         let Some((sink, _guard)) = self.accept(pending, ext).await else {
@@ -1155,7 +1127,7 @@ pub(crate) mod tests {
     pub(crate) fn chain(
         dir: &std::path::Path,
         n: u64,
-    ) -> (crate::exec::SharedState, Vec<Arc<CommittedBlock>>) {
+    ) -> (stele_exec::SharedState, Vec<Arc<CommittedBlock>>) {
         let mut state =
             State::open_with_column_families(dir, StateConfig::default(), &BLOCK_STORE_CFS)
                 .expect("state");

@@ -15,6 +15,7 @@ mod estimate;
 mod events;
 mod feed;
 mod handlers;
+mod metrics;
 mod oversize;
 mod pool;
 mod rate;
@@ -25,14 +26,15 @@ use std::sync::Arc;
 
 use stele_types::{Address, Hash, SignedTransaction, ValidatorSet};
 
-use crate::exec::{Executor, SharedState};
 use crate::mempool::AdmitError;
 use crate::store::CommittedBlock;
+use stele_exec::{Executor, SharedState};
 
 pub use config::{RpcConfig, RpcConfigError};
+pub use metrics::RpcMetrics;
 #[cfg(test)]
 pub(crate) use server::test_hooks;
-pub use server::{RpcError, RpcListener, RpcMetrics, RpcServer, bind, start};
+pub use server::{RpcError, RpcListener, RpcServer, bind, start};
 pub use stele_client::api::StatusInfo;
 
 /// The node's transaction intake, as the RPC sees it.

@@ -3,7 +3,6 @@
 //! `GET /status`, applies CORS, and hands the rest to jsonrpsee (JSON-RPC
 //! over HTTP, or a WebSocket upgrade).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,8 +22,9 @@ use tower::Service;
 
 use super::call_limit::{CallLimitLayer, ClientIp, CostModel};
 use super::config::{RpcConfig, RpcConfigError};
-use super::conn::{Activity, Admitted, ConnLimits, EvictPolicy, Eviction, Refusal, Watched};
+use super::conn::{Activity, Admitted, ConnLimits, EvictPolicy, Refusal, Watched};
 use super::handlers::{Handler, Pools};
+use super::metrics::{CallCountLayer, RpcMetrics};
 use super::oversize::{OVERSIZE_LOG_INTERVAL_MS, OversizeLog};
 use super::pool::ExecPool;
 use super::rate::{RateLimiter, Throttled};
@@ -53,104 +53,6 @@ pub enum RpcError {
 const READ_THREAD_STACK_BYTES: usize = 4 << 20;
 /// Stack of an admission thread (decoding and checking a transaction).
 const ADMIT_THREAD_STACK_BYTES: usize = 2 << 20;
-
-/// Every method name, for the per-method counters.
-pub(crate) const METHODS: [&str; 19] = [
-    "send_transaction",
-    "get_transaction",
-    "get_receipt",
-    "wait_for_receipt",
-    "call_view",
-    "simulate_transaction",
-    "estimate_gas",
-    "get_block",
-    "get_latest_block",
-    "get_account",
-    "get_contract",
-    "get_code",
-    "get_storage_proof",
-    "list_storage",
-    "get_events",
-    "get_status",
-    "subscribe_new_blocks",
-    "subscribe_events",
-    "subscribe_tx_status",
-];
-
-/// Counters the node renders into Prometheus.
-#[derive(Debug)]
-pub struct RpcMetrics {
-    /// Calls by method name (every name in the API is present).
-    pub requests: BTreeMap<&'static str, AtomicU64>,
-    /// Calls that ended in an error.
-    pub errors: AtomicU64,
-    /// HTTP requests and WebSocket calls refused by the rate limiter.
-    pub rate_limited: AtomicU64,
-    /// Connections refused because `connections_max` were open.
-    pub connections_refused: AtomicU64,
-    /// Connections refused because their address had
-    /// `connections_per_ip_max` open.
-    pub connections_refused_per_ip: AtomicU64,
-    /// Open connections closed to admit a newcomer while `connections_max`
-    /// were open, by reason (`incomplete_request`, `idle_keep_alive`,
-    /// `ws_not_reading`, `ws_idle`; every reason is present).
-    pub connections_evicted: BTreeMap<&'static str, AtomicU64>,
-    /// Open WebSocket subscriptions.
-    pub active_subscriptions: AtomicU64,
-    /// Subscriptions ended because the subscriber fell too far behind.
-    pub subscriptions_lagged: AtomicU64,
-    /// HTTP requests (including WebSocket upgrades and health checks).
-    pub http_requests: AtomicU64,
-    /// HTTP requests refused with 413 for a body over `body_bytes_max`.
-    pub oversized_requests: AtomicU64,
-}
-
-impl RpcMetrics {
-    fn new() -> Self {
-        RpcMetrics {
-            requests: METHODS.iter().map(|m| (*m, AtomicU64::new(0))).collect(),
-            errors: AtomicU64::new(0),
-            rate_limited: AtomicU64::new(0),
-            connections_refused: AtomicU64::new(0),
-            connections_refused_per_ip: AtomicU64::new(0),
-            connections_evicted: Eviction::ALL
-                .iter()
-                .map(|e| (e.label(), AtomicU64::new(0)))
-                .collect(),
-            active_subscriptions: AtomicU64::new(0),
-            subscriptions_lagged: AtomicU64::new(0),
-            http_requests: AtomicU64::new(0),
-            oversized_requests: AtomicU64::new(0),
-        }
-    }
-
-    pub(crate) fn call(&self, method: &'static str) {
-        if let Some(c) = self.requests.get(method) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn evicted(&self, why: Eviction) {
-        if let Some(c) = self.connections_evicted.get(why.label()) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Connections evicted for `reason` so far (a label of
-    /// `connections_evicted`).
-    pub fn evicted_of(&self, reason: &str) -> u64 {
-        self.connections_evicted
-            .get(reason)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
-    }
-
-    /// Calls of `method` so far.
-    pub fn requests_of(&self, method: &str) -> u64 {
-        self.requests
-            .get(method)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
-    }
-}
 
 /// A running RPC server.
 #[derive(Debug)]
@@ -364,7 +266,11 @@ async fn serve(
     };
     let builder = Server::builder()
         .set_config(server_config)
-        .set_rpc_middleware(RpcServiceBuilder::new().layer(call_limit))
+        .set_rpc_middleware(
+            RpcServiceBuilder::new()
+                .layer(call_limit)
+                .layer(CallCountLayer(metrics.clone())),
+        )
         .to_service_builder();
     let (stop_handle, handle) = stop_channel();
     let (done_tx, accept_done) = watch::channel(false);

@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use stele_node::exec::*;
+use stele_exec::*;
 use stele_node::genesis::{Allocation, ChainParams, Genesis};
 use stele_node::mempool::{AdmitError, BlockLimits, Mempool, MempoolConfig, verify_raw_as};
 use stele_node::rpc::{
@@ -21,38 +21,10 @@ use stele_vm::{EXEC_THREAD_STACK_BYTES, Vm, VmConfig};
 
 pub const CHAIN: u64 = 4242;
 
-/// A counter contract: `increment` stores n+1, emits an event with one
-/// topic (32 x 'T') and the new value as data, and returns it; `get`
-/// returns n; `fail` reverts with "no"; `spin` loops forever.
-pub const COUNTER_WAT: &str = r#"(module
-  (import "stele" "storage_read" (func $read (param i32 i32 i32 i32) (result i64)))
-  (import "stele" "storage_write" (func $write (param i32 i32 i32 i32)))
-  (import "stele" "set_return" (func $ret (param i32 i32)))
-  (import "stele" "revert" (func $revert (param i32 i32)))
-  (import "stele" "emit_event" (func $emit (param i32 i32 i32 i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 0) "n")
-  (data (i32.const 16) "no")
-  (data (i32.const 64) "TTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTT")
-  (func (export "increment")
-    (drop (call $read (i32.const 0) (i32.const 1) (i32.const 8) (i32.const 8)))
-    (i64.store (i32.const 8) (i64.add (i64.load (i32.const 8)) (i64.const 1)))
-    (call $write (i32.const 0) (i32.const 1) (i32.const 8) (i32.const 8))
-    (call $emit (i32.const 64) (i32.const 1) (i32.const 8) (i32.const 8))
-    (call $ret (i32.const 8) (i32.const 8)))
-  (func (export "get")
-    (drop (call $read (i32.const 0) (i32.const 1) (i32.const 8) (i32.const 8)))
-    (call $ret (i32.const 8) (i32.const 8)))
-  (func (export "fail")
-    (call $revert (i32.const 16) (i32.const 2)))
-  (func (export "spin") (loop $l (br $l)))
-  (@custom "stele_abi" "{\"abi_version\":1,\"name\":\"counter\",\"version\":\"0.1.0\",\"methods\":[{\"name\":\"increment\",\"kind\":\"call\",\"args\":[],\"returns\":\"u64\"},{\"name\":\"get\",\"kind\":\"view\",\"args\":[],\"returns\":\"u64\"},{\"name\":\"fail\",\"kind\":\"call\",\"args\":[],\"returns\":\"unit\"},{\"name\":\"spin\",\"kind\":\"view\",\"args\":[],\"returns\":\"unit\"}]}")
-)"#;
+pub use stele_fixtures::COUNTER_WAT;
 
 pub fn key(n: u8) -> SecretKey {
-    let mut b = [0u8; 32];
-    b[31] = n;
-    SecretKey::from_bytes(&b).unwrap()
+    stele_fixtures::key(n.into())
 }
 
 /// Validator keys, in validator-set order.

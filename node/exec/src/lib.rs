@@ -1,6 +1,12 @@
 //! Block execution: accounts, the VM's world over the Merkle overlay, and
 //! the deterministic function (state at parent, block) -> (writes, receipts,
 //! roots).
+//!
+//! The crate is the pure core that validators, the contract testkit and any
+//! tool that runs blocks share. It has no network, RPC or async runtime in
+//! its dependency tree (`tests/tests/deps.rs`, in stele-cluster, pins
+//! that): the caller owns threads, locks on the shared state and the block
+//! store.
 
 mod account;
 mod executor;

@@ -514,24 +514,6 @@ impl World for StateWorld {
     }
 }
 
-/// The mempool reads nonces and balances at the base version. A state
-/// backend error reads as an empty account, so the transaction is refused
-/// (never admitted on a guess).
-impl crate::mempool::AccountView for StateBase {
-    fn account(&self, address: &Address) -> crate::mempool::AccountState {
-        match StateWorld::new(self.clone()).account(address) {
-            Ok(a) => crate::mempool::AccountState {
-                nonce: a.nonce,
-                balance: a.balance,
-            },
-            Err(e) => {
-                tracing::error!(%address, error = %e, "cannot read account for the mempool");
-                crate::mempool::AccountState::default()
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

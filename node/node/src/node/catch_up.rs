@@ -1,0 +1,216 @@
+//! Block sync: fetching committed blocks this node missed from its peers,
+//! in order, and serving them to peers that missed them. Fetched blocks go
+//! to the driver, which commits them through the replica (it checks their
+//! certificates).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use stele_exec::SharedState;
+use stele_types::{Address, Limits};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::{NodeError, Shared};
+use crate::metrics::PeerGarbage;
+use crate::net::{Network, SyncResponder};
+use crate::store::BlockReader;
+use crate::sync::{SyncRequest, SyncedBlock, decode_response, serve};
+
+/// A fetched block, tagged with the generation of the fetch that got it.
+pub(super) type Fetched = (u64, SyncedBlock);
+
+/// Consecutive failed requests after which a fetch gives up (the next
+/// proposal or checkpoint above the tip starts another).
+const FETCH_FAILURES_MAX: usize = 64;
+
+pub(super) struct CatchUp {
+    shared: Arc<Shared>,
+    me: Address,
+    blocks: mpsc::Sender<Fetched>,
+    /// Generation of the current fetch; results of older ones are ignored.
+    generation: u64,
+    to: u64,
+    /// The running fetch's first height, target (raised in place when a
+    /// later request extends it, so a slow fetch is never restarted from
+    /// scratch) and liveness.
+    from: u64,
+    target: Arc<AtomicU64>,
+    running: Arc<AtomicBool>,
+    /// Most bytes of blocks in one answer to a peer.
+    serve_bytes_max: usize,
+}
+
+impl CatchUp {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        me: Address,
+        blocks: mpsc::Sender<Fetched>,
+        serve_bytes_max: usize,
+    ) -> CatchUp {
+        CatchUp {
+            shared,
+            me,
+            blocks,
+            generation: 0,
+            to: 0,
+            from: 0,
+            target: Arc::new(AtomicU64::new(0)),
+            running: Arc::new(AtomicBool::new(false)),
+            serve_bytes_max,
+        }
+    }
+
+    /// The highest height asked for so far.
+    pub(super) fn target(&self) -> u64 {
+        self.to
+    }
+
+    /// Whether a fetched block comes from the current fetch.
+    pub(super) fn is_current(&self, generation: u64) -> bool {
+        generation == self.generation
+    }
+
+    /// Fetches blocks `from..=to` from peers, in order, and hands them to
+    /// the driver; a newer request supersedes this one.
+    pub(super) fn start(&mut self, from: u64, to: u64) {
+        self.shared.syncing.store(true, Ordering::Relaxed);
+        self.shared.peer_height.fetch_max(to, Ordering::Relaxed);
+        if self.running.load(Ordering::Relaxed) && from >= self.from {
+            // Extend the running fetch instead of starting over: on a slow
+            // network a restarted fetch would never finish.
+            self.target.fetch_max(to, Ordering::Relaxed);
+            self.to = self.to.max(to);
+            return;
+        }
+        self.generation += 1;
+        self.to = to;
+        self.from = from;
+        self.target = Arc::new(AtomicU64::new(to));
+        self.running = Arc::new(AtomicBool::new(true));
+        info!(from, to, "syncing blocks from peers");
+        let me = self.me;
+        let peers: Vec<Address> = self
+            .shared
+            .validators
+            .validators()
+            .iter()
+            .map(|v| v.address)
+            .filter(|a| *a != me)
+            .collect();
+        let fetch = Fetch {
+            net: self.shared.net.clone(),
+            limits: self.shared.limits.clone(),
+            blocks: self.blocks.clone(),
+            generation: self.generation,
+            peers,
+            target: self.target.clone(),
+        };
+        let running = self.running.clone();
+        tokio::spawn(async move {
+            fetch.run(from).await;
+            running.store(false, Ordering::Relaxed);
+        });
+    }
+
+    /// Answers a peer's sync request on a blocking thread; a malformed one
+    /// is counted and its stream closed.
+    pub(super) fn serve(&self, from: Address, request: &[u8], respond: SyncResponder) {
+        let Some(req) = SyncRequest::decode(request) else {
+            self.shared
+                .metrics
+                .record_peer_garbage(PeerGarbage::SyncMalformed);
+            debug!(%from, "malformed sync request");
+            // Dropping `respond` closes the request stream.
+            return;
+        };
+        let state = self.shared.state.clone();
+        let bytes_max = self.serve_bytes_max;
+        tokio::task::spawn_blocking(move || match serve_sync(&state, req, bytes_max) {
+            Ok(bytes) => respond.respond(bytes),
+            Err(e) => warn!(%from, error = %e, "cannot serve sync request"),
+        });
+    }
+}
+
+/// One fetch task: asks connected peers in turn for the next blocks until
+/// it reaches the (moving) target or fails too often in a row.
+struct Fetch {
+    net: Network,
+    limits: Limits,
+    blocks: mpsc::Sender<Fetched>,
+    generation: u64,
+    peers: Vec<Address>,
+    target: Arc<AtomicU64>,
+}
+
+impl Fetch {
+    async fn run(self, from: u64) {
+        let mut next = from;
+        let mut attempt: usize = 0;
+        let mut failures: usize = 0;
+        while next <= self.target.load(Ordering::Relaxed) && failures < FETCH_FAILURES_MAX {
+            let to = self.target.load(Ordering::Relaxed);
+            let connected = self.net.connected();
+            let peers: Vec<&Address> = self
+                .peers
+                .iter()
+                .filter(|a| connected.contains(a))
+                .collect();
+            if peers.is_empty() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                failures += 1;
+                continue;
+            }
+            let peer = *peers[attempt % peers.len()];
+            attempt += 1;
+            failures += 1;
+            let req = SyncRequest { from: next, to };
+            let blocks = match self.net.request(&peer, &req.encode()).await {
+                Ok(bytes) => match decode_response(&bytes, &self.limits) {
+                    Ok(blocks) => blocks,
+                    Err(e) => {
+                        warn!(%peer, error = %e, "malformed sync response");
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    debug!(%peer, error = %e, "sync request failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if blocks.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            for block in blocks {
+                if block.certificate.height != next {
+                    break;
+                }
+                next += 1;
+                failures = 0;
+                if self.blocks.send((self.generation, block)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Answers a block-sync request from a snapshot of the committed state: the
+/// state lock is held only while the snapshot is taken, so a commit never
+/// waits for the (up to 64) block reads.
+fn serve_sync(
+    state: &SharedState,
+    req: SyncRequest,
+    bytes_max: usize,
+) -> Result<Vec<u8>, NodeError> {
+    let view = state.read().map_err(|_| NodeError::Poisoned)?.view();
+    match view {
+        Some(view) => Ok(serve(&BlockReader::from_view(&view), req, bytes_max)?),
+        // Nothing committed: no blocks to give.
+        None => Ok(0u32.to_le_bytes().to_vec()),
+    }
+}

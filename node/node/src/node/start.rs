@@ -1,0 +1,381 @@
+//! Starting a node: the data dir opened and recovered, the replica, the
+//! executor, the transport, the shared state, the inbound tasks and the
+//! driver, wired together.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use stele_consensus::{Config as ReplicaConfig, Input, MessageLimits, Record, Replica};
+use stele_exec::{Executor, SharedState};
+use stele_state::State;
+use stele_types::{Hash, Limits};
+use stele_vm::Vm;
+use tokio::sync::{Notify, broadcast, mpsc, watch};
+use tracing::{error, info, warn};
+
+use super::catch_up::CatchUp;
+use super::driver::Driver;
+use super::error::losses_text;
+use super::exec_thread::ExecThread;
+use super::follower::{Follower, Tip};
+use super::open::{check_mark, open_state_guarded, warm_contracts};
+use super::validator::Validator;
+use super::{ARTIFACT_DIR, Node, NodeError, NodeOptions, PIPELINE_BLOCKS_MAX, Shared, gossip};
+use crate::genesis::Genesis;
+use crate::mark::{DataLoss, Mark, MarkWriter};
+use crate::mempool::{Mempool, MempoolConfig};
+use crate::metrics::NodeMetrics;
+use crate::net::{Inbound, NetConfig, Network};
+use crate::precheck::{self, Precheck, PrecheckedVerifier, VerifiedSignatures};
+use crate::sender_keys::SenderKeys;
+use crate::store::BlockReader;
+use crate::wal::Wal;
+
+/// Fetched blocks waiting for the driver.
+const FETCHED_QUEUE_MAX: usize = 256;
+
+impl Node {
+    /// Opens the data directory (initialising it from the genesis on first
+    /// start), starts the transport and the consensus driver.
+    pub async fn start(opts: NodeOptions) -> Result<Node, NodeError> {
+        let genesis = &opts.genesis;
+        genesis.validate()?;
+        let me = opts.key.public_key().address();
+        if genesis.validators.index_of(&me).is_none() {
+            return Err(NodeError::NotAValidator(me));
+        }
+        let genesis_hash = genesis.hash();
+        let (state, damaged) =
+            open_state_guarded(&opts.data_dir, &opts.state, genesis, genesis_hash)?;
+        let rcfg = replica_config(&opts, genesis_hash);
+        let msg_limits = rcfg.limits.clone();
+        let recovered = recover_log(&opts, &state, damaged, &msg_limits)?;
+        // Signatures of consensus messages are checked before the driver
+        // (`precheck`); the replica's verifier finds them recorded there.
+        let verified = Arc::new(VerifiedSignatures::default());
+        let verifier = Box::new(PrecheckedVerifier::new(verified.clone()));
+        let horizon = precheck::Horizon {
+            views_ahead: rcfg.views_ahead_max,
+            window_seqs: rcfg.window_seqs,
+        };
+        let replica = Replica::new(rcfg, opts.key.clone(), verifier)?;
+        let tip = committed_tip(&state, genesis, genesis_hash)?;
+        let executor = Arc::new(executor(&opts, &state)?);
+
+        let (net, inbound, net_cfg) = start_network(&opts, &msg_limits)?;
+        let metrics = Arc::new(NodeMetrics::new(net.metrics()));
+        if recovered.lost {
+            metrics.data_loss_accepted.inc();
+        }
+        let mark = MarkWriter::start(&opts.data_dir, metrics.mark_write_failures.clone())
+            .map_err(NodeError::MarkWriter)?;
+        let shared = Arc::new(shared(
+            &opts,
+            genesis_hash,
+            state,
+            executor,
+            net,
+            metrics,
+            &msg_limits,
+            tip,
+        ));
+
+        let (budgets, driver_rx) =
+            spawn_inbound_tasks(&shared, inbound, verified, &msg_limits, horizon, &net_cfg);
+        let first = first_input(recovered.records, recovered.lost, &recovered.wal, tip);
+        info!(address = %me, height = tip.height, listen = %opts.listen, "starting validator");
+        let (fetched_tx, fetched_rx) = mpsc::channel(FETCHED_QUEUE_MAX);
+        let catch_up = CatchUp::new(
+            shared.clone(),
+            me,
+            fetched_tx,
+            net_cfg.sync_response_bytes_max,
+        );
+        let exec = ExecThread::start(opts.exec_inline)?;
+        let driver = Driver {
+            follower: Follower::new(
+                shared.clone(),
+                exec,
+                tip,
+                catch_up,
+                opts.prune_interval_blocks,
+            ),
+            validator: Validator::new(
+                shared.clone(),
+                replica,
+                recovered.wal,
+                mark,
+                msg_limits,
+                opts.consensus.clone(),
+                budgets,
+            ),
+        };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let driver = tokio::spawn(driver.run(first, driver_rx, fetched_rx, shutdown_rx));
+        Ok(Node {
+            shared,
+            shutdown,
+            driver,
+        })
+    }
+}
+
+/// The replica's configuration: the chain's validators, this node's
+/// timings, and message limits that fit the largest block the chain
+/// allows.
+fn replica_config(opts: &NodeOptions, genesis_hash: Hash) -> ReplicaConfig {
+    let genesis = &opts.genesis;
+    let mut rcfg = ReplicaConfig::new(genesis.chain_id, genesis.validators.clone(), genesis_hash);
+    rcfg.pipeline_blocks_max = opts.consensus.pipeline_blocks.clamp(1, PIPELINE_BLOCKS_MAX);
+    rcfg.view_timeout_ms = opts.consensus.view_timeout_ms;
+    rcfg.view_timeout_max_ms = opts.consensus.view_timeout_max_ms;
+    rcfg.limits.payload_bytes_max = rcfg
+        .limits
+        .payload_bytes_max
+        .max(genesis.params.block_bytes_max + (64 << 10));
+    rcfg.limits.message_bytes_max = rcfg
+        .limits
+        .message_bytes_max
+        .max(2 * rcfg.limits.payload_bytes_max);
+    rcfg
+}
+
+/// The consensus log as recovered at start, and whether the database lost
+/// data it had synced (accepted by the operator).
+struct Recovered {
+    wal: Wal,
+    records: Vec<Record>,
+    lost: bool,
+}
+
+/// Opens the consensus log and weighs what the database may have lost
+/// against the high-water mark (ADR 0007): a torn tail of writes never
+/// synced starts as after a host crash; a loss of synced data refuses the
+/// start unless the operator accepted it.
+fn recover_log(
+    opts: &NodeOptions,
+    state: &State,
+    damaged: Option<DataLoss>,
+    msg_limits: &MessageLimits,
+) -> Result<Recovered, NodeError> {
+    let (mut wal, mut records) = Wal::open(state, msg_limits)?;
+    let mut losses = Vec::new();
+    let mark = check_mark(&opts.data_dir, state, &wal, &mut losses)?;
+    // A damaged log tail whose loss the mark does not show held only
+    // writes never synced (a process killed in the middle of a large
+    // write tears it): nothing this validator signed is gone. Without
+    // a mark nothing says so, and it counts as a loss.
+    let torn_tail = match (damaged, &mark) {
+        (Some(damage), Some(_)) if losses.is_empty() => Some(damage),
+        (Some(damage), _) => {
+            losses.insert(0, damage);
+            None
+        }
+        (None, _) => None,
+    };
+    if let Some(damage) = &torn_tail {
+        warn!(
+            damage = %damage,
+            "dropped a damaged tail of the database's log; the database still holds everything this node had synced (high-water mark), so it starts as after a host crash"
+        );
+        records.extend(wal.record_loss(state, mark.map(|m| m.view))?);
+    }
+    let lost = !losses.is_empty();
+    if lost {
+        let text = losses_text(&losses);
+        if !opts.accept_data_loss {
+            error!(loss = %text, "refusing to start: the database lost data it had synced");
+            return Err(NodeError::DataLoss(losses));
+        }
+        error!(
+            loss = %text,
+            "the database lost data it had synced; starting as the operator asked (--accept-data-loss): this validator sits out the views it may have voted in, as after a host crash"
+        );
+        let view = losses.iter().filter_map(DataLoss::view).max();
+        records.extend(wal.record_loss(state, view)?);
+    }
+    if lost || torn_tail.is_some() || mark.is_none() {
+        // From here on the mark names what the database holds now, so
+        // an accepted loss is not found again at the next start.
+        Mark {
+            height: state.latest_version().unwrap_or(0),
+            wal_next: wal.next_index(),
+            view: mark.map_or(0, |m| m.view),
+        }
+        .write(&opts.data_dir)?;
+    }
+    Ok(Recovered { wal, records, lost })
+}
+
+/// Starts the transport, its consensus frames big enough for the largest
+/// consensus message.
+fn start_network(
+    opts: &NodeOptions,
+    msg_limits: &MessageLimits,
+) -> Result<(Network, mpsc::Receiver<Inbound>, NetConfig), NodeError> {
+    let mut net_cfg = opts.net.clone();
+    net_cfg.consensus_frame_bytes_max = net_cfg
+        .consensus_frame_bytes_max
+        .max(msg_limits.message_bytes_max);
+    let (net, inbound) = Network::start(
+        net_cfg.clone(),
+        opts.key.clone(),
+        opts.genesis.chain_id,
+        opts.genesis.validators.clone(),
+        opts.listen,
+        opts.peers.clone(),
+    )?;
+    Ok((net, inbound, net_cfg))
+}
+
+/// The committed block the node starts from (the genesis before any).
+fn committed_tip(state: &State, genesis: &Genesis, genesis_hash: Hash) -> Result<Tip, NodeError> {
+    let committed = state.latest_version().unwrap_or(0);
+    let reader = BlockReader::new(state);
+    Ok(match reader.block(committed)? {
+        Some(b) if committed > 0 => Tip {
+            height: committed,
+            hash: b.hash(),
+            timestamp_ms: b.header.timestamp_ms,
+        },
+        _ => Tip {
+            height: 0,
+            hash: genesis_hash,
+            timestamp_ms: genesis.genesis_time_ms,
+        },
+    })
+}
+
+/// The executor with the chain's VM, every stored contract loaded.
+fn executor(opts: &NodeOptions, state: &State) -> Result<Executor, NodeError> {
+    let mut vm_config = opts.genesis.vm_config()?;
+    // Compiled contracts persist, so a restart never pays a compile.
+    vm_config.artifact_dir = Some(opts.data_dir.join(ARTIFACT_DIR));
+    let vm = Vm::new(vm_config)?;
+    warm_contracts(&vm, state)?;
+    Ok(Executor::new(vm, opts.genesis.executor_config()))
+}
+
+fn mempool_config(opts: &NodeOptions) -> MempoolConfig {
+    let params = &opts.genesis.params;
+    let mut config = MempoolConfig::new(opts.genesis.chain_id);
+    config.txs_max = opts.mempool_txs_max;
+    config.bytes_max = opts.mempool_bytes_max;
+    config.sender_gapped_bytes_max = opts.mempool_sender_gapped_bytes_max;
+    config.gapped_ttl_blocks = opts.mempool_gapped_ttl_blocks;
+    config.tx_gas_max = params.block_gas_max;
+    config.tx_gas_base = params.tx_gas_base;
+    config.tx_gas_per_byte = params.tx_gas_per_byte;
+    config
+}
+
+#[allow(clippy::too_many_arguments)] // one call, at start; each is a part of `Shared`
+fn shared(
+    opts: &NodeOptions,
+    genesis_hash: Hash,
+    state: State,
+    executor: Arc<Executor>,
+    net: Network,
+    metrics: Arc<NodeMetrics>,
+    msg_limits: &MessageLimits,
+    tip: Tip,
+) -> Shared {
+    let genesis = &opts.genesis;
+    let mempool_config = mempool_config(opts);
+    let state: SharedState = Arc::new(RwLock::new(state));
+    let (commits, _) = broadcast::channel(1024);
+    Shared {
+        chain_id: genesis.chain_id,
+        genesis_hash,
+        validators: genesis.validators.clone(),
+        state,
+        executor,
+        mempool: Mutex::new(Mempool::at_height(mempool_config.clone(), tip.height)),
+        sender_keys: SenderKeys::new(opts.sender_keys_max),
+        mempool_config,
+        limits: Limits {
+            input_bytes_max: msg_limits.payload_bytes_max,
+            block_txs_max: genesis.params.block_txs_max,
+            ..Limits::DEFAULT
+        },
+        net,
+        commits,
+        metrics,
+        height: AtomicU64::new(tip.height),
+        view: AtomicU64::new(0),
+        stable_seq: AtomicU64::new(0),
+        view_changes: AtomicU64::new(0),
+        syncing: AtomicBool::new(false),
+        peer_height: AtomicU64::new(0),
+        tx_arrived: Notify::new(),
+    }
+}
+
+/// Starts the tasks between the transport and the driver: the router,
+/// gossip admission and the consensus messages' precheck. Returns the
+/// peers' signature-check budgets, which the driver charges for
+/// equivocations, and the driver's inbound queue.
+fn spawn_inbound_tasks(
+    shared: &Arc<Shared>,
+    inbound: mpsc::Receiver<Inbound>,
+    verified: Arc<VerifiedSignatures>,
+    msg_limits: &MessageLimits,
+    horizon: precheck::Horizon,
+    net_cfg: &NetConfig,
+) -> (Arc<precheck::PeerBudgets>, mpsc::Receiver<Inbound>) {
+    let queue_max = net_cfg.inbound_queue_max;
+    let (driver, driver_rx) = mpsc::channel(queue_max);
+    let (gossip_queue, gossip_rx) = mpsc::channel(gossip::GOSSIP_QUEUE_MAX);
+    tokio::spawn(gossip::admit_gossip(shared.clone(), gossip_rx));
+    let (precheck_tx, precheck_rx) = mpsc::channel(queue_max);
+    tokio::spawn(gossip::route_inbound(
+        inbound,
+        precheck_tx,
+        gossip_queue,
+        shared.metrics.gossip_dropped.clone(),
+    ));
+    let budgets = Arc::new(precheck::PeerBudgets::default());
+    let check = Precheck::new(
+        shared.chain_id,
+        shared.validators.clone(),
+        msg_limits.clone(),
+        horizon,
+        budgets.clone(),
+        shared.metrics.precheck.clone(),
+    );
+    let progress = {
+        let shared = shared.clone();
+        move || precheck::Progress {
+            view: shared.view.load(Ordering::Relaxed),
+            stable: shared.stable_seq.load(Ordering::Relaxed),
+            committed: shared.height.load(Ordering::Relaxed),
+        }
+    };
+    tokio::spawn(precheck::run(
+        check,
+        verified,
+        progress,
+        precheck_rx,
+        driver,
+    ));
+    (budgets, driver_rx)
+}
+
+/// The replica's first input: a fresh start, or a restart from the log and
+/// the committed tip.
+fn first_input(records: Vec<Record>, lost: bool, wal: &Wal, tip: Tip) -> Input {
+    if records.is_empty() && tip.height == 0 && !wal.unsynced_lost() {
+        return Input::Start;
+    }
+    // An accepted loss was logged already, as an error.
+    if wal.unsynced_lost() && !lost {
+        warn!(
+            "the host restarted since the consensus log was last open: this validator sits out its current view"
+        );
+    }
+    Input::Restart {
+        records,
+        committed: (tip.height > 0).then_some((tip.height, tip.hash)),
+        unsynced_lost: wal.unsynced_lost(),
+    }
+}
