@@ -40,7 +40,7 @@ impl Driver {
         let shared = self.validator.shared.clone();
         loop {
             let timer_at = self.validator.timer.deadline();
-            let proposal_at = self.validator.proposal_deadline(&self.follower);
+            let proposal_at = self.validator.proposal.deadline(&self.follower);
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
@@ -63,7 +63,7 @@ impl Driver {
                     }
                 }
                 () = sleep_until_opt(proposal_at) => {
-                    if let Some(input) = self.validator.propose(&mut self.follower).await? {
+                    if let Some(input) = self.validator.proposal.propose(&mut self.follower).await? {
                         self.feed(input).await?;
                     }
                 }

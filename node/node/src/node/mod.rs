@@ -17,8 +17,8 @@
 //!   blocks; `catch_up.rs`: fetching missed blocks from peers and serving
 //!   them.
 //! - `validator.rs`: the validator role: the PBFT replica, its consensus log,
-//!   carrying out its actions, votes' retransmission; `propose.rs`: building
-//!   a proposal.
+//!   carrying out its actions, votes' retransmission; `propose.rs`: the
+//!   proposer (when to propose, and building the block), owned by it.
 //! - `view_timer.rs`: the view timer, held back while no quorum is in reach.
 //! - `exec_thread.rs`: where execution and commits run (ADR 0007).
 //!

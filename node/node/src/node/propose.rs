@@ -11,9 +11,12 @@ use stele_types::codec::Encode;
 use stele_types::{Block, BlockHeader, Hash, SignedTransaction};
 use tracing::{debug, warn};
 
+use std::sync::Arc;
+
+use stele_types::Address;
+
 use super::follower::{Executed, Follower, root_after};
-use super::validator::Validator;
-use super::{ConsensusOptions, NodeError, now_ms};
+use super::{ConsensusOptions, NodeError, Shared, now_ms};
 use crate::mempool::BlockLimits;
 
 /// Selections tried for one proposal: a transaction the mempool thought
@@ -21,10 +24,13 @@ use crate::mempool::BlockLimits;
 /// it is dropped and the selection made again.
 const SELECTION_ATTEMPTS: usize = 8;
 
-/// The proposal the replica asked for (`RequestProposal`) and the pacing
-/// of this node's proposals.
-#[derive(Debug)]
+/// The proposer: the proposal the replica asked for (`RequestProposal`),
+/// the pacing of this node's proposals, and building them.
 pub(super) struct Proposal {
+    shared: Arc<Shared>,
+    /// This validator, the proposer named in its blocks.
+    me: Address,
+    consensus: ConsensusOptions,
     asked: Option<Asked>,
     /// The uncommitted parent on which the last selection found nothing
     /// new to propose: the next proposal waits for a transaction or for the
@@ -40,17 +46,18 @@ struct Asked {
     parent: Hash,
 }
 
-impl Default for Proposal {
-    fn default() -> Self {
+impl Proposal {
+    pub(super) fn new(shared: Arc<Shared>, me: Address, consensus: ConsensusOptions) -> Proposal {
         Proposal {
+            shared,
+            me,
+            consensus,
             asked: None,
             idle_above: None,
             last: Instant::now(),
         }
     }
-}
 
-impl Proposal {
     pub(super) fn ask(&mut self, view: u64, seq: u64, parent: Hash) {
         self.asked = Some(Asked { view, seq, parent });
     }
@@ -93,23 +100,23 @@ fn proposal_wait_ms(ready: usize, idle: bool, consensus: &ConsensusOptions) -> u
 /// it, and the state commit to reuse.
 type Built = (BlockExecution, Hash, Option<PreparedCommit>);
 
-impl Validator {
+impl Proposal {
     /// When to build the pending proposal: soon if transactions a block
     /// can take wait, after the empty-block interval otherwise
     /// ([`proposal_wait_ms`]), never while its parent is neither the
     /// committed tip nor executed on it, nor while everything waiting is
     /// already in the uncommitted parent.
-    pub(super) fn proposal_deadline(&self, follower: &Follower) -> Option<tokio::time::Instant> {
-        let Asked { seq, parent, .. } = self.proposal.asked?;
+    pub(super) fn deadline(&self, follower: &Follower) -> Option<tokio::time::Instant> {
+        let Asked { seq, parent, .. } = self.asked?;
         follower.parent_ref(&parent, seq)?;
-        let idle = self.proposal.idle_above == Some(parent);
+        let idle = self.idle_above == Some(parent);
         if idle && parent != follower.tip.hash {
             return None;
         }
         let ready = self.shared.mempool().ready_len();
         let wait = proposal_wait_ms(ready, idle, &self.consensus);
         Some(tokio::time::Instant::from_std(
-            self.proposal.last + Duration::from_millis(wait),
+            self.last + Duration::from_millis(wait),
         ))
     }
 
@@ -121,7 +128,7 @@ impl Validator {
         &mut self,
         follower: &mut Follower,
     ) -> Result<Option<Input>, NodeError> {
-        let Some(asked) = self.proposal.asked.take() else {
+        let Some(asked) = self.asked.take() else {
             return Ok(None);
         };
         let Asked { seq, parent, .. } = asked;
@@ -130,7 +137,7 @@ impl Validator {
             follower.base_on(&parent, seq),
         ) else {
             // The parent is not executed here: wait for it.
-            self.proposal.wait(asked, false);
+            self.wait(asked, false);
             return Ok(None);
         };
         let env = BlockEnv {
@@ -141,10 +148,10 @@ impl Validator {
         for _ in 0..SELECTION_ATTEMPTS {
             let txs = self.shared.mempool().select(self.block_limits(), &base);
             if txs.is_empty() && self.empty_block_waits(&base) {
-                self.proposal.wait(asked, true);
+                self.wait(asked, true);
                 return Ok(None);
             }
-            self.proposal.last = Instant::now();
+            self.last = Instant::now();
             match self.build(follower, &base, &env, txs.clone()).await? {
                 Ok(built) => return Ok(Some(self.proposed(follower, asked, &env, txs, built))),
                 Err(e) if self.dropped_failed_tx(&e) => {}
@@ -152,7 +159,7 @@ impl Validator {
                     // Above an uncommitted parent (its writes and these may
                     // exceed one commit's limits): wait for the parent.
                     warn!(seq, error = %e, "cannot build a block above an uncommitted parent yet");
-                    self.proposal.wait(asked, true);
+                    self.wait(asked, true);
                     return Ok(None);
                 }
                 Err(source) => {
@@ -164,7 +171,7 @@ impl Validator {
             }
         }
         // Try again at the next deadline.
-        self.proposal.wait(asked, false);
+        self.wait(asked, false);
         Ok(None)
     }
 
@@ -184,7 +191,7 @@ impl Validator {
     /// interval.
     fn empty_block_waits(&self, base: &StateBase) -> bool {
         let idle = Duration::from_millis(self.consensus.empty_block_interval_ms);
-        base.pending.is_some() || self.proposal.last.elapsed() < idle
+        base.pending.is_some() || self.last.elapsed() < idle
     }
 
     /// Executes the selected transactions on `base` and computes the state
@@ -270,7 +277,7 @@ impl Validator {
         }
         metrics
             .exec_seconds
-            .observe(self.proposal.last.elapsed().as_secs_f64());
+            .observe(self.last.elapsed().as_secs_f64());
         follower.remember(block_hash, Executed::new(block, exec, prepared));
         Input::ProposalReady {
             view,

@@ -46,8 +46,8 @@ pub(super) struct Validator {
     /// The high-water mark, published after every synced log write.
     mark: MarkWriter,
     msg_limits: MessageLimits,
-    pub(super) me: Address,
-    pub(super) consensus: ConsensusOptions,
+    me: Address,
+    consensus: ConsensusOptions,
     pub(super) timer: ViewTimer,
     /// The proposal the replica asked for, built at its deadline.
     pub(super) proposal: Proposal,
@@ -77,6 +77,7 @@ impl Validator {
             .validators
             .get(replica.index() as usize)
             .map_or(Address([0; 20]), |v| v.address);
+        let proposal = Proposal::new(shared.clone(), me, consensus.clone());
         Validator {
             me,
             msg_limits,
@@ -86,7 +87,7 @@ impl Validator {
             mark,
             consensus,
             timer: ViewTimer::default(),
-            proposal: Proposal::default(),
+            proposal,
             waiting: VecDeque::new(),
             recent: Recent::default(),
             equivocation_log: LogLimit::new(EQUIVOCATION_LOG_INTERVAL, validators),
