@@ -114,8 +114,8 @@ impl Mempool {
     /// After the block at `height` commits: drops its transactions,
     /// revalidates the queues of its senders against the new state (nonces
     /// now used, balances now short), then drops the transactions still
-    /// gapped [`MempoolConfig::gapped_ttl_blocks`] after their admission.
-    /// Returns how many were dropped in all.
+    /// gapped [`MempoolConfig::gapped_ttl_blocks`](super::MempoolConfig::gapped_ttl_blocks)
+    /// after their admission. Returns how many were dropped in all.
     pub fn on_block_committed(
         &mut self,
         height: u64,
