@@ -1,0 +1,199 @@
+//! The per-sender queues and the indexes that hang on them (tails, gapped
+//! transactions by expiry, the ready count, announcements), kept in step
+//! with each change, and the check that they agree.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use stele_types::{Address, Hash};
+
+use super::{AccountState, Class, Entry, Mempool, Queue};
+
+impl Mempool {
+    pub(super) fn entry(&self, hash: &Hash) -> &Entry {
+        self.entries
+            .get(hash)
+            .expect("invariant: every indexed hash has an entry")
+    }
+
+    pub(super) fn queue(&self, sender: &Address) -> &Queue {
+        self.senders
+            .get(sender)
+            .expect("invariant: an entry's sender has a queue")
+    }
+
+    /// Takes `sender`'s transactions out of the indexes that depend on
+    /// their class (tails, gapped, the ready count), before its queue
+    /// changes; [`Mempool::index`] puts them back.
+    pub(super) fn unindex(&mut self, sender: &Address) {
+        let Some(queue) = self.senders.get_mut(sender) else {
+            return;
+        };
+        if let Some(tail) = queue.tail.take() {
+            self.tails.remove(&tail);
+        }
+        self.ready_txs -= queue.txs.range(..queue.ready_end).count();
+        for hash in queue.txs.range(queue.ready_end..).map(|(_, h)| h) {
+            let e = &self.entries[hash];
+            self.gapped.remove(&(e.expires_at, *hash));
+        }
+        // Nothing counted any more: a second call changes nothing.
+        queue.ready_end = queue.nonce;
+        queue.gapped_bytes = 0;
+    }
+
+    /// Classifies `sender`'s transactions and indexes them; drops the
+    /// queue if it is empty.
+    pub(super) fn index(&mut self, sender: &Address) {
+        let Some(queue) = self.senders.get_mut(sender) else {
+            return;
+        };
+        let Some((&last, tail)) = queue.txs.last_key_value() else {
+            self.senders.remove(sender);
+            return;
+        };
+        let mut end = queue.nonce;
+        while queue.txs.contains_key(&end) {
+            end = end.saturating_add(1);
+        }
+        queue.ready_end = end;
+        let class = if last < end {
+            Class::Ready
+        } else {
+            Class::Gapped
+        };
+        let key = self.entries[tail].evict_key(class);
+        self.tails.insert(key);
+        queue.tail = Some(key);
+        for hash in queue.txs.range(..end).map(|(_, h)| h) {
+            self.ready_txs += 1;
+            if let Some(e) = self.entries.get_mut(hash)
+                && e.announce
+            {
+                e.announce = false;
+                if self.announcements.len() >= self.config.txs_max {
+                    // Never drained: keep only what is still held.
+                    let entries = &self.entries;
+                    self.announcements.retain(|h| entries.contains_key(h));
+                }
+                self.announcements.push(*hash);
+            }
+        }
+        for hash in queue.txs.range(end..).map(|(_, h)| h) {
+            let e = &self.entries[hash];
+            queue.gapped_bytes += e.tx.bytes;
+            self.gapped.insert((e.expires_at, *hash));
+        }
+    }
+
+    /// Adds an entry to its sender's queue (created with the account's
+    /// `nonce` if new), between [`Mempool::unindex`] and
+    /// [`Mempool::index`].
+    pub(super) fn put(&mut self, entry: Entry, nonce: u64) {
+        let queue = self.senders.entry(entry.tx.sender).or_insert(Queue {
+            nonce,
+            txs: BTreeMap::new(),
+            ready_end: nonce,
+            gapped_bytes: 0,
+            tail: None,
+        });
+        queue.txs.insert(entry.nonce(), entry.tx.hash);
+        self.bytes += entry.tx.bytes;
+        self.entries.insert(entry.tx.hash, entry);
+    }
+
+    /// Removes an entry from its sender's queue, between
+    /// [`Mempool::unindex`] and [`Mempool::index`].
+    pub(super) fn take(&mut self, hash: &Hash) -> Option<Entry> {
+        let entry = self.entries.remove(hash)?;
+        self.bytes -= entry.tx.bytes;
+        if let Some(queue) = self.senders.get_mut(&entry.tx.sender) {
+            queue.txs.remove(&entry.nonce());
+        }
+        Some(entry)
+    }
+
+    /// Revalidates `sender`'s transactions against `account`: drops those
+    /// whose nonce was used, and from the first one its balance cannot pay
+    /// together with those before it, that one and all after (keeping the
+    /// rest gap-free). Returns how many were dropped.
+    pub(super) fn refresh(&mut self, sender: &Address, account: AccountState) -> usize {
+        let Some(queue) = self.senders.get(sender) else {
+            return 0;
+        };
+        let mut drop = Vec::new();
+        let mut left = Some(account.balance);
+        for (&nonce, hash) in &queue.txs {
+            if nonce < account.nonce {
+                drop.push(*hash);
+                continue;
+            }
+            let cost = self.entries[hash].tx.tx.tx.max_cost();
+            left = left
+                .zip(cost)
+                .and_then(|(left, cost)| left.checked_sub(cost));
+            if left.is_none() {
+                drop.push(*hash);
+            }
+        }
+        self.unindex(sender);
+        if let Some(queue) = self.senders.get_mut(sender) {
+            queue.nonce = account.nonce;
+        }
+        for hash in &drop {
+            self.take(hash);
+        }
+        self.index(sender);
+        drop.len()
+    }
+
+    /// Checks the internal indexes agree; for tests.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) {
+        let mut bytes = 0;
+        let mut count = 0;
+        let mut ready = 0;
+        let mut gapped = BTreeSet::new();
+        let mut tails = BTreeSet::new();
+        for (sender, queue) in &self.senders {
+            assert!(!queue.txs.is_empty(), "empty queue kept for {sender}");
+            let mut end = queue.nonce;
+            while queue.txs.contains_key(&end) {
+                end += 1;
+            }
+            assert_eq!(queue.ready_end, end, "ready run of {sender}");
+            let mut gapped_bytes = 0;
+            for (nonce, hash) in &queue.txs {
+                let e = &self.entries[hash];
+                assert_eq!(e.nonce(), *nonce);
+                assert_eq!(e.tx.sender, *sender);
+                assert!(*nonce >= queue.nonce, "a used nonce kept for {sender}");
+                bytes += e.tx.bytes;
+                count += 1;
+                if *nonce < end {
+                    ready += 1;
+                    assert!(!e.announce, "a ready transaction not announced");
+                } else {
+                    gapped_bytes += e.tx.bytes;
+                    gapped.insert((e.expires_at, *hash));
+                }
+            }
+            assert_eq!(queue.gapped_bytes, gapped_bytes, "gapped bytes of {sender}");
+            let (last, tail) = queue.txs.last_key_value().expect("non-empty");
+            let class = if *last < end {
+                Class::Ready
+            } else {
+                Class::Gapped
+            };
+            let key = self.entries[tail].evict_key(class);
+            assert_eq!(queue.tail, Some(key));
+            tails.insert(key);
+        }
+        assert_eq!(count, self.entries.len());
+        assert_eq!(bytes, self.bytes);
+        assert_eq!(ready, self.ready_txs);
+        assert_eq!(gapped, self.gapped);
+        assert_eq!(tails, self.tails);
+        assert!(self.entries.len() <= self.config.txs_max);
+        assert!(self.bytes <= self.config.bytes_max);
+    }
+}
