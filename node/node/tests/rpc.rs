@@ -2203,10 +2203,22 @@ async fn subscribers_that_do_not_read_make_room_and_reading_ones_are_kept() {
 /// One POST from `source` on its own connection: the status line and the
 /// body.
 async fn post_status(source: [u8; 4], addr: std::net::SocketAddr, body: &str) -> (String, String) {
+    post_forwarded(source, addr, body, None).await
+}
+
+/// Posts `body` from `source`, with `X-Forwarded-For: forwarded_for` if
+/// given; the status line and the answer.
+async fn post_forwarded(
+    source: [u8; 4],
+    addr: std::net::SocketAddr,
+    body: &str,
+    forwarded_for: Option<&str>,
+) -> (String, String) {
     use tokio::io::AsyncWriteExt;
     let mut s = connect_from(source, addr).await;
+    let forwarded = forwarded_for.map_or(String::new(), |f| format!("x-forwarded-for: {f}\r\n"));
     let request = format!(
-        "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{forwarded}connection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(request.as_bytes()).await.unwrap();
@@ -2280,4 +2292,41 @@ async fn refused_submissions_cost_ten_tokens_and_admitted_ones_one() {
     )
     .await;
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+}
+
+/// Behind a trusted proxy every client has its own rate-limit bucket, read
+/// from `X-Forwarded-For`; anyone else's header is a claim and changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_behind_a_trusted_proxy_are_limited_each_and_nobody_else_is_believed() {
+    let node = TestNode::start(RpcConfig {
+        rate_per_ip_per_s: 1,
+        rate_burst: 2,
+        trusted_proxies: vec![[127, 0, 0, 1].into()],
+        ..RpcConfig::default()
+    })
+    .await;
+    let addr = node.server.local_addr();
+    let status = r#"{"jsonrpc":"2.0","id":1,"method":"get_status","params":[]}"#;
+    // A request's token at the door pays its one call: two per client.
+    for client in ["203.0.113.7", "203.0.113.8"] {
+        for _ in 0..2 {
+            let (head, answer) = post_forwarded([127, 0, 0, 1], addr, status, Some(client)).await;
+            assert!(head.starts_with("HTTP/1.1 200"), "{head} {answer}");
+            assert!(answer.contains("\"result\""), "{answer}");
+        }
+        let (head, _) = post_forwarded([127, 0, 0, 1], addr, status, Some(client)).await;
+        assert!(head.starts_with("HTTP/1.1 429"), "{client}: {head}");
+    }
+    // The proxy's own requests (no header) have their own bucket too.
+    let (head, _) = post_forwarded([127, 0, 0, 1], addr, status, None).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // From an untrusted source, whatever it names, its own bucket counts.
+    for (i, claimed) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+        .iter()
+        .enumerate()
+    {
+        let (head, _) = post_forwarded([127, 0, 0, 2], addr, status, Some(claimed)).await;
+        assert_eq!(head.starts_with("HTTP/1.1 200"), i < 2, "{claimed}: {head}");
+    }
 }

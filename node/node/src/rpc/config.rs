@@ -1,6 +1,6 @@
 //! The `[rpc]` table of the node's config.toml.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -79,6 +79,14 @@ pub struct RpcConfig {
     pub health_lag_blocks_max: u64,
     /// Origins allowed by CORS (`"*"` for any); empty disables CORS.
     pub cors_origins: Vec<String>,
+    /// Addresses of reverse proxies or load balancers in front of this
+    /// node. Only for connections from these is a request's client read
+    /// from `X-Forwarded-For` (the right-most entry that is not one of
+    /// them), so rate limits count the real clients; their connections
+    /// are exempt from `connections_per_ip_max` and the per-address read
+    /// budget (docs/rpc.md, "Behind a proxy"). Empty by default: nobody's
+    /// header is believed.
+    pub trusted_proxies: Vec<IpAddr>,
     /// Gas cap of `call_view`, `simulate_transaction` and `estimate_gas`
     /// (about a second of work; a contract deploy alone costs ~100 M).
     pub view_gas_max: u64,
@@ -136,6 +144,7 @@ impl Default for RpcConfig {
             read_bytes_per_ip_per_s: 4 << 20,
             read_bytes_burst: 8 << 20,
             health_lag_blocks_max: 16,
+            trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             view_gas_max: 1_000_000_000,
             exec_timeout_ms: 2_000,

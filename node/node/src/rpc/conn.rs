@@ -301,13 +301,13 @@ impl ConnLimits {
     }
 
     /// Admits a connection from `ip`: its address's ([`ConnKey`]) cap
-    /// first, then a global slot; when none is free, the least useful open
+    /// first (unless `uncapped`: a trusted proxy's), then a global slot; when none is free, the least useful open
     /// connection ([`Eviction`]) is closed and its slot given to this one.
     /// The slot is given back when dropped.
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, Refusal> {
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr, uncapped: bool) -> Result<Admitted, Refusal> {
         let key = ConnKey::of(ip);
         let mut table = self.table();
-        if table.per_key.get(&key).copied().unwrap_or(0) >= self.per_ip_max {
+        if !uncapped && table.per_key.get(&key).copied().unwrap_or(0) >= self.per_ip_max {
             return Err(Refusal::PerIp);
         }
         let mut evicted = None;

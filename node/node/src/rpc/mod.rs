@@ -18,6 +18,7 @@ mod handlers;
 mod metrics;
 mod oversize;
 mod pool;
+mod proxy;
 mod rate;
 mod server;
 mod size;

@@ -118,12 +118,13 @@ impl RateLimiter {
 pub(crate) struct Throttled<S> {
     inner: S,
     ip: IpAddr,
-    limiter: Arc<RateLimiter>,
+    /// `None`: not metered (a trusted proxy's connection).
+    limiter: Option<Arc<RateLimiter>>,
     wait: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<S> Throttled<S> {
-    pub(crate) fn new(inner: S, ip: IpAddr, limiter: Arc<RateLimiter>) -> Self {
+    pub(crate) fn new(inner: S, ip: IpAddr, limiter: Option<Arc<RateLimiter>>) -> Self {
         Throttled {
             inner,
             ip,
@@ -148,7 +149,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Throttled<S> {
         let read = buf.filled().len() - before;
         // Tokio's clock (the real one outside tests), as the sleep uses.
         let now = tokio::time::Instant::now().into_std();
-        let delay = self.limiter.take(self.ip, read as f64, now);
+        let delay = match &self.limiter {
+            Some(limiter) => limiter.take(self.ip, read as f64, now),
+            None => std::time::Duration::ZERO,
+        };
         if !delay.is_zero() {
             self.wait = Some(Box::pin(tokio::time::sleep(delay)));
         }
@@ -237,7 +241,7 @@ mod tests {
         // time, so nothing here depends on the machine's speed).
         let limiter = Arc::new(RateLimiter::new(100_000, 10_000, 10));
         let (mut client, server) = tokio::io::duplex(4_096);
-        let mut server = Throttled::new(server, [10, 0, 0, 9].into(), limiter);
+        let mut server = Throttled::new(server, [10, 0, 0, 9].into(), Some(limiter));
         let writer = tokio::spawn(async move {
             client.write_all(&vec![7u8; 110_000]).await.unwrap();
         });

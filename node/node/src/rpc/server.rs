@@ -27,6 +27,7 @@ use super::handlers::{Handler, Pools};
 use super::metrics::{CallCountLayer, RpcMetrics};
 use super::oversize::{OVERSIZE_LOG_INTERVAL_MS, OversizeLog};
 use super::pool::ExecPool;
+use super::proxy::TrustedProxies;
 use super::rate::{RateLimiter, Throttled};
 use super::{NodeStatus, RpcContext};
 
@@ -101,6 +102,8 @@ struct Front {
     /// Refusals for size, logged at most once per interval.
     oversize: Arc<OversizeLog>,
     body_bytes_max: u32,
+    /// Proxies whose `X-Forwarded-For` names the client (`proxy`).
+    proxies: TrustedProxies,
 }
 
 /// Starts the server on `config.listen` ([`bind`], then [`RpcListener::serve`]).
@@ -207,6 +210,7 @@ async fn serve(
         health_lag_blocks_max: config.health_lag_blocks_max,
         oversize: oversize.clone(),
         body_bytes_max: config.body_bytes_max,
+        proxies: TrustedProxies::new(&config.trusted_proxies),
     });
     let latest = Arc::new(AtomicU64::new(
         ctx.state
@@ -328,7 +332,10 @@ async fn serve(
                 },
                 _ = stop_handle.clone().shutdown() => break,
             };
-            let slot = match connections.admit(remote.ip()) {
+            // A trusted proxy carries many clients: the per-address cap and
+            // read budget would count them as one.
+            let from_proxy = front.proxies.contains(remote.ip());
+            let slot = match connections.admit(remote.ip(), from_proxy) {
                 Ok(Admitted { slot, evicted }) => {
                     if let Some(why) = evicted {
                         front.metrics.evicted(why);
@@ -363,7 +370,11 @@ async fn serve(
             {
                 tracing::debug!(error = %e, %remote, "rpc: cannot set SO_SNDBUF");
             }
-            let socket = Throttled::new(socket, remote.ip(), read_limiter.clone());
+            let socket = Throttled::new(
+                socket,
+                remote.ip(),
+                (!from_proxy).then(|| read_limiter.clone()),
+            );
             // The slot lives in the socket: a WebSocket keeps it after the
             // HTTP connection below has handed the socket over.
             let (socket, activity) = Watched::new(socket, slot, header_timeout, idle_timeout);
@@ -417,6 +428,11 @@ impl Front {
     {
         let _in_flight = activity.request();
         self.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
+        // The client behind a trusted proxy, else the connection's peer.
+        let remote = SocketAddr::new(
+            self.proxies.client_of(remote.ip(), req.headers()),
+            remote.port(),
+        );
         if !self.limiter.allow(remote.ip(), Instant::now()) {
             self.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
             return Ok(plain(

@@ -13,10 +13,22 @@ fn limits(connections_max: u32, per_ip_max: u32) -> Arc<ConnLimits> {
 /// Admits a connection from `ip` and gives it a request in flight, so
 /// that it cannot be evicted.
 fn admit_busy(limits: &Arc<ConnLimits>, ip: IpAddr) -> (ConnSlot, InFlight) {
-    let admitted = limits.admit(ip).expect("admitted");
+    let admitted = limits.admit(ip, false).expect("admitted");
     assert_eq!(admitted.evicted, None);
     let busy = admitted.slot.activity.request();
     (admitted.slot, busy)
+}
+
+#[test]
+fn a_trusted_proxy_is_not_held_to_the_address_cap_but_is_to_the_total() {
+    let limits = limits(3, 1);
+    let proxy: IpAddr = [10, 0, 0, 1].into();
+    let _c1 = limits.admit(proxy, true).expect("admitted");
+    let _c2 = limits
+        .admit(proxy, true)
+        .expect("admitted past the address cap");
+    assert_eq!(limits.admit(proxy, false).err(), Some(Refusal::PerIp));
+    assert_eq!(limits.open_from(proxy), 2);
 }
 
 #[test]
@@ -26,10 +38,10 @@ fn the_address_cap_is_checked_before_a_global_slot_is_taken() {
     let b: IpAddr = [10, 0, 0, 2].into();
     let a1 = admit_busy(&limits, a);
     let _a2 = admit_busy(&limits, a);
-    assert_eq!(limits.admit(a).err(), Some(Refusal::PerIp));
+    assert_eq!(limits.admit(a, false).err(), Some(Refusal::PerIp));
     // The refused third connection took no global slot.
     let _b1 = admit_busy(&limits, b);
-    assert_eq!(limits.admit(b).err(), Some(Refusal::Full));
+    assert_eq!(limits.admit(b, false).err(), Some(Refusal::Full));
     drop(a1);
     assert_eq!(limits.open_from(a), 1);
     let _b2 = admit_busy(&limits, b);
@@ -112,16 +124,16 @@ async fn a_full_server_closes_the_least_useful_connection_for_a_newcomer() {
     // A busy connection, an answered keep-alive, and two that never
     // sent a request, the second from a crowded address.
     let (_busy, _in_flight) = admit_busy(&limits, [10, 0, 1, 1].into());
-    let keep_alive = limits.admit([10, 0, 2, 1].into()).expect("admitted");
+    let keep_alive = limits.admit([10, 0, 2, 1].into(), false).expect("admitted");
     drop(keep_alive.slot.activity.request());
-    let lone = limits.admit([10, 0, 3, 1].into()).expect("admitted");
+    let lone = limits.admit([10, 0, 3, 1].into(), false).expect("admitted");
     tokio::time::advance(Duration::from_millis(10)).await;
-    let silent = limits.admit(attacker).expect("admitted");
+    let silent = limits.admit(attacker, false).expect("admitted");
     assert_eq!(limits.table().open.len(), 4);
 
     // Every network holds one connection: the newcomer takes the
     // oldest head-less one, `lone`.
-    let first = limits.admit(attacker).expect("evicts");
+    let first = limits.admit(attacker, false).expect("evicts");
     assert_eq!(first.evicted, Some(Eviction::IncompleteRequest));
     assert!(lone.slot.activity.is_closed());
     assert!(!silent.slot.activity.is_closed());
@@ -132,7 +144,7 @@ async fn a_full_server_closes_the_least_useful_connection_for_a_newcomer() {
 
     // Now the attacker's address holds two head-less connections: its
     // own newest goes before the keep-alive.
-    let second = limits.admit([10, 0, 4, 1].into()).expect("evicts");
+    let second = limits.admit([10, 0, 4, 1].into(), false).expect("evicts");
     assert_eq!(second.evicted, Some(Eviction::IncompleteRequest));
     assert!(silent.slot.activity.is_closed() != first.slot.activity.is_closed());
     assert_eq!(limits.open_from(attacker), 1);
@@ -143,26 +155,26 @@ async fn a_full_server_closes_the_least_useful_connection_for_a_newcomer() {
 async fn a_request_in_flight_protects_its_connection_and_a_slow_body_does_not() {
     let limits = limits(2, 2);
     let (_busy, _in_flight) = admit_busy(&limits, [10, 0, 1, 1].into());
-    let slow = limits.admit([10, 0, 2, 1].into()).expect("admitted");
+    let slow = limits.admit([10, 0, 2, 1].into(), false).expect("admitted");
     let request = slow.slot.activity.request();
     let body = slow.slot.activity.receiving();
     tokio::time::advance(Duration::from_secs(5)).await;
     // The body is still arriving: it goes.
-    let newcomer = limits.admit([10, 0, 3, 1].into()).expect("evicts");
+    let newcomer = limits.admit([10, 0, 3, 1].into(), false).expect("evicts");
     assert_eq!(newcomer.evicted, Some(Eviction::IncompleteRequest));
     assert!(slow.slot.activity.is_closed());
     drop((body, request));
     // The newcomer's request is in flight: nothing is left to evict.
     let _newcomer_busy = newcomer.slot.activity.request();
     assert_eq!(
-        limits.admit([10, 0, 4, 1].into()).err(),
+        limits.admit([10, 0, 4, 1].into(), false).err(),
         Some(Refusal::Full)
     );
 }
 
 /// A WebSocket connection admitted from `ip`, upgraded.
 fn websocket(limits: &Arc<ConnLimits>, ip: [u8; 4]) -> Admitted {
-    let admitted = limits.admit(ip.into()).expect("admitted");
+    let admitted = limits.admit(ip.into(), false).expect("admitted");
     drop(admitted.slot.activity.request());
     admitted.slot.activity.upgraded();
     admitted
@@ -184,16 +196,16 @@ async fn a_reading_subscriber_is_kept_and_a_silent_or_unused_websocket_is_not() 
     tokio::time::advance(Duration::from_millis(600)).await;
     reading.slot.activity.touch();
     unused.slot.activity.touch();
-    let first = limits.admit([10, 0, 4, 1].into()).expect("evicts");
+    let first = limits.admit([10, 0, 4, 1].into(), false).expect("evicts");
     assert_eq!(first.evicted, Some(Eviction::WsNotReading));
     assert!(silent.slot.activity.is_closed());
     let _first_busy = first.slot.activity.request();
-    let second = limits.admit([10, 0, 5, 1].into()).expect("evicts");
+    let second = limits.admit([10, 0, 5, 1].into(), false).expect("evicts");
     assert_eq!(second.evicted, Some(Eviction::WsIdle));
     assert!(unused.slot.activity.is_closed());
     let _second_busy = second.slot.activity.request();
     assert_eq!(
-        limits.admit([10, 0, 6, 1].into()).err(),
+        limits.admit([10, 0, 6, 1].into(), false).err(),
         Some(Refusal::Full)
     );
     assert!(!reading.slot.activity.is_closed());
@@ -212,12 +224,12 @@ async fn a_websocket_whose_writes_stall_is_not_reading() {
     tokio::time::advance(Duration::from_millis(400)).await;
     ws.slot.activity.touch();
     assert_eq!(
-        limits.admit([10, 0, 2, 1].into()).err(),
+        limits.admit([10, 0, 2, 1].into(), false).err(),
         Some(Refusal::Full)
     );
     tokio::time::advance(Duration::from_millis(700)).await;
     ws.slot.activity.touch();
-    let newcomer = limits.admit([10, 0, 2, 1].into()).expect("evicts");
+    let newcomer = limits.admit([10, 0, 2, 1].into(), false).expect("evicts");
     assert_eq!(newcomer.evicted, Some(Eviction::WsNotReading));
 }
 
@@ -252,23 +264,28 @@ fn ipv4_mapped_ipv6_addresses_are_keyed_as_the_ipv4_address() {
 #[test]
 fn one_ipv6_64_shares_one_address_cap() {
     let limits = limits(8, 2);
-    let _a = limits.admit(ip("2001:db8::1")).expect("first");
-    let _b = limits.admit(ip("2001:db8::2")).expect("second");
+    let _a = limits.admit(ip("2001:db8::1"), false).expect("first");
+    let _b = limits.admit(ip("2001:db8::2"), false).expect("second");
     assert_eq!(
-        limits.admit(ip("2001:db8::dead:beef")).err(),
+        limits.admit(ip("2001:db8::dead:beef"), false).err(),
         Some(Refusal::PerIp)
     );
-    let _other = limits.admit(ip("2001:db8:0:1::1")).expect("another /64");
-    let _v4 = limits.admit(ip("::ffff:10.0.0.1")).expect("first");
-    let _v4 = limits.admit(ip("10.0.0.1")).expect("second");
-    assert_eq!(limits.admit(ip("10.0.0.1")).err(), Some(Refusal::PerIp));
+    let _other = limits
+        .admit(ip("2001:db8:0:1::1"), false)
+        .expect("another /64");
+    let _v4 = limits.admit(ip("::ffff:10.0.0.1"), false).expect("first");
+    let _v4 = limits.admit(ip("10.0.0.1"), false).expect("second");
+    assert_eq!(
+        limits.admit(ip("10.0.0.1"), false).err(),
+        Some(Refusal::PerIp)
+    );
 }
 
 #[test]
 fn the_map_forgets_addresses_without_connections() {
     let limits = limits(8, 8);
     let a: IpAddr = [10, 0, 0, 1].into();
-    drop(limits.admit(a).expect("admitted"));
+    drop(limits.admit(a, false).expect("admitted"));
     assert_eq!(limits.open_from(a), 0);
     let table = limits.table();
     assert!(table.per_key.is_empty() && table.per_subnet.is_empty() && table.open.is_empty());
@@ -278,7 +295,10 @@ fn the_map_forgets_addresses_without_connections() {
 async fn an_idle_connection_is_closed_and_one_in_flight_is_not() {
     use tokio::io::AsyncReadExt;
     let limits = limits(8, 8);
-    let slot = limits.admit([10, 0, 0, 1].into()).expect("admitted").slot;
+    let slot = limits
+        .admit([10, 0, 0, 1].into(), false)
+        .expect("admitted")
+        .slot;
     let (_client, server) = tokio::io::duplex(64);
     let header = Duration::from_millis(100);
     let idle = Duration::from_millis(1_000);
@@ -300,7 +320,10 @@ async fn an_idle_connection_is_closed_and_one_in_flight_is_not() {
 #[tokio::test(start_paused = true)]
 async fn a_connection_without_a_first_request_is_closed_at_the_header_timeout() {
     let limits = limits(8, 8);
-    let slot = limits.admit([10, 0, 0, 1].into()).expect("admitted").slot;
+    let slot = limits
+        .admit([10, 0, 0, 1].into(), false)
+        .expect("admitted")
+        .slot;
     let (_client, server) = tokio::io::duplex(64);
     let (_watched, activity) = Watched::new(
         server,
