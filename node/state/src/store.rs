@@ -546,7 +546,7 @@ impl State {
         let db = Arc::clone(&self.db);
         let spawned = std::thread::Builder::new()
             .name("state-compact".into())
-            .spawn(move || crate::tombstones::compact(&db, &ranges));
+            .spawn(move || crate::tombstones::compact(&db, CF_FLAT, &ranges));
         match spawned {
             Ok(handle) => self.compaction = Some(handle),
             // Without a thread the tombstones stay until RocksDB's own

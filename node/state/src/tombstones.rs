@@ -24,8 +24,6 @@ use rocksdb::{BottommostLevelCompaction, CompactOptions, DB};
 use stele_types::codec::Encode;
 use stele_types::proof::StateKey;
 
-use crate::store::CF_FLAT;
-
 /// The deleted raw keys of each namespace: the smallest, the largest and how
 /// many, keyed by the namespace's encoding.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -113,11 +111,12 @@ impl Tombstones {
     }
 }
 
-/// Compacts each range of the flat index down to the last level, so the
-/// tombstones in it are dropped. Runs on a background thread; a failure
-/// only leaves the tombstones for RocksDB's own compactions.
-pub(crate) fn compact(db: &DB, ranges: &[Range]) {
-    let Some(cf) = db.cf_handle(CF_FLAT) else {
+/// Compacts each range of the flat index (column family `flat_cf`) down to
+/// the last level, so the tombstones in it are dropped. Runs on a
+/// background thread; a failure only leaves the tombstones for RocksDB's
+/// own compactions.
+pub(crate) fn compact(db: &DB, flat_cf: &str, ranges: &[Range]) {
+    let Some(cf) = db.cf_handle(flat_cf) else {
         return;
     };
     let mut opts = CompactOptions::default();
