@@ -52,6 +52,10 @@ pub struct DevnetArgs {
     /// this source tree's contracts/ (needs the wasm32 target).
     #[arg(long)]
     pub deploy_examples: bool,
+    /// Full nodes to run beside the validators (follow the chain, serve
+    /// reads, forward transactions), on the ports after the validators'.
+    #[arg(long)]
+    pub full_nodes: Option<usize>,
 }
 
 /// What a devnet folder was created with (`devnet.json`).
@@ -62,6 +66,10 @@ struct Spec {
     base_port: u16,
     chain_id: u64,
     rpc: Vec<SocketAddr>,
+    #[serde(default)]
+    full_nodes: usize,
+    #[serde(default)]
+    full_rpc: Vec<SocketAddr>,
 }
 
 pub fn default_dir(ctx: &Ctx) -> PathBuf {
@@ -114,6 +122,16 @@ fn prepare(dir: &Path, a: &DevnetArgs) -> Result<(Spec, bool), CliError> {
             ))
             .hint("add --reset to start a new chain with a different size"));
         }
+        if let Some(n) = a.full_nodes
+            && n != spec.full_nodes
+        {
+            return Err(CliError::new(format!(
+                "the devnet in {} has {} full nodes, not {n}",
+                dir.display(),
+                spec.full_nodes
+            ))
+            .hint("add --reset to start a new chain with a different size"));
+        }
         return Ok((spec, true));
     }
     if a.accounts == 0 || a.accounts > 256 {
@@ -130,6 +148,7 @@ fn prepare(dir: &Path, a: &DevnetArgs) -> Result<(Spec, bool), CliError> {
             base_port: a.base_port,
             genesis_time_ms: now_ms(),
             dev_accounts: dev,
+            full_nodes: a.full_nodes.unwrap_or(0),
         },
     )
     .map_err(|e| CliError::new(e.to_string()))?;
@@ -139,6 +158,8 @@ fn prepare(dir: &Path, a: &DevnetArgs) -> Result<(Spec, bool), CliError> {
         base_port: a.base_port,
         chain_id: a.chain_id,
         rpc: testnet.rpc,
+        full_nodes: testnet.full_homes.len(),
+        full_rpc: testnet.full_rpc,
     };
     let text = serde_json::to_string_pretty(&spec)
         .map_err(|e| CliError::new(format!("devnet spec: {e}")))?;
@@ -196,6 +217,18 @@ pub async fn run(ctx: &Ctx, a: DevnetArgs) -> Res {
             }
         }
     }
+    for j in 0..spec.full_nodes {
+        let node_home = dir.join(format!("full{j}"));
+        match home::start_home(&node_home, false).await {
+            Ok(n) => nodes.push(n),
+            Err(e) => {
+                stop_all(nodes).await;
+                return Err(CliError::new(format!("full node {j} did not start: {e}")).hint(
+                    "is another devnet using these ports or this folder? Stop it, or pass --dir and --base-port",
+                ));
+            }
+        }
+    }
     let result = serve(ctx, &a, &dir, &spec, resumed, &accounts, &nodes).await;
     stop_all(nodes).await;
     result?;
@@ -208,7 +241,7 @@ pub async fn run(ctx: &Ctx, a: DevnetArgs) -> Res {
 async fn stop_all(nodes: Vec<RunningNode>) {
     for n in nodes {
         if let Err(e) = n.shutdown().await {
-            eprintln!("warning: a validator did not shut down cleanly: {e}");
+            eprintln!("warning: a node did not shut down cleanly: {e}");
         }
     }
 }
@@ -236,10 +269,10 @@ async fn serve(
         examples = deploy_examples(ctx, &client, spec.chain_id, &accounts[0].1).await?;
     }
 
-    let rpcs: Vec<String> = nodes
-        .iter()
-        .filter_map(|n| n.rpc.as_ref().map(|r| format!("http://{}", r.local_addr())))
-        .collect();
+    let rpc_of = |n: &RunningNode| n.rpc.as_ref().map(|r| format!("http://{}", r.local_addr()));
+    let (validators, full) = nodes.split_at(spec.validators.min(nodes.len()));
+    let rpcs: Vec<String> = validators.iter().filter_map(rpc_of).collect();
+    let full_rpcs: Vec<String> = full.iter().filter_map(rpc_of).collect();
     let accounts_json: Vec<Value> = accounts
         .iter()
         .map(|(name, k)| json!({"name": name, "address": k.public_key().address()}))
@@ -255,6 +288,9 @@ async fn serve(
             );
             if rpcs.len() > 1 {
                 s.push_str(&format!("other RPCs: {}\n", rpcs[1..].join(" ")));
+            }
+            if !full_rpcs.is_empty() {
+                s.push_str(&format!("full nodes: {}\n", full_rpcs.join(" ")));
             }
             s.push_str(&format!(
                 "data:      {}\nlog:       {}\n\nFunded accounts ({DEV_BALANCE} each at genesis; keys in the keystore, no passphrase):\n",
@@ -274,6 +310,7 @@ async fn serve(
             "rpc": url,
             "ws": format!("ws://{rpc_addr}"),
             "rpcs": rpcs,
+            "full_node_rpcs": full_rpcs,
             "chain_id": spec.chain_id,
             "validators": spec.validators,
             "height": height,
@@ -284,7 +321,7 @@ async fn serve(
         }),
     );
     if wait_for_stop(|| nodes.iter().any(|n| n.node.is_finished())).await == Stop::NodeStopped {
-        eprintln!("a validator stopped on its own; see the devnet log");
+        eprintln!("a node stopped on its own; see the devnet log");
     }
     Ok(())
 }
@@ -297,7 +334,7 @@ async fn wait_ready(ctx: &Ctx, client: &Client, nodes: &[RunningNode]) -> Result
     let mut start_height = None;
     loop {
         if nodes.iter().any(|n| n.node.is_finished()) {
-            return fail("a validator stopped while starting; see the devnet log");
+            return fail("a node stopped while starting; see the devnet log");
         }
         if let Ok(s) = client.get_status().await {
             let first = *start_height.get_or_insert(s.height);

@@ -11,7 +11,7 @@ use stele_types::Address;
 use thiserror::Error;
 
 use crate::mempool::MempoolConfig;
-use crate::node::{ConsensusOptions, PIPELINE_BLOCKS_MAX};
+use crate::node::{ConsensusOptions, PIPELINE_BLOCKS_MAX, Role};
 use crate::rpc::RpcConfig;
 
 /// Why a configuration file is not usable.
@@ -79,21 +79,51 @@ impl Default for StorageSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSection {
+    /// `"validator"` (the default) or `"full"` (ADR 0009).
+    #[serde(default)]
+    pub role: Role,
     pub data_dir: PathBuf,
     pub key_file: PathBuf,
     pub genesis_file: PathBuf,
 }
 
-/// The validator transport.
+/// The peer transport.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct P2pSection {
     pub listen: SocketAddr,
+    /// Validators (and, for a full node, other full nodes) to reach. A
+    /// validator dials the validators here with a higher address than its
+    /// own; a full node dials every validator here, and the full nodes
+    /// with a higher address (list each other).
     #[serde(default)]
     pub peers: Vec<PeerEntry>,
+    /// Full nodes this node takes as followers at once (see
+    /// `NetConfig::followers_max`); 0 takes none.
+    #[serde(default = "default_followers_max")]
+    pub followers_max: usize,
+    /// If not empty, the only full nodes' keys taken as followers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub followers_allowed: Vec<Address>,
 }
 
-/// Another validator: the address of its key and where to reach it.
+fn default_followers_max() -> usize {
+    crate::net::NetConfig::default().followers_max
+}
+
+impl P2pSection {
+    /// The transport's settings: the defaults, with the followers taken
+    /// as this section says.
+    pub fn net_config(&self) -> crate::net::NetConfig {
+        crate::net::NetConfig {
+            followers_max: self.followers_max,
+            followers_allowed: self.followers_allowed.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Another node: the address of its key and where to reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerEntry {

@@ -12,7 +12,7 @@ use stele_types::{Address, Amount, SecretKey, Validator, ValidatorSet};
 use crate::config::{NodeConfig, NodeSection, P2pSection, PeerEntry, RuntimeSection};
 use crate::genesis::{Allocation, ChainParams, Genesis};
 use crate::net::{NetConfig, PeerInfo};
-use crate::node::{Node, NodeOptions};
+use crate::node::{Node, NodeOptions, Role};
 use crate::rpc::{RpcConfig, RpcListener, RpcServer};
 use crate::{keys, metrics};
 
@@ -87,11 +87,17 @@ pub fn write_new_secret(path: &Path, text: &str) -> Result<(), HomeError> {
 pub fn node_config(p2p: SocketAddr, rpc: Option<SocketAddr>, peers: Vec<PeerEntry>) -> NodeConfig {
     NodeConfig {
         node: NodeSection {
+            role: Role::Validator,
             data_dir: "data".into(),
             key_file: "node_key.json".into(),
             genesis_file: "genesis.json".into(),
         },
-        p2p: P2pSection { listen: p2p, peers },
+        p2p: P2pSection {
+            listen: p2p,
+            peers,
+            followers_max: NetConfig::default().followers_max,
+            followers_allowed: Vec::new(),
+        },
         rpc: rpc.map(|listen| RpcConfig {
             listen,
             ..Default::default()
@@ -121,6 +127,9 @@ pub struct TestnetSpec {
     pub genesis_time_ms: u64,
     /// Accounts funded with [`DEV_BALANCE`] besides the validators.
     pub dev_accounts: Vec<Address>,
+    /// Full nodes beside the validators (`full0`, `full1`, ...), with the
+    /// ports after the validators'.
+    pub full_nodes: usize,
 }
 
 /// A generated testnet folder.
@@ -131,6 +140,10 @@ pub struct Testnet {
     pub homes: Vec<PathBuf>,
     /// The RPC address of each node, in the same order.
     pub rpc: Vec<SocketAddr>,
+    /// `full0`, `full1`, ...: the full nodes' homes.
+    pub full_homes: Vec<PathBuf>,
+    /// The RPC address of each full node, in the same order.
+    pub full_rpc: Vec<SocketAddr>,
 }
 
 /// Writes the homes of `spec.validators` validators sharing one genesis into
@@ -141,6 +154,12 @@ pub fn write_testnet(out: &Path, spec: &TestnetSpec) -> Result<Testnet, HomeErro
     if n == 0 || n > TESTNET_VALIDATORS_MAX {
         return Err(HomeError(format!(
             "validators must be in 1..={TESTNET_VALIDATORS_MAX}, not {n}"
+        )));
+    }
+    if spec.full_nodes > TESTNET_VALIDATORS_MAX {
+        return Err(HomeError(format!(
+            "full nodes must be at most {TESTNET_VALIDATORS_MAX}, not {}",
+            spec.full_nodes
         )));
     }
     std::fs::create_dir_all(out).map_err(|e| HomeError::io("create", out, e))?;
@@ -207,10 +226,48 @@ pub fn write_testnet(out: &Path, spec: &TestnetSpec) -> Result<Testnet, HomeErro
         homes.push(home);
         rpc.push(addr(i, 1)?);
     }
+    let full_keys: Vec<SecretKey> = (0..spec.full_nodes)
+        .map(|_| SecretKey::generate())
+        .collect();
+    let full_peers = full_keys
+        .iter()
+        .enumerate()
+        .map(|(j, k)| {
+            Ok(PeerEntry {
+                address: k.public_key().address(),
+                endpoint: addr(n + j, 0)?,
+            })
+        })
+        .collect::<Result<Vec<_>, HomeError>>()?;
+    let mut full_homes = Vec::with_capacity(spec.full_nodes);
+    let mut full_rpc = Vec::with_capacity(spec.full_nodes);
+    for (j, k) in full_keys.iter().enumerate() {
+        let home = out.join(format!("full{j}"));
+        std::fs::create_dir_all(&home).map_err(|e| HomeError::io("create", &home, e))?;
+        keys::save(&home.join("node_key.json"), k).map_err(err)?;
+        write_new(&home.join("genesis.json"), &genesis_text)?;
+        // Every validator, and the other full nodes.
+        let others = peers.iter().chain(
+            full_peers
+                .iter()
+                .filter(|p| p.address != k.public_key().address()),
+        );
+        let mut config = node_config(
+            addr(n + j, 0)?,
+            Some(addr(n + j, 1)?),
+            others.cloned().collect(),
+        );
+        config.node.role = Role::Full;
+        write_new(&config_path(&home), &config.to_toml())?;
+        full_homes.push(home);
+        full_rpc.push(addr(n + j, 1)?);
+    }
     Ok(Testnet {
         genesis,
         homes,
         rpc,
+        full_homes,
+        full_rpc,
     })
 }
 
@@ -357,6 +414,7 @@ pub async fn start_home_on(
     let listeners = Listeners::bind(&config)?;
     let opts = NodeOptions {
         data_dir: config.node.data_dir.clone(),
+        role: config.node.role,
         key,
         genesis,
         listen: config.p2p.listen,
@@ -369,7 +427,7 @@ pub async fn start_home_on(
                 socket: p.endpoint,
             })
             .collect(),
-        net: NetConfig::default(),
+        net: config.p2p.net_config(),
         mempool_txs_max: config.mempool.txs_max,
         mempool_bytes_max: config.mempool.bytes_max,
         mempool_sender_gapped_bytes_max: config.mempool.sender_gapped_bytes_max,

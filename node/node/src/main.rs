@@ -1,4 +1,4 @@
-//! `stele-node`: the Stele validator binary.
+//! `stele-node`: the Stele node binary (a validator, or a full node).
 
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
@@ -6,16 +6,20 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use stele_node::config::{LogFormat, NodeConfig};
+use stele_node::config::{LogFormat, NodeConfig, PeerEntry};
 use stele_node::genesis::{Allocation, ChainParams, Genesis};
 use stele_node::home::{self, DEV_BALANCE, TestnetSpec, config_path, node_config};
 use stele_node::keys;
-use stele_node::node::now_ms;
+use stele_node::node::{Role, now_ms};
 use stele_node::shutdown;
 use stele_types::{SecretKey, Validator, ValidatorSet};
 
 #[derive(Parser)]
-#[command(name = "stele-node", version, about = "Run a Stele validator.")]
+#[command(
+    name = "stele-node",
+    version,
+    about = "Run a Stele validator or full node."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,8 +27,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a node home: a new validator key, config.toml and, unless
-    /// --genesis is given, a one-validator genesis for a local network.
+    /// Create a node home: a new key, config.toml and, unless --genesis is
+    /// given, a one-validator genesis for a local network.
     Init {
         /// The node's home directory.
         #[arg(long, default_value = "stele-home")]
@@ -33,16 +37,23 @@ enum Command {
         /// creating one.
         #[arg(long)]
         genesis: Option<PathBuf>,
+        /// A full node (role = "full"): follows the validators named by
+        /// --peer, serves reads and forwards transactions; needs --genesis.
+        #[arg(long)]
+        full: bool,
+        /// A peer to reach, as ADDRESS@HOST:PORT (repeat for each).
+        #[arg(long = "peer", value_parser = parse_peer)]
+        peers: Vec<PeerEntry>,
         #[arg(long, default_value_t = 1337)]
         chain_id: u64,
-        /// Address the validator listens on for peers.
+        /// Address the node listens on for peers.
         #[arg(long, default_value = "127.0.0.1:26656")]
         p2p: SocketAddr,
         /// Address of the JSON-RPC server.
         #[arg(long, default_value = "127.0.0.1:8545")]
         rpc: SocketAddr,
     },
-    /// Run the validator until SIGINT or SIGTERM.
+    /// Run the node until SIGINT or SIGTERM.
     Start {
         #[arg(long, default_value = "stele-home")]
         home: PathBuf,
@@ -73,6 +84,10 @@ enum Command {
         /// Dev accounts to fund; their keys go to accounts.json.
         #[arg(long, default_value_t = 8)]
         accounts: usize,
+        /// Full nodes to add (full0, full1, ...), on the ports after the
+        /// validators'.
+        #[arg(long, default_value_t = 0)]
+        full_nodes: usize,
     },
     /// Delete the node's chain data (blocks, state, consensus log). Keeps the
     /// key, config and genesis.
@@ -100,10 +115,12 @@ fn main() -> ExitCode {
         Command::Init {
             home,
             genesis,
+            full,
+            peers,
             chain_id,
             p2p,
             rpc,
-        } => init(&home, genesis.as_deref(), chain_id, p2p, rpc),
+        } => init(&home, genesis.as_deref(), full, peers, chain_id, p2p, rpc),
         Command::Start {
             home,
             accept_data_loss,
@@ -117,7 +134,10 @@ fn main() -> ExitCode {
             chain_id,
             base_port,
             accounts,
-        } => testnet(validators, &output, chain_id, base_port, accounts),
+            full_nodes,
+        } => testnet(
+            validators, full_nodes, &output, chain_id, base_port, accounts,
+        ),
         Command::Reset { home, yes } => reset(&home, yes),
     };
     match result {
@@ -139,13 +159,36 @@ fn genesis_json(g: &Genesis) -> Result<String, String> {
     home::genesis_json(g).map_err(|e| e.to_string())
 }
 
+/// `ADDRESS@HOST:PORT`.
+fn parse_peer(text: &str) -> Result<PeerEntry, String> {
+    let (address, endpoint) = text
+        .split_once('@')
+        .ok_or_else(|| format!("`{text}` is not ADDRESS@HOST:PORT"))?;
+    Ok(PeerEntry {
+        address: address
+            .parse()
+            .map_err(|e| format!("`{address}` is not an address: {e}"))?,
+        endpoint: endpoint
+            .parse()
+            .map_err(|e| format!("`{endpoint}` is not HOST:PORT: {e}"))?,
+    })
+}
+
 fn init(
     home: &Path,
     genesis: Option<&Path>,
+    full: bool,
+    peers: Vec<PeerEntry>,
     chain_id: u64,
     p2p: SocketAddr,
     rpc: SocketAddr,
 ) -> Res {
+    if full && genesis.is_none() {
+        return Err(
+            "a full node follows an existing network: pass its genesis with --genesis (and its validators with --peer)"
+                .into(),
+        );
+    }
     std::fs::create_dir_all(home).map_err(|e| format!("cannot create {}: {e}", home.display()))?;
     let key = SecretKey::generate();
     keys::save(&home.join("node_key.json"), &key).map_err(|e| e.to_string())?;
@@ -170,14 +213,16 @@ fn init(
         }
     };
     write_new(&home.join("genesis.json"), &genesis_json(&genesis)?)?;
-    write_new(
-        &config_path(home),
-        &node_config(p2p, Some(rpc), vec![]).to_toml(),
-    )?;
+    let mut config = node_config(p2p, Some(rpc), peers);
+    if full {
+        config.node.role = Role::Full;
+    }
+    write_new(&config_path(home), &config.to_toml())?;
     let root =
         stele_node::node::init_data_dir(&home.join("data"), &genesis).map_err(|e| e.to_string())?;
     println!("home:         {}", home.display());
-    println!("validator:    {}", key.public_key().address());
+    println!("role:         {}", config.node.role.name());
+    println!("address:      {}", key.public_key().address());
     println!("chain id:     {}", genesis.chain_id);
     println!("genesis hash: {}", genesis.hash());
     println!("state root:   {root}");
@@ -192,10 +237,18 @@ fn keys_show(home: &Path) -> Res {
     Ok(())
 }
 
-fn testnet(n: usize, out: &Path, chain_id: u64, base_port: u16, accounts: usize) -> Res {
+fn testnet(
+    n: usize,
+    full_nodes: usize,
+    out: &Path,
+    chain_id: u64,
+    base_port: u16,
+    accounts: usize,
+) -> Res {
     let dev: Vec<SecretKey> = (0..accounts).map(|_| SecretKey::generate()).collect();
     let spec = TestnetSpec {
         validators: n,
+        full_nodes,
         chain_id,
         base_port,
         genesis_time_ms: now_ms(),
@@ -218,7 +271,7 @@ fn testnet(n: usize, out: &Path, chain_id: u64, base_port: u16, accounts: usize)
     )
     .map_err(|e| e.to_string())?;
     println!(
-        "wrote {n} validator homes to {} (chain {chain_id}, genesis {})",
+        "wrote {n} validator homes and {full_nodes} full node homes to {} (chain {chain_id}, genesis {})",
         out.display(),
         testnet.genesis.hash()
     );

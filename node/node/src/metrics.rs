@@ -35,14 +35,18 @@ pub enum PeerGarbage {
     GossipBadSignature,
     /// A block-sync request that does not decode.
     SyncMalformed,
+    /// A pushed or synced block that does not decode, or whose certificate
+    /// does not verify against the validator set or does not certify it.
+    BlockUncertified,
 }
 
 impl PeerGarbage {
-    pub const ALL: [PeerGarbage; 4] = [
+    pub const ALL: [PeerGarbage; 5] = [
         PeerGarbage::GossipUndecodable,
         PeerGarbage::GossipWrongChain,
         PeerGarbage::GossipBadSignature,
         PeerGarbage::SyncMalformed,
+        PeerGarbage::BlockUncertified,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +55,7 @@ impl PeerGarbage {
             PeerGarbage::GossipWrongChain => "gossip_wrong_chain",
             PeerGarbage::GossipBadSignature => "gossip_bad_signature",
             PeerGarbage::SyncMalformed => "sync_malformed",
+            PeerGarbage::BlockUncertified => "block_uncertified",
         }
     }
 }
@@ -96,6 +101,8 @@ pub struct NodeMetrics {
     /// Proposed blocks this node refused, by `BlockRejected::reason`.
     blocks_rejected: Family<Labels, Counter>,
     peers_connected: Gauge,
+    followers_connected: Gauge,
+    followers_refused: Gauge,
     messages_in: Family<Labels, Gauge>,
     messages_out: Family<Labels, Gauge>,
     dropped: Family<Labels, Gauge>,
@@ -149,6 +156,8 @@ impl NodeMetrics {
             mark_write_failures: Counter::default(),
             blocks_rejected: Family::default(),
             peers_connected: Gauge::default(),
+            followers_connected: Gauge::default(),
+            followers_refused: Gauge::default(),
             messages_in: Family::default(),
             messages_out: Family::default(),
             dropped: Family::default(),
@@ -266,6 +275,16 @@ impl NodeMetrics {
                 m.peers_connected.clone(),
             );
             r.register(
+                "followers_connected",
+                "Followers (full nodes) connected",
+                m.followers_connected.clone(),
+            );
+            r.register(
+                "followers_refused",
+                "Followers refused: every follower slot taken, or off the allow list",
+                m.followers_refused.clone(),
+            );
+            r.register(
                 "messages_in",
                 "Messages received by channel",
                 m.messages_in.clone(),
@@ -372,7 +391,10 @@ impl NodeMetrics {
         let n = &self.net;
         let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.peers_connected.set(as_i64(n.peers_connected()));
-        for ch in [Channel::Consensus, Channel::Gossip, Channel::Sync] {
+        self.followers_connected
+            .set(as_i64(n.followers_connected()));
+        self.followers_refused.set(as_i64(n.followers_refused()));
+        for ch in Channel::ALL {
             let labels = vec![("channel", ch.name())];
             self.messages_in
                 .get_or_create(&labels)

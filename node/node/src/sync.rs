@@ -42,6 +42,32 @@ pub struct SyncedBlock {
     pub certificate: CommitCertificate,
 }
 
+impl SyncedBlock {
+    /// One block as a sync answer carries it, and as a validator pushes it
+    /// to its followers (`Channel::Blocks`): the encoded block, then its
+    /// certificate.
+    pub fn encode_item(payload: &[u8], certificate: &CommitCertificate) -> Vec<u8> {
+        let mut out = Vec::with_capacity(payload.len() + 4 + 256);
+        put_bytes(&mut out, payload);
+        certificate.encode_to(&mut out);
+        out
+    }
+
+    /// Decodes a pushed block ([`encode_item`](Self::encode_item)) within
+    /// `limits`, no trailing bytes. The block itself is decoded by whoever
+    /// checks it against the certificate.
+    pub fn decode_item(bytes: &[u8], limits: &Limits) -> Result<SyncedBlock, DecodeError> {
+        let mut r = Reader::new(bytes, limits);
+        let payload = r.bytes(limits.input_bytes_max, "pushed block")?;
+        let certificate = CommitCertificate::decode_from(&mut r)?;
+        r.finish()?;
+        Ok(SyncedBlock {
+            payload,
+            certificate,
+        })
+    }
+}
+
 /// Answers `request` from the store, stopping at `bytes_max` of response.
 pub fn serve(
     reader: &BlockReader<'_>,
@@ -59,9 +85,7 @@ pub fn serve(
         let (Some(block), Some(cert)) = (reader.block(height)?, reader.certificate(height)?) else {
             break;
         };
-        let mut item = Vec::new();
-        put_bytes(&mut item, &block.to_bytes());
-        cert.encode_to(&mut item);
+        let item = SyncedBlock::encode_item(&block.to_bytes(), &cert);
         if count > 0 && body.len() + item.len() + 4 > bytes_max {
             break;
         }
@@ -105,6 +129,27 @@ mod tests {
     use super::*;
     use crate::store::BLOCK_STORE_CFS;
     use stele_state::{State, StateConfig};
+
+    #[test]
+    fn a_pushed_block_round_trips_and_refuses_trailing_or_short_bytes() {
+        let cert = CommitCertificate {
+            height: 7,
+            view: 1,
+            block_hash: stele_types::Hash([3; 32]),
+            signatures: Vec::new(),
+        };
+        let limits = Limits::DEFAULT;
+        let bytes = SyncedBlock::encode_item(b"block bytes", &cert);
+        let item = SyncedBlock::decode_item(&bytes, &limits).expect("decodes");
+        assert_eq!(item.payload, b"block bytes");
+        assert_eq!(item.certificate, cert);
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(SyncedBlock::decode_item(&trailing, &limits).is_err());
+        for cut in 0..bytes.len() {
+            assert!(SyncedBlock::decode_item(&bytes[..cut], &limits).is_err());
+        }
+    }
 
     #[test]
     fn a_request_at_the_top_of_the_height_range_is_answered_without_overflow() {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use stele_node::genesis::{Allocation, ChainParams, Genesis};
 use stele_node::mempool::AdmitError;
-use stele_node::net::{NetConfig, PeerInfo};
-use stele_node::node::{ConsensusOptions, Node, NodeOptions};
+use stele_node::net::{Channel, NetConfig, PeerInfo};
+use stele_node::node::{ConsensusOptions, Node, NodeOptions, Role};
 use stele_node::store::BlockReader;
 use stele_types::*;
 
@@ -144,6 +144,33 @@ impl Cluster {
     }
 
     async fn try_launch(&self, i: usize) -> Result<Node, stele_node::node::NodeError> {
+        Node::start(self.options(i)).await
+    }
+
+    /// A full node's options: its own key, every validator as a peer.
+    fn full_options(&self, name: &str, key: &SecretKey) -> NodeOptions {
+        let mut opts = self.options(0);
+        opts.role = Role::Full;
+        opts.key = key.clone();
+        opts.data_dir = self.dir.path().join(name);
+        opts.listen = "127.0.0.1:0".parse().unwrap();
+        opts.peers = self
+            .keys
+            .iter()
+            .zip(&self.addrs)
+            .map(|(k, a)| PeerInfo {
+                address: k.address(),
+                socket: *a,
+            })
+            .collect();
+        opts
+    }
+
+    async fn launch_full(&self, name: &str, key: &SecretKey) -> Node {
+        Node::start(self.full_options(name, key)).await.unwrap()
+    }
+
+    fn options(&self, i: usize) -> NodeOptions {
         let peers = self
             .keys
             .iter()
@@ -158,8 +185,9 @@ impl Cluster {
             reconnect_backoff_max: Duration::from_millis(500),
             ..NetConfig::default()
         };
-        Node::start(NodeOptions {
+        NodeOptions {
             data_dir: self.data_dir(i),
+            role: Role::Validator,
             key: self.keys[i].clone(),
             genesis: self.genesis.clone(),
             listen: self.addrs[i],
@@ -184,8 +212,7 @@ impl Cluster {
             prune_interval_blocks: self.prune_interval_blocks,
             exec_inline: false,
             accept_data_loss: self.accept_data_loss,
-        })
-        .await
+        }
     }
 
     fn node(&self, i: usize) -> &Node {
@@ -827,5 +854,127 @@ async fn garbage_gossip_and_malformed_sync_requests_are_counted_by_reason() {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
     conn.close(0u32.into(), b"");
+    cluster.stop(0).await;
+}
+
+/// Waits until `node` has committed `height`.
+async fn until_node_height(node: &Node, height: u64) {
+    until(&format!("height {height}"), || {
+        node.progress().height >= height
+    })
+    .await;
+}
+
+/// The block hash and state root `node` holds at `height`.
+fn block_and_root(node: &Node, height: u64) -> (Hash, Hash) {
+    let state = node.shared().state().read().unwrap();
+    let block = BlockReader::new(&state).block(height).unwrap().unwrap();
+    (block.hash(), state.root(height).unwrap())
+}
+
+/// ADR 0009: a full node follows the validators' certified blocks, runs
+/// admission for the transactions its clients send and forwards them, and
+/// never takes part in consensus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_node_follows_forwards_writes_and_never_votes() {
+    let mut cluster = Cluster::start(4).await;
+    cluster.until_height(2).await;
+    let full = cluster.launch_full("full0", &key(200)).await;
+    assert_eq!(full.shared().role(), Role::Full);
+    // Transactions sent to the full node reach the validators.
+    let mut hashes = Vec::new();
+    for nonce in 0..3 {
+        for from in 0..2u16 {
+            let raw = transfer(from, nonce, from + 4, 10 + u128::from(nonce));
+            hashes.push(full.submit(&raw).unwrap());
+        }
+    }
+    until(
+        "forwarded transfers committed on validators and the full node",
+        || {
+            hashes.iter().all(|h| cluster.committed_everywhere(h))
+                && hashes.iter().all(|h| {
+                    let state = full.shared().state().read().unwrap();
+                    BlockReader::new(&state).receipt(h).unwrap().is_some()
+                })
+        },
+    )
+    .await;
+    let top = cluster.height(0);
+    until_node_height(&full, top).await;
+    for h in 1..=top {
+        assert_eq!(
+            block_and_root(&full, h),
+            block_and_root(cluster.node(0), h),
+            "height {h}"
+        );
+    }
+    // Its admission is a validator's: a bad transaction is refused there.
+    assert!(full.submit(&transfer(0, 0, 1, 1)).is_err(), "a used nonce");
+    let net = full.shared().net().metrics();
+    assert_eq!(
+        net.msgs_out(Channel::Consensus),
+        0,
+        "a full node never votes"
+    );
+    assert!(net.msgs_in(Channel::Blocks) > 0, "blocks were pushed to it");
+    let v = cluster.node(0).shared().net().metrics();
+    assert_eq!(v.followers_connected(), 1);
+    assert_eq!(
+        v.peers_connected(),
+        3,
+        "a full node is not a validator peer"
+    );
+    assert!(full.progress().view == 0 && full.progress().view_changes == 0);
+    full.shutdown().await.unwrap();
+    for i in 0..4 {
+        cluster.stop(i).await;
+    }
+}
+
+/// A full node started late, or restarted after the chain moved on,
+/// catches up by block sync (checking every certificate) and then follows
+/// pushed blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_late_or_restarted_full_node_catches_up_by_sync() {
+    let mut cluster = Cluster::start(4).await;
+    cluster.until_height(30).await;
+    let full_key = key(201);
+    let full = cluster.launch_full("full0", &full_key).await;
+    let target = cluster.height(0) + 3;
+    until_node_height(&full, target).await;
+    full.shutdown().await.unwrap();
+    cluster.until_height(target + 20).await;
+    let full = cluster.launch_full("full0", &full_key).await;
+    let target = cluster.height(0) + 3;
+    until_node_height(&full, target).await;
+    for h in [1, target / 2, target] {
+        assert_eq!(block_and_root(&full, h), block_and_root(cluster.node(1), h));
+    }
+    full.shutdown().await.unwrap();
+    for i in 0..4 {
+        cluster.stop(i).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_key_cannot_run_a_full_node_nor_a_stranger_a_validator() {
+    let cluster = Cluster::start(1).await;
+    let validator_key = cluster.keys[0].clone();
+    let e = Node::start(cluster.full_options("full0", &validator_key))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, stele_node::node::NodeError::ValidatorKeyOnFullNode(_)),
+        "{e}"
+    );
+    let mut opts = cluster.full_options("full1", &key(202));
+    opts.role = Role::Validator;
+    let e = Node::start(opts).await.unwrap_err();
+    assert!(
+        matches!(e, stele_node::node::NodeError::NotAValidator(_)),
+        "{e}"
+    );
+    let mut cluster = cluster;
     cluster.stop(0).await;
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use stele_node::genesis::{ChainParams, Genesis};
 use stele_node::mark::DataLoss;
 use stele_node::net::NetConfig;
-use stele_node::node::{ConsensusOptions, Node, NodeError, NodeOptions};
+use stele_node::node::{ConsensusOptions, Node, NodeError, NodeOptions, Role};
 use stele_types::*;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -47,6 +47,7 @@ fn free_addr() -> SocketAddr {
 async fn start(data_dir: &Path, accept_data_loss: bool) -> Result<Node, NodeError> {
     Node::start(NodeOptions {
         data_dir: data_dir.to_owned(),
+        role: Role::Validator,
         key: key(),
         genesis: genesis(),
         listen: free_addr(),

@@ -159,7 +159,7 @@ async fn four_validators_exchange_consensus_gossip_and_sync() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_outside_the_validator_set_cannot_connect() {
+async fn a_key_outside_the_validator_set_cannot_connect_where_no_follower_is_taken() {
     let validator = key(0);
     // The outsider must be the dialer: the lower address dials.
     let outsider = (1..500)
@@ -172,8 +172,12 @@ async fn a_key_outside_the_validator_set_cannot_connect() {
     let socks = sockets(2);
     let v_addr = socks[0].local_addr().unwrap();
     let mut socks = socks.into_iter();
+    let no_followers = NetConfig {
+        followers_max: 0,
+        ..NetConfig::default()
+    };
     let (v_net, mut v_rx) = Network::start_on(
-        NetConfig::default(),
+        no_followers,
         validator.clone(),
         CHAIN,
         real_set,
@@ -195,7 +199,8 @@ async fn a_key_outside_the_validator_set_cannot_connect() {
     .unwrap();
     let metrics = v_net.metrics();
     until("refused handshakes", || metrics.handshake_failures() >= 2).await;
-    assert!(v_net.connected().is_empty());
+    assert!(metrics.followers_refused() >= 2);
+    assert!(v_net.connected_peers().is_empty());
     assert!(o_net.connected().is_empty());
     o_net.broadcast(Channel::Consensus, Arc::from(vec![1u8; 10]));
     sleep(Duration::from_millis(200)).await;
@@ -842,4 +847,183 @@ async fn a_peers_sync_requests_are_served_no_faster_than_its_budget() {
     assert!(net.metrics().budget_waits(Channel::Sync) >= 9);
     conn.close(0u32.into(), b"");
     net.shutdown().await;
+}
+
+/// Starts a full node's transport (its key outside `set`) that dials
+/// `validator`.
+fn start_follower(key: &SecretKey, set: &ValidatorSet, validator: PeerInfo) -> Node {
+    let (net, rx) = Network::start_on(
+        NetConfig::default(),
+        key.clone(),
+        CHAIN,
+        set.clone(),
+        sockets(1).pop().unwrap(),
+        vec![validator],
+    )
+    .unwrap();
+    Node { net, rx }
+}
+
+/// Next message on `channel`, within `within`; `None` if none came.
+async fn message_within(
+    rx: &mut Receiver<Inbound>,
+    within: Duration,
+) -> Option<(Channel, Vec<u8>)> {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match timeout(left, rx.recv()).await {
+            Ok(Some(Inbound::Message {
+                channel, payload, ..
+            })) => return Some((channel, payload)),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_gets_pushed_blocks_and_gossip_but_nothing_of_consensus() {
+    let keys: Vec<SecretKey> = (0..2).map(key).collect();
+    let set = set_of(&keys);
+    let mut validators = start_all(&keys, &set, &vec![NetConfig::default(); 2]);
+    until("validators connect", || {
+        validators.iter().all(|n| n.net.connected().len() == 1)
+    })
+    .await;
+    let full_key = key(100);
+    let v0 = PeerInfo {
+        address: keys[0].address(),
+        socket: validators[0].net.local_addr().unwrap(),
+    };
+    let mut full = start_follower(&full_key, &set, v0);
+    let v = &validators[0].net.clone();
+    until("the follower connects", || {
+        v.connected_peers().contains(&full_key.address())
+    })
+    .await;
+    // A follower is no validator: not in `connected`, counted apart.
+    assert_eq!(v.connected(), vec![keys[1].address()]);
+    assert_eq!(v.metrics().followers_connected(), 1);
+    assert_eq!(v.metrics().peers_connected(), 1);
+    assert!(full.net.connected().contains(&keys[0].address()));
+
+    // Consensus broadcast reaches the other validator, not the follower;
+    // a pushed block reaches the follower, not the other validator.
+    v.broadcast(Channel::Consensus, Arc::from(b"vote".to_vec()));
+    v.broadcast(Channel::Blocks, Arc::from(b"block 1".to_vec()));
+    v.send(
+        &full_key.address(),
+        Channel::Consensus,
+        Arc::from(b"direct".to_vec()),
+    );
+    assert_eq!(
+        message_within(&mut full.rx, WAIT).await,
+        Some((Channel::Blocks, b"block 1".to_vec()))
+    );
+    let (_, channel, payload) = next_message(&mut validators[1].rx).await;
+    assert_eq!((channel, payload), (Channel::Consensus, b"vote".to_vec()));
+    assert_eq!(
+        message_within(&mut full.rx, Duration::from_millis(300)).await,
+        None,
+        "no consensus reaches a follower"
+    );
+    assert!(v.metrics().dropped(DropReason::NotAllowed) >= 1);
+
+    // A full node's gossip reaches the validator; its consensus frames
+    // (sent on a raw stream, as a hostile follower would) do not.
+    full.net
+        .broadcast(Channel::Gossip, Arc::from(b"tx".to_vec()));
+    full.net
+        .broadcast(Channel::Consensus, Arc::from(b"forged vote".to_vec()));
+    let (from, channel, payload) = next_message(&mut validators[0].rx).await;
+    assert_eq!(
+        (from, channel, payload),
+        (full_key.address(), Channel::Gossip, b"tx".to_vec())
+    );
+    let before = v.metrics().dropped(DropReason::NotAllowed);
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let to = PeerInfo {
+        address: keys[0].address(),
+        socket: v.local_addr().unwrap(),
+    };
+    let raw_key = key(101);
+    let conn = testing::dial_as(&endpoint, &raw_key, CHAIN, &set, &to)
+        .await
+        .unwrap();
+    let mut stream = testing::open_channel(&conn, Channel::Consensus)
+        .await
+        .unwrap();
+    let _ = testing::write_frames(&mut stream, &[b"forged vote".to_vec()]).await;
+    until("the forged stream is refused", || {
+        v.metrics().dropped(DropReason::NotAllowed) > before
+    })
+    .await;
+    assert_eq!(
+        message_within(&mut validators[0].rx, Duration::from_millis(300)).await,
+        None,
+        "no consensus from a follower reaches the node"
+    );
+    conn.close(0u32.into(), b"done");
+    full.net.shutdown().await;
+    for n in &validators {
+        n.net.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_beyond_the_cap_or_off_the_allow_list_are_refused() {
+    let validator = key(0);
+    let set = set_of(std::slice::from_ref(&validator));
+    let allowed = key(100);
+    let config = NetConfig {
+        followers_max: 1,
+        followers_allowed: vec![allowed.address(), key(101).address()],
+        ..NetConfig::default()
+    };
+    let (v_net, _v_rx) = Network::start_on(
+        config,
+        validator.clone(),
+        CHAIN,
+        set.clone(),
+        sockets(1).pop().unwrap(),
+        vec![],
+    )
+    .unwrap();
+    let to = PeerInfo {
+        address: validator.address(),
+        socket: v_net.local_addr().unwrap(),
+    };
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    // Off the allow list.
+    let stranger = testing::dial_as(&endpoint, &key(102), CHAIN, &set, &to).await;
+    assert!(stranger.is_err(), "a key off the allow list is refused");
+    // The one slot.
+    let first = testing::dial_as(&endpoint, &allowed, CHAIN, &set, &to)
+        .await
+        .unwrap();
+    until("the follower registers", || {
+        v_net.metrics().followers_connected() == 1
+    })
+    .await;
+    // Allowed, but the slot is taken.
+    let second = testing::dial_as(&endpoint, &key(101), CHAIN, &set, &to).await;
+    assert!(second.is_err(), "no second follower past the cap");
+    assert!(v_net.metrics().followers_refused() >= 2);
+    // The holder of the slot may reconnect (a restart replaces its
+    // connection).
+    let again = testing::dial_as(&endpoint, &allowed, CHAIN, &set, &to)
+        .await
+        .unwrap();
+    until("the old connection is replaced", || {
+        first.close_reason().is_some()
+    })
+    .await;
+    assert_eq!(v_net.metrics().followers_connected(), 1);
+    again.close(0u32.into(), b"done");
+    until("the follower leaves", || {
+        v_net.metrics().followers_connected() == 0
+    })
+    .await;
+    v_net.shutdown().await;
 }

@@ -453,8 +453,15 @@ pub struct StoragePage {
 #[serde(deny_unknown_fields)]
 pub struct StatusInfo {
     pub chain_id: u64,
+    /// A full node (ADR 0009), not a validator.
+    #[serde(default)]
+    pub full_node: bool,
     /// Latest committed height.
     pub height: u64,
+    /// The highest height this node knows is certified (from its peers'
+    /// certificates): how far the chain is, as it sees it.
+    #[serde(default)]
+    pub certified_height: u64,
     /// Current PBFT view.
     pub view: u64,
     pub peers_connected: u64,

@@ -20,6 +20,7 @@ fn one_validator_home(dir: &Path, edit: impl FnOnce(&mut NodeConfig)) -> PathBuf
         base_port: 20_000,
         genesis_time_ms: 1_700_000_000_000,
         dev_accounts: vec![],
+        full_nodes: 0,
     };
     let testnet = write_testnet(dir, &spec).unwrap();
     let home = testnet.homes[0].clone();

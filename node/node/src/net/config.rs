@@ -20,6 +20,16 @@ pub struct NetConfig {
     pub gossip_queue_max: usize,
     /// Inbound messages queued for the node before readers wait.
     pub inbound_queue_max: usize,
+    /// Followers (full nodes: peers whose key is not in the validator set)
+    /// connected at once; more are refused in the handshake. Counted apart
+    /// from validators, so followers never take a validator's place. 0
+    /// takes none.
+    pub followers_max: usize,
+    /// If not empty, only these followers' keys are taken.
+    pub followers_allowed: Vec<stele_types::Address>,
+    /// Committed blocks queued per follower before new ones drop (the
+    /// follower fetches what it missed by block sync).
+    pub blocks_queue_max: usize,
     /// Sustained inbound messages per second per peer and channel, and the
     /// burst allowed above it; excess messages are dropped and counted. The
     /// allowance belongs to the peer's key: every stream and connection of
@@ -104,6 +114,9 @@ impl Default for NetConfig {
             consensus_queue_max: 4096,
             gossip_queue_max: 16_384,
             inbound_queue_max: 16_384,
+            followers_max: 16,
+            followers_allowed: Vec::new(),
+            blocks_queue_max: 64,
             peer_msgs_per_sec: 20_000,
             peer_msgs_burst: 40_000,
             sync_streams_max: 8,

@@ -21,16 +21,25 @@ pub enum Channel {
     Gossip = 1,
     /// Block sync requests and responses.
     Sync = 2,
+    /// Committed blocks with their certificates, pushed to followers (full
+    /// nodes) as they commit.
+    Blocks = 3,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 3] = [Channel::Consensus, Channel::Gossip, Channel::Sync];
+    pub const ALL: [Channel; 4] = [
+        Channel::Consensus,
+        Channel::Gossip,
+        Channel::Sync,
+        Channel::Blocks,
+    ];
 
     pub fn from_byte(b: u8) -> Option<Channel> {
         match b {
             0 => Some(Channel::Consensus),
             1 => Some(Channel::Gossip),
             2 => Some(Channel::Sync),
+            3 => Some(Channel::Blocks),
             _ => None,
         }
     }
@@ -40,13 +49,15 @@ impl Channel {
             Channel::Consensus => "consensus",
             Channel::Gossip => "gossip",
             Channel::Sync => "sync",
+            Channel::Blocks => "blocks",
         }
     }
 
     /// Largest inbound frame on this channel (for sync: the request).
     pub fn frame_bytes_max(self, config: &NetConfig) -> usize {
         match self {
-            Channel::Consensus => config.consensus_frame_bytes_max,
+            // A pushed block is as large as a proposal.
+            Channel::Consensus | Channel::Blocks => config.consensus_frame_bytes_max,
             Channel::Gossip => config.gossip_frame_bytes_max,
             Channel::Sync => config.sync_request_bytes_max,
         }
@@ -56,6 +67,7 @@ impl Channel {
     pub fn priority(self) -> i32 {
         match self {
             Channel::Consensus => 100,
+            Channel::Blocks => 20,
             Channel::Sync => 10,
             Channel::Gossip => 0,
         }
@@ -70,6 +82,7 @@ pub mod code {
     pub const REPLACED: u32 = 4;
     pub const SHUTDOWN: u32 = 5;
     pub const TOO_MANY_STREAMS: u32 = 6;
+    pub const FOLLOWERS_FULL: u32 = 7;
 }
 
 /// Why reading a frame stopped.

@@ -7,6 +7,10 @@
 //! validator key and sends `chain_id || public key || signature` on the
 //! first bidirectional stream, dialer first. The role byte keeps a peer from
 //! reflecting our own signature back at us.
+//!
+//! A proven key outside the validator set is a *follower* (a full node,
+//! ADR 0009): the listener takes it only if it has room for one, and the
+//! transport never gives it anything of consensus.
 
 use quinn::Connection;
 use stele_types::{Address, Hash, PublicKey, SecretKey, Signature, ValidatorSet, keccak256_parts};
@@ -23,6 +27,15 @@ enum Role {
     Listener = 2,
 }
 
+/// What an authenticated peer is to us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PeerKind {
+    /// Its key is in the validator set.
+    Validator,
+    /// A non-voting peer (a full node): its key is not in the set.
+    Follower,
+}
+
 /// Why a connection was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum HandshakeError {
@@ -36,6 +49,8 @@ pub enum HandshakeError {
     InvalidKey(PublicKey),
     #[error("peer {0} is not in the validator set")]
     NotAValidator(Address),
+    #[error("peer {0} is not a validator and this node takes no more followers")]
+    FollowerRefused(Address),
     #[error("dialed {expected} but {got} answered")]
     UnexpectedPeer { expected: Address, got: Address },
     #[error("peer's key-binding signature does not verify")]
@@ -66,7 +81,7 @@ fn hello(key: &SecretKey, chain_id: u64, ekm: &[u8; 32], role: Role) -> [u8; HEL
     out
 }
 
-/// Checks a peer's hello and returns its validator address.
+/// Checks a peer's hello and returns its key and what it is to us.
 fn check(
     bytes: &[u8; HELLO_BYTES],
     chain_id: u64,
@@ -74,7 +89,7 @@ fn check(
     role: Role,
     validators: &ValidatorSet,
     me: &Address,
-) -> Result<PublicKey, HandshakeError> {
+) -> Result<(PublicKey, PeerKind), HandshakeError> {
     let mut chain = [0u8; 8];
     chain.copy_from_slice(&bytes[..8]);
     let got = u64::from_le_bytes(chain);
@@ -92,17 +107,17 @@ fn check(
     if address == *me {
         return Err(HandshakeError::SelfConnection);
     }
-    let index = validators
-        .index_of(&address)
-        .ok_or(HandshakeError::NotAValidator(address))?;
-    if validators.validators()[index].public_key != pk {
-        return Err(HandshakeError::NotAValidator(address));
-    }
+    let kind = match validators.index_of(&address) {
+        Some(index) if validators.validators()[index].public_key == pk => PeerKind::Validator,
+        // An address is its key's hash: the set names no other key for it.
+        Some(_) => return Err(HandshakeError::NotAValidator(address)),
+        None => PeerKind::Follower,
+    };
     let mut sig = [0u8; 65];
     sig.copy_from_slice(&bytes[41..]);
     pk.verify(&binding(chain_id, ekm, role), &Signature(sig))
         .map_err(|_| HandshakeError::BadSignature)?;
-    Ok(pk)
+    Ok((pk, kind))
 }
 
 fn conn_err(e: impl std::fmt::Display) -> HandshakeError {
@@ -116,7 +131,7 @@ pub async fn dial(
     chain_id: u64,
     validators: &ValidatorSet,
     expected: &Address,
-) -> Result<Address, HandshakeError> {
+) -> Result<(Address, PeerKind), HandshakeError> {
     let ekm = export(conn, chain_id)?;
     let (mut send, mut recv) = conn.open_bi().await.map_err(conn_err)?;
     send.write_all(&hello(key, chain_id, &ekm, Role::Dialer))
@@ -125,7 +140,7 @@ pub async fn dial(
     send.finish().map_err(conn_err)?;
     let mut theirs = [0u8; HELLO_BYTES];
     recv.read_exact(&mut theirs).await.map_err(conn_err)?;
-    let pk = check(
+    let (pk, kind) = check(
         &theirs,
         chain_id,
         &ekm,
@@ -140,21 +155,24 @@ pub async fn dial(
             got,
         });
     }
-    Ok(got)
+    Ok((got, kind))
 }
 
-/// Listener side: checks the dialer is a validator, then proves our key.
+/// Listener side: checks the dialer's key, then proves ours. A dialer
+/// outside the validator set is refused, before we prove anything, unless
+/// `take_follower` takes it.
 pub async fn accept(
     conn: &Connection,
     key: &SecretKey,
     chain_id: u64,
     validators: &ValidatorSet,
-) -> Result<Address, HandshakeError> {
+    take_follower: &(dyn Fn(&Address) -> bool + Send + Sync),
+) -> Result<(Address, PeerKind), HandshakeError> {
     let ekm = export(conn, chain_id)?;
     let (mut send, mut recv) = conn.accept_bi().await.map_err(conn_err)?;
     let mut theirs = [0u8; HELLO_BYTES];
     recv.read_exact(&mut theirs).await.map_err(conn_err)?;
-    let pk = check(
+    let (pk, kind) = check(
         &theirs,
         chain_id,
         &ekm,
@@ -162,9 +180,13 @@ pub async fn accept(
         validators,
         &key.address(),
     )?;
+    let address = pk.address();
+    if kind == PeerKind::Follower && !take_follower(&address) {
+        return Err(HandshakeError::FollowerRefused(address));
+    }
     send.write_all(&hello(key, chain_id, &ekm, Role::Listener))
         .await
         .map_err(conn_err)?;
     send.finish().map_err(conn_err)?;
-    Ok(pk.address())
+    Ok((address, kind))
 }

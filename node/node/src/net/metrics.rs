@@ -16,14 +16,18 @@ pub enum DropReason {
     Oversized,
     /// No connection to the peer.
     NotConnected,
+    /// The peer may not send or get this channel (consensus from or to a
+    /// follower, blocks pushed to a validator).
+    NotAllowed,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 5] = [
         DropReason::QueueFull,
         DropReason::RateLimited,
         DropReason::Oversized,
         DropReason::NotConnected,
+        DropReason::NotAllowed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -32,6 +36,7 @@ impl DropReason {
             DropReason::RateLimited => "rate_limited",
             DropReason::Oversized => "oversized",
             DropReason::NotConnected => "not_connected",
+            DropReason::NotAllowed => "not_allowed",
         }
     }
 }
@@ -39,18 +44,23 @@ impl DropReason {
 /// Monotonic counters of the transport.
 #[derive(Debug, Default)]
 pub struct NetMetrics {
-    msgs_in: [AtomicU64; 3],
-    msgs_out: [AtomicU64; 3],
-    bytes_in: [AtomicU64; 3],
-    bytes_out: [AtomicU64; 3],
-    dropped: [AtomicU64; 4],
+    msgs_in: [AtomicU64; 4],
+    msgs_out: [AtomicU64; 4],
+    bytes_in: [AtomicU64; 4],
+    bytes_out: [AtomicU64; 4],
+    dropped: [AtomicU64; 5],
     refused: [AtomicU64; 3],
-    budget_waits: [AtomicU64; 3],
+    budget_waits: [AtomicU64; 4],
     /// Connections refused because the peer's key is not a validator's or
     /// it failed to prove its key.
     pub handshake_failures: AtomicU64,
     /// Validators currently connected.
     pub peers_connected: AtomicU64,
+    /// Followers (full nodes) currently connected.
+    pub followers_connected: AtomicU64,
+    /// Followers refused because every follower slot was taken or their
+    /// key is not on the allow list.
+    pub followers_refused: AtomicU64,
 }
 
 fn get(c: &AtomicU64) -> u64 {
@@ -119,5 +129,13 @@ impl NetMetrics {
 
     pub fn peers_connected(&self) -> u64 {
         get(&self.peers_connected)
+    }
+
+    pub fn followers_connected(&self) -> u64 {
+        get(&self.followers_connected)
+    }
+
+    pub fn followers_refused(&self) -> u64 {
+        get(&self.followers_refused)
     }
 }

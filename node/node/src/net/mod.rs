@@ -1,4 +1,6 @@
-//! Validator-to-validator transport over QUIC (quinn).
+//! The peer transport over QUIC (quinn): validators among themselves, and
+//! followers (full nodes, ADR 0009) that get committed blocks and nothing
+//! of consensus.
 //!
 //! Architecture invariant: only this module knows about QUIC, TLS and
 //! sockets. The rest of the node sees authenticated validator addresses,
@@ -18,6 +20,6 @@ mod tls;
 pub use admission::{Refusal, source_of};
 pub use config::NetConfig;
 pub use frame::Channel;
-pub use handshake::HandshakeError;
+pub use handshake::{HandshakeError, PeerKind};
 pub use metrics::{DropReason, NetMetrics};
 pub use service::{Inbound, InboundCharge, NetError, Network, PeerInfo, SyncResponder};

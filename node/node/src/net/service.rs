@@ -32,11 +32,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use super::admission::{Admission, RefusalLog};
 use super::config::NetConfig;
 use super::frame::Channel;
+use super::handshake::PeerKind;
 use super::metrics::NetMetrics;
 use super::rate::{SyncBudget, TokenBucket};
 use crate::log_limit::LogLimit;
 
-/// A validator's network address.
+/// A peer's network address: a validator's, or a full node's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerInfo {
     pub address: Address,
@@ -46,7 +47,8 @@ pub struct PeerInfo {
 /// What the transport delivers to the node.
 #[derive(Debug)]
 pub enum Inbound {
-    /// A consensus or gossip message from an authenticated validator.
+    /// A consensus, gossip or pushed-block message from an authenticated
+    /// peer (consensus only ever from a validator).
     Message {
         from: Address,
         channel: Channel,
@@ -61,6 +63,8 @@ pub enum Inbound {
         request: Vec<u8>,
         respond: SyncResponder,
     },
+    /// A validator connected or went away (followers' comings and goings
+    /// are not reported).
     PeerConnected(Address),
     PeerDisconnected(Address),
 }
@@ -113,15 +117,34 @@ type Payload = Arc<[u8]>;
 
 struct PeerHandle {
     conn: Connection,
+    kind: PeerKind,
     generation: u64,
     consensus: mpsc::Sender<Payload>,
     gossip: mpsc::Sender<Payload>,
+    blocks: mpsc::Sender<Payload>,
+}
+
+impl PeerHandle {
+    /// Whether this peer gets messages of `channel` from a node that is
+    /// (`validator`) or is not a validator: consensus only between
+    /// validators; pushed blocks only to followers; gossip from a validator
+    /// to validators, from a full node to anyone.
+    fn takes(&self, channel: Channel, validator: bool) -> bool {
+        match channel {
+            Channel::Consensus => validator && self.kind == PeerKind::Validator,
+            Channel::Gossip => !validator || self.kind == PeerKind::Validator,
+            Channel::Blocks => self.kind == PeerKind::Follower,
+            Channel::Sync => false,
+        }
+    }
 }
 
 struct Inner {
     config: NetConfig,
     key: SecretKey,
     me: Address,
+    /// Whether this node's key is in the validator set.
+    validator: bool,
     chain_id: u64,
     validators: ValidatorSet,
     endpoint: Endpoint,
@@ -129,10 +152,10 @@ struct Inner {
     generation: AtomicU64,
     admission: Admission,
     refusals: Mutex<RefusalLog>,
-    /// Inbound allowance per (validator, channel), shared by all of the
-    /// validator's streams and connections, so opening streams or
-    /// reconnecting does not refill it (ADR 0005). At most two entries per
-    /// validator: only authenticated peers get one.
+    /// Inbound allowance per (peer, channel), shared by all of the peer's
+    /// streams and connections, so opening streams or reconnecting does not
+    /// refill it (ADR 0005). At most three entries per peer: only
+    /// authenticated peers get one; a follower's go when it disconnects.
     buckets: Mutex<BTreeMap<(Address, Channel), TokenBucket>>,
     /// Queued inbound bytes per (validator, channel): permits are bytes,
     /// taken before a frame's body is read and given back when the node

@@ -1,7 +1,8 @@
 //! Block sync: fetching committed blocks this node missed from its peers,
 //! in order, and serving them to peers that missed them. Fetched blocks go
 //! to the driver, which commits them through the replica (it checks their
-//! certificates).
+//! certificates), or on a full node through the follower (`certified.rs`,
+//! which checks them itself).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -91,14 +92,17 @@ impl CatchUp {
         self.running = Arc::new(AtomicBool::new(true));
         info!(from, to, "syncing blocks from peers");
         let me = self.me;
-        let peers: Vec<Address> = self
-            .shared
-            .validators
-            .validators()
-            .iter()
-            .map(|v| v.address)
-            .filter(|a| *a != me)
-            .collect();
+        // A validator fetches from the other validators; a full node from
+        // whichever peers it has, validators or full nodes.
+        let peers: Option<Vec<Address>> = self.shared.net.is_validator().then(|| {
+            self.shared
+                .validators
+                .validators()
+                .iter()
+                .map(|v| v.address)
+                .filter(|a| *a != me)
+                .collect()
+        });
         let fetch = Fetch {
             net: self.shared.net.clone(),
             limits: self.shared.limits.clone(),
@@ -141,7 +145,8 @@ struct Fetch {
     limits: Limits,
     blocks: mpsc::Sender<Fetched>,
     generation: u64,
-    peers: Vec<Address>,
+    /// Whom to ask, of those connected; `None`: any peer connected.
+    peers: Option<Vec<Address>>,
     target: Arc<AtomicU64>,
 }
 
@@ -152,18 +157,22 @@ impl Fetch {
         let mut failures: usize = 0;
         while next <= self.target.load(Ordering::Relaxed) && failures < FETCH_FAILURES_MAX {
             let to = self.target.load(Ordering::Relaxed);
-            let connected = self.net.connected();
-            let peers: Vec<&Address> = self
-                .peers
-                .iter()
-                .filter(|a| connected.contains(a))
-                .collect();
+            let peers: Vec<Address> = match &self.peers {
+                Some(list) => {
+                    let connected = self.net.connected();
+                    list.iter()
+                        .filter(|a| connected.contains(a))
+                        .copied()
+                        .collect()
+                }
+                None => self.net.connected_peers(),
+            };
             if peers.is_empty() {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 failures += 1;
                 continue;
             }
-            let peer = *peers[attempt % peers.len()];
+            let peer = peers[attempt % peers.len()];
             attempt += 1;
             failures += 1;
             let req = SyncRequest { from: next, to };

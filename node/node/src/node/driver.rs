@@ -1,8 +1,11 @@
 //! The driver: one task that owns the node's roles and hands each event to
 //! the one it concerns, one event at a time (ADR 0007). Consensus messages
 //! go to the replica, whose actions are carried out in order, persist
-//! first; sync requests and fetched blocks to the follower; peers' comings
-//! and goings to the validator (retransmission, the view timer's quorum).
+//! first; sync requests to the follower; peers' comings and goings to the
+//! validator (retransmission, the view timer's quorum). Fetched blocks go
+//! to the replica, which checks their certificates; on a full node (no
+//! validator role) they go to the follower, which checks them itself, as
+//! it does the blocks its peers push.
 
 use std::collections::VecDeque;
 
@@ -10,10 +13,10 @@ use stele_consensus::{Action, Input, Record};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
-use super::NodeError;
 use super::catch_up::Fetched;
 use super::follower::Follower;
 use super::validator::{PendingValidation, Validator};
+use super::{NodeError, gossip};
 use crate::net::{Channel, Inbound};
 
 /// Inbound events taken at once, so the consensus messages among them
@@ -22,25 +25,38 @@ const INBOUND_BATCH_MAX: usize = 256;
 
 pub(super) struct Driver {
     pub(super) follower: Follower,
-    pub(super) validator: Validator,
+    /// `None` on a full node.
+    pub(super) validator: Option<Validator>,
 }
 
 impl Driver {
+    /// Runs until shutdown; `first` is the replica's first input (a
+    /// validator's).
     pub(super) async fn run(
         mut self,
-        first: Input,
+        first: Option<Input>,
         mut inbound: mpsc::Receiver<Inbound>,
         mut fetched: mpsc::Receiver<Fetched>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), NodeError> {
-        // A network of one: its quorum is itself.
-        let quorum = self.validator.quorum_connected();
-        self.validator.timer.set_quorum(quorum);
-        self.feed(first).await?;
-        let shared = self.validator.shared.clone();
+        if let Some(validator) = &mut self.validator {
+            // A network of one: its quorum is itself.
+            let quorum = validator.quorum_connected();
+            validator.timer.set_quorum(quorum);
+        }
+        if let Some(first) = first {
+            self.feed(first).await?;
+        }
+        let shared = self.follower.shared.clone();
         loop {
-            let timer_at = self.validator.timer.deadline();
-            let proposal_at = self.validator.proposal.deadline(&self.follower);
+            let (timer_at, proposal_at, asked) = match &self.validator {
+                Some(v) => (
+                    v.timer.deadline(),
+                    v.proposal.deadline(&self.follower),
+                    v.proposal.is_asked(),
+                ),
+                None => (None, None, false),
+            };
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
@@ -49,31 +65,46 @@ impl Driver {
                     None => break,
                 },
                 () = sleep_until_opt(timer_at) => {
-                    if let Some(id) = self.validator.timer.fire() {
+                    let fired = self.validator.as_mut().and_then(|v| v.timer.fire());
+                    if let Some(id) = fired {
                         self.feed(Input::Timer(id)).await?;
                     }
                 }
                 Some((generation, block)) = fetched.recv() => {
                     if self.follower.catch_up.is_current(generation) {
-                        self.feed(Input::Synced {
-                            certificate: block.certificate,
-                            payload: block.payload,
-                        })
-                        .await?;
+                        if self.validator.is_some() {
+                            self.feed(Input::Synced {
+                                certificate: block.certificate,
+                                payload: block.payload,
+                            })
+                            .await?;
+                        } else {
+                            self.follower.on_certified(None, block).await?;
+                        }
                     }
                 }
                 () = sleep_until_opt(proposal_at) => {
-                    if let Some(input) = self.validator.proposal.propose(&mut self.follower).await? {
+                    if let Some(validator) = &mut self.validator
+                        && let Some(input) = validator.proposal.propose(&mut self.follower).await?
+                    {
                         self.feed(input).await?;
                     }
                 }
-                () = shared.tx_arrived.notified(), if self.validator.proposal.is_asked() => {
-                    self.validator.proposal.tx_arrived();
+                () = shared.tx_arrived.notified(), if asked => {
+                    if let Some(validator) = &mut self.validator {
+                        validator.proposal.tx_arrived();
+                    }
                 }
             }
         }
-        self.validator.sync_on_stop(self.follower.tip.height);
-        info!(height = self.follower.tip.height, "validator stopped");
+        let height = self.follower.tip.height;
+        match &self.validator {
+            Some(validator) => {
+                validator.sync_on_stop(height);
+                info!(height, "validator stopped");
+            }
+            None => info!(height, "full node stopped"),
+        }
         Ok(())
     }
 
@@ -114,14 +145,20 @@ impl Driver {
         }
         drop(charges);
         for ev in others {
-            self.on_other_inbound(ev);
+            self.on_other_inbound(ev).await?;
         }
         Ok(())
     }
 
     /// Everything inbound but consensus messages.
-    fn on_other_inbound(&mut self, ev: Inbound) {
+    async fn on_other_inbound(&mut self, ev: Inbound) -> Result<(), NodeError> {
         match ev {
+            Inbound::Message {
+                channel: Channel::Blocks,
+                from,
+                payload,
+                ..
+            } => self.follower.on_pushed(from, &payload).await?,
             // Consensus messages are batched by `on_inbound`; gossip never
             // reaches the driver (`gossip::route_inbound` takes it).
             Inbound::Message { channel, from, .. } => {
@@ -132,9 +169,19 @@ impl Driver {
                 request,
                 respond,
             } => self.follower.catch_up.serve(from, &request, respond),
-            Inbound::PeerConnected(peer) => self.validator.on_peer_connected(&peer),
-            Inbound::PeerDisconnected(peer) => self.validator.on_peer_disconnected(&peer),
+            Inbound::PeerConnected(peer) => match &mut self.validator {
+                Some(validator) => validator.on_peer_connected(&peer),
+                // A full node's clients' transactions sent while it had no
+                // validator to forward them to.
+                None => gossip::offer_pending(&self.follower.shared, &peer),
+            },
+            Inbound::PeerDisconnected(peer) => {
+                if let Some(validator) = &mut self.validator {
+                    validator.on_peer_disconnected(&peer);
+                }
+            }
         }
+        Ok(())
     }
 
     /// Feeds `input` to the replica and carries out the actions, feeding
@@ -146,84 +193,89 @@ impl Driver {
     /// Feeds every input at hand to the replica before carrying out their
     /// actions together (one synced log write for all of them), then the
     /// inputs those actions produce, until there is nothing left.
+    /// Nothing without the validator role (the transport gives a full node
+    /// no consensus message).
     async fn feed_all(&mut self, mut inputs: VecDeque<Input>) -> Result<(), NodeError> {
+        let Some(validator) = &mut self.validator else {
+            return Ok(());
+        };
         while !inputs.is_empty() {
             let mut actions = Vec::new();
             while let Some(input) = inputs.pop_front() {
-                actions.extend(self.validator.replica.handle(input));
+                actions.extend(validator.replica.handle(input));
             }
-            self.carry_out(actions, &mut inputs).await?;
+            carry_out(&mut self.follower, validator, actions, &mut inputs).await?;
         }
-        self.validator.observe();
+        validator.observe();
         Ok(())
     }
+}
 
-    /// Carries out a batch of the replica's actions in order, after
-    /// persisting all of its records in one write (group commit: moving a
-    /// record earlier never breaks persist-before-send). Inputs the actions
-    /// produce go to `inputs`.
-    async fn carry_out(
-        &mut self,
-        actions: Vec<Action>,
-        inputs: &mut VecDeque<Input>,
-    ) -> Result<(), NodeError> {
-        let mut records: Vec<Record> = Vec::new();
-        let actions: Vec<Action> = actions
-            .into_iter()
-            .filter_map(|action| match action {
-                Action::Persist(record) => {
-                    records.push(record);
-                    None
-                }
-                other => Some(other),
-            })
-            .collect();
-        let (follower, validator) = (&mut self.follower, &mut self.validator);
-        validator.persist(&mut records, follower.tip.height)?;
-        for action in actions {
-            match action {
-                Action::Persist(_) => {}
-                Action::Broadcast(bytes) => validator.broadcast(bytes),
-                Action::Send { to, bytes } => validator.send(to, bytes),
-                Action::SetTimer { id, after_ms } => validator.timer.arm(id, after_ms),
-                Action::RequestProposal { view, seq, parent } => {
-                    validator.proposal.ask(view, seq, parent);
-                }
-                Action::ValidateBlock {
+/// Carries out a batch of the replica's actions in order, after persisting
+/// all of its records in one write (group commit: moving a record earlier
+/// never breaks persist-before-send). Inputs the actions produce go to
+/// `inputs`.
+async fn carry_out(
+    follower: &mut Follower,
+    validator: &mut Validator,
+    actions: Vec<Action>,
+    inputs: &mut VecDeque<Input>,
+) -> Result<(), NodeError> {
+    let mut records: Vec<Record> = Vec::new();
+    let actions: Vec<Action> = actions
+        .into_iter()
+        .filter_map(|action| match action {
+            Action::Persist(record) => {
+                records.push(record);
+                None
+            }
+            other => Some(other),
+        })
+        .collect();
+    validator.persist(&mut records, follower.tip.height)?;
+    for action in actions {
+        match action {
+            Action::Persist(_) => {}
+            Action::Broadcast(bytes) => validator.broadcast(bytes),
+            Action::Send { to, bytes } => validator.send(to, bytes),
+            Action::SetTimer { id, after_ms } => validator.timer.arm(id, after_ms),
+            Action::RequestProposal { view, seq, parent } => {
+                validator.proposal.ask(view, seq, parent);
+            }
+            Action::ValidateBlock {
+                seq,
+                block_hash,
+                parent,
+                payload,
+            } => {
+                let pending = PendingValidation {
                     seq,
                     block_hash,
                     parent,
                     payload,
-                } => {
-                    let pending = PendingValidation {
-                        seq,
-                        block_hash,
-                        parent,
-                        payload,
-                    };
-                    validator.validate_block(follower, pending, inputs).await?;
-                }
-                Action::Commit {
-                    seq,
-                    block_hash,
-                    payload,
-                    certificate,
-                } => {
-                    follower
-                        .commit(seq, block_hash, payload, certificate)
-                        .await?;
-                    // Proposals that were waiting for this block.
-                    validator.validate_waiting(follower, inputs).await?;
-                }
-                Action::RequestSync { from, to } => follower.catch_up.start(from, to),
-                Action::Evidence(evidence) => validator.on_equivocation(&evidence),
-                Action::CompactLog { stable_seq, view } => {
-                    validator.compact_log(stable_seq, view)?;
-                }
+                };
+                validator.validate_block(follower, pending, inputs).await?;
+            }
+            Action::Commit {
+                seq,
+                block_hash,
+                payload,
+                certificate,
+            } => {
+                follower
+                    .commit(seq, block_hash, payload, certificate)
+                    .await?;
+                // Proposals that were waiting for this block.
+                validator.validate_waiting(follower, inputs).await?;
+            }
+            Action::RequestSync { from, to } => follower.catch_up.start(from, to),
+            Action::Evidence(evidence) => validator.on_equivocation(&evidence),
+            Action::CompactLog { stable_seq, view } => {
+                validator.compact_log(stable_seq, view)?;
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Sleeps until `at`, or forever without a deadline.

@@ -19,8 +19,14 @@ use crate::wal::WalError;
 pub enum NodeError {
     #[error("invalid genesis: {0}")]
     Genesis(#[from] GenesisError),
-    #[error("this node's key {0} is not in the genesis validator set")]
+    #[error(
+        "this node's key {0} is not in the genesis validator set (a full node is started with role = \"full\")"
+    )]
     NotAValidator(Address),
+    #[error(
+        "this full node's key {0} is a validator's: a full node needs a key of its own (`stele-node init --full` makes one)"
+    )]
+    ValidatorKeyOnFullNode(Address),
     #[error("the data directory belongs to another chain (genesis {found}, expected {expected})")]
     WrongGenesis { found: Hash, expected: Hash },
     #[error("the genesis hash recorded in the database is {len} bytes, not 32")]

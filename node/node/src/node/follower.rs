@@ -18,7 +18,9 @@ use tracing::{debug, warn};
 use super::catch_up::CatchUp;
 use super::exec_thread::ExecThread;
 use super::{BlockRejected, CommitError, NodeError, PIPELINE_BLOCKS_MAX, Shared, now_ms};
+use crate::net::Channel;
 use crate::store::{CommittedBlock, finish_block_commit, prepare_block_commit};
+use crate::sync::SyncedBlock;
 
 /// Executed-but-uncommitted blocks remembered.
 const EXECUTED_MAX: usize = 64;
@@ -305,7 +307,7 @@ impl Follower {
     /// Commits the block at `seq` with its certificate: the executed block
     /// if this node executed it on the tip, or the payload checked and
     /// executed now (synced, or validated before a restart). Then moves the
-    /// tip, updates the mempool and tells subscribers.
+    /// tip, updates the mempool and tells subscribers and followers.
     pub(super) async fn commit(
         &mut self,
         seq: u64,
@@ -313,23 +315,59 @@ impl Follower {
         payload: Vec<u8>,
         certificate: CommitCertificate,
     ) -> Result<(), NodeError> {
-        let fail = |source: CommitError| NodeError::Commit {
-            height: seq,
-            source,
-        };
         let executed = match self.executed.remove(&block_hash) {
             Some(e) if e.block.header.parent_hash == self.tip.hash => e,
             _ => self
                 .execute_certified(seq, &block_hash, &payload)
                 .await?
-                .map_err(fail)?,
+                .map_err(|source| NodeError::Commit {
+                    height: seq,
+                    source,
+                })?,
         };
+        self.commit_executed(executed, &payload, certificate).await
+    }
+
+    /// Executes a block on the tip that its certificate makes final and
+    /// commits it (a full node's path: `block` was checked and `payload` is
+    /// its encoding).
+    pub(super) async fn commit_block(
+        &mut self,
+        block: Block,
+        payload: &[u8],
+        certificate: CommitCertificate,
+    ) -> Result<(), NodeError> {
+        let seq = block.header.height;
+        let executed = self
+            .execute(block)
+            .await?
+            .map_err(|reason| NodeError::Commit {
+                height: seq,
+                source: reason.into(),
+            })?;
+        self.commit_executed(executed, payload, certificate).await
+    }
+
+    /// Writes an executed block with its certificate, moves the tip, pushes
+    /// the block to followers, updates the mempool and tells subscribers.
+    async fn commit_executed(
+        &mut self,
+        executed: Executed,
+        payload: &[u8],
+        certificate: CommitCertificate,
+    ) -> Result<(), NodeError> {
+        let seq = executed.block.header.height;
+        let block_hash = certificate.block_hash;
         let started = Instant::now();
         let executed_at = executed.at;
         let (block, exec) = self
             .write(executed, certificate.clone())
             .await?
-            .map_err(fail)?;
+            .map_err(|source| NodeError::Commit {
+                height: seq,
+                source,
+            })?;
+        self.push_to_followers(payload, &certificate);
         let metrics = &self.shared.metrics;
         metrics
             .storage_seconds
@@ -420,6 +458,18 @@ impl Follower {
                 Ok((block, exec))
             })
             .await
+    }
+
+    /// Sends a committed block with its certificate to the connected
+    /// followers (full nodes), if any; a follower whose queue is full
+    /// misses it and fetches it by block sync.
+    fn push_to_followers(&self, payload: &[u8], certificate: &CommitCertificate) {
+        let net = &self.shared.net;
+        if net.metrics().followers_connected() == 0 {
+            return;
+        }
+        let item = SyncedBlock::encode_item(payload, certificate);
+        net.broadcast(Channel::Blocks, Arc::from(item));
     }
 
     /// Takes a committed block's transactions out of the mempool, gossips

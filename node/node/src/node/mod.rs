@@ -41,6 +41,7 @@
 //!   that its parent is the tip.
 
 mod catch_up;
+mod certified;
 mod driver;
 mod error;
 mod exec_thread;
@@ -115,11 +116,36 @@ impl Default for ConsensusOptions {
     }
 }
 
-/// Everything needed to run a validator.
+/// What a node does (ADR 0009).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Takes part in consensus: its key must be in the validator set.
+    #[default]
+    Validator,
+    /// A full node: follows the chain from its peers' certified blocks,
+    /// executes and checks them, serves reads and forwards transactions.
+    /// Its key must not be in the validator set; it signs nothing.
+    Full,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Validator => "validator",
+            Role::Full => "full",
+        }
+    }
+}
+
+/// Everything needed to run a node.
 #[derive(Debug, Clone)]
 pub struct NodeOptions {
     /// Holds the RocksDB database (state, blocks, consensus log).
     pub data_dir: PathBuf,
+    pub role: Role,
+    /// The node's peer key: a validator's signing key, or a full node's
+    /// own key (only to authenticate it to its peers).
     pub key: SecretKey,
     pub genesis: Genesis,
     pub listen: SocketAddr,
@@ -174,7 +200,7 @@ pub struct Progress {
     pub syncing: bool,
 }
 
-/// A running validator.
+/// A running node.
 #[derive(Debug)]
 pub struct Node {
     shared: Arc<Shared>,

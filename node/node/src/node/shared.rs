@@ -5,14 +5,15 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use stele_exec::{Executor, SharedState, StateBase};
 use stele_types::codec::Encode;
 use stele_types::{Address, Hash, Limits, SignedTransaction, ValidatorSet};
 use tokio::sync::{Notify, broadcast};
 
-use super::Progress;
 use super::gossip::GossipTx;
+use super::{Progress, Role};
 use crate::mempool::{
     AdmitError, Mempool, MempoolConfig, VerifiedTx, verify_raw_as, verify_raw_batch,
 };
@@ -24,6 +25,7 @@ use crate::store::CommittedBlock;
 /// State shared by the driver, the RPC layer and the gossip tasks.
 #[derive(Debug)]
 pub struct Shared {
+    pub(super) role: Role,
     pub(super) chain_id: u64,
     pub(super) genesis_hash: Hash,
     pub(super) validators: ValidatorSet,
@@ -47,12 +49,30 @@ pub struct Shared {
     /// The highest height a sync was asked to reach: what this node knows
     /// its peers committed (`/health` compares it with `height`).
     pub(super) peer_height: AtomicU64,
+    /// When a full node last heard of a new certified block (pushed or
+    /// fetched, its certificate checked): `/health` finds a full node that
+    /// hears nothing stale, however close to its peers it thinks it is.
+    pub(super) heard: Mutex<Option<Instant>>,
     pub(super) tx_arrived: Notify,
 }
 
 impl Shared {
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
     pub fn chain_id(&self) -> u64 {
         self.chain_id
+    }
+
+    /// A certified block at `height` was heard of (its certificate
+    /// checked): peers have committed up to there at least.
+    pub(super) fn heard_certified(&self, height: u64) {
+        self.peer_height.fetch_max(height, Ordering::Relaxed);
+        *self
+            .heard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
     }
 
     pub fn validators(&self) -> &ValidatorSet {
@@ -222,11 +242,21 @@ impl crate::rpc::NodeStatus for Shared {
     fn status(&self) -> crate::rpc::StatusInfo {
         let p = self.progress();
         let (txs, bytes) = self.mempool_size();
+        let net = self.net.metrics();
+        let full_node = self.role == Role::Full;
         crate::rpc::StatusInfo {
             chain_id: self.chain_id,
+            full_node,
             height: p.height,
+            certified_height: self.peer_height.load(Ordering::Relaxed).max(p.height),
             view: p.view,
-            peers_connected: self.net.metrics().peers_connected(),
+            // A full node counts every peer it follows from; a validator
+            // the validators it reaches.
+            peers_connected: if full_node {
+                net.peers_connected() + net.followers_connected()
+            } else {
+                net.peers_connected()
+            },
             syncing: p.syncing,
             mempool_txs: txs as u64,
             mempool_bytes: bytes as u64,
@@ -235,5 +265,18 @@ impl crate::rpc::NodeStatus for Shared {
 
     fn peer_height(&self) -> Option<u64> {
         Some(self.peer_height.load(Ordering::Relaxed))
+    }
+
+    fn silent_for(&self) -> Option<Duration> {
+        if self.role != Role::Full {
+            return None;
+        }
+        let heard = *self
+            .heard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Never heard of one: silent since the start, as far as `/health`
+        // cares.
+        Some(heard.map_or(Duration::MAX, |at| at.elapsed()))
     }
 }

@@ -20,7 +20,9 @@ use super::exec_thread::ExecThread;
 use super::follower::{Follower, Tip};
 use super::open::{check_mark, open_state_guarded, warm_contracts};
 use super::validator::Validator;
-use super::{ARTIFACT_DIR, Node, NodeError, NodeOptions, PIPELINE_BLOCKS_MAX, Shared, gossip};
+use super::{
+    ARTIFACT_DIR, Node, NodeError, NodeOptions, PIPELINE_BLOCKS_MAX, Role, Shared, gossip,
+};
 use crate::genesis::Genesis;
 use crate::mark::{DataLoss, Mark, MarkWriter};
 use crate::mempool::{Mempool, MempoolConfig};
@@ -36,39 +38,42 @@ const FETCHED_QUEUE_MAX: usize = 256;
 
 impl Node {
     /// Opens the data directory (initialising it from the genesis on first
-    /// start), starts the transport and the consensus driver.
+    /// start), starts the transport and the driver: with the validator
+    /// role on top of the chain follower, or (a full node) the follower
+    /// alone.
     pub async fn start(opts: NodeOptions) -> Result<Node, NodeError> {
         let genesis = &opts.genesis;
         genesis.validate()?;
         let me = opts.key.public_key().address();
-        if genesis.validators.index_of(&me).is_none() {
-            return Err(NodeError::NotAValidator(me));
+        match (opts.role, genesis.validators.index_of(&me).is_some()) {
+            (Role::Validator, false) => return Err(NodeError::NotAValidator(me)),
+            (Role::Full, true) => return Err(NodeError::ValidatorKeyOnFullNode(me)),
+            _ => {}
         }
         let genesis_hash = genesis.hash();
         let (state, damaged) =
             open_state_guarded(&opts.data_dir, &opts.state, genesis, genesis_hash)?;
         let rcfg = replica_config(&opts, genesis_hash);
         let msg_limits = rcfg.limits.clone();
-        let recovered = recover_log(&opts, &state, damaged, &msg_limits)?;
-        // Signatures of consensus messages are checked before the driver
-        // (`precheck`); the replica's verifier finds them recorded there.
-        let verified = Arc::new(VerifiedSignatures::default());
-        let verifier = Box::new(PrecheckedVerifier::new(verified.clone()));
-        let horizon = precheck::Horizon {
-            views_ahead: rcfg.views_ahead_max,
-            window_seqs: rcfg.window_seqs,
+        let consensus = match opts.role {
+            Role::Validator => Some(ConsensusParts::open(&opts, &state, damaged, rcfg)?),
+            Role::Full => {
+                // A full node signs nothing: losing the log's tail only
+                // costs blocks it fetches again from its peers.
+                if let Some(damage) = damaged {
+                    warn!(damage = %damage, "dropped a damaged tail of the database's log; the blocks lost are fetched again from peers");
+                }
+                None
+            }
         };
-        let replica = Replica::new(rcfg, opts.key.clone(), verifier)?;
         let tip = committed_tip(&state, genesis, genesis_hash)?;
         let executor = Arc::new(executor(&opts, &state)?);
 
         let (net, inbound, net_cfg) = start_network(&opts, &msg_limits)?;
         let metrics = Arc::new(NodeMetrics::new(net.metrics()));
-        if recovered.lost {
+        if consensus.as_ref().is_some_and(|c| c.recovered.lost) {
             metrics.data_loss_accepted.inc();
         }
-        let mark = MarkWriter::start(&opts.data_dir, metrics.mark_write_failures.clone())
-            .map_err(NodeError::MarkWriter)?;
         let shared = Arc::new(shared(
             &opts,
             genesis_hash,
@@ -79,11 +84,6 @@ impl Node {
             &msg_limits,
             tip,
         ));
-
-        let (budgets, driver_rx) =
-            spawn_inbound_tasks(&shared, inbound, verified, &msg_limits, horizon, &net_cfg);
-        let first = first_input(recovered.records, recovered.lost, &recovered.wal, tip);
-        info!(address = %me, height = tip.height, listen = %opts.listen, "starting validator");
         let (fetched_tx, fetched_rx) = mpsc::channel(FETCHED_QUEUE_MAX);
         let catch_up = CatchUp::new(
             shared.clone(),
@@ -92,23 +92,47 @@ impl Node {
             net_cfg.sync_response_bytes_max,
         );
         let exec = ExecThread::start(opts.exec_inline)?;
+        let follower = Follower::new(
+            shared.clone(),
+            exec,
+            tip,
+            catch_up,
+            opts.prune_interval_blocks,
+        );
+        let (validator, first, driver_rx) = match consensus {
+            Some(parts) => {
+                let mark =
+                    MarkWriter::start(&opts.data_dir, shared.metrics.mark_write_failures.clone())
+                        .map_err(NodeError::MarkWriter)?;
+                let (budgets, driver_rx) = spawn_inbound_tasks(
+                    &shared,
+                    inbound,
+                    Some((parts.verified, &msg_limits, parts.horizon)),
+                    &net_cfg,
+                );
+                let recovered = parts.recovered;
+                let first = first_input(recovered.records, recovered.lost, &recovered.wal, tip);
+                info!(address = %me, height = tip.height, listen = %opts.listen, "starting validator");
+                let validator = Validator::new(
+                    shared.clone(),
+                    parts.replica,
+                    recovered.wal,
+                    mark,
+                    msg_limits,
+                    opts.consensus.clone(),
+                    budgets,
+                );
+                (Some(validator), Some(first), driver_rx)
+            }
+            None => {
+                let (_, driver_rx) = spawn_inbound_tasks(&shared, inbound, None, &net_cfg);
+                info!(address = %me, height = tip.height, listen = %opts.listen, "starting full node");
+                (None, None, driver_rx)
+            }
+        };
         let driver = Driver {
-            follower: Follower::new(
-                shared.clone(),
-                exec,
-                tip,
-                catch_up,
-                opts.prune_interval_blocks,
-            ),
-            validator: Validator::new(
-                shared.clone(),
-                replica,
-                recovered.wal,
-                mark,
-                msg_limits,
-                opts.consensus.clone(),
-                budgets,
-            ),
+            follower,
+            validator,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let driver = tokio::spawn(driver.run(first, driver_rx, fetched_rx, shutdown_rx));
@@ -116,6 +140,41 @@ impl Node {
             shared,
             shutdown,
             driver,
+        })
+    }
+}
+
+/// What the validator role starts from: its replica, its consensus log as
+/// recovered, and the signatures the pre-check records for the replica.
+struct ConsensusParts {
+    replica: Replica,
+    recovered: Recovered,
+    verified: Arc<VerifiedSignatures>,
+    horizon: precheck::Horizon,
+}
+
+impl ConsensusParts {
+    fn open(
+        opts: &NodeOptions,
+        state: &State,
+        damaged: Option<DataLoss>,
+        rcfg: ReplicaConfig,
+    ) -> Result<ConsensusParts, NodeError> {
+        let recovered = recover_log(opts, state, damaged, &rcfg.limits)?;
+        // Signatures of consensus messages are checked before the driver
+        // (`precheck`); the replica's verifier finds them recorded there.
+        let verified = Arc::new(VerifiedSignatures::default());
+        let verifier = Box::new(PrecheckedVerifier::new(verified.clone()));
+        let horizon = precheck::Horizon {
+            views_ahead: rcfg.views_ahead_max,
+            window_seqs: rcfg.window_seqs,
+        };
+        let replica = Replica::new(rcfg, opts.key.clone(), verifier)?;
+        Ok(ConsensusParts {
+            replica,
+            recovered,
+            verified,
+            horizon,
         })
     }
 }
@@ -285,6 +344,7 @@ fn shared(
     let state: SharedState = Arc::new(RwLock::new(state));
     let (commits, _) = broadcast::channel(1024);
     Shared {
+        role: opts.role,
         chain_id: genesis.chain_id,
         genesis_hash,
         validators: genesis.validators.clone(),
@@ -307,26 +367,39 @@ fn shared(
         view_changes: AtomicU64::new(0),
         syncing: AtomicBool::new(false),
         peer_height: AtomicU64::new(0),
+        heard: Mutex::new(None),
         tx_arrived: Notify::new(),
     }
 }
 
 /// Starts the tasks between the transport and the driver: the router,
-/// gossip admission and the consensus messages' precheck. Returns the
-/// peers' signature-check budgets, which the driver charges for
-/// equivocations, and the driver's inbound queue.
+/// gossip admission and, for a validator (`precheck`: where the replica
+/// finds verified signatures, its message limits and horizon), the
+/// consensus messages' pre-check. Returns the peers' signature-check
+/// budgets, which the driver charges for equivocations, and the driver's
+/// inbound queue.
 fn spawn_inbound_tasks(
     shared: &Arc<Shared>,
     inbound: mpsc::Receiver<Inbound>,
-    verified: Arc<VerifiedSignatures>,
-    msg_limits: &MessageLimits,
-    horizon: precheck::Horizon,
+    precheck: Option<(Arc<VerifiedSignatures>, &MessageLimits, precheck::Horizon)>,
     net_cfg: &NetConfig,
 ) -> (Arc<precheck::PeerBudgets>, mpsc::Receiver<Inbound>) {
     let queue_max = net_cfg.inbound_queue_max;
     let (driver, driver_rx) = mpsc::channel(queue_max);
     let (gossip_queue, gossip_rx) = mpsc::channel(gossip::GOSSIP_QUEUE_MAX);
     tokio::spawn(gossip::admit_gossip(shared.clone(), gossip_rx));
+    let budgets = Arc::new(precheck::PeerBudgets::default());
+    let Some((verified, msg_limits, horizon)) = precheck else {
+        // A full node takes no consensus message (the transport lets none
+        // through): everything but gossip goes straight to the driver.
+        tokio::spawn(gossip::route_inbound(
+            inbound,
+            driver,
+            gossip_queue,
+            shared.metrics.gossip_dropped.clone(),
+        ));
+        return (budgets, driver_rx);
+    };
     let (precheck_tx, precheck_rx) = mpsc::channel(queue_max);
     tokio::spawn(gossip::route_inbound(
         inbound,
@@ -334,7 +407,6 @@ fn spawn_inbound_tasks(
         gossip_queue,
         shared.metrics.gossip_dropped.clone(),
     ));
-    let budgets = Arc::new(precheck::PeerBudgets::default());
     let check = Precheck::new(
         shared.chain_id,
         shared.validators.clone(),

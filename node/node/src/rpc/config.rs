@@ -77,6 +77,13 @@ pub struct RpcConfig {
     /// than this many blocks below the highest height it has learnt of
     /// from its peers.
     pub health_lag_blocks_max: u64,
+    /// On a full node, `/health` answers 503 once this many milliseconds
+    /// passed without news of a certified block from its peers (a node
+    /// that was paused, or cut off, does not know how far behind it is).
+    /// Validators propose an empty block every `empty_block_interval_ms`
+    /// (500 by default), so a healthy chain is never this quiet. 0 turns
+    /// the check off.
+    pub health_silence_ms_max: u64,
     /// Origins allowed by CORS (`"*"` for any); empty disables CORS.
     pub cors_origins: Vec<String>,
     /// Addresses of reverse proxies or load balancers in front of this
@@ -144,6 +151,7 @@ impl Default for RpcConfig {
             read_bytes_per_ip_per_s: 4 << 20,
             read_bytes_burst: 8 << 20,
             health_lag_blocks_max: 16,
+            health_silence_ms_max: 10_000,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             view_gas_max: 1_000_000_000,

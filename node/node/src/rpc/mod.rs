@@ -60,6 +60,12 @@ pub trait NodeStatus: Send + Sync + 'static {
     fn peer_height(&self) -> Option<u64> {
         None
     }
+    /// For a full node: how long since it last heard of a new certified
+    /// block (`/health` calls it unready past
+    /// [`RpcConfig::health_silence_ms_max`]); `None` for a validator.
+    fn silent_for(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// Everything the RPC reads from or hands to the node.

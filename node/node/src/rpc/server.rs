@@ -99,6 +99,7 @@ struct Front {
     /// Peers `/health` requires.
     health_peers_min: u64,
     health_lag_blocks_max: u64,
+    health_silence_ms_max: u64,
     /// Refusals for size, logged at most once per interval.
     oversize: Arc<OversizeLog>,
     body_bytes_max: u32,
@@ -208,6 +209,7 @@ async fn serve(
         status: ctx.status.clone(),
         health_peers_min: health_peers_min(ctx.validators.len()),
         health_lag_blocks_max: config.health_lag_blocks_max,
+        health_silence_ms_max: config.health_silence_ms_max,
         oversize: oversize.clone(),
         body_bytes_max: config.body_bytes_max,
         proxies: TrustedProxies::new(&config.trusted_proxies),
@@ -585,11 +587,25 @@ impl Front {
         if status.syncing {
             return Some("syncing".to_string());
         }
-        if status.peers_connected < self.health_peers_min {
+        // A full node follows from any one peer.
+        let peers_min = if status.full_node {
+            1
+        } else {
+            self.health_peers_min
+        };
+        if status.peers_connected < peers_min {
             return Some(format!(
-                "too few peers: {} connected, {} needed",
-                status.peers_connected, self.health_peers_min
+                "too few peers: {} connected, {peers_min} needed",
+                status.peers_connected
             ));
+        }
+        if let Some(silent) = self.status.silent_for() {
+            let max = self.health_silence_ms_max;
+            if max > 0 && silent > Duration::from_millis(max) {
+                return Some(format!(
+                    "no certified block heard from peers for over {max} ms"
+                ));
+            }
         }
         let peers_at = self.status.peer_height()?;
         if peers_at.saturating_sub(status.height) > self.health_lag_blocks_max {

@@ -121,6 +121,7 @@ impl NodeStatus for Status {
             syncing: false,
             mempool_txs: mempool.len() as u64,
             mempool_bytes: mempool.bytes() as u64,
+            ..StatusInfo::default()
         }
     }
 

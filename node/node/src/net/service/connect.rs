@@ -1,10 +1,11 @@
-//! Connections: accepting validators in handshake slots, dialling those
-//! with a higher address with backoff, registering an authenticated
-//! connection and noticing its close.
+//! Connections: accepting peers in handshake slots (followers only while
+//! a follower slot is free), dialling with backoff, registering an
+//! authenticated connection and noticing its close.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use quinn::{Connection, VarInt};
@@ -15,7 +16,8 @@ use super::streams::writer;
 use super::{Inbound, Network, PeerHandle, PeerInfo, lock};
 use crate::net::admission::{Refusal, Slot};
 use crate::net::frame::{Channel, code};
-use crate::net::handshake::{self, HandshakeError};
+use crate::net::handshake::{self, HandshakeError, PeerKind};
+use crate::net::metrics::NetMetrics;
 use crate::net::tls;
 
 impl Network {
@@ -59,13 +61,27 @@ impl Network {
             let conn = incoming
                 .await
                 .map_err(|e| HandshakeError::Connection(e.to_string()))?;
-            let peer =
-                handshake::accept(&conn, &inner.key, inner.chain_id, &inner.validators).await;
+            let take_follower = |peer: &Address| self.has_follower_room(peer);
+            let peer = handshake::accept(
+                &conn,
+                &inner.key,
+                inner.chain_id,
+                &inner.validators,
+                &take_follower,
+            )
+            .await;
             Ok::<_, HandshakeError>((conn, peer))
         })
         .await;
         match result {
-            Ok(Ok((conn, Ok(peer)))) => self.register(peer, conn),
+            Ok(Ok((conn, Ok((peer, kind))))) => self.register(peer, kind, conn),
+            Ok(Ok((conn, Err(e @ HandshakeError::FollowerRefused(_))))) => {
+                inner
+                    .metrics
+                    .followers_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                self.refuse(&conn, &e);
+            }
             Ok(Ok((conn, Err(e)))) => self.refuse(&conn, &e),
             Ok(Err(e)) => {
                 tracing::debug!(%remote, error = %e, "inbound connection failed");
@@ -94,6 +110,18 @@ impl Network {
                 "refused peer connection (logged once per source per interval; `unlogged` more since the last line)"
             );
         }
+    }
+
+    /// Whether a follower `peer` may connect: on the allow list if there
+    /// is one, and a follower slot free (or it holds one already, and is
+    /// reconnecting).
+    fn has_follower_room(&self, peer: &Address) -> bool {
+        let config = &self.inner.config;
+        if !config.followers_allowed.is_empty() && !config.followers_allowed.contains(peer) {
+            return false;
+        }
+        let peers = self.peers();
+        peers.contains_key(peer) || follower_count(&peers) < config.followers_max
     }
 
     fn refuse(&self, conn: &Connection, e: &HandshakeError) {
@@ -129,9 +157,9 @@ impl Network {
                 continue;
             }
             match self.dial(&peer).await {
-                Ok(conn) => {
+                Ok((conn, kind)) => {
                     backoff = config.reconnect_backoff_min;
-                    self.register(peer.address, conn);
+                    self.register(peer.address, kind, conn);
                 }
                 Err(e) => {
                     tracing::debug!(peer = %peer.address, error = %e, "dial failed");
@@ -145,7 +173,7 @@ impl Network {
         }
     }
 
-    async fn dial(&self, peer: &PeerInfo) -> Result<Connection, HandshakeError> {
+    async fn dial(&self, peer: &PeerInfo) -> Result<(Connection, PeerKind), HandshakeError> {
         let inner = &self.inner;
         let attempt = async {
             let conn = inner
@@ -163,7 +191,7 @@ impl Network {
             )
             .await
             {
-                Ok(_) => Ok(conn),
+                Ok((_, kind)) => Ok((conn, kind)),
                 Err(e) => {
                     self.refuse(&conn, &e);
                     Err(e)
@@ -176,56 +204,79 @@ impl Network {
     }
 
     /// Makes `conn` the connection to `peer`, replacing any older one, and
-    /// starts its reader and writer tasks.
-    fn register(&self, peer: Address, conn: Connection) {
+    /// starts its reader and writer tasks. A follower beyond
+    /// `followers_max` (handshakes that raced for the last slot) is closed
+    /// instead.
+    fn register(&self, peer: Address, kind: PeerKind, conn: Connection) {
         if self.is_shut_down() {
             conn.close(VarInt::from_u32(code::SHUTDOWN), b"shutdown");
             return;
         }
         let config = &self.inner.config;
+        let metrics = &self.inner.metrics;
         let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
         let (consensus_tx, consensus_rx) = mpsc::channel(config.consensus_queue_max);
         let (gossip_tx, gossip_rx) = mpsc::channel(config.gossip_queue_max);
-        let old = self.peers().insert(
-            peer,
-            PeerHandle {
-                conn: conn.clone(),
-                generation,
-                consensus: consensus_tx,
-                gossip: gossip_tx,
-            },
-        );
+        let (blocks_tx, blocks_rx) = mpsc::channel(config.blocks_queue_max.max(1));
+        let old = {
+            let mut peers = self.peers();
+            if kind == PeerKind::Follower
+                && !peers.contains_key(&peer)
+                && follower_count(&peers) >= config.followers_max
+            {
+                drop(peers);
+                metrics.followers_refused.fetch_add(1, Ordering::Relaxed);
+                conn.close(
+                    VarInt::from_u32(code::FOLLOWERS_FULL),
+                    b"no follower slot free",
+                );
+                return;
+            }
+            peers.insert(
+                peer,
+                PeerHandle {
+                    conn: conn.clone(),
+                    kind,
+                    generation,
+                    consensus: consensus_tx,
+                    gossip: gossip_tx,
+                    blocks: blocks_tx,
+                },
+            )
+        };
         match old {
-            Some(old) => old
-                .conn
-                .close(VarInt::from_u32(code::REPLACED), b"replaced"),
+            Some(old) => {
+                old.conn
+                    .close(VarInt::from_u32(code::REPLACED), b"replaced");
+                // A key is a validator's or not for good; the gauges
+                // stay right.
+            }
             None => {
-                self.inner
-                    .metrics
-                    .peers_connected
-                    .fetch_add(1, Ordering::Relaxed);
+                connected_gauge(metrics, kind).fetch_add(1, Ordering::Relaxed);
             }
         }
-        tracing::info!(%peer, remote = %conn.remote_address(), "validator connected");
-        let _ = self.inner.inbound.try_send(Inbound::PeerConnected(peer));
-        tokio::spawn(writer(
-            self.clone(),
-            conn.clone(),
-            Channel::Consensus,
-            consensus_rx,
-        ));
-        tokio::spawn(writer(
-            self.clone(),
-            conn.clone(),
-            Channel::Gossip,
-            gossip_rx,
-        ));
-        tokio::spawn(self.clone().uni_acceptor(peer, conn.clone()));
+        match kind {
+            PeerKind::Validator => {
+                tracing::info!(%peer, remote = %conn.remote_address(), "validator connected");
+                let _ = self.inner.inbound.try_send(Inbound::PeerConnected(peer));
+            }
+            PeerKind::Follower => {
+                tracing::info!(%peer, remote = %conn.remote_address(), "follower connected");
+            }
+        }
+        for (channel, rx) in [
+            (Channel::Consensus, consensus_rx),
+            (Channel::Gossip, gossip_rx),
+            (Channel::Blocks, blocks_rx),
+        ] {
+            tokio::spawn(writer(self.clone(), conn.clone(), channel, rx));
+        }
+        tokio::spawn(self.clone().uni_acceptor(peer, kind, conn.clone()));
         tokio::spawn(self.clone().sync_server(peer, conn.clone()));
-        tokio::spawn(self.clone().watch_close(peer, conn, generation));
+        tokio::spawn(self.clone().watch_close(peer, kind, conn, generation));
     }
 
-    async fn watch_close(self, peer: Address, conn: Connection, generation: u64) {
+    async fn watch_close(self, peer: Address, kind: PeerKind, conn: Connection, generation: u64) {
         let reason = conn.closed().await;
         let removed = {
             let mut peers = self.peers();
@@ -236,13 +287,45 @@ impl Network {
                 false
             }
         };
-        if removed {
-            self.inner
-                .metrics
-                .peers_connected
-                .fetch_sub(1, Ordering::Relaxed);
-            tracing::info!(%peer, %reason, "validator disconnected");
-            let _ = self.inner.inbound.try_send(Inbound::PeerDisconnected(peer));
+        if !removed {
+            return;
         }
+        connected_gauge(&self.inner.metrics, kind).fetch_sub(1, Ordering::Relaxed);
+        match kind {
+            PeerKind::Validator => {
+                tracing::info!(%peer, %reason, "validator disconnected");
+                let _ = self.inner.inbound.try_send(Inbound::PeerDisconnected(peer));
+            }
+            PeerKind::Follower => {
+                tracing::info!(%peer, %reason, "follower disconnected");
+                // Any key can be a follower's: its allowances go with its
+                // connection, so keys that come and go leave nothing behind
+                // (its slot bounds what one connection can take).
+                self.forget_allowances(&peer);
+            }
+        }
+    }
+
+    /// Drops a peer's rate, queued-bytes and sync allowances.
+    fn forget_allowances(&self, peer: &Address) {
+        lock(&self.inner.buckets).retain(|(p, _), _| p != peer);
+        lock(&self.inner.queued).retain(|(p, _), _| p != peer);
+        lock(&self.inner.sync_budgets).remove(peer);
+    }
+}
+
+/// Followers among `peers`.
+fn follower_count(peers: &BTreeMap<Address, PeerHandle>) -> usize {
+    peers
+        .values()
+        .filter(|p| p.kind == PeerKind::Follower)
+        .count()
+}
+
+/// The gauge of connected peers of `kind`.
+fn connected_gauge(metrics: &NetMetrics, kind: PeerKind) -> &AtomicU64 {
+    match kind {
+        PeerKind::Validator => &metrics.peers_connected,
+        PeerKind::Follower => &metrics.followers_connected,
     }
 }

@@ -16,6 +16,7 @@ use crate::log_limit::LogLimit;
 use crate::net::admission::{Admission, RefusalLog};
 use crate::net::config::NetConfig;
 use crate::net::frame::{Channel, code};
+use crate::net::handshake::PeerKind;
 use crate::net::metrics::{DropReason, NetMetrics};
 use crate::net::tls;
 
@@ -68,9 +69,9 @@ fn transport(config: &NetConfig) -> Result<Arc<TransportConfig>, NetError> {
 }
 
 impl Network {
-    /// Binds `listen`, starts accepting validators and dialling `peers`
-    /// (those with a higher address than ours), and returns the handle and
-    /// the stream of inbound events. Must run inside a tokio runtime.
+    /// Binds `listen`, starts accepting peers and dialling `peers` (see
+    /// [`dials`]), and returns the handle and the stream of inbound events.
+    /// Must run inside a tokio runtime.
     pub fn start(
         config: NetConfig,
         key: SecretKey,
@@ -132,13 +133,15 @@ impl Network {
         let refusals = Mutex::new(RefusalLog::new(config.refusal_log_interval));
         let oversized_log = Mutex::new(LogLimit::new(
             config.refusal_log_interval,
-            2 * validators.len(),
+            3 * (validators.len() + config.followers_max),
         ));
+        let validator = validators.index_of(&me).is_some();
         let net = Network {
             inner: Arc::new(Inner {
                 config,
                 key,
                 me,
+                validator,
                 chain_id,
                 validators,
                 endpoint,
@@ -156,9 +159,15 @@ impl Network {
             }),
         };
         tokio::spawn(net.clone().accept_loop());
+        let set = &net.inner.validators;
         for peer in peers {
-            if peer.address > me {
+            if dials(&me, set, &peer.address) {
                 tokio::spawn(net.clone().dial_loop(peer));
+            } else if validator && set.index_of(&peer.address).is_none() {
+                tracing::warn!(
+                    peer = %peer.address,
+                    "a validator does not dial full nodes: they dial it (this peer is ignored)"
+                );
             }
         }
         Ok((net, inbound_rx))
@@ -178,12 +187,28 @@ impl Network {
 
     /// Validators connected now, in address order.
     pub fn connected(&self) -> Vec<Address> {
+        self.peers()
+            .iter()
+            .filter(|(_, p)| p.kind == PeerKind::Validator)
+            .map(|(a, _)| *a)
+            .collect()
+    }
+
+    /// Every peer connected now, validators and followers, in address
+    /// order.
+    pub fn connected_peers(&self) -> Vec<Address> {
         self.peers().keys().copied().collect()
     }
 
-    /// Queues `payload` for `to` on `channel` (consensus or gossip). Never
-    /// waits: if the peer is not connected or its queue is full, the message
-    /// is dropped and counted.
+    /// Whether this node's key is in the validator set.
+    pub fn is_validator(&self) -> bool {
+        self.inner.validator
+    }
+
+    /// Queues `payload` for `to` on `channel` (consensus, gossip or
+    /// blocks). Never waits: if the peer is not connected, does not take
+    /// the channel (consensus to a follower), or its queue is full, the
+    /// message is dropped and counted.
     pub fn send(&self, to: &Address, channel: Channel, payload: Payload) {
         let peers = self.peers();
         match peers.get(to) {
@@ -192,19 +217,28 @@ impl Network {
         }
     }
 
-    /// Queues `payload` for every connected validator.
+    /// Queues `payload` for every connected peer that takes `channel`:
+    /// consensus for validators, blocks for followers, gossip for
+    /// validators (and, from a full node, for everyone).
     pub fn broadcast(&self, channel: Channel, payload: Payload) {
         let peers = self.peers();
         for peer in peers.values() {
-            self.enqueue(peer, channel, payload.clone());
+            if peer.takes(channel, self.inner.validator) {
+                self.enqueue(peer, channel, payload.clone());
+            }
         }
     }
 
     fn enqueue(&self, peer: &PeerHandle, channel: Channel, payload: Payload) {
         let metrics = &self.inner.metrics;
+        if !peer.takes(channel, self.inner.validator) {
+            metrics.record_drop(DropReason::NotAllowed);
+            return;
+        }
         let queue = match channel {
             Channel::Consensus => &peer.consensus,
             Channel::Gossip => &peer.gossip,
+            Channel::Blocks => &peer.blocks,
             Channel::Sync => {
                 debug_assert!(false, "sync goes through request()");
                 return;
@@ -227,5 +261,19 @@ impl Network {
             .close(VarInt::from_u32(code::SHUTDOWN), b"shutdown");
         self.peers().clear();
         self.inner.endpoint.wait_idle().await;
+    }
+}
+
+/// Whether `me` dials `peer` (the other end only accepts): between
+/// validators, the lower address dials; a full node dials every validator
+/// it lists, and of two full nodes the lower address dials (list each
+/// other); a validator never dials a full node.
+pub(super) fn dials(me: &Address, validators: &ValidatorSet, peer: &Address) -> bool {
+    let me_validator = validators.index_of(me).is_some();
+    let peer_validator = validators.index_of(peer).is_some();
+    match (me_validator, peer_validator) {
+        (true, true) | (false, false) => peer > me,
+        (false, true) => true,
+        (true, false) => false,
     }
 }

@@ -11,6 +11,7 @@ use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 
 use super::{Inbound, InboundCharge, Network, Payload, lock};
 use crate::net::frame::{Channel, ReadError, code, read_frame_body, read_frame_len, write_frames};
+use crate::net::handshake::PeerKind;
 use crate::net::metrics::DropReason;
 use crate::net::rate::TokenBucket;
 
@@ -19,8 +20,11 @@ use crate::net::rate::TokenBucket;
 const WRITE_BATCH_BYTES_MAX: usize = 256 << 10;
 
 impl Network {
-    /// Accepts the peer's unidirectional channel streams.
-    pub(super) async fn uni_acceptor(self, peer: Address, conn: Connection) {
+    /// Accepts the peer's unidirectional channel streams: consensus only
+    /// between validators, pushed blocks only to a node that is not one
+    /// (a full node), gossip from anyone. A stream of another channel is
+    /// stopped and counted.
+    pub(super) async fn uni_acceptor(self, peer: Address, kind: PeerKind, conn: Connection) {
         while let Ok(mut recv) = conn.accept_uni().await {
             let net = self.clone();
             tokio::spawn(async move {
@@ -28,11 +32,19 @@ impl Network {
                 if recv.read_exact(&mut first).await.is_err() {
                     return;
                 }
-                match Channel::from_byte(first[0]) {
-                    Some(ch @ (Channel::Consensus | Channel::Gossip)) => {
-                        net.read_channel(peer, ch, recv).await;
+                let validator = net.inner.validator;
+                let allowed = match Channel::from_byte(first[0]) {
+                    Some(ch @ Channel::Consensus) => {
+                        (validator && kind == PeerKind::Validator).then_some(ch)
                     }
-                    _ => {
+                    Some(ch @ Channel::Gossip) => Some(ch),
+                    Some(ch @ Channel::Blocks) => (!validator).then_some(ch),
+                    Some(Channel::Sync) | None => None,
+                };
+                match allowed {
+                    Some(ch) => net.read_channel(peer, ch, recv).await,
+                    None => {
+                        net.inner.metrics.record_drop(DropReason::NotAllowed);
                         let _ = recv.stop(VarInt::from_u32(code::BAD_CHANNEL));
                     }
                 }
@@ -114,7 +126,7 @@ impl Network {
     fn queued_budget(&self, peer: Address, channel: Channel) -> Arc<Semaphore> {
         let config = &self.inner.config;
         let budget = match channel {
-            Channel::Consensus => config.peer_consensus_queued_bytes_max,
+            Channel::Consensus | Channel::Blocks => config.peer_consensus_queued_bytes_max,
             Channel::Gossip | Channel::Sync => config.peer_gossip_queued_bytes_max,
         };
         // One largest frame always fits, or it could never be read.

@@ -1,0 +1,84 @@
+//! Certified blocks from peers: how a full node (no validator role) moves
+//! along the chain (ADR 0009). Validators push each block to their
+//! followers as they commit it; a block above the next one shows a gap,
+//! which block sync fills. Every certificate is checked against the
+//! validator set here, as the replica checks a validator's; a block is
+//! then checked against its certificate, executed, and committed only if
+//! its state root matches.
+
+use stele_types::Address;
+use tracing::debug;
+
+use super::{BlockRejected, NodeError, follower::Follower};
+use crate::metrics::PeerGarbage;
+use crate::sync::SyncedBlock;
+
+impl Follower {
+    /// A block `from` pushed as it committed it (`Channel::Blocks`).
+    pub(super) async fn on_pushed(&mut self, from: Address, bytes: &[u8]) -> Result<(), NodeError> {
+        match SyncedBlock::decode_item(bytes, &self.shared.limits) {
+            Ok(block) => self.on_certified(Some(from), block).await,
+            Err(e) => {
+                self.garbage(Some(from), &e);
+                Ok(())
+            }
+        }
+    }
+
+    /// A certified block, pushed by `from` or fetched (`None`). One at or
+    /// below the tip is known already; its certificate is not even checked.
+    /// One above the next height, once its certificate checks, tells the
+    /// node how far the chain is and starts a fetch of the gap. The next
+    /// block, its certificate checked and the block found to be the one it
+    /// certifies, is executed and committed: a certified block that does
+    /// not execute to its state root on the tip means this node is broken
+    /// (or a quorum of validators is), and stops it.
+    pub(super) async fn on_certified(
+        &mut self,
+        from: Option<Address>,
+        block: SyncedBlock,
+    ) -> Result<(), NodeError> {
+        let SyncedBlock {
+            payload,
+            certificate,
+        } = block;
+        let height = certificate.height;
+        if height <= self.tip.height {
+            return Ok(());
+        }
+        if let Err(e) = certificate.verify(self.shared.chain_id, &self.shared.validators) {
+            self.garbage(from, &e);
+            return Ok(());
+        }
+        self.shared.heard_certified(height);
+        if height > self.tip.height + 1 {
+            self.catch_up.start(self.tip.height + 1, height);
+            return Ok(());
+        }
+        let block = match self.check_block(height, &certificate.block_hash, &payload, false) {
+            Ok(block) => block,
+            // Not the block the certificate is for: the sender's fault.
+            Err(e @ (BlockRejected::Undecodable(_) | BlockRejected::HashMismatch)) => {
+                self.garbage(from, &e);
+                return Ok(());
+            }
+            Err(reason) => {
+                return Err(NodeError::Commit {
+                    height,
+                    source: reason.into(),
+                });
+            }
+        };
+        self.commit_block(block, &payload, certificate).await
+    }
+
+    fn garbage(&self, from: Option<Address>, error: &dyn std::fmt::Display) {
+        self.shared
+            .metrics
+            .record_peer_garbage(PeerGarbage::BlockUncertified);
+        match from {
+            Some(from) => debug!(%from, %error, "refused a pushed block"),
+            None => debug!(%error, "refused a fetched block"),
+        }
+    }
+}
