@@ -2378,7 +2378,7 @@ async fn clients_named_by_a_trusted_proxys_proxy_header_are_limited_each() {
         rate_burst: 2,
         connections_per_ip_max: 2,
         request_header_timeout_ms: 1_500,
-        trusted_proxies: vec![[127, 0, 0, 1].into()],
+        trusted_proxies: vec![[127, 0, 0, 1].into(), [127, 0, 0, 3].into()],
         proxy_protocol: true,
         ..RpcConfig::default()
     })
@@ -2438,6 +2438,31 @@ async fn clients_named_by_a_trusted_proxys_proxy_header_are_limited_each() {
     );
     assert!(started.elapsed() >= Duration::from_millis(1_000));
     assert_eq!(metrics.proxy_headers_refused_of("incomplete"), 1);
+    // A header naming a trusted proxy (a chain of proxies): that proxy's
+    // connections are not held to the address cap (two are open already),
+    // and its `X-Forwarded-For` names the client, here one with a fresh
+    // bucket.
+    let mut held = Vec::new();
+    for port in [1, 2] {
+        let mut s = connect_from([127, 0, 0, 1], addr).await;
+        s.write_all(&proxy_v2(([127, 0, 0, 3], port)))
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let chained = [
+        proxy_v2(([127, 0, 0, 3], 5)),
+        b"GET /health HTTP/1.1\r\nhost: x\r\nx-forwarded-for: 192.0.2.1\r\nconnection: close\r\n\r\n".to_vec(),
+    ]
+    .concat();
+    for i in 0..3 {
+        let mut s = connect_from([127, 0, 0, 1], addr).await;
+        s.write_all(&chained).await.unwrap();
+        let answer = read_until_closed(&mut s, Duration::from_secs(5)).await;
+        assert_eq!(answer.starts_with("HTTP/1.1 200"), i < 2, "{i}: {answer}");
+    }
+    drop(held);
     // From an untrusted address, a header is no header: HTTP refuses the
     // bytes, and nothing is counted as a proxy's.
     let answer = post_after([127, 0, 0, 2], addr, &proxy_v2(([203, 0, 113, 9], 1))).await;

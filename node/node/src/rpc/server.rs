@@ -470,6 +470,12 @@ impl Front {
                 return None;
             }
         };
+        // A chain of proxies: another trusted one carries many clients, so
+        // its connection stays exempt as the proxy's own, and its requests'
+        // `X-Forwarded-For` names them.
+        if self.proxies.contains(client.ip()) {
+            return Some(client);
+        }
         if let Err(refusal) = socket.slot().rekey(client.ip()) {
             self.metrics
                 .connections_refused_per_ip
