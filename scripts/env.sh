@@ -46,8 +46,9 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# libclang for RocksDB's bindgen step, and the toolchain named by
-# rust-toolchain.toml with its wasm32 target. Safe to run again.
+# libclang for RocksDB's bindgen step, HAProxy for the load-balancer tests,
+# and the toolchain named by rust-toolchain.toml with its wasm32 target.
+# Safe to run again.
 stele_install_deps() {
   # libclang itself, not libclang-cpp (which some images ship alone and
   # bindgen cannot use).
@@ -56,6 +57,13 @@ stele_install_deps() {
     step "installing clang and libclang (apt-get)"
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq clang libclang-dev >/dev/null
+  fi
+  # HAProxy for the load-balancer tests (docs/haproxy.cfg). Debian puts it
+  # in /usr/sbin, which a non-root PATH may lack.
+  if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+    step "installing haproxy (apt-get)"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq haproxy >/dev/null
   fi
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     step "installing the wasm32-unknown-unknown target"

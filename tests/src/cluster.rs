@@ -55,6 +55,9 @@ pub struct ClusterConfig {
     pub loopback_is_one_client: bool,
     /// `[mempool] bytes_max`; `None` leaves the node's default.
     pub mempool_bytes_max: Option<u64>,
+    /// More `[rpc]` keys for every node (e.g. `trusted_proxies`), written
+    /// after the harness's own, which they override.
+    pub rpc_extra: toml::Table,
 }
 
 impl ClusterConfig {
@@ -75,6 +78,7 @@ impl ClusterConfig {
             metrics: false,
             loopback_is_one_client: true,
             mempool_bytes_max: None,
+            rpc_extra: toml::Table::new(),
         }
     }
 }
@@ -477,6 +481,9 @@ impl Cluster {
                 rpc.insert("read_bytes_per_ip_per_s".into(), (256i64 << 20).into());
                 rpc.insert("read_bytes_burst".into(), (512i64 << 20).into());
             }
+        }
+        for (k, v) in &c.rpc_extra {
+            rpc.insert(k.clone(), v.clone());
         }
         if let Some(bytes) = c.mempool_bytes_max {
             let mempool = doc

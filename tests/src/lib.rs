@@ -21,6 +21,8 @@
 //!   of hostile contracts, clients and peers; [`hostile`] holds the
 //!   hostile contracts, [`rawnet`] raw HTTP and WebSocket from chosen
 //!   source addresses.
+//! - [`haproxy`]: HAProxy from the shipped `docs/haproxy.cfg` (or its TCP
+//!   variant) in front of nodes' RPC ports, and its servers' health.
 //! - [`byzantine`]: a Byzantine validator that holds a real validator key
 //!   and sends valid-looking garbage to every peer on every channel.
 
@@ -30,6 +32,7 @@ pub mod byzantine;
 pub mod check;
 pub mod cluster;
 pub mod contracts;
+pub mod haproxy;
 pub mod hostile;
 pub mod load;
 pub mod node_stats;

@@ -499,6 +499,18 @@ impl Collector for RpcCollector {
         )?;
         {
             let mut refused = encoder.encode_descriptor(
+                "rpc_proxy_headers_refused",
+                "RPC connections from a trusted proxy closed for want of a well-formed PROXY protocol header ([rpc] proxy_protocol), by reason (malformed: wrong bytes; incomplete: the connection ended or timed out within the header)",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (reason, count) in &m.proxy_headers_refused {
+                ConstCounter::new(load(count))
+                    .encode(refused.encode_family(&[("reason", *reason)])?)?;
+            }
+        }
+        {
+            let mut refused = encoder.encode_descriptor(
                 "rpc_connections_refused",
                 "RPC connections refused and closed at once, by reason (per_ip: connections_per_ip_max open from the address; full: connections_max open)",
                 None,

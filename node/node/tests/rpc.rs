@@ -2330,3 +2330,142 @@ async fn clients_behind_a_trusted_proxy_are_limited_each_and_nobody_else_is_beli
         assert_eq!(head.starts_with("HTTP/1.1 200"), i < 2, "{claimed}: {head}");
     }
 }
+
+/// A PROXY protocol v2 header (command PROXY, TCP over IPv4) naming
+/// `client` as the source, written by hand from the specification.
+fn proxy_v2(client: ([u8; 4], u16)) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.extend([0x21, 0x11, 0, 12]);
+    h.extend(client.0);
+    h.extend([127, 0, 0, 1]);
+    h.extend(client.1.to_be_bytes());
+    h.extend(8545u16.to_be_bytes());
+    h
+}
+
+/// The same with the LOCAL command (a health check of the proxy's own).
+fn proxy_v2_local() -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.extend([0x20, 0x00, 0, 0]);
+    h
+}
+
+/// `prefix`, then a `get_status` POST, from `source` on its own connection;
+/// what the server wrote before it closed.
+async fn post_after(source: [u8; 4], addr: std::net::SocketAddr, prefix: &[u8]) -> String {
+    use tokio::io::AsyncWriteExt;
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"get_status","params":[]}"#;
+    let mut s = connect_from(source, addr).await;
+    let request = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    // The server may close as soon as it has read a bad prefix.
+    let _ = s.write_all(&[prefix, request.as_bytes()].concat()).await;
+    read_until_closed(&mut s, Duration::from_secs(10)).await
+}
+
+/// With `proxy_protocol`, a trusted proxy's connections name their client
+/// in a PROXY header: rate limits and the per-address connection cap count
+/// that client; the proxy's own (LOCAL) connections count as the proxy; a
+/// connection from the proxy without a well-formed header is closed and
+/// counted; and from anyone else the same header is not believed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_named_by_a_trusted_proxys_proxy_header_are_limited_each() {
+    use tokio::io::AsyncWriteExt;
+    let node = TestNode::start(RpcConfig {
+        rate_per_ip_per_s: 1,
+        rate_burst: 2,
+        connections_per_ip_max: 2,
+        request_header_timeout_ms: 1_500,
+        trusted_proxies: vec![[127, 0, 0, 1].into(), [127, 0, 0, 3].into()],
+        proxy_protocol: true,
+        ..RpcConfig::default()
+    })
+    .await;
+    let addr = node.server.local_addr();
+    let metrics = node.server.metrics();
+    // Two requests' worth of tokens per client, each on its own bucket.
+    for client in [[203, 0, 113, 7], [203, 0, 113, 8]] {
+        for _ in 0..2 {
+            let answer = post_after([127, 0, 0, 1], addr, &proxy_v2((client, 4711))).await;
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            assert!(answer.contains("\"result\""), "{answer}");
+        }
+        let answer = post_after([127, 0, 0, 1], addr, &proxy_v2((client, 4712))).await;
+        assert!(answer.starts_with("HTTP/1.1 429"), "{client:?}: {answer}");
+    }
+    // The proxy's own connections (LOCAL) have the proxy's bucket.
+    let answer = post_after([127, 0, 0, 1], addr, &proxy_v2_local()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The connection cap counts the named client: two held open, the third
+    // is refused with 429, and another client is served meanwhile.
+    let mut held = Vec::new();
+    for port in [1, 2] {
+        let mut s = connect_from([127, 0, 0, 1], addr).await;
+        s.write_all(&proxy_v2(([198, 51, 100, 1], port)))
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let answer = post_after([127, 0, 0, 1], addr, &proxy_v2(([198, 51, 100, 1], 3))).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.ends_with("too many open connections from this address"));
+    assert_eq!(
+        metrics.connections_refused_per_ip.load(Ordering::Relaxed),
+        1
+    );
+    let answer = post_after([127, 0, 0, 1], addr, &proxy_v2(([198, 51, 100, 2], 1))).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(held);
+    // From the proxy, no header (or a v2 header over the bound) is closed
+    // without an answer, and counted.
+    assert_eq!(post_after([127, 0, 0, 1], addr, b"").await, "");
+    let mut long = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    long.extend([0x21, 0x11, 0xff, 0xff]);
+    assert_eq!(post_after([127, 0, 0, 1], addr, &long).await, "");
+    assert_eq!(metrics.proxy_headers_refused_of("malformed"), 2);
+    // Half a header is closed at the header timeout.
+    let mut half = connect_from([127, 0, 0, 1], addr).await;
+    half.write_all(&proxy_v2(([198, 51, 100, 3], 1))[..10])
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        read_until_closed(&mut half, Duration::from_secs(5)).await,
+        ""
+    );
+    assert!(started.elapsed() >= Duration::from_millis(1_000));
+    assert_eq!(metrics.proxy_headers_refused_of("incomplete"), 1);
+    // A header naming a trusted proxy (a chain of proxies): that proxy's
+    // connections are not held to the address cap (two are open already),
+    // and its `X-Forwarded-For` names the client, here one with a fresh
+    // bucket.
+    let mut held = Vec::new();
+    for port in [1, 2] {
+        let mut s = connect_from([127, 0, 0, 1], addr).await;
+        s.write_all(&proxy_v2(([127, 0, 0, 3], port)))
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let chained = [
+        proxy_v2(([127, 0, 0, 3], 5)),
+        b"GET /health HTTP/1.1\r\nhost: x\r\nx-forwarded-for: 192.0.2.1\r\nconnection: close\r\n\r\n".to_vec(),
+    ]
+    .concat();
+    for i in 0..3 {
+        let mut s = connect_from([127, 0, 0, 1], addr).await;
+        s.write_all(&chained).await.unwrap();
+        let answer = read_until_closed(&mut s, Duration::from_secs(5)).await;
+        assert_eq!(answer.starts_with("HTTP/1.1 200"), i < 2, "{i}: {answer}");
+    }
+    drop(held);
+    // From an untrusted address, a header is no header: HTTP refuses the
+    // bytes, and nothing is counted as a proxy's.
+    let answer = post_after([127, 0, 0, 2], addr, &proxy_v2(([203, 0, 113, 9], 1))).await;
+    assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(metrics.proxy_headers_refused_of("malformed"), 2);
+}

@@ -284,6 +284,7 @@ fn the_metrics_endpoint_exports_the_rpc_counters() {
         "stele_rpc_connections_evicted_total{reason=\"incomplete_request\"}",
         "stele_rpc_connections_evicted_total{reason=\"ws_not_reading\"}",
         "stele_rpc_subscriptions_active",
+        "stele_rpc_proxy_headers_refused_total{reason=\"malformed\"}",
     ] {
         assert_eq!(sample(&before, name), Some(0), "{name}: {before}");
     }

@@ -94,6 +94,14 @@ pub struct RpcConfig {
     /// budget (docs/rpc.md, "Behind a proxy"). Empty by default: nobody's
     /// header is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Every connection from a `trusted_proxies` address starts with a
+    /// PROXY protocol header (v2, or v1 text) naming the client, as a load
+    /// balancer in TCP mode writes it (HAProxy's `send-proxy-v2`); the
+    /// client's address then counts for the per-address connection cap,
+    /// read budget and rate limits. A connection from such an address
+    /// without a well-formed header is closed. Off by default
+    /// (docs/rpc.md, "Behind a proxy").
+    pub proxy_protocol: bool,
     /// Gas cap of `call_view`, `simulate_transaction` and `estimate_gas`
     /// (about a second of work; a contract deploy alone costs ~100 M).
     pub view_gas_max: u64,
@@ -153,6 +161,7 @@ impl Default for RpcConfig {
             health_lag_blocks_max: 16,
             health_silence_ms_max: 10_000,
             trusted_proxies: Vec::new(),
+            proxy_protocol: false,
             cors_origins: Vec::new(),
             view_gas_max: 1_000_000_000,
             exec_timeout_ms: 2_000,
@@ -193,6 +202,10 @@ pub enum RpcConfigError {
     PingInterval { ping: u64, idle: u64 },
     #[error("rpc.cors_origins entry {0:?} is not \"*\" or an http(s) origin")]
     CorsOrigin(String),
+    #[error(
+        "rpc.proxy_protocol is on but rpc.trusted_proxies is empty: list the load balancers whose PROXY headers to read"
+    )]
+    ProxyProtocolWithoutProxies,
 }
 
 impl RpcConfig {
@@ -278,6 +291,9 @@ impl RpcConfig {
                 idle: self.idle_timeout_ms,
             });
         }
+        if self.proxy_protocol && self.trusted_proxies.is_empty() {
+            return Err(RpcConfigError::ProxyProtocolWithoutProxies);
+        }
         for origin in &self.cors_origins {
             let ok = origin == "*"
                 || ((origin.starts_with("http://") || origin.starts_with("https://"))
@@ -332,5 +348,17 @@ mod tests {
             ..RpcConfig::default()
         };
         assert!(matches!(c.validate(), Err(RpcConfigError::CorsOrigin(_))));
+        let c = RpcConfig {
+            proxy_protocol: true,
+            ..RpcConfig::default()
+        };
+        assert_eq!(
+            c.validate(),
+            Err(RpcConfigError::ProxyProtocolWithoutProxies)
+        );
+        let c: RpcConfig =
+            toml::from_str("trusted_proxies = [\"10.0.0.5\"]\nproxy_protocol = true")
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.validate(), Ok(()));
     }
 }

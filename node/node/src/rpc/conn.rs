@@ -233,6 +233,11 @@ impl Table {
     /// Forgets connection `id`; its activity if it was still counted.
     fn remove(&mut self, id: u64) -> Option<Arc<Activity>> {
         let (key, activity) = self.open.remove(&id)?;
+        self.uncount(key);
+        Some(activity)
+    }
+
+    fn uncount(&mut self, key: ConnKey) {
         fn dec<K: Eq + std::hash::Hash>(map: &mut HashMap<K, u32>, k: K) {
             if let Some(n) = map.get_mut(&k) {
                 *n = n.saturating_sub(1);
@@ -243,7 +248,18 @@ impl Table {
         }
         dec(&mut self.per_key, key);
         dec(&mut self.per_subnet, Subnet::of(key));
-        Some(activity)
+    }
+
+    /// Counts open connection `id` under `key` instead of its old key
+    /// (nothing if it is gone).
+    fn rekey(&mut self, id: u64, key: ConnKey) {
+        let Some(entry) = self.open.get_mut(&id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut entry.0, key);
+        self.uncount(old);
+        *self.per_key.entry(key).or_insert(0) += 1;
+        *self.per_subnet.entry(Subnet::of(key)).or_insert(0) += 1;
     }
 
     /// The connection to close for a newcomer, if any may be closed. One
@@ -334,6 +350,23 @@ impl ConnLimits {
         })
     }
 
+    /// Counts connection `id` as `ip`'s from now on, under `ip`'s cap.
+    fn rekey(&self, id: u64, ip: IpAddr) -> Result<(), Refusal> {
+        let key = ConnKey::of(ip);
+        let mut table = self.table();
+        match table.open.get(&id) {
+            // Closed for a newcomer meanwhile: its socket ends anyway.
+            None => return Ok(()),
+            Some((old, _)) if *old == key => return Ok(()),
+            Some(_) => {}
+        }
+        if table.per_key.get(&key).copied().unwrap_or(0) >= self.per_ip_max {
+            return Err(Refusal::PerIp);
+        }
+        table.rekey(id, key);
+        Ok(())
+    }
+
     /// Connections open from `ip`.
     #[cfg(test)]
     fn open_from(&self, ip: IpAddr) -> u32 {
@@ -352,6 +385,17 @@ pub(crate) struct ConnSlot {
     limits: Arc<ConnLimits>,
     id: u64,
     activity: Arc<Activity>,
+}
+
+impl ConnSlot {
+    /// Counts this connection as `ip`'s from now on (the client a PROXY
+    /// header named, where it was admitted as its proxy's): under `ip`'s
+    /// `connections_per_ip_max`, and by `ip` when a connection is chosen to
+    /// close for a newcomer. Refused when `ip` has as many open already
+    /// (the connection then stays counted as before, to be closed).
+    pub(crate) fn rekey(&self, ip: IpAddr) -> Result<(), Refusal> {
+        self.limits.rekey(self.id, ip)
+    }
 }
 
 impl Drop for ConnSlot {

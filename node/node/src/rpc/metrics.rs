@@ -37,6 +37,9 @@ pub(crate) const METHODS: [&str; 19] = [
     "subscribe_tx_status",
 ];
 
+/// The `reason` labels of `proxy_headers_refused` (`ProxyHeaderError::label`).
+const PROXY_HEADER_REFUSALS: [&str; 2] = ["malformed", "incomplete"];
+
 /// Counters the node renders into Prometheus.
 #[derive(Debug)]
 pub struct RpcMetrics {
@@ -63,6 +66,10 @@ pub struct RpcMetrics {
     pub http_requests: AtomicU64,
     /// HTTP requests refused with 413 for a body over `body_bytes_max`.
     pub oversized_requests: AtomicU64,
+    /// Connections from a trusted proxy closed for want of a well-formed
+    /// PROXY protocol header (`rpc.proxy_protocol`), by reason
+    /// (`malformed`, `incomplete`; both present).
+    pub proxy_headers_refused: BTreeMap<&'static str, AtomicU64>,
 }
 
 impl RpcMetrics {
@@ -81,6 +88,10 @@ impl RpcMetrics {
             subscriptions_lagged: AtomicU64::new(0),
             http_requests: AtomicU64::new(0),
             oversized_requests: AtomicU64::new(0),
+            proxy_headers_refused: PROXY_HEADER_REFUSALS
+                .iter()
+                .map(|r| (*r, AtomicU64::new(0)))
+                .collect(),
         }
     }
 
@@ -100,6 +111,20 @@ impl RpcMetrics {
     /// `connections_evicted`).
     pub fn evicted_of(&self, reason: &str) -> u64 {
         self.connections_evicted
+            .get(reason)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    pub(super) fn proxy_header_refused(&self, reason: &'static str) {
+        if let Some(c) = self.proxy_headers_refused.get(reason) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Connections refused for want of a well-formed PROXY header, for
+    /// `reason` (`malformed` or `incomplete`).
+    pub fn proxy_headers_refused_of(&self, reason: &str) -> u64 {
+        self.proxy_headers_refused
             .get(reason)
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }

@@ -19,6 +19,7 @@ mod metrics;
 mod oversize;
 mod pool;
 mod proxy;
+mod proxy_protocol;
 mod rate;
 mod server;
 mod size;

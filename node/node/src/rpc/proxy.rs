@@ -11,7 +11,10 @@
 //! A trusted proxy's connections are also exempt from the per-address
 //! connection cap and the per-address read budget, which count the proxy
 //! and not its clients; the proxy is expected to bound its clients, and
-//! `connections_max` still bounds it.
+//! `connections_max` still bounds it. With `rpc.proxy_protocol`, a
+//! balancer in TCP mode names each connection's one client in a PROXY
+//! header instead (`proxy_protocol`), and that client is counted as if it
+//! had connected itself.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};

@@ -134,6 +134,15 @@ impl<S> Throttled<S> {
     }
 }
 
+impl<S> Throttled<S> {
+    /// Charges later reads to `ip`'s budget in `limiter` (the client a
+    /// PROXY header named).
+    pub(crate) fn charge_to(&mut self, ip: IpAddr, limiter: Arc<RateLimiter>) {
+        self.ip = ip;
+        self.limiter = Some(limiter);
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Throttled<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,

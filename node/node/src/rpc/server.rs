@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::{self, HeaderValue, Method, StatusCode, header};
@@ -16,7 +16,8 @@ use jsonrpsee::server::{
 };
 use stele_client::api::SteleApiServer;
 use thiserror::Error;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::Service;
 
@@ -28,6 +29,7 @@ use super::metrics::{CallCountLayer, RpcMetrics};
 use super::oversize::{OVERSIZE_LOG_INTERVAL_MS, OversizeLog};
 use super::pool::ExecPool;
 use super::proxy::TrustedProxies;
+use super::proxy_protocol::{self, ProxyHeader};
 use super::rate::{RateLimiter, Throttled};
 use super::{NodeStatus, RpcContext};
 
@@ -105,6 +107,9 @@ struct Front {
     body_bytes_max: u32,
     /// Proxies whose `X-Forwarded-For` names the client (`proxy`).
     proxies: TrustedProxies,
+    /// Whether a refused PROXY header was logged at WARN yet (the first
+    /// is: it usually means the balancer does not send one).
+    proxy_header_warned: AtomicBool,
 }
 
 /// Starts the server on `config.listen` ([`bind`], then [`RpcListener::serve`]).
@@ -213,6 +218,7 @@ async fn serve(
         oversize: oversize.clone(),
         body_bytes_max: config.body_bytes_max,
         proxies: TrustedProxies::new(&config.trusted_proxies),
+        proxy_header_warned: AtomicBool::new(false),
     });
     let latest = Arc::new(AtomicU64::new(
         ctx.state
@@ -321,6 +327,7 @@ async fn serve(
     let header_timeout = Duration::from_millis(config.request_header_timeout_ms);
     let idle_timeout = Duration::from_millis(config.idle_timeout_ms);
     let send_buffer_bytes = config.send_buffer_bytes;
+    let proxy_protocol = config.proxy_protocol;
 
     tokio::spawn(async move {
         loop {
@@ -379,29 +386,44 @@ async fn serve(
             );
             // The slot lives in the socket: a WebSocket keeps it after the
             // HTTP connection below has handed the socket over.
-            let (socket, activity) = Watched::new(socket, slot, header_timeout, idle_timeout);
+            let (mut socket, activity) = Watched::new(socket, slot, header_timeout, idle_timeout);
             let front = front.clone();
             let builder = builder.clone();
             let methods = methods.clone();
             let stop = stop_handle.clone();
-            let svc = tower::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let front = front.clone();
-                let activity = activity.clone();
-                let rpc = builder.clone().build(methods.clone(), stop.clone());
-                // A concrete error type (not a boxed trait object) keeps
-                // the connection future provably `Send` for every lifetime.
-                let fut: std::pin::Pin<
-                    Box<dyn Future<Output = Result<HttpResponse, std::io::Error>> + Send>,
-                > = Box::pin(async move {
-                    front
-                        .serve(remote, req, rpc, &activity)
-                        .await
-                        .map_err(|e| std::io::Error::other(e.to_string()))
-                });
-                fut
-            });
+            let read_limiter = read_limiter.clone();
             let shutdown = stop_handle.clone().shutdown();
             tokio::spawn(async move {
+                // Read here, not in the accept loop: a slow proxy delays
+                // only its own connection (bounded by the header timeout).
+                let remote = if from_proxy && proxy_protocol {
+                    match front
+                        .take_proxy_header(&mut socket, remote, &read_limiter)
+                        .await
+                    {
+                        Some(client) => client,
+                        None => return,
+                    }
+                } else {
+                    remote
+                };
+                let svc = tower::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let front = front.clone();
+                    let activity = activity.clone();
+                    let rpc = builder.clone().build(methods.clone(), stop.clone());
+                    // A concrete error type (not a boxed trait object) keeps
+                    // the connection future provably `Send` for every
+                    // lifetime.
+                    let fut: std::pin::Pin<
+                        Box<dyn Future<Output = Result<HttpResponse, std::io::Error>> + Send>,
+                    > = Box::pin(async move {
+                        front
+                            .serve(remote, req, rpc, &activity)
+                            .await
+                            .map_err(|e| std::io::Error::other(e.to_string()))
+                    });
+                    fut
+                });
                 if let Err(e) = serve_with_graceful_shutdown(socket, svc, shutdown).await {
                     tracing::debug!(error = %e, %remote, "rpc: connection ended");
                 }
@@ -417,7 +439,60 @@ async fn serve(
     })
 }
 
+/// An admitted connection's socket.
+type Socket = Watched<Throttled<TcpStream>>;
+
 impl Front {
+    /// Reads the PROXY protocol header a trusted proxy's connection starts
+    /// with (`rpc.proxy_protocol`) and returns the client it names (the
+    /// proxy itself for its own connections), whose address from now on
+    /// counts for the per-address connection cap and read budget. `None`
+    /// when the connection is to be closed: a malformed or missing header
+    /// (counted), or a client with `connections_per_ip_max` open (429).
+    async fn take_proxy_header(
+        &self,
+        socket: &mut Socket,
+        proxy: SocketAddr,
+        read_limiter: &Arc<RateLimiter>,
+    ) -> Option<SocketAddr> {
+        let client = match proxy_protocol::read_header(socket).await {
+            Ok(ProxyHeader::Client(client)) => client,
+            Ok(ProxyHeader::Proxy) => return Some(proxy),
+            Err(e) => {
+                self.metrics.proxy_header_refused(e.label());
+                if self.proxy_header_warned.swap(true, Ordering::Relaxed) {
+                    tracing::debug!(%proxy, error = %e, "rpc: closed a trusted proxy's connection");
+                } else {
+                    tracing::warn!(
+                        %proxy,
+                        error = %e,
+                        "rpc: closed a trusted proxy's connection: rpc.proxy_protocol is on, so every connection from rpc.trusted_proxies must start with a PROXY header (HAProxy: send-proxy-v2); later ones are logged at debug and counted in rpc_proxy_headers_refused_total"
+                    );
+                }
+                return None;
+            }
+        };
+        // A chain of proxies: another trusted one carries many clients, so
+        // its connection stays exempt as the proxy's own, and its requests'
+        // `X-Forwarded-For` names them.
+        if self.proxies.contains(client.ip()) {
+            return Some(client);
+        }
+        if let Err(refusal) = socket.slot().rekey(client.ip()) {
+            self.metrics
+                .connections_refused_per_ip
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%proxy, %client, ?refusal, "rpc: connection refused");
+            // Bounded by the header timeout: the watchdog closes the socket.
+            let _ = socket.write_all(refusal.response()).await;
+            return None;
+        }
+        socket
+            .get_mut()
+            .charge_to(client.ip(), read_limiter.clone());
+        Some(client)
+    }
+
     async fn serve<S>(
         &self,
         remote: SocketAddr,

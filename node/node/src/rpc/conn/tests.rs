@@ -32,6 +32,28 @@ fn a_trusted_proxy_is_not_held_to_the_address_cap_but_is_to_the_total() {
 }
 
 #[test]
+fn a_proxied_connection_rekeyed_to_its_client_counts_under_the_clients_cap() {
+    let limits = limits(4, 1);
+    let proxy: IpAddr = [10, 0, 0, 1].into();
+    let client: IpAddr = [203, 0, 113, 7].into();
+    let first = limits.admit(proxy, true).expect("admitted").slot;
+    let second = limits.admit(proxy, true).expect("admitted").slot;
+    assert_eq!(first.rekey(client), Ok(()));
+    assert_eq!((limits.open_from(proxy), limits.open_from(client)), (1, 1));
+    // Again to the same key: nothing changes.
+    assert_eq!(first.rekey(client), Ok(()));
+    assert_eq!(limits.open_from(client), 1);
+    // The client's second connection through the proxy is over its cap;
+    // the refused one stays the proxy's until it is dropped.
+    assert_eq!(second.rekey(client), Err(Refusal::PerIp));
+    assert_eq!((limits.open_from(proxy), limits.open_from(client)), (1, 1));
+    drop(second);
+    drop(first);
+    assert_eq!((limits.open_from(proxy), limits.open_from(client)), (0, 0));
+    assert!(limits.table().per_subnet.is_empty());
+}
+
+#[test]
 fn the_address_cap_is_checked_before_a_global_slot_is_taken() {
     let limits = limits(3, 2);
     let a: IpAddr = [10, 0, 0, 1].into();

@@ -18,7 +18,7 @@ use super::{Activity, ConnSlot, NOT_STALLED};
 pub(crate) struct Watched<S> {
     inner: S,
     activity: Arc<Activity>,
-    _slot: ConnSlot,
+    slot: ConnSlot,
 }
 
 impl<S> Watched<S> {
@@ -35,9 +35,22 @@ impl<S> Watched<S> {
         let watched = Watched {
             inner,
             activity: activity.clone(),
-            _slot: slot,
+            slot,
         };
         (watched, activity)
+    }
+}
+
+impl<S> Watched<S> {
+    /// The wrapped socket (reads and writes through it bypass the
+    /// watchdog's bookkeeping).
+    pub(crate) fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The connection's slot.
+    pub(crate) fn slot(&self) -> &ConnSlot {
+        &self.slot
     }
 }
 
