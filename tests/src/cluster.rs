@@ -58,6 +58,10 @@ pub struct ClusterConfig {
     /// More `[rpc]` keys for every node (e.g. `trusted_proxies`), written
     /// after the harness's own, which they override.
     pub rpc_extra: toml::Table,
+    /// Full nodes beside the validators: nodes `validators..validators +
+    /// full_nodes` ([`Cluster::full_node`]), peers of every validator, on
+    /// direct links (no relays).
+    pub full_nodes: usize,
 }
 
 impl ClusterConfig {
@@ -79,6 +83,7 @@ impl ClusterConfig {
             loopback_is_one_client: true,
             mempool_bytes_max: None,
             rpc_extra: toml::Table::new(),
+            full_nodes: 0,
         }
     }
 }
@@ -177,6 +182,9 @@ pub struct Cluster {
     relays: BTreeMap<(usize, usize), Relay>,
     /// Validator addresses, by node index (the validator set order).
     pub validators: Vec<Address>,
+    /// Every node's key address, by node index: the validators', then the
+    /// full nodes'.
+    addresses: Vec<Address>,
     pub accounts: Vec<DevAccount>,
     pub chain_id: u64,
     /// Every genesis allocation.
@@ -244,6 +252,8 @@ impl Cluster {
             .arg("20000")
             .arg("--accounts")
             .arg(config.accounts.to_string())
+            .arg("--full-nodes")
+            .arg(config.full_nodes.to_string())
             .output()
             .with_context(|| format!("cannot run {}", config.node_bin.display()))?;
         ensure!(
@@ -316,21 +326,38 @@ impl Cluster {
                 starts: 0,
             });
         }
+        let mut addresses = validators.clone();
+        for j in 0..config.full_nodes {
+            let home = net.join(format!("full{j}"));
+            let key: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(home.join("node_key.json"))?)?;
+            addresses.push(serde_json::from_value(key["address"].clone())?);
+            nodes.push(NodeProc {
+                log: root.join(format!("full{j}.log")),
+                home,
+                p2p: loopback(free_port()?),
+                rpc: loopback(free_port()?),
+                metrics: loopback(free_port()?),
+                child: None,
+                paused: false,
+                starts: 0,
+            });
+        }
         let mut relays = BTreeMap::new();
         for i in 0..n {
-            for (j, target) in nodes.iter().enumerate() {
+            for (j, target) in nodes.iter().enumerate().take(n) {
                 if i != j && config.relays {
                     let seed = (i * 1000 + j) as u64 + 1;
                     relays.insert((i, j), Relay::start(target.p2p, seed).await?);
                 }
             }
         }
-        let mut clients = Vec::with_capacity(n);
+        let mut clients = Vec::with_capacity(nodes.len());
         for p in &nodes {
             clients.push((p.rpc, http_client(p.rpc).await?));
         }
         let endpoints = Arc::new(Endpoints::new(clients));
-        for i in 0..n {
+        for i in 0..nodes.len() {
             endpoints.set_up(i, false);
         }
         let mut cluster = Cluster {
@@ -340,6 +367,7 @@ impl Cluster {
             nodes,
             relays,
             validators,
+            addresses,
             accounts,
             chain_id,
             allocations,
@@ -350,11 +378,11 @@ impl Cluster {
         {
             let _ = d.keep();
         }
-        for i in 0..n {
+        for i in 0..cluster.len() {
             cluster.write_config(i)?;
             cluster.spawn(i)?;
         }
-        for i in 0..n {
+        for i in 0..cluster.len() {
             if let Err(e) = cluster.wait_ready(i).await {
                 return Err(e.context(cluster.log_tails(40)));
             }
@@ -362,8 +390,14 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Nodes: validators, then full nodes.
     pub fn len(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// The node index of full node `j`.
+    pub fn full_node(&self, j: usize) -> usize {
+        self.validators.len() + j
     }
 
     pub fn is_empty(&self) -> bool {
@@ -447,10 +481,10 @@ impl Cluster {
                     .parse()
                     .map_err(|e| anyhow!("peer address: {e:?}"))?;
                 let j = self
-                    .validators
+                    .addresses
                     .iter()
                     .position(|v| *v == address)
-                    .context("peer not in the validator set")?;
+                    .context("peer is none of the cluster's nodes")?;
                 let endpoint = match self.relays.get(&(i, j)) {
                     Some(relay) => relay.front_addr(),
                     None => self.nodes[j].p2p,
@@ -862,7 +896,7 @@ impl Cluster {
         for i in 0..self.len() {
             out.push_str(&format!(
                 "----- node {i} ({}) log tail -----\n{}\n",
-                self.validators[i],
+                self.addresses[i],
                 self.log_tail(i, lines)
             ));
         }

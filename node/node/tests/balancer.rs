@@ -11,8 +11,9 @@
 //! and the test's clients from 127.0.0.2 and up (all of 127.0.0.0/8 is
 //! loopback), so each is a client address of its own.
 //!
-//! Today the backends are validators; once full nodes exist they are what
-//! belongs behind the balancer.
+//! The rate-limit tests put one validator behind the balancer; the rest
+//! put full nodes there (ADR 0009), in front of validators that serve no
+//! client.
 #![allow(clippy::unwrap_used)] // test set-up: a failure here is a test failure
 
 use std::net::{IpAddr, SocketAddr};
@@ -50,7 +51,19 @@ async fn cluster_with_rate(
     rate_per_s: u32,
     rpc: &[(&str, toml::Value)],
 ) -> Cluster {
+    cluster_of(validators, 0, rate_per_s, rpc).await
+}
+
+/// [`cluster_with_rate`] with `full_nodes` full nodes beside the
+/// validators.
+async fn cluster_of(
+    validators: usize,
+    full_nodes: usize,
+    rate_per_s: u32,
+    rpc: &[(&str, toml::Value)],
+) -> Cluster {
     let mut config = ClusterConfig::new(env!("CARGO_BIN_EXE_stele-node"), validators);
+    config.full_nodes = full_nodes;
     config.rpc_rate_per_s = rate_per_s;
     config.relays = false;
     config.log_level = "warn".into();
@@ -62,7 +75,7 @@ async fn cluster_with_rate(
         config.rpc_extra.insert((*k).into(), v.clone());
     }
     let cluster = Cluster::start(config).await.unwrap();
-    let all: Vec<usize> = (0..validators).collect();
+    let all: Vec<usize> = (0..cluster.len()).collect();
     cluster
         .wait_height(&all, 1, Duration::from_secs(60))
         .await
@@ -199,17 +212,16 @@ fn through_haproxy_in_tcp_mode_the_proxy_header_names_each_client() {
     });
 }
 
-/// A killed backend is marked DOWN within seconds (in both backends of the
-/// HTTP configuration), every request then goes to the other and
-/// succeeds, and the restarted node is taken back.
+/// A killed backend (a full node) is marked DOWN within seconds (in both
+/// backends of the HTTP configuration), every request then goes to the
+/// other and succeeds, and the restarted node is taken back.
 #[test]
 fn a_killed_backend_is_marked_down_within_seconds_and_traffic_goes_to_the_other() {
     let (_one, runtime) = exclusive_runtime();
     runtime.block_on(async {
-        // Four validators: with one down the others stay ready (/health
-        // needs 2f peers).
-        let mut cluster = cluster_with_rate(4, 100_000, &[]).await;
-        let backends = [cluster.rpc_addr(1), cluster.rpc_addr(2)];
+        let mut cluster = cluster_of(1, 2, 100_000, &[]).await;
+        let (f0, f1) = (cluster.full_node(0), cluster.full_node(1));
+        let backends = [cluster.rpc_addr(f0), cluster.rpc_addr(f1)];
         let lb = Haproxy::start(Mode::Http, &backends, LB_SOURCE.into())
             .await
             .unwrap();
@@ -226,7 +238,7 @@ fn a_killed_backend_is_marked_down_within_seconds_and_traffic_goes_to_the_other(
         assert!(before > 0, "round robin never reached node0");
 
         // SIGKILL the node behind server node0.
-        cluster.kill(1).unwrap();
+        cluster.kill(f0).unwrap();
         let down = lb
             .wait_status("stele_http", 0, "DOWN", Duration::from_secs(5))
             .await
@@ -243,7 +255,7 @@ fn a_killed_backend_is_marked_down_within_seconds_and_traffic_goes_to_the_other(
             served_before + 10
         );
 
-        cluster.restart(1).await.unwrap();
+        cluster.restart(f0).await.unwrap();
         let up = lb
             .wait_status("stele_http", 0, "UP", Duration::from_secs(10))
             .await
@@ -253,14 +265,16 @@ fn a_killed_backend_is_marked_down_within_seconds_and_traffic_goes_to_the_other(
     });
 }
 
-/// A WebSocket through HAProxy (the sticky backend) is upgraded and its
-/// subscription receives every new block for several seconds.
+/// A WebSocket through HAProxy (the sticky backend) to a full node is
+/// upgraded and its subscription receives every new block for several
+/// seconds.
 #[test]
 fn a_websocket_subscription_through_haproxy_receives_new_blocks() {
     let (_one, runtime) = exclusive_runtime();
     runtime.block_on(async {
-        let cluster = cluster_with_rate(1, 100_000, &[]).await;
-        let lb = Haproxy::start(Mode::Http, &[cluster.rpc_addr(0)], LB_SOURCE.into())
+        let cluster = cluster_of(1, 1, 100_000, &[]).await;
+        let full = cluster.rpc_addr(cluster.full_node(0));
+        let lb = Haproxy::start(Mode::Http, &[full], LB_SOURCE.into())
             .await
             .unwrap();
         lb.wait_status("stele_http", 0, "UP", Duration::from_secs(5))
@@ -285,4 +299,214 @@ fn a_websocket_subscription_through_haproxy_receives_new_blocks() {
         assert!(lb.server("stele_ws", 0).await.unwrap().sessions >= 1);
         assert_eq!(lb.server("stele_http", 0).await.unwrap().sessions, 0);
     });
+}
+
+/// The chain's genesis validator set, read from the cluster's testnet.
+fn validator_set(cluster: &Cluster) -> (u64, stele_types::ValidatorSet) {
+    let genesis =
+        stele_node::genesis::Genesis::load(&cluster.root().join("net/node0/genesis.json")).unwrap();
+    (genesis.chain_id, genesis.validators)
+}
+
+/// `call` until it succeeds (at most `tries` times, a moment apart): what
+/// a client does with a read that met a node on its way down.
+async fn retried<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    tries: usize,
+    mut call: impl FnMut() -> F,
+) -> T {
+    let mut last = String::new();
+    for _ in 0..tries {
+        match call().await {
+            Ok(v) => return v,
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("failed {tries} times: {last}");
+}
+
+/// Issue 26's topology on real processes: 4 validators, 2 full nodes,
+/// HAProxy in front of the full nodes. A client through the balancer
+/// deploys a contract, calls it, follows its events on a WebSocket and
+/// reads a storage proof it verifies against the genesis validators; one
+/// full node is killed and restarted meanwhile, and the client meets no
+/// error beyond a retried read; every answer agrees with the validators'
+/// chain.
+#[test]
+fn a_client_through_haproxy_and_full_nodes_deploys_calls_subscribes_and_verifies() {
+    use stele_client::api::EventFilter;
+    use stele_client::{Signer, TxBuilder, verify_storage_proof};
+    use stele_types::{Address, Hash, codec::Encode};
+
+    let (_one, runtime) = exclusive_runtime();
+    runtime.block_on(async {
+        let mut cluster = cluster_of(4, 2, 100_000, &[]).await;
+        let (f0, f1) = (cluster.full_node(0), cluster.full_node(1));
+        let backends = [cluster.rpc_addr(f0), cluster.rpc_addr(f1)];
+        let lb = Haproxy::start(Mode::Http, &backends, LB_SOURCE.into())
+            .await
+            .unwrap();
+        for i in 0..2 {
+            lb.wait_status("stele_http", i, "UP", Duration::from_secs(10))
+                .await
+                .unwrap();
+        }
+        let (chain_id, validators) = validator_set(&cluster);
+        let http = Client::connect(&lb.http_url()).await.unwrap();
+        let ws = Client::connect(&lb.ws_url()).await.unwrap();
+        let signer = Signer::new(cluster.accounts[0].key.clone());
+        let tx = |nonce: u64| TxBuilder::new(chain_id).nonce(nonce).gas_limit(10_000_000);
+        let wait = Duration::from_secs(30);
+
+        // Deploy, through the balancer.
+        let code = wat::parse_str(stele_fixtures::COUNTER_WAT).unwrap();
+        let (deploy, _, _) = signer.sign(tx(0).deploy(code, Vec::new(), 0));
+        let receipt = http
+            .send_and_wait(&deploy.to_bytes(), None, wait)
+            .await
+            .unwrap();
+        let contract: Address = receipt
+            .receipt
+            .contract_address
+            .unwrap_or_else(|| panic!("not deployed: {receipt:?}"));
+
+        // Its events, on a WebSocket kept on one full node (sticky).
+        let topic = Hash([b'T'; 32]);
+        let mut events = ws
+            .subscribe_events(EventFilter {
+                contract: Some(contract),
+                topics: vec![Some(topic)],
+            })
+            .await
+            .unwrap();
+        // Kill the full node that does not hold the WebSocket.
+        let ws_on_f0 = lb.server("stele_ws", 0).await.unwrap().sessions > 0;
+        let (victim, victim_server) = if ws_on_f0 { (f1, 1) } else { (f0, 0) };
+        cluster.kill(victim).unwrap();
+
+        // Calls while it is down, then after it is back: sends succeed
+        // (the balancer retries a refused connection elsewhere).
+        let mut heights = Vec::new();
+        for nonce in 1..=4u64 {
+            if nonce == 3 {
+                cluster.restart(victim).await.unwrap();
+            }
+            let (call, _, _) = signer.sign(tx(nonce).call(contract, "increment", Vec::new(), 0));
+            let r = http
+                .send_and_wait(&call.to_bytes(), None, wait)
+                .await
+                .unwrap();
+            heights.push(r.block_height);
+        }
+        for n in 1..=4u64 {
+            let event = tokio::time::timeout(wait, events.next())
+                .await
+                .expect("an event within 30 s")
+                .expect("the subscription is open")
+                .unwrap();
+            assert_eq!(event.event.data, n.to_le_bytes(), "event {n}");
+        }
+        lb.wait_status("stele_http", victim_server, "UP", Duration::from_secs(30))
+            .await
+            .unwrap();
+
+        // A storage proof through the balancer, checked against the
+        // genesis validators: nobody on the path is trusted.
+        let proof = retried(5, || http.get_storage_proof(contract, b"n", None)).await;
+        verify_storage_proof(&proof, chain_id, &validators).unwrap();
+        assert_eq!(proof.value.unwrap().0, 4u64.to_le_bytes());
+
+        // Every block the calls landed in is the validators' block.
+        let validator = cluster.client(0);
+        for h in heights {
+            let id = stele_client::api::BlockId::Height(h);
+            let through = retried(5, || http.get_block(id)).await;
+            let direct = validator.get_block(id).await.unwrap();
+            assert_eq!(through.hash, direct.hash, "height {h}");
+        }
+        // The restarted full node caught up and serves the same chain.
+        let top = validator.get_status().await.unwrap().height;
+        cluster
+            .wait_height(&[victim], top, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let id = stele_client::api::BlockId::Height(top);
+        assert_eq!(
+            cluster.client(victim).get_block(id).await.unwrap().hash,
+            validator.get_block(id).await.unwrap().hash
+        );
+        let status = cluster.client(victim).get_status().await.unwrap();
+        assert!(status.full_node);
+    });
+}
+
+/// A full node stopped for 30 s (SIGSTOP) reports not ready from the
+/// moment it runs again until it has caught up, and the balancer sends it
+/// no traffic meanwhile.
+#[test]
+fn a_paused_full_node_is_unready_until_it_catches_up_and_gets_no_traffic() {
+    let (_one, runtime) = exclusive_runtime();
+    runtime.block_on(async {
+        let mut cluster = cluster_of(1, 1, 100_000, &[]).await;
+        let full = cluster.full_node(0);
+        let lb = Haproxy::start(Mode::Http, &[cluster.rpc_addr(full)], LB_SOURCE.into())
+            .await
+            .unwrap();
+        lb.wait_status("stele_http", 0, "UP", Duration::from_secs(10))
+            .await
+            .unwrap();
+        cluster.pause(full).unwrap();
+        lb.wait_status("stele_http", 0, "DOWN", Duration::from_secs(10))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let sessions = lb.server("stele_http", 0).await.unwrap().sessions;
+        cluster.resume(full).unwrap();
+        let rpc = cluster.rpc_addr(full);
+        let validator = cluster.client(0);
+        let (mut unready, deadline) = (0, Instant::now() + Duration::from_secs(60));
+        loop {
+            let (code, body) = health(rpc).await;
+            if code == 200 {
+                // Ready only once within the lag allowed (16 blocks).
+                let at = cluster.client(full).get_status().await.unwrap().height;
+                let chain = validator.get_status().await.unwrap().height;
+                assert!(
+                    chain <= at + 16 + 2,
+                    "ready at {at} with the chain at {chain}"
+                );
+                break;
+            }
+            assert_eq!(code, 503, "{body}");
+            unready += 1;
+            assert!(Instant::now() < deadline, "never ready again: {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(unready > 0, "ready at once after a 30 s pause");
+        // Nothing reached it through the balancer while it was behind.
+        assert_eq!(lb.server("stele_http", 0).await.unwrap().sessions, sessions);
+        lb.wait_status("stele_http", 0, "UP", Duration::from_secs(10))
+            .await
+            .unwrap();
+    });
+}
+
+/// `GET /health` on `rpc`: the HTTP status and body.
+async fn health(rpc: SocketAddr) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
+    let Ok(mut s) = tokio::net::TcpStream::connect(rpc).await else {
+        return (0, "no connection".into());
+    };
+    let request = "GET /health HTTP/1.1\r\nHost: stele\r\nConnection: close\r\n\r\n";
+    if s.write_all(request.as_bytes()).await.is_err() {
+        return (0, "write failed".into());
+    }
+    let mut out = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out)).await;
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, out)
 }

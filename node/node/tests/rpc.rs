@@ -61,7 +61,7 @@ async fn transactions_blocks_and_accounts_through_the_client() {
             .pending_nonce,
         1
     );
-    assert_eq!(code(client.get_receipt(hash).await), codes::NOT_FOUND);
+    assert_eq!(code(client.get_receipt(hash).await), codes::TX_PENDING);
 
     // A waiter started before the commit sees it.
     let waiter = {

@@ -78,6 +78,9 @@ pub mod codes {
     /// storage, which only the latest height can do: call at the latest
     /// height.
     pub const ITERATION_UNAVAILABLE: i32 = 2010;
+    /// `get_receipt` of a transaction this node holds pending: admitted,
+    /// not committed yet (`wait_for_receipt` waits for it).
+    pub const TX_PENDING: i32 = 2011;
 }
 
 fn is_zero(n: &u32) -> bool {

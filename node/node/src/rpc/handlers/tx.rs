@@ -10,6 +10,12 @@ use stele_client::api::*;
 use stele_types::{Address, Hash};
 
 use super::{Handler, REFUSED_SUBMISSION_TOKENS, TX_STATUS_OVERHEAD};
+
+/// Longest a read of a transaction this node does not know waits for the
+/// node to commit the latest certified block it heard of.
+const BEHIND_WAIT: Duration = Duration::from_secs(2);
+/// ...and only if it is this few blocks behind.
+const BEHIND_WAIT_BLOCKS_MAX: u64 = 64;
 use crate::rpc::call_limit::ClientIp;
 use crate::rpc::errors::{self, err, internal, not_found};
 use crate::rpc::feed::FeedEnd;
@@ -101,12 +107,54 @@ impl Handler {
         .await
     }
 
-    /// `get_receipt`: the receipt of a committed transaction.
+    /// `get_receipt`: the receipt of a committed transaction. Read your
+    /// write: a node a little behind the chain (a full node that has not
+    /// committed the latest block it heard of) waits to catch up before it
+    /// answers that it has none, and a transaction it holds pending gets
+    /// `TX_PENDING`, not `NOT_FOUND`.
     pub(super) async fn receipt(&self, hash: Hash) -> RpcResult<ReceiptInfo> {
-        self.receipt_info(&hash)
-            .await
-            .and_then(|r| r.ok_or_else(|| not_found(format_args!("receipt of {hash}"))))
-            .and_then(|r| self.fit_receipt(r, 0))
+        if let Some(r) = self.receipt_info(&hash).await? {
+            return self.fit_receipt(r, 0);
+        }
+        if self.wait_for_certified().await?
+            && let Some(r) = self.receipt_info(&hash).await?
+        {
+            return self.fit_receipt(r, 0);
+        }
+        if self.ctx.submitter.pending(&hash).is_some() {
+            return Err(err(
+                codes::TX_PENDING,
+                format!(
+                    "transaction {hash} is pending: admitted, not committed yet (wait_for_receipt waits for it)"
+                ),
+            ));
+        }
+        Err(not_found(format_args!("receipt of {hash}")))
+    }
+
+    /// Waits, at most [`BEHIND_WAIT`], until this node has committed the
+    /// highest certified height it has heard of, if it is behind it by at
+    /// most [`BEHIND_WAIT_BLOCKS_MAX`] (further behind, `/health` has taken
+    /// it out of a balancer's rotation already); whether it was behind.
+    async fn wait_for_certified(&self) -> RpcResult<bool> {
+        let Some(target) = self.ctx.status.peer_height() else {
+            return Ok(false);
+        };
+        // Subscribed before the height is read, so no commit falls between.
+        let mut commits = self.ctx.commits.subscribe();
+        let height = self.latest()?;
+        if target <= height || target - height > BEHIND_WAIT_BLOCKS_MAX {
+            return Ok(false);
+        }
+        let deadline = tokio::time::Instant::now() + BEHIND_WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, commits.recv()).await {
+                Ok(Ok(block)) if block.block.header.height < target => {}
+                // Caught up, lagged behind the feed (so far along), or
+                // out of time: look again either way.
+                _ => return Ok(true),
+            }
+        }
     }
 
     /// `wait_for_receipt`: the receipt, once the transaction commits.
