@@ -112,7 +112,7 @@ pub struct NodeMetrics {
     pub precheck: Arc<PrecheckCounters>,
     precheck_dropped: Family<Labels, Gauge>,
     signatures_verified: Gauge,
-    peer_garbage: [AtomicU64; 4],
+    peer_garbage: [AtomicU64; PeerGarbage::ALL.len()],
     budget_waits: Family<Labels, Gauge>,
     /// Set once the RPC server's counters are exported ([`Self::export_rpc`]).
     rpc_exported: OnceLock<()>,

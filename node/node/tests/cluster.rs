@@ -978,3 +978,78 @@ async fn a_validator_key_cannot_run_a_full_node_nor_a_stranger_a_validator() {
     let mut cluster = cluster;
     cluster.stop(0).await;
 }
+
+/// A peer of a full node that pushes garbage: undecodable frames, a block
+/// under another block's certificate, a certificate with a forged
+/// signature. Each is refused and counted; none stops the node, and a
+/// true block pushed the same way is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_node_refuses_and_counts_blocks_its_certificates_do_not_prove() {
+    use stele_node::metrics::PeerGarbage;
+    use stele_node::net::testing;
+    use stele_node::sync::SyncedBlock;
+
+    let mut cluster = Cluster::start(4).await;
+    cluster.until_height(3).await;
+    let item = |h: u64, payload_of: u64| {
+        let state = cluster.node(0).shared().state().read().unwrap();
+        let reader = BlockReader::new(&state);
+        let payload = reader.block(payload_of).unwrap().unwrap().to_bytes();
+        let cert = reader.certificate(h).unwrap().unwrap();
+        (payload, cert)
+    };
+    let (true_block, true_cert) = item(1, 1);
+    let (other_block, _) = item(2, 2);
+    let (_, cert3) = item(3, 3);
+    for i in 0..4 {
+        cluster.stop(i).await;
+    }
+    // A full node with no peer of its own: only the hostile one reaches it.
+    let mut opts = cluster.full_options("full0", &key(203));
+    opts.peers.clear();
+    let full = Node::start(opts).await.unwrap();
+    let to = PeerInfo {
+        address: key(203).address(),
+        socket: full.p2p_addr().unwrap(),
+    };
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let set = cluster.genesis.validators.clone();
+    let conn = testing::dial_as(&endpoint, &key(204), CHAIN, &set, &to)
+        .await
+        .unwrap();
+    let mut stream = testing::open_channel(&conn, Channel::Blocks).await.unwrap();
+    let mut forged = true_cert.clone();
+    forged.signatures[0].signature.0[10] ^= 1;
+    let frames = vec![
+        b"not a block".to_vec(),
+        SyncedBlock::encode_item(&other_block, &true_cert),
+        SyncedBlock::encode_item(&true_block, &forged),
+    ];
+    testing::write_frames(&mut stream, &frames).await.unwrap();
+    let metrics = full.shared().metrics().clone();
+    until("three refusals", || {
+        metrics.peer_garbage(PeerGarbage::BlockUncertified) == 3
+    })
+    .await;
+    assert_eq!(full.progress().height, 0);
+    assert!(!full.is_finished());
+    // The true block, and a later certificate: the node commits the one
+    // and learns from the other how far the chain is.
+    testing::write_frames(
+        &mut stream,
+        &[
+            SyncedBlock::encode_item(&true_block, &true_cert),
+            SyncedBlock::encode_item(&[], &cert3),
+        ],
+    )
+    .await
+    .unwrap();
+    until_node_height(&full, 1).await;
+    until("the certified height", || {
+        stele_node::rpc::NodeStatus::status(full.shared().as_ref()).certified_height == 3
+    })
+    .await;
+    assert_eq!(metrics.peer_garbage(PeerGarbage::BlockUncertified), 3);
+    conn.close(0u32.into(), b"done");
+    full.shutdown().await.unwrap();
+}

@@ -30,6 +30,11 @@ pub struct NetConfig {
     /// Committed blocks queued per follower before new ones drop (the
     /// follower fetches what it missed by block sync).
     pub blocks_queue_max: usize,
+    /// A follower's `peer_msgs_per_sec` and burst: what one full node may
+    /// send per channel (its forwarded transactions go through the same
+    /// admission as the validators' gossip, so its share is smaller).
+    pub follower_msgs_per_sec: u32,
+    pub follower_msgs_burst: u32,
     /// Sustained inbound messages per second per peer and channel, and the
     /// burst allowed above it; excess messages are dropped and counted. The
     /// allowance belongs to the peer's key: every stream and connection of
@@ -117,6 +122,8 @@ impl Default for NetConfig {
             followers_max: 16,
             followers_allowed: Vec::new(),
             blocks_queue_max: 64,
+            follower_msgs_per_sec: 2_000,
+            follower_msgs_burst: 4_000,
             peer_msgs_per_sec: 20_000,
             peer_msgs_burst: 40_000,
             sync_streams_max: 8,

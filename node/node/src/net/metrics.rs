@@ -44,13 +44,15 @@ impl DropReason {
 /// Monotonic counters of the transport.
 #[derive(Debug, Default)]
 pub struct NetMetrics {
-    msgs_in: [AtomicU64; 4],
-    msgs_out: [AtomicU64; 4],
-    bytes_in: [AtomicU64; 4],
-    bytes_out: [AtomicU64; 4],
-    dropped: [AtomicU64; 5],
-    refused: [AtomicU64; 3],
-    budget_waits: [AtomicU64; 4],
+    // Sized by the enums' `ALL`, so a new channel or reason cannot index
+    // past them.
+    msgs_in: [AtomicU64; Channel::ALL.len()],
+    msgs_out: [AtomicU64; Channel::ALL.len()],
+    bytes_in: [AtomicU64; Channel::ALL.len()],
+    bytes_out: [AtomicU64; Channel::ALL.len()],
+    dropped: [AtomicU64; DropReason::ALL.len()],
+    refused: [AtomicU64; Refusal::ALL.len()],
+    budget_waits: [AtomicU64; Channel::ALL.len()],
     /// Connections refused because the peer's key is not a validator's or
     /// it failed to prove its key.
     pub handshake_failures: AtomicU64,

@@ -6,6 +6,8 @@
 //! then checked against its certificate, executed, and committed only if
 //! its state root matches.
 
+use std::sync::atomic::Ordering;
+
 use stele_types::Address;
 use tracing::debug;
 
@@ -46,13 +48,20 @@ impl Follower {
         if height <= self.tip.height {
             return Ok(());
         }
+        let next = self.tip.height + 1;
+        if height > next && height <= self.shared.peer_height.load(Ordering::Relaxed) {
+            // Heard of already (its certificate checked then): make sure
+            // a fetch runs up to it, without checking it again.
+            self.catch_up.start(next, height);
+            return Ok(());
+        }
         if let Err(e) = certificate.verify(self.shared.chain_id, &self.shared.validators) {
             self.garbage(from, &e);
             return Ok(());
         }
         self.shared.heard_certified(height);
-        if height > self.tip.height + 1 {
-            self.catch_up.start(self.tip.height + 1, height);
+        if height > next {
+            self.catch_up.start(next, height);
             return Ok(());
         }
         let block = match self.check_block(height, &certificate.block_hash, &payload, false) {

@@ -42,7 +42,7 @@ impl Network {
                     Some(Channel::Sync) | None => None,
                 };
                 match allowed {
-                    Some(ch) => net.read_channel(peer, ch, recv).await,
+                    Some(ch) => net.read_channel(peer, kind, ch, recv).await,
                     None => {
                         net.inner.metrics.record_drop(DropReason::NotAllowed);
                         let _ = recv.stop(VarInt::from_u32(code::BAD_CHANNEL));
@@ -52,7 +52,13 @@ impl Network {
         }
     }
 
-    async fn read_channel(&self, peer: Address, channel: Channel, mut recv: quinn::RecvStream) {
+    async fn read_channel(
+        &self,
+        peer: Address,
+        kind: PeerKind,
+        channel: Channel,
+        mut recv: quinn::RecvStream,
+    ) {
         let config = &self.inner.config;
         let metrics = &self.inner.metrics;
         let max = channel.frame_bytes_max(config);
@@ -100,7 +106,7 @@ impl Network {
                 Ok(payload) => payload,
                 Err(_) => return,
             };
-            if !self.take_token(peer, channel) {
+            if !self.take_token(peer, kind, channel) {
                 metrics.record_drop(DropReason::RateLimited);
                 continue;
             }
@@ -139,15 +145,19 @@ impl Network {
             .clone()
     }
 
-    /// Takes one message's worth from the peer's allowance on `channel`.
-    fn take_token(&self, peer: Address, channel: Channel) -> bool {
+    /// Takes one message's worth from the peer's allowance on `channel`
+    /// (a follower's is smaller: its gossip shares admission with the
+    /// validators').
+    fn take_token(&self, peer: Address, kind: PeerKind, channel: Channel) -> bool {
         let config = &self.inner.config;
         let now = Instant::now();
+        let (rate, burst) = match kind {
+            PeerKind::Validator => (config.peer_msgs_per_sec, config.peer_msgs_burst),
+            PeerKind::Follower => (config.follower_msgs_per_sec, config.follower_msgs_burst),
+        };
         lock(&self.inner.buckets)
             .entry((peer, channel))
-            .or_insert_with(|| {
-                TokenBucket::new(config.peer_msgs_per_sec, config.peer_msgs_burst, now)
-            })
+            .or_insert_with(|| TokenBucket::new(rate, burst, now))
             .try_take(now)
     }
 }
