@@ -30,6 +30,9 @@ pub enum Target {
         block_interval_ms: Option<u64>,
         /// The validators' `consensus.pipeline_blocks`.
         pipeline_blocks: u64,
+        /// Full nodes beside the validators (ADR 0009). The load's writes
+        /// go to the validators either way; reads go to the full nodes.
+        full_nodes: usize,
     },
     /// A running cluster's RPC addresses, and the funded keys (an
     /// `accounts.json` as `stele-node testnet` writes it) to pay from.
@@ -71,6 +74,13 @@ pub struct BenchConfig {
     pub rate_per_s: Option<f64>,
     /// How long the ceiling measurement runs.
     pub verify_measure: Duration,
+    /// Concurrent readers flooding the full nodes (the validators if there
+    /// are none) with views, event queries, block reads and a block
+    /// subscription each, for the whole load (a local cluster only).
+    pub read_flood: usize,
+    /// The readers go through HAProxy (`docs/haproxy.cfg`) in front of the
+    /// full nodes.
+    pub reads_via_balancer: bool,
 }
 
 /// Percentiles of the submission-to-commit latency, in milliseconds.
@@ -129,6 +139,12 @@ pub struct BenchReport {
     /// Each validator's block stages and CPU time during the load (a local
     /// cluster only).
     pub nodes: Vec<NodeStages>,
+    pub full_nodes: usize,
+    /// The read flood, if one ran.
+    pub reads: Option<crate::reads::ReadsReport>,
+    /// How much later full nodes got each block than validator 0 (their
+    /// new-block subscriptions), over the load.
+    pub full_node_lag: Option<Latency>,
 }
 
 /// Measures the verification ceiling on one thread.
@@ -173,6 +189,16 @@ pub fn measure_ceiling(run_for: Duration) -> Result<Ceiling> {
     })
 }
 
+/// The percentiles of `sorted` durations.
+pub fn latency_of(sorted: &[Duration]) -> Latency {
+    Latency {
+        p50_ms: percentile(sorted, 0.50),
+        p90_ms: percentile(sorted, 0.90),
+        p99_ms: percentile(sorted, 0.99),
+        max_ms: percentile(sorted, 1.0),
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -192,14 +218,21 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
     let mut _cluster = None;
     // Metrics address and process of each local validator.
     let mut watched: Vec<(SocketAddr, Option<nix::unistd::Pid>)> = Vec::new();
+    // Where reads go, and validator 0 and the full nodes for the lag probe.
+    let mut read_targets: Vec<SocketAddr> = Vec::new();
+    let mut probe: Option<(SocketAddr, Vec<SocketAddr>)> = None;
+    let mut full_node_count = 0;
     let (endpoints, funders, validators) = match &config.target {
         Target::Local {
             node_bin,
             validators,
             block_interval_ms,
             pipeline_blocks,
+            full_nodes,
         } => {
             let mut c = ClusterConfig::new(node_bin, *validators);
+            c.full_nodes = *full_nodes;
+            full_node_count = *full_nodes;
             c.block_interval_ms = *block_interval_ms;
             c.pipeline_blocks = *pipeline_blocks;
             c.relays = false;
@@ -225,10 +258,31 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
                 .iter()
                 .map(|a| Arc::new(Signer::new(a.key.clone())))
                 .collect();
-            let e = cluster.endpoints();
-            watched = (0..cluster.len())
+            // Writes go to the validators, as before full nodes existed,
+            // so runs with and without them compare.
+            let mut writers = Vec::with_capacity(*validators);
+            for i in 0..*validators {
+                let addr = cluster.rpc_addr(i);
+                let client = Client::connect(&format!("http://{addr}"))
+                    .await
+                    .map_err(|e| anyhow!("{addr}: {e}"))?;
+                writers.push((addr, client));
+            }
+            let e = Arc::new(Endpoints::new(writers));
+            watched = (0..*validators)
                 .filter_map(|i| Some((cluster.metrics_addr(i)?, cluster.pid(i).ok())))
                 .collect();
+            let fulls: Vec<SocketAddr> = (0..*full_nodes)
+                .map(|j| cluster.rpc_addr(cluster.full_node(j)))
+                .collect();
+            read_targets = if fulls.is_empty() {
+                (0..*validators).map(|i| cluster.rpc_addr(i)).collect()
+            } else {
+                fulls.clone()
+            };
+            if !fulls.is_empty() {
+                probe = Some((cluster.rpc_addr(0), fulls));
+            }
             _cluster = Some(cluster);
             (e, funders, *validators)
         }
@@ -298,11 +352,58 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
     // Nothing is lost in a healthy cluster; a flat-out run queues for
     // seconds, and resending then would only add load.
     load_config.stall = Duration::from_secs(120);
+    // The balancer lives until the end of the run.
+    let mut _balancer = None;
+    let flood = if config.read_flood > 0 && !read_targets.is_empty() {
+        let targets: Vec<String> = if config.reads_via_balancer {
+            let lb = crate::haproxy::Haproxy::start(
+                crate::haproxy::Mode::Http,
+                &read_targets,
+                std::net::IpAddr::from([127, 0, 0, 9]),
+            )
+            .await?;
+            for i in 0..read_targets.len() {
+                lb.wait_status("stele_http", i, "UP", Duration::from_secs(30))
+                    .await?;
+            }
+            let addr = lb.addr().to_string();
+            _balancer = Some(lb);
+            vec![addr]
+        } else {
+            read_targets.iter().map(ToString::to_string).collect()
+        };
+        let view = amm.as_ref().map(|a| crate::reads::View {
+            contract: a.token_a,
+            method: "balance_of".into(),
+            args: a.balance_of_args(a.pool).unwrap_or_default(),
+        });
+        Some(crate::reads::ReadFlood::start(targets, config.read_flood, view).await?)
+    } else {
+        None
+    };
+    let lag = match &probe {
+        Some((reference, fulls)) => Some(
+            crate::reads::LagProbe::start(
+                reference.to_string(),
+                fulls.iter().map(ToString::to_string).collect(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let stats_before = watch(&watched).await;
     let load = Load::start(load_config, endpoints, specs, amm, 42);
     let ledger = load.ledger().clone();
     let report = load.join(Duration::from_secs(600)).await?;
     let stats_after = watch(&watched).await;
+    let reads = match flood {
+        Some(f) => Some(f.stop().await),
+        None => None,
+    };
+    let full_node_lag = match lag {
+        Some(p) => p.stop().await,
+        None => None,
+    };
     let nodes = stats_before
         .iter()
         .zip(&stats_after)
@@ -346,17 +447,15 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
         duration_s: duration.as_secs_f64(),
         blocks: heights.len(),
         txs_per_block_mean: committed as f64 / heights.len().max(1) as f64,
-        latency: Latency {
-            p50_ms: percentile(&lat, 0.50),
-            p90_ms: percentile(&lat, 0.90),
-            p99_ms: percentile(&lat, 0.99),
-            max_ms: percentile(&lat, 1.0),
-        },
+        latency: latency_of(&lat),
         ceiling_tx_per_s: ceiling,
         ratio: if ceiling > 0.0 { tps / ceiling } else { 0.0 },
         machine,
         machine_after,
         nodes,
+        full_nodes: full_node_count,
+        reads,
+        full_node_lag,
     })
 }
 

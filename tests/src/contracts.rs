@@ -99,6 +99,13 @@ impl Amm {
         .map_err(|e| anyhow!("transfer args: {e}"))
     }
 
+    /// The arguments of token A's `balance_of(who)` view.
+    pub fn balance_of_args(&self, who: Address) -> Result<Vec<u8>> {
+        self.token_abi
+            .encode_args("balance_of", &json!([who]))
+            .map_err(|e| anyhow!("balance_of args: {e}"))
+    }
+
     /// Addresses that may hold native balance because of this set-up.
     pub fn addresses(&self) -> Vec<Address> {
         vec![self.token_a, self.token_b, self.pool]

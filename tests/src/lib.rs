@@ -37,6 +37,7 @@ pub mod hostile;
 pub mod load;
 pub mod node_stats;
 pub mod rawnet;
+pub mod reads;
 pub mod relay;
 pub mod scenarios;
 

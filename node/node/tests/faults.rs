@@ -190,7 +190,8 @@ fn a_burst_sent_to_one_backup_commits_without_resends() {
 
 /// `stele-bench`'s run on a small load: every transaction commits, and the
 /// report carries each validator's block stages and CPU time, read from
-/// its metrics and its process.
+/// its metrics and its process; a full node beside them takes a read flood
+/// through HAProxy, and its lag behind validator 0 is measured.
 #[test]
 fn the_benchmark_reports_every_commit_and_each_validators_stages() {
     let (_one, runtime) = exclusive_runtime();
@@ -200,6 +201,7 @@ fn the_benchmark_reports_every_commit_and_each_validators_stages() {
             validators: 4,
             block_interval_ms: Some(10),
             pipeline_blocks: 1,
+            full_nodes: 1,
         },
         workload: Workload::Native,
         senders: 8,
@@ -207,6 +209,8 @@ fn the_benchmark_reports_every_commit_and_each_validators_stages() {
         window: 4,
         rate_per_s: Some(100.0),
         verify_measure: Duration::from_millis(100),
+        read_flood: 2,
+        reads_via_balancer: true,
     };
     let report = runtime.block_on(bench::run(&config)).unwrap();
     assert_eq!(report.txs_sent, 80, "{report:?}");
@@ -220,6 +224,12 @@ fn the_benchmark_reports_every_commit_and_each_validators_stages() {
         assert!(node.execution_ms > 0.0, "{node:?}");
         assert!(node.cpu_ms_per_block.is_some_and(|c| c > 0.0), "{node:?}");
     }
+    let reads = report.reads.as_ref().unwrap();
+    assert!(reads.calls > 0 && reads.views > 0, "{reads:?}");
+    assert_eq!(reads.errors, 0, "{reads:?}");
+    assert!(reads.blocks_notified > 0, "{reads:?}");
+    let lag = report.full_node_lag.as_ref().unwrap();
+    assert!(lag.max_ms < 10_000.0, "{lag:?}");
 }
 
 /// Transactions a validator admitted while it was cut off long enough for

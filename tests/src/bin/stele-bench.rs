@@ -59,6 +59,18 @@ struct Args {
     /// Only measure and print the signature ceiling.
     #[arg(long)]
     ceiling_only: bool,
+    /// Full nodes beside the local cluster's validators (the load's writes
+    /// still go to the validators).
+    #[arg(long, default_value_t = 0)]
+    full_nodes: usize,
+    /// Concurrent readers flooding the full nodes (the validators without
+    /// full nodes) with views, event queries, block reads and a block
+    /// subscription each, during the load.
+    #[arg(long, default_value_t = 0)]
+    read_flood: usize,
+    /// Send the read flood through HAProxy (docs/haproxy.cfg).
+    #[arg(long)]
+    reads_via_balancer: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -91,6 +103,7 @@ fn main() -> ExitCode {
             validators: args.validators,
             block_interval_ms: args.block_interval_ms,
             pipeline_blocks: args.pipeline_blocks,
+            full_nodes: args.full_nodes,
         },
         (None, Some(accounts_file)) if !args.rpc.is_empty() => Target::Remote {
             rpc: args.rpc,
@@ -112,6 +125,8 @@ fn main() -> ExitCode {
         window: args.window,
         rate_per_s: (args.rate > 0.0).then_some(args.rate),
         verify_measure: Duration::from_secs_f64(args.verify_seconds.max(0.1)),
+        read_flood: args.read_flood,
+        reads_via_balancer: args.reads_via_balancer,
     };
     match stele_cluster::run_and_print(run(&config)) {
         Some(_) => ExitCode::SUCCESS,
