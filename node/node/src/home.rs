@@ -102,6 +102,7 @@ pub fn node_config(p2p: SocketAddr, rpc: Option<SocketAddr>, peers: Vec<PeerEntr
         storage: Default::default(),
         log: Default::default(),
         runtime: Default::default(),
+        index: Default::default(),
     }
 }
 
@@ -381,6 +382,7 @@ pub async fn start_home_on(
             ..Default::default()
         },
         prune_interval_blocks: config.storage.prune_interval_blocks,
+        index: config.index,
         exec_inline,
         accept_data_loss,
     };

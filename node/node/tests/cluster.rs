@@ -182,6 +182,12 @@ impl Cluster {
                 ..Default::default()
             },
             prune_interval_blocks: self.prune_interval_blocks,
+            // Both indexes on: every cluster scenario (sync, restarts,
+            // pruning) also commits their rows.
+            index: stele_node::index::IndexConfig {
+                events: true,
+                storage_history: true,
+            },
             exec_inline: false,
             accept_data_loss: self.accept_data_loss,
         })

@@ -48,6 +48,8 @@ pub struct Shared {
     /// its peers committed (`/health` compares it with `height`).
     pub(super) peer_height: AtomicU64,
     pub(super) tx_arrived: Notify,
+    /// The indexes written with each committed block.
+    pub(super) index: crate::index::IndexConfig,
 }
 
 impl Shared {

@@ -308,6 +308,7 @@ fn shared(
         syncing: AtomicBool::new(false),
         peer_height: AtomicU64::new(0),
         tx_arrived: Notify::new(),
+        index: opts.index,
     }
 }
 

@@ -1,12 +1,12 @@
-//! `get_events`: pages of the events of committed blocks, scanned on the
-//! read pool.
+//! `get_events`: pages of the events of committed blocks, read on the read
+//! pool from the event index where it covers them, else by a scan.
 
 use jsonrpsee::core::RpcResult;
 use stele_client::api::*;
 
 use super::Handler;
 use crate::rpc::errors::{err, invalid};
-use crate::rpc::events::EventScan;
+use crate::rpc::events::{EventPager, source};
 use crate::rpc::size::json_len;
 
 impl Handler {
@@ -64,17 +64,18 @@ impl Handler {
                 }),
             }));
             self.read_with(view, move |reader| {
-                let scan = EventScan {
-                    reader,
-                    filter: &filter,
+                let pager = EventPager {
                     limit: limit as usize,
                     to,
                     blocks_max,
                     budget,
                 };
+                let start = cursor.unwrap_or(EventCursor::block_start(from));
+                let last = pager.last(start.height);
+                let mut src = source(&reader, reader.view(), &filter, start, last)?;
                 match cursor {
-                    Some(at) => scan.cursor_page(at),
-                    None => scan.block_page(from),
+                    Some(at) => pager.cursor_page(&mut *src, at),
+                    None => pager.block_page(&mut *src, from),
                 }
             })
             .await
