@@ -57,7 +57,17 @@ fn extend_coverage(
 ) -> Result<(), StoreError> {
     let from = match read_coverage(state, kind)? {
         Some(c) if c.last.checked_add(1) == Some(height) => c.from,
-        _ => height,
+        previous => {
+            // Once per start of an index (first block, or first after a
+            // stretch with the index off): what it will not answer.
+            tracing::info!(
+                index = ?kind,
+                height,
+                previous_coverage = ?previous.map(|c| (c.from, c.last)),
+                "index starts at this block: get_events scans blocks below it, get_storage_history lists no writes below it"
+            );
+            height
+        }
     };
     put_coverage(state, batch, kind, Coverage { from, last: height })
 }
