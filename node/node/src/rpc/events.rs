@@ -128,6 +128,48 @@ pub(crate) fn source<'a>(
     Ok(Box::new(BlockScan::new(reader, filter, start)))
 }
 
+/// One `get_events` call, its parameters checked.
+#[derive(Debug, Clone)]
+pub struct EventQuery {
+    pub filter: EventFilter,
+    /// First height of the range (at least 1).
+    pub from: u64,
+    /// Last height of the range (at most the view's version).
+    pub to: u64,
+    pub limit: usize,
+    /// The cursor form's start (inside `from..=to`), or the whole-block
+    /// form without one.
+    pub cursor: Option<EventCursor>,
+    /// Most heights a page covers (`rpc.events_blocks_max`).
+    pub blocks_max: u64,
+    /// Bytes the page's events may take as JSON.
+    pub budget: usize,
+}
+
+/// A `get_events` page read through `reader` as the RPC reads it: from the
+/// event index where it covers the page and `use_index` allows, else by
+/// scanning the blocks. Public for benchmarks and tools.
+pub fn event_page(
+    reader: &BlockReader<'_>,
+    q: &EventQuery,
+    use_index: bool,
+) -> RpcResult<EventPage> {
+    let pager = EventPager {
+        limit: q.limit,
+        to: q.to,
+        blocks_max: q.blocks_max,
+        budget: q.budget,
+    };
+    let start = q.cursor.unwrap_or(EventCursor::block_start(q.from));
+    let last = pager.last(start.height);
+    let view = if use_index { reader.view() } else { None };
+    let mut src = source(reader, view, &q.filter, start, last)?;
+    match q.cursor {
+        Some(at) => pager.cursor_page(&mut *src, at),
+        None => pager.block_page(&mut *src, q.from),
+    }
+}
+
 /// One `get_events` call's paging.
 pub(crate) struct EventPager {
     /// Most events in the page (whole-block pages finish their last block).

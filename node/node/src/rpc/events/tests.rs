@@ -9,7 +9,7 @@ use stele_client::api::{EventCursor, EventFilter, EventLog, EventPage};
 use stele_state::{CommittedView, State, StateConfig};
 use stele_types::{Address, Event, Hash};
 
-use super::{BlockScan, EventPager, EventSource, source};
+use super::{EventQuery, event_page};
 use crate::index::synthetic::{SyntheticTx, commit_block};
 use crate::index::{IndexConfig, IndexKind, IndexedEvents, coverage};
 use crate::store::{BLOCK_STORE_CFS, BlockReader};
@@ -121,33 +121,32 @@ fn query() -> impl Strategy<Value = Query> {
         })
 }
 
-/// A page as the handler reads it, from `src` or from the scan.
+/// A page as the handler reads it, through the index where it may be
+/// used, or by the scan; and whether the index was used.
 fn page(view: &CommittedView, q: &Query, indexed: bool) -> (Result<EventPage, String>, bool) {
     let reader = BlockReader::from_view(view);
-    let pager = EventPager {
-        limit: q.limit,
+    let query = EventQuery {
+        filter: q.filter.clone(),
+        from: q.from,
         to: q.to.unwrap_or(view.version()),
+        limit: q.limit,
+        cursor: q.cursor,
         blocks_max: q.blocks_max,
         budget: q.budget,
     };
     let start = q.cursor.unwrap_or(EventCursor::block_start(q.from));
-    let last = pager.last(start.height);
-    let mut used_index = false;
-    let mut src: Box<dyn EventSource> = if indexed {
-        let covered = coverage(view, IndexKind::Events)
-            .expect("coverage")
-            .is_some_and(|c| c.covers(start.height, last));
-        let direct = IndexedEvents::new(view, &q.filter, start, last).expect("index");
-        used_index = covered && direct.is_some();
-        source(&reader, Some(view), &q.filter, start, last).expect("source")
-    } else {
-        Box::new(BlockScan::new(&reader, &q.filter, start))
-    };
-    let result = match q.cursor {
-        Some(at) => pager.cursor_page(&mut *src, at),
-        None => pager.block_page(&mut *src, q.from),
-    };
-    (result.map_err(|e| format!("{e:?}")), used_index)
+    let last = query.to.min(start.height.saturating_add(q.blocks_max - 1));
+    let covered = coverage(view, IndexKind::Events)
+        .expect("coverage")
+        .is_some_and(|c| c.covers(start.height, last));
+    let narrows = IndexedEvents::new(view, &q.filter, start, last)
+        .expect("index")
+        .is_some();
+    let result = event_page(&reader, &query, indexed);
+    (
+        result.map_err(|e| format!("{e:?}")),
+        indexed && covered && narrows,
+    )
 }
 
 /// Every page of the cursor form from `from`, joined.

@@ -6,7 +6,7 @@ use stele_client::api::*;
 
 use super::Handler;
 use crate::rpc::errors::{err, invalid};
-use crate::rpc::events::{EventPager, source};
+use crate::rpc::events::{EventQuery, event_page};
 use crate::rpc::size::json_len;
 
 impl Handler {
@@ -63,22 +63,17 @@ impl Handler {
                     event_index: u32::MAX,
                 }),
             }));
-            self.read_with(view, move |reader| {
-                let pager = EventPager {
-                    limit: limit as usize,
-                    to,
-                    blocks_max,
-                    budget,
-                };
-                let start = cursor.unwrap_or(EventCursor::block_start(from));
-                let last = pager.last(start.height);
-                let mut src = source(&reader, reader.view(), &filter, start, last)?;
-                match cursor {
-                    Some(at) => pager.cursor_page(&mut *src, at),
-                    None => pager.block_page(&mut *src, from),
-                }
-            })
-            .await
+            let query = EventQuery {
+                filter,
+                from,
+                to,
+                limit: limit as usize,
+                cursor,
+                blocks_max,
+                budget,
+            };
+            self.read_with(view, move |reader| event_page(&reader, &query, true))
+                .await
         }
         .await
     }
