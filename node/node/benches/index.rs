@@ -8,10 +8,11 @@
 //! Writes `--blocks` committed blocks straight into a store (no consensus,
 //! no execution) through the node's commit path with the event index on:
 //! block, receipts, certificate, state version and index rows in one batch
-//! per block. Each block holds 2 transactions of 2 events each, 96 bytes
-//! of data: every transaction emits a `Transfer` of the token contract
-//! (the hot topic: 2 events a block), and one event in 100 blocks carries
-//! the rare topic, the others a topic of their own. Then it reads all the
+//! per block. Each block holds `--txs` transactions (default 10) of 2
+//! events each, 96 bytes of data: the first emits a `Transfer` of the
+//! token contract (the hot topic: one event in every block), one event in
+//! 100 blocks carries the rare topic, and the others are noise from 7
+//! other contracts under 13 other topics. Then it reads all the
 //! events of one topic over all the blocks, page after page with the
 //! cursor form as a client would (`limit` 1 000, `events_blocks_max`
 //! 10 000, the default 16 MiB response limit), each page serialised to
@@ -43,26 +44,35 @@ const BUDGET: usize = (16 << 20) - 1024;
 /// Blocks written again without the index, to compare commit speed.
 const PLAIN_BLOCKS_MAX: u64 = 10_000;
 
-fn block(height: u64) -> Vec<SyntheticTx> {
-    (0..2u64)
-        .map(|tx| SyntheticTx {
-            events: vec![
+fn block(height: u64, txs: u64) -> Vec<SyntheticTx> {
+    (0..txs)
+        .map(|tx| {
+            let noise = |n: u64| Event {
+                contract: Address([(height + tx + n) as u8 % 7; 20]),
+                topics: vec![Hash([0x10 + ((height + tx + n) % 13) as u8; 32])],
+                data: vec![2; 96],
+            };
+            let first = if tx == 0 {
                 Event {
                     contract: TOKEN,
                     topics: vec![TRANSFER, Hash([(height % 251) as u8; 32])],
                     data: vec![1; 96],
-                },
+                }
+            } else {
+                noise(0)
+            };
+            let second = if tx == 0 && height.is_multiple_of(100) {
                 Event {
-                    contract: Address([(height % 7) as u8; 20]),
-                    topics: vec![if tx == 0 && height.is_multiple_of(100) {
-                        RARE
-                    } else {
-                        Hash([0x10 + (height % 13) as u8; 32])
-                    }],
-                    data: vec![2; 96],
-                },
-            ],
-            storage_writes: Vec::new(),
+                    topics: vec![RARE],
+                    ..noise(1)
+                }
+            } else {
+                noise(1)
+            };
+            SyntheticTx {
+                events: vec![first, second],
+                storage_writes: Vec::new(),
+            }
         })
         .collect()
 }
@@ -75,10 +85,10 @@ fn open(dir: &std::path::Path) -> State {
 }
 
 /// Commits `n` blocks; blocks per second.
-fn write(state: &mut State, n: u64, index: IndexConfig) -> f64 {
+fn write(state: &mut State, n: u64, txs: u64, index: IndexConfig) -> f64 {
     let started = Instant::now();
     for height in 1..=n {
-        commit_block(state, &index, block(height)).expect("commit");
+        commit_block(state, &index, block(height, txs)).expect("commit");
         if height % 100_000 == 0 {
             eprintln!("{height} blocks written");
         }
@@ -120,6 +130,7 @@ fn query(state: &State, filter: &EventFilter, to: u64, use_index: bool) -> (u64,
 
 fn main() {
     let mut blocks: u64 = 10_000;
+    let mut txs: u64 = 10;
     let mut dir: Option<std::path::PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -130,6 +141,7 @@ fn main() {
                     .and_then(|v| v.parse().ok())
                     .expect("--blocks N")
             }
+            "--txs" => txs = args.next().and_then(|v| v.parse().ok()).expect("--txs N"),
             "--dir" => dir = args.next().map(Into::into),
             // `cargo bench` passes `--bench`.
             _ => {}
@@ -142,14 +154,15 @@ fn main() {
         events: true,
         storage_history: false,
     };
-    let indexed_per_s = write(&mut state, blocks, on);
+    let indexed_per_s = write(&mut state, blocks, txs, on);
     let plain_blocks = blocks.min(PLAIN_BLOCKS_MAX);
     let plain_per_s = {
         let mut plain = open(&root.join("plain"));
-        write(&mut plain, plain_blocks, IndexConfig::default())
+        write(&mut plain, plain_blocks, txs, IndexConfig::default())
     };
     println!(
-        "{{\"bench\":\"index_write\",\"blocks\":{blocks},\"events_per_block\":4,\"blocks_per_s_indexed\":{indexed_per_s:.0},\"plain_blocks\":{plain_blocks},\"blocks_per_s_plain\":{plain_per_s:.0}}}"
+        "{{\"bench\":\"index_write\",\"blocks\":{blocks},\"txs_per_block\":{txs},\"events_per_block\":{},\"blocks_per_s_indexed\":{indexed_per_s:.0},\"plain_blocks\":{plain_blocks},\"blocks_per_s_plain\":{plain_per_s:.0}}}",
+        2 * txs
     );
     let filters = [
         (
