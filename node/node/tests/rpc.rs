@@ -2409,6 +2409,12 @@ async fn storage_history_lists_the_writes_of_a_key_newest_first() {
         }
     }
     assert_eq!(joined, page.changes);
+    // The largest page is allowed; one more is not (below).
+    let most = client
+        .get_storage_history(contract, b"n", 1000, None)
+        .await
+        .unwrap();
+    assert_eq!(most.changes, page.changes);
     for (key, limit) in [(&b""[..], 1), (&[0u8; 257][..], 1), (b"n", 0), (b"n", 1001)] {
         assert_eq!(
             code(client.get_storage_history(contract, key, limit, None).await),

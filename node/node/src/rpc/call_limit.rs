@@ -262,6 +262,7 @@ mod tests {
         );
         assert_eq!(m.cost("get_status", &Params::new(None)), 1);
         assert_eq!(m.cost("estimate_gas", &Params::new(None)), 8);
+        assert_eq!(m.cost("get_storage_history", &Params::new(None)), 2);
         let small = CostModel {
             cost_max: 10,
             ..model(0)
