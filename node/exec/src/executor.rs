@@ -21,7 +21,7 @@ use stele_vm::{Action, CallTrace, ExecContext, Outcome, Vm, VmError, World, Worl
 use thiserror::Error;
 
 use super::account::Account;
-use super::world::{StateBase, StateWorld};
+use super::world::{StateBase, StateWorld, StorageWrite};
 
 /// Protocol parameters of execution, fixed by the genesis.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +110,10 @@ pub struct BlockExecution {
     pub gas_used: u64,
     /// Senders recovered from the signatures, in block order.
     pub senders: Vec<Address>,
+    /// Per transaction, in block order, the contract storage keys it wrote
+    /// (and did not revert), in (contract, key) order. For the node's
+    /// storage-history index only: nothing here feeds a hash or a root.
+    pub storage_writes: Vec<Vec<StorageWrite>>,
 }
 
 /// Executes blocks with one VM and a signature cache.
@@ -218,6 +222,7 @@ impl Executor {
         let mut world = StateWorld::new(base);
         let mut receipts = Vec::with_capacity(txs.len());
         let mut senders = Vec::with_capacity(txs.len());
+        let mut storage_writes = Vec::with_capacity(txs.len());
         let mut gas_used: u64 = 0;
         let mut fees: Amount = 0;
         let mut event_bytes_left = self.vm.limits().block_event_bytes_max;
@@ -249,6 +254,7 @@ impl Executor {
                     },
                 })?;
             world = w;
+            storage_writes.push(world.take_tx_storage_writes());
             let emitted: u64 = receipt.events.iter().map(stele_vm::event_bytes).sum();
             event_bytes_left = event_bytes_left.saturating_sub(emitted);
             gas_used += receipt.gas_used;
@@ -268,6 +274,7 @@ impl Executor {
             receipts,
             gas_used,
             senders,
+            storage_writes,
         })
     }
 
@@ -389,6 +396,7 @@ impl Executor {
         mode: Mode,
     ) -> Result<(Receipt, Option<CallTrace>, StateWorld), TxFailure> {
         let debug = mode.debug;
+        world.begin_tx();
         let mut account: Account = world.account(&sender).map_err(backend_tx)?;
         if tx.nonce != account.nonce {
             return Err(TxFailure::Invalid(TxRejection::NonceMismatch {

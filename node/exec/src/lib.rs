@@ -16,4 +16,4 @@ pub use account::{Account, code_key};
 pub use executor::{
     Applied, ApplyError, BlockEnv, BlockExecution, ExecError, Executor, ExecutorConfig, TxRejection,
 };
-pub use world::{SharedState, StateBase, StateWorld};
+pub use world::{SharedState, StateBase, StateWorld, StorageWrite};

@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use stele_state::{Checkpoint, CommittedView, Overlay, State, StateError, StateRead, WriteSet};
 use stele_types::codec::Encode;
+use stele_types::proof::value_hash;
 use stele_types::proof::{Namespace, StateKey};
 use stele_types::{Address, Amount, Hash, Limits, decode};
 use stele_vm::{Next, World, WorldError};
@@ -295,6 +296,55 @@ fn merged_next<'a>(
     }
 }
 
+/// A storage key a transaction wrote, and what it left there.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StorageWrite {
+    pub contract: Address,
+    pub key: Vec<u8>,
+    /// `proof::value_hash` of the value the transaction left (the hash a
+    /// storage proof's leaf carries), `None` if it deleted the key.
+    pub value_hash: Option<Hash>,
+}
+
+/// The contract storage keys the current transaction wrote with a write
+/// that was not reverted: a key enters at its first write and leaves when a
+/// checkpoint opened before that write is reverted. Bounded by the
+/// transaction's distinct keys, as the overlay is.
+#[derive(Debug, Default)]
+struct TxKeys {
+    set: std::collections::BTreeSet<StateKey>,
+    /// The keys in the order they entered `set`, so a revert can take out
+    /// exactly those that entered after its checkpoint.
+    log: Vec<StateKey>,
+    /// `log`'s length at each open checkpoint.
+    marks: Vec<usize>,
+}
+
+impl TxKeys {
+    fn wrote(&mut self, key: &StateKey) {
+        if !self.set.contains(key) {
+            self.set.insert(key.clone());
+            self.log.push(key.clone());
+        }
+    }
+
+    fn checkpoint(&mut self) {
+        self.marks.push(self.log.len());
+    }
+
+    fn revert(&mut self) {
+        if let Some(mark) = self.marks.pop() {
+            for key in self.log.drain(mark..) {
+                self.set.remove(&key);
+            }
+        }
+    }
+
+    fn commit(&mut self) {
+        self.marks.pop();
+    }
+}
+
 /// Accounts, code and contract storage for one execution, over an overlay.
 #[derive(Debug)]
 pub struct StateWorld {
@@ -302,6 +352,7 @@ pub struct StateWorld {
     base: StateBase,
     checkpoints: Vec<Checkpoint>,
     gaps: RefCell<Gaps>,
+    tx_keys: TxKeys,
 }
 
 fn world_err(e: impl std::fmt::Display) -> WorldError {
@@ -315,7 +366,39 @@ impl StateWorld {
             base,
             checkpoints: Vec::new(),
             gaps: RefCell::new(Gaps::default()),
+            tx_keys: TxKeys::default(),
         }
+    }
+
+    /// Starts recording the storage keys of a new transaction (forgets
+    /// those of the previous one).
+    pub fn begin_tx(&mut self) {
+        self.tx_keys = TxKeys::default();
+    }
+
+    /// The contract storage keys the transaction since
+    /// [`StateWorld::begin_tx`] wrote and did not revert, in (contract,
+    /// key) order, each with the hash of the value it left (`None`:
+    /// deleted). A key written with the value it already held counts: this
+    /// records writes, not differences.
+    pub fn take_tx_storage_writes(&mut self) -> Vec<StorageWrite> {
+        let keys = std::mem::take(&mut self.tx_keys);
+        keys.set
+            .into_iter()
+            .filter_map(|key| {
+                let Namespace::Storage(contract) = key.namespace else {
+                    return None;
+                };
+                // A key in the set has a write that was not reverted, so it
+                // is buffered.
+                let value = self.overlay.writes().get(&key)?;
+                Some(StorageWrite {
+                    contract,
+                    value_hash: value.as_deref().map(value_hash),
+                    key: key.key,
+                })
+            })
+            .collect()
     }
 
     /// The account record of `address` (default if absent).
@@ -360,15 +443,18 @@ impl World for StateWorld {
         key: &[u8],
         value: &[u8],
     ) -> Result<(), WorldError> {
-        self.overlay
-            .put(StateKey::storage(contract, key), value.to_vec());
+        let key = StateKey::storage(contract, key);
+        self.tx_keys.wrote(&key);
+        self.overlay.put(key, value.to_vec());
         Ok(())
     }
 
     fn storage_remove(&mut self, contract: &Address, key: &[u8]) -> Result<bool, WorldError> {
         let existed = self.storage_get(contract, key)?.is_some();
         if existed {
-            self.overlay.delete(StateKey::storage(contract, key));
+            let key = StateKey::storage(contract, key);
+            self.tx_keys.wrote(&key);
+            self.overlay.delete(key);
         }
         Ok(existed)
     }
@@ -497,6 +583,7 @@ impl World for StateWorld {
     fn checkpoint(&mut self) {
         let cp = self.overlay.checkpoint();
         self.checkpoints.push(cp);
+        self.tx_keys.checkpoint();
     }
 
     fn revert(&mut self) {
@@ -504,12 +591,14 @@ impl World for StateWorld {
             // The handle came from this overlay and is the innermost open
             // one, so this cannot fail.
             let _ = self.overlay.revert_to(cp);
+            self.tx_keys.revert();
         }
     }
 
     fn commit(&mut self) {
         if let Some(cp) = self.checkpoints.pop() {
             let _ = self.overlay.discard(cp);
+            self.tx_keys.commit();
         }
     }
 }

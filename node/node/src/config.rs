@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use stele_types::Address;
 use thiserror::Error;
 
+use crate::index::IndexConfig;
 use crate::mempool::MempoolConfig;
 use crate::node::{ConsensusOptions, PIPELINE_BLOCKS_MAX, Role};
 use crate::rpc::RpcConfig;
@@ -53,6 +54,9 @@ pub struct NodeConfig {
     pub log: LogSection,
     #[serde(default)]
     pub runtime: RuntimeSection,
+    /// `[index]`: the optional event and storage-history indexes.
+    #[serde(default)]
+    pub index: IndexConfig,
 }
 
 /// State retention.
@@ -511,6 +515,19 @@ view_timeout_ms = 1000
             std::fs::write(&path, config.to_toml()).unwrap();
             assert_eq!(NodeConfig::load(&path).unwrap().log.level, loaded);
         }
+    }
+
+    #[test]
+    fn indexes_are_off_by_default_and_each_can_be_turned_on() {
+        assert_eq!(parse(GOOD).unwrap().index, IndexConfig::default());
+        assert!(!IndexConfig::default().any());
+        let text = GOOD.replace("[consensus]", "[index]\nevents = true\n[consensus]");
+        let c = parse(&text).unwrap();
+        assert!(c.index.events && !c.index.storage_history);
+        assert_eq!(parse(&c.to_toml()).unwrap(), c);
+        let text = GOOD.replace("[consensus]", "[index]\nlogs = true\n[consensus]");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("unknown field `logs`"), "{e}");
     }
 
     #[test]

@@ -108,7 +108,24 @@ pub fn node_config(p2p: SocketAddr, rpc: Option<SocketAddr>, peers: Vec<PeerEntr
         storage: Default::default(),
         log: Default::default(),
         runtime: Default::default(),
+        index: Default::default(),
     }
+}
+
+/// [`node_config`] for a full node: `role = "full"`, both indexes on (a
+/// full node serves the reads they answer).
+pub fn full_node_config(
+    p2p: SocketAddr,
+    rpc: Option<SocketAddr>,
+    peers: Vec<PeerEntry>,
+) -> NodeConfig {
+    let mut config = node_config(p2p, rpc, peers);
+    config.node.role = Role::Full;
+    config.index = crate::index::IndexConfig {
+        events: true,
+        storage_history: true,
+    };
+    config
 }
 
 /// `genesis` as the pretty JSON of a `genesis.json` file.
@@ -252,12 +269,11 @@ pub fn write_testnet(out: &Path, spec: &TestnetSpec) -> Result<Testnet, HomeErro
                 .iter()
                 .filter(|p| p.address != k.public_key().address()),
         );
-        let mut config = node_config(
+        let config = full_node_config(
             addr(n + j, 0)?,
             Some(addr(n + j, 1)?),
             others.cloned().collect(),
         );
-        config.node.role = Role::Full;
         write_new(&config_path(&home), &config.to_toml())?;
         full_homes.push(home);
         full_rpc.push(addr(n + j, 1)?);
@@ -439,6 +455,7 @@ pub async fn start_home_on(
             ..Default::default()
         },
         prune_interval_blocks: config.storage.prune_interval_blocks,
+        index: config.index,
         exec_inline,
         accept_data_loss,
     };

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod genesis;
 pub mod home;
+pub mod index;
 pub mod keys;
 pub mod listen;
 pub mod log_limit;

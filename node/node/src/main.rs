@@ -10,7 +10,7 @@ use stele_node::config::{LogFormat, NodeConfig, PeerEntry};
 use stele_node::genesis::{Allocation, ChainParams, Genesis};
 use stele_node::home::{self, DEV_BALANCE, TestnetSpec, config_path, node_config};
 use stele_node::keys;
-use stele_node::node::{Role, now_ms};
+use stele_node::node::now_ms;
 use stele_node::shutdown;
 use stele_types::{SecretKey, Validator, ValidatorSet};
 
@@ -213,10 +213,11 @@ fn init(
         }
     };
     write_new(&home.join("genesis.json"), &genesis_json(&genesis)?)?;
-    let mut config = node_config(p2p, Some(rpc), peers);
-    if full {
-        config.node.role = Role::Full;
-    }
+    let config = if full {
+        home::full_node_config(p2p, Some(rpc), peers)
+    } else {
+        node_config(p2p, Some(rpc), peers)
+    };
     write_new(&config_path(home), &config.to_toml())?;
     let root =
         stele_node::node::init_data_dir(&home.join("data"), &genesis).map_err(|e| e.to_string())?;

@@ -9,19 +9,29 @@ use stele_types::codec::{Decode, DecodeError, Encode, Reader, put_seq};
 use stele_types::{Block, CommitCertificate, Hash, Limits, Receipt, decode};
 use thiserror::Error;
 
+use crate::index;
+
 pub const CF_BLOCKS: &str = "blocks";
 pub const CF_BLOCK_INDEX: &str = "block_index";
 pub const CF_TX_INDEX: &str = "tx_index";
 pub const CF_RECEIPTS: &str = "receipts";
 pub const CF_CERTS: &str = "certs";
 
-/// The column families the block store adds to the state's database.
-pub const BLOCK_STORE_CFS: [&str; 5] = [
+/// The column families the block store adds to the state's database, its
+/// optional index's included (`crate::index`; opened whether it is on or
+/// not).
+pub const BLOCK_STORE_CFS: [&str; 11] = [
     CF_BLOCKS,
     CF_BLOCK_INDEX,
     CF_TX_INDEX,
     CF_RECEIPTS,
     CF_CERTS,
+    index::CF_INDEX_META,
+    index::CF_EVENT_LOGS,
+    index::CF_EVENTS_BY_CONTRACT,
+    index::CF_EVENTS_BY_TOPIC,
+    index::CF_STORAGE_HISTORY,
+    index::CF_STORAGE_WRITES,
 ];
 
 /// Why a block-store operation failed.
@@ -47,6 +57,12 @@ pub enum StoreError {
     ReceiptCount { txs: usize, receipts: usize },
     #[error("certificate is for {cert}, the block is {block}")]
     CertificateMismatch { block: Hash, cert: Hash },
+    #[error("block has {txs} transactions but storage writes for {writes}")]
+    StorageWritesCount { txs: usize, writes: usize },
+    #[error("the index's coverage record is corrupt ({len} bytes)")]
+    CorruptIndexMeta { len: usize },
+    #[error("an index row is corrupt ({len} bytes)")]
+    CorruptIndexRow { len: usize },
 }
 
 /// Where a transaction landed.
@@ -212,6 +228,14 @@ impl<'a> BlockReader<'a> {
         BlockReader {
             source: Source::View(view),
             limits: storage_limits(),
+        }
+    }
+
+    /// The view this reader reads through, if it does.
+    pub fn view(&self) -> Option<&'a CommittedView> {
+        match self.source {
+            Source::State(_) => None,
+            Source::View(view) => Some(view),
         }
     }
 

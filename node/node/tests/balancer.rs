@@ -415,6 +415,19 @@ fn a_client_through_haproxy_and_full_nodes_deploys_calls_subscribes_and_verifies
         let proof = retried(5, || http.get_storage_proof(contract, b"n", None)).await;
         verify_storage_proof(&proof, chain_id, &validators).unwrap();
         assert_eq!(proof.value.unwrap().0, 4u64.to_le_bytes());
+        // Full nodes keep the indexes: the key's four writes, newest first,
+        // and its events from the index.
+        let history = retried(5, || http.get_storage_history(contract, b"n", 10, None)).await;
+        let written: Vec<u64> = history.changes.iter().map(|c| c.block_height).collect();
+        let mut newest_first = heights.clone();
+        newest_first.reverse();
+        assert_eq!(written, newest_first);
+        let filter = EventFilter {
+            contract: Some(contract),
+            topics: vec![Some(topic)],
+        };
+        let page = retried(5, || http.get_events(filter.clone(), 1, None, 100)).await;
+        assert_eq!(page.events.len(), 4);
 
         // Every block the calls landed in is the validators' block.
         let validator = cluster.client(0);

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use stele_node::genesis::{Allocation, ChainParams, Genesis};
+use stele_node::index::{IndexKind, coverage};
 use stele_node::mempool::AdmitError;
 use stele_node::net::{Channel, NetConfig, PeerInfo};
 use stele_node::node::{ConsensusOptions, Node, NodeOptions, Role};
@@ -210,6 +211,12 @@ impl Cluster {
                 ..Default::default()
             },
             prune_interval_blocks: self.prune_interval_blocks,
+            // Both indexes on: every cluster scenario (sync, restarts,
+            // pruning) also commits their rows.
+            index: stele_node::index::IndexConfig {
+                events: true,
+                storage_history: true,
+            },
             exec_inline: false,
             accept_data_loss: self.accept_data_loss,
         }
@@ -473,6 +480,15 @@ async fn four_validators_commit_transactions_with_identical_roots() {
     })
     .await;
     cluster.assert_same_chain();
+    // Every node indexed every block it committed, in the same batch.
+    for i in 0..4 {
+        let state = cluster.node(i).shared().state().clone();
+        let view = state.read().unwrap().view().unwrap();
+        for kind in [IndexKind::Events, IndexKind::StorageHistory] {
+            let c = coverage(&view, kind).unwrap().unwrap();
+            assert_eq!((c.from, c.last), (1, view.version()), "node {i}");
+        }
+    }
     let supply: Amount = {
         let node = cluster.node(0);
         let base = node.shared().latest_base();

@@ -90,6 +90,11 @@ impl Chain {
 
     /// Executes and commits a block; returns its receipts.
     fn apply(&self, txs: Vec<SignedTransaction>) -> Result<Vec<Receipt>, ExecError> {
+        self.apply_exec(txs).map(|out| out.receipts)
+    }
+
+    /// Executes and commits a block; returns the whole execution.
+    fn apply_exec(&self, txs: Vec<SignedTransaction>) -> Result<BlockExecution, ExecError> {
         let env = self.env();
         let out = self.executor.execute_block(self.base(), &env, &txs)?;
         let mut state = self.state.write().unwrap();
@@ -121,7 +126,7 @@ impl Chain {
         let prepared =
             prepare_block_commit(&state, &block, &out.receipts, &cert, &out.writes).unwrap();
         state.apply(prepared).unwrap();
-        Ok(out.receipts)
+        Ok(out)
     }
 
     fn account(&self, a: &Address) -> Account {
@@ -272,6 +277,38 @@ fn deploy_call_and_revert_on_the_real_vm() {
             before.balance - Amount::from(r[0].gas_used) * 3
         );
         assert!(r[0].gas_used > chain.executor.config().tx_gas_base);
+    });
+}
+
+/// Each transaction's storage writes are recorded with the hash of the
+/// value it left, in block order; a reverted transaction and a plain
+/// transfer wrote nothing; the receipts are those of the same block
+/// without the record (nothing of it feeds a hash).
+#[test]
+fn each_transaction_records_the_storage_keys_it_wrote_and_did_not_revert() {
+    on_exec_stack(|| {
+        let chain = Chain::new();
+        let out = chain.apply_exec(vec![deploy_counter()]).unwrap();
+        assert_eq!(out.storage_writes, vec![vec![]]);
+        let contract = out.receipts[0].contract_address.unwrap();
+        let out = chain
+            .apply_exec(vec![
+                call(1, 1, contract, "increment"),
+                transfer(3, 0, 1, 5),
+                call(2, 0, contract, "fail"),
+                call(2, 1, contract, "increment"),
+            ])
+            .unwrap();
+        let wrote = |n: u64| {
+            vec![StorageWrite {
+                contract,
+                key: b"n".to_vec(),
+                value_hash: Some(stele_types::proof::value_hash(&n.to_le_bytes())),
+            }]
+        };
+        assert_eq!(out.storage_writes, vec![wrote(1), vec![], vec![], wrote(2)]);
+        let hashes: Vec<Hash> = out.receipts.iter().map(Receipt::hash).collect();
+        assert_eq!(out.receipts_root, list_root(&hashes));
     });
 }
 

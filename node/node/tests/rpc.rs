@@ -2469,3 +2469,105 @@ async fn clients_named_by_a_trusted_proxys_proxy_header_are_limited_each() {
     assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(metrics.proxy_headers_refused_of("malformed"), 2);
 }
+
+/// `get_storage_history` lists the transactions that wrote a key, newest
+/// first, with the hash a storage proof's leaf holds, in pages; a reverted
+/// write is not listed; a node whose index stops short of its latest height
+/// says the index is off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_history_lists_the_writes_of_a_key_newest_first() {
+    let node = TestNode::start(RpcConfig::default()).await;
+    let client = Client::connect(&node.http()).await.unwrap();
+    let contract = deploy_counter(&node, &client).await;
+    let call = |from: u8, nonce: u64, method: &str| {
+        signed(
+            from,
+            nonce,
+            1_000_000,
+            TxPayload::Call {
+                contract,
+                method: method.into(),
+                args: vec![],
+                value: 0,
+            },
+        )
+    };
+    let mut hashes = vec![];
+    for (from, nonce) in [(2, 0), (3, 0), (2, 1)] {
+        let tx = call(from, nonce, "increment");
+        hashes.push(client.send_transaction(&tx.to_bytes()).await.unwrap());
+        // A reverted write in the same block: not a change.
+        if from == 3 {
+            client
+                .send_transaction(&call(3, 1, "fail").to_bytes())
+                .await
+                .unwrap();
+        }
+        node.commit().await;
+    }
+    let page = client
+        .get_storage_history(contract, b"n", 10, None)
+        .await
+        .unwrap();
+    assert_eq!((page.height, page.indexed_from, page.next), (4, 1, None));
+    let got: Vec<(u64, Hash, Option<Hash>)> = page
+        .changes
+        .iter()
+        .map(|c| (c.block_height, c.tx_hash, c.value_hash))
+        .collect();
+    let vh = |n: u64| Some(proof::value_hash(&n.to_le_bytes()));
+    assert_eq!(
+        got,
+        vec![
+            (4, hashes[2], vh(3)),
+            (3, hashes[1], vh(2)),
+            (2, hashes[0], vh(1))
+        ]
+    );
+    // The newest change's hash is the one a proof of the key shows.
+    let proof = client
+        .get_storage_proof(contract, b"n", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        proof::value_hash(&proof.value.unwrap().0),
+        page.changes[0].value_hash.unwrap()
+    );
+    // Pages of one, joined, are the same list.
+    let mut joined = vec![];
+    let mut cursor = None;
+    loop {
+        let p = client
+            .get_storage_history(contract, b"n", 1, cursor)
+            .await
+            .unwrap();
+        joined.extend(p.changes);
+        match p.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(joined, page.changes);
+    // The largest page is allowed; one more is not (below).
+    let most = client
+        .get_storage_history(contract, b"n", 1000, None)
+        .await
+        .unwrap();
+    assert_eq!(most.changes, page.changes);
+    for (key, limit) in [(&b""[..], 1), (&[0u8; 257][..], 1), (b"n", 0), (b"n", 1001)] {
+        assert_eq!(
+            code(client.get_storage_history(contract, key, limit, None).await),
+            codes::INVALID_ARGUMENT
+        );
+    }
+    // A block committed with the index off: the node's history is no
+    // longer complete, and it says so.
+    *node.index.lock().unwrap() = Default::default();
+    node.commit().await;
+    let e = client
+        .get_storage_history(contract, b"n", 10, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(codes::INDEX_OFF));
+    assert!(e.to_string().contains("storage_history is off"), "{e}");
+}

@@ -102,6 +102,28 @@ impl CommittedView {
         Ok(self.snapshot.get_cf(handle, key)?)
     }
 
+    /// A raw iterator over the column family `cf` (one opened with the
+    /// state) at this view's snapshot, over keys from `lower` (included)
+    /// to `upper` (excluded), unpositioned: seek before reading. The
+    /// bounds stop RocksDB itself, so nothing outside them is stepped over.
+    pub fn raw_iterator_cf(
+        &self,
+        cf: &str,
+        lower: Vec<u8>,
+        upper: Vec<u8>,
+    ) -> Result<rocksdb::DBRawIteratorWithThreadMode<'_, DB>, StateError> {
+        let handle = self
+            .db
+            .cf_handle(cf)
+            .ok_or_else(|| StateError::MissingColumnFamily {
+                name: cf.to_owned(),
+            })?;
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_iterate_lower_bound(lower);
+        opts.set_iterate_upper_bound(upper);
+        Ok(self.snapshot.raw_iterator_cf_opt(handle, opts))
+    }
+
     /// A cursor over the keys of `namespace` that start with `prefix`,
     /// positioned at the first one above `after` (see [`FlatCursor`]).
     pub fn flat_cursor(

@@ -81,6 +81,10 @@ pub mod codes {
     /// `get_receipt` of a transaction this node holds pending: admitted,
     /// not committed yet (`wait_for_receipt` waits for it).
     pub const TX_PENDING: i32 = 2011;
+    /// `get_storage_history` on a node that keeps no storage-history index
+    /// up to its latest height (`[index] storage_history` is off there):
+    /// ask a node that keeps one.
+    pub const INDEX_OFF: i32 = 2012;
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -451,6 +455,43 @@ pub struct StoragePage {
     pub next_cursor: Option<Bytes>,
 }
 
+/// A transaction's write of a storage key (`get_storage_history`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageChange {
+    pub block_height: u64,
+    pub tx_index: u32,
+    pub tx_hash: Hash,
+    /// `proof::value_hash` of the value the transaction left (what a
+    /// storage proof's leaf holds); `None` (JSON null) when it deleted the
+    /// key.
+    pub value_hash: Option<Hash>,
+}
+
+/// A position in a storage key's history: the write of transaction
+/// `tx_index` of the block at `height`. A page starts at it, inclusive,
+/// and goes back in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageHistoryCursor {
+    pub height: u64,
+    pub tx_index: u32,
+}
+
+/// A page of a storage key's history, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageHistoryPage {
+    /// The committed height the history was read at (complete up to it).
+    pub height: u64,
+    /// The first height this node's index covers: writes before it are
+    /// not listed here.
+    pub indexed_from: u64,
+    pub changes: Vec<StorageChange>,
+    /// Pass as `cursor` for the next (older) page; `None` at the end.
+    pub next: Option<StorageHistoryCursor>,
+}
+
 /// The node's view of itself, for operators and load balancers.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -675,6 +716,18 @@ pub trait SteleApi {
         limit: u32,
         cursor: Option<EventCursor>,
     ) -> RpcResult<EventPage>;
+
+    /// The transactions that wrote `key` of `contract`, newest first, from
+    /// `cursor` (inclusive; `None`: the newest), at most `limit`, from the
+    /// node's storage-history index (`INDEX_OFF` where it keeps none).
+    #[method(name = "get_storage_history")]
+    async fn get_storage_history(
+        &self,
+        contract: Address,
+        key: Bytes,
+        limit: u32,
+        cursor: Option<StorageHistoryCursor>,
+    ) -> RpcResult<StorageHistoryPage>;
 
     /// The node's status.
     #[method(name = "get_status")]

@@ -416,6 +416,23 @@ impl Client {
         Ok(proof.value.map(|v| v.0))
     }
 
+    /// A page of the transactions that wrote `key` of `contract`, newest
+    /// first, from `cursor` (inclusive; `None`: the newest); continue with
+    /// the page's `next`. Only nodes that keep the storage-history index
+    /// answer (`codes::INDEX_OFF` elsewhere).
+    pub async fn get_storage_history(
+        &self,
+        contract: Address,
+        key: &[u8],
+        limit: u32,
+        cursor: Option<StorageHistoryCursor>,
+    ) -> Result<StorageHistoryPage, ClientError> {
+        call!(
+            self,
+            get_storage_history(contract, Bytes::from(key), limit, cursor)
+        )
+    }
+
     pub async fn list_storage(
         &self,
         contract: Address,

@@ -431,6 +431,7 @@ impl Follower {
         cert: CommitCertificate,
     ) -> Result<Result<(Block, BlockExecution), CommitError>, NodeError> {
         let state = self.shared.state.clone();
+        let index = self.shared.index;
         let Executed {
             block,
             exec,
@@ -440,12 +441,22 @@ impl Follower {
         self.exec
             .run(move || {
                 let mut state = state.write().map_err(|_| CommitError::Poisoned)?;
-                let prepared = match prepared {
+                let mut prepared = match prepared {
                     Some(p) if p.base() == state.latest_version() => {
                         finish_block_commit(&state, p, &block, &exec.receipts, &cert)
                     }
                     _ => prepare_block_commit(&state, &block, &exec.receipts, &cert, &exec.writes),
                 }?;
+                // The block's index rows, in its own batch: never ahead of
+                // or behind the blocks.
+                crate::index::put_block(
+                    &state,
+                    prepared.batch_mut(),
+                    &index,
+                    &block,
+                    &exec.receipts,
+                    &exec.storage_writes,
+                )?;
                 // Not synced here: the next synced write to this database
                 // (this node's next synced consensus-log record, at the
                 // latest the next block's prepared certificate) makes it

@@ -166,6 +166,8 @@ pub struct NodeOptions {
     pub state: StateConfig,
     /// Prune old state versions every this many blocks; 0 never prunes.
     pub prune_interval_blocks: u64,
+    /// The optional indexes kept beside the blocks (`[index]`).
+    pub index: crate::index::IndexConfig,
     /// Execute and commit blocks on the consensus driver's own thread
     /// (`tokio::task::block_in_place`) instead of handing each job to the
     /// execution thread and waiting to be woken: two thread hand-offs less

@@ -54,6 +54,8 @@ pub struct Shared {
     /// hears nothing stale, however close to its peers it thinks it is.
     pub(super) heard: Mutex<Option<Instant>>,
     pub(super) tx_arrived: Notify,
+    /// The indexes written with each committed block.
+    pub(super) index: crate::index::IndexConfig,
 }
 
 impl Shared {

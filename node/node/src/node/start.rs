@@ -369,6 +369,7 @@ fn shared(
         peer_height: AtomicU64::new(0),
         heard: Mutex::new(None),
         tx_arrived: Notify::new(),
+        index: opts.index,
     }
 }
 

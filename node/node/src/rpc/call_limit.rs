@@ -9,8 +9,8 @@
 //!
 //! Costs (tokens) follow the work a call can cause (docs/rpc.md, Limits):
 //! 1 for most calls; 2 for `get_block`, `get_latest_block`,
-//! `list_storage` and `get_storage_proof` (up to a block or a page of
-//! values); 4 for `call_view` and `simulate_transaction`; 8 for
+//! `list_storage`, `get_storage_proof` and `get_storage_history` (up to a
+//! block or a page of values or index rows); 4 for `call_view` and `simulate_transaction`; 8 for
 //! `estimate_gas` (up to 40 runs); and for `get_events` 1 plus 1 per 100
 //! blocks of the range it may scan (at most `events_blocks_max`; a null
 //! `to_height` counts up to the latest height). No call costs more than a
@@ -66,7 +66,11 @@ impl CostModel {
     /// The tokens a call of `method` with `params` takes.
     pub(crate) fn cost(&self, method: &str, params: &Params<'_>) -> u32 {
         let cost = match method {
-            "get_block" | "get_latest_block" | "list_storage" | "get_storage_proof" => 2,
+            "get_block"
+            | "get_latest_block"
+            | "list_storage"
+            | "get_storage_proof"
+            | "get_storage_history" => 2,
             "call_view" | "simulate_transaction" => 4,
             "estimate_gas" => 8,
             "get_events" => 1 + self.events_blocks(params) / EVENTS_BLOCKS_PER_TOKEN,
@@ -258,6 +262,7 @@ mod tests {
         );
         assert_eq!(m.cost("get_status", &Params::new(None)), 1);
         assert_eq!(m.cost("estimate_gas", &Params::new(None)), 8);
+        assert_eq!(m.cost("get_storage_history", &Params::new(None)), 2);
         let small = CostModel {
             cost_max: 10,
             ..model(0)

@@ -6,6 +6,7 @@
 mod api;
 mod calls;
 mod events;
+mod history;
 mod reads;
 mod subscriptions;
 #[cfg(test)]

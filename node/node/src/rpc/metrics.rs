@@ -15,7 +15,7 @@ use serde::de::IgnoredAny;
 use super::conn::Eviction;
 
 /// Every method name, for the per-method counters.
-pub(crate) const METHODS: [&str; 19] = [
+pub(crate) const METHODS: [&str; 20] = [
     "send_transaction",
     "get_transaction",
     "get_receipt",
@@ -31,6 +31,7 @@ pub(crate) const METHODS: [&str; 19] = [
     "get_storage_proof",
     "list_storage",
     "get_events",
+    "get_storage_history",
     "get_status",
     "subscribe_new_blocks",
     "subscribe_events",

@@ -33,6 +33,7 @@ use crate::store::CommittedBlock;
 use stele_exec::{Executor, SharedState};
 
 pub use config::{RpcConfig, RpcConfigError};
+pub use events::{EventQuery, event_page};
 pub use metrics::RpcMetrics;
 #[cfg(test)]
 pub(crate) use server::test_hooks;

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use stele_exec::*;
 use stele_node::genesis::{Allocation, ChainParams, Genesis};
+use stele_node::index::IndexConfig;
 use stele_node::mempool::{AdmitError, BlockLimits, Mempool, MempoolConfig, verify_raw_as};
 use stele_node::rpc::{
     NodeStatus, RpcConfig, RpcContext, RpcServer, StatusInfo, TxSubmitter, start,
@@ -138,6 +139,9 @@ pub struct TestNode {
     pub commits: tokio::sync::broadcast::Sender<Arc<CommittedBlock>>,
     pub server: RpcServer,
     pub genesis: Genesis,
+    /// The indexes each commit writes (both on, as on a full node, unless a
+    /// test turns them off).
+    pub index: Arc<Mutex<IndexConfig>>,
     _dir: tempfile::TempDir,
 }
 
@@ -200,6 +204,10 @@ impl TestNode {
             commits,
             server,
             genesis,
+            index: Arc::new(Mutex::new(IndexConfig {
+                events: true,
+                storage_history: true,
+            })),
             _dir: dir,
         }
     }
@@ -225,10 +233,11 @@ impl TestNode {
         let pool = self.pool.clone();
         let commits = self.commits.clone();
         let time = self.genesis.genesis_time_ms;
+        let index = *self.index.lock().unwrap();
         tokio::task::spawn_blocking(move || {
             std::thread::Builder::new()
                 .stack_size(EXEC_THREAD_STACK_BYTES)
-                .spawn(move || commit_block(&state, &executor, &pool, &commits, time))
+                .spawn(move || commit_block(&state, &executor, &pool, &commits, time, index))
                 .unwrap()
                 .join()
                 .unwrap()
@@ -244,6 +253,7 @@ fn commit_block(
     pool: &Pool,
     commits: &tokio::sync::broadcast::Sender<Arc<CommittedBlock>>,
     genesis_time_ms: u64,
+    index: IndexConfig,
 ) -> Arc<CommittedBlock> {
     let parent = state.read().unwrap().latest_version().unwrap();
     let base = StateBase::at(state, Some(parent), None);
@@ -298,8 +308,17 @@ fn commit_block(
             signature: k.sign_digest(&digest),
         })
         .collect();
-    let prepared =
+    let mut prepared =
         prepare_block_commit(&guard, &block, &out.receipts, &certificate, &out.writes).unwrap();
+    stele_node::index::put_block(
+        &guard,
+        prepared.batch_mut(),
+        &index,
+        &block,
+        &out.receipts,
+        &out.storage_writes,
+    )
+    .unwrap();
     guard.apply(prepared).unwrap();
     drop(guard);
     let committed: Vec<(Hash, Address)> = block

@@ -100,6 +100,16 @@ impl SteleApiServer for Handler {
         self.storage_page(contract, prefix, cursor, limit).await
     }
 
+    async fn get_storage_history(
+        &self,
+        contract: Address,
+        key: Bytes,
+        limit: u32,
+        cursor: Option<StorageHistoryCursor>,
+    ) -> RpcResult<StorageHistoryPage> {
+        self.storage_history(contract, key, limit, cursor).await
+    }
+
     async fn get_status(&self) -> RpcResult<StatusInfo> {
         self.node_status().await
     }

@@ -1,12 +1,12 @@
-//! `get_events`: pages of the events of committed blocks, scanned on the
-//! read pool.
+//! `get_events`: pages of the events of committed blocks, read on the read
+//! pool from the event index where it covers them, else by a scan.
 
 use jsonrpsee::core::RpcResult;
 use stele_client::api::*;
 
 use super::Handler;
 use crate::rpc::errors::{err, invalid};
-use crate::rpc::events::EventScan;
+use crate::rpc::events::{EventQuery, event_page};
 use crate::rpc::size::json_len;
 
 impl Handler {
@@ -63,21 +63,17 @@ impl Handler {
                     event_index: u32::MAX,
                 }),
             }));
-            self.read_with(view, move |reader| {
-                let scan = EventScan {
-                    reader,
-                    filter: &filter,
-                    limit: limit as usize,
-                    to,
-                    blocks_max,
-                    budget,
-                };
-                match cursor {
-                    Some(at) => scan.cursor_page(at),
-                    None => scan.block_page(from),
-                }
-            })
-            .await
+            let query = EventQuery {
+                filter,
+                from,
+                to,
+                limit: limit as usize,
+                cursor,
+                blocks_max,
+                budget,
+            };
+            self.read_with(view, move |reader| event_page(&reader, &query, true))
+                .await
         }
         .await
     }
