@@ -33,6 +33,9 @@ pub enum Target {
         /// Full nodes beside the validators (ADR 0009). The load's writes
         /// go to the validators either way; reads go to the full nodes.
         full_nodes: usize,
+        /// [`ClusterConfig::validator_cpus`], [`ClusterConfig::full_node_cpus`].
+        validator_cpus: Option<String>,
+        full_node_cpus: Option<String>,
     },
     /// A running cluster's RPC addresses, and the funded keys (an
     /// `accounts.json` as `stele-node testnet` writes it) to pay from.
@@ -229,9 +232,13 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
             block_interval_ms,
             pipeline_blocks,
             full_nodes,
+            validator_cpus,
+            full_node_cpus,
         } => {
             let mut c = ClusterConfig::new(node_bin, *validators);
             c.full_nodes = *full_nodes;
+            c.validator_cpus = validator_cpus.clone();
+            c.full_node_cpus = full_node_cpus.clone();
             full_node_count = *full_nodes;
             c.block_interval_ms = *block_interval_ms;
             c.pipeline_blocks = *pipeline_blocks;

@@ -62,6 +62,12 @@ pub struct ClusterConfig {
     /// full_nodes` ([`Cluster::full_node`]), peers of every validator, on
     /// direct links (no relays).
     pub full_nodes: usize,
+    /// CPUs (a `taskset -c` list, e.g. `"0"`) the validators, and the full
+    /// nodes, may run on; `None` leaves them to the scheduler. A benchmark
+    /// on one machine gives each role its own cores this way, as separate
+    /// machines would.
+    pub validator_cpus: Option<String>,
+    pub full_node_cpus: Option<String>,
 }
 
 impl ClusterConfig {
@@ -84,6 +90,8 @@ impl ClusterConfig {
             mempool_bytes_max: None,
             rpc_extra: toml::Table::new(),
             full_nodes: 0,
+            validator_cpus: None,
+            full_node_cpus: None,
         }
     }
 }
@@ -562,6 +570,7 @@ impl Cluster {
     }
 
     fn spawn(&mut self, i: usize) -> Result<()> {
+        let validators = self.validators.len();
         let node = &mut self.nodes[i];
         ensure!(node.child.is_none(), "node {i} already runs");
         node.starts += 1;
@@ -574,7 +583,21 @@ impl Cluster {
             "=== harness: start #{} (p2p {}, rpc {}) ===",
             node.starts, node.p2p, node.rpc
         )?;
-        let child = Command::new(&self.config.node_bin)
+        let cpus = if i < validators {
+            &self.config.validator_cpus
+        } else {
+            &self.config.full_node_cpus
+        };
+        // `taskset` execs the node: the child's pid is the node's.
+        let mut command = match cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(cpus).arg(&self.config.node_bin);
+                c
+            }
+            None => Command::new(&self.config.node_bin),
+        };
+        let child = command
             .arg("start")
             .arg("--home")
             .arg(&node.home)

@@ -38,6 +38,8 @@ pub struct ReadsReport {
     /// Block subscriptions held open, one per reader.
     pub subscriptions: usize,
     pub blocks_notified: u64,
+    /// The first failed call's error, if any.
+    pub first_error: Option<String>,
 }
 
 /// A running read flood.
@@ -60,6 +62,18 @@ struct Counts {
     events: AtomicU64,
     blocks: AtomicU64,
     notified: AtomicU64,
+    first_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Counts {
+    fn failed(&self, error: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let mut first = self
+            .first_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        first.get_or_insert(error);
+    }
 }
 
 /// A view to call: a contract, its method and encoded arguments.
@@ -113,10 +127,10 @@ impl ReadFlood {
                 let mut n: u64 = i as u64;
                 while !stop_r.load(Ordering::Relaxed) {
                     n += 1;
-                    let ok = read_once(&http, n, view.as_ref(), &counts_r).await;
+                    let result = read_once(&http, n, view.as_ref(), &counts_r).await;
                     counts_r.calls.fetch_add(1, Ordering::Relaxed);
-                    if !ok {
-                        counts_r.errors.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = result {
+                        counts_r.failed(e);
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 }
@@ -157,22 +171,38 @@ impl ReadFlood {
             block_reads: c.blocks.load(Ordering::Relaxed),
             subscriptions: self.subscriptions,
             blocks_notified: c.notified.load(Ordering::Relaxed),
+            first_error: c
+                .first_error
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
         }
     }
 }
 
-/// One call of the mix; whether it succeeded.
-async fn read_once(client: &Client, n: u64, view: Option<&View>, counts: &Counts) -> bool {
+/// One call of the mix.
+async fn read_once(
+    client: &Client,
+    n: u64,
+    view: Option<&View>,
+    counts: &Counts,
+) -> Result<(), String> {
+    let failed = |what: &str, e: stele_client::ClientError| format!("{what}: {e}");
     match n % 10 {
         0 => {
             counts.blocks.fetch_add(1, Ordering::Relaxed);
-            client.get_latest_block().await.is_ok()
+            client
+                .get_latest_block()
+                .await
+                .map(drop)
+                .map_err(|e| failed("get_latest_block", e))
         }
         1 => {
             counts.events.fetch_add(1, Ordering::Relaxed);
-            let Ok(status) = client.get_status().await else {
-                return false;
-            };
+            let status = client
+                .get_status()
+                .await
+                .map_err(|e| failed("get_status", e))?;
             let from = status.height.saturating_sub(EVENTS_SPAN_BLOCKS).max(1);
             let filter = EventFilter {
                 contract: view.map(|v| v.contract),
@@ -181,7 +211,8 @@ async fn read_once(client: &Client, n: u64, view: Option<&View>, counts: &Counts
             client
                 .get_events(filter, from, Some(status.height.max(1)), 100)
                 .await
-                .is_ok()
+                .map(drop)
+                .map_err(|e| failed("get_events", e))
         }
         _ => {
             counts.views.fetch_add(1, Ordering::Relaxed);
@@ -189,8 +220,13 @@ async fn read_once(client: &Client, n: u64, view: Option<&View>, counts: &Counts
                 Some(v) => client
                     .call_view(v.contract, &v.method, &v.args, None)
                     .await
-                    .is_ok(),
-                None => client.get_account(Address([7; 20])).await.is_ok(),
+                    .map(drop)
+                    .map_err(|e| failed("call_view", e)),
+                None => client
+                    .get_account(Address([7; 20]))
+                    .await
+                    .map(drop)
+                    .map_err(|e| failed("get_account", e)),
             }
         }
     }

@@ -202,6 +202,8 @@ fn the_benchmark_reports_every_commit_and_each_validators_stages() {
             block_interval_ms: Some(10),
             pipeline_blocks: 1,
             full_nodes: 1,
+            validator_cpus: None,
+            full_node_cpus: None,
         },
         workload: Workload::Native,
         senders: 8,

@@ -2571,3 +2571,46 @@ async fn storage_history_lists_the_writes_of_a_key_newest_first() {
     assert_eq!(e.code(), Some(codes::INDEX_OFF));
     assert!(e.to_string().contains("storage_history is off"), "{e}");
 }
+
+/// Read your write across nodes: a read naming the next height, or a
+/// height the node knows is certified and has not committed yet, waits
+/// (bounded) for it instead of answering "above the committed height";
+/// one further ahead answers at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_of_a_height_about_to_commit_waits_for_it() {
+    let node = TestNode::start(RpcConfig::default()).await;
+    let client = Client::connect(&node.http()).await.unwrap();
+    let next = client.get_status().await.unwrap().height + 1;
+    let asked = {
+        let url = node.http();
+        tokio::spawn(async move {
+            let c = Client::connect(&url).await.unwrap();
+            c.get_block(BlockId::Height(next)).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let committed = node.commit().await;
+    let got = asked.await.unwrap().unwrap();
+    assert_eq!(got.hash, committed.block.hash());
+    // Two ahead, unheard of: refused at once.
+    let started = std::time::Instant::now();
+    assert_eq!(
+        code(client.get_block(BlockId::Height(next + 2)).await),
+        codes::NOT_FOUND
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // Heard of (the peers' certified height), not committed: waited for.
+    node.status.peer_height.store(next + 1, Ordering::Relaxed);
+    let asked = {
+        let url = node.http();
+        tokio::spawn(async move {
+            let c = Client::connect(&url).await.unwrap();
+            c.get_events(EventFilter::default(), 1, Some(next + 1), 10)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    node.commit().await;
+    let page = asked.await.unwrap().unwrap();
+    assert_eq!(page.to_height, next + 1);
+}

@@ -71,6 +71,12 @@ struct Args {
     /// Send the read flood through HAProxy (docs/haproxy.cfg).
     #[arg(long)]
     reads_via_balancer: bool,
+    /// CPUs the local validators may run on (a `taskset -c` list).
+    #[arg(long)]
+    validator_cpus: Option<String>,
+    /// CPUs the local full nodes may run on (a `taskset -c` list).
+    #[arg(long)]
+    full_node_cpus: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -104,6 +110,8 @@ fn main() -> ExitCode {
             block_interval_ms: args.block_interval_ms,
             pipeline_blocks: args.pipeline_blocks,
             full_nodes: args.full_nodes,
+            validator_cpus: args.validator_cpus,
+            full_node_cpus: args.full_node_cpus,
         },
         (None, Some(accounts_file)) if !args.rpc.is_empty() => Target::Remote {
             rpc: args.rpc,

@@ -65,6 +65,12 @@ pub(crate) struct Handler {
     limiter: Arc<RateLimiter>,
 }
 
+/// Longest a read waits for this node to commit a block it knows is
+/// certified ([`Handler::reach`]).
+const BEHIND_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// ...and only for a block this few ahead of its latest.
+const BEHIND_WAIT_BLOCKS_MAX: u64 = 64;
+
 impl Handler {
     pub(crate) fn new(
         config: RpcConfig,
@@ -148,6 +154,46 @@ impl Handler {
         self.state()?
             .latest_version()
             .ok_or_else(|| internal("the state has no committed version"))
+    }
+
+    /// Read your write across nodes: a read that names a height this node
+    /// has not committed yet, but knows is certified, or the very next one
+    /// (a full node a block behind the one a client learnt from another
+    /// node behind the same balancer, which may not have heard of it yet),
+    /// waits for it: at most [`BEHIND_WAIT`], and only if it is at most
+    /// [`BEHIND_WAIT_BLOCKS_MAX`] blocks ahead. Otherwise, or past the
+    /// wait, the read goes on and answers as it would have.
+    async fn reach(&self, height: Option<u64>) -> RpcResult<()> {
+        let Some(h) = height else {
+            return Ok(());
+        };
+        let latest = self.latest()?;
+        let certified = self.ctx.status.peer_height().is_some_and(|p| h <= p);
+        if h > latest && (certified || h == latest + 1) {
+            self.wait_until_committed(h).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits, at most [`BEHIND_WAIT`], until this node has committed
+    /// `target`, if it is at most [`BEHIND_WAIT_BLOCKS_MAX`] blocks ahead of
+    /// its latest; whether it was behind.
+    async fn wait_until_committed(&self, target: u64) -> RpcResult<bool> {
+        // Subscribed before the height is read, so no commit falls between.
+        let mut commits = self.ctx.commits.subscribe();
+        let latest = self.latest()?;
+        if target <= latest || target - latest > BEHIND_WAIT_BLOCKS_MAX {
+            return Ok(false);
+        }
+        let deadline = tokio::time::Instant::now() + BEHIND_WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, commits.recv()).await {
+                Ok(Ok(block)) if block.block.header.height < target => {}
+                // There, lagged behind the feed (so far along), or out of
+                // time: look again either way.
+                _ => return Ok(true),
+            }
+        }
     }
 
     /// `height`, or the latest, checked to be available.

@@ -26,6 +26,7 @@ impl Handler {
         height: Option<u64>,
     ) -> RpcResult<ViewResult> {
         async {
+            self.reach(height).await?;
             let (height, base) = self.base_at(height)?;
             let header = self.header(height)?;
             let env = BlockEnv {

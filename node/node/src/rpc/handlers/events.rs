@@ -27,6 +27,7 @@ impl Handler {
             if filter.topics.len() > 4 {
                 return Err(invalid("an event has at most 4 topics"));
             }
+            self.reach(to_height).await?;
             // One version for the whole scan, read through its snapshot
             // on the read pool: a commit never waits for a scan.
             let view = self.view()?;

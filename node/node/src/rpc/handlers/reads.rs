@@ -22,6 +22,9 @@ const STORAGE_PAGE_OVERHEAD: usize = 1024;
 impl Handler {
     /// `get_block`: a committed block by height or hash, a page of its transactions.
     pub(super) async fn block(&self, id: BlockId, txs_from: Option<u32>) -> RpcResult<BlockInfo> {
+        if let BlockId::Height(h) = id {
+            self.reach(Some(h)).await?;
+        }
         let budget = self.budget();
         self.read(move |reader| {
             let height = match id {
@@ -127,6 +130,7 @@ impl Handler {
                     key.0.len()
                 )));
             }
+            self.reach(height).await?;
             let height = self.height(height)?;
             if height == 0 {
                 return Err(err(

@@ -11,11 +11,6 @@ use stele_types::{Address, Hash};
 
 use super::{Handler, REFUSED_SUBMISSION_TOKENS, TX_STATUS_OVERHEAD};
 
-/// Longest a read of a transaction this node does not know waits for the
-/// node to commit the latest certified block it heard of.
-const BEHIND_WAIT: Duration = Duration::from_secs(2);
-/// ...and only if it is this few blocks behind.
-const BEHIND_WAIT_BLOCKS_MAX: u64 = 64;
 use crate::rpc::call_limit::ClientIp;
 use crate::rpc::errors::{self, err, internal, not_found};
 use crate::rpc::feed::FeedEnd;
@@ -132,28 +127,13 @@ impl Handler {
         Err(not_found(format_args!("receipt of {hash}")))
     }
 
-    /// Waits, at most [`BEHIND_WAIT`], until this node has committed the
-    /// highest certified height it has heard of, if it is behind it by at
-    /// most [`BEHIND_WAIT_BLOCKS_MAX`] (further behind, `/health` has taken
-    /// it out of a balancer's rotation already); whether it was behind.
+    /// Waits until this node has committed the highest certified height
+    /// it has heard of ([`Handler::wait_until_committed`]); whether it was
+    /// behind.
     async fn wait_for_certified(&self) -> RpcResult<bool> {
-        let Some(target) = self.ctx.status.peer_height() else {
-            return Ok(false);
-        };
-        // Subscribed before the height is read, so no commit falls between.
-        let mut commits = self.ctx.commits.subscribe();
-        let height = self.latest()?;
-        if target <= height || target - height > BEHIND_WAIT_BLOCKS_MAX {
-            return Ok(false);
-        }
-        let deadline = tokio::time::Instant::now() + BEHIND_WAIT;
-        loop {
-            match tokio::time::timeout_at(deadline, commits.recv()).await {
-                Ok(Ok(block)) if block.block.header.height < target => {}
-                // Caught up, lagged behind the feed (so far along), or
-                // out of time: look again either way.
-                _ => return Ok(true),
-            }
+        match self.ctx.status.peer_height() {
+            Some(target) => self.wait_until_committed(target).await,
+            None => Ok(false),
         }
     }
 
