@@ -1027,3 +1027,48 @@ async fn followers_beyond_the_cap_or_off_the_allow_list_are_refused() {
     .await;
     v_net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_host_cannot_take_every_follower_slot() {
+    let validator = key(0);
+    let set = set_of(std::slice::from_ref(&validator));
+    let config = NetConfig {
+        followers_per_source_max: 2,
+        ..NetConfig::default()
+    };
+    let (v_net, _v_rx) = Network::start_on(
+        config,
+        validator.clone(),
+        CHAIN,
+        set.clone(),
+        sockets(1).pop().unwrap(),
+        vec![],
+    )
+    .unwrap();
+    let to = PeerInfo {
+        address: validator.address(),
+        socket: v_net.local_addr().unwrap(),
+    };
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut held = Vec::new();
+    for n in 0..2 {
+        held.push(
+            testing::dial_as(&endpoint, &key(110 + n), CHAIN, &set, &to)
+                .await
+                .unwrap(),
+        );
+    }
+    until("two followers", || {
+        v_net.metrics().followers_connected() == 2
+    })
+    .await;
+    let third = testing::dial_as(&endpoint, &key(112), CHAIN, &set, &to).await;
+    assert!(third.is_err(), "a third key from the same host is refused");
+    assert_eq!(v_net.metrics().followers_connected(), 2);
+    assert!(v_net.metrics().followers_refused() >= 1);
+    // A follower already connected may still reconnect.
+    let again = testing::dial_as(&endpoint, &key(110), CHAIN, &set, &to).await;
+    assert!(again.is_ok());
+    drop(held);
+    v_net.shutdown().await;
+}

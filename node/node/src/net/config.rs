@@ -25,6 +25,10 @@ pub struct NetConfig {
     /// from validators, so followers never take a validator's place. 0
     /// takes none.
     pub followers_max: usize,
+    /// Followers from one source (an IPv4 address or an IPv6 /64) at once,
+    /// so that one host with many keys cannot take every follower slot
+    /// (many hosts still can: `followers_allowed` is the answer then).
+    pub followers_per_source_max: usize,
     /// If not empty, only these followers' keys are taken.
     pub followers_allowed: Vec<stele_types::Address>,
     /// Committed blocks queued per follower before new ones drop (the
@@ -120,6 +124,7 @@ impl Default for NetConfig {
             gossip_queue_max: 16_384,
             inbound_queue_max: 16_384,
             followers_max: 16,
+            followers_per_source_max: 4,
             followers_allowed: Vec::new(),
             blocks_queue_max: 64,
             follower_msgs_per_sec: 2_000,

@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 
 use super::streams::writer;
 use super::{Inbound, Network, PeerHandle, PeerInfo, lock};
-use crate::net::admission::{Refusal, Slot};
+use crate::net::admission::{Refusal, Slot, source_of};
+use crate::net::config::NetConfig;
 use crate::net::frame::{Channel, code};
 use crate::net::handshake::{self, HandshakeError, PeerKind};
 use crate::net::metrics::NetMetrics;
@@ -61,7 +62,7 @@ impl Network {
             let conn = incoming
                 .await
                 .map_err(|e| HandshakeError::Connection(e.to_string()))?;
-            let take_follower = |peer: &Address| self.has_follower_room(peer);
+            let take_follower = |peer: &Address| self.has_follower_room(peer, remote);
             let peer = handshake::accept(
                 &conn,
                 &inner.key,
@@ -112,16 +113,16 @@ impl Network {
         }
     }
 
-    /// Whether a follower `peer` may connect: on the allow list if there
-    /// is one, and a follower slot free (or it holds one already, and is
-    /// reconnecting).
-    fn has_follower_room(&self, peer: &Address) -> bool {
+    /// Whether a follower `peer` connecting from `remote` may connect: on
+    /// the allow list if there is one, and a follower slot free, in total
+    /// and for its source (or it holds one already, and is reconnecting).
+    fn has_follower_room(&self, peer: &Address, remote: SocketAddr) -> bool {
         let config = &self.inner.config;
         if !config.followers_allowed.is_empty() && !config.followers_allowed.contains(peer) {
             return false;
         }
         let peers = self.peers();
-        peers.contains_key(peer) || follower_count(&peers) < config.followers_max
+        peers.contains_key(peer) || follower_room(&peers, config, remote)
     }
 
     fn refuse(&self, conn: &Connection, e: &HandshakeError) {
@@ -222,7 +223,7 @@ impl Network {
             let mut peers = self.peers();
             if kind == PeerKind::Follower
                 && !peers.contains_key(&peer)
-                && follower_count(&peers) >= config.followers_max
+                && !follower_room(&peers, config, conn.remote_address())
             {
                 drop(peers);
                 metrics.followers_refused.fetch_add(1, Ordering::Relaxed);
@@ -314,12 +315,24 @@ impl Network {
     }
 }
 
-/// Followers among `peers`.
-fn follower_count(peers: &BTreeMap<Address, PeerHandle>) -> usize {
-    peers
+/// Whether `peers` leave room for one more follower from `remote`: fewer
+/// than `followers_max` in all, and fewer than `followers_per_source_max`
+/// from its source (an IPv4 address or IPv6 /64), so one host cannot take
+/// every slot with keys of its own.
+fn follower_room(
+    peers: &BTreeMap<Address, PeerHandle>,
+    config: &NetConfig,
+    remote: SocketAddr,
+) -> bool {
+    let source = source_of(remote.ip());
+    let (all, same_source) = peers
         .values()
         .filter(|p| p.kind == PeerKind::Follower)
-        .count()
+        .fold((0, 0), |(all, same), p| {
+            let same_source = source_of(p.conn.remote_address().ip()) == source;
+            (all + 1, same + usize::from(same_source))
+        });
+    all < config.followers_max && same_source < config.followers_per_source_max
 }
 
 /// The gauge of connected peers of `kind`.
