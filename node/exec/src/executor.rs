@@ -38,6 +38,11 @@ pub struct ExecutorConfig {
     pub tx_gas_per_byte: u64,
     /// Signatures remembered as verified.
     pub sig_cache_entries_max: usize,
+    /// Record each transaction's storage writes in
+    /// [`BlockExecution::storage_writes`] (a node that keeps the
+    /// storage-history index); off, every transaction's list is empty and
+    /// nothing is spent on it.
+    pub record_storage_writes: bool,
 }
 
 impl ExecutorConfig {
@@ -220,6 +225,7 @@ impl Executor {
         }
 
         let mut world = StateWorld::new(base);
+        world.record_storage_writes(self.config.record_storage_writes);
         let mut receipts = Vec::with_capacity(txs.len());
         let mut senders = Vec::with_capacity(txs.len());
         let mut storage_writes = Vec::with_capacity(txs.len());

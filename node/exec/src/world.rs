@@ -312,6 +312,8 @@ pub struct StorageWrite {
 /// transaction's distinct keys, as the overlay is.
 #[derive(Debug, Default)]
 struct TxKeys {
+    /// Whether to record at all.
+    on: bool,
     set: std::collections::BTreeSet<StateKey>,
     /// The keys in the order they entered `set`, so a revert can take out
     /// exactly those that entered after its checkpoint.
@@ -322,7 +324,7 @@ struct TxKeys {
 
 impl TxKeys {
     fn wrote(&mut self, key: &StateKey) {
-        if !self.set.contains(key) {
+        if self.on && !self.set.contains(key) {
             self.set.insert(key.clone());
             self.log.push(key.clone());
         }
@@ -370,10 +372,18 @@ impl StateWorld {
         }
     }
 
+    /// Whether transactions' storage writes are recorded (off by default).
+    pub fn record_storage_writes(&mut self, on: bool) {
+        self.tx_keys.on = on;
+    }
+
     /// Starts recording the storage keys of a new transaction (forgets
     /// those of the previous one).
     pub fn begin_tx(&mut self) {
-        self.tx_keys = TxKeys::default();
+        self.tx_keys = TxKeys {
+            on: self.tx_keys.on,
+            ..TxKeys::default()
+        };
     }
 
     /// The contract storage keys the transaction since
@@ -382,7 +392,14 @@ impl StateWorld {
     /// deleted). A key written with the value it already held counts: this
     /// records writes, not differences.
     pub fn take_tx_storage_writes(&mut self) -> Vec<StorageWrite> {
-        let keys = std::mem::take(&mut self.tx_keys);
+        let on = self.tx_keys.on;
+        let keys = std::mem::replace(
+            &mut self.tx_keys,
+            TxKeys {
+                on,
+                ..TxKeys::default()
+            },
+        );
         keys.set
             .into_iter()
             .filter_map(|key| {

@@ -253,6 +253,7 @@ impl Genesis {
             tx_gas_base: p.tx_gas_base,
             tx_gas_per_byte: p.tx_gas_per_byte,
             sig_cache_entries_max: 100_000,
+            record_storage_writes: false,
         }
     }
 }

@@ -66,7 +66,14 @@ impl Chain {
         .unwrap();
         Chain {
             state: Arc::new(RwLock::new(state)),
-            executor: Executor::new(vm, genesis.executor_config()),
+            // As on a node keeping the storage-history index.
+            executor: Executor::new(
+                vm,
+                ExecutorConfig {
+                    record_storage_writes: true,
+                    ..genesis.executor_config()
+                },
+            ),
             genesis,
             _dir: dir,
         }
@@ -549,7 +556,14 @@ fn crash_child() {
         .unwrap();
         let chain = Chain {
             state: Arc::new(RwLock::new(state)),
-            executor: Executor::new(vm, genesis.executor_config()),
+            // As on a node keeping the storage-history index.
+            executor: Executor::new(
+                vm,
+                ExecutorConfig {
+                    record_storage_writes: true,
+                    ..genesis.executor_config()
+                },
+            ),
             genesis,
             _dir: tempfile::tempdir().unwrap(),
         };

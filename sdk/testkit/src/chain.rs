@@ -99,6 +99,7 @@ impl TestChain {
             tx_gas_base: 21_000,
             tx_gas_per_byte: 16,
             sig_cache_entries_max: 1,
+            record_storage_writes: false,
         };
         TestChain {
             state: Arc::new(RwLock::new(state)),

@@ -312,7 +312,11 @@ fn executor(opts: &NodeOptions, state: &State) -> Result<Executor, NodeError> {
     vm_config.artifact_dir = Some(opts.data_dir.join(ARTIFACT_DIR));
     let vm = Vm::new(vm_config)?;
     warm_contracts(&vm, state)?;
-    Ok(Executor::new(vm, opts.genesis.executor_config()))
+    let mut config = opts.genesis.executor_config();
+    // Only a node that keeps the storage-history index pays for recording
+    // which keys each transaction wrote.
+    config.record_storage_writes = opts.index.storage_history;
+    Ok(Executor::new(vm, config))
 }
 
 fn mempool_config(opts: &NodeOptions) -> MempoolConfig {

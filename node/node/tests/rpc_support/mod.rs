@@ -168,7 +168,13 @@ impl TestNode {
             ..VmConfig::default()
         })
         .unwrap();
-        let executor = Arc::new(Executor::new(vm, genesis.executor_config()));
+        let executor = Arc::new(Executor::new(
+            vm,
+            stele_exec::ExecutorConfig {
+                record_storage_writes: true,
+                ..genesis.executor_config()
+            },
+        ));
         let pool = Arc::new(Pool {
             mempool: Mutex::new(Mempool::new(MempoolConfig::new(CHAIN))),
             state: state.clone(),
