@@ -118,6 +118,16 @@ impl CatchUp {
         });
     }
 
+    /// Stops the running fetch and starts another from `from` (a fetched
+    /// block was refused: the fetch has moved past a height the node still
+    /// needs, and its later blocks cannot be used).
+    pub(super) fn restart(&mut self, from: u64, to: u64) {
+        // The running task stops at its next block: its target is below it.
+        self.target.store(0, Ordering::Relaxed);
+        self.running = Arc::new(AtomicBool::new(false));
+        self.start(from, to.max(self.to));
+    }
+
     /// Answers a peer's sync request on a blocking thread; a malformed one
     /// is counted and its stream closed.
     pub(super) fn serve(&self, from: Address, request: &[u8], respond: SyncResponder) {
@@ -153,7 +163,9 @@ struct Fetch {
 impl Fetch {
     async fn run(self, from: u64) {
         let mut next = from;
-        let mut attempt: usize = 0;
+        // Each fetch starts with another peer than the last (a restarted
+        // fetch does not go back to the peer whose block was refused).
+        let mut attempt = usize::try_from(self.generation).unwrap_or(0);
         let mut failures: usize = 0;
         while next <= self.target.load(Ordering::Relaxed) && failures < FETCH_FAILURES_MAX {
             let to = self.target.load(Ordering::Relaxed);

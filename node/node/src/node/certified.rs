@@ -81,13 +81,19 @@ impl Follower {
         self.commit_block(block, &payload, certificate).await
     }
 
-    fn garbage(&self, from: Option<Address>, error: &dyn std::fmt::Display) {
+    /// Counts a refused block; a fetched one also restarts the fetch from
+    /// the next height (it has moved past it), which asks the next peer.
+    fn garbage(&mut self, from: Option<Address>, error: &dyn std::fmt::Display) {
         self.shared
             .metrics
             .record_peer_garbage(PeerGarbage::BlockUncertified);
         match from {
             Some(from) => debug!(%from, %error, "refused a pushed block"),
-            None => debug!(%error, "refused a fetched block"),
+            None => {
+                debug!(%error, "refused a fetched block; fetching again");
+                let target = self.catch_up.target();
+                self.catch_up.restart(self.tip.height + 1, target);
+            }
         }
     }
 }
