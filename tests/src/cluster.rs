@@ -964,6 +964,9 @@ fn tail_of(path: &Path, lines: usize) -> String {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // Processes first: a panic while printing the logs below (during
+        // an unwind, an abort) must not leave nodes running.
+        self.kill_all();
         if std::thread::panicking() {
             let path = self.keep();
             eprintln!(
@@ -972,6 +975,5 @@ impl Drop for Cluster {
                 path.display()
             );
         }
-        self.kill_all();
     }
 }
