@@ -434,7 +434,7 @@ fn a_client_through_haproxy_and_full_nodes_deploys_calls_subscribes_and_verifies
         for h in heights {
             let id = stele_client::api::BlockId::Height(h);
             let through = retried(5, || http.get_block(id)).await;
-            let direct = validator.get_block(id).await.unwrap();
+            let direct = retried(10, || validator.get_block(id)).await;
             assert_eq!(through.hash, direct.hash, "height {h}");
         }
         // The restarted full node caught up and serves the same chain.

@@ -964,6 +964,7 @@ async fn a_late_or_restarted_full_node_catches_up_by_sync() {
     let full = cluster.launch_full("full0", &full_key).await;
     let target = cluster.height(0) + 3;
     until_node_height(&full, target).await;
+    cluster.until_height(target).await;
     for h in [1, target / 2, target] {
         assert_eq!(block_and_root(&full, h), block_and_root(cluster.node(1), h));
     }
