@@ -177,6 +177,23 @@ struct NodeProc {
     starts: u32,
 }
 
+impl NodeProc {
+    /// A node of `home` not started yet, on fresh loopback ports, logging
+    /// to `log`.
+    fn new(home: PathBuf, log: PathBuf) -> Result<NodeProc> {
+        Ok(NodeProc {
+            log,
+            home,
+            p2p: loopback(free_port()?),
+            rpc: loopback(free_port()?),
+            metrics: loopback(free_port()?),
+            child: None,
+            paused: false,
+            starts: 0,
+        })
+    }
+}
+
 /// Running validators and their links. Every child process is killed when
 /// the cluster is dropped, also when a test panics; the node logs' tails are
 /// printed then.
@@ -323,16 +340,7 @@ impl Cluster {
                 address == *validator,
                 "node{i} holds {address}, validator {i} is {validator}"
             );
-            nodes.push(NodeProc {
-                log: root.join(format!("node{i}.log")),
-                home,
-                p2p: loopback(free_port()?),
-                rpc: loopback(free_port()?),
-                metrics: loopback(free_port()?),
-                child: None,
-                paused: false,
-                starts: 0,
-            });
+            nodes.push(NodeProc::new(home, root.join(format!("node{i}.log")))?);
         }
         let mut addresses = validators.clone();
         for j in 0..config.full_nodes {
@@ -340,16 +348,7 @@ impl Cluster {
             let key: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(home.join("node_key.json"))?)?;
             addresses.push(serde_json::from_value(key["address"].clone())?);
-            nodes.push(NodeProc {
-                log: root.join(format!("full{j}.log")),
-                home,
-                p2p: loopback(free_port()?),
-                rpc: loopback(free_port()?),
-                metrics: loopback(free_port()?),
-                child: None,
-                paused: false,
-                starts: 0,
-            });
+            nodes.push(NodeProc::new(home, root.join(format!("full{j}.log")))?);
         }
         let mut relays = BTreeMap::new();
         for i in 0..n {

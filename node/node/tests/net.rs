@@ -849,6 +849,30 @@ async fn a_peers_sync_requests_are_served_no_faster_than_its_budget() {
     net.shutdown().await;
 }
 
+/// The transport of `validator`, alone in `set`, with `config`; where to
+/// dial it, and a client endpoint to dial from.
+fn lone_validator(
+    validator: &SecretKey,
+    set: &ValidatorSet,
+    config: NetConfig,
+) -> (Network, Receiver<Inbound>, PeerInfo, quinn::Endpoint) {
+    let (net, rx) = Network::start_on(
+        config,
+        validator.clone(),
+        CHAIN,
+        set.clone(),
+        sockets(1).pop().unwrap(),
+        vec![],
+    )
+    .unwrap();
+    let to = PeerInfo {
+        address: validator.address(),
+        socket: net.local_addr().unwrap(),
+    };
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    (net, rx, to, endpoint)
+}
+
 /// Starts a full node's transport (its key outside `set`) that dials
 /// `validator`.
 fn start_follower(key: &SecretKey, set: &ValidatorSet, validator: PeerInfo) -> Node {
@@ -981,20 +1005,7 @@ async fn followers_beyond_the_cap_or_off_the_allow_list_are_refused() {
         followers_allowed: vec![allowed.address(), key(101).address()],
         ..NetConfig::default()
     };
-    let (v_net, _v_rx) = Network::start_on(
-        config,
-        validator.clone(),
-        CHAIN,
-        set.clone(),
-        sockets(1).pop().unwrap(),
-        vec![],
-    )
-    .unwrap();
-    let to = PeerInfo {
-        address: validator.address(),
-        socket: v_net.local_addr().unwrap(),
-    };
-    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let (v_net, _v_rx, to, endpoint) = lone_validator(&validator, &set, config);
     // Off the allow list.
     let stranger = testing::dial_as(&endpoint, &key(102), CHAIN, &set, &to).await;
     assert!(stranger.is_err(), "a key off the allow list is refused");
@@ -1036,20 +1047,7 @@ async fn one_host_cannot_take_every_follower_slot() {
         followers_per_source_max: 2,
         ..NetConfig::default()
     };
-    let (v_net, _v_rx) = Network::start_on(
-        config,
-        validator.clone(),
-        CHAIN,
-        set.clone(),
-        sockets(1).pop().unwrap(),
-        vec![],
-    )
-    .unwrap();
-    let to = PeerInfo {
-        address: validator.address(),
-        socket: v_net.local_addr().unwrap(),
-    };
-    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let (v_net, _v_rx, to, endpoint) = lone_validator(&validator, &set, config);
     let mut held = Vec::new();
     for n in 0..2 {
         held.push(
