@@ -181,12 +181,14 @@ impl Ctx {
     }
 
     fn sign(&self, message: Message) -> Vec<u8> {
-        let signature = self.key.sign_digest(&message.digest(self.chain_id));
+        // The cluster runs one epoch, 0.
+        let signature = self.key.sign_digest(&message.digest(self.chain_id, 0));
         self.signed_as(message, signature)
     }
 
     fn signed_as(&self, message: Message, signature: Signature) -> Vec<u8> {
         SignedMessage {
+            epoch: 0,
             message,
             signer: self.me,
             signature,

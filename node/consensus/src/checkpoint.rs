@@ -147,7 +147,10 @@ impl Replica {
 
     /// State transfer: a committed block with a certificate from a peer.
     pub(crate) fn on_synced(&mut self, cert: CommitCertificate, payload: Vec<u8>) {
-        if cert.height != self.committed_seq + 1 {
+        if cert.height != self.committed_seq + 1
+            || cert.epoch != self.cfg.epoch
+            || self.last_seq.is_some_and(|last| cert.height > last)
+        {
             return;
         }
         let digest = cert.digest(self.cfg.chain_id);

@@ -18,6 +18,8 @@ pub enum ConfigError {
     LimitsTooSmall,
     #[error("the key is not in the validator set")]
     NotAValidator,
+    #[error("an epoch must start after a checkpoint, not after height {0}")]
+    BaseNotCheckpoint(u64),
 }
 
 /// Maximum sizes accepted when decoding a consensus message from a peer.
@@ -53,9 +55,15 @@ impl MessageLimits {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub chain_id: u64,
+    /// The epoch this replica runs (ADR 0010). Its validator set is fixed;
+    /// every message it signs or accepts names this epoch.
+    pub epoch: u64,
     pub validators: ValidatorSet,
-    /// Hash of the genesis block (sequence 0), the parent of block 1.
-    pub genesis_hash: Hash,
+    /// The block the epoch builds on: the genesis (height 0) for epoch 0,
+    /// the previous epoch's last block after that. It is the replica's
+    /// first stable checkpoint, held without signatures.
+    pub base_seq: u64,
+    pub base_hash: Hash,
     /// K: a checkpoint is taken every K committed blocks (§4.3).
     pub checkpoint_interval_seqs: u64,
     /// L: the primary assigns sequence numbers in (h, h + L] where h is the
@@ -76,14 +84,16 @@ pub struct Config {
 }
 
 impl Config {
-    /// A configuration with the defaults used by the node; only the chain,
-    /// the validator set and the genesis hash must be given.
+    /// A configuration for epoch 0 with the defaults used by the node; only
+    /// the chain, the validator set and the genesis hash must be given.
     pub fn new(chain_id: u64, validators: ValidatorSet, genesis_hash: Hash) -> Config {
         let n = validators.len();
         Config {
             chain_id,
+            epoch: 0,
             validators,
-            genesis_hash,
+            base_seq: 0,
+            base_hash: genesis_hash,
             checkpoint_interval_seqs: 16,
             window_seqs: 32,
             pipeline_blocks_max: 4,
@@ -99,10 +109,31 @@ impl Config {
         }
     }
 
+    /// The same parameters for `epoch`, run by `validators` on top of the
+    /// block `base_hash` at `base_seq` (the previous epoch's last block).
+    pub fn for_epoch(
+        &self,
+        epoch: u64,
+        validators: ValidatorSet,
+        base_seq: u64,
+        base_hash: Hash,
+    ) -> Config {
+        let mut cfg = self.clone();
+        cfg.epoch = epoch;
+        cfg.limits.validators_max = cfg.limits.validators_max.max(validators.len());
+        cfg.validators = validators;
+        cfg.base_seq = base_seq;
+        cfg.base_hash = base_hash;
+        cfg
+    }
+
     /// Checks the relations between the parameters.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.checkpoint_interval_seqs == 0 {
             return Err(ConfigError::ZeroCheckpointInterval);
+        }
+        if !self.base_seq.is_multiple_of(self.checkpoint_interval_seqs) {
+            return Err(ConfigError::BaseNotCheckpoint(self.base_seq));
         }
         if self.window_seqs < 2 * self.checkpoint_interval_seqs {
             return Err(ConfigError::WindowTooSmall {

@@ -46,6 +46,13 @@ pub enum Input {
         certificate: CommitCertificate,
         payload: Vec<u8>,
     },
+    /// The committed chain fixed the epoch's last height (ADR 0010): a
+    /// change of validator set or protocol was decided at or below it. The
+    /// replica orders nothing above `last_seq`, and once it has committed
+    /// `last_seq` it is finished: it arms no timer and changes no view, and
+    /// the node replaces it with the next epoch's replica. Given once, with
+    /// `last_seq` a checkpoint at or above the committed height.
+    EpochEnds { last_seq: u64 },
 }
 
 /// Identifies one arming of the view timer; a firing with an older id is

@@ -21,7 +21,7 @@ pub use config::{Config, ConfigError, MessageLimits};
 pub use io::{Action, Evidence, Input, Record, Retention, TimerId};
 pub use message::{
     Checkpoint, CheckpointProof, Commit, Message, NewView, NewViewEntry, PrePrepare, Prepare,
-    PreparedCertificate, ReplicaIndex, SignedMessage, ViewChange, Vote,
+    PreparedCertificate, ReplicaIndex, SignedMessage, ViewChange, Vote, peek_epoch,
 };
 pub use metrics::Counters;
 pub use replica::Replica;

@@ -1,10 +1,11 @@
 //! PBFT messages (Castro & Liskov, TOCS'02 §4), their canonical encoding and
 //! the digests replicas sign.
 //!
-//! Every message travels as a [`SignedMessage`]: the body, the signer's index
-//! in the validator set and a signature over
-//! `consensus_digest(kind, chain_id, view, seq, body_hash)`, so a signature
-//! is bound to one chain, one message kind, one view and one sequence number.
+//! Every message travels as a [`SignedMessage`]: its epoch, the body, the
+//! signer's index in that epoch's validator set and a signature over
+//! `consensus_digest(kind, chain_id, epoch, view, seq, body_hash)`, so a
+//! signature is bound to one chain, one epoch (one validator set, ADR 0010),
+//! one message kind, one view and one sequence number.
 //! COMMIT signs the block hash itself, which makes a quorum of COMMITs a
 //! `stele_types::CommitCertificate` as it stands.
 
@@ -135,9 +136,13 @@ pub enum Message {
     NewView(NewView),
 }
 
-/// A message with its signer and signature.
+/// A message with its epoch, signer and signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedMessage {
+    /// The epoch it belongs to: `signer` indexes that epoch's set, and the
+    /// signature covers it. First on the wire, so a node can route a
+    /// message by epoch without decoding the rest ([`peek_epoch`]).
+    pub epoch: u64,
     pub message: Message,
     pub signer: ReplicaIndex,
     pub signature: Signature,
@@ -149,10 +154,11 @@ pub fn block_and_parent_hash(block_hash: &Hash, parent: &Hash) -> Hash {
 }
 
 impl Prepare {
-    pub fn digest(&self, chain_id: u64) -> Hash {
+    pub fn digest(&self, chain_id: u64, epoch: u64) -> Hash {
         consensus_digest(
             ConsensusKind::Prepare,
             chain_id,
+            epoch,
             self.view,
             self.seq,
             &block_and_parent_hash(&self.block_hash, &self.parent),
@@ -161,10 +167,11 @@ impl Prepare {
 }
 
 impl Commit {
-    pub fn digest(&self, chain_id: u64) -> Hash {
+    pub fn digest(&self, chain_id: u64, epoch: u64) -> Hash {
         consensus_digest(
             ConsensusKind::Commit,
             chain_id,
+            epoch,
             self.view,
             self.seq,
             &self.block_hash,
@@ -173,10 +180,11 @@ impl Commit {
 }
 
 impl Checkpoint {
-    pub fn digest(&self, chain_id: u64) -> Hash {
+    pub fn digest(&self, chain_id: u64, epoch: u64) -> Hash {
         consensus_digest(
             ConsensusKind::Checkpoint,
             chain_id,
+            epoch,
             0,
             self.seq,
             &self.block_hash,
@@ -235,11 +243,12 @@ impl Message {
         }
     }
 
-    /// The digest the signer signs.
-    pub fn digest(&self, chain_id: u64) -> Hash {
+    /// The digest the signer signs in `epoch`.
+    pub fn digest(&self, chain_id: u64, epoch: u64) -> Hash {
         consensus_digest(
             self.kind(),
             chain_id,
+            epoch,
             self.view(),
             self.seq(),
             &self.body_hash(),
@@ -443,11 +452,27 @@ impl Message {
     }
 }
 
-/// Smallest encoded signed message: a tag, a checkpoint, signer, signature.
-const SIGNED_BYTES_MIN: usize = 1 + 8 + 32 + 4 + 65;
+/// Smallest encoded signed message: epoch, a tag, a checkpoint, signer,
+/// signature.
+const SIGNED_BYTES_MIN: usize = 8 + 1 + 8 + 32 + 4 + 65;
+
+/// The epoch of an encoded [`SignedMessage`], read without decoding the
+/// rest; `None` if `bytes` is too short to hold one.
+pub fn peek_epoch(bytes: &[u8]) -> Option<u64> {
+    let head: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(head))
+}
+
+impl SignedMessage {
+    /// The digest its signer signed.
+    pub fn digest(&self, chain_id: u64) -> Hash {
+        self.message.digest(chain_id, self.epoch)
+    }
+}
 
 impl Encode for SignedMessage {
     fn encode_to(&self, out: &mut Vec<u8>) {
+        self.epoch.encode_to(out);
         self.message.encode_to(out);
         self.signer.encode_to(out);
         self.signature.encode_to(out);
@@ -461,6 +486,7 @@ impl SignedMessage {
         allow_new_view: bool,
     ) -> Result<Self, DecodeError> {
         Ok(SignedMessage {
+            epoch: r.u64("epoch")?,
             message: Message::decode_depth(r, lim, allow_new_view)?,
             signer: r.u32("signer")?,
             signature: Signature::decode_from(r)?,

@@ -12,6 +12,11 @@ pub struct Counters {
     pub dropped_non_validator: u64,
     /// Signature that does not verify for the claimed signer.
     pub dropped_bad_signature: u64,
+    /// Message of another epoch (ADR 0010), dropped before any signature
+    /// check. A node routes messages of the next epoch to that epoch's
+    /// replica itself; what reaches a replica from another epoch is stale
+    /// or early.
+    pub dropped_wrong_epoch: u64,
     /// Message for a view this replica is not in (older, or too far ahead).
     pub dropped_wrong_view: u64,
     /// Sequence number outside the watermark window.

@@ -332,7 +332,8 @@ impl Replica {
         if slot.certificate().is_some() {
             return;
         }
-        if let Some(cert) = slot.committed_local(seq, self.view, block, &self.cfg.validators) {
+        let (epoch, view) = (self.cfg.epoch, self.view);
+        if let Some(cert) = slot.committed_local(seq, epoch, view, block, &self.cfg.validators) {
             slot.set_certificate(cert);
         }
     }

@@ -99,6 +99,9 @@ pub struct Replica {
     pub(crate) next_seq: u64,
     /// Highest height asked of state transfer.
     pub(crate) sync_requested_to: u64,
+    /// The epoch's last height, once the committed chain fixed it
+    /// ([`Input::EpochEnds`]).
+    pub(crate) last_seq: Option<u64>,
     replaying: bool,
     pub(crate) counters: Counters,
     pub(crate) out: Vec<Action>,
@@ -119,7 +122,7 @@ impl Replica {
             .ok_or(ConfigError::NotAValidator)?;
         // At most `ValidatorSet::VALIDATORS_MAX` validators, so it fits.
         let me = ReplicaIndex::try_from(me).map_err(|_| ConfigError::NotAValidator)?;
-        let genesis = cfg.genesis_hash;
+        let (base_seq, base_hash) = (cfg.base_seq, cfg.base_hash);
         Ok(Replica {
             cfg,
             key,
@@ -129,14 +132,14 @@ impl Replica {
             active: true,
             attempts: 0,
             timer: 0,
-            timer_extended_for: 0,
+            timer_extended_for: base_seq,
             stable: CheckpointProof {
-                seq: 0,
-                block_hash: genesis,
+                seq: base_seq,
+                block_hash: base_hash,
                 votes: Vec::new(),
             },
-            committed_seq: 0,
-            committed_hash: genesis,
+            committed_seq: base_seq,
+            committed_hash: base_hash,
             slots: BTreeMap::new(),
             checkpoint_votes: BTreeMap::new(),
             latest_view_change: BTreeMap::new(),
@@ -145,8 +148,9 @@ impl Replica {
             lost_view: None,
             seen: BTreeMap::new(),
             proposal_pending: None,
-            next_seq: 1,
+            next_seq: base_seq + 1,
             sync_requested_to: 0,
+            last_seq: None,
             replaying: false,
             counters: Counters::default(),
             out: Vec::new(),
@@ -172,7 +176,7 @@ impl Replica {
             } => self.restart(records, committed, unsynced_lost),
             Input::Message(bytes) => self.on_bytes(&bytes),
             Input::Timer(id) => {
-                if id.0 == self.timer {
+                if id.0 == self.timer && !self.finished() {
                     self.on_timeout();
                 }
             }
@@ -191,6 +195,7 @@ impl Replica {
                 certificate,
                 payload,
             } => self.on_synced(certificate, payload),
+            Input::EpochEnds { last_seq } => self.end_epoch_at(last_seq),
         }
         std::mem::take(&mut self.out)
     }
@@ -220,6 +225,42 @@ impl Replica {
         self.stable.seq
     }
 
+    /// The epoch this replica runs.
+    pub fn epoch(&self) -> u64 {
+        self.cfg.epoch
+    }
+
+    /// The epoch's last height, once known.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.last_seq
+    }
+
+    /// Whether the replica committed its epoch's last height: it has nothing
+    /// left to do, and the node moves on to the next epoch.
+    pub fn finished(&self) -> bool {
+        self.last_seq == Some(self.committed_seq)
+    }
+
+    /// [`Input::EpochEnds`]: nothing above `last` is ordered in this epoch.
+    /// Slots above it are dropped (no block there can commit in this
+    /// epoch: the node refuses to validate one), and so is a proposal asked
+    /// for above it. An end below the committed height or off a checkpoint
+    /// is a driver's mistake and changes nothing.
+    fn end_epoch_at(&mut self, last: u64) {
+        if self.last_seq.is_some()
+            || last < self.committed_seq
+            || !last.is_multiple_of(self.cfg.checkpoint_interval_seqs)
+        {
+            return;
+        }
+        self.last_seq = Some(last);
+        self.slots.retain(|seq, _| *seq <= last);
+        if self.proposal_pending.is_some_and(|(_, seq, _)| seq > last) {
+            self.proposal_pending = None;
+        }
+        self.advance();
+    }
+
     // ---- helpers ---------------------------------------------------------
 
     pub(crate) fn is_primary(&self, view: u64) -> bool {
@@ -230,8 +271,11 @@ impl Replica {
         (view % self.cfg.validators.len() as u64) as ReplicaIndex
     }
 
+    /// The high watermark H = h + L (§4.2), capped at the epoch's last
+    /// height once that is known.
     pub(crate) fn high_watermark(&self) -> u64 {
-        self.stable.seq.saturating_add(self.cfg.window_seqs)
+        let high = self.stable.seq.saturating_add(self.cfg.window_seqs);
+        self.last_seq.map_or(high, |last| high.min(last))
     }
 
     pub(crate) fn in_window(&self, seq: u64) -> bool {
@@ -306,8 +350,10 @@ impl Replica {
                 self.signed.insert(key, body);
             }
         }
-        let digest = message.digest(self.cfg.chain_id);
+        let epoch = self.cfg.epoch;
+        let digest = message.digest(self.cfg.chain_id, epoch);
         Some(SignedMessage {
+            epoch,
             signature: self.key.sign_digest(&digest),
             signer: self.me,
             message,
@@ -432,6 +478,10 @@ impl Replica {
                 return;
             }
         };
+        if m.epoch != self.cfg.epoch {
+            self.counters.dropped_wrong_epoch += 1;
+            return;
+        }
         let Some(validator) = self.cfg.validators.get(m.signer as usize) else {
             self.counters.dropped_non_validator += 1;
             return;
@@ -442,7 +492,7 @@ impl Replica {
             self.counters.unneeded_votes += 1;
             return;
         }
-        let digest = m.message.digest(self.cfg.chain_id);
+        let digest = m.digest(self.cfg.chain_id);
         if !self
             .verifier
             .verify(&validator.public_key, &digest, &m.signature)
@@ -551,8 +601,12 @@ impl Replica {
             self.committed_seq = seq;
             self.committed_hash = hash;
         }
+        let epoch = self.cfg.epoch;
         for record in records {
             match record {
+                // Another epoch's messages are not this replica's to replay
+                // (the node keeps one epoch's log per replica).
+                Record::Signed(m) | Record::NewView(m) if m.epoch != epoch => {}
                 Record::Stable(p) => {
                     if p.seq > self.stable.seq {
                         self.stable = p;

@@ -199,6 +199,7 @@ impl Slot {
     pub fn committed_local(
         &self,
         seq: u64,
+        epoch: u64,
         view: u64,
         block_hash: Hash,
         validators: &ValidatorSet,
@@ -218,6 +219,7 @@ impl Slot {
         quorum::is_quorum(validators, signatures.iter().map(|s| &s.validator)).then_some(
             CommitCertificate {
                 height: seq,
+                epoch,
                 view,
                 block_hash,
                 signatures,
@@ -310,20 +312,22 @@ mod tests {
         slot.add_commit(2, d, 3, sig(3));
         slot.add_commit(2, d, 3, sig(3)); // a duplicate counts once
         assert!(
-            slot.committed_local(7, 2, d, &set).is_none(),
+            slot.committed_local(7, 0, 2, d, &set).is_none(),
             "power 3 of 6"
         );
         slot.add_commit(2, d, 0, sig(0));
         assert!(
-            slot.committed_local(7, 2, d, &set).is_none(),
+            slot.committed_local(7, 0, 2, d, &set).is_none(),
             "power 4 of 6"
         );
         slot.add_commit(2, d, 1, sig(1));
         assert!(
-            slot.committed_local(7, 3, d, &set).is_none(),
+            slot.committed_local(7, 0, 3, d, &set).is_none(),
             "another view"
         );
-        let cert = slot.committed_local(7, 2, d, &set).expect("power 5 of 6");
+        let cert = slot
+            .committed_local(7, 0, 2, d, &set)
+            .expect("power 5 of 6");
         assert_eq!((cert.height, cert.view, cert.block_hash), (7, 2, d));
         let signers: Vec<ReplicaIndex> = cert.signatures.iter().map(|s| s.validator).collect();
         assert_eq!(signers, [0, 1, 3]);

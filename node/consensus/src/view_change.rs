@@ -69,10 +69,13 @@ impl Replica {
                 Some(m)
             }
             None => {
-                let stable = self.stable.seq;
+                // The window may be empty: at the epoch's end the stable
+                // checkpoint can reach the last height before the commit.
+                let (stable, high) = (self.stable.seq, self.high_watermark());
                 let prepared: Vec<PreparedCertificate> = self
                     .slots
-                    .range(stable + 1..=self.high_watermark())
+                    .range(stable + 1..)
+                    .take_while(|(seq, _)| **seq <= high)
                     .filter_map(|(_, s)| s.prepared().cloned())
                     .collect();
                 let vc = ViewChange {
@@ -151,7 +154,10 @@ impl Replica {
             if c.payload.len() > self.cfg.limits.payload_bytes_max {
                 return false;
             }
-            if !self.valid_quorum(&c.prepare().digest(self.cfg.chain_id), &c.votes) {
+            if !self.valid_quorum(
+                &c.prepare().digest(self.cfg.chain_id, self.cfg.epoch),
+                &c.votes,
+            ) {
                 return false;
             }
             last = c.seq;
@@ -160,8 +166,11 @@ impl Replica {
     }
 
     fn valid_checkpoint_proof(&self, p: &CheckpointProof) -> bool {
-        if p.seq == 0 {
-            return p.block_hash == self.cfg.genesis_hash && p.votes.is_empty();
+        // The epoch's base is its first stable checkpoint, held unsigned.
+        if p.seq <= self.cfg.base_seq {
+            return p.seq == self.cfg.base_seq
+                && p.block_hash == self.cfg.base_hash
+                && p.votes.is_empty();
         }
         if !p.seq.is_multiple_of(self.cfg.checkpoint_interval_seqs) {
             return false;
@@ -170,7 +179,7 @@ impl Replica {
             seq: p.seq,
             block_hash: p.block_hash,
         }
-        .digest(self.cfg.chain_id);
+        .digest(self.cfg.chain_id, self.cfg.epoch);
         self.valid_quorum(&digest, &p.votes)
     }
 
@@ -234,15 +243,15 @@ impl Replica {
                 _ => None,
             })
             .collect();
-        let genesis = CheckpointProof {
-            seq: 0,
-            block_hash: self.cfg.genesis_hash,
+        let base = CheckpointProof {
+            seq: self.cfg.base_seq,
+            block_hash: self.cfg.base_hash,
             votes: Vec::new(),
         };
         let checkpoint = views
             .iter()
             .map(|vc| &vc.checkpoint)
-            .fold(&genesis, |best, c| if c.seq > best.seq { c } else { best })
+            .fold(&base, |best, c| if c.seq > best.seq { c } else { best })
             .clone();
         let mut entries = Vec::new();
         let mut parent: Hash = checkpoint.block_hash;
@@ -314,10 +323,10 @@ impl Replica {
             let Message::ViewChange(body) = &vc.message else {
                 return None;
             };
-            if body.new_view != nv.view {
+            if body.new_view != nv.view || vc.epoch != self.cfg.epoch {
                 return None;
             }
-            let digest = vc.message.digest(self.cfg.chain_id);
+            let digest = vc.digest(self.cfg.chain_id);
             if !self.verify_vote(vc.signer, &digest, &vc.signature) || !self.valid_view_change(body)
             {
                 return None;

@@ -123,6 +123,7 @@ fn message() -> impl Strategy<Value = Message> {
                     view_changes: vcs
                         .into_iter()
                         .map(|(vc, signer, signature)| SignedMessage {
+                            epoch: u64::from(signer % 3),
                             message: Message::ViewChange(vc),
                             signer,
                             signature,
@@ -143,8 +144,9 @@ fn message() -> impl Strategy<Value = Message> {
 
 proptest! {
     #[test]
-    fn every_message_round_trips_canonically(m in message(), signer in any::<u32>(), signature in sig()) {
-        let signed = SignedMessage { message: m, signer, signature };
+    fn every_message_round_trips_canonically(m in message(), epoch in any::<u64>(), signer in any::<u32>(), signature in sig()) {
+        let signed = SignedMessage { epoch, message: m, signer, signature };
+        prop_assert_eq!(stele_consensus::peek_epoch(&signed.to_bytes()), Some(epoch));
         let bytes = signed.to_bytes();
         let back = SignedMessage::decode(&bytes, &limits()).unwrap();
         prop_assert_eq!(back.to_bytes(), bytes);
@@ -158,7 +160,7 @@ proptest! {
 
     #[test]
     fn truncated_or_extended_encodings_are_rejected(m in message(), cut in any::<prop::sample::Index>()) {
-        let bytes = SignedMessage { message: m, signer: 0, signature: Signature([1; 65]) }.to_bytes();
+        let bytes = SignedMessage { epoch: 3, message: m, signer: 0, signature: Signature([1; 65]) }.to_bytes();
         let cut = cut.index(bytes.len());
         prop_assert!(SignedMessage::decode(&bytes[..cut], &limits()).is_err());
         let mut longer = bytes.clone();
@@ -187,16 +189,29 @@ fn commit_encoding_and_digest_are_pinned() {
     // COMMIT signs exactly what a CommitCertificate verifies.
     let cert = stele_types::CommitCertificate {
         height: 5,
+        epoch: 9,
         view: 2,
         block_hash: Hash([0xab; 32]),
         signatures: Vec::new(),
     };
-    assert_eq!(m.digest(7), cert.digest(7));
-    assert_eq!(hex(&m.digest(7).0), PINNED_COMMIT_DIGEST);
+    assert_eq!(m.digest(7, 9), cert.digest(7));
+    assert_eq!(hex(&m.digest(7, 9).0), PINNED_COMMIT_DIGEST);
+    // The epoch is in the digest: a vote of one epoch counts in no other.
+    assert_ne!(m.digest(7, 9), m.digest(7, 10));
+    // And first on the wire, where a node reads it to route the message.
+    let signed = SignedMessage {
+        epoch: 9,
+        message: m,
+        signer: 1,
+        signature: Signature([1; 65]),
+    };
+    assert_eq!(hex(&signed.to_bytes()[..9]), "090000000000000003");
+    assert_eq!(stele_consensus::peek_epoch(&signed.to_bytes()), Some(9));
+    assert_eq!(stele_consensus::peek_epoch(&[9, 0, 0]), None);
 }
 
 const PINNED_COMMIT_DIGEST: &str =
-    "4007cbc78d4166ef08726e8226cee026d161204e9e48f6c9613a0c6f1f851045";
+    "dac271ea253596af875086872dc9baf1234e47d5312950ab9274549721752488";
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()

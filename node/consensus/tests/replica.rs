@@ -193,8 +193,9 @@ fn four_replicas() -> (Vec<stele_types::SecretKey>, Replica) {
 }
 
 fn signed(key: &stele_types::SecretKey, signer: u32, message: Message) -> SignedMessage {
-    let digest = message.digest(7);
+    let digest = message.digest(7, 0);
     SignedMessage {
+        epoch: 0,
         signature: key.sign_digest(&digest),
         signer,
         message,
@@ -428,7 +429,7 @@ fn new_view_reproposes_the_highest_view_certificate_and_stops_at_a_broken_chain(
     use stele_consensus::{CheckpointProof, PreparedCertificate, ViewChange, Vote};
     let (keys, set) = validator_keys(4);
     let cfg = sim_config(set);
-    let genesis = cfg.genesis_hash;
+    let genesis = cfg.base_hash;
     let mut r = Replica::with_k256(cfg, keys[2].clone()).expect("valid config");
     let _ = r.handle(Input::Start);
     let cert = |view: u64, seq: u64, b: u8, parent: Hash| {
@@ -443,7 +444,7 @@ fn new_view_reproposes_the_highest_view_certificate_and_stops_at_a_broken_chain(
             .iter()
             .map(|i| Vote {
                 signer: *i,
-                signature: keys[*i as usize].sign_digest(&p.digest(7)),
+                signature: keys[*i as usize].sign_digest(&p.digest(7, 0)),
             })
             .collect();
         PreparedCertificate {
@@ -605,4 +606,150 @@ fn the_next_blocks_pre_prepare_rearms_the_view_timer_once() {
     );
     let out = r.handle(Input::Message(forged.to_bytes()));
     assert!(!rearmed(&out), "{out:?}");
+}
+
+/// Answers the proposal requests in `actions` and those that follow, at
+/// most `max` of them, returning every action.
+fn propose_all(r: &mut Replica, mut actions: Vec<Action>, max: usize) -> Vec<Action> {
+    let mut all = Vec::new();
+    for _ in 0..=max {
+        let request = actions.iter().rev().find_map(|a| match a {
+            Action::RequestProposal { view, seq, .. } => Some((*view, *seq)),
+            _ => None,
+        });
+        all.append(&mut actions);
+        let Some((view, seq)) = request else {
+            return all;
+        };
+        let (block_hash, payload) = block(seq);
+        actions = r.handle(Input::ProposalReady {
+            view,
+            seq,
+            block_hash,
+            payload,
+        });
+    }
+    all.append(&mut actions);
+    all
+}
+
+fn committed_seqs(actions: &[Action]) -> Vec<u64> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Commit { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect()
+}
+
+/// ADR 0010: told where its epoch ends, a replica orders nothing past it,
+/// is finished once it commits it (its timer no longer fires), and the next
+/// epoch's replica starts on that block with its own epoch in every
+/// message and certificate.
+#[test]
+fn a_replica_stops_at_its_epochs_end_and_the_next_epoch_starts_on_its_last_block() {
+    let (keys, set) = validator_keys(1);
+    let cfg = sim_config(set.clone());
+    let mut r = Replica::with_k256(cfg.clone(), keys[0].clone()).expect("valid config");
+    // Block 2 decides a change, so the epoch ends at the next checkpoint,
+    // 4, and nothing past it is asked for however many blocks could be.
+    let start = r.handle(Input::Start);
+    let mut actions = propose_all(&mut r, start, 2);
+    actions.extend(r.handle(Input::EpochEnds { last_seq: 4 }));
+    let actions = propose_all(&mut r, actions, 100);
+    assert_eq!(committed_seqs(&actions), vec![1, 2, 3, 4]);
+    assert!(r.finished());
+    assert_eq!(r.last_seq(), Some(4));
+    let later = r.handle(Input::EpochEnds { last_seq: 8 });
+    assert!(later.is_empty(), "the end is given once");
+    let timers: Vec<_> = r
+        .handle(Input::Timer(stele_consensus::TimerId(u64::MAX)))
+        .into_iter()
+        .chain(r.handle(Input::Timer(stele_consensus::TimerId(0))))
+        .collect();
+    assert!(timers.is_empty(), "a finished replica changes no view");
+
+    // Epoch 1 builds on block 4, with a new key.
+    let block4 = block(4).0;
+    let new_key = stele_types::SecretKey::from_bytes(&[7; 32]).expect("valid key");
+    let next_set = stele_types::ValidatorSet::new(vec![stele_types::Validator {
+        address: new_key.address(),
+        public_key: new_key.public_key(),
+        power: 1,
+    }])
+    .expect("one validator");
+    let mut next = Replica::with_k256(cfg.for_epoch(1, next_set.clone(), 4, block4), new_key)
+        .expect("valid config");
+    let start = next.handle(Input::Start);
+    assert!(start.iter().any(|a| matches!(
+        a,
+        Action::RequestProposal { seq: 5, parent, .. } if *parent == block4
+    )));
+    let actions = propose_all(&mut next, start, 3);
+    let mut certified = 0;
+    for a in &actions {
+        match a {
+            Action::Persist(Record::Signed(m)) => assert_eq!(m.epoch, 1),
+            Action::Commit { certificate, .. } => {
+                assert_eq!(certificate.epoch, 1);
+                certificate
+                    .verify(cfg.chain_id, &next_set)
+                    .expect("the new set certifies epoch 1");
+                assert!(certificate.verify(cfg.chain_id, &set).is_err());
+                certified += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(certified >= 1);
+    // A base off a checkpoint is refused.
+    let bad = cfg.for_epoch(1, next_set, 5, block4);
+    assert_eq!(
+        bad.validate(),
+        Err(stele_consensus::ConfigError::BaseNotCheckpoint(5))
+    );
+}
+
+/// An end below the committed height or off a checkpoint is ignored.
+#[test]
+fn a_bad_epoch_end_changes_nothing() {
+    let (r0, _, _) = run_single(6);
+    let committed = r0.committed_seq();
+    assert!(committed >= 4);
+    let mut r = r0;
+    let _ = r.handle(Input::EpochEnds { last_seq: 0 });
+    // Above the committed height, but not a checkpoint (K = 4).
+    let _ = r.handle(Input::EpochEnds {
+        last_seq: (committed / 4 + 2) * 4 + 1,
+    });
+    assert_eq!(r.last_seq(), None);
+}
+
+/// A message of another epoch is dropped before its signature is checked,
+/// and one that claims this epoch but was signed for another fails its
+/// signature: the epoch is bound by the digest, not only the header.
+#[test]
+fn messages_of_another_epoch_are_dropped() {
+    let (keys, mut r) = four_replicas();
+    let commit = Message::Commit(Commit {
+        view: 0,
+        seq: 1,
+        block_hash: Hash([1; 32]),
+    });
+    let other_epoch = SignedMessage {
+        epoch: 1,
+        signature: keys[2].sign_digest(&commit.digest(7, 1)),
+        signer: 2,
+        message: commit.clone(),
+    };
+    let _ = r.handle(Input::Message(other_epoch.to_bytes()));
+    assert_eq!(r.counters().dropped_wrong_epoch, 1);
+    assert_eq!(r.counters().dropped_bad_signature, 0);
+    let relabelled = SignedMessage {
+        epoch: 0,
+        ..other_epoch
+    };
+    let _ = r.handle(Input::Message(relabelled.to_bytes()));
+    assert_eq!(r.counters().dropped_bad_signature, 1);
 }

@@ -221,6 +221,7 @@ impl Chain {
             header: BlockHeader {
                 chain_id: CHAIN,
                 height,
+                epoch: 0,
                 view: 0,
                 parent_hash: Hash::ZERO,
                 tx_root: list_root(&txs.iter().map(SignedTransaction::hash).collect::<Vec<_>>()),
@@ -228,11 +229,13 @@ impl Chain {
                 receipts_root: out.receipts_root,
                 timestamp_ms: env.timestamp_ms,
                 proposer: env.proposer,
+                next_validators_hash: Hash::ZERO,
             },
             txs,
         };
         let cert = CommitCertificate {
             height,
+            epoch: 0,
             view: 0,
             block_hash: block.hash(),
             signatures: vec![],

@@ -88,6 +88,8 @@ pub enum PrecheckDrop {
     Malformed,
     /// Signed by an index outside the validator set.
     NonValidator,
+    /// Of another epoch than the replica's (ADR 0010).
+    WrongEpoch,
     /// A PRE-PREPARE, PREPARE or COMMIT for a view below the replica's or
     /// at or below its low watermark, or a COMMIT at or below the committed
     /// height.
@@ -102,11 +104,12 @@ pub enum PrecheckDrop {
 }
 
 impl PrecheckDrop {
-    pub const ALL: [PrecheckDrop; 8] = [
+    pub const ALL: [PrecheckDrop; 9] = [
         PrecheckDrop::Oversized,
         PrecheckDrop::Duplicate,
         PrecheckDrop::Malformed,
         PrecheckDrop::NonValidator,
+        PrecheckDrop::WrongEpoch,
         PrecheckDrop::Stale,
         PrecheckDrop::BadSignature,
         PrecheckDrop::Ahead,
@@ -119,6 +122,7 @@ impl PrecheckDrop {
             PrecheckDrop::Duplicate => "duplicate",
             PrecheckDrop::Malformed => "malformed",
             PrecheckDrop::NonValidator => "non_validator",
+            PrecheckDrop::WrongEpoch => "wrong_epoch",
             PrecheckDrop::Stale => "stale",
             PrecheckDrop::BadSignature => "bad_signature",
             PrecheckDrop::Ahead => "ahead",
@@ -130,7 +134,7 @@ impl PrecheckDrop {
 /// Counters of the pre-check, read by the metrics endpoint.
 #[derive(Debug, Default)]
 pub struct PrecheckCounters {
-    dropped: [AtomicU64; 8],
+    dropped: [AtomicU64; PrecheckDrop::ALL.len()],
     verified: AtomicU64,
 }
 
@@ -220,6 +224,8 @@ pub struct Horizon {
 #[derive(Debug)]
 pub struct Precheck {
     chain_id: u64,
+    /// The replica's epoch: 0 until set changes reach the node.
+    epoch: u64,
     validators: ValidatorSet,
     limits: MessageLimits,
     horizon: Horizon,
@@ -239,6 +245,7 @@ impl Precheck {
     ) -> Precheck {
         Precheck {
             chain_id,
+            epoch: 0,
             validators,
             limits,
             horizon,
@@ -270,6 +277,9 @@ impl Precheck {
         let Ok(m) = SignedMessage::decode(&payload, &self.limits) else {
             return fail(PrecheckDrop::Malformed);
         };
+        if m.epoch != self.epoch {
+            return fail(PrecheckDrop::WrongEpoch);
+        }
         let Some((key, signer)) = self
             .validators
             .get(m.signer as usize)
@@ -293,7 +303,7 @@ impl Precheck {
             _ => false,
         };
         if current {
-            embedded_signatures(&m.message, self.chain_id, &self.validators, &mut embedded);
+            embedded_signatures(&m, self.chain_id, &self.validators, &mut embedded);
         }
         if !self.budgets.spend(from, 1 + embedded.len(), now) {
             self.counters.record_drop(PrecheckDrop::OverBudget);
@@ -303,7 +313,7 @@ impl Precheck {
             from,
             key,
             self_signed: signer == from,
-            digest: m.message.digest(self.chain_id),
+            digest: m.digest(self.chain_id),
             signature: m.signature,
             embedded,
             payload,
@@ -318,11 +328,12 @@ impl Precheck {
 /// Votes by an index outside the validator set are left out (the replica
 /// rejects them). The counts are bounded by the decoding limits.
 fn embedded_signatures(
-    m: &Message,
+    signed: &SignedMessage,
     chain_id: u64,
     validators: &ValidatorSet,
     out: &mut Vec<Signed>,
 ) {
+    let epoch = signed.epoch;
     let mut votes = |digest: Hash, votes: &[Vote]| {
         for v in votes {
             if let Some(validator) = validators.get(v.signer as usize) {
@@ -330,31 +341,27 @@ fn embedded_signatures(
             }
         }
     };
-    match m {
+    match &signed.message {
         Message::ViewChange(vc) => {
             let proof = &vc.checkpoint;
             let checkpoint = Checkpoint {
                 seq: proof.seq,
                 block_hash: proof.block_hash,
             };
-            votes(checkpoint.digest(chain_id), &proof.votes);
+            votes(checkpoint.digest(chain_id, epoch), &proof.votes);
             for c in &vc.prepared {
-                votes(c.prepare().digest(chain_id), &c.votes);
+                votes(c.prepare().digest(chain_id, epoch), &c.votes);
             }
         }
         Message::NewView(nv) => {
-            for signed in &nv.view_changes {
-                if let Some(validator) = validators.get(signed.signer as usize) {
-                    out.push((
-                        validator.public_key,
-                        signed.message.digest(chain_id),
-                        signed.signature,
-                    ));
+            for vc in &nv.view_changes {
+                if let Some(validator) = validators.get(vc.signer as usize) {
+                    out.push((validator.public_key, vc.digest(chain_id), vc.signature));
                 }
                 // A NEW-VIEW's entries are VIEW-CHANGEs (the replica rejects
                 // anything else), so this does not recurse further.
-                if let Message::ViewChange(_) = signed.message {
-                    embedded_signatures(&signed.message, chain_id, validators, out);
+                if let Message::ViewChange(_) = vc.message {
+                    embedded_signatures(vc, chain_id, validators, out);
                 }
             }
         }

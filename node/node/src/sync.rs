@@ -134,6 +134,7 @@ mod tests {
     fn a_pushed_block_round_trips_and_refuses_trailing_or_short_bytes() {
         let cert = CommitCertificate {
             height: 7,
+            epoch: 0,
             view: 1,
             block_hash: stele_types::Hash([3; 32]),
             signatures: Vec::new(),

@@ -16,6 +16,9 @@ pub struct BlockHeader {
     pub chain_id: u64,
     /// Height of this block; genesis state is height 0, the first block 1.
     pub height: u64,
+    /// The epoch the block belongs to (ADR 0010): the validator set of that
+    /// epoch certifies it.
+    pub epoch: u64,
     /// The PBFT view in which it was proposed.
     pub view: u64,
     pub parent_hash: Hash,
@@ -29,6 +32,11 @@ pub struct BlockHeader {
     /// other validators to be after the parent's.
     pub timestamp_ms: u64,
     pub proposer: Address,
+    /// [`ValidatorSet::hash`] of the set that certifies the next block: this
+    /// block's own set inside an epoch, the next epoch's set in an epoch's
+    /// last block. Holding the genesis set, anyone can follow the chain of
+    /// sets with certified headers alone.
+    pub next_validators_hash: Hash,
 }
 
 impl BlockHeader {
@@ -42,6 +50,7 @@ impl Encode for BlockHeader {
     fn encode_to(&self, out: &mut Vec<u8>) {
         self.chain_id.encode_to(out);
         self.height.encode_to(out);
+        self.epoch.encode_to(out);
         self.view.encode_to(out);
         self.parent_hash.encode_to(out);
         self.tx_root.encode_to(out);
@@ -49,6 +58,7 @@ impl Encode for BlockHeader {
         self.receipts_root.encode_to(out);
         self.timestamp_ms.encode_to(out);
         self.proposer.encode_to(out);
+        self.next_validators_hash.encode_to(out);
     }
 }
 
@@ -57,6 +67,7 @@ impl Decode for BlockHeader {
         Ok(BlockHeader {
             chain_id: r.u64("chain id")?,
             height: r.u64("height")?,
+            epoch: r.u64("epoch")?,
             view: r.u64("view")?,
             parent_hash: Hash::decode_from(r)?,
             tx_root: Hash::decode_from(r)?,
@@ -64,6 +75,7 @@ impl Decode for BlockHeader {
             receipts_root: Hash::decode_from(r)?,
             timestamp_ms: r.u64("timestamp")?,
             proposer: Address::decode_from(r)?,
+            next_validators_hash: Hash::decode_from(r)?,
         })
     }
 }
@@ -307,10 +319,13 @@ pub enum ConsensusKind {
 }
 
 /// Digest a replica signs for a consensus message: domain tag, message kind,
-/// chain id, view, sequence number and the hash of the message body.
+/// chain id, epoch, view, sequence number and the hash of the message body.
+/// The epoch binds every vote to one validator set (ADR 0010): a key that
+/// is in two epochs' sets cannot have a vote of one counted in the other.
 pub fn consensus_digest(
     kind: ConsensusKind,
     chain_id: u64,
+    epoch: u64,
     view: u64,
     seq: u64,
     body: &Hash,
@@ -319,6 +334,7 @@ pub fn consensus_digest(
         domain::CONSENSUS,
         &[kind as u8],
         &chain_id.to_le_bytes(),
+        &epoch.to_le_bytes(),
         &view.to_le_bytes(),
         &seq.to_le_bytes(),
         &body.0,
@@ -357,6 +373,8 @@ impl Decode for CommitSignature {
 pub struct CommitCertificate {
     /// The block height, which is the PBFT sequence number.
     pub height: u64,
+    /// The epoch whose validator set signed it (ADR 0010).
+    pub epoch: u64,
     pub view: u64,
     pub block_hash: Hash,
     /// Sorted by validator index, no index twice.
@@ -376,6 +394,8 @@ pub enum CertificateError {
     NoQuorum { got: u64, needed: u64 },
     #[error("certificate is for block {got}, expected {expected}")]
     WrongBlock { expected: Hash, got: Hash },
+    #[error("certificate is from epoch {got}, the block is in epoch {expected}")]
+    WrongEpoch { expected: u64, got: u64 },
 }
 
 impl CommitCertificate {
@@ -384,6 +404,7 @@ impl CommitCertificate {
         consensus_digest(
             ConsensusKind::Commit,
             chain_id,
+            self.epoch,
             self.view,
             self.height,
             &self.block_hash,
@@ -430,6 +451,12 @@ impl CommitCertificate {
                 got: self.block_hash,
             });
         }
+        if header.epoch != self.epoch {
+            return Err(CertificateError::WrongEpoch {
+                expected: header.epoch,
+                got: self.epoch,
+            });
+        }
         self.verify(header.chain_id, validators)
     }
 }
@@ -437,6 +464,7 @@ impl CommitCertificate {
 impl Encode for CommitCertificate {
     fn encode_to(&self, out: &mut Vec<u8>) {
         self.height.encode_to(out);
+        self.epoch.encode_to(out);
         self.view.encode_to(out);
         self.block_hash.encode_to(out);
         put_seq(out, &self.signatures);
@@ -448,6 +476,7 @@ impl Decode for CommitCertificate {
         let limits = r.limits();
         Ok(CommitCertificate {
             height: r.u64("height")?,
+            epoch: r.u64("epoch")?,
             view: r.u64("view")?,
             block_hash: Hash::decode_from(r)?,
             signatures: r.seq(

@@ -30,11 +30,11 @@ fn block_header_fixture() {
     let header = sample_header();
     assert_eq!(
         hex(&header.to_bytes()),
-        "0x1e7e0500000000002a000000000000000300000000000000ff483e972a04a9a62bb4b7d04ae403c615604e4090521ecc5bb7af67f71be09ce18dc0f391aaaa43d8da2b7a90e1d63121f5de741c6c64dd2c891d7a26f1de2869e39af32bd0cc2d5f8ad822a3afcd7fe8d7211e4ca7c42654cdbda7a9b745161636cb372e15f86c23b8ff4f98c544b783b0bb7dca6973984aec578d82734f1800a8da769b0100002b5ad5c4795c026514f8317c7a215e218dccd6cf"
+        "0x1e7e0500000000002a0000000000000002000000000000000300000000000000ff483e972a04a9a62bb4b7d04ae403c615604e4090521ecc5bb7af67f71be09ce18dc0f391aaaa43d8da2b7a90e1d63121f5de741c6c64dd2c891d7a26f1de2869e39af32bd0cc2d5f8ad822a3afcd7fe8d7211e4ca7c42654cdbda7a9b745161636cb372e15f86c23b8ff4f98c544b783b0bb7dca6973984aec578d82734f1800a8da769b0100002b5ad5c4795c026514f8317c7a215e218dccd6cf58b3be46c6593035a2252d221d1478e19da3daf8a1a96d8c84ed4089f94ccff1"
     );
     assert_eq!(
         header.hash().to_string(),
-        "0x1eb4732bf3df5b8bd48c4d1e22dec753e9ce9a81444e7d8be471910d801e1d1a"
+        "0xcb6c066df3b31c750e1dac471676673ca44e95039778b31fa6f69441ca50929e"
     );
 }
 
@@ -58,13 +58,25 @@ fn commit_certificate_fixture() {
     let cert = certificate(&header, &keys, &[0, 1, 3]);
     assert_eq!(
         hex(&cert.to_bytes()),
-        "0x2a0000000000000003000000000000001eb4732bf3df5b8bd48c4d1e22dec753e9ce9a81444e7d8be471910d801e1d1a03000000000000008fa7863f7751358f962323ca33991124501ca9130b2f437edce9f3e3d6960dd11cb6511c4dcab00fb8f8e5b16ad6aeef732c5366d284833c7fed1fd8a4649f2501010000003c7534c9dce5cb804fee6cdeb9cee1534c56cf863e56fb5526fd9138a05ef53651198ac4c1a363aaf1d34452bbba00e8630154c87c7098e53e83862f16d47eac0103000000fb47ba4527827f691e59d29475a7a14d3117cd900ea3a8a34a7dc7984d3a48fd3a9c4f7c5f37fd2a15d4eb33673b3d7761b9d44dfdccfcf640574c620b92217001"
+        "0x2a0000000000000002000000000000000300000000000000cb6c066df3b31c750e1dac471676673ca44e95039778b31fa6f69441ca50929e0300000000000000c9363437d1fd977b14736caa99aef2eff001147e31948de20b8f9fc425602ddf475681ba2c043e2edceb8e55e461cfe0bf93c87c0bdb83260be7c7fba2379b6d010100000052059334a514538d83894479cebefaa80a81efe43ee2f4f93c5724c2e6bd1dfa67a1ae908a08c38b6ecbd7ea58cdc1e21ed052bad32bc5df210343a68a76600500030000005a44f8ffd77120dc34549c4e685a843d03e0ab26bee93ddd48d844d81fef3ecf2400d24031935d995d3c5c00a4ba8f6b6a54063dab9c0b2eb22c46c43c76f3a300"
     );
     assert_eq!(
         keccak256(&cert.to_bytes()).to_string(),
-        "0xb8a80e713f717abb58aba374e32234cb33deb7385c4cbfed88bb2b25f2112940"
+        "0x9cf3907e5c17eb193c226301bb3834f3acc1a44ee322e09e3cbb64ebb8674366"
     );
     assert_eq!(cert.verify_header(&header, &set), Ok(()));
+    // A certificate of another epoch does not certify the header.
+    let other_epoch = CommitCertificate {
+        epoch: header.epoch + 1,
+        ..cert.clone()
+    };
+    assert_eq!(
+        other_epoch.verify_header(&header, &set),
+        Err(CertificateError::WrongEpoch {
+            expected: header.epoch,
+            got: header.epoch + 1
+        })
+    );
     assert_eq!(
         set.hash().to_string(),
         "0xba321c005a9874a802216bab0e89ab0d5f710f82f4605b62da44f7d400306128"

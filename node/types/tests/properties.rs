@@ -80,6 +80,7 @@ fn header() -> impl Strategy<Value = BlockHeader> {
             BlockHeader {
                 chain_id,
                 height,
+                epoch: 0,
                 view,
                 parent_hash,
                 tx_root,
@@ -87,6 +88,7 @@ fn header() -> impl Strategy<Value = BlockHeader> {
                 receipts_root,
                 timestamp_ms,
                 proposer,
+                next_validators_hash: Hash::ZERO,
             }
         },
     )

@@ -66,6 +66,7 @@ pub fn commit_block(
         header: BlockHeader {
             chain_id: 1,
             height,
+            epoch: 0,
             view: 0,
             parent_hash: Hash::ZERO,
             tx_root: Hash::ZERO,
@@ -73,11 +74,13 @@ pub fn commit_block(
             receipts_root: Hash::ZERO,
             timestamp_ms: height,
             proposer: Address([1; 20]),
+            next_validators_hash: Hash::ZERO,
         },
         txs: signed,
     };
     let certificate = CommitCertificate {
         height,
+        epoch: 0,
         view: 0,
         block_hash: block.hash(),
         signatures: Vec::new(),

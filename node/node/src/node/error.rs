@@ -116,6 +116,10 @@ pub enum BlockRejected {
     TxRootMismatch,
     #[error("proposer is not the primary of view {view}")]
     NotThePrimary { view: u64 },
+    #[error("epoch {got} where {expected} was expected")]
+    WrongEpoch { got: u64, expected: u64 },
+    #[error("the header names validator set {got}, expected {expected}")]
+    WrongNextValidators { got: Hash, expected: Hash },
     #[error("timestamp does not advance")]
     TimestampNotAfterParent,
     #[error("timestamp is too far in the future")]
@@ -148,6 +152,8 @@ impl BlockRejected {
             BlockRejected::NotTheProposalsParent => "not_the_proposals_parent",
             BlockRejected::TxRootMismatch => "tx_root_mismatch",
             BlockRejected::NotThePrimary { .. } => "not_the_primary",
+            BlockRejected::WrongEpoch { .. } => "wrong_epoch",
+            BlockRejected::WrongNextValidators { .. } => "wrong_next_validators",
             BlockRejected::TimestampNotAfterParent => "timestamp_not_after_parent",
             BlockRejected::TimestampAhead => "timestamp_ahead",
             BlockRejected::Execution(_) => "execution",

@@ -251,6 +251,21 @@ impl Follower {
         if h.proposer != self.shared.validators.primary(h.view).address {
             return Err(BlockRejected::NotThePrimary { view: h.view });
         }
+        // One epoch until set changes reach the node (ADR 0010): every
+        // block is of epoch 0 and names the genesis set as the next one.
+        if h.epoch != 0 {
+            return Err(BlockRejected::WrongEpoch {
+                got: h.epoch,
+                expected: 0,
+            });
+        }
+        let next = self.shared.validators.hash();
+        if h.next_validators_hash != next {
+            return Err(BlockRejected::WrongNextValidators {
+                got: h.next_validators_hash,
+                expected: next,
+            });
+        }
         if h.timestamp_ms <= parent.timestamp_ms {
             return Err(BlockRejected::TimestampNotAfterParent);
         }

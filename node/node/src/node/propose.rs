@@ -258,6 +258,7 @@ impl Proposal {
             header: BlockHeader {
                 chain_id: self.shared.chain_id,
                 height: seq,
+                epoch: 0,
                 view,
                 parent_hash: parent,
                 tx_root: stele_types::list_root(&tx_hashes),
@@ -265,6 +266,7 @@ impl Proposal {
                 receipts_root: exec.receipts_root,
                 timestamp_ms: env.timestamp_ms,
                 proposer: self.me,
+                next_validators_hash: self.shared.validators.hash(),
             },
             txs,
         };

@@ -36,7 +36,8 @@ fn signed(keys: &[SecretKey], set: &ValidatorSet, signer: usize, message: Messag
     let key = &keys[signer];
     let index = set.index_of(&key.address()).unwrap();
     SignedMessage {
-        signature: key.sign_digest(&message.digest(CHAIN)),
+        epoch: 0,
+        signature: key.sign_digest(&message.digest(CHAIN, 0)),
         signer: u32::try_from(index).unwrap(),
         message,
     }
@@ -136,6 +137,37 @@ async fn votes_far_ahead_are_dropped_without_a_signature_check() {
     }
     assert_eq!(delivered(&mut h, 1).await, vec![near]);
     assert_eq!(h.counters.dropped(PrecheckDrop::Ahead), 2);
+    assert_eq!(h.counters.verified(), 1);
+}
+
+/// A message of another epoch is dropped before its signature is checked
+/// (ADR 0010), even one validly signed for that epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_of_another_epoch_are_dropped_without_a_signature_check() {
+    let keys = keys();
+    let set = set(&keys);
+    let progress = Progress {
+        view: 0,
+        stable: 0,
+        committed: 0,
+    };
+    let mut h = start(&set, progress);
+    let message = prepare(0, 1);
+    let key = &keys[1];
+    let index = u32::try_from(set.index_of(&key.address()).unwrap()).unwrap();
+    let next_epoch = SignedMessage {
+        epoch: 1,
+        signature: key.sign_digest(&message.digest(CHAIN, 1)),
+        signer: index,
+        message,
+    }
+    .to_bytes();
+    let current = signed(&keys, &set, 1, prepare(0, 2));
+    for p in [next_epoch, current.clone()] {
+        h.to_pipeline.send(consensus(p)).await.unwrap();
+    }
+    assert_eq!(delivered(&mut h, 1).await, vec![current]);
+    assert_eq!(h.counters.dropped(PrecheckDrop::WrongEpoch), 1);
     assert_eq!(h.counters.verified(), 1);
 }
 
@@ -262,7 +294,7 @@ async fn a_flood_of_forged_signatures_does_not_hold_up_honest_messages_or_reorde
     let verifier = PrecheckedVerifier::new(h.verified.clone());
     let m = SignedMessage::decode(&honest[0], &limits(&set)).unwrap();
     let key = set.get(m.signer as usize).unwrap().public_key;
-    let digest = m.message.digest(CHAIN);
+    let digest = m.message.digest(CHAIN, 0);
     assert!(h.verified.contains(&entry(&key, &digest, &m.signature)));
     assert!(verifier.verify(&key, &digest, &m.signature));
     // A signature not recorded is checked for real.
@@ -281,7 +313,7 @@ fn view_change(keys: &[SecretKey], set: &ValidatorSet, voters: &[usize]) -> View
         payload: vec![1, 2, 3],
         votes: Vec::new(),
     };
-    let digest = cert.prepare().digest(CHAIN);
+    let digest = cert.prepare().digest(CHAIN, 0);
     let mut votes: Vec<Vote> = voters
         .iter()
         .map(|v| Vote {
@@ -335,7 +367,7 @@ async fn votes_inside_certificates_are_checked_before_the_driver_and_bad_ones_le
     // already, its forged one is not recorded.
     assert_eq!(h.counters.verified(), 4 + 1);
     let verifier = PrecheckedVerifier::new(h.verified.clone());
-    let digest = vc.prepared[0].prepare().digest(CHAIN);
+    let digest = vc.prepared[0].prepare().digest(CHAIN, 0);
     for v in &vc.prepared[0].votes {
         let key = set.get(v.signer as usize).unwrap().public_key;
         assert!(h.verified.contains(&entry(&key, &digest, &v.signature)));

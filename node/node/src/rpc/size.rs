@@ -222,6 +222,7 @@ mod tests {
             header: BlockHeader {
                 chain_id: 1,
                 height: 1,
+                epoch: 0,
                 view: 0,
                 parent_hash: Hash::ZERO,
                 tx_root: Hash::ZERO,
@@ -229,6 +230,7 @@ mod tests {
                 receipts_root: Hash::ZERO,
                 timestamp_ms: 1,
                 proposer: Address([1; 20]),
+                next_validators_hash: Hash::ZERO,
             },
             txs,
         };
@@ -236,6 +238,7 @@ mod tests {
             hash: block.hash(),
             certificate: CommitCertificate {
                 height: 1,
+                epoch: 0,
                 view: 0,
                 block_hash: block.hash(),
                 signatures: vec![],

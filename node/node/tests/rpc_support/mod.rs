@@ -289,6 +289,7 @@ fn commit_block(
         header: BlockHeader {
             chain_id: CHAIN,
             height,
+            epoch: 0,
             view: 0,
             parent_hash,
             tx_root: list_root(&txs.iter().map(SignedTransaction::hash).collect::<Vec<_>>()),
@@ -296,11 +297,13 @@ fn commit_block(
             receipts_root: out.receipts_root,
             timestamp_ms: env.timestamp_ms,
             proposer: env.proposer,
+            next_validators_hash: Hash::ZERO,
         },
         txs,
     };
     let mut certificate = CommitCertificate {
         height,
+        epoch: 0,
         view: 0,
         block_hash: block.hash(),
         signatures: vec![],

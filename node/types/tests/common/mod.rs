@@ -31,6 +31,7 @@ pub fn sample_header() -> BlockHeader {
     BlockHeader {
         chain_id: CHAIN_ID,
         height: 42,
+        epoch: 2,
         view: 3,
         parent_hash: keccak256(b"parent"),
         tx_root: list_root(&[sample_tx().hash()]),
@@ -38,6 +39,7 @@ pub fn sample_header() -> BlockHeader {
         receipts_root: list_root(&[sample_receipt().hash()]),
         timestamp_ms: 1_767_225_600_000,
         proposer: key(2).address(),
+        next_validators_hash: keccak256(b"next validators"),
     }
 }
 
@@ -73,6 +75,7 @@ pub fn validator_set(n: u8) -> (Vec<SecretKey>, ValidatorSet) {
 pub fn certificate(header: &BlockHeader, keys: &[SecretKey], signers: &[u32]) -> CommitCertificate {
     let mut cert = CommitCertificate {
         height: header.height,
+        epoch: header.epoch,
         view: header.view,
         block_hash: header.hash(),
         signatures: vec![],

@@ -37,6 +37,7 @@ pub(crate) fn append_empty(state: &mut State, height: u64, parent: Hash) -> Arc<
         header: BlockHeader {
             chain_id: 1,
             height,
+            epoch: 0,
             view: 0,
             parent_hash: parent,
             tx_root: Hash::ZERO,
@@ -44,11 +45,13 @@ pub(crate) fn append_empty(state: &mut State, height: u64, parent: Hash) -> Arc<
             receipts_root: Hash::ZERO,
             timestamp_ms: height,
             proposer: Address([1; 20]),
+            next_validators_hash: Hash::ZERO,
         },
         txs: Vec::new(),
     };
     let certificate = CommitCertificate {
         height,
+        epoch: 0,
         view: 0,
         block_hash: block.hash(),
         signatures: Vec::new(),
