@@ -474,6 +474,13 @@ pub async fn tx(ctx: &Ctx, a: TxArgs) -> Res {
             value,
             ..
         } => format!("call {contract}.{method}, value {value}"),
+        TxPayload::VoteValidators {
+            epoch, validators, ..
+        } => format!(
+            "vote for {} validators after epoch {epoch} (set {})",
+            validators.len(),
+            validators.hash()
+        ),
     };
     ctx.out(
         || {

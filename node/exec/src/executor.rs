@@ -38,6 +38,10 @@ pub struct ExecutorConfig {
     pub tx_gas_per_byte: u64,
     /// Signatures remembered as verified.
     pub sig_cache_entries_max: usize,
+    /// K, the consensus checkpoint interval: an epoch ends at the first
+    /// multiple of K at or after the block that decided a change (ADR
+    /// 0010).
+    pub checkpoint_interval: u64,
     /// Record each transaction's storage writes in
     /// [`BlockExecution::storage_writes`] (a node that keeps the
     /// storage-history index); off, every transaction's list is empty and
@@ -273,6 +277,7 @@ impl Executor {
             proposer.balance = proposer.balance.saturating_add(fees);
             world.set_account(&env.proposer, &proposer);
         }
+        crate::governance::end_block(&mut world, env.height).map_err(backend)?;
         let hashes: Vec<Hash> = receipts.iter().map(Receipt::hash).collect();
         Ok(BlockExecution {
             writes: world.into_writes(),
@@ -495,6 +500,45 @@ impl Executor {
                 world = w;
                 let o = outcome.map_err(|e| TxFailure::Backend(e.to_string()))?;
                 (o.status, o.gas_used, o.output, o.events, None, o.trace)
+            }
+            TxPayload::VoteValidators {
+                epoch,
+                validators,
+                possession,
+            } => {
+                let gas = crate::governance::vote_gas(validators, possession.len());
+                if gas > vm_gas {
+                    (
+                        ExecStatus::OutOfGas,
+                        vm_gas,
+                        Vec::new(),
+                        Vec::new(),
+                        None,
+                        None,
+                    )
+                } else {
+                    let vote = crate::governance::vote(
+                        &mut world,
+                        self.config.chain_id,
+                        self.config.checkpoint_interval,
+                        env.height,
+                        sender,
+                        *epoch,
+                        validators,
+                        possession,
+                    )
+                    .map_err(backend_tx)?;
+                    let (status, output) = match vote {
+                        Ok(crate::governance::VoteOutcome::Counted { .. }) => {
+                            (ExecStatus::Success, vec![0])
+                        }
+                        Ok(crate::governance::VoteOutcome::Decided { .. }) => {
+                            (ExecStatus::Success, vec![1])
+                        }
+                        Err(reason) => (ExecStatus::Failed, reason.into_bytes()),
+                    };
+                    (status, gas, output, Vec::new(), None, None)
+                }
             }
         };
         let gas_used = intrinsic + vm_gas_used.min(vm_gas);

@@ -10,10 +10,12 @@
 
 mod account;
 mod executor;
+pub mod governance;
 mod world;
 
 pub use account::{Account, code_key};
 pub use executor::{
     Applied, ApplyError, BlockEnv, BlockExecution, ExecError, Executor, ExecutorConfig, TxRejection,
 };
+pub use governance::{EpochInfo, PendingChange};
 pub use world::{SharedState, StateBase, StateWorld, StorageWrite};

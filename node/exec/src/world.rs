@@ -436,6 +436,24 @@ impl StateWorld {
             .put(StateKey::account(address), account.to_bytes());
     }
 
+    /// A chain-level record (namespace `System`).
+    pub fn system_get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, WorldError> {
+        debug_assert!(matches!(key.namespace, Namespace::System));
+        self.overlay.get(key).map_err(world_err)
+    }
+
+    /// Writes a chain-level record.
+    pub fn system_put(&mut self, key: StateKey, value: Vec<u8>) {
+        debug_assert!(matches!(key.namespace, Namespace::System));
+        self.overlay.put(key, value);
+    }
+
+    /// Deletes a chain-level record.
+    pub fn system_delete(&mut self, key: StateKey) {
+        debug_assert!(matches!(key.namespace, Namespace::System));
+        self.overlay.delete(key);
+    }
+
     /// Writes made so far.
     pub fn writes(&self) -> &WriteSet {
         self.overlay.writes()

@@ -69,6 +69,22 @@ pub struct ChainParams {
     pub block_txs_max: usize,
     pub tx_gas_base: u64,
     pub tx_gas_per_byte: u64,
+    /// K: validators take a checkpoint every K blocks, and an epoch ends
+    /// at the first multiple of K at or after the block that decided a
+    /// change of validator set (ADR 0010). 16 unless the genesis says
+    /// otherwise.
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval: u64,
+}
+
+/// The checkpoint interval of a genesis that names none.
+pub const CHECKPOINT_INTERVAL_DEFAULT: u64 = 16;
+/// Largest checkpoint interval a genesis may set: the replica's window is
+/// twice it, and every view change carries a window of certificates.
+pub const CHECKPOINT_INTERVAL_MAX: u64 = 1_024;
+
+fn default_checkpoint_interval() -> u64 {
+    CHECKPOINT_INTERVAL_DEFAULT
 }
 
 impl Default for ChainParams {
@@ -81,6 +97,7 @@ impl Default for ChainParams {
             block_txs_max: 10_000,
             tx_gas_base: 21_000,
             tx_gas_per_byte: 16,
+            checkpoint_interval: CHECKPOINT_INTERVAL_DEFAULT,
         }
     }
 }
@@ -94,6 +111,7 @@ impl Encode for ChainParams {
         (self.block_txs_max as u64).encode_to(out);
         self.tx_gas_base.encode_to(out);
         self.tx_gas_per_byte.encode_to(out);
+        self.checkpoint_interval.encode_to(out);
     }
 }
 
@@ -150,6 +168,7 @@ impl Genesis {
         }
         let p = &self.params;
         for (field, value) in [
+            ("checkpoint_interval", p.checkpoint_interval),
             ("block_gas_max", p.block_gas_max),
             ("block_bytes_max", p.block_bytes_max as u64),
             ("block_txs_max", p.block_txs_max as u64),
@@ -157,6 +176,13 @@ impl Genesis {
             if value == 0 {
                 return Err(GenesisError::NotPositive { field });
             }
+        }
+        if p.checkpoint_interval > CHECKPOINT_INTERVAL_MAX {
+            return Err(GenesisError::OverLimit {
+                field: "checkpoint_interval",
+                value: p.checkpoint_interval,
+                max: CHECKPOINT_INTERVAL_MAX,
+            });
         }
         if p.block_bytes_max > BLOCK_BYTES_MAX_LIMIT {
             return Err(GenesisError::OverLimit {
@@ -201,6 +227,7 @@ impl Genesis {
             writes.insert(StateKey::account(&a.address), Some(account.to_bytes()));
         }
         let system = |k: &[u8]| StateKey::new(Namespace::System, k.to_vec());
+        debug_assert_eq!(KEY_VALIDATORS, stele_exec::governance::KEY_VALIDATORS);
         writes.insert(system(KEY_VALIDATORS), Some(self.validators.to_bytes()));
         writes.insert(system(KEY_PARAMS), Some(self.params.to_bytes()));
         let mut header = self.chain_id.to_le_bytes().to_vec();
@@ -253,6 +280,7 @@ impl Genesis {
             tx_gas_base: p.tx_gas_base,
             tx_gas_per_byte: p.tx_gas_per_byte,
             sig_cache_entries_max: 100_000,
+            checkpoint_interval: p.checkpoint_interval,
             record_storage_writes: false,
         }
     }

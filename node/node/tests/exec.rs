@@ -1007,3 +1007,238 @@ proptest::proptest! {
         proptest::prop_assert_eq!(receipts.len(), 3);
     }
 }
+
+// ---- validator set changes (ADR 0010) ---------------------------------
+
+/// A chain with validators `keys` (power 1 each) and K = 4; they and the
+/// joiners 104 and 105 are funded.
+fn governed_chain(validators: &[u8]) -> Chain {
+    let mut g = genesis();
+    let mut set: Vec<Validator> = validators
+        .iter()
+        .map(|n| Validator {
+            address: key(*n).address(),
+            public_key: key(*n).public_key(),
+            power: 1,
+        })
+        .collect();
+    set.sort_by_key(|v| v.address);
+    g.validators = ValidatorSet::new(set).unwrap();
+    g.allocations
+        .extend(validators.iter().chain(&[104, 105]).map(|n| Allocation {
+            address: key(*n).address(),
+            balance: 10u128.pow(24),
+        }));
+    g.params.checkpoint_interval = 4;
+    Chain::with_genesis(g)
+}
+
+fn set_of(keys: &[u8]) -> ValidatorSet {
+    let mut set: Vec<Validator> = keys
+        .iter()
+        .map(|n| Validator {
+            address: key(*n).address(),
+            public_key: key(*n).public_key(),
+            power: 1,
+        })
+        .collect();
+    set.sort_by_key(|v| v.address);
+    ValidatorSet::new(set).unwrap()
+}
+
+/// A vote by `from` for `next` in `epoch`, with possession proofs signed
+/// by the keys `newcomers` (in the set's order).
+fn vote(
+    from: u8,
+    nonce: u64,
+    epoch: u64,
+    next: &ValidatorSet,
+    newcomers: &[u8],
+) -> SignedTransaction {
+    let change = validator_change_hash(CHAIN, epoch, next);
+    let mut proofs: Vec<(Address, Signature)> = newcomers
+        .iter()
+        .map(|n| (key(*n).address(), key(*n).sign_digest(&change)))
+        .collect();
+    proofs.sort_by_key(|(a, _)| *a);
+    signed(
+        from,
+        nonce,
+        TxPayload::VoteValidators {
+            epoch,
+            validators: next.clone(),
+            possession: proofs.into_iter().map(|(_, s)| s).collect(),
+        },
+    )
+}
+
+fn governance(chain: &Chain) -> (EpochInfo, ValidatorSet, Option<PendingChange>) {
+    let world = StateWorld::new(chain.base());
+    (
+        governance::epoch_info(&world).unwrap(),
+        governance::validators(&world).unwrap(),
+        governance::pending(&world).unwrap(),
+    )
+}
+
+#[test]
+fn a_quorum_of_votes_changes_the_set_at_the_next_checkpoint() {
+    let chain = governed_chain(&[100, 101, 102, 103]);
+    let genesis_set = chain.genesis.validators.clone();
+    // Validator 100 leaves, 104 joins.
+    let next = set_of(&[101, 102, 103, 104]);
+    let r = chain
+        .apply(vec![
+            vote(100, 0, 0, &next, &[104]),
+            vote(101, 0, 0, &next, &[104]),
+        ])
+        .unwrap();
+    assert!(r.iter().all(|r| r.status.is_success() && r.output == [0]));
+    assert_eq!(governance(&chain).2, None, "2 of 4 is no quorum");
+    // The third vote, in block 2, decides: the epoch ends at block 4.
+    let r = chain.apply(vec![vote(102, 0, 0, &next, &[104])]).unwrap();
+    assert_eq!(r[0].output, [1], "decided");
+    let (info, set, pending) = governance(&chain);
+    assert_eq!(
+        info,
+        EpochInfo {
+            epoch: 0,
+            start_height: 1
+        }
+    );
+    assert_eq!(set, genesis_set);
+    assert_eq!(
+        pending,
+        Some(PendingChange {
+            epoch: 0,
+            validators: next.clone(),
+            decided_at: 2,
+            last_height: 4,
+        })
+    );
+    // A vote after the decision is refused.
+    let r = chain.apply(vec![vote(103, 0, 0, &next, &[104])]).unwrap();
+    assert_eq!(r[0].status, ExecStatus::Failed);
+    assert_eq!(
+        governance(&chain).1,
+        genesis_set,
+        "block 3 is still epoch 0"
+    );
+    // Block 4, the epoch's last, installs the new set.
+    chain.apply(vec![]).unwrap();
+    let (info, set, pending) = governance(&chain);
+    assert_eq!(
+        info,
+        EpochInfo {
+            epoch: 1,
+            start_height: 5
+        }
+    );
+    assert_eq!(set, next);
+    assert_eq!(pending, None);
+    // Only the new set votes in epoch 1; the old epoch's votes are void.
+    let back = set_of(&[100, 101, 102, 103]);
+    let r = chain
+        .apply(vec![
+            vote(100, 1, 1, &back, &[100]),
+            vote(104, 0, 1, &back, &[100]),
+            vote(101, 1, 0, &back, &[100]),
+        ])
+        .unwrap();
+    assert_eq!(r[0].status, ExecStatus::Failed, "100 left");
+    assert!(r[1].status.is_success(), "104 joined");
+    assert_eq!(r[2].status, ExecStatus::Failed, "epoch 0 is over");
+}
+
+#[test]
+fn votes_without_standing_or_proof_are_refused_and_pay_their_gas() {
+    let chain = governed_chain(&[100, 101, 102, 103]);
+    let next = set_of(&[101, 102, 103, 104]);
+    let forged = {
+        // 104's proof signed by someone else.
+        let change = validator_change_hash(CHAIN, 0, &next);
+        signed(
+            101,
+            1,
+            TxPayload::VoteValidators {
+                epoch: 0,
+                validators: next.clone(),
+                possession: vec![key(105).sign_digest(&change)],
+            },
+        )
+    };
+    let short_of_gas = Transaction {
+        chain_id: CHAIN,
+        nonce: 2,
+        gas_limit: 30_000,
+        gas_price: 3,
+        payload: TxPayload::VoteValidators {
+            epoch: 0,
+            validators: next.clone(),
+            possession: vec![],
+        },
+    }
+    .sign(&key(101));
+    let before = chain.account(&key(1).address()).balance;
+    let r = chain
+        .apply(vec![
+            // Not a validator.
+            vote(1, 0, 0, &next, &[104]),
+            // Wrong epoch.
+            vote(100, 0, 1, &next, &[104]),
+            // No proof for the new key.
+            vote(101, 0, 0, &next, &[]),
+            forged,
+            short_of_gas,
+            // The current set again.
+            vote(102, 0, 0, &chain.genesis.validators, &[]),
+        ])
+        .unwrap();
+    let statuses: Vec<ExecStatus> = r.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ExecStatus::Failed,
+            ExecStatus::Failed,
+            ExecStatus::Failed,
+            ExecStatus::Failed,
+            ExecStatus::OutOfGas,
+            ExecStatus::Failed,
+        ]
+    );
+    let reason = String::from_utf8(r[0].output.clone()).unwrap();
+    assert!(reason.contains("is not a validator of epoch 0"), "{reason}");
+    assert!(
+        chain.account(&key(1).address()).balance < before,
+        "gas is paid"
+    );
+    assert_eq!(governance(&chain).2, None);
+    // Nothing was counted: three honest votes are still needed.
+    chain
+        .apply(vec![
+            vote(100, 1, 0, &next, &[104]),
+            vote(102, 1, 0, &next, &[104]),
+        ])
+        .unwrap();
+    assert_eq!(governance(&chain).2, None);
+}
+
+#[test]
+fn a_validator_that_changes_its_vote_counts_once_for_the_latest() {
+    let chain = governed_chain(&[100, 101, 102, 103]);
+    let a = set_of(&[101, 102, 103, 104]);
+    let b = set_of(&[100, 101, 102, 103, 104]);
+    chain
+        .apply(vec![
+            vote(100, 0, 0, &a, &[104]),
+            vote(101, 0, 0, &a, &[104]),
+            // 100 moves to b: a has one vote left, b one.
+            vote(100, 1, 0, &b, &[104]),
+            vote(102, 0, 0, &a, &[104]),
+        ])
+        .unwrap();
+    assert_eq!(governance(&chain).2, None, "a has 2 of 4");
+    let r = chain.apply(vec![vote(103, 0, 0, &a, &[104])]).unwrap();
+    assert_eq!(r[0].output, [1]);
+    assert_eq!(governance(&chain).2.map(|p| p.validators), Some(a));
+}

@@ -51,6 +51,10 @@ pub mod domain {
     pub const LIST_NODE: &[u8] = b"STELE/v1/list-node\0";
     pub const CONTRACT_ADDRESS: &[u8] = b"STELE/v1/contract-address\0";
     pub const VALIDATOR_SET: &[u8] = b"STELE/v1/validator-set\0";
+    /// A proposed next validator set (ADR 0010): the tag, the chain id, the
+    /// epoch, then the set's hash. Validators vote for it; its new keys sign
+    /// it to prove possession.
+    pub const VALIDATOR_CHANGE: &[u8] = b"STELE/v1/validator-change\0";
     /// Prefix of every consensus message the replicas sign; the message kind
     /// follows as one byte.
     pub const CONSENSUS: &[u8] = b"STELE/v1/consensus\0";

@@ -27,4 +27,4 @@ pub use crypto::{
 };
 pub use hash::{Hash, keccak256, keccak256_parts, list_root};
 pub use receipt::{Event, ExecStatus, Receipt};
-pub use tx::{Amount, SignedTransaction, Transaction, TxError, TxPayload};
+pub use tx::{Amount, SignedTransaction, Transaction, TxError, TxPayload, validator_change_hash};

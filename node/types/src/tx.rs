@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::address::Address;
-use crate::codec::{Decode, DecodeError, Encode, Reader, put_bytes};
+use crate::block::ValidatorSet;
+use crate::codec::{Decode, DecodeError, Encode, Reader, put_bytes, put_seq};
 use crate::crypto::{CryptoError, SecretKey, Signature};
 use crate::hash::{Hash, domain, keccak256, keccak256_parts};
 use crate::hex::{serde_bytes, serde_u128};
@@ -56,11 +57,35 @@ pub enum TxPayload {
         #[serde(with = "serde_u128")]
         value: Amount,
     },
+    /// A validator of `epoch` votes for `validators` as the next epoch's
+    /// whole set (ADR 0010). The change is decided once validators holding
+    /// more than two thirds of the epoch's power voted for the same set,
+    /// and takes effect at the next epoch boundary. `possession` holds, for
+    /// each key of `validators` that the current set lacks, in set order,
+    /// its signature over [`validator_change_hash`]: nobody can name a key
+    /// it does not hold.
+    VoteValidators {
+        epoch: u64,
+        validators: ValidatorSet,
+        possession: Vec<Signature>,
+    },
 }
 
 const TAG_TRANSFER: u8 = 0;
 const TAG_DEPLOY: u8 = 1;
 const TAG_CALL: u8 = 2;
+const TAG_VOTE_VALIDATORS: u8 = 3;
+
+/// What validators vote for and new keys sign when `validators` is
+/// proposed as the set after `epoch` on chain `chain_id`.
+pub fn validator_change_hash(chain_id: u64, epoch: u64, validators: &ValidatorSet) -> Hash {
+    keccak256_parts(&[
+        domain::VALIDATOR_CHANGE,
+        &chain_id.to_le_bytes(),
+        &epoch.to_le_bytes(),
+        &validators.hash().0,
+    ])
+}
 
 /// Why a method name was rejected: 1 to `method_bytes_max` bytes of ASCII
 /// letters, digits and `_`, not starting with a digit.
@@ -114,6 +139,16 @@ impl Encode for TxPayload {
                 put_bytes(out, args);
                 value.encode_to(out);
             }
+            TxPayload::VoteValidators {
+                epoch,
+                validators,
+                possession,
+            } => {
+                out.push(TAG_VOTE_VALIDATORS);
+                epoch.encode_to(out);
+                validators.encode_to(out);
+                put_seq(out, possession);
+            }
         }
     }
 }
@@ -151,6 +186,13 @@ impl Decode for TxPayload {
                     value: r.u128("value")?,
                 })
             }
+            TAG_VOTE_VALIDATORS => Ok(TxPayload::VoteValidators {
+                epoch: r.u64("epoch")?,
+                validators: ValidatorSet::decode_from(r)?,
+                possession: r.seq(limits.validators_max, 65, "possession proofs", |r| {
+                    Signature::decode_from(r)
+                })?,
+            }),
             tag => Err(DecodeError::InvalidTag {
                 what: "tx payload",
                 tag,
@@ -200,6 +242,7 @@ impl Transaction {
         match &self.payload {
             TxPayload::Transfer { amount, .. } => *amount,
             TxPayload::Deploy { value, .. } | TxPayload::Call { value, .. } => *value,
+            TxPayload::VoteValidators { .. } => 0,
         }
     }
 

@@ -41,6 +41,24 @@ fn payload() -> impl Strategy<Value = TxPayload> {
                 value,
             }
         ),
+        (any::<u64>(), 1..5u8, 0..3usize).prop_map(|(epoch, n, proofs)| {
+            let mut validators: Vec<Validator> = (1..=n)
+                .map(|i| {
+                    let k = SecretKey::from_bytes(&[i; 32]).unwrap();
+                    Validator {
+                        address: k.address(),
+                        public_key: k.public_key(),
+                        power: u64::from(i),
+                    }
+                })
+                .collect();
+            validators.sort_by_key(|v| v.address);
+            TxPayload::VoteValidators {
+                epoch,
+                validators: ValidatorSet::new(validators).unwrap(),
+                possession: vec![Signature([7; 65]); proofs],
+            }
+        }),
     ]
 }
 

@@ -98,6 +98,7 @@ impl TestChain {
             block_txs_max: usize::MAX,
             tx_gas_base: 21_000,
             tx_gas_per_byte: 16,
+            checkpoint_interval: 16,
             sig_cache_entries_max: 1,
             record_storage_writes: false,
         };

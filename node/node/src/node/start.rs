@@ -185,7 +185,15 @@ impl ConsensusParts {
 fn replica_config(opts: &NodeOptions, genesis_hash: Hash) -> ReplicaConfig {
     let genesis = &opts.genesis;
     let mut rcfg = ReplicaConfig::new(genesis.chain_id, genesis.validators.clone(), genesis_hash);
-    rcfg.pipeline_blocks_max = opts.consensus.pipeline_blocks.clamp(1, PIPELINE_BLOCKS_MAX);
+    // The window is twice the checkpoint interval, as the replica needs.
+    let k = genesis.params.checkpoint_interval;
+    rcfg.checkpoint_interval_seqs = k;
+    rcfg.window_seqs = 2 * k;
+    rcfg.limits.window_seqs_max = 2 * k;
+    rcfg.pipeline_blocks_max = opts
+        .consensus
+        .pipeline_blocks
+        .clamp(1, PIPELINE_BLOCKS_MAX.min(2 * k));
     rcfg.view_timeout_ms = opts.consensus.view_timeout_ms;
     rcfg.view_timeout_max_ms = opts.consensus.view_timeout_max_ms;
     rcfg.limits.payload_bytes_max = rcfg

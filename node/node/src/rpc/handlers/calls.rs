@@ -100,6 +100,7 @@ impl Handler {
             let value = match &tx.payload {
                 TxPayload::Transfer { amount, .. } => *amount,
                 TxPayload::Deploy { value, .. } | TxPayload::Call { value, .. } => *value,
+                TxPayload::VoteValidators { .. } => 0,
             };
             let cap = self
                 .config
