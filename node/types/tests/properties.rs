@@ -44,7 +44,7 @@ fn payload() -> impl Strategy<Value = TxPayload> {
         (any::<u64>(), 1..5u8, 0..3usize).prop_map(|(epoch, n, proofs)| {
             let mut validators: Vec<Validator> = (1..=n)
                 .map(|i| {
-                    let k = SecretKey::from_bytes(&[i; 32]).unwrap();
+                    let k = SecretKey::from_bytes(&[i; 32]).expect("a small scalar is a key");
                     Validator {
                         address: k.address(),
                         public_key: k.public_key(),
@@ -55,7 +55,7 @@ fn payload() -> impl Strategy<Value = TxPayload> {
             validators.sort_by_key(|v| v.address);
             TxPayload::VoteValidators {
                 epoch,
-                validators: ValidatorSet::new(validators).unwrap(),
+                validators: ValidatorSet::new(validators).expect("sorted distinct keys"),
                 possession: vec![Signature([7; 65]); proofs],
             }
         }),
