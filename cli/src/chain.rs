@@ -421,6 +421,55 @@ pub async fn account(ctx: &Ctx, a: AccountArgs) -> Res {
 }
 
 #[derive(Args, Debug)]
+pub struct ValidatorsArgs {
+    /// Read the set after this height (default: the latest).
+    #[arg(long)]
+    pub height: Option<u64>,
+}
+
+/// `stele validators`: the current epoch, its validators and the change
+/// decided in it (ADR 0010).
+pub async fn validators(ctx: &Ctx, a: ValidatorsArgs) -> Res {
+    let client = ctx.client().await?;
+    let info = client.get_validators(a.height).await?;
+    let list = |set: &stele_types::ValidatorSet| -> String {
+        set.validators()
+            .iter()
+            .map(|v| format!("\n  {} power {}", v.address, v.power))
+            .collect()
+    };
+    ctx.out(
+        || {
+            let mut s = format!(
+                "epoch:      {} (from height {})\nheight:     {}\nset:        {} ({} validators, quorum {} of {} power){}",
+                info.epoch,
+                info.epoch_start_height,
+                info.height,
+                info.validators_hash,
+                info.validators.len(),
+                info.validators.quorum_power(),
+                info.validators.total_power(),
+                list(&info.validators)
+            );
+            match &info.pending {
+                Some(p) => s.push_str(&format!(
+                    "\npending:    {} decided at height {}; epoch {} starts at height {}{}",
+                    p.validators_hash,
+                    p.decided_at,
+                    info.epoch + 1,
+                    p.last_height + 1,
+                    list(&p.validators)
+                )),
+                None => s.push_str("\npending:    none"),
+            }
+            s
+        },
+        json!(info),
+    );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
 pub struct TxArgs {
     /// Transaction hash (0x...).
     pub hash: Hash,

@@ -81,6 +81,9 @@ enum Command {
     Tx(chain::TxArgs),
     /// A block (the latest by default).
     Block(chain::BlockArgs),
+    /// The validator set: its epoch, its members and the change decided in
+    /// it (validators vote changes in with `VoteValidators` transactions).
+    Validators(chain::ValidatorsArgs),
     /// The ABI embedded in a deployed contract.
     Abi(contract::AbiArgs),
     /// A contract's events: recent ones, then new ones with --follow.
@@ -116,6 +119,7 @@ fn main() -> ExitCode {
             Command::Account(a) => chain::account(&ctx, a).await,
             Command::Tx(a) => chain::tx(&ctx, a).await,
             Command::Block(a) => chain::block(&ctx, a).await,
+            Command::Validators(a) => chain::validators(&ctx, a).await,
             Command::Abi(a) => contract::abi(&ctx, a).await,
             Command::Events(a) => contract::events(&ctx, a).await,
             Command::Proof(a) => contract::proof(&ctx, a).await,

@@ -230,6 +230,11 @@ impl Replica {
         self.cfg.epoch
     }
 
+    /// Its epoch's validator set (indices in messages are into it).
+    pub fn validators(&self) -> &stele_types::ValidatorSet {
+        &self.cfg.validators
+    }
+
     /// The epoch's last height, once known.
     pub fn last_seq(&self) -> Option<u64> {
         self.last_seq

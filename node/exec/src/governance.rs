@@ -316,3 +316,27 @@ pub(crate) fn end_block(world: &mut StateWorld, height: u64) -> Result<Option<u6
     world.system_delete(system(KEY_BALLOT));
     Ok(Some(next.epoch))
 }
+
+/// The validator set a block's writes install, if they install one (the
+/// block is an epoch's last): what its header's `next_validators_hash`
+/// names instead of the current set's hash.
+pub fn installed_set(writes: &stele_state::WriteSet) -> Result<Option<ValidatorSet>, WorldError> {
+    match writes.get(&system(KEY_VALIDATORS)) {
+        Some(Some(bytes)) => decode(bytes, &record_limits())
+            .map(Some)
+            .map_err(|e| WorldError::Backend(format!("installed validator set is corrupt: {e}"))),
+        Some(None) => Err(WorldError::Backend(
+            "a block deleted the validator set".into(),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// What a block on `base` belongs to: its epoch, the set that certifies
+/// it, and the change decided so far in the epoch.
+pub fn epoch_on(
+    base: &super::world::StateBase,
+) -> Result<(EpochInfo, ValidatorSet, Option<PendingChange>), WorldError> {
+    let world = StateWorld::new(base.clone());
+    Ok((epoch_info(&world)?, validators(&world)?, pending(&world)?))
+}

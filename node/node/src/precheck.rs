@@ -220,13 +220,36 @@ pub struct Horizon {
     pub window_seqs: u64,
 }
 
+/// Where the pre-check reads the replica's epoch, its set and the next
+/// epoch's (decided) set from: the node's published epoch.
+pub type EpochSource = Arc<dyn Fn() -> Arc<crate::node::EpochView> + Send + Sync>;
+
+/// How often the pre-check tells the driver that peers are epochs ahead.
+const EPOCH_AHEAD_REPORT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// An epoch source that always gives epoch 0 with `validators` and no
+/// change (tests and tools).
+pub fn fixed_epoch(validators: ValidatorSet) -> EpochSource {
+    let view = Arc::new(crate::node::EpochView {
+        info: stele_exec::EpochInfo {
+            epoch: 0,
+            start_height: 1,
+        },
+        validators,
+        pending: None,
+    });
+    Arc::new(move || view.clone())
+}
+
 /// The cheap checks, in order of cost.
-#[derive(Debug)]
 pub struct Precheck {
     chain_id: u64,
-    /// The replica's epoch: 0 until set changes reach the node.
-    epoch: u64,
-    validators: ValidatorSet,
+    epochs: EpochSource,
+    /// A message of an epoch past the next one, to report to the driver
+    /// (at most once per [`EPOCH_AHEAD_REPORT_INTERVAL`]), and when the
+    /// last was.
+    ahead: Option<(stele_types::Address, u64)>,
+    ahead_reported: Option<Instant>,
     limits: MessageLimits,
     horizon: Horizon,
     seen: Seen,
@@ -234,10 +257,21 @@ pub struct Precheck {
     counters: Arc<PrecheckCounters>,
 }
 
+impl std::fmt::Debug for Precheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Precheck")
+            .field("chain_id", &self.chain_id)
+            .field("horizon", &self.horizon)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Precheck {
+    /// A pre-check for a replica whose epoch, set and next set `epochs`
+    /// gives at each message.
     pub fn new(
         chain_id: u64,
-        validators: ValidatorSet,
+        epochs: EpochSource,
         limits: MessageLimits,
         horizon: Horizon,
         budgets: Arc<PeerBudgets>,
@@ -245,8 +279,9 @@ impl Precheck {
     ) -> Precheck {
         Precheck {
             chain_id,
-            epoch: 0,
-            validators,
+            epochs,
+            ahead: None,
+            ahead_reported: None,
             limits,
             horizon,
             seen: Seen::new(Instant::now()),
@@ -277,33 +312,55 @@ impl Precheck {
         let Ok(m) = SignedMessage::decode(&payload, &self.limits) else {
             return fail(PrecheckDrop::Malformed);
         };
-        if m.epoch != self.epoch {
+        // The replica's epoch, or the next one once it is decided (ADR
+        // 0010): the driver holds those until its replica gets there, so
+        // the first messages of an epoch are not lost to members that
+        // finish the last one a moment later.
+        let epochs = (self.epochs)();
+        let current = epochs.epoch();
+        let validators = if m.epoch == current {
+            &epochs.validators
+        } else if m.epoch == current.saturating_add(1)
+            && let Some(next) = &epochs.pending
+        {
+            &next.validators
+        } else {
+            if m.epoch > current
+                && self
+                    .ahead_reported
+                    .is_none_or(|t| now.duration_since(t) >= EPOCH_AHEAD_REPORT_INTERVAL)
+            {
+                self.ahead = Some((from, m.epoch));
+                self.ahead_reported = Some(now);
+            }
             return fail(PrecheckDrop::WrongEpoch);
-        }
-        let Some((key, signer)) = self
-            .validators
+        };
+        let Some((key, signer)) = validators
             .get(m.signer as usize)
             .map(|v| (v.public_key, v.address))
         else {
             return fail(PrecheckDrop::NonValidator);
         };
-        if is_stale(&m.message, progress) {
+        // The replica's progress says nothing of the next epoch's views and
+        // sequences.
+        if m.epoch == current && is_stale(&m.message, progress) {
             return fail(PrecheckDrop::Stale);
         }
-        if is_far_ahead(&m.message, progress, self.horizon) {
+        if m.epoch == current && is_far_ahead(&m.message, progress, self.horizon) {
             return fail(PrecheckDrop::Ahead);
         }
         let mut embedded = Vec::new();
         // For a view below its own the replica never looks inside (it
         // answers a laggard's VIEW-CHANGE with its NEW-VIEW, and drops an
         // old NEW-VIEW), so neither does the pre-check.
-        let current = match &m.message {
-            Message::ViewChange(vc) => vc.new_view >= progress.view,
-            Message::NewView(nv) => nv.view >= progress.view,
-            _ => false,
-        };
-        if current {
-            embedded_signatures(&m, self.chain_id, &self.validators, &mut embedded);
+        let in_view = m.epoch == current
+            && match &m.message {
+                Message::ViewChange(vc) => vc.new_view >= progress.view,
+                Message::NewView(nv) => nv.view >= progress.view,
+                _ => false,
+            };
+        if in_view {
+            embedded_signatures(&m, self.chain_id, validators, &mut embedded);
         }
         if !self.budgets.spend(from, 1 + embedded.len(), now) {
             self.counters.record_drop(PrecheckDrop::OverBudget);
@@ -632,6 +689,9 @@ pub async fn run(
                     if let Some(c) = check.check(from, payload, seen_progress, now) {
                         to_verify += 1 + c.embedded.len();
                         batch.push(Item::Verify(c, charge));
+                    }
+                    if let Some((from, epoch)) = check.ahead.take() {
+                        batch.push(Item::Pass(Inbound::EpochAhead { from, epoch }));
                     }
                 }
                 other => batch.push(Item::Pass(other)),

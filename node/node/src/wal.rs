@@ -225,6 +225,12 @@ impl Wal {
         Ok(sync)
     }
 
+    /// Deletes every record, in one synced write: the log of a finished
+    /// epoch (ADR 0010), which no replica will replay.
+    pub fn clear(&mut self, state: &State) -> Result<usize, WalError> {
+        self.compact(state, u64::MAX, u64::MAX)
+    }
+
     /// Deletes the records made obsolete by a stable checkpoint at
     /// `stable_seq` in `view`, in one synced write; returns how many. The
     /// obsolete records before the first one kept go as one range.

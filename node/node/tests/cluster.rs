@@ -8,6 +8,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use stele_exec::{StateBase, StateWorld};
 use stele_node::genesis::{Allocation, ChainParams, Genesis};
 use stele_node::index::{IndexKind, coverage};
 use stele_node::mempool::AdmitError;
@@ -34,9 +35,13 @@ fn account(n: u16) -> SecretKey {
 }
 
 fn genesis(keys: &[SecretKey]) -> Genesis {
+    // Clients' accounts, and validators' (those of later epochs too), who
+    // pay for their votes.
     let mut allocations: Vec<Allocation> = (0..8)
-        .map(|n| Allocation {
-            address: account(n).address(),
+        .map(account)
+        .chain((0..8).map(key))
+        .map(|k| Allocation {
+            address: k.address(),
             balance: 10u128.pow(24),
         })
         .collect();
@@ -246,10 +251,35 @@ impl Cluster {
 
     /// Waits until every running node has committed `height`.
     async fn until_height(&self, height: u64) {
-        until(&format!("height {height}"), || {
-            self.running().all(|n| n.progress().height >= height)
-        })
-        .await;
+        let deadline = Instant::now() + WAIT;
+        while !self.running().all(|n| n.progress().height >= height) {
+            if Instant::now() > deadline {
+                let states: Vec<String> = self
+                    .running()
+                    .map(|n| {
+                        let text = n.shared().metrics().render();
+                        let drops: Vec<&str> = text
+                            .lines()
+                            .filter(|l| {
+                                l.contains("consensus")
+                                    && l.contains("dropped")
+                                    && !l.starts_with('#')
+                                    && !l.ends_with(" 0")
+                            })
+                            .collect();
+                        format!(
+                            "{} {:?} epoch {} peers {:?} {drops:?}",
+                            n.shared().net().validator_set_len(),
+                            n.progress(),
+                            n.shared().epoch().epoch(),
+                            n.shared().net().connected()
+                        )
+                    })
+                    .collect();
+                panic!("timed out waiting for height {height}: {states:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Block hash and state root at every height all running nodes have,
@@ -985,13 +1015,15 @@ async fn a_validator_key_cannot_run_a_full_node_nor_a_stranger_a_validator() {
         matches!(e, stele_node::node::NodeError::ValidatorKeyOnFullNode(_)),
         "{e}"
     );
+    // A validator's key outside the set follows the chain, waiting for a
+    // change that adds it (ADR 0010); it never votes.
     let mut opts = cluster.full_options("full1", &key(202));
     opts.role = Role::Validator;
-    let e = Node::start(opts).await.unwrap_err();
-    assert!(
-        matches!(e, stele_node::node::NodeError::NotAValidator(_)),
-        "{e}"
-    );
+    let stranger = Node::start(opts).await.unwrap();
+    let target = cluster.height(0) + 3;
+    until_node_height(&stranger, target).await;
+    assert!(!stranger.shared().epoch().is_member(&key(202).address()));
+    stranger.shutdown().await.unwrap();
     let mut cluster = cluster;
     cluster.stop(0).await;
 }
@@ -1069,4 +1101,213 @@ async fn a_full_node_refuses_and_counts_blocks_its_certificates_do_not_prove() {
     assert_eq!(metrics.peer_garbage(PeerGarbage::BlockUncertified), 3);
     conn.close(0u32.into(), b"done");
     full.shutdown().await.unwrap();
+}
+
+// ---- validator set changes (ADR 0010) ---------------------------------
+
+impl Cluster {
+    /// Starts a validator whose key is in no set yet: it follows the
+    /// chain, and validates once a change adds it. Its address is known to
+    /// the nodes started after it only.
+    async fn add_validator(&mut self, key: SecretKey) -> usize {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        drop(sock);
+        self.keys.push(key);
+        self.addrs.push(addr);
+        let i = self.keys.len() - 1;
+        let node = self.launch(i).await;
+        self.nodes.push(Some(node));
+        i
+    }
+
+    /// The epoch every running node is in, once they agree.
+    async fn until_epoch(&self, epoch: u64) {
+        let deadline = Instant::now() + WAIT;
+        while !self.running().all(|n| n.shared().epoch().epoch() >= epoch) {
+            if Instant::now() > deadline {
+                let states: Vec<String> = self
+                    .running()
+                    .map(|n| {
+                        let e = n.shared().epoch();
+                        format!(
+                            "height {} epoch {} pending {:?} view {} validator {} peers {} syncing {}",
+                            n.progress().height,
+                            e.epoch(),
+                            e.last_height(),
+                            n.progress().view,
+                            n.shared().net().is_validator(),
+                            n.shared().net().connected_peers().len(),
+                            n.progress().syncing,
+                        )
+                    })
+                    .collect();
+                panic!("timed out waiting for epoch {epoch}: {states:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Has validators `voters` vote for `next` in `epoch` through node
+    /// `via`; `newcomers` sign it to prove they hold their keys.
+    fn vote(
+        &self,
+        via: usize,
+        epoch: u64,
+        next: &ValidatorSet,
+        voters: &[usize],
+        newcomers: &[usize],
+    ) {
+        let change = validator_change_hash(CHAIN, epoch, next);
+        let mut proofs: Vec<(Address, Signature)> = newcomers
+            .iter()
+            .map(|i| (self.keys[*i].address(), self.keys[*i].sign_digest(&change)))
+            .collect();
+        proofs.sort_by_key(|(a, _)| *a);
+        for v in voters {
+            let voter = &self.keys[*v];
+            let nonce = StateWorld::new(StateBase::latest(self.node(via).shared().state(), None))
+                .account(&voter.address())
+                .unwrap()
+                .nonce;
+            let tx = Transaction {
+                chain_id: CHAIN,
+                nonce,
+                gas_limit: 2_000_000,
+                gas_price: 1,
+                payload: TxPayload::VoteValidators {
+                    epoch,
+                    validators: next.clone(),
+                    possession: proofs.iter().map(|(_, s)| *s).collect(),
+                },
+            }
+            .sign(voter);
+            self.node(via).submit(&tx.to_bytes()).unwrap();
+        }
+    }
+
+    fn set_of(&self, members: &[usize]) -> ValidatorSet {
+        let mut v: Vec<Validator> = members
+            .iter()
+            .map(|i| Validator {
+                address: self.keys[*i].address(),
+                public_key: self.keys[*i].public_key(),
+                power: 1,
+            })
+            .collect();
+        v.sort_by_key(|v| v.address);
+        ValidatorSet::new(v).unwrap()
+    }
+}
+
+/// What a client holding only the genesis can check: walking the chain,
+/// every epoch's last block is certified by the set it knows and names the
+/// next one, which the state after it holds; the tip's certificate
+/// verifies with the set reached that way. Returns the epochs walked.
+fn verify_from_genesis(node: &Node, genesis: &Genesis) -> u64 {
+    let state = node.shared().state().read().unwrap();
+    let reader = BlockReader::new(&state);
+    let tip = state.latest_version().unwrap();
+    let mut set = genesis.validators.clone();
+    let mut epoch = 0;
+    for h in 1..=tip {
+        let block = reader.block(h).unwrap().unwrap();
+        let ends = block.header.next_validators_hash != set.hash();
+        if !ends && h != tip {
+            continue;
+        }
+        let cert = reader.certificate(h).unwrap().unwrap();
+        assert_eq!(cert.epoch, epoch, "certificate of block {h}");
+        cert.verify_header(&block.header, &set)
+            .unwrap_or_else(|e| panic!("block {h} of epoch {epoch}: {e}"));
+        if ends {
+            let next: ValidatorSet = {
+                let base = StateBase::at(node.shared().state(), Some(h), None);
+                stele_exec::governance::validators(&StateWorld::new(base)).unwrap()
+            };
+            assert_eq!(next.hash(), block.header.next_validators_hash);
+            set = next;
+            epoch += 1;
+        }
+    }
+    epoch
+}
+
+/// The scenario on in-process validators over real QUIC and
+/// RocksDB: a fifth validator joins (following the chain first), an
+/// original one leaves, and one rotates its key; every transfer sent
+/// before, during and after commits once, and the chain of sets verifies
+/// from the genesis alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn validators_join_leave_and_rotate_keys_at_epoch_boundaries() {
+    if let Ok(filter) = std::env::var("STELE_EPOCH_DEBUG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+    let mut cluster = Cluster::start(4).await;
+    cluster.until_height(2).await;
+    let mut sent = Vec::new();
+    let mut nonce = 0;
+    let mut send = |cluster: &Cluster, via: usize| {
+        let raw = transfer(0, nonce, 1, 1);
+        nonce += 1;
+        sent.push(cluster.node(via).submit(&raw).unwrap());
+    };
+    send(&cluster, 1);
+
+    // Epoch 1: a fifth validator joins; it follows the chain until then.
+    let joiner = cluster.add_validator(key(4)).await;
+    let five = cluster.set_of(&[0, 1, 2, 3, joiner]);
+    cluster.vote(0, 0, &five, &[0, 1, 2], &[joiner]);
+    send(&cluster, 2);
+    cluster.until_epoch(1).await;
+    assert_eq!(cluster.node(joiner).shared().epoch().validators, five);
+    send(&cluster, 3);
+    // With node 0 stopped, 4 of the 5 is a quorum only with the joiner.
+    cluster.stop(0).await;
+    let h = cluster.height(1);
+    cluster.until_height(h + 5).await;
+    send(&cluster, joiner);
+
+    // Epoch 2: node 0 leaves.
+    let four = cluster.set_of(&[1, 2, 3, joiner]);
+    cluster.vote(1, 1, &four, &[1, 2, 3, joiner], &[]);
+    cluster.until_epoch(2).await;
+    send(&cluster, 1);
+    // Back, node 0 follows as a node outside the set.
+    cluster.restart(0).await;
+    let h = cluster.height(1);
+    cluster.until_height(h + 3).await;
+    assert!(
+        !cluster
+            .node(0)
+            .shared()
+            .epoch()
+            .is_member(&cluster.keys[0].address())
+    );
+
+    // Epoch 3: validator 1 rotates its key: a node with the new key takes
+    // its place.
+    let rotated = cluster.add_validator(key(5)).await;
+    let rotated_set = cluster.set_of(&[rotated, 2, 3, joiner]);
+    cluster.vote(2, 2, &rotated_set, &[1, 2, 3], &[rotated]);
+    cluster.until_epoch(3).await;
+    cluster.stop(1).await;
+    // 3 of {rotated, 2, 3, joiner} with node 2 stopped too: the rotated
+    // key validates.
+    cluster.stop(2).await;
+    send(&cluster, 3);
+    let h = cluster.height(3);
+    cluster.until_height(h + 5).await;
+    until("every transfer committed", || {
+        sent.iter().all(|tx| cluster.committed_everywhere(tx))
+    })
+    .await;
+    cluster.assert_same_chain();
+    assert_eq!(verify_from_genesis(cluster.node(3), &cluster.genesis), 3);
+    for i in [0, 3, joiner, rotated] {
+        cluster.stop(i).await;
+    }
 }

@@ -88,6 +88,7 @@ async fn next_message(rx: &mut Receiver<Inbound>) -> (stele_types::Address, Chan
                 ..
             } => return (from, channel, payload),
             Inbound::SyncRequest { .. } => panic!("unexpected sync request"),
+            Inbound::EpochAhead { .. } => panic!("the transport reports no epochs"),
             Inbound::PeerConnected(_) | Inbound::PeerDisconnected(_) => {}
         }
     }

@@ -118,6 +118,16 @@ async fn transactions_blocks_and_accounts_through_the_client() {
         (CHAIN, 1, 0)
     );
 
+    // One epoch, its set the genesis one, no change decided (ADR 0010).
+    let set = client.get_validators(None).await.unwrap();
+    assert_eq!(
+        (set.height, set.epoch, set.epoch_start_height, &set.pending),
+        (1, 0, 1, &None)
+    );
+    assert_eq!(set.validators, validators());
+    assert_eq!(set.validators_hash, validators().hash());
+    assert_eq!(client.get_validators(Some(0)).await.unwrap().height, 0);
+
     let metrics = node.server.metrics();
     assert_eq!(metrics.requests_of("send_transaction"), 1);
     assert!(metrics.requests_of("get_receipt") >= 2);

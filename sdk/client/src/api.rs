@@ -12,7 +12,7 @@ use stele_types::hex::serde_u128;
 use stele_types::proof::SparseMerkleProof;
 use stele_types::{
     Address, Amount, Block, BlockHeader, CommitCertificate, Event, ExecStatus, Hash, Receipt,
-    SignedTransaction, Transaction,
+    SignedTransaction, Transaction, ValidatorSet,
 };
 
 /// Error codes of the API, beside the JSON-RPC 2.0 ones (-32700 parse error,
@@ -515,6 +515,38 @@ pub struct StatusInfo {
     pub mempool_bytes: u64,
 }
 
+/// The validator set of an epoch (ADR 0010), as the state at `height`
+/// says: the set that certifies the block after `height`, and the change
+/// decided in its epoch, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorsInfo {
+    /// The height whose state was read.
+    pub height: u64,
+    pub epoch: u64,
+    /// The epoch's first height.
+    pub epoch_start_height: u64,
+    pub validators: ValidatorSet,
+    /// [`ValidatorSet::hash`] of `validators`: what a header names as
+    /// `next_validators_hash` inside the epoch.
+    pub validators_hash: Hash,
+    /// The next epoch's set, once more than two thirds of this epoch's
+    /// power voted for it.
+    pub pending: Option<PendingValidators>,
+}
+
+/// A decided change of validator set, waiting for its epoch's end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingValidators {
+    pub validators: ValidatorSet,
+    pub validators_hash: Hash,
+    /// The block whose vote decided it.
+    pub decided_at: u64,
+    /// The current epoch's last height; the next epoch starts after it.
+    pub last_height: u64,
+}
+
 /// A contract-event filter: events of `contract` (any if `None`) whose
 /// topics match position by position (`None` matches anything; an event
 /// with fewer topics than the filter does not match).
@@ -732,6 +764,11 @@ pub trait SteleApi {
     /// The node's status.
     #[method(name = "get_status")]
     async fn get_status(&self) -> RpcResult<StatusInfo>;
+
+    /// The validator set and epoch after `height` (the latest by
+    /// default), with the decided change if any (ADR 0010).
+    #[method(name = "get_validators")]
+    async fn get_validators(&self, height: Option<u64>) -> RpcResult<ValidatorsInfo>;
 
     /// Every committed block (WebSocket).
     #[subscription(name = "subscribe_new_blocks" => "new_block", unsubscribe = "unsubscribe_new_blocks", with_extensions, item = NewBlock)]

@@ -490,6 +490,11 @@ impl Client {
         call!(self, get_status())
     }
 
+    /// The validator set and epoch after `height` (the latest by default).
+    pub async fn get_validators(&self, height: Option<u64>) -> Result<ValidatorsInfo, ClientError> {
+        call!(self, get_validators(height))
+    }
+
     fn ws(&self) -> Result<&WsClient, ClientError> {
         match &self.inner {
             Transport::Ws(c) => Ok(c),

@@ -83,6 +83,8 @@ pub mod code {
     pub const SHUTDOWN: u32 = 5;
     pub const TOO_MANY_STREAMS: u32 = 6;
     pub const FOLLOWERS_FULL: u32 = 7;
+    /// The validator set changed and this peer's standing with it.
+    pub const RECLASSIFIED: u32 = 8;
 }
 
 /// Why reading a frame stopped.

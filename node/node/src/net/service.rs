@@ -21,8 +21,8 @@ mod sync;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use quinn::{Connection, Endpoint};
 use stele_types::{Address, SecretKey, ValidatorSet};
@@ -67,6 +67,13 @@ pub enum Inbound {
     /// are not reported).
     PeerConnected(Address),
     PeerDisconnected(Address),
+    /// The pre-check saw a consensus message from `from` of an epoch later
+    /// than the next one: this node is behind by a whole epoch or more
+    /// (ADR 0010) and fetches the blocks it misses.
+    EpochAhead {
+        from: Address,
+        epoch: u64,
+    },
 }
 
 /// The room a received message takes in its sender's queued-bytes budget
@@ -127,13 +134,14 @@ struct PeerHandle {
 impl PeerHandle {
     /// Whether this peer gets messages of `channel` from a node that is
     /// (`validator`) or is not a validator: consensus only between
-    /// validators; pushed blocks only to followers; gossip from a validator
-    /// to validators, from a full node to anyone.
+    /// validators; pushed blocks to anyone (broadcast to followers, sent to
+    /// a validator of the next epoch that still follows the chain); gossip
+    /// from a validator to validators, from a full node to anyone.
     fn takes(&self, channel: Channel, validator: bool) -> bool {
         match channel {
             Channel::Consensus => validator && self.kind == PeerKind::Validator,
             Channel::Gossip => !validator || self.kind == PeerKind::Validator,
-            Channel::Blocks => self.kind == PeerKind::Follower,
+            Channel::Blocks => true,
             Channel::Sync => false,
         }
     }
@@ -144,9 +152,13 @@ struct Inner {
     key: SecretKey,
     me: Address,
     /// Whether this node's key is in the validator set.
-    validator: bool,
+    validator: AtomicBool,
     chain_id: u64,
-    validators: ValidatorSet,
+    /// The keys treated as validators: the current epoch's set and, once a
+    /// change is decided, the next one's (ADR 0010).
+    validators: RwLock<Arc<ValidatorSet>>,
+    /// Wakes the dial loops when the validator set changes.
+    set_changed: tokio::sync::Notify,
     endpoint: Endpoint,
     peers: Mutex<BTreeMap<Address, PeerHandle>>,
     generation: AtomicU64,
@@ -199,5 +211,19 @@ impl Network {
 
     fn is_shut_down(&self) -> bool {
         *self.inner.shutdown.borrow()
+    }
+
+    /// The keys treated as validators now.
+    pub(super) fn validator_set(&self) -> Arc<ValidatorSet> {
+        self.inner
+            .validators
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether this node is a validator now.
+    pub(super) fn am_validator(&self) -> bool {
+        self.inner.validator.load(Ordering::Relaxed)
     }
 }

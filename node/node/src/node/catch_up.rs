@@ -96,6 +96,7 @@ impl CatchUp {
         // whichever peers it has, validators or full nodes.
         let peers: Option<Vec<Address>> = self.shared.net.is_validator().then(|| {
             self.shared
+                .epoch()
                 .validators
                 .validators()
                 .iter()

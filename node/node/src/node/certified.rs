@@ -2,9 +2,11 @@
 //! along the chain (ADR 0009). Validators push each block to their
 //! followers as they commit it; a block above the next one shows a gap,
 //! which block sync fills. Every certificate is checked against the
-//! validator set here, as the replica checks a validator's; a block is
-//! then checked against its certificate, executed, and committed only if
-//! its state root matches.
+//! validator set of its epoch here (the set the tip's state names), as the
+//! replica checks a validator's; a block is then checked against its
+//! certificate, executed, and committed only if its state root matches.
+//! Following the chain block by block follows the chain of validator sets:
+//! an epoch's last block installs the next set in the state.
 
 use std::sync::atomic::Ordering;
 
@@ -15,6 +17,10 @@ use super::{BlockRejected, NodeError, follower::Follower};
 use crate::metrics::PeerGarbage;
 use crate::sync::SyncedBlock;
 
+/// Most blocks fetched on the word of a certificate of a later epoch, which
+/// this node cannot check yet.
+const UNCHECKED_FETCH_BLOCKS_MAX: u64 = 64;
+
 impl Follower {
     /// A block `from` pushed as it committed it (`Channel::Blocks`).
     pub(super) async fn on_pushed(&mut self, from: Address, bytes: &[u8]) -> Result<(), NodeError> {
@@ -24,6 +30,21 @@ impl Follower {
                 self.garbage(Some(from), &e);
                 Ok(())
             }
+        }
+    }
+
+    /// A block pushed to a node that runs a replica: only a hint that the
+    /// chain is ahead, to fetch up to (each fetched block's certificate is
+    /// checked by the replica).
+    pub(super) fn hint_pushed(&mut self, bytes: &[u8]) {
+        let Ok(block) = SyncedBlock::decode_item(bytes, &self.shared.limits) else {
+            return;
+        };
+        let height = block.certificate.height;
+        let next = self.tip.height + 1;
+        if height >= next && height > self.catch_up.target() {
+            self.catch_up
+                .start(next, height.min(next + UNCHECKED_FETCH_BLOCKS_MAX));
         }
     }
 
@@ -55,7 +76,25 @@ impl Follower {
             self.catch_up.start(next, height);
             return Ok(());
         }
-        if let Err(e) = certificate.verify(self.shared.chain_id, &self.shared.validators) {
+        // The tip's state names the set that certifies its epoch's blocks
+        // (ADR 0010). A certificate of a later epoch cannot be checked
+        // until this node has followed the chain there: it only makes the
+        // node fetch the next blocks, a bounded stretch whose
+        // certificates are checked one by one as they come.
+        if certificate.epoch > self.epoch.epoch() && height > next {
+            self.catch_up
+                .start(next, height.min(next + UNCHECKED_FETCH_BLOCKS_MAX));
+            return Ok(());
+        }
+        let checked = if certificate.epoch == self.epoch.epoch() {
+            certificate.verify(self.shared.chain_id, &self.epoch.validators)
+        } else {
+            Err(stele_types::CertificateError::WrongEpoch {
+                expected: self.epoch.epoch(),
+                got: certificate.epoch,
+            })
+        };
+        if let Err(e) = checked {
             self.garbage(from, &e);
             return Ok(());
         }

@@ -8,28 +8,166 @@
 //! it does the blocks its peers push.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use stele_consensus::{Action, Input, Record};
+use stele_consensus::{Action, Input, Record, peek_epoch};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
 use super::catch_up::Fetched;
+use super::epochs::{EpochReplicas, EpochView, block_hash_at};
 use super::follower::Follower;
-use super::validator::{PendingValidation, Validator};
+use super::validator::{PendingValidation, Standby, Validator};
 use super::{NodeError, gossip};
 use crate::net::{Channel, Inbound};
 
 /// Inbound events taken at once, so the consensus messages among them
 /// share one synced log write.
 const INBOUND_BATCH_MAX: usize = 256;
+/// Most consensus messages of the next epoch held until the node gets
+/// there (ADR 0010).
+const EARLY_MESSAGES_MAX: usize = 1_024;
+/// Next-epoch messages held this long mean the node is behind its peers,
+/// not a moment late: it fetches the blocks it misses.
+const EARLY_CATCH_UP_AFTER: Duration = Duration::from_secs(1);
 
 pub(super) struct Driver {
     pub(super) follower: Follower,
-    /// `None` on a full node.
+    /// The validator role while this node's key is in the epoch's set;
+    /// `None` on a full node and between memberships.
     pub(super) validator: Option<Validator>,
+    /// The validator role while its key is in no set (it joins later, or
+    /// left).
+    pub(super) standby: Option<Standby>,
+    /// How this validator builds each epoch's replica; `None` on a full
+    /// node.
+    pub(super) replicas: Option<EpochReplicas>,
+    /// Consensus messages of the next epoch, held until the node gets
+    /// there, and since when.
+    early: VecDeque<Vec<u8>>,
+    early_since: Option<Instant>,
+    /// The epoch view the transport was last given.
+    transport_epoch: Option<Arc<EpochView>>,
 }
 
 impl Driver {
+    pub(super) fn new(follower: Follower) -> Driver {
+        Driver {
+            follower,
+            validator: None,
+            standby: None,
+            replicas: None,
+            early: VecDeque::new(),
+            early_since: None,
+            transport_epoch: None,
+        }
+    }
+
+    /// The epoch whose consensus messages this node takes now: its
+    /// replica's, or (between memberships) the chain's.
+    fn consensus_epoch(&self) -> u64 {
+        self.validator
+            .as_ref()
+            .map_or(self.follower.epoch.epoch(), |v| v.replica.epoch())
+    }
+
+    /// After commits: moves the validator role to the epoch the chain
+    /// reached (ADR 0010) and returns the inputs for its replica. An epoch
+    /// that ended retires the replica: the next one's starts on its last
+    /// block if this key is in the new set (with the messages of that epoch
+    /// held so far), or the role waits in standby. A replica whose epoch's
+    /// end the chain decided is told where it is.
+    fn settle_epoch(&mut self) -> Result<VecDeque<Input>, NodeError> {
+        let epoch = self.follower.epoch.clone();
+        let shared = self.follower.shared.clone();
+        if !self
+            .transport_epoch
+            .as_ref()
+            .is_some_and(|t| Arc::ptr_eq(t, &epoch))
+        {
+            shared.net.set_validators(epoch.transport_set());
+            self.transport_epoch = Some(epoch.clone());
+        }
+        let mut inputs = VecDeque::new();
+        let Some(replicas) = &self.replicas else {
+            return Ok(inputs);
+        };
+        if let Some(v) = &self.validator {
+            let current = v.replica.epoch();
+            if epoch.epoch() == current {
+                if let Some(p) = &epoch.pending
+                    && v.replica.last_seq().is_none()
+                {
+                    inputs.push_back(Input::EpochEnds {
+                        last_seq: p.last_height,
+                    });
+                }
+                return Ok(inputs);
+            }
+        } else if epoch.validators.index_of(&replicas.key.address()).is_none() {
+            return Ok(inputs);
+        }
+        // A new epoch, and this key's role in it.
+        let base = epoch.info.start_height.saturating_sub(1);
+        let base_hash = if base == self.follower.tip.height {
+            self.follower.tip.hash
+        } else {
+            block_hash_at(&shared.state, base, shared.genesis_hash)?
+        };
+        let replica = replicas.build(&epoch, base_hash)?;
+        match (replica, self.validator.take(), self.standby.take()) {
+            (Some(replica), Some(mut v), _) => {
+                v.switch_epoch(replica)?;
+                self.validator = Some(v);
+            }
+            (Some(replica), None, Some(standby)) => {
+                info!(epoch = epoch.epoch(), "this key joins the validators");
+                self.validator = Some(Validator::new(shared.clone(), replica, standby));
+            }
+            (None, Some(v), _) => {
+                self.standby = Some(v.into_standby()?);
+                self.early.clear();
+                self.early_since = None;
+                return Ok(inputs);
+            }
+            (_, None, standby) => {
+                self.standby = standby;
+                return Ok(inputs);
+            }
+        }
+        let tip = self.follower.tip;
+        inputs.push_back(if tip.height > base {
+            // Blocks of the new epoch were committed by following.
+            Input::Restart {
+                records: Vec::new(),
+                committed: Some((tip.height, tip.hash)),
+                unsynced_lost: false,
+            }
+        } else {
+            Input::Start
+        });
+        let now = epoch.epoch();
+        inputs.extend(
+            self.early
+                .drain(..)
+                .filter(|m| peek_epoch(m) == Some(now))
+                .map(Input::Message),
+        );
+        self.early_since = None;
+        Ok(inputs)
+    }
+
+    /// Settles the epoch after commits made outside the replica (a node
+    /// following the chain between memberships).
+    async fn after_following(&mut self) -> Result<(), NodeError> {
+        let inputs = self.settle_epoch()?;
+        if !inputs.is_empty() {
+            self.feed_all(inputs).await?;
+        }
+        Ok(())
+    }
+
     /// Runs until shutdown; `first` is the replica's first input (a
     /// validator's).
     pub(super) async fn run(
@@ -80,8 +218,17 @@ impl Driver {
                             .await?;
                         } else {
                             self.follower.on_certified(None, block).await?;
+                            self.after_following().await?;
                         }
                     }
+                }
+                () = sleep_until_opt(self.early_since.map(|t| (t + EARLY_CATCH_UP_AFTER).into())) => {
+                    // Peers are in the next epoch and this node is not:
+                    // fetch what it misses (a window's worth at a time).
+                    self.early_since = None;
+                    let tip = self.follower.tip.height;
+                    let window = 2 * self.follower.shared.executor.config().checkpoint_interval;
+                    self.follower.catch_up.start(tip + 1, tip + window);
                 }
                 () = sleep_until_opt(proposal_at) => {
                     if let Some(validator) = &mut self.validator
@@ -131,7 +278,18 @@ impl Driver {
                     charge,
                     ..
                 } => {
-                    batch.push_back(Input::Message(payload));
+                    let next = self.consensus_epoch() + 1;
+                    if peek_epoch(&payload) == Some(next) {
+                        // The next epoch's: held until this node gets
+                        // there (the pre-check verified it against the
+                        // decided next set).
+                        if self.early.len() < EARLY_MESSAGES_MAX {
+                            self.early.push_back(payload);
+                        }
+                        self.early_since.get_or_insert_with(Instant::now);
+                    } else {
+                        batch.push_back(Input::Message(payload));
+                    }
                     charges.push(charge);
                 }
                 other => others.push(other),
@@ -158,7 +316,20 @@ impl Driver {
                 from,
                 payload,
                 ..
-            } => self.follower.on_pushed(from, &payload).await?,
+            } => {
+                if self.validator.is_none() {
+                    self.follower.on_pushed(from, &payload).await?;
+                    self.after_following().await?;
+                } else {
+                    // A validator commits through its replica only. Peers
+                    // push blocks to a node they no longer count as a
+                    // validator: this one is behind an epoch its key left
+                    // (ADR 0010), and nobody of its epoch answers its view
+                    // changes any more. It fetches the blocks up to there,
+                    // whose certificates its replica checks.
+                    self.follower.hint_pushed(&payload);
+                }
+            }
             // Consensus messages are batched by `on_inbound`; gossip never
             // reaches the driver (`gossip::route_inbound` takes it).
             Inbound::Message { channel, from, .. } => {
@@ -175,6 +346,16 @@ impl Driver {
                 // validator to forward them to.
                 None => gossip::offer_pending(&self.follower.shared, &peer),
             },
+            Inbound::EpochAhead { from, epoch } => {
+                // Peers are at least an epoch ahead: fetch a window of the
+                // blocks this node misses (and more as they come in).
+                let tip = self.follower.tip.height;
+                if tip + 1 > self.follower.catch_up.target() {
+                    debug!(%from, epoch, tip, "peers are epochs ahead: fetching blocks");
+                    let window = 2 * self.follower.shared.executor.config().checkpoint_interval;
+                    self.follower.catch_up.start(tip + 1, tip + window);
+                }
+            }
             Inbound::PeerDisconnected(peer) => {
                 if let Some(validator) = &mut self.validator {
                     validator.on_peer_disconnected(&peer);
@@ -196,18 +377,24 @@ impl Driver {
     /// Nothing without the validator role (the transport gives a full node
     /// no consensus message).
     async fn feed_all(&mut self, mut inputs: VecDeque<Input>) -> Result<(), NodeError> {
-        let Some(validator) = &mut self.validator else {
-            return Ok(());
-        };
-        while !inputs.is_empty() {
-            let mut actions = Vec::new();
-            while let Some(input) = inputs.pop_front() {
-                actions.extend(validator.replica.handle(input));
+        loop {
+            let Some(validator) = &mut self.validator else {
+                return Ok(());
+            };
+            while !inputs.is_empty() {
+                let mut actions = Vec::new();
+                while let Some(input) = inputs.pop_front() {
+                    actions.extend(validator.replica.handle(input));
+                }
+                carry_out(&mut self.follower, validator, actions, &mut inputs).await?;
             }
-            carry_out(&mut self.follower, validator, actions, &mut inputs).await?;
+            validator.observe();
+            // The commits may have ended the epoch or fixed its end.
+            inputs = self.settle_epoch()?;
+            if inputs.is_empty() {
+                return Ok(());
+            }
         }
-        validator.observe();
-        Ok(())
     }
 }
 
@@ -240,7 +427,8 @@ async fn carry_out(
             Action::Send { to, bytes } => validator.send(to, bytes),
             Action::SetTimer { id, after_ms } => validator.timer.arm(id, after_ms),
             Action::RequestProposal { view, seq, parent } => {
-                validator.proposal.ask(view, seq, parent);
+                let epoch = validator.replica.epoch();
+                validator.proposal.ask(epoch, view, seq, parent);
             }
             Action::ValidateBlock {
                 seq,

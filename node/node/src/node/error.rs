@@ -73,6 +73,8 @@ pub enum NodeError {
     Propose { height: u64, source: ExecError },
     #[error("committing block {height} failed: {source}")]
     Commit { height: u64, source: CommitError },
+    #[error("reading the epoch from the state: {0}")]
+    Epoch(String),
 }
 
 pub(super) fn losses_text(losses: &[DataLoss]) -> String {
@@ -118,6 +120,8 @@ pub enum BlockRejected {
     NotThePrimary { view: u64 },
     #[error("epoch {got} where {expected} was expected")]
     WrongEpoch { got: u64, expected: u64 },
+    #[error("the state gives no epoch: {0}")]
+    NoEpoch(String),
     #[error("the header names validator set {got}, expected {expected}")]
     WrongNextValidators { got: Hash, expected: Hash },
     #[error("timestamp does not advance")]
@@ -153,6 +157,7 @@ impl BlockRejected {
             BlockRejected::TxRootMismatch => "tx_root_mismatch",
             BlockRejected::NotThePrimary { .. } => "not_the_primary",
             BlockRejected::WrongEpoch { .. } => "wrong_epoch",
+            BlockRejected::NoEpoch(_) => "no_epoch",
             BlockRejected::WrongNextValidators { .. } => "wrong_next_validators",
             BlockRejected::TimestampNotAfterParent => "timestamp_not_after_parent",
             BlockRejected::TimestampAhead => "timestamp_ahead",

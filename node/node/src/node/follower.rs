@@ -10,12 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use stele_exec::{BlockEnv, BlockExecution, SharedState, StateBase};
+use stele_exec::{BlockEnv, BlockExecution, SharedState, StateBase, governance};
 use stele_state::{PreparedCommit, WriteSet};
 use stele_types::{Address, Block, CommitCertificate, Hash, decode};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::catch_up::CatchUp;
+use super::epochs::EpochView;
 use super::exec_thread::ExecThread;
 use super::{BlockRejected, CommitError, NodeError, PIPELINE_BLOCKS_MAX, Shared, now_ms};
 use crate::net::Channel;
@@ -66,6 +67,8 @@ pub(super) struct Follower {
     pub(super) shared: Arc<Shared>,
     pub(super) exec: ExecThread,
     pub(super) tip: Tip,
+    /// The epoch of the block after the tip, as the tip's state says.
+    pub(super) epoch: Arc<EpochView>,
     executed: BTreeMap<Hash, Executed>,
     /// Fetching missed blocks from peers.
     pub(super) catch_up: CatchUp,
@@ -79,15 +82,19 @@ impl Follower {
         tip: Tip,
         catch_up: CatchUp,
         prune_interval_blocks: u64,
-    ) -> Follower {
-        Follower {
+    ) -> Result<Follower, NodeError> {
+        let base = StateBase::at(&shared.state, Some(tip.height), None);
+        let epoch = Arc::new(EpochView::on(&base)?);
+        shared.set_epoch(epoch.clone());
+        Ok(Follower {
             shared,
             exec,
             tip,
+            epoch,
             executed: BTreeMap::new(),
             catch_up,
             prune_interval_blocks,
-        }
+        })
     }
 
     /// The committed tip's state.
@@ -169,14 +176,16 @@ impl Follower {
     }
 
     /// Checks a proposed block at `seq` on `parent` (the committed tip or a
-    /// block executed on it), executes it and keeps it for its commit.
-    /// Whether it passed; a refusal is logged and counted by reason.
+    /// block executed on it) for the replica of `epoch`, executes it and
+    /// keeps it for its commit. Whether it passed; a refusal is logged and
+    /// counted by reason.
     pub(super) async fn execute_proposal(
         &mut self,
         seq: u64,
         block_hash: Hash,
         parent: Hash,
         payload: &[u8],
+        epoch: u64,
     ) -> Result<bool, NodeError> {
         if self.is_executed(&block_hash) {
             return Ok(true);
@@ -184,10 +193,17 @@ impl Follower {
         let checked = self
             .check_block(seq, &block_hash, payload, true)
             .and_then(|b| {
-                if b.header.parent_hash == parent {
-                    Ok(b)
-                } else {
+                if b.header.parent_hash != parent {
                     Err(BlockRejected::NotTheProposalsParent)
+                } else if b.header.epoch != epoch {
+                    // A block of another epoch (past this epoch's end)
+                    // gets no vote in this one, whatever its chain says.
+                    Err(BlockRejected::WrongEpoch {
+                        got: b.header.epoch,
+                        expected: epoch,
+                    })
+                } else {
+                    Ok(b)
                 }
             });
         let block = match checked {
@@ -248,24 +264,6 @@ impl Follower {
         if h.tx_root != block.compute_tx_root() {
             return Err(BlockRejected::TxRootMismatch);
         }
-        if h.proposer != self.shared.validators.primary(h.view).address {
-            return Err(BlockRejected::NotThePrimary { view: h.view });
-        }
-        // One epoch until set changes reach the node (ADR 0010): every
-        // block is of epoch 0 and names the genesis set as the next one.
-        if h.epoch != 0 {
-            return Err(BlockRejected::WrongEpoch {
-                got: h.epoch,
-                expected: 0,
-            });
-        }
-        let next = self.shared.validators.hash();
-        if h.next_validators_hash != next {
-            return Err(BlockRejected::WrongNextValidators {
-                got: h.next_validators_hash,
-                expected: next,
-            });
-        }
         if h.timestamp_ms <= parent.timestamp_ms {
             return Err(BlockRejected::TimestampNotAfterParent);
         }
@@ -292,6 +290,19 @@ impl Follower {
             };
             exec.run(move || {
                 let h = &block.header;
+                // The epoch, its set and so the primary come from the
+                // parent's state (ADR 0010).
+                let (info, set, _) = governance::epoch_on(&base)
+                    .map_err(|e| BlockRejected::NoEpoch(e.to_string()))?;
+                if h.epoch != info.epoch {
+                    return Err(BlockRejected::WrongEpoch {
+                        got: h.epoch,
+                        expected: info.epoch,
+                    });
+                }
+                if h.proposer != set.primary(h.view).address {
+                    return Err(BlockRejected::NotThePrimary { view: h.view });
+                }
                 let env = BlockEnv {
                     height: h.height,
                     timestamp_ms: h.timestamp_ms,
@@ -300,6 +311,13 @@ impl Follower {
                 let exec = executor
                     .execute_block(base.clone(), &env, &block.txs)
                     .map_err(BlockRejected::Execution)?;
+                let next = next_validators_hash(&set, &exec)?;
+                if h.next_validators_hash != next {
+                    return Err(BlockRejected::WrongNextValidators {
+                        got: h.next_validators_hash,
+                        expected: next,
+                    });
+                }
                 if exec.receipts_root != h.receipts_root {
                     return Err(BlockRejected::ReceiptsRootMismatch {
                         computed: exec.receipts_root,
@@ -404,6 +422,19 @@ impl Follower {
         };
         self.shared.height.store(seq, Ordering::Relaxed);
         self.executed.retain(|_, e| e.block.header.height > seq);
+        let epoch = EpochView::on(&self.base())?;
+        if epoch != *self.epoch {
+            if epoch.epoch() != self.epoch.epoch() {
+                info!(
+                    epoch = epoch.epoch(),
+                    height = seq + 1,
+                    validators = epoch.validators.len(),
+                    "a new epoch starts with the next block"
+                );
+            }
+            self.epoch = Arc::new(epoch);
+            self.shared.set_epoch(self.epoch.clone());
+        }
         self.update_mempool(seq, &exec);
         if self.shared.syncing.load(Ordering::Relaxed) && seq >= self.catch_up.target() {
             self.shared.syncing.store(false, Ordering::Relaxed);
@@ -487,15 +518,28 @@ impl Follower {
     }
 
     /// Sends a committed block with its certificate to the connected
-    /// followers (full nodes), if any; a follower whose queue is full
-    /// misses it and fetches it by block sync.
+    /// followers (full nodes), and to the validators of the next epoch that
+    /// are not validators yet (ADR 0010: they follow the chain until their
+    /// epoch starts, and the transport counts them as validators already);
+    /// a peer whose queue is full misses it and fetches it by block sync.
     fn push_to_followers(&self, payload: &[u8], certificate: &CommitCertificate) {
         let net = &self.shared.net;
-        if net.metrics().followers_connected() == 0 {
+        let joiners: Vec<Address> = self.epoch.pending.as_ref().map_or(Vec::new(), |p| {
+            p.validators
+                .validators()
+                .iter()
+                .map(|v| v.address)
+                .filter(|a| self.epoch.validators.index_of(a).is_none())
+                .collect()
+        });
+        if net.metrics().followers_connected() == 0 && joiners.is_empty() {
             return;
         }
-        let item = SyncedBlock::encode_item(payload, certificate);
-        net.broadcast(Channel::Blocks, Arc::from(item));
+        let item: Arc<[u8]> = Arc::from(SyncedBlock::encode_item(payload, certificate));
+        net.broadcast(Channel::Blocks, item.clone());
+        for joiner in &joiners {
+            net.send(joiner, Channel::Blocks, item.clone());
+        }
     }
 
     /// Takes a committed block's transactions out of the mempool, gossips
@@ -561,6 +605,17 @@ impl Follower {
         }
         Ok(())
     }
+}
+
+/// What a block's header names as the set that certifies the next block:
+/// the set its execution installs at an epoch's end, `set` otherwise.
+pub(super) fn next_validators_hash(
+    set: &stele_types::ValidatorSet,
+    exec: &BlockExecution,
+) -> Result<Hash, BlockRejected> {
+    let installed = governance::installed_set(&exec.writes)
+        .map_err(|e| BlockRejected::NoEpoch(e.to_string()))?;
+    Ok(installed.as_ref().unwrap_or(set).hash())
 }
 
 /// The state root after `writes` on `base`, with the commit to reuse when

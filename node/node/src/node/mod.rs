@@ -43,6 +43,7 @@
 mod catch_up;
 mod certified;
 mod driver;
+mod epochs;
 mod error;
 mod exec_thread;
 mod follower;
@@ -70,6 +71,7 @@ use crate::mempool::AdmitError;
 use crate::net::{NetConfig, PeerInfo};
 use crate::store::CommittedBlock;
 
+pub use epochs::EpochView;
 pub use error::{BlockRejected, CommitError, NodeError};
 pub use open::init_data_dir;
 pub use shared::Shared;

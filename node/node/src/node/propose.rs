@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use stele_types::Address;
 
-use super::follower::{Executed, Follower, root_after};
+use super::follower::{Executed, Follower, next_validators_hash, root_after};
 use super::{ConsensusOptions, NodeError, Shared, now_ms};
 use crate::mempool::BlockLimits;
 
@@ -41,6 +41,8 @@ pub(super) struct Proposal {
 
 #[derive(Debug, Clone, Copy)]
 struct Asked {
+    /// The epoch of the replica that asked.
+    epoch: u64,
     view: u64,
     seq: u64,
     parent: Hash,
@@ -58,8 +60,19 @@ impl Proposal {
         }
     }
 
-    pub(super) fn ask(&mut self, view: u64, seq: u64, parent: Hash) {
-        self.asked = Some(Asked { view, seq, parent });
+    pub(super) fn ask(&mut self, epoch: u64, view: u64, seq: u64, parent: Hash) {
+        self.asked = Some(Asked {
+            epoch,
+            view,
+            seq,
+            parent,
+        });
+    }
+
+    /// Forgets the proposal asked for (the replica that asked is retired).
+    pub(super) fn forget(&mut self) {
+        self.asked = None;
+        self.idle_above = None;
     }
 
     pub(super) fn is_asked(&self) -> bool {
@@ -97,8 +110,9 @@ fn proposal_wait_ms(ready: usize, idle: bool, consensus: &ConsensusOptions) -> u
 }
 
 /// What executing a selection gave: the execution, the state root after
-/// it, and the state commit to reuse.
-type Built = (BlockExecution, Hash, Option<PreparedCommit>);
+/// it, the state commit to reuse, and the hash of the set that certifies
+/// the next block.
+type Built = (BlockExecution, Hash, Option<PreparedCommit>, Hash);
 
 impl Proposal {
     /// When to build the pending proposal: soon if transactions a block
@@ -140,6 +154,14 @@ impl Proposal {
             self.wait(asked, false);
             return Ok(None);
         };
+        // Past the epoch's end the block after `parent` is the next epoch's
+        // (ADR 0010): this replica builds none; it is told where its epoch
+        // ends once that is committed, and forgets the request.
+        let epoch = super::EpochView::on(&base)?;
+        if epoch.epoch() != asked.epoch {
+            debug!(seq, epoch = asked.epoch, "no proposal past the epoch's end");
+            return Ok(None);
+        }
         let env = BlockEnv {
             height: seq,
             timestamp_ms: now_ms().max(on.timestamp_ms + 1),
@@ -209,10 +231,14 @@ impl Proposal {
         let exec = follower.exec.clone();
         async move {
             exec.run(move || -> Result<Built, ExecError> {
+                let (_, set, _) = stele_exec::governance::epoch_on(&base)
+                    .map_err(|e| ExecError::Backend(e.to_string()))?;
                 let exec = executor.execute_block(base.clone(), &env, &txs)?;
                 let (root, prepared) = root_after(&state, env.height, &base, &exec.writes)
                     .map_err(|e| ExecError::Backend(e.to_string()))?;
-                Ok((exec, root, prepared))
+                let next = next_validators_hash(&set, &exec)
+                    .map_err(|e| ExecError::Backend(e.to_string()))?;
+                Ok((exec, root, prepared, next))
             })
             .await
         }
@@ -249,16 +275,21 @@ impl Proposal {
         asked: Asked,
         env: &BlockEnv,
         txs: Vec<SignedTransaction>,
-        (exec, state_root, prepared): Built,
+        (exec, state_root, prepared, next_validators_hash): Built,
     ) -> Input {
-        let Asked { view, seq, parent } = asked;
+        let Asked {
+            epoch,
+            view,
+            seq,
+            parent,
+        } = asked;
         // The receipts carry the hashes the executor computed.
         let tx_hashes: Vec<Hash> = exec.receipts.iter().map(|r| r.tx_hash).collect();
         let block = Block {
             header: BlockHeader {
                 chain_id: self.shared.chain_id,
                 height: seq,
-                epoch: 0,
+                epoch,
                 view,
                 parent_hash: parent,
                 tx_root: stele_types::list_root(&tx_hashes),
@@ -266,7 +297,7 @@ impl Proposal {
                 receipts_root: exec.receipts_root,
                 timestamp_ms: env.timestamp_ms,
                 proposer: self.me,
-                next_validators_hash: self.shared.validators.hash(),
+                next_validators_hash,
             },
             txs,
         };

@@ -56,6 +56,8 @@ pub struct Shared {
     pub(super) tx_arrived: Notify,
     /// The indexes written with each committed block.
     pub(super) index: crate::index::IndexConfig,
+    /// The epoch of the block after the committed tip (ADR 0010).
+    pub(super) epoch: std::sync::RwLock<Arc<super::EpochView>>,
 }
 
 impl Shared {
@@ -77,6 +79,23 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
     }
 
+    /// The epoch of the next block: its number, its validator set and the
+    /// change decided in it.
+    pub fn epoch(&self) -> Arc<super::EpochView> {
+        self.epoch
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(super) fn set_epoch(&self, epoch: Arc<super::EpochView>) {
+        *self
+            .epoch
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = epoch;
+    }
+
+    /// The genesis validator set (the current one is [`Shared::epoch`]'s).
     pub fn validators(&self) -> &ValidatorSet {
         &self.validators
     }

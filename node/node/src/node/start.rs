@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use stele_consensus::{Config as ReplicaConfig, Input, MessageLimits, Record, Replica};
+use stele_consensus::{Config as ReplicaConfig, Input, MessageLimits, Record};
 use stele_exec::{Executor, SharedState};
 use stele_state::State;
 use stele_types::{Hash, Limits};
@@ -15,11 +15,12 @@ use tracing::{error, info, warn};
 
 use super::catch_up::CatchUp;
 use super::driver::Driver;
+use super::epochs::{self, EpochReplicas};
 use super::error::losses_text;
 use super::exec_thread::ExecThread;
 use super::follower::{Follower, Tip};
 use super::open::{check_mark, open_state_guarded, warm_contracts};
-use super::validator::Validator;
+use super::validator::{Standby, Validator};
 use super::{
     ARTIFACT_DIR, Node, NodeError, NodeOptions, PIPELINE_BLOCKS_MAX, Role, Shared, gossip,
 };
@@ -28,7 +29,7 @@ use crate::mark::{DataLoss, Mark, MarkWriter};
 use crate::mempool::{Mempool, MempoolConfig};
 use crate::metrics::NodeMetrics;
 use crate::net::{Inbound, NetConfig, Network};
-use crate::precheck::{self, Precheck, PrecheckedVerifier, VerifiedSignatures};
+use crate::precheck::{self, Precheck, VerifiedSignatures};
 use crate::sender_keys::SenderKeys;
 use crate::store::BlockReader;
 use crate::wal::Wal;
@@ -45,11 +46,6 @@ impl Node {
         let genesis = &opts.genesis;
         genesis.validate()?;
         let me = opts.key.public_key().address();
-        match (opts.role, genesis.validators.index_of(&me).is_some()) {
-            (Role::Validator, false) => return Err(NodeError::NotAValidator(me)),
-            (Role::Full, true) => return Err(NodeError::ValidatorKeyOnFullNode(me)),
-            _ => {}
-        }
         let genesis_hash = genesis.hash();
         let (state, damaged) =
             open_state_guarded(&opts.data_dir, &opts.state, genesis, genesis_hash)?;
@@ -98,8 +94,18 @@ impl Node {
             tip,
             catch_up,
             opts.prune_interval_blocks,
-        );
-        let (validator, first, driver_rx) = match consensus {
+        )?;
+        // The epoch the tip's state names decides who is a validator now
+        // (ADR 0010), not the genesis.
+        let epoch = follower.epoch.clone();
+        shared.net.set_validators(epoch.transport_set());
+        let member = epoch.validators.index_of(&me).is_some();
+        if opts.role == Role::Full && member {
+            shared.net.shutdown().await;
+            return Err(NodeError::ValidatorKeyOnFullNode(me));
+        }
+        let mut driver = Driver::new(follower);
+        let (first, driver_rx) = match consensus {
             Some(parts) => {
                 let mark =
                     MarkWriter::start(&opts.data_dir, shared.metrics.mark_write_failures.clone())
@@ -107,32 +113,71 @@ impl Node {
                 let (budgets, driver_rx) = spawn_inbound_tasks(
                     &shared,
                     inbound,
-                    Some((parts.verified, &msg_limits, parts.horizon)),
+                    Some((parts.verified.clone(), &msg_limits, parts.horizon)),
                     &net_cfg,
                 );
-                let recovered = parts.recovered;
-                let first = first_input(recovered.records, recovered.lost, &recovered.wal, tip);
-                info!(address = %me, height = tip.height, listen = %opts.listen, "starting validator");
-                let validator = Validator::new(
-                    shared.clone(),
-                    parts.replica,
-                    recovered.wal,
+                let Recovered {
+                    mut wal,
+                    records,
+                    lost,
+                } = parts.recovered;
+                let replicas = EpochReplicas {
+                    template: parts.rcfg,
+                    key: opts.key.clone(),
+                    verified: parts.verified,
+                };
+                let base_hash = epochs::block_hash_at(
+                    &shared.state,
+                    epoch.info.start_height.saturating_sub(1),
+                    genesis_hash,
+                )?;
+                let replica = replicas.build(&epoch, base_hash)?;
+                // A log left by a finished epoch is not this epoch's
+                // replica's to replay (a stop between an epoch's last
+                // commit and the switch).
+                let stale = records.iter().any(|r| match r {
+                    Record::Signed(m) | Record::NewView(m) => m.epoch < epoch.epoch(),
+                    _ => false,
+                });
+                let records = if stale || replica.is_none() {
+                    let state = shared.state.read().map_err(|_| NodeError::Poisoned)?;
+                    wal.clear(&state)?;
+                    Vec::new()
+                } else {
+                    records
+                };
+                let standby = Standby {
+                    wal,
                     mark,
                     msg_limits,
-                    opts.consensus.clone(),
+                    consensus: opts.consensus.clone(),
                     budgets,
-                );
-                (Some(validator), Some(first), driver_rx)
+                };
+                driver.replicas = Some(replicas);
+                let first = match replica {
+                    Some(replica) => {
+                        let first = first_input(records, lost, &standby.wal, tip);
+                        info!(address = %me, height = tip.height, epoch = epoch.epoch(), listen = %opts.listen, "starting validator");
+                        driver.validator = Some(Validator::new(shared.clone(), replica, standby));
+                        Some(first)
+                    }
+                    None => {
+                        warn!(
+                            address = %me,
+                            epoch = epoch.epoch(),
+                            "this validator's key is not in the current validator set: following the chain until a change adds it"
+                        );
+                        driver.standby = Some(standby);
+                        None
+                    }
+                };
+                (first, driver_rx)
             }
             None => {
                 let (_, driver_rx) = spawn_inbound_tasks(&shared, inbound, None, &net_cfg);
                 info!(address = %me, height = tip.height, listen = %opts.listen, "starting full node");
-                (None, None, driver_rx)
+                (None, driver_rx)
             }
-        };
-        let driver = Driver {
-            follower,
-            validator,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let driver = tokio::spawn(driver.run(first, driver_rx, fetched_rx, shutdown_rx));
@@ -144,10 +189,11 @@ impl Node {
     }
 }
 
-/// What the validator role starts from: its replica, its consensus log as
-/// recovered, and the signatures the pre-check records for the replica.
+/// What the validator role starts from: the replicas' configuration, its
+/// consensus log as recovered, and the signatures the pre-check records for
+/// the replica.
 struct ConsensusParts {
-    replica: Replica,
+    rcfg: ReplicaConfig,
     recovered: Recovered,
     verified: Arc<VerifiedSignatures>,
     horizon: precheck::Horizon,
@@ -160,18 +206,17 @@ impl ConsensusParts {
         damaged: Option<DataLoss>,
         rcfg: ReplicaConfig,
     ) -> Result<ConsensusParts, NodeError> {
+        rcfg.validate()?;
         let recovered = recover_log(opts, state, damaged, &rcfg.limits)?;
         // Signatures of consensus messages are checked before the driver
         // (`precheck`); the replica's verifier finds them recorded there.
         let verified = Arc::new(VerifiedSignatures::default());
-        let verifier = Box::new(PrecheckedVerifier::new(verified.clone()));
         let horizon = precheck::Horizon {
             views_ahead: rcfg.views_ahead_max,
             window_seqs: rcfg.window_seqs,
         };
-        let replica = Replica::new(rcfg, opts.key.clone(), verifier)?;
         Ok(ConsensusParts {
-            replica,
+            rcfg,
             recovered,
             verified,
             horizon,
@@ -204,6 +249,10 @@ fn replica_config(opts: &NodeOptions, genesis_hash: Hash) -> ReplicaConfig {
         .limits
         .message_bytes_max
         .max(2 * rcfg.limits.payload_bytes_max);
+    // Sets change size from epoch to epoch (ADR 0010): a message decodes
+    // with the votes of the largest set any epoch may have, and the replica
+    // checks them against its own.
+    rcfg.limits.validators_max = stele_types::ValidatorSet::VALIDATORS_MAX;
     rcfg
 }
 
@@ -382,6 +431,15 @@ fn shared(
         heard: Mutex::new(None),
         tx_arrived: Notify::new(),
         index: opts.index,
+        // The genesis epoch until the follower reads the tip's.
+        epoch: std::sync::RwLock::new(Arc::new(super::EpochView {
+            info: stele_exec::EpochInfo {
+                epoch: 0,
+                start_height: 1,
+            },
+            validators: genesis.validators.clone(),
+            pending: None,
+        })),
     }
 }
 
@@ -420,9 +478,13 @@ fn spawn_inbound_tasks(
         gossip_queue,
         shared.metrics.gossip_dropped.clone(),
     ));
+    let epochs: precheck::EpochSource = {
+        let shared = shared.clone();
+        Arc::new(move || shared.epoch())
+    };
     let check = Precheck::new(
         shared.chain_id,
-        shared.validators.clone(),
+        epochs,
         msg_limits.clone(),
         horizon,
         budgets.clone(),

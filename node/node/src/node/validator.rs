@@ -39,6 +39,17 @@ pub(super) struct PendingValidation {
     pub(super) payload: Vec<u8>,
 }
 
+/// What the validator role keeps while its key is in no epoch's set (a
+/// validator that joins later, or left): its consensus log, high-water
+/// mark and the peers' budgets, to resume with when a set names it again.
+pub(super) struct Standby {
+    pub(super) wal: Wal,
+    pub(super) mark: MarkWriter,
+    pub(super) msg_limits: MessageLimits,
+    pub(super) consensus: ConsensusOptions,
+    pub(super) budgets: Arc<PeerBudgets>,
+}
+
 pub(super) struct Validator {
     pub(super) shared: Arc<Shared>,
     pub(super) replica: Replica,
@@ -63,18 +74,17 @@ pub(super) struct Validator {
 }
 
 impl Validator {
-    pub(super) fn new(
-        shared: Arc<Shared>,
-        replica: Replica,
-        wal: Wal,
-        mark: MarkWriter,
-        msg_limits: MessageLimits,
-        consensus: ConsensusOptions,
-        budgets: Arc<PeerBudgets>,
-    ) -> Validator {
-        let validators = shared.validators.len();
-        let me = shared
-            .validators
+    pub(super) fn new(shared: Arc<Shared>, replica: Replica, standby: Standby) -> Validator {
+        let Standby {
+            wal,
+            mark,
+            msg_limits,
+            consensus,
+            budgets,
+        } = standby;
+        let validators = replica.validators().len();
+        let me = replica
+            .validators()
             .get(replica.index() as usize)
             .map_or(Address([0; 20]), |v| v.address);
         let proposal = Proposal::new(shared.clone(), me, consensus.clone());
@@ -93,6 +103,51 @@ impl Validator {
             equivocation_log: LogLimit::new(EQUIVOCATION_LOG_INTERVAL, validators),
             budgets,
         }
+    }
+
+    /// Moves to the next epoch's replica (ADR 0010): the finished epoch's
+    /// log is cleared first (no replica will replay it), and what was kept
+    /// for the old replica (proposal, waiting validations, messages to
+    /// resend, the view timer) goes with it.
+    pub(super) fn switch_epoch(&mut self, replica: Replica) -> Result<(), NodeError> {
+        self.clear_log()?;
+        info!(
+            epoch = replica.epoch(),
+            index = replica.index(),
+            validators = replica.validators().len(),
+            "validating in a new epoch"
+        );
+        self.replica = replica;
+        self.proposal.forget();
+        self.waiting.clear();
+        self.recent = Recent::default();
+        self.timer = ViewTimer::default();
+        self.timer.set_quorum(self.quorum_connected());
+        Ok(())
+    }
+
+    /// Leaves the validator role: this key is in no set of the epoch that
+    /// starts (the log of the finished one is cleared).
+    pub(super) fn into_standby(mut self) -> Result<Standby, NodeError> {
+        self.clear_log()?;
+        info!(
+            epoch = self.replica.epoch() + 1,
+            "this key is not in the new epoch's validator set: following the chain"
+        );
+        Ok(Standby {
+            wal: self.wal,
+            mark: self.mark,
+            msg_limits: self.msg_limits,
+            consensus: self.consensus,
+            budgets: self.budgets,
+        })
+    }
+
+    fn clear_log(&mut self) -> Result<(), NodeError> {
+        let shared = self.shared.clone();
+        let state = shared.state.read().map_err(|_| NodeError::Poisoned)?;
+        self.wal.clear(&state)?;
+        Ok(())
     }
 
     /// Appends the records of a batch to the consensus log in one write,
@@ -133,7 +188,7 @@ impl Validator {
     }
 
     pub(super) fn send(&self, to: u32, bytes: Vec<u8>) {
-        if let Some(v) = self.shared.validators.get(to as usize) {
+        if let Some(v) = self.replica.validators().get(to as usize) {
             self.shared
                 .net
                 .send(&v.address, Channel::Consensus, Arc::from(bytes));
@@ -157,7 +212,13 @@ impl Validator {
         } = pending;
         if follower.parent_ref(&parent, seq).is_some() {
             let valid = follower
-                .execute_proposal(seq, block_hash, parent, &pending.payload)
+                .execute_proposal(
+                    seq,
+                    block_hash,
+                    parent,
+                    &pending.payload,
+                    self.replica.epoch(),
+                )
                 .await?;
             inputs.push_back(Input::BlockValidated {
                 seq,
@@ -209,7 +270,13 @@ impl Validator {
                 break;
             };
             let valid = follower
-                .execute_proposal(p.seq, p.block_hash, p.parent, &p.payload)
+                .execute_proposal(
+                    p.seq,
+                    p.block_hash,
+                    p.parent,
+                    &p.payload,
+                    self.replica.epoch(),
+                )
                 .await?;
             inputs.push_back(Input::BlockValidated {
                 seq: p.seq,
@@ -225,7 +292,7 @@ impl Validator {
     pub(super) fn on_equivocation(&mut self, evidence: &Evidence) {
         self.shared.metrics.equivocations.inc();
         let signer = evidence.first.signer;
-        if let Some(v) = self.shared.validators.get(signer as usize) {
+        if let Some(v) = self.replica.validators().get(signer as usize) {
             self.budgets.offence(v.address, Instant::now());
         }
         if let Some(unlogged) = self.equivocation_log.event(signer, Instant::now()) {
@@ -250,7 +317,7 @@ impl Validator {
     /// quorum of the voting power.
     pub(super) fn quorum_connected(&self) -> bool {
         let connected = self.shared.net.connected();
-        let set = &self.shared.validators;
+        let set = self.replica.validators();
         let power: u64 = set
             .validators()
             .iter()

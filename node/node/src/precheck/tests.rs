@@ -86,7 +86,7 @@ fn start(set: &ValidatorSet, progress: Progress) -> Harness {
     let verified = Arc::new(VerifiedSignatures::default());
     let check = Precheck::new(
         CHAIN,
-        set.clone(),
+        fixed_epoch(set.clone()),
         limits(set),
         HORIZON,
         Arc::default(),
@@ -165,6 +165,12 @@ async fn messages_of_another_epoch_are_dropped_without_a_signature_check() {
     let current = signed(&keys, &set, 1, prepare(0, 2));
     for p in [next_epoch, current.clone()] {
         h.to_pipeline.send(consensus(p)).await.unwrap();
+    }
+    // The driver hears that a peer is an epoch ahead (no change is decided
+    // here), then gets the message of its own epoch.
+    match tokio::time::timeout(Duration::from_secs(10), h.from_pipeline.recv()).await {
+        Ok(Some(Inbound::EpochAhead { epoch: 1, .. })) => {}
+        other => panic!("expected the epoch report, got {other:?}"),
     }
     assert_eq!(delivered(&mut h, 1).await, vec![current]);
     assert_eq!(h.counters.dropped(PrecheckDrop::WrongEpoch), 1);

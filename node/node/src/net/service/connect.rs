@@ -63,14 +63,9 @@ impl Network {
                 .await
                 .map_err(|e| HandshakeError::Connection(e.to_string()))?;
             let take_follower = |peer: &Address| self.has_follower_room(peer, remote);
-            let peer = handshake::accept(
-                &conn,
-                &inner.key,
-                inner.chain_id,
-                &inner.validators,
-                &take_follower,
-            )
-            .await;
+            let set = self.validator_set();
+            let peer =
+                handshake::accept(&conn, &inner.key, inner.chain_id, &set, &take_follower).await;
             Ok::<_, HandshakeError>((conn, peer))
         })
         .await;
@@ -157,6 +152,35 @@ impl Network {
                 }
                 continue;
             }
+            match self.dial_after(&peer.address) {
+                None => {
+                    // The other side dials (or nobody does) under this
+                    // set: wait for the set to change.
+                    let changed = self.inner.set_changed.notified();
+                    tokio::select! {
+                        _ = changed => {}
+                        _ = tokio::time::sleep(config.reconnect_backoff_max) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    continue;
+                }
+                Some(delay) if !delay.is_zero() => {
+                    // Give the side that dials first its chance, then look
+                    // again.
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    let connected = self
+                        .peers()
+                        .get(&peer.address)
+                        .is_some_and(|p| p.conn.close_reason().is_none());
+                    if connected {
+                        continue;
+                    }
+                }
+                Some(_) => {}
+            }
             match self.dial(&peer).await {
                 Ok((conn, kind)) => {
                     backoff = config.reconnect_backoff_min;
@@ -183,15 +207,8 @@ impl Network {
                 .map_err(|e| HandshakeError::Connection(e.to_string()))?
                 .await
                 .map_err(|e| HandshakeError::Connection(e.to_string()))?;
-            match handshake::dial(
-                &conn,
-                &inner.key,
-                inner.chain_id,
-                &inner.validators,
-                &peer.address,
-            )
-            .await
-            {
+            let set = self.validator_set();
+            match handshake::dial(&conn, &inner.key, inner.chain_id, &set, &peer.address).await {
                 Ok((_, kind)) => Ok((conn, kind)),
                 Err(e) => {
                     self.refuse(&conn, &e);

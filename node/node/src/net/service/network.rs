@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use quinn::{Endpoint, IdleTimeout, TransportConfig, VarInt};
+use quinn::{Connection, Endpoint, IdleTimeout, TransportConfig, VarInt};
 use stele_types::{Address, SecretKey, ValidatorSet, keccak256_parts};
 use tokio::sync::{mpsc, watch};
 
@@ -141,9 +141,10 @@ impl Network {
                 config,
                 key,
                 me,
-                validator,
+                validator: AtomicBool::new(validator),
                 chain_id,
-                validators,
+                validators: RwLock::new(Arc::new(validators)),
+                set_changed: tokio::sync::Notify::new(),
                 endpoint,
                 peers: Mutex::new(BTreeMap::new()),
                 generation: AtomicU64::new(0),
@@ -159,18 +160,61 @@ impl Network {
             }),
         };
         tokio::spawn(net.clone().accept_loop());
-        let set = &net.inner.validators;
         for peer in peers {
-            if dials(&me, set, &peer.address) {
-                tokio::spawn(net.clone().dial_loop(peer));
-            } else if validator && set.index_of(&peer.address).is_none() {
-                tracing::warn!(
-                    peer = %peer.address,
-                    "a validator does not dial full nodes: they dial it (this peer is ignored)"
-                );
-            }
+            // Every configured peer gets a dial loop, which dials while the
+            // rule (`dials`) says this side does: the rule changes with the
+            // validator set.
+            tokio::spawn(net.clone().dial_loop(peer));
         }
         Ok((net, inbound_rx))
+    }
+
+    /// Makes `set` the keys treated as validators (the current epoch's set
+    /// with the next one's, ADR 0010). A connected peer whose standing
+    /// changes (a follower that joins, a validator that leaves) is closed,
+    /// so it is classified again at its next handshake; the dialling side
+    /// reconnects.
+    pub fn set_validators(&self, set: ValidatorSet) {
+        let me = self.inner.me;
+        let old = self.validator_set();
+        if *old == set {
+            return;
+        }
+        let is_validator = |s: &ValidatorSet, a: &Address| s.index_of(a).is_some();
+        self.inner
+            .validator
+            .store(is_validator(&set, &me), Ordering::Relaxed);
+        let changed: Vec<Connection> = self
+            .peers()
+            .iter()
+            .filter(|(a, _)| is_validator(&old, a) != is_validator(&set, a))
+            .map(|(_, p)| p.conn.clone())
+            .collect();
+        let me_changed = is_validator(&old, &me) != is_validator(&set, &me);
+        *self
+            .inner
+            .validators
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(set);
+        let all: Vec<Connection> = if me_changed {
+            // This node's own standing changed: every peer classified it.
+            self.peers().values().map(|p| p.conn.clone()).collect()
+        } else {
+            changed
+        };
+        for conn in all {
+            conn.close(
+                VarInt::from_u32(code::RECLASSIFIED),
+                b"validator set changed",
+            );
+        }
+        self.inner.set_changed.notify_waiters();
+    }
+
+    /// Whether this side dials `peer` under the current validator set, and
+    /// after how long without a connection (see [`dials`]).
+    pub(super) fn dial_after(&self, peer: &Address) -> Option<std::time::Duration> {
+        dials(&self.inner.me, &self.validator_set(), peer)
     }
 
     /// The bound socket address.
@@ -194,6 +238,11 @@ impl Network {
             .collect()
     }
 
+    /// How many keys the transport treats as validators now.
+    pub fn validator_set_len(&self) -> usize {
+        self.validator_set().len()
+    }
+
     /// Every peer connected now, validators and followers, in address
     /// order.
     pub fn connected_peers(&self) -> Vec<Address> {
@@ -202,7 +251,7 @@ impl Network {
 
     /// Whether this node's key is in the validator set.
     pub fn is_validator(&self) -> bool {
-        self.inner.validator
+        self.am_validator()
     }
 
     /// Queues `payload` for `to` on `channel` (consensus, gossip or
@@ -223,7 +272,10 @@ impl Network {
     pub fn broadcast(&self, channel: Channel, payload: Payload) {
         let peers = self.peers();
         for peer in peers.values() {
-            if peer.takes(channel, self.inner.validator) {
+            // Pushed blocks go to every follower; validators get them only
+            // when sent to one by one.
+            let followers_only = channel == Channel::Blocks && peer.kind != PeerKind::Follower;
+            if !followers_only && peer.takes(channel, self.am_validator()) {
                 self.enqueue(peer, channel, payload.clone());
             }
         }
@@ -231,7 +283,7 @@ impl Network {
 
     fn enqueue(&self, peer: &PeerHandle, channel: Channel, payload: Payload) {
         let metrics = &self.inner.metrics;
-        if !peer.takes(channel, self.inner.validator) {
+        if !peer.takes(channel, self.am_validator()) {
             metrics.record_drop(DropReason::NotAllowed);
             return;
         }
@@ -264,16 +316,33 @@ impl Network {
     }
 }
 
-/// Whether `me` dials `peer` (the other end only accepts): between
-/// validators, the lower address dials; a full node dials every validator
-/// it lists, and of two full nodes the lower address dials (list each
+/// Between validators, the higher address dials only after the lower one
+/// had this long to: it does when it lists the higher one, but a validator
+/// that joined later (ADR 0010) may be listed by nobody.
+pub(super) const HIGHER_ADDRESS_DIAL_DELAY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether `me` dials `peer`, and after how long without a connection
+/// (`None`: the other end dials, this one only accepts): between
+/// validators, the lower address dials at once and the higher one after
+/// [`HIGHER_ADDRESS_DIAL_DELAY`]; a full node dials every validator it
+/// lists, and of two full nodes the lower address dials (list each
 /// other); a validator never dials a full node.
-pub(super) fn dials(me: &Address, validators: &ValidatorSet, peer: &Address) -> bool {
+pub(super) fn dials(
+    me: &Address,
+    validators: &ValidatorSet,
+    peer: &Address,
+) -> Option<std::time::Duration> {
+    let now = Some(std::time::Duration::ZERO);
+    if peer == me {
+        return None;
+    }
     let me_validator = validators.index_of(me).is_some();
     let peer_validator = validators.index_of(peer).is_some();
     match (me_validator, peer_validator) {
-        (true, true) | (false, false) => peer > me,
-        (false, true) => true,
-        (true, false) => false,
+        (true, true) if peer > me => now,
+        (true, true) => Some(HIGHER_ADDRESS_DIAL_DELAY),
+        (false, false) => (peer > me).then_some(std::time::Duration::ZERO),
+        (false, true) => now,
+        (true, false) => None,
     }
 }

@@ -21,9 +21,13 @@ const WRITE_BATCH_BYTES_MAX: usize = 256 << 10;
 
 impl Network {
     /// Accepts the peer's unidirectional channel streams: consensus only
-    /// between validators, pushed blocks only to a node that is not one
-    /// (a full node), gossip from anyone. A stream of another channel is
-    /// stopped and counted.
+    /// from validators (to this node even while its key waits outside the
+    /// set: a validator that is behind learns so from the epoch its peers'
+    /// messages name, ADR 0010); pushed blocks from validators (a validator of
+    /// the next epoch follows the chain by them until its epoch starts, ADR
+    /// 0010; one that runs a replica ignores them) and, on a node that is
+    /// no validator, from full nodes; gossip from anyone. A stream of
+    /// another channel is stopped and counted.
     pub(super) async fn uni_acceptor(self, peer: Address, kind: PeerKind, conn: Connection) {
         while let Ok(mut recv) = conn.accept_uni().await {
             let net = self.clone();
@@ -32,13 +36,13 @@ impl Network {
                 if recv.read_exact(&mut first).await.is_err() {
                     return;
                 }
-                let validator = net.inner.validator;
+                let validator = net.am_validator();
                 let allowed = match Channel::from_byte(first[0]) {
-                    Some(ch @ Channel::Consensus) => {
-                        (validator && kind == PeerKind::Validator).then_some(ch)
-                    }
+                    Some(ch @ Channel::Consensus) => (kind == PeerKind::Validator).then_some(ch),
                     Some(ch @ Channel::Gossip) => Some(ch),
-                    Some(ch @ Channel::Blocks) => (!validator).then_some(ch),
+                    Some(ch @ Channel::Blocks) => {
+                        (!validator || kind == PeerKind::Validator).then_some(ch)
+                    }
                     Some(Channel::Sync) | None => None,
                 };
                 match allowed {

@@ -114,6 +114,10 @@ impl SteleApiServer for Handler {
         self.node_status().await
     }
 
+    async fn get_validators(&self, height: Option<u64>) -> RpcResult<ValidatorsInfo> {
+        self.validators_at(height).await
+    }
+
     async fn subscribe_new_blocks(
         &self,
         pending: PendingSubscriptionSink,

@@ -245,6 +245,27 @@ impl Handler {
         })()
     }
 
+    /// `get_validators`: the epoch, its set and the decided change after
+    /// `height`, from the state there.
+    pub(super) async fn validators_at(&self, height: Option<u64>) -> RpcResult<ValidatorsInfo> {
+        let (height, base) = self.base_at(height)?;
+        let (info, validators, pending) =
+            stele_exec::governance::epoch_on(&base).map_err(internal)?;
+        Ok(ValidatorsInfo {
+            height,
+            epoch: info.epoch,
+            epoch_start_height: info.start_height,
+            validators_hash: validators.hash(),
+            validators,
+            pending: pending.map(|p| PendingValidators {
+                validators_hash: p.validators.hash(),
+                validators: p.validators,
+                decided_at: p.decided_at,
+                last_height: p.last_height,
+            }),
+        })
+    }
+
     /// `get_status`: the node's live status.
     pub(super) async fn node_status(&self) -> RpcResult<StatusInfo> {
         let mut status = self.ctx.status.status();
