@@ -340,6 +340,16 @@ fn init(home: &Path, args: Init<'_>) -> Res {
     {
         return finish(home, path, args, records);
     }
+    // Nothing written into a home that has any of these already.
+    for name in ["node_key.json", "genesis.json", "config.toml"] {
+        let path = home.join(name);
+        if path.exists() {
+            return Err(format!(
+                "{} already exists; not overwriting it",
+                path.display()
+            ));
+        }
+    }
     std::fs::create_dir_all(home).map_err(|e| format!("cannot create {}: {e}", home.display()))?;
     let key = SecretKey::generate();
     keys::save(&home.join("node_key.json"), &key).map_err(|e| e.to_string())?;
