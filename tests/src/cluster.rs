@@ -423,8 +423,12 @@ impl Cluster {
             let mut node = NodeProc::new(home, root.join(format!("node{i}.log")))?;
             if let Some(hosts) = &config.hosts {
                 // Where `testnet --hosts` put it; its config stays as written.
+                let rpc_port = hosts
+                    .base_port
+                    .checked_add(1)
+                    .context("base port too high")?;
                 node.p2p = SocketAddr::new(hosts.addrs[i], hosts.base_port);
-                node.rpc = SocketAddr::new(hosts.addrs[i], hosts.base_port + 1);
+                node.rpc = SocketAddr::new(hosts.addrs[i], rpc_port);
             }
             nodes.push(node);
         }
