@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,6 +68,30 @@ pub struct ClusterConfig {
     /// machines would.
     pub validator_cpus: Option<String>,
     pub full_node_cpus: Option<String>,
+    /// Validators on hosts of their own (`stele-node testnet --hosts`)
+    /// instead of loopback ports behind relays; `None` keeps loopback.
+    pub hosts: Option<HostsConfig>,
+    /// A command each node runs under, by node index (e.g. `["ip",
+    /// "netns", "exec", "stele-h0"]` to run node 0 in a network
+    /// namespace); a missing or empty one runs the node directly. It must
+    /// exec the node (as `ip netns exec` and `taskset` do), so that the
+    /// child's pid is the node's.
+    pub command_prefix: Vec<Vec<String>>,
+}
+
+/// A cluster whose validators are on hosts of their own, one per address,
+/// as `stele-node testnet --hosts` writes them: no relays (links cannot
+/// be faulted), no full nodes, no metrics, the ports fixed.
+#[derive(Debug, Clone)]
+pub struct HostsConfig {
+    /// Validator `i`'s host: its peers reach it at `addrs[i]:base_port`,
+    /// and the harness's clients its RPC at `addrs[i]:base_port + 1`.
+    pub addrs: Vec<IpAddr>,
+    pub base_port: u16,
+    /// `--bind-hosts`: each node binds its own address (hosts that are
+    /// addresses of this machine). Otherwise `--rpc-public`: each binds
+    /// every interface, as on a host (or network namespace) of its own.
+    pub bind_hosts: bool,
 }
 
 impl ClusterConfig {
@@ -92,6 +116,8 @@ impl ClusterConfig {
             full_nodes: 0,
             validator_cpus: None,
             full_node_cpus: None,
+            hosts: None,
+            command_prefix: Vec::new(),
         }
     }
 }
@@ -241,6 +267,33 @@ pub fn free_port() -> Result<u16> {
     bail!("no free loopback port found")
 }
 
+/// A port `p` with `p` and `p + 1` free for UDP and TCP on every address
+/// of `ips` right now (for [`HostsConfig::base_port`] on addresses of
+/// this machine), never returned before by this process.
+pub fn free_port_pair(ips: &[IpAddr]) -> Result<u16> {
+    let free_on = |ip: IpAddr, port: u16| {
+        TcpListener::bind((ip, port)).is_ok() && UdpSocket::bind((ip, port)).is_ok()
+    };
+    for _ in 0..1000 {
+        let port = free_port()?;
+        let Some(next) = port.checked_add(1) else {
+            continue;
+        };
+        if ips
+            .iter()
+            .all(|ip| free_on(*ip, port) && free_on(*ip, next))
+        {
+            let mut given = PORTS_GIVEN
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if given.insert(next) {
+                return Ok(port);
+            }
+        }
+    }
+    bail!("no free port pair found on {ips:?}")
+}
+
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
@@ -267,18 +320,45 @@ impl Cluster {
             .tempdir()?;
         let root = dir.path().to_path_buf();
         let net = root.join("net");
-        let out = Command::new(&config.node_bin)
+        let mut testnet = Command::new(&config.node_bin);
+        testnet
             .arg("testnet")
             .arg("--validators")
             .arg(n.to_string())
             .arg("--output")
             .arg(&net)
-            .arg("--base-port")
-            .arg("20000")
             .arg("--accounts")
             .arg(config.accounts.to_string())
             .arg("--full-nodes")
-            .arg(config.full_nodes.to_string())
+            .arg(config.full_nodes.to_string());
+        match &config.hosts {
+            Some(hosts) => {
+                ensure!(
+                    hosts.addrs.len() == n,
+                    "{} hosts for {n} validators",
+                    hosts.addrs.len()
+                );
+                ensure!(
+                    config.full_nodes == 0 && !config.metrics,
+                    "a cluster on hosts has no full nodes and no metrics"
+                );
+                let list: Vec<String> = hosts.addrs.iter().map(IpAddr::to_string).collect();
+                testnet
+                    .arg("--base-port")
+                    .arg(hosts.base_port.to_string())
+                    .arg("--hosts")
+                    .arg(list.join(","))
+                    .arg(if hosts.bind_hosts {
+                        "--bind-hosts"
+                    } else {
+                        "--rpc-public"
+                    });
+            }
+            None => {
+                testnet.arg("--base-port").arg("20000");
+            }
+        }
+        let out = testnet
             .output()
             .with_context(|| format!("cannot run {}", config.node_bin.display()))?;
         ensure!(
@@ -340,7 +420,17 @@ impl Cluster {
                 address == *validator,
                 "node{i} holds {address}, validator {i} is {validator}"
             );
-            nodes.push(NodeProc::new(home, root.join(format!("node{i}.log")))?);
+            let mut node = NodeProc::new(home, root.join(format!("node{i}.log")))?;
+            if let Some(hosts) = &config.hosts {
+                // Where `testnet --hosts` put it; its config stays as written.
+                let rpc_port = hosts
+                    .base_port
+                    .checked_add(1)
+                    .context("base port too high")?;
+                node.p2p = SocketAddr::new(hosts.addrs[i], hosts.base_port);
+                node.rpc = SocketAddr::new(hosts.addrs[i], rpc_port);
+            }
+            nodes.push(node);
         }
         let mut addresses = validators.clone();
         for j in 0..config.full_nodes {
@@ -353,7 +443,7 @@ impl Cluster {
         let mut relays = BTreeMap::new();
         for i in 0..n {
             for (j, target) in nodes.iter().enumerate().take(n) {
-                if i != j && config.relays {
+                if i != j && config.relays && config.hosts.is_none() {
                     let seed = (i * 1000 + j) as u64 + 1;
                     relays.insert((i, j), Relay::start(target.p2p, seed).await?);
                 }
@@ -477,8 +567,16 @@ impl Cluster {
             .get_mut("p2p")
             .and_then(toml::Value::as_table_mut)
             .context("config.toml without [p2p]")?;
-        p2p.insert("listen".into(), self.nodes[i].p2p.to_string().into());
-        if let Some(peers) = p2p.get_mut("peers").and_then(toml::Value::as_array_mut) {
+        // On hosts, the addresses are the ones `testnet --hosts` wrote.
+        let on_hosts = c.hosts.is_some();
+        if !on_hosts {
+            p2p.insert("listen".into(), self.nodes[i].p2p.to_string().into());
+        }
+        if let Some(peers) = p2p
+            .get_mut("peers")
+            .and_then(toml::Value::as_array_mut)
+            .filter(|_| !on_hosts)
+        {
             for peer in peers {
                 let peer = peer.as_table_mut().context("peer entry not a table")?;
                 let address: Address = peer
@@ -504,7 +602,9 @@ impl Cluster {
             .or_insert_with(|| toml::Value::Table(toml::Table::new()))
             .as_table_mut()
             .context("[rpc] not a table")?;
-        rpc.insert("listen".into(), self.nodes[i].rpc.to_string().into());
+        if !on_hosts {
+            rpc.insert("listen".into(), self.nodes[i].rpc.to_string().into());
+        }
         rpc.insert(
             "rate_per_ip_per_s".into(),
             i64::from(c.rpc_rate_per_s).into(),
@@ -587,16 +687,23 @@ impl Cluster {
         } else {
             &self.config.full_node_cpus
         };
-        // `taskset` execs the node: the child's pid is the node's.
-        let mut command = match cpus {
-            Some(cpus) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(cpus).arg(&self.config.node_bin);
-                c
-            }
-            None => Command::new(&self.config.node_bin),
-        };
-        let child = command
+        // The prefix and `taskset` exec the node: the child's pid is the
+        // node's.
+        let mut argv: Vec<std::ffi::OsString> = self
+            .config
+            .command_prefix
+            .get(i)
+            .into_iter()
+            .flatten()
+            .map(Into::into)
+            .collect();
+        if let Some(cpus) = cpus {
+            argv.extend(["taskset".into(), "-c".into(), cpus.into()]);
+        }
+        argv.push(self.config.node_bin.clone().into_os_string());
+        let (program, args) = argv.split_first().context("no command to run")?;
+        let child = Command::new(program)
+            .args(args)
             .arg("start")
             .arg("--home")
             .arg(&node.home)
@@ -605,7 +712,7 @@ impl Cluster {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .with_context(|| format!("cannot start {}", self.config.node_bin.display()))?;
+            .with_context(|| format!("cannot start {argv:?}"))?;
         node.child = Some(child);
         node.paused = false;
         Ok(())
@@ -622,7 +729,8 @@ impl Cluster {
                 let port_taken = tail.contains("cannot bind")
                     || tail.contains("Address already in use")
                     || tail.contains("address in use");
-                if port_taken && rebinds < 5 {
+                // On hosts the ports are fixed: a clash is the test's to report.
+                if port_taken && rebinds < 5 && self.config.hosts.is_none() {
                     rebinds += 1;
                     self.rebind(i).await?;
                     self.spawn(i)?;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use stele_types::Address;
 use thiserror::Error;
 
+use crate::host::HostPort;
 use crate::index::IndexConfig;
 use crate::mempool::MempoolConfig;
 use crate::node::{ConsensusOptions, PIPELINE_BLOCKS_MAX, Role};
@@ -127,12 +128,14 @@ impl P2pSection {
     }
 }
 
-/// Another node: the address of its key and where to reach it.
+/// Another node: the address of its key and where to reach it, as
+/// `HOST:PORT` with HOST an IP address or a DNS name (resolved when the
+/// node starts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerEntry {
     pub address: Address,
-    pub endpoint: SocketAddr,
+    pub endpoint: HostPort,
 }
 
 /// The Prometheus endpoint (disabled when `listen` is absent).
@@ -450,6 +453,27 @@ view_timeout_ms = 1000
         assert_eq!(c.consensus.view_timeout_ms, 1000);
         assert_eq!(c.mempool, MempoolSection::default());
         assert_eq!(parse(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn peers_may_be_named_by_dns_name_or_ip_and_bad_ones_name_the_line() {
+        let text = GOOD.replace("127.0.0.1:26657", "validator-1.example.net:26657");
+        let c = parse(&text).unwrap();
+        assert_eq!(
+            c.p2p.peers[0].endpoint.to_string(),
+            "validator-1.example.net:26657"
+        );
+        assert_eq!(parse(&c.to_toml()).unwrap(), c);
+        let text = GOOD.replace("127.0.0.1:26657", "[::1]:26657");
+        assert_eq!(
+            parse(&text).unwrap().p2p.peers[0].endpoint.socket_addr(),
+            Some("[::1]:26657".parse().unwrap())
+        );
+        for bad in ["bad_name.example:1", "10.0.0.1:0", "validator-1"] {
+            let text = GOOD.replace("127.0.0.1:26657", bad);
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains("line 9"), "{bad}: {e}");
+        }
     }
 
     #[test]

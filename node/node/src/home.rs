@@ -16,8 +16,14 @@ use crate::node::{Node, NodeOptions, Role};
 use crate::rpc::{RpcConfig, RpcListener, RpcServer};
 use crate::{keys, metrics};
 
+mod hosts;
+mod join;
 mod lock;
 
+pub use hosts::{HostLayout, write_testnet_on_hosts};
+pub use join::{
+    Finished, default_listen, finish_validator_home, is_prepared, prepare_validator_home,
+};
 pub use lock::{HomeLock, LOCK_FILE};
 
 /// Balance of every dev account and validator in generated genesis files.
@@ -155,7 +161,8 @@ pub struct Testnet {
     pub genesis: Genesis,
     /// `node0`, `node1`, ... in validator-set order.
     pub homes: Vec<PathBuf>,
-    /// The RPC address of each node, in the same order.
+    /// The RPC address of each node, in the same order (on hosts: the
+    /// address its RPC server listens on, on its host).
     pub rpc: Vec<SocketAddr>,
     /// `full0`, `full1`, ...: the full nodes' homes.
     pub full_homes: Vec<PathBuf>,
@@ -180,8 +187,7 @@ pub fn write_testnet(out: &Path, spec: &TestnetSpec) -> Result<Testnet, HomeErro
         )));
     }
     std::fs::create_dir_all(out).map_err(|e| HomeError::io("create", out, e))?;
-    let mut keys: Vec<SecretKey> = (0..n).map(|_| SecretKey::generate()).collect();
-    keys.sort_by_key(|k| k.public_key().address());
+    let keys = testnet_keys(n);
     let addr = |i: usize, k: u16| -> Result<SocketAddr, HomeError> {
         u16::try_from(2 * i)
             .ok()
@@ -189,6 +195,81 @@ pub fn write_testnet(out: &Path, spec: &TestnetSpec) -> Result<Testnet, HomeErro
             .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
             .ok_or_else(|| HomeError("the base port is too high for this many validators".into()))
     };
+    let genesis = testnet_genesis(spec, &keys)?;
+    let genesis_text = genesis_json(&genesis)?;
+    let peers = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            Ok(PeerEntry {
+                address: k.public_key().address(),
+                endpoint: addr(i, 0)?.into(),
+            })
+        })
+        .collect::<Result<Vec<_>, HomeError>>()?;
+    let mut homes = Vec::with_capacity(n);
+    let mut rpc = Vec::with_capacity(n);
+    for (i, k) in keys.iter().enumerate() {
+        let home = out.join(format!("node{i}"));
+        let others = peers
+            .iter()
+            .filter(|p| p.address != k.public_key().address());
+        let config = node_config(addr(i, 0)?, Some(addr(i, 1)?), others.cloned().collect());
+        write_home(&home, k, &genesis_text, &config)?;
+        homes.push(home);
+        rpc.push(addr(i, 1)?);
+    }
+    let full_keys: Vec<SecretKey> = (0..spec.full_nodes)
+        .map(|_| SecretKey::generate())
+        .collect();
+    let full_peers = full_keys
+        .iter()
+        .enumerate()
+        .map(|(j, k)| {
+            Ok(PeerEntry {
+                address: k.public_key().address(),
+                endpoint: addr(n + j, 0)?.into(),
+            })
+        })
+        .collect::<Result<Vec<_>, HomeError>>()?;
+    let mut full_homes = Vec::with_capacity(spec.full_nodes);
+    let mut full_rpc = Vec::with_capacity(spec.full_nodes);
+    for (j, k) in full_keys.iter().enumerate() {
+        let home = out.join(format!("full{j}"));
+        // Every validator, and the other full nodes.
+        let others = peers.iter().chain(
+            full_peers
+                .iter()
+                .filter(|p| p.address != k.public_key().address()),
+        );
+        let config = full_node_config(
+            addr(n + j, 0)?,
+            Some(addr(n + j, 1)?),
+            others.cloned().collect(),
+        );
+        write_home(&home, k, &genesis_text, &config)?;
+        full_homes.push(home);
+        full_rpc.push(addr(n + j, 1)?);
+    }
+    Ok(Testnet {
+        genesis,
+        homes,
+        rpc,
+        full_homes,
+        full_rpc,
+    })
+}
+
+/// Fresh keys for `n` validators, in validator-set (address) order.
+fn testnet_keys(n: usize) -> Vec<SecretKey> {
+    let mut keys: Vec<SecretKey> = (0..n).map(|_| SecretKey::generate()).collect();
+    keys.sort_by_key(|k| k.public_key().address());
+    keys
+}
+
+/// The genesis of a generated testnet: `keys` are the validators (power 1
+/// each), and they and the dev accounts get [`DEV_BALANCE`].
+fn testnet_genesis(spec: &TestnetSpec, keys: &[SecretKey]) -> Result<Genesis, HomeError> {
     let mut allocations: Vec<Allocation> = keys
         .iter()
         .map(|k| k.public_key().address())
@@ -217,74 +298,20 @@ pub fn write_testnet(out: &Path, spec: &TestnetSpec) -> Result<Testnet, HomeErro
         params: ChainParams::default(),
     };
     genesis.validate().map_err(err)?;
-    let genesis_text = genesis_json(&genesis)?;
-    let peers = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            Ok(PeerEntry {
-                address: k.public_key().address(),
-                endpoint: addr(i, 0)?,
-            })
-        })
-        .collect::<Result<Vec<_>, HomeError>>()?;
-    let mut homes = Vec::with_capacity(n);
-    let mut rpc = Vec::with_capacity(n);
-    for (i, k) in keys.iter().enumerate() {
-        let home = out.join(format!("node{i}"));
-        std::fs::create_dir_all(&home).map_err(|e| HomeError::io("create", &home, e))?;
-        keys::save(&home.join("node_key.json"), k).map_err(err)?;
-        write_new(&home.join("genesis.json"), &genesis_text)?;
-        let others = peers
-            .iter()
-            .filter(|p| p.address != k.public_key().address());
-        let config = node_config(addr(i, 0)?, Some(addr(i, 1)?), others.cloned().collect());
-        write_new(&config_path(&home), &config.to_toml())?;
-        homes.push(home);
-        rpc.push(addr(i, 1)?);
-    }
-    let full_keys: Vec<SecretKey> = (0..spec.full_nodes)
-        .map(|_| SecretKey::generate())
-        .collect();
-    let full_peers = full_keys
-        .iter()
-        .enumerate()
-        .map(|(j, k)| {
-            Ok(PeerEntry {
-                address: k.public_key().address(),
-                endpoint: addr(n + j, 0)?,
-            })
-        })
-        .collect::<Result<Vec<_>, HomeError>>()?;
-    let mut full_homes = Vec::with_capacity(spec.full_nodes);
-    let mut full_rpc = Vec::with_capacity(spec.full_nodes);
-    for (j, k) in full_keys.iter().enumerate() {
-        let home = out.join(format!("full{j}"));
-        std::fs::create_dir_all(&home).map_err(|e| HomeError::io("create", &home, e))?;
-        keys::save(&home.join("node_key.json"), k).map_err(err)?;
-        write_new(&home.join("genesis.json"), &genesis_text)?;
-        // Every validator, and the other full nodes.
-        let others = peers.iter().chain(
-            full_peers
-                .iter()
-                .filter(|p| p.address != k.public_key().address()),
-        );
-        let config = full_node_config(
-            addr(n + j, 0)?,
-            Some(addr(n + j, 1)?),
-            others.cloned().collect(),
-        );
-        write_new(&config_path(&home), &config.to_toml())?;
-        full_homes.push(home);
-        full_rpc.push(addr(n + j, 1)?);
-    }
-    Ok(Testnet {
-        genesis,
-        homes,
-        rpc,
-        full_homes,
-        full_rpc,
-    })
+    Ok(genesis)
+}
+
+/// Writes a node home: its key, the genesis and `config`.
+fn write_home(
+    home: &Path,
+    key: &SecretKey,
+    genesis_text: &str,
+    config: &NodeConfig,
+) -> Result<(), HomeError> {
+    std::fs::create_dir_all(home).map_err(|e| HomeError::io("create", home, e))?;
+    keys::save(&home.join("node_key.json"), key).map_err(err)?;
+    write_new(&home.join("genesis.json"), genesis_text)?;
+    write_new(&config_path(home), &config.to_toml())
 }
 
 /// A validator process's two tokio runtimes (docs/architecture.md,
@@ -411,6 +438,27 @@ pub async fn start_home_with(
     .await
 }
 
+/// The peers of `p2p` as the transport dials them: each DNS name resolved
+/// now, once (a peer whose address changes later needs a restart), to an
+/// address of the listen address's family. A name that does not resolve
+/// stops the start, naming the peer.
+pub async fn resolve_peers(p2p: &P2pSection) -> Result<Vec<PeerInfo>, HomeError> {
+    let mut peers = Vec::with_capacity(p2p.peers.len());
+    for p in &p2p.peers {
+        let socket = p.endpoint.resolve(p2p.listen).await.map_err(|e| {
+            HomeError(format!(
+                "peer {} at {}: {e} (see [[p2p.peers]] in config.toml)",
+                p.address, p.endpoint
+            ))
+        })?;
+        peers.push(PeerInfo {
+            address: p.address,
+            socket,
+        });
+    }
+    Ok(peers)
+}
+
 /// Starts the validator whose home is `home`: locks the home ([`HomeLock`]:
 /// a second node on it is told so at once), binds its RPC and metrics
 /// ports (a port in use fails the start at once, before the data
@@ -427,6 +475,7 @@ pub async fn start_home_on(
     let lock = HomeLock::acquire(home)?;
     let key = keys::load(&config.node.key_file).map_err(err)?;
     let genesis = Genesis::load(&config.node.genesis_file).map_err(err)?;
+    let peers = resolve_peers(&config.p2p).await?;
     let listeners = Listeners::bind(&config)?;
     let opts = NodeOptions {
         data_dir: config.node.data_dir.clone(),
@@ -434,15 +483,7 @@ pub async fn start_home_on(
         key,
         genesis,
         listen: config.p2p.listen,
-        peers: config
-            .p2p
-            .peers
-            .iter()
-            .map(|p| PeerInfo {
-                address: p.address,
-                socket: p.endpoint,
-            })
-            .collect(),
+        peers,
         net: config.p2p.net_config(),
         mempool_txs_max: config.mempool.txs_max,
         mempool_bytes_max: config.mempool.bytes_max,

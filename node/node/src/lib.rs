@@ -8,7 +8,9 @@
 
 pub mod config;
 pub mod genesis;
+pub mod genesis_build;
 pub mod home;
+pub mod host;
 pub mod index;
 pub mod keys;
 pub mod listen;
@@ -24,4 +26,5 @@ pub mod sender_keys;
 pub mod shutdown;
 pub mod store;
 pub mod sync;
+pub mod validator_record;
 pub mod wal;

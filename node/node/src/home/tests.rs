@@ -1,6 +1,7 @@
 //! Starting a one-validator home: listeners are bound before anything else
-//! starts, and the RPC runtime's workers can be held by clients without
-//! slowing the consensus runtime's commits.
+//! starts, peer names are resolved first, and the RPC runtime's workers
+//! can be held by clients without slowing the consensus runtime's commits.
+//! The testnet layout across hosts.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -316,4 +317,179 @@ fn the_metrics_endpoint_exports_the_rpc_counters() {
     );
     runtimes.consensus().block_on(running.shutdown()).unwrap();
     runtimes.shutdown();
+}
+
+fn hosts_spec(validators: usize) -> TestnetSpec {
+    TestnetSpec {
+        validators,
+        chain_id: 99,
+        base_port: 26_656,
+        genesis_time_ms: 1_700_000_000_000,
+        dev_accounts: vec![],
+        full_nodes: 0,
+    }
+}
+
+fn hosts(list: &[&str]) -> Vec<crate::host::Host> {
+    list.iter().map(|h| h.parse().unwrap()).collect()
+}
+
+fn load_config(home: &Path) -> NodeConfig {
+    NodeConfig::load(&config_path(home)).unwrap()
+}
+
+#[test]
+fn a_testnet_on_hosts_listens_on_every_interface_and_dials_the_other_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = [
+        "10.0.0.1",
+        "node-b.example.net",
+        "[2001:db8::3]",
+        "10.0.0.4",
+    ];
+    let layout = HostLayout {
+        hosts: hosts(&list),
+        bind_hosts: false,
+        rpc_public: false,
+    };
+    let testnet = write_testnet_on_hosts(dir.path(), &hosts_spec(4), &layout).unwrap();
+    assert_eq!(testnet.homes.len(), 4);
+    let advertised = [
+        "10.0.0.1:26656",
+        "node-b.example.net:26656",
+        "[2001:db8::3]:26656",
+        "10.0.0.4:26656",
+    ];
+    let addresses: Vec<Address> = testnet
+        .genesis
+        .validators
+        .validators()
+        .iter()
+        .map(|v| v.address)
+        .collect();
+    for (i, home) in testnet.homes.iter().enumerate() {
+        let config = load_config(home);
+        let key = keys::load(&config.node.key_file).unwrap();
+        assert_eq!(key.address(), addresses[i], "node{i} holds validator {i}");
+        let listen = if i == 2 {
+            "[::]:26656"
+        } else {
+            "0.0.0.0:26656"
+        };
+        assert_eq!(config.p2p.listen.to_string(), listen);
+        let rpc = config.rpc.unwrap().listen;
+        assert_eq!(rpc.to_string(), "127.0.0.1:26657");
+        assert_eq!(testnet.rpc[i], rpc);
+        let peers: Vec<(Address, String)> = config
+            .p2p
+            .peers
+            .iter()
+            .map(|p| (p.address, p.endpoint.to_string()))
+            .collect();
+        let expected: Vec<(Address, String)> = (0..4)
+            .filter(|j| *j != i)
+            .map(|j| (addresses[j], advertised[j].to_string()))
+            .collect();
+        assert_eq!(peers, expected);
+        let genesis = Genesis::load(&config.node.genesis_file).unwrap();
+        assert_eq!(genesis.hash(), testnet.genesis.hash());
+    }
+    // RPC open to the network when asked for.
+    let public = tempfile::tempdir().unwrap();
+    let layout = HostLayout {
+        rpc_public: true,
+        ..layout
+    };
+    let testnet = write_testnet_on_hosts(public.path(), &hosts_spec(4), &layout).unwrap();
+    assert_eq!(testnet.rpc[0].to_string(), "0.0.0.0:26657");
+    assert_eq!(testnet.rpc[2].to_string(), "[::]:26657");
+}
+
+#[test]
+fn a_testnet_on_addresses_of_one_machine_binds_each_node_to_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = HostLayout {
+        hosts: hosts(&["127.0.0.11", "127.0.0.12"]),
+        bind_hosts: true,
+        rpc_public: false,
+    };
+    let testnet = write_testnet_on_hosts(dir.path(), &hosts_spec(2), &layout).unwrap();
+    for (i, home) in testnet.homes.iter().enumerate() {
+        let config = load_config(home);
+        let me = format!("127.0.0.1{}", i + 1);
+        let other = format!("127.0.0.1{}:26656", 2 - i);
+        assert_eq!(config.p2p.listen.to_string(), format!("{me}:26656"));
+        assert_eq!(
+            config.rpc.unwrap().listen.to_string(),
+            format!("{me}:26657")
+        );
+        assert_eq!(config.p2p.peers[0].endpoint.to_string(), other);
+    }
+}
+
+#[test]
+fn a_testnet_on_hosts_refuses_what_cannot_work() {
+    let layout = |list: &[&str], bind_hosts, rpc_public| HostLayout {
+        hosts: hosts(list),
+        bind_hosts,
+        rpc_public,
+    };
+    for (layout, validators, wanted) in [
+        (
+            layout(&["10.0.0.1", "10.0.0.2"], false, false),
+            3,
+            "one validator per host",
+        ),
+        (
+            layout(&["10.0.0.1", "10.0.0.1"], false, false),
+            2,
+            "listed twice",
+        ),
+        (
+            layout(&["10.0.0.1", "b.example"], true, false),
+            2,
+            "is a name",
+        ),
+        (layout(&["10.0.0.1"], true, true), 1, "--rpc-public"),
+        (layout(&[], false, false), 0, "hosts must number"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let e = write_testnet_on_hosts(dir.path(), &hosts_spec(validators), &layout)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(wanted), "{e}");
+        assert!(!dir.path().join("node0").exists());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TestnetSpec {
+        full_nodes: 1,
+        ..hosts_spec(1)
+    };
+    let e = write_testnet_on_hosts(dir.path(), &spec, &layout(&["10.0.0.1"], false, false))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("full nodes"), "{e}");
+}
+
+#[test]
+fn a_peer_name_that_does_not_resolve_fails_the_start_naming_the_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = SecretKey::generate().address();
+    let home = one_validator_home(dir.path(), |c| {
+        c.p2p.peers.push(crate::config::PeerEntry {
+            address: stranger,
+            endpoint: "stele-no-such-host.invalid:26656".parse().unwrap(),
+        });
+    });
+    let e = small_runtime()
+        .block_on(start_home(&home, false))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!(
+            "peer {stranger} at stele-no-such-host.invalid:26656"
+        )),
+        "{e}"
+    );
+    assert!(!home.join("data").exists(), "the node opened its data: {e}");
 }
