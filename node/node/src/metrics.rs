@@ -379,6 +379,7 @@ impl NodeMetrics {
         set("malformed", c.dropped_malformed);
         set("non_validator", c.dropped_non_validator);
         set("bad_signature", c.dropped_bad_signature);
+        set("wrong_epoch", c.dropped_wrong_epoch);
         set("wrong_view", c.dropped_wrong_view);
         set("out_of_window", c.dropped_out_of_window);
         set("invalid", c.dropped_invalid);
