@@ -422,14 +422,81 @@ pub async fn account(ctx: &Ctx, a: AccountArgs) -> Res {
 
 #[derive(Args, Debug)]
 pub struct ValidatorsArgs {
+    #[command(subcommand)]
+    pub action: Option<ValidatorsAction>,
     /// Read the set after this height (default: the latest).
     #[arg(long)]
     pub height: Option<u64>,
 }
 
+#[derive(clap::Subcommand, Debug)]
+pub enum ValidatorsAction {
+    /// Sign a proposed set with the --from key, proving this key is held
+    /// (every key new to the set must); prints the signature to pass to
+    /// `vote --proof`.
+    Prove(SetArgs),
+    /// Vote, with the --from key (a validator's of the current epoch), for
+    /// the set in --set as the next epoch's; more than two thirds of the
+    /// epoch's power for the same set decides it.
+    Vote {
+        #[command(flatten)]
+        set: SetArgs,
+        /// The new keys' signatures from `prove`, any order.
+        #[arg(long = "proof")]
+        proofs: Vec<stele_types::Signature>,
+        #[command(flatten)]
+        tx: TxOpts,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SetArgs {
+    /// A JSON file: the whole proposed set, a list of
+    /// `{"address", "public_key", "power"}`.
+    #[arg(long)]
+    pub set: std::path::PathBuf,
+    /// The epoch the change is for (default: the current one).
+    #[arg(long)]
+    pub epoch: Option<u64>,
+}
+
+impl SetArgs {
+    /// The set in the file (any order), and the epoch.
+    async fn load(&self, client: &Client) -> Res<(u64, stele_types::ValidatorSet, u64)> {
+        let text = std::fs::read_to_string(&self.set)
+            .map_err(|e| CliError::new(format!("cannot read {}: {e}", self.set.display())))?;
+        let mut list: Vec<stele_types::Validator> = serde_json::from_str(&text).map_err(|e| {
+            CliError::new(format!(
+                "{} is not a validator list: {e}",
+                self.set.display()
+            ))
+        })?;
+        list.sort_by_key(|v| v.address);
+        let set = stele_types::ValidatorSet::new(list).map_err(|e| {
+            CliError::new(format!(
+                "{} is not a validator set: {e}",
+                self.set.display()
+            ))
+        })?;
+        let chain_id = client.get_status().await?.chain_id;
+        let epoch = match self.epoch {
+            Some(e) => e,
+            None => client.get_validators(None).await?.epoch,
+        };
+        Ok((chain_id, set, epoch))
+    }
+}
+
 /// `stele validators`: the current epoch, its validators and the change
-/// decided in it (ADR 0010).
+/// decided in it (ADR 0010); `prove` and `vote` change it.
 pub async fn validators(ctx: &Ctx, a: ValidatorsArgs) -> Res {
+    match a.action {
+        None => {}
+        Some(ValidatorsAction::Prove(set)) => return prove_key(ctx, set).await,
+        Some(ValidatorsAction::Vote { set, proofs, tx }) => {
+            return vote_validators(ctx, set, proofs, tx).await;
+        }
+    }
     let client = ctx.client().await?;
     let info = client.get_validators(a.height).await?;
     let list = |set: &stele_types::ValidatorSet| -> String {
@@ -465,6 +532,80 @@ pub async fn validators(ctx: &Ctx, a: ValidatorsArgs) -> Res {
             s
         },
         json!(info),
+    );
+    Ok(())
+}
+
+async fn prove_key(ctx: &Ctx, a: SetArgs) -> Res {
+    let client = ctx.client().await?;
+    let (chain_id, set, epoch) = a.load(&client).await?;
+    let key = ctx.keystore().load_secret(&ctx.global.from)?;
+    let change = stele_types::validator_change_hash(chain_id, epoch, &set);
+    let signature = key.sign_digest(&change);
+    ctx.out(
+        || format!("{signature}"),
+        json!({"address": key.address(), "epoch": epoch, "set": set.hash(), "signature": signature}),
+    );
+    Ok(())
+}
+
+async fn vote_validators(
+    ctx: &Ctx,
+    a: SetArgs,
+    proofs: Vec<stele_types::Signature>,
+    opts: TxOpts,
+) -> Res {
+    let client = ctx.client().await?;
+    let (chain_id, set, epoch) = a.load(&client).await?;
+    let current = client.get_validators(None).await?.validators;
+    let change = stele_types::validator_change_hash(chain_id, epoch, &set);
+    // The proofs in set order, each matched to its new key.
+    let mut possession = Vec::new();
+    for v in set.validators() {
+        if current.index_of(&v.address).is_some() {
+            continue;
+        }
+        let proof = proofs
+            .iter()
+            .find(|s| v.public_key.verify(&change, s).is_ok())
+            .ok_or_else(|| {
+                CliError::new(format!(
+                    "no --proof from the new key {}: run `stele validators prove` with it",
+                    v.address
+                ))
+            })?;
+        possession.push(*proof);
+    }
+    let signer = ctx.signer()?;
+    let sent = send(ctx, &client, &signer, &opts, None, |b| {
+        b.vote_validators(epoch, set.clone(), possession.clone())
+    })
+    .await?;
+    let r = &sent.receipt.receipt;
+    if r.status != ExecStatus::Success {
+        return Err(failure_error(
+            "the vote was refused",
+            r.status,
+            None,
+            Some(&String::from_utf8_lossy(&r.output)),
+        ));
+    }
+    let decided = r.output == [1];
+    ctx.out(
+        || {
+            format!(
+                "voted for {} in epoch {epoch}{}\ntx:       {}\nblock:    {}",
+                set.hash(),
+                if decided {
+                    ": the change is decided"
+                } else {
+                    ""
+                },
+                sent.hash,
+                sent.receipt.block_height
+            )
+        },
+        json!({"hash": sent.hash, "epoch": epoch, "set": set.hash(), "decided": decided}),
     );
     Ok(())
 }

@@ -224,6 +224,22 @@ fn contracts_through_the_cli_on_a_devnet() {
     let block = cli.ok(&["block", &t["block_height"].to_string()]);
     assert_eq!(block["block"]["header"]["height"], t["block_height"]);
 
+    // The validator set (ADR 0010): one epoch of four validators, nothing
+    // decided. A vote from a key outside the set is refused on chain, its
+    // reason in the error.
+    let set = cli.ok(&["validators"]);
+    assert_eq!(set["epoch"], 0);
+    assert!(set["pending"].is_null(), "{set}");
+    let members = set["validators"].as_array().unwrap();
+    assert_eq!(members.len(), 4);
+    let smaller = cli.home.join("three.json");
+    std::fs::write(&smaller, serde_json::to_string(&members[..3]).unwrap()).unwrap();
+    let e = cli.err(&["validators", "vote", "--set", smaller.to_str().unwrap()]);
+    assert!(
+        e.to_string().contains("is not a validator of epoch 0"),
+        "{e}"
+    );
+
     // Build prints size and code hash; deploy by crate folder.
     let token_dir = contracts().join("token");
     let built = cli.ok(&["build", token_dir.to_str().unwrap()]);

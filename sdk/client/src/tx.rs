@@ -1,7 +1,10 @@
 //! Building and signing transactions.
 
 use stele_types::codec::Encode;
-use stele_types::{Address, Amount, Hash, SecretKey, SignedTransaction, Transaction, TxPayload};
+use stele_types::{
+    Address, Amount, Hash, SecretKey, Signature, SignedTransaction, Transaction, TxPayload,
+    ValidatorSet,
+};
 
 /// Signs transactions with one secret key.
 #[derive(Debug)]
@@ -88,6 +91,21 @@ impl TxBuilder {
     /// A native-token transfer.
     pub fn transfer(&self, to: Address, amount: Amount) -> Transaction {
         self.with(TxPayload::Transfer { to, amount })
+    }
+
+    /// A validator's vote for `validators` as the set after `epoch` (ADR
+    /// 0010), with the new keys' possession proofs in set order.
+    pub fn vote_validators(
+        &self,
+        epoch: u64,
+        validators: ValidatorSet,
+        possession: Vec<Signature>,
+    ) -> Transaction {
+        self.with(TxPayload::VoteValidators {
+            epoch,
+            validators,
+            possession,
+        })
     }
 
     /// A contract deploy; the new address is `Address::contract(sender, nonce)`.
