@@ -597,7 +597,16 @@ pub async fn proof(ctx: &Ctx, a: ProofArgs) -> Res {
     if p.contract != a.contract || p.key.0 != key {
         return fail("the node answered a proof for another key");
     }
-    verify_storage_proof(&p, genesis.chain_id, &genesis.validators).map_err(|e| {
+    // The set of the proof's epoch, followed from the genesis set through
+    // the epochs' certified last blocks (ADR 0010).
+    let set = client
+        .validators_for_block(p.header.height, genesis.chain_id, &genesis.validators)
+        .await
+        .map_err(|e| {
+            CliError::new(format!("the proof does NOT verify: {e}"))
+                .hint("this node's answer cannot be trusted")
+        })?;
+    verify_storage_proof(&p, genesis.chain_id, &set).map_err(|e| {
         CliError::new(format!("the proof does NOT verify: {e}"))
             .hint("this node's answer cannot be trusted")
     })?;
@@ -625,8 +634,9 @@ pub async fn proof(ctx: &Ctx, a: ProofArgs) -> Res {
     ctx.out(
         || {
             let mut s = format!(
-                "verified against {} validators at height {} (state root {})\nkey:   0x{}\nvalue: {}",
-                genesis.validators.len(),
+                "verified against the {} validators of epoch {} at height {} (state root {})\nkey:   0x{}\nvalue: {}",
+                set.len(),
+                p.header.epoch,
                 p.header.height,
                 p.header.state_root,
                 hex::encode(&key),

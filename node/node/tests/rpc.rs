@@ -2624,3 +2624,109 @@ async fn a_read_of_a_height_about_to_commit_waits_for_it() {
     let page = asked.await.unwrap().unwrap();
     assert_eq!(page.to_height, next + 1);
 }
+
+/// ADR 0010 through the RPC: validators vote a fifth one in; the next
+/// epoch's blocks are certified by the new set, which `get_validators`
+/// serves and a client holding only the genesis set reaches by walking the
+/// epoch's certified last block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_follows_the_chain_of_validator_sets_from_the_genesis() {
+    let node = TestNode::start(RpcConfig::default()).await;
+    let client = Client::connect(&node.http()).await.unwrap();
+    // Fund the validators and the joiner, who pay for their votes.
+    for (nonce, to) in (100..=104).enumerate() {
+        let tx = signed(
+            1,
+            nonce as u64,
+            100_000,
+            TxPayload::Transfer {
+                to: key(to).address(),
+                amount: 10u128.pow(20),
+            },
+        );
+        client.send_transaction(&tx.to_bytes()).await.unwrap();
+    }
+    node.commit().await;
+    let mut five: Vec<Validator> = (100..=104)
+        .map(|n| Validator {
+            address: key(n).address(),
+            public_key: key(n).public_key(),
+            power: 1,
+        })
+        .collect();
+    five.sort_by_key(|v| v.address);
+    let five = ValidatorSet::new(five).unwrap();
+    let proof = key(104).sign_digest(&validator_change_hash(CHAIN, 0, &five));
+    for voter in [100, 101, 102] {
+        let vote = signed(
+            voter,
+            0,
+            1_000_000,
+            TxPayload::VoteValidators {
+                epoch: 0,
+                validators: five.clone(),
+                possession: vec![proof],
+            },
+        );
+        client.send_transaction(&vote.to_bytes()).await.unwrap();
+    }
+    node.commit().await;
+    let decided = client.get_validators(None).await.unwrap();
+    assert_eq!(decided.epoch, 0);
+    let pending = decided.pending.expect("three of four voted");
+    assert_eq!((pending.decided_at, pending.last_height), (2, 16));
+    assert_eq!(pending.validators, five);
+    while node.height() < 17 {
+        node.commit().await;
+    }
+    let now = client.get_validators(None).await.unwrap();
+    assert_eq!(
+        (
+            now.epoch,
+            now.epoch_start_height,
+            &now.validators,
+            &now.pending
+        ),
+        (1, 17, &five, &None)
+    );
+    // The client trusts the genesis set only.
+    let genesis = validators();
+    assert_eq!(
+        client
+            .validators_for_block(16, CHAIN, &genesis)
+            .await
+            .unwrap(),
+        genesis
+    );
+    let set = client
+        .validators_for_block(17, CHAIN, &genesis)
+        .await
+        .unwrap();
+    assert_eq!(set, five);
+    let block = client.get_block(BlockId::Height(17)).await.unwrap();
+    assert_eq!(block.certificate.epoch, 1);
+    block
+        .certificate
+        .verify_header(&block.block.header, &set)
+        .unwrap();
+    assert!(
+        block
+            .certificate
+            .verify_header(&block.block.header, &genesis)
+            .is_err()
+    );
+    // A set the genesis does not lead to is refused.
+    let stranger = ValidatorSet::new(vec![Validator {
+        address: key(9).address(),
+        public_key: key(9).public_key(),
+        power: 1,
+    }])
+    .unwrap();
+    assert!(matches!(
+        client.validators_for_block(17, CHAIN, &stranger).await,
+        Err(stele_client::ClientError::Verify(VerifyError::SetChain {
+            height: 16,
+            ..
+        }))
+    ));
+}

@@ -402,17 +402,22 @@ impl Client {
     }
 
     /// A storage value that does not rely on trusting the node: the proof
-    /// is checked against a header certified by `validators`.
+    /// is checked against a header certified by the set of its epoch, which
+    /// is found from `genesis` (the genesis validator set) by
+    /// [`Client::validators_for_block`].
     pub async fn get_storage_verified(
         &self,
         chain_id: u64,
-        validators: &ValidatorSet,
+        genesis: &ValidatorSet,
         contract: Address,
         key: &[u8],
         height: Option<u64>,
     ) -> Result<Option<Vec<u8>>, ClientError> {
         let proof = self.get_storage_proof(contract, key, height).await?;
-        verify_storage_proof(&proof, chain_id, validators)?;
+        let set = self
+            .validators_for_block(proof.header.height, chain_id, genesis)
+            .await?;
+        verify_storage_proof(&proof, chain_id, &set)?;
         Ok(proof.value.map(|v| v.0))
     }
 
@@ -493,6 +498,70 @@ impl Client {
     /// The validator set and epoch after `height` (the latest by default).
     pub async fn get_validators(&self, height: Option<u64>) -> Result<ValidatorsInfo, ClientError> {
         call!(self, get_validators(height))
+    }
+
+    /// The validator set that certifies block `height`, trusting only
+    /// `genesis` (the genesis set of chain `chain_id`), not this node
+    /// (ADR 0010). It finds the epochs' boundaries below `height` with
+    /// `get_validators`, then walks them from the genesis: each epoch's
+    /// last block must be certified, in that epoch, by the set known for
+    /// it, and its header must name the next set the node gives. One
+    /// block and two small reads per epoch.
+    pub async fn validators_for_block(
+        &self,
+        height: u64,
+        chain_id: u64,
+        genesis: &ValidatorSet,
+    ) -> Result<ValidatorSet, ClientError> {
+        let broken = |height: u64, reason: String| VerifyError::SetChain { height, reason };
+        // The first heights of the epochs up to `height`'s, newest first.
+        let mut starts = Vec::new();
+        let mut at = height.saturating_sub(1);
+        loop {
+            let info = self.get_validators(Some(at)).await?;
+            if info.epoch == 0 {
+                break;
+            }
+            if info.epoch_start_height == 0 || info.epoch_start_height > at + 1 {
+                return Err(broken(at, "the node gives an impossible epoch start".into()).into());
+            }
+            starts.push((info.epoch, info.epoch_start_height));
+            if starts.len() as u64 > info.epoch {
+                return Err(broken(at, "more epochs than the epoch number".into()).into());
+            }
+            at = info.epoch_start_height.saturating_sub(2);
+            if info.epoch_start_height < 2 {
+                break;
+            }
+        }
+        let mut set = genesis.clone();
+        let mut epoch = 0;
+        for (next_epoch, start) in starts.into_iter().rev() {
+            if next_epoch != epoch + 1 {
+                return Err(
+                    broken(start, format!("epoch {next_epoch} follows epoch {epoch}")).into(),
+                );
+            }
+            let last = start - 1;
+            let block = self.get_block(BlockId::Height(last)).await?;
+            let header = &block.block.header;
+            if header.chain_id != chain_id || header.epoch != epoch {
+                return Err(
+                    broken(last, "the last block is of another chain or epoch".into()).into(),
+                );
+            }
+            block
+                .certificate
+                .verify_header(header, &set)
+                .map_err(|e| broken(last, e.to_string()))?;
+            let next = self.get_validators(Some(last)).await?.validators;
+            if next.hash() != header.next_validators_hash {
+                return Err(broken(last, "the header names another next set".into()).into());
+            }
+            set = next;
+            epoch = next_epoch;
+        }
+        Ok(set)
     }
 
     fn ws(&self) -> Result<&WsClient, ClientError> {

@@ -17,6 +17,11 @@ pub enum VerifyError {
     Certificate(#[from] CertificateError),
     #[error("Merkle proof does not match the certified state root: {0}")]
     Proof(#[from] ProofError),
+    /// The chain of validator sets from the genesis does not hold (ADR
+    /// 0010): an epoch's last block is not certified by the set known for
+    /// it, or does not name the set the node gives for the next epoch.
+    #[error("the chain of validator sets breaks at height {height}: {reason}")]
+    SetChain { height: u64, reason: String },
 }
 
 /// Verifies `proof` for chain `chain_id` with validator set `validators`:

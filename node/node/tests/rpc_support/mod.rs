@@ -35,6 +35,14 @@ pub fn validator_keys() -> Vec<SecretKey> {
     keys
 }
 
+/// The key of a validator of any epoch: keys 100 to 109.
+pub fn key_of(address: &Address) -> SecretKey {
+    (100..110)
+        .map(key)
+        .find(|k| k.address() == *address)
+        .expect("validators' keys are keys 100 to 109")
+}
+
 pub fn validators() -> ValidatorSet {
     ValidatorSet::new(
         validator_keys()
@@ -273,12 +281,19 @@ fn commit_block(
         &base,
     );
     let height = parent + 1;
+    // The epoch and set of this block, as its parent's state says (ADR
+    // 0010); the set's members sign its certificate.
+    let (info, set, _) = stele_exec::governance::epoch_on(&base).unwrap();
     let env = BlockEnv {
         height,
         timestamp_ms: genesis_time_ms + 1000 * height,
-        proposer: validator_keys()[0].address(),
+        proposer: set.primary(0).address,
     };
     let out = executor.execute_block(base, &env, &txs).unwrap();
+    let next_validators_hash = stele_exec::governance::installed_set(&out.writes)
+        .unwrap()
+        .unwrap_or_else(|| set.clone())
+        .hash();
     let mut guard = state.write().unwrap();
     let parent_hash = BlockReader::new(&guard)
         .block(parent)
@@ -289,7 +304,7 @@ fn commit_block(
         header: BlockHeader {
             chain_id: CHAIN,
             height,
-            epoch: 0,
+            epoch: info.epoch,
             view: 0,
             parent_hash,
             tx_root: list_root(&txs.iter().map(SignedTransaction::hash).collect::<Vec<_>>()),
@@ -297,24 +312,25 @@ fn commit_block(
             receipts_root: out.receipts_root,
             timestamp_ms: env.timestamp_ms,
             proposer: env.proposer,
-            next_validators_hash: Hash::ZERO,
+            next_validators_hash,
         },
         txs,
     };
     let mut certificate = CommitCertificate {
         height,
-        epoch: 0,
+        epoch: info.epoch,
         view: 0,
         block_hash: block.hash(),
         signatures: vec![],
     };
     let digest = certificate.digest(CHAIN);
-    certificate.signatures = validator_keys()
+    certificate.signatures = set
+        .validators()
         .iter()
         .enumerate()
-        .map(|(i, k)| CommitSignature {
+        .map(|(i, v)| CommitSignature {
             validator: i as u32,
-            signature: k.sign_digest(&digest),
+            signature: key_of(&v.address).sign_digest(&digest),
         })
         .collect();
     let mut prepared =
