@@ -37,3 +37,23 @@ pub struct Counters {
     /// (view, seq, phase); nonzero only after a bug or a bad restart.
     pub double_sign_refused: u64,
 }
+
+impl Counters {
+    /// These counts plus `other`'s (a node adds up its epochs' replicas).
+    pub fn plus(&self, other: &Counters) -> Counters {
+        Counters {
+            dropped_oversized: self.dropped_oversized + other.dropped_oversized,
+            dropped_malformed: self.dropped_malformed + other.dropped_malformed,
+            dropped_non_validator: self.dropped_non_validator + other.dropped_non_validator,
+            dropped_bad_signature: self.dropped_bad_signature + other.dropped_bad_signature,
+            dropped_wrong_epoch: self.dropped_wrong_epoch + other.dropped_wrong_epoch,
+            dropped_wrong_view: self.dropped_wrong_view + other.dropped_wrong_view,
+            dropped_out_of_window: self.dropped_out_of_window + other.dropped_out_of_window,
+            dropped_invalid: self.dropped_invalid + other.dropped_invalid,
+            duplicates: self.duplicates + other.duplicates,
+            unneeded_votes: self.unneeded_votes + other.unneeded_votes,
+            equivocations: self.equivocations + other.equivocations,
+            double_sign_refused: self.double_sign_refused + other.double_sign_refused,
+        }
+    }
+}

@@ -152,6 +152,7 @@ impl Node {
                     msg_limits,
                     consensus: opts.consensus.clone(),
                     budgets,
+                    counters: Default::default(),
                 };
                 driver.replicas = Some(replicas);
                 let first = match replica {

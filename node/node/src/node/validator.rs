@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use stele_consensus::{Evidence, Input, Message, MessageLimits, Record, Replica, SignedMessage};
+use stele_consensus::{
+    Counters, Evidence, Input, Message, MessageLimits, Record, Replica, SignedMessage,
+};
 use stele_types::{Address, Hash};
 use tracing::{debug, info, warn};
 
@@ -48,6 +50,8 @@ pub(super) struct Standby {
     pub(super) msg_limits: MessageLimits,
     pub(super) consensus: ConsensusOptions,
     pub(super) budgets: Arc<PeerBudgets>,
+    /// The consensus counters of the replicas it ran before.
+    pub(super) counters: Counters,
 }
 
 pub(super) struct Validator {
@@ -71,6 +75,9 @@ pub(super) struct Validator {
     equivocation_log: LogLimit<u32>,
     /// Peers' signature-check budgets: an equivocation costs its signer.
     budgets: Arc<PeerBudgets>,
+    /// The counters of this node's replicas of finished epochs: the
+    /// metrics count across epochs.
+    counters_before: Counters,
 }
 
 impl Validator {
@@ -81,6 +88,7 @@ impl Validator {
             msg_limits,
             consensus,
             budgets,
+            counters,
         } = standby;
         let validators = replica.validators().len();
         let me = replica
@@ -102,6 +110,7 @@ impl Validator {
             recent: Recent::default(),
             equivocation_log: LogLimit::new(EQUIVOCATION_LOG_INTERVAL, validators),
             budgets,
+            counters_before: counters,
         }
     }
 
@@ -117,6 +126,7 @@ impl Validator {
             validators = replica.validators().len(),
             "validating in a new epoch"
         );
+        self.counters_before = self.counters_before.plus(self.replica.counters());
         self.replica = replica;
         self.proposal.forget();
         self.waiting.clear();
@@ -139,6 +149,7 @@ impl Validator {
             mark: self.mark,
             msg_limits: self.msg_limits,
             consensus: self.consensus,
+            counters: self.counters_before.plus(self.replica.counters()),
             budgets: self.budgets,
         })
     }
@@ -365,7 +376,7 @@ impl Validator {
             .store(self.replica.stable_seq(), Ordering::Relaxed);
         shared
             .metrics
-            .record_consensus_counters(self.replica.counters());
+            .record_consensus_counters(&self.counters_before.plus(self.replica.counters()));
     }
 
     /// Syncs the database's log once more at a clean stop, so the last
