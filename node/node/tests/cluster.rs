@@ -1204,18 +1204,31 @@ impl Cluster {
 /// next one, which the state after it holds; the tip's certificate
 /// verifies with the set reached that way. Returns the epochs walked.
 fn verify_from_genesis(node: &Node, genesis: &Genesis) -> u64 {
-    let state = node.shared().state().read().unwrap();
-    let reader = BlockReader::new(&state);
-    let tip = state.latest_version().unwrap();
+    // Each read takes the state lock on its own: holding a read guard
+    // across another read deadlocks once a commit waits to write.
+    let read = |h: u64| {
+        let state = node.shared().state().read().unwrap();
+        let reader = BlockReader::new(&state);
+        (
+            reader.block(h).unwrap().unwrap(),
+            reader.certificate(h).unwrap().unwrap(),
+        )
+    };
+    let tip = node
+        .shared()
+        .state()
+        .read()
+        .unwrap()
+        .latest_version()
+        .unwrap();
     let mut set = genesis.validators.clone();
     let mut epoch = 0;
     for h in 1..=tip {
-        let block = reader.block(h).unwrap().unwrap();
+        let (block, cert) = read(h);
         let ends = block.header.next_validators_hash != set.hash();
         if !ends && h != tip {
             continue;
         }
-        let cert = reader.certificate(h).unwrap().unwrap();
         assert_eq!(cert.epoch, epoch, "certificate of block {h}");
         cert.verify_header(&block.header, &set)
             .unwrap_or_else(|e| panic!("block {h} of epoch {epoch}: {e}"));
