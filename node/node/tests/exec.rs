@@ -1010,20 +1010,11 @@ proptest::proptest! {
 
 // ---- validator set changes (ADR 0010) ---------------------------------
 
-/// A chain with validators `keys` (power 1 each) and K = 4; they and the
+/// A chain with validators `validators` (power 1 each) and K = 4; they and the
 /// joiners 104 and 105 are funded.
 fn governed_chain(validators: &[u8]) -> Chain {
     let mut g = genesis();
-    let mut set: Vec<Validator> = validators
-        .iter()
-        .map(|n| Validator {
-            address: key(*n).address(),
-            public_key: key(*n).public_key(),
-            power: 1,
-        })
-        .collect();
-    set.sort_by_key(|v| v.address);
-    g.validators = ValidatorSet::new(set).unwrap();
+    g.validators = set_of(validators);
     g.allocations
         .extend(validators.iter().chain(&[104, 105]).map(|n| Allocation {
             address: key(*n).address(),
