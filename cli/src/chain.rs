@@ -666,11 +666,14 @@ pub async fn tx(ctx: &Ctx, a: TxArgs) -> Res {
         } => format!("call {contract}.{method}, value {value}"),
         TxPayload::VoteValidators {
             epoch, validators, ..
-        } => format!(
-            "vote for {} validators after epoch {epoch} (set {})",
-            validators.len(),
-            validators.hash()
-        ),
+        } => match stele_types::ValidatorSet::new(validators.clone()) {
+            Ok(set) => format!(
+                "vote for {} validators after epoch {epoch} (set {})",
+                set.len(),
+                set.hash()
+            ),
+            Err(e) => format!("vote after epoch {epoch} for validators that are no set ({e})"),
+        },
     };
     ctx.out(
         || {

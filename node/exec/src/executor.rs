@@ -506,7 +506,7 @@ impl Executor {
                 validators,
                 possession,
             } => {
-                let gas = crate::governance::vote_gas(validators, possession.len());
+                let gas = crate::governance::vote_gas(validators.len(), possession.len());
                 if gas > vm_gas {
                     (
                         ExecStatus::OutOfGas,

@@ -14,7 +14,7 @@
 
 use stele_types::codec::{Decode, DecodeError, Encode, Limits, Reader, decode};
 use stele_types::proof::{Namespace, StateKey};
-use stele_types::{Address, Hash, Signature, ValidatorSet};
+use stele_types::{Address, Hash, Signature, Validator, ValidatorSet};
 use stele_vm::WorldError;
 
 use super::world::StateWorld;
@@ -33,9 +33,10 @@ pub const KEY_PENDING: &[u8] = b"gov/pending";
 /// Gas a vote costs on top of the intrinsic gas: reading and writing the
 /// ballot...
 pub const VOTE_GAS_BASE: u64 = 100_000;
-/// ...plus this much per validator of the proposed set (the set's checks
-/// and the tally) and per possession proof checked.
-pub const VOTE_GAS_PER_VALIDATOR: u64 = 2_000;
+/// ...plus this much per validator of the proposed set (checking its key
+/// and address, about 12 µs, and the tally) and per possession proof
+/// checked.
+pub const VOTE_GAS_PER_VALIDATOR: u64 = 5_000;
 pub const VOTE_GAS_PER_PROOF: u64 = 50_000;
 
 /// The epoch the next block belongs to.
@@ -182,10 +183,11 @@ pub fn pending(world: &StateWorld) -> Result<Option<PendingChange>, WorldError> 
     read(world, KEY_PENDING)
 }
 
-/// Gas a vote for `validators` with `proofs` possession proofs costs.
-pub fn vote_gas(validators: &ValidatorSet, proofs: usize) -> u64 {
+/// Gas a vote for a set of `validators` with `proofs` possession proofs
+/// costs.
+pub fn vote_gas(validators: usize, proofs: usize) -> u64 {
     VOTE_GAS_BASE
-        .saturating_add(VOTE_GAS_PER_VALIDATOR.saturating_mul(validators.len() as u64))
+        .saturating_add(VOTE_GAS_PER_VALIDATOR.saturating_mul(validators as u64))
         .saturating_add(VOTE_GAS_PER_PROOF.saturating_mul(proofs as u64))
 }
 
@@ -209,9 +211,14 @@ pub(crate) fn vote(
     height: u64,
     sender: Address,
     epoch: u64,
-    next: &ValidatorSet,
+    next: &[Validator],
     possession: &[Signature],
 ) -> Result<Result<VoteOutcome, String>, WorldError> {
+    let next = match ValidatorSet::new(next.to_vec()) {
+        Ok(set) => set,
+        Err(e) => return Ok(Err(format!("the proposed validators are no set: {e}"))),
+    };
+    let next = &next;
     let info = epoch_info(world)?;
     if epoch != info.epoch {
         return Ok(Err(format!(

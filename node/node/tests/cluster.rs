@@ -1176,7 +1176,7 @@ impl Cluster {
                 gas_price: 1,
                 payload: TxPayload::VoteValidators {
                     epoch,
-                    validators: next.clone(),
+                    validators: next.validators().to_vec(),
                     possession: proofs.iter().map(|(_, s)| *s).collect(),
                 },
             }

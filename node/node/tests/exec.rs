@@ -1057,7 +1057,7 @@ fn vote(
         nonce,
         TxPayload::VoteValidators {
             epoch,
-            validators: next.clone(),
+            validators: next.validators().to_vec(),
             possession: proofs.into_iter().map(|(_, s)| s).collect(),
         },
     )
@@ -1153,7 +1153,7 @@ fn votes_without_standing_or_proof_are_refused_and_pay_their_gas() {
             1,
             TxPayload::VoteValidators {
                 epoch: 0,
-                validators: next.clone(),
+                validators: next.validators().to_vec(),
                 possession: vec![key(105).sign_digest(&change)],
             },
         )
@@ -1165,7 +1165,7 @@ fn votes_without_standing_or_proof_are_refused_and_pay_their_gas() {
         gas_price: 3,
         payload: TxPayload::VoteValidators {
             epoch: 0,
-            validators: next.clone(),
+            validators: next.validators().to_vec(),
             possession: vec![],
         },
     }
@@ -1204,6 +1204,24 @@ fn votes_without_standing_or_proof_are_refused_and_pay_their_gas() {
         "gas is paid"
     );
     assert_eq!(governance(&chain).2, None);
+    // A list that is no set (out of address order) decodes, and is refused
+    // when the vote runs, which its gas pays for.
+    let mut unsorted = next.validators().to_vec();
+    unsorted.reverse();
+    let r = chain
+        .apply(vec![signed(
+            103,
+            0,
+            TxPayload::VoteValidators {
+                epoch: 0,
+                validators: unsorted,
+                possession: vec![],
+            },
+        )])
+        .unwrap();
+    assert_eq!(r[0].status, ExecStatus::Failed);
+    let reason = String::from_utf8(r[0].output.clone()).unwrap();
+    assert!(reason.contains("no set"), "{reason}");
     // Nothing was counted: three honest votes are still needed.
     chain
         .apply(vec![

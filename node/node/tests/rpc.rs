@@ -2664,7 +2664,7 @@ async fn a_client_follows_the_chain_of_validator_sets_from_the_genesis() {
             1_000_000,
             TxPayload::VoteValidators {
                 epoch: 0,
-                validators: five.clone(),
+                validators: five.validators().to_vec(),
                 possession: vec![proof],
             },
         );

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::address::Address;
-use crate::block::ValidatorSet;
+use crate::block::{Validator, ValidatorSet};
 use crate::codec::{Decode, DecodeError, Encode, Reader, put_bytes, put_seq};
 use crate::crypto::{CryptoError, SecretKey, Signature};
 use crate::hash::{Hash, domain, keccak256, keccak256_parts};
@@ -64,9 +64,14 @@ pub enum TxPayload {
     /// each key of `validators` that the current set lacks, in set order,
     /// its signature over [`validator_change_hash`]: nobody can name a key
     /// it does not hold.
+    ///
+    /// `validators` is a list, not a [`ValidatorSet`]: decoding one checks
+    /// every key (about 12 µs each), which a transaction on the wire must
+    /// not cost before anyone pays. The vote checks the list as a set when
+    /// it executes, paid by its gas.
     VoteValidators {
         epoch: u64,
-        validators: ValidatorSet,
+        validators: Vec<Validator>,
         possession: Vec<Signature>,
     },
 }
@@ -146,7 +151,7 @@ impl Encode for TxPayload {
             } => {
                 out.push(TAG_VOTE_VALIDATORS);
                 epoch.encode_to(out);
-                validators.encode_to(out);
+                put_seq(out, validators);
                 put_seq(out, possession);
             }
         }
@@ -188,7 +193,12 @@ impl Decode for TxPayload {
             }
             TAG_VOTE_VALIDATORS => Ok(TxPayload::VoteValidators {
                 epoch: r.u64("epoch")?,
-                validators: ValidatorSet::decode_from(r)?,
+                validators: r.seq(
+                    limits.validators_max,
+                    61,
+                    "validators",
+                    Validator::decode_from,
+                )?,
                 possession: r.seq(limits.validators_max, 65, "possession proofs", |r| {
                     Signature::decode_from(r)
                 })?,

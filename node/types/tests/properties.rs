@@ -55,7 +55,7 @@ fn payload() -> impl Strategy<Value = TxPayload> {
             validators.sort_by_key(|v| v.address);
             TxPayload::VoteValidators {
                 epoch,
-                validators: ValidatorSet::new(validators).expect("sorted distinct keys"),
+                validators,
                 possession: vec![Signature([7; 65]); proofs],
             }
         }),

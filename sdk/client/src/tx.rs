@@ -103,7 +103,7 @@ impl TxBuilder {
     ) -> Transaction {
         self.with(TxPayload::VoteValidators {
             epoch,
-            validators,
+            validators: validators.into(),
             possession,
         })
     }
