@@ -339,6 +339,15 @@ pub fn installed_set(writes: &stele_state::WriteSet) -> Result<Option<ValidatorS
     }
 }
 
+/// Whether `writes` change what [`epoch_on`] reads (the set, the epoch or
+/// the decided change): otherwise the epoch after them is the one before,
+/// and a caller that knows it need not read it again.
+pub fn touches_epoch(writes: &stele_state::WriteSet) -> bool {
+    [KEY_VALIDATORS, KEY_EPOCH, KEY_PENDING]
+        .iter()
+        .any(|k| writes.contains_key(&system(k)))
+}
+
 /// What a block on `base` belongs to: its epoch, the set that certifies
 /// it, and the change decided so far in the epoch.
 pub fn epoch_on(

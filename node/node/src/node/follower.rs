@@ -162,6 +162,17 @@ impl Follower {
         ))
     }
 
+    /// The epoch of a block on `base`: the tip's, read once per change,
+    /// unless the uncommitted blocks below it changed the epoch's records
+    /// (a vote decided, or a set was installed). Reading it means decoding
+    /// the set and checking each key, which every block need not pay.
+    pub(super) fn epoch_on(&self, base: &StateBase) -> Result<Arc<EpochView>, NodeError> {
+        match &base.pending {
+            Some(w) if governance::touches_epoch(w) => Ok(Arc::new(EpochView::on(base)?)),
+            _ => Ok(self.epoch.clone()),
+        }
+    }
+
     /// Keeps an executed block until its commit (or until it is the oldest
     /// of [`EXECUTED_MAX`]).
     pub(super) fn remember(&mut self, hash: Hash, executed: Executed) {
@@ -283,17 +294,18 @@ impl Follower {
         let executor = self.shared.executor.clone();
         let state = self.shared.state.clone();
         let base = self.base_on(&block.header.parent_hash, block.header.height);
+        // The epoch, its set and so the primary come from the parent's
+        // state (ADR 0010).
+        let epoch = base.as_ref().map(|b| self.epoch_on(b));
         let exec = self.exec.clone();
         async move {
-            let Some(base) = base else {
+            let (Some(base), Some(epoch)) = (base, epoch) else {
                 return Ok(Err(BlockRejected::UnknownParent));
             };
+            let epoch = epoch?;
             exec.run(move || {
                 let h = &block.header;
-                // The epoch, its set and so the primary come from the
-                // parent's state (ADR 0010).
-                let (info, set, _) = governance::epoch_on(&base)
-                    .map_err(|e| BlockRejected::NoEpoch(e.to_string()))?;
+                let (info, set) = (&epoch.info, &epoch.validators);
                 if h.epoch != info.epoch {
                     return Err(BlockRejected::WrongEpoch {
                         got: h.epoch,
@@ -311,7 +323,7 @@ impl Follower {
                 let exec = executor
                     .execute_block(base.clone(), &env, &block.txs)
                     .map_err(BlockRejected::Execution)?;
-                let next = next_validators_hash(&set, &exec)?;
+                let next = next_validators_hash(set, &exec)?;
                 if h.next_validators_hash != next {
                     return Err(BlockRejected::WrongNextValidators {
                         got: h.next_validators_hash,
@@ -422,7 +434,12 @@ impl Follower {
         };
         self.shared.height.store(seq, Ordering::Relaxed);
         self.executed.retain(|_, e| e.block.header.height > seq);
-        let epoch = EpochView::on(&self.base())?;
+        // The block's writes say whether the epoch's records changed.
+        let epoch = if governance::touches_epoch(&exec.writes) {
+            EpochView::on(&self.base())?
+        } else {
+            EpochView::clone(&self.epoch)
+        };
         if epoch != *self.epoch {
             if epoch.epoch() != self.epoch.epoch() {
                 info!(

@@ -157,7 +157,7 @@ impl Proposal {
         // Past the epoch's end the block after `parent` is the next epoch's
         // (ADR 0010): this replica builds none; it is told where its epoch
         // ends once that is committed, and forgets the request.
-        let epoch = super::EpochView::on(&base)?;
+        let epoch = follower.epoch_on(&base)?;
         if epoch.epoch() != asked.epoch {
             debug!(seq, epoch = asked.epoch, "no proposal past the epoch's end");
             return Ok(None);
@@ -174,7 +174,10 @@ impl Proposal {
                 return Ok(None);
             }
             self.last = Instant::now();
-            match self.build(follower, &base, &env, txs.clone()).await? {
+            match self
+                .build(follower, &base, &epoch.validators, &env, txs.clone())
+                .await?
+            {
                 Ok(built) => return Ok(Some(self.proposed(follower, asked, &env, txs, built))),
                 Err(e) if self.dropped_failed_tx(&e) => {}
                 Err(e) if base.pending.is_some() => {
@@ -217,22 +220,22 @@ impl Proposal {
     }
 
     /// Executes the selected transactions on `base` and computes the state
-    /// root after them.
+    /// root after them; `set` certifies the block (its header names the
+    /// next set: this one, or the one the block installs).
     fn build(
         &self,
         follower: &Follower,
         base: &StateBase,
+        set: &stele_types::ValidatorSet,
         env: &BlockEnv,
         txs: Vec<SignedTransaction>,
     ) -> impl Future<Output = Result<Result<Built, ExecError>, NodeError>> + Send + 'static {
         let executor = self.shared.executor.clone();
         let state = self.shared.state.clone();
-        let (base, env) = (base.clone(), env.clone());
+        let (base, env, set) = (base.clone(), env.clone(), set.clone());
         let exec = follower.exec.clone();
         async move {
             exec.run(move || -> Result<Built, ExecError> {
-                let (_, set, _) = stele_exec::governance::epoch_on(&base)
-                    .map_err(|e| ExecError::Backend(e.to_string()))?;
                 let exec = executor.execute_block(base.clone(), &env, &txs)?;
                 let (root, prepared) = root_after(&state, env.height, &base, &exec.writes)
                     .map_err(|e| ExecError::Backend(e.to_string()))?;
