@@ -26,8 +26,10 @@ use crate::net::{Channel, Inbound};
 /// share one synced log write.
 const INBOUND_BATCH_MAX: usize = 256;
 /// Most consensus messages of the next epoch held until the node gets
-/// there (ADR 0010).
+/// there (ADR 0010), and most bytes of them (a PRE-PREPARE carries a
+/// block).
 const EARLY_MESSAGES_MAX: usize = 1_024;
+const EARLY_BYTES_MAX: usize = 64 << 20;
 /// Next-epoch messages held this long mean the node is behind its peers,
 /// not a moment late: it fetches the blocks it misses.
 const EARLY_CATCH_UP_AFTER: Duration = Duration::from_secs(1);
@@ -46,6 +48,8 @@ pub(super) struct Driver {
     /// Consensus messages of the next epoch, held until the node gets
     /// there, and since when.
     early: VecDeque<Vec<u8>>,
+    /// Total bytes in `early`.
+    early_bytes: usize,
     early_since: Option<Instant>,
     /// The epoch view the transport was last given.
     transport_epoch: Option<Arc<EpochView>>,
@@ -59,6 +63,7 @@ impl Driver {
             standby: None,
             replicas: None,
             early: VecDeque::new(),
+            early_bytes: 0,
             early_since: None,
             transport_epoch: None,
         }
@@ -128,6 +133,7 @@ impl Driver {
             (None, Some(v), _) => {
                 self.standby = Some(v.into_standby()?);
                 self.early.clear();
+                self.early_bytes = 0;
                 self.early_since = None;
                 return Ok(inputs);
             }
@@ -154,6 +160,7 @@ impl Driver {
                 .filter(|m| peek_epoch(m) == Some(now))
                 .map(Input::Message),
         );
+        self.early_bytes = 0;
         self.early_since = None;
         Ok(inputs)
     }
@@ -283,7 +290,10 @@ impl Driver {
                         // The next epoch's: held until this node gets
                         // there (the pre-check verified it against the
                         // decided next set).
-                        if self.early.len() < EARLY_MESSAGES_MAX {
+                        if self.early.len() < EARLY_MESSAGES_MAX
+                            && self.early_bytes + payload.len() <= EARLY_BYTES_MAX
+                        {
+                            self.early_bytes += payload.len();
                             self.early.push_back(payload);
                         }
                         self.early_since.get_or_insert_with(Instant::now);
