@@ -674,6 +674,14 @@ pub async fn tx(ctx: &Ctx, a: TxArgs) -> Res {
             ),
             Err(e) => format!("vote after epoch {epoch} for validators that are no set ({e})"),
         },
+        TxPayload::VoteUpgrade {
+            epoch,
+            activation_height,
+            params,
+        } => format!(
+            "vote in epoch {epoch} for gas schedule {} and VM limits {} from height {activation_height}",
+            params.gas_schedule_version, params.vm_limits_version
+        ),
     };
     ctx.out(
         || {

@@ -225,6 +225,21 @@ impl Replica {
         self.stable.seq
     }
 
+    /// Sets the view-change timeouts (the chain's protocol changed them):
+    /// the next timer armed uses them. A pair the config would refuse (a
+    /// zero base, a max below it) is ignored.
+    pub fn set_view_timeouts(&mut self, base_ms: u64, max_ms: u64) {
+        if base_ms > 0 && max_ms >= base_ms {
+            self.cfg.view_timeout_ms = base_ms;
+            self.cfg.view_timeout_max_ms = max_ms;
+        }
+    }
+
+    /// The view-change timeouts in force: (base, max).
+    pub fn view_timeouts(&self) -> (u64, u64) {
+        (self.cfg.view_timeout_ms, self.cfg.view_timeout_max_ms)
+    }
+
     /// The epoch this replica runs.
     pub fn epoch(&self) -> u64 {
         self.cfg.epoch

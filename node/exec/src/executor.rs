@@ -10,32 +10,30 @@
 //! block's proposer.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use stele_types::codec::Encode;
 use stele_types::{
-    Address, Amount, ExecStatus, Hash, Receipt, Signature, SignedTransaction, Transaction, TxError,
-    TxPayload, list_root,
+    Address, Amount, ExecStatus, Hash, ProtocolParams, Receipt, Signature, SignedTransaction,
+    Transaction, TxError, TxPayload, list_root,
 };
-use stele_vm::{Action, CallTrace, ExecContext, Outcome, Vm, VmError, World, WorldError};
+use stele_vm::{
+    Action, CallTrace, ExecContext, GasSchedule, Outcome, Vm, VmConfig, VmError, VmLimits, World,
+    WorldError,
+};
 use thiserror::Error;
 
 use super::account::Account;
 use super::world::{StateBase, StateWorld, StorageWrite};
 
-/// Protocol parameters of execution, fixed by the genesis.
+/// What execution needs to know of the chain, and node-local settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecutorConfig {
     pub chain_id: u64,
-    /// Most gas a block's transactions may reserve (sum of gas limits).
-    pub block_gas_max: u64,
-    /// Most encoded transaction bytes in a block.
-    pub block_bytes_max: usize,
-    pub block_txs_max: usize,
-    /// Gas every transaction pays before any code runs...
-    pub tx_gas_base: u64,
-    /// ...plus this much per byte of its encoding.
-    pub tx_gas_per_byte: u64,
+    /// The genesis's protocol: blocks execute under it until an upgrade
+    /// activates (ADR 0011); after that, under the parameters their
+    /// parent's state holds.
+    pub protocol: ProtocolParams,
     /// Signatures remembered as verified.
     pub sig_cache_entries_max: usize,
     /// K, the consensus checkpoint interval: an epoch ends at the first
@@ -49,12 +47,74 @@ pub struct ExecutorConfig {
     pub record_storage_writes: bool,
 }
 
-impl ExecutorConfig {
-    /// Gas charged for `tx` before any code runs.
-    pub fn intrinsic_gas(&self, encoded_len: usize) -> u64 {
-        self.tx_gas_base
-            .saturating_add(self.tx_gas_per_byte.saturating_mul(encoded_len as u64))
+/// The versions this node runs: everything compiled in, unless an
+/// operator's test caps them to stand for an older build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtocolSupport {
+    pub gas_schedule_max: u32,
+    pub vm_limits_max: u32,
+}
+
+impl Default for ProtocolSupport {
+    fn default() -> Self {
+        ProtocolSupport {
+            gas_schedule_max: u32::MAX,
+            vm_limits_max: u32::MAX,
+        }
     }
+}
+
+impl ProtocolSupport {
+    /// The gas schedule and VM limits of `p`, if this node has them and
+    /// they fit together.
+    pub fn check(&self, p: &ProtocolParams) -> Result<(GasSchedule, VmLimits), Unsupported> {
+        let gas = GasSchedule::by_version(p.gas_schedule_version)
+            .filter(|g| g.version <= self.gas_schedule_max)
+            .ok_or_else(|| Unsupported::GasSchedule {
+                version: p.gas_schedule_version,
+                known: GasSchedule::ALL
+                    .iter()
+                    .map(|g| g.version)
+                    .filter(|v| *v <= self.gas_schedule_max)
+                    .collect(),
+            })?;
+        let limits = VmLimits::by_version(p.vm_limits_version)
+            .filter(|l| l.version <= self.vm_limits_max)
+            .ok_or_else(|| Unsupported::VmLimits {
+                version: p.vm_limits_version,
+                known: VmLimits::ALL
+                    .iter()
+                    .map(|l| l.version)
+                    .filter(|v| *v <= self.vm_limits_max)
+                    .collect(),
+            })?;
+        gas.check_limits(&limits)
+            .map_err(|reason| Unsupported::Mismatch {
+                gas: gas.version,
+                limits: limits.version,
+                reason,
+            })?;
+        Ok((gas, limits))
+    }
+}
+
+/// Why this node cannot execute under some protocol parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Unsupported {
+    #[error("this node has no gas schedule version {version} (it has {known:?})")]
+    GasSchedule { version: u32, known: Vec<u32> },
+    #[error("this node has no VM limits version {version} (it has {known:?})")]
+    VmLimits { version: u32, known: Vec<u32> },
+    #[error("gas schedule version {gas} does not fit VM limits version {limits}: {reason}")]
+    Mismatch {
+        gas: u32,
+        limits: u32,
+        reason: String,
+    },
+    #[error("this executor runs only the genesis's VM")]
+    NotUpgradable,
+    #[error("cannot start a VM for them: {0}")]
+    Vm(String),
 }
 
 /// The block a transaction list executes in.
@@ -107,6 +167,10 @@ pub enum ExecError {
     /// The node itself failed (state backend); not the block's fault.
     #[error("state backend failed: {0}")]
     Backend(String),
+    /// The block executes under protocol parameters this node cannot run
+    /// (an upgrade it lacks activated): the node must stop, not decide.
+    #[error("block {height} executes under a protocol this node cannot run: {reason}")]
+    ProtocolUnsupported { height: u64, reason: Unsupported },
 }
 
 /// The result of executing a block.
@@ -125,9 +189,15 @@ pub struct BlockExecution {
     pub storage_writes: Vec<Vec<StorageWrite>>,
 }
 
-/// Executes blocks with one VM and a signature cache.
+/// Executes blocks with the VM of their protocol, and a signature cache.
 pub struct Executor {
-    vm: Vm<StateWorld>,
+    /// The genesis's VM.
+    vm: Arc<Vm<StateWorld>>,
+    /// Every VM built so far, by (gas schedule, VM limits) version.
+    vms: RwLock<Vec<((u32, u32), Arc<Vm<StateWorld>>)>>,
+    /// How to build the VM of an upgrade, and which versions this node
+    /// has; `None` runs the genesis's VM only.
+    upgrades: Option<(VmConfig, ProtocolSupport)>,
     config: ExecutorConfig,
     /// tx hash -> sender, for signatures already verified on this node.
     sig_cache: Mutex<BTreeMap<Hash, Address>>,
@@ -142,18 +212,97 @@ impl std::fmt::Debug for Executor {
 }
 
 impl Executor {
+    /// An executor with the genesis's `vm` only: blocks under other
+    /// protocol parameters fail with [`ExecError::ProtocolUnsupported`].
     pub fn new(vm: Vm<StateWorld>, config: ExecutorConfig) -> Self {
+        let vm = Arc::new(vm);
+        let key = (vm.gas_schedule().version, vm.limits().version);
         Executor {
+            vms: RwLock::new(vec![(key, vm.clone())]),
             vm,
+            upgrades: None,
             config,
             sig_cache: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Lets the executor build the VM of any protocol `support` allows,
+    /// from `template` (its node-local settings; the gas schedule and
+    /// limits are the protocol's).
+    pub fn upgradable(mut self, template: VmConfig, support: ProtocolSupport) -> Self {
+        self.upgrades = Some((template, support));
+        self
+    }
+
+    /// Whether this node can execute under `params`.
+    pub fn supports(&self, params: &ProtocolParams) -> Result<(), Unsupported> {
+        if self.built(params).is_some() {
+            return Ok(());
+        }
+        match &self.upgrades {
+            Some((_, support)) => support.check(params).map(|_| ()),
+            None => Err(Unsupported::NotUpgradable),
+        }
+    }
+
+    fn built(&self, params: &ProtocolParams) -> Option<Arc<Vm<StateWorld>>> {
+        let key = (params.gas_schedule_version, params.vm_limits_version);
+        let vms = self
+            .vms
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        vms.iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, vm)| vm.clone())
+    }
+
+    /// The VM of `params`, built on first use (a node builds it when the
+    /// upgrade is scheduled, well before it activates).
+    pub fn vm_for(&self, params: &ProtocolParams) -> Result<Arc<Vm<StateWorld>>, Unsupported> {
+        if let Some(vm) = self.built(params) {
+            return Ok(vm);
+        }
+        let Some((template, support)) = &self.upgrades else {
+            return Err(Unsupported::NotUpgradable);
+        };
+        let (gas, limits) = support.check(params)?;
+        let mut vms = self
+            .vms
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (gas.version, limits.version);
+        if let Some((_, vm)) = vms.iter().find(|(k, _)| *k == key) {
+            return Ok(vm.clone());
+        }
+        let vm = Vm::new(VmConfig {
+            gas,
+            limits,
+            ..template.clone()
+        })
+        .map_err(|e| Unsupported::Vm(e.to_string()))?;
+        let vm = Arc::new(vm);
+        vms.push((key, vm.clone()));
+        Ok(vm)
+    }
+
+    /// The protocol a block on `base` executes under.
+    pub fn protocol_on(&self, base: &StateBase) -> Result<ProtocolParams, String> {
+        crate::upgrade::active(&StateWorld::new(base.clone()), &self.config.protocol)
+            .map_err(|e| e.to_string())
+    }
+
+    fn rules(&self, world: &StateWorld) -> Result<Rules, RulesError> {
+        let protocol = crate::upgrade::active(world, &self.config.protocol)
+            .map_err(|e| RulesError::Backend(e.to_string()))?;
+        let vm = self.vm_for(&protocol).map_err(RulesError::Unsupported)?;
+        Ok(Rules { protocol, vm })
     }
 
     pub fn config(&self) -> &ExecutorConfig {
         &self.config
     }
 
+    /// The genesis's VM.
     pub fn vm(&self) -> &Vm<StateWorld> {
         &self.vm
     }
@@ -205,19 +354,27 @@ impl Executor {
         env: &BlockEnv,
         txs: &[SignedTransaction],
     ) -> Result<BlockExecution, ExecError> {
-        let cfg = &self.config;
-        if txs.len() > cfg.block_txs_max {
+        let mut world = StateWorld::new(base);
+        let rules = self.rules(&world).map_err(|e| match e {
+            RulesError::Backend(e) => ExecError::Backend(e),
+            RulesError::Unsupported(reason) => ExecError::ProtocolUnsupported {
+                height: env.height,
+                reason,
+            },
+        })?;
+        let cfg = &rules.protocol;
+        if txs.len() as u64 > cfg.block_txs_max {
             return Err(ExecError::TooManyTxs {
                 count: txs.len(),
-                max: cfg.block_txs_max,
+                max: usize::try_from(cfg.block_txs_max).unwrap_or(usize::MAX),
             });
         }
         let encoded: Vec<Vec<u8>> = txs.iter().map(Encode::to_bytes).collect();
         let bytes: usize = encoded.iter().map(Vec::len).sum();
-        if bytes > cfg.block_bytes_max {
+        if bytes as u64 > cfg.block_bytes_max {
             return Err(ExecError::TooManyBytes {
                 bytes,
-                max: cfg.block_bytes_max,
+                max: usize::try_from(cfg.block_bytes_max).unwrap_or(usize::MAX),
             });
         }
         let gas: u128 = txs.iter().map(|t| u128::from(t.tx.gas_limit)).sum();
@@ -228,14 +385,13 @@ impl Executor {
             });
         }
 
-        let mut world = StateWorld::new(base);
         world.record_storage_writes(self.config.record_storage_writes);
         let mut receipts = Vec::with_capacity(txs.len());
         let mut senders = Vec::with_capacity(txs.len());
         let mut storage_writes = Vec::with_capacity(txs.len());
         let mut gas_used: u64 = 0;
         let mut fees: Amount = 0;
-        let mut event_bytes_left = self.vm.limits().block_event_bytes_max;
+        let mut event_bytes_left = rules.vm.limits().block_event_bytes_max;
         for (index, (tx, bytes)) in txs.iter().zip(&encoded).enumerate() {
             let hash = stele_types::keccak256(bytes);
             let invalid = |reason| ExecError::InvalidTx {
@@ -246,6 +402,7 @@ impl Executor {
             let sender = self.sender(tx, &hash).map_err(invalid)?;
             let (receipt, w) = self
                 .execute_tx(
+                    &rules,
                     world,
                     env,
                     &tx.tx,
@@ -277,7 +434,8 @@ impl Executor {
             proposer.balance = proposer.balance.saturating_add(fees);
             world.set_account(&env.proposer, &proposer);
         }
-        crate::governance::end_block(&mut world, env.height).map_err(backend)?;
+        let new_epoch = crate::governance::end_block(&mut world, env.height).map_err(backend)?;
+        crate::upgrade::end_block(&mut world, env.height, new_epoch.is_some()).map_err(backend)?;
         let hashes: Vec<Hash> = receipts.iter().map(Receipt::hash).collect();
         Ok(BlockExecution {
             writes: world.into_writes(),
@@ -346,7 +504,8 @@ impl Executor {
             timeout_ms,
             event_bytes_left: u64::MAX,
         };
-        match self.execute_tx(world, env, tx, hash, sender, bytes.len(), mode) {
+        let rules = self.rules(&world).map_err(RulesError::into_apply)?;
+        match self.execute_tx(&rules, world, env, tx, hash, sender, bytes.len(), mode) {
             Ok((receipt, trace, world)) => Ok((Applied { receipt, trace }, world)),
             Err(TxFailure::Invalid(r)) => Err(ApplyError::Rejected(r)),
             Err(TxFailure::Backend(e)) => Err(ApplyError::Backend(e)),
@@ -386,7 +545,8 @@ impl Executor {
             args,
         };
         let world = StateWorld::new(base);
-        let (outcome, _) = self.vm.query(&ctx, action, gas, timeout_ms, world);
+        let rules = self.rules(&world).map_err(RulesError::into_apply)?;
+        let (outcome, _) = rules.vm.query(&ctx, action, gas, timeout_ms, world);
         outcome.map_err(|e| match e {
             VmError::World(WorldError::IterationUnavailable) => {
                 ApplyError::IterationUnavailable { height: env.height }
@@ -398,6 +558,7 @@ impl Executor {
     #[allow(clippy::too_many_arguments)]
     fn execute_tx(
         &self,
+        rules: &Rules,
         mut world: StateWorld,
         env: &BlockEnv,
         tx: &Transaction,
@@ -415,7 +576,7 @@ impl Executor {
                 got: tx.nonce,
             }));
         }
-        let intrinsic = self.config.intrinsic_gas(encoded_len);
+        let intrinsic = rules.protocol.intrinsic_gas(encoded_len);
         if tx.gas_limit < intrinsic {
             return Err(TxFailure::Invalid(TxRejection::GasBelowIntrinsic {
                 gas_limit: tx.gas_limit,
@@ -468,8 +629,8 @@ impl Executor {
                     nonce,
                 };
                 let (outcome, w) = match mode.timeout_ms {
-                    None => self.vm.execute(&ctx(*value), action, vm_gas, world),
-                    Some(t) => self.vm.query(&ctx(*value), action, vm_gas, t, world),
+                    None => rules.vm.execute(&ctx(*value), action, vm_gas, world),
+                    Some(t) => rules.vm.query(&ctx(*value), action, vm_gas, t, world),
                 };
                 world = w;
                 let o = outcome.map_err(|e| TxFailure::Backend(e.to_string()))?;
@@ -494,8 +655,8 @@ impl Executor {
                     args,
                 };
                 let (outcome, w) = match mode.timeout_ms {
-                    None => self.vm.execute(&ctx(*value), action, vm_gas, world),
-                    Some(t) => self.vm.query(&ctx(*value), action, vm_gas, t, world),
+                    None => rules.vm.execute(&ctx(*value), action, vm_gas, world),
+                    Some(t) => rules.vm.query(&ctx(*value), action, vm_gas, t, world),
                 };
                 world = w;
                 let o = outcome.map_err(|e| TxFailure::Backend(e.to_string()))?;
@@ -533,6 +694,45 @@ impl Executor {
                             (ExecStatus::Success, vec![0])
                         }
                         Ok(crate::governance::VoteOutcome::Decided { .. }) => {
+                            (ExecStatus::Success, vec![1])
+                        }
+                        Err(reason) => (ExecStatus::Failed, reason.into_bytes()),
+                    };
+                    (status, gas, output, Vec::new(), None, None)
+                }
+            }
+            TxPayload::VoteUpgrade {
+                epoch,
+                activation_height,
+                params,
+            } => {
+                let gas = crate::upgrade::UPGRADE_VOTE_GAS;
+                if gas > vm_gas {
+                    (
+                        ExecStatus::OutOfGas,
+                        vm_gas,
+                        Vec::new(),
+                        Vec::new(),
+                        None,
+                        None,
+                    )
+                } else {
+                    let vote = crate::upgrade::vote(
+                        &mut world,
+                        &self.config.protocol,
+                        self.config.checkpoint_interval,
+                        env.height,
+                        sender,
+                        *epoch,
+                        *activation_height,
+                        params,
+                    )
+                    .map_err(backend_tx)?;
+                    let (status, output) = match vote {
+                        Ok(crate::upgrade::UpgradeOutcome::Counted { .. }) => {
+                            (ExecStatus::Success, vec![0])
+                        }
+                        Ok(crate::upgrade::UpgradeOutcome::Scheduled { .. }) => {
                             (ExecStatus::Success, vec![1])
                         }
                         Err(reason) => (ExecStatus::Failed, reason.into_bytes()),
@@ -601,6 +801,26 @@ impl Mode {
             debug: false,
             timeout_ms: None,
             event_bytes_left,
+        }
+    }
+}
+
+/// What a block executes under: its protocol and that protocol's VM.
+struct Rules {
+    protocol: ProtocolParams,
+    vm: Arc<Vm<StateWorld>>,
+}
+
+enum RulesError {
+    Backend(String),
+    Unsupported(Unsupported),
+}
+
+impl RulesError {
+    fn into_apply(self) -> ApplyError {
+        match self {
+            RulesError::Backend(e) => ApplyError::Backend(e),
+            RulesError::Unsupported(e) => ApplyError::Backend(e.to_string()),
         }
     }
 }

@@ -138,7 +138,7 @@ impl Decode for Ballot {
     }
 }
 
-fn system(key: &[u8]) -> StateKey {
+pub(crate) fn system(key: &[u8]) -> StateKey {
     StateKey::new(Namespace::System, key.to_vec())
 }
 
@@ -152,7 +152,7 @@ fn record_limits() -> Limits {
     }
 }
 
-fn read<T: Decode>(world: &StateWorld, key: &[u8]) -> Result<Option<T>, WorldError> {
+pub(crate) fn read<T: Decode>(world: &StateWorld, key: &[u8]) -> Result<Option<T>, WorldError> {
     let Some(bytes) = world.system_get(&system(key))? else {
         return Ok(None);
     };

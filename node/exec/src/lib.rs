@@ -11,11 +11,14 @@
 mod account;
 mod executor;
 pub mod governance;
+pub mod upgrade;
 mod world;
 
 pub use account::{Account, code_key};
 pub use executor::{
-    Applied, ApplyError, BlockEnv, BlockExecution, ExecError, Executor, ExecutorConfig, TxRejection,
+    Applied, ApplyError, BlockEnv, BlockExecution, ExecError, Executor, ExecutorConfig,
+    ProtocolSupport, TxRejection, Unsupported,
 };
 pub use governance::{EpochInfo, PendingChange};
+pub use upgrade::ScheduledUpgrade;
 pub use world::{SharedState, StateBase, StateWorld, StorageWrite};

@@ -188,8 +188,9 @@ impl Default for MempoolSection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsensusSection {
-    pub view_timeout_ms: u64,
-    pub view_timeout_max_ms: u64,
+    /// Unset, the chain's (its protocol parameters); set, this node's own.
+    pub view_timeout_ms: Option<u64>,
+    pub view_timeout_max_ms: Option<u64>,
     pub block_interval_ms: u64,
     pub empty_block_interval_ms: u64,
     /// Most blocks proposed and not yet committed (1 to 4).
@@ -344,16 +345,20 @@ impl NodeConfig {
             problem: problem.to_owned(),
         };
         let c = &self.consensus;
-        if c.view_timeout_ms == 0 {
+        if c.view_timeout_ms == Some(0) {
             return Err(invalid("consensus.view_timeout_ms", "must be positive"));
         }
-        if c.view_timeout_max_ms < c.view_timeout_ms {
+        if let (Some(max), Some(base)) = (c.view_timeout_max_ms, c.view_timeout_ms)
+            && max < base
+        {
             return Err(invalid(
                 "consensus.view_timeout_max_ms",
                 "must be at least consensus.view_timeout_ms",
             ));
         }
-        if c.empty_block_interval_ms >= c.view_timeout_ms {
+        if c.view_timeout_ms
+            .is_some_and(|t| c.empty_block_interval_ms >= t)
+        {
             return Err(invalid(
                 "consensus.empty_block_interval_ms",
                 "must be below consensus.view_timeout_ms, or idle views would time out",
@@ -450,7 +455,7 @@ view_timeout_ms = 1000
     #[test]
     fn a_good_file_parses_and_round_trips() {
         let c = parse(GOOD).unwrap();
-        assert_eq!(c.consensus.view_timeout_ms, 1000);
+        assert_eq!(c.consensus.view_timeout_ms, Some(1000));
         assert_eq!(c.mempool, MempoolSection::default());
         assert_eq!(parse(&c.to_toml()).unwrap(), c);
     }

@@ -44,15 +44,21 @@ pub enum GenesisError {
     VmLimits { got: u32, supported: Vec<u32> },
     #[error("{0}")]
     GasAndLimits(String),
+    #[error("{0}")]
+    Params(String),
 }
 
 /// Largest `block_bytes_max` a genesis may set (64 MiB). A block travels
 /// whole in one PRE-PREPARE, whose size limit the node derives from it
 /// (twice it and some room), so a larger value would overflow those sizes
 /// or ask validators to hold messages of gigabytes.
-pub const BLOCK_BYTES_MAX_LIMIT: usize = 64 << 20;
+pub const BLOCK_BYTES_MAX_LIMIT: usize = stele_types::protocol::BLOCK_BYTES_MAX_LIMIT as usize;
 
-/// Block and transaction parameters, fixed for the chain's life.
+/// The chain's first protocol parameters, and its checkpoint interval.
+/// Validators change all but the checkpoint interval by vote, at an
+/// activation height (ADR 0011); `block_bytes_max` and `block_txs_max`
+/// only downwards from the genesis's, which nodes size their messages and
+/// block decoding for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChainParams {
@@ -75,6 +81,40 @@ pub struct ChainParams {
     /// otherwise.
     #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval: u64,
+    /// How long a replica waits for progress before it asks for a view
+    /// change (2 s unless the genesis says otherwise), doubling per failed
+    /// view up to `view_timeout_max_ms` (60 s). A node's config may
+    /// override both for itself.
+    #[serde(default = "default_view_timeout")]
+    pub view_timeout_ms: u64,
+    #[serde(default = "default_view_timeout_max")]
+    pub view_timeout_max_ms: u64,
+}
+
+fn default_view_timeout() -> u64 {
+    2_000
+}
+
+fn default_view_timeout_max() -> u64 {
+    60_000
+}
+
+impl ChainParams {
+    /// The parameters votes can change: what blocks execute under until
+    /// the first upgrade activates.
+    pub fn protocol(&self) -> stele_types::ProtocolParams {
+        stele_types::ProtocolParams {
+            gas_schedule_version: self.gas_schedule_version,
+            vm_limits_version: self.vm_limits_version,
+            block_gas_max: self.block_gas_max,
+            block_bytes_max: self.block_bytes_max as u64,
+            block_txs_max: self.block_txs_max as u64,
+            tx_gas_base: self.tx_gas_base,
+            tx_gas_per_byte: self.tx_gas_per_byte,
+            view_timeout_ms: self.view_timeout_ms,
+            view_timeout_max_ms: self.view_timeout_max_ms,
+        }
+    }
 }
 
 /// The checkpoint interval of a genesis that names none.
@@ -98,6 +138,8 @@ impl Default for ChainParams {
             tx_gas_base: 21_000,
             tx_gas_per_byte: 16,
             checkpoint_interval: CHECKPOINT_INTERVAL_DEFAULT,
+            view_timeout_ms: default_view_timeout(),
+            view_timeout_max_ms: default_view_timeout_max(),
         }
     }
 }
@@ -112,6 +154,8 @@ impl Encode for ChainParams {
         self.tx_gas_base.encode_to(out);
         self.tx_gas_per_byte.encode_to(out);
         self.checkpoint_interval.encode_to(out);
+        self.view_timeout_ms.encode_to(out);
+        self.view_timeout_max_ms.encode_to(out);
     }
 }
 
@@ -191,6 +235,7 @@ impl Genesis {
                 max: BLOCK_BYTES_MAX_LIMIT as u64,
             });
         }
+        p.protocol().check().map_err(GenesisError::Params)?;
         if GasSchedule::by_version(p.gas_schedule_version).is_none() {
             return Err(GenesisError::GasSchedule {
                 got: p.gas_schedule_version,
@@ -274,11 +319,7 @@ impl Genesis {
         let p = &self.params;
         ExecutorConfig {
             chain_id: self.chain_id,
-            block_gas_max: p.block_gas_max,
-            block_bytes_max: p.block_bytes_max,
-            block_txs_max: p.block_txs_max,
-            tx_gas_base: p.tx_gas_base,
-            tx_gas_per_byte: p.tx_gas_per_byte,
+            protocol: p.protocol(),
             sig_cache_entries_max: 100_000,
             checkpoint_interval: p.checkpoint_interval,
             record_storage_writes: false,

@@ -499,6 +499,7 @@ pub async fn start_home_on(
         index: config.index,
         exec_inline,
         accept_data_loss,
+        protocol_support: crate::node::protocol_support_from_env().map_err(HomeError)?,
     };
     let node = Node::start(opts).await.map_err(err)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -231,6 +231,15 @@ impl Mempool {
     }
 
     /// An empty pool above the committed block `height`.
+    /// Follows the chain's protocol: admission checks its intrinsic gas
+    /// and its block gas limit (transactions already in the pool stay; a
+    /// proposer drops one that no block can take).
+    pub fn set_protocol(&mut self, p: &stele_types::ProtocolParams) {
+        self.config.tx_gas_max = p.block_gas_max;
+        self.config.tx_gas_base = p.tx_gas_base;
+        self.config.tx_gas_per_byte = p.tx_gas_per_byte;
+    }
+
     pub fn at_height(config: MempoolConfig, height: u64) -> Self {
         Mempool {
             config,

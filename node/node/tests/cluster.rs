@@ -205,8 +205,8 @@ impl Cluster {
             mempool_gapped_ttl_blocks: 600,
             sender_keys_max: 64,
             consensus: ConsensusOptions {
-                view_timeout_ms: 1_000,
-                view_timeout_max_ms: 4_000,
+                view_timeout_ms: Some(1_000),
+                view_timeout_max_ms: Some(4_000),
                 block_interval_ms: 5,
                 empty_block_interval_ms: self.empty_block_interval_ms,
                 pipeline_blocks: self.pipeline_blocks,
@@ -224,6 +224,7 @@ impl Cluster {
             },
             exec_inline: false,
             accept_data_loss: self.accept_data_loss,
+            protocol_support: Default::default(),
         }
     }
 

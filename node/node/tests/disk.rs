@@ -59,8 +59,8 @@ async fn start(data_dir: &Path, accept_data_loss: bool) -> Result<Node, NodeErro
         mempool_gapped_ttl_blocks: 600,
         sender_keys_max: 16,
         consensus: ConsensusOptions {
-            view_timeout_ms: 400,
-            view_timeout_max_ms: 800,
+            view_timeout_ms: Some(400),
+            view_timeout_max_ms: Some(800),
             block_interval_ms: 5,
             empty_block_interval_ms: 20,
             pipeline_blocks: 1,
@@ -70,6 +70,7 @@ async fn start(data_dir: &Path, accept_data_loss: bool) -> Result<Node, NodeErro
         index: Default::default(),
         exec_inline: false,
         accept_data_loss,
+        protocol_support: Default::default(),
     })
     .await
 }

@@ -53,17 +53,23 @@ impl Chain {
     }
 
     fn with_genesis(genesis: Genesis) -> Chain {
+        Chain::with_support(genesis, ProtocolSupport::default())
+    }
+
+    /// A chain whose executor builds the VM of any upgrade `support`
+    /// allows, as a node's does.
+    fn with_support(genesis: Genesis, support: ProtocolSupport) -> Chain {
         let dir = tempfile::tempdir().unwrap();
         let mut state =
             State::open_with_column_families(dir.path(), StateConfig::default(), &BLOCK_STORE_CFS)
                 .unwrap();
         state.commit(0, &genesis.writes()).unwrap();
-        let vm = Vm::new(VmConfig {
+        let vm_config = VmConfig {
             epoch_ticker: false,
             warm_slots: false,
             ..genesis.vm_config().unwrap()
-        })
-        .unwrap();
+        };
+        let vm = Vm::new(vm_config.clone()).unwrap();
         Chain {
             state: Arc::new(RwLock::new(state)),
             // As on a node keeping the storage-history index.
@@ -73,7 +79,8 @@ impl Chain {
                     record_storage_writes: true,
                     ..genesis.executor_config()
                 },
-            ),
+            )
+            .upgradable(vm_config, support),
             genesis,
             _dir: dir,
         }
@@ -137,6 +144,11 @@ impl Chain {
             prepare_block_commit(&state, &block, &out.receipts, &cert, &out.writes).unwrap();
         state.apply(prepared).unwrap();
         Ok(out)
+    }
+
+    fn state_root(&self) -> Hash {
+        let state = self.state.read().unwrap();
+        state.root(state.latest_version().unwrap()).unwrap()
     }
 
     fn account(&self, a: &Address) -> Account {
@@ -225,6 +237,7 @@ fn transfers_move_value_pay_fees_to_the_proposer_and_keep_supply() {
         let intrinsic = chain
             .executor
             .config()
+            .protocol
             .intrinsic_gas(transfer(1, 0, 2, 500).to_bytes().len());
         assert_eq!(receipts[0].gas_used, intrinsic);
         let fees: Amount = receipts.iter().map(|r| Amount::from(r.gas_used) * 3).sum();
@@ -286,7 +299,7 @@ fn deploy_call_and_revert_on_the_real_vm() {
             after.balance,
             before.balance - Amount::from(r[0].gas_used) * 3
         );
-        assert!(r[0].gas_used > chain.executor.config().tx_gas_base);
+        assert!(r[0].gas_used > chain.executor.config().protocol.tx_gas_base);
     });
 }
 
@@ -426,7 +439,7 @@ fn invalid_transactions_and_oversized_blocks_make_the_block_invalid() {
             }
         ));
         let mut greedy = transfer(1, 0, 2, 1).tx;
-        greedy.gas_limit = chain.executor.config().block_gas_max + 1;
+        greedy.gas_limit = chain.executor.config().protocol.block_gas_max + 1;
         assert!(matches!(
             chain.apply(vec![greedy.sign(&key(1))]).unwrap_err(),
             ExecError::TooMuchGas { .. }
@@ -1013,6 +1026,10 @@ proptest::proptest! {
 /// A chain with validators `validators` (power 1 each) and K = 4; they and the
 /// joiners 104 and 105 are funded.
 fn governed_chain(validators: &[u8]) -> Chain {
+    Chain::with_genesis(governed_genesis(validators))
+}
+
+fn governed_genesis(validators: &[u8]) -> Genesis {
     let mut g = genesis();
     g.validators = set_of(validators);
     g.allocations
@@ -1021,7 +1038,7 @@ fn governed_chain(validators: &[u8]) -> Chain {
             balance: 10u128.pow(24),
         }));
     g.params.checkpoint_interval = 4;
-    Chain::with_genesis(g)
+    g
 }
 
 fn set_of(keys: &[u8]) -> ValidatorSet {
@@ -1250,4 +1267,275 @@ fn a_validator_that_changes_its_vote_counts_once_for_the_latest() {
     let r = chain.apply(vec![vote(103, 0, 0, &a, &[104])]).unwrap();
     assert_eq!(r[0].output, [1]);
     assert_eq!(governance(&chain).2.map(|p| p.validators), Some(a));
+}
+
+// ---- protocol upgrades (ADR 0011) -------------------------------------
+
+/// A governed chain on gas schedule V4 (K = 4), whose executor has the
+/// versions `support` allows.
+fn v4_chain(support: ProtocolSupport) -> Chain {
+    let mut g = governed_genesis(&[100, 101, 102, 103]);
+    g.params.gas_schedule_version = 4;
+    Chain::with_support(g, support)
+}
+
+/// V5, and a higher intrinsic gas.
+fn v5(chain: &Chain) -> ProtocolParams {
+    ProtocolParams {
+        gas_schedule_version: 5,
+        tx_gas_base: 30_000,
+        ..chain.genesis.params.protocol()
+    }
+}
+
+fn upgrade_vote(
+    from: u8,
+    nonce: u64,
+    epoch: u64,
+    activation_height: u64,
+    params: &ProtocolParams,
+) -> SignedTransaction {
+    signed(
+        from,
+        nonce,
+        TxPayload::VoteUpgrade {
+            epoch,
+            activation_height,
+            params: params.clone(),
+        },
+    )
+}
+
+fn protocol(chain: &Chain) -> (ProtocolParams, Option<ScheduledUpgrade>) {
+    let world = StateWorld::new(chain.base());
+    (
+        upgrade::active(&world, &chain.genesis.params.protocol()).unwrap(),
+        upgrade::scheduled(&world).unwrap(),
+    )
+}
+
+/// Applies empty blocks until the chain's height is `height`.
+fn empty_blocks_to(chain: &Chain, height: u64) {
+    while chain.height() < height {
+        chain.apply(vec![]).unwrap();
+    }
+}
+
+#[test]
+fn an_upgrade_a_quorum_votes_for_changes_gas_from_its_activation_height() {
+    on_exec_stack(|| {
+        let chain = v4_chain(ProtocolSupport::default());
+        let genesis_params = chain.genesis.params.protocol();
+        let counter = Address::contract(&key(1).address(), 0);
+        let r = chain
+            .apply(vec![deploy_counter(), call(1, 1, counter, "increment")])
+            .unwrap();
+        assert!(r.iter().all(|r| r.status.is_success()), "{r:?}");
+        let (v4_call, v4_transfer) = {
+            let r = chain
+                .apply(vec![call(1, 2, counter, "increment"), transfer(2, 0, 3, 1)])
+                .unwrap();
+            (r[0].gas_used, r[1].gas_used)
+        };
+        let next = v5(&chain);
+        // Block 3: two votes of four; block 4: the third schedules it for
+        // height 20 (at least 2 K after each vote).
+        let r = chain
+            .apply(vec![
+                upgrade_vote(100, 0, 0, 20, &next),
+                upgrade_vote(101, 0, 0, 20, &next),
+            ])
+            .unwrap();
+        assert!(
+            r.iter().all(|r| r.status.is_success() && r.output == [0]),
+            "{r:?}"
+        );
+        assert_eq!(protocol(&chain).1, None, "2 of 4 is no quorum");
+        let r = chain
+            .apply(vec![upgrade_vote(102, 0, 0, 20, &next)])
+            .unwrap();
+        assert_eq!(r[0].output, [1], "scheduled");
+        assert_eq!(
+            protocol(&chain),
+            (
+                genesis_params.clone(),
+                Some(ScheduledUpgrade {
+                    epoch: 0,
+                    params: next.clone(),
+                    activation_height: 20,
+                    decided_at: 4,
+                })
+            )
+        );
+        // One upgrade at a time.
+        let r = chain
+            .apply(vec![upgrade_vote(103, 0, 0, 24, &next)])
+            .unwrap();
+        assert_eq!(r[0].status, ExecStatus::Failed);
+        let reason = String::from_utf8(r[0].output.clone()).unwrap();
+        assert!(
+            reason.contains("already scheduled for height 20"),
+            "{reason}"
+        );
+        // Block 19 still runs V4; its writes put V5 in force for block 20.
+        empty_blocks_to(&chain, 18);
+        let r = chain
+            .apply(vec![call(1, 3, counter, "increment"), transfer(2, 1, 3, 1)])
+            .unwrap();
+        assert_eq!((r[0].gas_used, r[1].gas_used), (v4_call, v4_transfer));
+        assert_eq!(protocol(&chain), (next.clone(), None));
+        // Block 20 is the first under V5: an instance's pages cost more, a
+        // transaction's base too.
+        let r = chain
+            .apply(vec![call(1, 4, counter, "increment"), transfer(2, 2, 3, 1)])
+            .unwrap();
+        assert!(r.iter().all(|r| r.status.is_success()), "{r:?}");
+        assert!(r[0].gas_used > v4_call, "{} vs {v4_call}", r[0].gas_used);
+        assert_eq!(r[1].gas_used, v4_transfer + 9_000);
+        // Reads at the new height run under V5 too.
+        let view = chain
+            .executor
+            .protocol_on(&chain.base())
+            .expect("the protocol reads");
+        assert_eq!(view, next);
+    });
+}
+
+#[test]
+fn upgrade_votes_without_standing_or_sense_are_refused_and_count_nothing() {
+    on_exec_stack(|| {
+        let chain = v4_chain(ProtocolSupport::default());
+        let next = v5(&chain);
+        let genesis_params = chain.genesis.params.protocol();
+        let short_of_gas = Transaction {
+            chain_id: CHAIN,
+            nonce: 3,
+            gas_limit: 30_000,
+            gas_price: 3,
+            payload: TxPayload::VoteUpgrade {
+                epoch: 0,
+                activation_height: 20,
+                params: next.clone(),
+            },
+        }
+        .sign(&key(101));
+        let refused = [
+            // Not a validator.
+            (upgrade_vote(1, 0, 0, 20, &next), "is not a validator"),
+            // Another epoch.
+            (
+                upgrade_vote(100, 0, 1, 20, &next),
+                "the chain is in epoch 0",
+            ),
+            // Sooner than 2 K after the vote's block (1): 9 is the earliest.
+            (upgrade_vote(100, 1, 0, 8, &next), "earliest is 9"),
+            (upgrade_vote(100, 2, 0, 20_000_000, &next), "too far"),
+            // Blocks larger than nodes size their messages for.
+            (
+                upgrade_vote(
+                    101,
+                    0,
+                    0,
+                    20,
+                    &ProtocolParams {
+                        block_bytes_max: genesis_params.block_bytes_max + 1,
+                        ..next.clone()
+                    },
+                ),
+                "over the genesis",
+            ),
+            (
+                upgrade_vote(
+                    101,
+                    1,
+                    0,
+                    20,
+                    &ProtocolParams {
+                        view_timeout_ms: 0,
+                        ..next.clone()
+                    },
+                ),
+                "view_timeout_ms must be positive",
+            ),
+            (
+                upgrade_vote(101, 2, 0, 20, &genesis_params),
+                "the ones in force",
+            ),
+        ];
+        let mut txs: Vec<SignedTransaction> = refused.iter().map(|(t, _)| t.clone()).collect();
+        txs.push(short_of_gas);
+        let r = chain.apply(txs).unwrap();
+        for ((_, why), receipt) in refused.iter().zip(&r) {
+            assert_eq!(receipt.status, ExecStatus::Failed, "{why}");
+            let reason = String::from_utf8(receipt.output.clone()).unwrap();
+            assert!(reason.contains(why), "{reason} (expected {why})");
+        }
+        assert_eq!(r.last().unwrap().status, ExecStatus::OutOfGas);
+        // Nothing counted: three valid votes are still needed.
+        chain
+            .apply(vec![
+                upgrade_vote(102, 0, 0, 20, &next),
+                upgrade_vote(103, 0, 0, 20, &next),
+            ])
+            .unwrap();
+        assert_eq!(protocol(&chain).1, None);
+        // Votes for another height are another proposal.
+        chain
+            .apply(vec![upgrade_vote(100, 3, 0, 21, &next)])
+            .unwrap();
+        assert_eq!(protocol(&chain).1, None);
+        let r = chain
+            .apply(vec![upgrade_vote(101, 4, 0, 20, &next)])
+            .unwrap();
+        assert_eq!(r[0].output, [1]);
+        assert_eq!(protocol(&chain).1.map(|s| s.activation_height), Some(20));
+    });
+}
+
+#[test]
+fn a_node_without_the_version_runs_to_the_block_before_the_activation_and_no_further() {
+    on_exec_stack(|| {
+        let old = v4_chain(ProtocolSupport {
+            gas_schedule_max: 4,
+            ..ProtocolSupport::default()
+        });
+        let new = v4_chain(ProtocolSupport::default());
+        let next = v5(&new);
+        for chain in [&old, &new] {
+            // The vote counts alike on both: what a node runs is not a rule.
+            let r = chain
+                .apply(vec![
+                    upgrade_vote(100, 0, 0, 12, &next),
+                    upgrade_vote(101, 0, 0, 12, &next),
+                    upgrade_vote(102, 0, 0, 12, &next),
+                ])
+                .unwrap();
+            assert_eq!(r[2].output, [1]);
+            empty_blocks_to(chain, 11);
+        }
+        assert_eq!(
+            old.state_root(),
+            new.state_root(),
+            "the same chain to block 11"
+        );
+        assert_eq!(
+            old.executor.supports(&next),
+            Err(Unsupported::GasSchedule {
+                version: 5,
+                known: vec![1, 2, 3, 4],
+            })
+        );
+        match old.apply(vec![]) {
+            Err(ExecError::ProtocolUnsupported { height: 12, reason }) => {
+                assert!(
+                    reason.to_string().contains("no gas schedule version 5"),
+                    "{reason}"
+                );
+            }
+            other => panic!("block 12 must not execute here: {other:?}"),
+        }
+        assert_eq!(old.height(), 11);
+        new.apply(vec![]).unwrap();
+        assert_eq!(new.height(), 12);
+    });
 }

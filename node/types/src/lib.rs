@@ -13,6 +13,7 @@ mod fixed_base;
 pub mod hash;
 pub mod hex;
 pub mod proof;
+pub mod protocol;
 pub mod receipt;
 pub mod tx;
 
@@ -26,5 +27,6 @@ pub use crypto::{
     CryptoError, PreparedKey, PublicKey, SecretKey, Signature, verify_recoverable_batch,
 };
 pub use hash::{Hash, keccak256, keccak256_parts, list_root};
+pub use protocol::ProtocolParams;
 pub use receipt::{Event, ExecStatus, Receipt};
 pub use tx::{Amount, SignedTransaction, Transaction, TxError, TxPayload, validator_change_hash};

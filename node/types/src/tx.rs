@@ -9,6 +9,7 @@ use crate::codec::{Decode, DecodeError, Encode, Reader, put_bytes, put_seq};
 use crate::crypto::{CryptoError, SecretKey, Signature};
 use crate::hash::{Hash, domain, keccak256, keccak256_parts};
 use crate::hex::{serde_bytes, serde_u128};
+use crate::protocol::ProtocolParams;
 
 /// Amount of the native token, in its smallest unit.
 pub type Amount = u128;
@@ -74,12 +75,24 @@ pub enum TxPayload {
         validators: Vec<Validator>,
         possession: Vec<Signature>,
     },
+    /// A validator of `epoch` votes for `params` as the protocol from
+    /// `activation_height` on (ADR 0011). Once validators holding more than
+    /// two thirds of the epoch's power voted for the same parameters and
+    /// height, the upgrade is scheduled: the block at `activation_height`
+    /// is the first to execute under `params`, and a node that lacks one of
+    /// their versions stops after the block before it.
+    VoteUpgrade {
+        epoch: u64,
+        activation_height: u64,
+        params: ProtocolParams,
+    },
 }
 
 const TAG_TRANSFER: u8 = 0;
 const TAG_DEPLOY: u8 = 1;
 const TAG_CALL: u8 = 2;
 const TAG_VOTE_VALIDATORS: u8 = 3;
+const TAG_VOTE_UPGRADE: u8 = 4;
 
 /// What validators vote for and new keys sign when `validators` is
 /// proposed as the set after `epoch` on chain `chain_id`.
@@ -154,6 +167,16 @@ impl Encode for TxPayload {
                 put_seq(out, validators);
                 put_seq(out, possession);
             }
+            TxPayload::VoteUpgrade {
+                epoch,
+                activation_height,
+                params,
+            } => {
+                out.push(TAG_VOTE_UPGRADE);
+                epoch.encode_to(out);
+                activation_height.encode_to(out);
+                params.encode_to(out);
+            }
         }
     }
 }
@@ -202,6 +225,11 @@ impl Decode for TxPayload {
                 possession: r.seq(limits.validators_max, 65, "possession proofs", |r| {
                     Signature::decode_from(r)
                 })?,
+            }),
+            TAG_VOTE_UPGRADE => Ok(TxPayload::VoteUpgrade {
+                epoch: r.u64("epoch")?,
+                activation_height: r.u64("activation height")?,
+                params: ProtocolParams::decode_from(r)?,
             }),
             tag => Err(DecodeError::InvalidTag {
                 what: "tx payload",
@@ -252,7 +280,7 @@ impl Transaction {
         match &self.payload {
             TxPayload::Transfer { amount, .. } => *amount,
             TxPayload::Deploy { value, .. } | TxPayload::Call { value, .. } => *value,
-            TxPayload::VoteValidators { .. } => 0,
+            TxPayload::VoteValidators { .. } | TxPayload::VoteUpgrade { .. } => 0,
         }
     }
 

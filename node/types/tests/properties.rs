@@ -59,6 +59,29 @@ fn payload() -> impl Strategy<Value = TxPayload> {
                 possession: vec![Signature([7; 65]); proofs],
             }
         }),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<[u64; 7]>(),
+            any::<(u32, u32)>()
+        )
+            .prop_map(|(epoch, activation_height, n, (gas, limits))| {
+                TxPayload::VoteUpgrade {
+                    epoch,
+                    activation_height,
+                    params: stele_types::ProtocolParams {
+                        gas_schedule_version: gas,
+                        vm_limits_version: limits,
+                        block_gas_max: n[0],
+                        block_bytes_max: n[1],
+                        block_txs_max: n[2],
+                        tx_gas_base: n[3],
+                        tx_gas_per_byte: n[4],
+                        view_timeout_ms: n[5],
+                        view_timeout_max_ms: n[6],
+                    },
+                }
+            }),
     ]
 }
 

@@ -93,11 +93,17 @@ impl TestChain {
         .expect("the VM");
         let config = ExecutorConfig {
             chain_id: CHAIN_ID,
-            block_gas_max: u64::MAX,
-            block_bytes_max: usize::MAX,
-            block_txs_max: usize::MAX,
-            tx_gas_base: 21_000,
-            tx_gas_per_byte: 16,
+            protocol: stele_types::ProtocolParams {
+                gas_schedule_version: stele_vm::GasSchedule::LATEST.version,
+                vm_limits_version: stele_vm::VmLimits::LATEST.version,
+                block_gas_max: u64::MAX,
+                block_bytes_max: u64::MAX,
+                block_txs_max: u64::MAX,
+                tx_gas_base: 21_000,
+                tx_gas_per_byte: 16,
+                view_timeout_ms: 2_000,
+                view_timeout_max_ms: 60_000,
+            },
             checkpoint_interval: 16,
             sig_cache_entries_max: 1,
             record_storage_writes: false,

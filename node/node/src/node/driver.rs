@@ -84,6 +84,7 @@ impl Driver {
     /// held so far), or the role waits in standby. A replica whose epoch's
     /// end the chain decided is told where it is.
     fn settle_epoch(&mut self) -> Result<VecDeque<Input>, NodeError> {
+        self.settle_timeouts();
         let epoch = self.follower.epoch.clone();
         let shared = self.follower.shared.clone();
         if !self
@@ -165,6 +166,33 @@ impl Driver {
         Ok(inputs)
     }
 
+    /// Moves the replicas' view timeouts to the chain's protocol, when they
+    /// follow it and an upgrade changed it (ADR 0011).
+    fn settle_timeouts(&mut self) {
+        let Some(replicas) = &mut self.replicas else {
+            return;
+        };
+        if !replicas.chain_timeouts {
+            return;
+        }
+        let p = self.follower.shared.protocol();
+        let wanted = (p.active.view_timeout_ms, p.active.view_timeout_max_ms);
+        let t = &mut replicas.template;
+        if (t.view_timeout_ms, t.view_timeout_max_ms) != wanted {
+            (t.view_timeout_ms, t.view_timeout_max_ms) = wanted;
+        }
+        if let Some(v) = &mut self.validator
+            && v.replica.view_timeouts() != wanted
+        {
+            info!(
+                view_timeout_ms = wanted.0,
+                view_timeout_max_ms = wanted.1,
+                "view timeouts follow the chain's protocol"
+            );
+            v.replica.set_view_timeouts(wanted.0, wanted.1);
+        }
+    }
+
     /// Settles the epoch after commits made outside the replica (a node
     /// following the chain between memberships).
     async fn after_following(&mut self) -> Result<(), NodeError> {
@@ -184,6 +212,8 @@ impl Driver {
         mut fetched: mpsc::Receiver<Fetched>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), NodeError> {
+        // The tip's protocol may have other timeouts than the genesis's.
+        self.settle_timeouts();
         if let Some(validator) = &mut self.validator {
             // A network of one: its quorum is itself.
             let quorum = validator.quorum_connected();

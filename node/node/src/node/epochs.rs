@@ -86,6 +86,9 @@ impl EpochView {
 /// signatures for the replica.
 pub(super) struct EpochReplicas {
     pub(super) template: ReplicaConfig,
+    /// Whether the replicas' view timeouts follow the chain's protocol
+    /// (this node's config sets none of its own).
+    pub(super) chain_timeouts: bool,
     pub(super) key: SecretKey,
     pub(super) verified: Arc<VerifiedSignatures>,
 }

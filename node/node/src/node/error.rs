@@ -75,6 +75,16 @@ pub enum NodeError {
     Commit { height: u64, source: CommitError },
     #[error("reading the epoch from the state: {0}")]
     Epoch(String),
+    #[error("reading the protocol parameters from the state: {0}")]
+    Protocol(String),
+    #[error(
+        "block {height} is the first under a protocol upgrade this node cannot run: {reason}. The node stopped after block {}, everything up to it committed; start it again with a build that has that version",
+        .height.saturating_sub(1)
+    )]
+    ProtocolUnsupported {
+        height: u64,
+        reason: stele_exec::Unsupported,
+    },
 }
 
 pub(super) fn losses_text(losses: &[DataLoss]) -> String {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use stele_exec::{BlockEnv, BlockExecution, SharedState, StateBase, governance};
+use stele_exec::{BlockEnv, BlockExecution, SharedState, StateBase, governance, upgrade};
 use stele_state::{PreparedCommit, WriteSet};
 use stele_types::{Address, Block, CommitCertificate, Hash, decode};
 use tracing::{debug, info, warn};
@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 use super::catch_up::CatchUp;
 use super::epochs::EpochView;
 use super::exec_thread::ExecThread;
+use super::protocol::{self, ProtocolView};
 use super::{BlockRejected, CommitError, NodeError, PIPELINE_BLOCKS_MAX, Shared, now_ms};
 use crate::net::Channel;
 use crate::store::{CommittedBlock, finish_block_commit, prepare_block_commit};
@@ -86,6 +87,24 @@ impl Follower {
         let base = StateBase::at(&shared.state, Some(tip.height), None);
         let epoch = Arc::new(EpochView::on(&base)?);
         shared.set_epoch(epoch.clone());
+        let view = ProtocolView::on(&shared.executor, &base)?;
+        // A node without the tip's protocol does not start: it would stop
+        // at the next block anyway (ADR 0011).
+        view.check_next(&shared.executor, tip.height)?;
+        if view.active != ProtocolView::genesis(&shared.executor).active {
+            // An upgrade activated before this start: its VM gets every
+            // contract now, as the genesis's VM did.
+            let vm = shared.executor.vm_for(&view.active).map_err(|reason| {
+                NodeError::ProtocolUnsupported {
+                    height: tip.height + 1,
+                    reason,
+                }
+            })?;
+            let state = shared.state.read().map_err(|_| NodeError::Poisoned)?;
+            super::open::warm_contracts(&vm, &state)?;
+        }
+        protocol::prepare(&shared, &view);
+        shared.set_protocol(Arc::new(view));
         Ok(Follower {
             shared,
             exec,
@@ -452,6 +471,9 @@ impl Follower {
             self.epoch = Arc::new(epoch);
             self.shared.set_epoch(self.epoch.clone());
         }
+        if upgrade::touches_protocol(&exec.writes) {
+            self.settle_protocol(seq)?;
+        }
         self.update_mempool(seq, &exec);
         if self.shared.syncing.load(Ordering::Relaxed) && seq >= self.catch_up.target() {
             self.shared.syncing.store(false, Ordering::Relaxed);
@@ -464,6 +486,28 @@ impl Follower {
             certificate,
         }));
         self.prune_if_due(seq).await
+    }
+
+    /// After a block at `seq` that scheduled or activated an upgrade:
+    /// the node follows the new protocol, gets ready for a scheduled one,
+    /// and stops here if it cannot execute the next block.
+    fn settle_protocol(&mut self, seq: u64) -> Result<(), NodeError> {
+        let view = ProtocolView::on(&self.shared.executor, &self.base())?;
+        let before = self.shared.protocol();
+        if view.active != before.active {
+            info!(
+                height = seq + 1,
+                gas_schedule_version = view.active.gas_schedule_version,
+                vm_limits_version = view.active.vm_limits_version,
+                "a protocol upgrade is active from the next block"
+            );
+        }
+        view.check_next(&self.shared.executor, seq)?;
+        if view.scheduled.is_some() && view.scheduled != before.scheduled {
+            protocol::prepare(&self.shared, &view);
+        }
+        self.shared.set_protocol(Arc::new(view));
+        Ok(())
     }
 
     /// A certified block this node has not executed on the tip: checked

@@ -50,6 +50,7 @@ mod follower;
 mod gossip;
 mod open;
 mod propose;
+mod protocol;
 mod shared;
 mod start;
 mod validator;
@@ -74,6 +75,7 @@ use crate::store::CommittedBlock;
 pub use epochs::EpochView;
 pub use error::{BlockRejected, CommitError, NodeError};
 pub use open::init_data_dir;
+pub use protocol::ProtocolView;
 pub use shared::Shared;
 
 /// Column family for the node's own metadata (the genesis it belongs to).
@@ -87,8 +89,10 @@ pub const ARTIFACT_DIR: &str = "wasm";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsensusOptions {
     /// View-change timer for the first attempt (doubles up to the max).
-    pub view_timeout_ms: u64,
-    pub view_timeout_max_ms: u64,
+    /// `None` follows the chain's protocol parameters (the genesis's, then
+    /// each upgrade's); a value overrides them on this node only.
+    pub view_timeout_ms: Option<u64>,
+    pub view_timeout_max_ms: Option<u64>,
     /// Shortest time between two proposals of this node when transactions
     /// are waiting (lets a block fill up).
     pub block_interval_ms: u64,
@@ -109,8 +113,8 @@ pub const PIPELINE_BLOCKS_MAX: u64 = 4;
 impl Default for ConsensusOptions {
     fn default() -> Self {
         ConsensusOptions {
-            view_timeout_ms: 2_000,
-            view_timeout_max_ms: 60_000,
+            view_timeout_ms: None,
+            view_timeout_max_ms: None,
             block_interval_ms: 5,
             empty_block_interval_ms: 500,
             pipeline_blocks: 1,
@@ -184,6 +188,33 @@ pub struct NodeOptions {
     /// it such a start fails with [`NodeError::DataLoss`]. Only an operator
     /// sets this (`stele-node start --accept-data-loss`), for one start.
     pub accept_data_loss: bool,
+    /// The gas schedule and VM limits versions this node runs: all it was
+    /// built with, unless a test caps them to stand for an older build
+    /// ([`protocol_support_from_env`], read by `stele-node start` only).
+    pub protocol_support: stele_exec::ProtocolSupport,
+}
+
+/// The versions this node runs, as `STELE_TEST_GAS_SCHEDULE_MAX` and
+/// `STELE_TEST_VM_LIMITS_MAX` cap them: a test stands a node built before
+/// an upgrade's version with them (ADR 0011). Unset, everything this
+/// build has; an unparsable value is an error, never ignored.
+pub fn protocol_support_from_env() -> Result<stele_exec::ProtocolSupport, String> {
+    let mut support = stele_exec::ProtocolSupport::default();
+    for (var, field) in [
+        ("STELE_TEST_GAS_SCHEDULE_MAX", &mut support.gas_schedule_max),
+        ("STELE_TEST_VM_LIMITS_MAX", &mut support.vm_limits_max),
+    ] {
+        if let Some(v) = std::env::var_os(var) {
+            let v = v.to_string_lossy();
+            *field = v
+                .parse()
+                .map_err(|_| format!("{var}={v} is not a version number"))?;
+            warn!(
+                "{var}={v}: this node runs as if it were built without later versions (a test setting)"
+            );
+        }
+    }
+    Ok(support)
 }
 
 /// The multi-threaded tokio runtime a node runs best on: its worker threads

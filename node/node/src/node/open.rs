@@ -29,11 +29,31 @@ pub(super) fn warm_contracts(
     vm: &Vm<stele_exec::StateWorld>,
     state: &State,
 ) -> Result<(), NodeError> {
+    warm_contracts_from(vm, |after| {
+        state.iter_prefix(&Namespace::Code, b"", after, WARM_PAGE)
+    })
+}
+
+/// [`warm_contracts`] from a committed view, which holds no lock: for a
+/// VM warmed while the node runs (an upgrade's, before it activates).
+pub(super) fn warm_contracts_in(
+    vm: &Vm<stele_exec::StateWorld>,
+    view: &stele_state::CommittedView,
+) -> Result<(), NodeError> {
+    warm_contracts_from(vm, |after| {
+        view.iter_prefix(&Namespace::Code, b"", after, WARM_PAGE)
+    })
+}
+
+fn warm_contracts_from(
+    vm: &Vm<stele_exec::StateWorld>,
+    page_after: impl Fn(Option<&[u8]>) -> Result<stele_state::Page, StateError>,
+) -> Result<(), NodeError> {
     let started = Instant::now();
     let mut after: Option<Vec<u8>> = None;
     let mut count = 0usize;
     loop {
-        let page = state.iter_prefix(&Namespace::Code, b"", after.as_deref(), WARM_PAGE)?;
+        let page = page_after(after.as_deref())?;
         for (hash, code) in &page.entries {
             // Every stored code passed validation at its deploy under this
             // chain's limits; one that fails now is reported and left to

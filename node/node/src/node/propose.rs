@@ -168,7 +168,10 @@ impl Proposal {
             proposer: self.me,
         };
         for _ in 0..SELECTION_ATTEMPTS {
-            let txs = self.shared.mempool().select(self.block_limits(), &base);
+            let txs = self
+                .shared
+                .mempool()
+                .select(self.block_limits(&base)?, &base);
             if txs.is_empty() && self.empty_block_waits(&base) {
                 self.wait(asked, true);
                 return Ok(None);
@@ -200,14 +203,18 @@ impl Proposal {
         Ok(None)
     }
 
-    fn block_limits(&self) -> BlockLimits {
-        let cfg = self.shared.executor.config();
-        BlockLimits {
-            gas_max: cfg.block_gas_max,
-            // Leave room for the header in the consensus payload.
-            bytes_max: cfg.block_bytes_max,
-            txs_max: cfg.block_txs_max,
-        }
+    /// The limits of a block on `base`: its protocol's (ADR 0011).
+    fn block_limits(&self, base: &StateBase) -> Result<BlockLimits, NodeError> {
+        let p = self
+            .shared
+            .executor
+            .protocol_on(base)
+            .map_err(NodeError::Protocol)?;
+        Ok(BlockLimits {
+            gas_max: p.block_gas_max,
+            bytes_max: usize::try_from(p.block_bytes_max).unwrap_or(usize::MAX),
+            txs_max: usize::try_from(p.block_txs_max).unwrap_or(usize::MAX),
+        })
     }
 
     /// Whether an empty selection waits instead of making an empty block:

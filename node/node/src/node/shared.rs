@@ -58,6 +58,9 @@ pub struct Shared {
     pub(super) index: crate::index::IndexConfig,
     /// The epoch of the block after the committed tip (ADR 0010).
     pub(super) epoch: std::sync::RwLock<Arc<super::EpochView>>,
+    /// The protocol of the block after the committed tip, and the upgrade
+    /// scheduled (ADR 0011).
+    pub(super) protocol: std::sync::RwLock<Arc<super::ProtocolView>>,
 }
 
 impl Shared {
@@ -93,6 +96,22 @@ impl Shared {
             .epoch
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = epoch;
+    }
+
+    /// The protocol of the next block, and the upgrade scheduled.
+    pub fn protocol(&self) -> Arc<super::ProtocolView> {
+        self.protocol
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(super) fn set_protocol(&self, protocol: Arc<super::ProtocolView>) {
+        self.mempool().set_protocol(&protocol.active);
+        *self
+            .protocol
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = protocol;
     }
 
     /// The genesis validator set (the current one is [`Shared::epoch`]'s).

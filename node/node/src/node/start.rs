@@ -123,6 +123,8 @@ impl Node {
                 } = parts.recovered;
                 let replicas = EpochReplicas {
                     template: parts.rcfg,
+                    chain_timeouts: opts.consensus.view_timeout_ms.is_none()
+                        && opts.consensus.view_timeout_max_ms.is_none(),
                     key: opts.key.clone(),
                     verified: parts.verified,
                 };
@@ -240,8 +242,18 @@ fn replica_config(opts: &NodeOptions, genesis_hash: Hash) -> ReplicaConfig {
         .consensus
         .pipeline_blocks
         .clamp(1, PIPELINE_BLOCKS_MAX.min(2 * k));
-    rcfg.view_timeout_ms = opts.consensus.view_timeout_ms;
-    rcfg.view_timeout_max_ms = opts.consensus.view_timeout_max_ms;
+    // The chain's timeouts (the driver moves them to the tip's protocol,
+    // and to each upgrade's), unless this node's config sets its own.
+    let protocol = genesis.params.protocol();
+    rcfg.view_timeout_ms = opts
+        .consensus
+        .view_timeout_ms
+        .unwrap_or(protocol.view_timeout_ms);
+    rcfg.view_timeout_max_ms = opts
+        .consensus
+        .view_timeout_max_ms
+        .unwrap_or(protocol.view_timeout_max_ms)
+        .max(rcfg.view_timeout_ms);
     rcfg.limits.payload_bytes_max = rcfg
         .limits
         .payload_bytes_max
@@ -368,13 +380,15 @@ fn executor(opts: &NodeOptions, state: &State) -> Result<Executor, NodeError> {
     let mut vm_config = opts.genesis.vm_config()?;
     // Compiled contracts persist, so a restart never pays a compile.
     vm_config.artifact_dir = Some(opts.data_dir.join(ARTIFACT_DIR));
+    let template = vm_config.clone();
     let vm = Vm::new(vm_config)?;
     warm_contracts(&vm, state)?;
     let mut config = opts.genesis.executor_config();
     // Only a node that keeps the storage-history index pays for recording
     // which keys each transaction wrote.
     config.record_storage_writes = opts.index.storage_history;
-    Ok(Executor::new(vm, config))
+    // Upgrades get VMs with this node's settings (ADR 0011).
+    Ok(Executor::new(vm, config).upgradable(template, opts.protocol_support))
 }
 
 fn mempool_config(opts: &NodeOptions) -> MempoolConfig {
@@ -401,6 +415,8 @@ fn shared(
     msg_limits: &MessageLimits,
     tip: Tip,
 ) -> Shared {
+    // The genesis's protocol until the follower reads the tip's.
+    let protocol = super::ProtocolView::genesis(&executor);
     let genesis = &opts.genesis;
     let mempool_config = mempool_config(opts);
     let state: SharedState = Arc::new(RwLock::new(state));
@@ -441,6 +457,7 @@ fn shared(
             validators: genesis.validators.clone(),
             pending: None,
         })),
+        protocol: std::sync::RwLock::new(Arc::new(protocol)),
     }
 }
 

@@ -274,9 +274,9 @@ fn commit_block(
     let cfg = executor.config().clone();
     let txs = pool.mempool.lock().unwrap().select(
         BlockLimits {
-            gas_max: cfg.block_gas_max,
-            bytes_max: cfg.block_bytes_max,
-            txs_max: cfg.block_txs_max,
+            gas_max: cfg.protocol.block_gas_max,
+            bytes_max: cfg.protocol.block_bytes_max as usize,
+            txs_max: cfg.protocol.block_txs_max as usize,
         },
         &base,
     );

@@ -100,12 +100,15 @@ impl Handler {
             let value = match &tx.payload {
                 TxPayload::Transfer { amount, .. } => *amount,
                 TxPayload::Deploy { value, .. } | TxPayload::Call { value, .. } => *value,
-                TxPayload::VoteValidators { .. } => 0,
+                TxPayload::VoteValidators { .. } | TxPayload::VoteUpgrade { .. } => 0,
             };
-            let cap = self
-                .config
-                .view_gas_max
-                .min(self.ctx.executor.config().block_gas_max);
+            let block_gas_max = self
+                .ctx
+                .executor
+                .protocol_on(&base)
+                .map_err(internal)?
+                .block_gas_max;
+            let cap = self.config.view_gas_max.min(block_gas_max);
             let affordable = match tx.gas_price {
                 0 => u128::from(cap),
                 p => balance.saturating_sub(value) / u128::from(p),
