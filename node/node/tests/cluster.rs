@@ -113,8 +113,29 @@ impl Cluster {
         empty_block_interval_ms: u64,
         mempool_bytes_max: usize,
     ) -> Cluster {
+        Cluster::start_on(
+            n,
+            ChainParams::default(),
+            (versions_kept, prune_interval_blocks, pipeline_blocks),
+            empty_block_interval_ms,
+            mempool_bytes_max,
+        )
+        .await
+    }
+
+    /// `n` validators on a genesis with `params`.
+    async fn start_on(
+        n: u16,
+        params: ChainParams,
+        (versions_kept, prune_interval_blocks, pipeline_blocks): (u64, u64, u64),
+        empty_block_interval_ms: u64,
+        mempool_bytes_max: usize,
+    ) -> Cluster {
         let keys = validators(n);
-        let genesis = genesis(&keys);
+        let genesis = Genesis {
+            params,
+            ..genesis(&keys)
+        };
         // Reserve ports, then free them for the nodes to bind.
         let socks: Vec<UdpSocket> = (0..n)
             .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
@@ -1321,6 +1342,172 @@ async fn validators_join_leave_and_rotate_keys_at_epoch_boundaries() {
     cluster.assert_same_chain();
     assert_eq!(verify_from_genesis(cluster.node(3), &cluster.genesis), 3);
     for i in [0, 3, joiner, rotated] {
+        cluster.stop(i).await;
+    }
+}
+
+// ---- protocol upgrades (ADR 0011) -------------------------------------
+
+/// Account `from`'s call of the counter at `contract`.
+fn increment(from: u16, nonce: u64, contract: Address) -> Vec<u8> {
+    Transaction {
+        chain_id: CHAIN,
+        nonce,
+        gas_limit: 5_000_000,
+        gas_price: 1,
+        payload: TxPayload::Call {
+            contract,
+            method: "increment".into(),
+            args: vec![],
+            value: 0,
+        },
+    }
+    .sign(&account(from))
+    .to_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gas_schedule_upgrade_activates_under_load_and_a_node_without_it_stops_before() {
+    // Gas schedule V4 at genesis; the validators vote V5 in.
+    let params = ChainParams {
+        gas_schedule_version: 4,
+        ..ChainParams::default()
+    };
+    let mut cluster = Cluster::start_on(4, params, (1_000_000, 0, 1), 30, 64 << 20).await;
+    // A full node built before V5 (standing for one: its versions capped).
+    let mut old = cluster.full_options("old", &account(7));
+    old.protocol_support = stele_exec::ProtocolSupport {
+        gas_schedule_max: 4,
+        ..Default::default()
+    };
+    let old = Node::start(old).await.unwrap();
+    let mut commits = cluster.node(0).subscribe();
+
+    let deploy = Transaction {
+        chain_id: CHAIN,
+        nonce: 0,
+        gas_limit: 100_000_000,
+        gas_price: 1,
+        payload: TxPayload::Deploy {
+            code: wat::parse_str(stele_fixtures::COUNTER_WAT).unwrap(),
+            init_args: vec![],
+            value: 0,
+        },
+    }
+    .sign(&account(0));
+    let contract = Address::contract(&account(0).address(), 0);
+    let mut sent = vec![cluster.node(0).submit(&deploy.to_bytes()).unwrap()];
+    until("the deploy", || cluster.committed_everywhere(&sent[0])).await;
+
+    // Load: calls and transfers through every validator, before, during
+    // and after the vote and the activation.
+    // Accounts 0-3 call, 4 and 5 pay; a sender whose queue is full (the
+    // pool takes 64 a sender) waits its turn.
+    let mut nonces = [1u64, 0, 0, 0, 0, 0];
+    let mut load = |cluster: &Cluster, sent: &mut Vec<Hash>, round: usize| {
+        let via = round % 4;
+        let (caller, payer) = (round % 4, 4 + round % 2);
+        let call = increment(caller as u16, nonces[caller], contract);
+        let pay = transfer(payer as u16, nonces[payer], 6, 1);
+        for (who, raw) in [(caller, call), (payer, pay)] {
+            match cluster.node(via).submit(&raw) {
+                Ok(hash) => {
+                    sent.push(hash);
+                    nonces[who] += 1;
+                }
+                Err(AdmitError::SenderFull { .. }) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    for round in 0..10 {
+        load(&cluster, &mut sent, round);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The vote: three of four validators, activation 48 blocks on (K is 16:
+    // at least 32 after each vote).
+    let next = ProtocolParams {
+        gas_schedule_version: 5,
+        ..cluster.genesis.params.protocol()
+    };
+    let activation = cluster.height(0) + 48;
+    for v in 0..3 {
+        let voter = &cluster.keys[v];
+        let tx = Transaction {
+            chain_id: CHAIN,
+            nonce: 0,
+            gas_limit: 1_000_000,
+            gas_price: 1,
+            payload: TxPayload::VoteUpgrade {
+                epoch: 0,
+                activation_height: activation,
+                params: next.clone(),
+            },
+        }
+        .sign(voter);
+        sent.push(cluster.node(v).submit(&tx.to_bytes()).unwrap());
+    }
+    let mut round = 10;
+    while cluster.height(0) < activation + 8 {
+        load(&cluster, &mut sent, round);
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    until("every transaction committed", || {
+        sent.iter().all(|tx| cluster.committed_everywhere(tx))
+    })
+    .await;
+    for n in cluster.running() {
+        let p = n.shared().protocol();
+        assert_eq!((&p.active, &p.scheduled), (&next, &None));
+    }
+    cluster.assert_same_chain();
+
+    // The counter's calls cost one price below the activation height and
+    // another from it on.
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    while let Ok(c) = commits.try_recv() {
+        for (tx, r) in c.block.txs.iter().zip(&c.receipts) {
+            if let TxPayload::Call { .. } = tx.tx.payload {
+                assert!(r.status.is_success(), "{r:?}");
+                let side = if c.block.header.height < activation {
+                    &mut before
+                } else {
+                    &mut after
+                };
+                side.push(r.gas_used);
+            }
+        }
+    }
+    assert!(
+        !before.is_empty() && !after.is_empty(),
+        "calls on both sides"
+    );
+    // (The first increment creates the counter's slot, the rest update it.)
+    let (v4, v5) = (before[before.len() - 1], after[0]);
+    assert!(before[1..].iter().all(|g| *g == v4), "{before:?}");
+    assert!(after.iter().all(|g| *g == v5), "{after:?}");
+    assert!(
+        v5 > v4,
+        "V5 prices an instance's pages higher: {v4} then {v5}"
+    );
+
+    // The old node stopped after the block before the activation, saying
+    // why, with everything up to it committed.
+    until("the old node stops", || old.is_finished()).await;
+    assert_eq!(old.progress().height, activation - 1);
+    assert_eq!(
+        block_and_root(&old, activation - 1),
+        block_and_root(cluster.node(0), activation - 1)
+    );
+    let e = old.shutdown().await.unwrap_err().to_string();
+    assert!(
+        e.contains(&format!(
+            "block {activation} is the first under a protocol upgrade"
+        )) && e.contains("no gas schedule version 5"),
+        "{e}"
+    );
+    for i in 0..4 {
         cluster.stop(i).await;
     }
 }
