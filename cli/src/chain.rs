@@ -611,6 +611,187 @@ async fn vote_validators(
 }
 
 #[derive(Args, Debug)]
+pub struct ProtocolArgs {
+    #[command(subcommand)]
+    pub action: Option<ProtocolAction>,
+    /// Read the parameters after this height (default: the latest).
+    #[arg(long)]
+    pub height: Option<u64>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ProtocolAction {
+    /// Vote, with the --from key (a validator's of the current epoch), for
+    /// the parameters in force with the changes given, from height --at
+    /// on; more than two thirds of the epoch's power for the same
+    /// parameters and height schedules the upgrade. Every node without
+    /// the versions named stops before that height: upgrade them first.
+    Vote {
+        /// The first height under the new parameters (at least two
+        /// checkpoint intervals after the vote's block).
+        #[arg(long)]
+        at: u64,
+        #[arg(long)]
+        gas_schedule: Option<u32>,
+        #[arg(long)]
+        vm_limits: Option<u32>,
+        #[arg(long)]
+        block_gas_max: Option<u64>,
+        #[arg(long)]
+        block_bytes_max: Option<u64>,
+        #[arg(long)]
+        block_txs_max: Option<u64>,
+        #[arg(long)]
+        tx_gas_base: Option<u64>,
+        #[arg(long)]
+        tx_gas_per_byte: Option<u64>,
+        #[arg(long)]
+        view_timeout_ms: Option<u64>,
+        #[arg(long)]
+        view_timeout_max_ms: Option<u64>,
+        /// Vote even for versions this CLI does not know.
+        #[arg(long)]
+        unknown_versions: bool,
+        #[command(flatten)]
+        tx: TxOpts,
+    },
+}
+
+fn params_text(p: &stele_types::ProtocolParams) -> String {
+    format!(
+        "gas schedule {}, VM limits {}
+  block: {} gas, {} bytes, {} transactions
+  transaction base gas {} + {} per byte
+  view timeout {} ms (max {} ms)",
+        p.gas_schedule_version,
+        p.vm_limits_version,
+        p.block_gas_max,
+        p.block_bytes_max,
+        p.block_txs_max,
+        p.tx_gas_base,
+        p.tx_gas_per_byte,
+        p.view_timeout_ms,
+        p.view_timeout_max_ms
+    )
+}
+
+/// `stele protocol`: the parameters in force and the upgrade scheduled
+/// (ADR 0011); `vote` votes one in.
+pub async fn protocol(ctx: &Ctx, a: ProtocolArgs) -> Res {
+    if let Some(ProtocolAction::Vote {
+        at,
+        gas_schedule,
+        vm_limits,
+        block_gas_max,
+        block_bytes_max,
+        block_txs_max,
+        tx_gas_base,
+        tx_gas_per_byte,
+        view_timeout_ms,
+        view_timeout_max_ms,
+        unknown_versions,
+        tx,
+    }) = a.action
+    {
+        let client = ctx.client().await?;
+        let mut p = client.get_protocol(None).await?.active;
+        let set = |field: &mut u64, v: Option<u64>| {
+            if let Some(v) = v {
+                *field = v;
+            }
+        };
+        if let Some(v) = gas_schedule {
+            p.gas_schedule_version = v;
+        }
+        if let Some(v) = vm_limits {
+            p.vm_limits_version = v;
+        }
+        set(&mut p.block_gas_max, block_gas_max);
+        set(&mut p.block_bytes_max, block_bytes_max);
+        set(&mut p.block_txs_max, block_txs_max);
+        set(&mut p.tx_gas_base, tx_gas_base);
+        set(&mut p.tx_gas_per_byte, tx_gas_per_byte);
+        set(&mut p.view_timeout_ms, view_timeout_ms);
+        set(&mut p.view_timeout_max_ms, view_timeout_max_ms);
+        p.check().map_err(CliError::new)?;
+        if !unknown_versions {
+            let gas: Vec<u32> = stele_vm::GasSchedule::ALL
+                .iter()
+                .map(|g| g.version)
+                .collect();
+            let limits: Vec<u32> = stele_vm::VmLimits::ALL.iter().map(|l| l.version).collect();
+            if !gas.contains(&p.gas_schedule_version) || !limits.contains(&p.vm_limits_version) {
+                return Err(CliError::new(format!(
+                    "this CLI knows gas schedules {gas:?} and VM limits {limits:?}: a version no build has would stop every node at height {at}"
+                ))
+                .hint("pass --unknown-versions if nodes with that version exist"));
+            }
+        }
+        let epoch = client.get_validators(None).await?.epoch;
+        let signer = ctx.signer()?;
+        let sent = send(ctx, &client, &signer, &tx, None, |b| {
+            b.vote_upgrade(epoch, at, p.clone())
+        })
+        .await?;
+        let r = &sent.receipt.receipt;
+        if r.status != ExecStatus::Success {
+            return Err(failure_error(
+                "the vote was refused",
+                r.status,
+                None,
+                Some(&String::from_utf8_lossy(&r.output)),
+            ));
+        }
+        let scheduled = r.output == [1];
+        ctx.out(
+            || {
+                format!(
+                    "voted in epoch {epoch} for, from height {at}:\n  {}{}\ntx:       {}\nblock:    {}",
+                    params_text(&p),
+                    if scheduled { "\nthe upgrade is scheduled" } else { "" },
+                    sent.hash,
+                    sent.receipt.block_height
+                )
+            },
+            json!({"hash": sent.hash, "epoch": epoch, "activation_height": at, "params": p, "scheduled": scheduled}),
+        );
+        return Ok(());
+    }
+    let client = ctx.client().await?;
+    let info = client.get_protocol(a.height).await?;
+    ctx.out(
+        || {
+            let mut s = format!(
+                "height:     {}\nactive:     {}",
+                info.height,
+                params_text(&info.active)
+            );
+            match &info.scheduled {
+                Some(u) => {
+                    s.push_str(&format!(
+                        "\nscheduled:  from height {} (decided at {} in epoch {}): {}",
+                        u.activation_height,
+                        u.decided_at,
+                        u.epoch,
+                        params_text(&u.params)
+                    ));
+                    if let Some(why) = &u.unsupported {
+                        s.push_str(&format!(
+                            "\nwarning:    this node cannot run it ({why}) and stops after height {}",
+                            u.activation_height.saturating_sub(1)
+                        ));
+                    }
+                }
+                None => s.push_str("\nscheduled:  none"),
+            }
+            s
+        },
+        json!(info),
+    );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
 pub struct TxArgs {
     /// Transaction hash (0x...).
     pub hash: Hash,

@@ -84,6 +84,9 @@ enum Command {
     /// The validator set: its epoch, its members and the change decided in
     /// it (validators vote changes in with `VoteValidators` transactions).
     Validators(chain::ValidatorsArgs),
+    /// The protocol parameters in force and the upgrade scheduled
+    /// (validators vote upgrades in with `protocol vote`).
+    Protocol(chain::ProtocolArgs),
     /// The ABI embedded in a deployed contract.
     Abi(contract::AbiArgs),
     /// A contract's events: recent ones, then new ones with --follow.
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
             Command::Tx(a) => chain::tx(&ctx, a).await,
             Command::Block(a) => chain::block(&ctx, a).await,
             Command::Validators(a) => chain::validators(&ctx, a).await,
+            Command::Protocol(a) => chain::protocol(&ctx, a).await,
             Command::Abi(a) => contract::abi(&ctx, a).await,
             Command::Events(a) => contract::events(&ctx, a).await,
             Command::Proof(a) => contract::proof(&ctx, a).await,

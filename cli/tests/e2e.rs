@@ -240,6 +240,21 @@ fn contracts_through_the_cli_on_a_devnet() {
         "{e}"
     );
 
+    // The protocol (ADR 0011): the genesis's, nothing scheduled. A vote for
+    // a gas schedule no build has is stopped by the CLI; one from a key
+    // outside the set is refused on chain.
+    let protocol = cli.ok(&["protocol"]);
+    assert!(protocol["scheduled"].is_null(), "{protocol}");
+    let gas = protocol["active"]["gas_schedule_version"].as_u64().unwrap();
+    assert!(gas >= 5, "{protocol}");
+    let e = cli.err(&["protocol", "vote", "--at", "1000", "--gas-schedule", "99"]);
+    assert!(e.to_string().contains("would stop every node"), "{e}");
+    let e = cli.err(&["protocol", "vote", "--at", "1000", "--tx-gas-base", "30000"]);
+    assert!(
+        e.to_string().contains("is not a validator of epoch 0"),
+        "{e}"
+    );
+
     // Build prints size and code hash; deploy by crate folder.
     let token_dir = contracts().join("token");
     let built = cli.ok(&["build", token_dir.to_str().unwrap()]);

@@ -2730,3 +2730,77 @@ async fn a_client_follows_the_chain_of_validator_sets_from_the_genesis() {
         }))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_protocol_shows_the_scheduled_upgrade_and_then_the_new_parameters() {
+    let node = TestNode::start(RpcConfig::default()).await;
+    let client = Client::connect(&node.http()).await.unwrap();
+    for (nonce, to) in (100..=103).enumerate() {
+        let tx = signed(
+            1,
+            nonce as u64,
+            100_000,
+            TxPayload::Transfer {
+                to: key(to).address(),
+                amount: 10u128.pow(20),
+            },
+        );
+        client.send_transaction(&tx.to_bytes()).await.unwrap();
+    }
+    node.commit().await;
+    let genesis = client.get_protocol(None).await.unwrap();
+    assert_eq!((genesis.height, &genesis.scheduled), (1, &None));
+    let next = ProtocolParams {
+        tx_gas_base: 30_000,
+        ..genesis.active.clone()
+    };
+    for voter in [100, 101, 102] {
+        let vote = signed(
+            voter,
+            0,
+            1_000_000,
+            TxPayload::VoteUpgrade {
+                epoch: 0,
+                activation_height: 40,
+                params: next.clone(),
+            },
+        );
+        client.send_transaction(&vote.to_bytes()).await.unwrap();
+    }
+    node.commit().await;
+    let scheduled = client.get_protocol(None).await.unwrap();
+    assert_eq!(scheduled.active, genesis.active);
+    let s = scheduled.scheduled.expect("three of four voted");
+    assert_eq!(
+        (
+            &s.params,
+            s.activation_height,
+            s.decided_at,
+            s.epoch,
+            &s.unsupported
+        ),
+        (&next, 40, 2, 0, &None)
+    );
+    // The state at height 1 knew nothing of it.
+    assert_eq!(client.get_protocol(Some(1)).await.unwrap(), genesis);
+    while node.height() < 39 {
+        node.commit().await;
+    }
+    let now = client.get_protocol(None).await.unwrap();
+    assert_eq!((&now.active, &now.scheduled), (&next, &None));
+    // Block 40 charges the new base.
+    let tx = signed(
+        1,
+        4,
+        100_000,
+        TxPayload::Transfer {
+            to: key(2).address(),
+            amount: 1,
+        },
+    );
+    let hash = client.send_transaction(&tx.to_bytes()).await.unwrap();
+    node.commit().await;
+    let r = client.get_receipt(hash).await.unwrap();
+    assert_eq!(r.block_height, 40);
+    assert_eq!(r.receipt.gas_used, next.intrinsic_gas(tx.to_bytes().len()));
+}

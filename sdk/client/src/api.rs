@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use stele_types::hex::serde_u128;
 use stele_types::proof::SparseMerkleProof;
 use stele_types::{
-    Address, Amount, Block, BlockHeader, CommitCertificate, Event, ExecStatus, Hash, Receipt,
-    SignedTransaction, Transaction, ValidatorSet,
+    Address, Amount, Block, BlockHeader, CommitCertificate, Event, ExecStatus, Hash,
+    ProtocolParams, Receipt, SignedTransaction, Transaction, ValidatorSet,
 };
 
 /// Error codes of the API, beside the JSON-RPC 2.0 ones (-32700 parse error,
@@ -547,6 +547,32 @@ pub struct PendingValidators {
     pub last_height: u64,
 }
 
+/// The protocol parameters after `height` (ADR 0011): what the block
+/// after it executes under, and the upgrade scheduled, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolInfo {
+    /// The height whose state was read.
+    pub height: u64,
+    pub active: ProtocolParams,
+    pub scheduled: Option<ScheduledProtocol>,
+}
+
+/// An upgrade more than two thirds of an epoch's power voted for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledProtocol {
+    pub params: ProtocolParams,
+    /// The first height executed under `params`.
+    pub activation_height: u64,
+    /// The block whose vote scheduled it, and its epoch.
+    pub decided_at: u64,
+    pub epoch: u64,
+    /// Why the answering node cannot run it (it stops after the block
+    /// before `activation_height`); `None` when it can.
+    pub unsupported: Option<String>,
+}
+
 /// A contract-event filter: events of `contract` (any if `None`) whose
 /// topics match position by position (`None` matches anything; an event
 /// with fewer topics than the filter does not match).
@@ -769,6 +795,11 @@ pub trait SteleApi {
     /// default), with the decided change if any (ADR 0010).
     #[method(name = "get_validators")]
     async fn get_validators(&self, height: Option<u64>) -> RpcResult<ValidatorsInfo>;
+
+    /// The protocol parameters after `height` (the latest by default) and
+    /// the upgrade scheduled, if any (ADR 0011).
+    #[method(name = "get_protocol")]
+    async fn get_protocol(&self, height: Option<u64>) -> RpcResult<ProtocolInfo>;
 
     /// Every committed block (WebSocket).
     #[subscription(name = "subscribe_new_blocks" => "new_block", unsubscribe = "unsubscribe_new_blocks", with_extensions, item = NewBlock)]

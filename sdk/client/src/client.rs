@@ -500,6 +500,12 @@ impl Client {
         call!(self, get_validators(height))
     }
 
+    /// The protocol parameters after `height` (the latest by default) and
+    /// the upgrade scheduled (ADR 0011).
+    pub async fn get_protocol(&self, height: Option<u64>) -> Result<ProtocolInfo, ClientError> {
+        call!(self, get_protocol(height))
+    }
+
     /// The validator set that certifies block `height`, trusting only
     /// `genesis` (the genesis set of chain `chain_id`), not this node
     /// (ADR 0010). It finds the epochs' boundaries below `height` with

@@ -108,6 +108,21 @@ impl TxBuilder {
         })
     }
 
+    /// A validator's vote for `params` as the protocol from
+    /// `activation_height` on, in `epoch` (ADR 0011).
+    pub fn vote_upgrade(
+        &self,
+        epoch: u64,
+        activation_height: u64,
+        params: stele_types::ProtocolParams,
+    ) -> Transaction {
+        self.with(TxPayload::VoteUpgrade {
+            epoch,
+            activation_height,
+            params,
+        })
+    }
+
     /// A contract deploy; the new address is `Address::contract(sender, nonce)`.
     pub fn deploy(&self, code: Vec<u8>, init_args: Vec<u8>, value: Amount) -> Transaction {
         self.with(TxPayload::Deploy {

@@ -168,21 +168,24 @@ impl TestNode {
                 .unwrap();
         state.commit(0, &genesis.writes()).unwrap();
         let state: SharedState = Arc::new(RwLock::new(state));
-        let vm = Vm::new(VmConfig {
+        let vm_config = VmConfig {
             gas: stele_vm::GasSchedule::latest_for(&limits),
             limits,
             // Node-local and slow to set up; results and gas do not depend on it.
             warm_slots: false,
             ..VmConfig::default()
-        })
-        .unwrap();
-        let executor = Arc::new(Executor::new(
-            vm,
-            stele_exec::ExecutorConfig {
-                record_storage_writes: true,
-                ..genesis.executor_config()
-            },
-        ));
+        };
+        let vm = Vm::new(vm_config.clone()).unwrap();
+        let executor = Arc::new(
+            Executor::new(
+                vm,
+                stele_exec::ExecutorConfig {
+                    record_storage_writes: true,
+                    ..genesis.executor_config()
+                },
+            )
+            .upgradable(vm_config, stele_exec::ProtocolSupport::default()),
+        );
         let pool = Arc::new(Pool {
             mempool: Mutex::new(Mempool::new(MempoolConfig::new(CHAIN))),
             state: state.clone(),

@@ -118,6 +118,10 @@ impl SteleApiServer for Handler {
         self.validators_at(height).await
     }
 
+    async fn get_protocol(&self, height: Option<u64>) -> RpcResult<ProtocolInfo> {
+        self.protocol_at(height).await
+    }
+
     async fn subscribe_new_blocks(
         &self,
         pending: PendingSubscriptionSink,

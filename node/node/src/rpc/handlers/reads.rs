@@ -266,6 +266,28 @@ impl Handler {
         })
     }
 
+    /// `get_protocol`: the protocol after `height` and the upgrade
+    /// scheduled, from the state there, with whether this node runs it.
+    pub(super) async fn protocol_at(&self, height: Option<u64>) -> RpcResult<ProtocolInfo> {
+        let (height, base) = self.base_at(height)?;
+        let executor = &self.ctx.executor;
+        let world = stele_exec::StateWorld::new(base);
+        let active =
+            stele_exec::upgrade::active(&world, &executor.config().protocol).map_err(internal)?;
+        let scheduled = stele_exec::upgrade::scheduled(&world).map_err(internal)?;
+        Ok(ProtocolInfo {
+            height,
+            active,
+            scheduled: scheduled.map(|s| ScheduledProtocol {
+                unsupported: executor.supports(&s.params).err().map(|e| e.to_string()),
+                params: s.params,
+                activation_height: s.activation_height,
+                decided_at: s.decided_at,
+                epoch: s.epoch,
+            }),
+        })
+    }
+
     /// `get_status`: the node's live status.
     pub(super) async fn node_status(&self) -> RpcResult<StatusInfo> {
         let mut status = self.ctx.status.status();
