@@ -189,12 +189,15 @@ pub struct BlockExecution {
     pub storage_writes: Vec<Vec<StorageWrite>>,
 }
 
+/// A VM's (gas schedule, VM limits) versions.
+type VmKey = (u32, u32);
+
 /// Executes blocks with the VM of their protocol, and a signature cache.
 pub struct Executor {
     /// The genesis's VM.
     vm: Arc<Vm<StateWorld>>,
     /// Every VM built so far, by (gas schedule, VM limits) version.
-    vms: RwLock<Vec<((u32, u32), Arc<Vm<StateWorld>>)>>,
+    vms: RwLock<Vec<(VmKey, Arc<Vm<StateWorld>>)>>,
     /// How to build the VM of an upgrade, and which versions this node
     /// has; `None` runs the genesis's VM only.
     upgrades: Option<(VmConfig, ProtocolSupport)>,
