@@ -38,6 +38,10 @@ pub struct ProtocolParams {
 pub const BLOCK_BYTES_MAX_LIMIT: u64 = 64 << 20;
 /// Largest view timeout any parameters may set (one hour).
 pub const VIEW_TIMEOUT_MAX_LIMIT_MS: u64 = 3_600_000;
+/// Smallest base view timeout: below it an idle primary's empty blocks
+/// (every 500 ms by default) would not beat the timer, and views would
+/// change while nothing is wrong.
+pub const VIEW_TIMEOUT_MIN_MS: u64 = 1_000;
 
 impl ProtocolParams {
     /// Gas charged for a transaction of `encoded_len` bytes before any code
@@ -65,6 +69,12 @@ impl ProtocolParams {
             return Err(format!(
                 "block_bytes_max is {}, over the largest allowed ({BLOCK_BYTES_MAX_LIMIT})",
                 self.block_bytes_max
+            ));
+        }
+        if self.view_timeout_ms < VIEW_TIMEOUT_MIN_MS {
+            return Err(format!(
+                "view_timeout_ms is {}, under the smallest allowed ({VIEW_TIMEOUT_MIN_MS})",
+                self.view_timeout_ms
             ));
         }
         if self.view_timeout_max_ms < self.view_timeout_ms {
@@ -179,6 +189,10 @@ mod tests {
             },
             ProtocolParams {
                 view_timeout_ms: 0,
+                ..params()
+            },
+            ProtocolParams {
+                view_timeout_ms: 999,
                 ..params()
             },
             ProtocolParams {

@@ -162,7 +162,11 @@ impl TestNode {
     /// that newer ones refuse).
     pub async fn start_with_limits(config: RpcConfig, limits: stele_vm::VmLimits) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
-        let genesis = genesis();
+        let mut genesis = genesis();
+        // The chain runs these limits: blocks execute under the genesis's
+        // protocol (ADR 0011).
+        genesis.params.vm_limits_version = limits.version;
+        genesis.params.gas_schedule_version = stele_vm::GasSchedule::latest_for(&limits).version;
         let mut state =
             State::open_with_column_families(dir.path(), StateConfig::default(), &BLOCK_STORE_CFS)
                 .unwrap();
