@@ -671,16 +671,7 @@ impl Executor {
                 possession,
             } => {
                 let gas = crate::governance::vote_gas(validators.len(), possession.len());
-                if gas > vm_gas {
-                    (
-                        ExecStatus::OutOfGas,
-                        vm_gas,
-                        Vec::new(),
-                        Vec::new(),
-                        None,
-                        None,
-                    )
-                } else {
+                let (status, used, output) = system_vote(gas, vm_gas, || {
                     let vote = crate::governance::vote(
                         &mut world,
                         self.config.chain_id,
@@ -690,58 +681,32 @@ impl Executor {
                         *epoch,
                         validators,
                         possession,
-                    )
-                    .map_err(backend_tx)?;
-                    let (status, output) = match vote {
-                        Ok(crate::governance::VoteOutcome::Counted { .. }) => {
-                            (ExecStatus::Success, vec![0])
-                        }
-                        Ok(crate::governance::VoteOutcome::Decided { .. }) => {
-                            (ExecStatus::Success, vec![1])
-                        }
-                        Err(reason) => (ExecStatus::Failed, reason.into_bytes()),
-                    };
-                    (status, gas, output, Vec::new(), None, None)
-                }
+                    )?;
+                    Ok(vote.map(|v| matches!(v, crate::governance::VoteOutcome::Decided { .. })))
+                })?;
+                (status, used, output, Vec::new(), None, None)
             }
             TxPayload::VoteUpgrade {
                 epoch,
                 activation_height,
                 params,
             } => {
-                let gas = crate::upgrade::UPGRADE_VOTE_GAS;
-                if gas > vm_gas {
-                    (
-                        ExecStatus::OutOfGas,
-                        vm_gas,
-                        Vec::new(),
-                        Vec::new(),
-                        None,
-                        None,
-                    )
-                } else {
-                    let vote = crate::upgrade::vote(
-                        &mut world,
-                        &self.config.protocol,
-                        self.config.checkpoint_interval,
-                        env.height,
-                        sender,
-                        *epoch,
-                        *activation_height,
-                        params,
-                    )
-                    .map_err(backend_tx)?;
-                    let (status, output) = match vote {
-                        Ok(crate::upgrade::UpgradeOutcome::Counted { .. }) => {
-                            (ExecStatus::Success, vec![0])
-                        }
-                        Ok(crate::upgrade::UpgradeOutcome::Scheduled { .. }) => {
-                            (ExecStatus::Success, vec![1])
-                        }
-                        Err(reason) => (ExecStatus::Failed, reason.into_bytes()),
-                    };
-                    (status, gas, output, Vec::new(), None, None)
-                }
+                let (status, used, output) =
+                    system_vote(crate::upgrade::UPGRADE_VOTE_GAS, vm_gas, || {
+                        let vote = crate::upgrade::vote(
+                            &mut world,
+                            &self.config.protocol,
+                            self.config.checkpoint_interval,
+                            env.height,
+                            sender,
+                            *epoch,
+                            *activation_height,
+                            params,
+                        )?;
+                        Ok(vote
+                            .map(|v| matches!(v, crate::upgrade::UpgradeOutcome::Scheduled { .. })))
+                    })?;
+                (status, used, output, Vec::new(), None, None)
             }
         };
         let gas_used = intrinsic + vm_gas_used.min(vm_gas);
@@ -806,6 +771,23 @@ impl Mode {
             event_bytes_left,
         }
     }
+}
+
+/// A governance vote costing `gas` with `vm_gas` available: out of gas
+/// without running, or `run`'s outcome as a receipt (output `[1]` when it
+/// decided, `[0]` when only counted, the reason when refused).
+fn system_vote(
+    gas: u64,
+    vm_gas: u64,
+    run: impl FnOnce() -> Result<Result<bool, String>, WorldError>,
+) -> Result<(ExecStatus, u64, Vec<u8>), TxFailure> {
+    if gas > vm_gas {
+        return Ok((ExecStatus::OutOfGas, vm_gas, Vec::new()));
+    }
+    Ok(match run().map_err(backend_tx)? {
+        Ok(decided) => (ExecStatus::Success, gas, vec![u8::from(decided)]),
+        Err(reason) => (ExecStatus::Failed, gas, reason.into_bytes()),
+    })
 }
 
 /// What a block executes under: its protocol and that protocol's VM.

@@ -183,6 +183,33 @@ pub fn pending(world: &StateWorld) -> Result<Option<PendingChange>, WorldError> 
     read(world, KEY_PENDING)
 }
 
+/// Records `sender`'s vote for `proposal` (replacing its earlier vote),
+/// keeps only the proposals someone still votes for, and returns the power
+/// of `set` behind `proposal`. `votes` is by voter, `proposals` by hash:
+/// the ballots of set changes and of upgrades share it.
+pub(crate) fn cast<P>(
+    votes: &mut Vec<(Address, Hash)>,
+    proposals: &mut Vec<(Hash, P)>,
+    sender: Address,
+    (hash, proposal): (Hash, P),
+    set: &ValidatorSet,
+) -> u64 {
+    match votes.binary_search_by(|(a, _)| a.cmp(&sender)) {
+        Ok(i) => votes[i].1 = hash,
+        Err(i) => votes.insert(i, (sender, hash)),
+    }
+    if let Err(i) = proposals.binary_search_by(|(h, _)| h.cmp(&hash)) {
+        proposals.insert(i, (hash, proposal));
+    }
+    proposals.retain(|(h, _)| votes.iter().any(|(_, v)| v == h));
+    votes
+        .iter()
+        .filter(|(_, h)| *h == hash)
+        .filter_map(|(voter, _)| set.index_of(voter).and_then(|i| set.get(i)))
+        .map(|v| v.power)
+        .sum()
+}
+
 /// Gas a vote for a set of `validators` with `proofs` possession proofs
 /// costs.
 pub fn vote_gas(validators: usize, proofs: usize) -> u64 {
@@ -266,25 +293,13 @@ pub(crate) fn vote(
         };
     }
     let set_hash = next.hash();
-    match ballot.votes.binary_search_by(|(a, _)| a.cmp(&sender)) {
-        Ok(i) => ballot.votes[i].1 = set_hash,
-        Err(i) => ballot.votes.insert(i, (sender, set_hash)),
-    }
-    if let Err(i) = ballot.proposals.binary_search_by(|(h, _)| h.cmp(&set_hash)) {
-        ballot.proposals.insert(i, (set_hash, next.clone()));
-    }
-    let votes = &ballot.votes;
-    ballot
-        .proposals
-        .retain(|(h, _)| votes.iter().any(|(_, v)| v == h));
-
-    let power: u64 = ballot
-        .votes
-        .iter()
-        .filter(|(_, h)| *h == set_hash)
-        .filter_map(|(voter, _)| current.index_of(voter).and_then(|i| current.get(i)))
-        .map(|v| v.power)
-        .sum();
+    let power = cast(
+        &mut ballot.votes,
+        &mut ballot.proposals,
+        sender,
+        (set_hash, next.clone()),
+        &current,
+    );
     let quorum = current.quorum_power();
     if power < quorum {
         world.system_put(system(KEY_BALLOT), ballot.to_bytes());

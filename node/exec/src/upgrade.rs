@@ -21,7 +21,7 @@ use stele_types::codec::{Decode, DecodeError, Encode, Reader};
 use stele_types::{Address, Hash, ProtocolParams, ValidatorSet, keccak256_parts};
 use stele_vm::WorldError;
 
-use super::governance::{epoch_info, read, system, validators};
+use super::governance::{cast, epoch_info, read, system, validators};
 use super::world::StateWorld;
 
 /// The protocol in force (absent until the first upgrade activates: the
@@ -245,25 +245,13 @@ pub(crate) fn vote(
         activation_height,
         params: params.clone(),
     };
-    let hash = proposal.hash();
-    match ballot.votes.binary_search_by(|(a, _)| a.cmp(&sender)) {
-        Ok(i) => ballot.votes[i].1 = hash,
-        Err(i) => ballot.votes.insert(i, (sender, hash)),
-    }
-    if let Err(i) = ballot.proposals.binary_search_by(|(h, _)| h.cmp(&hash)) {
-        ballot.proposals.insert(i, (hash, proposal));
-    }
-    let votes = &ballot.votes;
-    ballot
-        .proposals
-        .retain(|(h, _)| votes.iter().any(|(_, v)| v == h));
-    let power: u64 = ballot
-        .votes
-        .iter()
-        .filter(|(_, h)| *h == hash)
-        .filter_map(|(voter, _)| current.index_of(voter).and_then(|i| current.get(i)))
-        .map(|v| v.power)
-        .sum();
+    let power = cast(
+        &mut ballot.votes,
+        &mut ballot.proposals,
+        sender,
+        (proposal.hash(), proposal),
+        &current,
+    );
     let quorum = current.quorum_power();
     if power < quorum {
         world.system_put(system(KEY_UPGRADE_BALLOT), ballot.to_bytes());

@@ -178,9 +178,7 @@ impl Driver {
         let p = self.follower.shared.protocol();
         let wanted = (p.active.view_timeout_ms, p.active.view_timeout_max_ms);
         let t = &mut replicas.template;
-        if (t.view_timeout_ms, t.view_timeout_max_ms) != wanted {
-            (t.view_timeout_ms, t.view_timeout_max_ms) = wanted;
-        }
+        (t.view_timeout_ms, t.view_timeout_max_ms) = wanted;
         if let Some(v) = &mut self.validator
             && v.replica.view_timeouts() != wanted
         {
