@@ -2625,10 +2625,10 @@ async fn a_read_of_a_height_about_to_commit_waits_for_it() {
     assert_eq!(page.to_height, next + 1);
 }
 
-/// ADR 0010 through the RPC: validators vote a fifth one in; the next
-/// epoch's blocks are certified by the new set, which `get_validators`
-/// serves and a client holding only the genesis set reaches by walking the
-/// epoch's certified last block.
+/// ADR 0010 through the RPC: validators vote a fifth one in, then one of
+/// the first out; each epoch's blocks are certified by its set, which
+/// `get_validators` serves and a client holding only the genesis set
+/// reaches by walking every earlier epoch's certified last block.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_follows_the_chain_of_validator_sets_from_the_genesis() {
     let node = TestNode::start(RpcConfig::default()).await;
@@ -2729,6 +2729,51 @@ async fn a_client_follows_the_chain_of_validator_sets_from_the_genesis() {
             ..
         }))
     ));
+
+    // Epoch 2: validator 100 leaves, by four of the five.
+    let four = ValidatorSet::new(
+        five.validators()
+            .iter()
+            .filter(|v| v.address != key(100).address())
+            .cloned()
+            .collect(),
+    )
+    .unwrap();
+    for (voter, nonce) in [(101, 1), (102, 1), (103, 0), (104, 0)] {
+        let vote = signed(
+            voter,
+            nonce,
+            1_000_000,
+            TxPayload::VoteValidators {
+                epoch: 1,
+                validators: four.validators().to_vec(),
+                possession: vec![],
+            },
+        );
+        client.send_transaction(&vote.to_bytes()).await.unwrap();
+    }
+    node.commit().await;
+    let pending = client.get_validators(None).await.unwrap().pending;
+    assert_eq!(pending.map(|p| p.last_height), Some(32));
+    while node.height() < 35 {
+        node.commit().await;
+    }
+    for (height, set) in [
+        (16, &genesis),
+        (17, &five),
+        (32, &five),
+        (33, &four),
+        (35, &four),
+    ] {
+        assert_eq!(
+            &client
+                .validators_for_block(height, CHAIN, &genesis)
+                .await
+                .unwrap(),
+            set,
+            "block {height}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

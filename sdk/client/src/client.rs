@@ -531,10 +531,12 @@ impl Client {
             if info.epoch_start_height == 0 || info.epoch_start_height > at + 1 {
                 return Err(broken(at, "the node gives an impossible epoch start".into()).into());
             }
-            starts.push((info.epoch, info.epoch_start_height));
-            if starts.len() as u64 > info.epoch {
-                return Err(broken(at, "more epochs than the epoch number".into()).into());
+            // Epochs strictly fall as the walk goes down, which also bounds
+            // it by the first epoch's number.
+            if starts.last().is_some_and(|(later, _)| info.epoch >= *later) {
+                return Err(broken(at, "the epochs do not fall towards the genesis".into()).into());
             }
+            starts.push((info.epoch, info.epoch_start_height));
             at = info.epoch_start_height.saturating_sub(2);
             if info.epoch_start_height < 2 {
                 break;
