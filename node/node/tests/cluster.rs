@@ -999,6 +999,63 @@ async fn a_full_node_follows_forwards_writes_and_never_votes() {
     }
 }
 
+/// A follower that reaches one backup only, directly or through another
+/// full node, still gets its clients' transactions to the primary: a
+/// validator gossips on what a follower gave it, and a full node what
+/// another full node gave it. (A full node configured before validators
+/// joined knows none of them; the real-process set-change scenario found
+/// transactions stranded that way.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transaction_reaches_the_primary_from_a_follower_that_reaches_one_backup_only() {
+    let mut cluster = Cluster::start(4).await;
+    cluster.until_height(2).await;
+    let set = cluster.node(0).shared().epoch().validators.clone();
+    let view = cluster.node(0).progress().view;
+    let primary = set.validators()[(view % 4) as usize].address;
+    let backup = (0..4)
+        .find(|i| cluster.keys[*i].address() != primary)
+        .unwrap();
+    // `near` reaches the backup only; `far` reaches `near` only (of two
+    // full nodes the lower address dials).
+    let (mut near_key, mut far_key) = (key(210), key(211));
+    if near_key.address() < far_key.address() {
+        std::mem::swap(&mut near_key, &mut far_key);
+    }
+    let mut opts = cluster.full_options("near", &near_key);
+    opts.peers
+        .retain(|p| p.address == cluster.keys[backup].address());
+    let near = Node::start(opts).await.unwrap();
+    let mut opts = cluster.full_options("far", &far_key);
+    opts.peers = vec![PeerInfo {
+        address: near_key.address(),
+        socket: near.shared().net().local_addr().unwrap(),
+    }];
+    let far = Node::start(opts).await.unwrap();
+    until("the far full node connected", || {
+        far.shared().net().connected_peers().len() == 1
+    })
+    .await;
+    let sent = [
+        near.submit(&transfer(0, 0, 5, 1)).unwrap(),
+        far.submit(&transfer(1, 0, 5, 1)).unwrap(),
+    ];
+    until("both committed", || {
+        sent.iter().all(|h| cluster.committed_everywhere(h))
+    })
+    .await;
+    assert_eq!(
+        cluster.node(0).progress().view,
+        view,
+        "no view change helped"
+    );
+    for n in [far, near] {
+        n.shutdown().await.unwrap();
+    }
+    for i in 0..4 {
+        cluster.stop(i).await;
+    }
+}
+
 /// A full node started late, or restarted after the chain moved on,
 /// catches up by block sync (checking every certificate) and then follows
 /// pushed blocks.

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use stele_types::Address;
 use stele_types::codec::Encode;
+use stele_types::{Address, keccak256};
 use tokio::sync::{Semaphore, mpsc};
 use tracing::debug;
 
@@ -91,6 +91,15 @@ fn gossip_garbage(e: &AdmitError) -> Option<PeerGarbage> {
 /// signature checks at a time; the rest wait in the queue rather than
 /// being dropped, so a burst of transactions submitted to backups still
 /// reaches the primary. Ends when the driver and the router drop the queue.
+///
+/// A transaction new to this node is gossiped on unless both
+/// this node and the peer are validators: validators are connected to each
+/// other, so a validator's gossip reaches every validator in one hop, but a
+/// follower (a full node, or a validator that left the set) may know none
+/// of the validators that joined since its configuration was written, and
+/// full nodes may reach the validators only through each other. A
+/// transaction this node already holds is dropped before its signature is
+/// checked, which ends the flood.
 pub(super) async fn admit_gossip(shared: Arc<Shared>, mut rx: mpsc::Receiver<GossipItem>) {
     let slots = Arc::new(Semaphore::new(GOSSIP_VERIFY_TASKS_MAX));
     while let Some(first) = rx.recv().await {
@@ -110,12 +119,16 @@ pub(super) async fn admit_gossip(shared: Arc<Shared>, mut rx: mpsc::Receiver<Gos
         tokio::task::spawn_blocking(move || {
             let mut items = Vec::with_capacity(batch.len());
             let mut froms = Vec::with_capacity(batch.len());
+            let mut relay = Vec::with_capacity(batch.len());
             let metrics = &shared.metrics;
             for (from, payload, _) in &batch {
                 match GossipTx::decode(payload) {
+                    Some(tx) if shared.is_pending(&keccak256(tx.raw)) => {}
                     Some(tx) => {
                         items.push((tx.raw, tx.sender));
                         froms.push(from);
+                        relay
+                            .push(!shared.net.is_validator() || !shared.net.is_validator_key(from));
                     }
                     None => {
                         metrics.record_peer_garbage(PeerGarbage::GossipUndecodable);
@@ -123,7 +136,7 @@ pub(super) async fn admit_gossip(shared: Arc<Shared>, mut rx: mpsc::Receiver<Gos
                     }
                 }
             }
-            for (from, result) in froms.into_iter().zip(shared.admit_batch(&items)) {
+            for (from, result) in froms.into_iter().zip(shared.admit_batch(&items, &relay)) {
                 if let Err(e) = result {
                     if let Some(garbage) = gossip_garbage(&e) {
                         metrics.record_peer_garbage(garbage);

@@ -187,16 +187,24 @@ impl Shared {
         }
     }
 
-    /// [`Shared::admit`] without gossip for many transactions (a batch of
-    /// gossip), results in order; the signature checks of named senders
-    /// share their inversions ([`verify_raw_batch`]).
-    pub fn admit_batch(&self, items: &[(&[u8], Option<Address>)]) -> Vec<Result<Hash, AdmitError>> {
+    /// [`Shared::admit`] for many transactions (a batch of gossip),
+    /// results in order; those whose `relay` is set are gossiped on as a
+    /// client's would be, the others not at all. The signature checks of
+    /// named senders share their inversions ([`verify_raw_batch`]).
+    pub fn admit_batch(
+        &self,
+        items: &[(&[u8], Option<Address>)],
+        relay: &[bool],
+    ) -> Vec<Result<Hash, AdmitError>> {
         let verified =
             verify_raw_batch(items, &self.mempool_config, &self.limits, &self.sender_keys);
         let results: Vec<Result<Hash, AdmitError>> = verified
             .into_iter()
             .zip(items)
-            .map(|(vtx, (_, claimed))| self.insert_verified(vtx?, claimed.is_some(), false))
+            .zip(relay.iter().chain(std::iter::repeat(&false)))
+            .map(|((vtx, (_, claimed)), relay)| {
+                self.insert_verified(vtx?, claimed.is_some(), *relay)
+            })
             .collect();
         if results.iter().any(Result::is_ok) {
             self.tx_arrived.notify_one();
@@ -235,6 +243,11 @@ impl Shared {
         // Block execution on this node will not check the signature again.
         self.executor.remember_sender(hash, sender);
         Ok(hash)
+    }
+
+    /// Whether the mempool holds the transaction `hash`.
+    pub fn is_pending(&self, hash: &Hash) -> bool {
+        self.mempool().get(hash).is_some()
     }
 
     /// A pending transaction by hash.

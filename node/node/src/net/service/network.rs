@@ -254,6 +254,12 @@ impl Network {
         self.am_validator()
     }
 
+    /// Whether the transport treats `peer` as a validator (of the current
+    /// epoch or the decided next one).
+    pub fn is_validator_key(&self, peer: &Address) -> bool {
+        self.validator_set().index_of(peer).is_some()
+    }
+
     /// Queues `payload` for `to` on `channel` (consensus, gossip or
     /// blocks). Never waits: if the peer is not connected, does not take
     /// the channel (consensus to a follower), or its queue is full, the
