@@ -51,6 +51,14 @@ async fn blocks_of(client: Arc<Client>, node: usize, top: u64) -> Result<Vec<Blo
     Ok(out)
 }
 
+/// `at` as milliseconds since the Unix epoch (to find it in the node logs).
+fn unix_ms(at: std::time::Instant) -> u128 {
+    let now = std::time::SystemTime::now();
+    let then = now.checked_sub(at.elapsed()).unwrap_or(now);
+    then.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
 /// Every block of `nodes` up to the height they all reached: identical
 /// hashes and state roots at every height, each block linked to its parent
 /// and numbered right. Returns node `nodes[0]`'s blocks.
@@ -136,7 +144,13 @@ pub async fn exactly_once(
         let committed = at.get(hash).map(|hs| hs[0]);
         match (r.accepted_at.is_some(), committed) {
             (true, Some(h)) => accepted.push((*hash, h)),
-            (true, None) => missing.push((*hash, r.sender, r.nonce, r.accepted_by.clone())),
+            (true, None) => missing.push((
+                *hash,
+                r.sender,
+                r.nonce,
+                r.accepted_by.clone(),
+                r.accepted_at.map(unix_ms),
+            )),
             (false, Some(_)) => rejected_but_committed += 1,
             (false, None) => {}
         }
@@ -144,7 +158,8 @@ pub async fn exactly_once(
     missing.sort_by_key(|m| (m.1, m.2));
     ensure!(
         missing.is_empty(),
-        "{} accepted transactions never committed, e.g. (hash, sender, nonce, accepted by): {:?}",
+        "{} accepted transactions never committed, e.g. (hash, sender, nonce, accepted by, \
+         when the send began in Unix ms): {:?}",
         missing.len(),
         &missing[..missing.len().min(5)]
     );

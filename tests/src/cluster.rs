@@ -17,6 +17,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use stele_client::Client;
 use stele_client::api::StatusInfo;
+use stele_node::genesis::Genesis;
 use stele_types::{Address, Amount, SecretKey};
 
 use crate::relay::{LinkRule, Relay};
@@ -105,7 +106,8 @@ impl ClusterConfig {
             block_interval_ms: Some(20),
             empty_block_interval_ms: 300,
             pipeline_blocks: 1,
-            log_level: "info".into(),
+            // `STELE_CLUSTER_LOG` (a `tracing` filter) to look closer.
+            log_level: std::env::var("STELE_CLUSTER_LOG").unwrap_or_else(|_| "info".into()),
             rpc_rate_per_s: 100_000,
             keep_dir: false,
             relays: true,
@@ -129,65 +131,102 @@ pub struct DevAccount {
     pub key: SecretKey,
 }
 
-/// The nodes a client may send to now, shared with load generators.
+/// The nodes a client may send to now, shared with load generators. A
+/// node added to the cluster while the load runs joins them.
 #[derive(Debug)]
 pub struct Endpoints {
-    clients: RwLock<Vec<(SocketAddr, Arc<Client>)>>,
-    up: Vec<AtomicBool>,
+    nodes: RwLock<Vec<Endpoint>>,
+}
+
+#[derive(Debug)]
+struct Endpoint {
+    addr: SocketAddr,
+    client: Arc<Client>,
+    up: AtomicBool,
 }
 
 impl Endpoints {
     /// Nodes at these RPC addresses, all up.
     pub fn new(nodes: Vec<(SocketAddr, Client)>) -> Endpoints {
         Endpoints {
-            up: nodes.iter().map(|_| AtomicBool::new(true)).collect(),
-            clients: RwLock::new(nodes.into_iter().map(|(a, c)| (a, Arc::new(c))).collect()),
+            nodes: RwLock::new(
+                nodes
+                    .into_iter()
+                    .map(|(addr, client)| Endpoint {
+                        addr,
+                        client: Arc::new(client),
+                        up: AtomicBool::new(true),
+                    })
+                    .collect(),
+            ),
         }
     }
 
     /// Indexes of the nodes taking requests now.
     pub fn up(&self) -> Vec<usize> {
-        (0..self.up.len())
-            .filter(|i| self.up[*i].load(Ordering::Relaxed))
+        let nodes = self.read();
+        (0..nodes.len())
+            .filter(|i| nodes[*i].up.load(Ordering::Relaxed))
             .collect()
     }
 
     pub fn is_up(&self, i: usize) -> bool {
-        self.up.get(i).is_some_and(|u| u.load(Ordering::Relaxed))
+        self.read()
+            .get(i)
+            .is_some_and(|e| e.up.load(Ordering::Relaxed))
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<(SocketAddr, Arc<Client>)>> {
-        self.clients
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Endpoint>> {
+        self.nodes
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Endpoint>> {
+        self.nodes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub fn client(&self, i: usize) -> Option<Arc<Client>> {
-        self.read().get(i).map(|(_, c)| c.clone())
+        self.read().get(i).map(|e| e.client.clone())
     }
 
     pub fn rpc_addr(&self, i: usize) -> Option<SocketAddr> {
-        self.read().get(i).map(|(a, _)| *a)
+        self.read().get(i).map(|e| e.addr)
     }
 
     pub fn len(&self) -> usize {
-        self.up.len()
+        self.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.up.is_empty()
+        self.read().is_empty()
     }
 
     fn set_up(&self, i: usize, up: bool) {
-        self.up[i].store(up, Ordering::Relaxed);
+        if let Some(e) = self.read().get(i) {
+            e.up.store(up, Ordering::Relaxed);
+        }
     }
 
     fn set_client(&self, i: usize, addr: SocketAddr, client: Client) {
-        let mut clients = self
-            .clients
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        clients[i] = (addr, Arc::new(client));
+        let mut nodes = self.write();
+        let up = nodes[i].up.load(Ordering::Relaxed);
+        nodes[i] = Endpoint {
+            addr,
+            client: Arc::new(client),
+            up: AtomicBool::new(up),
+        };
+    }
+
+    /// A node added to the cluster, down until it answers.
+    fn push(&self, addr: SocketAddr, client: Client) {
+        self.write().push(Endpoint {
+            addr,
+            client: Arc::new(client),
+            up: AtomicBool::new(false),
+        });
     }
 }
 
@@ -231,10 +270,11 @@ pub struct Cluster {
     nodes: Vec<NodeProc>,
     /// `(i, j)`: the relay node `i` uses to reach node `j`.
     relays: BTreeMap<(usize, usize), Relay>,
-    /// Validator addresses, by node index (the validator set order).
+    /// The genesis validators' addresses, by node index (the genesis set's
+    /// order).
     pub validators: Vec<Address>,
     /// Every node's key address, by node index: the validators', then the
-    /// full nodes'.
+    /// full nodes', then those of nodes added later.
     addresses: Vec<Address>,
     pub accounts: Vec<DevAccount>,
     pub chain_id: u64,
@@ -302,6 +342,13 @@ async fn http_client(rpc: SocketAddr) -> Result<Client> {
     Client::connect(&format!("http://{rpc}"))
         .await
         .map_err(|e| anyhow!("client for {rpc}: {e}"))
+}
+
+/// The address of the key in `home`'s `node_key.json`.
+fn key_address(home: &Path) -> Result<Address> {
+    let key: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(home.join("node_key.json"))?)?;
+    Ok(serde_json::from_value(key["address"].clone())?)
 }
 
 fn parse_hex_key(s: &str) -> Result<SecretKey> {
@@ -413,9 +460,7 @@ impl Cluster {
             let home = net.join(format!("node{i}"));
             // Node i of the folder must hold validator i's key: the relays
             // and the primary computation depend on it.
-            let key: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(home.join("node_key.json"))?)?;
-            let address: Address = serde_json::from_value(key["address"].clone())?;
+            let address = key_address(&home)?;
             ensure!(
                 address == *validator,
                 "node{i} holds {address}, validator {i} is {validator}"
@@ -435,9 +480,7 @@ impl Cluster {
         let mut addresses = validators.clone();
         for j in 0..config.full_nodes {
             let home = net.join(format!("full{j}"));
-            let key: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(home.join("node_key.json"))?)?;
-            addresses.push(serde_json::from_value(key["address"].clone())?);
+            addresses.push(key_address(&home)?);
             nodes.push(NodeProc::new(home, root.join(format!("full{j}.log")))?);
         }
         let mut relays = BTreeMap::new();
@@ -515,13 +558,13 @@ impl Cluster {
         self.nodes[i].rpc
     }
 
-    /// Where node `i` serves its metrics, if the cluster was configured to
-    /// ([`ClusterConfig::metrics`]).
     /// Node `i`'s QUIC address (where its peers dial it, relays aside).
     pub fn p2p_addr(&self, i: usize) -> SocketAddr {
         self.nodes[i].p2p
     }
 
+    /// Where node `i` serves its metrics, if the cluster was configured to
+    /// ([`ClusterConfig::metrics`]).
     pub fn metrics_addr(&self, i: usize) -> Option<SocketAddr> {
         self.config.metrics.then_some(self.nodes[i].metrics)
     }
@@ -540,6 +583,78 @@ impl Cluster {
     /// The genesis supply: the sum of the allocations.
     pub fn genesis_supply(&self) -> Amount {
         self.allocations.iter().map(|(_, b)| *b).sum()
+    }
+
+    /// The chain's genesis, as every node holds it.
+    pub fn genesis(&self) -> Result<Genesis> {
+        let path = self.root.join("net").join("node0").join("genesis.json");
+        Genesis::load(&path).with_context(|| path.display().to_string())
+    }
+
+    /// Every node's key address, by node index: the genesis validators',
+    /// the full nodes', then the nodes added since
+    /// ([`Cluster::add_validator_node`]).
+    pub fn node_addresses(&self) -> &[Address] {
+        &self.addresses
+    }
+
+    /// Node `i`'s key, from its home.
+    pub fn node_key(&self, i: usize) -> Result<SecretKey> {
+        let path = self.nodes[i].home.join("node_key.json");
+        let key: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        parse_hex_key(
+            key["secret_key"]
+                .as_str()
+                .with_context(|| format!("{} has no secret_key", path.display()))?,
+        )
+    }
+
+    /// Starts a node whose home `stele-node init --genesis` writes, as an
+    /// operator joining the chain would: a validator by role with a key of
+    /// its own that is in no set yet, so it follows the chain until a vote
+    /// of the validators makes it one (ADR 0010). It dials every node of
+    /// `peers` directly (its links have no relays), serves RPC on a
+    /// loopback port, and joins [`Cluster::endpoints`] once it answers.
+    /// Returns its index.
+    pub async fn add_validator_node(&mut self, peers: &[usize]) -> Result<usize> {
+        ensure!(
+            self.config.hosts.is_none(),
+            "nodes are added only to a loopback cluster"
+        );
+        let i = self.nodes.len();
+        let home = self.root.join("net").join(format!("added{i}"));
+        let node = NodeProc::new(home.clone(), self.root.join(format!("added{i}.log")))?;
+        let mut init = Command::new(&self.config.node_bin);
+        init.arg("init")
+            .arg("--home")
+            .arg(&home)
+            .arg("--genesis")
+            .arg(self.root.join("net").join("node0").join("genesis.json"))
+            .arg("--p2p")
+            .arg(node.p2p.to_string())
+            .arg("--rpc")
+            .arg(node.rpc.to_string());
+        for &j in peers {
+            ensure!(j < self.nodes.len(), "no node {j} to peer with");
+            init.arg("--peer")
+                .arg(format!("{}@{}", self.addresses[j], self.nodes[j].p2p));
+        }
+        let out = init.output().context("cannot run stele-node init")?;
+        ensure!(
+            out.status.success(),
+            "stele-node init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let address = key_address(&home)?;
+        self.endpoints.push(node.rpc, http_client(node.rpc).await?);
+        self.nodes.push(node);
+        self.addresses.push(address);
+        self.write_config(i)?;
+        self.spawn(i)?;
+        if let Err(e) = self.wait_ready(i).await {
+            return Err(e.context(self.log_tail(i, 40)));
+        }
+        Ok(i)
     }
 
     /// Whether node `i`'s process runs (paused counts as running).
@@ -923,11 +1038,12 @@ impl Cluster {
         Ok(view)
     }
 
-    /// The primary as the running nodes see it: the validator of the
-    /// leading view (view `v`'s primary is `v mod n`).
+    /// The primary as the running nodes see it: the genesis validator of
+    /// the leading view (view `v`'s primary is `v mod n`). Only while the
+    /// genesis set validates.
     pub async fn primary(&self) -> Result<usize> {
         let view = self.leading_view().await?;
-        Ok((view % self.len() as u64) as usize)
+        Ok((view % self.validators.len() as u64) as usize)
     }
 
     /// Waits until every node in `nodes` is in a view above `view`.

@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use serde::Serialize;
-use stele_client::Signer;
-use stele_types::Address;
+use stele_client::api::BlockId;
+use stele_client::{Signer, TxBuilder};
+use stele_types::{Address, Validator, ValidatorSet, validator_change_hash};
 
 use crate::check::{self, CheckReport};
 use crate::cluster::{Cluster, ClusterConfig};
-use crate::contracts::{Amm, fund_accounts, setup_amm};
+use crate::contracts::{Amm, Batch, fund_accounts, setup_amm};
 use crate::load::{Load, LoadConfig, LoadReport, SenderSpec};
 use crate::relay::LinkRule;
 
@@ -93,10 +94,18 @@ pub enum Scenario {
     /// Every link loses 5% of datagrams and adds 15 ms of delay, and one
     /// validator stops gracefully (SIGTERM) and restarts.
     LossyLinks,
+    /// The validator set changes three times by the validators' votes
+    /// (ADR 0010): a fifth validator joins (its node synced first, from
+    /// `stele-node init`), an original one leaves, and a key is rotated
+    /// (a node with the new key takes the old one's place). After each
+    /// change the new set must commit without a member it could once do
+    /// without, and a client holding only the genesis follows the chain
+    /// of sets to a certificate of the last epoch.
+    ValidatorSetChanges,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::CrashRestartBackup,
         Scenario::KillPrimaryRepeatedly,
         Scenario::IsolatePrimary,
@@ -105,6 +114,7 @@ impl Scenario {
         Scenario::WipedRejoins,
         Scenario::PausePrimary,
         Scenario::LossyLinks,
+        Scenario::ValidatorSetChanges,
     ];
 
     pub fn name(self) -> &'static str {
@@ -117,6 +127,7 @@ impl Scenario {
             Scenario::WipedRejoins => "wiped_rejoins",
             Scenario::PausePrimary => "pause_primary",
             Scenario::LossyLinks => "lossy_links",
+            Scenario::ValidatorSetChanges => "validator_set_changes",
         }
     }
 }
@@ -271,7 +282,8 @@ impl Run {
             check::exactly_once(&self.cluster, &nodes, &blocks, &txs).await?;
         let mut addresses: Vec<Address> =
             self.cluster.allocations.iter().map(|(a, _)| *a).collect();
-        addresses.extend(self.cluster.validators.iter().copied());
+        // Every node's key: a validator's collects its blocks' fees.
+        addresses.extend(self.cluster.node_addresses().iter().copied());
         addresses.extend(self.senders.iter().copied());
         addresses.extend(self.amm.addresses());
         addresses.sort();
@@ -336,6 +348,7 @@ async fn drive(scenario: Scenario, run: &mut Run) -> Result<()> {
         Scenario::WipedRejoins => wiped_rejoins(run).await,
         Scenario::PausePrimary => pause_primary(run).await,
         Scenario::LossyLinks => lossy_links(run).await,
+        Scenario::ValidatorSetChanges => validator_set_changes(run).await,
     }
 }
 
@@ -547,6 +560,194 @@ async fn lossy_links(run: &mut Run) -> Result<()> {
     run.cluster.restart(b).await?;
     caught_up(run, b).await?;
     run.cluster.heal();
+    run.phase().await;
+    Ok(())
+}
+
+/// The validator set of `members` (node indexes), each with power 1.
+fn set_of(run: &Run, members: &[usize]) -> Result<ValidatorSet> {
+    let mut validators = members
+        .iter()
+        .map(|&i| {
+            let key = run.cluster.node_key(i)?;
+            Ok(Validator {
+                address: key.address(),
+                public_key: key.public_key(),
+                power: 1,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    validators.sort_by_key(|v| v.address);
+    ValidatorSet::new(validators).map_err(|e| anyhow::anyhow!("validator set: {e}"))
+}
+
+/// Sends node `i`'s key the native tokens a validator pays its votes with,
+/// from a dev account, and waits until that committed.
+async fn fund_node_key(run: &Run, i: usize) -> Result<()> {
+    let funder = Arc::new(Signer::new(
+        run.cluster
+            .accounts
+            .last()
+            .context("no dev account")?
+            .key
+            .clone(),
+    ));
+    let to = run.cluster.node_addresses()[i];
+    let endpoints = run.cluster.endpoints();
+    let mut batch = Batch::new(&endpoints, i as u64);
+    let nonce = batch.nonce(funder.address()).await?;
+    let tx = TxBuilder::new(run.cluster.chain_id)
+        .nonce(nonce)
+        .gas_limit(100_000)
+        .transfer(to, 10u128.pow(21));
+    batch.run(vec![(funder, tx)]).await?;
+    Ok(())
+}
+
+/// The epoch and set node `i` reports now.
+async fn epoch_of(run: &Run, i: usize) -> Result<(u64, ValidatorSet)> {
+    let info = run
+        .cluster
+        .client(i)
+        .get_validators(None)
+        .await
+        .with_context(|| format!("node {i} get_validators"))?;
+    Ok((info.epoch, info.validators))
+}
+
+/// Validators `voters` (node indexes, members of `epoch`) vote for `next`
+/// as the set after `epoch`; the nodes in `newcomers` sign the change to
+/// prove they hold their keys. Then waits until every running node is in
+/// epoch `epoch + 1` under `next`.
+async fn change_set(
+    run: &mut Run,
+    epoch: u64,
+    voters: &[usize],
+    next: &ValidatorSet,
+    newcomers: &[usize],
+) -> Result<()> {
+    let chain_id = run.cluster.chain_id;
+    let change = validator_change_hash(chain_id, epoch, next);
+    let mut proofs = Vec::new();
+    for &i in newcomers {
+        let key = run.cluster.node_key(i)?;
+        proofs.push((key.address(), key.sign_digest(&change)));
+    }
+    proofs.sort_by_key(|(a, _)| *a);
+    let possession: Vec<_> = proofs.into_iter().map(|(_, s)| s).collect();
+    let endpoints = run.cluster.endpoints();
+    let mut batch = Batch::new(&endpoints, epoch + 1);
+    let mut votes = Vec::new();
+    for &v in voters {
+        let signer = Arc::new(Signer::new(run.cluster.node_key(v)?));
+        let nonce = batch.nonce(signer.address()).await?;
+        let tx = TxBuilder::new(chain_id)
+            .nonce(nonce)
+            .gas_limit(2_000_000)
+            .vote_validators(epoch, next.clone(), possession.clone());
+        votes.push((signer, tx));
+    }
+    batch
+        .run(votes)
+        .await
+        .with_context(|| format!("the votes of epoch {epoch}"))?;
+    let started = Instant::now();
+    for i in run.running() {
+        loop {
+            let (now, set) = epoch_of(run, i).await?;
+            if now > epoch {
+                ensure!(
+                    now == epoch + 1 && set == *next,
+                    "node {i} is in epoch {now} with {set:?}, not epoch {} with {next:?}",
+                    epoch + 1
+                );
+                break;
+            }
+            ensure!(
+                started.elapsed() < run.settings.recovery,
+                "node {i} still in epoch {now} {:?} after the votes",
+                started.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
+
+async fn validator_set_changes(run: &mut Run) -> Result<()> {
+    ensure!(
+        run.cluster.validators.len() == 4,
+        "the scenario is written for four genesis validators"
+    );
+    let genesis = run.cluster.genesis()?;
+    run.phase().await;
+
+    // Epoch 1: a fifth validator joins. Its operator makes its home with
+    // `stele-node init`; it follows the chain until it is synced.
+    let joiner = run.cluster.add_validator_node(&[0, 1, 2, 3]).await?;
+    fund_node_key(run, joiner).await?;
+    caught_up(run, joiner).await?;
+    let five = set_of(run, &[0, 1, 2, 3, joiner])?;
+    change_set(run, 0, &[0, 1, 2], &five, &[joiner]).await?;
+    run.phase().await;
+    // With node 0 down, four of the five is a quorum only with the joiner.
+    run.cluster.stop(0).await?;
+    run.progress(&[1, 2, 3, joiner], "with node 0 down: the joiner votes")
+        .await?;
+    run.phase().await;
+    run.cluster.restart(0).await?;
+    caught_up(run, 0).await?;
+
+    // Epoch 2: node 0 leaves. It keeps running, following the chain
+    // outside the set, and takes transactions as before.
+    let four = set_of(run, &[1, 2, 3, joiner])?;
+    change_set(run, 1, &[0, 1, 2, joiner], &four, &[]).await?;
+    run.phase().await;
+
+    // Epoch 3: validator 1 rotates its key: a node with the new key, synced
+    // first, takes its place.
+    let rotated = run
+        .cluster
+        .add_validator_node(&[0, 1, 2, 3, joiner])
+        .await?;
+    caught_up(run, rotated).await?;
+    let last = set_of(run, &[rotated, 2, 3, joiner])?;
+    change_set(run, 2, &[1, 3, joiner], &last, &[rotated]).await?;
+    run.phase().await;
+    // With node 2 down (and node 1 out of the set), three of the four is
+    // a quorum only with the rotated key.
+    run.cluster.stop(2).await?;
+    run.progress(&[rotated, 3, joiner], "with node 2 down: the new key votes")
+        .await?;
+    run.phase().await;
+    run.cluster.restart(2).await?;
+    caught_up(run, 2).await?;
+
+    // A client that holds only the genesis finds epoch 3's set from
+    // certificates and headers, and checks a certificate of that epoch
+    // with it.
+    let client = run.cluster.client(0);
+    let height = client.get_status().await?.height;
+    let set = client
+        .validators_for_block(height, genesis.chain_id, &genesis.validators)
+        .await
+        .context("following the sets from the genesis")?;
+    ensure!(set == last, "the client found {set:?}, not {last:?}");
+    let block = client.get_block(BlockId::Height(height)).await?;
+    ensure!(
+        block.block.header.epoch == 3,
+        "block {height} is of epoch {}",
+        block.block.header.epoch
+    );
+    block
+        .certificate
+        .verify_header(&block.block.header, &set)
+        .with_context(|| format!("block {height}'s certificate"))?;
+    block
+        .certificate
+        .verify_header(&block.block.header, &genesis.validators)
+        .err()
+        .context("the genesis set verifies a certificate of epoch 3")?;
     run.phase().await;
     Ok(())
 }

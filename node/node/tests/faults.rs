@@ -15,6 +15,8 @@
 //! STELE_FAULTS=full cargo test --workspace --locked --test faults -- --include-ignored
 //! ```
 //!
+//! `STELE_CLUSTER_LOG` sets the nodes' log filter (e.g.
+//! `info,stele_node::mempool=debug`).
 //! `STELE_FAULTS_REPORT=1` (with `-- --nocapture`) prints each scenario's
 //! report: load counts, rejections by code, resends, heights checked and the
 //! worst recovery time.
@@ -116,6 +118,13 @@ fn isolate_the_primary_and_heal() {
 #[test]
 fn kill_every_node_at_once_and_restart_all() {
     scenario(Scenario::KillAllRestart);
+}
+
+/// Issue 27's acceptance run: a fifth validator joins, an original leaves
+/// and a key is rotated, under load, on real processes.
+#[test]
+fn validators_join_leave_and_rotate_keys_under_load() {
+    scenario(Scenario::ValidatorSetChanges);
 }
 
 #[test]
