@@ -5,8 +5,10 @@
 //! Dev accounts have fixed keys (the same on every machine) and are written
 //! to the keystore as `dev0`, `dev1`, ...
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -22,6 +24,8 @@ use crate::Res;
 use crate::ctx::{CliError, Ctx, fail};
 use crate::keystore::save_devnet_key;
 
+mod set;
+
 /// Marker and settings of a devnet folder.
 const SPEC_FILE: &str = "devnet.json";
 const LOG_FILE: &str = "devnet.log";
@@ -29,7 +33,10 @@ const LOG_FILE: &str = "devnet.log";
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct DevnetArgs {
+    #[command(subcommand)]
+    pub action: Option<DevnetAction>,
     /// Number of validators (n = 1 runs the same PBFT code path).
     #[arg(long)]
     pub validators: Option<usize>,
@@ -58,7 +65,22 @@ pub struct DevnetArgs {
     pub full_nodes: Option<usize>,
 }
 
-/// What a devnet folder was created with (`devnet.json`).
+/// Changes to a running devnet's validator set (ADR 0010), voted by its
+/// validators' keys, which the devnet folder holds.
+#[derive(clap::Subcommand, Debug)]
+pub enum DevnetAction {
+    /// Add a validator while the devnet runs: writes its node into the
+    /// folder (the devnet starts it), waits until it has synced, funds its
+    /// key, and has the validators vote it in; it validates from the next
+    /// epoch on.
+    AddValidator(set::AddValidatorArgs),
+    /// Remove a validator while the devnet runs, by the other validators'
+    /// vote; its node keeps running and follows the chain.
+    RemoveValidator(set::RemoveValidatorArgs),
+}
+
+/// What a devnet folder was created with (`devnet.json`), and the
+/// validators added since.
 #[derive(Debug, Serialize, Deserialize)]
 struct Spec {
     validators: usize,
@@ -70,6 +92,17 @@ struct Spec {
     full_nodes: usize,
     #[serde(default)]
     full_rpc: Vec<SocketAddr>,
+    /// Validator nodes added by `stele devnet add-validator`, in order.
+    #[serde(default)]
+    added: Vec<Added>,
+}
+
+/// A validator node added to a devnet folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Added {
+    /// Its home in the folder (`node4`).
+    name: String,
+    rpc: SocketAddr,
 }
 
 pub fn default_dir(ctx: &Ctx) -> PathBuf {
@@ -83,6 +116,18 @@ pub fn dev_key(i: usize) -> Result<SecretKey, CliError> {
     seed.extend_from_slice(&(i as u64).to_be_bytes());
     SecretKey::from_bytes(&keccak256(&seed).0)
         .map_err(|e| CliError::new(format!("dev key {i}: {e}")))
+}
+
+/// Replaces `devnet.json` (written aside, then renamed over it, so the
+/// running devnet never reads half a file).
+fn save_spec(dir: &Path, spec: &Spec) -> Res {
+    let text = serde_json::to_string_pretty(spec)
+        .map_err(|e| CliError::new(format!("devnet spec: {e}")))?;
+    let path = dir.join(SPEC_FILE);
+    let aside = dir.join(format!("{SPEC_FILE}.new"));
+    std::fs::write(&aside, text)
+        .and_then(|()| std::fs::rename(&aside, &path))
+        .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))
 }
 
 fn load_spec(dir: &Path) -> Result<Option<Spec>, CliError> {
@@ -160,6 +205,7 @@ fn prepare(dir: &Path, a: &DevnetArgs) -> Result<(Spec, bool), CliError> {
         rpc: testnet.rpc,
         full_nodes: testnet.full_homes.len(),
         full_rpc: testnet.full_rpc,
+        added: Vec::new(),
     };
     let text = serde_json::to_string_pretty(&spec)
         .map_err(|e| CliError::new(format!("devnet spec: {e}")))?;
@@ -186,6 +232,11 @@ fn init_logging(dir: &Path) -> Res {
 }
 
 pub async fn run(ctx: &Ctx, a: DevnetArgs) -> Res {
+    match a.action {
+        Some(DevnetAction::AddValidator(args)) => return set::add(ctx, args).await,
+        Some(DevnetAction::RemoveValidator(args)) => return set::remove(ctx, args).await,
+        None => {}
+    }
     let dir = a.dir.clone().unwrap_or_else(|| default_dir(ctx));
     std::fs::create_dir_all(&dir)
         .map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))?;
@@ -203,34 +254,34 @@ pub async fn run(ctx: &Ctx, a: DevnetArgs) -> Res {
         accounts.push((name, key));
     }
 
+    // The genesis validators, the full nodes, then the validators added
+    // since (`stele devnet add-validator`).
+    let homes = (0..spec.validators)
+        .map(|i| (format!("node{i}"), format!("validator {i}")))
+        .chain((0..spec.full_nodes).map(|j| (format!("full{j}"), format!("full node {j}"))))
+        .chain(
+            spec.added
+                .iter()
+                .map(|a| (a.name.clone(), format!("added validator {}", a.name))),
+        );
     let mut nodes: Vec<RunningNode> = Vec::new();
-    for i in 0..spec.validators {
-        let node_home = dir.join(format!("node{i}"));
+    for (name, what) in homes {
         // The CLI's runtime was not built for in-place execution.
-        match home::start_home(&node_home, false).await {
+        match home::start_home(&dir.join(name), false).await {
             Ok(n) => nodes.push(n),
             Err(e) => {
                 stop_all(nodes).await;
-                return Err(CliError::new(format!("validator {i} did not start: {e}")).hint(
+                return Err(CliError::new(format!("{what} did not start: {e}")).hint(
                     "is another devnet using these ports or this folder? Stop it, or pass --dir and --base-port",
                 ));
             }
         }
     }
-    for j in 0..spec.full_nodes {
-        let node_home = dir.join(format!("full{j}"));
-        match home::start_home(&node_home, false).await {
-            Ok(n) => nodes.push(n),
-            Err(e) => {
-                stop_all(nodes).await;
-                return Err(CliError::new(format!("full node {j} did not start: {e}")).hint(
-                    "is another devnet using these ports or this folder? Stop it, or pass --dir and --base-port",
-                ));
-            }
-        }
-    }
-    let result = serve(ctx, &a, &dir, &spec, resumed, &accounts, &nodes).await;
+    let later: Arc<Mutex<Vec<RunningNode>>> = Arc::default();
+    let result = serve(ctx, &a, &dir, &spec, resumed, &accounts, &nodes, &later).await;
     stop_all(nodes).await;
+    let added_later = std::mem::take(&mut *lock(&later));
+    stop_all(added_later).await;
     result?;
     if !ctx.json() {
         eprintln!("devnet stopped; its chain is kept in {}", dir.display());
@@ -246,6 +297,50 @@ async fn stop_all(nodes: Vec<RunningNode>) {
     }
 }
 
+fn lock(nodes: &Mutex<Vec<RunningNode>>) -> std::sync::MutexGuard<'_, Vec<RunningNode>> {
+    nodes
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How often a running devnet looks for validators added to its folder.
+const ADDED_POLL: Duration = Duration::from_millis(500);
+
+/// Starts the validator nodes `stele devnet add-validator` lists in
+/// `devnet.json` while the devnet runs (those in `started` run already),
+/// into `later`, until `stop` changes.
+async fn start_added(
+    dir: PathBuf,
+    mut started: BTreeSet<String>,
+    later: Arc<Mutex<Vec<RunningNode>>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(ADDED_POLL) => {}
+        }
+        let Ok(Some(spec)) = load_spec(&dir) else {
+            continue;
+        };
+        for added in spec.added {
+            if !started.insert(added.name.clone()) {
+                continue;
+            }
+            match home::start_home(&dir.join(&added.name), false).await {
+                Ok(n) => {
+                    tracing::info!(node = %added.name, "started an added validator node");
+                    lock(&later).push(n);
+                }
+                Err(e) => {
+                    tracing::warn!(node = %added.name, error = %e, "an added validator node did not start");
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     ctx: &Ctx,
     a: &DevnetArgs,
@@ -254,6 +349,7 @@ async fn serve(
     resumed: bool,
     accounts: &[(String, SecretKey)],
     nodes: &[RunningNode],
+    later: &Arc<Mutex<Vec<RunningNode>>>,
 ) -> Res {
     let rpc_addr = nodes
         .first()
@@ -270,9 +366,11 @@ async fn serve(
     }
 
     let rpc_of = |n: &RunningNode| n.rpc.as_ref().map(|r| format!("http://{}", r.local_addr()));
-    let (validators, full) = nodes.split_at(spec.validators.min(nodes.len()));
+    let (validators, rest) = nodes.split_at(spec.validators.min(nodes.len()));
+    let (full, added) = rest.split_at(spec.full_nodes.min(rest.len()));
     let rpcs: Vec<String> = validators.iter().filter_map(rpc_of).collect();
     let full_rpcs: Vec<String> = full.iter().filter_map(rpc_of).collect();
+    let added_rpcs: Vec<String> = added.iter().filter_map(rpc_of).collect();
     let accounts_json: Vec<Value> = accounts
         .iter()
         .map(|(name, k)| json!({"name": name, "address": k.public_key().address()}))
@@ -291,6 +389,9 @@ async fn serve(
             }
             if !full_rpcs.is_empty() {
                 s.push_str(&format!("full nodes: {}\n", full_rpcs.join(" ")));
+            }
+            if !added_rpcs.is_empty() {
+                s.push_str(&format!("added validators: {}\n", added_rpcs.join(" ")));
             }
             s.push_str(&format!(
                 "data:      {}\nlog:       {}\n\nFunded accounts ({DEV_BALANCE} each at genesis; keys in the keystore, no passphrase):\n",
@@ -311,6 +412,7 @@ async fn serve(
             "ws": format!("ws://{rpc_addr}"),
             "rpcs": rpcs,
             "full_node_rpcs": full_rpcs,
+            "added_validator_rpcs": added_rpcs,
             "chain_id": spec.chain_id,
             "validators": spec.validators,
             "height": height,
@@ -320,9 +422,23 @@ async fn serve(
             "examples": examples.iter().map(|(n, a)| json!({"name": n, "address": a})).collect::<Vec<_>>(),
         }),
     );
-    if wait_for_stop(|| nodes.iter().any(|n| n.node.is_finished())).await == Stop::NodeStopped {
+    let (stop_added, stopped) = tokio::sync::watch::channel(false);
+    let started = spec.added.iter().map(|a| a.name.clone()).collect();
+    let watcher = tokio::spawn(start_added(
+        dir.to_path_buf(),
+        started,
+        later.clone(),
+        stopped,
+    ));
+    let finished = || {
+        nodes.iter().any(|n| n.node.is_finished())
+            || lock(later).iter().any(|n| n.node.is_finished())
+    };
+    if wait_for_stop(finished).await == Stop::NodeStopped {
         eprintln!("a node stopped on its own; see the devnet log");
     }
+    let _ = stop_added.send(true);
+    let _ = watcher.await;
     Ok(())
 }
 

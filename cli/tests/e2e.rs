@@ -710,3 +710,57 @@ fn keys_are_encrypted_and_secrets_shown_only_when_asked() {
     let e = cli.err(&["account", "alice"]);
     assert!(e["hint"].as_str().unwrap().contains("stele devnet"), "{e}");
 }
+
+/// The validator set of a running devnet changes (ADR 0010): a fifth
+/// validator joins, then validator 0 leaves; a transfer sent through
+/// validator 0's RPC (a follower's by then) still commits, and the devnet
+/// started again runs the added validator too.
+#[test]
+fn a_running_devnet_adds_a_fifth_validator_and_removes_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let dir = tmp.path().join("devnet");
+    let d = dir.to_str().unwrap();
+    let base = free_base(5);
+    let devnet = Devnet::start(&home, base, &dir, &[]);
+    let cli = Stele {
+        home: home.clone(),
+        rpc: addr(&devnet.info["rpc"]),
+    };
+    let added = cli.ok(&["devnet", "add-validator", "--dir", d]);
+    assert_eq!(added["name"], "node4");
+    assert_eq!(added["epoch"], 1, "{added}");
+    let five = cli.ok(&["validators"]);
+    assert_eq!(five["epoch"], 1);
+    let members = five["validators"].as_array().unwrap();
+    assert_eq!(members.len(), 5);
+    assert!(members.iter().any(|v| v["address"] == added["address"]));
+    cli.ok(&["transfer", "dev1", "7"]);
+
+    // A second change waits for none: validator 0 leaves.
+    let e = cli.err(&["devnet", "remove-validator", "node9", "--dir", d]);
+    assert!(e["message"].as_str().unwrap().contains("node9"), "{e}");
+    let removed = cli.ok(&["devnet", "remove-validator", "node0", "--dir", d]);
+    assert_eq!(removed["epoch"], 2, "{removed}");
+    let four = cli.ok(&["validators"]);
+    let members = four["validators"].as_array().unwrap();
+    assert_eq!(members.len(), 4);
+    assert!(members.iter().all(|v| v["address"] != removed["address"]));
+    // The default RPC is validator 0's, a follower now.
+    let t = cli.ok(&["transfer", "dev1", "8"]);
+    let tx = cli.ok(&["tx", t["hash"].as_str().unwrap()]);
+    assert_eq!(tx["receipt"]["receipt"]["status"], "success");
+
+    // Started again, the devnet runs all five nodes and the chain goes on
+    // under the four.
+    devnet.stop();
+    let devnet = Devnet::start(&home, base, &dir, &[]);
+    assert_eq!(devnet.info["resumed"], true);
+    assert_eq!(
+        devnet.info["added_validator_rpcs"],
+        json!([addr(&added["rpc"])])
+    );
+    cli.ok(&["transfer", "dev1", "9"]);
+    assert_eq!(cli.ok(&["validators"])["epoch"], 2);
+    devnet.stop();
+}

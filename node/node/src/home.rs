@@ -260,6 +260,41 @@ pub fn write_testnet(out: &Path, spec: &TestnetSpec) -> Result<Testnet, HomeErro
     })
 }
 
+/// Writes `home` for a validator joining the testnet whose first validator
+/// home is `node0`: a fresh key, `node0`'s genesis, and `peers`. Its key is
+/// in no validator set: it follows the chain until the validators vote it
+/// in (ADR 0010). Returns its key.
+pub fn write_testnet_joiner(
+    home: &Path,
+    node0: &Path,
+    p2p: SocketAddr,
+    rpc: SocketAddr,
+    peers: Vec<PeerEntry>,
+) -> Result<SecretKey, HomeError> {
+    let genesis = node0.join("genesis.json");
+    let genesis_text =
+        std::fs::read_to_string(&genesis).map_err(|e| HomeError::io("read", &genesis, e))?;
+    let key = SecretKey::generate();
+    write_home(
+        home,
+        &key,
+        &genesis_text,
+        &node_config(p2p, Some(rpc), peers),
+    )?;
+    Ok(key)
+}
+
+/// How the other nodes reach the node of `home`: its key's address and its
+/// `[p2p] listen` address.
+pub fn peer_entry(home: &Path) -> Result<PeerEntry, HomeError> {
+    let key = keys::load(&home.join("node_key.json")).map_err(err)?;
+    let config = NodeConfig::load(&config_path(home)).map_err(err)?;
+    Ok(PeerEntry {
+        address: key.public_key().address(),
+        endpoint: config.p2p.listen.into(),
+    })
+}
+
 /// Fresh keys for `n` validators, in validator-set (address) order.
 fn testnet_keys(n: usize) -> Vec<SecretKey> {
     let mut keys: Vec<SecretKey> = (0..n).map(|_| SecretKey::generate()).collect();
