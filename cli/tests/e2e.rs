@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -19,11 +20,15 @@ fn contracts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts")
 }
 
-/// A base port whose 2n ports (UDP for QUIC, TCP for RPC) are all free.
+/// A base port whose 2n ports (UDP for QUIC, TCP for RPC) are all free,
+/// never one this process was given before (tests run in parallel, and a
+/// range found free stays free until its devnet binds it).
 fn free_base(n: u16) -> u16 {
+    static TRIED: AtomicU16 = AtomicU16::new(0);
     let seed = std::process::id() as u16;
-    for attempt in 0..200u16 {
-        let base = 20_000 + (seed.wrapping_mul(31).wrapping_add(attempt * 97)) % 30_000;
+    for _ in 0..200 {
+        let attempt = TRIED.fetch_add(1, Ordering::Relaxed);
+        let base = 20_000 + (seed.wrapping_mul(31).wrapping_add(attempt.wrapping_mul(97))) % 30_000;
         let free = (0..2 * n).all(|i| {
             let port = base + i;
             UdpSocket::bind(("127.0.0.1", port)).is_ok()
