@@ -15,6 +15,7 @@ pub mod hex;
 pub mod proof;
 pub mod protocol;
 pub mod receipt;
+pub mod snapshot;
 pub mod tx;
 
 pub use address::{Address, AddressError};
