@@ -49,6 +49,10 @@ pub enum StateError {
     MissingColumnFamily { name: String },
     #[error("column family name {name} is reserved for the state")]
     ReservedColumnFamily { name: String },
+    #[error("cannot import into a state that has version {latest}")]
+    ImportIntoNonEmpty { latest: u64 },
+    #[error("import entry {index} is not after the one before it in key-hash order")]
+    ImportOutOfOrder { index: u64 },
     #[error("checkpoint at depth {depth} is not open ({open} checkpoints are)")]
     UnknownCheckpoint { depth: usize, open: usize },
 }

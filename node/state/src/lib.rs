@@ -11,6 +11,7 @@
 mod cache;
 mod error;
 mod flat;
+mod import;
 mod node;
 mod overlay;
 mod prune;
@@ -21,6 +22,7 @@ mod view;
 
 pub use error::StateError;
 pub use flat::{FlatCursor, Page};
+pub use import::Importer;
 pub use node::NodeKey;
 pub use overlay::{Checkpoint, Overlay, Snapshot, StateRead, WriteSet};
 pub use prune::PruneStats;

@@ -32,7 +32,7 @@ pub const CF_FLAT: &str = "state_flat";
 pub const CF_META: &str = "state_meta";
 
 const STATE_CFS: [&str; 5] = [CF_NODES, CF_STALE, CF_ROOTS, CF_FLAT, CF_META];
-const META_LATEST: &[u8] = b"latest";
+pub(crate) const META_LATEST: &[u8] = b"latest";
 pub(crate) const META_OLDEST: &[u8] = b"oldest";
 
 /// Tunables of the state store.
@@ -591,7 +591,7 @@ pub(crate) fn flat_key(key: &StateKey) -> Vec<u8> {
 
 /// Root pointer encoding: 0 (empty tree), or 1, version (u64 LE), hash, and
 /// whether the root is a leaf (0 or 1).
-fn encode_root(root: Option<Child>) -> Vec<u8> {
+pub(crate) fn encode_root(root: Option<Child>) -> Vec<u8> {
     match root {
         None => vec![0],
         Some(c) => {
