@@ -183,6 +183,24 @@ pub fn pending(world: &StateWorld) -> Result<Option<PendingChange>, WorldError> 
     read(world, KEY_PENDING)
 }
 
+/// [`pending`] read straight from `state` at `version`, for a caller that
+/// holds the state itself (the block store, writing an epoch's record).
+pub fn pending_in(
+    state: &stele_state::State,
+    version: u64,
+) -> Result<Option<PendingChange>, WorldError> {
+    let bytes = state
+        .get(&system(KEY_PENDING), version)
+        .map_err(|e| WorldError::Backend(e.to_string()))?;
+    bytes
+        .map(|b| {
+            decode(&b, &record_limits()).map_err(|e| {
+                WorldError::Backend(format!("system record gov/pending is corrupt: {e}"))
+            })
+        })
+        .transpose()
+}
+
 /// Records `sender`'s vote for `proposal` (replacing its earlier vote),
 /// keeps only the proposals someone still votes for, and returns the power
 /// of `set` behind `proposal`. `votes` is by voter, `proposals` by hash:

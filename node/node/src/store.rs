@@ -6,22 +6,26 @@
 use stele_state::rocksdb::WriteBatch;
 use stele_state::{CommittedView, PreparedCommit, State, StateError, WriteSet};
 use stele_types::codec::{Decode, DecodeError, Encode, Reader, put_seq};
-use stele_types::{Block, CommitCertificate, Hash, Limits, Receipt, decode};
+use stele_types::{Block, CommitCertificate, Hash, Limits, Receipt, ValidatorSet, decode};
 use thiserror::Error;
 
 use crate::index;
+use stele_exec::governance;
 
 pub const CF_BLOCKS: &str = "blocks";
 pub const CF_BLOCK_INDEX: &str = "block_index";
 pub const CF_TX_INDEX: &str = "tx_index";
 pub const CF_RECEIPTS: &str = "receipts";
 pub const CF_CERTS: &str = "certs";
+/// The epochs the chain has had ([`EpochRecord`]), by first height.
+pub const CF_EPOCHS: &str = "epochs";
 
 /// The column families the block store adds to the state's database, its
 /// optional index's included (`crate::index`; opened whether it is on or
 /// not).
-pub const BLOCK_STORE_CFS: [&str; 11] = [
+pub const BLOCK_STORE_CFS: [&str; 12] = [
     CF_BLOCKS,
+    CF_EPOCHS,
     CF_BLOCK_INDEX,
     CF_TX_INDEX,
     CF_RECEIPTS,
@@ -63,6 +67,80 @@ pub enum StoreError {
     CorruptIndexMeta { len: usize },
     #[error("an index row is corrupt ({len} bytes)")]
     CorruptIndexRow { len: usize },
+    #[error("the epoch records: {0}")]
+    Epoch(String),
+}
+
+/// One epoch of the chain (ADR 0010): its first height, its validator set
+/// and the block whose vote decided it (0 for the genesis epoch). Written
+/// with the block that ends the epoch before it and kept for good, so that
+/// the chain of sets can be served and followed from the genesis however
+/// much state and block history was pruned (`get_validators` at an old
+/// height; a snapshot's set chain, ADR 0012).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochRecord {
+    pub epoch: u64,
+    pub start_height: u64,
+    pub validators: ValidatorSet,
+    pub decided_at: u64,
+}
+
+impl Encode for EpochRecord {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.epoch.encode_to(out);
+        self.start_height.encode_to(out);
+        self.decided_at.encode_to(out);
+        self.validators.encode_to(out);
+    }
+}
+
+impl Decode for EpochRecord {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(EpochRecord {
+            epoch: r.u64("epoch")?,
+            start_height: r.u64("epoch start height")?,
+            decided_at: r.u64("epoch decided at")?,
+            validators: ValidatorSet::decode_from(r)?,
+        })
+    }
+}
+
+/// Adds `record` to `batch`.
+pub fn put_epoch(
+    state: &State,
+    batch: &mut WriteBatch,
+    record: &EpochRecord,
+) -> Result<(), StoreError> {
+    batch.put_cf(
+        state.column_family(CF_EPOCHS)?,
+        record.start_height.to_be_bytes(),
+        record.to_bytes(),
+    );
+    Ok(())
+}
+
+/// Writes the genesis epoch's record (epoch 0 from height 1, `validators`
+/// the genesis set) if the store lacks it: a new data dir, or one from
+/// before the epoch history.
+pub fn record_genesis_epoch(state: &State, validators: &ValidatorSet) -> Result<(), StoreError> {
+    if BlockReader::new(state).epoch_containing(1)?.is_some() {
+        return Ok(());
+    }
+    let mut batch = WriteBatch::default();
+    put_epoch(
+        state,
+        &mut batch,
+        &EpochRecord {
+            epoch: 0,
+            start_height: 1,
+            validators: validators.clone(),
+            decided_at: 0,
+        },
+    )?;
+    let mut wo = stele_state::rocksdb::WriteOptions::default();
+    wo.set_sync(true);
+    state.db().write_opt(batch, &wo).map_err(StateError::Db)?;
+    Ok(())
 }
 
 /// Where a transaction landed.
@@ -121,18 +199,22 @@ pub fn prepare_block_commit(
         return Err(StoreError::NotNext { height, committed });
     }
     let prepared = state.prepare_commit(height, writes)?;
-    finish_block_commit(state, prepared, block, receipts, certificate)
+    finish_block_commit(state, prepared, block, receipts, certificate, writes)
 }
 
 /// [`prepare_block_commit`] for a state commit prepared earlier (when the
 /// block was validated) on the same committed version: checks the block,
 /// its receipts, certificate and root, and adds the block store writes.
+///
+/// The last block of an epoch (its `writes` install the next set) also
+/// writes the next epoch's [`EpochRecord`].
 pub fn finish_block_commit(
     state: &State,
     mut prepared: PreparedCommit,
     block: &Block,
     receipts: &[Receipt],
     certificate: &CommitCertificate,
+    writes: &WriteSet,
 ) -> Result<PreparedCommit, StoreError> {
     let height = block.header.height;
     let committed = state.latest_version();
@@ -160,7 +242,36 @@ pub fn finish_block_commit(
         });
     }
     put_block(state, prepared.batch_mut(), block, receipts, certificate)?;
+    if let Some(record) = epoch_started(state, block, writes)? {
+        put_epoch(state, prepared.batch_mut(), &record)?;
+    }
     Ok(prepared)
+}
+
+/// The epoch `block` is the last block before, if its writes install a new
+/// set; the decision is read from the committed state (its parent).
+fn epoch_started(
+    state: &State,
+    block: &Block,
+    writes: &WriteSet,
+) -> Result<Option<EpochRecord>, StoreError> {
+    let epoch_error = |e: stele_vm::WorldError| StoreError::Epoch(e.to_string());
+    let Some(validators) = governance::installed_set(writes).map_err(epoch_error)? else {
+        return Ok(None);
+    };
+    let height = block.header.height;
+    let decided_at = match state.latest_version() {
+        Some(parent) => governance::pending_in(state, parent)
+            .map_err(epoch_error)?
+            .map_or(height, |p| p.decided_at),
+        None => height,
+    };
+    Ok(Some(EpochRecord {
+        epoch: block.header.epoch + 1,
+        start_height: height + 1,
+        validators,
+        decided_at,
+    }))
 }
 
 fn put_block(
@@ -317,6 +428,41 @@ impl<'a> BlockReader<'a> {
             .receipts(loc.height)?
             .and_then(|r| r.into_iter().nth(loc.index as usize));
         Ok(receipt.map(|r| (loc, r)))
+    }
+
+    /// The epoch the block at `height` belongs to: the last one starting at
+    /// or below it.
+    pub fn epoch_containing(&self, height: u64) -> Result<Option<EpochRecord>, StoreError> {
+        self.seek_epoch(height, true)
+    }
+
+    /// The epoch after `epoch`'s, if the chain has reached it.
+    pub fn epoch_after(&self, epoch: &EpochRecord) -> Result<Option<EpochRecord>, StoreError> {
+        self.seek_epoch(epoch.start_height.saturating_add(1), false)
+    }
+
+    /// The epoch record starting at `height` or, `before`, the last one
+    /// before it, else the first one after it.
+    fn seek_epoch(&self, height: u64, before: bool) -> Result<Option<EpochRecord>, StoreError> {
+        let mut it = match self.source {
+            Source::State(state) => state.db().raw_iterator_cf(state.column_family(CF_EPOCHS)?),
+            Source::View(view) => view.raw_iterator_cf(CF_EPOCHS, Vec::new(), vec![0xff; 9])?,
+        };
+        let key = height.to_be_bytes();
+        if before {
+            it.seek_for_prev(key);
+        } else {
+            it.seek(key);
+        }
+        it.item()
+            .map(|(_, b)| {
+                decode(b, &self.limits).map_err(|source| StoreError::Corrupt {
+                    what: "epoch record",
+                    height,
+                    source,
+                })
+            })
+            .transpose()
     }
 
     /// A block with its receipts and certificate.

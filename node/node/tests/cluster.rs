@@ -1398,6 +1398,22 @@ async fn validators_join_leave_and_rotate_keys_at_epoch_boundaries() {
     .await;
     cluster.assert_same_chain();
     assert_eq!(verify_from_genesis(cluster.node(3), &cluster.genesis), 3);
+    // The epoch history the block store keeps for good: one record a set.
+    {
+        let state = cluster.node(3).shared().state().read().unwrap();
+        let reader = BlockReader::new(&state);
+        let mut record = reader.epoch_containing(1).unwrap().unwrap();
+        let mut sets = vec![record.validators.clone()];
+        while let Some(next) = reader.epoch_after(&record).unwrap() {
+            assert_eq!(next.epoch, record.epoch + 1);
+            sets.push(next.validators.clone());
+            record = next;
+        }
+        assert_eq!(
+            sets,
+            [cluster.genesis.validators.clone(), five, four, rotated_set]
+        );
+    }
     for i in [0, 3, joiner, rotated] {
         cluster.stop(i).await;
     }

@@ -2631,7 +2631,8 @@ async fn a_read_of_a_height_about_to_commit_waits_for_it() {
 /// reaches by walking every earlier epoch's certified last block.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_follows_the_chain_of_validator_sets_from_the_genesis() {
-    let node = TestNode::start(RpcConfig::default()).await;
+    // Four state versions kept: the heights of the epochs' ends get pruned.
+    let node = TestNode::start_keeping(RpcConfig::default(), 4).await;
     let client = Client::connect(&node.http()).await.unwrap();
     // Fund the validators and the joiner, who pay for their votes.
     for (nonce, to) in (100..=104).enumerate() {
@@ -2774,6 +2775,33 @@ async fn a_client_follows_the_chain_of_validator_sets_from_the_genesis() {
             "block {height}"
         );
     }
+
+    // Once the state of those heights is pruned, the epoch history answers
+    // the same, and the walk from the genesis still works.
+    let mut before = Vec::new();
+    for h in 0..=35 {
+        before.push(client.get_validators(Some(h)).await.unwrap());
+    }
+    while node.height() < 40 {
+        node.commit().await;
+    }
+    node.state.write().unwrap().prune().unwrap();
+    let oldest = node.state.read().unwrap().oldest_version().unwrap();
+    assert!(oldest > 35, "pruned to {oldest}");
+    for (h, info) in before.iter().enumerate() {
+        assert_eq!(
+            &client.get_validators(Some(h as u64)).await.unwrap(),
+            info,
+            "height {h}"
+        );
+    }
+    assert_eq!(
+        client
+            .validators_for_block(35, CHAIN, &genesis)
+            .await
+            .unwrap(),
+        four
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -550,7 +550,7 @@ impl Follower {
                 let mut state = state.write().map_err(|_| CommitError::Poisoned)?;
                 let mut prepared = match prepared {
                     Some(p) if p.base() == state.latest_version() => {
-                        finish_block_commit(&state, p, &block, &exec.receipts, &cert)
+                        finish_block_commit(&state, p, &block, &exec.receipts, &cert, &exec.writes)
                     }
                     _ => prepare_block_commit(&state, &block, &exec.receipts, &cert, &exec.writes),
                 }?;

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use super::{CF_NODE_META, NodeError};
 use crate::genesis::Genesis;
 use crate::mark::{DataLoss, Mark};
-use crate::store::BLOCK_STORE_CFS;
+use crate::store::{BLOCK_STORE_CFS, record_genesis_epoch};
 use crate::wal::{CF_WAL, Wal};
 
 const META_GENESIS: &[u8] = b"genesis_hash";
@@ -135,6 +135,7 @@ fn open_state(
                 .map_err(StateError::Db)?;
         }
     }
+    record_genesis_epoch(&state, &genesis.validators)?;
     Ok(state)
 }
 

@@ -161,6 +161,24 @@ impl TestNode {
     /// A node whose VM runs `limits` (older chains' limits allow receipts
     /// that newer ones refuse).
     pub async fn start_with_limits(config: RpcConfig, limits: stele_vm::VmLimits) -> TestNode {
+        TestNode::start_with_state(config, limits, StateConfig::default()).await
+    }
+
+    /// A node whose state keeps the last `versions_kept` versions once
+    /// pruned ([`TestNode::prune`]).
+    pub async fn start_keeping(config: RpcConfig, versions_kept: u64) -> TestNode {
+        let state = StateConfig {
+            versions_kept,
+            ..StateConfig::default()
+        };
+        TestNode::start_with_state(config, stele_vm::VmLimits::LATEST, state).await
+    }
+
+    async fn start_with_state(
+        config: RpcConfig,
+        limits: stele_vm::VmLimits,
+        state_config: StateConfig,
+    ) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         let mut genesis = genesis();
         // The chain runs these limits: blocks execute under the genesis's
@@ -168,9 +186,9 @@ impl TestNode {
         genesis.params.vm_limits_version = limits.version;
         genesis.params.gas_schedule_version = stele_vm::GasSchedule::latest_for(&limits).version;
         let mut state =
-            State::open_with_column_families(dir.path(), StateConfig::default(), &BLOCK_STORE_CFS)
-                .unwrap();
+            State::open_with_column_families(dir.path(), state_config, &BLOCK_STORE_CFS).unwrap();
         state.commit(0, &genesis.writes()).unwrap();
+        stele_node::store::record_genesis_epoch(&state, &genesis.validators).unwrap();
         let state: SharedState = Arc::new(RwLock::new(state));
         let vm_config = VmConfig {
             gas: stele_vm::GasSchedule::latest_for(&limits),

@@ -10,7 +10,7 @@ use stele_types::{Address, Hash};
 use super::Handler;
 use crate::rpc::errors::{err, internal, invalid, not_found, too_large};
 use crate::rpc::size::{self, json_len};
-use crate::store::CommittedBlock;
+use crate::store::{BlockReader, CommittedBlock};
 use stele_exec::{StateWorld, code_key};
 
 /// Storage keys are 1..=256 bytes (docs/vm.md).
@@ -246,8 +246,17 @@ impl Handler {
     }
 
     /// `get_validators`: the epoch, its set and the decided change after
-    /// `height`, from the state there.
+    /// `height`, from the state there, or from the epoch history where the
+    /// state of that height was pruned.
     pub(super) async fn validators_at(&self, height: Option<u64>) -> RpcResult<ValidatorsInfo> {
+        if let Some(h) = height
+            && self
+                .state()?
+                .oldest_version()
+                .is_some_and(|oldest| h < oldest)
+        {
+            return self.validators_from_history(h);
+        }
         let (height, base) = self.base_at(height)?;
         let (info, validators, pending) =
             stele_exec::governance::epoch_on(&base).map_err(internal)?;
@@ -263,6 +272,35 @@ impl Handler {
                 decided_at: p.decided_at,
                 last_height: p.last_height,
             }),
+        })
+    }
+
+    /// [`Self::validators_at`] from the epoch records the block store keeps
+    /// for good.
+    fn validators_from_history(&self, height: u64) -> RpcResult<ValidatorsInfo> {
+        let view = self.view()?;
+        let reader = BlockReader::from_view(&view);
+        let epoch = reader
+            .epoch_containing(height + 1)
+            .map_err(internal)?
+            .ok_or_else(|| internal(format!("no epoch record covers height {}", height + 1)))?;
+        let pending = reader
+            .epoch_after(&epoch)
+            .map_err(internal)?
+            .filter(|next| next.decided_at <= height)
+            .map(|next| PendingValidators {
+                validators_hash: next.validators.hash(),
+                decided_at: next.decided_at,
+                last_height: next.start_height - 1,
+                validators: next.validators,
+            });
+        Ok(ValidatorsInfo {
+            height,
+            epoch: epoch.epoch,
+            epoch_start_height: epoch.start_height,
+            validators_hash: epoch.validators.hash(),
+            validators: epoch.validators,
+            pending,
         })
     }
 
