@@ -24,6 +24,7 @@ pub mod precheck;
 pub mod rpc;
 pub mod sender_keys;
 pub mod shutdown;
+pub mod snapshot;
 pub mod store;
 pub mod sync;
 pub mod validator_record;

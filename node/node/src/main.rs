@@ -137,6 +137,11 @@ enum Command {
         #[command(subcommand)]
         command: GenesisCommand,
     },
+    /// State snapshots as backup files (ADR 0012, docs/snapshot-format.md).
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
     /// Delete the node's chain data (blocks, state, consensus log). Keeps the
     /// key, config and genesis.
     Reset {
@@ -145,6 +150,27 @@ enum Command {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Write the state at the node's latest height to FILE, with that
+    /// block, its certificate and the chain of epochs that tie it to the
+    /// genesis. The node must be stopped.
+    Export {
+        #[arg(long, default_value = "stele-home")]
+        home: PathBuf,
+        file: PathBuf,
+    },
+    /// Check FILE against this home's genesis (every certificate from the
+    /// genesis on, every chunk against the certified state root) and make
+    /// it this home's chain; the home must hold no chain yet. `stele-node
+    /// start` then syncs the blocks after it from the peers.
+    Import {
+        #[arg(long, default_value = "stele-home")]
+        home: PathBuf,
+        file: PathBuf,
     },
 }
 
@@ -274,6 +300,7 @@ fn main() -> ExitCode {
             )
         }
         Command::Genesis { command } => genesis_command(command),
+        Command::Snapshot { command } => snapshot_command(command),
         Command::Reset { home, yes } => reset(&home, yes),
     };
     match result {
@@ -670,6 +697,66 @@ fn show_genesis(path: &Path) -> Res {
         "accounts:     {} (supply {})",
         genesis.allocations.len(),
         genesis.total_supply()
+    );
+    Ok(())
+}
+
+fn snapshot_command(command: SnapshotCommand) -> Res {
+    match command {
+        SnapshotCommand::Export { home, file } => snapshot_export(&home, &file),
+        SnapshotCommand::Import { home, file } => snapshot_import(&home, &file),
+    }
+}
+
+/// A stopped node's home, locked, with its config and genesis.
+fn locked_home(home: &Path) -> Result<(NodeConfig, Genesis, home::HomeLock), String> {
+    let config = NodeConfig::load(&config_path(home)).map_err(|e| e.to_string())?;
+    let lock = home::HomeLock::acquire(home).map_err(|e| e.to_string())?;
+    let genesis = Genesis::load(&config.node.genesis_file).map_err(|e| e.to_string())?;
+    Ok((config, genesis, lock))
+}
+
+fn snapshot_export(home: &Path, file: &Path) -> Res {
+    let (config, genesis, _lock) = locked_home(home)?;
+    let state = stele_node::node::open_database(&config.node.data_dir, &genesis)
+        .map_err(|e| e.to_string())?;
+    // Written aside, then renamed: a file at FILE is always whole.
+    let partial = file.with_extension("partial");
+    let out = std::fs::File::create(&partial)
+        .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+    let mut out = std::io::BufWriter::new(out);
+    let exported = stele_node::snapshot::export(&state, &mut out).map_err(|e| e.to_string())?;
+    out.into_inner()
+        .map_err(|e| e.to_string())?
+        .sync_all()
+        .map_err(|e| e.to_string())?;
+    std::fs::rename(&partial, file).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    let m = &exported.manifest;
+    println!(
+        "wrote {}: height {}, state root {}, {} entries in {} chunks, {} bytes",
+        file.display(),
+        m.height,
+        m.state_root,
+        exported.entries,
+        m.parts.len(),
+        exported.bytes
+    );
+    Ok(())
+}
+
+fn snapshot_import(home: &Path, file: &Path) -> Res {
+    let (config, genesis, _lock) = locked_home(home)?;
+    let mut state =
+        stele_node::node::open_empty_database(&config.node.data_dir).map_err(|e| e.to_string())?;
+    let imported =
+        stele_node::snapshot::import(&mut state, &genesis, file).map_err(|e| e.to_string())?;
+    println!(
+        "imported {}: height {} (epoch {}), state root {}, {} entries; `stele-node start` syncs the blocks after it",
+        file.display(),
+        imported.height,
+        imported.epoch,
+        imported.state_root,
+        imported.entries
     );
     Ok(())
 }

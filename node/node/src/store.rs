@@ -274,7 +274,7 @@ fn epoch_started(
     }))
 }
 
-fn put_block(
+pub(crate) fn put_block(
     state: &State,
     batch: &mut WriteBatch,
     block: &Block,

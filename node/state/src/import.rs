@@ -217,12 +217,25 @@ impl Importer<'_> {
     /// Places the last entry, writes the root and makes `version` the
     /// state's only version, durably. Returns the root hash: the caller
     /// compares it with the certified one.
-    pub fn finish(mut self) -> Result<Hash, StateError> {
+    pub fn finish(self) -> Result<Hash, StateError> {
+        self.finish_with(|_, _, _| Ok::<(), StateError>(()))
+    }
+
+    /// [`Importer::finish`], with `extra` adding its writes to the final
+    /// batch, which makes them durable with the version: it is given the
+    /// state, the batch and the root, and nothing of the version becomes
+    /// durable if it fails (a wrong root, say).
+    pub fn finish_with<E: From<StateError>>(
+        mut self,
+        extra: impl FnOnce(&State, &mut WriteBatch, Hash) -> Result<(), E>,
+    ) -> Result<Hash, E> {
         if let Some(entry) = self.pending.take() {
             self.place(entry, None)?;
         }
+        let root = self.root.map_or(Hash::ZERO, |c| c.hash);
         let version = self.version;
         let mut batch = std::mem::take(&mut self.batch);
+        extra(self.state, &mut batch, root)?;
         batch.put_cf(
             self.state.cf(CF_ROOTS)?,
             version.to_be_bytes(),
@@ -233,10 +246,13 @@ impl Importer<'_> {
         batch.put_cf(meta, META_OLDEST, version.to_le_bytes());
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
-        self.state.db.write_opt(batch, &opts)?;
+        self.state
+            .db
+            .write_opt(batch, &opts)
+            .map_err(StateError::from)?;
         self.state.latest = Some(version);
         self.state.oldest = Some(version);
-        Ok(self.root.map_or(Hash::ZERO, |c| c.hash))
+        Ok(root)
     }
 }
 

@@ -28,7 +28,8 @@ pub use overlay::{Checkpoint, Overlay, Snapshot, StateRead, WriteSet};
 pub use prune::PruneStats;
 pub use stele_types::proof::{Namespace, ProofError, SparseMerkleProof, StateKey};
 pub use store::{
-    CF_FLAT, CF_META, CF_NODES, CF_ROOTS, CF_STALE, PreparedCommit, State, StateConfig, WalRecovery,
+    CF_FLAT, CF_META, CF_NODES, CF_ROOTS, CF_STALE, PreparedCommit, State, StateConfig,
+    WalRecovery, state_key_of_flat,
 };
 pub use view::CommittedView;
 

@@ -589,6 +589,19 @@ pub(crate) fn flat_key(key: &StateKey) -> Vec<u8> {
     out
 }
 
+/// The state key of a flat-index key (its namespace, whose length its tag
+/// fixes, then the raw key); `None` if it is none.
+pub fn state_key_of_flat(bytes: &[u8]) -> Option<StateKey> {
+    let ns_len = match bytes.first()? {
+        3 => 21,
+        _ => 1,
+    };
+    let limits = stele_types::Limits::DEFAULT;
+    let namespace = stele_types::decode(bytes.get(..ns_len)?, &limits).ok()?;
+    let key = bytes[ns_len..].to_vec();
+    (key.len() <= STATE_KEY_BYTES_MAX).then_some(StateKey { namespace, key })
+}
+
 /// Root pointer encoding: 0 (empty tree), or 1, version (u64 LE), hash, and
 /// whether the root is a leaf (0 or 1).
 pub(crate) fn encode_root(root: Option<Child>) -> Vec<u8> {

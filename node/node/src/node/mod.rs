@@ -74,7 +74,7 @@ use crate::store::CommittedBlock;
 
 pub use epochs::EpochView;
 pub use error::{BlockRejected, CommitError, NodeError};
-pub use open::init_data_dir;
+pub use open::{init_data_dir, open_database, open_empty_database, record_genesis_hash};
 pub use protocol::ProtocolView;
 pub use shared::Shared;
 

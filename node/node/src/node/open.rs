@@ -78,6 +78,49 @@ fn warm_contracts_from(
     Ok(())
 }
 
+/// Opens `data_dir`'s database as the node does (every column family,
+/// checked against `genesis`), for a stopped node's snapshot export.
+pub fn open_database(data_dir: &Path, genesis: &Genesis) -> Result<State, NodeError> {
+    open_state(data_dir, &StateConfig::default(), genesis, genesis.hash())
+}
+
+/// Opens a new data dir's database with no version in it, for a snapshot
+/// import; refuses one that holds a chain.
+pub fn open_empty_database(data_dir: &Path) -> Result<State, NodeError> {
+    let db_dir = data_dir.join("db");
+    std::fs::create_dir_all(&db_dir).map_err(|source| NodeError::CreateDir {
+        path: db_dir.clone(),
+        source,
+    })?;
+    let state = State::open_with_column_families(&db_dir, StateConfig::default(), &node_cfs())
+        .map_err(|e| open_error(&db_dir, e))?;
+    if let Some(height) = state.latest_version() {
+        return Err(NodeError::NotEmpty {
+            path: db_dir,
+            height,
+        });
+    }
+    Ok(state)
+}
+
+/// Adds to `batch` the record of the genesis a data dir belongs to.
+pub fn record_genesis_hash(
+    state: &State,
+    batch: &mut stele_state::rocksdb::WriteBatch,
+    hash: &Hash,
+) -> Result<(), StateError> {
+    batch.put_cf(state.column_family(CF_NODE_META)?, META_GENESIS, hash.0);
+    Ok(())
+}
+
+/// Every column family of a node's database.
+fn node_cfs() -> Vec<&'static str> {
+    let mut cfs: Vec<&str> = BLOCK_STORE_CFS.to_vec();
+    cfs.push(CF_WAL);
+    cfs.push(CF_NODE_META);
+    cfs
+}
+
 /// Initialises `data_dir` from `genesis` (as the first start would) and
 /// returns the genesis state root.
 pub fn init_data_dir(data_dir: &Path, genesis: &Genesis) -> Result<Hash, NodeError> {
@@ -92,9 +135,7 @@ fn open_state(
     genesis: &Genesis,
     genesis_hash: Hash,
 ) -> Result<State, NodeError> {
-    let mut cfs: Vec<&str> = BLOCK_STORE_CFS.to_vec();
-    cfs.push(CF_WAL);
-    cfs.push(CF_NODE_META);
+    let cfs = node_cfs();
     let db_dir = data_dir.join("db");
     std::fs::create_dir_all(&db_dir).map_err(|source| NodeError::CreateDir {
         path: db_dir.clone(),

@@ -1,0 +1,199 @@
+//! State snapshots as backups (ADR 0012) on real `stele-node` processes: a
+//! stopped validator's home is exported with `stele-node snapshot export`,
+//! its data deleted and the file imported with `snapshot import`; the
+//! validator starts from the snapshot's height, syncs the rest and votes
+//! again. Damaged files and another chain's are refused by the import
+//! before anything is written.
+#![allow(clippy::unwrap_used)] // test set-up: a failure here is a test failure
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use stele_client::Signer;
+use stele_client::api::BlockId;
+use stele_cluster::cluster::{Cluster, ClusterConfig};
+use stele_cluster::contracts::{fund_accounts, setup_amm};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stele-node");
+
+fn snapshot(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("snapshot")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A copy of `home` without its chain data: a new home of the same node.
+fn empty_copy(home: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for name in ["config.toml", "genesis.json", "node_key.json"] {
+        std::fs::copy(home.join(name), to.join(name)).unwrap();
+    }
+}
+
+#[test]
+fn a_validator_restored_from_a_snapshot_rejoins_and_damaged_files_are_refused() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut config = ClusterConfig::new(BIN, 4);
+        config.accounts = 4;
+        let mut cluster = Cluster::start(config).await.unwrap();
+        cluster
+            .wait_height(&[0, 1, 2, 3], 1, Duration::from_secs(60))
+            .await
+            .unwrap();
+        // A state worth the name: accounts, two tokens and a pool.
+        let endpoints = cluster.endpoints();
+        let dev: Vec<Arc<Signer>> = cluster
+            .accounts
+            .iter()
+            .map(|a| Arc::new(Signer::new(a.key.clone())))
+            .collect();
+        let traders = fund_accounts(&endpoints, cluster.chain_id, &dev[1..], 60, 10u128.pow(21))
+            .await
+            .unwrap();
+        setup_amm(&endpoints, cluster.chain_id, dev[0].clone(), &traders[..4])
+            .await
+            .unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node3.snapshot");
+        let home = cluster.root().join("net").join("node3");
+        // A running node's home is locked.
+        let out = snapshot(&[
+            "export",
+            "--home",
+            home.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ]);
+        assert!(!out.status.success(), "{}", text(&out));
+        cluster.stop(3).await.unwrap();
+        let out = snapshot(&[
+            "export",
+            "--home",
+            home.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        let height = cluster.client(0).get_validators(None).await.unwrap().height;
+        let exported_at: u64 = text(&out)
+            .split("height ")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap();
+        assert!(exported_at > 1 && exported_at <= height);
+
+        // Refused before anything is written: a flipped byte in a chunk, a
+        // cut-off file, another chain's genesis, a home that holds a chain.
+        let bytes = std::fs::read(&file).unwrap();
+        let spare = dir.path().join("spare");
+        empty_copy(&home, &spare);
+        let damaged = dir.path().join("damaged");
+        let mut flipped = bytes.clone();
+        flipped[bytes.len() / 3] ^= 0x40;
+        std::fs::write(&damaged, &flipped).unwrap();
+        let out = snapshot(&[
+            "import",
+            "--home",
+            spare.to_str().unwrap(),
+            damaged.to_str().unwrap(),
+        ]);
+        assert!(!out.status.success());
+        assert!(text(&out).contains("chunk"), "{}", text(&out));
+        std::fs::write(&damaged, &bytes[..bytes.len() - 100]).unwrap();
+        let out = snapshot(&[
+            "import",
+            "--home",
+            spare.to_str().unwrap(),
+            damaged.to_str().unwrap(),
+        ]);
+        assert!(text(&out).contains("truncated"), "{}", text(&out));
+        let other = dir.path().join("other");
+        let made = Command::new(BIN)
+            .args([
+                "init",
+                "--home",
+                other.to_str().unwrap(),
+                "--chain-id",
+                "99",
+            ])
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{}", text(&made));
+        let out = snapshot(&[
+            "import",
+            "--home",
+            other.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ]);
+        assert!(text(&out).contains("chain"), "{}", text(&out));
+        let out = snapshot(&[
+            "import",
+            "--home",
+            home.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ]);
+        assert!(
+            text(&out).contains("already holds a chain"),
+            "{}",
+            text(&out)
+        );
+
+        // Restored: node 3's data deleted, the snapshot imported.
+        cluster.wipe(3).unwrap();
+        let out = snapshot(&[
+            "import",
+            "--home",
+            home.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        cluster.restart(3).await.unwrap();
+        let top = cluster.max_height(&[0, 1, 2]).await.unwrap();
+        cluster
+            .wait_height(&[3], top, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_tails(30)));
+        let (restored, reference) = (cluster.client(3), cluster.client(0));
+        for h in [exported_at, exported_at + 1, top] {
+            let a = restored.get_block(BlockId::Height(h)).await.unwrap();
+            let b = reference.get_block(BlockId::Height(h)).await.unwrap();
+            assert_eq!(a.block.hash(), b.block.hash(), "block {h}");
+        }
+        assert!(
+            restored
+                .get_block(BlockId::Height(exported_at - 1))
+                .await
+                .is_err(),
+            "a restored node has no blocks below its snapshot"
+        );
+        for t in &traders[..8] {
+            assert_eq!(
+                restored.get_account(t.address()).await.unwrap().balance,
+                reference.get_account(t.address()).await.unwrap().balance
+            );
+        }
+        // It votes: with node 2 down, 3 of 4 is a quorum only with it.
+        cluster.stop(2).await.unwrap();
+        cluster
+            .wait_progress(&[0, 1, 3], Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_tails(30)));
+    });
+}
