@@ -69,6 +69,11 @@ pub struct StorageSection {
     pub versions_kept: u64,
     /// Prune every this many blocks; 0 never prunes.
     pub prune_interval_blocks: u64,
+    /// Make a state snapshot for peers every this many heights (ADR 0012);
+    /// 0 makes none.
+    pub snapshot_interval_blocks: u64,
+    /// The newest snapshots kept.
+    pub snapshots_kept: usize,
 }
 
 impl Default for StorageSection {
@@ -76,6 +81,8 @@ impl Default for StorageSection {
         StorageSection {
             versions_kept: 10_000,
             prune_interval_blocks: 100,
+            snapshot_interval_blocks: 10_000,
+            snapshots_kept: 2,
         }
     }
 }

@@ -720,13 +720,15 @@ fn snapshot_export(home: &Path, file: &Path) -> Res {
     let (config, genesis, _lock) = locked_home(home)?;
     let state = stele_node::node::open_database(&config.node.data_dir, &genesis)
         .map_err(|e| e.to_string())?;
+    let view = state.view().ok_or("the node has no state yet")?;
     // Written aside, then renamed: a file at FILE is always whole.
     let partial = file.with_extension("partial");
     let out = std::fs::File::create(&partial)
         .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
-    let mut out = std::io::BufWriter::new(out);
-    let exported = stele_node::snapshot::export(&state, &mut out).map_err(|e| e.to_string())?;
-    out.into_inner()
+    let mut sink = stele_node::snapshot::FileSink::new(std::io::BufWriter::new(out));
+    let exported = stele_node::snapshot::export(&view, &mut sink).map_err(|e| e.to_string())?;
+    sink.into_inner()
+        .into_inner()
         .map_err(|e| e.to_string())?
         .sync_all()
         .map_err(|e| e.to_string())?;

@@ -93,6 +93,12 @@ pub struct NodeMetrics {
     pub wal_sync_seconds: Histogram,
     /// Pruning old state versions (on the driver's path), seconds.
     pub prune_seconds: Histogram,
+    /// Making a snapshot for peers (ADR 0012, on a thread of its own),
+    /// seconds.
+    pub snapshot_seconds: Histogram,
+    /// The newest snapshot kept: its height and its bytes.
+    pub snapshot_height: Gauge,
+    pub snapshot_bytes: Gauge,
     /// Starts on which the database had lost data it synced and the
     /// operator accepted it (`--accept-data-loss`).
     pub data_loss_accepted: Counter,
@@ -152,6 +158,9 @@ impl NodeMetrics {
             storage_seconds: seconds(),
             wal_sync_seconds: seconds(),
             prune_seconds: seconds(),
+            snapshot_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
+            snapshot_height: Gauge::default(),
+            snapshot_bytes: Gauge::default(),
             data_loss_accepted: Counter::default(),
             mark_write_failures: Counter::default(),
             blocks_rejected: Family::default(),
@@ -253,6 +262,21 @@ impl NodeMetrics {
                 "prune_seconds",
                 "Pruning old state versions, which holds the state lock and delays the next block",
                 m.prune_seconds.clone(),
+            );
+            r.register(
+                "snapshot_seconds",
+                "Making a state snapshot for peers, on a thread of its own (ADR 0012)",
+                m.snapshot_seconds.clone(),
+            );
+            r.register(
+                "snapshot_height",
+                "Height of the newest state snapshot this node keeps (0: none)",
+                m.snapshot_height.clone(),
+            );
+            r.register(
+                "snapshot_bytes",
+                "Bytes of the newest state snapshot this node keeps",
+                m.snapshot_bytes.clone(),
             );
             r.register(
                 "data_loss_accepted",

@@ -9,8 +9,8 @@ mod create;
 pub mod format;
 mod restore;
 
-pub use create::{Exported, export};
-pub use restore::{Imported, check_anchor, check_chunk, import};
+pub use create::{DirSink, Exported, FileSink, INDEX_FILE, Sink, chunk_file, export};
+pub use restore::{Imported, check_anchor, check_chunk, decode_index, import};
 
 use thiserror::Error;
 

@@ -13,7 +13,9 @@ use stele_node::genesis::{Allocation, ChainParams, Genesis};
 use stele_node::index::{IndexKind, coverage};
 use stele_node::mempool::AdmitError;
 use stele_node::net::{Channel, NetConfig, PeerInfo};
-use stele_node::node::{ConsensusOptions, Node, NodeOptions, Role};
+use stele_node::node::{
+    ConsensusOptions, Node, NodeOptions, Role, SnapshotOptions, kept_heights, snapshots_dir,
+};
 use stele_node::store::BlockReader;
 use stele_types::*;
 
@@ -77,6 +79,8 @@ struct Cluster {
     mempool_bytes_max: usize,
     /// `NodeOptions::accept_data_loss` of the next launches.
     accept_data_loss: bool,
+    /// `NodeOptions::snapshots` of the next launches.
+    snapshots: SnapshotOptions,
 }
 
 impl Cluster {
@@ -154,6 +158,7 @@ impl Cluster {
             empty_block_interval_ms,
             mempool_bytes_max,
             accept_data_loss: false,
+            snapshots: SnapshotOptions::default(),
         };
         for i in 0..n as usize {
             let node = cluster.launch(i).await;
@@ -237,6 +242,7 @@ impl Cluster {
                 ..Default::default()
             },
             prune_interval_blocks: self.prune_interval_blocks,
+            snapshots: self.snapshots,
             // Both indexes on: every cluster scenario (sync, restarts,
             // pruning) also commits their rows.
             index: stele_node::index::IndexConfig {
@@ -1050,6 +1056,62 @@ async fn a_transaction_reaches_the_primary_from_a_follower_that_reaches_one_back
     );
     for n in [far, near] {
         n.shutdown().await.unwrap();
+    }
+    for i in 0..4 {
+        cluster.stop(i).await;
+    }
+}
+
+/// ADR 0012: a validator keeps a snapshot every `interval` heights, the
+/// newest `kept` of them, each whole: its index ties it to the genesis,
+/// its parts make the certified root of its height, and every chunk
+/// checks against its part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_validator_keeps_its_newest_snapshots_and_each_checks() {
+    use stele_node::snapshot::{INDEX_FILE, check_anchor, check_chunk, chunk_file, decode_index};
+    let mut cluster = Cluster::start(4).await;
+    cluster.until_height(2).await;
+    cluster.snapshots = SnapshotOptions {
+        interval_blocks: 8,
+        kept: 2,
+    };
+    cluster.stop(0).await;
+    cluster.restart(0).await;
+    for nonce in 0..20 {
+        cluster
+            .node(1)
+            .submit(&transfer(1, nonce, 5 + (nonce % 3) as u16, 1))
+            .unwrap();
+    }
+    let h = cluster.height(1);
+    cluster.until_height(h + 30).await;
+    let dir = snapshots_dir(&cluster.data_dir(0));
+    until("two whole snapshots, older ones deleted", || {
+        let names = std::fs::read_dir(&dir).unwrap().count();
+        kept_heights(&dir).len() == 2 && names == 2
+    })
+    .await;
+    let heights = kept_heights(&dir);
+    assert!(heights[0] > heights[1] && heights.iter().all(|h| h % 8 == 0));
+    for height in heights {
+        let at = dir.join(height.to_string());
+        let (manifest, anchor) =
+            decode_index(&std::fs::read(at.join(INDEX_FILE)).unwrap()).unwrap();
+        check_anchor(&cluster.genesis, &manifest, &anchor).unwrap();
+        stele_types::snapshot::Cut {
+            parts: manifest.parts.iter().map(|p| p.part).collect(),
+        }
+        .verify(&manifest.state_root)
+        .unwrap();
+        assert_eq!(
+            (anchor.block.hash(), manifest.state_root),
+            block_and_root(cluster.node(1), height)
+        );
+        let limits = stele_node::snapshot::format::chunk_limits();
+        for (i, part) in manifest.parts.iter().enumerate() {
+            let bytes = std::fs::read(at.join(chunk_file(i))).unwrap();
+            check_chunk(part, &bytes, &limits, 2 << 20).unwrap();
+        }
     }
     for i in 0..4 {
         cluster.stop(i).await;

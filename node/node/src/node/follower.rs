@@ -74,6 +74,7 @@ pub(super) struct Follower {
     /// Fetching missed blocks from peers.
     pub(super) catch_up: CatchUp,
     prune_interval_blocks: u64,
+    snapshots: super::snapshots::Snapshots,
 }
 
 impl Follower {
@@ -83,6 +84,7 @@ impl Follower {
         tip: Tip,
         catch_up: CatchUp,
         prune_interval_blocks: u64,
+        snapshots: super::snapshots::Snapshots,
     ) -> Result<Follower, NodeError> {
         let base = StateBase::at(&shared.state, Some(tip.height), None);
         let epoch = Arc::new(EpochView::on(&base)?);
@@ -113,6 +115,7 @@ impl Follower {
             executed: BTreeMap::new(),
             catch_up,
             prune_interval_blocks,
+            snapshots,
         })
     }
 
@@ -485,6 +488,9 @@ impl Follower {
             receipts: exec.receipts,
             certificate,
         }));
+        let state = &self.shared.state;
+        self.snapshots
+            .after_commit(seq, || state.read().ok()?.view(), &self.shared.metrics);
         self.prune_if_due(seq).await
     }
 

@@ -52,6 +52,7 @@ mod open;
 mod propose;
 mod protocol;
 mod shared;
+mod snapshots;
 mod start;
 mod validator;
 mod view_timer;
@@ -77,6 +78,16 @@ pub use error::{BlockRejected, CommitError, NodeError};
 pub use open::{init_data_dir, open_database, open_empty_database, record_genesis_hash};
 pub use protocol::ProtocolView;
 pub use shared::Shared;
+pub use snapshots::{kept_heights, snapshots_dir};
+
+/// The state snapshots a node keeps for its peers (ADR 0012).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SnapshotOptions {
+    /// One every this many heights; 0 makes none.
+    pub interval_blocks: u64,
+    /// How many of the newest are kept.
+    pub kept: usize,
+}
 
 /// Column family for the node's own metadata (the genesis it belongs to).
 pub const CF_NODE_META: &str = "node_meta";
@@ -172,6 +183,8 @@ pub struct NodeOptions {
     pub state: StateConfig,
     /// Prune old state versions every this many blocks; 0 never prunes.
     pub prune_interval_blocks: u64,
+    /// The state snapshots kept for peers (ADR 0012).
+    pub snapshots: SnapshotOptions,
     /// The optional indexes kept beside the blocks (`[index]`).
     pub index: crate::index::IndexConfig,
     /// Execute and commit blocks on the consensus driver's own thread

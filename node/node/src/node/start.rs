@@ -94,6 +94,11 @@ impl Node {
             tip,
             catch_up,
             opts.prune_interval_blocks,
+            super::snapshots::Snapshots::new(
+                &opts.data_dir,
+                opts.snapshots.interval_blocks,
+                opts.snapshots.kept,
+            ),
         )?;
         // The epoch the tip's state names decides who is a validator now
         // (ADR 0010), not the genesis.

@@ -1,10 +1,12 @@
-//! Making a snapshot of the state's latest version and writing it as one
-//! file (`stele-node snapshot export`).
+//! Making a snapshot of a committed version: into one file (`stele-node
+//! snapshot export`) or into a folder of chunk files (the snapshots a
+//! node keeps for its peers).
 
 use std::io::Write;
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 
-use stele_state::{CF_FLAT, State, StateKey, state_key_of_flat};
+use stele_state::{CF_FLAT, CommittedView, StateKey, state_key_of_flat};
 use stele_types::codec::Encode;
 use stele_types::snapshot::{Cut, Part, Prefix, subtree_hash};
 use stele_types::{Hash, keccak256};
@@ -33,15 +35,101 @@ pub struct Exported {
     pub bytes: u64,
 }
 
-/// Writes a snapshot of `state`'s latest version to `out` (the file
-/// format of `docs/snapshot-format.md`). The state must not change
-/// meanwhile: the caller holds it (a stopped node's home, locked).
-pub fn export(state: &State, out: &mut impl Write) -> Result<Exported, SnapshotError> {
-    let height = state.latest_version().unwrap_or(0);
+/// Where a snapshot's pieces go, in order: every chunk, then the index
+/// (manifest and anchor).
+pub trait Sink {
+    fn chunk(&mut self, index: usize, bytes: &[u8]) -> Result<(), SnapshotError>;
+    fn index(&mut self, bytes: &[u8]) -> Result<(), SnapshotError>;
+}
+
+/// One snapshot file (`docs/snapshot-format.md`).
+#[derive(Debug)]
+pub struct FileSink<W: Write> {
+    out: W,
+    started: bool,
+}
+
+impl<W: Write> FileSink<W> {
+    pub fn new(out: W) -> Self {
+        FileSink {
+            out,
+            started: false,
+        }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    fn start(&mut self) -> Result<(), SnapshotError> {
+        if !self.started {
+            self.out.write_all(MAGIC)?;
+            self.out.write_all(&FORMAT_VERSION.to_le_bytes())?;
+            self.started = true;
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Sink for FileSink<W> {
+    fn chunk(&mut self, _: usize, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.start()?;
+        Ok(self.out.write_all(bytes)?)
+    }
+
+    fn index(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.start()?;
+        self.out.write_all(bytes)?;
+        self.out.write_all(&(bytes.len() as u64).to_le_bytes())?;
+        self.out.write_all(END_MAGIC)?;
+        Ok(self.out.flush()?)
+    }
+}
+
+/// A folder: `chunk-N` files and `index`, as a node keeps its snapshots.
+#[derive(Debug)]
+pub struct DirSink {
+    dir: PathBuf,
+}
+
+impl DirSink {
+    pub fn new(dir: &Path) -> Result<DirSink, SnapshotError> {
+        std::fs::create_dir_all(dir)?;
+        Ok(DirSink {
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+/// The name of chunk `index` in a snapshot folder.
+pub fn chunk_file(index: usize) -> String {
+    format!("chunk-{index:06}")
+}
+
+/// The name of the index in a snapshot folder.
+pub const INDEX_FILE: &str = "index";
+
+impl Sink for DirSink {
+    fn chunk(&mut self, index: usize, bytes: &[u8]) -> Result<(), SnapshotError> {
+        Ok(std::fs::write(self.dir.join(chunk_file(index)), bytes)?)
+    }
+
+    fn index(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        let path = self.dir.join(INDEX_FILE);
+        let mut f = std::fs::File::create(&path)?;
+        f.write_all(bytes)?;
+        Ok(f.sync_all()?)
+    }
+}
+
+/// Makes a snapshot of `view`'s version into `sink`. The view pins the
+/// version for as long as this takes.
+pub fn export(view: &CommittedView, sink: &mut impl Sink) -> Result<Exported, SnapshotError> {
+    let height = view.version();
     if height == 0 {
         return Err(SnapshotError::NothingCommitted);
     }
-    let reader = BlockReader::new(state);
+    let reader = BlockReader::from_view(view);
     let committed = reader
         .committed(height)?
         .ok_or(SnapshotError::MissingBlock { height })?;
@@ -53,15 +141,12 @@ pub fn export(state: &State, out: &mut impl Write) -> Result<Exported, SnapshotE
     };
     let header = &anchor.block.header;
 
-    let leaves = leaves(state)?;
+    let leaves = leaves(view)?;
     let mut ranges = Vec::new();
     cut(&leaves, 0..leaves.len(), Prefix::ALL, &mut ranges);
-    let flat = state.column_family(CF_FLAT)?;
     let mut written = MAGIC.len() as u64 + 4;
-    out.write_all(MAGIC)?;
-    out.write_all(&FORMAT_VERSION.to_le_bytes())?;
     let mut parts = Vec::with_capacity(ranges.len());
-    for (prefix, range) in ranges {
+    for (index, (prefix, range)) in ranges.into_iter().enumerate() {
         let pairs: Vec<(Hash, Hash)> = leaves[range.clone()]
             .iter()
             .map(|l| (l.hash, l.value_hash))
@@ -73,16 +158,14 @@ pub fn export(state: &State, out: &mut impl Write) -> Result<Exported, SnapshotE
         };
         let mut entries: Vec<(StateKey, Vec<u8>)> = Vec::with_capacity(pairs.len());
         for leaf in &leaves[range] {
-            let value = state
-                .db()
-                .get_cf(flat, &leaf.flat)
-                .map_err(stele_state::StateError::from)?
+            let value = view
+                .get_cf(CF_FLAT, &leaf.flat)?
                 .ok_or(SnapshotError::FlatChanged)?;
             let key = state_key_of_flat(&leaf.flat).ok_or(SnapshotError::FlatChanged)?;
             entries.push((key, value));
         }
         let chunk = encode_chunk(&entries);
-        out.write_all(&chunk)?;
+        sink.chunk(index, &chunk)?;
         written += chunk.len() as u64;
         parts.push(PartEntry {
             part,
@@ -105,10 +188,7 @@ pub fn export(state: &State, out: &mut impl Write) -> Result<Exported, SnapshotE
         .map_err(|e| SnapshotError::Disagrees(e.to_string()))?;
     let mut index = manifest.to_bytes();
     anchor.encode_to(&mut index);
-    out.write_all(&index)?;
-    out.write_all(&(index.len() as u64).to_le_bytes())?;
-    out.write_all(END_MAGIC)?;
-    out.flush()?;
+    sink.index(&index)?;
     written += index.len() as u64 + 8 + END_MAGIC.len() as u64;
     Ok(Exported {
         manifest,
@@ -118,22 +198,23 @@ pub fn export(state: &State, out: &mut impl Write) -> Result<Exported, SnapshotE
 }
 
 /// Every entry of the flat index (the whole state), sorted by key hash.
-fn leaves(state: &State) -> Result<Vec<Leaf>, SnapshotError> {
-    let flat = state.column_family(CF_FLAT)?;
+fn leaves(view: &CommittedView) -> Result<Vec<Leaf>, SnapshotError> {
+    // Every flat key is a namespace (at most 21 bytes) and a raw key of at
+    // most 1,024 bytes: all are below this bound.
+    let mut it = view.raw_iterator_cf(CF_FLAT, Vec::new(), vec![0xff; 2048])?;
+    it.seek_to_first();
     let mut out = Vec::new();
-    for item in state
-        .db()
-        .iterator_cf(flat, stele_state::rocksdb::IteratorMode::Start)
-    {
-        let (key, value) = item.map_err(stele_state::StateError::from)?;
-        let state_key = state_key_of_flat(&key).ok_or(SnapshotError::FlatChanged)?;
+    while let Some((key, value)) = it.item() {
+        let state_key = state_key_of_flat(key).ok_or(SnapshotError::FlatChanged)?;
         out.push(Leaf {
             hash: state_key.hash(),
-            value_hash: keccak256(&value),
+            value_hash: keccak256(value),
             flat: key.to_vec(),
             value_len: value.len(),
         });
+        it.next();
     }
+    it.status().map_err(stele_state::StateError::from)?;
     out.sort_unstable_by_key(|l| l.hash);
     Ok(out)
 }

@@ -98,6 +98,19 @@ pub fn check_anchor(
         .map_err(|e| SnapshotError::Anchor(format!("block H: {e}")))
 }
 
+/// A snapshot's index: its manifest, then its anchor.
+pub fn decode_index(bytes: &[u8]) -> Result<(Manifest, Anchor), SnapshotError> {
+    let limits = index_limits();
+    if bytes.len() > limits.input_bytes_max {
+        return Err(SnapshotError::Truncated);
+    }
+    let mut r = Reader::new(bytes, &limits);
+    let manifest = Manifest::decode_from(&mut r)?;
+    let anchor = Anchor::decode_from(&mut r)?;
+    r.finish()?;
+    Ok((manifest, anchor))
+}
+
 /// Reads the manifest and anchor at the end of `file`; returns them with
 /// the offset of the first chunk.
 fn read_index(file: &mut File) -> Result<(Manifest, Anchor, u64), SnapshotError> {
@@ -129,10 +142,7 @@ fn read_index(file: &mut File) -> Result<(Manifest, Anchor, u64), SnapshotError>
     file.seek(SeekFrom::Start(index_start))?;
     let mut index = vec![0u8; index_len as usize];
     file.read_exact(&mut index)?;
-    let mut r = Reader::new(&index, &limits);
-    let manifest = Manifest::decode_from(&mut r)?;
-    let anchor = Anchor::decode_from(&mut r)?;
-    r.finish()?;
+    let (manifest, anchor) = decode_index(&index)?;
     let chunks: u64 = manifest.parts.iter().map(|p| p.chunk_bytes).sum();
     if 12 + chunks != index_start {
         return Err(SnapshotError::Truncated);
