@@ -59,6 +59,8 @@ pub struct ClusterConfig {
     /// More `[rpc]` keys for every node (e.g. `trusted_proxies`), written
     /// after the harness's own, which they override.
     pub rpc_extra: toml::Table,
+    /// More `[storage]` keys for every node (e.g. snapshot settings).
+    pub storage_extra: toml::Table,
     /// Full nodes beside the validators: nodes `validators..validators +
     /// full_nodes` ([`Cluster::full_node`]), peers of every validator, on
     /// direct links (no relays).
@@ -115,6 +117,7 @@ impl ClusterConfig {
             loopback_is_one_client: true,
             mempool_bytes_max: None,
             rpc_extra: toml::Table::new(),
+            storage_extra: toml::Table::new(),
             full_nodes: 0,
             validator_cpus: None,
             full_node_cpus: None,
@@ -740,6 +743,16 @@ impl Cluster {
         }
         for (k, v) in &c.rpc_extra {
             rpc.insert(k.clone(), v.clone());
+        }
+        if !c.storage_extra.is_empty() {
+            let storage = doc
+                .entry("storage")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .context("[storage] not a table")?;
+            for (k, v) in &c.storage_extra {
+                storage.insert(k.clone(), v.clone());
+            }
         }
         if let Some(bytes) = c.mempool_bytes_max {
             let mempool = doc

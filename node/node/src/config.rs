@@ -74,6 +74,11 @@ pub struct StorageSection {
     pub snapshot_interval_blocks: u64,
     /// The newest snapshots kept.
     pub snapshots_kept: usize,
+    /// Entries a snapshot chunk holds at most (1 to 4,096).
+    pub snapshot_chunk_entries: usize,
+    /// A new or wiped node joins by the newest snapshot its peers keep,
+    /// rather than replaying every block since the genesis.
+    pub snapshot_sync: bool,
 }
 
 impl Default for StorageSection {
@@ -83,6 +88,8 @@ impl Default for StorageSection {
             prune_interval_blocks: 100,
             snapshot_interval_blocks: 10_000,
             snapshots_kept: 2,
+            snapshot_chunk_entries: crate::snapshot::format::CHUNK_ENTRIES_TARGET,
+            snapshot_sync: true,
         }
     }
 }

@@ -534,7 +534,9 @@ pub async fn start_home_on(
         snapshots: crate::node::SnapshotOptions {
             interval_blocks: config.storage.snapshot_interval_blocks,
             kept: config.storage.snapshots_kept,
+            chunk_entries: config.storage.snapshot_chunk_entries,
         },
+        snapshot_sync: config.storage.snapshot_sync,
         index: config.index,
         exec_inline,
         accept_data_loss,

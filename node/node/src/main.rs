@@ -726,7 +726,12 @@ fn snapshot_export(home: &Path, file: &Path) -> Res {
     let out = std::fs::File::create(&partial)
         .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
     let mut sink = stele_node::snapshot::FileSink::new(std::io::BufWriter::new(out));
-    let exported = stele_node::snapshot::export(&view, &mut sink).map_err(|e| e.to_string())?;
+    let exported = stele_node::snapshot::export(
+        &view,
+        &mut sink,
+        stele_node::snapshot::format::CHUNK_ENTRIES_TARGET,
+    )
+    .map_err(|e| e.to_string())?;
     sink.into_inner()
         .into_inner()
         .map_err(|e| e.to_string())?

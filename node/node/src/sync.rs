@@ -35,6 +35,120 @@ impl SyncRequest {
     }
 }
 
+/// A question about the snapshots a peer keeps (ADR 0012), on the sync
+/// channel beside block requests (which are 16 bytes; these never are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotQuery {
+    /// The heights of the snapshots kept, newest first.
+    List,
+    /// The index (manifest and anchor) of the snapshot of `height`.
+    Index { height: u64 },
+    /// Chunk `index` of the snapshot of `height`.
+    Chunk { height: u64, index: u32 },
+}
+
+const QUERY_LIST: u8 = 1;
+const QUERY_INDEX: u8 = 2;
+const QUERY_CHUNK: u8 = 3;
+/// Heights a list answer names at most.
+pub const SNAPSHOTS_LISTED_MAX: usize = 16;
+
+impl SnapshotQuery {
+    pub fn encode(&self) -> Vec<u8> {
+        match *self {
+            SnapshotQuery::List => vec![QUERY_LIST],
+            SnapshotQuery::Index { height } => {
+                let mut out = vec![QUERY_INDEX];
+                out.extend_from_slice(&height.to_le_bytes());
+                out
+            }
+            SnapshotQuery::Chunk { height, index } => {
+                let mut out = vec![QUERY_CHUNK];
+                out.extend_from_slice(&height.to_le_bytes());
+                out.extend_from_slice(&index.to_le_bytes());
+                out
+            }
+        }
+    }
+
+    /// Exactly [`Self::encode`]'s output, or `None`.
+    pub fn decode(bytes: &[u8]) -> Option<SnapshotQuery> {
+        let (&tag, rest) = bytes.split_first()?;
+        let u64_at = |at: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(rest.get(at..at + 8)?.try_into().ok()?))
+        };
+        match (tag, rest.len()) {
+            (QUERY_LIST, 0) => Some(SnapshotQuery::List),
+            (QUERY_INDEX, 8) => Some(SnapshotQuery::Index { height: u64_at(0)? }),
+            (QUERY_CHUNK, 12) => Some(SnapshotQuery::Chunk {
+                height: u64_at(0)?,
+                index: u32::from_le_bytes(rest.get(8..12)?.try_into().ok()?),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Answers `query` from the snapshots folder `dir`: a list is a count and
+/// the heights (u32, then u64s); an index or a chunk is 1 and its bytes,
+/// or 0 when this node does not keep it.
+pub fn serve_snapshot(dir: &std::path::Path, query: SnapshotQuery) -> std::io::Result<Vec<u8>> {
+    let item = |path: std::path::PathBuf| -> std::io::Result<Vec<u8>> {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let mut out = Vec::with_capacity(1 + bytes.len());
+                out.push(1);
+                out.extend_from_slice(&bytes);
+                Ok(out)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![0]),
+            Err(e) => Err(e),
+        }
+    };
+    match query {
+        SnapshotQuery::List => {
+            let heights = crate::node::kept_heights(dir);
+            let heights = &heights[..heights.len().min(SNAPSHOTS_LISTED_MAX)];
+            let mut out = Vec::with_capacity(4 + 8 * heights.len());
+            out.extend_from_slice(&(heights.len() as u32).to_le_bytes());
+            for h in heights {
+                out.extend_from_slice(&h.to_le_bytes());
+            }
+            Ok(out)
+        }
+        SnapshotQuery::Index { height } => item(
+            dir.join(height.to_string())
+                .join(crate::snapshot::INDEX_FILE),
+        ),
+        SnapshotQuery::Chunk { height, index } => item(
+            dir.join(height.to_string())
+                .join(crate::snapshot::chunk_file(index as usize)),
+        ),
+    }
+}
+
+/// A list answer's heights, at most [`SNAPSHOTS_LISTED_MAX`].
+pub fn decode_snapshot_list(bytes: &[u8]) -> Option<Vec<u64>> {
+    let (count, rest) = bytes.split_first_chunk::<4>()?;
+    let count = u32::from_le_bytes(*count) as usize;
+    if count > SNAPSHOTS_LISTED_MAX || rest.len() != 8 * count {
+        return None;
+    }
+    Some(
+        rest.chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect(),
+    )
+}
+
+/// An index or chunk answer's bytes; `None` if the peer does not keep it.
+pub fn decode_snapshot_item(bytes: &[u8]) -> Option<&[u8]> {
+    match bytes.split_first()? {
+        (1, item) => Some(item),
+        _ => None,
+    }
+}
+
 /// One committed block as served: the encoded block and its certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncedBlock {

@@ -243,6 +243,7 @@ impl Cluster {
             },
             prune_interval_blocks: self.prune_interval_blocks,
             snapshots: self.snapshots,
+            snapshot_sync: false,
             // Both indexes on: every cluster scenario (sync, restarts,
             // pruning) also commits their rows.
             index: stele_node::index::IndexConfig {
@@ -1074,6 +1075,7 @@ async fn a_validator_keeps_its_newest_snapshots_and_each_checks() {
     cluster.snapshots = SnapshotOptions {
         interval_blocks: 8,
         kept: 2,
+        chunk_entries: 16,
     };
     cluster.stop(0).await;
     cluster.restart(0).await;

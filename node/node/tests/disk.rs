@@ -68,6 +68,7 @@ async fn start(data_dir: &Path, accept_data_loss: bool) -> Result<Node, NodeErro
         state: Default::default(),
         prune_interval_blocks: 0,
         snapshots: Default::default(),
+        snapshot_sync: false,
         index: Default::default(),
         exec_inline: false,
         accept_data_loss,

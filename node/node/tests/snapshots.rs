@@ -197,3 +197,125 @@ fn a_validator_restored_from_a_snapshot_rejoins_and_damaged_files_are_refused() 
             .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_tails(30)));
     });
 }
+
+/// Joining by snapshot (ADR 0012): validators keep a snapshot every 16
+/// heights in small chunks; a wiped validator and a wiped full node join
+/// by the newest one their peers keep, fetching its chunks from several
+/// peers, refusing the corrupt chunks one peer sends, and follow the chain
+/// from there (no blocks below it).
+#[test]
+fn a_wiped_validator_and_a_wiped_full_node_join_by_snapshot() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut config = ClusterConfig::new(BIN, 4);
+        config.accounts = 4;
+        config.full_nodes = 1;
+        for (k, v) in [
+            ("snapshot_interval_blocks", 16),
+            ("snapshots_kept", 2),
+            ("snapshot_chunk_entries", 16),
+        ] {
+            config
+                .storage_extra
+                .insert(k.into(), toml::Value::Integer(v));
+        }
+        let mut cluster = Cluster::start(config).await.unwrap();
+        let full = cluster.full_node(0);
+        cluster.stop(full).await.unwrap();
+        cluster.wipe(full).unwrap();
+        cluster
+            .wait_height(&[0, 1, 2, 3], 1, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let endpoints = cluster.endpoints();
+        let dev: Vec<Arc<Signer>> = cluster
+            .accounts
+            .iter()
+            .map(|a| Arc::new(Signer::new(a.key.clone())))
+            .collect();
+        let funded = fund_accounts(&endpoints, cluster.chain_id, &dev[1..], 60, 10u128.pow(21))
+            .await
+            .unwrap();
+        let h = cluster.max_height(&[0, 1, 2, 3]).await.unwrap();
+        cluster
+            .wait_height(&[0, 1, 2, 3], h + 34, Duration::from_secs(60))
+            .await
+            .unwrap();
+        // Every validator keeps the newest snapshot by now.
+        let newest = |i: usize| {
+            let dir = cluster
+                .root()
+                .join("net")
+                .join(format!("node{i}"))
+                .join("data");
+            stele_node::node::kept_heights(&stele_node::node::snapshots_dir(&dir))
+                .first()
+                .copied()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while (0..4).any(|i| newest(i).is_none_or(|s| s < h + 16)) {
+            assert!(std::time::Instant::now() < deadline, "no snapshots made");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Validator 0 serves corrupt chunks of every snapshot it keeps.
+        let snapshots =
+            stele_node::node::snapshots_dir(&cluster.root().join("net").join("node0").join("data"));
+        for height in stele_node::node::kept_heights(&snapshots) {
+            for entry in std::fs::read_dir(snapshots.join(height.to_string())).unwrap() {
+                let path = entry.unwrap().path();
+                if path
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("chunk-")
+                {
+                    let mut bytes = std::fs::read(&path).unwrap();
+                    let last = bytes.len() - 1;
+                    bytes[last] ^= 0x01;
+                    std::fs::write(&path, bytes).unwrap();
+                }
+            }
+        }
+
+        cluster.stop(3).await.unwrap();
+        cluster.wipe(3).unwrap();
+        for joiner in [3, full] {
+            cluster.restart(joiner).await.unwrap();
+            let top = cluster.max_height(&[0, 1, 2]).await.unwrap();
+            cluster
+                .wait_height(&[joiner], top, Duration::from_secs(60))
+                .await
+                .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_tails(40)));
+            let log = cluster.log_tail(joiner, 400);
+            assert!(log.contains("joined by snapshot"), "{log}");
+            let client = cluster.client(joiner);
+            assert!(
+                client.get_block(BlockId::Height(1)).await.is_err(),
+                "node {joiner} replayed from the genesis"
+            );
+            let reference = cluster.client(1);
+            for t in &funded[..8] {
+                assert_eq!(
+                    client.get_account(t.address()).await.unwrap().balance,
+                    reference.get_account(t.address()).await.unwrap().balance
+                );
+            }
+        }
+        let log = cluster.log_tail(3, 400);
+        assert!(
+            log.contains("a peer sent a bad snapshot chunk"),
+            "validator 0's corrupt chunks were taken: {log}"
+        );
+        // The restored validator votes: with node 2 down, 3 of 4 is a
+        // quorum only with it.
+        cluster.stop(2).await.unwrap();
+        cluster
+            .wait_progress(&[0, 1, 3], Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_tails(30)));
+    });
+}

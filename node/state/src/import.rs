@@ -66,6 +66,26 @@ impl std::fmt::Debug for Importer<'_> {
 }
 
 impl State {
+    /// Deletes every version: the state becomes empty, as before its first
+    /// commit (a node that joins by snapshot replaces its genesis state).
+    pub fn reset(&mut self) -> Result<(), StateError> {
+        let end = vec![0xff; KEY_BYTES_BOUND];
+        let mut clear = WriteBatch::default();
+        for cf in [CF_NODES, CF_STALE, CF_ROOTS, CF_FLAT] {
+            clear.delete_range_cf(self.cf(cf)?, &[][..], &end[..]);
+        }
+        let meta = self.cf(CF_META)?;
+        clear.delete_cf(meta, META_LATEST);
+        clear.delete_cf(meta, META_OLDEST);
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(clear, &opts)?;
+        self.latest = None;
+        self.oldest = None;
+        self.cache = crate::cache::NodeCache::new(self.config.node_cache_nodes_max);
+        Ok(())
+    }
+
     /// Starts building `version` from scratch on a state that has no
     /// version yet. Whatever an interrupted import left behind is cleared
     /// first.

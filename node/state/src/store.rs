@@ -102,7 +102,7 @@ pub struct State {
     pub(crate) config: StateConfig,
     pub(crate) latest: Option<u64>,
     pub(crate) oldest: Option<u64>,
-    cache: NodeCache,
+    pub(crate) cache: NodeCache,
     tombstones: Tombstones,
     compaction: Option<JoinHandle<()>>,
 }

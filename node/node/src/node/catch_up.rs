@@ -41,6 +41,8 @@ pub(super) struct CatchUp {
     running: Arc<AtomicBool>,
     /// Most bytes of blocks in one answer to a peer.
     serve_bytes_max: usize,
+    /// The snapshots this node keeps, served to peers (ADR 0012).
+    snapshots: std::path::PathBuf,
 }
 
 impl CatchUp {
@@ -49,6 +51,7 @@ impl CatchUp {
         me: Address,
         blocks: mpsc::Sender<Fetched>,
         serve_bytes_max: usize,
+        snapshots: std::path::PathBuf,
     ) -> CatchUp {
         CatchUp {
             shared,
@@ -60,6 +63,7 @@ impl CatchUp {
             target: Arc::new(AtomicU64::new(0)),
             running: Arc::new(AtomicBool::new(false)),
             serve_bytes_max,
+            snapshots,
         }
     }
 
@@ -132,6 +136,14 @@ impl CatchUp {
     /// Answers a peer's sync request on a blocking thread; a malformed one
     /// is counted and its stream closed.
     pub(super) fn serve(&self, from: Address, request: &[u8], respond: SyncResponder) {
+        if let Some(query) = crate::sync::SnapshotQuery::decode(request) {
+            let dir = self.snapshots.clone();
+            tokio::task::spawn_blocking(move || match crate::sync::serve_snapshot(&dir, query) {
+                Ok(bytes) => respond.respond(bytes),
+                Err(e) => warn!(%from, error = %e, "cannot serve a snapshot query"),
+            });
+            return;
+        }
         let Some(req) = SyncRequest::decode(request) else {
             self.shared
                 .metrics

@@ -31,6 +31,8 @@ pub enum NodeError {
     WrongGenesis { found: Hash, expected: Hash },
     #[error("the genesis hash recorded in the database is {len} bytes, not 32")]
     CorruptGenesisRecord { len: usize },
+    #[error("joining by snapshot failed: {0}")]
+    SnapshotSync(String),
     #[error("{} already holds a chain (height {height}); import into a new home, or `stele-node reset` first", .path.display())]
     NotEmpty { path: PathBuf, height: u64 },
     #[error("cannot create {}: {source}", .path.display())]

@@ -52,6 +52,7 @@ mod open;
 mod propose;
 mod protocol;
 mod shared;
+mod snapshot_sync;
 mod snapshots;
 mod start;
 mod validator;
@@ -81,12 +82,26 @@ pub use shared::Shared;
 pub use snapshots::{kept_heights, snapshots_dir};
 
 /// The state snapshots a node keeps for its peers (ADR 0012).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnapshotOptions {
     /// One every this many heights; 0 makes none.
     pub interval_blocks: u64,
     /// How many of the newest are kept.
     pub kept: usize,
+    /// Entries a chunk holds at most (smaller chunks: more of them, fetched
+    /// from more peers at once).
+    pub chunk_entries: usize,
+}
+
+impl Default for SnapshotOptions {
+    /// None made.
+    fn default() -> Self {
+        SnapshotOptions {
+            interval_blocks: 0,
+            kept: 2,
+            chunk_entries: crate::snapshot::format::CHUNK_ENTRIES_TARGET,
+        }
+    }
 }
 
 /// Column family for the node's own metadata (the genesis it belongs to).
@@ -185,6 +200,9 @@ pub struct NodeOptions {
     pub prune_interval_blocks: u64,
     /// The state snapshots kept for peers (ADR 0012).
     pub snapshots: SnapshotOptions,
+    /// Join by snapshot when the data dir holds only the genesis state
+    /// (ADR 0012); otherwise block sync from the genesis.
+    pub snapshot_sync: bool,
     /// The optional indexes kept beside the blocks (`[index]`).
     pub index: crate::index::IndexConfig,
     /// Execute and commit blocks on the consensus driver's own thread

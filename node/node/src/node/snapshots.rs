@@ -35,12 +35,13 @@ pub(super) struct Snapshots {
     dir: PathBuf,
     interval: u64,
     kept: usize,
+    chunk_entries: usize,
     making: Option<JoinHandle<()>>,
 }
 
 impl Snapshots {
-    /// `interval` 0 makes none.
-    pub(super) fn new(data_dir: &Path, interval: u64, kept: usize) -> Snapshots {
+    /// An interval of 0 makes none.
+    pub(super) fn new(data_dir: &Path, options: super::SnapshotOptions) -> Snapshots {
         let dir = snapshots_dir(data_dir);
         // A snapshot a crash cut short is of no use.
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
@@ -50,8 +51,9 @@ impl Snapshots {
         }
         Snapshots {
             dir,
-            interval,
-            kept: kept.max(1),
+            interval: options.interval_blocks,
+            kept: options.kept.max(1),
+            chunk_entries: options.chunk_entries,
             making: None,
         }
     }
@@ -78,9 +80,10 @@ impl Snapshots {
             return;
         };
         let (dir, kept, metrics) = (self.dir.clone(), self.kept, metrics.clone());
+        let chunk_entries = self.chunk_entries;
         let spawned = std::thread::Builder::new()
             .name("snapshot".into())
-            .spawn(move || make(&view, &dir, kept, &metrics));
+            .spawn(move || make(&view, &dir, kept, chunk_entries, &metrics));
         match spawned {
             Ok(handle) => self.making = Some(handle),
             Err(e) => warn!(height, error = %e, "could not start making a snapshot"),
@@ -96,13 +99,19 @@ impl Drop for Snapshots {
     }
 }
 
-fn make(view: &CommittedView, dir: &Path, kept: usize, metrics: &NodeMetrics) {
+fn make(
+    view: &CommittedView,
+    dir: &Path,
+    kept: usize,
+    chunk_entries: usize,
+    metrics: &NodeMetrics,
+) {
     let height = view.version();
     let started = Instant::now();
     let partial = dir.join(format!("{height}.partial"));
     let done = dir.join(height.to_string());
     let made = DirSink::new(&partial)
-        .and_then(|mut sink| export(view, &mut sink))
+        .and_then(|mut sink| export(view, &mut sink, chunk_entries))
         .and_then(|exported| {
             std::fs::rename(&partial, &done)?;
             Ok(exported)

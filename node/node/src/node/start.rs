@@ -47,10 +47,30 @@ impl Node {
         genesis.validate()?;
         let me = opts.key.public_key().address();
         let genesis_hash = genesis.hash();
-        let (state, damaged) =
+        let (mut state, damaged) =
             open_state_guarded(&opts.data_dir, &opts.state, genesis, genesis_hash)?;
         let rcfg = replica_config(&opts, genesis_hash);
         let msg_limits = rcfg.limits.clone();
+        // A new or wiped node joins by snapshot on its network, started
+        // early for it.
+        let early_network = if opts.snapshot_sync && may_join_by_snapshot(&opts, &state)? {
+            let (net, inbound, net_cfg) = start_network(&opts, &msg_limits)?;
+            let (joined, inbound) =
+                super::snapshot_sync::join(&opts, &mut state, &net, inbound).await;
+            match joined {
+                Ok(super::snapshot_sync::Joined::At(height)) => {
+                    info!(height, "joined by snapshot");
+                }
+                Ok(super::snapshot_sync::Joined::NoSnapshot) => {}
+                Err(e) => {
+                    net.shutdown().await;
+                    return Err(e);
+                }
+            }
+            Some((net, inbound, net_cfg))
+        } else {
+            None
+        };
         let consensus = match opts.role {
             Role::Validator => Some(ConsensusParts::open(&opts, &state, damaged, rcfg)?),
             Role::Full => {
@@ -65,7 +85,10 @@ impl Node {
         let tip = committed_tip(&state, genesis, genesis_hash)?;
         let executor = Arc::new(executor(&opts, &state)?);
 
-        let (net, inbound, net_cfg) = start_network(&opts, &msg_limits)?;
+        let (net, inbound, net_cfg) = match early_network {
+            Some(started) => started,
+            None => start_network(&opts, &msg_limits)?,
+        };
         let metrics = Arc::new(NodeMetrics::new(net.metrics()));
         if consensus.as_ref().is_some_and(|c| c.recovered.lost) {
             metrics.data_loss_accepted.inc();
@@ -86,6 +109,7 @@ impl Node {
             me,
             fetched_tx,
             net_cfg.sync_response_bytes_max,
+            super::snapshots::snapshots_dir(&opts.data_dir),
         );
         let exec = ExecThread::start(opts.exec_inline)?;
         let follower = Follower::new(
@@ -94,11 +118,7 @@ impl Node {
             tip,
             catch_up,
             opts.prune_interval_blocks,
-            super::snapshots::Snapshots::new(
-                &opts.data_dir,
-                opts.snapshots.interval_blocks,
-                opts.snapshots.kept,
-            ),
+            super::snapshots::Snapshots::new(&opts.data_dir, opts.snapshots),
         )?;
         // The epoch the tip's state names decides who is a validator now
         // (ADR 0010), not the genesis.
@@ -343,6 +363,21 @@ fn recover_log(
 
 /// Starts the transport, its consensus frames big enough for the largest
 /// consensus message.
+/// Whether the data dir holds only the genesis state and no vote (a new or
+/// wiped node), which may join by snapshot (ADR 0012).
+fn may_join_by_snapshot(opts: &NodeOptions, state: &State) -> Result<bool, NodeError> {
+    let voted = opts.data_dir.join(crate::mark::MARK_FILE).exists()
+        || state
+            .db()
+            .iterator_cf(
+                state.column_family(crate::wal::CF_WAL)?,
+                stele_state::rocksdb::IteratorMode::Start,
+            )
+            .next()
+            .is_some();
+    Ok(state.latest_version() == Some(0) && !voted)
+}
+
 fn start_network(
     opts: &NodeOptions,
     msg_limits: &MessageLimits,

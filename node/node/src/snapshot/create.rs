@@ -122,9 +122,14 @@ impl Sink for DirSink {
     }
 }
 
-/// Makes a snapshot of `view`'s version into `sink`. The view pins the
-/// version for as long as this takes.
-pub fn export(view: &CommittedView, sink: &mut impl Sink) -> Result<Exported, SnapshotError> {
+/// Makes a snapshot of `view`'s version into `sink`, with parts of at most
+/// `chunk_entries` entries (and [`CHUNK_BYTES_TARGET`] bytes). The view
+/// pins the version for as long as this takes.
+pub fn export(
+    view: &CommittedView,
+    sink: &mut impl Sink,
+    chunk_entries: usize,
+) -> Result<Exported, SnapshotError> {
     let height = view.version();
     if height == 0 {
         return Err(SnapshotError::NothingCommitted);
@@ -143,7 +148,13 @@ pub fn export(view: &CommittedView, sink: &mut impl Sink) -> Result<Exported, Sn
 
     let leaves = leaves(view)?;
     let mut ranges = Vec::new();
-    cut(&leaves, 0..leaves.len(), Prefix::ALL, &mut ranges);
+    cut(
+        &leaves,
+        0..leaves.len(),
+        Prefix::ALL,
+        chunk_entries.clamp(1, CHUNK_ENTRIES_TARGET),
+        &mut ranges,
+    );
     let mut written = MAGIC.len() as u64 + 4;
     let mut parts = Vec::with_capacity(ranges.len());
     for (index, (prefix, range)) in ranges.into_iter().enumerate() {
@@ -220,22 +231,23 @@ fn leaves(view: &CommittedView) -> Result<Vec<Leaf>, SnapshotError> {
 }
 
 /// Splits `leaves[range]` (all under `prefix`) into parts of at most
-/// [`CHUNK_ENTRIES_TARGET`] entries and [`CHUNK_BYTES_TARGET`] bytes,
-/// halving the prefix where a part holds more.
+/// `entries_max` entries and [`CHUNK_BYTES_TARGET`] bytes, halving the
+/// prefix where a part holds more.
 fn cut(
     leaves: &[Leaf],
     range: Range<usize>,
     prefix: Prefix,
+    entries_max: usize,
     out: &mut Vec<(Prefix, Range<usize>)>,
 ) {
     let mine = &leaves[range.clone()];
     let bytes: usize = mine.iter().map(|l| l.flat.len() + l.value_len).sum();
-    let small = mine.len() <= CHUNK_ENTRIES_TARGET && bytes <= CHUNK_BYTES_TARGET;
+    let small = mine.len() <= entries_max && bytes <= CHUNK_BYTES_TARGET;
     match prefix.halves() {
         Some((left, right)) if !small && mine.len() > 1 => {
             let split = range.start + mine.partition_point(|l| left.contains(&l.hash));
-            cut(leaves, range.start..split, left, out);
-            cut(leaves, split..range.end, right, out);
+            cut(leaves, range.start..split, left, entries_max, out);
+            cut(leaves, split..range.end, right, entries_max, out);
         }
         _ => out.push((prefix, range)),
     }

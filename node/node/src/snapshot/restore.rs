@@ -14,8 +14,9 @@ use stele_types::snapshot::Cut;
 use stele_types::{Hash, keccak256, list_root};
 
 use super::SnapshotError;
+use super::create::{INDEX_FILE, chunk_file};
 use super::format::{
-    Anchor, CHUNK_BYTES_MAX, END_MAGIC, FORMAT_VERSION, MAGIC, Manifest, chunk_limits,
+    Anchor, CHUNK_BYTES_MAX, END_MAGIC, FORMAT_VERSION, MAGIC, Manifest, PartEntry, chunk_limits,
     decode_chunk, index_limits,
 };
 use crate::genesis::Genesis;
@@ -160,17 +161,8 @@ pub fn import(
 ) -> Result<Imported, SnapshotError> {
     let mut f = File::open(file)?;
     let (manifest, anchor, first) = read_index(&mut f)?;
-    check_anchor(genesis, &manifest, &anchor)?;
-    let cut = Cut {
-        parts: manifest.parts.iter().map(|p| p.part).collect(),
-    };
-    cut.verify(&manifest.state_root)
-        .map_err(|e| SnapshotError::Manifest(e.to_string()))?;
     f.seek(SeekFrom::Start(first))?;
-    let limits = chunk_limits();
-    let value_bytes_max = state.config().value_bytes_max;
-    let mut importer = state.import(manifest.height)?;
-    for (index, entry) in manifest.parts.iter().enumerate() {
+    import_with(state, genesis, &manifest, &anchor, |index, entry| {
         let len = usize::try_from(entry.chunk_bytes)
             .ok()
             .filter(|l| *l <= CHUNK_BYTES_MAX)
@@ -180,6 +172,43 @@ pub fn import(
             })?;
         let mut bytes = vec![0u8; len];
         f.read_exact(&mut bytes)?;
+        Ok(bytes)
+    })
+}
+
+/// [`import`] from a snapshot folder (`index` and `chunk-N` files), as a
+/// node keeps them and a joining node downloads them.
+pub fn import_folder(
+    state: &mut State,
+    genesis: &Genesis,
+    dir: &Path,
+) -> Result<Imported, SnapshotError> {
+    let (manifest, anchor) = decode_index(&std::fs::read(dir.join(INDEX_FILE))?)?;
+    import_with(state, genesis, &manifest, &anchor, |index, _| {
+        Ok(std::fs::read(dir.join(chunk_file(index)))?)
+    })
+}
+
+/// Checks the snapshot (`manifest`, `anchor`, and each chunk `chunk`
+/// gives) against `genesis` and imports it into `state`.
+fn import_with(
+    state: &mut State,
+    genesis: &Genesis,
+    manifest: &Manifest,
+    anchor: &Anchor,
+    mut chunk: impl FnMut(usize, &PartEntry) -> Result<Vec<u8>, SnapshotError>,
+) -> Result<Imported, SnapshotError> {
+    check_anchor(genesis, manifest, anchor)?;
+    let cut = Cut {
+        parts: manifest.parts.iter().map(|p| p.part).collect(),
+    };
+    cut.verify(&manifest.state_root)
+        .map_err(|e| SnapshotError::Manifest(e.to_string()))?;
+    let limits = chunk_limits();
+    let value_bytes_max = state.config().value_bytes_max;
+    let mut importer = state.import(manifest.height)?;
+    for (index, entry) in manifest.parts.iter().enumerate() {
+        let bytes = chunk(index, entry)?;
         let entries = check_chunk(entry, &bytes, &limits, value_bytes_max)
             .map_err(|reason| SnapshotError::Chunk { index, reason })?;
         for (key, value) in entries {
@@ -229,7 +258,7 @@ pub fn import(
 
 /// Checks one chunk's bytes against its part and returns its entries.
 pub fn check_chunk(
-    entry: &super::format::PartEntry,
+    entry: &PartEntry,
     bytes: &[u8],
     limits: &stele_types::Limits,
     value_bytes_max: usize,

@@ -1,0 +1,383 @@
+//! Joining by snapshot (ADR 0012): a node whose state is still the
+//! genesis's asks its peers which snapshots they keep, takes the newest,
+//! checks its index against the genesis (the chain of epochs, block H's
+//! certificate, the cut against H's state root), fetches the chunks in
+//! parallel from every peer offering it, checks each as it arrives, keeps
+//! the good ones on disk (an interrupted download resumes from them), and
+//! builds the state at H from them. Block sync then takes it from H + 1.
+//!
+//! It runs before the rest of the node starts, on the node's network: until
+//! it is done, the network's inbound events are read here, snapshot
+//! queries answered and everything else dropped (a node whose state is the
+//! genesis's has nothing to say to consensus or gossip yet), so the rest of
+//! the start sees an ordinary data dir whose tip is H.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use stele_state::State;
+use stele_types::Address;
+use stele_types::codec::Encode;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use super::{NodeError, NodeOptions};
+use crate::net::{Inbound, Network};
+use crate::snapshot::format::{Anchor, Manifest, chunk_limits};
+use crate::snapshot::{INDEX_FILE, check_anchor, check_chunk, chunk_file, decode_index};
+use crate::sync::{SnapshotQuery, decode_snapshot_list, serve_snapshot};
+
+/// How long to wait for a first peer.
+const PEERS_WAIT: Duration = Duration::from_secs(5);
+/// After the first peer, how long the other peers the node lists may take
+/// to connect.
+const PEERS_GRACE: Duration = Duration::from_secs(2);
+/// How long a peer may take to answer one query.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Chunk requests in flight to one peer.
+const IN_FLIGHT_PER_PEER: usize = 2;
+/// Failed requests (not bad chunks) after which a peer is left out.
+const PEER_FAILURES_MAX: u32 = 3;
+
+/// The folder an unfinished download keeps its checked chunks in.
+pub fn download_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("snapshot-sync")
+}
+
+/// What the join by snapshot did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joined {
+    /// The state is now that of this height.
+    At(u64),
+    /// No peer offered a snapshot: block sync from the genesis.
+    NoSnapshot,
+}
+
+/// Serves snapshot queries from `snapshots` and drops every other inbound
+/// event, until `stop` fires; gives `inbound` back then.
+async fn answer_only_snapshots(
+    mut inbound: mpsc::Receiver<Inbound>,
+    snapshots: PathBuf,
+    mut stop: oneshot::Receiver<()>,
+) -> mpsc::Receiver<Inbound> {
+    loop {
+        let event = tokio::select! {
+            _ = &mut stop => return inbound,
+            event = inbound.recv() => match event {
+                Some(event) => event,
+                None => return inbound,
+            },
+        };
+        if let Inbound::SyncRequest {
+            request, respond, ..
+        } = event
+            && let Some(query) = SnapshotQuery::decode(&request)
+        {
+            let dir = snapshots.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Ok(bytes) = serve_snapshot(&dir, query) {
+                    respond.respond(bytes);
+                }
+            });
+        }
+    }
+}
+
+/// Joins by snapshot if a peer offers one (`state` holds only the
+/// genesis); see the module docs. Gives the network's inbound events back
+/// for the node.
+pub(super) async fn join(
+    opts: &NodeOptions,
+    state: &mut State,
+    net: &Network,
+    inbound: mpsc::Receiver<Inbound>,
+) -> (Result<Joined, NodeError>, mpsc::Receiver<Inbound>) {
+    let snapshots = super::snapshots::snapshots_dir(&opts.data_dir);
+    let (stop, stopped) = oneshot::channel();
+    let answering = tokio::spawn(answer_only_snapshots(inbound, snapshots, stopped));
+    let result = fetch_and_import(opts, state, net).await;
+    let _ = stop.send(());
+    match answering.await {
+        Ok(inbound) => (result, inbound),
+        // The task cannot panic (it only forwards); give a closed channel.
+        Err(_) => (result, mpsc::channel(1).1),
+    }
+}
+
+async fn fetch_and_import(
+    opts: &NodeOptions,
+    state: &mut State,
+    net: &Network,
+) -> Result<Joined, NodeError> {
+    let peers = connected_peers(net, opts.peers.len()).await;
+    if peers.is_empty() {
+        info!("no peer connected: no snapshot to join by; syncing blocks from the genesis");
+        return Ok(Joined::NoSnapshot);
+    }
+    let offers = ask_offers(net, &peers).await;
+    let Some((&height, _)) = offers.iter().next_back() else {
+        info!(
+            peers = peers.len(),
+            "no peer keeps a snapshot; syncing blocks from the genesis"
+        );
+        return Ok(Joined::NoSnapshot);
+    };
+    let mut offering: Vec<Address> = offers[&height].iter().copied().collect();
+    info!(height, peers = offering.len(), "joining by snapshot");
+    let (manifest, anchor) = fetch_index(opts, net, height, &mut offering).await?;
+    let dir = download_dir(&opts.data_dir).join(height.to_string());
+    // Another height's download is of no more use.
+    for entry in std::fs::read_dir(download_dir(&opts.data_dir))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if entry.path() != dir {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    std::fs::create_dir_all(&dir).map_err(|source| NodeError::CreateDir {
+        path: dir.clone(),
+        source,
+    })?;
+    fetch_chunks(opts, net, &manifest, &dir, offering).await?;
+    import_downloaded(opts, state, &manifest, &anchor, &dir)?;
+    let _ = std::fs::remove_dir_all(download_dir(&opts.data_dir));
+    Ok(Joined::At(height))
+}
+
+/// The peers connected within [`PEERS_WAIT`], and those that follow
+/// within [`PEERS_GRACE`] (no wait once all `listed` are).
+async fn connected_peers(net: &Network, listed: usize) -> Vec<Address> {
+    let started = Instant::now();
+    let mut first: Option<Instant> = None;
+    loop {
+        let peers = net.connected_peers();
+        if !peers.is_empty() {
+            let at = *first.get_or_insert_with(Instant::now);
+            if peers.len() >= listed || at.elapsed() >= PEERS_GRACE {
+                return peers;
+            }
+        } else if started.elapsed() >= PEERS_WAIT {
+            return peers;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Which peers keep which snapshot heights.
+async fn ask_offers(net: &Network, peers: &[Address]) -> BTreeMap<u64, BTreeSet<Address>> {
+    let query = SnapshotQuery::List.encode();
+    let mut asks = JoinSet::new();
+    for peer in peers {
+        let (net, query, peer) = (net.clone(), query.clone(), *peer);
+        asks.spawn(async move {
+            let answer = tokio::time::timeout(QUERY_TIMEOUT, net.request(&peer, &query)).await;
+            (peer, answer)
+        });
+    }
+    let mut offers: BTreeMap<u64, BTreeSet<Address>> = BTreeMap::new();
+    while let Some(Ok((peer, answer))) = asks.join_next().await {
+        match answer {
+            Ok(Ok(bytes)) => match decode_snapshot_list(&bytes) {
+                Some(heights) => {
+                    for h in heights {
+                        offers.entry(h).or_default().insert(peer);
+                    }
+                }
+                None => debug!(%peer, "undecodable snapshot list"),
+            },
+            Ok(Err(e)) => debug!(%peer, error = %e, "no snapshot list"),
+            Err(_) => debug!(%peer, "snapshot list timed out"),
+        }
+    }
+    offers
+}
+
+/// The index of `height` from the first peer of `offering` whose index
+/// checks; peers whose index does not are dropped from `offering`.
+async fn fetch_index(
+    opts: &NodeOptions,
+    net: &Network,
+    height: u64,
+    offering: &mut Vec<Address>,
+) -> Result<(Manifest, Anchor), NodeError> {
+    let query = SnapshotQuery::Index { height }.encode();
+    while let Some(peer) = offering.first().copied() {
+        let answer = tokio::time::timeout(QUERY_TIMEOUT, net.request(&peer, &query)).await;
+        let checked = match answer {
+            Ok(Ok(bytes)) => match crate::sync::decode_snapshot_item(&bytes) {
+                Some(index) => decode_index(index)
+                    .map_err(|e| e.to_string())
+                    .and_then(|(m, a)| {
+                        check_anchor(&opts.genesis, &m, &a).map_err(|e| e.to_string())?;
+                        stele_types::snapshot::Cut {
+                            parts: m.parts.iter().map(|p| p.part).collect(),
+                        }
+                        .verify(&m.state_root)
+                        .map_err(|e| e.to_string())?;
+                        if m.height != height {
+                            return Err(format!("an index of height {}", m.height));
+                        }
+                        Ok((m, a))
+                    }),
+                None => Err("it does not keep that snapshot".into()),
+            },
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".into()),
+        };
+        match checked {
+            Ok(found) => return Ok(found),
+            Err(reason) => {
+                warn!(%peer, height, %reason, "snapshot index refused; asking another peer");
+                offering.remove(0);
+            }
+        }
+    }
+    Err(NodeError::SnapshotSync(format!(
+        "no peer gave a snapshot index of height {height} that checks"
+    )))
+}
+
+/// Fetches every chunk of `manifest` not yet in `dir`, checking each, in
+/// parallel from the peers of `offering`.
+async fn fetch_chunks(
+    opts: &NodeOptions,
+    net: &Network,
+    manifest: &Manifest,
+    dir: &Path,
+    offering: Vec<Address>,
+) -> Result<(), NodeError> {
+    let limits = chunk_limits();
+    let value_bytes_max = opts.state.value_bytes_max;
+    let total = manifest.parts.len();
+    // Chunks a previous run kept are checked again and kept.
+    let mut missing: VecDeque<usize> = VecDeque::new();
+    let mut resumed = 0;
+    for (index, part) in manifest.parts.iter().enumerate() {
+        let kept = std::fs::read(dir.join(chunk_file(index)))
+            .ok()
+            .is_some_and(|bytes| check_chunk(part, &bytes, &limits, value_bytes_max).is_ok());
+        if kept {
+            resumed += 1;
+        } else {
+            missing.push_back(index);
+        }
+    }
+    if resumed > 0 {
+        info!(resumed, total, "resuming a snapshot download");
+    }
+    let height = manifest.height;
+    let mut peers: BTreeMap<Address, (usize, u32)> =
+        offering.into_iter().map(|p| (p, (0, 0))).collect();
+    let mut in_flight = JoinSet::new();
+    let mut done = resumed;
+    let mut last_log = Instant::now();
+    while done < total {
+        // Hand out chunks to peers with room.
+        let free: Vec<Address> = peers
+            .iter()
+            .filter(|(_, (busy, _))| *busy < IN_FLIGHT_PER_PEER)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in free {
+            let Some(index) = missing.pop_front() else {
+                break;
+            };
+            if let Some(slot) = peers.get_mut(&peer) {
+                slot.0 += 1;
+            }
+            let (net, query) = (
+                net.clone(),
+                SnapshotQuery::Chunk {
+                    height,
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                }
+                .encode(),
+            );
+            in_flight.spawn(async move {
+                let answer = tokio::time::timeout(QUERY_TIMEOUT, net.request(&peer, &query)).await;
+                (peer, index, answer)
+            });
+        }
+        let Some(Ok((peer, index, answer))) = in_flight.join_next().await else {
+            return Err(NodeError::SnapshotSync(format!(
+                "no peer left to fetch the snapshot of height {height} from ({done} of {total} chunks)"
+            )));
+        };
+        let Some(slot) = peers.get_mut(&peer) else {
+            missing.push_back(index);
+            continue;
+        };
+        slot.0 = slot.0.saturating_sub(1);
+        let bytes = match answer {
+            Ok(Ok(bytes)) => bytes,
+            failed => {
+                let reason = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".into(),
+                };
+                debug!(%peer, index, %reason, "chunk request failed");
+                slot.1 += 1;
+                if slot.1 >= PEER_FAILURES_MAX {
+                    warn!(%peer, "leaving out a peer whose chunk requests keep failing");
+                    peers.remove(&peer);
+                }
+                missing.push_back(index);
+                continue;
+            }
+        };
+        let checked = crate::sync::decode_snapshot_item(&bytes)
+            .ok_or_else(|| "it does not keep that snapshot".to_string())
+            .and_then(|chunk| {
+                check_chunk(&manifest.parts[index], chunk, &limits, value_bytes_max)?;
+                Ok(chunk.to_vec())
+            });
+        match checked {
+            Ok(chunk) => {
+                let path = dir.join(chunk_file(index));
+                let aside = dir.join(format!("{}.partial", chunk_file(index)));
+                std::fs::write(&aside, &chunk)
+                    .and_then(|()| std::fs::rename(&aside, &path))
+                    .map_err(|source| NodeError::CreateDir {
+                        path: path.clone(),
+                        source,
+                    })?;
+                done += 1;
+                if last_log.elapsed() > Duration::from_secs(2) {
+                    info!(height, done, total, "fetching the snapshot");
+                    last_log = Instant::now();
+                }
+            }
+            Err(reason) => {
+                warn!(%peer, index, %reason, "a peer sent a bad snapshot chunk; leaving it out");
+                peers.remove(&peer);
+                missing.push_back(index);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Builds the state at the snapshot's height from the chunks in `dir`.
+fn import_downloaded(
+    opts: &NodeOptions,
+    state: &mut State,
+    manifest: &Manifest,
+    anchor: &Anchor,
+    dir: &Path,
+) -> Result<(), NodeError> {
+    let mut index = Vec::new();
+    manifest.encode_to(&mut index);
+    anchor.encode_to(&mut index);
+    std::fs::write(dir.join(INDEX_FILE), &index).map_err(|source| NodeError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    state.reset()?;
+    crate::snapshot::import_folder(state, &opts.genesis, dir)
+        .map_err(|e| NodeError::SnapshotSync(e.to_string()))?;
+    Ok(())
+}
