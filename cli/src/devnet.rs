@@ -197,6 +197,12 @@ fn prepare(dir: &Path, a: &DevnetArgs) -> Result<(Spec, bool), CliError> {
         },
     )
     .map_err(|e| CliError::new(e.to_string()))?;
+    // The devnet starts its nodes one after another in this process: a
+    // node must not wait for peers to offer it a snapshot to join by
+    // (they all start from the genesis anyway).
+    for home_dir in testnet.homes.iter().chain(&testnet.full_homes) {
+        no_snapshot_sync(home_dir)?;
+    }
     let spec = Spec {
         validators: testnet.homes.len(),
         accounts: a.accounts,
@@ -211,6 +217,19 @@ fn prepare(dir: &Path, a: &DevnetArgs) -> Result<(Spec, bool), CliError> {
         .map_err(|e| CliError::new(format!("devnet spec: {e}")))?;
     home::write_new(&dir.join(SPEC_FILE), &text).map_err(|e| CliError::new(e.to_string()))?;
     Ok((spec, false))
+}
+
+/// Turns `[storage] snapshot_sync` off in the home `home_dir`.
+fn no_snapshot_sync(home_dir: &Path) -> Res {
+    let path = home::config_path(home_dir);
+    // Parsed, not loaded: its relative paths stay relative.
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
+    let mut config = stele_node::config::NodeConfig::parse(&text, &path)
+        .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
+    config.storage.snapshot_sync = false;
+    std::fs::write(&path, config.to_toml())
+        .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))
 }
 
 fn init_logging(dir: &Path) -> Res {
