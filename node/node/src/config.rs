@@ -69,6 +69,9 @@ pub struct StorageSection {
     pub versions_kept: u64,
     /// Prune every this many blocks; 0 never prunes.
     pub prune_interval_blocks: u64,
+    /// Keep the last this many blocks (and every epoch's last), with their
+    /// receipts and index rows; 0 keeps every block.
+    pub keep_blocks: u64,
     /// Make a state snapshot for peers every this many heights (ADR 0012);
     /// 0 makes none.
     pub snapshot_interval_blocks: u64,
@@ -86,6 +89,7 @@ impl Default for StorageSection {
         StorageSection {
             versions_kept: 10_000,
             prune_interval_blocks: 100,
+            keep_blocks: 0,
             snapshot_interval_blocks: 10_000,
             snapshots_kept: 2,
             snapshot_chunk_entries: crate::snapshot::format::CHUNK_ENTRIES_TARGET,

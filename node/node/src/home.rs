@@ -531,6 +531,7 @@ pub async fn start_home_on(
             ..Default::default()
         },
         prune_interval_blocks: config.storage.prune_interval_blocks,
+        keep_blocks: config.storage.keep_blocks,
         snapshots: crate::node::SnapshotOptions {
             interval_blocks: config.storage.snapshot_interval_blocks,
             kept: config.storage.snapshots_kept,

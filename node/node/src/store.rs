@@ -19,13 +19,20 @@ pub const CF_RECEIPTS: &str = "receipts";
 pub const CF_CERTS: &str = "certs";
 /// The epochs the chain has had ([`EpochRecord`]), by first height.
 pub const CF_EPOCHS: &str = "epochs";
+/// The block store's own records: the lowest height whose block it keeps.
+pub const CF_BLOCK_META: &str = "block_meta";
+const META_BLOCKS_FROM: &[u8] = b"blocks_from";
+/// Heights deleted per batch (and per hold of the state's lock) by block
+/// pruning.
+const PRUNE_CHUNK_HEIGHTS: u64 = 256;
 
 /// The column families the block store adds to the state's database, its
 /// optional index's included (`crate::index`; opened whether it is on or
 /// not).
-pub const BLOCK_STORE_CFS: [&str; 12] = [
+pub const BLOCK_STORE_CFS: [&str; 13] = [
     CF_BLOCKS,
     CF_EPOCHS,
+    CF_BLOCK_META,
     CF_BLOCK_INDEX,
     CF_TX_INDEX,
     CF_RECEIPTS,
@@ -117,6 +124,70 @@ pub fn put_epoch(
         record.to_bytes(),
     );
     Ok(())
+}
+
+/// Adds to `batch` that the store keeps blocks from `height` on (a node
+/// that joined by a snapshot of `height`, or pruned below it).
+pub fn put_blocks_from(
+    state: &State,
+    batch: &mut WriteBatch,
+    height: u64,
+) -> Result<(), StoreError> {
+    batch.put_cf(
+        state.column_family(CF_BLOCK_META)?,
+        META_BLOCKS_FROM,
+        height.to_le_bytes(),
+    );
+    Ok(())
+}
+
+/// Deletes the blocks below `below`, with their receipts, certificates,
+/// transaction locations and index rows, and records that the store keeps
+/// blocks from `below` on (block pruning, ADR 0012). The last block of
+/// every epoch stays whole: with its certificate it is how anyone follows
+/// the chain of validator sets from the genesis. Heights go in chunks, each
+/// its own batch under a short hold of the state's lock; a crash in
+/// between leaves the bound where the last chunk put it. Returns the
+/// blocks deleted.
+pub fn prune_blocks_below(state: &std::sync::RwLock<State>, below: u64) -> Result<u64, StoreError> {
+    let lock_error = || StoreError::Epoch("the state lock was poisoned".into());
+    let from = {
+        let state = state.read().map_err(|_| lock_error())?;
+        BlockReader::new(&state).blocks_from()?
+    };
+    let mut deleted = 0;
+    let mut at = from;
+    while at < below {
+        let end = below.min(at.saturating_add(PRUNE_CHUNK_HEIGHTS));
+        let state = state.read().map_err(|_| lock_error())?;
+        let reader = BlockReader::new(&state);
+        let mut batch = WriteBatch::default();
+        for height in at..end {
+            let ends_epoch = reader
+                .epoch_containing(height + 1)?
+                .is_some_and(|e| e.start_height == height + 1);
+            if ends_epoch {
+                continue;
+            }
+            let Some(block) = reader.block(height)? else {
+                continue;
+            };
+            let key = height.to_be_bytes();
+            for tx in &block.txs {
+                batch.delete_cf(state.column_family(CF_TX_INDEX)?, tx.hash().0);
+            }
+            batch.delete_cf(state.column_family(CF_BLOCK_INDEX)?, block.hash().0);
+            for cf in [CF_BLOCKS, CF_RECEIPTS, CF_CERTS] {
+                batch.delete_cf(state.column_family(cf)?, key);
+            }
+            deleted += 1;
+        }
+        put_blocks_from(&state, &mut batch, end)?;
+        state.db().write(batch).map_err(StateError::from)?;
+        at = end;
+    }
+    crate::index::prune_below(state, below)?;
+    Ok(deleted)
 }
 
 /// Writes the genesis epoch's record (epoch 0 from height 1, `validators`
@@ -358,6 +429,16 @@ impl<'a> BlockReader<'a> {
             }
             Source::View(view) => Ok(view.get_cf(cf, key)?),
         }
+    }
+
+    /// The lowest height whose block the store keeps (below it, only the
+    /// epochs' last blocks): 1 unless the node pruned blocks or joined by
+    /// snapshot.
+    pub fn blocks_from(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .get(CF_BLOCK_META, META_BLOCKS_FROM)?
+            .and_then(|b| b.try_into().ok())
+            .map_or(1, u64::from_le_bytes))
     }
 
     /// The latest committed block height (0 = genesis only).

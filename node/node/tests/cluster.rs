@@ -81,6 +81,8 @@ struct Cluster {
     accept_data_loss: bool,
     /// `NodeOptions::snapshots` of the next launches.
     snapshots: SnapshotOptions,
+    /// `NodeOptions::keep_blocks` of the next launches.
+    keep_blocks: u64,
 }
 
 impl Cluster {
@@ -159,6 +161,7 @@ impl Cluster {
             mempool_bytes_max,
             accept_data_loss: false,
             snapshots: SnapshotOptions::default(),
+            keep_blocks: 0,
         };
         for i in 0..n as usize {
             let node = cluster.launch(i).await;
@@ -244,6 +247,7 @@ impl Cluster {
             prune_interval_blocks: self.prune_interval_blocks,
             snapshots: self.snapshots,
             snapshot_sync: false,
+            keep_blocks: self.keep_blocks,
             // Both indexes on: every cluster scenario (sync, restarts,
             // pruning) also commits their rows.
             index: stele_node::index::IndexConfig {
@@ -314,8 +318,13 @@ impl Cluster {
     /// Block hash and state root at every height all running nodes have,
     /// checked equal across nodes.
     fn assert_same_chain(&self) {
+        self.assert_same_chain_from(1);
+    }
+
+    /// Every running node holds the same blocks and roots from `from` on.
+    fn assert_same_chain_from(&self, from: u64) {
         let top = self.running().map(|n| n.progress().height).min().unwrap();
-        for h in 1..=top {
+        for h in from..=top {
             let mut seen: Option<(Hash, Hash)> = None;
             for n in self.running() {
                 let state = n.shared().state().read().unwrap();
@@ -1115,6 +1124,58 @@ async fn a_validator_keeps_its_newest_snapshots_and_each_checks() {
             check_chunk(part, &bytes, &limits, 2 << 20).unwrap();
         }
     }
+    for i in 0..4 {
+        cluster.stop(i).await;
+    }
+}
+
+/// ADR 0012: a validator that keeps the last blocks deletes older ones with
+/// their receipts and transaction locations when it prunes; the others
+/// keep theirs, and the chain is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_validator_keeping_the_last_blocks_deletes_older_ones() {
+    let mut cluster = Cluster::start_with(4, 1_000_000, 10).await;
+    cluster.until_height(2).await;
+    cluster.keep_blocks = 20;
+    cluster.stop(0).await;
+    cluster.restart(0).await;
+    let early = cluster.node(1).submit(&transfer(0, 0, 5, 1)).unwrap();
+    until("the early transfer", || {
+        cluster.committed_everywhere(&early)
+    })
+    .await;
+    let at = {
+        let state = cluster.node(1).shared().state().read().unwrap();
+        BlockReader::new(&state)
+            .tx_location(&early)
+            .unwrap()
+            .unwrap()
+            .height
+    };
+    cluster.until_height(at + 50).await;
+    until("node 0 pruned past the early block", || {
+        let state = cluster.node(0).shared().state().read().unwrap();
+        BlockReader::new(&state).blocks_from().unwrap() > at
+    })
+    .await;
+    let from = {
+        let state = cluster.node(0).shared().state().read().unwrap();
+        let reader = BlockReader::new(&state);
+        let from = reader.blocks_from().unwrap();
+        let tip = reader.committed_height().unwrap();
+        assert!(tip + 1 - from >= 20, "kept {} blocks", tip + 1 - from);
+        assert!(reader.block(at).unwrap().is_none());
+        assert!(reader.receipts(at).unwrap().is_none());
+        assert!(reader.certificate(at).unwrap().is_none());
+        assert!(reader.tx_location(&early).unwrap().is_none());
+        assert!(reader.committed(from).unwrap().is_some());
+        from
+    };
+    {
+        let other = cluster.node(1).shared().state().read().unwrap();
+        assert!(BlockReader::new(&other).block(at).unwrap().is_some());
+    }
+    cluster.assert_same_chain_from(from);
     for i in 0..4 {
         cluster.stop(i).await;
     }

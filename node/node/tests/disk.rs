@@ -69,6 +69,7 @@ async fn start(data_dir: &Path, accept_data_loss: bool) -> Result<Node, NodeErro
         prune_interval_blocks: 0,
         snapshots: Default::default(),
         snapshot_sync: false,
+        keep_blocks: 0,
         index: Default::default(),
         exec_inline: false,
         accept_data_loss,

@@ -2877,3 +2877,25 @@ async fn get_protocol_shows_the_scheduled_upgrade_and_then_the_new_parameters() 
     assert_eq!(r.block_height, 40);
     assert_eq!(r.receipt.gas_used, next.intrinsic_gas(tx.to_bytes().len()));
 }
+
+/// ADR 0012: a height whose block was pruned says so (not "not found"),
+/// and `get_status` names the lowest block the node keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pruned_block_is_answered_as_pruned() {
+    let node = TestNode::start(RpcConfig::default()).await;
+    let client = Client::connect(&node.http()).await.unwrap();
+    for _ in 0..10 {
+        node.commit().await;
+    }
+    assert_eq!(client.get_status().await.unwrap().blocks_from, 1);
+    stele_node::store::prune_blocks_below(&node.state, 6).unwrap();
+    let pruned = client.get_block(BlockId::Height(3)).await;
+    let message = format!("{pruned:?}");
+    assert_eq!(code(pruned), codes::HEIGHT_UNAVAILABLE);
+    assert!(
+        message.contains("pruned") && message.contains("from 6"),
+        "{message}"
+    );
+    assert!(client.get_block(BlockId::Height(6)).await.is_ok());
+    assert_eq!(client.get_status().await.unwrap().blocks_from, 6);
+}

@@ -513,6 +513,11 @@ pub struct StatusInfo {
     pub syncing: bool,
     pub mempool_txs: u64,
     pub mempool_bytes: u64,
+    /// The lowest height whose block this node keeps (below it, only every
+    /// epoch's last block): 1 unless it prunes blocks or joined by a
+    /// snapshot (ADR 0012).
+    #[serde(default)]
+    pub blocks_from: u64,
 }
 
 /// The validator set of an epoch (ADR 0010), as the state at `height`

@@ -73,8 +73,17 @@ pub(super) struct Follower {
     executed: BTreeMap<Hash, Executed>,
     /// Fetching missed blocks from peers.
     pub(super) catch_up: CatchUp,
-    prune_interval_blocks: u64,
-    snapshots: super::snapshots::Snapshots,
+    retention: Retention,
+}
+
+/// What the follower keeps and drops as blocks commit.
+pub(super) struct Retention {
+    /// Prune old state versions (and blocks) every this many blocks.
+    pub(super) prune_interval_blocks: u64,
+    /// Blocks kept: the last this many (and every epoch's last); 0 keeps
+    /// all (ADR 0012).
+    pub(super) keep_blocks: u64,
+    pub(super) snapshots: super::snapshots::Snapshots,
 }
 
 impl Follower {
@@ -83,8 +92,7 @@ impl Follower {
         exec: ExecThread,
         tip: Tip,
         catch_up: CatchUp,
-        prune_interval_blocks: u64,
-        snapshots: super::snapshots::Snapshots,
+        retention: Retention,
     ) -> Result<Follower, NodeError> {
         let base = StateBase::at(&shared.state, Some(tip.height), None);
         let epoch = Arc::new(EpochView::on(&base)?);
@@ -114,8 +122,7 @@ impl Follower {
             epoch,
             executed: BTreeMap::new(),
             catch_up,
-            prune_interval_blocks,
-            snapshots,
+            retention,
         })
     }
 
@@ -489,8 +496,11 @@ impl Follower {
             certificate,
         }));
         let state = &self.shared.state;
-        self.snapshots
-            .after_commit(seq, || state.read().ok()?.view(), &self.shared.metrics);
+        self.retention.snapshots.after_commit(
+            seq,
+            || state.read().ok()?.view(),
+            &self.shared.metrics,
+        );
         self.prune_if_due(seq).await
     }
 
@@ -647,11 +657,14 @@ impl Follower {
         }
     }
 
-    /// Prunes old state versions every `prune_interval_blocks` blocks.
+    /// Prunes old state versions, and blocks if it keeps only the last
+    /// ones, every `prune_interval_blocks` blocks.
     async fn prune_if_due(&mut self, seq: u64) -> Result<(), NodeError> {
-        if self.prune_interval_blocks == 0 || !seq.is_multiple_of(self.prune_interval_blocks) {
+        let interval = self.retention.prune_interval_blocks;
+        if interval == 0 || !seq.is_multiple_of(interval) {
             return Ok(());
         }
+        self.prune_blocks(seq).await?;
         let state = self.shared.state.clone();
         let started = Instant::now();
         let pruned = self
@@ -669,6 +682,32 @@ impl Follower {
             Ok(stats) => debug!(height = seq, ?stats, "pruned old state versions"),
             // Pruning only frees space; the chain goes on without it.
             Err(e) => warn!(height = seq, error = %e, "pruning failed"),
+        }
+        Ok(())
+    }
+
+    /// Deletes the blocks below the last `keep_blocks`, but none a peer
+    /// joining by the oldest snapshot kept still needs.
+    async fn prune_blocks(&mut self, seq: u64) -> Result<(), NodeError> {
+        let keep = self.retention.keep_blocks;
+        if keep == 0 {
+            return Ok(());
+        }
+        let mut below = (seq + 1).saturating_sub(keep);
+        if let Some(oldest) = self.retention.snapshots.oldest_kept() {
+            below = below.min(oldest);
+        }
+        if below <= 1 {
+            return Ok(());
+        }
+        let state = self.shared.state.clone();
+        let pruned = self
+            .exec
+            .run(move || crate::store::prune_blocks_below(&state, below))
+            .await?;
+        match pruned {
+            Ok(deleted) => debug!(height = seq, below, deleted, "pruned old blocks"),
+            Err(e) => warn!(height = seq, error = %e, "pruning blocks failed"),
         }
         Ok(())
     }

@@ -198,6 +198,10 @@ pub struct NodeOptions {
     pub state: StateConfig,
     /// Prune old state versions every this many blocks; 0 never prunes.
     pub prune_interval_blocks: u64,
+    /// Keep the last this many blocks (and every epoch's last), deleting
+    /// older ones with their receipts and index rows when pruning; 0 keeps
+    /// every block.
+    pub keep_blocks: u64,
     /// The state snapshots kept for peers (ADR 0012).
     pub snapshots: SnapshotOptions,
     /// Join by snapshot when the data dir holds only the genesis state

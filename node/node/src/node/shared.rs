@@ -313,6 +313,8 @@ impl crate::rpc::NodeStatus for Shared {
             syncing: p.syncing,
             mempool_txs: txs as u64,
             mempool_bytes: bytes as u64,
+            // Filled in by the RPC handler, which reads the block store.
+            blocks_from: 1,
         }
     }
 

@@ -91,6 +91,13 @@ impl Snapshots {
     }
 }
 
+impl Snapshots {
+    /// The height of the oldest snapshot kept, if any.
+    pub(super) fn oldest_kept(&self) -> Option<u64> {
+        kept_heights(&self.dir).last().copied()
+    }
+}
+
 impl Drop for Snapshots {
     fn drop(&mut self) {
         if let Some(handle) = self.making.take() {

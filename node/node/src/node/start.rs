@@ -117,8 +117,11 @@ impl Node {
             exec,
             tip,
             catch_up,
-            opts.prune_interval_blocks,
-            super::snapshots::Snapshots::new(&opts.data_dir, opts.snapshots),
+            super::follower::Retention {
+                prune_interval_blocks: opts.prune_interval_blocks,
+                keep_blocks: opts.keep_blocks,
+                snapshots: super::snapshots::Snapshots::new(&opts.data_dir, opts.snapshots),
+            },
         )?;
         // The epoch the tip's state names decides who is a validator now
         // (ADR 0010), not the genesis.

@@ -20,7 +20,7 @@ use super::format::{
     decode_chunk, index_limits,
 };
 use crate::genesis::Genesis;
-use crate::store::{EpochRecord, put_block, put_epoch};
+use crate::store::{EpochRecord, put_block, put_blocks_from, put_epoch};
 
 /// What an import made.
 #[derive(Debug, Clone)]
@@ -245,6 +245,7 @@ fn import_with(
         for link in &anchor.epochs {
             put_epoch(state, batch, &link.record)?;
         }
+        put_blocks_from(state, batch, manifest.height)?;
         crate::node::record_genesis_hash(state, batch, &genesis.hash())?;
         Ok(())
     })?;

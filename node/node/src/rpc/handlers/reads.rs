@@ -34,10 +34,18 @@ impl Handler {
                     .map_err(internal)?
                     .ok_or_else(|| not_found(format_args!("block {hash}")))?,
             };
-            let b = reader
-                .committed(height)
-                .map_err(internal)?
-                .ok_or_else(|| not_found(format_args!("block at height {height}")))?;
+            let Some(b) = reader.committed(height).map_err(internal)? else {
+                let from = reader.blocks_from().map_err(internal)?;
+                if height < from {
+                    return Err(err(
+                        codes::HEIGHT_UNAVAILABLE,
+                        format!(
+                            "block {height} was pruned: this node keeps blocks from {from} (and every epoch's last block)"
+                        ),
+                    ));
+                }
+                return Err(not_found(format_args!("block at height {height}")));
+            };
             block_page(b, txs_from.unwrap_or(0), budget)
         })
         .await
@@ -330,6 +338,10 @@ impl Handler {
     pub(super) async fn node_status(&self) -> RpcResult<StatusInfo> {
         let mut status = self.ctx.status.status();
         status.chain_id = self.ctx.chain_id;
+        let view = self.view()?;
+        status.blocks_from = BlockReader::from_view(&view)
+            .blocks_from()
+            .map_err(internal)?;
         Ok(status)
     }
 }
