@@ -1613,7 +1613,10 @@ async fn a_gas_schedule_upgrade_activates_under_load_and_a_node_without_it_stops
                     sent.push(hash);
                     nonces[who] += 1;
                 }
-                Err(AdmitError::SenderFull { .. }) => {}
+                // The sender's queue is full (64 a sender), or the node
+                // taking it lags the chain so its queue looks full: the
+                // sender waits its turn.
+                Err(AdmitError::SenderFull { .. } | AdmitError::NonceTooHigh { .. }) => {}
                 Err(e) => panic!("{e}"),
             }
         }

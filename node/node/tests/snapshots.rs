@@ -281,6 +281,42 @@ fn a_wiped_validator_and_a_wiped_full_node_join_by_snapshot() {
             }
         }
 
+        // The full node's download was cut short earlier: it holds most of
+        // the chunks (one of them damaged), named by their hashes. It
+        // resumes from those that check (the parts of a newer snapshot that
+        // did not change included).
+        let kept =
+            stele_node::node::snapshots_dir(&cluster.root().join("net").join("node1").join("data"));
+        let newest = stele_node::node::kept_heights(&kept)[0];
+        let download = cluster
+            .root()
+            .join("net")
+            .join("full0")
+            .join("data")
+            .join("snapshot-sync");
+        std::fs::create_dir_all(&download).unwrap();
+        let mut copied = 0;
+        for entry in std::fs::read_dir(kept.join(newest.to_string())).unwrap() {
+            let path = entry.unwrap().path();
+            if !path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("chunk-")
+            {
+                continue;
+            }
+            let mut bytes = std::fs::read(&path).unwrap();
+            let name = hex::encode(stele_types::keccak256(&bytes).0);
+            if copied == 0 {
+                let last = bytes.len() - 1;
+                bytes[last] ^= 0x01;
+            }
+            std::fs::write(download.join(name), bytes).unwrap();
+            copied += 1;
+        }
+        assert!(copied > 2);
+
         cluster.stop(3).await.unwrap();
         cluster.wipe(3).unwrap();
         for joiner in [3, full] {
@@ -310,6 +346,8 @@ fn a_wiped_validator_and_a_wiped_full_node_join_by_snapshot() {
             log.contains("a peer sent a bad snapshot chunk"),
             "validator 0's corrupt chunks were taken: {log}"
         );
+        let log = cluster.log_tail(full, 400);
+        assert!(log.contains("resuming a snapshot download"), "{log}");
         // The restored validator votes: with node 2 down, 3 of 4 is a
         // quorum only with it.
         cluster.stop(2).await.unwrap();

@@ -3,8 +3,10 @@
 //! checks its index against the genesis (the chain of epochs, block H's
 //! certificate, the cut against H's state root), fetches the chunks in
 //! parallel from every peer offering it, checks each as it arrives, keeps
-//! the good ones on disk (an interrupted download resumes from them), and
-//! builds the state at H from them. Block sync then takes it from H + 1.
+//! the good ones on disk by their hash (an interrupted download resumes
+//! from them, and a later snapshot reuses every part that did not change),
+//! and builds the state at H from them. Block sync then takes it from
+//! H + 1.
 //!
 //! It runs before the rest of the node starts, on the node's network: until
 //! it is done, the network's inbound events are read here, snapshot
@@ -18,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use stele_state::State;
 use stele_types::Address;
-use stele_types::codec::Encode;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
@@ -26,7 +27,7 @@ use tracing::{debug, info, warn};
 use super::{NodeError, NodeOptions};
 use crate::net::{Inbound, Network};
 use crate::snapshot::format::{Anchor, Manifest, chunk_limits};
-use crate::snapshot::{INDEX_FILE, check_anchor, check_chunk, chunk_file, decode_index};
+use crate::snapshot::{check_anchor, check_chunk, decode_index};
 use crate::sync::{SnapshotQuery, decode_snapshot_list, serve_snapshot};
 
 /// How long to wait for a first peer.
@@ -41,9 +42,15 @@ const IN_FLIGHT_PER_PEER: usize = 2;
 /// Failed requests (not bad chunks) after which a peer is left out.
 const PEER_FAILURES_MAX: u32 = 3;
 
-/// The folder an unfinished download keeps its checked chunks in.
+/// The folder an unfinished download keeps its checked chunks in, each
+/// named by its Keccak-256 (the manifest's chunk hash).
 pub fn download_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("snapshot-sync")
+}
+
+/// Where a downloaded chunk of hash `hash` is kept.
+pub fn downloaded_chunk(dir: &Path, hash: &stele_types::Hash) -> PathBuf {
+    dir.join(hex::encode(hash.0))
 }
 
 /// What the join by snapshot did.
@@ -127,24 +134,18 @@ async fn fetch_and_import(
     let mut offering: Vec<Address> = offers[&height].iter().copied().collect();
     info!(height, peers = offering.len(), "joining by snapshot");
     let (manifest, anchor) = fetch_index(opts, net, height, &mut offering).await?;
-    let dir = download_dir(&opts.data_dir).join(height.to_string());
-    // Another height's download is of no more use.
-    for entry in std::fs::read_dir(download_dir(&opts.data_dir))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if entry.path() != dir {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
+    let dir = download_dir(&opts.data_dir);
     std::fs::create_dir_all(&dir).map_err(|source| NodeError::CreateDir {
         path: dir.clone(),
         source,
     })?;
     fetch_chunks(opts, net, &manifest, &dir, offering).await?;
-    import_downloaded(opts, state, &manifest, &anchor, &dir)?;
-    let _ = std::fs::remove_dir_all(download_dir(&opts.data_dir));
+    state.reset()?;
+    crate::snapshot::import_parts(state, &opts.genesis, &manifest, &anchor, |_, part| {
+        Ok(std::fs::read(downloaded_chunk(&dir, &part.chunk_hash))?)
+    })
+    .map_err(|e| NodeError::SnapshotSync(e.to_string()))?;
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(Joined::At(height))
 }
 
@@ -257,7 +258,7 @@ async fn fetch_chunks(
     let mut missing: VecDeque<usize> = VecDeque::new();
     let mut resumed = 0;
     for (index, part) in manifest.parts.iter().enumerate() {
-        let kept = std::fs::read(dir.join(chunk_file(index)))
+        let kept = std::fs::read(downloaded_chunk(dir, &part.chunk_hash))
             .ok()
             .is_some_and(|bytes| check_chunk(part, &bytes, &limits, value_bytes_max).is_ok());
         if kept {
@@ -337,8 +338,8 @@ async fn fetch_chunks(
             });
         match checked {
             Ok(chunk) => {
-                let path = dir.join(chunk_file(index));
-                let aside = dir.join(format!("{}.partial", chunk_file(index)));
+                let path = downloaded_chunk(dir, &manifest.parts[index].chunk_hash);
+                let aside = path.with_extension("partial");
                 std::fs::write(&aside, &chunk)
                     .and_then(|()| std::fs::rename(&aside, &path))
                     .map_err(|source| NodeError::CreateDir {
@@ -358,26 +359,5 @@ async fn fetch_chunks(
             }
         }
     }
-    Ok(())
-}
-
-/// Builds the state at the snapshot's height from the chunks in `dir`.
-fn import_downloaded(
-    opts: &NodeOptions,
-    state: &mut State,
-    manifest: &Manifest,
-    anchor: &Anchor,
-    dir: &Path,
-) -> Result<(), NodeError> {
-    let mut index = Vec::new();
-    manifest.encode_to(&mut index);
-    anchor.encode_to(&mut index);
-    std::fs::write(dir.join(INDEX_FILE), &index).map_err(|source| NodeError::CreateDir {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    state.reset()?;
-    crate::snapshot::import_folder(state, &opts.genesis, dir)
-        .map_err(|e| NodeError::SnapshotSync(e.to_string()))?;
     Ok(())
 }

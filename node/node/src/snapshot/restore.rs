@@ -162,7 +162,7 @@ pub fn import(
     let mut f = File::open(file)?;
     let (manifest, anchor, first) = read_index(&mut f)?;
     f.seek(SeekFrom::Start(first))?;
-    import_with(state, genesis, &manifest, &anchor, |index, entry| {
+    import_parts(state, genesis, &manifest, &anchor, |index, entry| {
         let len = usize::try_from(entry.chunk_bytes)
             .ok()
             .filter(|l| *l <= CHUNK_BYTES_MAX)
@@ -184,14 +184,14 @@ pub fn import_folder(
     dir: &Path,
 ) -> Result<Imported, SnapshotError> {
     let (manifest, anchor) = decode_index(&std::fs::read(dir.join(INDEX_FILE))?)?;
-    import_with(state, genesis, &manifest, &anchor, |index, _| {
+    import_parts(state, genesis, &manifest, &anchor, |index, _| {
         Ok(std::fs::read(dir.join(chunk_file(index)))?)
     })
 }
 
 /// Checks the snapshot (`manifest`, `anchor`, and each chunk `chunk`
 /// gives) against `genesis` and imports it into `state`.
-fn import_with(
+pub fn import_parts(
     state: &mut State,
     genesis: &Genesis,
     manifest: &Manifest,
