@@ -36,7 +36,8 @@ impl Handler {
             };
             let Some(b) = reader.committed(height).map_err(internal)? else {
                 let from = reader.blocks_from().map_err(internal)?;
-                if height < from {
+                // Height 0 is the genesis state, which has no block.
+                if height > 0 && height < from {
                     return Err(err(
                         codes::HEIGHT_UNAVAILABLE,
                         format!(
