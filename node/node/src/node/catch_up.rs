@@ -43,7 +43,13 @@ pub(super) struct CatchUp {
     serve_bytes_max: usize,
     /// The snapshots this node keeps, served to peers (ADR 0012).
     snapshots: std::path::PathBuf,
+    /// Snapshot queries being answered; beyond [`SNAPSHOT_SERVING_MAX`] a
+    /// query is dropped (its stream closes; the asker tries another peer).
+    snapshot_serving: Arc<tokio::sync::Semaphore>,
 }
+
+/// Snapshot queries (chunk reads of up to a few MiB) answered at once.
+const SNAPSHOT_SERVING_MAX: usize = 4;
 
 impl CatchUp {
     pub(super) fn new(
@@ -64,6 +70,7 @@ impl CatchUp {
             running: Arc::new(AtomicBool::new(false)),
             serve_bytes_max,
             snapshots,
+            snapshot_serving: Arc::new(tokio::sync::Semaphore::new(SNAPSHOT_SERVING_MAX)),
         }
     }
 
@@ -137,10 +144,17 @@ impl CatchUp {
     /// is counted and its stream closed.
     pub(super) fn serve(&self, from: Address, request: &[u8], respond: SyncResponder) {
         if let Some(query) = crate::sync::SnapshotQuery::decode(request) {
+            let Ok(permit) = self.snapshot_serving.clone().try_acquire_owned() else {
+                debug!(%from, "snapshot queries at their limit; dropping one");
+                return;
+            };
             let dir = self.snapshots.clone();
-            tokio::task::spawn_blocking(move || match crate::sync::serve_snapshot(&dir, query) {
-                Ok(bytes) => respond.respond(bytes),
-                Err(e) => warn!(%from, error = %e, "cannot serve a snapshot query"),
+            tokio::task::spawn_blocking(move || {
+                match crate::sync::serve_snapshot(&dir, query) {
+                    Ok(bytes) => respond.respond(bytes),
+                    Err(e) => warn!(%from, error = %e, "cannot serve a snapshot query"),
+                }
+                drop(permit);
             });
             return;
         }

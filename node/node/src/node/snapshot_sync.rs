@@ -41,6 +41,8 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 const IN_FLIGHT_PER_PEER: usize = 2;
 /// Failed requests (not bad chunks) after which a peer is left out.
 const PEER_FAILURES_MAX: u32 = 3;
+/// Snapshot heights tried, newest first, before syncing blocks instead.
+const HEIGHTS_TRIED_MAX: usize = 4;
 
 /// The folder an unfinished download keeps its checked chunks in, each
 /// named by its Keccak-256 (the manifest's chunk hash).
@@ -82,12 +84,15 @@ async fn answer_only_snapshots(
         } = event
             && let Some(query) = SnapshotQuery::decode(&request)
         {
+            // One at a time: a node still at the genesis state rarely
+            // keeps snapshots, and its peers' queries must not pile up.
             let dir = snapshots.clone();
-            tokio::task::spawn_blocking(move || {
+            let _ = tokio::task::spawn_blocking(move || {
                 if let Ok(bytes) = serve_snapshot(&dir, query) {
                     respond.respond(bytes);
                 }
-            });
+            })
+            .await;
         }
     }
 }
@@ -124,15 +129,37 @@ async fn fetch_and_import(
         return Ok(Joined::NoSnapshot);
     }
     let offers = ask_offers(net, &peers).await;
-    let Some((&height, _)) = offers.iter().next_back() else {
+    if offers.is_empty() {
         info!(
             peers = peers.len(),
             "no peer keeps a snapshot; syncing blocks from the genesis"
         );
         return Ok(Joined::NoSnapshot);
-    };
-    let mut offering: Vec<Address> = offers[&height].iter().copied().collect();
-    info!(height, peers = offering.len(), "joining by snapshot");
+    }
+    // Newest first. A peer can name any height: one whose index no peer
+    // gives, or whose chunks cannot all be had, costs an attempt, not the
+    // join.
+    for (&height, offering) in offers.iter().rev().take(HEIGHTS_TRIED_MAX) {
+        let offering: Vec<Address> = offering.iter().copied().collect();
+        info!(height, peers = offering.len(), "joining by snapshot");
+        match join_at(opts, state, net, height, offering).await {
+            Ok(()) => return Ok(Joined::At(height)),
+            Err(e) => warn!(height, error = %e, "could not join by this snapshot"),
+        }
+    }
+    info!("no snapshot offered could be had; syncing blocks from the genesis");
+    Ok(Joined::NoSnapshot)
+}
+
+/// Fetches and imports the snapshot of `height` from `offering`. On an
+/// error the state is still the genesis's.
+async fn join_at(
+    opts: &NodeOptions,
+    state: &mut State,
+    net: &Network,
+    height: u64,
+    mut offering: Vec<Address>,
+) -> Result<(), NodeError> {
     let (manifest, anchor) = fetch_index(opts, net, height, &mut offering).await?;
     let dir = download_dir(&opts.data_dir);
     std::fs::create_dir_all(&dir).map_err(|source| NodeError::CreateDir {
@@ -141,12 +168,18 @@ async fn fetch_and_import(
     })?;
     fetch_chunks(opts, net, &manifest, &dir, offering).await?;
     state.reset()?;
-    crate::snapshot::import_parts(state, &opts.genesis, &manifest, &anchor, |_, part| {
-        Ok(std::fs::read(downloaded_chunk(&dir, &part.chunk_hash))?)
-    })
-    .map_err(|e| NodeError::SnapshotSync(e.to_string()))?;
+    let imported =
+        crate::snapshot::import_parts(state, &opts.genesis, &manifest, &anchor, |_, part| {
+            Ok(std::fs::read(downloaded_chunk(&dir, &part.chunk_hash))?)
+        });
+    if let Err(e) = imported {
+        // Back to the genesis state, as before the attempt.
+        state.reset()?;
+        state.commit(0, &opts.genesis.writes())?;
+        return Err(NodeError::SnapshotSync(e.to_string()));
+    }
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(Joined::At(height))
+    Ok(())
 }
 
 /// The peers connected within [`PEERS_WAIT`], and those that follow
