@@ -42,34 +42,64 @@ fn empty_copy(home: &Path, to: &Path) {
     }
 }
 
-#[test]
-fn a_validator_restored_from_a_snapshot_rejoins_and_damaged_files_are_refused() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
+        .unwrap()
+}
+
+/// Four validators (and `config`'s full nodes, which `stopped` stops and
+/// wipes at once) that committed a block, and 60 accounts funded by the
+/// dev accounts.
+async fn funded_cluster(config: ClusterConfig, stopped: &[usize]) -> (Cluster, Vec<Arc<Signer>>) {
+    let mut cluster = Cluster::start(config).await.unwrap();
+    for &i in stopped {
+        cluster.stop(i).await.unwrap();
+        cluster.wipe(i).unwrap();
+    }
+    cluster
+        .wait_height(&[0, 1, 2, 3], 1, Duration::from_secs(60))
+        .await
         .unwrap();
-    runtime.block_on(async {
+    let dev = dev_signers(&cluster);
+    let funded = fund_accounts(
+        &cluster.endpoints(),
+        cluster.chain_id,
+        &dev[1..],
+        60,
+        10u128.pow(21),
+    )
+    .await
+    .unwrap();
+    (cluster, funded)
+}
+
+fn dev_signers(cluster: &Cluster) -> Vec<Arc<Signer>> {
+    cluster
+        .accounts
+        .iter()
+        .map(|a| Arc::new(Signer::new(a.key.clone())))
+        .collect()
+}
+
+#[test]
+fn a_validator_restored_from_a_snapshot_rejoins_and_damaged_files_are_refused() {
+    runtime().block_on(async {
         let mut config = ClusterConfig::new(BIN, 4);
         config.accounts = 4;
-        let mut cluster = Cluster::start(config).await.unwrap();
-        cluster
-            .wait_height(&[0, 1, 2, 3], 1, Duration::from_secs(60))
-            .await
-            .unwrap();
+        let (mut cluster, traders) = funded_cluster(config, &[]).await;
         // A state worth the name: accounts, two tokens and a pool.
-        let endpoints = cluster.endpoints();
-        let dev: Vec<Arc<Signer>> = cluster
-            .accounts
-            .iter()
-            .map(|a| Arc::new(Signer::new(a.key.clone())))
-            .collect();
-        let traders = fund_accounts(&endpoints, cluster.chain_id, &dev[1..], 60, 10u128.pow(21))
-            .await
-            .unwrap();
-        setup_amm(&endpoints, cluster.chain_id, dev[0].clone(), &traders[..4])
-            .await
-            .unwrap();
+        let dev = dev_signers(&cluster);
+        setup_amm(
+            &cluster.endpoints(),
+            cluster.chain_id,
+            dev[0].clone(),
+            &traders[..4],
+        )
+        .await
+        .unwrap();
 
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("node3.snapshot");
@@ -205,12 +235,7 @@ fn a_validator_restored_from_a_snapshot_rejoins_and_damaged_files_are_refused() 
 /// from there (no blocks below it).
 #[test]
 fn a_wiped_validator_and_a_wiped_full_node_join_by_snapshot() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    runtime().block_on(async {
         let mut config = ClusterConfig::new(BIN, 4);
         config.accounts = 4;
         config.full_nodes = 1;
@@ -223,23 +248,9 @@ fn a_wiped_validator_and_a_wiped_full_node_join_by_snapshot() {
                 .storage_extra
                 .insert(k.into(), toml::Value::Integer(v));
         }
-        let mut cluster = Cluster::start(config).await.unwrap();
-        let full = cluster.full_node(0);
-        cluster.stop(full).await.unwrap();
-        cluster.wipe(full).unwrap();
-        cluster
-            .wait_height(&[0, 1, 2, 3], 1, Duration::from_secs(60))
-            .await
-            .unwrap();
-        let endpoints = cluster.endpoints();
-        let dev: Vec<Arc<Signer>> = cluster
-            .accounts
-            .iter()
-            .map(|a| Arc::new(Signer::new(a.key.clone())))
-            .collect();
-        let funded = fund_accounts(&endpoints, cluster.chain_id, &dev[1..], 60, 10u128.pow(21))
-            .await
-            .unwrap();
+        // The full node (index 4) starts over later: it joins then.
+        let full = 4;
+        let (mut cluster, funded) = funded_cluster(config, &[full]).await;
         let h = cluster.max_height(&[0, 1, 2, 3]).await.unwrap();
         cluster
             .wait_height(&[0, 1, 2, 3], h + 34, Duration::from_secs(60))
