@@ -54,6 +54,12 @@ pub struct NodeStages {
     pub cpu_share_of_core: Option<f64>,
 }
 
+/// The value of the metric `name` (as exported, e.g.
+/// `stele_snapshot_chunks_served_total`) on the node serving `metrics`.
+pub async fn metric(metrics: SocketAddr, name: &str) -> Result<Option<f64>> {
+    Ok(parse(&fetch(metrics).await?).get(name).copied())
+}
+
 /// Reads node `metrics`' histograms and, with `pid`, its CPU time.
 pub async fn snapshot(metrics: SocketAddr, pid: Option<Pid>) -> Result<Snapshot> {
     let page = fetch(metrics).await?;

@@ -99,6 +99,9 @@ pub struct NodeMetrics {
     /// The newest snapshot kept: its height and its bytes.
     pub snapshot_height: Gauge,
     pub snapshot_bytes: Gauge,
+    /// Snapshot chunks served to peers, and their bytes.
+    pub snapshot_chunks_served: Counter,
+    pub snapshot_chunk_bytes_served: Counter,
     /// Starts on which the database had lost data it synced and the
     /// operator accepted it (`--accept-data-loss`).
     pub data_loss_accepted: Counter,
@@ -161,6 +164,8 @@ impl NodeMetrics {
             snapshot_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
             snapshot_height: Gauge::default(),
             snapshot_bytes: Gauge::default(),
+            snapshot_chunks_served: Counter::default(),
+            snapshot_chunk_bytes_served: Counter::default(),
             data_loss_accepted: Counter::default(),
             mark_write_failures: Counter::default(),
             blocks_rejected: Family::default(),
@@ -277,6 +282,16 @@ impl NodeMetrics {
                 "snapshot_bytes",
                 "Bytes of the newest state snapshot this node keeps",
                 m.snapshot_bytes.clone(),
+            );
+            r.register(
+                "snapshot_chunks_served",
+                "State snapshot chunks served to joining peers",
+                m.snapshot_chunks_served.clone(),
+            );
+            r.register(
+                "snapshot_chunk_bytes_served",
+                "Bytes of the state snapshot chunks served to joining peers",
+                m.snapshot_chunk_bytes_served.clone(),
             );
             r.register(
                 "data_loss_accepted",

@@ -239,6 +239,7 @@ fn a_wiped_validator_and_a_wiped_full_node_join_by_snapshot() {
         let mut config = ClusterConfig::new(BIN, 4);
         config.accounts = 4;
         config.full_nodes = 1;
+        config.metrics = true;
         for (k, v) in [
             ("snapshot_interval_blocks", 16),
             ("snapshots_kept", 2),
@@ -359,6 +360,15 @@ fn a_wiped_validator_and_a_wiped_full_node_join_by_snapshot() {
         );
         let log = cluster.log_tail(full, 400);
         assert!(log.contains("resuming a snapshot download"), "{log}");
+        let mut served = 0.0;
+        for i in 0..3 {
+            let addr = cluster.metrics_addr(i).unwrap();
+            served += stele_cluster::node_stats::metric(addr, "stele_snapshot_chunks_served_total")
+                .await
+                .unwrap()
+                .unwrap_or(0.0);
+        }
+        assert!(served > 0.0, "no chunk served was counted");
         // The restored validator votes: with node 2 down, 3 of 4 is a
         // quorum only with it.
         cluster.stop(2).await.unwrap();

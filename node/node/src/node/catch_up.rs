@@ -149,9 +149,19 @@ impl CatchUp {
                 return;
             };
             let dir = self.snapshots.clone();
+            let metrics = self.shared.metrics.clone();
             tokio::task::spawn_blocking(move || {
                 match crate::sync::serve_snapshot(&dir, query) {
-                    Ok(bytes) => respond.respond(bytes),
+                    Ok(bytes) => {
+                        let chunk = matches!(query, crate::sync::SnapshotQuery::Chunk { .. });
+                        if chunk && crate::sync::decode_snapshot_item(&bytes).is_some() {
+                            metrics.snapshot_chunks_served.inc();
+                            metrics
+                                .snapshot_chunk_bytes_served
+                                .inc_by(bytes.len() as u64 - 1);
+                        }
+                        respond.respond(bytes);
+                    }
                     Err(e) => warn!(%from, error = %e, "cannot serve a snapshot query"),
                 }
                 drop(permit);
