@@ -576,21 +576,10 @@ async fn vote_validators(
             })?;
         possession.push(*proof);
     }
-    let signer = ctx.signer()?;
-    let sent = send(ctx, &client, &signer, &opts, None, |b| {
+    let (sent, decided) = send_vote(ctx, &client, &opts, |b| {
         b.vote_validators(epoch, set.clone(), possession.clone())
     })
     .await?;
-    let r = &sent.receipt.receipt;
-    if r.status != ExecStatus::Success {
-        return Err(failure_error(
-            "the vote was refused",
-            r.status,
-            None,
-            Some(&String::from_utf8_lossy(&r.output)),
-        ));
-    }
-    let decided = r.output == [1];
     ctx.out(
         || {
             format!(
@@ -608,6 +597,30 @@ async fn vote_validators(
         json!({"hash": sent.hash, "epoch": epoch, "set": set.hash(), "decided": decided}),
     );
     Ok(())
+}
+
+/// Sends a governance vote from the --from key and waits for it; fails
+/// with its reason if it was refused. Returns it, and whether it was the
+/// vote that decided (its output is 1).
+async fn send_vote(
+    ctx: &Ctx,
+    client: &Client,
+    opts: &TxOpts,
+    make: impl Fn(&TxBuilder) -> Transaction,
+) -> Result<(Sent, bool), CliError> {
+    let signer = ctx.signer()?;
+    let sent = send(ctx, client, &signer, opts, None, make).await?;
+    let r = &sent.receipt.receipt;
+    if r.status != ExecStatus::Success {
+        return Err(failure_error(
+            "the vote was refused",
+            r.status,
+            None,
+            Some(&String::from_utf8_lossy(&r.output)),
+        ));
+    }
+    let decided = r.output == [1];
+    Ok((sent, decided))
 }
 
 #[derive(Args, Debug)]
@@ -728,21 +741,8 @@ pub async fn protocol(ctx: &Ctx, a: ProtocolArgs) -> Res {
             }
         }
         let epoch = client.get_validators(None).await?.epoch;
-        let signer = ctx.signer()?;
-        let sent = send(ctx, &client, &signer, &tx, None, |b| {
-            b.vote_upgrade(epoch, at, p.clone())
-        })
-        .await?;
-        let r = &sent.receipt.receipt;
-        if r.status != ExecStatus::Success {
-            return Err(failure_error(
-                "the vote was refused",
-                r.status,
-                None,
-                Some(&String::from_utf8_lossy(&r.output)),
-            ));
-        }
-        let scheduled = r.output == [1];
+        let (sent, scheduled) =
+            send_vote(ctx, &client, &tx, |b| b.vote_upgrade(epoch, at, p.clone())).await?;
         ctx.out(
             || {
                 format!(

@@ -76,6 +76,8 @@ pub enum StoreError {
     CorruptIndexRow { len: usize },
     #[error("the epoch records: {0}")]
     Epoch(String),
+    #[error("the state lock was poisoned by a panic")]
+    Poisoned,
 }
 
 /// One epoch of the chain (ADR 0010): its first height, its validator set
@@ -150,16 +152,15 @@ pub fn put_blocks_from(
 /// between leaves the bound where the last chunk put it. Returns the
 /// blocks deleted.
 pub fn prune_blocks_below(state: &std::sync::RwLock<State>, below: u64) -> Result<u64, StoreError> {
-    let lock_error = || StoreError::Epoch("the state lock was poisoned".into());
     let from = {
-        let state = state.read().map_err(|_| lock_error())?;
+        let state = state.read().map_err(|_| StoreError::Poisoned)?;
         BlockReader::new(&state).blocks_from()?
     };
     let mut deleted = 0;
     let mut at = from;
     while at < below {
         let end = below.min(at.saturating_add(PRUNE_CHUNK_HEIGHTS));
-        let state = state.read().map_err(|_| lock_error())?;
+        let state = state.read().map_err(|_| StoreError::Poisoned)?;
         let reader = BlockReader::new(&state);
         let mut batch = WriteBatch::default();
         for height in at..end {

@@ -144,8 +144,12 @@ fn read_index(file: &mut File) -> Result<(Manifest, Anchor, u64), SnapshotError>
     let mut index = vec![0u8; index_len as usize];
     file.read_exact(&mut index)?;
     let (manifest, anchor) = decode_index(&index)?;
-    let chunks: u64 = manifest.parts.iter().map(|p| p.chunk_bytes).sum();
-    if 12 + chunks != index_start {
+    // Lengths the file names: summed without overflow.
+    let chunks = manifest
+        .parts
+        .iter()
+        .try_fold(12u64, |sum, p| sum.checked_add(p.chunk_bytes));
+    if chunks != Some(index_start) {
         return Err(SnapshotError::Truncated);
     }
     Ok((manifest, anchor, 12))
