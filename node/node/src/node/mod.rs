@@ -323,10 +323,12 @@ impl Node {
     /// Stops taking work, lets an in-flight commit finish (commits are one
     /// synced batch, so there is nothing half-written to abandon), closes
     /// the transport and waits for the driver, then (up to 5 s) for the
-    /// node's other tasks to close the database.
+    /// node's other tasks to close the database and for the transport to
+    /// let go of its UDP port.
     pub async fn shutdown(self) -> Result<(), NodeError> {
         let _ = self.shutdown.send(true);
         let result = self.driver.await.unwrap_or_else(|e| Err(e.into()));
+        let port = self.shared.net.local_addr().ok();
         self.shared.net.shutdown().await;
         // The tasks around the driver end once it has, and hold the
         // database open until then: wait for them (bounded), so that a
@@ -339,6 +341,19 @@ impl Node {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The QUIC endpoint's socket closes once its driver task sees the
+        // last handle gone, a moment after this drop: a start on the same
+        // port right after, in this process, must find it free.
+        drop(self.shared);
+        if let Some(port) = port {
+            while std::net::UdpSocket::bind(port).is_err() {
+                if Instant::now() > deadline {
+                    warn!(%port, "the node's UDP port stays bound after shutdown");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         }
         result
     }
