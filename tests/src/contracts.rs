@@ -148,8 +148,10 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// Sends every transaction (in order), then waits for all receipts;
-    /// fails if one does not succeed.
+    /// Sends every transaction (in order), then waits for all receipts and
+    /// for every node up to have committed them (a load sent to a lagging
+    /// node right after would find its senders unfunded); fails if one
+    /// does not succeed.
     pub async fn run(&mut self, txs: Vec<(Arc<Signer>, Transaction)>) -> Result<Vec<ReceiptInfo>> {
         let mut hashes = Vec::new();
         for (signer, tx) in txs {
@@ -169,7 +171,34 @@ impl<'a> Batch<'a> {
             }
             receipts.push(r);
         }
+        let height = receipts.iter().map(|r| r.block_height).max().unwrap_or(0);
+        self.until_everywhere(height).await?;
         Ok(receipts)
+    }
+
+    /// Waits until every node up has committed `height`.
+    async fn until_everywhere(&self, height: u64) -> Result<()> {
+        let deadline = Instant::now() + self.timeout;
+        for node in self.endpoints.up() {
+            let Some(client) = self.endpoints.client(node) else {
+                continue;
+            };
+            loop {
+                match client.get_status().await {
+                    Ok(s) if s.height >= height => break,
+                    // A node that went down is no one's to wait for.
+                    Err(_) if !self.endpoints.is_up(node) => break,
+                    _ if Instant::now() > deadline => {
+                        bail!(
+                            "node {node} did not commit height {height} within {:?}",
+                            self.timeout
+                        )
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn send(&mut self, raw: &[u8], hash: Hash) -> Result<()> {
