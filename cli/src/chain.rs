@@ -487,6 +487,49 @@ impl SetArgs {
     }
 }
 
+/// `stele status`: where the node is (a node joining by snapshot answers
+/// this alone).
+pub async fn status(ctx: &Ctx) -> Res {
+    let client = ctx.client().await?;
+    let s = client.get_status().await?;
+    ctx.out(
+        || {
+            let phase = match s.phase {
+                stele_client::api::SyncPhase::Snapshot => "joining by snapshot",
+                stele_client::api::SyncPhase::Blocks => "syncing blocks",
+                stele_client::api::SyncPhase::Live => "live",
+            };
+            let mut text = format!(
+                "chain:      {}\nrole:       {}\nphase:      {phase}\nheight:     {} (certified {})\nblocks:     from {}\npeers:      {}\nmempool:    {} transactions, {} bytes",
+                s.chain_id,
+                if s.full_node { "full node" } else { "validator" },
+                s.height,
+                s.certified_height,
+                s.blocks_from,
+                s.peers_connected,
+                s.mempool_txs,
+                s.mempool_bytes
+            );
+            if let Some(j) = &s.snapshot {
+                text.push_str(&format!(
+                    "\nsnapshot:   {} at height {}: {} of {} chunks ({} fetched, {} kept from before, {} refused), {} bytes fetched",
+                    j.phase,
+                    j.height,
+                    j.chunks_fetched + j.chunks_resumed,
+                    j.chunks,
+                    j.chunks_fetched,
+                    j.chunks_resumed,
+                    j.chunks_refused,
+                    j.bytes_fetched
+                ));
+            }
+            text
+        },
+        json!(s),
+    );
+    Ok(())
+}
+
 /// `stele validators`: the current epoch, its validators and the change
 /// decided in it (ADR 0010); `prove` and `vote` change it.
 pub async fn validators(ctx: &Ctx, a: ValidatorsArgs) -> Res {

@@ -81,6 +81,9 @@ enum Command {
     Tx(chain::TxArgs),
     /// A block (the latest by default).
     Block(chain::BlockArgs),
+    /// The node's status: its chain, height and the certified height, its
+    /// sync phase and, while it joins by snapshot, how far it got.
+    Status,
     /// The validator set: its epoch, its members and the change decided in
     /// it (validators vote changes in with `VoteValidators` transactions).
     Validators(chain::ValidatorsArgs),
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
             Command::Account(a) => chain::account(&ctx, a).await,
             Command::Tx(a) => chain::tx(&ctx, a).await,
             Command::Block(a) => chain::block(&ctx, a).await,
+            Command::Status => chain::status(&ctx).await,
             Command::Validators(a) => chain::validators(&ctx, a).await,
             Command::Protocol(a) => chain::protocol(&ctx, a).await,
             Command::Abi(a) => contract::abi(&ctx, a).await,

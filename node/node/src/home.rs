@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use stele_types::{Address, Amount, SecretKey, Validator, ValidatorSet};
 
@@ -543,7 +544,33 @@ pub async fn start_home_on(
         accept_data_loss,
         protocol_support: crate::node::protocol_support_from_env().map_err(HomeError)?,
     };
-    let node = Node::start(opts).await.map_err(err)?;
+    // While the node joins by snapshot (a while, once its transport is
+    // up), the RPC port answers `/status` with the join's progress.
+    let progress = Arc::new(crate::node::JoinProgress::default());
+    let joining = match &listeners.rpc {
+        Some(l) => {
+            let _runtime = rpc.enter();
+            let (progress, chain_id) = (progress.clone(), opts.genesis.chain_id);
+            let full_node = opts.role == Role::Full;
+            let watched = progress.clone();
+            let begin = async move {
+                while !watched.phase().running() {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            };
+            let answer = move || progress.joining_status(chain_id, full_node);
+            Some(
+                l.serve_joining(begin, answer)
+                    .map_err(|e| HomeError(format!("cannot answer on the RPC port: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    let started = Node::start_with(opts, progress).await;
+    if let Some(joining) = joining {
+        joining.stop().await;
+    }
+    let node = started.map_err(err)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut running = RunningNode {
         node,

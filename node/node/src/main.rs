@@ -820,9 +820,17 @@ fn start(home: &Path, accept_data_loss: bool) -> Res {
     let runtimes = home::Runtimes::build(&config.runtime).map_err(|e| e.to_string())?;
     let rpc = runtimes.rpc_handle();
     let result = runtimes.consensus().block_on(async move {
-        let running = home::start_home_on(home, true, accept_data_loss, rpc)
-            .await
-            .map_err(|e| e.to_string())?;
+        // A signal during the start (a join by snapshot takes a while)
+        // stops it cleanly: what it fetched is on disk for the next start.
+        let running = tokio::select! {
+            started = home::start_home_on(home, true, accept_data_loss, rpc) => {
+                started.map_err(|e| e.to_string())?
+            }
+            _ = shutdown::wait_for_stop(|| false) => {
+                tracing::info!("stopped while starting");
+                return Ok(());
+            }
+        };
         shutdown::wait_for_stop(|| running.node.is_finished()).await;
         tracing::info!("shutting down");
         running.shutdown().await.map_err(|e| e.to_string())

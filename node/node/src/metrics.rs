@@ -38,15 +38,19 @@ pub enum PeerGarbage {
     /// A pushed or synced block that does not decode, or whose certificate
     /// does not verify against the validator set or does not certify it.
     BlockUncertified,
+    /// A snapshot index or chunk, asked for while joining, that does not
+    /// check against the certified root (ADR 0012).
+    SnapshotInvalid,
 }
 
 impl PeerGarbage {
-    pub const ALL: [PeerGarbage; 5] = [
+    pub const ALL: [PeerGarbage; 6] = [
         PeerGarbage::GossipUndecodable,
         PeerGarbage::GossipWrongChain,
         PeerGarbage::GossipBadSignature,
         PeerGarbage::SyncMalformed,
         PeerGarbage::BlockUncertified,
+        PeerGarbage::SnapshotInvalid,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +60,7 @@ impl PeerGarbage {
             PeerGarbage::GossipBadSignature => "gossip_bad_signature",
             PeerGarbage::SyncMalformed => "sync_malformed",
             PeerGarbage::BlockUncertified => "block_uncertified",
+            PeerGarbage::SnapshotInvalid => "snapshot_invalid",
         }
     }
 }
@@ -102,6 +107,12 @@ pub struct NodeMetrics {
     /// Snapshot chunks served to peers, and their bytes.
     pub snapshot_chunks_served: Counter,
     pub snapshot_chunk_bytes_served: Counter,
+    /// Joining by snapshot: the height joined at (0: none), the chunks
+    /// fetched and checked and their bytes, the chunks refused.
+    pub snapshot_sync_height: Gauge,
+    pub snapshot_sync_chunks_fetched: Counter,
+    pub snapshot_sync_chunk_bytes_fetched: Counter,
+    pub snapshot_sync_chunks_refused: Counter,
     /// Starts on which the database had lost data it synced and the
     /// operator accepted it (`--accept-data-loss`).
     pub data_loss_accepted: Counter,
@@ -166,6 +177,10 @@ impl NodeMetrics {
             snapshot_bytes: Gauge::default(),
             snapshot_chunks_served: Counter::default(),
             snapshot_chunk_bytes_served: Counter::default(),
+            snapshot_sync_height: Gauge::default(),
+            snapshot_sync_chunks_fetched: Counter::default(),
+            snapshot_sync_chunk_bytes_fetched: Counter::default(),
+            snapshot_sync_chunks_refused: Counter::default(),
             data_loss_accepted: Counter::default(),
             mark_write_failures: Counter::default(),
             blocks_rejected: Family::default(),
@@ -292,6 +307,26 @@ impl NodeMetrics {
                 "snapshot_chunk_bytes_served",
                 "Bytes of the state snapshot chunks served to joining peers",
                 m.snapshot_chunk_bytes_served.clone(),
+            );
+            r.register(
+                "snapshot_sync_height",
+                "Height of the snapshot this node joined by since it started (0: none)",
+                m.snapshot_sync_height.clone(),
+            );
+            r.register(
+                "snapshot_sync_chunks_fetched",
+                "State snapshot chunks fetched from peers and checked while joining",
+                m.snapshot_sync_chunks_fetched.clone(),
+            );
+            r.register(
+                "snapshot_sync_chunk_bytes_fetched",
+                "Bytes of the state snapshot chunks fetched and checked while joining",
+                m.snapshot_sync_chunk_bytes_fetched.clone(),
+            );
+            r.register(
+                "snapshot_sync_chunks_refused",
+                "State snapshot chunks refused while joining: their bytes did not check (the sender is left out)",
+                m.snapshot_sync_chunks_refused.clone(),
             );
             r.register(
                 "data_loss_accepted",

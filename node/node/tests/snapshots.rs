@@ -293,6 +293,21 @@ fn a_wiped_validator_and_a_wiped_full_node_join_by_snapshot() {
             }
         }
 
+        // Validator 2 names four snapshots newer than any it has: their
+        // folders hold the index of a real one, of another height. Each
+        // costs a joiner one refused index from it, then it is left out.
+        let liar =
+            stele_node::node::snapshots_dir(&cluster.root().join("net").join("node2").join("data"));
+        let real = stele_node::node::kept_heights(&liar)[0];
+        for fake in 1..=4u64 {
+            let to = liar.join((real + 1_000_000 * fake).to_string());
+            std::fs::create_dir_all(&to).unwrap();
+            for entry in std::fs::read_dir(liar.join(real.to_string())).unwrap() {
+                let path = entry.unwrap().path();
+                std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+
         // The full node's download was cut short earlier: it holds most of
         // the chunks (one of them damaged), named by their hashes. It
         // resumes from those that check (the parts of a newer snapshot that
@@ -358,8 +373,42 @@ fn a_wiped_validator_and_a_wiped_full_node_join_by_snapshot() {
             log.contains("a peer sent a bad snapshot chunk"),
             "validator 0's corrupt chunks were taken: {log}"
         );
+        assert!(
+            log.contains("snapshot index refused"),
+            "validator 2's false heights were not asked: {log}"
+        );
         let log = cluster.log_tail(full, 400);
         assert!(log.contains("resuming a snapshot download"), "{log}");
+        // `/status` says how each joined; the metrics count what came.
+        for joiner in [3, full] {
+            let status = cluster.client(joiner).get_status().await.unwrap();
+            let joined = status.snapshot.expect("the join is in the status");
+            assert_eq!(joined.phase, "joined");
+            assert!(joined.height > h, "{joined:?}");
+            assert_eq!(
+                joined.chunks_fetched + joined.chunks_resumed,
+                joined.chunks,
+                "{joined:?}"
+            );
+            assert_ne!(status.phase, stele_client::api::SyncPhase::Snapshot);
+            if joiner == 3 {
+                assert!(joined.chunks_refused > 0, "{joined:?}");
+            } else {
+                assert!(joined.chunks_resumed > 0, "{joined:?}");
+            }
+        }
+        let addr = cluster.metrics_addr(3).unwrap();
+        for (name, at_least) in [
+            ("stele_snapshot_sync_chunks_fetched_total", 1.0),
+            ("stele_snapshot_sync_chunks_refused_total", 1.0),
+            ("stele_snapshot_sync_height", h as f64),
+        ] {
+            let value = stele_cluster::node_stats::metric(addr, name)
+                .await
+                .unwrap()
+                .unwrap_or(0.0);
+            assert!(value >= at_least, "{name} = {value}");
+        }
         let mut served = 0.0;
         for i in 0..3 {
             let addr = cluster.metrics_addr(i).unwrap();

@@ -85,6 +85,9 @@ pub mod codes {
     /// up to its latest height (`[index] storage_history` is off there):
     /// ask a node that keeps one.
     pub const INDEX_OFF: i32 = 2012;
+    /// The node is joining its chain by snapshot (ADR 0012): only
+    /// `get_status` answers until it has.
+    pub const JOINING: i32 = 2013;
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -518,6 +521,46 @@ pub struct StatusInfo {
     /// snapshot (ADR 0012).
     #[serde(default)]
     pub blocks_from: u64,
+    /// Where the node is in reaching the chain's tip.
+    #[serde(default)]
+    pub phase: SyncPhase,
+    /// The join by snapshot, if the node tried one since it started.
+    #[serde(default)]
+    pub snapshot: Option<SnapshotSyncInfo>,
+}
+
+/// A node's sync phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncPhase {
+    /// Joining by snapshot (ADR 0012): [`StatusInfo::snapshot`] says how
+    /// far; nothing else of the node runs yet.
+    Snapshot,
+    /// Fetching and executing blocks up to the certified height.
+    Blocks,
+    /// At the tip.
+    #[default]
+    Live,
+}
+
+/// A join by snapshot and how far it got.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSyncInfo {
+    /// `finding` (asking peers, fetching an index), `fetching`,
+    /// `importing`, `joined`, or `no_snapshot` (none could be had: blocks
+    /// sync from the genesis).
+    pub phase: String,
+    /// The snapshot's height (0 until one is chosen).
+    pub height: u64,
+    /// Its chunks, those fetched and checked, and those a previous run
+    /// kept; the chunks refused (a peer sent bytes that did not check) and
+    /// the bytes fetched over every snapshot tried.
+    pub chunks: u64,
+    pub chunks_fetched: u64,
+    pub chunks_resumed: u64,
+    pub chunks_refused: u64,
+    pub bytes_fetched: u64,
 }
 
 /// The validator set of an epoch (ADR 0010), as the state at `height`

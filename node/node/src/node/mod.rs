@@ -48,6 +48,7 @@ mod error;
 mod exec_thread;
 mod follower;
 mod gossip;
+mod join_progress;
 mod open;
 mod propose;
 mod protocol;
@@ -76,6 +77,7 @@ use crate::store::CommittedBlock;
 
 pub use epochs::EpochView;
 pub use error::{BlockRejected, CommitError, NodeError};
+pub use join_progress::{JoinPhase, JoinProgress};
 pub use open::{init_data_dir, open_database, open_empty_database, record_genesis_hash};
 pub use protocol::ProtocolView;
 pub use shared::Shared;

@@ -21,6 +21,7 @@ use crate::metrics::NodeMetrics;
 use crate::net::{Channel, Network};
 use crate::sender_keys::SenderKeys;
 use crate::store::CommittedBlock;
+use stele_client::api::SyncPhase;
 
 /// State shared by the driver, the RPC layer and the gossip tasks.
 #[derive(Debug)]
@@ -61,6 +62,8 @@ pub struct Shared {
     /// The protocol of the block after the committed tip, and the upgrade
     /// scheduled (ADR 0011).
     pub(super) protocol: std::sync::RwLock<Arc<super::ProtocolView>>,
+    /// The join by snapshot at start, if any (for `/status`).
+    pub(super) join: Arc<super::JoinProgress>,
 }
 
 impl Shared {
@@ -315,6 +318,12 @@ impl crate::rpc::NodeStatus for Shared {
             mempool_bytes: bytes as u64,
             // Filled in by the RPC handler, which reads the block store.
             blocks_from: 1,
+            phase: if p.syncing {
+                SyncPhase::Blocks
+            } else {
+                SyncPhase::Live
+            },
+            snapshot: self.join.info(),
         }
     }
 

@@ -24,7 +24,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use super::join_progress::{JoinPhase, JoinProgress};
 use super::{NodeError, NodeOptions};
+use crate::metrics::{NodeMetrics, PeerGarbage};
 use crate::net::{Inbound, Network};
 use crate::snapshot::format::{Anchor, Manifest, chunk_limits};
 use crate::snapshot::{check_anchor, check_chunk, decode_index};
@@ -97,6 +99,13 @@ async fn answer_only_snapshots(
     }
 }
 
+/// What the join reports to: its progress (for `/status`) and the node's
+/// metrics.
+pub(super) struct Report<'a> {
+    pub progress: &'a JoinProgress,
+    pub metrics: &'a NodeMetrics,
+}
+
 /// Joins by snapshot if a peer offers one (`state` holds only the
 /// genesis); see the module docs. Gives the network's inbound events back
 /// for the node.
@@ -105,11 +114,20 @@ pub(super) async fn join(
     state: &mut State,
     net: &Network,
     inbound: mpsc::Receiver<Inbound>,
+    report: &Report<'_>,
 ) -> (Result<Joined, NodeError>, mpsc::Receiver<Inbound>) {
     let snapshots = super::snapshots::snapshots_dir(&opts.data_dir);
     let (stop, stopped) = oneshot::channel();
     let answering = tokio::spawn(answer_only_snapshots(inbound, snapshots, stopped));
-    let result = fetch_and_import(opts, state, net).await;
+    report.progress.set_phase(JoinPhase::Finding);
+    let result = fetch_and_import(opts, state, net, report).await;
+    report.progress.set_phase(match result {
+        Ok(Joined::At(height)) => {
+            report.metrics.snapshot_sync_height.set(height as i64);
+            JoinPhase::Joined
+        }
+        _ => JoinPhase::NoSnapshot,
+    });
     let _ = stop.send(());
     match answering.await {
         Ok(inbound) => (result, inbound),
@@ -122,6 +140,7 @@ async fn fetch_and_import(
     opts: &NodeOptions,
     state: &mut State,
     net: &Network,
+    report: &Report<'_>,
 ) -> Result<Joined, NodeError> {
     let peers = connected_peers(net, opts.peers.len()).await;
     if peers.is_empty() {
@@ -136,15 +155,32 @@ async fn fetch_and_import(
         );
         return Ok(Joined::NoSnapshot);
     }
-    // Newest first. A peer can name any height: one whose index no peer
-    // gives, or whose chunks cannot all be had, costs an attempt, not the
-    // join.
-    for (&height, offering) in offers.iter().rev().take(HEIGHTS_TRIED_MAX) {
-        let offering: Vec<Address> = offering.iter().copied().collect();
+    // Newest first. A peer can name any height. One that fails to give
+    // the index of a height it named, or sends bytes that do not check, is
+    // left out of the rest of the join, so the heights only it named cost
+    // nothing more; a height whose chunks cannot all be had from honest
+    // peers costs an attempt, not the join.
+    let mut excluded: BTreeSet<Address> = BTreeSet::new();
+    let mut tried = 0;
+    for (&height, offering) in offers.iter().rev() {
+        if tried == HEIGHTS_TRIED_MAX {
+            break;
+        }
+        let offering: Vec<Address> = offering.difference(&excluded).copied().collect();
+        if offering.is_empty() {
+            continue;
+        }
         info!(height, peers = offering.len(), "joining by snapshot");
-        match join_at(opts, state, net, height, offering).await {
+        report.progress.set_phase(JoinPhase::Finding);
+        let asked = offering.clone();
+        match join_at(opts, state, net, height, offering, &mut excluded, report).await {
             Ok(()) => return Ok(Joined::At(height)),
-            Err(e) => warn!(height, error = %e, "could not join by this snapshot"),
+            Err(e) => {
+                warn!(height, error = %e, "could not join by this snapshot");
+                if !asked.iter().all(|p| excluded.contains(p)) {
+                    tried += 1;
+                }
+            }
         }
     }
     info!("no snapshot offered could be had; syncing blocks from the genesis");
@@ -159,14 +195,18 @@ async fn join_at(
     net: &Network,
     height: u64,
     mut offering: Vec<Address>,
+    excluded: &mut BTreeSet<Address>,
+    report: &Report<'_>,
 ) -> Result<(), NodeError> {
-    let (manifest, anchor) = fetch_index(opts, net, height, &mut offering).await?;
+    let (manifest, anchor) =
+        fetch_index(opts, net, height, &mut offering, excluded, report).await?;
     let dir = download_dir(&opts.data_dir);
     std::fs::create_dir_all(&dir).map_err(|source| NodeError::CreateDir {
         path: dir.clone(),
         source,
     })?;
-    fetch_chunks(opts, net, &manifest, &dir, offering).await?;
+    fetch_chunks(opts, net, &manifest, &dir, offering, excluded, report).await?;
+    report.progress.set_phase(JoinPhase::Importing);
     state.reset()?;
     let imported =
         crate::snapshot::import_parts(state, &opts.genesis, &manifest, &anchor, |_, part| {
@@ -231,16 +271,22 @@ async fn ask_offers(net: &Network, peers: &[Address]) -> BTreeMap<u64, BTreeSet<
 }
 
 /// The index of `height` from the first peer of `offering` whose index
-/// checks; peers whose index does not are dropped from `offering`.
+/// checks; peers that do not give one that checks are dropped from
+/// `offering` and added to `excluded`.
 async fn fetch_index(
     opts: &NodeOptions,
     net: &Network,
     height: u64,
     offering: &mut Vec<Address>,
+    excluded: &mut BTreeSet<Address>,
+    report: &Report<'_>,
 ) -> Result<(Manifest, Anchor), NodeError> {
     let query = SnapshotQuery::Index { height }.encode();
     while let Some(peer) = offering.first().copied() {
         let answer = tokio::time::timeout(QUERY_TIMEOUT, net.request(&peer, &query)).await;
+        // Bytes that came but do not check are the peer's lie, not a
+        // failure on the way.
+        let mut lied = false;
         let checked = match answer {
             Ok(Ok(bytes)) => match crate::sync::decode_snapshot_item(&bytes) {
                 Some(index) => decode_index(index)
@@ -256,7 +302,8 @@ async fn fetch_index(
                             return Err(format!("an index of height {}", m.height));
                         }
                         Ok((m, a))
-                    }),
+                    })
+                    .inspect_err(|_| lied = true),
                 None => Err("it does not keep that snapshot".into()),
             },
             Ok(Err(e)) => Err(e.to_string()),
@@ -266,6 +313,12 @@ async fn fetch_index(
             Ok(found) => return Ok(found),
             Err(reason) => {
                 warn!(%peer, height, %reason, "snapshot index refused; asking another peer");
+                if lied {
+                    report
+                        .metrics
+                        .record_peer_garbage(PeerGarbage::SnapshotInvalid);
+                }
+                excluded.insert(peer);
                 offering.remove(0);
             }
         }
@@ -283,6 +336,8 @@ async fn fetch_chunks(
     manifest: &Manifest,
     dir: &Path,
     offering: Vec<Address>,
+    excluded: &mut BTreeSet<Address>,
+    report: &Report<'_>,
 ) -> Result<(), NodeError> {
     let limits = chunk_limits();
     let value_bytes_max = opts.state.value_bytes_max;
@@ -303,6 +358,9 @@ async fn fetch_chunks(
     if resumed > 0 {
         info!(resumed, total, "resuming a snapshot download");
     }
+    report
+        .progress
+        .attempt(manifest.height, total as u64, resumed as u64);
     let height = manifest.height;
     let mut peers: BTreeMap<Address, (usize, u32)> =
         offering.into_iter().map(|p| (p, (0, 0))).collect();
@@ -363,12 +421,13 @@ async fn fetch_chunks(
                 continue;
             }
         };
-        let checked = crate::sync::decode_snapshot_item(&bytes)
-            .ok_or_else(|| "it does not keep that snapshot".to_string())
-            .and_then(|chunk| {
-                check_chunk(&manifest.parts[index], chunk, &limits, value_bytes_max)?;
-                Ok(chunk.to_vec())
-            });
+        // (whether the peer sent bytes that do not check, why refused)
+        let checked = match crate::sync::decode_snapshot_item(&bytes) {
+            None => Err((false, "it no longer keeps that snapshot".to_string())),
+            Some(chunk) => check_chunk(&manifest.parts[index], chunk, &limits, value_bytes_max)
+                .map(|_| chunk.to_vec())
+                .map_err(|reason| (true, reason)),
+        };
         match checked {
             Ok(chunk) => {
                 let path = downloaded_chunk(dir, &manifest.parts[index].chunk_hash);
@@ -380,13 +439,30 @@ async fn fetch_chunks(
                         source,
                     })?;
                 done += 1;
+                report.progress.fetched(chunk.len());
+                report.metrics.snapshot_sync_chunks_fetched.inc();
+                report
+                    .metrics
+                    .snapshot_sync_chunk_bytes_fetched
+                    .inc_by(chunk.len() as u64);
                 if last_log.elapsed() > Duration::from_secs(2) {
                     info!(height, done, total, "fetching the snapshot");
                     last_log = Instant::now();
                 }
             }
-            Err(reason) => {
+            Err((false, reason)) => {
+                debug!(%peer, index, %reason, "leaving out a peer without the snapshot");
+                peers.remove(&peer);
+                missing.push_back(index);
+            }
+            Err((true, reason)) => {
                 warn!(%peer, index, %reason, "a peer sent a bad snapshot chunk; leaving it out");
+                report.progress.refused();
+                report.metrics.snapshot_sync_chunks_refused.inc();
+                report
+                    .metrics
+                    .record_peer_garbage(PeerGarbage::SnapshotInvalid);
+                excluded.insert(peer);
                 peers.remove(&peer);
                 missing.push_back(index);
             }

@@ -19,6 +19,7 @@ use super::epochs::{self, EpochReplicas};
 use super::error::losses_text;
 use super::exec_thread::ExecThread;
 use super::follower::{Follower, Tip};
+use super::join_progress::JoinProgress;
 use super::open::{check_mark, open_state_guarded, warm_contracts};
 use super::validator::{Standby, Validator};
 use super::{
@@ -43,6 +44,12 @@ impl Node {
     /// role on top of the chain follower, or (a full node) the follower
     /// alone.
     pub async fn start(opts: NodeOptions) -> Result<Node, NodeError> {
+        Node::start_with(opts, Arc::default()).await
+    }
+
+    /// [`start`](Self::start), reporting a join by snapshot in `join` as it
+    /// goes (a home answers `/status` from it while the join runs).
+    pub async fn start_with(opts: NodeOptions, join: Arc<JoinProgress>) -> Result<Node, NodeError> {
         let genesis = &opts.genesis;
         genesis.validate()?;
         let me = opts.key.public_key().address();
@@ -55,8 +62,13 @@ impl Node {
         // early for it.
         let early_network = if opts.snapshot_sync && may_join_by_snapshot(&opts, &state)? {
             let (net, inbound, net_cfg) = start_network(&opts, &msg_limits)?;
+            let metrics = Arc::new(NodeMetrics::new(net.metrics()));
+            let report = super::snapshot_sync::Report {
+                progress: &join,
+                metrics: &metrics,
+            };
             let (joined, inbound) =
-                super::snapshot_sync::join(&opts, &mut state, &net, inbound).await;
+                super::snapshot_sync::join(&opts, &mut state, &net, inbound, &report).await;
             match joined {
                 Ok(super::snapshot_sync::Joined::At(height)) => {
                     info!(height, "joined by snapshot");
@@ -67,7 +79,7 @@ impl Node {
                     return Err(e);
                 }
             }
-            Some((net, inbound, net_cfg))
+            Some((net, inbound, net_cfg, metrics))
         } else {
             None
         };
@@ -85,24 +97,30 @@ impl Node {
         let tip = committed_tip(&state, genesis, genesis_hash)?;
         let executor = Arc::new(executor(&opts, &state)?);
 
-        let (net, inbound, net_cfg) = match early_network {
+        let (net, inbound, net_cfg, metrics) = match early_network {
             Some(started) => started,
-            None => start_network(&opts, &msg_limits)?,
+            None => {
+                let (net, inbound, net_cfg) = start_network(&opts, &msg_limits)?;
+                let metrics = Arc::new(NodeMetrics::new(net.metrics()));
+                (net, inbound, net_cfg, metrics)
+            }
         };
-        let metrics = Arc::new(NodeMetrics::new(net.metrics()));
         if consensus.as_ref().is_some_and(|c| c.recovered.lost) {
             metrics.data_loss_accepted.inc();
         }
-        let shared = Arc::new(shared(
-            &opts,
-            genesis_hash,
-            state,
-            executor,
-            net,
-            metrics,
-            &msg_limits,
-            tip,
-        ));
+        let shared = Arc::new(Shared {
+            join,
+            ..shared(
+                &opts,
+                genesis_hash,
+                state,
+                executor,
+                net,
+                metrics,
+                &msg_limits,
+                tip,
+            )
+        });
         let (fetched_tx, fetched_rx) = mpsc::channel(FETCHED_QUEUE_MAX);
         let catch_up = CatchUp::new(
             shared.clone(),
@@ -501,6 +519,7 @@ fn shared(
             pending: None,
         })),
         protocol: std::sync::RwLock::new(Arc::new(protocol)),
+        join: Arc::default(),
     }
 }
 

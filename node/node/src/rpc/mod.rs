@@ -15,6 +15,7 @@ mod estimate;
 mod events;
 mod feed;
 mod handlers;
+mod joining;
 mod metrics;
 mod oversize;
 mod pool;
@@ -34,6 +35,7 @@ use stele_exec::{Executor, SharedState};
 
 pub use config::{RpcConfig, RpcConfigError};
 pub use events::{EventQuery, event_page};
+pub use joining::JoiningServer;
 pub use metrics::RpcMetrics;
 #[cfg(test)]
 pub(crate) use server::test_hooks;

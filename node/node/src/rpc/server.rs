@@ -122,7 +122,7 @@ pub async fn start(config: RpcConfig, ctx: RpcContext) -> Result<RpcServer, RpcE
 #[derive(Debug)]
 pub struct RpcListener {
     config: RpcConfig,
-    listener: std::net::TcpListener,
+    pub(super) listener: std::net::TcpListener,
     metrics: Arc<RpcMetrics>,
 }
 
