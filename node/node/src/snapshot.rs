@@ -8,6 +8,7 @@
 mod create;
 pub mod format;
 mod restore;
+pub mod synthetic;
 
 pub use create::{DirSink, Exported, FileSink, INDEX_FILE, Sink, chunk_file, export};
 pub use restore::{
