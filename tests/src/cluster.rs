@@ -867,8 +867,11 @@ impl Cluster {
                 bail!("node {i} exited at start-up ({status})");
             }
             let client = self.client(i);
-            if let Ok(Ok(_)) =
+            // A node joining by snapshot answers its status alone: it is
+            // not started yet.
+            if let Ok(Ok(status)) =
                 tokio::time::timeout(Duration::from_secs(2), client.get_status()).await
+                && status.phase != stele_client::api::SyncPhase::Snapshot
             {
                 self.endpoints.set_up(i, true);
                 return Ok(());

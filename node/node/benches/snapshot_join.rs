@@ -22,6 +22,13 @@
 //! genesis (certificate checks, execution, commits). Line `replay`: blocks
 //! per second, and the time that rate gives for `--height` blocks, a lower
 //! bound (these blocks hold no transaction).
+//!
+//! Disk over a long run (`--disk-blocks N`, 0 skips it; `--accounts 0`
+//! skips the join): a one-validator
+//! chain commits N blocks of transfers among 64 accounts (the state keeps
+//! its size), twice: keeping every block, then with `keep_blocks` 1 000,
+//! a snapshot every 1 000 heights (2 kept), 200 state versions kept.
+//! Lines `disk`: the data dir's bytes every N / 10 blocks.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -31,6 +38,7 @@ use stele_node::genesis::{Allocation, ChainParams, Genesis};
 use stele_node::net::{NetConfig, PeerInfo};
 use stele_node::node::{ConsensusOptions, Node, NodeOptions, Role, SnapshotOptions};
 use stele_node::snapshot::synthetic::{keep_snapshot, write_chain};
+use stele_types::codec::Encode;
 use stele_types::{SecretKey, Validator, ValidatorSet};
 
 const CHAIN: u64 = 1;
@@ -41,6 +49,7 @@ struct Args {
     servers: usize,
     replay_blocks: u64,
     chunk_entries: usize,
+    disk_blocks: u64,
 }
 
 fn args() -> Args {
@@ -50,6 +59,7 @@ fn args() -> Args {
         servers: 2,
         replay_blocks: 3_000,
         chunk_entries: stele_node::snapshot::format::CHUNK_ENTRIES_TARGET,
+        disk_blocks: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -64,6 +74,7 @@ fn args() -> Args {
             "--servers" => a.servers = (value() as usize).clamp(1, 4),
             "--replay-blocks" => a.replay_blocks = value(),
             "--chunk-entries" => a.chunk_entries = value() as usize,
+            "--disk-blocks" => a.disk_blocks = value(),
             // `cargo bench` passes `--bench`.
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -79,6 +90,11 @@ fn keys(n: usize) -> Vec<SecretKey> {
 }
 
 fn genesis(keys: &[SecretKey]) -> Genesis {
+    genesis_funding(keys, &[])
+}
+
+/// The chain of validators `keys`, which `funded` and they hold coins of.
+fn genesis_funding(keys: &[SecretKey], funded: &[SecretKey]) -> Genesis {
     Genesis {
         chain_id: CHAIN,
         genesis_time_ms: 1_700_000_000_000,
@@ -94,6 +110,7 @@ fn genesis(keys: &[SecretKey]) -> Genesis {
         .expect("a validator set"),
         allocations: keys
             .iter()
+            .chain(funded)
             .map(|k| Allocation {
                 address: k.address(),
                 balance: 1 << 60,
@@ -314,6 +331,72 @@ async fn by_replay(a: &Args, root: &Path) {
     validator.shutdown().await.expect("stop the validator");
 }
 
+/// One run of `--disk-blocks` blocks of transfers on one validator.
+async fn disk_run(a: &Args, root: &Path, keep_blocks: u64) {
+    let keys = keys(1);
+    let senders: Vec<SecretKey> = (0..64).map(|_| SecretKey::generate()).collect();
+    let genesis = genesis_funding(&keys, &senders);
+    let dir = root.join(format!("keep{keep_blocks}"));
+    let mut opts = options(
+        dir.clone(),
+        Role::Validator,
+        keys[0].clone(),
+        &genesis,
+        free_port(),
+        Vec::new(),
+    );
+    opts.keep_blocks = keep_blocks;
+    opts.state.versions_kept = 200;
+    if keep_blocks > 0 {
+        opts.snapshots = SnapshotOptions {
+            interval_blocks: 1_000,
+            kept: 2,
+            chunk_entries: 4_096,
+        };
+    }
+    let node = Node::start(opts).await.expect("start the validator");
+    let mut nonces = vec![0u64; senders.len()];
+    let step = (a.disk_blocks / 10).max(1);
+    let mut next_report = step;
+    let started = Instant::now();
+    let mut txs = 0u64;
+    while node.progress().height < a.disk_blocks {
+        for (i, key) in senders.iter().enumerate() {
+            let to = senders[(i + 1) % senders.len()].address();
+            let raw = stele_types::Transaction {
+                chain_id: CHAIN,
+                nonce: nonces[i],
+                gas_limit: 100_000,
+                gas_price: 1,
+                payload: stele_types::TxPayload::Transfer { to, amount: 1 },
+            }
+            .sign(key)
+            .to_bytes();
+            if node.submit(&raw).is_ok() {
+                nonces[i] += 1;
+                txs += 1;
+            }
+        }
+        let height = node.progress().height;
+        if height >= next_report {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "bench": "disk",
+                    "keep_blocks": keep_blocks,
+                    "height": height,
+                    "txs": txs,
+                    "data_dir_bytes": disk_bytes(&dir),
+                    "seconds": started.elapsed().as_secs(),
+                })
+            );
+            next_report += step;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    node.shutdown().await.expect("stop the validator");
+}
+
 fn main() {
     let a = args();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -322,9 +405,17 @@ fn main() {
         .expect("a runtime");
     let dir = tempfile::tempdir().expect("a temp dir");
     runtime.block_on(async {
-        by_snapshot(&a, &dir.path().join("snapshot")).await;
+        // `--accounts 0` skips the join.
+        if a.accounts > 0 {
+            by_snapshot(&a, &dir.path().join("snapshot")).await;
+        }
         if a.replay_blocks > 0 {
             by_replay(&a, &dir.path().join("replay")).await;
+        }
+        if a.disk_blocks > 0 {
+            for keep_blocks in [0, 1_000] {
+                disk_run(&a, &dir.path().join("disk"), keep_blocks).await;
+            }
         }
     });
 }

@@ -544,8 +544,11 @@ pub async fn start_home_on(
         accept_data_loss,
         protocol_support: crate::node::protocol_support_from_env().map_err(HomeError)?,
     };
-    // While the node joins by snapshot (a while, once its transport is
-    // up), the RPC port answers `/status` with the join's progress.
+    // While the node joins by snapshot (a while), from the moment it found
+    // one to fetch, the RPC port answers `/status` with the join's
+    // progress. Before that (a new network's nodes all look for one at
+    // their first start, and find none) the port answers nothing, as
+    // during any start.
     let progress = Arc::new(crate::node::JoinProgress::default());
     let joining = match &listeners.rpc {
         Some(l) => {
@@ -554,7 +557,10 @@ pub async fn start_home_on(
             let full_node = opts.role == Role::Full;
             let watched = progress.clone();
             let begin = async move {
-                while !watched.phase().running() {
+                while !matches!(
+                    watched.phase(),
+                    crate::node::JoinPhase::Fetching | crate::node::JoinPhase::Importing
+                ) {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
             };
