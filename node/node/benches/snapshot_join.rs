@@ -27,7 +27,9 @@
 //! skips the join): a one-validator
 //! chain commits N blocks of transfers among 64 accounts (the state keeps
 //! its size), twice: keeping every block, then with `keep_blocks` 1 000,
-//! a snapshot every 1 000 heights (2 kept), 200 state versions kept.
+//! a snapshot every 1 000 heights (2 kept), 200 state versions kept,
+//! RocksDB's log at most 16 MiB (256 MiB by default: a short run would
+//! measure the log alone).
 //! Lines `disk`: the data dir's bytes every N / 10 blocks.
 
 use std::net::{SocketAddr, UdpSocket};
@@ -50,6 +52,8 @@ struct Args {
     replay_blocks: u64,
     chunk_entries: usize,
     disk_blocks: u64,
+    /// Keep the data dirs here (default: a temp dir, deleted).
+    dir: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -60,6 +64,7 @@ fn args() -> Args {
         replay_blocks: 3_000,
         chunk_entries: stele_node::snapshot::format::CHUNK_ENTRIES_TARGET,
         disk_blocks: 0,
+        dir: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -75,6 +80,7 @@ fn args() -> Args {
             "--replay-blocks" => a.replay_blocks = value(),
             "--chunk-entries" => a.chunk_entries = value() as usize,
             "--disk-blocks" => a.disk_blocks = value(),
+            "--dir" => a.dir = it.next().map(PathBuf::from),
             // `cargo bench` passes `--bench`.
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -347,6 +353,8 @@ async fn disk_run(a: &Args, root: &Path, keep_blocks: u64) {
     );
     opts.keep_blocks = keep_blocks;
     opts.state.versions_kept = 200;
+    // A short run reaches the log bound only if it is small.
+    opts.state.wal_bytes_max = 16 << 20;
     if keep_blocks > 0 {
         opts.snapshots = SnapshotOptions {
             interval_blocks: 1_000,
@@ -403,18 +411,19 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
-    let dir = tempfile::tempdir().expect("a temp dir");
+    let temp = tempfile::tempdir().expect("a temp dir");
+    let dir = a.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
     runtime.block_on(async {
         // `--accounts 0` skips the join.
         if a.accounts > 0 {
-            by_snapshot(&a, &dir.path().join("snapshot")).await;
+            by_snapshot(&a, &dir.join("snapshot")).await;
         }
         if a.replay_blocks > 0 {
-            by_replay(&a, &dir.path().join("replay")).await;
+            by_replay(&a, &dir.join("replay")).await;
         }
         if a.disk_blocks > 0 {
             for keep_blocks in [0, 1_000] {
-                disk_run(&a, &dir.path().join("disk"), keep_blocks).await;
+                disk_run(&a, &dir.join("disk"), keep_blocks).await;
             }
         }
     });

@@ -59,6 +59,13 @@ pub struct StateConfig {
     pub flat_deletes_compact: u64,
     /// What opening does with a damaged RocksDB write-ahead log.
     pub wal_recovery: WalRecovery,
+    /// RocksDB's write-ahead log files together at most: past it, the
+    /// column families holding the oldest file are flushed so it can go.
+    /// Without a bound, a column family written rarely (the block store's
+    /// metadata, the epochs) keeps every log file since its last flush on
+    /// disk, so deleted blocks and pruned versions stay there too, and a
+    /// restart replays them all.
+    pub wal_bytes_max: u64,
 }
 
 /// What [`State::open`] does when RocksDB's write-ahead log is torn or
@@ -88,6 +95,7 @@ impl Default for StateConfig {
             node_cache_nodes_max: 200_000,
             flat_deletes_compact: 256,
             wal_recovery: WalRecovery::Strict,
+            wal_bytes_max: 256 << 20,
         }
     }
 }
@@ -233,6 +241,7 @@ impl State {
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
         db_opts.set_max_background_jobs(2);
+        db_opts.set_max_total_wal_size(config.wal_bytes_max);
         db_opts.set_wal_recovery_mode(match config.wal_recovery {
             WalRecovery::Strict => DBRecoveryMode::AbsoluteConsistency,
             WalRecovery::DropDamagedTail => DBRecoveryMode::PointInTime,
