@@ -427,3 +427,78 @@ fn a_wiped_validator_and_a_wiped_full_node_join_by_snapshot() {
             .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_tails(30)));
     });
 }
+
+/// Issue 28: a join by snapshot killed halfway (SIGKILL while it fetches,
+/// seen through `/status`, which answers during the join) resumes from the
+/// chunks it had checked and kept, and fetches only the rest.
+#[test]
+fn a_join_by_snapshot_killed_halfway_resumes_from_the_chunks_it_kept() {
+    runtime().block_on(async {
+        let mut config = ClusterConfig::new(BIN, 4);
+        config.accounts = 4;
+        for (k, v) in [
+            ("snapshot_interval_blocks", 16),
+            ("snapshots_kept", 2),
+            ("snapshot_chunk_entries", 4),
+        ] {
+            config
+                .storage_extra
+                .insert(k.into(), toml::Value::Integer(v));
+        }
+        let (mut cluster, _) = funded_cluster(config, &[]).await;
+        let h = cluster.max_height(&[0, 1, 2, 3]).await.unwrap();
+        cluster
+            .wait_height(&[0, 1, 2, 3], h + 20, Duration::from_secs(60))
+            .await
+            .unwrap();
+        cluster.stop(3).await.unwrap();
+        cluster.wipe(3).unwrap();
+        // Slow links make the download take seconds.
+        let slow = stele_cluster::relay::LinkRule {
+            delay: Duration::from_millis(300),
+            ..stele_cluster::relay::LinkRule::PASS
+        };
+        for j in 0..3 {
+            cluster.set_link(3, j, slow);
+        }
+        cluster.start_node(3).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let fetched = loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never seen fetching\n{}",
+                cluster.log_tail(3, 60)
+            );
+            if let Ok(status) = cluster.status(3).await
+                && let Some(s) = status.snapshot
+                && s.phase == "fetching"
+                && s.chunks_fetched >= 2
+            {
+                assert!(s.chunks_fetched < s.chunks, "{s:?}");
+                break s.chunks_fetched;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        cluster.kill(3).unwrap();
+        for j in 0..3 {
+            cluster.set_link(3, j, stele_cluster::relay::LinkRule::PASS);
+        }
+        cluster
+            .restart(3)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_tail(3, 60)));
+        let status = cluster.status(3).await.unwrap();
+        let joined = status.snapshot.expect("the join is in the status");
+        assert_eq!(joined.phase, "joined", "{joined:?}");
+        assert!(
+            joined.chunks_resumed >= fetched,
+            "kept {fetched} chunks before the kill: {joined:?}"
+        );
+        assert_eq!(joined.chunks_fetched + joined.chunks_resumed, joined.chunks);
+        let top = cluster.max_height(&[0, 1, 2]).await.unwrap();
+        cluster
+            .wait_height(&[3], top, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_tail(3, 60)));
+    });
+}
