@@ -100,8 +100,11 @@ impl Block {
     }
 }
 
-/// Smallest possible encoded transaction, used to bound a block's count.
-const SIGNED_TX_BYTES_MIN: usize = 8 * 4 + (1 + 4 + 4 + 16) + 65;
+/// Smallest possible encoded transaction, used to bound a block's count: a
+/// validator-set vote with empty lists (tag, epoch, two zero counts). Too
+/// large a bound would refuse valid blocks made of such transactions, which
+/// anyone can send (they fail when they run, after the block is agreed).
+const SIGNED_TX_BYTES_MIN: usize = 8 * 4 + (1 + 8 + 4 + 4) + 65;
 
 impl Encode for Block {
     fn encode_to(&self, out: &mut Vec<u8>) {

@@ -284,6 +284,52 @@ proptest! {
     }
 }
 
+/// The smallest transaction of every kind, many of them and nothing else,
+/// makes a block that decodes: the bound a block's decoder puts on its
+/// count from the bytes left must not refuse it.
+#[test]
+fn a_block_of_the_smallest_transactions_of_each_kind_decodes() {
+    let smallest = [
+        TxPayload::Transfer {
+            to: Address([0; 20]),
+            amount: 0,
+        },
+        TxPayload::Deploy {
+            code: Vec::new(),
+            init_args: Vec::new(),
+            value: 0,
+        },
+        TxPayload::Call {
+            contract: Address([0; 20]),
+            method: "m".into(),
+            args: Vec::new(),
+            value: 0,
+        },
+        TxPayload::VoteValidators {
+            epoch: 0,
+            validators: Vec::new(),
+            possession: Vec::new(),
+        },
+    ];
+    for payload in smallest {
+        let tx = Transaction {
+            chain_id: CHAIN_ID,
+            nonce: 0,
+            gas_limit: 0,
+            gas_price: 0,
+            payload,
+        }
+        .sign(&key(1));
+        let block = Block {
+            header: sample_header(),
+            txs: vec![tx; 50],
+        };
+        let decoded: Block = decode(&block.to_bytes(), &Limits::DEFAULT)
+            .unwrap_or_else(|e| panic!("{:?}: {e}", block.txs[0].tx.payload));
+        assert_eq!(decoded, block);
+    }
+}
+
 #[test]
 fn limits_bound_decoding() {
     let tx = Transaction {
