@@ -43,13 +43,58 @@ pub(super) struct CatchUp {
     serve_bytes_max: usize,
     /// The snapshots this node keeps, served to peers (ADR 0012).
     snapshots: std::path::PathBuf,
-    /// Snapshot queries being answered; beyond [`SNAPSHOT_SERVING_MAX`] a
-    /// query is dropped (its stream closes; the asker tries another peer).
-    snapshot_serving: Arc<tokio::sync::Semaphore>,
+    /// Snapshot queries being answered; beyond [`SNAPSHOT_SERVING_MAX`]
+    /// in all, or [`SNAPSHOT_SERVING_PER_PEER_MAX`] for one peer, a query
+    /// is dropped (its stream closes; the asker tries another peer).
+    snapshot_serving: Arc<SnapshotSlots>,
 }
 
 /// Snapshot queries (chunk reads of up to a few MiB) answered at once.
 const SNAPSHOT_SERVING_MAX: usize = 4;
+/// Of those, for one peer: no peer holds every slot (a joiner asks two
+/// chunks at a time of each peer).
+const SNAPSHOT_SERVING_PER_PEER_MAX: usize = 2;
+
+/// The snapshot queries being answered, in all and per peer.
+#[derive(Debug, Default)]
+struct SnapshotSlots {
+    busy: std::sync::Mutex<std::collections::BTreeMap<Address, usize>>,
+}
+
+/// One query's slot, given back when dropped.
+struct SnapshotSlot {
+    slots: Arc<SnapshotSlots>,
+    peer: Address,
+}
+
+impl SnapshotSlots {
+    fn take(self: &Arc<Self>, peer: Address) -> Option<SnapshotSlot> {
+        let mut busy = self.busy.lock().ok()?;
+        let total: usize = busy.values().sum();
+        let mine = busy.get(&peer).copied().unwrap_or(0);
+        if total >= SNAPSHOT_SERVING_MAX || mine >= SNAPSHOT_SERVING_PER_PEER_MAX {
+            return None;
+        }
+        busy.insert(peer, mine + 1);
+        Some(SnapshotSlot {
+            slots: self.clone(),
+            peer,
+        })
+    }
+}
+
+impl Drop for SnapshotSlot {
+    fn drop(&mut self) {
+        if let Ok(mut busy) = self.slots.busy.lock()
+            && let Some(n) = busy.get_mut(&self.peer)
+        {
+            *n -= 1;
+            if *n == 0 {
+                busy.remove(&self.peer);
+            }
+        }
+    }
+}
 
 impl CatchUp {
     pub(super) fn new(
@@ -70,7 +115,7 @@ impl CatchUp {
             running: Arc::new(AtomicBool::new(false)),
             serve_bytes_max,
             snapshots,
-            snapshot_serving: Arc::new(tokio::sync::Semaphore::new(SNAPSHOT_SERVING_MAX)),
+            snapshot_serving: Arc::default(),
         }
     }
 
@@ -144,7 +189,7 @@ impl CatchUp {
     /// is counted and its stream closed.
     pub(super) fn serve(&self, from: Address, request: &[u8], respond: SyncResponder) {
         if let Some(query) = crate::sync::SnapshotQuery::decode(request) {
-            let Ok(permit) = self.snapshot_serving.clone().try_acquire_owned() else {
+            let Some(permit) = self.snapshot_serving.take(from) else {
                 debug!(%from, "snapshot queries at their limit; dropping one");
                 return;
             };
@@ -270,5 +315,25 @@ fn serve_sync(
         Some(view) => Ok(serve(&BlockReader::from_view(&view), req, bytes_max)?),
         // Nothing committed: no blocks to give.
         None => Ok(0u32.to_le_bytes().to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_peer_holds_every_snapshot_slot_and_slots_come_back() {
+        let slots = Arc::new(SnapshotSlots::default());
+        let (a, b, c) = (Address([1; 20]), Address([2; 20]), Address([3; 20]));
+        let a1 = slots.take(a).unwrap();
+        let _a2 = slots.take(a).unwrap();
+        assert!(slots.take(a).is_none(), "a third for one peer");
+        let _b1 = slots.take(b).unwrap();
+        let _b2 = slots.take(b).unwrap();
+        assert!(slots.take(c).is_none(), "a fifth in all");
+        drop(a1);
+        let _c1 = slots.take(c).unwrap();
+        assert!(slots.take(a).is_none());
     }
 }
