@@ -65,6 +65,13 @@ stele_install_deps() {
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq haproxy >/dev/null
   fi
+  # Node.js and npm for the TypeScript client (sdk/ts); its packages come
+  # from the npm registry (`npm ci`, pinned by package-lock.json).
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    step "installing nodejs and npm (apt-get)"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq nodejs npm >/dev/null
+  fi
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     step "installing the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
