@@ -157,10 +157,15 @@ enum Command {
 enum SnapshotCommand {
     /// Write the state at the node's latest height to FILE, with that
     /// block, its certificate and the chain of epochs that tie it to the
-    /// genesis. The node must be stopped.
+    /// genesis. The node must be stopped, unless --height names a snapshot
+    /// the node keeps (`data/snapshots/<height>`), which is copied into
+    /// FILE, each chunk checked, while the node runs.
     Export {
         #[arg(long, default_value = "stele-home")]
         home: PathBuf,
+        /// A height whose snapshot the node keeps.
+        #[arg(long)]
+        height: Option<u64>,
         file: PathBuf,
     },
     /// Check FILE against this home's genesis (every certificate from the
@@ -703,7 +708,16 @@ fn show_genesis(path: &Path) -> Res {
 
 fn snapshot_command(command: SnapshotCommand) -> Res {
     match command {
-        SnapshotCommand::Export { home, file } => snapshot_export(&home, &file),
+        SnapshotCommand::Export {
+            home,
+            height: None,
+            file,
+        } => snapshot_export(&home, &file),
+        SnapshotCommand::Export {
+            home,
+            height: Some(height),
+            file,
+        } => snapshot_export_kept(&home, height, &file),
         SnapshotCommand::Import { home, file } => snapshot_import(&home, &file),
     }
 }
@@ -745,6 +759,52 @@ fn snapshot_export(home: &Path, file: &Path) -> Res {
         m.height,
         m.state_root,
         exported.entries,
+        m.parts.len(),
+        exported.bytes
+    );
+    Ok(())
+}
+
+/// `export --height H`: the node's kept snapshot of H, as one file.
+fn snapshot_export_kept(home: &Path, height: u64, file: &Path) -> Res {
+    let config = NodeConfig::load(&config_path(home)).map_err(|e| e.to_string())?;
+    let kept = stele_node::node::snapshots_dir(&config.node.data_dir);
+    let dir = kept.join(height.to_string());
+    if !dir.is_dir() {
+        let heights = stele_node::node::kept_heights(&kept);
+        return Err(format!(
+            "the node keeps no snapshot of height {height} (it keeps {}; [storage] snapshot_interval_blocks sets which)",
+            if heights.is_empty() {
+                "none".to_string()
+            } else {
+                heights
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ));
+    }
+    let partial = file.with_extension("partial");
+    let out = std::fs::File::create(&partial)
+        .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+    let mut sink = stele_node::snapshot::FileSink::new(std::io::BufWriter::new(out));
+    let exported = stele_node::snapshot::export_folder(&dir, &mut sink).map_err(|e| {
+        let _ = std::fs::remove_file(&partial);
+        format!("{}: {e}", dir.display())
+    })?;
+    sink.into_inner()
+        .into_inner()
+        .map_err(|e| e.to_string())?
+        .sync_all()
+        .map_err(|e| e.to_string())?;
+    std::fs::rename(&partial, file).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    let m = &exported.manifest;
+    println!(
+        "wrote {}: height {}, state root {}, {} chunks, {} bytes",
+        file.display(),
+        m.height,
+        m.state_root,
         m.parts.len(),
         exported.bytes
     );

@@ -10,7 +10,9 @@ pub mod format;
 mod restore;
 pub mod synthetic;
 
-pub use create::{DirSink, Exported, FileSink, INDEX_FILE, Sink, chunk_file, export};
+pub use create::{
+    DirSink, Exported, FileSink, INDEX_FILE, Sink, chunk_file, export, export_folder,
+};
 pub use restore::{
     Imported, check_anchor, check_chunk, decode_index, import, import_folder, import_parts,
 };

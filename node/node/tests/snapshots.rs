@@ -418,6 +418,50 @@ fn a_wiped_validator_and_a_wiped_full_node_join_by_snapshot() {
                 .unwrap_or(0.0);
         }
         assert!(served > 0.0, "no chunk served was counted");
+        // A kept snapshot is exported from a running node by its height,
+        // and the file imports.
+        let home1 = cluster.root().join("net").join("node1");
+        let kept =
+            stele_node::node::kept_heights(&stele_node::node::snapshots_dir(&home1.join("data")))
+                [0];
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kept.snapshot");
+        let out = snapshot(&[
+            "export",
+            "--home",
+            home1.to_str().unwrap(),
+            "--height",
+            &kept.to_string(),
+            file.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        let out = snapshot(&[
+            "export",
+            "--home",
+            home1.to_str().unwrap(),
+            "--height",
+            "3",
+            dir.path().join("none").to_str().unwrap(),
+        ]);
+        assert!(
+            text(&out).contains("keeps no snapshot of height 3"),
+            "{}",
+            text(&out)
+        );
+        let spare = dir.path().join("spare");
+        empty_copy(&home1, &spare);
+        let out = snapshot(&[
+            "import",
+            "--home",
+            spare.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains(&format!("height {kept} ")),
+            "{}",
+            text(&out)
+        );
         // The restored validator votes: with node 2 down, 3 of 4 is a
         // quorum only with it.
         cluster.stop(2).await.unwrap();
