@@ -397,6 +397,8 @@ pub enum CertificateError {
     NoQuorum { got: u64, needed: u64 },
     #[error("certificate is for block {got}, expected {expected}")]
     WrongBlock { expected: Hash, got: Hash },
+    #[error("certificate is for height {got}, the block is at height {expected}")]
+    WrongHeight { expected: u64, got: u64 },
     #[error("certificate is from epoch {got}, the block is in epoch {expected}")]
     WrongEpoch { expected: u64, got: u64 },
 }
@@ -448,10 +450,16 @@ impl CommitCertificate {
         validators: &ValidatorSet,
     ) -> Result<(), CertificateError> {
         let hash = header.hash();
-        if hash != self.block_hash || header.height != self.height {
+        if hash != self.block_hash {
             return Err(CertificateError::WrongBlock {
                 expected: hash,
                 got: self.block_hash,
+            });
+        }
+        if header.height != self.height {
+            return Err(CertificateError::WrongHeight {
+                expected: header.height,
+                got: self.height,
             });
         }
         if header.epoch != self.epoch {

@@ -710,6 +710,7 @@ fn reason(e: &CertificateError) -> &'static str {
         CertificateError::BadSignature { .. } => "bad_signature",
         CertificateError::NoQuorum { .. } => "no_quorum",
         CertificateError::WrongBlock { .. } => "wrong_block",
+        CertificateError::WrongHeight { .. } => "wrong_height",
         CertificateError::WrongEpoch { .. } => "wrong_epoch",
     }
 }

@@ -231,6 +231,7 @@ export type CertificateErrorDetail =
   | { readonly kind: 'bad_signature'; readonly index: number; readonly cause: CryptoError }
   | { readonly kind: 'no_quorum'; readonly got: bigint; readonly needed: bigint }
   | { readonly kind: 'wrong_block'; readonly expected: Hash; readonly got: Hash }
+  | { readonly kind: 'wrong_height'; readonly expected: bigint; readonly got: bigint }
   | { readonly kind: 'wrong_epoch'; readonly expected: bigint; readonly got: bigint };
 
 function describeCertError(d: CertificateErrorDetail): string {
@@ -245,6 +246,8 @@ function describeCertError(d: CertificateErrorDetail): string {
       return `certificate carries ${d.got} voting power, a quorum needs ${d.needed}`;
     case 'wrong_block':
       return `certificate is for block ${d.got.toString()}, expected ${d.expected.toString()}`;
+    case 'wrong_height':
+      return `certificate is for height ${d.got}, the block is at height ${d.expected}`;
     case 'wrong_epoch':
       return `certificate is from epoch ${d.got}, the block is in epoch ${d.expected}`;
   }
@@ -312,8 +315,11 @@ export function verifyCertificate(
   validators: ValidatorSet,
 ): void {
   const hash = blockHeaderHash(header);
-  if (!hash.equals(c.blockHash) || header.height !== c.height) {
+  if (!hash.equals(c.blockHash)) {
     throw new CertificateError({ kind: 'wrong_block', expected: hash, got: c.blockHash });
+  }
+  if (header.height !== c.height) {
+    throw new CertificateError({ kind: 'wrong_height', expected: header.height, got: c.height });
   }
   if (header.epoch !== c.epoch) {
     throw new CertificateError({ kind: 'wrong_epoch', expected: header.epoch, got: c.epoch });
