@@ -594,8 +594,8 @@ pub async fn proof(ctx: &Ctx, a: ProofArgs) -> Res {
     })?;
     let client = ctx.client().await?;
     let p = client.get_storage_proof(a.contract, &key, a.height).await?;
-    if p.contract != a.contract || p.key.0 != key {
-        return fail("the node answered a proof for another key");
+    if let Err(e) = stele_client::check_storage_answer(&p, &a.contract, &key, a.height) {
+        return fail(format!("the proof does NOT answer the question: {e}"));
     }
     // The set of the proof's epoch, followed from the genesis set through
     // the epochs' certified last blocks (ADR 0010).

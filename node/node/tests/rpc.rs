@@ -788,6 +788,25 @@ async fn storage_proofs_verify_and_tampered_ones_do_not() {
         verify_storage_proof(&proof, CHAIN + 1, &vs),
         Err(VerifyError::WrongChain { .. })
     ));
+    // A node answering another question with a proof that holds: the
+    // absent key's proof for "n", the proof of height 2 for height 1.
+    use stele_client::check_storage_answer;
+    assert_eq!(
+        check_storage_answer(&proof, &contract, b"n", Some(2)),
+        Ok(())
+    );
+    assert_eq!(
+        check_storage_answer(&absent, &contract, b"n", None),
+        Err(VerifyError::WrongAnswer { what: "key" })
+    );
+    assert_eq!(
+        check_storage_answer(&proof, &contract, b"n", Some(1)),
+        Err(VerifyError::WrongAnswer { what: "height" })
+    );
+    assert_eq!(
+        check_storage_answer(&proof, &Address([7; 20]), b"n", None),
+        Err(VerifyError::WrongAnswer { what: "contract" })
+    );
 }
 
 /// A minimal HTTP/1.1 exchange; returns the status line and headers, and

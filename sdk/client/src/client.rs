@@ -414,6 +414,7 @@ impl Client {
         height: Option<u64>,
     ) -> Result<Option<Vec<u8>>, ClientError> {
         let proof = self.get_storage_proof(contract, key, height).await?;
+        crate::verify::check_storage_answer(&proof, &contract, key, height)?;
         let set = self
             .validators_for_block(proof.header.height, chain_id, genesis)
             .await?;

@@ -19,4 +19,4 @@ mod verify;
 pub use client::{Client, ClientError, RESPONSE_BYTES_MAX};
 pub use keystore::{KeystoreError, decrypt_keystore, encrypt_keystore};
 pub use tx::{Signer, TxBuilder};
-pub use verify::{VerifyError, verify_storage_proof};
+pub use verify::{VerifyError, check_storage_answer, verify_storage_proof};

@@ -22,6 +22,32 @@ pub enum VerifyError {
     /// it, or does not name the set the node gives for the next epoch.
     #[error("the chain of validator sets breaks at height {height}: {reason}")]
     SetChain { height: u64, reason: String },
+    /// The node proved something else than what was asked: another
+    /// contract, key or height. The proof may hold; it answers another
+    /// question.
+    #[error("the node answered for another {what} than the one asked")]
+    WrongAnswer { what: &'static str },
+}
+
+/// Checks that `proof` answers the question asked: `contract`'s `key`, at
+/// `height` if one was asked. [`verify_storage_proof`] then checks that
+/// the answer holds; both are needed, as a node can prove another key.
+pub fn check_storage_answer(
+    proof: &StorageProof,
+    contract: &stele_types::Address,
+    key: &[u8],
+    height: Option<u64>,
+) -> Result<(), VerifyError> {
+    if proof.contract != *contract {
+        return Err(VerifyError::WrongAnswer { what: "contract" });
+    }
+    if proof.key.0 != key {
+        return Err(VerifyError::WrongAnswer { what: "key" });
+    }
+    if height.is_some_and(|h| h != proof.header.height) {
+        return Err(VerifyError::WrongAnswer { what: "height" });
+    }
+    Ok(())
 }
 
 /// Verifies `proof` for chain `chain_id` with validator set `validators`:
