@@ -1,8 +1,12 @@
 /**
- * A typed client of the node's JSON-RPC 2.0 API over HTTP (`POST /`), as
- * defined in `sdk/client/src/api.rs` and described in `docs/rpc.md`.
- * Parameters are positional; answers are checked field by field and
- * turned into this package's types.
+ * A typed client of the node's JSON-RPC 2.0 API, as defined in
+ * `sdk/client/src/api.rs` and described in `docs/rpc.md`. Parameters are
+ * positional; answers are checked field by field and turned into this
+ * package's types.
+ *
+ * {@link RpcMethods} holds the typed methods over any transport;
+ * {@link RpcClient} is the one over HTTP (`POST /`), and `WsClient`
+ * (`ws.ts`) the one over WebSocket, with subscriptions.
  *
  * @module
  */
@@ -12,7 +16,7 @@ import type { Block, CommitCertificate } from './block.js';
 import type { Hash } from './hash.js';
 import { toHex } from './hex.js';
 import type { ProtocolParams } from './protocol.js';
-import type { ExecStatus, Receipt } from './receipt.js';
+import type { Event, ExecStatus, Receipt } from './receipt.js';
 import { type SignedTransaction, encodeSignedTransaction } from './tx.js';
 import type { ValidatorSet } from './validators.js';
 import {
@@ -29,8 +33,10 @@ import {
   asU128,
   asU32,
   asU64,
+  asArray,
   blockFromJson,
   commitCertificateFromJson,
+  eventFromJson,
   execStatusFromJson,
   parseJson,
   protocolParamsFromJson,
@@ -238,6 +244,53 @@ export interface ProtocolInfo {
   readonly scheduled: ScheduledProtocol | null;
 }
 
+/** Where a transaction is: in the node's mempool, in a block, or neither. */
+export type TxState = 'pending' | 'committed' | 'unknown';
+
+/**
+ * A contract-event filter (`get_events`, `subscribe_events`): events of
+ * `contract` (any when absent or `null`) whose topics match position by
+ * position (`null` matches any topic; an event with fewer topics than the
+ * filter does not match). At most 4 topics.
+ */
+export interface EventFilter {
+  readonly contract?: Address | null;
+  readonly topics?: readonly (Hash | null)[];
+}
+
+/**
+ * A position in the chain's events: the event `eventIndex` of the
+ * transaction `txIndex` of the block at `height`, whether or not it
+ * matches a filter.
+ */
+export interface EventCursor {
+  readonly height: bigint;
+  readonly txIndex: number;
+  readonly eventIndex: number;
+}
+
+/** A contract event with its place in the chain (`get_events`, `subscribe_events`). */
+export interface EventLog {
+  readonly blockHeight: bigint;
+  readonly blockHash: Hash;
+  readonly txHash: Hash;
+  readonly txIndex: number;
+  /** Position of the event in its transaction. */
+  readonly eventIndex: number;
+  readonly event: Event;
+}
+
+/** A page of past events (`get_events`). */
+export interface EventPage {
+  readonly events: readonly EventLog[];
+  /** The last height scanned (in part, when `next` is inside it). */
+  readonly toHeight: bigint;
+  /** The block to continue from, when the page ended before the range did. */
+  readonly nextHeight: bigint | null;
+  /** Where to continue (pass as `cursor`); `null` when the range is done. */
+  readonly next: EventCursor | null;
+}
+
 /** The `fetch` this client needs; the global one by default. */
 export type FetchLike = (
   url: string,
@@ -328,8 +381,8 @@ function transactionInfoFromJson(v: JsonValue): TransactionInfo {
   };
 }
 
-function receiptInfoFromJson(v: JsonValue): ReceiptInfo {
-  const p = 'result';
+/** A `ReceiptInfo` from its JSON form (`get_receipt`, and `tx_status` items). */
+export function receiptInfoFromJson(v: JsonValue, p = 'result'): ReceiptInfo {
   const o = asObject(v, p);
   return {
     receipt: receiptFromJson(o['receipt'] ?? null, `${p}.receipt`),
@@ -404,6 +457,52 @@ function protocolInfoFromJson(v: JsonValue): ProtocolInfo {
   };
 }
 
+/** The JSON form of an event filter. */
+export function eventFilterToJson(filter: EventFilter): JsonObject {
+  return {
+    contract: filter.contract === undefined || filter.contract === null ? null : filter.contract.toChecksum(),
+    topics: (filter.topics ?? []).map((t) => (t === null ? null : t.toString())),
+  };
+}
+
+/** The JSON form of an event cursor. */
+export function eventCursorToJson(c: EventCursor): JsonObject {
+  return { height: c.height, tx_index: c.txIndex, event_index: c.eventIndex };
+}
+
+function eventCursorFromJson(v: JsonValue, p: string): EventCursor {
+  const o = asObject(v, p);
+  return {
+    height: u64Field(o, 'height', p),
+    txIndex: asU32(o['tx_index'], `${p}.tx_index`),
+    eventIndex: asU32(o['event_index'], `${p}.event_index`),
+  };
+}
+
+/** An `EventLog` from its JSON form (`get_events` pages, `event` items). */
+export function eventLogFromJson(v: JsonValue, p = 'event'): EventLog {
+  const o = asObject(v, p);
+  return {
+    blockHeight: u64Field(o, 'block_height', p),
+    blockHash: asHash(o['block_hash'], `${p}.block_hash`),
+    txHash: asHash(o['tx_hash'], `${p}.tx_hash`),
+    txIndex: asU32(o['tx_index'], `${p}.tx_index`),
+    eventIndex: asU32(o['event_index'], `${p}.event_index`),
+    event: eventFromJson(o['event'] ?? null, `${p}.event`),
+  };
+}
+
+function eventPageFromJson(v: JsonValue): EventPage {
+  const p = 'result';
+  const o = asObject(v, p);
+  return {
+    events: asArray(o['events'], `${p}.events`).map((e, i) => eventLogFromJson(e, `${p}.events[${i}]`)),
+    toHeight: u64Field(o, 'to_height', p),
+    nextHeight: asOptional(o['next_height'], `${p}.next_height`, asU64),
+    next: asOptional(o['next'], `${p}.next`, eventCursorFromJson),
+  };
+}
+
 const U64_MAX = (1n << 64n) - 1n;
 /** Heights a block id may name (they fit a signed 64-bit integer). */
 const BLOCK_HEIGHT_MAX = (1n << 63n) - 1n;
@@ -416,24 +515,36 @@ function u64Param(v: bigint | number, what: string): bigint {
   return n;
 }
 
-/** A typed JSON-RPC client of one node (or a balancer in front of several). */
-export class RpcClient {
-  readonly url: string;
-  readonly #fetch: FetchLike;
-  readonly #headers: Readonly<Record<string, string>>;
-  readonly #timeoutMs: number | null;
-  readonly #responseCharsMax: number;
-  #nextId = 1;
-
-  /** @param url the node's JSON-RPC endpoint, e.g. `http://127.0.0.1:8545`. */
-  constructor(url: string, options: RpcClientOptions = {}) {
-    this.url = url;
-    this.#fetch = options.fetch ?? ((u, init) => fetch(u, init));
-    this.#headers = options.headers ?? {};
-    this.#timeoutMs = options.timeoutMs ?? null;
-    this.#responseCharsMax = options.responseCharsMax ?? 64 * 1024 * 1024;
+/**
+ * The result of a JSON-RPC response object to a call of `method`.
+ *
+ * @throws {RpcError} when it carries an error.
+ * @throws {RpcTransportError} when it is malformed (`status`: the HTTP
+ *   status it came with, if any).
+ */
+export function responseResult(method: string, response: JsonObject, status: number | null = null): JsonValue {
+  const error = response['error'];
+  if (error !== undefined && error !== null) {
+    try {
+      const o = asObject(error, 'error');
+      const code = o['code'];
+      if (typeof code !== 'number' || !Number.isInteger(code)) throw new JsonError('error.code: not an integer');
+      throw new RpcError(method, code, asString(o['message'], 'error.message'), o['data']);
+    } catch (e) {
+      if (e instanceof RpcError) throw e;
+      throw new RpcTransportError(method, `malformed error: ${(e as Error).message}`, status, e);
+    }
   }
+  if (!('result' in response)) throw new RpcTransportError(method, 'response has neither result nor error', status);
+  return response['result']!;
+}
 
+/**
+ * The typed methods of the API over any transport: a subclass gives
+ * {@link RpcMethods.call}, which sends one call and returns its raw
+ * result or throws an {@link RpcError} or an {@link RpcTransportError}.
+ */
+export abstract class RpcMethods {
   /**
    * Calls `method` with positional `params` and returns the raw result
    * (integers past 2^53 as `bigint`s).
@@ -441,54 +552,11 @@ export class RpcClient {
    * @throws {RpcError} when the node answers with an error.
    * @throws {RpcTransportError} when there is no valid answer.
    */
-  async call(method: string, params: readonly JsonValue[]): Promise<JsonValue> {
-    const id = this.#nextId++;
-    const body = stringifyJson({ jsonrpc: '2.0', id, method, params: [...params] });
-    const init: Parameters<FetchLike>[1] = {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...this.#headers },
-      body,
-    };
-    if (this.#timeoutMs !== null) init.signal = AbortSignal.timeout(this.#timeoutMs);
-    let text: string;
-    let status: number;
-    try {
-      const res = await this.#fetch(this.url, init);
-      status = res.status;
-      text = await res.text();
-      if (!res.ok) {
-        throw new RpcTransportError(method, `HTTP ${res.status} ${res.statusText}: ${text.slice(0, 200)}`, res.status);
-      }
-    } catch (e) {
-      if (e instanceof RpcTransportError) throw e;
-      throw new RpcTransportError(method, `request failed: ${e instanceof Error ? e.message : String(e)}`, null, e);
-    }
-    if (text.length > this.#responseCharsMax) {
-      throw new RpcTransportError(method, `response of ${text.length} characters, over ${this.#responseCharsMax}`, status);
-    }
-    let response: JsonObject;
-    try {
-      response = asObject(parseJson(text), 'response');
-    } catch (e) {
-      throw new RpcTransportError(method, `not a JSON-RPC response: ${(e as Error).message}`, status, e);
-    }
-    if (response['id'] !== id) {
-      throw new RpcTransportError(method, `response id ${stringifyJson(response['id'] ?? null)} is not ${id}`, status);
-    }
-    const error = response['error'];
-    if (error !== undefined && error !== null) {
-      try {
-        const o = asObject(error, 'error');
-        const code = o['code'];
-        if (typeof code !== 'number' || !Number.isInteger(code)) throw new JsonError('error.code: not an integer');
-        throw new RpcError(method, code, asString(o['message'], 'error.message'), o['data']);
-      } catch (e) {
-        if (e instanceof RpcError) throw e;
-        throw new RpcTransportError(method, `malformed error: ${(e as Error).message}`, status, e);
-      }
-    }
-    if (!('result' in response)) throw new RpcTransportError(method, 'response has neither result nor error', status);
-    return response['result']!;
+  abstract call(method: string, params: readonly JsonValue[]): Promise<JsonValue>;
+
+  /** The `status` of the {@link RpcTransportError} for an answer of the wrong shape. */
+  protected answerStatus(): number | null {
+    return null;
   }
 
   async #typed<T>(method: string, params: readonly JsonValue[], read: (v: JsonValue) => T): Promise<T> {
@@ -496,7 +564,9 @@ export class RpcClient {
     try {
       return read(result);
     } catch (e) {
-      if (e instanceof JsonError) throw new RpcTransportError(method, `unexpected answer: ${e.message}`, 200, e);
+      if (e instanceof JsonError) {
+        throw new RpcTransportError(method, `unexpected answer: ${e.message}`, this.answerStatus(), e);
+      }
       throw e;
     }
   }
@@ -532,7 +602,7 @@ export class RpcClient {
 
   /** The receipt of a committed transaction (`TX_PENDING` while it is pending). */
   getReceipt(hash: Hash): Promise<ReceiptInfo> {
-    return this.#typed('get_receipt', [hash.toString()], receiptInfoFromJson);
+    return this.#typed('get_receipt', [hash.toString()], (v) => receiptInfoFromJson(v));
   }
 
   /**
@@ -544,7 +614,7 @@ export class RpcClient {
     return this.#typed(
       'wait_for_receipt',
       [hash.toString(), u64Param(timeoutMs, 'timeoutMs')],
-      receiptInfoFromJson,
+      (v) => receiptInfoFromJson(v),
     );
   }
 
@@ -575,7 +645,7 @@ export class RpcClient {
     return this.#completeBlock(first);
   }
 
-  /** The latest committed block, whole (as {@link RpcClient.getBlock}). */
+  /** The latest committed block, whole (as {@link RpcMethods.getBlock}). */
   async getLatestBlock(): Promise<BlockInfo> {
     return this.#completeBlock(await this.#typed('get_latest_block', [], blockInfoFromJson));
   }
@@ -606,6 +676,37 @@ export class RpcClient {
     return { ...first, block: { header: first.block.header, txs }, txsNext: null };
   }
 
+  /**
+   * A page of past events matching `filter` in the committed blocks
+   * `fromHeight..=toHeight` (`toHeight` `null`: the latest), at most `limit`
+   * (1 to the node's `events_limit_max`, 1 000 by default). With `cursor`
+   * (inside the range) the page starts there and `next` says where the
+   * next one starts, nothing skipped or repeated; without it pages hold
+   * whole blocks and `nextHeight` says where to continue.
+   */
+  getEvents(
+    filter: EventFilter,
+    fromHeight: bigint | number,
+    toHeight: bigint | number | null,
+    limit: number,
+    cursor?: EventCursor,
+  ): Promise<EventPage> {
+    if (!Number.isInteger(limit) || limit < 1 || limit > 0xffff_ffff) {
+      throw new RangeError(`limit must be an integer from 1 to 2^32 - 1, got ${limit}`);
+    }
+    return this.#typed(
+      'get_events',
+      [
+        eventFilterToJson(filter),
+        u64Param(fromHeight, 'fromHeight'),
+        toHeight === null ? null : u64Param(toHeight, 'toHeight'),
+        limit,
+        cursor === undefined ? null : eventCursorToJson(cursor),
+      ],
+      eventPageFromJson,
+    );
+  }
+
   /** The validator set after `height` (the latest by default). */
   getValidators(height?: bigint | number): Promise<ValidatorsInfo> {
     return this.#typed(
@@ -622,5 +723,73 @@ export class RpcClient {
       [height === undefined ? null : u64Param(height, 'height')],
       protocolInfoFromJson,
     );
+  }
+}
+
+/** A typed JSON-RPC client of one node (or a balancer in front of several). */
+export class RpcClient extends RpcMethods {
+  readonly url: string;
+  readonly #fetch: FetchLike;
+  readonly #headers: Readonly<Record<string, string>>;
+  readonly #timeoutMs: number | null;
+  readonly #responseCharsMax: number;
+  #nextId = 1;
+
+  /** @param url the node's JSON-RPC endpoint, e.g. `http://127.0.0.1:8545`. */
+  constructor(url: string, options: RpcClientOptions = {}) {
+    super();
+    this.url = url;
+    this.#fetch = options.fetch ?? ((u, init) => fetch(u, init));
+    this.#headers = options.headers ?? {};
+    this.#timeoutMs = options.timeoutMs ?? null;
+    this.#responseCharsMax = options.responseCharsMax ?? 64 * 1024 * 1024;
+  }
+
+  /**
+   * Calls `method` with positional `params` and returns the raw result
+   * (integers past 2^53 as `bigint`s).
+   *
+   * @throws {RpcError} when the node answers with an error.
+   * @throws {RpcTransportError} when there is no valid answer.
+   */
+  override async call(method: string, params: readonly JsonValue[]): Promise<JsonValue> {
+    const id = this.#nextId++;
+    const body = stringifyJson({ jsonrpc: '2.0', id, method, params: [...params] });
+    const init: Parameters<FetchLike>[1] = {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...this.#headers },
+      body,
+    };
+    if (this.#timeoutMs !== null) init.signal = AbortSignal.timeout(this.#timeoutMs);
+    let text: string;
+    let status: number;
+    try {
+      const res = await this.#fetch(this.url, init);
+      status = res.status;
+      text = await res.text();
+      if (!res.ok) {
+        throw new RpcTransportError(method, `HTTP ${res.status} ${res.statusText}: ${text.slice(0, 200)}`, res.status);
+      }
+    } catch (e) {
+      if (e instanceof RpcTransportError) throw e;
+      throw new RpcTransportError(method, `request failed: ${e instanceof Error ? e.message : String(e)}`, null, e);
+    }
+    if (text.length > this.#responseCharsMax) {
+      throw new RpcTransportError(method, `response of ${text.length} characters, over ${this.#responseCharsMax}`, status);
+    }
+    let response: JsonObject;
+    try {
+      response = asObject(parseJson(text), 'response');
+    } catch (e) {
+      throw new RpcTransportError(method, `not a JSON-RPC response: ${(e as Error).message}`, status, e);
+    }
+    if (response['id'] !== id) {
+      throw new RpcTransportError(method, `response id ${stringifyJson(response['id'] ?? null)} is not ${id}`, status);
+    }
+    return responseResult(method, response, status);
+  }
+
+  protected override answerStatus(): number | null {
+    return 200;
   }
 }
