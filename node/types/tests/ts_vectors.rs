@@ -19,7 +19,6 @@
 mod common;
 
 use std::fmt::Debug;
-use std::path::PathBuf;
 
 use common::{CHAIN_ID, certificate, key, sample_header, sample_receipt, sample_tx, validator_set};
 use serde_json::{Value, json};
@@ -1557,38 +1556,11 @@ fn document() -> String {
     out
 }
 
-fn vectors_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sdk/ts/fixtures/vectors.json")
-}
-
 #[test]
 fn typescript_vectors_match_the_rust_types() {
-    let doc = document();
-    let path = vectors_path();
-    if std::env::var_os("STELE_WRITE_VECTORS").is_some_and(|v| v == "1") {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &doc).unwrap();
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e}; rerun with STELE_WRITE_VECTORS=1 to write it",
-            path.display()
-        )
-    });
-    if committed != doc {
-        let line = committed
-            .lines()
-            .zip(doc.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or_else(|| committed.lines().count().min(doc.lines().count()));
-        panic!(
-            "{} is stale (first difference at line {}): the Rust formats and the \
-             TypeScript vectors differ; rerun with STELE_WRITE_VECTORS=1 \
-             (cargo test -p stele-types --test ts_vectors) and commit the file, \
-             after checking that the change is a deliberate format change",
-            path.display(),
-            line + 1
-        );
-    }
+    stele_fixtures::check_ts_vectors(
+        "vectors.json",
+        &document(),
+        "cargo test -p stele-types --test ts_vectors",
+    );
 }

@@ -19,8 +19,6 @@
 //! the `AbiError` variant in snake case and its message.
 #![allow(clippy::unwrap_used)] // tests: a failure here is a test failure
 
-use std::path::PathBuf;
-
 use serde_json::{Value, json};
 use stele_abi::*;
 
@@ -1943,38 +1941,11 @@ fn document() -> String {
     out
 }
 
-fn vectors_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ts/fixtures/abi.json")
-}
-
 #[test]
 fn typescript_abi_vectors_match_the_rust_abi() {
-    let doc = document();
-    let path = vectors_path();
-    if std::env::var_os("STELE_WRITE_VECTORS").is_some_and(|v| v == "1") {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &doc).unwrap();
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e}; rerun with STELE_WRITE_VECTORS=1 to write it",
-            path.display()
-        )
-    });
-    if committed != doc {
-        let line = committed
-            .lines()
-            .zip(doc.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or_else(|| committed.lines().count().min(doc.lines().count()));
-        panic!(
-            "{} is stale (first difference at line {}): the Rust ABI and the \
-             TypeScript vectors differ; rerun with STELE_WRITE_VECTORS=1 \
-             (cargo test -p stele-abi --test ts_vectors) and commit the file, \
-             after checking that the change is a deliberate format change",
-            path.display(),
-            line + 1
-        );
-    }
+    stele_fixtures::check_ts_vectors(
+        "abi.json",
+        &document(),
+        "cargo test -p stele-abi --test ts_vectors",
+    );
 }

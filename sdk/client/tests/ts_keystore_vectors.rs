@@ -16,8 +16,6 @@
 //! committed file is identical.
 #![allow(clippy::unwrap_used)] // a test: any failure is a bug to see
 
-use std::path::PathBuf;
-
 use aes::cipher::{KeyIvInit, StreamCipher};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -662,38 +660,11 @@ fn document() -> String {
     out
 }
 
-fn vectors_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ts/fixtures/keystores.json")
-}
-
 #[test]
 fn typescript_keystore_vectors_match_the_rust_client() {
-    let doc = document();
-    let path = vectors_path();
-    if std::env::var_os("STELE_WRITE_VECTORS").is_some_and(|v| v == "1") {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &doc).unwrap();
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e}; rerun with STELE_WRITE_VECTORS=1 to write it",
-            path.display()
-        )
-    });
-    if committed != doc {
-        let line = committed
-            .lines()
-            .zip(doc.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or_else(|| committed.lines().count().min(doc.lines().count()));
-        panic!(
-            "{} is stale (first difference at line {}): the Rust keystore and the \
-             TypeScript vectors differ; rerun with STELE_WRITE_VECTORS=1 \
-             (cargo test -p stele-client --test ts_keystore_vectors) and commit the file, \
-             after checking that the change is a deliberate format change",
-            path.display(),
-            line + 1
-        );
-    }
+    stele_fixtures::check_ts_vectors(
+        "keystores.json",
+        &document(),
+        "cargo test -p stele-client --test ts_keystore_vectors",
+    );
 }
