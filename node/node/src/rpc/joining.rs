@@ -4,7 +4,8 @@
 //! `get_status` call give the join's progress, `GET /health` says the node
 //! is not ready, and every other call is refused with
 //! [`codes::JOINING`](stele_client::api::codes::JOINING). Bodies are
-//! small JSON-RPC objects; anything else is refused.
+//! small JSON-RPC objects; anything else is refused. At most
+//! [`CONNECTIONS_MAX`] connections are open at once.
 
 use std::sync::Arc;
 
@@ -20,6 +21,86 @@ use super::RpcListener;
 
 /// A request body this server reads at most.
 const BODY_BYTES_MAX: usize = 64 << 10;
+/// Connections open at once; more wait in the listen queue.
+const CONNECTIONS_MAX: usize = 64;
+
+/// The listener, holding at most [`CONNECTIONS_MAX`] connections open:
+/// the next is accepted once one closes.
+struct Capped {
+    inner: tokio::net::TcpListener,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// An accepted connection with its slot, given back when it closes.
+struct Held {
+    stream: tokio::net::TcpStream,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl axum::serve::Listener for Capped {
+    type Io = Held;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Held, std::net::SocketAddr) {
+        loop {
+            let Ok(slot) = self.slots.clone().acquire_owned().await else {
+                // The semaphore is never closed.
+                return std::future::pending().await;
+            };
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    return (
+                        Held {
+                            stream,
+                            _slot: slot,
+                        },
+                        addr,
+                    );
+                }
+                // Out of descriptors and the like: wait a little.
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+impl tokio::io::AsyncRead for Held {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Held {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
 
 /// The server answering on the RPC port during the join; stop it before the
 /// RPC server serves the port.
@@ -48,7 +129,10 @@ impl RpcListener {
         begin: impl std::future::Future<Output = ()> + Send + 'static,
         status: impl Fn() -> StatusInfo + Send + Sync + 'static,
     ) -> std::io::Result<JoiningServer> {
-        let listener = tokio::net::TcpListener::from_std(self.listener.try_clone()?)?;
+        let listener = Capped {
+            inner: tokio::net::TcpListener::from_std(self.listener.try_clone()?)?,
+            slots: Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX)),
+        };
         let status = Arc::new(status);
         let for_get = status.clone();
         let app = axum::Router::new()
@@ -195,6 +279,26 @@ mod tests {
         assert!(health.starts_with("HTTP/1.1 503"), "{health}");
         let plain = http_get(addr, "/status").await;
         assert!(plain.contains("\"chunks_fetched\":4"), "{plain}");
+        // Idle connections hold every slot: the next waits until one goes.
+        drop(client);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut idle = Vec::new();
+        for _ in 0..CONNECTIONS_MAX {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        let waiting = tokio::spawn(http_get(addr, "/status"));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            !waiting.is_finished(),
+            "a connection past the cap was served"
+        );
+        drop(idle.remove(0));
+        let late = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("served once a slot freed")
+            .unwrap();
+        assert!(late.contains("\"chain_id\":7"), "{late}");
+        drop(idle);
         server.stop().await;
     }
 
