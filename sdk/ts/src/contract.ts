@@ -35,28 +35,32 @@ import {
   JsonError,
   type JsonObject,
   type JsonValue,
-  asArray,
   asBool,
   asBytes,
   asHash,
   asObject,
   asOptional,
-  asU32,
   asU64,
-  eventFromJson,
   execStatusFromJson,
   stringifyJson,
   transactionToJson,
 } from './json.js';
 import type { SecretKey } from './keys.js';
 import type { Event, ExecStatus } from './receipt.js';
-import { type ReceiptInfo, type RpcClient, RpcCodes, RpcError, RpcTransportError } from './rpc.js';
+import {
+  type EventCursor,
+  type ReceiptInfo,
+  type RpcClient,
+  RpcCodes,
+  RpcError,
+  RpcTransportError,
+} from './rpc.js';
 import { type SignedTransaction, type Transaction, signTransaction, txHash } from './tx.js';
 
 /** What a {@link Contract} needs of a client: {@link RpcClient}, or any with these methods. */
 export type ContractClient = Pick<
   RpcClient,
-  'call' | 'getStatus' | 'getAccount' | 'sendTransaction' | 'waitForReceipt' | 'callView'
+  'call' | 'getStatus' | 'getAccount' | 'sendTransaction' | 'waitForReceipt' | 'callView' | 'getEvents'
 >;
 
 /** Options of a read-only call. */
@@ -302,56 +306,6 @@ function simulationFromJson(v: JsonValue): Simulation {
   };
 }
 
-interface RawEventLog {
-  readonly blockHeight: bigint;
-  readonly blockHash: Hash;
-  readonly txHash: Hash;
-  readonly txIndex: number;
-  readonly eventIndex: number;
-  readonly event: Event;
-}
-
-interface Cursor {
-  readonly height: bigint;
-  readonly txIndex: number;
-  readonly eventIndex: number;
-}
-
-function cursorFromJson(v: JsonValue, p: string): Cursor {
-  const o = asObject(v, p);
-  return {
-    height: asU64(o['height'], `${p}.height`),
-    txIndex: asU32(o['tx_index'], `${p}.tx_index`),
-    eventIndex: asU32(o['event_index'], `${p}.event_index`),
-  };
-}
-
-const cursorToJson = (c: Cursor): JsonObject => ({ height: c.height, tx_index: c.txIndex, event_index: c.eventIndex });
-
-interface RawEventPage {
-  readonly events: readonly RawEventLog[];
-  readonly next: Cursor | null;
-}
-
-function eventPageFromJson(v: JsonValue): RawEventPage {
-  const o = asObject(v, 'result');
-  return {
-    events: asArray(o['events'], 'result.events').map((x, i) => {
-      const p = `result.events[${i}]`;
-      const e = asObject(x, p);
-      return {
-        blockHeight: asU64(e['block_height'], `${p}.block_height`),
-        blockHash: asHash(e['block_hash'], `${p}.block_hash`),
-        txHash: asHash(e['tx_hash'], `${p}.tx_hash`),
-        txIndex: asU32(e['tx_index'], `${p}.tx_index`),
-        eventIndex: asU32(e['event_index'], `${p}.event_index`),
-        event: eventFromJson(e['event'] ?? null, `${p}.event`),
-      };
-    }),
-    next: asOptional(o['next'], 'result.next', cursorFromJson),
-  };
-}
-
 const OPTION_KEYS: Readonly<Record<'view' | 'call', readonly string[]>> = {
   view: ['height'],
   call: ['signer', 'gas', 'gasPrice', 'value', 'nonce', 'timeoutMs'],
@@ -550,24 +504,16 @@ export class Contract<T extends ContractTypes = UntypedContract> {
   async events(query: EventQuery = {}): Promise<ContractEventLog[]> {
     if (query.topics !== undefined && query.event === undefined) throw new TypeError('topic values need the event name');
     const topics = query.event === undefined ? [] : this.abi.eventFilterTopics(query.event, query.topics ?? []);
-    const filter: JsonObject = {
-      contract: this.address.toChecksum(),
-      topics: topics.map((t) => (t === null ? null : t.toString())),
-    };
+    const filter = { contract: this.address, topics };
     const from = uint(query.fromHeight ?? 1, U64_MAX, 'fromHeight');
     const to = query.toHeight === undefined ? null : uint(query.toHeight, U64_MAX, 'toHeight');
     const limit = query.pageSize ?? EVENTS_PAGE_DEFAULT;
     const max = query.max ?? Number.POSITIVE_INFINITY;
     const out: ContractEventLog[] = [];
-    let cursor: Cursor | null = { height: from > 0n ? from : 1n, txIndex: 0, eventIndex: 0 };
+    let cursor: EventCursor | null = { height: from > 0n ? from : 1n, txIndex: 0, eventIndex: 0 };
     for (let pages = 0; cursor !== null && out.length < max; pages++) {
       if (pages >= PAGES_MAX) throw new RpcTransportError('get_events', `more than ${PAGES_MAX} pages`);
-      const page: RawEventPage = await typed(
-        this.client,
-        'get_events',
-        [filter, from, to, Math.min(limit, max - out.length), cursorToJson(cursor)],
-        eventPageFromJson,
-      );
+      const page = await this.client.getEvents(filter, from, to, Math.min(limit, max - out.length), cursor);
       for (const log of page.events) {
         if (out.length >= max) break;
         const { event, ...position } = log;
@@ -643,14 +589,15 @@ export class Contract<T extends ContractTypes = UntypedContract> {
     if (info.eventsOmitted === 0) return info;
     const events = [...info.receipt.events];
     let omitted = info.eventsOmitted;
-    let cursor: Cursor | null = { height: info.blockHeight, txIndex: info.index, eventIndex: events.length };
+    let cursor: EventCursor | null = { height: info.blockHeight, txIndex: info.index, eventIndex: events.length };
     for (let pages = 0; omitted > 0 && cursor !== null && pages < PAGES_MAX; pages++) {
       if (cursor.height !== info.blockHeight || cursor.txIndex !== info.index) break;
-      const page: RawEventPage = await typed(
-        this.client,
-        'get_events',
-        [{ contract: null, topics: [] }, info.blockHeight, info.blockHeight, Math.min(omitted, RECEIPT_EVENTS_PAGE), cursorToJson(cursor)],
-        eventPageFromJson,
+      const page = await this.client.getEvents(
+        {},
+        info.blockHeight,
+        info.blockHeight,
+        Math.min(omitted, RECEIPT_EVENTS_PAGE),
+        cursor,
       );
       for (const log of page.events) {
         if (log.txIndex !== info.index || omitted === 0) break;
