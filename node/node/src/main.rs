@@ -735,23 +735,14 @@ fn snapshot_export(home: &Path, file: &Path) -> Res {
     let state = stele_node::node::open_database(&config.node.data_dir, &genesis)
         .map_err(|e| e.to_string())?;
     let view = state.view().ok_or("the node has no state yet")?;
-    // Written aside, then renamed: a file at FILE is always whole.
-    let partial = file.with_extension("partial");
-    let out = std::fs::File::create(&partial)
-        .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
-    let mut sink = stele_node::snapshot::FileSink::new(std::io::BufWriter::new(out));
-    let exported = stele_node::snapshot::export(
-        &view,
-        &mut sink,
-        stele_node::snapshot::format::CHUNK_ENTRIES_TARGET,
-    )
-    .map_err(|e| e.to_string())?;
-    sink.into_inner()
-        .into_inner()
-        .map_err(|e| e.to_string())?
-        .sync_all()
-        .map_err(|e| e.to_string())?;
-    std::fs::rename(&partial, file).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    let exported = write_snapshot_file(file, |sink| {
+        stele_node::snapshot::export(
+            &view,
+            sink,
+            stele_node::snapshot::format::CHUNK_ENTRIES_TARGET,
+        )
+        .map_err(|e| e.to_string())
+    })?;
     let m = &exported.manifest;
     println!(
         "wrote {}: height {}, state root {}, {} entries in {} chunks, {} bytes",
@@ -763,6 +754,34 @@ fn snapshot_export(home: &Path, file: &Path) -> Res {
         exported.bytes
     );
     Ok(())
+}
+
+/// A snapshot file at `file`, written by `write` aside, synced, then
+/// renamed, so a file at the name is always whole; the aside file is
+/// deleted if `write` fails.
+fn write_snapshot_file(
+    file: &Path,
+    write: impl FnOnce(
+        &mut stele_node::snapshot::FileSink<std::io::BufWriter<std::fs::File>>,
+    ) -> Result<stele_node::snapshot::Exported, String>,
+) -> Result<stele_node::snapshot::Exported, String> {
+    let partial = file.with_extension("partial");
+    let out = std::fs::File::create(&partial)
+        .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+    let mut sink = stele_node::snapshot::FileSink::new(std::io::BufWriter::new(out));
+    let written = write(&mut sink).and_then(|exported| {
+        sink.into_inner()
+            .into_inner()
+            .map_err(|e| e.to_string())?
+            .sync_all()
+            .map_err(|e| e.to_string())?;
+        Ok(exported)
+    });
+    let exported = written.inspect_err(|_| {
+        let _ = std::fs::remove_file(&partial);
+    })?;
+    std::fs::rename(&partial, file).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    Ok(exported)
 }
 
 /// `export --height H`: the node's kept snapshot of H, as one file.
@@ -785,20 +804,10 @@ fn snapshot_export_kept(home: &Path, height: u64, file: &Path) -> Res {
             }
         ));
     }
-    let partial = file.with_extension("partial");
-    let out = std::fs::File::create(&partial)
-        .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
-    let mut sink = stele_node::snapshot::FileSink::new(std::io::BufWriter::new(out));
-    let exported = stele_node::snapshot::export_folder(&dir, &mut sink).map_err(|e| {
-        let _ = std::fs::remove_file(&partial);
-        format!("{}: {e}", dir.display())
+    let exported = write_snapshot_file(file, |sink| {
+        stele_node::snapshot::export_folder(&dir, sink)
+            .map_err(|e| format!("{}: {e}", dir.display()))
     })?;
-    sink.into_inner()
-        .into_inner()
-        .map_err(|e| e.to_string())?
-        .sync_all()
-        .map_err(|e| e.to_string())?;
-    std::fs::rename(&partial, file).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     let m = &exported.manifest;
     println!(
         "wrote {}: height {}, state root {}, {} chunks, {} bytes",
