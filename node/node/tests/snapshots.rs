@@ -273,6 +273,14 @@ fn a_wiped_validator_and_a_wiped_full_node_join_by_snapshot() {
             assert!(std::time::Instant::now() < deadline, "no snapshots made");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // No quorum among 0, 1 and 2 (their links cut; each still
+        // reaches 3 and the joiners): the chain stands still, so nobody
+        // makes a newer snapshot, and what is set up below is what the
+        // first joiner finds.
+        use stele_cluster::relay::LinkRule;
+        for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+            cluster.set_link(a, b, LinkRule::CUT);
+        }
         // Validator 0 serves corrupt chunks of every snapshot it keeps.
         let snapshots =
             stele_node::node::snapshots_dir(&cluster.root().join("net").join("node0").join("data"));
@@ -348,6 +356,8 @@ fn a_wiped_validator_and_a_wiped_full_node_join_by_snapshot() {
         cluster.wipe(3).unwrap();
         for joiner in [3, full] {
             cluster.restart(joiner).await.unwrap();
+            // The chain goes on once validator 3 has joined.
+            cluster.set_all_links(LinkRule::PASS);
             let top = cluster.max_height(&[0, 1, 2]).await.unwrap();
             cluster
                 .wait_height(&[joiner], top, Duration::from_secs(60))
