@@ -90,7 +90,8 @@ pub struct NodeMetrics {
     pub commit_latency: Histogram,
     /// Difference of consecutive block timestamps, seconds.
     pub block_interval: Histogram,
-    /// Executing a block (validation or proposal), seconds.
+    /// Executing a block (validation, proposal, or a certified block this
+    /// node had not executed: a synced one), seconds.
     pub exec_seconds: Histogram,
     /// Writing a committed block and its state, seconds.
     pub storage_seconds: Histogram,

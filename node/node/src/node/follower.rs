@@ -542,7 +542,13 @@ impl Follower {
         if block.header.parent_hash != self.tip.hash {
             return Ok(Err(CommitError::ParentNotTip));
         }
-        Ok(self.execute(block).await?.map_err(CommitError::from))
+        let started = Instant::now();
+        let result = self.execute(block).await?;
+        self.shared
+            .metrics
+            .exec_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(result.map_err(CommitError::from))
     }
 
     /// Writes the block, its receipts, its certificate and its state
