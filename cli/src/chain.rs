@@ -386,11 +386,26 @@ pub async fn transfer(ctx: &Ctx, a: TransferArgs) -> Res {
 pub struct AccountArgs {
     /// An address or a key name; default the --from key.
     pub address: Option<String>,
+    /// Read the account with a Merkle proof, checked against the
+    /// validators followed from the genesis (`--genesis`), at a certified
+    /// height, instead of trusting the node.
+    #[arg(long)]
+    pub verified: bool,
+    /// With --verified: read at this committed height instead of the latest.
+    #[arg(long, requires = "verified")]
+    pub height: Option<u64>,
+    /// With --verified: the genesis file whose validator set is trusted;
+    /// default the devnet's.
+    #[arg(long, requires = "verified")]
+    pub genesis: Option<std::path::PathBuf>,
 }
 
 pub async fn account(ctx: &Ctx, a: AccountArgs) -> Res {
     let name = a.address.unwrap_or_else(|| ctx.global.from.clone());
     let address = resolve_address(&ctx.keystore(), &name)?;
+    if a.verified {
+        return account_verified(ctx, address, a.height, a.genesis.as_deref()).await;
+    }
     let client = ctx.client().await?;
     let info = client.get_account(address).await?;
     ctx.out(
@@ -415,6 +430,66 @@ pub async fn account(ctx: &Ctx, a: AccountArgs) -> Res {
             "pending_nonce": info.pending_nonce,
             "code_hash": info.code_hash,
             "height": info.height,
+        }),
+    );
+    Ok(())
+}
+
+/// `stele account --verified`: the record proven under a certified state
+/// root.
+async fn account_verified(
+    ctx: &Ctx,
+    address: Address,
+    height: Option<u64>,
+    genesis: Option<&std::path::Path>,
+) -> Res {
+    use crate::contract::{not_verified, trusted_genesis};
+    let genesis = trusted_genesis(ctx, genesis)?;
+    let client = ctx.client().await?;
+    let p = client.get_account_proof(address, height).await?;
+    if let Err(e) = stele_client::check_account_answer(&p, &address, height) {
+        return Err(CliError::new(format!(
+            "the proof does NOT answer the question: {e}"
+        )));
+    }
+    let set = client
+        .validators_for_block(p.header.height, genesis.chain_id, &genesis.validators)
+        .await
+        .map_err(not_verified)?;
+    let account = stele_client::verify_account_proof(&p, genesis.chain_id, &set)
+        .map_err(not_verified)?
+        .unwrap_or_default();
+    let exists = p.value.is_some();
+    ctx.out(
+        || {
+            let mut s = format!(
+                "address:  {address}\nbalance:  {}\nnonce:    {}",
+                account.balance, account.nonce
+            );
+            if let Some(code) = account.code_hash {
+                s.push_str(&format!("\ncode:     {code} (a contract)"));
+            }
+            if !exists {
+                s.push_str("\n(no such account: its absence is proven)");
+            }
+            s.push_str(&format!(
+                "\nheight:   {}\nverified against the {} validators of epoch {} (state root {})",
+                p.header.height,
+                set.len(),
+                p.header.epoch,
+                p.header.state_root
+            ));
+            s
+        },
+        json!({
+            "address": address,
+            "exists": exists,
+            "balance": account.balance.to_string(),
+            "nonce": account.nonce,
+            "code_hash": account.code_hash,
+            "height": p.header.height,
+            "state_root": p.header.state_root,
+            "verified": true,
         }),
     );
     Ok(())

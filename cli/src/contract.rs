@@ -566,6 +566,32 @@ fn unhex(what: &str, s: &str) -> Result<Vec<u8>, CliError> {
         .map_err(|_| CliError::new(format!("{what} must be 0x hex, got {s:?}")))
 }
 
+/// The genesis whose validator set a proof is checked against: `path`,
+/// default the devnet's.
+pub fn trusted_genesis(
+    ctx: &Ctx,
+    path: Option<&Path>,
+) -> Result<stele_node::genesis::Genesis, CliError> {
+    let path = path.map(Path::to_path_buf).unwrap_or_else(|| {
+        crate::devnet::default_dir(ctx)
+            .join("node0")
+            .join("genesis.json")
+    });
+    stele_node::genesis::Genesis::load(&path).map_err(|e| {
+        CliError::new(format!(
+            "cannot load the validator set from {}: {e}",
+            path.display()
+        ))
+        .hint("pass --genesis with the network's genesis.json: the proof is only as good as the validator set you trust")
+    })
+}
+
+/// A proof or its certificate did not hold.
+pub fn not_verified(e: impl std::fmt::Display) -> CliError {
+    CliError::new(format!("the proof does NOT verify: {e}"))
+        .hint("this node's answer cannot be trusted")
+}
+
 pub async fn proof(ctx: &Ctx, a: ProofArgs) -> Res {
     let key = if a.raw {
         unhex("the raw key", &a.key)?
@@ -580,18 +606,7 @@ pub async fn proof(ctx: &Ctx, a: ProofArgs) -> Res {
         }
         k
     };
-    let genesis_path = a.genesis.clone().unwrap_or_else(|| {
-        crate::devnet::default_dir(ctx)
-            .join("node0")
-            .join("genesis.json")
-    });
-    let genesis = stele_node::genesis::Genesis::load(&genesis_path).map_err(|e| {
-        CliError::new(format!(
-            "cannot load the validator set from {}: {e}",
-            genesis_path.display()
-        ))
-        .hint("pass --genesis with the network's genesis.json: the proof is only as good as the validator set you trust")
-    })?;
+    let genesis = trusted_genesis(ctx, a.genesis.as_deref())?;
     let client = ctx.client().await?;
     let p = client.get_storage_proof(a.contract, &key, a.height).await?;
     if let Err(e) = stele_client::check_storage_answer(&p, &a.contract, &key, a.height) {
@@ -602,14 +617,8 @@ pub async fn proof(ctx: &Ctx, a: ProofArgs) -> Res {
     let set = client
         .validators_for_block(p.header.height, genesis.chain_id, &genesis.validators)
         .await
-        .map_err(|e| {
-            CliError::new(format!("the proof does NOT verify: {e}"))
-                .hint("this node's answer cannot be trusted")
-        })?;
-    verify_storage_proof(&p, genesis.chain_id, &set).map_err(|e| {
-        CliError::new(format!("the proof does NOT verify: {e}"))
-            .hint("this node's answer cannot be trusted")
-    })?;
+        .map_err(not_verified)?;
+    verify_storage_proof(&p, genesis.chain_id, &set).map_err(not_verified)?;
     let decoded =
         match (&a.decode, &p.value) {
             (Some(ty), Some(v)) => {

@@ -429,6 +429,20 @@ fn contracts_through_the_cli_on_a_devnet() {
         (&proof["verified"], &proof["decoded"]),
         (&json!(true), &json!("250"))
     );
+    // The token's own account record, proven: a contract, no balance.
+    let record = cli.ok(&[
+        "account",
+        &token,
+        "--verified",
+        "--genesis",
+        genesis.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        (&record["verified"], &record["exists"], &record["balance"]),
+        (&json!(true), &json!(true), &json!("0")),
+        "{record}"
+    );
+    assert!(record["code_hash"].is_string(), "{record}");
 
     // Counter: typed return values and a typed error at its cap.
     let counter = cli.ok(&[

@@ -1,60 +1,13 @@
-//! The account record stored under `StateKey::account(address)`.
+//! The account record (defined in `stele_types`, which clients share) and
+//! where contract code is stored.
 
-use stele_types::codec::{Decode, DecodeError, Encode, Reader, put_option};
+use stele_types::Hash;
 use stele_types::proof::{Namespace, StateKey};
-use stele_types::{Amount, Hash};
 
-/// An account: externally owned (no code) or a contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Account {
-    /// Transactions sent (externally owned) or contracts created (contract).
-    pub nonce: u64,
-    pub balance: Amount,
-    /// Keccak-256 of the contract's code; `None` for a plain account.
-    pub code_hash: Option<Hash>,
-}
-
-impl Encode for Account {
-    fn encode_to(&self, out: &mut Vec<u8>) {
-        self.nonce.encode_to(out);
-        self.balance.encode_to(out);
-        put_option(out, &self.code_hash);
-    }
-}
-
-impl Decode for Account {
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Account {
-            nonce: r.u64("nonce")?,
-            balance: r.u128("balance")?,
-            code_hash: r.option("code hash", Hash::decode_from)?,
-        })
-    }
-}
+pub use stele_types::account::Account;
 
 /// Where code with `code_hash` is stored: contracts with the same code
 /// share one copy.
 pub fn code_key(code_hash: &Hash) -> StateKey {
     StateKey::new(Namespace::Code, code_hash.0.to_vec())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use stele_types::{Limits, decode};
-
-    #[test]
-    fn account_encoding_is_pinned() {
-        let a = Account {
-            nonce: 3,
-            balance: 1_000,
-            code_hash: Some(Hash([0xab; 32])),
-        };
-        let bytes = a.to_bytes();
-        assert_eq!(
-            stele_types::hex::encode(&bytes),
-            "0x0300000000000000e803000000000000000000000000000001abababababababababababababababababababababababababababababababab"
-        );
-        assert_eq!(decode::<Account>(&bytes, &Limits::default()), Ok(a));
-    }
 }

@@ -16,7 +16,10 @@ use stele_client::api::{
     BlockId, EventFilter, ReceiptInfo, SimulateRequest, SimulationResult, TraceFrame, TxState,
     codes,
 };
-use stele_client::{Client, TxBuilder, VerifyError, verify_storage_proof};
+use stele_client::{
+    Client, TxBuilder, VerifyError, check_account_answer, verify_account_proof,
+    verify_storage_proof,
+};
 use stele_node::rpc::RpcConfig;
 use stele_types::codec::Encode;
 use stele_types::*;
@@ -705,6 +708,104 @@ async fn websocket_subscriptions_see_blocks_events_and_tx_status() {
             .active_subscriptions
             .load(Ordering::Relaxed),
         0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_proofs_verify_and_tampered_ones_do_not() {
+    let node = TestNode::start(RpcConfig::default()).await;
+    let client = Client::connect(&node.http()).await.unwrap();
+    let contract = deploy_counter(&node, &client).await;
+    let sender = key(2).address();
+    let tx = signed(
+        2,
+        0,
+        1_000_000,
+        TxPayload::Call {
+            contract,
+            method: "increment".into(),
+            args: vec![],
+            value: 0,
+        },
+    );
+    client.send_transaction(&tx.to_bytes()).await.unwrap();
+    node.commit().await;
+    let vs = validators();
+
+    // The latest record, as `get_account` reads it.
+    let proof = client.get_account_proof(sender, None).await.unwrap();
+    assert_eq!(proof.header.height, 2);
+    let account = verify_account_proof(&proof, CHAIN, &vs).unwrap().unwrap();
+    let info = client.get_account(sender).await.unwrap();
+    assert_eq!((account.nonce, account.balance), (1, info.balance));
+    assert_eq!(account.code_hash, None);
+    // Before its transaction, through the checked read.
+    let (height, before) = client
+        .get_account_verified(CHAIN, &vs, sender, Some(1))
+        .await
+        .unwrap();
+    assert_eq!((height, before.unwrap().nonce), (1, 0));
+    // A contract's record names its code; a stranger is proven absent.
+    let c = client.get_account_proof(contract, None).await.unwrap();
+    let code_hash = verify_account_proof(&c, CHAIN, &vs)
+        .unwrap()
+        .unwrap()
+        .code_hash;
+    assert_eq!(
+        code_hash,
+        Some(client.get_contract(contract).await.unwrap().code_hash)
+    );
+    let stranger = key(77).address();
+    let absent = client.get_account_proof(stranger, None).await.unwrap();
+    assert_eq!(absent.value, None);
+    assert_eq!(verify_account_proof(&absent, CHAIN, &vs), Ok(None));
+
+    // Tampered answers.
+    let mut t = proof.clone();
+    t.value = Some(
+        Account {
+            balance: account.balance + 1,
+            ..account
+        }
+        .to_bytes()
+        .into(),
+    );
+    assert!(matches!(
+        verify_account_proof(&t, CHAIN, &vs),
+        Err(VerifyError::Proof(_))
+    ));
+    let mut t = proof.clone();
+    t.value = None;
+    assert!(matches!(
+        verify_account_proof(&t, CHAIN, &vs),
+        Err(VerifyError::Proof(_))
+    ));
+    let mut t = proof.clone();
+    t.header.state_root = Hash([1; 32]);
+    assert!(matches!(
+        verify_account_proof(&t, CHAIN, &vs),
+        Err(VerifyError::Certificate(_))
+    ));
+    // The stranger's absence proof offered for the sender holds for the
+    // stranger only.
+    let mut t = absent.clone();
+    t.address = sender;
+    assert!(verify_account_proof(&t, CHAIN, &vs).is_err());
+    assert_eq!(
+        check_account_answer(&absent, &sender, None),
+        Err(VerifyError::WrongAnswer { what: "address" })
+    );
+    assert_eq!(
+        check_account_answer(&proof, &sender, Some(1)),
+        Err(VerifyError::WrongAnswer { what: "height" })
+    );
+    assert_eq!(
+        code(client.get_account_proof(sender, Some(0)).await),
+        codes::HEIGHT_UNAVAILABLE
+    );
+    assert_eq!(
+        code(client.get_account_proof(sender, Some(99)).await),
+        codes::HEIGHT_UNAVAILABLE
     );
 }
 

@@ -36,12 +36,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use stele_state::{Namespace, ProofError, SparseMerkleProof, State, StateKey};
-use stele_types::codec::{Encode, Limits, decode, put_option};
+use stele_types::codec::{Encode, Limits, decode};
 use stele_types::hash::domain;
 use stele_types::proof::{PROOF_SIBLINGS_MAX, value_hash};
 use stele_types::{
-    Address, Block, BlockHeader, CommitCertificate, CommitSignature, Hash, SecretKey, Validator,
-    ValidatorSet, keccak256,
+    Account, Address, Block, BlockHeader, CommitCertificate, CommitSignature, Hash, SecretKey,
+    Validator, ValidatorSet, keccak256,
 };
 
 use common::{temp_state, test_config};
@@ -83,25 +83,14 @@ fn key(n: u8) -> SecretKey {
 }
 
 // ---------------------------------------------------------------------------
-// Account records, as `stele_exec::account::Account` encodes them (that
-// crate is not a dependency of this one; `account_record_matches_the_pinned_
-// executor_encoding` below holds this to the executor's pinned bytes).
-
+/// An account record (`stele_types::Account`, as the executor stores it).
 fn account_bytes(nonce: u64, balance: u128, code_hash: Option<Hash>) -> Vec<u8> {
-    let mut out = Vec::new();
-    nonce.encode_to(&mut out);
-    balance.encode_to(&mut out);
-    put_option(&mut out, &code_hash);
-    out
-}
-
-#[test]
-fn account_record_matches_the_pinned_executor_encoding() {
-    // `stele_exec::account::tests::account_encoding_is_pinned`.
-    assert_eq!(
-        stele_types::hex::encode(&account_bytes(3, 1_000, Some(Hash([0xab; 32])))),
-        "0x0300000000000000e803000000000000000000000000000001abababababababababababababababababababababababababababababababab"
-    );
+    Account {
+        nonce,
+        balance,
+        code_hash,
+    }
+    .to_bytes()
 }
 
 // ---------------------------------------------------------------------------
@@ -1124,6 +1113,112 @@ fn reads() -> Vec<Read> {
     ]
 }
 
+/// Account reads (`get_account_proof` answers) and what they verify to.
+fn account_reads(state: &State, chain: &Chain) -> Value {
+    let reads: [(&str, Address, Option<u64>); 5] = [
+        ("the sender of every block, latest", key(1).address(), None),
+        ("the sender in epoch 0", key(1).address(), Some(3)),
+        (
+            "an account with the largest balance",
+            key(6).address(),
+            Some(7),
+        ),
+        ("a contract's record", contract(2), Some(10)),
+        (
+            "an account that does not exist",
+            key(40).address(),
+            Some(11),
+        ),
+    ];
+    let reads = reads
+        .iter()
+        .map(|&(name, address, height)| {
+            let h = height.unwrap_or(TIP);
+            let sk = StateKey::account(&address);
+            let (value, proof) = state.prove(&sk, h).unwrap();
+            let (header, cert) = (chain.header(h), chain.certificate(h));
+            let account = value
+                .as_ref()
+                .map(|v| decode::<Account>(v, &Limits::default()).unwrap());
+            json!({
+                "name": name,
+                "address": text(address),
+                "height": height.map(dec),
+                "account": account.map(|a| json!({
+                    "nonce": dec(a.nonce),
+                    "balance": dec(a.balance),
+                    "code_hash": a.code_hash.map(text),
+                })),
+                "answer": compact(&account_answer(&address, value.as_deref(), &proof, header, cert)),
+                "verified_by": verified_by(header, cert),
+            })
+        })
+        .collect::<Vec<_>>();
+    // Forged answers to a read of key(1)'s account at height 10.
+    let h = 10;
+    let me = key(1).address();
+    let sk = StateKey::account(&me);
+    let (value, proof) = state.prove(&sk, h).unwrap();
+    let value = value.unwrap();
+    let (header, cert) = (chain.header(h), chain.certificate(h));
+    let richer = {
+        let mut a = decode::<Account>(&value, &Limits::default()).unwrap();
+        a.balance += 1;
+        a.to_bytes()
+    };
+    let e = proof
+        .verify(&header.state_root, &sk.hash(), Some(&richer))
+        .unwrap_err();
+    let other = key(2).address();
+    let (other_value, other_proof) = state.prove(&StateKey::account(&other), h).unwrap();
+    let forged = vec![
+        json!({
+            "name": "the balance is not the proven one",
+            "address": text(me),
+            "height": dec(h),
+            "answer": compact(&account_answer(&me, Some(&richer), &proof, header, cert)),
+            "error": { "kind": "proof", "reason": proof_error_kind(&e), "cause": text(&e) },
+        }),
+        json!({
+            "name": "the node answers for another account",
+            "address": text(me),
+            "height": dec(h),
+            "answer": compact(&account_answer(&other, other_value.as_deref(), &other_proof, header, cert)),
+            "error": { "kind": "wrong_answer" },
+        }),
+        json!({
+            "name": "the node answers at another height",
+            "address": text(me),
+            "height": dec(h),
+            "answer": compact(&account_answer(
+                &me,
+                state.prove(&sk, h - 1).unwrap().0.as_deref(),
+                &state.prove(&sk, h - 1).unwrap().1,
+                chain.header(h - 1),
+                chain.certificate(h - 1),
+            )),
+            "error": { "kind": "wrong_answer" },
+        }),
+    ];
+    json!({ "reads": reads, "forged": forged })
+}
+
+fn account_answer(
+    address: &Address,
+    value: Option<&[u8]>,
+    proof: &SparseMerkleProof,
+    header: &BlockHeader,
+    cert: &CommitCertificate,
+) -> Value {
+    json!({
+        "address": text(address),
+        "value": value.map(hx),
+        "proof": serde_json::to_value(proof).unwrap(),
+        "header": serde_json::to_value(header).unwrap(),
+        "certificate": serde_json::to_value(cert).unwrap(),
+    })
+}
+
 fn light(state: &State, chain: &Chain) -> Value {
     let genesis = set_of(0).1;
     let sets: Vec<Value> = (0..=LAST_EPOCH)
@@ -1184,6 +1279,7 @@ fn light(state: &State, chain: &Chain) -> Value {
         "blocks": blocks,
         "reads": verified,
         "forged": forged_answers(state, chain),
+        "accounts": account_reads(state, chain),
     })
 }
 

@@ -5,6 +5,7 @@
 //! Architecture invariant: nothing here does I/O or depends on tokio, RocksDB
 //! or wasmtime, so any client can verify what it reads from a node.
 
+pub mod account;
 pub mod address;
 pub mod block;
 pub mod codec;
@@ -18,6 +19,7 @@ pub mod receipt;
 pub mod snapshot;
 pub mod tx;
 
+pub use account::Account;
 pub use address::{Address, AddressError};
 pub use block::{
     Block, BlockHeader, CertificateError, CommitCertificate, CommitSignature, ConsensusKind,

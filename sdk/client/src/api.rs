@@ -440,6 +440,21 @@ pub struct StorageProof {
     pub certificate: CommitCertificate,
 }
 
+/// An account record with its Merkle proof, the certified header whose
+/// state root the proof is against, and that header's commit certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountProof {
+    pub address: Address,
+    /// The account record's canonical encoding (`stele_types::Account`:
+    /// nonce, balance, code hash), the bytes the proof's leaf holds;
+    /// `None`: the account does not exist (a non-inclusion proof).
+    pub value: Option<Bytes>,
+    pub proof: SparseMerkleProof,
+    pub header: BlockHeader,
+    pub certificate: CommitCertificate,
+}
+
 /// One storage entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -793,6 +808,14 @@ pub trait SteleApi {
         key: Bytes,
         height: Option<u64>,
     ) -> RpcResult<StorageProof>;
+
+    /// An account record with a proof against a certified state root.
+    #[method(name = "get_account_proof")]
+    async fn get_account_proof(
+        &self,
+        address: Address,
+        height: Option<u64>,
+    ) -> RpcResult<AccountProof>;
 
     /// A page of a contract's storage entries whose keys start with
     /// `prefix`, after `cursor`, at the latest height.

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use jsonrpsee::core::client::{ClientT, Error as RpcClientError, Subscription};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
-use stele_types::{Address, Hash, ValidatorSet};
+use stele_types::{Account, Address, Hash, ValidatorSet};
 use thiserror::Error;
 
 use crate::api::*;
-use crate::verify::{VerifyError, verify_storage_proof};
+use crate::verify::{VerifyError, verify_account_proof, verify_storage_proof};
 
 /// Why a client call failed.
 #[derive(Debug, Error)]
@@ -420,6 +420,34 @@ impl Client {
             .await?;
         verify_storage_proof(&proof, chain_id, &set)?;
         Ok(proof.value.map(|v| v.0))
+    }
+
+    pub async fn get_account_proof(
+        &self,
+        address: Address,
+        height: Option<u64>,
+    ) -> Result<AccountProof, ClientError> {
+        call!(self, get_account_proof(address, height))
+    }
+
+    /// An account record that does not rely on trusting the node, checked
+    /// as [`Client::get_storage_verified`] checks a storage value; `None`
+    /// when the account is proven not to exist. Returns the certified
+    /// header's height with it.
+    pub async fn get_account_verified(
+        &self,
+        chain_id: u64,
+        genesis: &ValidatorSet,
+        address: Address,
+        height: Option<u64>,
+    ) -> Result<(u64, Option<Account>), ClientError> {
+        let proof = self.get_account_proof(address, height).await?;
+        crate::verify::check_account_answer(&proof, &address, height)?;
+        let set = self
+            .validators_for_block(proof.header.height, chain_id, genesis)
+            .await?;
+        let account = verify_account_proof(&proof, chain_id, &set)?;
+        Ok((proof.header.height, account))
     }
 
     /// A page of the transactions that wrote `key` of `contract`, newest

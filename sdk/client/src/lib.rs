@@ -19,4 +19,7 @@ mod verify;
 pub use client::{Client, ClientError, RESPONSE_BYTES_MAX};
 pub use keystore::{KeystoreError, decrypt_keystore, encrypt_keystore};
 pub use tx::{Signer, TxBuilder};
-pub use verify::{VerifyError, check_storage_answer, verify_storage_proof};
+pub use verify::{
+    VerifyError, check_account_answer, check_storage_answer, verify_account_proof,
+    verify_storage_proof,
+};

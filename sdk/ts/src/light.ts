@@ -33,9 +33,13 @@ import {
   blockHeaderFromJson,
   commitCertificateFromJson,
 } from './json.js';
+import { DecodeError } from './codec.js';
 import {
+  type Account,
   ProofError,
   type SparseMerkleProof,
+  accountStateKey,
+  decodeAccount,
   type StateKey,
   describeStateKey,
   proofFromJson,
@@ -80,7 +84,9 @@ export type LightClientErrorDetail =
       /** The certificate check that failed, when that is the reason. */
       readonly cause: CertificateError | null;
     }
-  | { readonly kind: 'wrong_answer'; readonly asked: string; readonly answered: string };
+  | { readonly kind: 'wrong_answer'; readonly asked: string; readonly answered: string }
+  /** The proven bytes at an account key are not an account record. */
+  | { readonly kind: 'account_record'; readonly cause: DecodeError };
 
 function describeLightError(d: LightClientErrorDetail): string {
   switch (d.kind) {
@@ -94,6 +100,8 @@ function describeLightError(d: LightClientErrorDetail): string {
       return `the chain of validator sets breaks at height ${d.height}: ${d.reason}`;
     case 'wrong_answer':
       return `asked for ${d.asked}, the node answered for ${d.answered}`;
+    case 'account_record':
+      return `the proven account record does not decode: ${d.cause.message}`;
   }
 }
 
@@ -368,4 +376,112 @@ export async function verifiedStorage(
     certificate: info.certificate,
   });
   return { ...verification, value: info.value };
+}
+
+/** A node's `get_account_proof` answer: an account record, its proof, and the certified header it is against. */
+export interface AccountProofInfo {
+  readonly address: Address;
+  /** The record's encoding; `null`: the account does not exist (a non-inclusion proof). */
+  readonly value: Uint8Array | null;
+  readonly proof: SparseMerkleProof;
+  readonly header: BlockHeader;
+  readonly certificate: CommitCertificate;
+}
+
+/** @throws {JsonError} */
+export function accountProofInfoFromJson(v: JsonValue, path = 'result'): AccountProofInfo {
+  const o = asObject(v, path);
+  return {
+    address: asAddress(o['address'], `${path}.address`),
+    value: asOptional(o['value'], `${path}.value`, asBytes),
+    proof: proofFromJson(o['proof'] ?? null, `${path}.proof`),
+    header: blockHeaderFromJson(o['header'] ?? null, `${path}.header`),
+    certificate: commitCertificateFromJson(o['certificate'] ?? null, `${path}.certificate`),
+  };
+}
+
+/**
+ * The node's `get_account_proof` answer for `address` at `height` (the
+ * latest by default), unchecked.
+ *
+ * @throws {RpcError | RpcTransportError}
+ */
+export async function getAccountProof(
+  client: Pick<LightRpc, 'call'>,
+  address: Address,
+  height?: bigint | number,
+): Promise<AccountProofInfo> {
+  const method = 'get_account_proof';
+  const result = await client.call(method, [
+    address.toChecksum(),
+    height === undefined ? null : heightParam(height, 'height'),
+  ]);
+  try {
+    return accountProofInfoFromJson(result);
+  } catch (e) {
+    if (e instanceof JsonError) throw new RpcTransportError(method, `unexpected answer: ${e.message}`, 200, e);
+    throw e;
+  }
+}
+
+/** A verified account record and who vouched for it. */
+export interface VerifiedAccount extends Verification {
+  /** The record, or `null` when the account is proven not to exist. */
+  readonly account: Account | null;
+}
+
+/** Options of {@link verifiedAccount}. */
+export interface VerifiedAccountOptions {
+  /** Read at this height (at least 1) instead of the latest. */
+  readonly height?: bigint | number;
+}
+
+/**
+ * The account record of `address` (nonce, balance, code hash), read from
+ * `client` without trusting it, as {@link verifiedStorage} reads a
+ * storage value (Rust's `get_account_verified`). The height is a
+ * certified one, so the nonce counts committed transactions only.
+ *
+ * @throws {LightClientError} when the answer does not check out.
+ * @throws {RpcError | RpcTransportError} when the node does not answer.
+ */
+export async function verifiedAccount(
+  client: LightRpc,
+  genesis: TrustedGenesis,
+  address: Address,
+  options: VerifiedAccountOptions = {},
+): Promise<VerifiedAccount> {
+  const height = options.height === undefined ? undefined : heightParam(options.height, 'height');
+  const info = await getAccountProof(client, address, height);
+  if (!info.address.equals(address)) {
+    throw new LightClientError({
+      kind: 'wrong_answer',
+      asked: describeStateKey(accountStateKey(address)),
+      answered: describeStateKey(accountStateKey(info.address)),
+    });
+  }
+  if (height !== undefined && info.header.height !== height) {
+    throw new LightClientError({
+      kind: 'wrong_answer',
+      asked: `height ${height}`,
+      answered: `height ${info.header.height}`,
+    });
+  }
+  const verification = await verifyCertifiedState(client, genesis, {
+    stateKey: accountStateKey(address),
+    value: info.value,
+    proof: info.proof,
+    header: info.header,
+    certificate: info.certificate,
+  });
+  let account: Account | null = null;
+  if (info.value !== null) {
+    try {
+      account = decodeAccount(info.value);
+    } catch (e) {
+      if (e instanceof DecodeError) throw new LightClientError({ kind: 'account_record', cause: e });
+      throw e;
+    }
+  }
+  return { ...verification, account };
 }

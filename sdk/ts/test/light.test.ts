@@ -71,6 +71,17 @@ interface Light {
     };
   }[];
   forged: { name: string; contract: string; key: Hex; height: Dec; replace: Replacement[]; error: ErrorJson }[];
+  accounts: {
+    reads: {
+      name: string;
+      address: string;
+      height: Dec | null;
+      account: { nonce: Dec; balance: Dec; code_hash: Hex | null } | null;
+      answer: string;
+      verified_by: Light['reads'][number]['verified_by'];
+    }[];
+    forged: { name: string; address: string; height: Dec; answer: string; error: { kind: string; reason?: string; cause?: string } }[];
+  };
 }
 
 const v = (JSON.parse(readFileSync(new URL('../../fixtures/proofs.json', import.meta.url), 'utf8')) as { light: Light })
@@ -91,6 +102,8 @@ interface Call {
 }
 
 let replacements: Replacement[] = [];
+/** The answer to every `get_account_proof`, when set. */
+let accountAnswer: string | null = null;
 /** Answers the node gives with a JSON-RPC error instead, by method. */
 let failing: Record<string, { code: number; message: string }> = {};
 const calls: Call[] = [];
@@ -117,6 +130,14 @@ function answer(call: Call): string | { code: number; message: string } {
       assert.equal(call.params[1], null, 'get_block pages from the start');
       const x = v.blocks.find((y) => BigInt(y.height) === height);
       return x?.answer ?? { code: RpcCodes.NOT_FOUND, message: `block at height ${String(height)}` };
+    }
+    case 'get_account_proof': {
+      if (accountAnswer !== null) return accountAnswer;
+      const at = heightOf(call.params[1]);
+      const x = v.accounts.reads.find(
+        (r) => r.address === call.params[0] && (r.height === null ? at === null : BigInt(r.height) === at),
+      );
+      return x?.answer ?? { code: RpcCodes.NOT_FOUND, message: 'no such account read in the vectors' };
     }
     case 'get_storage_proof': {
       const [contract, key] = call.params;
@@ -161,6 +182,7 @@ after(async () => {
 
 function reset(): RpcClient {
   replacements = [];
+  accountAnswer = null;
   failing = {};
   calls.splice(0);
   return new RpcClient(url);
@@ -224,6 +246,52 @@ test(`verified reads: ${v.reads.length} vectors`, async (t) => {
     `verified ${v.reads.length} reads (${absent} absent keys); e.g. "verified by ${first.signers} of ` +
       `${first.validators} validators (${first.power} of ${first.total_power} power)"`,
   );
+});
+
+test(`verified accounts: ${v.accounts.reads.length} vectors`, async () => {
+  const client = reset();
+  assert.ok(v.accounts.reads.some((r) => r.account === null));
+  assert.ok(v.accounts.reads.some((r) => r.account?.code_hash != null));
+  for (const r of v.accounts.reads) {
+    const options = r.height === null ? {} : { height: BigInt(r.height) };
+    const got = await light.verifiedAccount(client, genesis, Address.parse(r.address), options);
+    const want = r.account;
+    assert.deepEqual(
+      got.account === null
+        ? null
+        : { nonce: got.account.nonce, balance: got.account.balance, codeHash: got.account.codeHash?.toString() ?? null },
+      want === null ? null : { nonce: BigInt(want.nonce), balance: BigInt(want.balance), codeHash: want.code_hash },
+      r.name,
+    );
+    assert.equal(got.height, BigInt(r.verified_by.height), r.name);
+    assert.equal(got.blockHash.toString(), r.verified_by.block_hash, r.name);
+    assert.equal(got.signers, r.verified_by.signers, r.name);
+    assert.equal(got.power, BigInt(r.verified_by.power), r.name);
+  }
+  const last = calls.filter((c) => c.method === 'get_account_proof').at(-1)!;
+  const r = v.accounts.reads.at(-1)!;
+  assert.deepEqual(last.params, [r.address, Number(r.height)], 'positional parameters: address, height');
+});
+
+test(`forged account answers: ${v.accounts.forged.length} vectors refused`, async () => {
+  for (const f of v.accounts.forged) {
+    reset();
+    accountAnswer = f.answer;
+    const client = new RpcClient(url);
+    await assert.rejects(
+      light.verifiedAccount(client, genesis, Address.parse(f.address), { height: BigInt(f.height) }),
+      (e: unknown) => {
+        assert.ok(e instanceof light.LightClientError, `${f.name}: ${String(e)}`);
+        assert.equal(e.detail.kind, f.error.kind, f.name);
+        if (e.detail.kind === 'proof') {
+          assert.equal(e.detail.cause.detail.kind, f.error.reason, f.name);
+          assert.equal(e.detail.cause.message, f.error.cause, f.name);
+        }
+        return true;
+      },
+      f.name,
+    );
+  }
 });
 
 test('get_storage_proof is called with the API\'s positional parameters', async () => {

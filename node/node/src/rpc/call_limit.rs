@@ -9,8 +9,9 @@
 //!
 //! Costs (tokens) follow the work a call can cause (docs/rpc.md, Limits):
 //! 1 for most calls; 2 for `get_block`, `get_latest_block`,
-//! `list_storage`, `get_storage_proof` and `get_storage_history` (up to a
-//! block or a page of values or index rows); 4 for `call_view` and `simulate_transaction`; 8 for
+//! `list_storage`, `get_storage_proof`, `get_account_proof` and
+//! `get_storage_history` (up to a block or a page of values or index
+//! rows); 4 for `call_view` and `simulate_transaction`; 8 for
 //! `estimate_gas` (up to 40 runs); and for `get_events` 1 plus 1 per 100
 //! blocks of the range it may scan (at most `events_blocks_max`; a null
 //! `to_height` counts up to the latest height). No call costs more than a
@@ -70,6 +71,7 @@ impl CostModel {
             | "get_latest_block"
             | "list_storage"
             | "get_storage_proof"
+            | "get_account_proof"
             | "get_storage_history" => 2,
             "call_view" | "simulate_transaction" => 4,
             "estimate_gas" => 8,

@@ -15,7 +15,7 @@ use serde::de::IgnoredAny;
 use super::conn::Eviction;
 
 /// Every method name, for the per-method counters.
-pub(crate) const METHODS: [&str; 20] = [
+pub(crate) const METHODS: [&str; 21] = [
     "send_transaction",
     "get_transaction",
     "get_receipt",
@@ -29,6 +29,7 @@ pub(crate) const METHODS: [&str; 20] = [
     "get_contract",
     "get_code",
     "get_storage_proof",
+    "get_account_proof",
     "list_storage",
     "get_events",
     "get_storage_history",

@@ -78,6 +78,14 @@ impl SteleApiServer for Handler {
         self.storage_proof(contract, key, height).await
     }
 
+    async fn get_account_proof(
+        &self,
+        address: Address,
+        height: Option<u64>,
+    ) -> RpcResult<AccountProof> {
+        self.account_proof(address, height).await
+    }
+
     async fn get_events(
         &self,
         filter: EventFilter,

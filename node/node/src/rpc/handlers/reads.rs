@@ -4,8 +4,8 @@
 use jsonrpsee::core::RpcResult;
 use stele_client::api::*;
 use stele_state::StateRead;
-use stele_types::proof::{Namespace, StateKey};
-use stele_types::{Address, Hash};
+use stele_types::proof::{Namespace, SparseMerkleProof, StateKey};
+use stele_types::{Address, BlockHeader, CommitCertificate, Hash};
 
 use super::Handler;
 use crate::rpc::errors::{err, internal, invalid, not_found, too_large};
@@ -132,49 +132,82 @@ impl Handler {
         key: Bytes,
         height: Option<u64>,
     ) -> RpcResult<StorageProof> {
-        async {
-            if key.0.is_empty() || key.0.len() > STORAGE_KEY_BYTES_MAX {
-                return Err(invalid(format!(
-                    "storage keys are 1 to {STORAGE_KEY_BYTES_MAX} bytes, got {}",
-                    key.0.len()
-                )));
-            }
-            self.reach(height).await?;
-            let height = self.height(height)?;
-            if height == 0 {
-                return Err(err(
-                    codes::HEIGHT_UNAVAILABLE,
-                    "the genesis state (height 0) has no certified header; ask for height 1 or later",
-                ));
-            }
-            // The proof walks the tree at `height` under the state lock
-            // (one bounded path); the block is read through a view.
-            let (value, proof) = self
-                .state()?
-                .prove(&StateKey::storage(&contract, key.0.clone()), height)
-                .map_err(internal)?;
-            let (header, certificate) = self
-                .read(move |reader| {
-                    let missing = || not_found(format_args!("block at height {height}"));
-                    let header = reader.block(height).map_err(internal)?.ok_or_else(missing)?;
-                    let certificate = reader
-                        .certificate(height)
-                        .map_err(internal)?
-                        .ok_or_else(missing)?;
-                    Ok((header.header, certificate))
-                })
-                .await?;
-            let proof = StorageProof {
-                contract,
-                key,
-                value: value.map(Bytes),
-                proof,
-                header,
-                certificate,
-            };
-            self.whole(proof, || "the storage proof".into())
+        if key.0.is_empty() || key.0.len() > STORAGE_KEY_BYTES_MAX {
+            return Err(invalid(format!(
+                "storage keys are 1 to {STORAGE_KEY_BYTES_MAX} bytes, got {}",
+                key.0.len()
+            )));
         }
-        .await
+        let state_key = StateKey::storage(&contract, key.0.clone());
+        let (value, proof, header, certificate) = self.certified(state_key, height).await?;
+        let proof = StorageProof {
+            contract,
+            key,
+            value: value.map(Bytes),
+            proof,
+            header,
+            certificate,
+        };
+        self.whole(proof, || "the storage proof".into())
+    }
+
+    /// `get_account_proof`: an account record with its Merkle proof and
+    /// certified header.
+    pub(super) async fn account_proof(
+        &self,
+        address: Address,
+        height: Option<u64>,
+    ) -> RpcResult<AccountProof> {
+        let (value, proof, header, certificate) =
+            self.certified(StateKey::account(&address), height).await?;
+        let proof = AccountProof {
+            address,
+            value: value.map(Bytes),
+            proof,
+            header,
+            certificate,
+        };
+        self.whole(proof, || "the account proof".into())
+    }
+
+    /// The value of `key` at `height` (default the latest) with its Merkle
+    /// proof, the block header there and its commit certificate.
+    async fn certified(
+        &self,
+        key: StateKey,
+        height: Option<u64>,
+    ) -> RpcResult<(
+        Option<Vec<u8>>,
+        SparseMerkleProof,
+        BlockHeader,
+        CommitCertificate,
+    )> {
+        self.reach(height).await?;
+        let height = self.height(height)?;
+        if height == 0 {
+            return Err(err(
+                codes::HEIGHT_UNAVAILABLE,
+                "the genesis state (height 0) has no certified header; ask for height 1 or later",
+            ));
+        }
+        // The proof walks the tree at `height` under the state lock (one
+        // bounded path); the block is read through a view.
+        let (value, proof) = self.state()?.prove(&key, height).map_err(internal)?;
+        let (header, certificate) = self
+            .read(move |reader| {
+                let missing = || not_found(format_args!("block at height {height}"));
+                let header = reader
+                    .block(height)
+                    .map_err(internal)?
+                    .ok_or_else(missing)?;
+                let certificate = reader
+                    .certificate(height)
+                    .map_err(internal)?
+                    .ok_or_else(missing)?;
+                Ok((header.header, certificate))
+            })
+            .await?;
+        Ok((value, proof, header, certificate))
     }
 
     /// `list_storage`: a page of a contract's storage under a prefix.
