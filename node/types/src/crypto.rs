@@ -131,17 +131,33 @@ impl PublicKey {
         }
     }
 
-    /// Verifies `sig` over `digest` against this key: ECDSA verification of
-    /// `(r, s)`, after the same form checks as [`Signature::recover`]
-    /// (low-S, `v` in {0, 1}, `r` not reduced). `v` is not needed to verify
-    /// against a known key and is not checked further; only recovery uses
-    /// it. About twice as fast as recovering and comparing.
+    /// Checks that `sig` is this key's signature of `digest`: exactly the
+    /// signatures that [`Signature::recover`] maps to this key, so each
+    /// (key, digest) pair has one valid encoding (low-S, and `v` the
+    /// parity of the signing point's y; plain ECDSA verification ignores
+    /// `v`, which would let anyone flip it). Errors as the recovery's for a
+    /// malformed or non-canonical signature, else
+    /// [`CryptoError::BadSignature`].
     pub fn verify(&self, digest: &Hash, sig: &Signature) -> Result<(), CryptoError> {
-        use k256::ecdsa::signature::hazmat::PrehashVerifier;
+        use k256::elliptic_curve::ops::{Invert, LinearCombination, Reduce};
+        use k256::{FieldBytes, ProjectivePoint, Scalar, U256};
+
         let key = self.verifying_key()?;
-        let (sig, _) = sig.parts()?;
-        key.verify_prehash(&digest.0, &sig)
-            .map_err(|_| CryptoError::BadSignature)
+        let (parsed, recid) = sig.parts()?;
+        let (r, s) = parsed.split_scalars();
+        let z = <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(digest.0));
+        let s_inv: Scalar = *s.invert_vartime();
+        let point = ProjectivePoint::lincomb(
+            &ProjectivePoint::GENERATOR,
+            &(z * s_inv),
+            &ProjectivePoint::from(*key.as_affine()),
+            &(*r * s_inv),
+        );
+        if is_signing_point(&point, &r, recid.is_y_odd()) {
+            Ok(())
+        } else {
+            Err(CryptoError::BadSignature)
+        }
     }
 
     /// This key as a table of its curve point's
@@ -162,52 +178,39 @@ pub struct PreparedKey {
 }
 
 impl PreparedKey {
-    /// [`PublicKey::verify`] without parsing the key again: ECDSA
-    /// verification (SEC 1 v2, section 4.1.4), `x(z/s·G + r/s·Q) == r`,
-    /// with both multiplications done from precomputed tables. A property
-    /// test holds it equal to k256's `verify_prehash`.
-    pub fn verify(&self, digest: &Hash, sig: &Signature) -> Result<(), CryptoError> {
-        use k256::elliptic_curve::ops::{Invert, Reduce};
-        use k256::elliptic_curve::point::AffineCoordinates;
-        use k256::{FieldBytes, Scalar, U256};
-
-        let (sig, _) = sig.parts()?;
-        let (r, s) = sig.split_scalars();
-        let z = <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(digest.0));
-        let s_inv: Scalar = *s.invert_vartime();
-        let u1 = z * s_inv;
-        let u2 = *r * s_inv;
-        let point = fixed_base::generator().mul(&u1) + self.table.mul(&u2);
-        // The identity's affine x is zero, which `r` never is.
-        let x = <Scalar as Reduce<U256>>::reduce_bytes(&point.to_affine().x());
-        if x == *r {
-            Ok(())
-        } else {
-            Err(CryptoError::BadSignature)
-        }
-    }
-
-    /// Whether recovering `sig` over `digest` ([`Signature::recover`])
-    /// gives this key, at the cost of a prepared verification instead of a
-    /// recovery (about half): `Ok` exactly when the recovery would return
+    /// [`PublicKey::verify`] without parsing the key again, with both
+    /// multiplications done from precomputed tables: `Ok` exactly when
+    /// recovering `sig` over `digest` ([`Signature::recover`]) would give
     /// this key, the same error as the recovery for a malformed or
     /// non-canonical signature, and [`CryptoError::BadSignature`]
-    /// otherwise. A property test holds it equal to recovering and
-    /// comparing.
+    /// otherwise. Property tests hold it equal to recovering and comparing.
     ///
     /// Recovery computes `Q = r⁻¹(s·R − z·G)` from the point `R` with
     /// x-coordinate `r` and y parity `v`; rearranged, `Q` is this key
     /// exactly when `z/s·G + r/s·Q` is that same `R`, so this checks the
     /// whole point (x equal to `r`, not just modulo the order, and the
-    /// parity of y) where plain verification checks only x modulo the
-    /// order.
-    pub fn verify_recoverable(&self, digest: &Hash, sig: &Signature) -> Result<(), CryptoError> {
+    /// parity of y) where plain ECDSA verification checks only x modulo
+    /// the order. About half the cost of a recovery.
+    pub fn verify(&self, digest: &Hash, sig: &Signature) -> Result<(), CryptoError> {
         let mut results = verify_recoverable_batch(&[(self, digest, sig)]);
         results.pop().unwrap_or(Err(CryptoError::BadSignature))
     }
 }
 
-/// [`PreparedKey::verify_recoverable`] for many signatures at once, each
+/// Whether `point` is the signing point a recoverable signature names: not
+/// the identity, x equal to `r` (`Signature::parts` refused x-reduced ids,
+/// so x is `r` itself, not `r` plus the order) and y of parity `y_odd`.
+fn is_signing_point(point: &k256::ProjectivePoint, r: &k256::Scalar, y_odd: bool) -> bool {
+    use k256::elliptic_curve::group::Group;
+    use k256::elliptic_curve::point::AffineCoordinates;
+    if bool::from(point.is_identity()) {
+        return false;
+    }
+    let affine = point.to_affine();
+    affine.x() == r.to_bytes() && bool::from(affine.y_is_odd()) == y_odd
+}
+
+/// [`PreparedKey::verify`] for many signatures at once, each
 /// against its own key: the same results, in order, with the inversions
 /// shared (one scalar inversion for all the `s⁻¹` and one field inversion
 /// to bring all the points to affine form, instead of one of each per
@@ -277,8 +280,7 @@ pub fn verify_recoverable_batch(
         .collect();
     let affine = ProjectivePoint::batch_normalize(points.as_slice());
     for ((p, point), projective) in parsed.iter().zip(&affine).zip(&points) {
-        // `parts` refused x-reduced ids, so R's x is `r` itself; the
-        // identity is never R.
+        // As `is_signing_point`, on the batch-normalized point.
         let same = !bool::from(projective.is_identity())
             && point.x() == p.r.to_bytes()
             && bool::from(point.y_is_odd()) == p.y_odd;
@@ -410,6 +412,18 @@ mod tests {
         let mut flipped = sig;
         flipped.0[10] ^= 1;
         assert!(prepared.verify(&d, &flipped).is_err());
+        // The other parity: plain ECDSA would pass it (same r and s), so
+        // anyone could make a second encoding of a vote or certificate.
+        let mut other_v = sig;
+        other_v.0[64] ^= 1;
+        assert_eq!(
+            prepared.verify(&d, &other_v),
+            Err(CryptoError::BadSignature)
+        );
+        assert_eq!(
+            k.public_key().verify(&d, &other_v),
+            Err(CryptoError::BadSignature)
+        );
         assert_eq!(
             PublicKey([5; 33]).prepare().map(|_| ()),
             Err(CryptoError::InvalidPublicKey)
@@ -443,7 +457,8 @@ mod tests {
             .map_err(|_| CryptoError::BadSignature)
     }
 
-    /// What [`PreparedKey::verify_recoverable`] must agree with: recover,
+    /// What [`PublicKey::verify`] and [`PreparedKey::verify`] must agree
+    /// with: recover,
     /// then compare.
     fn recovers_to(sig: &Signature, d: &Hash, key: &PublicKey) -> Result<(), CryptoError> {
         match sig.recover(d) {
@@ -492,61 +507,33 @@ mod tests {
         }
 
         #[test]
-        fn prepared_verification_matches_k256_on_real_signatures(
+        fn verification_matches_recovery_on_real_signatures(
             secret in proptest::array::uniform32(1u8..),
             message in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
             flip in 0usize..70,
         ) {
             let k = SecretKey::from_bytes(&secret).unwrap();
-            let prepared = k.public_key().prepare().unwrap();
+            let public = k.public_key();
+            let prepared = public.prepare().unwrap();
             let d = keccak256(&message);
             let mut sig = k.sign_digest(&d);
             proptest::prop_assert_eq!(prepared.verify(&d, &sig), Ok(()));
-            // The same signature over another digest, or with one bit
-            // flipped (in r, s or v, or none when `flip` is past the end).
+            proptest::prop_assert_eq!(public.verify(&d, &sig), Ok(()));
             let other = keccak256(&[&message[..], b"x"].concat());
-            proptest::prop_assert_eq!(
-                prepared.verify(&other, &sig),
-                k.public_key().verify(&other, &sig)
-            );
-            if let Some(b) = sig.0.get_mut(flip) {
-                *b ^= 1;
-            }
-            proptest::prop_assert_eq!(
-                prepared.verify(&d, &sig),
-                k.public_key().verify(&d, &sig)
-            );
-        }
-
-        #[test]
-        fn recoverable_verification_matches_recovery_on_real_signatures(
-            secret in proptest::array::uniform32(1u8..),
-            message in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
-            flip in 0usize..70,
-        ) {
-            let k = SecretKey::from_bytes(&secret).unwrap();
-            let prepared = k.public_key().prepare().unwrap();
-            let d = keccak256(&message);
-            let mut sig = k.sign_digest(&d);
-            proptest::prop_assert_eq!(prepared.verify_recoverable(&d, &sig), Ok(()));
-            let other = keccak256(&[&message[..], b"x"].concat());
-            proptest::prop_assert_eq!(
-                prepared.verify_recoverable(&other, &sig),
-                recovers_to(&sig, &other, &k.public_key())
-            );
+            proptest::prop_assert_eq!(prepared.verify(&other, &sig), recovers_to(&sig, &other, &public));
+            proptest::prop_assert_eq!(public.verify(&other, &sig), recovers_to(&sig, &other, &public));
             // One bit flipped in r, s or v (v's low bit names the other
-            // point with the same x, which recovers to another key).
+            // point with the same x, which recovers to another key: plain
+            // ECDSA verification would still pass it).
             if let Some(b) = sig.0.get_mut(flip) {
                 *b ^= 1;
             }
-            proptest::prop_assert_eq!(
-                prepared.verify_recoverable(&d, &sig),
-                recovers_to(&sig, &d, &k.public_key())
-            );
+            proptest::prop_assert_eq!(prepared.verify(&d, &sig), recovers_to(&sig, &d, &public));
+            proptest::prop_assert_eq!(public.verify(&d, &sig), recovers_to(&sig, &d, &public));
         }
 
         #[test]
-        fn recoverable_verification_matches_recovery_on_arbitrary_bytes(
+        fn verification_matches_recovery_on_arbitrary_bytes(
             rs in proptest::collection::vec(proptest::prelude::any::<u8>(), 64),
             v in 0u8..3,
             digest in proptest::array::uniform32(proptest::prelude::any::<u8>()),
@@ -562,15 +549,13 @@ mod tests {
             // The key such a signature recovers to, when it recovers at
             // all, must pass; another key must not.
             if let Ok(signer) = sig.recover(&d) {
-                let prepared = signer.prepare().unwrap();
-                proptest::prop_assert_eq!(prepared.verify_recoverable(&d, &sig), Ok(()));
+                proptest::prop_assert_eq!(signer.prepare().unwrap().verify(&d, &sig), Ok(()));
+                proptest::prop_assert_eq!(signer.verify(&d, &sig), Ok(()));
             }
             let k = key(9).public_key();
             let prepared = k.prepare().unwrap();
-            proptest::prop_assert_eq!(
-                prepared.verify_recoverable(&d, &sig),
-                recovers_to(&sig, &d, &k)
-            );
+            proptest::prop_assert_eq!(prepared.verify(&d, &sig), recovers_to(&sig, &d, &k));
+            proptest::prop_assert_eq!(k.verify(&d, &sig), recovers_to(&sig, &d, &k));
         }
 
         #[test]
@@ -599,23 +584,8 @@ mod tests {
             let checks: Vec<(&PreparedKey, &Hash, &Signature)> =
                 signed.iter().map(|(k, d, s)| (&keys[*k], d, s)).collect();
             let one_by_one: Vec<Result<(), CryptoError>> =
-                checks.iter().map(|(k, d, s)| k.verify_recoverable(d, s)).collect();
+                checks.iter().map(|(k, d, s)| k.verify(d, s)).collect();
             proptest::prop_assert_eq!(verify_recoverable_batch(&checks), one_by_one);
-        }
-
-        #[test]
-        fn prepared_verification_matches_k256_on_arbitrary_bytes(
-            rs in proptest::collection::vec(proptest::prelude::any::<u8>(), 64),
-            digest in proptest::array::uniform32(proptest::prelude::any::<u8>()),
-        ) {
-            let mut bytes = [0u8; 65];
-            bytes[..64].copy_from_slice(&rs);
-            bytes[32] &= 0x7f;
-            let sig = Signature(bytes);
-            let d = Hash(digest);
-            let k = key(9).public_key();
-            let prepared = k.prepare().unwrap();
-            proptest::prop_assert_eq!(prepared.verify(&d, &sig), k.verify(&d, &sig));
         }
     }
 

@@ -844,11 +844,12 @@ fn certificates() -> Value {
     let mut r_zero = certificate(header, keys4, &[0, 1, 2]);
     r_zero.signatures[0].signature.0[..32].fill(0);
     add("r = 0", 0, 1, r_zero);
-    // Verifying against a known key does not use v (crypto.rs), so the other
-    // recovery id still verifies: Rust accepts it, and so must TypeScript.
+    // The other recovery id: plain ECDSA verification would pass it (same
+    // r and s); Stele's verification is recovery's, so it is refused and a
+    // certificate has one valid encoding.
     let mut v_flipped = certificate(header, keys4, &[0, 1, 2]);
     v_flipped.signatures[1].signature.0[64] ^= 1;
-    add("v flipped (verification does not use v)", 0, 1, v_flipped);
+    add("v flipped (the signature recovers to another key)", 0, 1, v_flipped);
     let mut other_chain = certificate(header, keys4, &[0, 1, 2]);
     resign(&mut other_chain, header.chain_id + 1, keys4);
     add("signed for another chain", 0, 1, other_chain);

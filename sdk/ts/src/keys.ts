@@ -195,21 +195,18 @@ export class PublicKey {
 
   /**
    * Verifies `signature` over `digest` against this key: the form checks
-   * of {@link Signature.parts}, then ECDSA verification of `(r, s)`. As in
-   * Rust, `v` is only checked to be 0 or 1: verifying against a known key
-   * does not need it.
+   * of {@link Signature.parts}, then that the signature recovers to this
+   * key, as Rust's `PublicKey::verify` checks it (`v` included, so each
+   * key and digest have one valid signature encoding).
    *
    * @throws {CryptoError}
    */
   verify(digest: Hash, signature: Signature): void {
     this.#point();
-    signature.parts();
-    const ok = secp256k1.verify(signature.toBytes().subarray(0, 64), digest.toBytes(), this.#bytes, {
-      prehash: false,
-      lowS: true,
-      format: 'compact',
-    });
-    if (!ok) throw new CryptoError('bad_signature');
+    // Recover and compare: `v` counts, as in Rust's `PublicKey::verify`,
+    // so a signature has one valid encoding (plain ECDSA verification
+    // would also pass it with `v` flipped).
+    if (!signature.recoverPublicKey(digest).equals(this)) throw new CryptoError('bad_signature');
   }
 
   /** A copy of the 33 bytes. */
