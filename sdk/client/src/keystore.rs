@@ -15,6 +15,13 @@ pub const SCRYPT_LOG_N_MAX: u8 = 20;
 /// Largest scrypt `r` and `p` accepted from a file.
 pub const SCRYPT_R_MAX: u32 = 16;
 pub const SCRYPT_P_MAX: u32 = 16;
+/// Most memory scrypt may take for a file, `128·n·r` bytes: 256 MiB, what
+/// the usual n = 2^18, r = 8 takes (the bounds above alone would allow
+/// 2 GiB).
+pub const SCRYPT_MEMORY_BYTES_MAX: u64 = 256 << 20;
+/// Most work scrypt may do for a file, as `n·r·p`: four times the usual
+/// n = 2^18, r = 8, p = 1.
+pub const SCRYPT_WORK_MAX: u64 = 1 << 23;
 
 /// Why a key file could not be read or written.
 #[derive(Debug, Error)]
@@ -135,6 +142,23 @@ pub fn decrypt_keystore(json: &str, password: &str) -> Result<SecretKey, Keystor
             k.n, k.r, k.p
         )));
     }
+    let memory = 128 * k.n * u64::from(k.r);
+    if memory > SCRYPT_MEMORY_BYTES_MAX {
+        return Err(KeystoreError::Params(format!(
+            "n = {}, r = {} needs {} MiB (128 n r bytes; at most {} MiB)",
+            k.n,
+            k.r,
+            memory >> 20,
+            SCRYPT_MEMORY_BYTES_MAX >> 20
+        )));
+    }
+    let work = k.n * u64::from(k.r) * u64::from(k.p);
+    if work > SCRYPT_WORK_MAX {
+        return Err(KeystoreError::Params(format!(
+            "n = {}, r = {}, p = {}: n r p = {work} is over {SCRYPT_WORK_MAX} (four times n = 2^18, r = 8, p = 1)",
+            k.n, k.r, k.p
+        )));
+    }
     let salt = unhex(&k.salt, "salt")?;
     let iv = unhex(&c.cipherparams.iv, "iv")?;
     let mut data = unhex(&c.ciphertext, "ciphertext")?;
@@ -172,9 +196,10 @@ pub fn encrypt_keystore(
     password: &str,
     log_n: u8,
 ) -> Result<String, KeystoreError> {
-    if log_n > SCRYPT_LOG_N_MAX {
+    // n = 2^0 = 1 is no scrypt cost: the reader would refuse the file.
+    if log_n == 0 || log_n > SCRYPT_LOG_N_MAX {
         return Err(KeystoreError::Params(format!(
-            "log_n {log_n} over {SCRYPT_LOG_N_MAX}"
+            "log_n {log_n} is not in 1..={SCRYPT_LOG_N_MAX}"
         )));
     }
     let mut salt = [0u8; 32];

@@ -554,6 +554,23 @@ fn refusals(base: &Recipe) -> Vec<Value> {
             d["crypto"]["kdfparams"]["n"] = json!(1u64 << 20);
         }),
     ));
+    out.push(refused(
+        "n = 2^20 with r = 16: 2 GiB of memory",
+        pw,
+        &edited(&|d| {
+            d["crypto"]["kdfparams"]["r"] = json!(16);
+            d["crypto"]["kdfparams"]["n"] = json!(1u64 << 20);
+        }),
+    ));
+    out.push(refused(
+        "n = 2^18, r = 8, p = 5: five times the usual work",
+        pw,
+        &edited(&|d| {
+            d["crypto"]["kdfparams"]["r"] = json!(8);
+            d["crypto"]["kdfparams"]["n"] = json!(1u64 << 18);
+            d["crypto"]["kdfparams"]["p"] = json!(5);
+        }),
+    ));
     out.push(kdf("a salt that is not hex", "salt", json!("zz")));
     out.push(refused(
         "an IV of an odd number of digits",

@@ -35,6 +35,10 @@ export const SCRYPT_LOG_N_MAX = 20;
 export const SCRYPT_R_MAX = 16;
 /** Largest scrypt `p` accepted from a file. */
 export const SCRYPT_P_MAX = 16;
+/** Most memory scrypt may take for a file, `128·n·r` bytes: 256 MiB, what the usual n = 2^18, r = 8 takes. */
+export const SCRYPT_MEMORY_BYTES_MAX = 256n << 20n;
+/** Most work scrypt may do for a file, as `n·r·p`: four times the usual n = 2^18, r = 8, p = 1. */
+export const SCRYPT_WORK_MAX = 1n << 23n;
 /** The scrypt cost {@link encryptKeystore} uses by default, as log2(n): `stele keys new`'s. */
 export const SCRYPT_LOG_N_DEFAULT = 18;
 
@@ -216,6 +220,20 @@ function prepare(json: string): Prepared {
         `r = ${SCRYPT_R_MAX}, p = ${SCRYPT_P_MAX})`,
     });
   }
+  const memory = 128n * f.n * BigInt(f.r);
+  if (memory > SCRYPT_MEMORY_BYTES_MAX) {
+    throw new KeystoreError({
+      kind: 'params',
+      reason: `n = ${f.n}, r = ${f.r} needs ${memory >> 20n} MiB (128 n r bytes; at most ${SCRYPT_MEMORY_BYTES_MAX >> 20n} MiB)`,
+    });
+  }
+  const work = f.n * BigInt(f.r) * BigInt(f.p);
+  if (work > SCRYPT_WORK_MAX) {
+    throw new KeystoreError({
+      kind: 'params',
+      reason: `n = ${f.n}, r = ${f.r}, p = ${f.p}: n r p = ${work} is over ${SCRYPT_WORK_MAX} (four times n = 2^18, r = 8, p = 1)`,
+    });
+  }
   const salt = unhex(f.salt, 'salt');
   const iv = unhex(f.iv, 'iv');
   const ciphertext = unhex(f.ciphertext, 'ciphertext');
@@ -237,8 +255,8 @@ function checkScryptParams(logN: number, r: number): void {
 }
 
 function scryptOptions(n: number, r: number, p: number): { N: number; r: number; p: number; dkLen: number; maxmem: number } {
-  // Enough memory for every parameter set the bounds allow (up to 2 GiB
-  // for n = 2^20 and r = 16), as the Rust reader allows it.
+  // Enough memory for every parameter set the bounds allow (256 MiB, plus
+  // a little for p), as the Rust reader allows it.
   return { N: n, r, p, dkLen: 32, maxmem: 128 * r * (n + p + 1) };
 }
 
@@ -337,12 +355,9 @@ function plan(options: EncryptKeystoreOptions): EncryptPlan {
   if (!Number.isInteger(logN) || logN < 0 || logN > 255) {
     throw new RangeError(`logN must be an integer from 1 to ${SCRYPT_LOG_N_MAX}, got ${String(logN)}`);
   }
-  if (logN > SCRYPT_LOG_N_MAX) {
-    throw new KeystoreError({ kind: 'params', reason: `log_n ${logN} over ${SCRYPT_LOG_N_MAX}` });
-  }
-  if (logN < 1) {
-    // Rust writes n = 1 for log_n 0, then refuses to read it back.
-    throw new KeystoreError({ kind: 'params', reason: 'log_n 0 gives n = 1, which no reader accepts' });
+  if (logN < 1 || logN > SCRYPT_LOG_N_MAX) {
+    // n = 2^0 = 1 is no scrypt cost: the reader would refuse the file.
+    throw new KeystoreError({ kind: 'params', reason: `log_n ${logN} is not in 1..=${SCRYPT_LOG_N_MAX}` });
   }
   const salt = options.salt ?? randomBytes(32);
   const iv = options.iv ?? randomBytes(16);
