@@ -47,7 +47,8 @@ as_root() {
 }
 
 # libclang for RocksDB's bindgen step, HAProxy for the load-balancer tests,
-# and the toolchain named by rust-toolchain.toml with its wasm32 target.
+# Node.js and Chromium for the TypeScript client and the explorer, and the
+# toolchain named by rust-toolchain.toml with its wasm32 target.
 # Safe to run again.
 stele_install_deps() {
   # libclang itself, not libclang-cpp (which some images ship alone and
@@ -71,6 +72,14 @@ stele_install_deps() {
     step "installing nodejs and npm (apt-get)"
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  # Debian's Chromium for the block explorer's browser test
+  # (sdk/ts/explorer/test/browser.mjs drives it; nothing downloads a
+  # browser of its own).
+  if [ ! -x /usr/bin/chromium ]; then
+    step "installing chromium (apt-get)"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
   fi
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     step "installing the wasm32-unknown-unknown target"

@@ -201,7 +201,7 @@ fn prepare(dir: &Path, a: &DevnetArgs) -> Result<(Spec, bool), CliError> {
     // node must not wait for peers to offer it a snapshot to join by
     // (they all start from the genesis anyway).
     for home_dir in testnet.homes.iter().chain(&testnet.full_homes) {
-        no_snapshot_sync(home_dir)?;
+        devnet_settings(home_dir)?;
     }
     let spec = Spec {
         validators: testnet.homes.len(),
@@ -219,8 +219,11 @@ fn prepare(dir: &Path, a: &DevnetArgs) -> Result<(Spec, bool), CliError> {
     Ok((spec, false))
 }
 
-/// Turns `[storage] snapshot_sync` off in the home `home_dir`.
-fn no_snapshot_sync(home_dir: &Path) -> Res {
+/// A devnet node's settings, in the home `home_dir`: `[storage]
+/// snapshot_sync` off; the block explorer on at `/explorer/`, and CORS
+/// open, so the explorer (or a dApp on another local port) served by one
+/// node can read any of them.
+fn devnet_settings(home_dir: &Path) -> Res {
     let path = home::config_path(home_dir);
     // Parsed, not loaded: its relative paths stay relative.
     let text = std::fs::read_to_string(&path)
@@ -228,6 +231,10 @@ fn no_snapshot_sync(home_dir: &Path) -> Res {
     let mut config = stele_node::config::NodeConfig::parse(&text, &path)
         .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
     config.storage.snapshot_sync = false;
+    if let Some(rpc) = config.rpc.as_mut() {
+        rpc.explorer = true;
+        rpc.cors_origins = vec!["*".into()];
+    }
     std::fs::write(&path, config.to_toml())
         .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))
 }

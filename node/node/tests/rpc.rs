@@ -924,6 +924,41 @@ async fn http(addr: std::net::SocketAddr, request: String) -> (String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_explorer_is_served_only_when_turned_on() {
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    let node = TestNode::start(RpcConfig {
+        explorer: true,
+        ..RpcConfig::default()
+    })
+    .await;
+    let addr = node.server.local_addr();
+    let (head, body) = http(addr, get("/explorer/")).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: text/html"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
+    assert!(body.contains("./explorer.js"), "{body}");
+    let (head, body) = http(addr, get("/explorer/explorer.js")).await;
+    assert!(head.contains("content-type: text/javascript"), "{head}");
+    assert!(body.len() > 10_000);
+    let (head, _) = http(addr, get("/explorer")).await;
+    assert!(head.starts_with("http/1.1 308"), "{head}");
+    assert!(head.contains("location: /explorer/"), "{head}");
+    let (head, _) = http(addr, get("/explorer/../genesis.json")).await;
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    // JSON-RPC on the same port is untouched.
+    let client = Client::connect(&node.http()).await.unwrap();
+    assert_eq!(client.get_status().await.unwrap().height, 0);
+
+    let off = TestNode::start(RpcConfig::default()).await;
+    let (head, body) = http(off.server.local_addr(), get("/explorer/")).await;
+    assert!(!head.starts_with("http/1.1 200"), "{head}");
+    assert!(!body.contains("explorer.js"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_status_and_cors() {
     let node = TestNode::start(RpcConfig {
         cors_origins: vec!["https://app.example".into()],

@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# Runs the TypeScript client's devnet test (test/devnet.test.ts) against a
-# real devnet: builds the `stele` CLI of this repository (debug), starts
-# `stele devnet` (four validators) on free loopback ports with a throwaway
-# home and chain folder, exports STELE_DEVNET_RPC (validator 0's http URL)
-# and STELE_DEVNET_KEY (the secret key of dev0, a funded dev account, read
-# back with `stele keys export dev0 --private`), runs
-# `node --test dist/test/devnet.test.js`, and stops the devnet.
+# Runs the TypeScript client's tests against a real devnet: builds the
+# `stele` CLI of this repository (debug), starts `stele devnet` (four
+# validators, with the example token and counter deployed) on free loopback
+# ports with a throwaway home and chain folder, exports STELE_DEVNET_RPC
+# (validator 0's http URL), STELE_DEVNET_KEY (the secret key of dev0, a
+# funded dev account holding the token's supply, read back with `stele keys
+# export dev0 --private`), STELE_DEVNET_TOKEN (the token's address) and
+# STELE_DEVNET_GENESIS (the genesis file), then runs, and stops the devnet:
+#
+# 1. `node --test dist/test/devnet.test.js`;
+# 2. the dApp of docs/typescript.md ("A dApp in 30 lines", extracted from
+#    the doc) in a fresh project that installs the package from its
+#    `npm pack` tarball: it must print a verified balance, the committed
+#    transfer and its event;
+# 3. the block explorer the devnet serves at /explorer/, driven in Debian's
+#    Chromium (sdk/ts/explorer/test/browser.mjs), which writes screenshots
+#    to STELE_SCREENSHOTS_DIR (default: a folder in the devnet's state
+#    folder; docs/explorer/ holds the committed ones).
 #
 # The test also stops and restarts the devnet once (same ports, same chain)
 # through STELE_DEVNET_RESTART, which calls this script as
@@ -16,6 +27,8 @@
 #   STELE_VALIDATORS    validators to run (default 4)
 #   STELE_KEEP          1: keep the devnet's folder (logs) after the run
 #   STELE_NO_RESTART    1: skip the restart part of the test
+#   STELE_NO_BROWSER    1: skip the explorer's browser test
+#   STELE_SCREENSHOTS_DIR  where the browser test writes its screenshots
 #
 # Usage: sdk/ts/scripts/devnet-test.sh
 
@@ -59,8 +72,11 @@ start_devnet() {
   base="$(cat "$state/base")"
   validators="$(cat "$state/validators")"
   : >"$state/ready.json"
+  local extra=()
+  # The examples are deployed once, at the first start.
+  [ -f "$state/deployed" ] || extra=(--deploy-examples)
   STELE_HOME="$state/home" "$bin" --json devnet --validators "$validators" --base-port "$base" \
-    --dir "$state/net" >"$state/ready.json" 2>>"$state/devnet.err" </dev/null &
+    --dir "$state/net" "${extra[@]}" >"$state/ready.json" 2>>"$state/devnet.err" </dev/null &
   echo $! >"$state/pid"
   local waited=0
   until node -e 'JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"))' "$state/ready.json" 2>/dev/null; do
@@ -76,6 +92,7 @@ start_devnet() {
     sleep 0.1
     waited=$((waited + 1))
   done
+  : >"$state/deployed"
 }
 
 # Stops the devnet of the state folder $1 with SIGTERM (a clean shutdown),
@@ -146,10 +163,25 @@ cd "$ts_dir"
 npx tsc -p tsconfig.json
 npx tsc -p test/tsconfig.json
 
+token="$(node -e '
+  const r = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"));
+  console.log(r.examples.find((e) => e.name === "token").address);
+' "$ready")"
+
 export STELE_DEVNET_RPC="$rpc"
 export STELE_DEVNET_KEY="$key"
+export STELE_DEVNET_TOKEN="$token"
+export STELE_DEVNET_GENESIS="$state/net/node0/genesis.json"
 if [ "${STELE_NO_RESTART:-0}" != 1 ]; then
   export STELE_DEVNET_RESTART="'$self' restart '$state'"
 fi
 say "node --test dist/test/devnet.test.js"
 node --test --test-reporter=spec dist/test/devnet.test.js
+
+say "the dApp of docs/typescript.md, from the package's npm pack tarball"
+"$ts_dir/scripts/doc-dapp-test.sh" "$state/dapp"
+
+if [ "${STELE_NO_BROWSER:-0}" != 1 ]; then
+  say "the explorer at $rpc/explorer/ in Chromium"
+  STELE_SCREENSHOTS_DIR="${STELE_SCREENSHOTS_DIR:-$state/screenshots}" node explorer/test/browser.mjs
+fi

@@ -86,6 +86,10 @@ pub struct RpcConfig {
     pub health_silence_ms_max: u64,
     /// Origins allowed by CORS (`"*"` for any); empty disables CORS.
     pub cors_origins: Vec<String>,
+    /// Serve the block explorer (`sdk/ts/explorer`) at `GET /explorer/`:
+    /// static files built into the binary, a client of this port like any
+    /// other. Off by default; `stele devnet` turns it on.
+    pub explorer: bool,
     /// Addresses of reverse proxies or load balancers in front of this
     /// node. Only for connections from these is a request's client read
     /// from `X-Forwarded-For` (the right-most entry that is not one of
@@ -163,6 +167,7 @@ impl Default for RpcConfig {
             trusted_proxies: Vec::new(),
             proxy_protocol: false,
             cors_origins: Vec::new(),
+            explorer: false,
             view_gas_max: 1_000_000_000,
             exec_timeout_ms: 2_000,
             exec_threads: 2,

@@ -13,6 +13,7 @@ mod conn;
 mod errors;
 mod estimate;
 mod events;
+mod explorer;
 mod feed;
 mod handlers;
 mod joining;

@@ -1,6 +1,6 @@
 //! The listener: accepts TCP connections (bounded), runs every HTTP request
 //! through the per-IP rate limiter first, answers `GET /health` and
-//! `GET /status`, applies CORS, and hands the rest to jsonrpsee (JSON-RPC
+//! `GET /status` (and `GET /explorer/`, when on), applies CORS, and hands the rest to jsonrpsee (JSON-RPC
 //! over HTTP, or a WebSocket upgrade).
 
 use std::net::SocketAddr;
@@ -97,6 +97,8 @@ struct Front {
     metrics: Arc<RpcMetrics>,
     cors_any: bool,
     cors_origins: Vec<String>,
+    /// Serve the block explorer at `/explorer/`.
+    explorer: bool,
     status: Arc<dyn NodeStatus>,
     /// Peers `/health` requires.
     health_peers_min: u64,
@@ -211,6 +213,7 @@ async fn serve(
         metrics: metrics.clone(),
         cors_any: config.cors_origins.iter().any(|o| o == "*"),
         cors_origins: config.cors_origins.clone(),
+        explorer: config.explorer,
         status: ctx.status.clone(),
         health_peers_min: health_peers_min(ctx.validators.len()),
         health_lag_blocks_max: config.health_lag_blocks_max,
@@ -533,6 +536,9 @@ impl Front {
                     HeaderValue::from_static("application/json"),
                 );
                 r
+            }
+            (&Method::GET, path) if self.explorer && super::explorer::is_explorer(path) => {
+                super::explorer::serve(path)
             }
             (&Method::OPTIONS, _) => {
                 let mut r = plain(StatusCode::NO_CONTENT, "");
