@@ -248,7 +248,7 @@ test(`verified reads: ${v.reads.length} vectors`, async (t) => {
   );
 });
 
-test(`verified accounts: ${v.accounts.reads.length} vectors`, async () => {
+test(`verified accounts: ${v.accounts.reads.length} vectors`, async (t) => {
   const client = reset();
   assert.ok(v.accounts.reads.some((r) => r.account === null));
   assert.ok(v.accounts.reads.some((r) => r.account?.code_hash != null));
@@ -271,9 +271,10 @@ test(`verified accounts: ${v.accounts.reads.length} vectors`, async () => {
   const last = calls.filter((c) => c.method === 'get_account_proof').at(-1)!;
   const r = v.accounts.reads.at(-1)!;
   assert.deepEqual(last.params, [r.address, Number(r.height)], 'positional parameters: address, height');
+  t.diagnostic(`verified ${v.accounts.reads.length} account reads (${v.accounts.reads.filter((x) => x.account === null).length} absent)`);
 });
 
-test(`forged account answers: ${v.accounts.forged.length} vectors refused`, async () => {
+test(`forged account answers: ${v.accounts.forged.length} vectors refused`, async (t) => {
   for (const f of v.accounts.forged) {
     reset();
     accountAnswer = f.answer;
@@ -292,6 +293,7 @@ test(`forged account answers: ${v.accounts.forged.length} vectors refused`, asyn
       f.name,
     );
   }
+  t.diagnostic(`refused ${v.accounts.forged.length} forged account answers`);
 });
 
 test('get_storage_proof is called with the API\'s positional parameters', async () => {
