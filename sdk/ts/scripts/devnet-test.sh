@@ -5,8 +5,10 @@
 # ports with a throwaway home and chain folder, exports STELE_DEVNET_RPC
 # (validator 0's http URL), STELE_DEVNET_KEY (the secret key of dev0, a
 # funded dev account holding the token's supply, read back with `stele keys
-# export dev0 --private`), STELE_DEVNET_TOKEN (the token's address) and
-# STELE_DEVNET_GENESIS (the genesis file), then runs, and stops the devnet:
+# export dev0 --private`), STELE_DEVNET_TOKEN (the token's address),
+# STELE_DEVNET_GENESIS (the genesis file) and STELE_DEVNET_COUNTER_WASM (the
+# example counter as the devnet built it, for the test to deploy), then
+# runs, and stops the devnet:
 #
 # 1. `node --test dist/test/devnet.test.js`;
 # 2. the dApp of docs/typescript.md ("A dApp in 30 lines", extracted from
@@ -172,6 +174,8 @@ export STELE_DEVNET_RPC="$rpc"
 export STELE_DEVNET_KEY="$key"
 export STELE_DEVNET_TOKEN="$token"
 export STELE_DEVNET_GENESIS="$state/net/node0/genesis.json"
+# The counter the devnet built for its examples, for the test to deploy.
+export STELE_DEVNET_COUNTER_WASM="${STELE_CONTRACTS_TARGET_DIR:-$HOME/.cache/stele-contracts-target}/stele/counter.wasm"
 if [ "${STELE_NO_RESTART:-0}" != 1 ]; then
   export STELE_DEVNET_RESTART="'$self' restart '$state'"
 fi

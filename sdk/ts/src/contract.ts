@@ -92,6 +92,31 @@ export interface ContractOptions {
   readonly timeoutMs?: number;
 }
 
+/** Options of {@link Contract.deploy}. */
+export interface DeployOptions {
+  /** Who deploys (and the new contract's default signer). */
+  readonly signer: SecretKey;
+  /** The gas limit; when absent, `estimate_gas`'s answer, after a dry run that must succeed. */
+  readonly gas?: bigint | number;
+  readonly gasPrice?: bigint | number;
+  /** Native tokens sent to the new contract (a payable constructor only). */
+  readonly value?: bigint | number;
+  readonly nonce?: bigint | number;
+  readonly timeoutMs?: number;
+}
+
+/** A committed deploy (see {@link Contract.deploy}). */
+export interface DeployResult<T extends ContractTypes = UntypedContract> {
+  readonly contract: Contract<T>;
+  readonly hash: Hash;
+  readonly sender: Address;
+  readonly transaction: SignedTransaction;
+  readonly receipt: ReceiptInfo;
+  /** The events the new contract's constructor emitted. */
+  readonly events: readonly ContractEvent[];
+  readonly gasUsed: bigint;
+}
+
 /** An event of the contract, decoded by its ABI when it can be. */
 export interface ContractEvent {
   /** The event as the chain has it. */
@@ -384,6 +409,72 @@ export class Contract<T extends ContractTypes = UntypedContract> {
     return new Contract<T>(client, at, abi, options);
   }
 
+  /**
+   * Deploys `code` (a Wasm module with its `stele_abi` section, as `stele
+   * build` writes it) from `options.signer`, running its constructor with
+   * `args` (an array in order or an object by name; none when the
+   * contract has no constructor), and returns the new contract, bound to
+   * the same signer and defaults. As {@link callMethod}: the gas limit is
+   * `estimate_gas`'s unless given, and a deploy whose dry run fails is not
+   * sent.
+   *
+   * @throws {AbiError} when the module has no valid ABI, or the arguments do not fit the constructor.
+   * @throws {ContractRevert} when the dry run or the deploy does not succeed (method `init`).
+   * @throws {RpcError} when the node refuses the transaction, or `TIMEOUT`.
+   */
+  static async deploy<T extends ContractTypes = UntypedContract>(
+    client: ContractClient,
+    code: Uint8Array,
+    args: AbiInput = [],
+    options: DeployOptions,
+  ): Promise<DeployResult<T>> {
+    const abi = Abi.fromWasm(code);
+    const noArgs = Array.isArray(args) && args.length === 0;
+    let initArgs: Uint8Array;
+    if (abi.methods.some((m) => m.kind === 'init')) {
+      initArgs = abi.encodeArgs('init', args);
+    } else if (noArgs) {
+      initArgs = new Uint8Array(0);
+    } else {
+      throw new TypeError(`${abi.name} has no constructor, so it takes no arguments`);
+    }
+    const { signer } = options;
+    const sender = signer.address();
+    const [{ chainId }, nonce] = await Promise.all([
+      client.getStatus(),
+      options.nonce === undefined
+        ? client.getAccount(sender).then((a) => a.pendingNonce)
+        : Promise.resolve(uint(options.nonce, U64_MAX, 'nonce')),
+    ]);
+    const unsigned: Transaction = {
+      chainId,
+      nonce,
+      gasLimit: 0n,
+      gasPrice: uint(options.gasPrice ?? 1n, U64_MAX, 'gasPrice'),
+      payload: { kind: 'deploy', code, initArgs, value: uint(options.value ?? 0n, U128_MAX, 'value') },
+    };
+    // The address the deploy creates, for a revert's report.
+    const address = Address.contract(sender, nonce);
+    const { hash, transaction, receipt } = await sendChecked(
+      client,
+      unsigned,
+      signer,
+      options.gas,
+      options.timeoutMs,
+      (at) => new ContractRevert(abi, address, 'init', at),
+    );
+    const r = receipt.receipt;
+    if (r.contractAddress === null) {
+      throw new RpcTransportError('wait_for_receipt', `the receipt of the deploy ${hash.toString()} names no contract`);
+    }
+    const contract = new Contract<T>(client, r.contractAddress, abi, {
+      signer,
+      ...(options.gasPrice === undefined ? {} : { gasPrice: options.gasPrice }),
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    });
+    return { contract, hash, sender, transaction, receipt, events: contract.decodeEvents(r.events), gasUsed: r.gasUsed };
+  }
+
   /** The same contract with `signer` as the default sender. */
   withSigner(signer: SecretKey): Contract<T> {
     return new Contract<T>(this.client, this.address, this.abi, { ...this.#options, signer });
@@ -427,45 +518,15 @@ export class Contract<T extends ContractTypes = UntypedContract> {
     if (signer === undefined) throw new TypeError(`${method}: no signer (pass one in the call's options or to the Contract)`);
     const sender = signer.address();
     const unsigned = await this.#transaction(method, input, sender, options);
-    let gasLimit: bigint;
-    if (options.gas === undefined) {
-      const estimate = await this.#estimate(unsigned, sender);
-      if (estimate.status !== 'success') {
-        const sim = await typed(
-          this.client,
-          'simulate_transaction',
-          [{ transaction: transactionToJson({ ...unsigned, gasLimit: estimate.gas }), sender: sender.toChecksum() }],
-          simulationFromJson,
-        );
-        throw new ContractRevert(this.abi, this.address, method, {
-          status: sim.status,
-          output: sim.output,
-          gasUsed: sim.gasUsed,
-          stage: 'simulation',
-        });
-      }
-      gasLimit = estimate.gas;
-    } else {
-      gasLimit = uint(options.gas, U64_MAX, 'gas');
-    }
-    const transaction = signTransaction({ ...unsigned, gasLimit }, signer);
-    const hash = txHash(transaction);
-    const answered = await this.client.sendTransaction(transaction, sender);
-    if (!answered.equals(hash)) {
-      throw new RpcTransportError('send_transaction', `the node answered ${answered.toString()} for the transaction ${hash.toString()}`);
-    }
-    const receipt = await this.#waitForCommit(hash, options.timeoutMs ?? this.#options.timeoutMs ?? TIMEOUT_MS_DEFAULT);
+    const { hash, transaction, receipt } = await sendChecked(
+      this.client,
+      unsigned,
+      signer,
+      options.gas,
+      options.timeoutMs ?? this.#options.timeoutMs,
+      (at) => new ContractRevert(this.abi, this.address, method, at),
+    );
     const r = receipt.receipt;
-    if (r.status !== 'success') {
-      throw new ContractRevert(this.abi, this.address, method, {
-        status: r.status,
-        output: r.output,
-        gasUsed: r.gasUsed,
-        stage: 'transaction',
-        hash,
-        receipt,
-      });
-    }
     return {
       hash,
       sender,
@@ -486,7 +547,7 @@ export class Contract<T extends ContractTypes = UntypedContract> {
     const input = this.abi.encodeArgs(method, args);
     const sender = options.from ?? options.signer?.address() ?? this.#options.signer?.address();
     if (sender === undefined) throw new TypeError(`${method}: no sender (pass \`from\` or a signer)`);
-    return this.#estimate(await this.#transaction(method, input, sender, options), sender);
+    return estimate(this.client, await this.#transaction(method, input, sender, options), sender);
   }
 
   /** The events of this contract among `events`, decoded (others are left out). */
@@ -560,60 +621,105 @@ export class Contract<T extends ContractTypes = UntypedContract> {
       },
     };
   }
+}
 
-  #estimate(tx: Transaction, sender: Address): Promise<GasEstimate> {
-    return typed(
-      this.client,
-      'estimate_gas',
-      [{ transaction: transactionToJson(tx), sender: sender.toChecksum() }],
-      estimateFromJson,
+/** `estimate_gas` for `tx` sent by `sender`. */
+function estimate(client: ContractClient, tx: Transaction, sender: Address): Promise<GasEstimate> {
+  return typed(client, 'estimate_gas', [{ transaction: transactionToJson(tx), sender: sender.toChecksum() }], estimateFromJson);
+}
+
+/** What a failed dry run or transaction is reported as ({@link ContractRevert}'s details). */
+type RevertAt = ConstructorParameters<typeof ContractRevert>[3];
+
+/**
+ * Signs `unsigned` with `signer` and sends it, with `gas` as its limit or,
+ * without, `estimate_gas`'s answer after a dry run that must succeed
+ * (else `revert` of the simulation is thrown and nothing is sent); waits
+ * until it commits and throws `revert` of the receipt unless it
+ * succeeded.
+ */
+async function sendChecked(
+  client: ContractClient,
+  unsigned: Transaction,
+  signer: SecretKey,
+  gas: bigint | number | undefined,
+  timeoutMs: number | undefined,
+  revert: (at: RevertAt) => Error,
+): Promise<{ hash: Hash; transaction: SignedTransaction; receipt: ReceiptInfo }> {
+  const sender = signer.address();
+  let gasLimit: bigint;
+  if (gas === undefined) {
+    const estimated = await estimate(client, unsigned, sender);
+    if (estimated.status !== 'success') {
+      const sim = await typed(
+        client,
+        'simulate_transaction',
+        [{ transaction: transactionToJson({ ...unsigned, gasLimit: estimated.gas }), sender: sender.toChecksum() }],
+        simulationFromJson,
+      );
+      throw revert({ status: sim.status, output: sim.output, gasUsed: sim.gasUsed, stage: 'simulation' });
+    }
+    gasLimit = estimated.gas;
+  } else {
+    gasLimit = uint(gas, U64_MAX, 'gas');
+  }
+  const transaction = signTransaction({ ...unsigned, gasLimit }, signer);
+  const hash = txHash(transaction);
+  const answered = await client.sendTransaction(transaction, sender);
+  if (!answered.equals(hash)) {
+    throw new RpcTransportError('send_transaction', `the node answered ${answered.toString()} for the transaction ${hash.toString()}`);
+  }
+  const receipt = await waitForCommit(client, hash, timeoutMs ?? TIMEOUT_MS_DEFAULT);
+  const r = receipt.receipt;
+  if (r.status !== 'success') {
+    throw revert({ status: r.status, output: r.output, gasUsed: r.gasUsed, stage: 'transaction', hash, receipt });
+  }
+  return { hash, transaction, receipt };
+}
+
+/** Waits until `hash` commits, asking again while the node's wait times out, then completes the receipt. */
+async function waitForCommit(client: ContractClient, hash: Hash, timeoutMs: number): Promise<ReceiptInfo> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = deadline - Date.now();
+    try {
+      const info = await client.waitForReceipt(hash, Math.max(1, Math.min(left, WAIT_SLICE_MS)));
+      return await completeReceipt(client, info);
+    } catch (e) {
+      if (!(e instanceof RpcError && e.code === RpcCodes.TIMEOUT) || Date.now() >= deadline) throw e;
+    }
+  }
+}
+
+/** Reads the events a node left out of a receipt and appends them, as the Rust client. */
+async function completeReceipt(client: ContractClient, info: ReceiptInfo): Promise<ReceiptInfo> {
+  if (info.eventsOmitted === 0) return info;
+  const events = [...info.receipt.events];
+  let omitted = info.eventsOmitted;
+  let cursor: EventCursor | null = { height: info.blockHeight, txIndex: info.index, eventIndex: events.length };
+  for (let pages = 0; omitted > 0 && cursor !== null && pages < PAGES_MAX; pages++) {
+    if (cursor.height !== info.blockHeight || cursor.txIndex !== info.index) break;
+    const page = await client.getEvents(
+      {},
+      info.blockHeight,
+      info.blockHeight,
+      Math.min(omitted, RECEIPT_EVENTS_PAGE),
+      cursor,
+    );
+    for (const log of page.events) {
+      if (log.txIndex !== info.index || omitted === 0) break;
+      events.push(log.event);
+      omitted--;
+    }
+    cursor = page.next;
+  }
+  if (omitted > 0) {
+    throw new RpcTransportError(
+      'get_events',
+      `receipt of ${info.receipt.txHash.toString()}: the node returned ${events.length} events and ${omitted} more could not be read`,
     );
   }
-
-  /** Waits until `hash` commits, asking again while the node's wait times out, then completes the receipt. */
-  async #waitForCommit(hash: Hash, timeoutMs: number): Promise<ReceiptInfo> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const left = deadline - Date.now();
-      try {
-        const info = await this.client.waitForReceipt(hash, Math.max(1, Math.min(left, WAIT_SLICE_MS)));
-        return await this.#completeReceipt(info);
-      } catch (e) {
-        if (!(e instanceof RpcError && e.code === RpcCodes.TIMEOUT) || Date.now() >= deadline) throw e;
-      }
-    }
-  }
-
-  /** Reads the events a node left out of a receipt and appends them, as the Rust client. */
-  async #completeReceipt(info: ReceiptInfo): Promise<ReceiptInfo> {
-    if (info.eventsOmitted === 0) return info;
-    const events = [...info.receipt.events];
-    let omitted = info.eventsOmitted;
-    let cursor: EventCursor | null = { height: info.blockHeight, txIndex: info.index, eventIndex: events.length };
-    for (let pages = 0; omitted > 0 && cursor !== null && pages < PAGES_MAX; pages++) {
-      if (cursor.height !== info.blockHeight || cursor.txIndex !== info.index) break;
-      const page = await this.client.getEvents(
-        {},
-        info.blockHeight,
-        info.blockHeight,
-        Math.min(omitted, RECEIPT_EVENTS_PAGE),
-        cursor,
-      );
-      for (const log of page.events) {
-        if (log.txIndex !== info.index || omitted === 0) break;
-        events.push(log.event);
-        omitted--;
-      }
-      cursor = page.next;
-    }
-    if (omitted > 0) {
-      throw new RpcTransportError(
-        'get_events',
-        `receipt of ${info.receipt.txHash.toString()}: the node returned ${events.length} events and ${omitted} more could not be read`,
-      );
-    }
-    return { ...info, receipt: { ...info.receipt, events }, eventsOmitted: 0 };
-  }
+  return { ...info, receipt: { ...info.receipt, events }, eventsOmitted: 0 };
 }
 
 /** Splits a method's arguments from its trailing options. */

@@ -243,6 +243,8 @@ export {
   type ContractEventLog,
   type ContractOptions,
   type ContractTypes,
+  type DeployOptions,
+  type DeployResult,
   type EventQuery,
   type GasEstimate,
   type UntypedContract,

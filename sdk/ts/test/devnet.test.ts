@@ -8,13 +8,26 @@
 
 import assert from 'node:assert/strict';
 import { exec } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 import { WebSocket } from 'ws';
 
 import {
+  Contract,
+  LightClientError,
   RpcClient,
   SecretKey,
+  asObject,
+  asU64,
+  encodeAccount,
+  parseJson,
+  toHex,
+  validatorSetFromJson,
+  verifiedAccount,
+  verifiedStorage,
+  type JsonObject,
+  type LightRpc,
   blockHeaderHash,
   encodeSignedTransaction,
   recoverSender,
@@ -192,3 +205,86 @@ test('a real devnet: status, balance, a transfer signed here, its receipt, its b
     ws.close();
   }
 });
+
+// The counter built by `stele devnet --deploy-examples` (devnet-test.sh
+// passes its path), deployed here.
+const COUNTER_WASM = process.env['STELE_DEVNET_COUNTER_WASM'] ?? '';
+const GENESIS = process.env['STELE_DEVNET_GENESIS'] ?? '';
+
+test(
+  'a contract deployed from JavaScript: call, view, its event over WebSocket, a verified read, forged answers refused',
+  {
+    skip: skip || (COUNTER_WASM === '' || GENESIS === '' ? 'set STELE_DEVNET_COUNTER_WASM and STELE_DEVNET_GENESIS' : false),
+    timeout: 120_000,
+  },
+  async (t) => {
+    const rpc = new RpcClient(RPC, { timeoutMs: 30_000 });
+    const ws = new WsClient(RPC, { WebSocket, timeoutMs: 30_000 });
+    try {
+      const key = SecretKey.parse(KEY);
+      const deployed = await Contract.deploy(rpc, readFileSync(COUNTER_WASM), [5, 100], { signer: key });
+      const counter = deployed.contract;
+      assert.equal(deployed.receipt.receipt.status, 'success');
+      assert.equal(await counter.view['get']!(), '5');
+
+      const events = await ws.subscribeEvents({ contract: counter.address });
+      const r = await counter.call['increment']!(3);
+      assert.equal(r.returned, '8');
+      assert.deepEqual(
+        r.events.map((e) => e.name),
+        ['Changed'],
+      );
+      const seen = await events.next();
+      assert.equal(seen.done, false);
+      assert.ok(!seen.done && seen.value.txHash.equals(r.hash), 'the subscription brings the call\'s event');
+      await events.unsubscribe();
+
+      // The counter's `count` (an Item: [len] ++ name) read with a proof,
+      // at the call's block, trusting the genesis file alone.
+      const g = asObject(parseJson(readFileSync(GENESIS, 'utf8')), 'genesis');
+      const genesis = { chainId: asU64(g['chain_id'], 'chain_id'), validators: validatorSetFromJson(g['validators'] ?? null) };
+      const slot = Uint8Array.of(5, ...new TextEncoder().encode('count'));
+      const height = r.receipt.blockHeight;
+      const read = await verifiedStorage(rpc, genesis, counter.address, slot, { height });
+      assert.deepEqual(read.value, Uint8Array.of(8, 0, 0, 0, 0, 0, 0, 0));
+      assert.ok(read.power >= read.quorumPower);
+      const mine = await verifiedAccount(rpc, genesis, key.address(), { height });
+      assert.equal(mine.account?.nonce, (await rpc.getAccount(key.address())).nonce);
+
+      // A node that changes the value (or the balance) it proves is caught.
+      const lying = (method: string, tamper: (v: JsonObject) => void): LightRpc => ({
+        call: async (m, p) => {
+          const v = await rpc.call(m, p);
+          if (m === method) tamper(v as JsonObject);
+          return v;
+        },
+        getValidators: (h) => rpc.getValidators(h),
+        getBlock: (id) => rpc.getBlock(id),
+      });
+      const refusedAs = (kind: string) => (e: unknown) => e instanceof LightClientError && e.detail.kind === kind;
+      await assert.rejects(
+        verifiedStorage(lying('get_storage_proof', (v) => (v['value'] = '0x0900000000000000')), genesis, counter.address, slot, { height }),
+        refusedAs('proof'),
+      );
+      await assert.rejects(
+        verifiedAccount(
+          lying('get_account_proof', (v) => {
+            const rich = encodeAccount({ ...mine.account!, balance: mine.account!.balance + 1n });
+            v['value'] = toHex(rich);
+          }),
+          genesis,
+          key.address(),
+          { height },
+        ),
+        refusedAs('proof'),
+      );
+      await assert.rejects(
+        verifiedStorage(lying('get_storage_proof', (v) => (v['key'] = '0x01')), genesis, counter.address, slot, { height }),
+        refusedAs('wrong_answer'),
+      );
+      t.diagnostic(`deployed ${counter.address.toChecksum()}; count verified by ${read.signers} of ${read.validators} at height ${height}`);
+    } finally {
+      ws.close();
+    }
+  },
+);
