@@ -924,6 +924,54 @@ async fn http(addr: std::net::SocketAddr, request: String) -> (String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tx_status_subscription_hears_that_its_transaction_was_replaced() {
+    let node = TestNode::start(RpcConfig::default()).await;
+    let client = Client::connect(&node.ws()).await.unwrap();
+    let transfer = |gas_price| {
+        Transaction {
+            chain_id: CHAIN,
+            nonce: 0,
+            gas_limit: 30_000,
+            gas_price,
+            payload: TxPayload::Transfer {
+                to: key(9).address(),
+                amount: 5,
+            },
+        }
+        .sign(&key(3))
+    };
+    let first = transfer(3);
+    let hash = client.send_transaction(&first.to_bytes()).await.unwrap();
+    let mut status = client.subscribe_tx_status(hash).await.unwrap();
+    let wait = Duration::from_secs(10);
+    let now = tokio::time::timeout(wait, status.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.state, TxState::Pending);
+    // The same nonce at a higher price takes its place, and commits.
+    let second = transfer(4);
+    let replacement = client.send_transaction(&second.to_bytes()).await.unwrap();
+    let block = node.commit().await;
+    assert_eq!(block.receipts.len(), 1);
+    assert_eq!(block.receipts[0].tx_hash, replacement);
+    let gone = tokio::time::timeout(wait, status.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((gone.state, gone.receipt), (TxState::Unknown, None));
+    // Nothing more until something changes: another block is silent.
+    node.commit().await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), status.next())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_explorer_is_served_only_when_turned_on() {
     let get = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
     let node = TestNode::start(RpcConfig {

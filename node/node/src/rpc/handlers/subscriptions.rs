@@ -87,7 +87,10 @@ impl Handler {
         }
     }
 
-    /// `subscribe_tx_status`: a transaction's status now and at its commit.
+    /// `subscribe_tx_status`: a transaction's status now, each change
+    /// after a block (`pending` once it reaches this node's pool, `unknown`
+    /// once it left the pool without being committed: dropped or
+    /// replaced), and `committed`, which ends it.
     pub(super) async fn follow_tx_status(
         &self,
         pending: PendingSubscriptionSink,
@@ -103,21 +106,41 @@ impl Handler {
         if !send(&sink, &now).await || committed {
             return Ok(());
         }
+        let mut last = now.state;
         loop {
             let Some(block) = self.next_block(&sink, &mut feed).await? else {
                 return Ok(());
             };
-            if let Some(info) = receipt_in(&block, &hash) {
-                // Cannot fail at the minimum response limit; without a
-                // receipt the subscriber still learns the commit.
-                let item = TxStatus {
-                    hash,
-                    state: TxState::Committed,
-                    receipt: self.fit_receipt(info, TX_STATUS_OVERHEAD).ok(),
+            let Some(info) = receipt_in(&block, &hash) else {
+                // The pool also changes between blocks (a replacement);
+                // its state is looked at once a block.
+                let state = if self.ctx.submitter.pending(&hash).is_some() {
+                    TxState::Pending
+                } else {
+                    TxState::Unknown
                 };
-                send(&sink, &item).await;
-                return Ok(());
-            }
+                if state != last {
+                    last = state;
+                    let item = TxStatus {
+                        hash,
+                        state,
+                        receipt: None,
+                    };
+                    if !send(&sink, &item).await {
+                        return Ok(());
+                    }
+                }
+                continue;
+            };
+            // Cannot fail at the minimum response limit; without a
+            // receipt the subscriber still learns the commit.
+            let item = TxStatus {
+                hash,
+                state: TxState::Committed,
+                receipt: self.fit_receipt(info, TX_STATUS_OVERHEAD).ok(),
+            };
+            send(&sink, &item).await;
+            return Ok(());
         }
     }
 
