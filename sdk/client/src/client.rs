@@ -82,6 +82,9 @@ enum Transport {
     Ws(WsClient),
 }
 
+/// Most epochs [`Client::validators_for_block`] walks from the genesis.
+pub const EPOCH_WALK_MAX: usize = 10_000;
+
 /// A connection to one node. `http://` URLs support calls; `ws://` URLs
 /// support calls and subscriptions.
 pub struct Client {
@@ -542,6 +545,8 @@ impl Client {
     /// last block must be certified, in that epoch, by the set known for
     /// it, and its header must name the next set the node gives. One
     /// block and two small reads per epoch.
+    /// It stops past [`EPOCH_WALK_MAX`] epochs, so a node cannot keep a
+    /// client reading by claiming a long chain of epochs.
     pub async fn validators_for_block(
         &self,
         height: u64,
@@ -564,6 +569,13 @@ impl Client {
             // it by the first epoch's number.
             if starts.last().is_some_and(|(later, _)| info.epoch >= *later) {
                 return Err(broken(at, "the epochs do not fall towards the genesis".into()).into());
+            }
+            if starts.len() == EPOCH_WALK_MAX {
+                return Err(broken(
+                    at,
+                    format!("more than {EPOCH_WALK_MAX} epochs to walk from the genesis"),
+                )
+                .into());
             }
             starts.push((info.epoch, info.epoch_start_height));
             at = info.epoch_start_height.saturating_sub(2);

@@ -16,7 +16,7 @@ mod keystore;
 mod tx;
 mod verify;
 
-pub use client::{Client, ClientError, RESPONSE_BYTES_MAX};
+pub use client::{Client, ClientError, EPOCH_WALK_MAX, RESPONSE_BYTES_MAX};
 pub use keystore::{KeystoreError, decrypt_keystore, encrypt_keystore};
 pub use tx::{Signer, TxBuilder};
 pub use verify::{

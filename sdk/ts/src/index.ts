@@ -301,6 +301,7 @@ export {
   type StateKey,
 } from './proof.js';
 export {
+  EPOCH_WALK_MAX,
   LightClientError,
   accountProofInfoFromJson,
   getAccountProof,

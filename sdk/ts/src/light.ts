@@ -121,6 +121,13 @@ const setChain = (height: bigint, reason: string, cause: CertificateError | null
 
 const U64_MAX = (1n << 64n) - 1n;
 
+/**
+ * Most epochs {@link validatorsForBlock} walks from the genesis (as Rust's
+ * `EPOCH_WALK_MAX`), so a node cannot keep a client reading by claiming a
+ * long chain of epochs.
+ */
+export const EPOCH_WALK_MAX = 10_000;
+
 function heightParam(v: bigint | number, what: string): bigint {
   const n = typeof v === 'number' && Number.isSafeInteger(v) ? BigInt(v) : v;
   if (typeof n !== 'bigint' || n < 0n || n > U64_MAX) {
@@ -160,6 +167,7 @@ export async function validatorsForBlock(
     if (later !== undefined && info.epoch >= later.epoch) {
       throw setChain(at, 'the epochs do not fall towards the genesis');
     }
+    if (starts.length >= EPOCH_WALK_MAX) throw setChain(at, `more than ${EPOCH_WALK_MAX} epochs to walk from the genesis`);
     starts.push({ epoch: info.epoch, start: info.epochStartHeight });
     at = info.epochStartHeight >= 2n ? info.epochStartHeight - 2n : 0n;
     if (info.epochStartHeight < 2n) break;

@@ -412,3 +412,31 @@ test('node errors reach the caller as RpcError', async () => {
     (e: unknown) => e instanceof RpcError && e.code === RpcCodes.HEIGHT_UNAVAILABLE,
   );
 });
+
+test('a node claiming more epochs than EPOCH_WALK_MAX is refused after that many reads', async () => {
+  // Every height is an epoch of its own, as far as this node says.
+  let reads = 0;
+  const claims: import('../dist/light.js').LightRpc = {
+    call: () => Promise.reject(new Error('not used')),
+    getValidators: (h) => {
+      reads++;
+      const at = BigInt(h ?? 0);
+      return Promise.resolve({
+        height: at,
+        epoch: at + 1n,
+        epochStartHeight: at + 1n,
+        validators: genesis.validators,
+        validatorsHash: genesis.validators.hash(),
+        pending: null,
+      });
+    },
+    getBlock: () => Promise.reject(new Error('not reached')),
+  };
+  await assert.rejects(light.validatorsForBlock(claims, genesis, 1_000_000n), (e: unknown) => {
+    assert.ok(e instanceof light.LightClientError);
+    assert.equal(e.detail.kind, 'set_chain');
+    assert.match(e.message, /more than 10000 epochs/);
+    return true;
+  });
+  assert.equal(reads, light.EPOCH_WALK_MAX + 1);
+});
