@@ -849,7 +849,12 @@ fn certificates() -> Value {
     // certificate has one valid encoding.
     let mut v_flipped = certificate(header, keys4, &[0, 1, 2]);
     v_flipped.signatures[1].signature.0[64] ^= 1;
-    add("v flipped (the signature recovers to another key)", 0, 1, v_flipped);
+    add(
+        "v flipped (the signature recovers to another key)",
+        0,
+        1,
+        v_flipped,
+    );
     let mut other_chain = certificate(header, keys4, &[0, 1, 2]);
     resign(&mut other_chain, header.chain_id + 1, keys4);
     add("signed for another chain", 0, 1, other_chain);
