@@ -389,49 +389,15 @@ impl Executor {
         }
 
         world.record_storage_writes(self.config.record_storage_writes);
-        let mut receipts = Vec::with_capacity(txs.len());
-        let mut senders = Vec::with_capacity(txs.len());
-        let mut storage_writes = Vec::with_capacity(txs.len());
-        let mut gas_used: u64 = 0;
-        let mut fees: Amount = 0;
-        let mut event_bytes_left = rules.vm.limits().block_event_bytes_max;
-        for (index, (tx, bytes)) in txs.iter().zip(&encoded).enumerate() {
-            let hash = stele_types::keccak256(bytes);
-            let invalid = |reason| ExecError::InvalidTx {
-                index,
-                hash,
-                reason,
-            };
-            let sender = self.sender(tx, &hash).map_err(invalid)?;
-            let (receipt, w) = self
-                .execute_tx(
-                    &rules,
-                    world,
-                    env,
-                    &tx.tx,
-                    hash,
-                    sender,
-                    bytes.len(),
-                    Mode::block(event_bytes_left),
-                )
-                .map(|(receipt, _, w)| (receipt, w))
-                .map_err(|e| match e {
-                    TxFailure::Invalid(reason) => invalid(reason),
-                    TxFailure::Backend(reason) => ExecError::TxInternal {
-                        index,
-                        hash,
-                        reason,
-                    },
-                })?;
-            world = w;
-            storage_writes.push(world.take_tx_storage_writes());
-            let emitted: u64 = receipt.events.iter().map(stele_vm::event_bytes).sum();
-            event_bytes_left = event_bytes_left.saturating_sub(emitted);
-            gas_used += receipt.gas_used;
-            fees += Amount::from(receipt.gas_used) * Amount::from(tx.tx.gas_price);
-            receipts.push(receipt);
-            senders.push(sender);
-        }
+        let TxsRun {
+            mut world,
+            receipts,
+            senders,
+            storage_writes,
+            gas_used,
+            fees,
+            trace: _,
+        } = self.run_txs(&rules, world, env, txs, &encoded, None)?;
         if fees > 0 {
             let mut proposer = world.account(&env.proposer).map_err(backend)?;
             proposer.balance = proposer.balance.saturating_add(fees);
@@ -447,6 +413,117 @@ impl Executor {
             gas_used,
             senders,
             storage_writes,
+        })
+    }
+
+    /// Replays transaction `index` of a committed block: `txs` (the
+    /// block's) up to `index` run on `base`, the state of the block's
+    /// parent, as the block ran them, and the last one also records its
+    /// nested-call trace with gas per frame and the storage keys it
+    /// wrote. Execution is deterministic, so the receipt is the block's;
+    /// callers holding the stored one compare them. Must run on a thread
+    /// with [`stele_vm::EXEC_THREAD_STACK_BYTES`] of stack.
+    pub fn replay_tx(
+        &self,
+        base: StateBase,
+        env: &BlockEnv,
+        txs: &[SignedTransaction],
+        index: usize,
+    ) -> Result<Replayed, ExecError> {
+        let Some(prefix) = txs.get(..=index) else {
+            return Err(ExecError::TooManyTxs {
+                count: index + 1,
+                max: txs.len(),
+            });
+        };
+        let mut world = StateWorld::new(base);
+        let rules = self.rules(&world).map_err(|e| match e {
+            RulesError::Backend(e) => ExecError::Backend(e),
+            RulesError::Unsupported(reason) => ExecError::ProtocolUnsupported {
+                height: env.height,
+                reason,
+            },
+        })?;
+        world.record_storage_writes(true);
+        let encoded: Vec<Vec<u8>> = prefix.iter().map(Encode::to_bytes).collect();
+        let mut run = self.run_txs(&rules, world, env, prefix, &encoded, Some(index))?;
+        let (Some(receipt), Some(sender), Some(storage_writes)) = (
+            run.receipts.pop(),
+            run.senders.pop(),
+            run.storage_writes.pop(),
+        ) else {
+            return Err(ExecError::Backend("the replay ran no transaction".into()));
+        };
+        Ok(Replayed {
+            receipt,
+            sender,
+            trace: run.trace,
+            storage_writes,
+        })
+    }
+
+    /// Runs `txs` in order on `world` as a block's transactions (the
+    /// block's limits already checked), tracing the one at `trace_at`.
+    fn run_txs(
+        &self,
+        rules: &Rules,
+        mut world: StateWorld,
+        env: &BlockEnv,
+        txs: &[SignedTransaction],
+        encoded: &[Vec<u8>],
+        trace_at: Option<usize>,
+    ) -> Result<TxsRun, ExecError> {
+        let mut receipts = Vec::with_capacity(txs.len());
+        let mut senders = Vec::with_capacity(txs.len());
+        let mut storage_writes = Vec::with_capacity(txs.len());
+        let mut gas_used: u64 = 0;
+        let mut fees: Amount = 0;
+        let mut traced = None;
+        let mut event_bytes_left = rules.vm.limits().block_event_bytes_max;
+        for (index, (tx, bytes)) in txs.iter().zip(encoded).enumerate() {
+            let hash = stele_types::keccak256(bytes);
+            let invalid = |reason| ExecError::InvalidTx {
+                index,
+                hash,
+                reason,
+            };
+            let sender = self.sender(tx, &hash).map_err(invalid)?;
+            let mode = Mode {
+                // Tracing only observes: the gas and the outcome are the
+                // same (the replay's receipt is compared with the block's).
+                debug: trace_at == Some(index),
+                ..Mode::block(event_bytes_left)
+            };
+            let (receipt, trace, w) = self
+                .execute_tx(rules, world, env, &tx.tx, hash, sender, bytes.len(), mode)
+                .map_err(|e| match e {
+                    TxFailure::Invalid(reason) => invalid(reason),
+                    TxFailure::Backend(reason) => ExecError::TxInternal {
+                        index,
+                        hash,
+                        reason,
+                    },
+                })?;
+            world = w;
+            if trace_at == Some(index) {
+                traced = trace;
+            }
+            storage_writes.push(world.take_tx_storage_writes());
+            let emitted: u64 = receipt.events.iter().map(stele_vm::event_bytes).sum();
+            event_bytes_left = event_bytes_left.saturating_sub(emitted);
+            gas_used += receipt.gas_used;
+            fees += Amount::from(receipt.gas_used) * Amount::from(tx.tx.gas_price);
+            receipts.push(receipt);
+            senders.push(sender);
+        }
+        Ok(TxsRun {
+            world,
+            receipts,
+            senders,
+            storage_writes,
+            gas_used,
+            fees,
+            trace: traced,
         })
     }
 
@@ -734,6 +811,28 @@ pub struct Applied {
     pub receipt: Receipt,
     /// Nested calls with gas per frame, when asked for.
     pub trace: Option<CallTrace>,
+}
+
+/// A committed transaction run again ([`Executor::replay_tx`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replayed {
+    pub receipt: Receipt,
+    pub sender: Address,
+    /// Nested calls with gas per frame (`None` for a transfer or a vote).
+    pub trace: Option<CallTrace>,
+    /// The storage keys the transaction wrote, in order of first write.
+    pub storage_writes: Vec<StorageWrite>,
+}
+
+/// A block's transactions run in order ([`Executor::run_txs`]).
+struct TxsRun {
+    world: StateWorld,
+    receipts: Vec<Receipt>,
+    senders: Vec<Address>,
+    storage_writes: Vec<Vec<StorageWrite>>,
+    gas_used: u64,
+    fees: Amount,
+    trace: Option<CallTrace>,
 }
 
 /// Why [`Executor::apply_unsigned`] or [`Executor::view`] produced no

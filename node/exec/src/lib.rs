@@ -17,7 +17,7 @@ mod world;
 pub use account::{Account, code_key};
 pub use executor::{
     Applied, ApplyError, BlockEnv, BlockExecution, ExecError, Executor, ExecutorConfig,
-    ProtocolSupport, TxRejection, Unsupported,
+    ProtocolSupport, Replayed, TxRejection, Unsupported,
 };
 pub use governance::{EpochInfo, PendingChange};
 pub use upgrade::ScheduledUpgrade;

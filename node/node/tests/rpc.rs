@@ -924,6 +924,85 @@ async fn http(addr: std::net::SocketAddr, request: String) -> (String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_transactions_are_replayed_with_their_trace_and_writes() {
+    let node = TestNode::start(RpcConfig::default()).await;
+    let client = Client::connect(&node.http()).await.unwrap();
+    let contract = deploy_counter(&node, &client).await;
+    let call = |from, nonce, method: &str| {
+        signed(
+            from,
+            nonce,
+            1_000_000,
+            TxPayload::Call {
+                contract,
+                method: method.into(),
+                args: vec![],
+                value: 0,
+            },
+        )
+    };
+    // One block: an increment, a call that reverts, a transfer, and a
+    // second increment that sees the first one's write.
+    let txs = [
+        call(2, 0, "increment"),
+        call(3, 0, "fail"),
+        signed(
+            1,
+            1,
+            30_000,
+            TxPayload::Transfer {
+                to: key(9).address(),
+                amount: 1,
+            },
+        ),
+        call(2, 1, "increment"),
+    ];
+    for tx in &txs {
+        client.send_transaction(&tx.to_bytes()).await.unwrap();
+    }
+    let block = node.commit().await;
+    assert_eq!(block.receipts.len(), 4);
+
+    let second = client.trace_transaction(txs[3].hash()).await.unwrap();
+    assert_eq!((second.block_height, second.index), (2, 3));
+    assert_eq!(second.sender, key(2).address());
+    assert_eq!(second.receipt, block.receipts[3]);
+    assert_eq!(second.receipt.output, 2u64.to_le_bytes());
+    let frame = second.trace.unwrap();
+    assert_eq!(
+        (frame.contract, frame.method.as_str(), frame.status),
+        (contract, "increment", ExecStatus::Success)
+    );
+    assert!(frame.gas_used > 0 && frame.gas_used <= second.receipt.gas_used);
+    assert_eq!(second.storage_writes.len(), 1);
+    let w = &second.storage_writes[0];
+    assert_eq!((w.contract, w.key.0.as_slice()), (contract, &b"n"[..]));
+    assert_eq!(
+        w.value_hash,
+        Some(stele_types::proof::value_hash(&2u64.to_le_bytes()))
+    );
+
+    let failed = client.trace_transaction(txs[1].hash()).await.unwrap();
+    assert_eq!(failed.receipt, block.receipts[1]);
+    let frame = failed.trace.unwrap();
+    assert_eq!(
+        (frame.status, frame.output.0.as_slice()),
+        (ExecStatus::Reverted, &b"no"[..])
+    );
+    assert!(failed.storage_writes.is_empty());
+
+    let transfer = client.trace_transaction(txs[2].hash()).await.unwrap();
+    assert_eq!(transfer.receipt, block.receipts[2]);
+    assert_eq!(transfer.trace, None);
+
+    assert_eq!(
+        code(client.trace_transaction(Hash([7; 32])).await),
+        codes::NOT_FOUND
+    );
+    assert_eq!(node.server.metrics().requests_of("trace_transaction"), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tx_status_subscription_hears_that_its_transaction_was_replaced() {
     let node = TestNode::start(RpcConfig::default()).await;
     let client = Client::connect(&node.ws()).await.unwrap();

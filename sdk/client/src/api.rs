@@ -379,6 +379,41 @@ pub struct TraceFrame {
     pub calls: Vec<TraceFrame>,
 }
 
+/// A committed transaction run again on the state its block started from
+/// (`trace_transaction`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionTrace {
+    pub hash: Hash,
+    pub block_height: u64,
+    pub index: u32,
+    pub sender: Address,
+    /// The replay's receipt. The node checked it equals the stored one
+    /// (execution is deterministic), and refuses to answer otherwise.
+    pub receipt: Receipt,
+    /// The nested calls with gas per frame (absent for a transfer or a
+    /// vote, or when `trace_omitted`).
+    pub trace: Option<TraceFrame>,
+    /// The contract storage keys the transaction wrote (writes a reverted
+    /// frame undid are not here), in order of first write.
+    pub storage_writes: Vec<StorageWriteInfo>,
+    /// The trace was left out to fit the response limit (absent when
+    /// false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub trace_omitted: bool,
+}
+
+/// A storage key a transaction wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageWriteInfo {
+    pub contract: Address,
+    pub key: Bytes,
+    /// `proof::value_hash` of the value left (what a storage proof's leaf
+    /// holds); `None` (JSON null) when the key was deleted.
+    pub value_hash: Option<Hash>,
+}
+
 /// The outcome of a dry run at the latest state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -808,6 +843,12 @@ pub trait SteleApi {
         key: Bytes,
         height: Option<u64>,
     ) -> RpcResult<StorageProof>;
+
+    /// A committed transaction run again on its block's parent state, with
+    /// its call trace and the storage keys it wrote, while that state is
+    /// kept.
+    #[method(name = "trace_transaction")]
+    async fn trace_transaction(&self, hash: Hash) -> RpcResult<TransactionTrace>;
 
     /// An account record with a proof against a certified state root.
     #[method(name = "get_account_proof")]

@@ -425,6 +425,12 @@ impl Client {
         Ok(proof.value.map(|v| v.0))
     }
 
+    /// A committed transaction run again on its block's parent state:
+    /// its call trace with gas per frame and the storage keys it wrote.
+    pub async fn trace_transaction(&self, hash: Hash) -> Result<TransactionTrace, ClientError> {
+        call!(self, trace_transaction(hash))
+    }
+
     pub async fn get_account_proof(
         &self,
         address: Address,

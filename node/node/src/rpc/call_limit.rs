@@ -11,7 +11,8 @@
 //! 1 for most calls; 2 for `get_block`, `get_latest_block`,
 //! `list_storage`, `get_storage_proof`, `get_account_proof` and
 //! `get_storage_history` (up to a block or a page of values or index
-//! rows); 4 for `call_view` and `simulate_transaction`; 8 for
+//! rows); 16 for `trace_transaction` (up to a block's transactions run
+//! again); 4 for `call_view` and `simulate_transaction`; 8 for
 //! `estimate_gas` (up to 40 runs); and for `get_events` 1 plus 1 per 100
 //! blocks of the range it may scan (at most `events_blocks_max`; a null
 //! `to_height` counts up to the latest height). No call costs more than a
@@ -75,6 +76,8 @@ impl CostModel {
             | "get_storage_history" => 2,
             "call_view" | "simulate_transaction" => 4,
             "estimate_gas" => 8,
+            // Up to a whole block run again.
+            "trace_transaction" => 16,
             "get_events" => 1 + self.events_blocks(params) / EVENTS_BLOCKS_PER_TOKEN,
             _ => 1,
         };

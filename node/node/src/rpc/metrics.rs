@@ -15,7 +15,7 @@ use serde::de::IgnoredAny;
 use super::conn::Eviction;
 
 /// Every method name, for the per-method counters.
-pub(crate) const METHODS: [&str; 21] = [
+pub(crate) const METHODS: [&str; 22] = [
     "send_transaction",
     "get_transaction",
     "get_receipt",
@@ -30,6 +30,7 @@ pub(crate) const METHODS: [&str; 21] = [
     "get_code",
     "get_storage_proof",
     "get_account_proof",
+    "trace_transaction",
     "list_storage",
     "get_events",
     "get_storage_history",

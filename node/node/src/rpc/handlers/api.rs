@@ -78,6 +78,10 @@ impl SteleApiServer for Handler {
         self.storage_proof(contract, key, height).await
     }
 
+    async fn trace_transaction(&self, hash: Hash) -> RpcResult<TransactionTrace> {
+        self.transaction_trace(hash).await
+    }
+
     async fn get_account_proof(
         &self,
         address: Address,

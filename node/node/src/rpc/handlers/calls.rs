@@ -5,8 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonrpsee::core::RpcResult;
 use stele_client::api::*;
-use stele_types::{Address, ExecStatus, Limits, SignedTransaction, Transaction, TxPayload};
-use stele_vm::CallTrace;
+use stele_types::codec::Encode;
+use stele_types::{Address, ExecStatus, Hash, Limits, SignedTransaction, Transaction, TxPayload};
+use stele_vm::{CallTrace, WorldError};
 
 use super::Handler;
 use crate::mempool::AdmitError;
@@ -14,7 +15,7 @@ use crate::rpc::errors::{self, err, internal, invalid, too_large};
 use crate::rpc::estimate;
 use crate::rpc::pool::PoolError;
 use crate::rpc::size;
-use stele_exec::{Applied, BlockEnv, StateWorld};
+use stele_exec::{Applied, BlockEnv, ExecError, StateWorld};
 
 impl Handler {
     /// `call_view`: a read-only call at a committed height.
@@ -86,6 +87,97 @@ impl Handler {
         .await
     }
 
+    /// `trace_transaction`: a committed transaction run again on the state
+    /// its block started from (its parent's, while kept), after the
+    /// block's transactions before it, with its call trace and the storage
+    /// keys it wrote. The replay's receipt must equal the stored one.
+    pub(super) async fn transaction_trace(&self, hash: Hash) -> RpcResult<TransactionTrace> {
+        async {
+            let stored = self.receipt_info(&hash).await?.ok_or_else(|| {
+                errors::not_found(format_args!("committed transaction {hash}"))
+            })?;
+            let height = stored.block_height;
+            let parent = self.height(Some(height - 1)).map_err(|_| {
+                err(
+                    codes::HEIGHT_UNAVAILABLE,
+                    format!(
+                        "the state before block {height} is no longer kept by this node, so the transaction cannot be run again (a node with more versions kept, [storage] versions_kept, can)"
+                    ),
+                )
+            })?;
+            let block = self
+                .read(move |reader| {
+                    reader
+                        .committed(height)
+                        .map_err(internal)?
+                        .ok_or_else(|| errors::not_found(format_args!("block at height {height}")))
+                })
+                .await?;
+            let env = BlockEnv {
+                height,
+                timestamp_ms: block.block.header.timestamp_ms,
+                proposer: block.block.header.proposer,
+            };
+            let base = self.base(parent);
+            let executor = self.ctx.executor.clone();
+            let index = stored.index as usize;
+            let replayed = self
+                .exec(move || executor.replay_tx(base, &env, &block.block.txs, index))
+                .await?
+                .map_err(|e| match e {
+                    ExecError::TxInternal { reason, .. }
+                        if reason.contains(&WorldError::IterationUnavailable.to_string()) =>
+                    {
+                        err(
+                            codes::ITERATION_UNAVAILABLE,
+                            format!(
+                                "the transaction iterates contract storage, which only the latest state can; it cannot be run again at height {height}"
+                            ),
+                        )
+                    }
+                    e => internal(format!("replaying block {height}: {e}")),
+                })?;
+            if replayed.receipt != stored.receipt {
+                tracing::error!(%hash, height, "rpc: a replayed transaction's receipt differs from the stored one");
+                return Err(internal(format!(
+                    "the replay of {hash} gave another receipt than block {height} holds; this node's execution is not deterministic, please report it"
+                )));
+            }
+            let result = TransactionTrace {
+                hash,
+                block_height: height,
+                index: stored.index,
+                sender: replayed.sender,
+                receipt: replayed.receipt,
+                trace: replayed.trace.map(frame),
+                storage_writes: replayed
+                    .storage_writes
+                    .into_iter()
+                    .map(|w| StorageWriteInfo {
+                        contract: w.contract,
+                        key: Bytes(w.key),
+                        value_hash: w.value_hash,
+                    })
+                    .collect(),
+                trace_omitted: false,
+            };
+            // A deep trace can pass the response limit alone: then it is
+            // left out, as a simulation's is.
+            match self.whole(result.clone(), || "the transaction's trace".into()) {
+                Ok(r) => Ok(r),
+                Err(_) => self.whole(
+                    TransactionTrace {
+                        trace: None,
+                        trace_omitted: true,
+                        ..result
+                    },
+                    || "the transaction's replay".into(),
+                ),
+            }
+        }
+        .await
+    }
+
     /// `estimate_gas`: the least gas limit with which the transaction succeeds.
     pub(super) async fn gas_estimate(&self, request: SimulateRequest) -> RpcResult<GasEstimate> {
         async {
@@ -102,17 +194,35 @@ impl Handler {
                 TxPayload::Deploy { value, .. } | TxPayload::Call { value, .. } => *value,
                 TxPayload::VoteValidators { .. } | TxPayload::VoteUpgrade { .. } => 0,
             };
-            let block_gas_max = self
-                .ctx
-                .executor
-                .protocol_on(&base)
-                .map_err(internal)?
-                .block_gas_max;
-            let cap = self.config.view_gas_max.min(block_gas_max);
+            let protocol = self.ctx.executor.protocol_on(&base).map_err(internal)?;
+            let cap = self.config.view_gas_max.min(protocol.block_gas_max);
+            // Said as what it is, not as the gas limit nothing is left for.
+            if value > balance {
+                return Err(err(
+                    codes::TX_INSUFFICIENT_FUNDS,
+                    format!("insufficient funds: {sender} has {balance} and would send {value}"),
+                ));
+            }
             let affordable = match tx.gas_price {
                 0 => u128::from(cap),
-                p => balance.saturating_sub(value) / u128::from(p),
+                p => (balance - value) / u128::from(p),
             };
+            let signed_len = SignedTransaction {
+                tx: tx.clone(),
+                signature: stele_types::Signature([0; 65]),
+            }
+            .to_bytes()
+            .len();
+            let intrinsic = protocol.intrinsic_gas(signed_len);
+            if affordable < u128::from(intrinsic) {
+                return Err(err(
+                    codes::TX_INSUFFICIENT_FUNDS,
+                    format!(
+                        "insufficient funds: {sender} has {balance}; after the value {value}, it buys {affordable} gas at price {}, less than the {intrinsic} the transaction needs before it runs",
+                        tx.gas_price
+                    ),
+                ));
+            }
             let limit = u64::try_from(affordable.min(u128::from(cap))).unwrap_or(cap);
             tx.gas_limit = limit;
             let env = self.next_block_env(height)?;
@@ -224,10 +334,7 @@ fn failure_text(status: ExecStatus, output: &[u8]) -> Option<String> {
     if status.is_success() {
         return None;
     }
-    Some(match std::str::from_utf8(output) {
-        Ok(s) => s.to_string(),
-        Err(_) => stele_types::hex::encode(output),
-    })
+    Some(stele_abi::output_text(output))
 }
 
 fn frame(t: CallTrace) -> TraceFrame {

@@ -181,7 +181,7 @@ impl Handler {
         .await
     }
 
-    async fn receipt_info(&self, hash: &Hash) -> RpcResult<Option<ReceiptInfo>> {
+    pub(super) async fn receipt_info(&self, hash: &Hash) -> RpcResult<Option<ReceiptInfo>> {
         let hash = *hash;
         self.read(move |reader| {
             let Some((loc, receipt)) = reader.receipt(&hash).map_err(internal)? else {
