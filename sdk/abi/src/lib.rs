@@ -42,3 +42,51 @@ pub use wasm::{ABI_SECTION, ABI_SECTION_BYTES_MAX, REENTRANT_SECTION, abi_sectio
 pub const REVERT_MESSAGE: u8 = 0;
 /// Revert payload tag: the Borsh encoding of the method's error type follows.
 pub const REVERT_ERROR: u8 = 1;
+
+/// A failed call's output as text, without its ABI: the message of an SDK
+/// revert ([`REVERT_MESSAGE`], the tag left out), a note for a typed error
+/// ([`REVERT_ERROR`], decoded only by the method's ABI), the output itself
+/// when it is UTF-8 (the executor's own failures, other contracts), else
+/// its hex.
+pub fn output_text(output: &[u8]) -> String {
+    match output.split_first() {
+        Some((&REVERT_MESSAGE, rest)) if std::str::from_utf8(rest).is_ok() => {
+            String::from_utf8_lossy(rest).into_owned()
+        }
+        Some((&REVERT_ERROR, rest)) => format!(
+            "the method's error type 0x{} (decode it with the contract's ABI)",
+            hex_digits(rest)
+        ),
+        _ => match std::str::from_utf8(output) {
+            Ok(text) if !text.chars().any(char::is_control) => text.to_string(),
+            _ => format!("0x{}", hex_digits(output)),
+        },
+    }
+}
+
+fn hex_digits(bytes: &[u8]) -> String {
+    stele_types::hex::encode(bytes)
+        .trim_start_matches("0x")
+        .to_string()
+}
+
+#[cfg(test)]
+mod output_text_tests {
+    use super::*;
+
+    #[test]
+    fn failed_outputs_read_as_text_without_their_tag() {
+        assert_eq!(
+            output_text(b"\0method is not payable"),
+            "method is not payable"
+        );
+        assert_eq!(
+            output_text(&[REVERT_ERROR, 2, 0]),
+            "the method's error type 0x0200 (decode it with the contract's ABI)"
+        );
+        assert_eq!(output_text(b"out of gas"), "out of gas");
+        assert_eq!(output_text(&[0xff, 0xfe]), "0xfffe");
+        assert_eq!(output_text(b"\0\xff"), "0x00ff");
+        assert_eq!(output_text(b""), "");
+    }
+}

@@ -126,6 +126,46 @@ pub enum TypeRef {
     Defined(String),
 }
 
+/// The type as a contract author writes it in Rust: `u128`, `Address`,
+/// `Vec<u8>` (bytes), `Option<String>`, `[u8; 32]`, `(u64, bool)`, a
+/// defined type's name.
+impl std::fmt::Display for TypeRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TypeRef::Unit => f.write_str("()"),
+            TypeRef::Bool => f.write_str("bool"),
+            TypeRef::U8 => f.write_str("u8"),
+            TypeRef::U16 => f.write_str("u16"),
+            TypeRef::U32 => f.write_str("u32"),
+            TypeRef::U64 => f.write_str("u64"),
+            TypeRef::U128 => f.write_str("u128"),
+            TypeRef::I8 => f.write_str("i8"),
+            TypeRef::I16 => f.write_str("i16"),
+            TypeRef::I32 => f.write_str("i32"),
+            TypeRef::I64 => f.write_str("i64"),
+            TypeRef::I128 => f.write_str("i128"),
+            TypeRef::String => f.write_str("String"),
+            TypeRef::Bytes => f.write_str("Vec<u8>"),
+            TypeRef::Address => f.write_str("Address"),
+            TypeRef::Vec(t) => write!(f, "Vec<{t}>"),
+            TypeRef::Option(t) => write!(f, "Option<{t}>"),
+            TypeRef::Array(t, n) => write!(f, "[{t}; {n}]"),
+            TypeRef::Tuple(ts) => {
+                f.write_str("(")?;
+                for (i, t) in ts.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{t}")?;
+                }
+                // A one-element tuple keeps its comma, as in Rust.
+                f.write_str(if ts.len() == 1 { ",)" } else { ")" })
+            }
+            TypeRef::Defined(name) => f.write_str(name),
+        }
+    }
+}
+
 /// A user struct or enum.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -320,4 +360,23 @@ fn unique<'a>(what: &str, names: impl Iterator<Item = &'a str>) -> Result<(), Ab
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::TypeRef;
+
+    #[test]
+    fn types_print_as_rust() {
+        let t = |json: &str| serde_json::from_str::<TypeRef>(json).unwrap().to_string();
+        assert_eq!(t(r#"{"array":["u8",32]}"#), "[u8; 32]");
+        assert_eq!(t(r#"{"option":"address"}"#), "Option<Address>");
+        assert_eq!(
+            t(r#"{"vec":{"tuple":["u64","string"]}}"#),
+            "Vec<(u64, String)>"
+        );
+        assert_eq!(t(r#"{"tuple":["bool"]}"#), "(bool,)");
+        assert_eq!(t(r#""bytes""#), "Vec<u8>");
+        assert_eq!(t(r#""unit""#), "()");
+    }
 }

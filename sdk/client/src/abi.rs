@@ -32,7 +32,7 @@ pub fn decode_outcome(
         ExecStatus::Reverted => Decoded::Reverted(abi.decode_revert(method, output)?),
         status => Decoded::Failed {
             status,
-            message: String::from_utf8_lossy(output).into_owned(),
+            message: stele_abi::output_text(output),
         },
     })
 }
