@@ -11,7 +11,19 @@ export { CertificateError, blockHeaderHash, verifyCertificate, type BlockHeader,
 export { Contract, ContractRevert } from '../../src/contract.js';
 export { Hash } from '../../src/hash.js';
 export { HexError, concatBytes, fromHex, toHex } from '../../src/hex.js';
-export { JsonError, asBytes, asObject, asOptional, parseJson, stringifyJson, type JsonObject, type JsonValue } from '../../src/json.js';
+export {
+  JsonError,
+  asArray,
+  asBytes,
+  asObject,
+  asOptional,
+  asString,
+  asU64,
+  parseJson,
+  stringifyJson,
+  type JsonObject,
+  type JsonValue,
+} from '../../src/json.js';
 export {
   LightClientError,
   validatorsForBlock,

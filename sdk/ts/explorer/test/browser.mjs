@@ -204,6 +204,14 @@ async function main() {
   check(event.to === recipient.toChecksum(), `tx: Transfer.to is ${event.to}, expected ${recipient.toChecksum()}`);
   check(event.amount === AMOUNT.toString(), `tx: Transfer.amount is ${event.amount}, expected ${AMOUNT}`);
   check((await text(page, '#receipt')).includes('success'), 'tx: the receipt does not say success');
+  // The call trace the node replayed: the token's transfer frame, and the
+  // two balances it wrote.
+  const trace = await page
+    .$eval('.trace', (el) => ({ text: el.textContent ?? '', frames: el.querySelectorAll('.frame').length }))
+    .catch(() => fail(`tx ${txHashText}: no replayed call trace`));
+  check(trace.frames >= 1 && trace.text.includes('transfer') && trace.text.includes('success'), `tx: the trace reads "${trace.text}"`);
+  const written = await page.$$eval('ul.writes li', (lis) => lis.length).catch(() => 0);
+  check(written === 2, `tx: the trace lists ${written} storage writes, expected the two balances`);
   await shot(page, 'explorer-tx.png');
 
   // dev0: its balance verified against the genesis set.

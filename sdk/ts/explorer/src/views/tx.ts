@@ -1,8 +1,8 @@
 /**
  * A transaction: its fields, its receipt, its events decoded by the ABI of
  * the contract that emitted each, and its revert reason decoded by the
- * called contract's ABI. (The node offers a call trace only for
- * simulations, not for committed transactions, so none is shown.)
+ * called contract's ABI, and its call trace replayed by the node
+ * (`trace_transaction`, views/trace.ts) while it keeps the parent state.
  *
  * @module
  */
@@ -25,6 +25,7 @@ import {
 } from '../sdk.js';
 import { type Scope, ViewError } from '../view.js';
 import { statusBadge } from './block.js';
+import { traceSection } from './trace.js';
 
 /** Events shown per transaction. */
 const EVENTS_SHOWN_MAX = 200;
@@ -103,6 +104,8 @@ export async function txView(scope: Scope, arg: string): Promise<void> {
   if (!scope.alive()) return;
   const events = await eventsSection(ctx, r.receipt.events, r.eventsOmitted);
   if (!scope.alive()) return;
+  const trace = p.kind === 'call' || p.kind === 'deploy' ? await traceSection(ctx, hash) : null;
+  if (!scope.alive()) return;
   fill(
     receiptBox,
     section(
@@ -116,6 +119,7 @@ export async function txView(scope: Scope, arg: string): Promise<void> {
       ]),
     ),
     events,
+    trace,
   );
 }
 
