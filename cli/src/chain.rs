@@ -360,7 +360,7 @@ pub async fn transfer(ctx: &Ctx, a: TransferArgs) -> Res {
             "the transfer failed",
             r.status,
             None,
-            Some(&String::from_utf8_lossy(&r.output)),
+            Some(&stele_abi::output_text(&r.output)),
         ));
     }
     ctx.out(
@@ -734,7 +734,7 @@ async fn send_vote(
             "the vote was refused",
             r.status,
             None,
-            Some(&String::from_utf8_lossy(&r.output)),
+            Some(&stele_abi::output_text(&r.output)),
         ));
     }
     let decided = r.output == [1];
@@ -913,6 +913,13 @@ pub async fn protocol(ctx: &Ctx, a: ProtocolArgs) -> Res {
 pub struct TxArgs {
     /// Transaction hash (0x...).
     pub hash: Hash,
+    /// Run the committed transaction again on its block's parent state
+    /// (`trace_transaction`, while the node keeps that state) and print its
+    /// call tree with gas per frame, failed frames decoded by their
+    /// contract's ABI, and the storage keys it wrote. The replay's receipt
+    /// is checked to be the stored one.
+    #[arg(long)]
+    pub trace: bool,
 }
 
 pub async fn tx(ctx: &Ctx, a: TxArgs) -> Res {
@@ -949,6 +956,17 @@ pub async fn tx(ctx: &Ctx, a: TxArgs) -> Res {
             )),
             Err(_) => None,
         },
+        _ => None,
+    };
+    let replay = match (&receipt, a.trace) {
+        (Some(r), true) => Some(replay(&client, a.hash, &r.receipt).await?),
+        (None, true) => {
+            return Err(CliError::new(format!(
+                "{} is {:?}, not committed: there is nothing to trace yet",
+                a.hash, info.state
+            ))
+            .hint("wait until it commits; `stele call ... --trace` shows a call's simulated trace before it is sent"));
+        }
         _ => None,
     };
     let t = &info.transaction.tx;
@@ -1006,6 +1024,34 @@ pub async fn tx(ctx: &Ctx, a: TxArgs) -> Res {
                     s.push_str(&format!("\nevent:     {}", event_text(e)));
                 }
             }
+            if let Some(r) = &replay {
+                s.push_str("\ntrace (replayed; its receipt is the stored one):");
+                match &r.trace.trace {
+                    Some(_) => {
+                        for line in &r.lines {
+                            s.push_str(&format!("\n  {line}"));
+                        }
+                    }
+                    None if r.trace.trace_omitted => {
+                        s.push_str("\n  (left out: over the node's response limit)")
+                    }
+                    None => s.push_str("\n  (no contract call)"),
+                }
+                if r.trace.storage_writes.is_empty() {
+                    s.push_str("\nstorage written: none");
+                } else {
+                    s.push_str("\nstorage written:");
+                    for w in &r.trace.storage_writes {
+                        s.push_str(&format!(
+                            "\n  {} 0x{} {}",
+                            w.contract,
+                            hex::encode(&w.key.0),
+                            w.value_hash
+                                .map_or("deleted".to_string(), |h| format!("= value hash {h}"))
+                        ));
+                    }
+                }
+            }
             s
         },
         json!({
@@ -1013,9 +1059,99 @@ pub async fn tx(ctx: &Ctx, a: TxArgs) -> Res {
             "receipt": receipt,
             "decoded": decoded.as_ref().map(decoded_json),
             "events": events,
+            "trace": replay.as_ref().map(|r| json!({
+                "matches_receipt": true,
+                "frames": r.trace.trace,
+                "frames_decoded": r.lines,
+                "trace_omitted": r.trace.trace_omitted,
+                "storage_writes": r.trace.storage_writes,
+            })),
         }),
     );
     Ok(())
+}
+
+/// A committed transaction's replay, with its frames as text.
+struct Replay {
+    trace: stele_client::api::TransactionTrace,
+    /// One line per frame, indented by depth.
+    lines: Vec<String>,
+}
+
+/// `trace_transaction` for `hash`, checked against its stored receipt,
+/// with each failed frame's output decoded by its contract's ABI.
+async fn replay(
+    client: &Client,
+    hash: Hash,
+    stored: &stele_types::Receipt,
+) -> Result<Replay, CliError> {
+    let trace = client.trace_transaction(hash).await.map_err(|e| {
+        let e = CliError::from(e);
+        match e.code {
+            Some(codes::HEIGHT_UNAVAILABLE) => e.hint(
+                "ask a node that keeps more versions ([storage] versions_kept), or trace it sooner",
+            ),
+            _ => e,
+        }
+    })?;
+    if trace.receipt != *stored {
+        return Err(CliError::new(format!(
+            "the replay of {hash} gave another receipt than the one stored: the node's execution is not deterministic"
+        )));
+    }
+    // Every contract in the tree, for its ABI.
+    let mut contracts = BTreeMap::new();
+    let mut stack: Vec<&TraceFrame> = trace.trace.iter().collect();
+    while let Some(f) = stack.pop() {
+        contracts.entry(f.contract).or_insert(None);
+        stack.extend(&f.calls);
+    }
+    for (address, abi) in contracts.iter_mut() {
+        *abi = client.get_abi(*address).await.ok();
+    }
+    let mut lines = Vec::new();
+    if let Some(frame) = &trace.trace {
+        frame_lines(frame, 0, &contracts, &mut lines);
+    }
+    Ok(Replay { trace, lines })
+}
+
+fn frame_lines(
+    frame: &TraceFrame,
+    depth: usize,
+    abis: &BTreeMap<Address, Option<Abi>>,
+    out: &mut Vec<String>,
+) {
+    let mut line = format!(
+        "{:indent$}{} -> {}.{} value {} gas {}/{} {}",
+        "",
+        frame.caller,
+        frame.contract,
+        frame.method,
+        frame.value,
+        frame.gas_used,
+        frame.gas_budget,
+        status_text(frame.status),
+        indent = depth * 2
+    );
+    if !frame.status.is_success() {
+        let why = match abis.get(&frame.contract).and_then(Option::as_ref) {
+            Some(abi) => decoded_text(&outcome(
+                &DecodeWith {
+                    abi,
+                    method: &frame.method,
+                },
+                frame.status,
+                &frame.output.0,
+            )),
+            None => stele_abi::output_text(&frame.output.0),
+        };
+        line.push_str(&format!(": {why}"));
+    }
+    out.push(line);
+    for c in &frame.calls {
+        frame_lines(c, depth + 1, abis, out);
+    }
 }
 
 #[derive(Args, Debug)]

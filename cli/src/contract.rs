@@ -19,6 +19,7 @@ use crate::chain::{
     failure_error, outcome, parse_amount, send, trace_text,
 };
 use crate::ctx::{CliError, Ctx, fail, say};
+use crate::keystore::{Keystore, resolve_address};
 
 /// Largest module file read for a deploy (the chain's own cap is lower and
 /// reported by the node).
@@ -118,7 +119,13 @@ fn read_wasm(path: &Path) -> Result<Vec<u8>, CliError> {
 
 /// Checks a call against the ABI and encodes its arguments: the method
 /// exists, value only goes to payable methods, the arguments fit.
-fn encode_call(abi: &Abi, method: &str, args: &Value, value: Amount) -> Result<Vec<u8>, CliError> {
+fn encode_call(
+    ks: &Keystore,
+    abi: &Abi,
+    method: &str,
+    args: &Value,
+    value: Amount,
+) -> Result<Vec<u8>, CliError> {
     let m = abi.method(method).map_err(|_| {
         let names: Vec<&str> = abi
             .methods
@@ -134,19 +141,59 @@ fn encode_call(abi: &Abi, method: &str, args: &Value, value: Amount) -> Result<V
             "{method} is not payable; it would revert with --value {value}"
         ));
     }
-    abi.encode_args(method, args).map_err(|e| {
+    let mut args = args.clone();
+    key_names_to_addresses(ks, m, &mut args)?;
+    abi.encode_args(method, &args).map_err(|e| {
         CliError::new(format!("arguments do not match {}.{method}: {e}", abi.name))
             .hint(format!("it takes {}", signature(m)))
     })
 }
 
+/// Replaces key names given for `m`'s address arguments (also inside an
+/// `Option` or `Vec`) with their addresses, so `"dev1"` works where an
+/// address is expected, as it does for `--from` and `stele transfer`.
+fn key_names_to_addresses(
+    ks: &Keystore,
+    m: &stele_abi::Method,
+    args: &mut Value,
+) -> Result<(), CliError> {
+    fn fix(ks: &Keystore, ty: &TypeRef, v: &mut Value) -> Result<(), CliError> {
+        match (ty, v) {
+            (TypeRef::Address, Value::String(s))
+                if !s.starts_with("0x") && !s.starts_with("0X") =>
+            {
+                *s = resolve_address(ks, s)?.to_string();
+            }
+            (TypeRef::Option(t), v) if !v.is_null() => fix(ks, t, v)?,
+            (TypeRef::Vec(t) | TypeRef::Array(t, _), Value::Array(items)) => {
+                for item in items {
+                    fix(ks, t, item)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    match args {
+        Value::Array(items) => {
+            for (field, item) in m.args.iter().zip(items.iter_mut()) {
+                fix(ks, &field.ty, item)?;
+            }
+        }
+        Value::Object(map) => {
+            for field in &m.args {
+                if let Some(item) = map.get_mut(&field.name) {
+                    fix(ks, &field.ty, item)?;
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 fn type_text(t: &TypeRef) -> String {
-    serde_json::to_value(t)
-        .map(|v| match v {
-            Value::String(s) => s,
-            other => other.to_string(),
-        })
-        .unwrap_or_else(|_| "?".into())
+    t.to_string()
 }
 
 fn signature(m: &stele_abi::Method) -> String {
@@ -175,7 +222,7 @@ pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> Res {
     let args = a.init_args.clone().unwrap_or(Value::Null);
     let init_args = match &abi {
         Some(abi) if abi.methods.iter().any(|m| m.kind == MethodKind::Init) => {
-            encode_call(abi, "init", &args, a.value)?
+            encode_call(&ctx.keystore(), abi, "init", &args, a.value)?
         }
         _ if args.is_null() => Vec::new(),
         Some(_) => {
@@ -212,7 +259,7 @@ pub async fn deploy(ctx: &Ctx, a: DeployArgs) -> Res {
             &format!("the deploy failed in block {}", sent.receipt.block_height),
             r.status,
             decoded.as_ref(),
-            Some(&String::from_utf8_lossy(&r.output)),
+            Some(&stele_abi::output_text(&r.output)),
         )
         .data(json!({"hash": sent.hash, "status": r.status, "gas_used": r.gas_used})));
     }
@@ -269,7 +316,20 @@ pub async fn call(ctx: &Ctx, a: CallArgs) -> Res {
     let client = ctx.client().await?;
     let abi = client.get_abi(a.contract).await?;
     let args = a.args.clone().unwrap_or(Value::Null);
-    let encoded = encode_call(&abi, &a.method, &args, a.value)?;
+    let encoded = encode_call(&ctx.keystore(), &abi, &a.method, &args, a.value)?;
+    if abi
+        .method(&a.method)
+        .is_ok_and(|m| m.kind == MethodKind::View)
+    {
+        return Err(CliError::new(format!(
+            "{} is a view: as a transaction it would pay gas and change nothing",
+            a.method
+        ))
+        .hint(format!(
+            "read it with `stele view {} {}` (free, no transaction)",
+            a.contract, a.method
+        )));
+    }
     let signer = ctx.signer()?;
     let decode = DecodeWith {
         abi: &abi,
@@ -359,7 +419,7 @@ pub async fn view(ctx: &Ctx, a: ViewArgs) -> Res {
     let client = ctx.client().await?;
     let abi = client.get_abi(a.contract).await?;
     let args = a.args.clone().unwrap_or(Value::Null);
-    let encoded = encode_call(&abi, &a.method, &args, 0)?;
+    let encoded = encode_call(&ctx.keystore(), &abi, &a.method, &args, 0)?;
     let r = client
         .call_view(a.contract, &a.method, &encoded, a.height)
         .await?;

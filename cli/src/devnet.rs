@@ -547,7 +547,7 @@ async fn deploy_examples(
             None => {
                 return fail(format!(
                     "deploying example {name} failed: {}",
-                    String::from_utf8_lossy(&r.receipt.output)
+                    stele_abi::output_text(&r.receipt.output)
                 ));
             }
         }

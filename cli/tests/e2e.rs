@@ -315,7 +315,39 @@ fn contracts_through_the_cli_on_a_devnet() {
         e["message"]
             .as_str()
             .unwrap()
+            .contains("neither an address (0x...) nor a key name"),
+        "{e}"
+    );
+    let e = cli.err(&["call", &token, "transfer", "--args", r#"[true, "1"]"#]);
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
             .contains("arguments do not match"),
+        "{e}"
+    );
+    // A key name stands for its address in an address argument.
+    assert_eq!(
+        cli.ok(&["view", &token, "balance_of", "--args", r#"["dev1"]"#])["returned"],
+        cli.ok(&[
+            "view",
+            &token,
+            "balance_of",
+            "--args",
+            &json!([dev1]).to_string()
+        ])["returned"]
+    );
+    // A view is read, not sent.
+    let e = cli.err(&["call", &token, "balance_of", "--args", r#"["dev1"]"#]);
+    assert!(e["message"].as_str().unwrap().contains("is a view"), "{e}");
+    assert!(e["hint"].as_str().unwrap().contains("stele view"), "{e}");
+    // More value than the balance is said as such.
+    let e = cli.err(&["transfer", "dev1", "1000000000000000000000000000000"]);
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("insufficient funds"),
         "{e}"
     );
     let e = cli.err(&["call", &token, "burn"]);
@@ -467,6 +499,34 @@ fn contracts_through_the_cli_on_a_devnet() {
     assert_eq!(
         e["data"]["decoded"]["reverted"]["error"]["AtMax"]["max"], "10",
         "{e}"
+    );
+    // A failure committed anyway (an explicit --gas skips the dry run),
+    // explained by its replay down to the frame and the decoded revert; a
+    // success's replay matches its receipt.
+    let committed = cli.err(&[
+        "call",
+        &counter,
+        "increment",
+        "--args",
+        "[5]",
+        "--gas",
+        "2000000",
+    ]);
+    let hash = committed["data"]["hash"].as_str().unwrap().to_string();
+    let traced = cli.ok(&["tx", &hash, "--trace"]);
+    assert_eq!(traced["trace"]["matches_receipt"], true, "{traced}");
+    let top = traced["trace"]["frames_decoded"][0].as_str().unwrap();
+    assert!(
+        top.contains("increment") && top.contains("reverted") && top.contains("AtMax"),
+        "{traced}"
+    );
+    assert_eq!(traced["trace"]["storage_writes"], json!([]), "{traced}");
+    let ok = cli.ok(&["tx", r["hash"].as_str().unwrap(), "--trace"]);
+    assert_eq!(ok["trace"]["frames"]["status"], "success", "{ok}");
+    assert_eq!(
+        ok["trace"]["storage_writes"].as_array().map(Vec::len),
+        Some(1),
+        "{ok}"
     );
     let tip = cli.ok(&["call", &counter, "tip", "--value", "99"]);
     assert_eq!(tip["returned"], "99");

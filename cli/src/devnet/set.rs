@@ -150,7 +150,7 @@ impl Devnet {
         if r.receipt.status != ExecStatus::Success {
             return fail(format!(
                 "{what} failed: {}",
-                String::from_utf8_lossy(&r.receipt.output)
+                stele_abi::output_text(&r.receipt.output)
             ));
         }
         Ok(())
