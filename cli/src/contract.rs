@@ -51,6 +51,62 @@ async fn build_crate(ctx: &Ctx, dir: &Path) -> Result<stele_build::BuildOutput, 
 }
 
 #[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The deployed contract's address.
+    pub contract: Address,
+    /// The contract crate's folder, rebuilt as `stele build` builds it.
+    #[arg(long, default_value = ".")]
+    pub source: PathBuf,
+}
+
+/// `stele verify`: the deployed code is what the source builds. The build
+/// is reproducible (the same source, SDK and Rust toolchain give the same
+/// bytes wherever they are built), so equal code hashes mean this source
+/// is what runs.
+pub async fn verify(ctx: &Ctx, a: VerifyArgs) -> Res {
+    let client = ctx.client().await?;
+    let deployed = client.get_contract(a.contract).await?;
+    let built = build_crate(ctx, &a.source).await?;
+    let data = json!({
+        "contract": a.contract,
+        "deployed_code_hash": deployed.code_hash,
+        "built_code_hash": built.code_hash,
+        "built_size": built.size,
+        "source": a.source,
+    });
+    if built.code_hash != deployed.code_hash {
+        return Err(CliError::new(format!(
+            "{} does NOT run the code {} builds: deployed code hash {} ({} bytes), built {} ({} bytes)",
+            a.contract,
+            a.source.display(),
+            deployed.code_hash,
+            deployed.code_bytes,
+            built.code_hash,
+            built.size
+        ))
+        .hint("the same source, stele SDK version and Rust toolchain build the same bytes: check out the commit that was deployed and use its rust-toolchain.toml")
+        .data(data));
+    }
+    ctx.out(
+        || {
+            format!(
+                "verified: {} runs the code {} builds ({} v{})
+code hash: {}
+size:      {} bytes",
+                a.contract,
+                a.source.display(),
+                built.abi.name,
+                built.abi.version,
+                built.code_hash,
+                built.size
+            )
+        },
+        json!({"verified": true, "contract": a.contract, "code_hash": built.code_hash, "size": built.size, "name": built.abi.name, "version": built.abi.version}),
+    );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
 pub struct BuildArgs {
     /// The contract crate's folder.
     #[arg(default_value = ".")]

@@ -97,6 +97,9 @@ enum Command {
     /// Read a contract storage value with its Merkle proof and check the
     /// proof against the validator set of a genesis file.
     Proof(contract::ProofArgs),
+    /// Rebuild a contract from its source and check that the deployed code
+    /// is exactly what it builds (the same code hash).
+    Verify(contract::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -131,6 +134,7 @@ fn main() -> ExitCode {
             Command::Abi(a) => contract::abi(&ctx, a).await,
             Command::Events(a) => contract::events(&ctx, a).await,
             Command::Proof(a) => contract::proof(&ctx, a).await,
+            Command::Verify(a) => contract::verify(&ctx, a).await,
         }
     });
     match result {

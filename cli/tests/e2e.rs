@@ -484,6 +484,16 @@ fn contracts_through_the_cli_on_a_devnet() {
         "[0, 10]",
     ]);
     let counter = addr(&counter["contract"]);
+    // The deployed code is what the source builds, and not another's.
+    let source = contracts().join("counter");
+    let v = cli.ok(&["verify", &counter, "--source", source.to_str().unwrap()]);
+    assert_eq!(v["verified"], true, "{v}");
+    let e = cli.err(&["verify", &token, "--source", source.to_str().unwrap()]);
+    assert!(
+        e["message"].as_str().unwrap().contains("does NOT run"),
+        "{e}"
+    );
+    assert_eq!(e["data"]["deployed_code_hash"].is_string(), true, "{e}");
     let r = cli.ok(&[
         "call",
         &counter,
