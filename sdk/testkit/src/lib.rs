@@ -30,3 +30,13 @@ pub use outcome::Outcome;
 pub use stele_abi::{Abi, DecodedEvent, Revert};
 pub use stele_sdk::Address;
 pub use stele_types::ExecStatus;
+
+// The Rust examples of these pages run as doctests of this crate (which
+// depends on everything they use), so the pages cannot drift from the code.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/contracts.md")]
+mod contracts_md {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/sdk-reference.md")]
+mod sdk_reference_md {}
