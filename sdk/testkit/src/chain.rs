@@ -30,6 +30,10 @@ pub struct TestChain {
     /// Height and time of the next block.
     height: u64,
     timestamp_ms: u64,
+    /// Height and time of the last block (committed, or skipped by
+    /// `advance_blocks`): what a view runs at, as a node's `call_view`
+    /// runs at its latest committed block. (0, 0) before the first.
+    last_block: (u64, u64),
     gas_limit: u64,
     accounts_made: u64,
     abis: Vec<(Address, Arc<Abi>)>,
@@ -113,6 +117,7 @@ impl TestChain {
             executor: Executor::new(vm, config),
             height: 1,
             timestamp_ms: GENESIS_TIME_MS,
+            last_block: (0, 0),
             gas_limit: DEFAULT_GAS_LIMIT,
             accounts_made: 0,
             abis: Vec::new(),
@@ -132,6 +137,12 @@ impl TestChain {
 
     /// Skips `blocks` blocks (and `blocks` seconds).
     pub fn advance_blocks(&mut self, blocks: u64) {
+        if blocks > 0 {
+            self.last_block = (
+                self.height + blocks - 1,
+                self.timestamp_ms + (blocks - 1) * BLOCK_TIME_MS,
+            );
+        }
         self.height += blocks;
         self.timestamp_ms += blocks * BLOCK_TIME_MS;
     }
@@ -395,11 +406,16 @@ impl TestChain {
         self.run(sender, payload, method, abi)
     }
 
-    /// Runs a view (read-only; nothing is committed) as caller zero.
+    /// Runs a view (read-only; nothing is committed) as caller zero, at
+    /// the last block's height and time, as a node's `call_view` runs at
+    /// its latest committed block.
     pub fn view<A: BorshSerialize>(&self, contract: &Address, method: &str, args: A) -> Outcome {
+        // At the last block, as a node's view: a transaction sent after it
+        // runs at `height()`, one block later.
+        let (height, timestamp_ms) = self.last_block;
         let env = BlockEnv {
-            height: self.height,
-            timestamp_ms: self.timestamp_ms,
+            height,
+            timestamp_ms,
             proposer: stele_types::Address([0xfe; 20]),
         };
         let base = self.base();
