@@ -493,7 +493,7 @@ fn contracts_through_the_cli_on_a_devnet() {
         e["message"].as_str().unwrap().contains("does NOT run"),
         "{e}"
     );
-    assert_eq!(e["data"]["deployed_code_hash"].is_string(), true, "{e}");
+    assert!(e["data"]["deployed_code_hash"].is_string(), "{e}");
     let r = cli.ok(&[
         "call",
         &counter,

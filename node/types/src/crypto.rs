@@ -160,6 +160,22 @@ impl PublicKey {
         }
     }
 
+    /// Plain ECDSA verification (SEC 1 v2, 4.1.4) of `sig`'s `r` and `s`,
+    /// after the form checks of [`Signature::recover`] (low-S, `v` 0 or 1,
+    /// `r` not reduced); `v` is otherwise ignored, so a signature and its
+    /// flipped-`v` twin both pass. This is the protocol's rule where it was
+    /// fixed before [`PublicKey::verify`] became strict, so that executing
+    /// old and new blocks gives the same results: the VM's
+    /// `secp256k1_verify` host function and governance vote proofs.
+    /// Everywhere else use [`PublicKey::verify`].
+    pub fn verify_ecdsa(&self, digest: &Hash, sig: &Signature) -> Result<(), CryptoError> {
+        use k256::ecdsa::signature::hazmat::PrehashVerifier;
+        let key = self.verifying_key()?;
+        let (sig, _) = sig.parts()?;
+        key.verify_prehash(&digest.0, &sig)
+            .map_err(|_| CryptoError::BadSignature)
+    }
+
     /// This key as a table of its curve point's
     /// multiples, for checking many signatures by the same signer (a
     /// validator's votes): each check is then about twice as fast, and the
@@ -422,6 +438,15 @@ mod tests {
         );
         assert_eq!(
             k.public_key().verify(&d, &other_v),
+            Err(CryptoError::BadSignature)
+        );
+        // The protocol's plain-ECDSA rule (VM host function, vote proofs)
+        // passes both encodings, and still nothing else.
+        assert_eq!(k.public_key().verify_ecdsa(&d, &other_v), Ok(()));
+        assert_eq!(k.public_key().verify_ecdsa(&d, &sig), Ok(()));
+        assert!(k.public_key().verify_ecdsa(&d, &flipped).is_err());
+        assert_eq!(
+            key(8).public_key().verify_ecdsa(&d, &sig),
             Err(CryptoError::BadSignature)
         );
         assert_eq!(

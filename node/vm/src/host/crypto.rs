@@ -63,5 +63,7 @@ fn secp256k1_verify<W: World + 'static>(mut c: C<'_, W>, dp: i32, sp: i32, pkp: 
     let digest = Hash(read_array(&mut c, dp)?);
     let sig = Signature(read_array(&mut c, sp)?);
     let pk = PublicKey(read_array(&mut c, pkp)?);
-    Ok(i32::from(pk.verify(&digest, &sig).is_ok()))
+    // The protocol's rule for this host function: plain ECDSA, `v` not
+    // compared (docs/vm.md).
+    Ok(i32::from(pk.verify_ecdsa(&digest, &sig).is_ok()))
 }
