@@ -75,6 +75,30 @@ pub fn keccak256(data: &[u8]) -> [u8; 32] {
     sys::keccak256(data)
 }
 
+/// SHA3-256 (FIPS 202) of `data` (host function, metered).
+pub fn sha3_256(data: &[u8]) -> [u8; 32] {
+    sys::sha3_256(data)
+}
+
+/// The 33-byte compressed secp256k1 public key that made `signature`
+/// (65 bytes `r || s || v`, low-S, `v` 0 or 1) over the 32-byte `digest`,
+/// or `None` when the signature is malformed, high-S or invalid (host
+/// function; 400 000 gas). Compare the key, or the address it gives, with
+/// the one you expect: this is the strict check (one valid signature
+/// encoding per key and digest).
+pub fn secp256k1_recover(digest: &[u8; 32], signature: &[u8; 65]) -> Option<[u8; 33]> {
+    sys::secp256k1_recover(digest, signature)
+}
+
+/// Whether `signature` over `digest` is valid for the compressed
+/// `public_key` by plain ECDSA: `v` must be 0 or 1 but is not compared, so
+/// a signature's flipped-`v` twin passes too (host function; 400 000 gas).
+/// Use [`secp256k1_recover`] when a signature must have one encoding, e.g.
+/// when its bytes are a replay key.
+pub fn secp256k1_verify(digest: &[u8; 32], signature: &[u8; 65], public_key: &[u8; 33]) -> bool {
+    sys::secp256k1_verify(digest, signature, public_key)
+}
+
 /// Stops the frame, rolling back its writes, events and transfers, with a
 /// message (revert tag 0).
 pub fn revert_msg(msg: &str) -> ! {

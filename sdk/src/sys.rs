@@ -72,6 +72,10 @@ mod wasm {
             pub fn transfer(to: *const u8, amount: *const u8) -> i32;
             pub fn emit_event(tp: *const u8, tc: i32, dp: *const u8, dl: i32);
             pub fn keccak256(ptr: *const u8, len: i32, dst: *mut u8);
+            pub fn sha3_256(ptr: *const u8, len: i32, dst: *mut u8);
+            pub fn secp256k1_recover(digest: *const u8, sig: *const u8, pubkey_dst: *mut u8)
+            -> i32;
+            pub fn secp256k1_verify(digest: *const u8, sig: *const u8, pubkey: *const u8) -> i32;
             pub fn call(
                 addr: *const u8,
                 mp: *const u8,
@@ -218,6 +222,19 @@ mod wasm {
         let mut h = [0u8; 32];
         unsafe { raw::keccak256(data.as_ptr(), data.len() as i32, h.as_mut_ptr()) };
         h
+    }
+    pub fn sha3_256(data: &[u8]) -> [u8; 32] {
+        let mut h = [0u8; 32];
+        unsafe { raw::sha3_256(data.as_ptr(), data.len() as i32, h.as_mut_ptr()) };
+        h
+    }
+    pub fn secp256k1_recover(digest: &[u8; 32], sig: &[u8; 65]) -> Option<[u8; 33]> {
+        let mut key = [0u8; 33];
+        let r = unsafe { raw::secp256k1_recover(digest.as_ptr(), sig.as_ptr(), key.as_mut_ptr()) };
+        (r == 0).then_some(key)
+    }
+    pub fn secp256k1_verify(digest: &[u8; 32], sig: &[u8; 65], key: &[u8; 33]) -> bool {
+        unsafe { raw::secp256k1_verify(digest.as_ptr(), sig.as_ptr(), key.as_ptr()) == 1 }
     }
     fn result() -> Vec<u8> {
         unsafe {

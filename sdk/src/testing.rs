@@ -165,6 +165,21 @@ pub(crate) mod host {
     pub fn keccak256(data: &[u8]) -> [u8; 32] {
         Keccak256::digest(data).into()
     }
+    pub fn sha3_256(data: &[u8]) -> [u8; 32] {
+        sha3::Sha3_256::digest(data).into()
+    }
+    // The node's own code, so the mock answers as the VM does.
+    pub fn secp256k1_recover(digest: &[u8; 32], sig: &[u8; 65]) -> Option<[u8; 33]> {
+        stele_types::Signature(*sig)
+            .recover(&stele_types::Hash(*digest))
+            .ok()
+            .map(|k| k.0)
+    }
+    pub fn secp256k1_verify(digest: &[u8; 32], sig: &[u8; 65], key: &[u8; 33]) -> bool {
+        stele_types::PublicKey(*key)
+            .verify_ecdsa(&stele_types::Hash(*digest), &stele_types::Signature(*sig))
+            .is_ok()
+    }
     pub fn call(
         _to: &[u8; 20],
         _method: &str,

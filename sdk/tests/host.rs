@@ -171,3 +171,30 @@ fn item_prefix_is_the_field_name() {
         Some(vec![3])
     );
 }
+
+#[test]
+fn hashes_and_signature_checks_answer_as_the_vm() {
+    use stele_types::{Hash, SecretKey};
+    assert_eq!(
+        stele_types::hex::encode(&env::sha3_256(b"")),
+        "0xa7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a"
+    );
+    let key = SecretKey::from_bytes(&[7; 32]).unwrap();
+    let digest = env::keccak256(b"pay 5 to bob");
+    let sig = key.sign_digest(&Hash(digest)).0;
+    let public = key.public_key().0;
+    assert_eq!(env::secp256k1_recover(&digest, &sig), Some(public));
+    assert!(env::secp256k1_verify(&digest, &sig, &public));
+    // The flipped-v twin: plain ECDSA passes it, recovery names another key.
+    let mut twin = sig;
+    twin[64] ^= 1;
+    assert!(env::secp256k1_verify(&digest, &twin, &public));
+    assert_ne!(env::secp256k1_recover(&digest, &twin), Some(public));
+    // Another digest, a malformed v.
+    let other = env::keccak256(b"pay 6 to bob");
+    assert!(!env::secp256k1_verify(&other, &sig, &public));
+    let mut bad = sig;
+    bad[64] = 7;
+    assert_eq!(env::secp256k1_recover(&digest, &bad), None);
+    assert!(!env::secp256k1_verify(&digest, &bad, &public));
+}
