@@ -12,6 +12,29 @@ pub trait ContractState {
     fn __load() -> Self;
 }
 
+/// Whether the running export is a `#[view]`. A frame is one instance
+/// (the flag starts false in each), and wasm32 contracts have one thread.
+static IN_VIEW: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// What a `#[view]` that tries to change something reverts with.
+pub const VIEW_WRITES: &str = "a #[view] method cannot write storage, emit events or move value";
+
+/// Marks the running export a `#[view]`: from here on, a storage write, an
+/// event, a transfer, a call with value, a deploy or an upgrade reverts
+/// with [`VIEW_WRITES`], also when a transaction calls the view (a node's
+/// `call_view` discards writes anyway).
+pub fn enter_view() {
+    IN_VIEW.store(true, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Reverts when the running export is a `#[view]`.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn check_writable() {
+    if IN_VIEW.load(core::sync::atomic::Ordering::Relaxed) {
+        env::revert_msg(VIEW_WRITES)
+    }
+}
+
 /// Reverts if value is attached to a non-payable method.
 pub fn check_payable(payable: bool) {
     if !payable && sys::value() != 0 {

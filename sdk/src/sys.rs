@@ -125,6 +125,7 @@ mod wasm {
         (n >= 0).then_some(n as usize)
     }
     pub fn storage_write(key: &[u8], val: &[u8]) {
+        crate::__rt::check_writable();
         unsafe {
             raw::storage_write(
                 key.as_ptr(),
@@ -135,6 +136,7 @@ mod wasm {
         }
     }
     pub fn storage_remove(key: &[u8]) -> bool {
+        crate::__rt::check_writable();
         unsafe { raw::storage_remove(key.as_ptr(), key.len() as i32) == 1 }
     }
     pub fn storage_has(key: &[u8]) -> bool {
@@ -205,10 +207,12 @@ mod wasm {
         u128::from_le_bytes(v)
     }
     pub fn transfer(to: &[u8; 20], amount: u128) -> bool {
+        crate::__rt::check_writable();
         let a = amount.to_le_bytes();
         unsafe { raw::transfer(to.as_ptr(), a.as_ptr()) == 0 }
     }
     pub fn emit_event(topics: &[[u8; 32]], data: &[u8]) {
+        crate::__rt::check_writable();
         unsafe {
             raw::emit_event(
                 topics.as_ptr() as *const u8,
@@ -244,6 +248,9 @@ mod wasm {
         }
     }
     pub fn call(to: &[u8; 20], method: &str, args: &[u8], value: u128, gas: u64) -> (u32, Vec<u8>) {
+        if value > 0 {
+            crate::__rt::check_writable();
+        }
         let v = value.to_le_bytes();
         let status = unsafe {
             raw::call(
@@ -259,6 +266,7 @@ mod wasm {
         (status as u32, result())
     }
     pub fn deploy(code: &[u8], args: &[u8], value: u128, gas: u64) -> (u32, [u8; 20], Vec<u8>) {
+        crate::__rt::check_writable();
         let v = value.to_le_bytes();
         let mut addr = [0u8; 20];
         let status = unsafe {
@@ -275,6 +283,7 @@ mod wasm {
         (status as u32, addr, result())
     }
     pub fn upgrade(code: &[u8], args: &[u8], gas: u64) -> (u32, Vec<u8>) {
+        crate::__rt::check_writable();
         let status = unsafe {
             raw::upgrade(
                 code.as_ptr(),

@@ -203,10 +203,12 @@ fn expand_impl(attr: TokenStream, mut imp: ItemImpl) -> syn::Result<TokenStream>
             quote!(::stele_sdk::__rt::ret(&__r);)
         };
         let fn_ident = format_ident!("__stele_export_{}", export);
+        let view_guard = (kind == Kind::View).then(|| quote!(::stele_sdk::__rt::enter_view();));
         exports.push(quote! {
             #[cfg(target_arch = "wasm32")]
             #[unsafe(export_name = #export)]
             extern "C" fn #fn_ident() {
+                #view_guard
                 ::stele_sdk::__rt::check_payable(#payable);
                 let (#(#arg_names,)*): (#(#arg_types,)*) = ::stele_sdk::__rt::args();
                 #[allow(unused_mut)]

@@ -1,0 +1,48 @@
+//! Not an example: what the SDK guarantees, tried on the real VM by
+//! `sdk/testkit/tests/probe.rs`. Its views try to change things, which the
+//! SDK refuses however the view is called.
+#![cfg_attr(target_arch = "wasm32", no_std)]
+use stele_sdk::prelude::*;
+
+#[contract]
+pub struct Probe {
+    n: Item<u64>,
+}
+
+#[event]
+pub struct Poked {
+    pub n: u64,
+}
+
+#[contract(events(Poked))]
+impl Probe {
+    /// A call: writes and emits.
+    pub fn poke(&mut self, n: u64) {
+        self.n.set(&n);
+        emit(&Poked { n });
+    }
+
+    #[view]
+    pub fn get(&self) -> u64 {
+        self.n.get_or_default()
+    }
+
+    /// A view that writes through `&self`: refused.
+    #[view]
+    pub fn write_in_view(&self) -> u64 {
+        self.n.set(&7);
+        7
+    }
+
+    /// A view that emits: refused.
+    #[view]
+    pub fn emit_in_view(&self) {
+        emit(&Poked { n: 9 });
+    }
+
+    /// The height and time the view runs at.
+    #[view]
+    pub fn now(&self) -> (u64, u64) {
+        (env::block_height(), env::block_timestamp_ms())
+    }
+}

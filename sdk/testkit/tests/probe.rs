@@ -1,0 +1,59 @@
+//! What the SDK guarantees, tried on the real VM with contracts/probe.
+#![allow(clippy::unwrap_used)] // tests: a failure here is a test failure
+
+use stele_testkit::{Contract, ExecStatus, TestChain};
+
+fn probe() -> Contract {
+    Contract::build(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../contracts/probe"
+    ))
+    .unwrap()
+}
+
+#[test]
+fn a_view_cannot_write_or_emit_even_when_a_transaction_calls_it() {
+    let mut chain = TestChain::new();
+    let alice = chain.account();
+    let p = chain.deploy(&alice, &probe(), ()).address();
+    chain.call(&alice, &p, "poke", (3u64,)).success();
+    assert_eq!(chain.view(&p, "get", ()).decode::<u64>(), 3);
+
+    // Called as a transaction, where writes would otherwise persist.
+    for method in ["write_in_view", "emit_in_view"] {
+        let out = chain.call(&alice, &p, method, ());
+        assert_eq!(
+            out.status,
+            ExecStatus::Reverted,
+            "{method}: {}",
+            out.describe()
+        );
+        assert_eq!(
+            out.revert_message(),
+            "a #[view] method cannot write storage, emit events or move value"
+        );
+        assert!(out.events.is_empty(), "{method}");
+    }
+    assert_eq!(chain.view(&p, "get", ()).decode::<u64>(), 3);
+    // And as a view.
+    chain
+        .view(&p, "write_in_view", ())
+        .assert_failure(ExecStatus::Reverted, "cannot write storage");
+}
+
+#[test]
+fn a_view_runs_at_the_last_block_and_a_transaction_one_later() {
+    let mut chain = TestChain::new();
+    let alice = chain.account();
+    let p = chain.deploy(&alice, &probe(), ()).address();
+    chain.advance_blocks(3);
+    let (height, time) = chain.view(&p, "now", ()).decode::<(u64, u64)>();
+    assert_eq!(height + 1, chain.height());
+    assert!(time < chain.timestamp_ms());
+    // The clock moving without blocks does not move what a view sees.
+    chain.advance_time_ms(5_000);
+    assert_eq!(
+        chain.view(&p, "now", ()).decode::<(u64, u64)>(),
+        (height, time)
+    );
+}
