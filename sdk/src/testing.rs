@@ -1,7 +1,9 @@
 //! Off-wasm32 only: an in-memory stand-in for the VM so SDK and contract
 //! logic can be unit-tested on the host. It models storage, context and
-//! events; cross-contract calls and deploys report [`crate::Status::Failed`].
-//! Integration tests of real Wasm on the real VM use `stele-testkit`.
+//! events; cross-contract calls answer as [`mock_call`] says (and report
+//! [`crate::Status::Failed`] when nothing was mocked for them), deploys and
+//! upgrades report `Failed`. Integration tests of real Wasm on the real VM
+//! use `stele-testkit`.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -34,14 +36,85 @@ thread_local! {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reverted(pub Vec<u8>);
 
-/// Replaces the mock state of this thread.
+/// Replaces the mock state of this thread, and forgets its call mocks and
+/// the calls made.
 pub fn reset(mock: Mock) {
     MOCK.with(|m| *m.borrow_mut() = mock);
+    CALLS.with(|c| *c.borrow_mut() = (BTreeMap::new(), Vec::new()));
 }
 
 /// Reads or changes the mock state of this thread.
 pub fn with<R>(f: impl FnOnce(&mut Mock) -> R) -> R {
     MOCK.with(|m| f(&mut m.borrow_mut()))
+}
+
+/// What a mocked callee answers ([`mock_call`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Success, with the Borsh encoding of the return value.
+    Returns(Vec<u8>),
+    /// A revert with this payload (a message: tag 0; a typed error: tag 1).
+    Reverts(Vec<u8>),
+    /// Out of gas, trapped or failed: the status code (2, 3 or 4) and the
+    /// output.
+    Fails(u32, Vec<u8>),
+}
+
+impl Reply {
+    /// Success returning `value`.
+    pub fn returns<T: borsh::BorshSerialize>(value: &T) -> Reply {
+        Reply::Returns(borsh::to_vec(value).unwrap_or_default())
+    }
+
+    /// A revert with a message, as `require!` makes it.
+    pub fn reverts_msg(message: &str) -> Reply {
+        let mut out = vec![crate::abi::REVERT_MESSAGE];
+        out.extend_from_slice(message.as_bytes());
+        Reply::Reverts(out)
+    }
+
+    /// A revert with the method's typed error, as `Err(e)` makes it.
+    pub fn reverts_with<E: borsh::BorshSerialize>(error: &E) -> Reply {
+        let mut out = vec![crate::abi::REVERT_ERROR];
+        out.extend(borsh::to_vec(error).unwrap_or_default());
+        Reply::Reverts(out)
+    }
+}
+
+/// A call the code under test made (see [`calls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MadeCall {
+    pub to: Address,
+    pub method: String,
+    /// The Borsh encoding of the arguments tuple.
+    pub args: Vec<u8>,
+    pub value: u128,
+}
+
+type Answer = Box<dyn Fn(&MadeCall) -> Reply>;
+/// The call mocks by (contract, method), and the calls made.
+type Calls = (BTreeMap<(Address, String), Answer>, Vec<MadeCall>);
+
+thread_local! {
+    static CALLS: RefCell<Calls> = RefCell::new((BTreeMap::new(), Vec::new()));
+}
+
+/// Mocks method `method` of the contract at `to` for this thread: every
+/// call to it (through a typed `#[interface]` stub or `call`) gets what
+/// `answer` says for the call, and the value it carries moves from this
+/// contract to `to` when the answer is a success, as on the VM. Replaces an
+/// earlier mock of the same method; [`reset`] forgets them all.
+pub fn mock_call(to: Address, method: &str, answer: impl Fn(&MadeCall) -> Reply + 'static) {
+    CALLS.with(|c| {
+        c.borrow_mut()
+            .0
+            .insert((to, method.to_string()), Box::new(answer))
+    });
+}
+
+/// The calls made so far on this thread (mocked or not), in order.
+pub fn calls() -> Vec<MadeCall> {
+    CALLS.with(|c| c.borrow().1.clone())
 }
 
 /// Runs `f`, turning a revert into `Err(payload)`.
@@ -181,13 +254,39 @@ pub(crate) mod host {
             .is_ok()
     }
     pub fn call(
-        _to: &[u8; 20],
-        _method: &str,
-        _args: &[u8],
-        _value: u128,
+        to: &[u8; 20],
+        method: &str,
+        args: &[u8],
+        value: u128,
         _gas: u64,
     ) -> (u32, Vec<u8>) {
-        (4, b"failed: calls need the VM (use stele-testkit)".to_vec())
+        let made = super::MadeCall {
+            to: crate::Address(*to),
+            method: method.to_string(),
+            args: args.to_vec(),
+            value,
+        };
+        let reply = super::CALLS.with(|c| {
+            let mut c = c.borrow_mut();
+            c.1.push(made.clone());
+            c.0.get(&(made.to, made.method.clone()))
+                .map(|answer| answer(&made))
+        });
+        match reply {
+            None => (
+                4,
+                b"failed: no mock for this call (testing::mock_call), or run it on the VM (stele-testkit)".to_vec(),
+            ),
+            Some(super::Reply::Returns(out)) => {
+                // The value moves only with a success, as on the VM.
+                if value > 0 && !transfer(to, value) {
+                    return (4, b"failed: the value is over the balance".to_vec());
+                }
+                (0, out)
+            }
+            Some(super::Reply::Reverts(out)) => (1, out),
+            Some(super::Reply::Fails(code, out)) => (code.clamp(2, 4), out),
+        }
     }
     pub fn deploy(_code: &[u8], _args: &[u8], _value: u128, _gas: u64) -> (u32, [u8; 20], Vec<u8>) {
         (

@@ -198,3 +198,64 @@ fn hashes_and_signature_checks_answer_as_the_vm() {
     assert_eq!(env::secp256k1_recover(&digest, &bad), None);
     assert!(!env::secp256k1_verify(&digest, &bad, &public));
 }
+
+mod mocked_calls {
+    use stele_sdk::prelude::*;
+    use stele_sdk::testing::{self, Mock, Reply};
+
+    #[data]
+    #[derive(Debug, PartialEq)]
+    pub enum TokenError {
+        InsufficientBalance { have: u128 },
+    }
+
+    #[stele_sdk::interface]
+    pub trait Token {
+        fn transfer(&mut self, to: Address, amount: u128) -> Result<(), TokenError>;
+        fn balance_of(&self, who: Address) -> u128;
+    }
+
+    #[test]
+    fn a_unit_test_mocks_the_contracts_its_code_calls() {
+        let token = Address([7; 20]);
+        let me = Address([1; 20]);
+        let bob = Address([2; 20]);
+        testing::reset(Mock {
+            self_address: me,
+            balances: [(me, 100)].into_iter().collect(),
+            ..Mock::default()
+        });
+        testing::mock_call(token, "balance_of", |_| Reply::returns(&42u128));
+        testing::mock_call(token, "transfer", |call| {
+            let (_to, amount): (Address, u128) = borsh::from_slice(&call.args).unwrap();
+            if amount > 10 {
+                Reply::reverts_with(&TokenError::InsufficientBalance { have: 10 })
+            } else {
+                Reply::returns(&())
+            }
+        });
+        let t = TokenRef::new(token);
+        assert_eq!(t.balance_of(bob).or_revert(), 42);
+        assert!(t.transfer(bob, 5).is_ok());
+        assert!(matches!(
+            t.transfer(bob, 50),
+            Err(CallError::Error(TokenError::InsufficientBalance {
+                have: 10
+            }))
+        ));
+        // Value goes with a successful call only.
+        assert!(t.with_value(30).balance_of(bob).is_ok());
+        assert_eq!(testing::with(|m| m.balances[&me]), 70);
+        // What was not mocked fails, and every call is on record.
+        let other = OtherRef::new(Address([9; 20]));
+        assert!(matches!(other.ping(), Err(CallError::Failed { .. })));
+        let made = testing::calls();
+        assert_eq!(made.len(), 5);
+        assert_eq!((made[2].method.as_str(), made[3].value), ("transfer", 30));
+    }
+
+    #[stele_sdk::interface]
+    pub trait Other {
+        fn ping(&self);
+    }
+}
