@@ -381,6 +381,85 @@ function transactionInfoFromJson(v: JsonValue): TransactionInfo {
   };
 }
 
+/** One frame of a call trace: a call and the calls it made. */
+export interface TraceFrame {
+  readonly caller: Address;
+  readonly contract: Address;
+  readonly method: string;
+  readonly value: bigint;
+  readonly gasBudget: bigint;
+  readonly gasUsed: bigint;
+  readonly status: ExecStatus;
+  readonly output: Uint8Array;
+  readonly calls: readonly TraceFrame[];
+}
+
+/** A contract storage key a transaction wrote. */
+export interface StorageWriteInfo {
+  readonly contract: Address;
+  readonly key: Uint8Array;
+  /** The hash a storage proof's leaf holds for the value left; `null` when the key was deleted. */
+  readonly valueHash: Hash | null;
+}
+
+/** A committed transaction run again on its block's parent state (`trace_transaction`). */
+export interface TransactionTrace {
+  readonly hash: Hash;
+  readonly blockHeight: bigint;
+  readonly index: number;
+  readonly sender: Address;
+  /** The replay's receipt, which the node checked is the stored one. */
+  readonly receipt: Receipt;
+  /** `null` for a transfer or a vote, or when `traceOmitted`. */
+  readonly trace: TraceFrame | null;
+  readonly storageWrites: readonly StorageWriteInfo[];
+  /** The trace was left out to fit the node's response limit. */
+  readonly traceOmitted: boolean;
+}
+
+/** Deepest call chain a trace may hold (the VM's own bound is lower). */
+const TRACE_DEPTH_MAX = 256;
+
+/** A `TraceFrame` from its JSON form. @throws {JsonError} */
+export function traceFrameFromJson(v: JsonValue, p = 'trace', depth = 0): TraceFrame {
+  if (depth > TRACE_DEPTH_MAX) throw new JsonError(`${p}: a call chain deeper than ${TRACE_DEPTH_MAX}`);
+  const o = asObject(v, p);
+  return {
+    caller: asAddress(o['caller'], `${p}.caller`),
+    contract: asAddress(o['contract'], `${p}.contract`),
+    method: asString(o['method'], `${p}.method`),
+    value: asU128(o['value'], `${p}.value`),
+    gasBudget: asU64(o['gas_budget'], `${p}.gas_budget`),
+    gasUsed: asU64(o['gas_used'], `${p}.gas_used`),
+    status: execStatusFromJson(o['status'], `${p}.status`),
+    output: asBytes(o['output'], `${p}.output`),
+    calls: asArray(o['calls'], `${p}.calls`).map((c, i) => traceFrameFromJson(c, `${p}.calls[${i}]`, depth + 1)),
+  };
+}
+
+/** A `TransactionTrace` from its JSON form (`trace_transaction`). @throws {JsonError} */
+export function transactionTraceFromJson(v: JsonValue, p = 'result'): TransactionTrace {
+  const o = asObject(v, p);
+  return {
+    hash: asHash(o['hash'], `${p}.hash`),
+    blockHeight: u64Field(o, 'block_height', p),
+    index: asU32(o['index'], `${p}.index`),
+    sender: asAddress(o['sender'], `${p}.sender`),
+    receipt: receiptFromJson(o['receipt'] ?? null, `${p}.receipt`),
+    trace: asOptional(o['trace'], `${p}.trace`, (t, tp) => traceFrameFromJson(t, tp)),
+    storageWrites: asArray(o['storage_writes'], `${p}.storage_writes`).map((w, i) => {
+      const wp = `${p}.storage_writes[${i}]`;
+      const x = asObject(w, wp);
+      return {
+        contract: asAddress(x['contract'], `${wp}.contract`),
+        key: asBytes(x['key'], `${wp}.key`),
+        valueHash: asOptional(x['value_hash'], `${wp}.value_hash`, asHash),
+      };
+    }),
+    traceOmitted: o['trace_omitted'] === undefined ? false : asBool(o['trace_omitted'], `${p}.trace_omitted`),
+  };
+}
+
 /** A `ReceiptInfo` from its JSON form (`get_receipt`, and `tx_status` items). */
 export function receiptInfoFromJson(v: JsonValue, p = 'result'): ReceiptInfo {
   const o = asObject(v, p);
@@ -598,6 +677,15 @@ export abstract class RpcMethods {
       [toHex(raw), sender === undefined ? null : sender.toChecksum()],
       (v) => asHash(v, 'result'),
     );
+  }
+
+  /**
+   * A committed transaction run again on its block's parent state, while
+   * the node keeps it: its call trace with gas per frame and the storage
+   * keys it wrote (`HEIGHT_UNAVAILABLE` once that state is pruned).
+   */
+  traceTransaction(hash: Hash): Promise<TransactionTrace> {
+    return this.#typed('trace_transaction', [hash.toString()], (v) => transactionTraceFromJson(v));
   }
 
   /** The receipt of a committed transaction (`TX_PENDING` while it is pending). */

@@ -234,6 +234,12 @@ test(
         r.events.map((e) => e.name),
         ['Changed'],
       );
+      // The call run again by the node: its frame and the one key it wrote.
+      const traced = await rpc.traceTransaction(r.hash);
+      assert.equal(traced.receipt.gasUsed, r.gasUsed);
+      assert.deepEqual([traced.trace?.method, traced.trace?.status], ['increment', 'success']);
+      assert.equal(traced.storageWrites.length, 1);
+      assert.ok(traced.storageWrites[0]!.contract.equals(counter.address));
       const seen = await events.next();
       assert.equal(seen.done, false);
       assert.ok(!seen.done && seen.value.txHash.equals(r.hash), 'the subscription brings the call\'s event');

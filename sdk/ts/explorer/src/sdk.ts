@@ -44,7 +44,9 @@ export {
   type BlockInfo,
   type ReceiptInfo,
   type StatusInfo,
+  type TraceFrame,
   type TransactionInfo,
+  type TransactionTrace,
 } from '../../src/rpc.js';
 export { recoverSender, txHash, type SignedTransaction, type Transaction, type TxPayload } from '../../src/tx.js';
 export type { ValidatorSet } from '../../src/validators.js';

@@ -14,83 +14,27 @@
 import type { Context } from '../context.js';
 import { errorText, h, section } from '../dom.js';
 import { accountLink, amount, mono } from '../format.js';
-import {
-  Address,
-  AbiError,
-  type JsonValue,
-  asArray,
-  asBytes,
-  asObject,
-  asOptional,
-  asString,
-  asU64,
-  revertToJson,
-  stringifyJson,
-  toHex,
-  type Hash,
-} from '../sdk.js';
+import { AbiError, type Hash, type TraceFrame, type TransactionTrace, revertToJson, stringifyJson, toHex } from '../sdk.js';
 import { statusBadge } from './block.js';
 
 /** Frames shown, depth-first; the rest are counted. */
 const FRAMES_SHOWN_MAX = 500;
 
-interface Frame {
-  readonly caller: Address;
-  readonly contract: Address;
-  readonly method: string;
-  readonly gasBudget: bigint;
-  readonly gasUsed: bigint;
-  readonly status: string;
-  readonly output: Uint8Array;
-  readonly calls: readonly Frame[];
-}
-
-function frameFromJson(v: JsonValue, path: string, depth: number): Frame {
-  const o = asObject(v, path);
-  // The VM bounds call depth; a deeper answer is not one.
-  if (depth > 128) throw new Error(`${path}: deeper than any call chain`);
-  return {
-    caller: Address.parse(asString(o['caller'], `${path}.caller`)),
-    contract: Address.parse(asString(o['contract'], `${path}.contract`)),
-    method: asString(o['method'], `${path}.method`),
-    gasBudget: asU64(o['gas_budget'], `${path}.gas_budget`),
-    gasUsed: asU64(o['gas_used'], `${path}.gas_used`),
-    status: asString(o['status'], `${path}.status`),
-    output: asBytes(o['output'], `${path}.output`),
-    calls: asArray(o['calls'], `${path}.calls`).map((c, i) => frameFromJson(c, `${path}.calls[${i}]`, depth + 1)),
-  };
-}
-
 /** The trace section for the committed transaction `hash`. */
 export async function traceSection(ctx: Context, hash: Hash): Promise<HTMLElement> {
   const title = 'Call trace (replayed)';
-  let answer: JsonValue;
+  let t: TransactionTrace;
   try {
-    answer = await ctx.rpc.call('trace_transaction', [hash.toString()]);
+    t = await ctx.rpc.traceTransaction(hash);
   } catch (e) {
     return section(title, h('p', { class: 'muted' }, `Not available from this node: ${errorText(e)}`));
   }
-  let top: Frame | null;
-  let writes: { contract: Address; key: Uint8Array; valueHash: string | null }[];
-  let omitted: boolean;
-  try {
-    const o = asObject(answer, 'trace_transaction');
-    top = asOptional(o['trace'], 'trace', (v, p) => frameFromJson(v, p, 0));
-    omitted = o['trace_omitted'] === true;
-    writes = asArray(o['storage_writes'], 'storage_writes').map((w, i) => {
-      const x = asObject(w, `storage_writes[${i}]`);
-      return {
-        contract: Address.parse(asString(x['contract'], 'contract')),
-        key: asBytes(x['key'], 'key'),
-        valueHash: asOptional(x['value_hash'], 'value_hash', asString),
-      };
-    });
-  } catch (e) {
-    return section(title, h('p', { class: 'error' }, `The node's trace does not read: ${errorText(e)}`));
-  }
+  const top = t.trace;
+  const writes = t.storageWrites;
+  const omitted = t.traceOmitted;
   const rows: HTMLElement[] = [];
   let hidden = 0;
-  const walk = async (f: Frame, depth: number): Promise<void> => {
+  const walk = async (f: TraceFrame, depth: number): Promise<void> => {
     if (rows.length >= FRAMES_SHOWN_MAX) {
       hidden++;
     } else {
@@ -118,7 +62,7 @@ export async function traceSection(ctx: Context, hash: Hash): Promise<HTMLElemen
               ' ',
               mono(toHex(w.key)),
               ' ',
-              w.valueHash === null ? h('span', { class: 'muted' }, 'deleted') : h('span', { class: 'muted' }, `value hash ${w.valueHash.slice(0, 18)}…`),
+              w.valueHash === null ? h('span', { class: 'muted' }, 'deleted') : h('span', { class: 'muted' }, `value hash ${w.valueHash.toString().slice(0, 18)}…`),
             ),
           ),
         ),
@@ -126,7 +70,7 @@ export async function traceSection(ctx: Context, hash: Hash): Promise<HTMLElemen
   return section(title, ...body.filter((x): x is HTMLElement => x !== null));
 }
 
-async function frameRow(ctx: Context, f: Frame, depth: number): Promise<HTMLElement> {
+async function frameRow(ctx: Context, f: TraceFrame, depth: number): Promise<HTMLElement> {
   let why: string | null = null;
   if (f.status !== 'success') {
     const abi = await ctx.abi(f.contract).catch(() => null);
