@@ -1000,6 +1000,51 @@ async fn committed_transactions_are_replayed_with_their_trace_and_writes() {
         codes::NOT_FOUND
     );
     assert_eq!(node.server.metrics().requests_of("trace_transaction"), 4);
+
+    // A replay runs a block again: one at a time, the next refused at once.
+    let spin = signed(
+        3,
+        1,
+        45_000_000,
+        TxPayload::Call {
+            contract,
+            method: "spin".into(),
+            args: vec![],
+            value: 0,
+        },
+    );
+    client.send_transaction(&spin.to_bytes()).await.unwrap();
+    node.commit().await;
+    let c = [
+        Client::connect(&node.http()).await.unwrap(),
+        Client::connect(&node.http()).await.unwrap(),
+        Client::connect(&node.http()).await.unwrap(),
+    ];
+    let h = spin.hash();
+    // Four at once overlap (a replay of 45 M gas takes a while); a slow
+    // machine could serialize them, so a few rounds are allowed.
+    let mut busy_seen = false;
+    for _ in 0..5 {
+        let (a, b, d, e) = tokio::join!(
+            client.trace_transaction(h),
+            c[0].trace_transaction(h),
+            c[1].trace_transaction(h),
+            c[2].trace_transaction(h)
+        );
+        let all = [a, b, d, e];
+        assert!(all.iter().any(Result::is_ok), "{all:?}");
+        for r in &all {
+            match r {
+                Ok(t) => assert_eq!(t.receipt.status, ExecStatus::OutOfGas),
+                Err(e) => assert_eq!(e.code(), Some(codes::BUSY), "{e}"),
+            }
+        }
+        if all.iter().any(Result::is_err) {
+            busy_seen = true;
+            break;
+        }
+    }
+    assert!(busy_seen, "concurrent replays were never refused");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,7 +63,14 @@ pub(crate) struct Handler {
     admits: Arc<ExecPool>,
     /// The per-address call budget, charged again for refused submissions.
     limiter: Arc<RateLimiter>,
+    /// Replays (`trace_transaction`) running at once: each can run up to a
+    /// whole block again, so they take at most this many of the execution
+    /// threads, whoever asks; more are refused with `BUSY` at once.
+    replays: Arc<tokio::sync::Semaphore>,
 }
+
+/// Replays running at once ([`Handler::replays`]).
+pub(crate) const REPLAYS_MAX: usize = 1;
 
 /// Longest a read waits for this node to commit a block it knows is
 /// certified ([`Handler::reach`]).
@@ -87,6 +94,7 @@ impl Handler {
             reads: Arc::new(pools.reads),
             admits: Arc::new(pools.admits),
             limiter,
+            replays: Arc::new(tokio::sync::Semaphore::new(REPLAYS_MAX)),
         }
     }
 

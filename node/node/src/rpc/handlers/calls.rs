@@ -121,6 +121,12 @@ impl Handler {
             let base = self.base(parent);
             let executor = self.ctx.executor.clone();
             let index = stored.index as usize;
+            let _replaying = self.replays.clone().try_acquire_owned().map_err(|_| {
+                err(
+                    codes::BUSY,
+                    "another replay is running on this node; retry in a moment".to_string(),
+                )
+            })?;
             let replayed = self
                 .exec(move || executor.replay_tx(base, &env, &block.block.txs, index))
                 .await?
