@@ -770,6 +770,15 @@ pub async fn proof(ctx: &Ctx, a: ProofArgs) -> Res {
             if let Some(d) = &decoded {
                 s.push_str(&format!("\n       = {d}"));
             }
+            if p.value.is_none() && !a.raw {
+                // The ABI does not list storage fields, so a misspelt
+                // name is proven absent like an unset one.
+                s.push_str(&format!(
+                    "\nnote:  nothing is stored under field `{}`{}: it is unset, or the contract has no such field (names are its #[contract] struct's fields, as written)",
+                    a.key,
+                    if a.map_key.is_some() { " at that map key" } else { "" }
+                ));
+            }
             s
         },
         json!({
