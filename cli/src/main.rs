@@ -7,6 +7,7 @@ mod contract;
 mod ctx;
 mod devnet;
 mod keystore;
+mod new;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +59,9 @@ enum Command {
     /// accounts in the keystore (dev0, dev1, ...). Ctrl-C stops it; the next
     /// run resumes the same chain unless --reset.
     Devnet(devnet::DevnetArgs),
+    /// Start a contract project in a new folder: an example contract, its
+    /// tests on the real VM and the SDK, pinned to this version (offline).
+    New(new::NewArgs),
     /// Manage signing keys (encrypted v3 keystore files).
     Keys {
         #[command(subcommand)]
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
         let ctx = Ctx::new(cli.global)?;
         match cli.command {
             Command::Devnet(a) => devnet::run(&ctx, a).await,
+            Command::New(a) => new::run(&ctx, a),
             Command::Keys { command } => keystore::run(&ctx, command),
             Command::Build(a) => contract::build(&ctx, a).await,
             Command::Deploy(a) => contract::deploy(&ctx, a).await,

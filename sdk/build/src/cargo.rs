@@ -72,6 +72,42 @@ fn workspace_root(crate_dir: &Path) -> Option<PathBuf> {
     manifest.parent().map(Path::to_path_buf)
 }
 
+/// The folder holding the `stele-sdk` crate the contract depends on by
+/// path, as `<root>/sdk` (its place in the repository and in the SDK that
+/// `stele new` unpacks): the crate's own `[dependencies]` entry, or its
+/// workspace's `[workspace.dependencies]` one.
+fn sdk_root(crate_dir: &Path, workspace: Option<&Path>) -> Option<PathBuf> {
+    let read = |dir: &Path| -> Option<toml::Table> {
+        std::fs::read_to_string(dir.join("Cargo.toml"))
+            .ok()?
+            .parse()
+            .ok()
+    };
+    let manifest = read(crate_dir)?;
+    let entry = manifest.get("dependencies")?.get("stele-sdk")?;
+    let (base, path) = if let Some(p) = entry.get("path").and_then(|p| p.as_str()) {
+        (crate_dir.to_path_buf(), p.to_string())
+    } else if entry.get("workspace").and_then(|w| w.as_bool()) == Some(true) {
+        let ws = workspace?;
+        let root = read(ws)?;
+        let p = root
+            .get("workspace")?
+            .get("dependencies")?
+            .get("stele-sdk")?
+            .get("path")?
+            .as_str()?
+            .to_string();
+        (ws.to_path_buf(), p)
+    } else {
+        return None;
+    };
+    let sdk = base.join(path).canonicalize().ok()?;
+    if sdk.file_name()? != "sdk" {
+        return None;
+    }
+    sdk.parent().map(Path::to_path_buf)
+}
+
 fn cargo_bin() -> PathBuf {
     std::env::var_os("CARGO")
         .map(PathBuf::from)
@@ -93,7 +129,14 @@ fn remaps(crate_dir: &Path) -> Vec<(PathBuf, &'static str)> {
     if let Ok(sdk) = sdk.canonicalize() {
         out.push((sdk, "/stele"));
     }
-    if let Some(ws) = workspace_root(crate_dir) {
+    let ws = workspace_root(crate_dir);
+    // The SDK the crate builds with, when it is elsewhere (the one `stele
+    // new` unpacks under the stele home): its files get the same names as
+    // in the repository, so the module does not depend on where it is.
+    if let Some(root) = sdk_root(crate_dir, ws.as_deref()) {
+        out.push((root, "/stele"));
+    }
+    if let Some(ws) = ws {
         out.push((ws, "/contract-workspace"));
     }
     out.push((crate_dir.to_path_buf(), "/contract"));
