@@ -3,8 +3,9 @@
 //! An event's first topic is the Keccak-256 of its name (computed by the
 //! `#[event]` macro at compile time). Each `#[topic]` field becomes one more
 //! topic: its Borsh encoding zero-padded on the right when it is fixed-size
-//! and at most 32 bytes (integers, `bool`, [`Address`], `[u8; N]`), else the
-//! Keccak-256 of the encoding (strings, byte vectors). The other fields are
+//! and at most 32 bytes (integers, `bool`, [`Address`], `[u8; 32]`), else
+//! the Keccak-256 of the encoding (`String`, `Vec<u8>`). Those are the types
+//! that implement [`Topic`]; other arrays are data fields. The other fields are
 //! the data: their Borsh encoding in declaration order.
 
 use alloc::string::String;

@@ -29,7 +29,7 @@ pub mod __rt;
 pub use address::Address;
 pub use borsh;
 pub use borsh::{BorshDeserialize, BorshSerialize};
-pub use call::{CallError, Status, deploy, upgrade};
+pub use call::{CallError, CallOptions, Status, deploy, upgrade};
 pub use event::{Event, Topic, emit};
 pub use stele_sdk_macros::{AbiType, contract, data, event, interface};
 pub use storage::{Item, Map, StorageKey, Vector};
