@@ -358,13 +358,7 @@ impl Executor {
         txs: &[SignedTransaction],
     ) -> Result<BlockExecution, ExecError> {
         let mut world = StateWorld::new(base);
-        let rules = self.rules(&world).map_err(|e| match e {
-            RulesError::Backend(e) => ExecError::Backend(e),
-            RulesError::Unsupported(reason) => ExecError::ProtocolUnsupported {
-                height: env.height,
-                reason,
-            },
-        })?;
+        let rules = self.rules(&world).map_err(|e| e.into_exec(env.height))?;
         let cfg = &rules.protocol;
         if txs.len() as u64 > cfg.block_txs_max {
             return Err(ExecError::TooManyTxs {
@@ -437,13 +431,7 @@ impl Executor {
             });
         };
         let mut world = StateWorld::new(base);
-        let rules = self.rules(&world).map_err(|e| match e {
-            RulesError::Backend(e) => ExecError::Backend(e),
-            RulesError::Unsupported(reason) => ExecError::ProtocolUnsupported {
-                height: env.height,
-                reason,
-            },
-        })?;
+        let rules = self.rules(&world).map_err(|e| e.into_exec(env.height))?;
         world.record_storage_writes(true);
         let encoded: Vec<Vec<u8>> = prefix.iter().map(Encode::to_bytes).collect();
         let mut run = self.run_txs(&rules, world, env, prefix, &encoded, Some(index))?;
@@ -901,6 +889,14 @@ enum RulesError {
 }
 
 impl RulesError {
+    /// As a block's (or a replayed block's) error at `height`.
+    fn into_exec(self, height: u64) -> ExecError {
+        match self {
+            RulesError::Backend(e) => ExecError::Backend(e),
+            RulesError::Unsupported(reason) => ExecError::ProtocolUnsupported { height, reason },
+        }
+    }
+
     fn into_apply(self) -> ApplyError {
         match self {
             RulesError::Backend(e) => ApplyError::Backend(e),
