@@ -1,7 +1,8 @@
-// Builds the block explorer into explorer/static: index.html and
-// explorer.css as they are, and explorer.js, one minified ES module with
-// the package's code and @noble/* bundled by esbuild. The node embeds these
-// three files, so the build is deterministic: no timestamps, no absolute
+// Builds the block explorer's script into explorer/static/explorer.js, one
+// minified ES module with the package's code and @noble/* bundled by
+// esbuild, beside the page and its style (static/index.html and
+// static/explorer.css, written by hand). The node embeds these three
+// files, so the build is deterministic: no timestamps, no absolute
 // paths, no source map, license comments gathered at the end.
 //
 //   node explorer/build.mjs            write explorer/static
@@ -18,7 +19,9 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const pkg = resolve(here, '..');
 const committed = join(here, 'static');
+/** What the folder holds: the two written by hand, and the build's. */
 const FILES = ['index.html', 'explorer.css', 'explorer.js'];
+const BUILT = 'explorer.js';
 
 async function buildInto(out) {
   mkdirSync(out, { recursive: true });
@@ -39,8 +42,7 @@ async function buildInto(out) {
     logLevel: 'warning',
   });
   const [js] = result.outputFiles;
-  writeFileSync(join(out, 'explorer.js'), js.contents);
-  for (const f of ['index.html', 'explorer.css']) writeFileSync(join(out, f), readFileSync(join(here, f)));
+  writeFileSync(join(out, BUILT), js.contents);
   return js.contents.length;
 }
 
@@ -49,14 +51,19 @@ if (args[0] === '--check') {
   const tmp = mkdtempSync(join(tmpdir(), 'stele-explorer-'));
   try {
     await buildInto(tmp);
-    const stale = FILES.filter((f) => {
-      let have;
+    let stale = [];
+    try {
+      if (!readFileSync(join(committed, BUILT)).equals(readFileSync(join(tmp, BUILT)))) stale = [BUILT];
+    } catch {
+      stale = [BUILT];
+    }
+    const missing = FILES.filter((f) => {
       try {
-        have = readFileSync(join(committed, f));
+        readFileSync(join(committed, f));
+        return false;
       } catch {
         return true;
       }
-      return !have.equals(readFileSync(join(tmp, f)));
     });
     let extra = [];
     try {
@@ -64,8 +71,12 @@ if (args[0] === '--check') {
     } catch {
       // a missing folder is reported through the missing files
     }
-    if (stale.length > 0 || extra.length > 0) {
-      const what = [...stale.map((f) => `${f} differs from a fresh build`), ...extra.map((f) => `${f} should not be there`)];
+    if (stale.length > 0 || missing.length > 0 || extra.length > 0) {
+      const what = [
+        ...stale.map((f) => `${f} differs from a fresh build`),
+        ...missing.map((f) => `${f} is missing`),
+        ...extra.map((f) => `${f} should not be there`),
+      ];
       console.error(`explorer/static is out of date (${what.join('; ')}): run npm run build:explorer`);
       process.exitCode = 1;
     }
