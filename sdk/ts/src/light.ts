@@ -316,14 +316,24 @@ export async function getStorageProof(
   key: Uint8Array,
   height?: bigint | number,
 ): Promise<StorageProofInfo> {
-  const method = 'get_storage_proof';
-  const result = await client.call(method, [
-    contract.toChecksum(),
-    toHex(key),
-    height === undefined ? null : heightParam(height, 'height'),
-  ]);
+  return proofCall(
+    client,
+    'get_storage_proof',
+    [contract.toChecksum(), toHex(key), height === undefined ? null : heightParam(height, 'height')],
+    storageProofInfoFromJson,
+  );
+}
+
+/** `method`'s answer read by `read`; an answer that does not read is a transport error. */
+async function proofCall<T>(
+  client: Pick<LightRpc, 'call'>,
+  method: string,
+  params: JsonValue[],
+  read: (v: JsonValue) => T,
+): Promise<T> {
+  const result = await client.call(method, params);
   try {
-    return storageProofInfoFromJson(result);
+    return read(result);
   } catch (e) {
     if (e instanceof JsonError) throw new RpcTransportError(method, `unexpected answer: ${e.message}`, 200, e);
     throw e;
@@ -419,17 +429,12 @@ export async function getAccountProof(
   address: Address,
   height?: bigint | number,
 ): Promise<AccountProofInfo> {
-  const method = 'get_account_proof';
-  const result = await client.call(method, [
-    address.toChecksum(),
-    height === undefined ? null : heightParam(height, 'height'),
-  ]);
-  try {
-    return accountProofInfoFromJson(result);
-  } catch (e) {
-    if (e instanceof JsonError) throw new RpcTransportError(method, `unexpected answer: ${e.message}`, 200, e);
-    throw e;
-  }
+  return proofCall(
+    client,
+    'get_account_proof',
+    [address.toChecksum(), height === undefined ? null : heightParam(height, 'height')],
+    accountProofInfoFromJson,
+  );
 }
 
 /** A verified account record and who vouched for it. */
