@@ -23,8 +23,10 @@ const RULES: &[(&str, &[&[&str]])] = &[
     ),
     ("stele-state", &[NETWORK, VM, NODE_CRATES]),
     ("stele-vm", &[NETWORK, STORAGE, NODE_CRATES]),
-    ("stele-exec", &[NETWORK, NODE_CRATES]),
-    ("stele-testkit", &[NETWORK, NODE_CRATES]),
+    // The executor and the testkit run on a state in memory unless a crate
+    // asks for RocksDB (ADR 0013): a contract project does not build it.
+    ("stele-exec", &[NETWORK, STORAGE, NODE_CRATES]),
+    ("stele-testkit", &[NETWORK, STORAGE, NODE_CRATES]),
 ];
 
 fn normal_tree(package: &str) -> Vec<String> {

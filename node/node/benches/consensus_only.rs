@@ -191,6 +191,7 @@ async fn run_validator(v: Validator_, p: Params, shared: Arc<Shared>, ready: Arc
     let mut proposals: VecDeque<(u64, u64, Hash)> = VecDeque::new();
     let mut last_proposal = tokio::time::Instant::now();
     let blocks_cf = state.column_family(CF_BLOCKS).expect("cf");
+    let db = state.db().expect("the state is on disk");
     while !shared.stop.load(Ordering::Relaxed) {
         // Group commit: handle every queued input keeping the actions in
         // order, make all their log records durable in one synced write,
@@ -257,7 +258,7 @@ async fn run_validator(v: Validator_, p: Params, shared: Arc<Shared>, ready: Arc
                     // synced before sends).
                     let mut value = certificate.to_bytes();
                     value.extend_from_slice(&payload);
-                    let _ = state.db().put_cf(blocks_cf, seq.to_be_bytes(), value);
+                    let _ = db.put_cf(blocks_cf, seq.to_be_bytes(), value);
                     if v.index == 0 && shared.measuring.load(Ordering::Relaxed) {
                         let now = shared.now_ns();
                         let count =

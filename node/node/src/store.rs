@@ -184,7 +184,7 @@ pub fn prune_blocks_below(state: &std::sync::RwLock<State>, below: u64) -> Resul
             deleted += 1;
         }
         put_blocks_from(&state, &mut batch, end)?;
-        state.db().write(batch).map_err(StateError::from)?;
+        state.db()?.write(batch).map_err(StateError::from)?;
         at = end;
     }
     crate::index::prune_below(state, below)?;
@@ -211,7 +211,7 @@ pub fn record_genesis_epoch(state: &State, validators: &ValidatorSet) -> Result<
     )?;
     let mut wo = stele_state::rocksdb::WriteOptions::default();
     wo.set_sync(true);
-    state.db().write_opt(batch, &wo).map_err(StateError::Db)?;
+    state.db()?.write_opt(batch, &wo).map_err(StateError::Db)?;
     Ok(())
 }
 
@@ -313,9 +313,9 @@ pub fn finish_block_commit(
             computed: prepared.root(),
         });
     }
-    put_block(state, prepared.batch_mut(), block, receipts, certificate)?;
+    put_block(state, prepared.batch_mut()?, block, receipts, certificate)?;
     if let Some(record) = epoch_started(state, block, writes)? {
-        put_epoch(state, prepared.batch_mut(), &record)?;
+        put_epoch(state, prepared.batch_mut()?, &record)?;
     }
     Ok(prepared)
 }
@@ -426,7 +426,7 @@ impl<'a> BlockReader<'a> {
         match self.source {
             Source::State(state) => {
                 let cf = state.column_family(cf)?;
-                Ok(state.db().get_cf(cf, key).map_err(StateError::from)?)
+                Ok(state.db()?.get_cf(cf, key).map_err(StateError::from)?)
             }
             Source::View(view) => Ok(view.get_cf(cf, key)?),
         }
@@ -527,7 +527,7 @@ impl<'a> BlockReader<'a> {
     /// before it, else the first one after it.
     fn seek_epoch(&self, height: u64, before: bool) -> Result<Option<EpochRecord>, StoreError> {
         let mut it = match self.source {
-            Source::State(state) => state.db().raw_iterator_cf(state.column_family(CF_EPOCHS)?),
+            Source::State(state) => state.db()?.raw_iterator_cf(state.column_family(CF_EPOCHS)?),
             Source::View(view) => view.raw_iterator_cf(CF_EPOCHS, Vec::new(), vec![0xff; 9])?,
         };
         let key = height.to_be_bytes();

@@ -99,7 +99,7 @@ impl Wal {
         let mut live = BTreeMap::new();
         let mut next = 0;
         let mut last_boot: Option<Vec<u8>> = None;
-        for item in state.db().iterator_cf(cf, IteratorMode::Start) {
+        for item in state.db()?.iterator_cf(cf, IteratorMode::Start) {
             let (key, value) = item?;
             if key.as_ref() == BOOT_KEY {
                 last_boot = Some(value.to_vec());
@@ -187,7 +187,7 @@ impl Wal {
         if let Some(r) = &record {
             batch.put_cf(cf, self.next.to_be_bytes(), r.to_bytes());
         }
-        state.db().write_opt(batch, &synced())?;
+        state.db()?.write_opt(batch, &synced())?;
         if let Some(r) = &record {
             self.live.insert(self.next, r.retention());
             self.next += 1;
@@ -214,7 +214,7 @@ impl Wal {
         let sync = stamp.is_some() || records.iter().any(Record::needs_sync);
         let mut opts = WriteOptions::default();
         opts.set_sync(sync);
-        if let Err(e) = state.db().write_opt(batch, &opts) {
+        if let Err(e) = state.db()?.write_opt(batch, &opts) {
             self.boot_stamp = stamp;
             return Err(e.into());
         }
@@ -264,7 +264,7 @@ impl Wal {
             batch.delete_cf(cf, i.to_be_bytes());
         }
         batch.put_cf(cf, NEXT_KEY, self.next.to_be_bytes());
-        state.db().write_opt(batch, &synced())?;
+        state.db()?.write_opt(batch, &synced())?;
         for i in &obsolete {
             self.live.remove(i);
         }

@@ -44,7 +44,7 @@ struct Chain {
     state: SharedState,
     executor: Executor,
     genesis: Genesis,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Chain {
@@ -60,9 +60,25 @@ impl Chain {
     /// allows, as a node's does.
     fn with_support(genesis: Genesis, support: ProtocolSupport) -> Chain {
         let dir = tempfile::tempdir().unwrap();
-        let mut state =
+        let state =
             State::open_with_column_families(dir.path(), StateConfig::default(), &BLOCK_STORE_CFS)
                 .unwrap();
+        Chain::on(state, Some(dir), genesis, support)
+    }
+
+    /// A chain whose state is in memory, as the testkit's: blocks commit
+    /// their state writes alone (there is no block store).
+    fn in_memory() -> Chain {
+        let state = State::in_memory(StateConfig::default());
+        Chain::on(state, None, genesis(), ProtocolSupport::default())
+    }
+
+    fn on(
+        mut state: State,
+        dir: Option<tempfile::TempDir>,
+        genesis: Genesis,
+        support: ProtocolSupport,
+    ) -> Chain {
         state.commit(0, &genesis.writes()).unwrap();
         let vm_config = VmConfig {
             epoch_ticker: false,
@@ -112,6 +128,10 @@ impl Chain {
         let env = self.env();
         let out = self.executor.execute_block(self.base(), &env, &txs)?;
         let mut state = self.state.write().unwrap();
+        if state.is_in_memory() {
+            state.commit(env.height, &out.writes).unwrap();
+            return Ok(out);
+        }
         let parent = state.latest_version().unwrap();
         let prepared_root = state
             .prepare_commit(env.height, &out.writes)
@@ -581,7 +601,7 @@ fn crash_child() {
                 },
             ),
             genesis,
-            _dir: tempfile::tempdir().unwrap(),
+            _dir: Some(tempfile::tempdir().unwrap()),
         };
         loop {
             let nonce = chain.account(&key(1).address()).nonce;
@@ -905,6 +925,71 @@ fn iterating_past_keys_deleted_in_the_block_is_paid_per_key() {
             .unwrap();
         let step = r[1].gas_used - r[0].gas_used;
         assert!(step < 3_000, "step {step}");
+    });
+}
+
+/// Every block's state root, receipts root and receipts of a workload
+/// that writes, overwrites, deletes and iterates over deletes, on `chain`.
+fn backend_workload(chain: &Chain) -> Vec<(Hash, Hash, Vec<u8>)> {
+    const GAS: u64 = 100_000_000;
+    let deploy = |from: u8, nonce: u64, wat: &str| {
+        signed(
+            from,
+            nonce,
+            TxPayload::Deploy {
+                code: wat::parse_str(wat).unwrap(),
+                init_args: vec![],
+                value: 0,
+            },
+        )
+    };
+    let iter = Address::contract(&key(1).address(), 0);
+    let counter = Address::contract(&key(3).address(), 0);
+    let blocks = vec![
+        vec![
+            deploy(1, 0, ITER_WAT),
+            deploy(3, 0, COUNTER_WAT),
+            transfer(2, 0, 4, 7),
+        ],
+        vec![
+            call_with(1, 1, iter, "fill", &[300], GAS),
+            call(2, 1, counter, "increment"),
+        ],
+        vec![
+            call_with(2, 2, iter, "wipe_and_scan", &[300, 3, 1], GAS),
+            call_with(2, 3, iter, "wipe_and_scan", &[120, 2, 0], GAS),
+            call(3, 1, counter, "fail"),
+        ],
+        vec![
+            call_with(2, 4, iter, "wipe_and_scan", &[0, 4, 0], GAS),
+            call_with(1, 2, iter, "fill", &[50], GAS),
+            call(2, 5, counter, "increment"),
+        ],
+        vec![call_with(2, 6, iter, "wipe_and_scan", &[300, 1, 0], GAS)],
+    ];
+    blocks
+        .into_iter()
+        .map(|txs| {
+            let out = chain.apply_exec(txs).unwrap();
+            let bytes = out.receipts.iter().flat_map(|r| r.to_bytes()).collect();
+            (chain.state_root(), out.receipts_root, bytes)
+        })
+        .collect()
+}
+
+/// The testkit runs blocks on a state in memory (ADR 0013): the same
+/// blocks on it and on RocksDB give the same roots, gas and receipts.
+#[test]
+fn blocks_on_a_state_in_memory_give_the_same_roots_and_receipts_as_on_disk() {
+    on_exec_stack(|| {
+        let disk = backend_workload(&Chain::new());
+        let memory = backend_workload(&Chain::in_memory());
+        assert_eq!(disk.len(), 5);
+        for (i, (d, m)) in disk.iter().zip(&memory).enumerate() {
+            assert_eq!(d, m, "block {}", i + 1);
+        }
+        // The workload did what it is for: deletes and reverts happened.
+        assert_ne!(disk[1].0, disk[2].0);
     });
 }
 

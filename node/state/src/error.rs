@@ -9,8 +9,13 @@ use crate::node::NodeKey;
 /// reported here, never by a panic or a wrong answer.
 #[derive(Debug, Error)]
 pub enum StateError {
+    #[cfg(feature = "rocksdb")]
     #[error("RocksDB error: {0}")]
     Db(#[from] rocksdb::Error),
+    #[error("the state is in memory: it has no {what}")]
+    InMemory { what: &'static str },
+    #[error("the prepared commit was made by a state on another store")]
+    ForeignBatch,
     #[error("tree node {node} is missing from the database")]
     MissingNode { node: NodeKey },
     #[error("tree node {node} is corrupt: {reason}")]
@@ -58,11 +63,26 @@ pub enum StateError {
 }
 
 impl StateError {
+    /// The RocksDB error behind this one, if any.
+    #[cfg(feature = "rocksdb")]
+    fn db(&self) -> Option<&rocksdb::Error> {
+        match self {
+            StateError::Db(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// Whether RocksDB found its files damaged (a torn or corrupt
     /// write-ahead log under [`crate::WalRecovery::Strict`], a bad table
     /// checksum), as opposed to failing to reach them.
     pub fn is_corruption(&self) -> bool {
-        matches!(self, StateError::Db(e) if e.kind() == rocksdb::ErrorKind::Corruption)
+        #[cfg(feature = "rocksdb")]
+        let corrupt = self
+            .db()
+            .is_some_and(|e| e.kind() == rocksdb::ErrorKind::Corruption);
+        #[cfg(not(feature = "rocksdb"))]
+        let corrupt = false;
+        corrupt
     }
 
     /// Whether opening failed because another process holds the
@@ -72,9 +92,14 @@ impl StateError {
         // lock file: .../LOCK: Resource temporarily unavailable" from
         // another process, "lock hold by current process ... .../LOCK" from
         // this one.
-        matches!(self, StateError::Db(e)
-            if e.kind() == rocksdb::ErrorKind::IOError
+        #[cfg(feature = "rocksdb")]
+        let locked = self.db().is_some_and(|e| {
+            e.kind() == rocksdb::ErrorKind::IOError
                 && (e.as_ref().contains("While lock file")
-                    || e.as_ref().contains("lock hold by current process")))
+                    || e.as_ref().contains("lock hold by current process"))
+        });
+        #[cfg(not(feature = "rocksdb"))]
+        let locked = false;
+        locked
     }
 }

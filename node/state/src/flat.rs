@@ -2,12 +2,12 @@
 //! the latest version's values under `namespace || raw key`. The tree is keyed
 //! by hashes and cannot list keys in order; this index can.
 
-use rocksdb::{DBRawIterator, ReadOptions};
 use stele_types::codec::Encode;
 use stele_types::proof::Namespace;
 
 use crate::error::StateError;
-use crate::store::{CF_FLAT, State};
+use crate::kv::{Cf, Cursor};
+use crate::store::State;
 
 /// One page of an ordered listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,10 +22,11 @@ pub struct Page {
 /// in the flat index (at the latest version, or in a
 /// [`crate::CommittedView`]): one seek, then one step per entry, each key
 /// read in place (a value is copied only when asked for). Iteration stops at
-/// the end of the prefix inside RocksDB (`iterate_upper_bound`), so entries
-/// and deletions past it are never visited.
+/// the end of the prefix inside the store (RocksDB's
+/// `iterate_upper_bound`), so entries and deletions past it are never
+/// visited.
 pub struct FlatCursor<'a> {
-    iter: DBRawIterator<'a>,
+    iter: Cursor<'a>,
     ns_len: usize,
     full_prefix: Vec<u8>,
 }
@@ -46,17 +47,6 @@ pub(crate) struct Bounds {
     pub(crate) end: Option<Vec<u8>>,
 }
 
-impl Bounds {
-    /// Read options that stop iteration at [`Bounds::end`] inside RocksDB.
-    pub(crate) fn read_options(&self) -> ReadOptions {
-        let mut opts = ReadOptions::default();
-        if let Some(end) = self.end.clone() {
-            opts.set_iterate_upper_bound(end);
-        }
-        opts
-    }
-}
-
 /// The bounds of the keys of namespace `ns` (encoded) starting with `prefix`.
 pub(crate) fn prefix_bounds(ns: &[u8], prefix: &[u8]) -> Bounds {
     let mut full_prefix = ns.to_vec();
@@ -72,12 +62,12 @@ impl<'a> FlatCursor<'a> {
     /// Positions `iter` (made with `bounds.end` as its upper bound) at the
     /// first key within `bounds` above `after`.
     pub(crate) fn start(
-        mut iter: DBRawIterator<'a>,
+        mut iter: Cursor<'a>,
         bounds: Bounds,
         after: Option<&[u8]>,
     ) -> Result<FlatCursor<'a>, StateError> {
         let ns = &bounds.full_prefix[..bounds.ns_len];
-        iter.seek(start_key(ns, &bounds.full_prefix, after));
+        iter.seek(&start_key(ns, &bounds.full_prefix, after));
         iter.status()?;
         Ok(FlatCursor {
             iter,
@@ -105,9 +95,7 @@ impl<'a> FlatCursor<'a> {
 
     /// Moves to the next key.
     pub fn advance(&mut self) {
-        if self.iter.valid() {
-            self.iter.next();
-        }
+        self.iter.next();
     }
 
     /// Moves to the first key at or above `raw` (a raw key without the
@@ -115,7 +103,7 @@ impl<'a> FlatCursor<'a> {
     pub fn seek(&mut self, raw: &[u8]) -> Result<(), StateError> {
         let mut key = self.full_prefix[..self.ns_len].to_vec();
         key.extend_from_slice(raw);
-        self.iter.seek(key.max(self.full_prefix.clone()));
+        self.iter.seek(&key.max(self.full_prefix.clone()));
         self.iter.status()?;
         Ok(())
     }
@@ -184,8 +172,9 @@ impl State {
     ) -> Result<FlatCursor<'_>, StateError> {
         let bounds = prefix_bounds(&namespace.to_bytes(), prefix);
         let iter = self
-            .db
-            .raw_iterator_cf_opt(self.cf(CF_FLAT)?, bounds.read_options());
+            .store
+            .reader()?
+            .cursor(Cf::Flat, None, bounds.end.clone());
         FlatCursor::start(iter, bounds, after)
     }
 

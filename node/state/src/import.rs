@@ -79,7 +79,7 @@ impl State {
         clear.delete_cf(meta, META_OLDEST);
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
-        self.db.write_opt(clear, &opts)?;
+        self.db()?.write_opt(clear, &opts)?;
         self.latest = None;
         self.oldest = None;
         self.cache = crate::cache::NodeCache::new(self.config.node_cache_nodes_max);
@@ -98,7 +98,7 @@ impl State {
         for cf in [CF_NODES, CF_STALE, CF_ROOTS, CF_FLAT] {
             clear.delete_range_cf(self.cf(cf)?, &[][..], &end[..]);
         }
-        self.db.write(clear)?;
+        self.db()?.write(clear)?;
         Ok(Importer {
             state: self,
             version,
@@ -229,7 +229,7 @@ impl Importer<'_> {
             // here is reachable.
             let mut opts = WriteOptions::default();
             opts.set_sync(false);
-            self.state.db.write_opt(batch, &opts)?;
+            self.state.db()?.write_opt(batch, &opts)?;
         }
         Ok(())
     }
@@ -267,7 +267,7 @@ impl Importer<'_> {
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         self.state
-            .db
+            .db()?
             .write_opt(batch, &opts)
             .map_err(StateError::from)?;
         self.state.latest = Some(version);

@@ -1,4 +1,5 @@
-//! Stele's authenticated, versioned Merkle state on RocksDB.
+//! Stele's authenticated, versioned Merkle state, on RocksDB (feature
+//! `rocksdb`, on by default) or in memory.
 //!
 //! A sparse Merkle tree in the Jellyfish family: 16-ary nodes over Keccak-256
 //! key hashes, single-leaf subtrees collapsed, one version per block height,
@@ -11,7 +12,9 @@
 mod cache;
 mod error;
 mod flat;
+#[cfg(feature = "rocksdb")]
 mod import;
+mod kv;
 mod node;
 mod overlay;
 mod prune;
@@ -22,6 +25,7 @@ mod view;
 
 pub use error::StateError;
 pub use flat::{FlatCursor, Page};
+#[cfg(feature = "rocksdb")]
 pub use import::Importer;
 pub use node::NodeKey;
 pub use overlay::{Checkpoint, Overlay, Snapshot, StateRead, WriteSet};
@@ -34,4 +38,5 @@ pub use store::{
 pub use view::CommittedView;
 
 /// Re-exported so callers can build their own writes into a commit's batch.
+#[cfg(feature = "rocksdb")]
 pub use rocksdb;

@@ -1,14 +1,18 @@
-//! The RocksDB shell around the tree: column families, atomic synced commits,
-//! reads and proofs at any retained version.
+//! The shell around the tree: opening a store (RocksDB on disk or memory,
+//! see [`crate::kv`]), atomic synced commits, reads and proofs at any
+//! retained version.
 
 use std::collections::BTreeMap;
+#[cfg(feature = "rocksdb")]
 use std::path::Path;
+#[cfg(feature = "rocksdb")]
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+#[cfg(feature = "rocksdb")]
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
-    DBRecoveryMode, Options, WriteBatch, WriteOptions,
+    DBRecoveryMode, Options, WriteBatch,
 };
 use stele_types::Hash;
 use stele_types::codec::Encode;
@@ -16,6 +20,7 @@ use stele_types::proof::{STATE_KEY_BYTES_MAX, SparseMerkleProof, StateKey};
 
 use crate::cache::NodeCache;
 use crate::error::StateError;
+use crate::kv::{Cf, Pending, Reader, Store};
 use crate::node::{Child, InternalNode, Node, NodeKey};
 use crate::tombstones::Tombstones;
 use crate::tree::{self, NodeSource};
@@ -31,6 +36,7 @@ pub const CF_FLAT: &str = "state_flat";
 /// Latest and oldest retained versions.
 pub const CF_META: &str = "state_meta";
 
+#[cfg(feature = "rocksdb")]
 const STATE_CFS: [&str; 5] = [CF_NODES, CF_STALE, CF_ROOTS, CF_FLAT, CF_META];
 pub(crate) const META_LATEST: &[u8] = b"latest";
 pub(crate) const META_OLDEST: &[u8] = b"oldest";
@@ -100,13 +106,13 @@ impl Default for StateConfig {
     }
 }
 
-/// The versioned state on RocksDB. Reads take `&self`; commits and pruning
-/// take `&mut self`, so only one writer exists.
+/// The versioned state, on RocksDB ([`State::open`]) or in memory
+/// ([`State::in_memory`]). Reads take `&self`; commits and pruning take
+/// `&mut self`, so only one writer exists.
 #[derive(Debug)]
 pub struct State {
-    /// Shared with committed views and the background compaction; only
-    /// this struct writes.
-    pub(crate) db: Arc<DB>,
+    /// Only this struct writes to it.
+    pub(crate) store: Store,
     pub(crate) config: StateConfig,
     pub(crate) latest: Option<u64>,
     pub(crate) oldest: Option<u64>,
@@ -133,7 +139,7 @@ pub struct PreparedCommit {
     version: u64,
     base: Option<u64>,
     root: Hash,
-    batch: WriteBatch,
+    batch: Pending,
     /// The new internal nodes, for the node cache once the batch is durable.
     internal_nodes: Vec<(NodeKey, InternalNode)>,
     /// The flat-index keys this commit deletes.
@@ -174,17 +180,23 @@ impl PreparedCommit {
         self.root
     }
 
-    /// The write batch, for adding writes to the caller's column families.
-    pub fn batch_mut(&mut self) -> &mut WriteBatch {
-        &mut self.batch
+    /// The write batch, for adding writes to the caller's column families;
+    /// an error for a state in memory, which has none.
+    #[cfg(feature = "rocksdb")]
+    pub fn batch_mut(&mut self) -> Result<&mut WriteBatch, StateError> {
+        match &mut self.batch {
+            Pending::Rocks(batch) => Ok(batch),
+            Pending::Memory(_) => Err(StateError::InMemory {
+                what: "column families of its own caller",
+            }),
+        }
     }
 }
 
 /// Reads nodes from the nodes column family, verifying every node against the
 /// hash its parent records so corruption is an error, not a wrong answer.
 pub(crate) struct DbNodes<'a> {
-    db: &'a DB,
-    cf: &'a ColumnFamily,
+    reader: Reader<'a>,
     cache: &'a NodeCache,
 }
 
@@ -193,14 +205,14 @@ impl NodeSource for DbNodes<'_> {
         if let Some(node) = self.cache.get(key) {
             return Ok(Node::Internal(node));
         }
-        let bytes = self
-            .db
-            .get_pinned_cf(self.cf, key.to_db_key())?
-            .ok_or_else(|| StateError::MissingNode { node: key.clone() })?;
-        let node = Node::decode(&bytes).map_err(|reason| StateError::CorruptNode {
-            node: key.clone(),
-            reason,
-        })?;
+        let node = self
+            .reader
+            .get_with(Cf::Nodes, &key.to_db_key(), Node::decode)?
+            .ok_or_else(|| StateError::MissingNode { node: key.clone() })?
+            .map_err(|reason| StateError::CorruptNode {
+                node: key.clone(),
+                reason,
+            })?;
         let computed = node.hash();
         if computed != *expected {
             return Err(StateError::NodeHashMismatch {
@@ -217,14 +229,37 @@ impl NodeSource for DbNodes<'_> {
 }
 
 impl State {
+    /// A new, empty state in memory (ADR 0013): the same tree, proofs and
+    /// iteration as on disk, for tests and tools that do not keep it. It
+    /// has no column families but its own, so [`State::db`] and
+    /// [`PreparedCommit::batch_mut`] are errors on it.
+    pub fn in_memory(config: StateConfig) -> State {
+        State::with_store(Store::memory(), config)
+    }
+
+    fn with_store(store: Store, config: StateConfig) -> State {
+        let cache = NodeCache::new(config.node_cache_nodes_max);
+        State {
+            store,
+            config,
+            latest: None,
+            oldest: None,
+            cache,
+            tombstones: Tombstones::default(),
+            compaction: None,
+        }
+    }
+
     /// Opens (or creates) the state at `path` with only the state's own
     /// column families.
+    #[cfg(feature = "rocksdb")]
     pub fn open(path: impl AsRef<Path>, config: StateConfig) -> Result<State, StateError> {
         State::open_with_column_families(path, config, &[])
     }
 
     /// Opens (or creates) the state at `path`, also opening the caller's
     /// `extra` column families so its writes can join state commits.
+    #[cfg(feature = "rocksdb")]
     pub fn open_with_column_families(
         path: impl AsRef<Path>,
         config: StateConfig,
@@ -268,16 +303,7 @@ impl State {
             .map(|name| ColumnFamilyDescriptor::new(name, cf_opts.clone()))
             .collect();
         let db = Arc::new(DB::open_cf_descriptors(&db_opts, path, descriptors)?);
-        let cache = NodeCache::new(config.node_cache_nodes_max);
-        let mut state = State {
-            db,
-            config,
-            latest: None,
-            oldest: None,
-            cache,
-            tombstones: Tombstones::default(),
-            compaction: None,
-        };
+        let mut state = State::with_store(Store::Rocks(db), config);
         state.latest = state.read_meta(META_LATEST, "latest version")?;
         state.oldest = state.read_meta(META_OLDEST, "oldest version")?;
         if state.latest.is_some() != state.oldest.is_some() {
@@ -289,32 +315,45 @@ impl State {
         Ok(state)
     }
 
+    #[cfg(feature = "rocksdb")]
     fn read_meta(&self, key: &[u8], what: &'static str) -> Result<Option<u64>, StateError> {
-        let Some(bytes) = self.db.get_pinned_cf(self.cf(CF_META)?, key)? else {
+        let reader = self.store.reader()?;
+        let Some(array) = reader.get_with(Cf::Meta, key, |b| <[u8; 8]>::try_from(b))? else {
             return Ok(None);
         };
-        let array: [u8; 8] = bytes
-            .as_ref()
-            .try_into()
-            .map_err(|_| StateError::CorruptMeta {
-                what,
-                reason: "not 8 bytes",
-            })?;
+        let array = array.map_err(|_| StateError::CorruptMeta {
+            what,
+            reason: "not 8 bytes",
+        })?;
         Ok(Some(u64::from_le_bytes(array)))
     }
 
-    /// The underlying database, for reads of the caller's column families.
-    pub fn db(&self) -> &DB {
-        &self.db
+    /// The underlying database, for the caller's column families; an error
+    /// for a state in memory.
+    #[cfg(feature = "rocksdb")]
+    pub fn db(&self) -> Result<&DB, StateError> {
+        match &self.store {
+            Store::Rocks(db) => Ok(db),
+            Store::Memory(_) => Err(StateError::InMemory {
+                what: "RocksDB database",
+            }),
+        }
+    }
+
+    /// Whether the state is in memory ([`State::in_memory`]).
+    pub fn is_in_memory(&self) -> bool {
+        matches!(self.store, Store::Memory(_))
     }
 
     /// A column family opened with this state (the caller's or the state's).
+    #[cfg(feature = "rocksdb")]
     pub fn column_family(&self, name: &str) -> Result<&ColumnFamily, StateError> {
         self.cf(name)
     }
 
+    #[cfg(feature = "rocksdb")]
     pub(crate) fn cf(&self, name: &str) -> Result<&ColumnFamily, StateError> {
-        self.db
+        self.db()?
             .cf_handle(name)
             .ok_or_else(|| StateError::MissingColumnFamily {
                 name: name.to_owned(),
@@ -323,8 +362,7 @@ impl State {
 
     pub(crate) fn nodes(&self) -> Result<DbNodes<'_>, StateError> {
         Ok(DbNodes {
-            db: &self.db,
-            cf: self.cf(CF_NODES)?,
+            reader: self.store.reader()?,
             cache: &self.cache,
         })
     }
@@ -359,11 +397,10 @@ impl State {
         if version < oldest {
             return Err(StateError::VersionPruned { version, oldest });
         }
-        let bytes = self
-            .db
-            .get_pinned_cf(self.cf(CF_ROOTS)?, version.to_be_bytes())?
-            .ok_or(unknown)?;
-        decode_root(&bytes)
+        self.store
+            .reader()?
+            .get_with(Cf::Roots, &version.to_be_bytes(), decode_root)?
+            .ok_or(unknown)?
     }
 
     /// The state root of `version`.
@@ -449,45 +486,37 @@ impl State {
         };
         let update = tree::update(&self.nodes()?, root, version, &hashed)?;
 
-        let mut batch = WriteBatch::default();
-        let nodes_cf = self.cf(CF_NODES)?;
+        let mut batch = self.store.batch()?;
         let mut internal_nodes = Vec::new();
         for (key, node) in &update.new_nodes {
-            batch.put_cf(nodes_cf, key.to_db_key(), node.encode());
+            batch.put(Cf::Nodes, &key.to_db_key(), &node.encode());
             if let Node::Internal(internal) = node {
                 internal_nodes.push((key.clone(), internal.clone()));
             }
         }
-        let stale_cf = self.cf(CF_STALE)?;
         for key in &update.stale {
-            batch.put_cf(stale_cf, stale_key(version, key), b"");
+            batch.put(Cf::Stale, &stale_key(version, key), b"");
         }
-        batch.put_cf(
-            self.cf(CF_ROOTS)?,
-            version.to_be_bytes(),
-            encode_root(update.root),
-        );
-        let flat_cf = self.cf(CF_FLAT)?;
+        batch.put(Cf::Roots, &version.to_be_bytes(), &encode_root(update.root));
         let mut deletes = Tombstones::default();
         for (key, value) in writes {
             match value {
-                Some(v) => batch.put_cf(flat_cf, flat_key(key), v),
+                Some(v) => batch.put(Cf::Flat, &flat_key(key), v),
                 None => {
-                    batch.delete_cf(flat_cf, flat_key(key));
+                    batch.delete(Cf::Flat, &flat_key(key));
                     deletes.record(key);
                 }
             }
         }
-        let meta_cf = self.cf(CF_META)?;
-        batch.put_cf(meta_cf, META_LATEST, version.to_le_bytes());
+        batch.put(Cf::Meta, META_LATEST, &version.to_le_bytes());
         if self.oldest.is_none() {
-            batch.put_cf(meta_cf, META_OLDEST, version.to_le_bytes());
+            batch.put(Cf::Meta, META_OLDEST, &version.to_le_bytes());
         }
         Ok(PreparedCommit {
             version,
             base: self.latest,
             root: update.root.map_or(Hash::ZERO, |c| c.hash),
-            batch,
+            batch: batch.finish(),
             internal_nodes,
             deletes,
             nodes_written: update.new_nodes.len(),
@@ -519,9 +548,7 @@ impl State {
                 latest: self.latest,
             });
         }
-        let mut opts = WriteOptions::default();
-        opts.set_sync(sync);
-        self.db.write_opt(prepared.batch, &opts)?;
+        self.store.write(prepared.batch, sync)?;
         assert!(
             self.latest.is_none_or(|l| l < prepared.version),
             "invariant: the committed version only grows"
@@ -532,19 +559,26 @@ impl State {
             self.cache.insert(key, node);
         }
         self.tombstones.merge(prepared.deletes);
+        #[cfg(feature = "rocksdb")]
         self.compact_deleted_ranges();
         Ok(prepared.root)
     }
 
     /// Starts a background compaction of the flat-index ranges whose
     /// deletes reached [`StateConfig::flat_deletes_compact`], unless one is
-    /// still running (its ranges wait for the next commit).
+    /// still running (its ranges wait for the next commit). A memory
+    /// store has no tombstones to drop.
+    #[cfg(feature = "rocksdb")]
     fn compact_deleted_ranges(&mut self) {
+        let Store::Rocks(db) = &self.store else {
+            return;
+        };
         if self.config.flat_deletes_compact == 0
             || self.compaction.as_ref().is_some_and(|h| !h.is_finished())
         {
             return;
         }
+        let db = Arc::clone(db);
         let ranges = self.tombstones.take_due(self.config.flat_deletes_compact);
         if ranges.is_empty() {
             return;
@@ -552,7 +586,6 @@ impl State {
         if let Some(done) = self.compaction.take() {
             let _ = done.join();
         }
-        let db = Arc::clone(&self.db);
         let spawned = std::thread::Builder::new()
             .name("state-compact".into())
             .spawn(move || crate::tombstones::compact(&db, CF_FLAT, &ranges));
@@ -572,11 +605,14 @@ impl State {
         }
     }
 
-    /// Compacts every state column family (used to measure size on disk).
+    /// Compacts every state column family (used to measure size on disk);
+    /// nothing to do in memory.
     pub fn compact(&self) -> Result<(), StateError> {
-        for name in STATE_CFS {
-            self.db
-                .compact_range_cf(self.cf(name)?, None::<&[u8]>, None::<&[u8]>);
+        #[cfg(feature = "rocksdb")]
+        if let Store::Rocks(db) = &self.store {
+            for name in STATE_CFS {
+                db.compact_range_cf(self.cf(name)?, None::<&[u8]>, None::<&[u8]>);
+            }
         }
         Ok(())
     }

@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 
+#[cfg(feature = "rocksdb")]
 use rocksdb::{BottommostLevelCompaction, CompactOptions, DB};
 use stele_types::codec::Encode;
 use stele_types::proof::StateKey;
@@ -39,6 +40,7 @@ struct Span {
 }
 
 /// A flat-index key range to compact, both ends included.
+#[cfg_attr(not(feature = "rocksdb"), allow(dead_code))]
 pub(crate) type Range = (Vec<u8>, Vec<u8>);
 
 impl Tombstones {
@@ -91,6 +93,7 @@ impl Tombstones {
 
     /// Removes and returns the flat-index ranges of the namespaces with at
     /// least `threshold` deletes.
+    #[cfg_attr(not(feature = "rocksdb"), allow(dead_code))]
     pub(crate) fn take_due(&mut self, threshold: u64) -> Vec<Range> {
         let due: Vec<Vec<u8>> = self
             .by_namespace
@@ -115,6 +118,7 @@ impl Tombstones {
 /// the last level, so the tombstones in it are dropped. Runs on a
 /// background thread; a failure only leaves the tombstones for RocksDB's
 /// own compactions.
+#[cfg(feature = "rocksdb")]
 pub(crate) fn compact(db: &DB, flat_cf: &str, ranges: &[Range]) {
     let Some(cf) = db.cf_handle(flat_cf) else {
         return;

@@ -1,29 +1,25 @@
 //! Committed views: the latest version as it was when the view was taken,
 //! read without the state's lock and unchanged by later commits.
 //!
-//! A view pins a RocksDB snapshot of the whole database, so its flat-index
-//! reads and iteration see exactly the version current when it was taken,
-//! however many blocks commit meanwhile. Executions and RPC reads hold one
+//! A view pins a snapshot of the whole store (a RocksDB snapshot on disk,
+//! the tables' `Arc` in memory), so its flat-index reads and iteration see
+//! exactly the version current when it was taken, however many blocks
+//! commit meanwhile. Executions and RPC reads hold one
 //! for their duration; a commit never waits for them. A view keeps the
 //! data it sees from compaction, so views are for the length of one
 //! execution or request, not for keeping.
 
-use std::sync::Arc;
-
-use rocksdb::{DB, SnapshotWithThreadMode};
 use stele_types::codec::Encode;
 use stele_types::proof::{Namespace, StateKey};
 
 use crate::error::StateError;
 use crate::flat::{FlatCursor, Page, check_page_limit, list_page, prefix_bounds};
+use crate::kv::{Cf, Snap};
 use crate::store::{CF_FLAT, State, flat_key};
 
 /// The latest committed version at one moment; see the module docs.
 pub struct CommittedView {
-    // Declared before `db`: fields drop in order, and the snapshot must be
-    // released while the database is open.
-    snapshot: SnapshotWithThreadMode<'static, DB>,
-    db: Arc<DB>,
+    snap: Snap,
     version: u64,
     iter_limit_max: usize,
 }
@@ -40,23 +36,8 @@ impl State {
     /// A view of the latest version, `None` before the first commit.
     pub fn view(&self) -> Option<CommittedView> {
         let version = self.latest?;
-        let db = Arc::clone(&self.db);
-        let snapshot = db.snapshot();
-        // SAFETY: the snapshot borrows the database, which lives in the
-        // `Arc` heap allocation `db` points to. The view holds that `Arc`,
-        // so the database neither moves nor closes while the view exists,
-        // and the snapshot field is dropped before the `Arc` field. The
-        // 'static lifetime never escapes: every borrow the view hands out
-        // (cursors, reads) is tied to `&self`.
-        #[allow(unsafe_code)]
-        let snapshot = unsafe {
-            std::mem::transmute::<SnapshotWithThreadMode<'_, DB>, SnapshotWithThreadMode<'static, DB>>(
-                snapshot,
-            )
-        };
         Some(CommittedView {
-            snapshot,
-            db,
+            snap: self.store.snapshot(),
             version,
             iter_limit_max: self.config.iter_limit_max,
         })
@@ -74,18 +55,10 @@ impl CommittedView {
         self.iter_limit_max
     }
 
-    fn flat_cf(&self) -> Result<&rocksdb::ColumnFamily, StateError> {
-        self.db
-            .cf_handle(CF_FLAT)
-            .ok_or_else(|| StateError::MissingColumnFamily {
-                name: CF_FLAT.to_owned(),
-            })
-    }
-
     /// The value of `key` at this version (from the flat index: one
-    /// RocksDB read, no tree walk).
+    /// read, no tree walk).
     pub fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(self.snapshot.get_cf(self.flat_cf()?, flat_key(key))?)
+        self.snap.get(CF_FLAT, &flat_key(key))
     }
 
     /// The value of `key` in the column family `cf` (one opened with the
@@ -93,35 +66,22 @@ impl CommittedView {
     /// data written to the same batch as this version, read without the
     /// state's lock.
     pub fn get_cf(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        let handle = self
-            .db
-            .cf_handle(cf)
-            .ok_or_else(|| StateError::MissingColumnFamily {
-                name: cf.to_owned(),
-            })?;
-        Ok(self.snapshot.get_cf(handle, key)?)
+        self.snap.get(cf, key)
     }
 
     /// A raw iterator over the column family `cf` (one opened with the
     /// state) at this view's snapshot, over keys from `lower` (included)
     /// to `upper` (excluded), unpositioned: seek before reading. The
     /// bounds stop RocksDB itself, so nothing outside them is stepped over.
+    /// An error for a state in memory.
+    #[cfg(feature = "rocksdb")]
     pub fn raw_iterator_cf(
         &self,
         cf: &str,
         lower: Vec<u8>,
         upper: Vec<u8>,
-    ) -> Result<rocksdb::DBRawIteratorWithThreadMode<'_, DB>, StateError> {
-        let handle = self
-            .db
-            .cf_handle(cf)
-            .ok_or_else(|| StateError::MissingColumnFamily {
-                name: cf.to_owned(),
-            })?;
-        let mut opts = rocksdb::ReadOptions::default();
-        opts.set_iterate_lower_bound(lower);
-        opts.set_iterate_upper_bound(upper);
-        Ok(self.snapshot.raw_iterator_cf_opt(handle, opts))
+    ) -> Result<rocksdb::DBRawIterator<'_>, StateError> {
+        self.snap.raw_iterator(cf, lower, upper)
     }
 
     /// A cursor over the keys of `namespace` that start with `prefix`,
@@ -133,15 +93,13 @@ impl CommittedView {
         after: Option<&[u8]>,
     ) -> Result<FlatCursor<'_>, StateError> {
         let bounds = prefix_bounds(&namespace.to_bytes(), prefix);
-        let iter = self
-            .snapshot
-            .raw_iterator_cf_opt(self.flat_cf()?, bounds.read_options());
+        let iter = self.snap.cursor(Cf::Flat, None, bounds.end.clone())?;
         FlatCursor::start(iter, bounds, after)
     }
 
     /// A cursor over the keys of `namespace` from `from` (raw, included)
-    /// up to `until` (excluded; `None`: the namespace's end). RocksDB stops
-    /// at `until` itself, so nothing past it is stepped over.
+    /// up to `until` (excluded; `None`: the namespace's end). The store
+    /// stops at `until` itself, so nothing past it is stepped over.
     pub fn flat_cursor_between(
         &self,
         namespace: &Namespace,
@@ -155,9 +113,7 @@ impl CommittedView {
             end.extend_from_slice(until);
             bounds.end = Some(end);
         }
-        let iter = self
-            .snapshot
-            .raw_iterator_cf_opt(self.flat_cf()?, bounds.read_options());
+        let iter = self.snap.cursor(Cf::Flat, None, bounds.end.clone())?;
         let mut cursor = FlatCursor::start(iter, bounds, None)?;
         cursor.seek(from)?;
         Ok(cursor)

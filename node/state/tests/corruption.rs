@@ -20,6 +20,7 @@ fn node_keys(state: &State) -> Vec<Vec<u8>> {
     let cf = state.column_family(CF_NODES).unwrap();
     state
         .db()
+        .unwrap()
         .iterator_cf(cf, IteratorMode::Start)
         .map(|e| e.unwrap().0.to_vec())
         .collect()
@@ -57,8 +58,8 @@ fn deleted_node_gives_missing_node_error() {
     state.commit(1, &writes).unwrap();
     let cf = state.column_family(CF_NODES).unwrap();
     for node in node_keys(&state) {
-        let bytes = state.db().get_cf(cf, &node).unwrap().unwrap();
-        state.db().delete_cf(cf, &node).unwrap();
+        let bytes = state.db().unwrap().get_cf(cf, &node).unwrap().unwrap();
+        state.db().unwrap().delete_cf(cf, &node).unwrap();
         assert!(
             check_reads(&state, &expected) > 0,
             "deleting a node went unnoticed"
@@ -67,7 +68,7 @@ fn deleted_node_gives_missing_node_error() {
         if let Some(e) = err {
             assert!(e.to_string().contains("missing"), "{e}");
         }
-        state.db().put_cf(cf, &node, bytes).unwrap();
+        state.db().unwrap().put_cf(cf, &node, bytes).unwrap();
     }
     assert_eq!(check_reads(&state, &expected), 0);
 }
@@ -83,7 +84,7 @@ fn corrupt_node_bytes_give_an_error_not_a_wrong_answer() {
     state.commit(1, &writes).unwrap();
     let cf = state.column_family(CF_NODES).unwrap();
     for node in node_keys(&state) {
-        let bytes = state.db().get_cf(cf, &node).unwrap().unwrap();
+        let bytes = state.db().unwrap().get_cf(cf, &node).unwrap().unwrap();
         let mut forgeries = vec![Vec::new(), bytes[..bytes.len() - 1].to_vec()];
         for at in [0, 1, 5, bytes.len() / 2, bytes.len() - 1] {
             let mut f = bytes.clone();
@@ -94,13 +95,13 @@ fn corrupt_node_bytes_give_an_error_not_a_wrong_answer() {
         longer.push(0);
         forgeries.push(longer);
         for forged in forgeries {
-            state.db().put_cf(cf, &node, &forged).unwrap();
+            state.db().unwrap().put_cf(cf, &node, &forged).unwrap();
             assert!(
                 check_reads(&state, &expected) > 0,
                 "corruption went unnoticed"
             );
         }
-        state.db().put_cf(cf, &node, bytes).unwrap();
+        state.db().unwrap().put_cf(cf, &node, bytes).unwrap();
     }
     assert_eq!(check_reads(&state, &expected), 0);
 }
@@ -112,7 +113,7 @@ fn commit_on_a_corrupt_tree_fails_cleanly() {
     state.commit(1, &writes).unwrap();
     let cf = state.column_family(CF_NODES).unwrap();
     for node in node_keys(&state) {
-        state.db().delete_cf(cf, &node).unwrap();
+        state.db().unwrap().delete_cf(cf, &node).unwrap();
     }
     let more = (0..40).map(|i| (key(i), Some(vec![2]))).collect();
     assert!(matches!(

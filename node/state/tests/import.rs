@@ -36,6 +36,7 @@ fn column(state: &State, cf: &str) -> Column {
     let cf = state.column_family(cf).unwrap();
     state
         .db()
+        .unwrap()
         .iterator_cf(cf, rocksdb::IteratorMode::Start)
         .map(Result::unwrap)
         .collect()

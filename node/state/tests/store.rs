@@ -141,7 +141,10 @@ fn caller_writes_join_the_commit_batch_in_their_own_column_family() {
         let writes = BTreeMap::from([(storage(1, b"k"), Some(b"v".to_vec()))]);
         let mut prepared = state.prepare_commit(1, &writes).unwrap();
         let blocks = state.column_family("blocks").unwrap();
-        prepared.batch_mut().put_cf(blocks, b"block-1", b"header");
+        prepared
+            .batch_mut()
+            .unwrap()
+            .put_cf(blocks, b"block-1", b"header");
         let root = prepared.root();
         assert_eq!(state.apply(prepared).unwrap(), root);
         // A commit prepared on a version that has since moved on is refused.
@@ -156,7 +159,7 @@ fn caller_writes_join_the_commit_batch_in_their_own_column_family() {
     let state = State::open(dir.path(), test_config(10)).unwrap();
     let blocks = state.column_family("blocks").unwrap();
     assert_eq!(
-        state.db().get_cf(blocks, b"block-1").unwrap(),
+        state.db().unwrap().get_cf(blocks, b"block-1").unwrap(),
         Some(b"header".to_vec())
     );
     assert!(matches!(

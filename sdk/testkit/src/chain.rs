@@ -22,7 +22,7 @@ const CHAIN_ID: u64 = 31_337;
 const GENESIS_TIME_MS: u64 = 1_700_000_000_000;
 const BLOCK_TIME_MS: u64 = 1_000;
 
-/// A single-node chain in a temporary directory. Each transaction is its
+/// A single-node chain with its state in memory. Each transaction is its
 /// own block: executed at [`TestChain::height`] and committed.
 pub struct TestChain {
     state: SharedState,
@@ -37,7 +37,6 @@ pub struct TestChain {
     gas_limit: u64,
     accounts_made: u64,
     abis: Vec<(Address, Arc<Abi>)>,
-    _dir: tempfile::TempDir,
 }
 
 impl std::fmt::Debug for TestChain {
@@ -78,13 +77,13 @@ fn encode_args<A: BorshSerialize>(args: &A) -> Vec<u8> {
 }
 
 impl TestChain {
-    /// An empty chain at height 1 on a fresh temporary RocksDB.
+    /// An empty chain at height 1, its state in memory: the same Merkle
+    /// tree, roots and iteration as a node's on disk (ADR 0013).
     ///
     /// # Panics
-    /// If the temporary directory, RocksDB or the VM cannot be set up.
+    /// If the VM cannot be set up.
     pub fn new() -> TestChain {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let state = State::open(dir.path(), StateConfig::default()).expect("open the state");
+        let state = State::in_memory(StateConfig::default());
         let vm = Vm::new(VmConfig {
             epoch_ticker: false,
             // Compiled modules are shared by every chain and test process.
@@ -121,7 +120,6 @@ impl TestChain {
             gas_limit: DEFAULT_GAS_LIMIT,
             accounts_made: 0,
             abis: Vec::new(),
-            _dir: dir,
         }
     }
 

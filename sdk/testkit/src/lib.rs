@@ -1,7 +1,7 @@
 //! In-process Stele chain for contract tests: real Wasm, real gas, real
 //! Merkle state.
 //!
-//! A [`TestChain`] is a temporary RocksDB [`stele_state::State`] driven by the
+//! A [`TestChain`] is an in-memory [`stele_state::State`] driven by the
 //! validators' own executor ([`stele_exec::Executor`]): every call or deploy is a real
 //! transaction (nonce, intrinsic gas, payment, refund) run as any sender
 //! without a signature, and its writes are committed as the next block.

@@ -104,7 +104,7 @@ pub(crate) fn read_coverage(
 ) -> Result<Option<Coverage>, StoreError> {
     let cf = state.column_family(CF_INDEX_META)?;
     let bytes = state
-        .db()
+        .db()?
         .get_cf(cf, kind.meta_key())
         .map_err(stele_state::StateError::from)?;
     parse_coverage(bytes)

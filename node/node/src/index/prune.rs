@@ -57,7 +57,7 @@ pub(super) fn prune_below_chunked(
                 _ => {}
             }
         }
-        state.db().write(batch).map_err(StateError::from)?;
+        state.db()?.write(batch).map_err(StateError::from)?;
     }
     let mut stats = PruneStats::default();
     loop {
@@ -107,7 +107,7 @@ fn prune_chunk(
     let list = state.column_family(list_cf)?;
     let mut opts = stele_state::rocksdb::ReadOptions::default();
     opts.set_iterate_upper_bound(height.to_be_bytes().to_vec());
-    let mut iter = state.db().raw_iterator_cf_opt(list, opts);
+    let mut iter = state.db()?.raw_iterator_cf_opt(list, opts);
     iter.seek_to_first();
     let mut prefixes: BTreeSet<(u8, Vec<u8>)> = BTreeSet::new();
     let mut rows = 0u64;
@@ -186,6 +186,6 @@ fn prune_chunk(
     }
     // Both lists' keys start with the height.
     batch.delete_range_cf(list, Vec::new(), end.to_be_bytes().to_vec());
-    state.db().write(batch).map_err(StateError::from)?;
+    state.db()?.write(batch).map_err(StateError::from)?;
     Ok((rows, done))
 }

@@ -88,7 +88,7 @@ pub fn commit_block(
     let mut prepared = prepare_block_commit(state, &block, &receipts, &certificate, &writes)?;
     put_block(
         state,
-        prepared.batch_mut(),
+        prepared.batch_mut()?,
         config,
         &block,
         &receipts,

@@ -158,6 +158,7 @@ fn heights(state: &State, cf: &str) -> Vec<u64> {
     let handle = state.column_family(cf).expect("cf");
     state
         .db()
+        .unwrap()
         .iterator_cf(handle, stele_state::rocksdb::IteratorMode::Start)
         .map(|kv| {
             let (key, _) = kv.expect("row");

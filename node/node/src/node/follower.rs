@@ -580,7 +580,7 @@ impl Follower {
                 // or behind the blocks.
                 crate::index::put_block(
                     &state,
-                    prepared.batch_mut(),
+                    prepared.batch_mut()?,
                     &index,
                     &block,
                     &exec.receipts,

@@ -145,7 +145,7 @@ fn open_state(
         .map_err(|e| open_error(&db_dir, e))?;
     let meta = state.column_family(CF_NODE_META)?;
     let recorded = state
-        .db()
+        .db()?
         .get_cf(meta, META_GENESIS)
         .map_err(StateError::Db)?;
     match recorded {
@@ -171,7 +171,7 @@ fn open_state(
             let mut wo = stele_state::rocksdb::WriteOptions::default();
             wo.set_sync(true);
             state
-                .db()
+                .db()?
                 .put_cf_opt(meta, META_GENESIS, genesis_hash.0, &wo)
                 .map_err(StateError::Db)?;
         }

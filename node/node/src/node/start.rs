@@ -389,7 +389,7 @@ fn recover_log(
 fn may_join_by_snapshot(opts: &NodeOptions, state: &State) -> Result<bool, NodeError> {
     let voted = opts.data_dir.join(crate::mark::MARK_FILE).exists()
         || state
-            .db()
+            .db()?
             .iterator_cf(
                 state.column_family(crate::wal::CF_WAL)?,
                 stele_state::rocksdb::IteratorMode::Start,

@@ -385,7 +385,10 @@ impl Validator {
         let Ok(state) = self.shared.state.read() else {
             return;
         };
-        match state.db().flush_wal(true) {
+        match state
+            .db()
+            .and_then(|db| db.flush_wal(true).map_err(Into::into))
+        {
             Ok(()) => self.mark.publish(Mark {
                 height: committed,
                 wal_next: self.wal.next_index(),

@@ -114,7 +114,8 @@ pub fn write_chain(
     let certificate = certify(genesis, keys, &block);
     let mut prepared = prepare_block_commit(&state, &block, &[], &certificate, &writes)
         .map_err(NodeError::from)?;
-    put_blocks_from(&state, prepared.batch_mut(), height).map_err(NodeError::from)?;
+    let batch = prepared.batch_mut().map_err(NodeError::from)?;
+    put_blocks_from(&state, batch, height).map_err(NodeError::from)?;
     state.apply(prepared).map_err(NodeError::from)?;
     Ok(root)
 }

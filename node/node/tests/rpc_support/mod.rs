@@ -362,7 +362,7 @@ fn commit_block(
         prepare_block_commit(&guard, &block, &out.receipts, &certificate, &out.writes).unwrap();
     stele_node::index::put_block(
         &guard,
-        prepared.batch_mut(),
+        prepared.batch_mut().unwrap(),
         &index,
         &block,
         &out.receipts,
