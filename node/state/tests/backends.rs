@@ -31,8 +31,8 @@ const UNIVERSE: u8 = 48;
 fn namespaces() -> [Namespace; 3] {
     [
         Namespace::Account,
-        key(1).namespace.clone(),
-        key(2).namespace.clone(),
+        key(1).namespace,
+        key(2).namespace,
     ]
 }
 
@@ -77,6 +77,9 @@ fn cases() -> u32 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(24)
 }
+
+/// Keys and values read, in order.
+type Reads = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Every page of every namespace and prefix, in small pages, through the
 /// latest version of `state`.
@@ -161,7 +164,8 @@ proptest! {
         prop_assert!(memory.is_in_memory() && !disk.is_in_memory());
         let mut pending: BTreeMap<StateKey, Option<Vec<u8>>> = BTreeMap::new();
         let mut current: BTreeMap<StateKey, Vec<u8>> = BTreeMap::new();
-        let mut views: Vec<(CommittedView, CommittedView, Vec<(Vec<u8>, Vec<u8>)>)> = Vec::new();
+        // (on disk, in memory, what both read when taken)
+        let mut views: Vec<(CommittedView, CommittedView, Reads)> = Vec::new();
         let mut version = 1u64;
         for op in ops.into_iter().chain([Op::Commit, Op::View, Op::Prune]) {
             match op {
