@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use stele_abi::Abi;
 use stele_client::abi::{Decoded, decode_outcome};
 use stele_client::api::{
-    BlockId, ReceiptInfo, SimulateRequest, SimulationResult, TraceFrame, TxState, codes,
+    BlockId, ReceiptInfo, SimulateRequest, SimulationResult, TraceFrame, TraceStep, TxState, codes,
 };
 use stele_client::{Client, Signer, TxBuilder};
 use stele_types::{Address, Amount, Event, ExecStatus, Hash, Transaction, TxPayload};
@@ -124,10 +124,12 @@ pub async fn send(
                     "gas_used": sim.gas_used,
                     "decoded": decoded.as_ref().map(decoded_json),
                 }));
-                if opts.trace
-                    && let Some(t) = &sim.trace
-                {
-                    eprintln!("{}", trace_text(t, 0));
+                if let Some(t) = &sim.trace {
+                    if opts.trace {
+                        eprintln!("{}", trace_text(t, 0));
+                    } else if let Some(logs) = logs_text(t) {
+                        eprintln!("debug logs (simulated):\n{logs}");
+                    }
                 }
                 e.hint = e.hint.or(Some(
                     "fix the arguments or state; pass --gas N to send it anyway".into(),
@@ -319,11 +321,42 @@ pub fn trace_text(frame: &TraceFrame, depth: usize) -> String {
         status_text(frame.status),
         indent = depth * 2
     );
-    for c in &frame.calls {
+    for step in frame.steps() {
         s.push('\n');
-        s.push_str(&trace_text(c, depth + 1));
+        match step {
+            TraceStep::Log(text) => s.push_str(&log_line(text, depth + 1)),
+            TraceStep::Call(c) => s.push_str(&trace_text(c, depth + 1)),
+        }
     }
     s
+}
+
+/// The debug log lines of a trace and its calls, in the order they were
+/// written, each with its contract; `None` when there are none.
+pub fn logs_text(frame: &TraceFrame) -> Option<String> {
+    fn walk(frame: &TraceFrame, out: &mut Vec<String>) {
+        for step in frame.steps() {
+            match step {
+                TraceStep::Log(text) => {
+                    out.push(format!("  {}: {}", frame.contract, text.escape_debug()));
+                }
+                TraceStep::Call(c) => walk(c, out),
+            }
+        }
+    }
+    let mut lines = Vec::new();
+    walk(frame, &mut lines);
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+/// A debug log line of a trace, under its frame.
+fn log_line(text: &str, depth: usize) -> String {
+    format!(
+        "{:indent$}log: {}",
+        "",
+        text.escape_debug(),
+        indent = depth * 2
+    )
 }
 
 /// Events of a receipt, decoded.
@@ -1149,8 +1182,11 @@ fn frame_lines(
         line.push_str(&format!(": {why}"));
     }
     out.push(line);
-    for c in &frame.calls {
-        frame_lines(c, depth + 1, abis, out);
+    for step in frame.steps() {
+        match step {
+            TraceStep::Log(text) => out.push(log_line(text, depth + 1)),
+            TraceStep::Call(c) => frame_lines(c, depth + 1, abis, out),
+        }
     }
 }
 
@@ -1201,4 +1237,54 @@ pub async fn block(ctx: &Ctx, a: BlockArgs) -> Res {
         serde_json::to_value(&info).unwrap_or(Value::Null),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use stele_client::api::TraceLog;
+    use stele_types::ExecStatus;
+
+    use super::*;
+
+    fn frame(contract: u8, calls: Vec<TraceFrame>, logs: &[(u32, &str)]) -> TraceFrame {
+        TraceFrame {
+            caller: Address([1; 20]),
+            contract: Address([contract; 20]),
+            method: "run".into(),
+            value: 0,
+            gas_budget: 100,
+            gas_used: 10,
+            status: ExecStatus::Success,
+            output: stele_client::api::Bytes(Vec::new()),
+            calls,
+            logs: logs
+                .iter()
+                .map(|&(after_calls, text)| TraceLog {
+                    after_calls,
+                    text: text.into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn log_lines_print_under_their_frame_in_order_and_escaped() {
+        let t = frame(
+            2,
+            vec![frame(3, vec![], &[(0, "inner")])],
+            &[(0, "before"), (1, "red \u{1b}[31m\nnext")],
+        );
+        let text = trace_text(&t, 0);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert_eq!(lines[1], "  log: before");
+        assert!(lines[2].starts_with("  ") && lines[2].contains(".run gas 10/100"));
+        assert_eq!(lines[3], "    log: inner");
+        // A contract's line cannot move the cursor or colour the terminal.
+        assert_eq!(lines[4], "  log: red \\u{1b}[31m\\nnext");
+        let logs = logs_text(&t).unwrap();
+        assert_eq!(logs.lines().count(), 3);
+        assert!(logs.lines().nth(1).unwrap().ends_with(": inner"));
+        assert_eq!(logs_text(&frame(2, vec![], &[])), None);
+    }
 }

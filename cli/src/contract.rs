@@ -16,7 +16,7 @@ use stele_types::{Address, Amount, ExecStatus};
 use crate::Res;
 use crate::chain::{
     DecodeWith, EventDecoder, TxOpts, decode_events, decoded_json, decoded_text, event_text,
-    failure_error, outcome, parse_amount, send, trace_text,
+    failure_error, logs_text, outcome, parse_amount, send, trace_text,
 };
 use crate::ctx::{CliError, Ctx, fail, say};
 use crate::keystore::{Keystore, resolve_address};
@@ -395,11 +395,14 @@ pub async fn call(ctx: &Ctx, a: CallArgs) -> Res {
         b.call(a.contract, a.method.clone(), encoded.clone(), a.value)
     })
     .await?;
-    if a.tx.trace
-        && let Some(t) = sent.simulation.as_ref().and_then(|s| s.trace.as_ref())
+    if let Some(t) = sent.simulation.as_ref().and_then(|s| s.trace.as_ref())
         && !ctx.json()
     {
-        eprintln!("trace (simulated):\n{}", trace_text(t, 1));
+        if a.tx.trace {
+            eprintln!("trace (simulated):\n{}", trace_text(t, 1));
+        } else if let Some(logs) = logs_text(t) {
+            eprintln!("debug logs (simulated):\n{logs}");
+        }
     }
     let r = &sent.receipt.receipt;
     let decoded = outcome(

@@ -19,6 +19,11 @@ static IN_VIEW: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool:
 /// What a `#[view]` that tries to change something reverts with.
 pub const VIEW_WRITES: &str = "a #[view] method cannot write storage, emit events or move value";
 
+/// The line of a `log!`.
+pub fn format(args: core::fmt::Arguments<'_>) -> alloc::string::String {
+    alloc::fmt::format(args)
+}
+
 /// Marks the running export a `#[view]`: from here on, a storage write, an
 /// event, a transfer, a call with value, a deploy or an upgrade reverts
 /// with [`VIEW_WRITES`], also when a transaction calls the view (a node's

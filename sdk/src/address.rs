@@ -34,6 +34,18 @@ impl Address {
     }
 }
 
+impl core::fmt::Display for Address {
+    /// `0x` and 40 lowercase hex digits (for [`crate::log!`]; the CLI and
+    /// clients show the EIP-55 mixed-case form).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("0x")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
 impl From<[u8; 20]> for Address {
     fn from(b: [u8; 20]) -> Self {
         Address(b)

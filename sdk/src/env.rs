@@ -70,6 +70,26 @@ pub fn transfer(to: &Address, amount: Amount) -> Result<(), InsufficientBalance>
     }
 }
 
+/// Longest debug log line the VM takes; [`log`] cuts longer ones here.
+pub const LOG_BYTES_MAX: usize = 4096;
+
+/// Writes `line` to the debug log (host function `debug_log`, paid like an
+/// event with no topic: 500 gas plus 4 per byte under `GasSchedule::V5`,
+/// see `docs/vm.md`). The line is never stored on chain: a block's
+/// execution drops it, while a simulation (`stele call`,
+/// `simulate_transaction`), a replay (`stele tx HASH --trace`) and the
+/// testkit show it in the call trace. A line over [`LOG_BYTES_MAX`] bytes is cut at a character boundary. Works
+/// in views too. The chain must run VM limits 4 or later: older ones refuse
+/// to deploy a module that imports `debug_log`. For formatted lines, see
+/// [`crate::log!`].
+pub fn log(line: &str) {
+    let mut end = line.len().min(LOG_BYTES_MAX);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    sys::debug_log(&line.as_bytes()[..end]);
+}
+
 /// Keccak-256 of `data` (host function, metered).
 pub fn keccak256(data: &[u8]) -> [u8; 32] {
     sys::keccak256(data)

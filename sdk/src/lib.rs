@@ -48,6 +48,24 @@ macro_rules! require {
     };
 }
 
+/// Writes a formatted line to the debug log, like `format!`: see
+/// [`env::log`] for what it costs and where it shows. Formatting pulls
+/// `core::fmt` into the module (several KiB of Wasm); `env::log("text")`
+/// writes a fixed line without it.
+///
+/// ```
+/// use stele_sdk::prelude::*;
+/// let amount = 5u128;
+/// stele_sdk::log!("paying {amount} to {}", Address([7; 20]));
+/// # stele_sdk::testing::with(|m| assert_eq!(m.logs.last().map(String::as_str), Some("paying 5 to 0x0707070707070707070707070707070707070707")));
+/// ```
+#[macro_export]
+macro_rules! log {
+    ($($arg:tt)*) => {
+        $crate::env::log(&$crate::__rt::format(::core::format_args!($($arg)*)))
+    };
+}
+
 /// Marks a contract as accepting re-entrant calls (see `docs/vm.md`):
 /// writes the `stele_reentrant` custom section. Use once, at the crate root.
 #[macro_export]
@@ -66,7 +84,7 @@ pub mod prelude {
     pub use crate::env;
     pub use crate::{
         Address, Amount, BorshDeserialize, BorshSerialize, Item, Map, Vector, contract, data, emit,
-        event, interface, require,
+        event, interface, log, require,
     };
     pub use alloc::string::{String, ToString};
     pub use alloc::vec;

@@ -71,6 +71,7 @@ mod wasm {
             pub fn balance(addr: *const u8, dst: *mut u8);
             pub fn transfer(to: *const u8, amount: *const u8) -> i32;
             pub fn emit_event(tp: *const u8, tc: i32, dp: *const u8, dl: i32);
+            pub fn debug_log(ptr: *const u8, len: i32);
             pub fn keccak256(ptr: *const u8, len: i32, dst: *mut u8);
             pub fn sha3_256(ptr: *const u8, len: i32, dst: *mut u8);
             pub fn secp256k1_recover(digest: *const u8, sig: *const u8, pubkey_dst: *mut u8)
@@ -221,6 +222,9 @@ mod wasm {
                 data.len() as i32,
             )
         }
+    }
+    pub fn debug_log(line: &[u8]) {
+        unsafe { raw::debug_log(line.as_ptr(), line.len() as i32) }
     }
     pub fn keccak256(data: &[u8]) -> [u8; 32] {
         let mut h = [0u8; 32];

@@ -26,6 +26,8 @@ pub struct Mock {
     pub returned: Option<Vec<u8>>,
     /// Emitted events: topics and data.
     pub events: Vec<(Vec<[u8; 32]>, Vec<u8>)>,
+    /// Debug log lines ([`crate::log!`]), in order.
+    pub logs: Vec<String>,
 }
 
 thread_local! {
@@ -234,6 +236,9 @@ pub(crate) mod host {
     }
     pub fn emit_event(topics: &[[u8; 32]], data: &[u8]) {
         m(|m| m.events.push((topics.to_vec(), data.to_vec())))
+    }
+    pub fn debug_log(line: &[u8]) {
+        m(|m| m.logs.push(String::from_utf8_lossy(line).into_owned()))
     }
     pub fn keccak256(data: &[u8]) -> [u8; 32] {
         Keccak256::digest(data).into()

@@ -40,6 +40,23 @@ impl Probe {
         emit(&Poked { n: 9 });
     }
 
+    /// Writes two debug log lines, then reverts if asked: the lines show
+    /// in the trace either way, and never on chain.
+    pub fn logged(&mut self, n: u64, fail: bool) -> u64 {
+        log!("logged n={n} by {}", env::caller());
+        env::log("a plain line");
+        require!(!fail, "asked to fail");
+        n + 1
+    }
+
+    /// A view logs too.
+    #[view]
+    pub fn logged_view(&self) -> u64 {
+        let n = self.n.get_or_default();
+        log!("viewing n={n}");
+        n
+    }
+
     /// The height and time the view runs at.
     #[view]
     pub fn now(&self) -> (u64, u64) {

@@ -582,8 +582,9 @@ impl Executor {
 
     /// A read-only call of `method` on `contract` at `base`, as `caller`
     /// with no value: every write is discarded, gas is capped at `gas` and
-    /// a wall-clock `timeout_ms` stops runaway code. Must run on a thread
-    /// with [`stele_vm::EXEC_THREAD_STACK_BYTES`] of stack.
+    /// a wall-clock `timeout_ms` stops runaway code. With `debug`, the
+    /// outcome has the call trace and its debug log lines. Must run on a
+    /// thread with [`stele_vm::EXEC_THREAD_STACK_BYTES`] of stack.
     #[allow(clippy::too_many_arguments)]
     pub fn view(
         &self,
@@ -595,6 +596,7 @@ impl Executor {
         args: &[u8],
         gas: u64,
         timeout_ms: u64,
+        debug: bool,
     ) -> Result<Outcome, ApplyError> {
         let ctx = ExecContext {
             origin: caller,
@@ -604,7 +606,7 @@ impl Executor {
             block_timestamp_ms: env.timestamp_ms,
             chain_id: self.config.chain_id,
             tx_hash: Hash::ZERO,
-            debug: false,
+            debug,
             event_bytes_left: u64::MAX,
         };
         let action = Action::Call {

@@ -691,7 +691,7 @@ fn genesis_names_a_gas_schedule_and_limits_this_build_has() {
     let g = genesis();
     let vm = g.vm_config().unwrap();
     assert_eq!(vm.gas, stele_vm::GasSchedule::V5);
-    assert_eq!(vm.limits, stele_vm::VmLimits::V3);
+    assert_eq!(vm.limits, stele_vm::VmLimits::V4);
     // Chains that started on older schedules and limits keep running them.
     for (version, gas) in [
         (1, stele_vm::GasSchedule::V1),
@@ -703,7 +703,11 @@ fn genesis_names_a_gas_schedule_and_limits_this_build_has() {
         old.params.gas_schedule_version = version;
         assert_eq!(old.vm_config().unwrap().gas, gas);
     }
-    for (version, limits) in [(1, stele_vm::VmLimits::V1), (2, stele_vm::VmLimits::V2)] {
+    for (version, limits) in [
+        (1, stele_vm::VmLimits::V1),
+        (2, stele_vm::VmLimits::V2),
+        (3, stele_vm::VmLimits::V3),
+    ] {
         let mut old = genesis();
         old.params.vm_limits_version = version;
         assert_eq!(old.vm_config().unwrap().limits, limits);

@@ -29,11 +29,7 @@ fn key(i: u8) -> StateKey {
 const UNIVERSE: u8 = 48;
 
 fn namespaces() -> [Namespace; 3] {
-    [
-        Namespace::Account,
-        key(1).namespace,
-        key(2).namespace,
-    ]
+    [Namespace::Account, key(1).namespace, key(2).namespace]
 }
 
 #[derive(Debug, Clone)]

@@ -66,10 +66,23 @@ pub const HOST_FUNCTIONS: &[(&str, &[Ty], &[Ty])] = &[
     ("upgrade", &[I32, I32, I32, I32, I64], &[I32]),
     ("result_len", &[], &[I32]),
     ("result_read", &[I32], &[]),
+    (DEBUG_LOG, &[I32, I32], &[]),
 ];
 
-/// Signature of host function `name`, if there is one.
-pub fn host_function(name: &str) -> Option<(&'static [Ty], &'static [Ty])> {
+/// The host function that writes a debug log line (from `VmLimits::V4`;
+/// see [`crate::VmLimits::debug_log_bytes_max`]).
+pub const DEBUG_LOG: &str = "debug_log";
+
+/// Signature of host function `name`, if `limits` have it: every one
+/// does, except [`DEBUG_LOG`] under limits without debug logs, where a
+/// module importing it is refused as before it existed.
+pub fn host_function(
+    name: &str,
+    limits: &crate::VmLimits,
+) -> Option<(&'static [Ty], &'static [Ty])> {
+    if name == DEBUG_LOG && limits.debug_log_bytes_max == 0 {
+        return None;
+    }
     HOST_FUNCTIONS
         .iter()
         .find(|(n, _, _)| *n == name)

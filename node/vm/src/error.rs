@@ -45,6 +45,8 @@ pub enum TrapKind {
     TooManyEvents,
     #[error("event bytes over the transaction's or the block's limit")]
     EventBytes,
+    #[error("debug log line too long")]
+    DebugLogTooLong,
     #[error("return data too large")]
     ReturnDataTooLarge,
     #[error("call arguments too large")]

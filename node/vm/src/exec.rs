@@ -303,6 +303,7 @@ pub(crate) fn run_frame<W: World + 'static>(
             status: ExecStatus::Success,
             output: Vec::new(),
             calls: Vec::new(),
+            logs: Vec::new(),
         });
     }
     state.world.checkpoint();

@@ -29,7 +29,7 @@ pub use exec::{Action, Outcome};
 pub use gas::GasSchedule;
 pub use limits::{PAGE_BYTES, VmLimits, event_bytes};
 pub use memory_world::MemoryWorld;
-pub use state::{CallTrace, ExecContext, HostState};
+pub use state::{CallTrace, DEBUG_LOG_RECORD_BYTES_MAX, DebugLog, ExecContext, HostState};
 pub use validate::{ModuleInfo, ValidationError, validate};
 pub use vm::{
     CompileCounts, EXEC_THREAD_STACK_BYTES, NATIVE_WASM_STACK_BYTES, Vm, VmConfig, engine_config,

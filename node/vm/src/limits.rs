@@ -116,14 +116,18 @@ pub struct VmLimits {
     pub args_bytes_max: u32,
     /// Longest method name.
     pub method_bytes_max: u32,
+    /// Longest line one `debug_log` call may write (from V4). 0: the host
+    /// function does not exist, and a module importing it is refused at
+    /// deploy as importing an unknown function (V1 to V3).
+    pub debug_log_bytes_max: u32,
 }
 
 impl VmLimits {
     /// Every limits table this build knows, oldest first.
-    pub const ALL: &'static [VmLimits] = &[VmLimits::V1, VmLimits::V2, VmLimits::V3];
+    pub const ALL: &'static [VmLimits] = &[VmLimits::V1, VmLimits::V2, VmLimits::V3, VmLimits::V4];
 
     /// The limits new chains get.
-    pub const LATEST: VmLimits = VmLimits::V3;
+    pub const LATEST: VmLimits = VmLimits::V4;
 
     /// The limits of protocol version `version`, if this build has them.
     pub fn by_version(version: u32) -> Option<VmLimits> {
@@ -166,6 +170,7 @@ impl VmLimits {
         return_data_bytes_max: 128 << 10,
         args_bytes_max: 128 << 10,
         method_bytes_max: 64,
+        debug_log_bytes_max: 0,
     };
 
     /// The limits of protocol version 2: V1's caps, plus the deploy-time
@@ -197,6 +202,16 @@ impl VmLimits {
         version: 3,
         memory_pages_max: 16,
         ..VmLimits::V2
+    };
+
+    /// The limits of protocol version 4: V3's, with the `debug_log` host
+    /// function (lines of at most 4 KiB). A log line is paid like an event
+    /// of no topic and is never stored: the node drops it, and a dry run,
+    /// a replay or the testkit shows it in the call trace.
+    pub const V4: VmLimits = VmLimits {
+        version: 4,
+        debug_log_bytes_max: 4 << 10,
+        ..VmLimits::V3
     };
 
     /// Linear memory cap in bytes.

@@ -55,6 +55,51 @@ pub struct CallTrace {
     /// Return data, revert payload or failure message.
     pub output: Vec<u8>,
     pub calls: Vec<CallTrace>,
+    /// What the frame wrote with `debug_log`, in order, kept even when the
+    /// frame failed (see [`DEBUG_LOG_RECORD_BYTES_MAX`]).
+    pub logs: Vec<DebugLog>,
+}
+
+/// One `debug_log` line of a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebugLog {
+    /// How many of the frame's [`CallTrace::calls`] came before it, to put
+    /// the frame's lines and its calls' in the order they happened.
+    pub after_calls: u32,
+    /// The line (bytes that are not UTF-8 replaced).
+    pub text: String,
+}
+
+/// Most log bytes one traced execution records, all frames together; the
+/// lines past it are paid for but not kept, and one last line says so.
+/// Not part of the protocol: nothing recorded reaches a receipt or a root.
+pub const DEBUG_LOG_RECORD_BYTES_MAX: usize = 64 << 10;
+
+/// The last line of an execution whose logs passed
+/// [`DEBUG_LOG_RECORD_BYTES_MAX`].
+pub const DEBUG_LOG_DROPPED: &str = "(further debug logs dropped: over 64 KiB)";
+
+impl CallTrace {
+    /// Every log line of this frame and the frames it called, in the order
+    /// they were written, each with the frame that wrote it.
+    pub fn logs_in_order(&self) -> Vec<(&CallTrace, &str)> {
+        let mut out = Vec::new();
+        self.push_logs(&mut out);
+        out
+    }
+
+    fn push_logs<'a>(&'a self, out: &mut Vec<(&'a CallTrace, &'a str)>) {
+        let mut logs = self.logs.iter().peekable();
+        for (i, call) in self.calls.iter().enumerate() {
+            while let Some(log) = logs.next_if(|l| l.after_calls as usize <= i) {
+                out.push((self, &log.text));
+            }
+            call.push_logs(out);
+        }
+        for log in logs {
+            out.push((self, &log.text));
+        }
+    }
 }
 
 /// What an execution needs of the engine it runs on: the protocol's limits
@@ -147,6 +192,8 @@ pub struct HostState<W: World + 'static> {
     /// Frames instantiated so far in this execution.
     pub(crate) instantiated: u32,
     pub(crate) trace: Vec<CallTrace>,
+    /// Log bytes recorded in `trace` so far.
+    pub(crate) log_bytes: usize,
     pub(crate) limiter: ExecLimiter,
 }
 
@@ -172,6 +219,7 @@ impl<W: World + 'static> HostState<W> {
             fuel: 0,
             instantiated: 0,
             trace: Vec::new(),
+            log_bytes: 0,
             limiter,
         }
     }

@@ -287,7 +287,7 @@ pub fn validate(code: &[u8], limits: &VmLimits) -> Result<ModuleInfo, Validation
                             name: import.name.to_string(),
                         });
                     };
-                    let Some((params, results)) = abi::host_function(import.name) else {
+                    let Some((params, results)) = abi::host_function(import.name, limits) else {
                         return Err(ValidationError::UnknownHostFunction {
                             name: import.name.to_string(),
                         });

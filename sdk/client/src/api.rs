@@ -377,6 +377,43 @@ pub struct TraceFrame {
     pub status: ExecStatus,
     pub output: Bytes,
     pub calls: Vec<TraceFrame>,
+    /// What the frame wrote with `debug_log` (`stele_sdk::log!`), in order
+    /// (absent when none; VM limits 4 and later). Never stored on chain:
+    /// only a dry run or a replay has them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<TraceLog>,
+}
+
+/// One debug log line of a [`TraceFrame`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceLog {
+    /// How many of the frame's `calls` came before the line.
+    pub after_calls: u32,
+    pub text: String,
+}
+
+impl TraceFrame {
+    /// The frame's lines and calls in the order they happened.
+    pub fn steps(&self) -> Vec<TraceStep<'_>> {
+        let mut out = Vec::with_capacity(self.logs.len() + self.calls.len());
+        let mut logs = self.logs.iter().peekable();
+        for (i, call) in self.calls.iter().enumerate() {
+            while let Some(log) = logs.next_if(|l| l.after_calls as usize <= i) {
+                out.push(TraceStep::Log(&log.text));
+            }
+            out.push(TraceStep::Call(call));
+        }
+        out.extend(logs.map(|l| TraceStep::Log(&l.text)));
+        out
+    }
+}
+
+/// A step of a frame: a log line or a nested call ([`TraceFrame::steps`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceStep<'a> {
+    Log(&'a str),
+    Call(&'a TraceFrame),
 }
 
 /// A committed transaction run again on the state its block started from
@@ -932,6 +969,51 @@ mod tests {
 
     fn parse(json: &str) -> Result<BlockId, String> {
         serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
+    fn frame(method: &str, calls: Vec<TraceFrame>, logs: &[(u32, &str)]) -> TraceFrame {
+        TraceFrame {
+            caller: Address([1; 20]),
+            contract: Address([2; 20]),
+            method: method.into(),
+            value: 0,
+            gas_budget: 1_000,
+            gas_used: 10,
+            status: ExecStatus::Success,
+            output: Bytes(Vec::new()),
+            calls,
+            logs: logs
+                .iter()
+                .map(|&(after_calls, text)| TraceLog {
+                    after_calls,
+                    text: text.into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_frames_log_lines_and_calls_come_in_the_order_they_happened() {
+        let t = frame(
+            "run",
+            vec![frame("inner", vec![], &[]), frame("other", vec![], &[])],
+            &[(0, "a1"), (1, "a2"), (2, "a3")],
+        );
+        let steps: Vec<String> = t
+            .steps()
+            .into_iter()
+            .map(|s| match s {
+                TraceStep::Log(text) => text.to_owned(),
+                TraceStep::Call(c) => format!("call {}", c.method),
+            })
+            .collect();
+        assert_eq!(steps, ["a1", "call inner", "a2", "call other", "a3"]);
+        // No `logs` key when there are none, so older clients still read
+        // traces without lines; one with lines round-trips.
+        let plain = serde_json::to_value(frame("m", vec![], &[])).unwrap();
+        assert!(plain.get("logs").is_none());
+        let back: TraceFrame = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+        assert_eq!(back, t);
     }
 
     #[test]

@@ -431,6 +431,7 @@ impl TestChain {
                 &input,
                 gas,
                 10_000,
+                true,
             )
         });
         let o = match result {
@@ -443,7 +444,7 @@ impl TestChain {
             output: o.output,
             events: o.events,
             contract_address: None,
-            trace: None,
+            trace: o.trace,
             method: method.to_string(),
             abi: self.abi_of(contract),
             abis: self.abis.clone(),

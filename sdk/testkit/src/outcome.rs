@@ -25,7 +25,7 @@ pub struct Outcome {
     pub events: Vec<Event>,
     /// The new contract, for a successful deploy.
     pub contract_address: Option<Address>,
-    /// Nested calls with gas per frame (transactions only).
+    /// Nested calls with gas per frame, and the debug log lines of each.
     pub trace: Option<CallTrace>,
     pub(crate) method: String,
     pub(crate) abi: Option<Arc<Abi>>,
@@ -38,7 +38,21 @@ impl Outcome {
         self.status == ExecStatus::Success
     }
 
-    /// A readable account of a failed outcome.
+    /// The debug log lines (`stele_sdk::log!`) of every frame, in the
+    /// order they were written.
+    pub fn logs(&self) -> Vec<String> {
+        self.trace
+            .as_ref()
+            .map(|t| {
+                t.logs_in_order()
+                    .into_iter()
+                    .map(|(_, line)| line.to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A readable account of a failed outcome, with its debug log lines.
     pub fn describe(&self) -> String {
         let reason = match self.status {
             ExecStatus::Reverted => match self.revert() {
@@ -48,7 +62,12 @@ impl Outcome {
             },
             _ => String::from_utf8_lossy(&self.output).into_owned(),
         };
-        format!("`{}` ended {:?}: {reason}", self.method, self.status)
+        let mut text = format!("`{}` ended {:?}: {reason}", self.method, self.status);
+        for line in self.logs() {
+            text.push_str("\n  log: ");
+            text.push_str(&line);
+        }
+        text
     }
 
     /// Asserts success.

@@ -57,3 +57,32 @@ fn a_view_runs_at_the_last_block_and_a_transaction_one_later() {
         (height, time)
     );
 }
+
+#[test]
+fn debug_logs_show_in_the_outcome_in_order_failed_or_not_and_in_views() {
+    let mut chain = TestChain::new();
+    let alice = chain.account();
+    let p = chain.deploy(&alice, &probe(), ()).address();
+    let expected = [
+        format!("logged n=4 by {}", alice.to_string().to_lowercase()),
+        "a plain line".to_owned(),
+    ];
+    let ok = chain.call(&alice, &p, "logged", (4u64, false));
+    assert_eq!(ok.success().decode::<u64>(), 5);
+    assert_eq!(ok.logs(), expected);
+    assert!(ok.events.is_empty());
+
+    let failed = chain.call(&alice, &p, "logged", (4u64, true));
+    failed.assert_failure(ExecStatus::Reverted, "asked to fail");
+    assert_eq!(failed.logs(), expected);
+    assert!(
+        failed.describe().ends_with("\n  log: a plain line"),
+        "{}",
+        failed.describe()
+    );
+
+    chain.call(&alice, &p, "poke", (9u64,)).success();
+    let view = chain.view(&p, "logged_view", ());
+    assert_eq!(view.decode::<u64>(), 9);
+    assert_eq!(view.logs(), ["viewing n=9"]);
+}

@@ -392,6 +392,33 @@ export interface TraceFrame {
   readonly status: ExecStatus;
   readonly output: Uint8Array;
   readonly calls: readonly TraceFrame[];
+  /** What the frame wrote with `debug_log` (`stele_sdk::log!`), in order; never stored on chain. */
+  readonly logs: readonly TraceLog[];
+}
+
+/** One debug log line of a frame. */
+export interface TraceLog {
+  /** How many of the frame's `calls` came before the line. */
+  readonly afterCalls: number;
+  readonly text: string;
+}
+
+/** A step of a frame: one of its log lines or one of its calls. */
+export type TraceStep = { readonly log: string } | { readonly call: TraceFrame };
+
+/** A frame's log lines and calls in the order they happened. */
+export function traceSteps(f: TraceFrame): TraceStep[] {
+  const out: TraceStep[] = [];
+  let next = 0;
+  f.calls.forEach((call, i) => {
+    while (next < f.logs.length && (f.logs[next] as TraceLog).afterCalls <= i) {
+      out.push({ log: (f.logs[next] as TraceLog).text });
+      next++;
+    }
+    out.push({ call });
+  });
+  for (; next < f.logs.length; next++) out.push({ log: (f.logs[next] as TraceLog).text });
+  return out;
 }
 
 /** A contract storage key a transaction wrote. */
@@ -434,6 +461,10 @@ export function traceFrameFromJson(v: JsonValue, p = 'trace', depth = 0): TraceF
     status: execStatusFromJson(o['status'], `${p}.status`),
     output: asBytes(o['output'], `${p}.output`),
     calls: asArray(o['calls'], `${p}.calls`).map((c, i) => traceFrameFromJson(c, `${p}.calls[${i}]`, depth + 1)),
+    logs: (asOptional(o['logs'], `${p}.logs`, asArray) ?? []).map((l, i) => {
+      const lo = asObject(l, `${p}.logs[${i}]`);
+      return { afterCalls: asU32(lo['after_calls'], `${p}.logs[${i}].after_calls`), text: asString(lo['text'], `${p}.logs[${i}].text`) };
+    }),
   };
 }
 

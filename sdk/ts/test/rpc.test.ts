@@ -21,6 +21,8 @@ import {
   parseJson,
   stringifyJson,
   toHex,
+  traceFrameFromJson,
+  traceSteps,
   txHash,
   type JsonValue,
 } from '@stele/client';
@@ -230,4 +232,36 @@ test('wait_for_receipt, call_view, get_account, get_validators and get_protocol'
     { method: 'get_validators', params: [null] },
     { method: 'get_protocol', params: [8] },
   ]);
+});
+
+test('trace frames read their debug log lines, in order with their calls', () => {
+  const frame = (method: string, calls: JsonValue[], logs?: JsonValue[]): JsonValue => ({
+    caller: '0x' + '11'.repeat(20),
+    contract: '0x' + '22'.repeat(20),
+    method,
+    value: '0',
+    gas_budget: 1000,
+    gas_used: 10,
+    status: 'success',
+    output: '0x',
+    calls,
+    ...(logs === undefined ? {} : { logs }),
+  });
+  const t = traceFrameFromJson(
+    frame(
+      'run',
+      [frame('inner', [], [{ after_calls: 0, text: 'b1' }]), frame('other', [])],
+      [
+        { after_calls: 0, text: 'a1' },
+        { after_calls: 1, text: 'a2' },
+        { after_calls: 2, text: 'a3' },
+      ],
+    ),
+  );
+  const steps = traceSteps(t).map((s) => ('log' in s ? s.log : `call ${s.call.method}`));
+  assert.deepEqual(steps, ['a1', 'call inner', 'a2', 'call other', 'a3']);
+  assert.deepEqual(t.calls[0]?.logs, [{ afterCalls: 0, text: 'b1' }]);
+  // Older nodes, and frames without lines, have no `logs`.
+  assert.deepEqual(t.calls[1]?.logs, []);
+  assert.throws(() => traceFrameFromJson(frame('run', [], [{ after_calls: -1, text: 'x' }])), /after_calls/);
 });

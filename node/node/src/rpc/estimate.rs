@@ -305,6 +305,7 @@ mod tests {
             status,
             output: vec![],
             calls,
+            logs: vec![],
         }
     }
 

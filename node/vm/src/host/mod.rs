@@ -13,6 +13,7 @@
 mod calls;
 mod context;
 mod crypto;
+mod debug;
 mod events;
 mod io;
 mod mem;
@@ -42,6 +43,7 @@ pub(crate) fn link<W: World + 'static>(l: &mut L<W>) -> wasmtime::Result<()> {
     token::link(l)?;
     events::link(l)?;
     crypto::link(l)?;
+    debug::link(l)?;
     calls::link(l)
 }
 

@@ -45,6 +45,7 @@ export {
   type ReceiptInfo,
   type StatusInfo,
   type TraceFrame,
+  traceSteps,
   type TransactionInfo,
   type TransactionTrace,
 } from '../../src/rpc.js';

@@ -48,6 +48,7 @@ impl Handler {
                         &args.0,
                         gas,
                         timeout,
+                        false,
                     )
                 })
                 .await?
@@ -354,5 +355,13 @@ fn frame(t: CallTrace) -> TraceFrame {
         status: t.status,
         output: Bytes(t.output),
         calls: t.calls.into_iter().map(frame).collect(),
+        logs: t
+            .logs
+            .into_iter()
+            .map(|l| TraceLog {
+                after_calls: l.after_calls,
+                text: l.text,
+            })
+            .collect(),
     }
 }

@@ -3,7 +3,9 @@
  * `trace_transaction`: the transaction run again on the state its block
  * started from (the node checks the replay's receipt is the stored one).
  * Each frame shows its caller, callee, method, gas used of its budget and
- * status; a failed frame's output is decoded by its contract's ABI. Then
+ * status; a failed frame's output is decoded by its contract's ABI, and
+ * the frame's debug log lines sit between its calls where they were
+ * written (shown as text, never as markup). Then
  * the storage keys the transaction wrote. A node that no longer keeps the
  * parent state (or cannot run the transaction again) says why, and the
  * page shows that instead.
@@ -14,7 +16,16 @@
 import type { Context } from '../context.js';
 import { errorText, h, section } from '../dom.js';
 import { accountLink, amount, mono } from '../format.js';
-import { AbiError, type Hash, type TraceFrame, type TransactionTrace, revertToJson, stringifyJson, toHex } from '../sdk.js';
+import {
+  AbiError,
+  type Hash,
+  type TraceFrame,
+  type TransactionTrace,
+  revertToJson,
+  stringifyJson,
+  toHex,
+  traceSteps,
+} from '../sdk.js';
 import { statusBadge } from './block.js';
 
 /** Frames shown, depth-first; the rest are counted. */
@@ -40,7 +51,13 @@ export async function traceSection(ctx: Context, hash: Hash): Promise<HTMLElemen
     } else {
       rows.push(await frameRow(ctx, f, depth));
     }
-    for (const c of f.calls) await walk(c, depth + 1);
+    for (const step of traceSteps(f)) {
+      if ('call' in step) {
+        await walk(step.call, depth + 1);
+      } else if (rows.length < FRAMES_SHOWN_MAX) {
+        rows.push(h('div', { class: `log depth-${Math.min(depth + 1, 8)}` }, h('span', { class: 'muted' }, 'log '), step.log));
+      }
+    }
   };
   if (top !== null) await walk(top, 0);
   const body: (HTMLElement | null)[] = [
