@@ -16,6 +16,8 @@ pub enum StateError {
     InMemory { what: &'static str },
     #[error("the prepared commit was made by a state on another store")]
     ForeignBatch,
+    #[error("the forked chain's state: {reason}")]
+    Remote { reason: String },
     #[error("tree node {node} is missing from the database")]
     MissingNode { node: NodeKey },
     #[error("tree node {node} is corrupt: {reason}")]

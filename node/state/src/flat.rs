@@ -170,6 +170,7 @@ impl State {
         prefix: &[u8],
         after: Option<&[u8]>,
     ) -> Result<FlatCursor<'_>, StateError> {
+        self.store.check_iteration(namespace)?;
         let bounds = prefix_bounds(&namespace.to_bytes(), prefix);
         let iter = self
             .store

@@ -8,9 +8,14 @@
 //! The memory store's tables are shared copy-on-write: a committed view
 //! holds an `Arc` of the tables it read, and a write copies them only while
 //! such a view is alive. Writes take `&mut`, so no lock is needed.
+//!
+//! A memory store may also sit over a remote chain ([`RemoteReads`], the
+//! testkit's fork): a flat-index read of a key this store never wrote nor
+//! deleted asks the remote, and iteration asks the remote whether it may
+//! run on what is held here alone.
 
-use std::collections::BTreeMap;
 use std::collections::btree_map;
+use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -18,8 +23,23 @@ use std::sync::Arc;
 #[cfg(feature = "rocksdb")]
 use rocksdb::{ColumnFamily, DB, DBRawIterator, ReadOptions, SnapshotWithThreadMode, WriteBatch};
 
+use stele_types::proof::{Namespace, StateKey};
+
 use crate::error::StateError;
-use crate::store::{CF_FLAT, CF_META, CF_NODES, CF_ROOTS, CF_STALE};
+use crate::store::{CF_FLAT, CF_META, CF_NODES, CF_ROOTS, CF_STALE, state_key_of_flat};
+
+/// Where a state in memory reads what it does not hold: the chain it forks
+/// ([`crate::State::in_memory_over`]). The values are the remote's at one
+/// height, so an implementation may cache them.
+pub trait RemoteReads: Send + Sync + std::fmt::Debug {
+    /// The value of `key` on the remote chain, `None` when absent there.
+    fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, String>;
+
+    /// Whether `namespace` may be iterated over the keys held locally
+    /// alone; an error refuses the iteration (the remote may hold keys
+    /// there that cannot be listed verifiably).
+    fn iterate(&self, namespace: &Namespace) -> Result<(), String>;
+}
 
 /// One of the state's own column families.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,26 +75,76 @@ impl Cf {
 
 type Table = BTreeMap<Vec<u8>, Vec<u8>>;
 
-/// The memory store: one ordered map per column family.
+/// The memory store: one ordered map per column family, and the remote
+/// chain it may sit over.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Tables([Table; 5]);
+pub(crate) struct Tables {
+    tables: [Table; 5],
+    remote: Option<Remote>,
+}
+
+/// A remote chain under a memory store, and the flat-index keys written or
+/// deleted here, which the remote is never asked for.
+#[derive(Debug, Clone)]
+struct Remote {
+    reads: Arc<dyn RemoteReads>,
+    local: BTreeSet<Vec<u8>>,
+}
 
 impl Tables {
     fn table(&self, cf: Cf) -> &Table {
-        &self.0[cf.index()]
+        &self.tables[cf.index()]
+    }
+
+    /// The flat-index value under `flat_key`: held here, or else the
+    /// remote's.
+    fn get_flat(&self, flat_key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        if let Some(value) = self.table(Cf::Flat).get(flat_key) {
+            return Ok(Some(value.clone()));
+        }
+        let Some(remote) = &self.remote else {
+            return Ok(None);
+        };
+        if remote.local.contains(flat_key) {
+            return Ok(None);
+        }
+        let key = state_key_of_flat(flat_key).ok_or(StateError::CorruptMeta {
+            what: "flat-index key",
+            reason: "not a state key",
+        })?;
+        remote
+            .reads
+            .get(&key)
+            .map_err(|reason| StateError::Remote { reason })
+    }
+
+    /// Whether `namespace` may be iterated (see [`RemoteReads::iterate`]).
+    fn check_iteration(&self, namespace: &Namespace) -> Result<(), StateError> {
+        match &self.remote {
+            Some(remote) => remote
+                .reads
+                .iterate(namespace)
+                .map_err(|reason| StateError::Remote { reason }),
+            None => Ok(()),
+        }
     }
 
     fn apply(&mut self, ops: Vec<Op>) {
         for op in ops {
+            if let (Some(remote), Op::Put(Cf::Flat, key, _) | Op::Delete(Cf::Flat, key)) =
+                (&mut self.remote, &op)
+            {
+                remote.local.insert(key.clone());
+            }
             match op {
                 Op::Put(cf, key, value) => {
-                    self.0[cf.index()].insert(key, value);
+                    self.tables[cf.index()].insert(key, value);
                 }
                 Op::Delete(cf, key) => {
-                    self.0[cf.index()].remove(&key);
+                    self.tables[cf.index()].remove(&key);
                 }
                 Op::DeleteRange(cf, from, to) => {
-                    let table = &mut self.0[cf.index()];
+                    let table = &mut self.tables[cf.index()];
                     // `split_off` keeps the keys at or above `from` in
                     // `tail`; of those, the ones at or above `to` go back.
                     let mut tail = table.split_off(&from);
@@ -201,6 +271,28 @@ fn handles(db: &DB) -> Result<[&ColumnFamily; 5], StateError> {
 impl Store {
     pub(crate) fn memory() -> Store {
         Store::Memory(Arc::default())
+    }
+
+    pub(crate) fn memory_over(remote: Arc<dyn RemoteReads>) -> Store {
+        Store::Memory(Arc::new(Tables {
+            tables: Default::default(),
+            remote: Some(Remote {
+                reads: remote,
+                local: BTreeSet::new(),
+            }),
+        }))
+    }
+
+    /// Whether `namespace` may be iterated: always on disk.
+    pub(crate) fn check_iteration(&self, namespace: &Namespace) -> Result<(), StateError> {
+        match self {
+            #[cfg(feature = "rocksdb")]
+            Store::Rocks(_) => {
+                let _ = namespace;
+                Ok(())
+            }
+            Store::Memory(tables) => tables.check_iteration(namespace),
+        }
     }
 
     pub(crate) fn reader(&self) -> Result<Reader<'_>, StateError> {
@@ -344,10 +436,10 @@ impl Snap {
                 let handle = db.cf_handle(cf).ok_or_else(missing)?;
                 Ok(snapshot.get_cf(handle, key)?)
             }
-            Snap::Memory(tables) => {
-                let cf = Cf::by_name(cf).ok_or_else(missing)?;
-                Ok(tables.table(cf).get(key).cloned())
-            }
+            Snap::Memory(tables) => match Cf::by_name(cf).ok_or_else(missing)? {
+                Cf::Flat => tables.get_flat(key),
+                cf => Ok(tables.table(cf).get(key).cloned()),
+            },
         }
     }
 
@@ -375,6 +467,18 @@ impl Snap {
                 lower,
                 upper,
             ))),
+        }
+    }
+
+    /// Whether `namespace` may be iterated: always on disk.
+    pub(crate) fn check_iteration(&self, namespace: &Namespace) -> Result<(), StateError> {
+        match self {
+            #[cfg(feature = "rocksdb")]
+            Snap::Rocks { .. } => {
+                let _ = namespace;
+                Ok(())
+            }
+            Snap::Memory(tables) => tables.check_iteration(namespace),
         }
     }
 

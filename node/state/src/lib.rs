@@ -27,6 +27,7 @@ pub use error::StateError;
 pub use flat::{FlatCursor, Page};
 #[cfg(feature = "rocksdb")]
 pub use import::Importer;
+pub use kv::RemoteReads;
 pub use node::NodeKey;
 pub use overlay::{Checkpoint, Overlay, Snapshot, StateRead, WriteSet};
 pub use prune::PruneStats;

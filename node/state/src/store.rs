@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 #[cfg(feature = "rocksdb")]
 use std::path::Path;
-#[cfg(feature = "rocksdb")]
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -20,7 +19,7 @@ use stele_types::proof::{STATE_KEY_BYTES_MAX, SparseMerkleProof, StateKey};
 
 use crate::cache::NodeCache;
 use crate::error::StateError;
-use crate::kv::{Cf, Pending, Reader, Store};
+use crate::kv::{Cf, Pending, Reader, RemoteReads, Store};
 use crate::node::{Child, InternalNode, Node, NodeKey};
 use crate::tombstones::Tombstones;
 use crate::tree::{self, NodeSource};
@@ -235,6 +234,15 @@ impl State {
     /// [`PreparedCommit::batch_mut`] are errors on it.
     pub fn in_memory(config: StateConfig) -> State {
         State::with_store(Store::memory(), config)
+    }
+
+    /// A new state in memory over a remote chain (the testkit's fork):
+    /// reads of keys it never wrote nor deleted go to `remote` (through
+    /// [`CommittedView`](crate::CommittedView) and its cursors, which ask
+    /// [`RemoteReads::iterate`] first). Its roots and proofs are those of
+    /// what it holds, not the remote's.
+    pub fn in_memory_over(config: StateConfig, remote: Arc<dyn RemoteReads>) -> State {
+        State::with_store(Store::memory_over(remote), config)
     }
 
     fn with_store(store: Store, config: StateConfig) -> State {

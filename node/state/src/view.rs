@@ -92,6 +92,7 @@ impl CommittedView {
         prefix: &[u8],
         after: Option<&[u8]>,
     ) -> Result<FlatCursor<'_>, StateError> {
+        self.snap.check_iteration(namespace)?;
         let bounds = prefix_bounds(&namespace.to_bytes(), prefix);
         let iter = self.snap.cursor(Cf::Flat, None, bounds.end.clone())?;
         FlatCursor::start(iter, bounds, after)
@@ -106,6 +107,7 @@ impl CommittedView {
         from: &[u8],
         until: Option<&[u8]>,
     ) -> Result<FlatCursor<'_>, StateError> {
+        self.snap.check_iteration(namespace)?;
         let ns = namespace.to_bytes();
         let mut bounds = prefix_bounds(&ns, &[]);
         if let Some(until) = until {

@@ -258,3 +258,78 @@ fn a_commit_prepared_by_one_store_is_refused_by_the_other() {
     ));
     assert_eq!(disk.latest_version(), None);
 }
+
+/// A remote chain for a state in memory: fixed values, the keys asked,
+/// and the namespaces that may not be iterated.
+#[derive(Debug, Default)]
+struct FakeRemote {
+    values: BTreeMap<StateKey, Vec<u8>>,
+    asked: std::sync::Mutex<Vec<StateKey>>,
+    no_iteration: Vec<Namespace>,
+}
+
+impl stele_state::RemoteReads for FakeRemote {
+    fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>, String> {
+        self.asked.lock().unwrap().push(key.clone());
+        if key.key == b"broken" {
+            return Err("the node did not answer".into());
+        }
+        Ok(self.values.get(key).cloned())
+    }
+
+    fn iterate(&self, namespace: &Namespace) -> Result<(), String> {
+        match self.no_iteration.contains(namespace) {
+            true => Err("cannot list a forked contract's storage".into()),
+            false => Ok(()),
+        }
+    }
+}
+
+#[test]
+fn a_state_over_a_remote_reads_what_it_does_not_hold_from_it() {
+    let contract = Address([1; 20]);
+    let held = |raw: &[u8]| StateKey::storage(&contract, raw);
+    let remote = std::sync::Arc::new(FakeRemote {
+        values: BTreeMap::from([
+            (held(b"a"), b"remote a".to_vec()),
+            (held(b"b"), b"remote b".to_vec()),
+            (held(b"c"), b"remote c".to_vec()),
+        ]),
+        no_iteration: vec![Namespace::Storage(contract)],
+        ..FakeRemote::default()
+    });
+    let mut state = State::in_memory_over(StateConfig::default(), remote.clone());
+    // Written here: "a" overwritten, "b" deleted, "d" new.
+    let writes = BTreeMap::from([
+        (held(b"a"), Some(b"local a".to_vec())),
+        (held(b"b"), None),
+        (held(b"d"), Some(b"local d".to_vec())),
+    ]);
+    state.commit(1, &writes).unwrap();
+    let view = state.view().unwrap();
+    assert_eq!(view.get(&held(b"a")).unwrap(), Some(b"local a".to_vec()));
+    assert_eq!(view.get(&held(b"b")).unwrap(), None);
+    assert_eq!(view.get(&held(b"c")).unwrap(), Some(b"remote c".to_vec()));
+    assert_eq!(view.get(&held(b"d")).unwrap(), Some(b"local d".to_vec()));
+    assert_eq!(view.get(&held(b"e")).unwrap(), None);
+    // The remote was asked only for what was never written here.
+    assert_eq!(*remote.asked.lock().unwrap(), [held(b"c"), held(b"e")]);
+    // Its errors and refusals are the state's errors, never a wrong answer.
+    assert!(matches!(
+        view.get(&held(b"broken")),
+        Err(StateError::Remote { reason }) if reason == "the node did not answer"
+    ));
+    assert!(matches!(
+        view.flat_cursor_between(&Namespace::Storage(contract), b"", None),
+        Err(StateError::Remote { .. })
+    ));
+    assert!(matches!(
+        state.iter_prefix(&Namespace::Storage(contract), b"", None, 10),
+        Err(StateError::Remote { .. })
+    ));
+    // Another namespace iterates over what is held here.
+    let page = view
+        .iter_prefix(&Namespace::Storage(Address([2; 20])), b"", None, 10)
+        .unwrap();
+    assert!(page.entries.is_empty());
+}

@@ -27,6 +27,7 @@ const BLOCK_TIME_MS: u64 = 1_000;
 pub struct TestChain {
     state: SharedState,
     executor: Executor,
+    chain_id: u64,
     /// Height and time of the next block.
     height: u64,
     timestamp_ms: u64,
@@ -76,6 +77,15 @@ fn encode_args<A: BorshSerialize>(args: &A) -> Vec<u8> {
     borsh::to_vec(args).expect("arguments encode")
 }
 
+/// Where a chain starts: its id, its last block's height and time, and the
+/// protocol it runs.
+pub(crate) struct Origin {
+    pub(crate) chain_id: u64,
+    pub(crate) last_block: (u64, u64),
+    pub(crate) gas: stele_vm::GasSchedule,
+    pub(crate) limits: stele_vm::VmLimits,
+}
+
 impl TestChain {
     /// An empty chain at height 1, its state in memory: the same Merkle
     /// tree, roots and iteration as a node's on disk (ADR 0013).
@@ -83,8 +93,23 @@ impl TestChain {
     /// # Panics
     /// If the VM cannot be set up.
     pub fn new() -> TestChain {
-        let state = State::in_memory(StateConfig::default());
+        TestChain::on(
+            State::in_memory(StateConfig::default()),
+            Origin {
+                chain_id: CHAIN_ID,
+                last_block: (0, 0),
+                gas: stele_vm::GasSchedule::LATEST,
+                limits: stele_vm::VmLimits::LATEST,
+            },
+        )
+    }
+
+    /// A chain on `state` whose last block is `origin.last_block`.
+    pub(crate) fn on(state: State, origin: Origin) -> TestChain {
+        let (gas_schedule_version, vm_limits_version) = (origin.gas.version, origin.limits.version);
         let vm = Vm::new(VmConfig {
+            gas: origin.gas,
+            limits: origin.limits,
             epoch_ticker: false,
             // Compiled modules are shared by every chain and test process.
             artifact_dir: Some(std::env::temp_dir().join("stele-testkit-artifacts")),
@@ -95,10 +120,10 @@ impl TestChain {
         })
         .expect("the VM");
         let config = ExecutorConfig {
-            chain_id: CHAIN_ID,
+            chain_id: origin.chain_id,
             protocol: stele_types::ProtocolParams {
-                gas_schedule_version: stele_vm::GasSchedule::LATEST.version,
-                vm_limits_version: stele_vm::VmLimits::LATEST.version,
+                gas_schedule_version,
+                vm_limits_version,
                 block_gas_max: u64::MAX,
                 block_bytes_max: u64::MAX,
                 block_txs_max: u64::MAX,
@@ -111,12 +136,18 @@ impl TestChain {
             sig_cache_entries_max: 1,
             record_storage_writes: false,
         };
+        let (last_height, last_time) = origin.last_block;
         TestChain {
             state: Arc::new(RwLock::new(state)),
             executor: Executor::new(vm, config),
-            height: 1,
-            timestamp_ms: GENESIS_TIME_MS,
-            last_block: (0, 0),
+            chain_id: origin.chain_id,
+            height: last_height + 1,
+            timestamp_ms: if last_height == 0 {
+                GENESIS_TIME_MS
+            } else {
+                last_time + BLOCK_TIME_MS
+            },
+            last_block: origin.last_block,
             gas_limit: DEFAULT_GAS_LIMIT,
             accounts_made: 0,
             abis: Vec::new(),
@@ -244,7 +275,7 @@ impl TestChain {
     ) -> Outcome {
         let nonce = self.account_record(sender).nonce;
         let tx = Transaction {
-            chain_id: CHAIN_ID,
+            chain_id: self.chain_id,
             nonce,
             gas_limit: self.gas_limit,
             gas_price: 1,

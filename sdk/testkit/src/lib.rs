@@ -22,10 +22,14 @@
 
 mod chain;
 mod contract;
+#[cfg(feature = "fork")]
+mod fork;
 mod outcome;
 
 pub use chain::{DEFAULT_BALANCE, DEFAULT_GAS_LIMIT, TestChain};
 pub use contract::Contract;
+#[cfg(feature = "fork")]
+pub use fork::{Fork, ForkError};
 pub use outcome::Outcome;
 pub use stele_abi::{Abi, DecodedEvent, Revert};
 pub use stele_sdk::Address;
