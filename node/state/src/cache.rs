@@ -7,7 +7,7 @@
 //! node can never go stale; pruned nodes just age out.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::node::{InternalNode, NodeKey};
 
@@ -17,8 +17,10 @@ use crate::node::{InternalNode, NodeKey};
 /// up, never iterated, so their order cannot leak into anything.
 #[derive(Debug, Default)]
 struct Generations {
-    hot: HashMap<NodeKey, InternalNode>,
-    cold: HashMap<NodeKey, InternalNode>,
+    // Shared, not copied: a node with its memo is over a kilobyte, and
+    // the maps move their values when they grow.
+    hot: HashMap<NodeKey, Arc<InternalNode>>,
+    cold: HashMap<NodeKey, Arc<InternalNode>>,
 }
 
 /// Shared by readers and the committer.
@@ -37,20 +39,34 @@ impl NodeCache {
         }
     }
 
-    pub fn get(&self, key: &NodeKey) -> Option<InternalNode> {
+    pub fn get(&self, key: &NodeKey) -> Option<Arc<InternalNode>> {
         if self.generation_max == 0 {
             return None;
         }
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(node) = g.hot.get(key) {
-            return Some(node.clone());
+            return Some(Arc::clone(node));
         }
         let node = g.cold.remove(key)?;
-        Self::insert_locked(&mut g, self.generation_max, key.clone(), node.clone());
+        Self::insert_locked(&mut g, self.generation_max, key.clone(), Arc::clone(&node));
         Some(node)
     }
 
-    pub fn insert(&self, key: NodeKey, node: InternalNode) {
+    /// Forgets the nodes a commit made stale: no later version reaches
+    /// them, so keeping them would only push live nodes out.
+    pub fn forget<'a>(&self, keys: impl IntoIterator<Item = &'a NodeKey>) {
+        if self.generation_max == 0 {
+            return;
+        }
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for key in keys {
+            if g.hot.remove(key).is_none() {
+                g.cold.remove(key);
+            }
+        }
+    }
+
+    pub fn insert(&self, key: NodeKey, node: Arc<InternalNode>) {
         if self.generation_max == 0 {
             return;
         }
@@ -58,7 +74,12 @@ impl NodeCache {
         Self::insert_locked(&mut g, self.generation_max, key, node);
     }
 
-    fn insert_locked(g: &mut Generations, generation_max: usize, key: NodeKey, node: InternalNode) {
+    fn insert_locked(
+        g: &mut Generations,
+        generation_max: usize,
+        key: NodeKey,
+        node: Arc<InternalNode>,
+    ) {
         if g.hot.len() >= generation_max {
             g.cold = std::mem::take(&mut g.hot);
         }

@@ -204,7 +204,7 @@ impl Importer<'_> {
             Some(parent) => {
                 let slot = usize::from(nibble(key, parent));
                 if let Some(node) = self.open.get_mut(parent) {
-                    node.children[slot] = Some(child);
+                    node.set_child(slot, Some(child));
                 }
             }
             None => self.root = Some(child),

@@ -89,11 +89,33 @@ pub struct Child {
     pub leaf: bool,
 }
 
-/// A node with up to 16 children, one per nibble.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A node with up to 16 children, one per nibble, and the hashes of the
+/// binary subtrees over them computed so far.
+///
+/// The memo makes an update cheap: a node whose children changed in one
+/// place recomputes the four binary hashes above that child and reuses the
+/// eleven others (4 Keccak-256 instead of up to 15). It is only ever a
+/// cache of [`InternalNode::range_hash`]: the children can change only
+/// through [`InternalNode::set_child`], which forgets the memo above the
+/// child, so a memo never disagrees with the children. It is not stored
+/// and not part of equality.
+#[derive(Debug, Clone, Default)]
 pub struct InternalNode {
-    pub children: [Option<Child>; 16],
+    children: [Option<Child>; 16],
+    /// `memo[i]`: the hash of binary subtree `i` in heap order (1: all 16
+    /// children, 2 and 3: the halves, 4..8: the quarters, 8..16: the
+    /// pairs); index 0 is unused. `None`: not computed since the children
+    /// under it last changed.
+    memo: [Option<Hash>; 16],
 }
+
+impl PartialEq for InternalNode {
+    fn eq(&self, other: &Self) -> bool {
+        self.children == other.children
+    }
+}
+
+impl Eq for InternalNode {}
 
 /// A key hash and its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,10 +142,78 @@ impl LeafNode {
     }
 }
 
+/// The memo index of the binary subtree over children `lo..lo + width`.
+fn memo_index(lo: usize, width: usize) -> usize {
+    16 / width + lo / width
+}
+
 impl InternalNode {
-    /// Root of the binary tree over the children (see the module docs).
+    /// A node with these children.
+    #[cfg(test)]
+    pub fn with_children(children: [Option<Child>; 16]) -> InternalNode {
+        InternalNode {
+            children,
+            memo: Default::default(),
+        }
+    }
+
+    /// The children, one per nibble.
+    #[cfg(test)]
+    pub fn children(&self) -> &[Option<Child>; 16] {
+        &self.children
+    }
+
+    /// The child at nibble `n`.
+    pub fn child(&self, n: usize) -> Option<Child> {
+        self.children[n]
+    }
+
+    /// Sets the child at nibble `n`, forgetting the memoized hashes of the
+    /// binary subtrees that hold it.
+    pub fn set_child(&mut self, n: usize, child: Option<Child>) {
+        if self.children[n] == child {
+            return;
+        }
+        self.children[n] = child;
+        let mut width = 2;
+        while width <= 16 {
+            self.memo[memo_index(n - n % width, width)] = None;
+            width *= 2;
+        }
+    }
+
+    /// Root of the binary tree over the children (see the module docs),
+    /// reusing the memo without adding to it.
     pub fn hash(&self) -> Hash {
         self.range_hash(0, 16)
+    }
+
+    /// [`InternalNode::hash`], remembering every binary subtree's hash for
+    /// the next time (see the type's docs).
+    pub fn hash_memo(&mut self) -> Hash {
+        self.range_hash_memo(0, 16)
+    }
+
+    fn range_hash_memo(&mut self, lo: usize, width: usize) -> Hash {
+        if width > 1
+            && let Some(hash) = self.memo[memo_index(lo, width)]
+        {
+            return hash;
+        }
+        let hash = match self.range_count(lo, width) {
+            (0, _) => Hash::ZERO,
+            (1, Some((_, child))) if child.leaf || width == 1 => child.hash,
+            _ => {
+                let half = width / 2;
+                let left = self.range_hash_memo(lo, half);
+                let right = self.range_hash_memo(lo + half, half);
+                node_hash(&left, &right)
+            }
+        };
+        if width > 1 {
+            self.memo[memo_index(lo, width)] = Some(hash);
+        }
+        hash
     }
 
     /// Number of children in `lo..lo + width`, and the last one seen.
@@ -142,6 +232,11 @@ impl InternalNode {
     /// Hash of the binary subtree over children `lo..lo + width` (`width` a
     /// power of two): empty is zero, a lone leaf is the leaf itself.
     pub fn range_hash(&self, lo: usize, width: usize) -> Hash {
+        if width > 1
+            && let Some(hash) = self.memo[memo_index(lo, width)]
+        {
+            return hash;
+        }
         match self.range_count(lo, width) {
             (0, _) => Hash::ZERO,
             (1, Some((_, child))) if child.leaf || width == 1 => child.hash,
@@ -161,6 +256,7 @@ impl InternalNode {
 }
 
 impl Node {
+    #[cfg(test)]
     pub fn hash(&self) -> Hash {
         match self {
             Node::Internal(n) => n.hash(),
@@ -218,6 +314,8 @@ impl Node {
                     return Err("internal node length does not match its bitmap");
                 }
                 let mut node = InternalNode::default();
+                // A fresh node: its memo is empty, so filling the slots
+                // directly cannot leave it stale.
                 for (i, slot) in node.children.iter_mut().enumerate() {
                     if present & (1 << i) != 0 {
                         let (entry, rest) = body.split_at(40);
@@ -276,16 +374,22 @@ mod tests {
     #[test]
     fn node_encoding_round_trips() {
         let mut internal = InternalNode::default();
-        internal.children[3] = Some(Child {
-            version: 7,
-            hash: Hash([1; 32]),
-            leaf: true,
-        });
-        internal.children[15] = Some(Child {
-            version: 9,
-            hash: Hash([2; 32]),
-            leaf: false,
-        });
+        internal.set_child(
+            3,
+            Some(Child {
+                version: 7,
+                hash: Hash([1; 32]),
+                leaf: true,
+            }),
+        );
+        internal.set_child(
+            15,
+            Some(Child {
+                version: 9,
+                hash: Hash([2; 32]),
+                leaf: false,
+            }),
+        );
         let leaf = LeafNode {
             key: Hash([5; 32]),
             value: b"value".to_vec(),
@@ -305,12 +409,43 @@ mod tests {
             hash: Hash([9; 32]),
             leaf: true,
         };
-        node.children[6] = Some(child);
-        assert_eq!(node.hash(), child.hash);
-        node.children[6] = Some(Child {
-            leaf: false,
-            ..child
-        });
-        assert_ne!(node.hash(), child.hash);
+        node.set_child(6, Some(child));
+        assert_eq!(node.hash_memo(), child.hash);
+        node.set_child(
+            6,
+            Some(Child {
+                leaf: false,
+                ..child
+            }),
+        );
+        assert_ne!(node.hash_memo(), child.hash);
+    }
+
+    proptest::proptest! {
+        /// Whatever the order of changes, the memoized hash is the hash
+        /// computed from scratch.
+        #[test]
+        fn the_memoized_hash_is_the_hash_from_scratch(
+            changes in proptest::collection::vec(
+                (0usize..16, proptest::option::of((0u8..4, proptest::bool::ANY))),
+                1..60,
+            ),
+            hash_every in 1usize..5,
+        ) {
+            let mut node = InternalNode::default();
+            for (i, (n, child)) in changes.into_iter().enumerate() {
+                let child = child.map(|(h, leaf)| Child {
+                    version: 1,
+                    hash: Hash([h; 32]),
+                    leaf,
+                });
+                node.set_child(n, child);
+                if i % hash_every == 0 {
+                    let fresh = InternalNode::with_children(*node.children()).hash();
+                    proptest::prop_assert_eq!(node.hash(), fresh);
+                    proptest::prop_assert_eq!(node.hash_memo(), fresh);
+                }
+            }
+        }
     }
 }

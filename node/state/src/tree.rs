@@ -72,6 +72,139 @@ pub fn update<S: NodeSource>(
     })
 }
 
+/// Updates of at least this many keys spread the root's subtrees over two
+/// threads ([`update_parallel`]).
+pub const PARALLEL_UPDATES_MIN: usize = 1024;
+
+/// [`update`], with the root's subtrees split between this thread and one
+/// more when the root is an internal node and there are at least
+/// [`PARALLEL_UPDATES_MIN`] updates. The subtrees under the root's 16
+/// children are independent: each half is updated on its own, and the
+/// root is finished from both. The result is the same as [`update`]'s
+/// (the same nodes and stale keys, in another order).
+pub fn update_parallel<S: NodeSource + Sync>(
+    source: &S,
+    root: Option<Child>,
+    version: u64,
+    updates: &[(Hash, Option<&[u8]>)],
+) -> Result<TreeUpdate, StateError> {
+    let Some(existing) = root.filter(|c| !c.leaf) else {
+        return update(source, root, version, updates);
+    };
+    if updates.len() < PARALLEL_UPDATES_MIN {
+        return update(source, root, version, updates);
+    }
+    debug_assert!(updates.windows(2).all(|w| w[0].0 < w[1].0));
+    let key = NodeKey {
+        version: existing.version,
+        path: Vec::new(),
+    };
+    let node = source.internal(&key, &existing.hash)?;
+    // Split at the nibble boundary nearest half of the updates.
+    let groups: Vec<&[Write<'_>]> = updates
+        .chunk_by(|a, b| nibble(&a.0, 0) == nibble(&b.0, 0))
+        .collect();
+    let mut seen = 0;
+    let split = groups
+        .iter()
+        .position(|g| {
+            seen += g.len();
+            seen * 2 >= updates.len()
+        })
+        .map_or(groups.len(), |i| i + 1);
+    let (first, second) = groups.split_at(split);
+    let run = |groups: &[&[Write<'_>]]| -> Result<Half, StateError> {
+        let mut updater = Updater {
+            source,
+            version,
+            new_nodes: Vec::new(),
+            stale: Vec::new(),
+        };
+        let mut outs = Vec::with_capacity(groups.len());
+        for group in groups {
+            let n = nibble(&group[0].0, 0);
+            let mut path = vec![n];
+            let out = updater.update(node.child(n as usize), &mut path, group)?;
+            outs.push((n as usize, out));
+        }
+        Ok((outs, updater.new_nodes, updater.stale))
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let other = s.spawn(|| run(second));
+        let mine = run(first);
+        let theirs = other
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (mine, theirs)
+    });
+    let (outs_a, mut new_nodes, mut stale) = a?;
+    let (outs_b, new_b, stale_b) = b?;
+    new_nodes.extend(new_b);
+    stale.extend(stale_b);
+    let mut updater = Updater {
+        source,
+        version,
+        new_nodes,
+        stale,
+    };
+    let mut node = node;
+    let mut pending: [Option<LeafNode>; 16] = Default::default();
+    let mut changed = false;
+    for (n, out) in outs_a.into_iter().chain(outs_b) {
+        changed |= place(&mut node, &mut pending, n, out);
+    }
+    let new_root = if changed {
+        updater.stale.push(key);
+        match updater.finish(&[], node, pending)? {
+            Out::Unchanged => root,
+            Out::Empty => None,
+            Out::Leaf(leaf) => Some(updater.write_leaf(Vec::new(), leaf)),
+            Out::Internal(child) => Some(child),
+        }
+    } else {
+        root
+    };
+    Ok(TreeUpdate {
+        root: new_root,
+        new_nodes: updater.new_nodes,
+        stale: updater.stale,
+    })
+}
+
+/// One key's update: its hash and the new value (`None` deletes).
+type Write<'a> = (Hash, Option<&'a [u8]>);
+
+/// One half of a parallel update: each subtree's result by nibble, and the
+/// nodes written and made stale under it.
+type Half = (Vec<(usize, Out)>, Vec<(NodeKey, Node)>, Vec<NodeKey>);
+
+/// Puts a subtree's result at nibble `n` of `node` (a lone leaf waits in
+/// `pending`: where it is written depends on its siblings); whether
+/// anything changed.
+fn place(
+    node: &mut InternalNode,
+    pending: &mut [Option<LeafNode>; 16],
+    n: usize,
+    out: Out,
+) -> bool {
+    match out {
+        Out::Unchanged => false,
+        Out::Empty => {
+            node.set_child(n, None);
+            true
+        }
+        Out::Leaf(leaf) => {
+            node.set_child(n, None);
+            pending[n] = Some(leaf);
+            true
+        }
+        Out::Internal(child) => {
+            node.set_child(n, Some(child));
+            true
+        }
+    }
+}
+
 /// The result of updating one subtree. A leaf is returned unwritten because
 /// where it is stored depends on its siblings: a lone leaf moves up.
 enum Out {
@@ -130,38 +263,22 @@ impl<S: NodeSource> Updater<'_, S> {
         if path.len() >= NIBBLES_MAX {
             return Err(too_deep(key));
         }
-        let node = self.source.internal(&key, &existing.hash)?;
-        let mut children = node.children;
+        let mut node = self.source.internal(&key, &existing.hash)?;
         let mut pending: [Option<LeafNode>; 16] = Default::default();
         let mut changed = false;
         let depth = path.len();
         for group in updates.chunk_by(|a, b| nibble(&a.0, depth) == nibble(&b.0, depth)) {
             let n = nibble(&group[0].0, depth) as usize;
             path.push(n as u8);
-            let out = self.update(children[n], path, group)?;
+            let out = self.update(node.child(n), path, group)?;
             path.pop();
-            match out {
-                Out::Unchanged => {}
-                Out::Empty => {
-                    children[n] = None;
-                    changed = true;
-                }
-                Out::Leaf(leaf) => {
-                    children[n] = None;
-                    pending[n] = Some(leaf);
-                    changed = true;
-                }
-                Out::Internal(child) => {
-                    children[n] = Some(child);
-                    changed = true;
-                }
-            }
+            changed |= place(&mut node, &mut pending, n, out);
         }
         if !changed {
             return Ok(Out::Unchanged);
         }
         self.stale.push(key);
-        self.finish(path, children, pending)
+        self.finish(path, node, pending)
     }
 
     /// Builds a fresh subtree holding exactly `entries` (sorted, unique).
@@ -181,7 +298,7 @@ impl<S: NodeSource> Updater<'_, S> {
             depth < NIBBLES_MAX,
             "invariant: distinct key hashes differ within 64 nibbles"
         );
-        let mut children: [Option<Child>; 16] = Default::default();
+        let mut node = InternalNode::default();
         let mut pending: [Option<LeafNode>; 16] = Default::default();
         for group in entries.chunk_by(|a, b| nibble(&a.0, depth) == nibble(&b.0, depth)) {
             let n = nibble(&group[0].0, depth) as usize;
@@ -190,13 +307,13 @@ impl<S: NodeSource> Updater<'_, S> {
             path.pop();
             match out {
                 Out::Leaf(leaf) => pending[n] = Some(leaf),
-                Out::Internal(child) => children[n] = Some(child),
+                Out::Internal(child) => node.set_child(n, Some(child)),
                 Out::Empty | Out::Unchanged => {
                     unreachable!("invariant: a non-empty group builds a leaf or a node")
                 }
             }
         }
-        self.finish(path, children, pending)
+        self.finish(path, node, pending)
     }
 
     /// Turns a node's new children into its result: nothing, a lone leaf
@@ -204,11 +321,11 @@ impl<S: NodeSource> Updater<'_, S> {
     fn finish(
         &mut self,
         path: &[u8],
-        mut children: [Option<Child>; 16],
+        mut node: InternalNode,
         mut pending: [Option<LeafNode>; 16],
     ) -> Result<Out, StateError> {
         let occupied: Vec<usize> = (0..16)
-            .filter(|&i| children[i].is_some() || pending[i].is_some())
+            .filter(|&i| node.child(i).is_some() || pending[i].is_some())
             .collect();
         match occupied.as_slice() {
             [] => return Ok(Out::Empty),
@@ -216,7 +333,7 @@ impl<S: NodeSource> Updater<'_, S> {
                 if let Some(leaf) = pending[*only].take() {
                     return Ok(Out::Leaf(leaf));
                 }
-                if let Some(child) = children[*only].filter(|c| c.leaf) {
+                if let Some(child) = node.child(*only).filter(|c| c.leaf) {
                     let mut leaf_path = path.to_vec();
                     leaf_path.push(*only as u8);
                     let key = NodeKey {
@@ -234,11 +351,11 @@ impl<S: NodeSource> Updater<'_, S> {
             if let Some(leaf) = slot.take() {
                 let mut leaf_path = path.to_vec();
                 leaf_path.push(n as u8);
-                children[n] = Some(self.write_leaf(leaf_path, leaf));
+                let child = self.write_leaf(leaf_path, leaf);
+                node.set_child(n, Some(child));
             }
         }
-        let node = InternalNode { children };
-        let hash = node.hash();
+        let hash = node.hash_memo();
         self.new_nodes.push((
             NodeKey {
                 version: self.version,
@@ -292,7 +409,7 @@ pub fn get<S: NodeSource>(
         }
         let node = source.internal(&node_key, &child.hash)?;
         let n = nibble(key, path.len());
-        current = node.children[n as usize];
+        current = node.child(n as usize);
         path.push(n);
     }
     Ok(None)
@@ -350,7 +467,7 @@ pub fn prove<S: NodeSource>(
                 }
                 _ if width == 1 => {
                     path.push(n as u8);
-                    break node.children[n];
+                    break node.child(n);
                 }
                 _ => {}
             }

@@ -183,3 +183,62 @@ fn oversized_values_are_rejected_before_anything_is_written() {
     ));
     assert_eq!(state.latest_version(), None);
 }
+
+/// Batches of 1 024 writes and more split the root's subtrees over two
+/// threads: the roots are the reference roots, every value reads back
+/// with a proof, through inserts, overwrites, deletes, and deletes down to
+/// one key and to none.
+#[test]
+fn large_batches_updated_in_two_halves_give_the_reference_root() {
+    use std::collections::BTreeMap;
+    let (_dir, mut state) = temp_state(test_config(4));
+    let key = |i: u32| storage((i % 3) as u8, &i.to_be_bytes());
+    let mut model: BTreeMap<StateKey, Vec<u8>> = BTreeMap::new();
+    let commit = |state: &mut stele_state::State,
+                  model: &mut BTreeMap<StateKey, Vec<u8>>,
+                  version: u64,
+                  writes: BTreeMap<StateKey, Option<Vec<u8>>>| {
+        for (k, v) in &writes {
+            match v {
+                Some(v) => model.insert(k.clone(), v.clone()),
+                None => model.remove(k),
+            };
+        }
+        let root = state.commit(version, &writes).unwrap();
+        assert_eq!(root, reference_root(model), "version {version}");
+        for (k, v) in model.iter().step_by(97) {
+            let (value, proof) = state.prove(k, version).unwrap();
+            assert_eq!(value.as_ref(), Some(v));
+            proof.verify(&root, &k.hash(), value.as_deref()).unwrap();
+        }
+    };
+    // 5 000 inserts, then 3 000 mixed writes, then all deleted but one,
+    // then that one too (each batch over the threshold).
+    commit(
+        &mut state,
+        &mut model,
+        1,
+        (0..5_000).map(|i| (key(i), Some(vec![1; 8]))).collect(),
+    );
+    let mixed = (0..3_000u32)
+        .map(|i| match i % 3 {
+            0 => (key(i), None),
+            1 => (key(i), Some(i.to_le_bytes().to_vec())),
+            _ => (key(10_000 + i), Some(vec![2; 3])),
+        })
+        .collect();
+    commit(&mut state, &mut model, 2, mixed);
+    let keep = model.keys().next().unwrap().clone();
+    let all_but_one = model
+        .keys()
+        .filter(|k| **k != keep)
+        .map(|k| (k.clone(), None))
+        .collect();
+    commit(&mut state, &mut model, 3, all_but_one);
+    assert_eq!(model.len(), 1);
+    let mut last: BTreeMap<StateKey, Option<Vec<u8>>> =
+        (20_000..21_100).map(|i| (key(i), None)).collect();
+    last.insert(keep, None);
+    commit(&mut state, &mut model, 4, last);
+    assert_eq!(state.root(4).unwrap(), stele_types::Hash::ZERO);
+}
