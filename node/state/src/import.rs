@@ -183,11 +183,11 @@ impl Importer<'_> {
         // Close the nodes `next` does not share.
         let keep = shared_next.map_or(0, |s| s + 1);
         while self.open.len() > keep {
-            let node = self.open.pop().unwrap_or_default();
+            let mut node = self.open.pop().unwrap_or_default();
             let k = self.open.len();
             let child = Child {
                 version: self.version,
-                hash: node.hash(),
+                hash: node.hash_memo(),
                 leaf: false,
             };
             self.attach(k, &entry.hash, child);

@@ -184,6 +184,7 @@ impl InternalNode {
 
     /// Root of the binary tree over the children (see the module docs),
     /// reusing the memo without adding to it.
+    #[cfg(test)]
     pub fn hash(&self) -> Hash {
         self.range_hash(0, 16)
     }

@@ -130,11 +130,17 @@ pub fn update_parallel<S: NodeSource + Sync>(
         Ok((outs, updater.new_nodes, updater.stale))
     };
     let (a, b) = std::thread::scope(|s| {
-        let other = s.spawn(|| run(second));
+        let other = std::thread::Builder::new()
+            .name("state-update".into())
+            .spawn_scoped(s, || run(second));
         let mine = run(first);
-        let theirs = other
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let theirs = match other {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread to be had: the second half runs here too.
+            Err(_) => run(second),
+        };
         (mine, theirs)
     });
     let (outs_a, mut new_nodes, mut stale) = a?;
