@@ -5,84 +5,230 @@
 //!
 //! Node keys are never reused (a version is written at most once), so a cached
 //! node can never go stale; pruned nodes just age out.
+//!
+//! The budget is in bytes. Most internal nodes of a large tree are near the
+//! leaves and have two or three children: a decoded node is about 1.3 KB
+//! whatever its children (16 slots and the memo of its binary hashes),
+//! while its storage encoding is 40 bytes a child. Nodes with few children
+//! are therefore kept encoded, which lets the cache hold every internal
+//! node of a tree about four times larger; their memo is recomputed when
+//! they change, a few hashes for so few children. Nodes with many
+//! children, the upper levels that every block touches, are kept decoded
+//! with their memo.
 
 use std::collections::HashMap;
+use std::mem::size_of;
 use std::sync::{Arc, Mutex};
 
-use crate::node::{InternalNode, NodeKey};
+use crate::node::{InternalNode, Node, NodeKey};
+
+/// Nodes with at most this many children are kept encoded.
+pub const PACKED_CHILDREN_MAX: usize = 6;
+
+/// A cached node.
+#[derive(Debug)]
+enum Entry {
+    /// Decoded, with its memo. Shared, not copied: the maps move their
+    /// values when they grow.
+    Full(Arc<InternalNode>),
+    /// [`Node::encode`] of an internal node.
+    Packed(Box<[u8]>),
+}
+
+impl Entry {
+    fn new(node: Arc<InternalNode>) -> Entry {
+        if node.child_count() <= PACKED_CHILDREN_MAX {
+            let node = Node::Internal(InternalNode::clone(&node));
+            Entry::Packed(node.encode().into_boxed_slice())
+        } else {
+            Entry::Full(node)
+        }
+    }
+
+    /// Bytes this entry holds, the map's own share included (key, value
+    /// and about a word of table overhead).
+    fn bytes(&self) -> usize {
+        let slot = size_of::<NodeKey>() + size_of::<Entry>() + 8;
+        slot + match self {
+            // The allocation holds the two reference counts too.
+            Entry::Full(_) => size_of::<InternalNode>() + 16,
+            Entry::Packed(bytes) => bytes.len(),
+        }
+    }
+
+    fn node(&self) -> Option<InternalNode> {
+        match self {
+            Entry::Full(node) => Some(InternalNode::clone(node)),
+            // Encoded by `Entry::new` from a good node: it decodes. Should
+            // it not, the caller reads the node from disk and checks it.
+            Entry::Packed(bytes) => match Node::decode(bytes) {
+                Ok(Node::Internal(node)) => Some(node),
+                _ => None,
+            },
+        }
+    }
+}
 
 /// Two generations: lookups promote from `cold` to `hot`; when `hot` is full
 /// it becomes `cold` and the old `cold` is dropped. An approximate LRU with
-/// O(1) operations and at most `nodes_max` entries. The maps are only looked
-/// up, never iterated, so their order cannot leak into anything.
+/// O(1) operations and at most twice `generation_bytes_max`. The maps are
+/// only looked up, never iterated, so their order cannot leak into
+/// anything.
 #[derive(Debug, Default)]
 struct Generations {
-    // Shared, not copied: a node with its memo is over a kilobyte, and
-    // the maps move their values when they grow.
-    hot: HashMap<NodeKey, Arc<InternalNode>>,
-    cold: HashMap<NodeKey, Arc<InternalNode>>,
+    hot: HashMap<NodeKey, Entry>,
+    cold: HashMap<NodeKey, Entry>,
+    hot_bytes: usize,
 }
 
 /// Shared by readers and the committer.
 #[derive(Debug, Default)]
 pub struct NodeCache {
     inner: Mutex<Generations>,
-    generation_max: usize,
+    generation_bytes_max: usize,
 }
 
 impl NodeCache {
-    /// A cache of at most `nodes_max` internal nodes (0 disables it).
-    pub fn new(nodes_max: usize) -> NodeCache {
+    /// A cache of at most about `bytes_max` bytes of nodes (0 disables it).
+    pub fn new(bytes_max: usize) -> NodeCache {
         NodeCache {
             inner: Mutex::new(Generations::default()),
-            generation_max: nodes_max / 2,
+            generation_bytes_max: bytes_max / 2,
         }
     }
 
-    pub fn get(&self, key: &NodeKey) -> Option<Arc<InternalNode>> {
-        if self.generation_max == 0 {
+    /// A copy of the node at `key`, if cached.
+    pub fn get(&self, key: &NodeKey) -> Option<InternalNode> {
+        if self.generation_bytes_max == 0 {
             return None;
         }
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(node) = g.hot.get(key) {
-            return Some(Arc::clone(node));
+        if let Some(entry) = g.hot.get(key) {
+            return entry.node();
         }
-        let node = g.cold.remove(key)?;
-        Self::insert_locked(&mut g, self.generation_max, key.clone(), Arc::clone(&node));
-        Some(node)
+        let entry = g.cold.remove(key)?;
+        let node = entry.node();
+        self.insert_locked(&mut g, *key, entry);
+        node
     }
 
     /// Forgets the nodes a commit made stale: no later version reaches
     /// them, so keeping them would only push live nodes out.
     pub fn forget<'a>(&self, keys: impl IntoIterator<Item = &'a NodeKey>) {
-        if self.generation_max == 0 {
+        if self.generation_bytes_max == 0 {
             return;
         }
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         for key in keys {
-            if g.hot.remove(key).is_none() {
-                g.cold.remove(key);
+            match g.hot.remove(key) {
+                Some(entry) => g.hot_bytes = g.hot_bytes.saturating_sub(entry.bytes()),
+                None => {
+                    g.cold.remove(key);
+                }
             }
         }
     }
 
     pub fn insert(&self, key: NodeKey, node: Arc<InternalNode>) {
-        if self.generation_max == 0 {
+        if self.generation_bytes_max == 0 {
             return;
         }
+        let entry = Entry::new(node);
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        Self::insert_locked(&mut g, self.generation_max, key, node);
+        self.insert_locked(&mut g, key, entry);
     }
 
-    fn insert_locked(
-        g: &mut Generations,
-        generation_max: usize,
-        key: NodeKey,
-        node: Arc<InternalNode>,
-    ) {
-        if g.hot.len() >= generation_max {
+    fn insert_locked(&self, g: &mut Generations, key: NodeKey, entry: Entry) {
+        let bytes = entry.bytes();
+        if g.hot_bytes + bytes > self.generation_bytes_max {
             g.cold = std::mem::take(&mut g.hot);
+            g.hot_bytes = 0;
         }
-        g.hot.insert(key, node);
+        g.hot_bytes += bytes;
+        if let Some(old) = g.hot.insert(key, entry) {
+            g.hot_bytes = g.hot_bytes.saturating_sub(old.bytes());
+        }
+    }
+
+    /// Nodes cached, and how many of them are kept encoded.
+    #[cfg(test)]
+    fn counts(&self) -> (usize, usize) {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let all = g.hot.values().chain(g.cold.values());
+        let packed = all
+            .clone()
+            .filter(|e| matches!(e, Entry::Packed(_)))
+            .count();
+        (all.count(), packed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use stele_types::Hash;
+
+    use super::*;
+    use crate::node::{Child, NibblePath};
+
+    fn node(children: usize) -> Arc<InternalNode> {
+        let mut node = InternalNode::default();
+        for i in 0..children {
+            node.set_child(
+                i,
+                Some(Child {
+                    version: i as u64,
+                    hash: Hash([i as u8 + 1; 32]),
+                    leaf: i % 2 == 0,
+                }),
+            );
+        }
+        node.hash_memo();
+        Arc::new(node)
+    }
+
+    fn key(version: u64) -> NodeKey {
+        NodeKey {
+            version,
+            path: NibblePath::ROOT.child(3),
+        }
+    }
+
+    /// Either form gives back the node it was given, children and hash.
+    #[test]
+    fn packed_and_full_nodes_come_back_the_same() {
+        let cache = NodeCache::new(1 << 20);
+        for children in [1, 2, PACKED_CHILDREN_MAX, PACKED_CHILDREN_MAX + 1, 16] {
+            let original = node(children);
+            cache.insert(key(children as u64), Arc::clone(&original));
+            let mut got = cache.get(&key(children as u64)).unwrap();
+            assert_eq!(got, *original);
+            assert_eq!(got.hash_memo(), InternalNode::clone(&original).hash_memo());
+        }
+        assert_eq!(cache.counts(), (5, 3));
+    }
+
+    /// The byte budget bounds the cache: small nodes fit many times more.
+    #[test]
+    fn the_byte_budget_bounds_what_is_kept() {
+        let budget = 200_000;
+        let cache = NodeCache::new(budget);
+        for v in 0..10_000 {
+            cache.insert(key(v), node(16));
+        }
+        let (full, _) = cache.counts();
+        assert!(full * 1_300 <= budget, "{full} decoded nodes");
+        let cache = NodeCache::new(budget);
+        for v in 0..10_000 {
+            cache.insert(key(v), node(2));
+        }
+        let (small, packed) = cache.counts();
+        assert_eq!(small, packed);
+        assert!(small >= 5 * full, "{small} packed against {full} decoded");
+        assert!(small * 150 <= budget, "{small} packed nodes");
+        // Recent nodes survive, forgotten ones are gone.
+        assert!(cache.get(&key(9_999)).is_some());
+        cache.forget([&key(9_999)]);
+        assert!(cache.get(&key(9_999)).is_none());
+        assert!(NodeCache::new(0).get(&key(1)).is_none());
     }
 }

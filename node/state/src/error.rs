@@ -19,12 +19,15 @@ pub enum StateError {
     #[error("the forked chain's state: {reason}")]
     Remote { reason: String },
     #[error("tree node {node} is missing from the database")]
-    MissingNode { node: NodeKey },
+    MissingNode { node: Box<NodeKey> },
     #[error("tree node {node} is corrupt: {reason}")]
-    CorruptNode { node: NodeKey, reason: &'static str },
+    CorruptNode {
+        node: Box<NodeKey>,
+        reason: &'static str,
+    },
     #[error("tree node {node} hashes to {computed}, but its parent records {expected}")]
     NodeHashMismatch {
-        node: NodeKey,
+        node: Box<NodeKey>,
         expected: Hash,
         computed: Hash,
     },

@@ -17,7 +17,7 @@ use stele_types::proof::{
 };
 
 use crate::error::StateError;
-use crate::node::{Child, InternalNode, LeafNode, NIBBLES_MAX, Node, NodeKey, nibble};
+use crate::node::{Child, InternalNode, LeafNode, NIBBLES_MAX, NibblePath, Node, NodeKey, nibble};
 use crate::store::{
     CF_FLAT, CF_META, CF_NODES, CF_ROOTS, CF_STALE, META_LATEST, META_OLDEST, State, encode_root,
     flat_key,
@@ -82,7 +82,7 @@ impl State {
         self.db()?.write_opt(clear, &opts)?;
         self.latest = None;
         self.oldest = None;
-        self.cache = crate::cache::NodeCache::new(self.config.node_cache_nodes_max);
+        self.cache = crate::cache::NodeCache::new(self.config.node_cache_bytes_max);
         Ok(())
     }
 
@@ -211,12 +211,12 @@ impl Importer<'_> {
         }
     }
 
-    fn put_node(&mut self, path: Vec<u8>, node: Node) -> Result<(), StateError> {
+    fn put_node(&mut self, path: NibblePath, node: Node) -> Result<(), StateError> {
         let key = NodeKey {
             version: self.version,
             path,
         };
-        self.put(CF_NODES, key.to_db_key(), node.encode())
+        self.put(CF_NODES, key.to_db_key().to_vec(), node.encode())
     }
 
     fn put(&mut self, cf: &str, key: Vec<u8>, value: Vec<u8>) -> Result<(), StateError> {
@@ -277,6 +277,6 @@ impl Importer<'_> {
 }
 
 /// The first `depth` nibbles of `key`.
-fn path_of(key: &Hash, depth: usize) -> Vec<u8> {
-    (0..depth).map(|d| nibble(key, d)).collect()
+fn path_of(key: &Hash, depth: usize) -> NibblePath {
+    NibblePath::prefix_of(key, depth)
 }

@@ -28,7 +28,7 @@ pub use flat::{FlatCursor, Page};
 #[cfg(feature = "rocksdb")]
 pub use import::Importer;
 pub use kv::RemoteReads;
-pub use node::NodeKey;
+pub use node::{DbNodeKey, NibblePath, NodeKey};
 pub use overlay::{Checkpoint, Overlay, Snapshot, StateRead, WriteSet};
 pub use prune::PruneStats;
 pub use stele_types::proof::{Namespace, ProofError, SparseMerkleProof, StateKey};

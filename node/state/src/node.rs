@@ -18,25 +18,181 @@ use stele_types::proof::{leaf_hash, node_hash, value_hash};
 /// Most nibbles in a path: 64 nibbles make up a 256-bit key hash.
 pub const NIBBLES_MAX: usize = 64;
 
+/// A path of at most [`NIBBLES_MAX`] nibbles from the root, packed two to
+/// a byte (high nibble first) in a fixed array: a value, never an
+/// allocation, since a batch update makes and drops one per node it
+/// visits.
+///
+/// Invariant: the nibbles past `len` are zero, so the derived equality and
+/// hash see only the path, and ordering by `(packed, len)` is the
+/// lexicographic order of the nibble sequences.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct NibblePath {
+    packed: [u8; NIBBLES_MAX / 2],
+    len: u8,
+}
+
+impl NibblePath {
+    /// The root's path.
+    pub const ROOT: NibblePath = NibblePath {
+        packed: [0; NIBBLES_MAX / 2],
+        len: 0,
+    };
+
+    /// The path of these nibbles (each `0..16`), `None` if one is not a
+    /// nibble or there are more than [`NIBBLES_MAX`].
+    pub fn from_nibbles(nibbles: &[u8]) -> Option<NibblePath> {
+        if nibbles.len() > NIBBLES_MAX {
+            return None;
+        }
+        let mut path = NibblePath::ROOT;
+        for &n in nibbles {
+            if n >= 16 {
+                return None;
+            }
+            path.push(n);
+        }
+        Some(path)
+    }
+
+    /// The first `depth` nibbles of `key` (`depth` at most 64).
+    pub fn prefix_of(key: &Hash, depth: usize) -> NibblePath {
+        let depth = depth.min(NIBBLES_MAX);
+        let mut packed = [0u8; NIBBLES_MAX / 2];
+        packed[..depth / 2].copy_from_slice(&key.0[..depth / 2]);
+        if depth % 2 == 1 {
+            packed[depth / 2] = key.0[depth / 2] & 0xf0;
+        }
+        NibblePath {
+            packed,
+            len: depth as u8,
+        }
+    }
+
+    /// Number of nibbles.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Nibble `i` (`i < len`).
+    pub fn get(&self, i: usize) -> u8 {
+        let byte = self.packed[i / 2];
+        if i.is_multiple_of(2) {
+            byte >> 4
+        } else {
+            byte & 0x0f
+        }
+    }
+
+    /// Appends nibble `n` (`< 16`). Panics past [`NIBBLES_MAX`]: the tree
+    /// checks depth before it descends, so that is a bug, not input.
+    pub fn push(&mut self, n: u8) {
+        let i = self.len();
+        assert!(i < NIBBLES_MAX, "invariant: paths are at most 64 nibbles");
+        debug_assert!(n < 16);
+        if i.is_multiple_of(2) {
+            self.packed[i / 2] = n << 4;
+        } else {
+            self.packed[i / 2] |= n & 0x0f;
+        }
+        self.len += 1;
+    }
+
+    /// Removes the last nibble (none on the root's path).
+    pub fn pop(&mut self) {
+        let Some(i) = self.len().checked_sub(1) else {
+            return;
+        };
+        if i.is_multiple_of(2) {
+            self.packed[i / 2] = 0;
+        } else {
+            self.packed[i / 2] &= 0xf0;
+        }
+        self.len -= 1;
+    }
+
+    /// This path with nibble `n` appended.
+    pub fn child(mut self, n: u8) -> NibblePath {
+        self.push(n);
+        self
+    }
+
+    /// The nibbles in order.
+    pub fn nibbles(&self) -> impl Iterator<Item = u8> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// The packed bytes that hold the path (the last one half used for an
+    /// odd length).
+    fn packed_bytes(&self) -> &[u8] {
+        &self.packed[..self.len().div_ceil(2)]
+    }
+}
+
+impl fmt::Debug for NibblePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for nibble in self.nibbles() {
+            write!(f, "{nibble:x}")?;
+        }
+        f.write_str("]")
+    }
+}
+
 /// Where a node is stored: the version that wrote it and its nibble path.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeKey {
     pub version: u64,
-    /// One nibble (0..16) per byte, at most [`NIBBLES_MAX`].
-    pub path: Vec<u8>,
+    pub path: NibblePath,
+}
+
+/// Most bytes of [`NodeKey::to_db_key`]: version, count, 32 packed bytes.
+pub(crate) const DB_KEY_BYTES_MAX: usize = 9 + NIBBLES_MAX / 2;
+
+/// A node's database key, on the stack ([`NodeKey::to_db_key`]).
+#[derive(Clone, Copy)]
+pub struct DbNodeKey {
+    bytes: [u8; DB_KEY_BYTES_MAX],
+    len: u8,
+}
+
+impl std::ops::Deref for DbNodeKey {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl fmt::Debug for DbNodeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl AsRef<[u8]> for DbNodeKey {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
 }
 
 impl NodeKey {
-    /// The database key: version big-endian, nibble count, packed nibbles.
-    pub fn to_db_key(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(9 + self.path.len().div_ceil(2));
-        out.extend_from_slice(&self.version.to_be_bytes());
-        out.push(u8::try_from(self.path.len()).expect("invariant: paths are at most 64 nibbles"));
-        for pair in self.path.chunks(2) {
-            let low = pair.get(1).copied().unwrap_or(0);
-            out.push((pair[0] << 4) | low);
+    /// The database key: version big-endian, nibble count, packed nibbles
+    /// (an odd count leaves the last byte's low nibble zero).
+    pub fn to_db_key(&self) -> DbNodeKey {
+        let packed = self.path.packed_bytes();
+        let mut bytes = [0u8; DB_KEY_BYTES_MAX];
+        bytes[..8].copy_from_slice(&self.version.to_be_bytes());
+        bytes[8] = self.path.len;
+        bytes[9..9 + packed.len()].copy_from_slice(packed);
+        DbNodeKey {
+            bytes,
+            len: (9 + packed.len()) as u8,
         }
-        out
     }
 
     /// Parses a database key, rejecting anything [`Self::to_db_key`] would not
@@ -48,15 +204,12 @@ impl NodeKey {
         if len > NIBBLES_MAX || packed.len() != len.div_ceil(2) {
             return None;
         }
-        let mut path = Vec::with_capacity(len);
-        for (i, byte) in packed.iter().enumerate() {
-            path.push(byte >> 4);
-            if 2 * i + 1 < len {
-                path.push(byte & 0x0f);
-            } else if byte & 0x0f != 0 {
-                return None;
-            }
+        if len % 2 == 1 && packed[len / 2] & 0x0f != 0 {
+            return None;
         }
+        let mut path = NibblePath::ROOT;
+        path.packed[..packed.len()].copy_from_slice(packed);
+        path.len = len as u8;
         Some(NodeKey { version, path })
     }
 }
@@ -64,7 +217,7 @@ impl NodeKey {
 impl fmt::Display for NodeKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "v{}/", self.version)?;
-        for nibble in &self.path {
+        for nibble in self.path.nibbles() {
             write!(f, "{nibble:x}")?;
         }
         Ok(())
@@ -353,23 +506,78 @@ impl Node {
 mod tests {
     use super::*;
 
+    fn path(nibbles: &[u8]) -> NibblePath {
+        NibblePath::from_nibbles(nibbles).unwrap()
+    }
+
+    /// The database key's bytes are pinned: stored trees are read with it.
     #[test]
-    fn node_key_round_trips_and_rejects_bad_padding() {
-        for len in [0usize, 1, 2, 7, 64] {
+    fn node_key_bytes_are_pinned_round_trip_and_reject_bad_padding() {
+        let key = NodeKey {
+            version: 0x0102,
+            path: path(&[0xa, 0xb, 0xc]),
+        };
+        assert_eq!(&*key.to_db_key(), &[0, 0, 0, 0, 0, 0, 1, 2, 3, 0xab, 0xc0]);
+        let root = NodeKey {
+            version: 7,
+            path: NibblePath::ROOT,
+        };
+        assert_eq!(&*root.to_db_key(), &[0, 0, 0, 0, 0, 0, 0, 7, 0]);
+        for len in [0usize, 1, 2, 7, 63, 64] {
+            let nibbles: Vec<u8> = (0..len).map(|i| (i % 16) as u8).collect();
             let key = NodeKey {
                 version: 42,
-                path: (0..len).map(|i| (i % 16) as u8).collect(),
+                path: path(&nibbles),
             };
+            assert_eq!(key.path.nibbles().collect::<Vec<_>>(), nibbles);
             let bytes = key.to_db_key();
+            assert_eq!(bytes.len(), 9 + len.div_ceil(2));
             assert_eq!(NodeKey::from_db_key(&bytes), Some(key));
         }
         let mut odd = NodeKey {
             version: 1,
-            path: vec![3],
+            path: path(&[3]),
         }
-        .to_db_key();
+        .to_db_key()
+        .to_vec();
         *odd.last_mut().unwrap() |= 1;
         assert_eq!(NodeKey::from_db_key(&odd), None);
+        assert_eq!(NodeKey::from_db_key(&[0; 8]), None);
+        let mut long = vec![0u8; 8];
+        long.push(65);
+        long.extend([0u8; 33]);
+        assert_eq!(NodeKey::from_db_key(&long), None);
+        assert_eq!(NibblePath::from_nibbles(&[16]), None);
+        assert_eq!(NibblePath::from_nibbles(&[0; 65]), None);
+    }
+
+    proptest::proptest! {
+        /// Push, pop, prefixes and order behave as on a vector of nibbles.
+        #[test]
+        fn nibble_paths_behave_as_nibble_vectors(
+            a in proptest::collection::vec(0u8..16, 0..=64),
+            b in proptest::collection::vec(0u8..16, 0..=64),
+            pops in 0usize..70,
+            bytes in proptest::array::uniform32(proptest::num::u8::ANY),
+            depth in 0usize..=64,
+        ) {
+            let (pa, pb) = (path(&a), path(&b));
+            proptest::prop_assert_eq!(pa.cmp(&pb), a.cmp(&b));
+            proptest::prop_assert_eq!(pa == pb, a == b);
+            let (mut p, mut v) = (pa, a.clone());
+            for _ in 0..pops {
+                p.pop();
+                v.pop();
+            }
+            proptest::prop_assert_eq!(p, path(&v));
+            if let Some(&n) = b.first() && v.len() < 64 {
+                v.push(n);
+                proptest::prop_assert_eq!(p.child(n), path(&v));
+            }
+            let hash = Hash(bytes);
+            let prefix: Vec<u8> = (0..depth).map(|d| nibble(&hash, d)).collect();
+            proptest::prop_assert_eq!(NibblePath::prefix_of(&hash, depth), path(&prefix));
+        }
     }
 
     #[test]

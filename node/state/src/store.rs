@@ -20,7 +20,7 @@ use stele_types::proof::{STATE_KEY_BYTES_MAX, SparseMerkleProof, StateKey};
 use crate::cache::NodeCache;
 use crate::error::StateError;
 use crate::kv::{Cf, Pending, Reader, RemoteReads, Store};
-use crate::node::{Child, InternalNode, Node, NodeKey};
+use crate::node::{Child, DB_KEY_BYTES_MAX, InternalNode, Node, NodeKey};
 use crate::tombstones::Tombstones;
 use crate::tree::{self, NodeSource};
 
@@ -55,9 +55,10 @@ pub struct StateConfig {
     pub prune_batch_nodes_max: usize,
     /// RocksDB block cache size.
     pub block_cache_bytes: usize,
-    /// Most internal nodes kept decoded and verified in memory (about 1.3 KB
-    /// each); 0 disables the cache.
-    pub node_cache_nodes_max: usize,
+    /// Most bytes of verified internal nodes kept in memory (a node with
+    /// many children takes about 1.4 KB, one with few about 200 bytes;
+    /// see `cache.rs`); 0 disables the cache.
+    pub node_cache_bytes_max: usize,
     /// Flat-index deletes in one namespace, since its last compaction, that
     /// make the state compact the range they span in the background (0
     /// never does). See [`crate::tombstones`].
@@ -97,7 +98,7 @@ impl Default for StateConfig {
             iter_limit_max: 10_000,
             prune_batch_nodes_max: 100_000,
             block_cache_bytes: 256 << 20,
-            node_cache_nodes_max: 200_000,
+            node_cache_bytes_max: 256 << 20,
             flat_deletes_compact: 256,
             wal_recovery: WalRecovery::Strict,
             wal_bytes_max: 256 << 20,
@@ -204,14 +205,16 @@ pub(crate) struct DbNodes<'a> {
 impl NodeSource for DbNodes<'_> {
     fn node(&self, key: &NodeKey, expected: &Hash) -> Result<Node, StateError> {
         if let Some(node) = self.cache.get(key) {
-            return Ok(Node::Internal(InternalNode::clone(&node)));
+            return Ok(Node::Internal(node));
         }
         let mut node = self
             .reader
             .get_with(Cf::Nodes, &key.to_db_key(), Node::decode)?
-            .ok_or_else(|| StateError::MissingNode { node: key.clone() })?
+            .ok_or_else(|| StateError::MissingNode {
+                node: Box::new(*key),
+            })?
             .map_err(|reason| StateError::CorruptNode {
-                node: key.clone(),
+                node: Box::new(*key),
                 reason,
             })?;
         // Checking an internal node fills its memo, which the cache keeps.
@@ -221,13 +224,13 @@ impl NodeSource for DbNodes<'_> {
         };
         if computed != *expected {
             return Err(StateError::NodeHashMismatch {
-                node: key.clone(),
+                node: Box::new(*key),
                 expected: *expected,
                 computed,
             });
         }
         if let Node::Internal(internal) = &node {
-            self.cache.insert(key.clone(), Arc::new(internal.clone()));
+            self.cache.insert(*key, Arc::new(internal.clone()));
         }
         Ok(node)
     }
@@ -252,7 +255,7 @@ impl State {
     }
 
     fn with_store(store: Store, config: StateConfig) -> State {
-        let cache = NodeCache::new(config.node_cache_nodes_max);
+        let cache = NodeCache::new(config.node_cache_bytes_max);
         State {
             store,
             config,
@@ -510,7 +513,8 @@ impl State {
             }
         }
         for key in &update.stale {
-            batch.put(Cf::Stale, &stale_key(version, key), b"");
+            let (stale, len) = stale_key(version, key);
+            batch.put(Cf::Stale, &stale[..len], b"");
         }
         let nodes_stale = update.stale.len();
         batch.put(Cf::Roots, &version.to_be_bytes(), &encode_root(update.root));
@@ -636,11 +640,14 @@ impl State {
     }
 }
 
-/// Stale-index key: the version that replaced the node, then the node key.
-pub(crate) fn stale_key(since: u64, node: &NodeKey) -> Vec<u8> {
-    let mut out = since.to_be_bytes().to_vec();
-    out.extend_from_slice(&node.to_db_key());
-    out
+/// Stale-index key: the version that replaced the node, then the node key
+/// (on the stack: a commit writes one per node it replaces).
+pub(crate) fn stale_key(since: u64, node: &NodeKey) -> ([u8; 8 + DB_KEY_BYTES_MAX], usize) {
+    let node = node.to_db_key();
+    let mut out = [0u8; 8 + DB_KEY_BYTES_MAX];
+    out[..8].copy_from_slice(&since.to_be_bytes());
+    out[8..8 + node.len()].copy_from_slice(&node);
+    (out, 8 + node.len())
 }
 
 /// Flat-index key: the namespace encoding (fixed length per namespace), then

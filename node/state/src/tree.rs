@@ -5,7 +5,7 @@ use stele_types::Hash;
 use stele_types::proof::{ProofLeaf, SparseMerkleProof, value_hash};
 
 use crate::error::StateError;
-use crate::node::{Child, InternalNode, LeafNode, NIBBLES_MAX, Node, NodeKey, nibble};
+use crate::node::{Child, InternalNode, LeafNode, NIBBLES_MAX, NibblePath, Node, NodeKey, nibble};
 
 /// Reads nodes, checking each against the hash its parent records.
 pub trait NodeSource {
@@ -15,7 +15,7 @@ pub trait NodeSource {
         match self.node(key, expected)? {
             Node::Internal(n) => Ok(n),
             Node::Leaf(_) => Err(StateError::CorruptNode {
-                node: key.clone(),
+                node: Box::new(*key),
                 reason: "expected an internal node, found a leaf",
             }),
         }
@@ -25,7 +25,7 @@ pub trait NodeSource {
         match self.node(key, expected)? {
             Node::Leaf(n) => Ok(n),
             Node::Internal(_) => Err(StateError::CorruptNode {
-                node: key.clone(),
+                node: Box::new(*key),
                 reason: "expected a leaf, found an internal node",
             }),
         }
@@ -58,11 +58,11 @@ pub fn update<S: NodeSource>(
         new_nodes: Vec::new(),
         stale: Vec::new(),
     };
-    let mut path = Vec::with_capacity(NIBBLES_MAX);
+    let mut path = NibblePath::ROOT;
     let new_root = match updater.update(root, &mut path, updates)? {
         Out::Unchanged => root,
         Out::Empty => None,
-        Out::Leaf(leaf) => Some(updater.write_leaf(Vec::new(), leaf)),
+        Out::Leaf(leaf) => Some(updater.write_leaf(NibblePath::ROOT, leaf)),
         Out::Internal(child) => Some(child),
     };
     Ok(TreeUpdate {
@@ -97,7 +97,7 @@ pub fn update_parallel<S: NodeSource + Sync>(
     debug_assert!(updates.windows(2).all(|w| w[0].0 < w[1].0));
     let key = NodeKey {
         version: existing.version,
-        path: Vec::new(),
+        path: NibblePath::ROOT,
     };
     let node = source.internal(&key, &existing.hash)?;
     // Split at the nibble boundary nearest half of the updates.
@@ -123,7 +123,7 @@ pub fn update_parallel<S: NodeSource + Sync>(
         let mut outs = Vec::with_capacity(groups.len());
         for group in groups {
             let n = nibble(&group[0].0, 0);
-            let mut path = vec![n];
+            let mut path = NibblePath::ROOT.child(n);
             let out = updater.update(node.child(n as usize), &mut path, group)?;
             outs.push((n as usize, out));
         }
@@ -161,10 +161,10 @@ pub fn update_parallel<S: NodeSource + Sync>(
     }
     let new_root = if changed {
         updater.stale.push(key);
-        match updater.finish(&[], node, pending)? {
+        match updater.finish(NibblePath::ROOT, node, pending)? {
             Out::Unchanged => root,
             Out::Empty => None,
-            Out::Leaf(leaf) => Some(updater.write_leaf(Vec::new(), leaf)),
+            Out::Leaf(leaf) => Some(updater.write_leaf(NibblePath::ROOT, leaf)),
             Out::Internal(child) => Some(child),
         }
     } else {
@@ -231,7 +231,7 @@ impl<S: NodeSource> Updater<'_, S> {
     fn update(
         &mut self,
         existing: Option<Child>,
-        path: &mut Vec<u8>,
+        path: &mut NibblePath,
         updates: &[(Hash, Option<&[u8]>)],
     ) -> Result<Out, StateError> {
         let Some(existing) = existing else {
@@ -243,7 +243,7 @@ impl<S: NodeSource> Updater<'_, S> {
         };
         let key = NodeKey {
             version: existing.version,
-            path: path.clone(),
+            path: *path,
         };
         if existing.leaf {
             let leaf = self.source.leaf(&key, &existing.hash)?;
@@ -284,11 +284,15 @@ impl<S: NodeSource> Updater<'_, S> {
             return Ok(Out::Unchanged);
         }
         self.stale.push(key);
-        self.finish(path, node, pending)
+        self.finish(*path, node, pending)
     }
 
     /// Builds a fresh subtree holding exactly `entries` (sorted, unique).
-    fn build(&mut self, path: &mut Vec<u8>, entries: &[(Hash, &[u8])]) -> Result<Out, StateError> {
+    fn build(
+        &mut self,
+        path: &mut NibblePath,
+        entries: &[(Hash, &[u8])],
+    ) -> Result<Out, StateError> {
         match entries {
             [] => return Ok(Out::Empty),
             [(key, value)] => {
@@ -319,14 +323,14 @@ impl<S: NodeSource> Updater<'_, S> {
                 }
             }
         }
-        self.finish(path, node, pending)
+        self.finish(*path, node, pending)
     }
 
     /// Turns a node's new children into its result: nothing, a lone leaf
     /// moving up, or a written internal node.
     fn finish(
         &mut self,
-        path: &[u8],
+        path: NibblePath,
         mut node: InternalNode,
         mut pending: [Option<LeafNode>; 16],
     ) -> Result<Out, StateError> {
@@ -340,11 +344,9 @@ impl<S: NodeSource> Updater<'_, S> {
                     return Ok(Out::Leaf(leaf));
                 }
                 if let Some(child) = node.child(*only).filter(|c| c.leaf) {
-                    let mut leaf_path = path.to_vec();
-                    leaf_path.push(*only as u8);
                     let key = NodeKey {
                         version: child.version,
-                        path: leaf_path,
+                        path: path.child(*only as u8),
                     };
                     let leaf = self.source.leaf(&key, &child.hash)?;
                     self.stale.push(key);
@@ -355,9 +357,7 @@ impl<S: NodeSource> Updater<'_, S> {
         }
         for (n, slot) in pending.iter_mut().enumerate() {
             if let Some(leaf) = slot.take() {
-                let mut leaf_path = path.to_vec();
-                leaf_path.push(n as u8);
-                let child = self.write_leaf(leaf_path, leaf);
+                let child = self.write_leaf(path.child(n as u8), leaf);
                 node.set_child(n, Some(child));
             }
         }
@@ -365,7 +365,7 @@ impl<S: NodeSource> Updater<'_, S> {
         self.new_nodes.push((
             NodeKey {
                 version: self.version,
-                path: path.to_vec(),
+                path,
             },
             Node::Internal(node),
         ));
@@ -376,7 +376,7 @@ impl<S: NodeSource> Updater<'_, S> {
         }))
     }
 
-    fn write_leaf(&mut self, path: Vec<u8>, leaf: LeafNode) -> Child {
+    fn write_leaf(&mut self, path: NibblePath, leaf: LeafNode) -> Child {
         let hash = leaf.hash();
         self.new_nodes.push((
             NodeKey {
@@ -400,11 +400,11 @@ pub fn get<S: NodeSource>(
     key: &Hash,
 ) -> Result<Option<Vec<u8>>, StateError> {
     let mut current = root;
-    let mut path = Vec::with_capacity(8);
+    let mut path = NibblePath::ROOT;
     while let Some(child) = current {
         let node_key = NodeKey {
             version: child.version,
-            path: path.clone(),
+            path,
         };
         if child.leaf {
             let leaf = source.leaf(&node_key, &child.hash)?;
@@ -429,7 +429,7 @@ pub fn prove<S: NodeSource>(
 ) -> Result<(Option<Vec<u8>>, SparseMerkleProof), StateError> {
     let mut siblings = Vec::new();
     let mut current = root;
-    let mut path: Vec<u8> = Vec::with_capacity(8);
+    let mut path = NibblePath::ROOT;
     loop {
         let Some(child) = current else {
             return Ok((
@@ -442,7 +442,7 @@ pub fn prove<S: NodeSource>(
         };
         let node_key = NodeKey {
             version: child.version,
-            path: path.clone(),
+            path,
         };
         if child.leaf {
             let leaf = source.leaf(&node_key, &child.hash)?;
@@ -492,7 +492,7 @@ pub fn prove<S: NodeSource>(
 /// An internal node where none can be: 64 nibbles exhaust a key hash.
 fn too_deep(node: NodeKey) -> StateError {
     StateError::CorruptNode {
-        node,
+        node: Box::new(node),
         reason: "internal node deeper than 64 nibbles",
     }
 }
@@ -512,12 +512,14 @@ mod tests {
 
     impl NodeSource for Memory {
         fn node(&self, key: &NodeKey, expected: &Hash) -> Result<Node, StateError> {
-            let node = self
-                .0
-                .borrow()
-                .get(key)
-                .cloned()
-                .ok_or_else(|| StateError::MissingNode { node: key.clone() })?;
+            let node =
+                self.0
+                    .borrow()
+                    .get(key)
+                    .cloned()
+                    .ok_or_else(|| StateError::MissingNode {
+                        node: Box::new(*key),
+                    })?;
             assert_eq!(node.hash(), *expected);
             Ok(node)
         }

@@ -63,6 +63,9 @@ fn config(versions_kept: u64) -> StateConfig {
         // Compact after a few deletes, so the disk store's background
         // compaction runs during the sequence too.
         flat_deletes_compact: 4,
+        // A node cache small enough to evict during the sequence: nodes
+        // come back from it decoded and encoded, and from the store.
+        node_cache_bytes_max: 24 << 10,
         ..StateConfig::default()
     }
 }

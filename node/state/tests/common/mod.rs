@@ -55,7 +55,7 @@ pub fn test_config(versions_kept: u64) -> StateConfig {
 /// Without the node cache, so every read goes to disk (corruption tests).
 pub fn uncached_config() -> StateConfig {
     StateConfig {
-        node_cache_nodes_max: 0,
+        node_cache_bytes_max: 0,
         ..test_config(10)
     }
 }
