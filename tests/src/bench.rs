@@ -84,6 +84,8 @@ pub struct BenchConfig {
     /// The readers go through HAProxy (`docs/haproxy.cfg`) in front of the
     /// full nodes.
     pub reads_via_balancer: bool,
+    /// Whether the readers make views only, instead of a dApp's mix.
+    pub views_only: bool,
 }
 
 /// Percentiles of the submission-to-commit latency, in milliseconds.
@@ -384,7 +386,10 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
             method: "balance_of".into(),
             args: a.balance_of_args(a.pool).unwrap_or_default(),
         });
-        Some(crate::reads::ReadFlood::start(targets, config.read_flood, view).await?)
+        Some(
+            crate::reads::ReadFlood::start(targets, config.read_flood, view, config.views_only)
+                .await?,
+        )
     } else {
         None
     };
@@ -411,12 +416,22 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
         Some(p) => p.stop().await,
         None => None,
     };
-    let nodes = stats_before
+    let nodes: Vec<NodeStages> = stats_before
         .iter()
         .zip(&stats_after)
         .enumerate()
         .map(|(i, (a, b))| node_stats::between(i, a, b))
         .collect();
+    // Read straight from the validators: their CPU time is what the reads
+    // (and the load beside them) cost.
+    let reads = reads.map(|mut r| {
+        let share: Option<f64> = nodes.iter().map(|n| n.cpu_share_of_core).sum();
+        if full_node_count == 0 && !config.reads_via_balancer {
+            r.targets_cpu_share = share;
+            r.calls_per_core = share.filter(|s| *s > 0.0).map(|s| r.calls_per_s / s);
+        }
+        r
+    });
     let machine_after = measure_ceiling(config.verify_measure)?;
     let txs = ledger.txs();
     let first_sent = txs.values().filter_map(|r| r.accepted_at).min();

@@ -24,12 +24,25 @@ const STAGES: [&str; 5] = [
     "block_interval",
 ];
 
+/// The counters reported, as exported (labels included), by a short name:
+/// transactions committed, consensus signatures checked, and consensus
+/// messages received and sent (every vote goes to every validator, so
+/// these grow with the square of the validator count network-wide).
+const COUNTERS: [(&str, &str); 4] = [
+    ("txs", "stele_txs_committed_total"),
+    ("signatures", "stele_consensus_signatures_verified"),
+    ("consensus_in", "stele_messages_in{channel=\"consensus\"}"),
+    ("consensus_out", "stele_messages_out{channel=\"consensus\"}"),
+];
+
 /// One validator's counters at one moment.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     at: Instant,
     /// `stele_<stage>_seconds` sum and count, for each of [`STAGES`].
     histograms: BTreeMap<&'static str, (f64, f64)>,
+    /// Each of [`COUNTERS`] present, by its short name.
+    counters: BTreeMap<&'static str, f64>,
     /// User plus system CPU time of the process.
     cpu: Option<Duration>,
 }
@@ -52,6 +65,16 @@ pub struct NodeStages {
     /// everything else included), and as a share of one core.
     pub cpu_ms_per_block: Option<f64>,
     pub cpu_share_of_core: Option<f64>,
+    /// Transactions this node committed in between, and its CPU time per
+    /// transaction in microseconds.
+    pub txs: u64,
+    pub cpu_us_per_tx: Option<f64>,
+    /// Per committed block: consensus messages received and sent, and
+    /// consensus signatures checked (the part of the work that grows with
+    /// the validator count).
+    pub consensus_msgs_in_per_block: f64,
+    pub consensus_msgs_out_per_block: f64,
+    pub signatures_verified_per_block: f64,
 }
 
 /// The value of the metric `name` (as exported, e.g.
@@ -73,9 +96,14 @@ pub async fn snapshot(metrics: SocketAddr, pid: Option<Pid>) -> Result<Snapshot>
             histograms.insert(stage, (sum, count));
         }
     }
+    let counters = COUNTERS
+        .iter()
+        .filter_map(|(short, name)| Some((*short, *values.get(*name)?)))
+        .collect();
     Ok(Snapshot {
         at: Instant::now(),
         histograms,
+        counters,
         cpu: pid.and_then(process_cpu),
     })
 }
@@ -105,6 +133,18 @@ pub fn between(node: usize, before: &Snapshot, after: &Snapshot) -> NodeStages {
         _ => None,
     };
     let wall = after.at.saturating_duration_since(before.at);
+    let grew = |counter: &str| match (before.counters.get(counter), after.counters.get(counter)) {
+        (Some(a), Some(b)) => (b - a).max(0.0),
+        _ => 0.0,
+    };
+    let per_block = |counter: &str| {
+        if blocks > 0 {
+            grew(counter) / blocks as f64
+        } else {
+            0.0
+        }
+    };
+    let txs = grew("txs") as u64;
     NodeStages {
         node,
         blocks,
@@ -119,6 +159,13 @@ pub fn between(node: usize, before: &Snapshot, after: &Snapshot) -> NodeStages {
         cpu_share_of_core: cpu
             .filter(|_| !wall.is_zero())
             .map(|c| c.as_secs_f64() / wall.as_secs_f64()),
+        txs,
+        cpu_us_per_tx: cpu
+            .filter(|_| txs > 0)
+            .map(|c| c.as_secs_f64() * 1e6 / txs as f64),
+        consensus_msgs_in_per_block: per_block("consensus_in"),
+        consensus_msgs_out_per_block: per_block("consensus_out"),
+        signatures_verified_per_block: per_block("signatures"),
     }
 }
 
@@ -148,7 +195,9 @@ async fn fetch(addr: SocketAddr) -> Result<String> {
     Ok(body.to_owned())
 }
 
-/// Unlabelled samples of a Prometheus text page, by name.
+/// The samples of a Prometheus text page, by name with their labels as
+/// written (`name{label="value"}`); a label value holding a space is not
+/// read (no metric looked up has one).
 fn parse(page: &str) -> BTreeMap<String, f64> {
     page.lines()
         .filter(|l| !l.starts_with('#'))
@@ -156,7 +205,7 @@ fn parse(page: &str) -> BTreeMap<String, f64> {
             let mut parts = l.split_whitespace();
             let name = parts.next()?;
             let value = parts.next()?.parse().ok()?;
-            (!name.contains('{')).then(|| (name.to_owned(), value))
+            Some((name.to_owned(), value))
         })
         .collect()
 }
@@ -199,12 +248,18 @@ mod tests {
                     stele_execution_seconds_count 10\n\
                     stele_execution_seconds_bucket{le=\"0.001\"} 4\n\
                     stele_height 42\n\
+                    stele_messages_in{channel=\"consensus\"} 7\n\
                     # EOF\n";
         let values = parse(page);
         assert_eq!(values.get("stele_execution_seconds_sum"), Some(&0.5));
         assert_eq!(values.get("stele_execution_seconds_count"), Some(&10.0));
         assert_eq!(values.get("stele_height"), Some(&42.0));
-        assert_eq!(values.len(), 3);
+        assert_eq!(values.get(COUNTERS[2].1), Some(&7.0));
+        assert_eq!(
+            values.get("stele_execution_seconds_bucket{le=\"0.001\"}"),
+            Some(&4.0)
+        );
+        assert_eq!(values.len(), 5);
     }
 
     #[test]
@@ -213,6 +268,7 @@ mod tests {
         let snap = |sum: f64, count: f64, cpu_ms: u64, after: u64| Snapshot {
             at: at + Duration::from_secs(after),
             histograms: STAGES.iter().map(|s| (*s, (sum, count))).collect(),
+            counters: COUNTERS.iter().map(|(c, _)| (*c, 4.0 * count)).collect(),
             cpu: Some(Duration::from_millis(cpu_ms)),
         };
         let stages = between(2, &snap(1.0, 100.0, 500, 0), &snap(1.5, 200.0, 700, 1));
@@ -222,6 +278,10 @@ mod tests {
         assert!((stages.wal_sync_ms - 5.0).abs() < 1e-9);
         assert_eq!(stages.cpu_ms_per_block, Some(2.0));
         assert_eq!(stages.cpu_share_of_core, Some(0.2));
+        assert_eq!(stages.txs, 400);
+        assert_eq!(stages.cpu_us_per_tx, Some(500.0));
+        assert!((stages.consensus_msgs_in_per_block - 4.0).abs() < 1e-9);
+        assert!((stages.signatures_verified_per_block - 4.0).abs() < 1e-9);
     }
 
     #[test]

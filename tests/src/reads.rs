@@ -40,6 +40,11 @@ pub struct ReadsReport {
     pub blocks_notified: u64,
     /// The first failed call's error, if any.
     pub first_error: Option<String>,
+    /// When the reads went straight to the validators: their CPU time as
+    /// a share of one core over the load (reads and writes), and calls/s
+    /// per core of it.
+    pub targets_cpu_share: Option<f64>,
+    pub calls_per_core: Option<f64>,
 }
 
 /// A running read flood.
@@ -89,8 +94,14 @@ impl ReadFlood {
     /// for calls, a WebSocket for its block subscription): of every ten
     /// calls, eight are `view` (or `get_account` of its contract without
     /// one), one a `get_events` of the contract over the last
-    /// [`EVENTS_SPAN_BLOCKS`] blocks, one `get_latest_block`.
-    pub async fn start(targets: Vec<String>, readers: usize, view: Option<View>) -> Result<Self> {
+    /// [`EVENTS_SPAN_BLOCKS`] blocks, one `get_latest_block`; every call is
+    /// the view if `views_only`.
+    pub async fn start(
+        targets: Vec<String>,
+        readers: usize,
+        view: Option<View>,
+        views_only: bool,
+    ) -> Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let counts = Arc::new(Counts::default());
         let mut tasks = Vec::with_capacity(2 * readers);
@@ -126,7 +137,8 @@ impl ReadFlood {
             tasks.push(tokio::spawn(async move {
                 let mut n: u64 = i as u64;
                 while !stop_r.load(Ordering::Relaxed) {
-                    n += 1;
+                    // A views-only flood stays on the view (`n % 10 >= 2`).
+                    n = if views_only { 2 } else { n + 1 };
                     let result = read_once(&http, n, view.as_ref(), &counts_r).await;
                     counts_r.calls.fetch_add(1, Ordering::Relaxed);
                     if let Err(e) = result {
@@ -176,6 +188,8 @@ impl ReadFlood {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
+            targets_cpu_share: None,
+            calls_per_core: None,
         }
     }
 }

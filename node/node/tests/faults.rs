@@ -222,6 +222,7 @@ fn the_benchmark_reports_every_commit_and_each_validators_stages() {
         verify_measure: Duration::from_millis(100),
         read_flood: 2,
         reads_via_balancer: true,
+        views_only: false,
     };
     let report = runtime.block_on(bench::run(&config)).unwrap();
     assert_eq!(report.txs_sent, 80, "{report:?}");
@@ -234,6 +235,12 @@ fn the_benchmark_reports_every_commit_and_each_validators_stages() {
         assert!(node.commit_latency_ms > 0.0, "{node:?}");
         assert!(node.execution_ms > 0.0, "{node:?}");
         assert!(node.cpu_ms_per_block.is_some_and(|c| c > 0.0), "{node:?}");
+        // The counters are read under their exported names: every node
+        // committed some of the load, voted and checked votes.
+        assert!(node.txs > 0 && node.cpu_us_per_tx.is_some(), "{node:?}");
+        assert!(node.consensus_msgs_in_per_block > 0.0, "{node:?}");
+        assert!(node.consensus_msgs_out_per_block > 0.0, "{node:?}");
+        assert!(node.signatures_verified_per_block > 0.0, "{node:?}");
     }
     let reads = report.reads.as_ref().unwrap();
     assert!(reads.calls > 0 && reads.views > 0, "{reads:?}");

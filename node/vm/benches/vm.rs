@@ -10,6 +10,11 @@
 //! - `host_call`: cost of one host call (`gas_left`) over a plain loop.
 //! - `calibration`: ns per gas for Wasm compute, host calls, storage and
 //!   hashing; 1 gas is meant to be about 1 ns.
+//! - `many_contracts`: `STELE_BENCH_CONTRACTS` (default 1 000) distinct
+//!   token contracts of a real contract's size, called in turn through the
+//!   module cache: cold deploy cost, calls/s, the cache's hit rate, with a
+//!   cache that holds them all and with one that holds a quarter (loading
+//!   from the artifact directory, or compiling again without one).
 
 use std::time::Instant;
 
@@ -419,6 +424,117 @@ fn large_functions_wat(n: usize, salt: usize) -> String {
     wat
 }
 
+/// [`TOKEN`] made distinct by `id` (a data segment) and padded with
+/// `pad` functions of [`large_functions_wat`]'s shape (~1.7 KB each), so
+/// that it compiles like a contract of that size.
+fn padded_token_wat(id: usize, pad: usize) -> String {
+    let mut wat = TOKEN.trim_end().trim_end_matches(')').to_string();
+    wat.push_str(&format!(r#"(data (i32.const 900) "{id:08}")"#));
+    for i in 0..pad {
+        let call = if i == 0 {
+            "(local.get 0)".to_string()
+        } else {
+            format!("(call $pad{} (local.get 0))", i - 1)
+        };
+        wat.push_str(&format!(
+            "(func $pad{i} (param i64) (result i64) (local i64 i32)"
+        ));
+        for j in 0..12 {
+            wat.push_str(&format!(
+                "(local.set 2 (i32.const 0))
+                 (loop $l{j}
+                   (local.set 1 (i64.add (local.get 1)
+                     (i64.mul (i64.load offset={} (i32.and (local.get 2) (i32.const 0xff8)))
+                              (i64.const {}))))
+                   (i64.store offset={} (i32.and (local.get 2) (i32.const 0xff8))
+                     (i64.xor (local.get 1) (i64.shr_u (local.get 1) (i64.const {}))))
+                   (local.set 2 (i32.add (local.get 2) (i32.const 8)))
+                   (br_if $l{j} (i32.lt_u (local.get 2) (i32.const {}))))",
+                1024 + j * 8,
+                i * 31 + j + id,
+                2048 + j * 16,
+                (j % 60) + 1,
+                64 + j
+            ));
+        }
+        wat.push_str(&format!("(i64.add (local.get 1) {call}))"));
+    }
+    wat.push(')');
+    wat
+}
+
+/// Many distinct contracts through the module cache (see the module docs):
+/// per cache setting, the deploys (each compiles its module, cold), then
+/// rounds of one `transfer` per contract in turn.
+fn many_contracts() {
+    let contracts: usize = std::env::var("STELE_BENCH_CONTRACTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
+    // 19 padding functions: about the 33 KB of the SDK's token contract.
+    let codes: Vec<Vec<u8>> = (0..contracts)
+        .map(|id| wat::parse_str(padded_token_wat(id, 19)).expect("wat"))
+        .collect();
+    let code_bytes = codes.iter().map(Vec::len).sum::<usize>() / contracts.max(1);
+    let mut args = BOB.0.to_vec();
+    args.extend_from_slice(&1u64.to_le_bytes());
+    let quarter = (contracts / 4).max(1);
+    for (setting, entries, artifacts, rounds) in [
+        ("cache_holds_all", contracts + 24, true, 3),
+        ("cache_holds_a_quarter", quarter, true, 3),
+        ("cache_holds_a_quarter_no_artifacts", quarter, false, 1),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vm = Vm::<MemoryWorld>::new(VmConfig {
+            epoch_ticker: false,
+            module_cache_entries_max: entries,
+            artifact_dir: artifacts.then(|| dir.path().to_path_buf()),
+            ..VmConfig::default()
+        })
+        .expect("engine");
+        let mut world = MemoryWorld::new();
+        let mut addresses = Vec::with_capacity(contracts);
+        let start = Instant::now();
+        for (nonce, code) in codes.iter().enumerate() {
+            let (out, w) = vm.execute(
+                &ctx(),
+                Action::Deploy {
+                    code,
+                    init_args: &[],
+                    nonce: nonce as u64,
+                },
+                u64::MAX / 4,
+                world,
+            );
+            world = w;
+            let out = out.expect("deploy");
+            assert!(out.status.is_success(), "{out:?}");
+            addresses.push(out.contract_address.expect("address"));
+        }
+        let deploy_ms = start.elapsed().as_secs_f64() * 1e3 / contracts as f64;
+        let before = vm.compile_counts();
+        let start = Instant::now();
+        for _ in 0..rounds {
+            for &c in &addresses {
+                let (_, _, w) = time_call(&vm, c, "transfer", &args, world);
+                world = w;
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let after = vm.compile_counts();
+        let calls = (rounds * contracts) as f64;
+        let hits = after.cache_hits - before.cache_hits;
+        let loaded = after.artifacts_loaded - before.artifacts_loaded;
+        let compiled = after.blocks - before.blocks;
+        println!(
+            r#"{{"bench":"many_contracts","setting":"{setting}","contracts":{contracts},"code_bytes":{code_bytes},"cache_entries":{entries},"deploy_ms_per_contract":{deploy_ms:.2},"calls":{calls},"calls_per_s":{:.0},"us_per_call":{:.1},"cache_hit_rate":{:.3},"artifact_loads":{loaded},"compiles":{compiled}}}"#,
+            calls / secs,
+            secs * 1e6 / calls,
+            hits as f64 / calls,
+        );
+    }
+}
+
 /// Deploy-side cost per byte of code: `Vm::prepare` (validation,
 /// instrumentation, compilation) on fresh code, for two shapes, plus the
 /// phase split and the Cranelift time at each optimisation level.
@@ -633,13 +749,24 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    // `cargo bench -p stele-vm --bench vm -- NAME` runs only the benches
+    // whose name contains NAME.
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let benches: [(&str, fn()); 5] = [
+        ("transfer_call", transfer_call),
+        ("calibration", host_call_and_calibration),
+        ("metering", metering_overhead),
+        ("compile_100kb", compile_100kb),
+        ("many_contracts", many_contracts),
+    ];
     std::thread::Builder::new()
         .stack_size(stele_vm::EXEC_THREAD_STACK_BYTES)
-        .spawn(|| {
-            transfer_call();
-            host_call_and_calibration();
-            metering_overhead();
-            compile_100kb();
+        .spawn(move || {
+            for (name, bench) in benches {
+                if only.as_deref().is_none_or(|o| name.contains(o)) {
+                    bench();
+                }
+            }
         })
         .expect("spawn")
         .join()

@@ -118,6 +118,10 @@ pub(crate) struct Shared<W: World + 'static> {
     compiled_executing: AtomicU64,
     /// Modules compiled ahead of use (`prepare`, `warm`, the warmer).
     compiled_warming: AtomicU64,
+    /// Execution loads served by the memory cache.
+    cache_hits: AtomicU64,
+    /// Modules deserialized from the artifact directory.
+    artifacts_loaded: AtomicU64,
 }
 
 /// What a compile was for, to count it ([`Vm::compile_counts`]).
@@ -140,6 +144,12 @@ pub struct CompileCounts {
     /// Ahead of use, on either engine: `Vm::prepare`, `Vm::warm` and the
     /// query engine's background compile of deployed code.
     pub warmed: u64,
+    /// Loads by executions on the block engine that found the module in
+    /// the memory cache (with [`Self::blocks`] and
+    /// [`Self::artifacts_loaded`], the cache's hit rate).
+    pub cache_hits: u64,
+    /// Modules deserialized from the artifact directory, either engine.
+    pub artifacts_loaded: u64,
 }
 
 /// The Stele VM over world type `W`. Cheap to share by reference across
@@ -441,7 +451,9 @@ impl<W: World + 'static> Vm<W> {
                 .query_shared
                 .as_ref()
                 .map_or(0, |q| count(&q.compiled_executing)),
-            warmed: engines.map(|e| count(&e.compiled_warming)).sum(),
+            warmed: engines.clone().map(|e| count(&e.compiled_warming)).sum(),
+            cache_hits: count(&self.shared.cache_hits),
+            artifacts_loaded: engines.map(|e| count(&e.artifacts_loaded)).sum(),
         }
     }
 
@@ -493,6 +505,7 @@ impl<W: World + 'static> Runtime<W> for Shared<W> {
     /// world's copy of the code.
     fn load(&self, code_hash: &Hash, world: &W) -> Result<Arc<Compiled<W>>, LoadError> {
         if let Some(c) = self.cached(code_hash) {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(c);
         }
         let code = world
@@ -552,6 +565,8 @@ impl<W: World + 'static> Shared<W> {
             warmed_by: None,
             compiled_executing: AtomicU64::new(0),
             compiled_warming: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            artifacts_loaded: AtomicU64::new(0),
         })
     }
 
@@ -595,7 +610,10 @@ impl<W: World + 'static> Shared<W> {
         cause: Cause,
     ) -> Result<Arc<Compiled<W>>, LoadError> {
         let module = match self.load_artifact(code_hash) {
-            Some(m) => m,
+            Some(m) => {
+                self.artifacts_loaded.fetch_add(1, Ordering::Relaxed);
+                m
+            }
             None => {
                 let instrumented = instrument(code, &info, self.limits.stack_height_max, &self.gas)
                     .map_err(LoadError::Invalid)?;

@@ -28,17 +28,28 @@ fn corrupt_or_foreign_artifacts_are_recompiled_not_trusted() {
             .collect();
         assert_eq!(artifacts.len(), 1, "one artifact written");
 
-        // A fresh VM loads the artifact from disk.
-        let (out, _) = call(&with_dir(), world.clone(), addr, "transfer", &args, GAS);
+        // A fresh VM loads the artifact from disk, then from memory.
+        let fresh = with_dir();
+        let (out, _) = call(&fresh, world.clone(), addr, "transfer", &args, GAS);
         assert_eq!(out, expected);
+        let (out, _) = call(&fresh, world.clone(), addr, "transfer", &args, GAS);
+        assert_eq!(out, expected);
+        let counts = fresh.compile_counts();
+        assert_eq!(
+            (counts.blocks, counts.artifacts_loaded, counts.cache_hits),
+            (0, 1, 1)
+        );
 
         // Corrupt it: the checksum fails, the code is recompiled, results hold.
         let mut bytes = std::fs::read(&artifacts[0]).expect("read");
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0xff;
         std::fs::write(&artifacts[0], &bytes).expect("write");
-        let (out, _) = call(&with_dir(), world.clone(), addr, "transfer", &args, GAS);
+        let recompiled = with_dir();
+        let (out, _) = call(&recompiled, world.clone(), addr, "transfer", &args, GAS);
         assert_eq!(out, expected);
+        let counts = recompiled.compile_counts();
+        assert_eq!((counts.blocks, counts.artifacts_loaded), (1, 0));
 
         // Truncated garbage is ignored the same way.
         std::fs::write(&artifacts[0], b"STELEVM1 not an artifact").expect("write");
@@ -105,6 +116,8 @@ fn the_first_query_after_a_deploy_does_not_compile() {
                 blocks: 1,
                 queries: 0,
                 warmed: 1,
+                cache_hits: 0,
+                artifacts_loaded: 0,
             }
         );
     });

@@ -71,6 +71,10 @@ struct Args {
     /// Send the read flood through HAProxy (docs/haproxy.cfg).
     #[arg(long)]
     reads_via_balancer: bool,
+    /// The read flood makes views only (a token's `balance_of`; needs
+    /// `--workload token`), not a dApp's mix.
+    #[arg(long)]
+    views_only: bool,
     /// CPUs the local validators may run on (a `taskset -c` list).
     #[arg(long)]
     validator_cpus: Option<String>,
@@ -135,6 +139,7 @@ fn main() -> ExitCode {
         verify_measure: Duration::from_secs_f64(args.verify_seconds.max(0.1)),
         read_flood: args.read_flood,
         reads_via_balancer: args.reads_via_balancer,
+        views_only: args.views_only,
     };
     match stele_cluster::run_and_print(run(&config)) {
         Some(_) => ExitCode::SUCCESS,
