@@ -24,6 +24,21 @@ const STAGES: [&str; 5] = [
     "block_interval",
 ];
 
+/// Stages whose observations over [`SLOW_SECONDS`] are counted (the block
+/// stages and pruning, which runs on the driver's path).
+const SLOW_STAGES: [&str; 6] = [
+    "commit_latency",
+    "execution",
+    "storage_commit",
+    "wal_sync",
+    "block_interval",
+    "prune",
+];
+
+/// A bucket bound of the node's histograms (0.5 ms doubling): what counts
+/// as a slow block stage, a gap a client notices.
+const SLOW_SECONDS: &str = "0.016";
+
 /// The counters reported, as exported (labels included), by a short name:
 /// transactions committed, consensus signatures checked, and consensus
 /// messages received and sent (every vote goes to every validator, so
@@ -43,6 +58,8 @@ pub struct Snapshot {
     histograms: BTreeMap<&'static str, (f64, f64)>,
     /// Each of [`COUNTERS`] present, by its short name.
     counters: BTreeMap<&'static str, f64>,
+    /// Observations over [`SLOW_SECONDS`] so far, by stage.
+    slow: BTreeMap<&'static str, f64>,
     /// User plus system CPU time of the process.
     cpu: Option<Duration>,
 }
@@ -75,6 +92,8 @@ pub struct NodeStages {
     pub consensus_msgs_in_per_block: f64,
     pub consensus_msgs_out_per_block: f64,
     pub signatures_verified_per_block: f64,
+    /// Stages that took over 16 ms in between, by stage (none: absent).
+    pub over_16ms: BTreeMap<&'static str, u64>,
 }
 
 /// The value of the metric `name` (as exported, e.g.
@@ -96,6 +115,7 @@ pub async fn snapshot(metrics: SocketAddr, pid: Option<Pid>) -> Result<Snapshot>
             histograms.insert(stage, (sum, count));
         }
     }
+    let slow = slow_counts(&values);
     let counters = COUNTERS
         .iter()
         .filter_map(|(short, name)| Some((*short, *values.get(*name)?)))
@@ -104,6 +124,7 @@ pub async fn snapshot(metrics: SocketAddr, pid: Option<Pid>) -> Result<Snapshot>
         at: Instant::now(),
         histograms,
         counters,
+        slow,
         cpu: pid.and_then(process_cpu),
     })
 }
@@ -166,7 +187,29 @@ pub fn between(node: usize, before: &Snapshot, after: &Snapshot) -> NodeStages {
         consensus_msgs_in_per_block: per_block("consensus_in"),
         consensus_msgs_out_per_block: per_block("consensus_out"),
         signatures_verified_per_block: per_block("signatures"),
+        over_16ms: after
+            .slow
+            .iter()
+            .filter_map(|(stage, b)| {
+                let grew = (b - before.slow.get(stage).copied().unwrap_or(0.0)).max(0.0) as u64;
+                (grew > 0).then_some((*stage, grew))
+            })
+            .collect(),
     }
+}
+
+/// Observations over [`SLOW_SECONDS`] of each of [`SLOW_STAGES`] on a
+/// parsed page: the count less the bucket at that bound.
+fn slow_counts(values: &BTreeMap<String, f64>) -> BTreeMap<&'static str, f64> {
+    SLOW_STAGES
+        .iter()
+        .filter_map(|stage| {
+            let name = format!("stele_{stage}_seconds");
+            let count = values.get(&format!("{name}_count"))?;
+            let fast = values.get(&format!("{name}_bucket{{le=\"{SLOW_SECONDS}\"}}"))?;
+            Some((*stage, count - fast))
+        })
+        .collect()
 }
 
 /// `GET /metrics` over HTTP/1.0, the body of a 200 answer.
@@ -260,6 +303,12 @@ mod tests {
             Some(&4.0)
         );
         assert_eq!(values.len(), 5);
+        let slow = slow_counts(&parse(
+            "stele_wal_sync_seconds_count 10\n\
+             stele_wal_sync_seconds_bucket{le=\"0.008\"} 6\n\
+             stele_wal_sync_seconds_bucket{le=\"0.016\"} 7\n",
+        ));
+        assert_eq!(slow, BTreeMap::from([("wal_sync", 3.0)]));
     }
 
     #[test]
@@ -269,6 +318,7 @@ mod tests {
             at: at + Duration::from_secs(after),
             histograms: STAGES.iter().map(|s| (*s, (sum, count))).collect(),
             counters: COUNTERS.iter().map(|(c, _)| (*c, 4.0 * count)).collect(),
+            slow: BTreeMap::from([("wal_sync", count / 50.0), ("prune", 1.0)]),
             cpu: Some(Duration::from_millis(cpu_ms)),
         };
         let stages = between(2, &snap(1.0, 100.0, 500, 0), &snap(1.5, 200.0, 700, 1));
@@ -282,6 +332,7 @@ mod tests {
         assert_eq!(stages.cpu_us_per_tx, Some(500.0));
         assert!((stages.consensus_msgs_in_per_block - 4.0).abs() < 1e-9);
         assert!((stages.signatures_verified_per_block - 4.0).abs() < 1e-9);
+        assert_eq!(stages.over_16ms, BTreeMap::from([("wal_sync", 2)]));
     }
 
     #[test]
