@@ -25,9 +25,10 @@ use crate::node::{InternalNode, Node, NodeKey};
 /// Nodes with at most this many children are kept encoded.
 pub const PACKED_CHILDREN_MAX: usize = 6;
 
-/// A cached node.
+/// A cached node ([`Entry::copied`], or [`Entry::packed`] from the
+/// encoding a commit wrote).
 #[derive(Debug)]
-enum Entry {
+pub enum Entry {
     /// Decoded, with its memo. Shared, not copied: the maps move their
     /// values when they grow.
     Full(Arc<InternalNode>),
@@ -36,13 +37,24 @@ enum Entry {
 }
 
 impl Entry {
-    fn new(node: Arc<InternalNode>) -> Entry {
-        if node.child_count() <= PACKED_CHILDREN_MAX {
-            let node = Node::Internal(InternalNode::clone(&node));
+    /// The form [`NodeCache`] keeps a copy of `node` in.
+    pub fn copied(node: &InternalNode) -> Entry {
+        if Self::is_packed(node) {
             Entry::Packed(node.encode().into_boxed_slice())
         } else {
-            Entry::Full(node)
+            Entry::Full(Arc::new(node.clone()))
         }
+    }
+
+    /// Whether `node` is kept encoded.
+    pub fn is_packed(node: &InternalNode) -> bool {
+        node.child_count() <= PACKED_CHILDREN_MAX
+    }
+
+    /// A node kept encoded: `encoded` is [`InternalNode::encode`] of a good
+    /// node for which [`Self::is_packed`] holds.
+    pub fn packed(encoded: Vec<u8>) -> Entry {
+        Entry::Packed(encoded.into_boxed_slice())
     }
 
     /// Bytes this entry holds, the map's own share included (key, value
@@ -129,11 +141,10 @@ impl NodeCache {
         }
     }
 
-    pub fn insert(&self, key: NodeKey, node: Arc<InternalNode>) {
+    pub fn insert_entry(&self, key: NodeKey, entry: Entry) {
         if self.generation_bytes_max == 0 {
             return;
         }
-        let entry = Entry::new(node);
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         self.insert_locked(&mut g, key, entry);
     }
@@ -199,7 +210,7 @@ mod tests {
         let cache = NodeCache::new(1 << 20);
         for children in [1, 2, PACKED_CHILDREN_MAX, PACKED_CHILDREN_MAX + 1, 16] {
             let original = node(children);
-            cache.insert(key(children as u64), Arc::clone(&original));
+            cache.insert_entry(key(children as u64), Entry::copied(&original));
             let mut got = cache.get(&key(children as u64)).unwrap();
             assert_eq!(got, *original);
             assert_eq!(got.hash_memo(), InternalNode::clone(&original).hash_memo());
@@ -213,13 +224,13 @@ mod tests {
         let budget = 200_000;
         let cache = NodeCache::new(budget);
         for v in 0..10_000 {
-            cache.insert(key(v), node(16));
+            cache.insert_entry(key(v), Entry::copied(&node(16)));
         }
         let (full, _) = cache.counts();
         assert!(full * 1_300 <= budget, "{full} decoded nodes");
         let cache = NodeCache::new(budget);
         for v in 0..10_000 {
-            cache.insert(key(v), node(2));
+            cache.insert_entry(key(v), Entry::copied(&node(2)));
         }
         let (small, packed) = cache.counts();
         assert_eq!(small, packed);

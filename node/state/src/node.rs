@@ -11,6 +11,7 @@
 //! RocksDB writes near-sequential, and no node is ever overwritten.
 
 use std::fmt;
+use std::sync::Arc;
 
 use stele_types::Hash;
 use stele_types::proof::{leaf_hash, node_hash, value_hash};
@@ -144,10 +145,21 @@ impl fmt::Debug for NibblePath {
 }
 
 /// Where a node is stored: the version that wrote it and its nibble path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct NodeKey {
     pub version: u64,
     pub path: NibblePath,
+}
+
+/// Hashes the path's used bytes only (the rest are zero): most cached
+/// nodes are a few nibbles deep, and the node cache hashes a key on every
+/// lookup.
+impl std::hash::Hash for NodeKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.version);
+        state.write_u8(self.path.len);
+        state.write(self.path.packed_bytes());
+    }
 }
 
 /// Most bytes of [`NodeKey::to_db_key`]: version, count, 32 packed bytes.
@@ -407,6 +419,55 @@ impl InternalNode {
     pub fn child_count(&self) -> usize {
         self.children.iter().flatten().count()
     }
+
+    /// [`Node::encode`] of this node as an internal node.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut present = 0u16;
+        let mut leaves = 0u16;
+        let mut out = Vec::with_capacity(5 + 40 * self.child_count());
+        out.extend_from_slice(&[TAG_INTERNAL, 0, 0, 0, 0]);
+        for (i, child) in self.children.iter().enumerate() {
+            if let Some(c) = child {
+                present |= 1 << i;
+                if c.leaf {
+                    leaves |= 1 << i;
+                }
+                out.extend_from_slice(&c.version.to_le_bytes());
+                out.extend_from_slice(&c.hash.0);
+            }
+        }
+        out[1..3].copy_from_slice(&present.to_le_bytes());
+        out[3..5].copy_from_slice(&leaves.to_le_bytes());
+        out
+    }
+}
+
+/// A node a commit writes: internal nodes already shared, for the node
+/// cache, so that a batch of thousands moves pointers, not kilobytes.
+#[derive(Debug, Clone)]
+pub enum NewNode {
+    Internal(Arc<InternalNode>),
+    Leaf(LeafNode),
+}
+
+impl NewNode {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            NewNode::Internal(n) => n.encode(),
+            NewNode::Leaf(n) => n.encode(),
+        }
+    }
+}
+
+impl LeafNode {
+    /// [`Node::encode`] of this node as a leaf.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(33 + self.value.len());
+        out.push(TAG_LEAF);
+        out.extend_from_slice(&self.key.0);
+        out.extend_from_slice(&self.value);
+        out
+    }
 }
 
 impl Node {
@@ -424,32 +485,8 @@ impl Node {
     /// end.
     pub fn encode(&self) -> Vec<u8> {
         match self {
-            Node::Internal(n) => {
-                let mut present = 0u16;
-                let mut leaves = 0u16;
-                let mut out = Vec::with_capacity(5 + 40 * n.child_count());
-                out.extend_from_slice(&[TAG_INTERNAL, 0, 0, 0, 0]);
-                for (i, child) in n.children.iter().enumerate() {
-                    if let Some(c) = child {
-                        present |= 1 << i;
-                        if c.leaf {
-                            leaves |= 1 << i;
-                        }
-                        out.extend_from_slice(&c.version.to_le_bytes());
-                        out.extend_from_slice(&c.hash.0);
-                    }
-                }
-                out[1..3].copy_from_slice(&present.to_le_bytes());
-                out[3..5].copy_from_slice(&leaves.to_le_bytes());
-                out
-            }
-            Node::Leaf(n) => {
-                let mut out = Vec::with_capacity(33 + n.value.len());
-                out.push(TAG_LEAF);
-                out.extend_from_slice(&n.key.0);
-                out.extend_from_slice(&n.value);
-                out
-            }
+            Node::Internal(n) => n.encode(),
+            Node::Leaf(n) => n.encode(),
         }
     }
 

@@ -17,10 +17,10 @@ use stele_types::Hash;
 use stele_types::codec::Encode;
 use stele_types::proof::{STATE_KEY_BYTES_MAX, SparseMerkleProof, StateKey};
 
-use crate::cache::NodeCache;
+use crate::cache::{Entry, NodeCache};
 use crate::error::StateError;
 use crate::kv::{Cf, Pending, Reader, RemoteReads, Store};
-use crate::node::{Child, DB_KEY_BYTES_MAX, InternalNode, Node, NodeKey};
+use crate::node::{Child, DB_KEY_BYTES_MAX, NewNode, Node, NodeKey};
 use crate::tombstones::Tombstones;
 use crate::tree::{self, NodeSource};
 
@@ -141,7 +141,7 @@ pub struct PreparedCommit {
     root: Hash,
     batch: Pending,
     /// The new internal nodes, for the node cache once the batch is durable.
-    internal_nodes: Vec<(NodeKey, Arc<InternalNode>)>,
+    internal_nodes: Vec<(NodeKey, Entry)>,
     /// The nodes this commit makes stale, for the node cache to forget.
     stale_nodes: Vec<NodeKey>,
     /// The flat-index keys this commit deletes.
@@ -230,7 +230,7 @@ impl NodeSource for DbNodes<'_> {
             });
         }
         if let Node::Internal(internal) = &node {
-            self.cache.insert(*key, Arc::new(internal.clone()));
+            self.cache.insert_entry(*key, Entry::copied(internal));
         }
         Ok(node)
     }
@@ -504,12 +504,19 @@ impl State {
         let update = tree::update_parallel(&self.nodes()?, root, version, &hashed)?;
 
         let mut batch = self.store.batch()?;
-        let mut internal_nodes = Vec::new();
+        let mut internal_nodes = Vec::with_capacity(update.new_nodes.len());
         let nodes_written = update.new_nodes.len();
         for (key, node) in update.new_nodes {
-            batch.put(Cf::Nodes, &key.to_db_key(), &node.encode());
-            if let Node::Internal(internal) = node {
-                internal_nodes.push((key, Arc::new(internal)));
+            let encoded = node.encode();
+            batch.put(Cf::Nodes, &key.to_db_key(), &encoded);
+            if let NewNode::Internal(internal) = node {
+                // The cache keeps small nodes in the encoding just written.
+                let entry = if Entry::is_packed(&internal) {
+                    Entry::packed(encoded)
+                } else {
+                    Entry::Full(internal)
+                };
+                internal_nodes.push((key, entry));
             }
         }
         for key in &update.stale {
@@ -577,8 +584,8 @@ impl State {
         self.latest = Some(prepared.version);
         self.oldest.get_or_insert(prepared.version);
         self.cache.forget(&prepared.stale_nodes);
-        for (key, node) in prepared.internal_nodes {
-            self.cache.insert(key, node);
+        for (key, entry) in prepared.internal_nodes {
+            self.cache.insert_entry(key, entry);
         }
         self.tombstones.merge(prepared.deletes);
         #[cfg(feature = "rocksdb")]

@@ -5,7 +5,11 @@ use stele_types::Hash;
 use stele_types::proof::{ProofLeaf, SparseMerkleProof, value_hash};
 
 use crate::error::StateError;
-use crate::node::{Child, InternalNode, LeafNode, NIBBLES_MAX, NibblePath, Node, NodeKey, nibble};
+use std::sync::Arc;
+
+use crate::node::{
+    Child, InternalNode, LeafNode, NIBBLES_MAX, NewNode, NibblePath, Node, NodeKey, nibble,
+};
 
 /// Reads nodes, checking each against the hash its parent records.
 pub trait NodeSource {
@@ -38,7 +42,7 @@ pub struct TreeUpdate {
     /// The new root (always at path `[]`), `None` for the empty tree.
     pub root: Option<Child>,
     /// Nodes to write, all at the commit's version.
-    pub new_nodes: Vec<(NodeKey, Node)>,
+    pub new_nodes: Vec<(NodeKey, NewNode)>,
     /// Nodes of the previous version that the new version no longer uses.
     pub stale: Vec<NodeKey>,
 }
@@ -182,7 +186,7 @@ type Write<'a> = (Hash, Option<&'a [u8]>);
 
 /// One half of a parallel update: each subtree's result by nibble, and the
 /// nodes written and made stale under it.
-type Half = (Vec<(usize, Out)>, Vec<(NodeKey, Node)>, Vec<NodeKey>);
+type Half = (Vec<(usize, Out)>, Vec<(NodeKey, NewNode)>, Vec<NodeKey>);
 
 /// Puts a subtree's result at nibble `n` of `node` (a lone leaf waits in
 /// `pending`: where it is written depends on its siblings); whether
@@ -223,7 +227,7 @@ enum Out {
 struct Updater<'s, S> {
     source: &'s S,
     version: u64,
-    new_nodes: Vec<(NodeKey, Node)>,
+    new_nodes: Vec<(NodeKey, NewNode)>,
     stale: Vec<NodeKey>,
 }
 
@@ -367,7 +371,7 @@ impl<S: NodeSource> Updater<'_, S> {
                 version: self.version,
                 path,
             },
-            Node::Internal(node),
+            NewNode::Internal(Arc::new(node)),
         ));
         Ok(Out::Internal(Child {
             version: self.version,
@@ -383,7 +387,7 @@ impl<S: NodeSource> Updater<'_, S> {
                 version: self.version,
                 path,
             },
-            Node::Leaf(leaf),
+            NewNode::Leaf(leaf),
         ));
         Child {
             version: self.version,
@@ -557,6 +561,10 @@ mod tests {
         let out = update(memory, root, version, &list).unwrap();
         let mut nodes = memory.0.borrow_mut();
         for (k, n) in out.new_nodes {
+            let n = match n {
+                NewNode::Internal(n) => Node::Internal(InternalNode::clone(&n)),
+                NewNode::Leaf(n) => Node::Leaf(n),
+            };
             assert!(nodes.insert(k, n).is_none(), "node keys are never reused");
         }
         out.root
