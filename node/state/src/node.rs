@@ -482,7 +482,9 @@ impl Node {
     /// Storage encoding. Internal: tag, present-children bitmap (u16 LE),
     /// leaf-children bitmap (u16 LE), then per child in nibble order its
     /// version (u64 LE) and hash. Leaf: tag, key hash, then the value to the
-    /// end.
+    /// end. (Commits encode their [`NewNode`]s; the snapshot import
+    /// writes nodes it builds.)
+    #[cfg(any(test, feature = "rocksdb"))]
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Node::Internal(n) => n.encode(),
