@@ -26,21 +26,22 @@ use crate::node::{InternalNode, Node, NodeKey};
 pub const PACKED_CHILDREN_MAX: usize = 6;
 
 /// A cached node ([`Entry::copied`], or [`Entry::packed`] from the
-/// encoding a commit wrote).
-#[derive(Debug)]
+/// encoding a commit wrote). Both forms are shared, not copied: the maps
+/// move their values when they grow, and a lookup takes a reference out
+/// under the lock and makes its copy after it.
+#[derive(Debug, Clone)]
 pub enum Entry {
-    /// Decoded, with its memo. Shared, not copied: the maps move their
-    /// values when they grow.
+    /// Decoded, with its memo.
     Full(Arc<InternalNode>),
     /// [`Node::encode`] of an internal node.
-    Packed(Box<[u8]>),
+    Packed(Arc<[u8]>),
 }
 
 impl Entry {
     /// The form [`NodeCache`] keeps a copy of `node` in.
     pub fn copied(node: &InternalNode) -> Entry {
         if Self::is_packed(node) {
-            Entry::Packed(node.encode().into_boxed_slice())
+            Entry::Packed(node.encode().into())
         } else {
             Entry::Full(Arc::new(node.clone()))
         }
@@ -54,7 +55,7 @@ impl Entry {
     /// A node kept encoded: `encoded` is [`InternalNode::encode`] of a good
     /// node for which [`Self::is_packed`] holds.
     pub fn packed(encoded: Vec<u8>) -> Entry {
-        Entry::Packed(encoded.into_boxed_slice())
+        Entry::Packed(encoded.into())
     }
 
     /// Bytes this entry holds, the map's own share included (key, value
@@ -62,9 +63,9 @@ impl Entry {
     fn bytes(&self) -> usize {
         let slot = size_of::<NodeKey>() + size_of::<Entry>() + 8;
         slot + match self {
-            // The allocation holds the two reference counts too.
+            // Each allocation holds the two reference counts too.
             Entry::Full(_) => size_of::<InternalNode>() + 16,
-            Entry::Packed(bytes) => bytes.len(),
+            Entry::Packed(bytes) => bytes.len() + 16,
         }
     }
 
@@ -114,14 +115,18 @@ impl NodeCache {
         if self.generation_bytes_max == 0 {
             return None;
         }
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = g.hot.get(key) {
-            return entry.node();
-        }
-        let entry = g.cold.remove(key)?;
-        let node = entry.node();
-        self.insert_locked(&mut g, *key, entry);
-        node
+        let entry = {
+            let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            match g.hot.get(key) {
+                Some(entry) => entry.clone(),
+                None => {
+                    let entry = g.cold.remove(key)?;
+                    self.insert_locked(&mut g, *key, entry.clone());
+                    entry
+                }
+            }
+        };
+        entry.node()
     }
 
     /// Forgets the nodes a commit made stale: no later version reaches
