@@ -390,76 +390,76 @@ fn small_functions_wat(n: usize, salt: usize) -> String {
 fn large_functions_wat(n: usize, salt: usize) -> String {
     let mut wat = String::from(r#"(module (memory (export "memory") 1)"#);
     for i in 0..n {
-        let call = if i == 0 {
-            "(local.get 0)".to_string()
-        } else {
-            format!("(call {} (local.get 0))", i - 1)
-        };
-        wat.push_str("(func (param i64) (result i64) (local i64 i32)");
-        for j in 0..12 {
-            wat.push_str(&format!(
-                "(local.set 2 (i32.const 0))
-                 (loop $l{j}
-                   (local.set 1 (i64.add (local.get 1)
-                     (i64.mul (i64.load offset={} (i32.and (local.get 2) (i32.const 0xff8)))
-                              (i64.const {}))))
-                   (i64.store offset={} (i32.and (local.get 2) (i32.const 0xff8))
-                     (i64.xor (local.get 1) (i64.shr_u (local.get 1) (i64.const {}))))
-                   (if (i64.gt_u (local.get 1) (i64.const {}))
-                     (then (local.set 1 (i64.rotl (local.get 1) (i64.const 13))))
-                     (else (local.set 1 (i64.sub (local.get 1) (i64.const {salt})))))
-                   (local.set 2 (i32.add (local.get 2) (i32.const 8)))
-                   (br_if $l{j} (i32.lt_u (local.get 2) (i32.const {}))))",
-                j * 8,
-                i * 31 + j + salt,
-                j * 16,
-                (j % 60) + 1,
-                i * 1000 + j,
-                64 + j
-            ));
-        }
-        wat.push_str(&format!("(i64.add (local.get 1) {call}))"));
+        let call = (i > 0).then(|| format!("{}", i - 1));
+        wat.push_str(&loop_function("", call.as_deref(), i, salt, 0, true));
     }
     wat.push(')');
     wat
 }
 
 /// [`TOKEN`] made distinct by `id` (a data segment) and padded with
-/// `pad` functions of [`large_functions_wat`]'s shape (~1.7 KB each), so
-/// that it compiles like a contract of that size.
+/// `pad` functions of [`large_functions_wat`]'s shape without its branches
+/// (~1.7 KB each), working above the token's own memory, so that it
+/// compiles like a contract of that size.
 fn padded_token_wat(id: usize, pad: usize) -> String {
     let mut wat = TOKEN.trim_end().trim_end_matches(')').to_string();
     wat.push_str(&format!(r#"(data (i32.const 900) "{id:08}")"#));
     for i in 0..pad {
-        let call = if i == 0 {
-            "(local.get 0)".to_string()
-        } else {
-            format!("(call $pad{} (local.get 0))", i - 1)
-        };
-        wat.push_str(&format!(
-            "(func $pad{i} (param i64) (result i64) (local i64 i32)"
-        ));
-        for j in 0..12 {
-            wat.push_str(&format!(
-                "(local.set 2 (i32.const 0))
-                 (loop $l{j}
-                   (local.set 1 (i64.add (local.get 1)
-                     (i64.mul (i64.load offset={} (i32.and (local.get 2) (i32.const 0xff8)))
-                              (i64.const {}))))
-                   (i64.store offset={} (i32.and (local.get 2) (i32.const 0xff8))
-                     (i64.xor (local.get 1) (i64.shr_u (local.get 1) (i64.const {}))))
-                   (local.set 2 (i32.add (local.get 2) (i32.const 8)))
-                   (br_if $l{j} (i32.lt_u (local.get 2) (i32.const {}))))",
-                1024 + j * 8,
-                i * 31 + j + id,
-                2048 + j * 16,
-                (j % 60) + 1,
-                64 + j
-            ));
-        }
-        wat.push_str(&format!("(i64.add (local.get 1) {call}))"));
+        let call = (i > 0).then(|| format!("$pad{}", i - 1));
+        let name = format!("$pad{i}");
+        wat.push_str(&loop_function(&name, call.as_deref(), i, id, 1024, false));
     }
     wat.push(')');
+    wat
+}
+
+/// One function `(param i64) (result i64)` named `name` (may be empty):
+/// twelve loops loading from `base` and storing to `2 * base` (plus a
+/// branch in each when `branch`), returning their sum plus what `callee`
+/// returns for the same argument (the argument itself without one).
+fn loop_function(
+    name: &str,
+    callee: Option<&str>,
+    i: usize,
+    salt: usize,
+    base: usize,
+    branch: bool,
+) -> String {
+    let mut wat = format!("(func {name} (param i64) (result i64) (local i64 i32)");
+    for j in 0..12 {
+        let branch = if branch {
+            format!(
+                "(if (i64.gt_u (local.get 1) (i64.const {}))
+                   (then (local.set 1 (i64.rotl (local.get 1) (i64.const 13))))
+                   (else (local.set 1 (i64.sub (local.get 1) (i64.const {salt})))))",
+                i * 1000 + j
+            )
+        } else {
+            String::new()
+        };
+        wat.push_str(&format!(
+            "(local.set 2 (i32.const 0))
+             (loop $l{j}
+               (local.set 1 (i64.add (local.get 1)
+                 (i64.mul (i64.load offset={} (i32.and (local.get 2) (i32.const 0xff8)))
+                          (i64.const {}))))
+               (i64.store offset={} (i32.and (local.get 2) (i32.const 0xff8))
+                 (i64.xor (local.get 1) (i64.shr_u (local.get 1) (i64.const {}))))
+               {branch}
+               (local.set 2 (i32.add (local.get 2) (i32.const 8)))
+               (br_if $l{j} (i32.lt_u (local.get 2) (i32.const {}))))",
+            base + j * 8,
+            i * 31 + j + salt,
+            2 * base + j * 16,
+            (j % 60) + 1,
+            64 + j
+        ));
+    }
+    let call = match callee {
+        Some(f) => format!("(call {f} (local.get 0))"),
+        None => "(local.get 0)".to_string(),
+    };
+    wat.push_str(&format!("(i64.add (local.get 1) {call}))"));
     wat
 }
 
