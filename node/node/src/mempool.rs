@@ -31,7 +31,7 @@ mod select;
 mod verify;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use stele_types::{Address, Amount, Hash, SignedTransaction};
 
@@ -166,6 +166,12 @@ impl Entry {
         self.tx.tx.tx.nonce
     }
 
+    /// The most this transaction can cost its sender (admission refuses
+    /// one whose cost overflows).
+    fn cost(&self) -> Amount {
+        self.tx.tx.tx.max_cost().unwrap_or(Amount::MAX)
+    }
+
     /// Order of eviction: gapped before ready, then cheapest first, newest
     /// first among equals.
     fn evict_key(&self, class: Class) -> EvictKey {
@@ -189,6 +195,11 @@ struct Queue {
     ready_end: u64,
     /// Encoded bytes of the gapped transactions.
     gapped_bytes: usize,
+    /// The most all its transactions can cost together (their
+    /// `max_cost`s; admission keeps it within the balance, so it fits).
+    cost: Amount,
+    /// How many of its entries wait to be announced.
+    to_announce: usize,
     /// The key of the last (highest-nonce) transaction in
     /// [`Mempool::tails`].
     tail: Option<EvictKey>,
@@ -207,7 +218,10 @@ pub struct Mempool {
     config: MempoolConfig,
     /// The last committed height the caller reported.
     height: u64,
-    entries: BTreeMap<Hash, Entry>,
+    /// Only looked up, never iterated, so its order cannot leak; hashed
+    /// with a per-process random key, so no sender can grind hashes that
+    /// collide.
+    entries: HashMap<Hash, Entry>,
     senders: BTreeMap<Address, Queue>,
     /// The last transaction of every sender: the only ones eviction may
     /// take, so eviction never opens a gap.
@@ -244,7 +258,7 @@ impl Mempool {
         Mempool {
             config,
             height,
-            entries: BTreeMap::new(),
+            entries: HashMap::new(),
             senders: BTreeMap::new(),
             tails: BTreeSet::new(),
             gapped: BTreeSet::new(),

@@ -5,7 +5,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use stele_types::{Address, Amount, Hash, SignedTransaction};
+use stele_types::{Address, Hash, SignedTransaction};
 
 use super::{AccountView, AdmitError, Class, Entry, EvictKey, Mempool, VerifiedTx};
 
@@ -126,14 +126,8 @@ impl Mempool {
         // The sender's pending transactions and this one, replacing its
         // predecessor, must be payable together: otherwise a sender could
         // queue many transactions of which the balance pays for one.
-        let others = queue.map_or(Some(0), |q| {
-            q.txs
-                .iter()
-                .filter(|(nonce, _)| **nonce != tx.nonce)
-                .try_fold(0 as Amount, |sum, (_, h)| {
-                    sum.checked_add(self.entry(h).tx.tx.tx.max_cost()?)
-                })
-        });
+        let replaced_cost = replaced.map_or(0, |h| self.entry(&h).cost());
+        let others = queue.map_or(Some(0), |q| q.cost.checked_sub(replaced_cost));
         let cost = others.and_then(|o| o.checked_add(tx.max_cost()?));
         match cost {
             Some(cost) if cost <= account.balance => {}

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use stele_types::{Address, Hash};
+use stele_types::{Address, Amount, Hash};
 
 use super::{AccountState, Class, Entry, Mempool, Queue};
 
@@ -31,10 +31,15 @@ impl Mempool {
         if let Some(tail) = queue.tail.take() {
             self.tails.remove(&tail);
         }
-        self.ready_txs -= queue.txs.range(..queue.ready_end).count();
-        for hash in queue.txs.range(queue.ready_end..).map(|(_, h)| h) {
-            let e = &self.entries[hash];
-            self.gapped.remove(&(e.expires_at, *hash));
+        // The ready run is every nonce from `nonce` to `ready_end`, and no
+        // transaction is kept below `nonce`.
+        let ready = queue.ready_end.saturating_sub(queue.nonce);
+        self.ready_txs -= usize::try_from(ready).unwrap_or(usize::MAX);
+        if queue.gapped_bytes > 0 {
+            for hash in queue.txs.range(queue.ready_end..).map(|(_, h)| h) {
+                let e = &self.entries[hash];
+                self.gapped.remove(&(e.expires_at, *hash));
+            }
         }
         // Nothing counted any more: a second call changes nothing.
         queue.ready_end = queue.nonce;
@@ -52,10 +57,14 @@ impl Mempool {
             return;
         };
         let mut end = queue.nonce;
-        while queue.txs.contains_key(&end) {
+        for &nonce in queue.txs.range(queue.nonce..).map(|(n, _)| n) {
+            if nonce != end {
+                break;
+            }
             end = end.saturating_add(1);
         }
         queue.ready_end = end;
+        self.ready_txs += usize::try_from(end - queue.nonce).unwrap_or(usize::MAX);
         let class = if last < end {
             Class::Ready
         } else {
@@ -65,11 +74,14 @@ impl Mempool {
         self.tails.insert(key);
         queue.tail = Some(key);
         for hash in queue.txs.range(..end).map(|(_, h)| h) {
-            self.ready_txs += 1;
+            if queue.to_announce == 0 {
+                break;
+            }
             if let Some(e) = self.entries.get_mut(hash)
                 && e.announce
             {
                 e.announce = false;
+                queue.to_announce -= 1;
                 if self.announcements.len() >= self.config.txs_max {
                     // Never drained: keep only what is still held.
                     let entries = &self.entries;
@@ -94,9 +106,13 @@ impl Mempool {
             txs: BTreeMap::new(),
             ready_end: nonce,
             gapped_bytes: 0,
+            cost: 0,
+            to_announce: 0,
             tail: None,
         });
         queue.txs.insert(entry.nonce(), entry.tx.hash);
+        queue.cost = queue.cost.saturating_add(entry.cost());
+        queue.to_announce += usize::from(entry.announce);
         self.bytes += entry.tx.bytes;
         self.entries.insert(entry.tx.hash, entry);
     }
@@ -108,6 +124,8 @@ impl Mempool {
         self.bytes -= entry.tx.bytes;
         if let Some(queue) = self.senders.get_mut(&entry.tx.sender) {
             queue.txs.remove(&entry.nonce());
+            queue.cost = queue.cost.saturating_sub(entry.cost());
+            queue.to_announce -= usize::from(entry.announce);
         }
         Some(entry)
     }
@@ -120,6 +138,24 @@ impl Mempool {
         let Some(queue) = self.senders.get(sender) else {
             return 0;
         };
+        // No nonce used and everything payable: nothing to drop, and the
+        // indexes stand.
+        if queue.nonce == account.nonce && queue.cost <= account.balance {
+            return 0;
+        }
+        self.unindex(sender);
+        let dropped = self.revalidate(sender, account);
+        self.index(sender);
+        dropped
+    }
+
+    /// [`Mempool::refresh`]'s work, between [`Mempool::unindex`] and
+    /// [`Mempool::index`]: the queue takes the account's nonce.
+    pub(super) fn revalidate(&mut self, sender: &Address, account: AccountState) -> usize {
+        let Some(queue) = self.senders.get_mut(sender) else {
+            return 0;
+        };
+        queue.nonce = account.nonce;
         let mut drop = Vec::new();
         let mut left = Some(account.balance);
         for (&nonce, hash) in &queue.txs {
@@ -135,14 +171,9 @@ impl Mempool {
                 drop.push(*hash);
             }
         }
-        self.unindex(sender);
-        if let Some(queue) = self.senders.get_mut(sender) {
-            queue.nonce = account.nonce;
-        }
         for hash in &drop {
             self.take(hash);
         }
-        self.index(sender);
         drop.len()
     }
 
@@ -178,6 +209,18 @@ impl Mempool {
                 }
             }
             assert_eq!(queue.gapped_bytes, gapped_bytes, "gapped bytes of {sender}");
+            let cost = queue
+                .txs
+                .values()
+                .map(|h| self.entries[h].cost())
+                .fold(0 as Amount, Amount::saturating_add);
+            assert_eq!(queue.cost, cost, "cost of {sender}'s queue");
+            let to_announce = queue
+                .txs
+                .values()
+                .filter(|h| self.entries[*h].announce)
+                .count();
+            assert_eq!(queue.to_announce, to_announce, "to announce of {sender}");
             let (last, tail) = queue.txs.last_key_value().expect("non-empty");
             let class = if *last < end {
                 Class::Ready

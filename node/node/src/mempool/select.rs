@@ -3,7 +3,7 @@
 //! after a block commits).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap};
 
 use stele_types::{Address, Amount, Hash, SignedTransaction};
 
@@ -124,17 +124,29 @@ impl Mempool {
     ) -> usize {
         let before = self.entries.len();
         self.height = self.height.max(height);
-        let mut senders = BTreeSet::new();
+        let mut by_sender: BTreeMap<Address, Vec<&Hash>> = BTreeMap::new();
         for (hash, sender) in committed {
-            self.remove(hash);
-            senders.insert(*sender);
+            by_sender.entry(*sender).or_default().push(hash);
         }
         // Only a sender's own transactions change its nonce or lower its
-        // balance, so the other senders' queues stay valid.
-        for sender in senders {
-            if self.senders.contains_key(&sender) {
-                self.refresh(&sender, view.account(&sender));
+        // balance, so the other senders' queues stay valid. Each queue is
+        // taken out of the indexes once for all its committed transactions.
+        for (sender, hashes) in by_sender {
+            if !self.senders.contains_key(&sender) {
+                continue;
             }
+            self.unindex(&sender);
+            for hash in hashes {
+                if self
+                    .entries
+                    .get(hash)
+                    .is_some_and(|e| e.tx.sender == sender)
+                {
+                    self.take(hash);
+                }
+            }
+            self.revalidate(&sender, view.account(&sender));
+            self.index(&sender);
         }
         while let Some(&(expires_at, hash)) = self.gapped.first() {
             if expires_at > self.height {
