@@ -516,11 +516,14 @@ fn gossip_round(rng: &mut Rng, wrong_chain: &mut WrongChain) -> Vec<(&'static st
 }
 
 /// Block-sync requests one after another on `conn` until `stop` or until
-/// the connection closes.
+/// the connection closes, the kinds in turn (a malformed one first), so
+/// that every peer gets every kind however few requests a slow run makes.
 async fn sync_flood(ctx: Arc<Ctx>, conn: Connection, seed: u64) {
     let mut rng = Rng::new(seed);
+    let mut turn = 0u64;
     while !ctx.stopped() && conn.close_reason().is_none() {
-        let (kind, request) = sync_garbage(&mut rng);
+        let (kind, request) = sync_garbage(&mut rng, turn);
+        turn += 1;
         let answer = tokio::time::timeout(
             SYNC_TIMEOUT,
             testing::sync_request(&conn, &request, SYNC_RESPONSE_BYTES_MAX),
@@ -537,10 +540,10 @@ async fn sync_flood(ctx: Arc<Ctx>, conn: Connection, seed: u64) {
     }
 }
 
-/// A block-sync request: the whole height range, a random range, or one
-/// that does not decode.
-fn sync_garbage(rng: &mut Rng) -> (&'static str, Vec<u8>) {
-    match rng.below(3) {
+/// A block-sync request by `turn`: one that does not decode, the whole
+/// height range, or a random range.
+fn sync_garbage(rng: &mut Rng, turn: u64) -> (&'static str, Vec<u8>) {
+    match (turn + 2) % 3 {
         0 => {
             let request = SyncRequest {
                 from: 1,
