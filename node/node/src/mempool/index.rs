@@ -156,25 +156,36 @@ impl Mempool {
             return 0;
         };
         queue.nonce = account.nonce;
-        let mut drop = Vec::new();
-        let mut left = Some(account.balance);
-        for (&nonce, hash) in &queue.txs {
-            if nonce < account.nonce {
-                drop.push(*hash);
-                continue;
-            }
-            let cost = self.entries[hash].tx.tx.tx.max_cost();
-            left = left
-                .zip(cost)
-                .and_then(|(left, cost)| left.checked_sub(cost));
-            if left.is_none() {
-                drop.push(*hash);
-            }
-        }
-        for hash in &drop {
+        let used: Vec<Hash> = queue.txs.range(..account.nonce).map(|(_, h)| *h).collect();
+        for hash in &used {
             self.take(hash);
         }
-        drop.len()
+        // What is left costs at most its total: when the balance covers
+        // that, every transaction is payable with those before it.
+        let Some(queue) = self
+            .senders
+            .get(sender)
+            .filter(|q| q.cost > account.balance)
+        else {
+            return used.len();
+        };
+        let mut left = Some(account.balance);
+        let unpayable: Vec<Hash> = queue
+            .txs
+            .values()
+            .skip_while(|hash| {
+                let cost = self.entries[*hash].tx.tx.tx.max_cost();
+                left = left
+                    .zip(cost)
+                    .and_then(|(left, cost)| left.checked_sub(cost));
+                left.is_some()
+            })
+            .copied()
+            .collect();
+        for hash in &unpayable {
+            self.take(hash);
+        }
+        used.len() + unpayable.len()
     }
 
     /// Checks the internal indexes agree; for tests.
