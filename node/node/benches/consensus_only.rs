@@ -328,7 +328,7 @@ async fn run_validator(v: Validator_, p: Params, shared: Arc<Shared>, ready: Arc
                     if taken >= INBOUND_BATCH_MAX {
                         break;
                     }
-                    match inbound.try_recv() {
+                    match inbound.events.try_recv() {
                         Ok(m) => next = Some(m),
                         Err(_) => break,
                     }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use stele_node::net::*;
 use stele_types::{SecretKey, Validator, ValidatorSet};
-use tokio::sync::mpsc::Receiver;
 use tokio::time::{Instant, sleep, timeout};
 
 const CHAIN: u64 = 77;
@@ -32,7 +31,7 @@ fn set_of(keys: &[SecretKey]) -> ValidatorSet {
 
 struct Node {
     net: Network,
-    rx: Receiver<Inbound>,
+    rx: InboundQueues,
 }
 
 fn sockets(n: usize) -> Vec<UdpSocket> {
@@ -78,7 +77,7 @@ async fn until(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 /// Next message on `channel`, skipping connection events.
-async fn next_message(rx: &mut Receiver<Inbound>) -> (stele_types::Address, Channel, Vec<u8>) {
+async fn next_message(rx: &mut InboundQueues) -> (stele_types::Address, Channel, Vec<u8>) {
     loop {
         match timeout(WAIT, rx.recv()).await.unwrap().unwrap() {
             Inbound::Message {
@@ -132,7 +131,7 @@ async fn four_validators_exchange_consensus_gossip_and_sync() {
     let (first, rest) = nodes.split_at_mut(1);
     let server = &mut rest[0];
     let responder = tokio::spawn({
-        let mut rx = std::mem::replace(&mut server.rx, tokio::sync::mpsc::channel(1).1);
+        let mut rx = std::mem::replace(&mut server.rx.sync, tokio::sync::mpsc::channel(1).1);
         async move {
             loop {
                 if let Some(Inbound::SyncRequest {
@@ -154,6 +153,56 @@ async fn four_validators_exchange_consensus_gossip_and_sync() {
         .unwrap();
     assert_eq!(response, b"7 thgieh");
     responder.await.unwrap();
+    for n in &nodes {
+        n.net.shutdown().await;
+    }
+}
+
+/// A node that does not keep up with consensus messages (a flood, or a
+/// driver busy with a block) still answers block-sync requests: they have
+/// their own queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_requests_are_delivered_while_the_event_queue_is_full() {
+    let keys: Vec<SecretKey> = (0..2).map(key).collect();
+    let set = set_of(&keys);
+    let small = NetConfig {
+        inbound_queue_max: 2,
+        ..NetConfig::default()
+    };
+    let mut nodes = start_all(&keys, &set, &[NetConfig::default(), small]);
+    until("connected", || nodes[0].net.connected().len() == 1).await;
+    // Nobody reads node 1's events: the queue fills and its reader waits.
+    for i in 0..64u8 {
+        nodes[0].net.send(
+            &keys[1].address(),
+            Channel::Consensus,
+            Arc::from(vec![i; 100]),
+        );
+    }
+    // Full (its first event is the connection), and one more message
+    // read, waiting for room.
+    let metrics = nodes[1].net.metrics();
+    until("the event queue full", || {
+        nodes[1].rx.events.len() == 2 && metrics.msgs_in(Channel::Consensus) >= 2
+    })
+    .await;
+    let mut sync = std::mem::replace(&mut nodes[1].rx.sync, tokio::sync::mpsc::channel(1).1);
+    let responder = tokio::spawn(async move {
+        if let Some(Inbound::SyncRequest { respond, .. }) = sync.recv().await {
+            respond.respond(b"answered".to_vec());
+        }
+    });
+    let response = timeout(WAIT, nodes[0].net.request(&keys[1].address(), b"blocks"))
+        .await
+        .expect("the sync request waited behind the full event queue")
+        .unwrap();
+    assert_eq!(response, b"answered");
+    responder.await.unwrap();
+    assert_eq!(
+        nodes[1].rx.events.len(),
+        2,
+        "the event queue stayed full throughout"
+    );
     for n in &nodes {
         n.net.shutdown().await;
     }
@@ -206,7 +255,7 @@ async fn a_key_outside_the_validator_set_cannot_connect_where_no_follower_is_tak
     o_net.broadcast(Channel::Consensus, Arc::from(vec![1u8; 10]));
     sleep(Duration::from_millis(200)).await;
     assert!(
-        v_rx.try_recv().is_err(),
+        v_rx.events.try_recv().is_err(),
         "nothing from the outsider arrives"
     );
     o_net.shutdown().await;
@@ -544,7 +593,7 @@ async fn consensus_stream(conn: &quinn::Connection, count: usize, payload: &[u8]
 }
 
 /// Messages delivered to `rx` until it has been quiet for a while.
-async fn drain_messages(rx: &mut Receiver<Inbound>) -> usize {
+async fn drain_messages(rx: &mut InboundQueues) -> usize {
     let mut n = 0;
     while let Ok(Some(ev)) = timeout(Duration::from_millis(500), rx.recv()).await {
         if matches!(ev, Inbound::Message { .. }) {
@@ -747,7 +796,7 @@ async fn a_restarted_dialer_supersedes_its_stale_connection_at_once() {
 
 /// Consensus messages delivered to `rx` and kept (with their charges)
 /// until it has been quiet for a while.
-async fn hold_messages(rx: &mut Receiver<Inbound>, held: &mut Vec<Inbound>) {
+async fn hold_messages(rx: &mut InboundQueues, held: &mut Vec<Inbound>) {
     while let Ok(Some(ev)) = timeout(Duration::from_millis(500), rx.recv()).await {
         if matches!(ev, Inbound::Message { .. }) {
             held.push(ev);
@@ -856,7 +905,7 @@ fn lone_validator(
     validator: &SecretKey,
     set: &ValidatorSet,
     config: NetConfig,
-) -> (Network, Receiver<Inbound>, PeerInfo, quinn::Endpoint) {
+) -> (Network, InboundQueues, PeerInfo, quinn::Endpoint) {
     let (net, rx) = Network::start_on(
         config,
         validator.clone(),
@@ -890,10 +939,7 @@ fn start_follower(key: &SecretKey, set: &ValidatorSet, validator: PeerInfo) -> N
 }
 
 /// Next message on `channel`, within `within`; `None` if none came.
-async fn message_within(
-    rx: &mut Receiver<Inbound>,
-    within: Duration,
-) -> Option<(Channel, Vec<u8>)> {
+async fn message_within(rx: &mut InboundQueues, within: Duration) -> Option<(Channel, Vec<u8>)> {
     let deadline = Instant::now() + within;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -22,4 +22,6 @@ pub use config::NetConfig;
 pub use frame::Channel;
 pub use handshake::{HandshakeError, PeerKind};
 pub use metrics::{DropReason, NetMetrics};
-pub use service::{Inbound, InboundCharge, NetError, Network, PeerInfo, SyncResponder};
+pub use service::{
+    Inbound, InboundCharge, InboundQueues, NetError, Network, PeerInfo, SyncResponder,
+};

@@ -44,6 +44,31 @@ pub struct PeerInfo {
     pub socket: SocketAddr,
 }
 
+/// What the transport delivers to the node, in two queues: peers' block
+/// sync requests apart from everything else. A flood of consensus or
+/// gossip messages (or a node slow to take them) then never holds a sync
+/// request back: each queue has its own bound, and the node serves sync
+/// requests off the path its consensus messages take.
+#[derive(Debug)]
+pub struct InboundQueues {
+    /// Messages and peers' comings and goings, in arrival order.
+    pub events: mpsc::Receiver<Inbound>,
+    /// Block-sync requests only ([`Inbound::SyncRequest`]).
+    pub sync: mpsc::Receiver<Inbound>,
+}
+
+impl InboundQueues {
+    /// The next event of either queue, sync requests first; `None` once
+    /// both are closed.
+    pub async fn recv(&mut self) -> Option<Inbound> {
+        tokio::select! {
+            biased;
+            Some(ev) = self.sync.recv() => Some(ev),
+            ev = self.events.recv() => ev,
+        }
+    }
+}
+
 /// What the transport delivers to the node.
 #[derive(Debug)]
 pub enum Inbound {
@@ -180,6 +205,8 @@ struct Inner {
     /// prefix over the limit as fast as it likes.
     oversized_log: Mutex<LogLimit<(Address, Channel)>>,
     inbound: mpsc::Sender<Inbound>,
+    /// Block-sync requests, apart from `inbound` (see [`InboundQueues`]).
+    sync_inbound: mpsc::Sender<Inbound>,
     metrics: Arc<NetMetrics>,
     shutdown: watch::Sender<bool>,
 }

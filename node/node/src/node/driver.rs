@@ -373,11 +373,10 @@ impl Driver {
             Inbound::Message { channel, from, .. } => {
                 debug!(%from, channel = channel.name(), "unexpected message channel");
             }
-            Inbound::SyncRequest {
-                from,
-                request,
-                respond,
-            } => self.follower.catch_up.serve(from, &request, respond),
+            // The transport queues sync requests apart, for `serve`.
+            Inbound::SyncRequest { from, .. } => {
+                debug!(%from, "sync request on the driver's queue: dropped");
+            }
             Inbound::PeerConnected(peer) => match &mut self.validator {
                 Some(validator) => validator.on_peer_connected(&peer),
                 // A full node's clients' transactions sent while it had no

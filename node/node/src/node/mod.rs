@@ -52,6 +52,7 @@ mod join_progress;
 mod open;
 mod propose;
 mod protocol;
+mod serve;
 mod shared;
 mod snapshot_sync;
 mod snapshots;

@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 use super::join_progress::{JoinPhase, JoinProgress};
 use super::{NodeError, NodeOptions};
 use crate::metrics::{NodeMetrics, PeerGarbage};
-use crate::net::{Inbound, Network};
+use crate::net::{Inbound, InboundQueues, Network};
 use crate::snapshot::format::{Anchor, Manifest, chunk_limits};
 use crate::snapshot::{check_anchor, check_chunk, decode_index};
 use crate::sync::{SnapshotQuery, decode_snapshot_list, serve_snapshot};
@@ -69,10 +69,10 @@ pub enum Joined {
 /// Serves snapshot queries from `snapshots` and drops every other inbound
 /// event, until `stop` fires; gives `inbound` back then.
 async fn answer_only_snapshots(
-    mut inbound: mpsc::Receiver<Inbound>,
+    mut inbound: InboundQueues,
     snapshots: PathBuf,
     mut stop: oneshot::Receiver<()>,
-) -> mpsc::Receiver<Inbound> {
+) -> InboundQueues {
     loop {
         let event = tokio::select! {
             _ = &mut stop => return inbound,
@@ -113,9 +113,9 @@ pub(super) async fn join(
     opts: &NodeOptions,
     state: &mut State,
     net: &Network,
-    inbound: mpsc::Receiver<Inbound>,
+    inbound: InboundQueues,
     report: &Report<'_>,
-) -> (Result<Joined, NodeError>, mpsc::Receiver<Inbound>) {
+) -> (Result<Joined, NodeError>, InboundQueues) {
     let snapshots = super::snapshots::snapshots_dir(&opts.data_dir);
     let (stop, stopped) = oneshot::channel();
     let answering = tokio::spawn(answer_only_snapshots(inbound, snapshots, stopped));
@@ -132,7 +132,13 @@ pub(super) async fn join(
     match answering.await {
         Ok(inbound) => (result, inbound),
         // The task cannot panic (it only forwards); give a closed channel.
-        Err(_) => (result, mpsc::channel(1).1),
+        Err(_) => (
+            result,
+            InboundQueues {
+                events: mpsc::channel(1).1,
+                sync: mpsc::channel(1).1,
+            },
+        ),
     }
 }
 

@@ -21,6 +21,7 @@ use super::exec_thread::ExecThread;
 use super::follower::{Follower, Tip};
 use super::join_progress::JoinProgress;
 use super::open::{check_mark, open_state_guarded, warm_contracts};
+use super::serve::SyncServer;
 use super::validator::{Standby, Validator};
 use super::{
     ARTIFACT_DIR, Node, NodeError, NodeOptions, PIPELINE_BLOCKS_MAX, Role, Shared, gossip,
@@ -29,7 +30,7 @@ use crate::genesis::Genesis;
 use crate::mark::{DataLoss, Mark, MarkWriter};
 use crate::mempool::{Mempool, MempoolConfig};
 use crate::metrics::NodeMetrics;
-use crate::net::{Inbound, NetConfig, Network};
+use crate::net::{Inbound, InboundQueues, NetConfig, Network};
 use crate::precheck::{self, Precheck, VerifiedSignatures};
 use crate::sender_keys::SenderKeys;
 use crate::store::BlockReader;
@@ -122,10 +123,9 @@ impl Node {
             )
         });
         let (fetched_tx, fetched_rx) = mpsc::channel(FETCHED_QUEUE_MAX);
-        let catch_up = CatchUp::new(
+        let catch_up = CatchUp::new(shared.clone(), me, fetched_tx);
+        let sync_server = SyncServer::new(
             shared.clone(),
-            me,
-            fetched_tx,
             net_cfg.sync_response_bytes_max,
             super::snapshots::snapshots_dir(&opts.data_dir),
         );
@@ -159,6 +159,7 @@ impl Node {
                 let (budgets, driver_rx) = spawn_inbound_tasks(
                     &shared,
                     inbound,
+                    sync_server,
                     Some((parts.verified.clone(), &msg_limits, parts.horizon)),
                     &net_cfg,
                 );
@@ -223,7 +224,8 @@ impl Node {
                 (first, driver_rx)
             }
             None => {
-                let (_, driver_rx) = spawn_inbound_tasks(&shared, inbound, None, &net_cfg);
+                let (_, driver_rx) =
+                    spawn_inbound_tasks(&shared, inbound, sync_server, None, &net_cfg);
                 info!(address = %me, height = tip.height, listen = %opts.listen, "starting full node");
                 (None, driver_rx)
             }
@@ -402,7 +404,7 @@ fn may_join_by_snapshot(opts: &NodeOptions, state: &State) -> Result<bool, NodeE
 fn start_network(
     opts: &NodeOptions,
     msg_limits: &MessageLimits,
-) -> Result<(Network, mpsc::Receiver<Inbound>, NetConfig), NodeError> {
+) -> Result<(Network, InboundQueues, NetConfig), NodeError> {
     let mut net_cfg = opts.net.clone();
     net_cfg.consensus_frame_bytes_max = net_cfg
         .consensus_frame_bytes_max
@@ -523,20 +525,24 @@ fn shared(
     }
 }
 
-/// Starts the tasks between the transport and the driver: the router,
-/// gossip admission and, for a validator (`precheck`: where the replica
+/// Starts the tasks between the transport and the driver: the sync
+/// server (on the transport's sync queue), the router, gossip admission
+/// and, for a validator (`precheck`: where the replica
 /// finds verified signatures, its message limits and horizon), the
 /// consensus messages' pre-check. Returns the peers' signature-check
 /// budgets, which the driver charges for equivocations, and the driver's
 /// inbound queue.
 fn spawn_inbound_tasks(
     shared: &Arc<Shared>,
-    inbound: mpsc::Receiver<Inbound>,
+    inbound: InboundQueues,
+    sync_server: SyncServer,
     precheck: Option<(Arc<VerifiedSignatures>, &MessageLimits, precheck::Horizon)>,
     net_cfg: &NetConfig,
 ) -> (Arc<precheck::PeerBudgets>, mpsc::Receiver<Inbound>) {
     let queue_max = net_cfg.inbound_queue_max;
     let (driver, driver_rx) = mpsc::channel(queue_max);
+    tokio::spawn(sync_server.run(inbound.sync, driver.clone()));
+    let inbound = inbound.events;
     let (gossip_queue, gossip_rx) = mpsc::channel(gossip::GOSSIP_QUEUE_MAX);
     tokio::spawn(gossip::admit_gossip(shared.clone(), gossip_rx));
     let budgets = Arc::new(precheck::PeerBudgets::default());

@@ -11,7 +11,7 @@ use quinn::{Connection, Endpoint, IdleTimeout, TransportConfig, VarInt};
 use stele_types::{Address, SecretKey, ValidatorSet, keccak256_parts};
 use tokio::sync::{mpsc, watch};
 
-use super::{Inbound, Inner, NetError, Network, Payload, PeerHandle, PeerInfo};
+use super::{InboundQueues, Inner, NetError, Network, Payload, PeerHandle, PeerInfo};
 use crate::log_limit::LogLimit;
 use crate::net::admission::{Admission, RefusalLog};
 use crate::net::config::NetConfig;
@@ -70,7 +70,7 @@ fn transport(config: &NetConfig) -> Result<Arc<TransportConfig>, NetError> {
 
 impl Network {
     /// Binds `listen`, starts accepting peers and dialling `peers` (see
-    /// [`dials`]), and returns the handle and the stream of inbound events.
+    /// [`dials`]), and returns the handle and the queues of inbound events.
     /// Must run inside a tokio runtime.
     pub fn start(
         config: NetConfig,
@@ -79,7 +79,7 @@ impl Network {
         validators: ValidatorSet,
         listen: SocketAddr,
         peers: Vec<PeerInfo>,
-    ) -> Result<(Network, mpsc::Receiver<Inbound>), NetError> {
+    ) -> Result<(Network, InboundQueues), NetError> {
         let socket = std::net::UdpSocket::bind(listen)
             .map_err(|e| NetError::Setup(format!("cannot bind {listen}: {e}")))?;
         Self::start_on(config, key, chain_id, validators, socket, peers)
@@ -93,7 +93,7 @@ impl Network {
         validators: ValidatorSet,
         socket: std::net::UdpSocket,
         peers: Vec<PeerInfo>,
-    ) -> Result<(Network, mpsc::Receiver<Inbound>), NetError> {
+    ) -> Result<(Network, InboundQueues), NetError> {
         let setup = NetError::Setup;
         let sock = socket2::SockRef::from(&socket);
         // Best effort: a smaller buffer than asked only costs drops.
@@ -122,6 +122,9 @@ impl Network {
         endpoint.set_default_client_config(client);
 
         let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue_max);
+        // Each request waiting here holds one of its peer's
+        // `sync_streams_max` stream slots, so this bound is rarely reached.
+        let (sync_tx, sync_rx) = mpsc::channel(config.inbound_queue_max);
         let (shutdown, _) = watch::channel(false);
         let me = key.address();
         let admission = Admission::new(
@@ -155,6 +158,7 @@ impl Network {
                 sync_budgets: Mutex::new(BTreeMap::new()),
                 oversized_log,
                 inbound: inbound_tx,
+                sync_inbound: sync_tx,
                 metrics: Arc::new(NetMetrics::default()),
                 shutdown,
             }),
@@ -166,7 +170,13 @@ impl Network {
             // validator set.
             tokio::spawn(net.clone().dial_loop(peer));
         }
-        Ok((net, inbound_rx))
+        Ok((
+            net,
+            InboundQueues {
+                events: inbound_rx,
+                sync: sync_rx,
+            },
+        ))
     }
 
     /// Makes `set` the keys treated as validators (the current epoch's set

@@ -130,7 +130,7 @@ impl Network {
                     request,
                     respond: SyncResponder(tx),
                 };
-                if net.inner.inbound.send(event).await.is_err() {
+                if net.inner.sync_inbound.send(event).await.is_err() {
                     return;
                 }
                 let Ok(Ok(response)) = tokio::time::timeout(config.sync_timeout, rx).await else {
