@@ -204,8 +204,6 @@ impl std::fmt::Display for DataLoss {
 struct Slot {
     next: Option<Mark>,
     stop: bool,
-    /// Marks written so far (for tests).
-    written: u64,
 }
 
 /// Writes published marks on a thread of its own, at most once per
@@ -218,15 +216,19 @@ pub struct MarkWriter {
 }
 
 impl MarkWriter {
-    /// Starts the writer for `data_dir`; `failures` counts writes that
-    /// failed (each is also logged).
-    pub fn start(data_dir: &Path, failures: Counter) -> std::io::Result<MarkWriter> {
+    /// Starts the writer for `data_dir`; `writes` counts the writes,
+    /// `failures` those that failed (each is also logged).
+    pub fn start(
+        data_dir: &Path,
+        writes: Counter,
+        failures: Counter,
+    ) -> std::io::Result<MarkWriter> {
         let slot: Arc<(Mutex<Slot>, Condvar)> = Arc::default();
         let dir = data_dir.to_owned();
         let theirs = slot.clone();
         let thread = std::thread::Builder::new()
             .name("stele-mark".into())
-            .spawn(move || write_marks(&dir, &theirs, &failures))?;
+            .spawn(move || write_marks(&dir, &theirs, &writes, &failures))?;
         Ok(MarkWriter {
             slot,
             thread: Some(thread),
@@ -240,19 +242,9 @@ impl MarkWriter {
         lock.lock().unwrap_or_else(PoisonError::into_inner).next = Some(mark);
         wake.notify_one();
     }
-
-    /// How many marks the thread has written.
-    #[cfg(test)]
-    fn written(&self) -> u64 {
-        self.slot
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .written
-    }
 }
 
-fn write_marks(dir: &Path, slot: &(Mutex<Slot>, Condvar), failures: &Counter) {
+fn write_marks(dir: &Path, slot: &(Mutex<Slot>, Condvar), writes: &Counter, failures: &Counter) {
     let (lock, wake) = slot;
     let mut last: Option<Mark> = None;
     let mut last_write: Option<Instant> = None;
@@ -283,7 +275,7 @@ fn write_marks(dir: &Path, slot: &(Mutex<Slot>, Condvar), failures: &Counter) {
         if let Some(mark) = mark.filter(|m| Some(*m) != last) {
             last_write = Some(Instant::now());
             let written = mark.write(dir);
-            lock.lock().unwrap_or_else(PoisonError::into_inner).written += 1;
+            writes.inc();
             match written {
                 Ok(()) => {
                     if failing {
@@ -376,7 +368,9 @@ mod tests {
     #[test]
     fn the_writer_writes_at_most_once_per_interval_and_keeps_up() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let writer = MarkWriter::start(dir.path(), Counter::default()).expect("start");
+        let writes = Counter::default();
+        let writer =
+            MarkWriter::start(dir.path(), writes.clone(), Counter::default()).expect("start");
         let started = Instant::now();
         let mut height = 0;
         while started.elapsed() < 6 * MARK_INTERVAL {
@@ -384,7 +378,7 @@ mod tests {
             height += 1;
             std::thread::sleep(Duration::from_millis(1));
         }
-        let written = writer.written();
+        let written = writes.get();
         let spent = started.elapsed();
         let allowed = (spent.as_millis() / MARK_INTERVAL.as_millis()) as u64 + 1;
         assert!(
@@ -406,7 +400,8 @@ mod tests {
     #[test]
     fn the_writer_leaves_the_last_published_mark_on_disk_when_dropped() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let writer = MarkWriter::start(dir.path(), Counter::default()).expect("start");
+        let writer =
+            MarkWriter::start(dir.path(), Counter::default(), Counter::default()).expect("start");
         for height in 0..100 {
             writer.publish(Mark { height, ..MARK });
         }

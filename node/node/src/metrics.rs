@@ -117,7 +117,8 @@ pub struct NodeMetrics {
     /// Starts on which the database had lost data it synced and the
     /// operator accepted it (`--accept-data-loss`).
     pub data_loss_accepted: Counter,
-    /// High-water mark writes that failed (`mark`).
+    /// High-water mark writes, and those that failed (`mark`).
+    pub mark_writes: Counter,
     pub mark_write_failures: Counter,
     /// Proposed blocks this node refused, by `BlockRejected::reason`.
     blocks_rejected: Family<Labels, Counter>,
@@ -183,6 +184,7 @@ impl NodeMetrics {
             snapshot_sync_chunk_bytes_fetched: Counter::default(),
             snapshot_sync_chunks_refused: Counter::default(),
             data_loss_accepted: Counter::default(),
+            mark_writes: Counter::default(),
             mark_write_failures: Counter::default(),
             blocks_rejected: Family::default(),
             peers_connected: Gauge::default(),
@@ -333,6 +335,11 @@ impl NodeMetrics {
                 "data_loss_accepted",
                 "Starts on which the database had lost data it synced and the operator accepted it (--accept-data-loss)",
                 m.data_loss_accepted.clone(),
+            );
+            r.register(
+                "mark_writes",
+                "Writes of the high-water mark (at most one per 50 ms, each two fsyncs)",
+                m.mark_writes.clone(),
             );
             r.register(
                 "mark_write_failures",

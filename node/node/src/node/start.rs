@@ -153,9 +153,12 @@ impl Node {
         let mut driver = Driver::new(follower);
         let (first, driver_rx) = match consensus {
             Some(parts) => {
-                let mark =
-                    MarkWriter::start(&opts.data_dir, shared.metrics.mark_write_failures.clone())
-                        .map_err(NodeError::MarkWriter)?;
+                let mark = MarkWriter::start(
+                    &opts.data_dir,
+                    shared.metrics.mark_writes.clone(),
+                    shared.metrics.mark_write_failures.clone(),
+                )
+                .map_err(NodeError::MarkWriter)?;
                 let (budgets, driver_rx) = spawn_inbound_tasks(
                     &shared,
                     inbound,
