@@ -3,9 +3,11 @@
 //! Workload: load `STELE_BENCH_KEYS` keys (default 1,000,000) in batches of
 //! 100k, then commit `STELE_BENCH_ROUNDS` (default 10) batches of
 //! `STELE_BENCH_BATCH` (default 10,000) random writes, half updates of
-//! existing keys and half inserts. The same workload runs on Penumbra's `jmt`
-//! crate over RocksDB (a small TreeReader/TreeWriter below, same RocksDB
-//! options, same synced write batches, same Keccak-256 hash) as the peer.
+//! existing keys and half inserts; the timed batches start once RocksDB
+//! has finished the load's flushes and compactions (`settle`). The same
+//! workload runs on Penumbra's `jmt` crate over RocksDB (a small
+//! TreeReader/TreeWriter below, same RocksDB options, same synced write
+//! batches, same Keccak-256 hash) as the peer.
 //!
 //! `cargo bench -p stele-state` (use `STELE_BENCH_KEYS=100000` for a quick run;
 //! `STELE_BENCH_JMT_SLOW=0` leaves out jmt's slower API).
@@ -89,6 +91,8 @@ fn micros(d: Duration, n: u64) -> f64 {
 
 struct Measured {
     load_s: f64,
+    /// Waited after the load for its flushes and compactions.
+    settle_s: f64,
     updates_per_s: f64,
     root_ms_per_batch: f64,
     write_ms_per_batch: f64,
@@ -97,6 +101,44 @@ struct Measured {
     proof_bytes_avg: f64,
     proof_bytes_max: usize,
     disk_bytes_per_key: f64,
+}
+
+/// Waits until RocksDB has no flush or compaction running or pending
+/// (the load's), for up to ten minutes, so the timed batches of both trees
+/// start from a quiet database: a compaction overlapping them costs the
+/// two-threaded tree update more than jmt's and made 10M-key runs differ
+/// by 2x. Not counted in the load time; returns the seconds waited.
+fn settle(db: &DB) -> f64 {
+    let started = Instant::now();
+    let busy = || {
+        let mut n = 0;
+        for p in [
+            "rocksdb.num-running-compactions",
+            "rocksdb.num-running-flushes",
+        ] {
+            n += db.property_int_value(p).ok().flatten().unwrap_or(0);
+        }
+        let names =
+            rocksdb::DB::list_cf(&rocksdb::Options::default(), db.path()).unwrap_or_default();
+        for cf in names {
+            if let Some(h) = db.cf_handle(&cf) {
+                for p in [
+                    "rocksdb.compaction-pending",
+                    "rocksdb.mem-table-flush-pending",
+                ] {
+                    n += db.property_int_value_cf(&h, p).ok().flatten().unwrap_or(0);
+                }
+            }
+        }
+        n
+    };
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut quiet = 0;
+    while quiet < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        quiet = if busy() == 0 { quiet + 1 } else { 0 };
+    }
+    started.elapsed().as_secs_f64()
 }
 
 fn bench_stele(path: &Path, keys: u64, rounds: u64, batch: u64) -> Measured {
@@ -118,6 +160,7 @@ fn bench_stele(path: &Path, keys: u64, rounds: u64, batch: u64) -> Measured {
         state.commit(version, &writes).expect("load commit");
     }
     let load_s = started.elapsed().as_secs_f64();
+    let settle_s = settle(state.db().expect("db"));
 
     let (mut total, mut root_time, mut write_time) =
         (Duration::ZERO, Duration::ZERO, Duration::ZERO);
@@ -162,6 +205,7 @@ fn bench_stele(path: &Path, keys: u64, rounds: u64, batch: u64) -> Measured {
     let total_keys = keys + rounds * batch / 2;
     Measured {
         load_s,
+        settle_s,
         updates_per_s: per_sec(rounds * batch, total),
         root_ms_per_batch: root_time.as_secs_f64() * 1e3 / rounds as f64,
         write_ms_per_batch: write_time.as_secs_f64() * 1e3 / rounds as f64,
@@ -333,6 +377,7 @@ fn bench_jmt(path: &Path, keys: u64, rounds: u64, batch: u64, api: JmtApi) -> Me
         version += 1;
     }
     let load_s = started.elapsed().as_secs_f64();
+    let settle_s = settle(&db.db);
 
     let (mut total, mut root_time, mut write_time) =
         (Duration::ZERO, Duration::ZERO, Duration::ZERO);
@@ -383,6 +428,7 @@ fn bench_jmt(path: &Path, keys: u64, rounds: u64, batch: u64, api: JmtApi) -> Me
     let total_keys = keys + rounds * batch / 2;
     Measured {
         load_s,
+        settle_s,
         updates_per_s: per_sec(rounds * batch, total),
         root_ms_per_batch: root_time.as_secs_f64() * 1e3 / rounds as f64,
         write_ms_per_batch: write_time.as_secs_f64() * 1e3 / rounds as f64,
@@ -397,6 +443,7 @@ fn bench_jmt(path: &Path, keys: u64, rounds: u64, batch: u64, api: JmtApi) -> Me
 fn json(m: &Measured) -> serde_json::Value {
     serde_json::json!({
         "load_s": m.load_s,
+        "settle_s": m.settle_s,
         "updates_per_s": m.updates_per_s,
         "root_ms_per_batch": m.root_ms_per_batch,
         "write_ms_per_batch": m.write_ms_per_batch,
