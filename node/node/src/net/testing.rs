@@ -85,8 +85,20 @@ pub async fn sync_request(
     request: &[u8],
     response_bytes_max: usize,
 ) -> Result<Vec<u8>, String> {
+    sync_request_at(conn, request, response_bytes_max, Channel::Sync.priority()).await
+}
+
+/// [`sync_request`] with the request's stream at `priority` among this
+/// side's streams (an attacker that floods other channels on the same
+/// connection sends its sync requests first).
+pub async fn sync_request_at(
+    conn: &Connection,
+    request: &[u8],
+    response_bytes_max: usize,
+    priority: i32,
+) -> Result<Vec<u8>, String> {
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    send.set_priority(Channel::Sync.priority()).ok();
+    send.set_priority(priority).ok();
     send.write_all(&[Channel::Sync as u8])
         .await
         .map_err(|e| e.to_string())?;
