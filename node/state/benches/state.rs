@@ -109,6 +109,8 @@ struct Measured {
 /// counted in the load time; returns the seconds waited.
 fn settle(db: &DB) -> f64 {
     let started = Instant::now();
+    // Read once: the column families do not change while the bench waits.
+    let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), db.path()).unwrap_or_default();
     let busy = || {
         let mut n = 0;
         for p in [
@@ -117,10 +119,8 @@ fn settle(db: &DB) -> f64 {
         ] {
             n += db.property_int_value(p).ok().flatten().unwrap_or(0);
         }
-        let names =
-            rocksdb::DB::list_cf(&rocksdb::Options::default(), db.path()).unwrap_or_default();
-        for cf in names {
-            if let Some(h) = db.cf_handle(&cf) {
+        for cf in &names {
+            if let Some(h) = db.cf_handle(cf) {
                 for p in [
                     "rocksdb.compaction-pending",
                     "rocksdb.mem-table-flush-pending",
