@@ -32,6 +32,12 @@
 //! walked past since gas schedule V4) and deleted by an earlier, committed
 //! block (RocksDB tombstones, not priced).
 //!
+//! `STELE_BENCH_SDK_TOKEN=path/to/token.wasm` adds an `sdk_token` workload:
+//! `transfer` calls of the SDK-built example token (`contracts/token`, as
+//! `stele build` or `stele-bench --workload token` builds it; Borsh
+//! arguments, a `Map` of balances, an event with two topics), the contract
+//! the end-to-end token load calls.
+//!
 //! A last line splits the contract call's execution: the same calls on the
 //! VM alone over an in-memory world (`vm_only_us_per_tx`: Wasm, host calls
 //! and instantiation) against the executor over the Merkle state
@@ -114,6 +120,8 @@ struct Split {
     exec_cold: f64,
     prepare: f64,
     write: f64,
+    /// Gas used by the block's transactions.
+    gas: u64,
 }
 
 impl Chain {
@@ -156,6 +164,7 @@ impl Chain {
         state.commit(0, &genesis.writes()).expect("genesis");
         let vm = Vm::new(VmConfig {
             epoch_ticker: false,
+            warm_slots: env_usize("STELE_BENCH_WARM_SLOTS", 1) != 0,
             ..VmConfig::default()
         })
         .expect("vm");
@@ -209,6 +218,7 @@ impl Chain {
             .filter(|r| !r.status.is_success())
             .count();
         assert_eq!(failed, 0, "every transaction succeeds");
+        split.gas = out.receipts.iter().map(|r| r.gas_used).sum();
 
         let mut state = self.state.write().expect("state lock");
         // The header needs the root first (a proposer computes it once, the
@@ -268,6 +278,35 @@ fn token_args(to: &Address, amount: u64) -> Vec<u8> {
     args
 }
 
+/// Borsh arguments of the SDK token's `transfer(to: Address, amount: u128)`.
+fn sdk_token_args(to: &Address, amount: u64) -> Vec<u8> {
+    let mut args = to.0.to_vec();
+    args.extend_from_slice(&u128::from(amount).to_le_bytes());
+    args
+}
+
+/// Borsh arguments of the SDK token's `init(name, symbol, decimals,
+/// initial_supply)`.
+fn sdk_token_init() -> Vec<u8> {
+    let mut args = Vec::new();
+    for s in ["Bench", "BNC"] {
+        args.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        args.extend_from_slice(s.as_bytes());
+    }
+    args.push(6);
+    args.extend_from_slice(&10u128.pow(30).to_le_bytes());
+    args
+}
+
+/// A token contract's code and how to call it.
+struct TokenCode {
+    name: &'static str,
+    code: Vec<u8>,
+    init_args: Vec<u8>,
+    args: fn(&Address, u64) -> Vec<u8>,
+    gas: u64,
+}
+
 /// Runs `blocks` blocks built by `make(block, verified)` and prints a line.
 fn measure(
     chain: &Chain,
@@ -294,6 +333,7 @@ fn measure(
         total.prepare += s.prepare;
         total.write += s.write;
         total.exec_cold += c.exec;
+        total.gas += s.gas;
         best_warm = best_warm.min(s.exec + s.prepare + s.write);
         best_cold = best_cold.min(c.exec + c.prepare + c.write);
     }
@@ -304,6 +344,7 @@ fn measure(
         exec_cold: total.exec_cold / n,
         prepare: total.prepare / n,
         write: total.write / n,
+        gas: total.gas / blocks as u64,
     };
     let txs = txs_per_block as f64;
     let warm = avg.exec + avg.prepare + avg.write;
@@ -315,7 +356,8 @@ fn measure(
             r#""commit_prepare_ms":{:.1},"commit_write_ms":{:.1},"#,
             r#""tx_per_s_warm":{:.0},"tx_per_s_cold":{:.0},"#,
             r#""tx_per_s_warm_best":{:.0},"tx_per_s_cold_execute_block_best":{:.0},"#,
-            r#""us_per_tx_sig":{:.1},"us_per_tx_exec":{:.1},"us_per_tx_commit":{:.1}}}"#
+            r#""us_per_tx_sig":{:.1},"us_per_tx_exec":{:.1},"us_per_tx_commit":{:.1},"#,
+            r#""gas_per_tx":{}}}"#
         ),
         name,
         txs_per_block,
@@ -332,15 +374,17 @@ fn measure(
         avg.sig * 1e6 / txs,
         avg.exec * 1e6 / txs,
         (avg.prepare + avg.write) * 1e6 / txs,
+        avg.gas / txs_per_block as u64,
     );
     avg
 }
 
 /// The contract's `transfer` on the VM alone over an in-memory world, per
 /// call in microseconds.
-fn vm_only_us(code: &[u8], holders: &[Address]) -> f64 {
+fn vm_only_us(token: &TokenCode, holders: &[Address]) -> f64 {
     let vm: Vm<MemoryWorld> = Vm::new(VmConfig {
         epoch_ticker: false,
+        warm_slots: env_usize("STELE_BENCH_WARM_SLOTS", 1) != 0,
         ..VmConfig::default()
     })
     .expect("vm");
@@ -359,43 +403,46 @@ fn vm_only_us(code: &[u8], holders: &[Address]) -> f64 {
     let (out, mut world) = vm.execute(
         &ctx(deployer),
         Action::Deploy {
-            code,
-            init_args: &[],
+            code: &token.code,
+            init_args: &token.init_args,
             nonce: 0,
         },
-        10_000_000,
+        300_000_000,
         MemoryWorld::new(),
     );
-    let token = out.expect("deploy").contract_address.expect("deployed");
+    let out = out.expect("deploy");
+    let contract = out
+        .contract_address
+        .unwrap_or_else(|| panic!("deploy failed: {:?}", out.status));
     for h in holders {
-        let args = token_args(h, 1_000_000);
+        let args = (token.args)(h, 1_000_000);
         let (out, w) = vm.execute(
             &ctx(deployer),
             Action::Call {
-                contract: token,
+                contract,
                 method: "transfer",
                 args: &args,
             },
-            1_000_000,
+            token.gas,
             world,
         );
         assert!(out.expect("call").status.is_success());
         world = w;
     }
-    let rounds = 5;
+    let rounds = env_usize("STELE_BENCH_VM_ROUNDS", 5);
     let start = Instant::now();
     for r in 0..rounds {
         for (i, h) in holders.iter().enumerate() {
             let to = holders[(i + 1 + r) % holders.len()];
-            let args = token_args(&to, 1);
+            let args = (token.args)(&to, 1);
             let (out, w) = vm.execute(
                 &ctx(*h),
                 Action::Call {
-                    contract: token,
+                    contract,
                     method: "transfer",
                     args: &args,
                 },
-                1_000_000,
+                token.gas,
                 world,
             );
             assert!(out.expect("call").status.is_success());
@@ -510,19 +557,54 @@ fn run() {
             .collect()
     });
 
-    // Deploy the token from sender 0, then give every sender some tokens.
-    let code = wat::parse_str(TOKEN_WAT).expect("token wat");
+    let wat = TokenCode {
+        name: "contract",
+        code: wat::parse_str(TOKEN_WAT).expect("token wat"),
+        init_args: vec![],
+        args: token_args,
+        // A block of 1 000 stays under the chain's 400 M gas per block.
+        gas: 390_000,
+    };
+    let contract = token_workload(&chain, &wat, &keys, &mut nonces, blocks);
+    split_line(&wat, &contract, &native, &addrs);
+
+    if let Ok(path) = std::env::var("STELE_BENCH_SDK_TOKEN") {
+        let sdk = TokenCode {
+            name: "sdk_token",
+            code: std::fs::read(&path).expect("STELE_BENCH_SDK_TOKEN: a token.wasm"),
+            init_args: sdk_token_init(),
+            args: sdk_token_args,
+            gas: 390_000,
+        };
+        let calls = token_workload(&chain, &sdk, &keys, &mut nonces, blocks);
+        split_line(&sdk, &calls, &native, &addrs);
+    }
+
+    iteration(&chain, &keys[0], &mut nonces[0]);
+}
+
+/// Deploys `token` from sender 0, gives every sender some tokens, then
+/// measures blocks of `transfer` calls (sender i pays sender i+1+round).
+fn token_workload(
+    chain: &Chain,
+    token: &TokenCode,
+    keys: &[SecretKey],
+    nonces: &mut [u64],
+    blocks: usize,
+) -> Split {
+    let n = keys.len();
+    let addrs: Vec<Address> = keys.iter().map(SecretKey::address).collect();
     let deploy = sign(
         &keys[0],
         nonces[0],
-        50_000_000,
+        300_000_000,
         TxPayload::Deploy {
-            code: code.clone(),
-            init_args: vec![],
+            code: token.code.clone(),
+            init_args: token.init_args.clone(),
             value: 0,
         },
     );
-    let token = Address::contract(&addrs[0], nonces[0]);
+    let contract = Address::contract(&addrs[0], nonces[0]);
     nonces[0] += 1;
     chain.apply(vec![deploy], true);
     let mut funding = Vec::with_capacity(n);
@@ -530,11 +612,11 @@ fn run() {
         funding.push(sign(
             &keys[0],
             nonces[0],
-            1_000_000,
+            token.gas,
             TxPayload::Call {
-                contract: token,
+                contract,
                 method: "transfer".into(),
-                args: token_args(a, 1_000_000),
+                args: (token.args)(a, 1_000_000),
                 value: 0,
             },
         ));
@@ -542,18 +624,18 @@ fn run() {
     }
     chain.apply(funding, true);
 
-    let contract = measure(&chain, "contract", n, blocks, |round| {
+    measure(chain, token.name, n, blocks, |round| {
         (0..n)
             .map(|i| {
                 let to = addrs[(i + 1 + round as usize) % n];
                 let tx = sign(
                     &keys[i],
                     nonces[i],
-                    1_000_000,
+                    token.gas,
                     TxPayload::Call {
-                        contract: token,
+                        contract,
                         method: "transfer".into(),
-                        args: token_args(&to, 1),
+                        args: (token.args)(&to, 1),
                         value: 0,
                     },
                 );
@@ -561,18 +643,21 @@ fn run() {
                 tx
             })
             .collect()
-    });
+    })
+}
 
-    iteration(&chain, &keys[0], &mut nonces[0]);
-
-    let vm_us = vm_only_us(&code, &addrs);
-    let exec_us = contract.exec * 1e6 / n as f64;
-    let native_us = native.exec * 1e6 / n as f64;
+/// How a call's execution splits: the VM alone against the executor.
+fn split_line(token: &TokenCode, calls: &Split, native: &Split, addrs: &[Address]) {
+    let n = addrs.len() as f64;
+    let vm_us = vm_only_us(token, addrs);
+    let exec_us = calls.exec * 1e6 / n;
+    let native_us = native.exec * 1e6 / n;
     println!(
         concat!(
-            r#"{{"bench":"exec_contract_split","vm_only_us_per_tx":{:.1},"exec_us_per_tx":{:.1},"#,
+            r#"{{"bench":"exec_{}_split","vm_only_us_per_tx":{:.1},"exec_us_per_tx":{:.1},"#,
             r#""native_exec_us_per_tx":{:.1},"state_and_accounts_us_per_tx":{:.1}}}"#
         ),
+        token.name,
         vm_us,
         exec_us,
         native_us,
