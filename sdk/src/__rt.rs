@@ -76,7 +76,7 @@ pub fn ret_result<T: BorshSerialize, E: BorshSerialize>(r: &Result<T, E>) {
 
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOCATOR: crate::heap::Heap = crate::heap::Heap::new();
 
 /// A panic reverts with its message when it is a plain string literal
 /// (`PanicMessage::as_str` needs no formatting code), else with "panic".

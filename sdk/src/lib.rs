@@ -18,6 +18,10 @@ mod address;
 pub mod call;
 pub mod env;
 pub mod event;
+// A global allocator is an `unsafe` trait; see the module's comments.
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+mod heap;
 pub mod storage;
 mod sys;
 #[cfg(not(target_arch = "wasm32"))]

@@ -29,9 +29,9 @@ pub(crate) fn storage_get(key: &[u8]) -> Option<Vec<u8>> {
 }
 
 // The host imports are `extern "C"` functions, which Rust can only call in
-// `unsafe` blocks; this module is the SDK's only unsafe code. Every pointer
-// passed is to a live Rust buffer of the stated length, and the VM
-// bounds-checks them again.
+// `unsafe` blocks; this module and the global allocator (`heap.rs`) are the
+// SDK's only unsafe code. Every pointer passed is to a live Rust buffer of
+// the stated length, and the VM bounds-checks them again.
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]
 mod wasm {

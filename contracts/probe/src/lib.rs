@@ -62,4 +62,35 @@ impl Probe {
     pub fn now(&self) -> (u64, u64) {
         (env::block_height(), env::block_timestamp_ms())
     }
+
+    /// Allocates a block of each of `sizes` bytes, filled with its index +
+    /// 1 and all kept to the end: the memory's pages before and after, and
+    /// the sum of every byte allocated.
+    #[view]
+    pub fn heap_pages(&self, sizes: Vec<u32>) -> (u32, u32, u64) {
+        let before = memory_pages();
+        let blocks: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| vec![i as u8 + 1; *n as usize])
+            .collect();
+        let sum = blocks
+            .iter()
+            .flat_map(|b| b.iter())
+            .map(|x| u64::from(*x))
+            .sum();
+        (before, memory_pages(), sum)
+    }
+}
+
+/// The frame's memory size in 64 KiB pages (0 off wasm32).
+fn memory_pages() -> u32 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        core::arch::wasm32::memory_size(0) as u32
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
 }

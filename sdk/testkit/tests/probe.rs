@@ -86,3 +86,40 @@ fn debug_logs_show_in_the_outcome_in_order_failed_or_not_and_in_views() {
     assert_eq!(view.decode::<u64>(), 9);
     assert_eq!(view.logs(), ["viewing n=9"]);
 }
+
+#[test]
+fn the_heap_fills_the_initial_memory_before_it_grows_memory() {
+    let mut chain = TestChain::new();
+    let alice = chain.account();
+    let code = probe();
+    let initial = stele_vm::validate(&code.wasm, &stele_vm::VmLimits::LATEST)
+        .unwrap()
+        .initial_pages as u32;
+    let p = chain.deploy(&alice, &code, ()).address();
+    let heap = |sizes: Vec<u32>| {
+        let want: u64 = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i as u64 + 1) * u64::from(*n))
+            .sum();
+        let (before, after, sum) = chain
+            .view(&p, "heap_pages", (sizes,))
+            .decode::<(u32, u32, u64)>();
+        assert_eq!(sum, want, "every block holds what was written");
+        (before, after)
+    };
+    // A call's usual allocations (the arguments' among them) fit the free
+    // end of the initial memory.
+    let (before, after) = heap(vec![16, 100, 2_000, 10_000]);
+    assert_eq!(
+        (before, after),
+        (initial, initial),
+        "small allocations grew memory"
+    );
+    // More than that grows memory, in one piece or many.
+    let (before, after) = heap(vec![200_000]);
+    assert!(after > before, "{before} -> {after}");
+    let (before, after) = heap(vec![30_000; 12]);
+    assert!(after > before, "{before} -> {after}");
+    assert!(after <= before + 7, "{before} -> {after}: 360 KB took more");
+}
