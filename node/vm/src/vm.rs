@@ -75,11 +75,19 @@ pub struct VmConfig {
     /// the block engine, bounded by their gas cap only.
     pub epoch_ticker: bool,
     /// Whether to fault in the first [`RESIDENT_PAGES`] of every pool slot
-    /// when an engine is built, so no instance ever takes a page fault
-    /// there (the slot keeps them, zeroing instead of releasing them; see
-    /// [`warm_slots`]). Gas schedules from V5 price those pages as
-    /// resident; without this a first use of each slot takes ~40 us a page.
-    /// Costs `pool_instances_max` MiB of memory per engine, for good.
+    /// when an engine is built (see [`warm_slots`]). Off by default.
+    ///
+    /// Either way a slot keeps a page resident once something has touched
+    /// it (`linear_memory_keep_resident` covers all [`RESIDENT_PAGES`]), so
+    /// page faults there are a one-time cost per slot, at most what this
+    /// warm-up costs (the adversarial benchmark's `pool_warm_once`).
+    /// Warming pays it up front, but then every slot's pages are present,
+    /// and a freed slot is reset by zeroing every present page of the
+    /// instance's memory: the kernel's page map cannot tell which of them
+    /// were written without userfaultfd write protection, which wasmtime
+    /// does not use. An SDK contract (5 pages) then zeroed 320 KiB per call
+    /// instead of the few pages it touched, and its calls took 1.6x as
+    /// long. Costs `pool_instances_max` MiB of memory per engine, for good.
     /// Node-local: results and gas do not depend on it.
     pub warm_slots: bool,
 }
@@ -94,7 +102,7 @@ impl Default for VmConfig {
             artifact_dir: None,
             pool_instances_max: 256,
             epoch_ticker: true,
-            warm_slots: true,
+            warm_slots: false,
         }
     }
 }

@@ -59,11 +59,11 @@ fn corrupt_or_foreign_artifacts_are_recompiled_not_trusted() {
     });
 }
 
-/// Tests build their VMs without warmed pool slots (`common::config`);
-/// nodes keep them.
+/// Warmed pool slots make every reset zero the instance's whole memory
+/// (`VmConfig::warm_slots`): nodes leave them cold.
 #[test]
-fn production_vms_warm_their_pool_slots() {
-    assert!(VmConfig::default().warm_slots);
+fn production_vms_leave_their_pool_slots_cold() {
+    assert!(!VmConfig::default().warm_slots);
     assert!(!config().warm_slots);
 }
 
