@@ -86,6 +86,9 @@ pub struct BenchConfig {
     pub reads_via_balancer: bool,
     /// Whether the readers make views only, instead of a dApp's mix.
     pub views_only: bool,
+    /// Gas limit of each token transfer instead of the estimate's
+    /// (`Amm::transfer_gas`).
+    pub token_gas_limit: Option<u64>,
 }
 
 /// Percentiles of the submission-to-commit latency, in milliseconds.
@@ -115,6 +118,8 @@ pub struct BenchReport {
     pub workload: &'static str,
     pub validators: usize,
     pub senders: usize,
+    /// The gas limit of each token transfer (`--workload token`).
+    pub token_transfer_gas: Option<u64>,
     pub txs_sent: usize,
     pub txs_committed: usize,
     pub rejections: usize,
@@ -336,12 +341,15 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
     let token = config.workload == Workload::Token;
     let amm = if token {
         let owner = funders.first().context("no funded account")?.clone();
-        Some(Arc::new(
-            setup_amm(&endpoints, chain_id, owner, &senders).await?,
-        ))
+        let mut amm = setup_amm(&endpoints, chain_id, owner, &senders).await?;
+        if let Some(gas) = config.token_gas_limit {
+            amm.transfer_gas = gas;
+        }
+        Some(Arc::new(amm))
     } else {
         None
     };
+    let token_transfer_gas = amm.as_ref().map(|a| a.transfer_gas);
     let specs: Vec<SenderSpec> = senders
         .iter()
         .map(|s| SenderSpec {
@@ -459,6 +467,7 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport> {
         workload: config.workload.name(),
         validators,
         senders: config.senders,
+        token_transfer_gas,
         txs_sent: report.accepted,
         txs_committed: committed,
         rejections: report.rejections,

@@ -21,7 +21,7 @@ use crate::load::{Rng, pick_node, send_to};
 pub const SWAP_GAS: u64 = 5_000_000;
 /// Gas limit of a deploy.
 const DEPLOY_GAS: u64 = 300_000_000;
-/// Gas limit of a token call.
+/// Gas limit of a token call during the set-up.
 const CALL_GAS: u64 = 2_000_000;
 
 /// Deployable code and its ABI.
@@ -61,6 +61,11 @@ pub struct Amm {
     pub token_a: Address,
     pub token_b: Address,
     pub pool: Address,
+    /// Gas limit of a token transfer: half as much again as `estimate_gas`
+    /// gave for one to an account that held none, as a wallet would set it.
+    /// (A fixed 2 M would leave room for only 200 transfers in a block of
+    /// 400 M gas, which counts limits, not use.)
+    pub transfer_gas: u64,
     pool_abi: Arc<Abi>,
     token_abi: Arc<Abi>,
 }
@@ -90,7 +95,7 @@ impl Amm {
     ) -> Result<Transaction> {
         stele_client::abi::call_tx(
             &self.token_abi,
-            &builder.clone().gas_limit(CALL_GAS),
+            &builder.clone().gas_limit(self.transfer_gas),
             self.token_a,
             "transfer",
             &json!([to, amount.to_string()]),
@@ -391,11 +396,34 @@ pub async fn setup_amm(
         }
     }
     batch.run(trader_txs).await?;
-    Ok(Amm {
+    let mut amm = Amm {
         token_a,
         token_b,
         pool,
+        transfer_gas: CALL_GAS,
         pool_abi: amm.abi,
         token_abi: token.abi,
-    })
+    };
+    let trader = traders.first().context("no traders")?;
+    let probe = amm.token_transfer_tx(
+        &TxBuilder::new(chain_id).nonce(batch.nonce(trader.address()).await?),
+        Address([0xee; 20]),
+        1,
+    )?;
+    let client = endpoints.client(0).context("no node")?;
+    let estimate = client
+        .estimate_gas(stele_client::api::SimulateRequest {
+            raw: None,
+            transaction: Some(probe),
+            sender: Some(trader.address()),
+        })
+        .await
+        .map_err(|e| anyhow!("estimate_gas of a token transfer: {e}"))?;
+    anyhow::ensure!(
+        estimate.status == ExecStatus::Success,
+        "a token transfer's dry run: {:?}",
+        estimate.status
+    );
+    amm.transfer_gas = estimate.gas + estimate.gas / 2;
+    Ok(amm)
 }

@@ -75,6 +75,10 @@ struct Args {
     /// `--workload token`), not a dApp's mix.
     #[arg(long)]
     views_only: bool,
+    /// Gas limit of each token transfer (`--workload token`); by default
+    /// half as much again as `estimate_gas` gives for one.
+    #[arg(long)]
+    token_gas_limit: Option<u64>,
     /// CPUs the local validators may run on (a `taskset -c` list).
     #[arg(long)]
     validator_cpus: Option<String>,
@@ -140,6 +144,7 @@ fn main() -> ExitCode {
         read_flood: args.read_flood,
         reads_via_balancer: args.reads_via_balancer,
         views_only: args.views_only,
+        token_gas_limit: args.token_gas_limit,
     };
     match stele_cluster::run_and_print(run(&config)) {
         Some(_) => ExitCode::SUCCESS,
