@@ -36,7 +36,9 @@
 //! `transfer` calls of the SDK-built example token (`contracts/token`, as
 //! `stele build` or `stele-bench --workload token` builds it; Borsh
 //! arguments, a `Map` of balances, an event with two topics), the contract
-//! the end-to-end token load calls.
+//! the end-to-end token load calls. `STELE_BENCH_WARM_SLOTS=1` builds the
+//! VMs with warmed pool slots (`VmConfig::warm_slots`), `0` without;
+//! `STELE_BENCH_VM_ROUNDS` (default 5) sets the rounds of the VM-only runs.
 //!
 //! A last line splits the contract call's execution: the same calls on the
 //! VM alone over an in-memory world (`vm_only_us_per_tx`: Wasm, host calls
@@ -98,6 +100,11 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// `STELE_BENCH_WARM_SLOTS=1` (or `0`) overrides `VmConfig::warm_slots`.
+fn warm_slots() -> bool {
+    std::env::var("STELE_BENCH_WARM_SLOTS").map_or(VmConfig::default().warm_slots, |v| v != "0")
 }
 
 fn key(n: u32) -> SecretKey {
@@ -164,7 +171,7 @@ impl Chain {
         state.commit(0, &genesis.writes()).expect("genesis");
         let vm = Vm::new(VmConfig {
             epoch_ticker: false,
-            warm_slots: env_usize("STELE_BENCH_WARM_SLOTS", 1) != 0,
+            warm_slots: warm_slots(),
             ..VmConfig::default()
         })
         .expect("vm");
@@ -384,7 +391,7 @@ fn measure(
 fn vm_only_us(token: &TokenCode, holders: &[Address]) -> f64 {
     let vm: Vm<MemoryWorld> = Vm::new(VmConfig {
         epoch_ticker: false,
-        warm_slots: env_usize("STELE_BENCH_WARM_SLOTS", 1) != 0,
+        warm_slots: warm_slots(),
         ..VmConfig::default()
     })
     .expect("vm");
