@@ -223,6 +223,7 @@ fn the_benchmark_reports_every_commit_and_each_validators_stages() {
         read_flood: 2,
         reads_via_balancer: true,
         views_only: false,
+        token_gas_limit: None,
     };
     let report = runtime.block_on(bench::run(&config)).unwrap();
     assert_eq!(report.txs_sent, 80, "{report:?}");
