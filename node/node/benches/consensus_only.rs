@@ -177,7 +177,7 @@ async fn run_validator(v: Validator_, p: Params, shared: Arc<Shared>, ready: Arc
             break;
         }
         tokio::select! {
-            m = inbound.recv() => if m.is_none() { return },
+            m = inbound.events.recv() => if m.is_none() { return },
             () = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
     }
@@ -314,7 +314,7 @@ async fn run_validator(v: Validator_, p: Params, shared: Arc<Shared>, ready: Arc
         });
         let next = [wake, propose_at].into_iter().flatten().min();
         tokio::select! {
-            m = inbound.recv() => {
+            m = inbound.events.recv() => {
                 let mut next = m;
                 let mut taken = 0;
                 // Take whatever else has arrived too, for one group commit.

@@ -79,14 +79,13 @@ async fn until(what: &str, mut check: impl FnMut() -> bool) {
 /// Next message on `channel`, skipping connection events.
 async fn next_message(rx: &mut InboundQueues) -> (stele_types::Address, Channel, Vec<u8>) {
     loop {
-        match timeout(WAIT, rx.recv()).await.unwrap().unwrap() {
+        match timeout(WAIT, rx.events.recv()).await.unwrap().unwrap() {
             Inbound::Message {
                 from,
                 channel,
                 payload,
                 ..
             } => return (from, channel, payload),
-            Inbound::SyncRequest { .. } => panic!("unexpected sync request"),
             Inbound::EpochAhead { .. } => panic!("the transport reports no epochs"),
             Inbound::PeerConnected(_) | Inbound::PeerDisconnected(_) => {}
         }
@@ -127,22 +126,19 @@ async fn four_validators_exchange_consensus_gossip_and_sync() {
         assert_eq!(seen, expected);
     }
 
-    // Block sync: node 0 asks node 1, which answers from its event loop.
+    // Block sync: node 0 asks node 1, which answers from its sync queue.
     let (first, rest) = nodes.split_at_mut(1);
     let server = &mut rest[0];
     let responder = tokio::spawn({
         let mut rx = std::mem::replace(&mut server.rx.sync, tokio::sync::mpsc::channel(1).1);
         async move {
-            loop {
-                if let Some(Inbound::SyncRequest {
-                    request, respond, ..
-                }) = rx.recv().await
-                {
-                    let mut response = request.clone();
-                    response.reverse();
-                    respond.respond(response);
-                    return;
-                }
+            if let Some(InboundSync {
+                request, respond, ..
+            }) = rx.recv().await
+            {
+                let mut response = request.clone();
+                response.reverse();
+                respond.respond(response);
             }
         }
     });
@@ -188,7 +184,7 @@ async fn sync_requests_are_delivered_while_the_event_queue_is_full() {
     .await;
     let mut sync = std::mem::replace(&mut nodes[1].rx.sync, tokio::sync::mpsc::channel(1).1);
     let responder = tokio::spawn(async move {
-        if let Some(Inbound::SyncRequest { respond, .. }) = sync.recv().await {
+        if let Some(InboundSync { respond, .. }) = sync.recv().await {
             respond.respond(b"answered".to_vec());
         }
     });
@@ -291,7 +287,7 @@ async fn oversized_frame_stops_the_stream_and_is_counted() {
             .net
             .send(&to, Channel::Consensus, Arc::from(vec![1u8; 10]));
         if let Ok(Some(Inbound::Message { payload, .. })) =
-            timeout(Duration::from_millis(100), nodes[1].rx.recv()).await
+            timeout(Duration::from_millis(100), nodes[1].rx.events.recv()).await
         {
             break payload;
         }
@@ -595,7 +591,7 @@ async fn consensus_stream(conn: &quinn::Connection, count: usize, payload: &[u8]
 /// Messages delivered to `rx` until it has been quiet for a while.
 async fn drain_messages(rx: &mut InboundQueues) -> usize {
     let mut n = 0;
-    while let Ok(Some(ev)) = timeout(Duration::from_millis(500), rx.recv()).await {
+    while let Ok(Some(ev)) = timeout(Duration::from_millis(500), rx.events.recv()).await {
         if matches!(ev, Inbound::Message { .. }) {
             n += 1;
         }
@@ -708,7 +704,7 @@ async fn a_restarted_listener_is_redialled_well_before_the_idle_timeout() {
             Channel::Consensus,
             Arc::from(vec![3u8; 3]),
         );
-        match timeout(Duration::from_millis(50), new.rx.recv()).await {
+        match timeout(Duration::from_millis(50), new.rx.events.recv()).await {
             Ok(Some(Inbound::Message { from, payload, .. })) => break (from, payload),
             Ok(Some(_)) | Err(_) => {}
             Ok(None) => panic!("the transport stopped"),
@@ -797,7 +793,7 @@ async fn a_restarted_dialer_supersedes_its_stale_connection_at_once() {
 /// Consensus messages delivered to `rx` and kept (with their charges)
 /// until it has been quiet for a while.
 async fn hold_messages(rx: &mut InboundQueues, held: &mut Vec<Inbound>) {
-    while let Ok(Some(ev)) = timeout(Duration::from_millis(500), rx.recv()).await {
+    while let Ok(Some(ev)) = timeout(Duration::from_millis(500), rx.events.recv()).await {
         if matches!(ev, Inbound::Message { .. }) {
             held.push(ev);
         }
@@ -868,11 +864,9 @@ async fn a_peers_sync_requests_are_served_no_faster_than_its_budget() {
     let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let answered = served.clone();
     tokio::spawn(async move {
-        while let Some(ev) = rx.recv().await {
-            if let Inbound::SyncRequest { respond, .. } = ev {
-                answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                respond.respond(vec![0; 10]);
-            }
+        while let Some(req) = rx.sync.recv().await {
+            answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            req.respond.respond(vec![0; 10]);
         }
     });
     let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -943,7 +937,7 @@ async fn message_within(rx: &mut InboundQueues, within: Duration) -> Option<(Cha
     let deadline = Instant::now() + within;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match timeout(left, rx.recv()).await {
+        match timeout(left, rx.events.recv()).await {
             Ok(Some(Inbound::Message {
                 channel, payload, ..
             })) => return Some((channel, payload)),

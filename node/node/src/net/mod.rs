@@ -23,5 +23,5 @@ pub use frame::Channel;
 pub use handshake::{HandshakeError, PeerKind};
 pub use metrics::{DropReason, NetMetrics};
 pub use service::{
-    Inbound, InboundCharge, InboundQueues, NetError, Network, PeerInfo, SyncResponder,
+    Inbound, InboundCharge, InboundQueues, InboundSync, NetError, Network, PeerInfo, SyncResponder,
 };

@@ -53,20 +53,17 @@ pub struct PeerInfo {
 pub struct InboundQueues {
     /// Messages and peers' comings and goings, in arrival order.
     pub events: mpsc::Receiver<Inbound>,
-    /// Block-sync requests only ([`Inbound::SyncRequest`]).
-    pub sync: mpsc::Receiver<Inbound>,
+    /// Peers' block-sync requests.
+    pub sync: mpsc::Receiver<InboundSync>,
 }
 
-impl InboundQueues {
-    /// The next event of either queue, sync requests first; `None` once
-    /// both are closed.
-    pub async fn recv(&mut self) -> Option<Inbound> {
-        tokio::select! {
-            biased;
-            Some(ev) = self.sync.recv() => Some(ev),
-            ev = self.events.recv() => ev,
-        }
-    }
+/// A peer's block-sync request (a block range or a snapshot query, still
+/// encoded); answer through `respond`.
+#[derive(Debug)]
+pub struct InboundSync {
+    pub from: Address,
+    pub request: Vec<u8>,
+    pub respond: SyncResponder,
 }
 
 /// What the transport delivers to the node.
@@ -81,12 +78,6 @@ pub enum Inbound {
         /// The payload's room in the sender's queued-bytes budget; keep it
         /// with the payload until the node has taken the message in.
         charge: InboundCharge,
-    },
-    /// A block-sync request; answer through `respond`.
-    SyncRequest {
-        from: Address,
-        request: Vec<u8>,
-        respond: SyncResponder,
     },
     /// A validator connected or went away (followers' comings and goings
     /// are not reported).
@@ -206,7 +197,7 @@ struct Inner {
     oversized_log: Mutex<LogLimit<(Address, Channel)>>,
     inbound: mpsc::Sender<Inbound>,
     /// Block-sync requests, apart from `inbound` (see [`InboundQueues`]).
-    sync_inbound: mpsc::Sender<Inbound>,
+    sync_inbound: mpsc::Sender<InboundSync>,
     metrics: Arc<NetMetrics>,
     shutdown: watch::Sender<bool>,
 }

@@ -373,10 +373,6 @@ impl Driver {
             Inbound::Message { channel, from, .. } => {
                 debug!(%from, channel = channel.name(), "unexpected message channel");
             }
-            // The transport queues sync requests apart, for `serve`.
-            Inbound::SyncRequest { from, .. } => {
-                debug!(%from, "sync request on the driver's queue: dropped");
-            }
             Inbound::PeerConnected(peer) => match &mut self.validator {
                 Some(validator) => validator.on_peer_connected(&peer),
                 // A full node's clients' transactions sent while it had no

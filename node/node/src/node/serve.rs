@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 
 use super::{NodeError, Shared};
 use crate::metrics::PeerGarbage;
-use crate::net::{Inbound, SyncResponder};
+use crate::net::{Inbound, InboundSync, SyncResponder};
 use crate::store::BlockReader;
 use crate::sync::{SyncRequest, serve};
 
@@ -96,25 +96,18 @@ impl SyncServer {
     /// node's state open, so it must not outlive the node.
     pub(super) async fn run(
         self,
-        mut requests: mpsc::Receiver<Inbound>,
+        mut requests: mpsc::Receiver<InboundSync>,
         driver: mpsc::Sender<Inbound>,
     ) {
         loop {
-            let ev = tokio::select! {
-                ev = requests.recv() => match ev {
-                    Some(ev) => ev,
+            let req = tokio::select! {
+                req = requests.recv() => match req {
+                    Some(req) => req,
                     None => return,
                 },
                 () = driver.closed() => return,
             };
-            if let Inbound::SyncRequest {
-                from,
-                request,
-                respond,
-            } = ev
-            {
-                self.serve(from, &request, respond);
-            }
+            self.serve(req.from, &req.request, req.respond);
         }
     }
 

@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 use super::join_progress::{JoinPhase, JoinProgress};
 use super::{NodeError, NodeOptions};
 use crate::metrics::{NodeMetrics, PeerGarbage};
-use crate::net::{Inbound, InboundQueues, Network};
+use crate::net::{InboundQueues, InboundSync, Network};
 use crate::snapshot::format::{Anchor, Manifest, chunk_limits};
 use crate::snapshot::{check_anchor, check_chunk, decode_index};
 use crate::sync::{SnapshotQuery, decode_snapshot_list, serve_snapshot};
@@ -74,18 +74,20 @@ async fn answer_only_snapshots(
     mut stop: oneshot::Receiver<()>,
 ) -> InboundQueues {
     loop {
-        let event = tokio::select! {
+        let InboundSync {
+            request, respond, ..
+        } = tokio::select! {
             _ = &mut stop => return inbound,
-            event = inbound.recv() => match event {
-                Some(event) => event,
+            req = inbound.sync.recv() => match req {
+                Some(req) => req,
+                None => return inbound,
+            },
+            event = inbound.events.recv() => match event {
+                Some(_) => continue,
                 None => return inbound,
             },
         };
-        if let Inbound::SyncRequest {
-            request, respond, ..
-        } = event
-            && let Some(query) = SnapshotQuery::decode(&request)
-        {
+        if let Some(query) = SnapshotQuery::decode(&request) {
             // One at a time: a node still at the genesis state rarely
             // keeps snapshots, and its peers' queries must not pile up.
             let dir = snapshots.clone();

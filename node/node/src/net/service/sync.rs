@@ -8,7 +8,7 @@ use quinn::{Connection, VarInt};
 use stele_types::Address;
 use tokio::sync::{Semaphore, oneshot};
 
-use super::{Inbound, NetError, Network, SyncResponder, lock};
+use super::{InboundSync, NetError, Network, SyncResponder, lock};
 use crate::net::frame::{Channel, ReadError, code, read_frame, write_frame};
 use crate::net::metrics::DropReason;
 use crate::net::rate::SyncBudget;
@@ -125,7 +125,7 @@ impl Network {
                     return;
                 }
                 let (tx, rx) = oneshot::channel();
-                let event = Inbound::SyncRequest {
+                let event = InboundSync {
                     from: peer,
                     request,
                     respond: SyncResponder(tx),
