@@ -411,14 +411,22 @@ pub async fn setup_amm(
         1,
     )?;
     let client = endpoints.client(0).context("no node")?;
-    let estimate = client
-        .estimate_gas(stele_client::api::SimulateRequest {
+    let estimate = tokio::time::timeout(
+        batch.timeout,
+        client.estimate_gas(stele_client::api::SimulateRequest {
             raw: None,
             transaction: Some(probe),
             sender: Some(trader.address()),
-        })
-        .await
-        .map_err(|e| anyhow!("estimate_gas of a token transfer: {e}"))?;
+        }),
+    )
+    .await
+    .map_err(|_| {
+        anyhow!(
+            "estimate_gas of a token transfer: no answer in {:?}",
+            batch.timeout
+        )
+    })?
+    .map_err(|e| anyhow!("estimate_gas of a token transfer: {e}"))?;
     anyhow::ensure!(
         estimate.status == ExecStatus::Success,
         "a token transfer's dry run: {:?}",
